@@ -1,0 +1,1 @@
+//! Calibration-based algorithms: GPTQ, AWQ and SmoothQuant, as pure functions over slices.
