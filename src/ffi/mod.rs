@@ -8,11 +8,15 @@
 // The exports take raw pointers from C, whose callers cannot see a Rust `unsafe`: the pointer contract is
 // documented in the header, and each export checks what can be checked (NULL, lengths) before use.
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
+// C type names (quant_calib, quant_method, ...) are the ABI names, spelled as C programs see them.
+#![allow(non_camel_case_types)]
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::error::{clear_last_error, quant_status, set_last_error, QuantError, Result, QUANT_OK};
 
+pub mod calib;
+pub mod options;
 pub mod status;
 
 /// Runs the body of a status-returning export: `Ok` clears the thread's error detail and gives
