@@ -34,10 +34,48 @@
 
 
 /**
+ * A per-layer quantization configuration: a default method plus overrides by layer name. Opaque;
+ * create it with `quant_config_new`, release it with `quant_config_free`. It may be read
+ * (`quant_config_method_for_layer`, `quant_config_validate`) from several threads at once, but must not
+ * be written (`quant_config_set_layer`) or freed while another thread uses it.
+ */
+typedef struct quant_config quant_config;
+
+/**
+ * A storage width of model weights, passed as a plain 32-bit integer: one of the `QUANT_LEVEL_*`
+ * codes. Every function taking a level accepts any value and reports an unknown one.
+ */
+typedef int32_t quant_level;
+
+/**
  * Status code returned by every fallible function: `QUANT_OK` (0) or one of the `QUANT_ERR_*` codes.
  * It is a plain 32-bit integer in the ABI; `quant_status_string` describes any value, known or not.
  */
 typedef int32_t quant_status;
+
+/**
+ * The kind of a quantization method, passed as a plain 32-bit integer: one of the `QUANT_*` method
+ * codes below. Every function taking a method reports an unknown kind as `QUANT_ERR_INVALID_ARGUMENT`.
+ */
+typedef int32_t quant_method_kind;
+
+/**
+ * A quantization method, passed by value or by pointer; plain data owned by the caller.
+ *
+ * - `kind`: one of `QUANT_INT8_SYMMETRIC` .. `QUANT_GPTQ`.
+ * - `bits`: bit width of AWQ and GPTQ (see the kinds; for AWQ, 0 means the published 4). Ignored by
+ *   the fixed-width kinds; functions that return a method write their nominal width there (8, 4, 8;
+ *   8 for SmoothQuant).
+ * - `group_size`: 0 = one scale per row (per output channel); k > 0 = one scale per k consecutive
+ *   columns of a row. AWQ and GPTQ require k > 0.
+ * - `alpha`: SmoothQuant's migration strength, in [0, 1]; ignored by the other kinds (returned as 0).
+ */
+typedef struct {
+  quant_method_kind kind;
+  uint32_t bits;
+  uint32_t group_size;
+  double alpha;
+} quant_method;
 
 /**
  * Success.
@@ -89,9 +127,221 @@ typedef int32_t quant_status;
  */
 #define QUANT_ERR_INTERNAL 9
 
+/**
+ * Full precision, IEEE-754 binary32: 32 bits per parameter.
+ */
+#define QUANT_LEVEL_FP32 0
+
+/**
+ * Half precision, IEEE-754 binary16: 16 bits per parameter.
+ */
+#define QUANT_LEVEL_FP16 1
+
+/**
+ * Brain floating point (bfloat16): 16 bits per parameter.
+ */
+#define QUANT_LEVEL_BF16 2
+
+/**
+ * 8-bit integers: 8 bits per parameter.
+ */
+#define QUANT_LEVEL_INT8 3
+
+/**
+ * 4-bit integers (GPTQ / AWQ style): 4 bits per parameter.
+ */
+#define QUANT_LEVEL_INT4 4
+
+/**
+ * Round-to-nearest INT8, symmetric: scale = absmax / 127, codes in [-127, 127]. `bits` and `alpha`
+ * are ignored. Name "INT8-Symmetric".
+ */
+#define QUANT_INT8_SYMMETRIC 0
+
+/**
+ * Round-to-nearest INT4, asymmetric with an integer zero point in [0, 15] (the GPTQ/AWQ convention).
+ * `bits` and `alpha` are ignored. Name "INT4-Asymmetric".
+ */
+#define QUANT_INT4_ASYMMETRIC 1
+
+/**
+ * Scaled FP8 E4M3: scale = absmax / 448, saturating float8_e4m3fn codes. `bits` and `alpha` are
+ * ignored. Name "FP8-E4M3".
+ */
+#define QUANT_FP8_E4M3 2
+
+/**
+ * AWQ (Lin et al. 2023): `bits` in [1, 8] (4 is the published setting, 3 is also supported; 0 means
+ * 4), `group_size` > 0. Name "AWQ(group=128)" at 4 bits, "AWQ(3bit, group=128)" otherwise.
+ */
+#define QUANT_AWQ 3
+
+/**
+ * SmoothQuant (Xiao et al. 2022): migration strength `alpha` in [0, 1], then INT8 symmetric with
+ * `group_size` (0 = per output channel, the published setting). `bits` is ignored (always 8).
+ * Name "SmoothQuant(α=0.50)" (UTF-8).
+ */
+#define QUANT_SMOOTHQUANT 4
+
+/**
+ * GPTQ (Frantar et al. 2022): `bits` in [1, 8] (the algorithm supports 2..8), `group_size` > 0.
+ * Name "GPTQ(4bit, group=128)".
+ */
+#define QUANT_GPTQ 5
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Bits per parameter of `level`: 32, 16, 16, 8, 4 for FP32, FP16, BF16, INT8, INT4.
+ * Returns 0 for an unknown level (and records a detail for `quant_last_error`).
+ * Thread-safe; no allocation.
+ */
+uint32_t quant_level_bits(quant_level level);
+
+/**
+ * Memory reduction factor of `level` relative to FP32: 1, 2, 2, 4, 8 for FP32, FP16, BF16, INT8,
+ * INT4. Returns 0 for an unknown level (and records a detail for `quant_last_error`). Thread-safe.
+ */
+double quant_level_reduction_factor(quant_level level);
+
+/**
+ * Writes to `*out` the level with `bits` bits per parameter: 32 -> `QUANT_LEVEL_FP32`,
+ * 16 -> `QUANT_LEVEL_FP16` (never BF16), 8 -> `QUANT_LEVEL_INT8`, 4 -> `QUANT_LEVEL_INT4`.
+ *
+ * Errors: `out` NULL -> `QUANT_ERR_NULL_POINTER`; any other bit width ->
+ * `QUANT_ERR_INVALID_ARGUMENT`. On error `*out` is not modified. Thread-safe.
+ */
+quant_status quant_level_from_bits(uint32_t bits, quant_level *out);
+
+/**
+ * The name of `level`: "FP32", "FP16", "BF16", "INT8" or "INT4", as a static NUL-terminated string
+ * owned by the library (valid for the whole process; do not free it). Returns NULL for an unknown
+ * level (and records a detail for `quant_last_error`). Thread-safe.
+ */
+const char *quant_level_name(quant_level level);
+
+/**
+ * Checks `*m` against the rules of its kind: a known kind; AWQ and GPTQ: `group_size` > 0 and `bits`
+ * in [1, 8] (AWQ `bits` 0 means 4); SmoothQuant: `alpha` a finite number in [0, 1]. The round-to-nearest
+ * kinds accept any `group_size`.
+ *
+ * Errors: `m` NULL -> `QUANT_ERR_NULL_POINTER`; a broken rule -> `QUANT_ERR_INVALID_ARGUMENT`, with a
+ * detail that names the rule (for example "GPTQ bits must be in [1, 8] (got 9)"). Thread-safe.
+ */
+quant_status quant_method_validate(const quant_method *m);
+
+/**
+ * Nominal bits per weight of `*m`, as the seed: 8 (INT8), 4 (INT4), 8 (FP8), `bits` (AWQ), 8
+ * (SmoothQuant), `bits` (GPTQ). Scales and zero points are not counted (see
+ * `quant_method_effective_bits`). Returns 0 when `m` is NULL or invalid (see `quant_method_validate`),
+ * and records the detail for `quant_last_error`. Thread-safe.
+ */
+uint32_t quant_method_bits_per_weight(const quant_method *m);
+
+/**
+ * Compression ratio of `*m` versus FP16, as the seed: 16 / nominal bits per weight (2 for INT8, 4 for
+ * INT4). Returns 0 when `m` is NULL or invalid, and records the detail. Thread-safe.
+ */
+double quant_method_compression_ratio(const quant_method *m);
+
+/**
+ * Bits of storage per weight of a matrix with `cols` columns quantized with `*m`, including scales and
+ * zero points: `bits + ceil(cols / g) * (32 + z) / cols`, where `g` is `group_size` (or `cols` when it
+ * is 0 or larger), each group stores one f32 scale (32 bits) and, for INT4, AWQ and GPTQ, one integer
+ * zero point of `z = bits` bits (`z` = 0 for the symmetric kinds). Not counted: the per-input-channel
+ * scales of AWQ and SmoothQuant (folded into the previous operation) and GPTQ's act-order group index.
+ * Example: INT4 with groups of 128 gives 4 + 36/128 = 4.28125.
+ *
+ * Returns 0 when `m` is NULL or invalid or `cols` is 0, and records the detail. Thread-safe.
+ */
+double quant_method_effective_bits(const quant_method *m,
+                                   size_t cols);
+
+/**
+ * Writes the display name of `*m` (the seed's strings: "INT8-Symmetric", "INT4-Asymmetric",
+ * "FP8-E4M3", "AWQ(group=128)" — "AWQ(3bit, group=128)" when AWQ's bits are not 4 —,
+ * "SmoothQuant(α=0.50)", "GPTQ(4bit, group=128)") into `buf` as a NUL-terminated UTF-8 string,
+ * truncated to fit in `buf_len` bytes, and returns the full length of the name in bytes (without the
+ * NUL). Call with `buf = NULL, buf_len = 0` to learn the size; "α" takes two bytes. The method is
+ * named even when its values are invalid (only its kind must be known).
+ *
+ * Returns 0 and leaves `buf` untouched when `m` is NULL, its kind is unknown, or `buf` is NULL with
+ * `buf_len` > 0 (the detail is recorded). Thread-safe.
+ */
+size_t quant_method_name(const quant_method *m,
+                         char *buf,
+                         size_t buf_len);
+
+/**
+ * Memory estimate for `num_params` weights quantized with `*m`, as the seed:
+ * `*fp16_bytes = num_params * 2` and `*quant_bytes = ceil(num_params * nominal bits / 8)` (scales and
+ * zero points are not counted; see `quant_method_effective_bits` for them).
+ *
+ * Errors: `m`, `fp16_bytes` or `quant_bytes` NULL -> `QUANT_ERR_NULL_POINTER`; an invalid method, or a
+ * result that does not fit in a `size_t` -> `QUANT_ERR_INVALID_ARGUMENT`. On error neither output is
+ * modified. Thread-safe.
+ */
+quant_status quant_estimate_memory(size_t num_params,
+                                   const quant_method *m,
+                                   size_t *fp16_bytes,
+                                   size_t *quant_bytes);
+
+/**
+ * Creates a configuration that uses `*default_method` for every layer, and writes its handle to
+ * `*out`. The caller owns the handle and releases it with `quant_config_free`.
+ *
+ * The method's kind must be known; its values are checked later by `quant_config_validate` (which
+ * then reports "default method: ...").
+ *
+ * Errors: `default_method` or `out` NULL -> `QUANT_ERR_NULL_POINTER`; an unknown kind ->
+ * `QUANT_ERR_INVALID_ARGUMENT`. On error `*out` is not modified and nothing is allocated.
+ * Thread-safe.
+ */
+quant_status quant_config_new(const quant_method *default_method, quant_config **out);
+
+/**
+ * Uses `*m` for the layer named `layer_name` (a NUL-terminated UTF-8 string, copied), replacing an
+ * earlier override of that name. The method's kind must be known; its values are not checked here:
+ * `quant_config_validate` reports a bad one with its layer name.
+ *
+ * Errors: `c`, `layer_name` or `m` NULL -> `QUANT_ERR_NULL_POINTER`; `layer_name` not valid UTF-8 or an
+ * unknown kind -> `QUANT_ERR_INVALID_ARGUMENT`; no memory for the name ->
+ * `QUANT_ERR_OUT_OF_MEMORY`. On error the configuration is unchanged. Writes `*c`: no other thread may
+ * use `c` during the call.
+ */
+quant_status quant_config_set_layer(quant_config *c,
+                                    const char *layer_name,
+                                    const quant_method *m);
+
+/**
+ * Writes to `*out` the method of the layer named `layer_name` (a NUL-terminated UTF-8 string): its
+ * override, or the default method. `out->bits` holds the nominal width of every kind and `out->alpha`
+ * is 0 except for SmoothQuant.
+ *
+ * Errors: `c`, `layer_name` or `out` NULL -> `QUANT_ERR_NULL_POINTER`; `layer_name` not valid UTF-8 ->
+ * `QUANT_ERR_INVALID_ARGUMENT`. On error `*out` is not modified. Only reads `*c`.
+ */
+quant_status quant_config_method_for_layer(const quant_config *c,
+                                           const char *layer_name,
+                                           quant_method *out);
+
+/**
+ * Validates the default method and every per-layer override (rules of `quant_method_validate`).
+ *
+ * Errors: `c` NULL -> `QUANT_ERR_NULL_POINTER`; a bad method -> `QUANT_ERR_INVALID_ARGUMENT` with a
+ * detail that names it: "default method: ..." or "layer 'NAME': ...". The default is checked first,
+ * then the layers in sorted (byte-wise) name order, so the first bad one in that order is reported.
+ * Only reads `*c`.
+ */
+quant_status quant_config_validate(const quant_config *c);
+
+/**
+ * Releases a configuration made by `quant_config_new`. NULL is accepted and ignored. The handle must not
+ * be used afterwards, nor freed twice.
+ */
+void quant_config_free(quant_config *c);
 
 /**
  * Returns a static, NUL-terminated description of `status`; never NULL, also for unknown codes.
