@@ -17,6 +17,7 @@ use crate::error::{clear_last_error, quant_status, set_last_error, QuantError, R
 
 pub mod calib;
 pub mod options;
+pub mod rtn;
 pub mod status;
 
 /// Runs the body of a status-returning export: `Ok` clears the thread's error detail and gives
