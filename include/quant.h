@@ -344,6 +344,187 @@ quant_status quant_config_validate(const quant_config *c);
 void quant_config_free(quant_config *c);
 
 /**
+ * Number of groups, i.e. of scales (and of INT4 zero points), of a `rows x cols` matrix quantized with
+ * `group_size`: `rows * ceil(cols / g)`, where `g = group_size`, or `cols` when `group_size` is 0 (one
+ * scale per row) or larger than `cols`.
+ *
+ * Returns 0 when `rows` or `cols` is 0 or the matrix size overflows; the thread's error detail then
+ * says why. Thread-safe; no allocation.
+ */
+size_t quant_scale_count(size_t rows,
+                         size_t cols,
+                         size_t group_size);
+
+/**
+ * INT8 symmetric round-to-nearest quantization of a row-major `rows x cols` float matrix.
+ *
+ * For each group (`group_size` 0: one per row; `k > 0`: `k` consecutive columns of a row, the last group
+ * of a row may be shorter): `scale = absmax / 127` (float) and
+ * `q = clamp(round_half_even(x / scale), -127, 127)` (never -128). An all-zero group has scale 0 and
+ * codes 0 (so has a group whose absmax is at most 63 * 2^-149, about 8.8e-44, where `absmax / 127`
+ * rounds to 0).
+ * Dequantized, every element is within `scale / 2` of its input.
+ *
+ * - `src`: `rows * cols` floats, read only.
+ * - `dst`: receives the `rows * cols` codes, `dst[r * cols + c]`; `dst_len` is its length in elements.
+ * - `scales`: receives `quant_scale_count(rows, cols, group_size)` scales, `scales[r * groups_per_row + g]`;
+ *   `scales_len` is its length in elements.
+ *
+ * Only the needed prefix of each output is written. The caller owns every buffer; the buffers must not
+ * overlap. No allocation; thread-safe.
+ *
+ * Errors (nothing is written on any of them):
+ * - `QUANT_ERR_INVALID_ARGUMENT`: `rows` or `cols` is 0, or `rows * cols` overflows.
+ * - `QUANT_ERR_NULL_POINTER`: `src` is NULL, or `dst` / `scales` is NULL with a non-zero length.
+ * - `QUANT_ERR_BUFFER_TOO_SMALL`: `dst_len < rows * cols` or `scales_len` below the scale count.
+ * - `QUANT_ERR_NON_FINITE`: a NaN or infinity in `src`; the detail names the first bad index.
+ */
+quant_status quant_int8_quantize(const float *src,
+                                 size_t rows,
+                                 size_t cols,
+                                 size_t group_size,
+                                 int8_t *dst,
+                                 size_t dst_len,
+                                 float *scales,
+                                 size_t scales_len);
+
+/**
+ * Dequantizes INT8 symmetric codes: `dst[r * cols + c] = q * scale` of the element's group (the layout
+ * of `quant_int8_quantize`).
+ *
+ * - `src`: `rows * cols` codes; `scales`: `quant_scale_count(rows, cols, group_size)` scales. Their
+ *   lengths are implied by the shape; both are read only.
+ * - `dst`: receives `rows * cols` floats; `dst_len` is its length in elements (only that prefix is
+ *   written).
+ *
+ * Every code is accepted, -128 included. The caller owns every buffer; `dst` must not overlap the
+ * inputs. No allocation; thread-safe.
+ *
+ * Errors (nothing is written on any of them):
+ * - `QUANT_ERR_INVALID_ARGUMENT`: `rows` or `cols` is 0, or `rows * cols` overflows.
+ * - `QUANT_ERR_NULL_POINTER`: `src` or `scales` is NULL, or `dst` is NULL with a non-zero length.
+ * - `QUANT_ERR_BUFFER_TOO_SMALL`: `dst_len < rows * cols`.
+ * - `QUANT_ERR_NON_FINITE`: a NaN or infinite scale; the detail names its index.
+ */
+quant_status quant_int8_dequantize(const int8_t *src,
+                                   const float *scales,
+                                   size_t rows,
+                                   size_t cols,
+                                   size_t group_size,
+                                   float *dst,
+                                   size_t dst_len);
+
+/**
+ * Bytes of a packed INT4 `rows x cols` matrix: `rows * ceil(cols / 2)` (each row starts on a byte).
+ *
+ * Returns 0 when `rows` or `cols` is 0 or the size overflows; the thread's error detail then says why.
+ * Thread-safe; no allocation.
+ */
+size_t quant_int4_packed_size(size_t rows,
+                              size_t cols);
+
+/**
+ * INT4 asymmetric round-to-nearest quantization (the GPTQ/AWQ integer zero-point convention, which keeps
+ * 0 exactly representable) of a row-major `rows x cols` float matrix.
+ *
+ * For each group (`group_size` as in `quant_int8_quantize`): `lo = min(min x, 0)`, `hi = max(max x, 0)`,
+ * `scale = (hi - lo) / 15`, `zero = clamp(round_half_even(-lo / scale), 0, 15)`,
+ * `q = clamp(round_half_even(x / scale) + zero, 0, 15)`; dequantized `x' = (q - zero) * scale`, within one
+ * `scale` of `x`. An all-zero group has scale 0, zero 0 and codes 0.
+ *
+ * - `src`: `rows * cols` floats, read only.
+ * - `dst`: receives the packed codes, `quant_int4_packed_size(rows, cols)` bytes: two codes a byte, the
+ *   even column in the low nibble, each row starting on a byte (`ceil(cols / 2)` bytes a row; with an
+ *   odd `cols` the high nibble of a row's last byte is 0). `dst_len` is its length in bytes.
+ * - `scales`, `zeros`: receive one scale (float) and one zero point (0..=15) a group,
+ *   `[r * groups_per_row + g]`; `groups_len` is the length of EACH, in elements, and must be at least
+ *   `quant_scale_count(rows, cols, group_size)`.
+ *
+ * Only the needed prefix of each output is written. The caller owns every buffer; the buffers must not
+ * overlap. No allocation; thread-safe.
+ *
+ * Errors (nothing is written on any of them):
+ * - `QUANT_ERR_INVALID_ARGUMENT`: `rows` or `cols` is 0, `rows * cols` overflows, or a group's range
+ *   `hi - lo` overflows float (e.g. -3e38 and 3e38 in one group).
+ * - `QUANT_ERR_NULL_POINTER`: `src` is NULL, or an output is NULL with a non-zero length.
+ * - `QUANT_ERR_BUFFER_TOO_SMALL`: `dst_len` below the packed size or `groups_len` below the scale count.
+ * - `QUANT_ERR_NON_FINITE`: a NaN or infinity in `src`; the detail names the first bad index.
+ */
+quant_status quant_int4_quantize(const float *src,
+                                 size_t rows,
+                                 size_t cols,
+                                 size_t group_size,
+                                 uint8_t *dst,
+                                 size_t dst_len,
+                                 float *scales,
+                                 uint8_t *zeros,
+                                 size_t groups_len);
+
+/**
+ * Dequantizes packed INT4 codes: `dst[r * cols + c] = (q - zero) * scale` of the element's group (the
+ * layout of `quant_int4_quantize`).
+ *
+ * - `src`: `quant_int4_packed_size(rows, cols)` bytes; `scales`, `zeros`:
+ *   `quant_scale_count(rows, cols, group_size)` elements each. Their lengths are implied by the shape;
+ *   all are read only.
+ * - `dst`: receives `rows * cols` floats; `dst_len` is its length in elements (only that prefix is
+ *   written).
+ *
+ * The caller owns every buffer; `dst` must not overlap the inputs. No allocation; thread-safe.
+ *
+ * Errors (nothing is written on any of them):
+ * - `QUANT_ERR_INVALID_ARGUMENT`: `rows` or `cols` is 0, `rows * cols` overflows, or a zero point is
+ *   above 15 (the detail names its index).
+ * - `QUANT_ERR_NULL_POINTER`: `src`, `scales` or `zeros` is NULL, or `dst` is NULL with a non-zero length.
+ * - `QUANT_ERR_BUFFER_TOO_SMALL`: `dst_len < rows * cols`.
+ * - `QUANT_ERR_NON_FINITE`: a NaN or infinite scale; the detail names its index.
+ */
+quant_status quant_int4_dequantize(const uint8_t *src,
+                                   const float *scales,
+                                   const uint8_t *zeros,
+                                   size_t rows,
+                                   size_t cols,
+                                   size_t group_size,
+                                   float *dst,
+                                   size_t dst_len);
+
+/**
+ * Packs `n` signed 4-bit values (-8..=7) two a byte, the first (even) value in the low nibble, each as
+ * its two's-complement nibble (-8 -> 0x8, -1 -> 0xF). With an odd `n` the last byte's high nibble is 0.
+ *
+ * - `values`: `n` int8 values, read only (may be NULL when `n` is 0).
+ * - `dst`: receives `ceil(n / 2)` bytes; `dst_len` is its length in bytes (only that prefix is written).
+ *
+ * The caller owns every buffer; they must not overlap. No allocation; thread-safe.
+ *
+ * Errors (nothing is written on any of them):
+ * - `QUANT_ERR_NULL_POINTER`: `values` is NULL with `n > 0`, or `dst` is NULL with a non-zero length.
+ * - `QUANT_ERR_BUFFER_TOO_SMALL`: `dst_len < ceil(n / 2)`.
+ * - `QUANT_ERR_INVALID_ARGUMENT`: a value outside -8..=7 (it does not fit a nibble; the detail names the
+ *   first such index), or `n` too large for memory.
+ */
+quant_status quant_pack_int4(const int8_t *values,
+                             size_t n,
+                             uint8_t *dst,
+                             size_t dst_len);
+
+/**
+ * Unpacks `n` signed 4-bit values packed by `quant_pack_int4`, sign-extending each nibble
+ * (0x8..=0xF -> -8..=-1).
+ *
+ * - `src`: `ceil(n / 2)` bytes (implied by `n`), read only (may be NULL when `n` is 0).
+ * - `dst`: receives `n` values; `dst_len` is its length in elements (only that prefix is written).
+ *
+ * The caller owns every buffer; they must not overlap. No allocation; thread-safe.
+ *
+ * Errors (nothing is written on any of them):
+ * - `QUANT_ERR_NULL_POINTER`: `src` is NULL with `n > 0`, or `dst` is NULL with a non-zero length.
+ * - `QUANT_ERR_BUFFER_TOO_SMALL`: `dst_len < n`.
+ * - `QUANT_ERR_INVALID_ARGUMENT`: `n` too large for memory.
+ */
+quant_status quant_unpack_int4(const uint8_t *src, size_t n, int8_t *dst, size_t dst_len);
+
+/**
  * Returns a static, NUL-terminated description of `status`; never NULL, also for unknown codes.
  * The string is owned by the library and lives for the whole process.
  */

@@ -19,6 +19,7 @@ pub mod calib;
 pub mod level;
 pub mod method;
 pub mod options;
+pub mod rtn;
 pub mod status;
 
 /// Runs the body of a status-returning export: `Ok` clears the thread's error detail and gives
