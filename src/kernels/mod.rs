@@ -5,6 +5,9 @@
 //! each kernel validates everything before it writes anything.
 use crate::error::{QuantError, Result};
 
+pub mod fp8;
+pub mod half;
+
 /// Geometry of a row-major `rows x cols` matrix quantized in groups along its rows.
 ///
 /// `group_size` 0 means one group per row; `k > 0` means groups of `k` consecutive columns of a row
