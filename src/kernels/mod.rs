@@ -5,6 +5,8 @@
 //! each kernel validates everything before it writes anything.
 use crate::error::{QuantError, Result};
 
+pub mod fp8;
+pub mod half;
 pub mod int4;
 pub mod int8;
 pub mod kbit;
