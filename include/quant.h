@@ -34,12 +34,34 @@
 
 
 /**
+ * Activation statistics for one layer input of width `cols`. Opaque; create with `quant_calib_new`,
+ * release with `quant_calib_free`. May be read (quantized against) from several threads at once, but
+ * not written (`quant_calib_add`) while read.
+ */
+typedef struct quant_calib quant_calib;
+
+/**
  * A per-layer quantization configuration: a default method plus overrides by layer name. Opaque;
  * create it with `quant_config_new`, release it with `quant_config_free`. It may be read
  * (`quant_config_method_for_layer`, `quant_config_validate`) from several threads at once, but must not
  * be written (`quant_config_set_layer`) or freed while another thread uses it.
  */
 typedef struct quant_config quant_config;
+
+/**
+ * Optional knobs of the quantization methods. Opaque; create with `quant_options_new` (published
+ * defaults), release with `quant_options_free`. NULL wherever an options pointer is taken means the
+ * defaults. May be read from several threads at once, but not set while read.
+ */
+typedef struct quant_options quant_options;
+
+/**
+ * One quantized weight matrix: the method, the shape, the packed codes, the per-group scales and
+ * (depending on the method) zero points, input scales and group index. Opaque; made by
+ * `quant_quantize` or `quant_quantize_group`, released with `quant_weight_free`. Immutable once made:
+ * it may be read from several threads at once, but must not be freed while another thread uses it.
+ */
+typedef struct quant_weight quant_weight;
 
 /**
  * A storage width of model weights, passed as a plain 32-bit integer: one of the `QUANT_LEVEL_*`
@@ -549,6 +571,161 @@ uint32_t quant_version(void);
  * The library's version as a static string such as "0.1.0" (never NULL, owned by the library).
  */
 const char *quant_version_string(void);
+
+/**
+ * Quantizes one row-major `rows x cols` float matrix `w` (rows = output features, cols = input
+ * features) with the method `*m`, and writes a new handle to `*out`.
+ *
+ * - `m`: the method (see `quant_method`); it is validated as by `quant_method_validate`.
+ * - `o`: options, or NULL for the defaults. The round-to-nearest kinds ignore them.
+ * - `w`: `rows * cols` floats, read only; they must all be finite.
+ * - `calib`: the statistics of this layer's input (width `cols`). May be NULL for INT8, INT4 and FP8
+ *   (ignored by them); AWQ, SmoothQuant and GPTQ require it.
+ * - `out`: receives the handle, owned by the caller and released with `quant_weight_free`. Written only
+ *   on success.
+ *
+ * Per-tensor scaling of a whole matrix is `rows = 1, cols = rows * cols` with `group_size` 0.
+ * Thread-safe: `o` and `calib` are only read, and may be shared by concurrent calls.
+ *
+ * Errors (nothing is written, nothing leaks):
+ * - `QUANT_ERR_NULL_POINTER`: `m`, `w` or `out` is NULL.
+ * - `QUANT_ERR_INVALID_ARGUMENT`: unknown kind or invalid method values; `rows` or `cols` is 0 or
+ *   `rows * cols` overflows; `calib` NULL or without tokens for AWQ, SmoothQuant or GPTQ; a group whose
+ *   range overflows float.
+ * - `QUANT_ERR_SHAPE_MISMATCH`: `calib` has another width than `cols`.
+ * - `QUANT_ERR_NON_FINITE`: NaN or infinity in `w` (the detail names the first index).
+ * - `QUANT_ERR_UNSUPPORTED`: AWQ, SmoothQuant and GPTQ in this build (their algorithms are not
+ *   implemented yet).
+ * - `QUANT_ERR_OUT_OF_MEMORY`: the result cannot be allocated.
+ */
+quant_status quant_quantize(const quant_method *m,
+                            const quant_options *o,
+                            const float *w,
+                            size_t rows,
+                            size_t cols,
+                            const quant_calib *calib,
+                            quant_weight **out);
+
+/**
+ * Quantizes `n` matrices that read the same input of width `cols` (q, k and v; gate and up) together:
+ * `ws[i]` is a row-major `rows[i] x cols` float matrix. AWQ and SmoothQuant choose ONE per-input-channel
+ * scale for all of them; the round-to-nearest kinds quantize each matrix on its own. On success
+ * `out[0..n)` receives `n` new handles, in the order of `ws`, each owned by the caller and released with
+ * `quant_weight_free`.
+ *
+ * Arguments as `quant_quantize`; `ws` and `rows` hold `n` elements, `out` room for `n` handles.
+ *
+ * All or nothing: on any error no handle is written to `out` and nothing leaks.
+ * Errors: those of `quant_quantize` (the detail names the matrix as `ws[i]`), and:
+ * - `QUANT_ERR_INVALID_ARGUMENT`: `n` is 0, or `rows[i]` is 0 or `rows[i] * cols` overflows.
+ * - `QUANT_ERR_NULL_POINTER`: `ws`, `rows` or `out` is NULL, or any `ws[i]` is NULL.
+ */
+quant_status quant_quantize_group(const quant_method *m,
+                                  const quant_options *o,
+                                  const float *const *ws,
+                                  const size_t *rows,
+                                  size_t n,
+                                  size_t cols,
+                                  const quant_calib *calib,
+                                  quant_weight **out);
+
+/**
+ * Writes the shape of the quantized matrix: `*rows` output features, `*cols` input features.
+ *
+ * Errors: `q`, `rows` or `cols` NULL -> `QUANT_ERR_NULL_POINTER` (nothing written). Only reads `*q`.
+ */
+quant_status quant_weight_shape(const quant_weight *q,
+                                size_t *rows,
+                                size_t *cols);
+
+/**
+ * Writes the method that produced the weight to `*out` (as given to `quant_quantize`, with `bits` set
+ * to the nominal width of every kind, AWQ's 0 as 4, and `alpha` 0 except for SmoothQuant).
+ *
+ * Errors: `q` or `out` NULL -> `QUANT_ERR_NULL_POINTER` (nothing written). Only reads `*q`.
+ */
+quant_status quant_weight_method(const quant_weight *q,
+                                 quant_method *out);
+
+/**
+ * The packed codes (API.md "Packed codes"): `rows` rows of `ceil(cols * b / 8)` bytes each, every row
+ * starting on a byte; element `j` of a row takes bits `[j*b, (j+1)*b)` of the row's bit string, least
+ * significant bit first. `b` is 8 for INT8 and SmoothQuant (two's-complement codes), 8 for FP8 (raw
+ * E4M3FN codes), 4 for INT4 (the even column in the low nibble), `bits` for AWQ and GPTQ (unsigned
+ * codes with integer zero points). `*len` (if `len` is not NULL) receives the length in bytes.
+ *
+ * The pointer is owned by the handle: valid until `quant_weight_free(q)`, read only.
+ * A NULL `q` returns NULL, sets `*len` to 0 and records a detail.
+ */
+const uint8_t *quant_weight_data(const quant_weight *q,
+                                 size_t *len);
+
+/**
+ * The per-group scales, `rows * groups_per_row` floats, `[r * groups_per_row + g]`, where
+ * `groups_per_row = ceil(cols / group_size)` (1 for `group_size` 0). `*len` (if `len` is not NULL)
+ * receives the count.
+ *
+ * The pointer is owned by the handle: valid until `quant_weight_free(q)`, read only.
+ * A NULL `q` returns NULL, sets `*len` to 0 and records a detail.
+ */
+const float *quant_weight_scales(const quant_weight *q, size_t *len);
+
+/**
+ * The integer-valued zero points of INT4, AWQ and GPTQ (as floats, with the layout of the scales): a
+ * code `c` stands for `(c - zero) * scale`. NULL with `*len = 0` for the symmetric kinds (INT8, FP8,
+ * SmoothQuant). `*len` (if `len` is not NULL) receives the count.
+ *
+ * The pointer is owned by the handle: valid until `quant_weight_free(q)`, read only.
+ * A NULL `q` returns NULL, sets `*len` to 0 and records a detail.
+ */
+const float *quant_weight_zero_points(const quant_weight *q,
+                                      size_t *len);
+
+/**
+ * The per-input-channel scales `s_j` of AWQ and SmoothQuant (`cols` floats): the codes quantize
+ * `W diag(s)`, so the layer computes `(x / s) . W_q^T`, with `1/s` folded into the previous operation.
+ * NULL with `*len = 0` for the other methods. `*len` (if `len` is not NULL) receives the count.
+ *
+ * The pointer is owned by the handle: valid until `quant_weight_free(q)`, read only.
+ * A NULL `q` returns NULL, sets `*len` to 0 and records a detail.
+ */
+const float *quant_weight_input_scales(const quant_weight *q,
+                                       size_t *len);
+
+/**
+ * GPTQ's act-order group index `g_idx` (`cols` integers): column `j` uses the scale and zero point of
+ * group `g_idx[j]` of its row. NULL with `*len = 0` when the columns use group `j / group_size` (every
+ * method but GPTQ with act-order). `*len` (if `len` is not NULL) receives the count.
+ *
+ * The pointer is owned by the handle: valid until `quant_weight_free(q)`, read only.
+ * A NULL `q` returns NULL, sets `*len` to 0 and records a detail.
+ */
+const int32_t *quant_weight_group_index(const quant_weight *q,
+                                        size_t *len);
+
+/**
+ * Writes the effective weight in the ORIGINAL input basis (input scales already undone), row-major,
+ * to `dst[0 .. rows*cols)`: compare it with the `w` given to `quant_quantize`. For element `(r, j)`:
+ * `(code value - zero) * scale / s_j`, with the scale and zero of its group and `s_j` = 1 without
+ * input scales. For INT8, INT4 and FP8 this equals the kernels' dequantizers bit for bit.
+ *
+ * `dst_len` is the length of `dst` in elements; only the first `rows * cols` are written. Thread-safe;
+ * allocates one row of scratch.
+ *
+ * Errors (nothing written): `q` NULL, or `dst` NULL with `dst_len` > 0 -> `QUANT_ERR_NULL_POINTER`;
+ * `dst_len < rows * cols` -> `QUANT_ERR_BUFFER_TOO_SMALL`; no memory for the scratch ->
+ * `QUANT_ERR_OUT_OF_MEMORY`.
+ */
+quant_status quant_weight_dequantize(const quant_weight *q,
+                                     float *dst,
+                                     size_t dst_len);
+
+/**
+ * Releases a weight made by `quant_quantize` or `quant_quantize_group`, and every pointer its
+ * accessors returned. NULL is accepted and ignored. The handle must not be used afterwards, nor freed
+ * twice.
+ */
+void quant_weight_free(quant_weight *q);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -21,6 +21,7 @@ pub mod method;
 pub mod options;
 pub mod rtn;
 pub mod status;
+pub mod weight;
 
 /// Runs the body of a status-returning export: `Ok` clears the thread's error detail and gives
 /// `QUANT_OK`; an error records its detail and gives its status; a panic gives `QUANT_ERR_INTERNAL`.
