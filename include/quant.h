@@ -92,7 +92,7 @@ typedef int32_t quant_method_kind;
  *   columns of a row. AWQ and GPTQ require k > 0.
  * - `alpha`: SmoothQuant's migration strength, in [0, 1]; ignored by the other kinds (returned as 0).
  */
-typedef struct {
+typedef struct quant_method {
   quant_method_kind kind;
   uint32_t bits;
   uint32_t group_size;
@@ -252,7 +252,7 @@ const char *quant_level_name(quant_level level);
  * Errors: `m` NULL -> `QUANT_ERR_NULL_POINTER`; a broken rule -> `QUANT_ERR_INVALID_ARGUMENT`, with a
  * detail that names the rule (for example "GPTQ bits must be in [1, 8] (got 9)"). Thread-safe.
  */
-quant_status quant_method_validate(const quant_method *m);
+quant_status quant_method_validate(const struct quant_method *m);
 
 /**
  * Nominal bits per weight of `*m`, as the seed: 8 (INT8), 4 (INT4), 8 (FP8), `bits` (AWQ), 8
@@ -260,13 +260,13 @@ quant_status quant_method_validate(const quant_method *m);
  * `quant_method_effective_bits`). Returns 0 when `m` is NULL or invalid (see `quant_method_validate`),
  * and records the detail for `quant_last_error`. Thread-safe.
  */
-uint32_t quant_method_bits_per_weight(const quant_method *m);
+uint32_t quant_method_bits_per_weight(const struct quant_method *m);
 
 /**
  * Compression ratio of `*m` versus FP16, as the seed: 16 / nominal bits per weight (2 for INT8, 4 for
  * INT4). Returns 0 when `m` is NULL or invalid, and records the detail. Thread-safe.
  */
-double quant_method_compression_ratio(const quant_method *m);
+double quant_method_compression_ratio(const struct quant_method *m);
 
 /**
  * Bits of storage per weight of a matrix with `cols` columns quantized with `*m`, including scales and
@@ -278,7 +278,7 @@ double quant_method_compression_ratio(const quant_method *m);
  *
  * Returns 0 when `m` is NULL or invalid or `cols` is 0, and records the detail. Thread-safe.
  */
-double quant_method_effective_bits(const quant_method *m,
+double quant_method_effective_bits(const struct quant_method *m,
                                    size_t cols);
 
 /**
@@ -292,7 +292,7 @@ double quant_method_effective_bits(const quant_method *m,
  * Returns 0 and leaves `buf` untouched when `m` is NULL, its kind is unknown, or `buf` is NULL with
  * `buf_len` > 0 (the detail is recorded). Thread-safe.
  */
-size_t quant_method_name(const quant_method *m,
+size_t quant_method_name(const struct quant_method *m,
                          char *buf,
                          size_t buf_len);
 
@@ -306,7 +306,7 @@ size_t quant_method_name(const quant_method *m,
  * modified. Thread-safe.
  */
 quant_status quant_estimate_memory(size_t num_params,
-                                   const quant_method *m,
+                                   const struct quant_method *m,
                                    size_t *fp16_bytes,
                                    size_t *quant_bytes);
 
@@ -321,7 +321,7 @@ quant_status quant_estimate_memory(size_t num_params,
  * `QUANT_ERR_INVALID_ARGUMENT`. On error `*out` is not modified and nothing is allocated.
  * Thread-safe.
  */
-quant_status quant_config_new(const quant_method *default_method, quant_config **out);
+quant_status quant_config_new(const struct quant_method *default_method, struct quant_config **out);
 
 /**
  * Uses `*m` for the layer named `layer_name` (a NUL-terminated UTF-8 string, copied), replacing an
@@ -333,9 +333,9 @@ quant_status quant_config_new(const quant_method *default_method, quant_config *
  * `QUANT_ERR_OUT_OF_MEMORY`. On error the configuration is unchanged. Writes `*c`: no other thread may
  * use `c` during the call.
  */
-quant_status quant_config_set_layer(quant_config *c,
+quant_status quant_config_set_layer(struct quant_config *c,
                                     const char *layer_name,
-                                    const quant_method *m);
+                                    const struct quant_method *m);
 
 /**
  * Writes to `*out` the method of the layer named `layer_name` (a NUL-terminated UTF-8 string): its
@@ -345,9 +345,9 @@ quant_status quant_config_set_layer(quant_config *c,
  * Errors: `c`, `layer_name` or `out` NULL -> `QUANT_ERR_NULL_POINTER`; `layer_name` not valid UTF-8 ->
  * `QUANT_ERR_INVALID_ARGUMENT`. On error `*out` is not modified. Only reads `*c`.
  */
-quant_status quant_config_method_for_layer(const quant_config *c,
+quant_status quant_config_method_for_layer(const struct quant_config *c,
                                            const char *layer_name,
-                                           quant_method *out);
+                                           struct quant_method *out);
 
 /**
  * Validates the default method and every per-layer override (rules of `quant_method_validate`).
@@ -357,13 +357,13 @@ quant_status quant_config_method_for_layer(const quant_config *c,
  * then the layers in sorted (byte-wise) name order, so the first bad one in that order is reported.
  * Only reads `*c`.
  */
-quant_status quant_config_validate(const quant_config *c);
+quant_status quant_config_validate(const struct quant_config *c);
 
 /**
  * Releases a configuration made by `quant_config_new`. NULL is accepted and ignored. The handle must not
  * be used afterwards, nor freed twice.
  */
-void quant_config_free(quant_config *c);
+void quant_config_free(struct quant_config *c);
 
 /**
  * Number of groups, i.e. of scales (and of INT4 zero points), of a `rows x cols` matrix quantized with
@@ -598,13 +598,13 @@ const char *quant_version_string(void);
  *   implemented yet).
  * - `QUANT_ERR_OUT_OF_MEMORY`: the result cannot be allocated.
  */
-quant_status quant_quantize(const quant_method *m,
-                            const quant_options *o,
+quant_status quant_quantize(const struct quant_method *m,
+                            const struct quant_options *o,
                             const float *w,
                             size_t rows,
                             size_t cols,
-                            const quant_calib *calib,
-                            quant_weight **out);
+                            const struct quant_calib *calib,
+                            struct quant_weight **out);
 
 /**
  * Quantizes `n` matrices that read the same input of width `cols` (q, k and v; gate and up) together:
@@ -620,21 +620,21 @@ quant_status quant_quantize(const quant_method *m,
  * - `QUANT_ERR_INVALID_ARGUMENT`: `n` is 0, or `rows[i]` is 0 or `rows[i] * cols` overflows.
  * - `QUANT_ERR_NULL_POINTER`: `ws`, `rows` or `out` is NULL, or any `ws[i]` is NULL.
  */
-quant_status quant_quantize_group(const quant_method *m,
-                                  const quant_options *o,
+quant_status quant_quantize_group(const struct quant_method *m,
+                                  const struct quant_options *o,
                                   const float *const *ws,
                                   const size_t *rows,
                                   size_t n,
                                   size_t cols,
-                                  const quant_calib *calib,
-                                  quant_weight **out);
+                                  const struct quant_calib *calib,
+                                  struct quant_weight **out);
 
 /**
  * Writes the shape of the quantized matrix: `*rows` output features, `*cols` input features.
  *
  * Errors: `q`, `rows` or `cols` NULL -> `QUANT_ERR_NULL_POINTER` (nothing written). Only reads `*q`.
  */
-quant_status quant_weight_shape(const quant_weight *q,
+quant_status quant_weight_shape(const struct quant_weight *q,
                                 size_t *rows,
                                 size_t *cols);
 
@@ -644,8 +644,8 @@ quant_status quant_weight_shape(const quant_weight *q,
  *
  * Errors: `q` or `out` NULL -> `QUANT_ERR_NULL_POINTER` (nothing written). Only reads `*q`.
  */
-quant_status quant_weight_method(const quant_weight *q,
-                                 quant_method *out);
+quant_status quant_weight_method(const struct quant_weight *q,
+                                 struct quant_method *out);
 
 /**
  * The packed codes (API.md "Packed codes"): `rows` rows of `ceil(cols * b / 8)` bytes each, every row
@@ -657,7 +657,7 @@ quant_status quant_weight_method(const quant_weight *q,
  * The pointer is owned by the handle: valid until `quant_weight_free(q)`, read only.
  * A NULL `q` returns NULL, sets `*len` to 0 and records a detail.
  */
-const uint8_t *quant_weight_data(const quant_weight *q,
+const uint8_t *quant_weight_data(const struct quant_weight *q,
                                  size_t *len);
 
 /**
@@ -668,7 +668,7 @@ const uint8_t *quant_weight_data(const quant_weight *q,
  * The pointer is owned by the handle: valid until `quant_weight_free(q)`, read only.
  * A NULL `q` returns NULL, sets `*len` to 0 and records a detail.
  */
-const float *quant_weight_scales(const quant_weight *q, size_t *len);
+const float *quant_weight_scales(const struct quant_weight *q, size_t *len);
 
 /**
  * The integer-valued zero points of INT4, AWQ and GPTQ (as floats, with the layout of the scales): a
@@ -678,7 +678,7 @@ const float *quant_weight_scales(const quant_weight *q, size_t *len);
  * The pointer is owned by the handle: valid until `quant_weight_free(q)`, read only.
  * A NULL `q` returns NULL, sets `*len` to 0 and records a detail.
  */
-const float *quant_weight_zero_points(const quant_weight *q,
+const float *quant_weight_zero_points(const struct quant_weight *q,
                                       size_t *len);
 
 /**
@@ -689,7 +689,7 @@ const float *quant_weight_zero_points(const quant_weight *q,
  * The pointer is owned by the handle: valid until `quant_weight_free(q)`, read only.
  * A NULL `q` returns NULL, sets `*len` to 0 and records a detail.
  */
-const float *quant_weight_input_scales(const quant_weight *q,
+const float *quant_weight_input_scales(const struct quant_weight *q,
                                        size_t *len);
 
 /**
@@ -700,7 +700,7 @@ const float *quant_weight_input_scales(const quant_weight *q,
  * The pointer is owned by the handle: valid until `quant_weight_free(q)`, read only.
  * A NULL `q` returns NULL, sets `*len` to 0 and records a detail.
  */
-const int32_t *quant_weight_group_index(const quant_weight *q,
+const int32_t *quant_weight_group_index(const struct quant_weight *q,
                                         size_t *len);
 
 /**
@@ -716,7 +716,7 @@ const int32_t *quant_weight_group_index(const quant_weight *q,
  * `dst_len < rows * cols` -> `QUANT_ERR_BUFFER_TOO_SMALL`; no memory for the scratch ->
  * `QUANT_ERR_OUT_OF_MEMORY`.
  */
-quant_status quant_weight_dequantize(const quant_weight *q,
+quant_status quant_weight_dequantize(const struct quant_weight *q,
                                      float *dst,
                                      size_t dst_len);
 
@@ -725,7 +725,7 @@ quant_status quant_weight_dequantize(const quant_weight *q,
  * accessors returned. NULL is accepted and ignored. The handle must not be used afterwards, nor freed
  * twice.
  */
-void quant_weight_free(quant_weight *q);
+void quant_weight_free(struct quant_weight *q);
 
 #ifdef __cplusplus
 }  // extern "C"
