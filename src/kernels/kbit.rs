@@ -162,24 +162,23 @@ fn pack_fixed<const B: usize>(codes: &[u8], dst: &mut [u8]) {
         }
         return;
     }
-    let mut words = codes.chunks_exact(8);
-    let mut out = dst.chunks_exact_mut(B);
-    for (c, d) in (&mut words).zip(&mut out) {
+    // `full` words of 8 codes fill `full * B` bytes; the tail (fewer than 8 codes) the rest of `dst`.
+    let full = codes.len() / 8;
+    let (head, tail) = dst.split_at_mut(full * B);
+    for (c, d) in codes.chunks_exact(8).zip(head.chunks_exact_mut(B)) {
         let mut acc = 0u64;
         for (i, &q) in c.iter().enumerate() {
             acc |= u64::from(q & mask) << (i * B);
         }
         d.copy_from_slice(&acc.to_le_bytes()[..B]);
     }
-    let rest = words.remainder();
-    if !rest.is_empty() {
+    if !tail.is_empty() {
         let mut acc = 0u64;
-        for (i, &q) in rest.iter().enumerate() {
+        for (i, &q) in codes[full * 8..].iter().enumerate() {
             acc |= u64::from(q & mask) << (i * B);
         }
-        let d = out.into_remainder();
-        let n = d.len();
-        d.copy_from_slice(&acc.to_le_bytes()[..n]);
+        let n = tail.len();
+        tail.copy_from_slice(&acc.to_le_bytes()[..n]);
     }
 }
 
@@ -202,9 +201,9 @@ fn unpack_fixed<const B: usize>(src: &[u8], codes: &mut [u8]) {
         }
         return;
     }
-    let mut words = codes.chunks_exact_mut(8);
-    let mut input = src.chunks_exact(B);
-    for (c, s) in (&mut words).zip(&mut input) {
+    let full = codes.len() / 8;
+    let (head, rest) = codes.split_at_mut(full * 8);
+    for (c, s) in head.chunks_exact_mut(8).zip(src.chunks_exact(B)) {
         let mut bytes = [0u8; 8];
         bytes[..B].copy_from_slice(s);
         let acc = u64::from_le_bytes(bytes);
@@ -212,9 +211,8 @@ fn unpack_fixed<const B: usize>(src: &[u8], codes: &mut [u8]) {
             *q = ((acc >> (i * B)) & mask) as u8;
         }
     }
-    let rest = words.into_remainder();
     if !rest.is_empty() {
-        let s = input.remainder();
+        let s = &src[full * B..];
         let mut bytes = [0u8; 8];
         bytes[..s.len()].copy_from_slice(s);
         let acc = u64::from_le_bytes(bytes);
