@@ -1,6 +1,7 @@
 /* Round-to-nearest kernels: quant_scale_count, INT8 symmetric, INT4 asymmetric, and the signed-nibble
  * pack/unpack helpers. Every export on its success path (known values, ties to even, nibble order,
  * all-zero groups) and on each error path (status, a recorded detail, outputs untouched). */
+#include <float.h>
 #include <stdint.h>
 
 #include "harness.h"
@@ -99,6 +100,11 @@ static void test_int8_quantize(void) {
     bad[0] = -INFINITY;
     EXPECT_STATUS(quant_int8_quantize(bad, 2, 3, 2, q, 6, s, 4), QUANT_ERR_NON_FINITE);
     EXPECT_DETAIL_CONTAINS("src[0]");
+    /* An absmax of exactly FLT_MAX would dequantize to infinity (127 * (FLT_MAX / 127) rounds up). */
+    bad[0] = 1;
+    bad[4] = -FLT_MAX;
+    EXPECT_STATUS(quant_int8_quantize(bad, 2, 3, 2, q, 6, s, 4), QUANT_ERR_INVALID_ARGUMENT);
+    EXPECT_DETAIL_CONTAINS("row 1, group 0");
     CHECK(UNTOUCHED(q, sizeof q));
     CHECK(UNTOUCHED(s, sizeof s));
 }

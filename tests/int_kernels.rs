@@ -114,7 +114,7 @@ fn matrix_strategy() -> impl Strategy<Value = (Shape, Vec<f32>)> {
         (
             Just(shape),
             proptest::collection::vec(elem, n),
-            proptest::collection::vec(-20i32..20, shape.n_groups()),
+            proptest::collection::vec(-60i32..60, shape.n_groups()),
             proptest::collection::vec(0u8..6, shape.n_groups()),
         )
             .prop_map(|(shape, mut v, exps, kinds)| {
@@ -686,6 +686,70 @@ fn kbit_errors_leave_outputs_untouched() {
         other => panic!("{other:?}"),
     }
     assert!(dst.iter().all(|&v| v == SF));
+}
+
+#[test]
+fn values_whose_dequantization_would_overflow_are_rejected() {
+    let max = f32::MAX;
+    let below = f32::from_bits(max.to_bits() - 1);
+    let shape = Shape::new(2, 2, 0).unwrap();
+    // INT8: only an absmax of exactly f32::MAX makes 127 * scale round to infinity.
+    let mut q = [S8; 4];
+    let mut s = [SF; 2];
+    for f in [int8_quantize, int8_quantize_ref] {
+        match f(&[1.0, 2.0, -max, 1.0], shape, &mut q, &mut s).unwrap_err() {
+            QuantError::InvalidArgument(msg) => assert!(msg.contains("row 1, group 0"), "{msg}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!((q, s.map(f32::to_bits)), ([S8; 4], [SF.to_bits(); 2]));
+    }
+    let out = int8_run(&[below, -below, 1.0, -3e38], shape);
+    assert!(out.deq.iter().all(|v| v.is_finite()));
+    assert_eq!(out.codes, [127, -127, 0, -127]);
+    // k-bit: [0, f32::MAX] dequantizes to infinity at 5 and 7 bits (15 * (MAX / 15) is MAX, 31 * (MAX /
+    // 31) is not); the same at 4 bits is fine.
+    let shape = Shape::new(1, 2, 0).unwrap();
+    for (bits, x) in [(5, [0.0, max]), (7, [-max, 0.0]), (5, [-max, -1.0])] {
+        let mut p = [SU8; 2];
+        let mut sc = [SF; 1];
+        let mut z = [SU8; 1];
+        let a = kbit_quantize(&x, shape, bits, &mut p, &mut sc, &mut z).unwrap_err();
+        let b = kbit_quantize_ref(&x, shape, bits, &mut p, &mut sc, &mut z).unwrap_err();
+        assert_eq!(a.to_string(), b.to_string());
+        assert!(
+            matches!(&a, QuantError::InvalidArgument(m) if m.contains("row 0, group 0")),
+            "{a:?}"
+        );
+        assert_eq!((p, sc[0].to_bits(), z), ([SU8; 2], SF.to_bits(), [SU8; 1]));
+    }
+    // Near the top of the range a quantization either fails or dequantizes to finite values.
+    let mut accepted = 0;
+    for bits in 1..=8 {
+        for x in [
+            [0.0, 3e38],
+            [-3e38, 0.0],
+            [1e38, -1e38],
+            [below, 0.0],
+            [max, -1e30],
+            [max, 0.0],
+        ] {
+            let n = kbit_packed_size(1, 2, bits);
+            let (mut p, mut sc, mut z) = (vec![0u8; n], [0f32; 1], [0u8; 1]);
+            if kbit_quantize(&x, shape, bits, &mut p, &mut sc, &mut z).is_ok() {
+                let mut deq = [0f32; 2];
+                kbit_dequantize(&p, &sc, &z, shape, bits, &mut deq).unwrap();
+                assert!(deq.iter().all(|v| v.is_finite()), "{bits} bits: {x:?}");
+                accepted += 1;
+            }
+        }
+    }
+    assert!(accepted >= 40, "only {accepted} of 48 accepted");
+    assert_eq!(kbit_run(&[max, 0.0], shape, 4).deq, [max, 0.0]);
+    // Just below the threshold of the fast check (2^126), the fast check alone decides.
+    let x = [8.5e37f32, -8.5e37];
+    for bits in 1..=8 {
+        assert!(kbit_run(&x, shape, bits).deq.iter().all(|v| v.is_finite()));
+    }
 }
 
 #[test]
