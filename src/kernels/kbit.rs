@@ -38,9 +38,10 @@ const LANES: usize = 8;
 /// `lo = min(min, 0)`, `hi = max(max, 0)`, `maxq = 2^bits - 1`, `scale = (hi - lo) / maxq`,
 /// `zero = clamp(round_half_even(-lo / scale), 0, maxq)` (an integral f32, never -0.0).
 /// When `hi == lo` (an all-zero group), or the range is so small that `scale` rounds to 0, the result is
-/// `(0.0, 0.0)`. `bits` is expected in 1..=8; a range that overflows f32 gives an infinite scale (the
-/// kernels reject such groups before calling this).
+/// `(0.0, 0.0)`. `bits` is expected in 1..=8 (checked in debug builds) and `min`, `max` finite; a range
+/// that overflows f32 gives an infinite scale (the kernels reject such groups before calling this).
 pub fn asym_params(min: f32, max: f32, bits: u32) -> (f32, f32) {
+    debug_assert!((1..=8).contains(&bits), "asym_params: bits is {bits}");
     let maxq = maxq_of(bits) as f32;
     let lo = if min < 0.0 { min } else { 0.0 };
     let hi = if max > 0.0 { max } else { 0.0 };
