@@ -1,0 +1,228 @@
+//! Helpers shared by the fuzz targets: a byte reader that picks sizes, lengths, NULLs, enum values and
+//! floats (with many NaN, infinity, subnormal and extreme values), and the ABI invariants every target
+//! checks (a known status, never INTERNAL; a recorded detail on error; outputs untouched on error).
+use std::ffi::c_char;
+
+use quant::error::{QUANT_ERR_INTERNAL, QUANT_OK};
+use quant::ffi::status::quant_last_error;
+
+/// Largest element count a target builds (keeps each execution fast).
+pub const MAX_ELEMS: usize = 4096;
+
+/// Reads decisions from the fuzzer's bytes; past the end every read gives zeros.
+pub struct Input<'a> {
+    data: &'a [u8],
+}
+
+impl<'a> Input<'a> {
+    pub fn new(data: &'a [u8]) -> Self {
+        Self { data }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    pub fn bytes(&mut self, n: usize) -> &'a [u8] {
+        let n = n.min(self.data.len());
+        let (head, tail) = self.data.split_at(n);
+        self.data = tail;
+        head
+    }
+
+    pub fn u8(&mut self) -> u8 {
+        self.bytes(1).first().copied().unwrap_or(0)
+    }
+
+    pub fn bool(&mut self) -> bool {
+        self.u8() & 1 == 1
+    }
+
+    pub fn u16(&mut self) -> u16 {
+        u16::from_le_bytes([self.u8(), self.u8()])
+    }
+
+    pub fn u32(&mut self) -> u32 {
+        u32::from_le_bytes([self.u8(), self.u8(), self.u8(), self.u8()])
+    }
+
+    pub fn u64(&mut self) -> u64 {
+        (self.u32() as u64) | ((self.u32() as u64) << 32)
+    }
+
+    /// Mostly a small value in `0..=max`, sometimes an extreme one (0, usize::MAX, powers of two that
+    /// overflow a product).
+    pub fn size(&mut self, max: usize) -> usize {
+        match self.u8() {
+            0..=239 => self.u16() as usize % max.saturating_add(1),
+            240..=243 => 0,
+            244..=247 => usize::MAX,
+            248..=250 => 1usize << (self.u8() % 64),
+            251..=252 => usize::MAX / (1 + self.u8() as usize),
+            _ => self.u64() as usize,
+        }
+    }
+
+    /// An enum-like C integer: mostly one of `0..count`, sometimes anything.
+    pub fn enum_i32(&mut self, count: i32) -> i32 {
+        match self.u8() {
+            0..=223 => (self.u8() as i32) % count,
+            224..=231 => -1,
+            232..=239 => count,
+            240..=247 => i32::MIN,
+            _ => self.u32() as i32,
+        }
+    }
+
+    /// A float: ordinary values, raw bit patterns, and the special values the kernels must handle.
+    pub fn f32(&mut self) -> f32 {
+        let k = self.u8();
+        match k {
+            0..=127 => (self.u16() as i16 as f32) / 1024.0,
+            128..=175 => f32::from_bits(self.u32()),
+            176..=191 => [
+                0.0,
+                -0.0,
+                f32::NAN,
+                -f32::NAN,
+                f32::INFINITY,
+                f32::NEG_INFINITY,
+                f32::MAX,
+                f32::MIN,
+                f32::MIN_POSITIVE,
+                f32::from_bits(1),
+                448.0,
+                464.0,
+                65504.0,
+                65520.0,
+                57344.0,
+                3.0e38,
+            ][(k - 176) as usize],
+            192..=223 => {
+                // Large magnitudes near the top of the range, where ranges and scales overflow.
+                let m = f32::from_bits(0x7f00_0000 | (self.u32() & 0x007f_ffff));
+                if k & 1 == 1 {
+                    -m
+                } else {
+                    m
+                }
+            }
+            _ => {
+                // Tiny magnitudes (subnormals and the smallest normals), where scales underflow.
+                let m = f32::from_bits(self.u32() & 0x00ff_ffff);
+                if k & 1 == 1 {
+                    -m
+                } else {
+                    m
+                }
+            }
+        }
+    }
+
+    /// A length for a buffer that needs `need` elements: mostly exact or larger, sometimes one too
+    /// small, sometimes 0.
+    pub fn len_for(&mut self, need: usize) -> usize {
+        match self.u8() % 8 {
+            0..=3 => need,
+            4 => need.saturating_sub(1),
+            5 => 0,
+            _ => need + (self.u8() % 5) as usize,
+        }
+    }
+
+    /// Whether to pass NULL for a pointer (rarely).
+    pub fn null(&mut self) -> bool {
+        self.u8() % 16 == 0
+    }
+}
+
+/// A buffer of `len` elements whose bytes all hold the sentinel 0xA5; `ptr` gives NULL on request.
+pub struct Out<T: Copy> {
+    pub buf: Vec<T>,
+    pub null: bool,
+}
+
+pub const SENTINEL: u8 = 0xA5;
+
+impl<T: Copy> Out<T> {
+    pub fn new(len: usize, null: bool) -> Self {
+        let mut buf: Vec<T> = Vec::with_capacity(len);
+        unsafe {
+            std::ptr::write_bytes(buf.as_mut_ptr(), SENTINEL, len);
+            buf.set_len(len);
+        }
+        Self { buf, null }
+    }
+
+    pub fn ptr(&mut self) -> *mut T {
+        if self.null {
+            std::ptr::null_mut()
+        } else {
+            self.buf.as_mut_ptr()
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    /// True when no byte of `buf[from..]` was written.
+    pub fn untouched_from(&self, from: usize) -> bool {
+        let from = from.min(self.buf.len());
+        let tail = &self.buf[from..];
+        let bytes = unsafe {
+            std::slice::from_raw_parts(tail.as_ptr() as *const u8, std::mem::size_of_val(tail))
+        };
+        bytes.iter().all(|&b| b == SENTINEL)
+    }
+
+    pub fn untouched(&self) -> bool {
+        self.untouched_from(0)
+    }
+}
+
+/// An input pointer: NULL on request, else the buffer's (possibly dangling-but-aligned when empty).
+pub fn in_ptr<T>(buf: &[T], null: bool) -> *const T {
+    if null {
+        std::ptr::null()
+    } else {
+        buf.as_ptr()
+    }
+}
+
+/// The calling thread's error detail.
+pub fn detail() -> String {
+    let need = quant_last_error(std::ptr::null_mut(), 0);
+    let mut buf = vec![0 as c_char; need + 1];
+    let got = quant_last_error(buf.as_mut_ptr(), buf.len());
+    assert_eq!(got, need, "quant_last_error length changed between calls");
+    let bytes: Vec<u8> = buf[..need].iter().map(|&c| c as u8).collect();
+    String::from_utf8(bytes).expect("detail is UTF-8")
+}
+
+/// The ABI invariants of a status-returning call: a known code, never INTERNAL (a caught panic is a
+/// bug), a non-empty detail on error and an empty one on success. Returns `status == QUANT_OK`.
+pub fn check_status(what: &str, status: i32) -> bool {
+    assert!(
+        (QUANT_OK..=QUANT_ERR_INTERNAL).contains(&status),
+        "{what}: unknown status {status}"
+    );
+    let d = detail();
+    assert_ne!(status, QUANT_ERR_INTERNAL, "{what}: INTERNAL: {d}");
+    if status == QUANT_OK {
+        assert!(d.is_empty(), "{what}: success left a detail: {d}");
+        true
+    } else {
+        assert!(!d.is_empty(), "{what}: error {status} without a detail");
+        false
+    }
+}
+
+/// Clears the thread's detail (a successful call does), so that value-returning calls can be checked.
+pub fn clear_detail() {
+    quant::error::clear_last_error();
+}
