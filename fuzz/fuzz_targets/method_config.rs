@@ -61,7 +61,7 @@ fn check_method_fns(m: &quant_method, inp: &mut Input) {
     let cols = inp.size(1 << 16);
     let eff = quant_method_effective_bits(m, cols);
     if valid {
-        assert!(bits >= 1 && bits <= 8, "bits {bits}");
+        assert!((1..=8).contains(&bits), "bits {bits}");
         assert_eq!(ratio, 16.0 / bits as f64);
         if cols > 0 {
             assert!(
@@ -81,13 +81,12 @@ fn check_method_fns(m: &quant_method, inp: &mut Input) {
     let mut buf = Out::<c_char>::new(len, inp.null());
     clear_detail();
     let got = quant_method_name(m, buf.ptr(), buf.len());
-    if rust.is_err() || (buf.null && len > 0) {
-        assert_eq!(got, 0);
-        assert!(buf.untouched());
-        assert!(!detail().is_empty());
-    } else {
+    let named = match &rust {
+        Ok(r) if !(buf.null && len > 0) => Some(r.to_string()),
+        _ => None,
+    };
+    if let Some(name) = named {
         assert_eq!(got, full);
-        let name = rust.as_ref().unwrap().to_string();
         assert_eq!(full, name.len());
         if len > 0 {
             let s = unsafe { CStr::from_ptr(buf.buf.as_ptr()) };
@@ -95,6 +94,10 @@ fn check_method_fns(m: &quant_method, inp: &mut Input) {
             assert_eq!(s.to_bytes(), &name.as_bytes()[..n]);
             assert!(buf.untouched_from(n + 1));
         }
+    } else {
+        assert_eq!(got, 0);
+        assert!(buf.untouched());
+        assert!(!detail().is_empty());
     }
     // Memory estimate.
     let num = inp.size(usize::MAX);
