@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# The hardening CI job (issue 7; see docs/security.md). From the repository root:
+#
+#   bash scripts/harden.sh            # everything, about 15-25 minutes on a fresh 2-core machine
+#   FUZZ_SECONDS=600 bash scripts/harden.sh fuzz    # one step, longer fuzzing
+#
+# Steps (each bounded by `timeout`; any failure fails the job, the summary lists every step):
+#   setup     nightly toolchain with Miri and rust-src, cargo-fuzz, valgrind, cmake (installed if missing)
+#   fuzz      every cargo-fuzz target for FUZZ_SECONDS (default 30) on its committed corpus; new inputs go
+#             to a scratch directory, crashes to fuzz/artifacts/
+#   asan      the library built with -Zsanitizer=address (nightly), the C harness with
+#             -fsanitize=address,undefined against it (shared and static), plus a canary that must be
+#             caught inside the library's code (proves the Rust side is instrumented)
+#   valgrind  memcheck over every C test (0 errors, 0 bytes definitely/indirectly/possibly lost), and
+#             helgrind over c_tests/test_threads.c
+#   miri      the ffi tests under Miri: tests/ffi_miri.rs and the unit tests of src/ffi/
+#   limits    tests/limits.rs (overflowing sizes, out-of-memory under a capped address space)
+set -uo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+FUZZ_SECONDS=${FUZZ_SECONDS:-30}
+HOST=x86_64-unknown-linux-gnu
+STEPS=${*:-setup fuzz asan valgrind miri limits}
+LOG_DIR=${HARDEN_LOG_DIR:-$ROOT/target/harden}
+mkdir -p "$LOG_DIR"
+export CARGO_TERM_COLOR=never
+
+declare -a SUMMARY=()
+FAILED=0
+
+step() { # step NAME TIMEOUT_SECONDS FUNCTION
+    local name=$1 limit=$2 fn=$3 start rc
+    start=$(date +%s)
+    echo "=== harden: $name (limit ${limit}s)"
+    timeout --kill-after=30 "$limit" bash -c "set -uo pipefail; source '$ROOT/scripts/harden.sh' --functions; $fn" 2>&1 |
+        tee "$LOG_DIR/$name.log"
+    rc=${PIPESTATUS[0]}
+    local took=$(($(date +%s) - start))
+    if [ "$rc" -eq 0 ]; then
+        SUMMARY+=("ok    $name (${took}s)")
+    else
+        [ "$rc" -eq 124 ] && SUMMARY+=("FAIL  $name: timed out after ${limit}s") || SUMMARY+=("FAIL  $name: exit $rc (${took}s)")
+        FAILED=1
+    fi
+}
+
+# ---------------------------------------------------------------------------------------------------
+do_setup() {
+    if ! command -v valgrind >/dev/null || ! command -v cmake >/dev/null || ! command -v gcc >/dev/null; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind cmake gcc g++ >/dev/null || return 1
+    fi
+    if ! rustup toolchain list | grep -q '^nightly'; then
+        rustup toolchain install nightly --profile minimal --component miri,rust-src || return 1
+    else
+        rustup component add --toolchain nightly miri rust-src || return 1
+    fi
+    if ! cargo fuzz --version >/dev/null 2>&1; then
+        cargo install cargo-fuzz --locked || return 1
+    fi
+    cargo +nightly miri setup >/dev/null || return 1
+    echo "nightly: $(rustc +nightly --version); $(cargo fuzz --version); $(valgrind --version)"
+}
+
+do_fuzz() {
+    local t status=0 scratch
+    (cd fuzz && cargo +nightly fuzz build) || return 1
+    mkdir -p fuzz/artifacts
+    for t in $(cd fuzz && cargo +nightly fuzz list); do
+        scratch=$(mktemp -d)
+        echo "--- fuzz $t for ${FUZZ_SECONDS}s"
+        # The first directory receives new inputs (scratch); the committed corpus is only read.
+        if ! (cd fuzz && "./target/$HOST/release/$t" "$scratch" "corpus/$t" -max_total_time="$FUZZ_SECONDS" \
+            -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="artifacts/$t-" 2>&1 |
+            grep -E '^(INFO: seed corpus|#[0-9]+ +DONE|stat::number_of_executed_units|==[0-9]+==|thread .* panicked|SUMMARY|Done)' |
+            tail -n 20; exit "${PIPESTATUS[0]}"); then
+            echo "FUZZ FAILURE in $t: see fuzz/artifacts/$t-*"
+            status=1
+        fi
+        rm -rf "$scratch"
+    done
+    return $status
+}
+
+asan_lib_dir() { echo "$ROOT/target/asan/$HOST/release"; }
+
+do_asan() {
+    # The library with AddressSanitizer instrumentation (nightly); --target keeps build scripts plain.
+    RUSTFLAGS="-Zsanitizer=address" cargo +nightly build --release --target "$HOST" --target-dir target/asan || return 1
+    local lib build=c_tests/build-asan flags="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all"
+    lib=$(asan_lib_dir)
+    cmake -S c_tests -B "$build" -DQUANT_LIB_DIR="$lib" -DCMAKE_BUILD_TYPE=Debug \
+        -DCMAKE_C_FLAGS="$flags" -DCMAKE_CXX_FLAGS="$flags" \
+        -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" >/dev/null || return 1
+    cmake --build "$build" -j2 || return 1
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
+        UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        ctest --test-dir "$build" --output-on-failure || return 1
+    # The canary writes past a buffer from inside the library: ASan must catch it in a quant frame.
+    gcc -fsanitize=address -Iinclude scripts/asan_canary.c "$lib/libquant.a" -lpthread -ldl -lm -o "$build/asan_canary" || return 1
+    local out
+    out=$("$build/asan_canary" 2>&1)
+    if echo "$out" | grep -q 'heap-buffer-overflow' && echo "$out" | grep -A2 'WRITE of size' | grep -q 'quant7kernels'; then
+        echo "asan canary: caught inside the library, as it must be"
+    else
+        echo "asan canary NOT caught in the library's code:"
+        echo "$out" | head -20
+        return 1
+    fi
+}
+
+do_valgrind() {
+    cargo build --release || return 1
+    local build=c_tests/build-valgrind t status=0
+    cmake -S c_tests -B "$build" -DQUANT_LIB_DIR="$ROOT/target/release" >/dev/null || return 1
+    cmake --build "$build" -j2 || return 1
+    for t in "$build"/test_*_shared "$build"/test_*_static; do
+        if valgrind -q --leak-check=full --show-leak-kinds=definite,indirect,possible \
+            --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99 "$t" >"$t.memcheck.log" 2>&1; then
+            echo "memcheck ok: $t"
+        else
+            echo "memcheck FAILED: $t"
+            cat "$t.memcheck.log"
+            status=1
+        fi
+    done
+    for t in "$build"/test_threads_shared "$build"/test_threads_static; do
+        if valgrind -q --tool=helgrind --error-exitcode=99 "$t" >"$t.helgrind.log" 2>&1; then
+            echo "helgrind ok: $t"
+        else
+            echo "helgrind FAILED: $t"
+            cat "$t.helgrind.log"
+            status=1
+        fi
+    done
+    return $status
+}
+
+do_miri() {
+    cargo +nightly miri test --test ffi_miri || return 1
+    cargo +nightly miri test --lib ffi:: || return 1
+}
+
+do_limits() {
+    cargo test --test limits
+}
+
+if [ "${1:-}" = "--functions" ]; then
+    return 0 2>/dev/null || exit 0
+fi
+
+for s in $STEPS; do
+    case $s in
+    setup) step setup 900 do_setup ;;
+    fuzz) step fuzz $((FUZZ_SECONDS * 12 + 600)) do_fuzz ;;
+    asan) step asan 900 do_asan ;;
+    valgrind) step valgrind 900 do_valgrind ;;
+    miri) step miri 1500 do_miri ;;
+    limits) step limits 600 do_limits ;;
+    *) echo "unknown step $s"; exit 2 ;;
+    esac
+done
+
+echo "=== harden summary"
+printf '%s\n' "${SUMMARY[@]}"
+exit $FAILED
