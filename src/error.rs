@@ -110,10 +110,16 @@ thread_local! {
     static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
-/// Records `err` as this thread's last error detail.
+// The detail is reached with `try_with`, never `with`: a call made while the thread exits (from another
+// thread-local's destructor, a pthread key destructor...) may come after the detail was destroyed, and
+// `with` would then panic outside the panic boundary, which aborts the process. Such a call simply
+// keeps no detail.
+
+/// Records `err` as this thread's last error detail (nothing when the thread is exiting and its
+/// detail is already gone).
 pub fn set_last_error(err: &QuantError) {
     let text = err.to_string();
-    LAST_ERROR.with(|e| {
+    let _ = LAST_ERROR.try_with(|e| {
         let mut e = e.borrow_mut();
         e.clear();
         e.push_str(&text);
@@ -122,12 +128,17 @@ pub fn set_last_error(err: &QuantError) {
 
 /// Forgets this thread's last error detail (a successful call does this).
 pub fn clear_last_error() {
-    LAST_ERROR.with(|e| e.borrow_mut().clear());
+    let _ = LAST_ERROR.try_with(|e| e.borrow_mut().clear());
 }
 
-/// Runs `f` on this thread's last error detail ("" when there is none).
+/// Runs `f` on this thread's last error detail ("" when there is none, also when the thread is exiting
+/// and its detail is already gone).
 pub fn with_last_error<R>(f: impl FnOnce(&str) -> R) -> R {
-    LAST_ERROR.with(|e| f(&e.borrow()))
+    let mut f = Some(f);
+    match LAST_ERROR.try_with(|e| (f.take().expect("called once"))(&e.borrow())) {
+        Ok(r) => r,
+        Err(_) => (f.take().expect("not called"))(""),
+    }
 }
 
 /// Allocates a vector of `n` copies of `value`, reporting failure instead of aborting the process.

@@ -547,3 +547,58 @@ fn shared_handles_are_read_from_several_threads() {
     quant_config_free(cfg);
     quant_weight_free(q);
 }
+
+/// Regression test (hardening finding): a misaligned pointer used to become a Rust slice or reference,
+/// which is undefined behaviour (Miri reports it) even where the hardware tolerates the access. It is
+/// now `QUANT_ERR_INVALID_ARGUMENT`, checked before anything is read or written.
+#[test]
+fn misaligned_pointers_are_invalid_arguments() {
+    let mut bytes = [0u64; 8];
+    let base = bytes.as_mut_ptr() as *mut u8;
+    let odd_f32 = unsafe { base.add(1) } as *mut f32;
+    let odd_u16 = unsafe { base.add(1) } as *mut u16;
+    let src = [1.0f32, 2.0];
+    let mut h = [0u16; 2];
+    assert_eq!(
+        quant_f32_to_f16(odd_f32, h.as_mut_ptr(), 2),
+        QUANT_ERR_INVALID_ARGUMENT
+    );
+    assert!(detail().contains("not aligned"), "{}", detail());
+    assert_eq!(
+        quant_f32_to_f16(src.as_ptr(), odd_u16, 2),
+        QUANT_ERR_INVALID_ARGUMENT
+    );
+    assert_eq!(bytes, [0u64; 8], "nothing written");
+    let mut q = [0i8; 2];
+    assert_eq!(
+        quant_int8_quantize(src.as_ptr(), 1, 2, 0, q.as_mut_ptr(), 2, odd_f32, 1),
+        QUANT_ERR_INVALID_ARGUMENT
+    );
+    assert_eq!(q, [0, 0]);
+    // Out-parameters and struct pointers.
+    let odd_usize = unsafe { base.add(3) } as *mut usize;
+    let m = method(QUANT_INT8_SYMMETRIC, 0);
+    assert_eq!(
+        quant_estimate_memory(10, &m, odd_usize, odd_usize),
+        QUANT_ERR_INVALID_ARGUMENT
+    );
+    let odd_method = unsafe { base.add(4) } as *const quant_method;
+    assert_eq!(
+        quant_method_validate(odd_method),
+        QUANT_ERR_INVALID_ARGUMENT
+    );
+    let mut w: *mut quant_weight = ptr::null_mut();
+    assert_eq!(
+        quant_quantize(&m, ptr::null(), src.as_ptr(), 1, 2, ptr::null(), &mut w),
+        QUANT_OK
+    );
+    assert!(quant_weight_data(w, odd_usize).is_null());
+    assert_eq!(bytes, [0u64; 8], "nothing written");
+    quant_weight_free(w);
+    // NULL is still NULL_POINTER (NULL is aligned), and length 0 never looks at the pointer.
+    assert_eq!(
+        quant_f32_to_f16(ptr::null(), h.as_mut_ptr(), 2),
+        QUANT_ERR_NULL_POINTER
+    );
+    assert_eq!(quant_f32_to_f16(odd_f32, odd_u16, 0), QUANT_OK);
+}

@@ -83,8 +83,22 @@ fn check_slice_bytes<T>(len: usize, what: &str) -> Result<()> {
     }
 }
 
+/// Checks that a non-NULL pointer is aligned for `T`: a misaligned `float *` (say, into a byte buffer at
+/// an odd offset) is `InvalidArgument`, because building a Rust reference or slice from it would be
+/// undefined behaviour even on hardware that tolerates the access.
+pub(crate) fn check_aligned<T>(ptr: *const T, what: &str) -> Result<()> {
+    if (ptr as usize) % std::mem::align_of::<T>() != 0 {
+        return Err(QuantError::invalid(format!(
+            "{what} ({ptr:p}) is not aligned to {} bytes",
+            std::mem::align_of::<T>()
+        )));
+    }
+    Ok(())
+}
+
 /// Builds an input slice from a C pointer and a length in elements. A NULL pointer is allowed only
-/// when `len` is 0 (it then gives an empty slice; no slice is ever built from NULL).
+/// when `len` is 0 (it then gives an empty slice; no slice is ever built from NULL). A misaligned
+/// pointer is `InvalidArgument`.
 ///
 /// # Safety
 /// When non-NULL, `ptr` must point to `len` readable, initialized elements that stay valid and are
@@ -96,11 +110,13 @@ pub unsafe fn slice_in<'a, T>(ptr: *const T, len: usize, what: &str) -> Result<&
     if ptr.is_null() {
         return Err(QuantError::NullPointer(what.to_string()));
     }
+    check_aligned(ptr, what)?;
     check_slice_bytes::<T>(len, what)?;
     Ok(std::slice::from_raw_parts(ptr, len))
 }
 
-/// Builds an output slice from a C pointer and a length in elements (NULL only with `len` 0).
+/// Builds an output slice from a C pointer and a length in elements (NULL only with `len` 0; a
+/// misaligned pointer is `InvalidArgument`).
 ///
 /// # Safety
 /// When non-NULL, `ptr` must point to `len` writable elements, not aliased by any other slice built
@@ -112,6 +128,7 @@ pub unsafe fn slice_out<'a, T>(ptr: *mut T, len: usize, what: &str) -> Result<&'
     if ptr.is_null() {
         return Err(QuantError::NullPointer(what.to_string()));
     }
+    check_aligned(ptr, what)?;
     check_slice_bytes::<T>(len, what)?;
     Ok(std::slice::from_raw_parts_mut(ptr, len))
 }
@@ -122,6 +139,7 @@ pub unsafe fn slice_out<'a, T>(ptr: *mut T, len: usize, what: &str) -> Result<&'
 /// # Safety
 /// When non-NULL, `ptr` must be valid for writes of one `T`.
 pub unsafe fn out_param<'a, T>(ptr: *mut T, what: &str) -> Result<&'a mut T> {
+    check_aligned(ptr, what)?;
     ptr.as_mut()
         .ok_or_else(|| QuantError::NullPointer(what.to_string()))
 }
@@ -131,6 +149,7 @@ pub unsafe fn out_param<'a, T>(ptr: *mut T, what: &str) -> Result<&'a mut T> {
 /// # Safety
 /// When non-NULL, `ptr` must point to a valid, initialized `T` for the lifetime `'a`.
 pub unsafe fn in_ref<'a, T>(ptr: *const T, what: &str) -> Result<&'a T> {
+    check_aligned(ptr, what)?;
     ptr.as_ref()
         .ok_or_else(|| QuantError::NullPointer(what.to_string()))
 }

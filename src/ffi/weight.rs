@@ -193,6 +193,8 @@ unsafe fn accessor<T>(
     len: *mut usize,
     get: impl FnOnce(&QuantizedWeight) -> Option<&[T]>,
 ) -> Result<*const T> {
+    crate::ffi::check_aligned(len, "len")?;
+    crate::ffi::check_aligned(q, "q")?;
     let len = len.as_mut();
     let (ptr, n) = match q.as_ref() {
         None => {
