@@ -137,7 +137,7 @@ do_valgrind() {
 }
 
 do_miri() {
-    cargo +nightly miri test --test ffi_miri || return 1
+    cargo +nightly miri test --test ffi_miri --test thread_exit || return 1
     cargo +nightly miri test --lib ffi:: || return 1
 }
 

@@ -25,6 +25,38 @@ fuzz_target!(|data: &[u8]| {
         (null_src, null_dst)
     };
     let len = if huge { 0 } else { n };
+    if !huge && n > 0 && inp.u8() % 16 == 0 {
+        // Misaligned pointers (into a byte buffer at an odd offset): INVALID_ARGUMENT, nothing written.
+        let off = 1 + 2 * (inp.u8() % 2) as usize; // odd: misaligned for u16 and f32
+        let mut src_bytes = vec![0x3fu8; n * 4 + 8];
+        let mut dst_bytes = Out::<u8>::new(n * 4 + 8, false);
+        let which = inp.u8() % 3;
+        let sp = unsafe { src_bytes.as_mut_ptr().add(if which != 1 { off } else { 0 }) };
+        let dp = unsafe { dst_bytes.ptr().add(if which != 0 { off } else { 0 }) };
+        let s = match op {
+            0 => quant_f32_to_f16(sp as *const f32, dp as *mut u16, n),
+            1 => quant_f32_to_bf16(sp as *const f32, dp as *mut u16, n),
+            2 => quant_f32_to_fp8_e4m3(sp as *const f32, dp, n, saturate),
+            3 => quant_f16_to_f32(sp as *const u16, dp as *mut f32, n),
+            4 => quant_bf16_to_f32(sp as *const u16, dp as *mut f32, n),
+            5 => quant_fp8_e5m2_to_f32(sp, dp as *mut f32, n),
+            _ => quant_fp8_e4m3_to_f32(sp, dp as *mut f32, n),
+        };
+        let byte_ops = op == 2 && which == 1 || op >= 5 && which == 0;
+        if byte_ops {
+            // Only a byte pointer was offset: bytes have no alignment, so the call is valid.
+            check_status("misaligned byte pointer", s);
+        } else {
+            assert_eq!(
+                s,
+                quant::error::QUANT_ERR_INVALID_ARGUMENT,
+                "misaligned op {op}"
+            );
+            check_status("misaligned", s);
+            assert!(dst_bytes.untouched());
+        }
+        return;
+    }
     match op {
         0..=2 => {
             let src: Vec<f32> = (0..len).map(|_| inp.f32()).collect();
