@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Runs every test of quant: the Rust tests, then the C harness (c_tests/) built against the shared and
+# the static library under ctest, then the C harness again under valgrind memcheck.
+# Works on a fresh machine: installs cmake and valgrind with apt-get when they are missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v cmake >/dev/null 2>&1 || need+=(cmake)
+command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
+if [ ${#need[@]} -gt 0 ]; then
+    echo "== installing ${need[*]}"
+    sudo_cmd=""
+    [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+    $sudo_cmd apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+echo "== Rust tests"
+cargo test
+
+echo "== C harness (shared and static library)"
+cargo build --release
+cmake -S c_tests -B build/c_tests -DQUANT_LIB_DIR="$PWD/target/release" >/dev/null
+cmake --build build/c_tests -j 2
+ctest --test-dir build/c_tests --output-on-failure
+
+echo "== C harness under valgrind memcheck (shared library builds)"
+fails=0
+for exe in build/c_tests/test_*_shared; do
+    if ! valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect \
+        --show-leak-kinds=definite,indirect "$exe" >/dev/null; then
+        echo "valgrind: $exe FAILED"
+        fails=$((fails + 1))
+    fi
+done
+total=$(ls build/c_tests/test_*_shared | wc -l)
+echo "valgrind: $((total - fails)) passed, $fails failed"
+[ "$fails" -eq 0 ]
