@@ -34,7 +34,7 @@ const ROW_TILE: usize = 64;
 /// Settings of one AWQ run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AwqParams {
-    /// Bits per weight, 2..=8 (4 in the published setting).
+    /// Bits per weight, 1..=8 (4 in the published setting, 3 also common).
     pub bits: u32,
     /// Columns per group, 0 = one group per row (128 in the published setting).
     pub group_size: usize,
@@ -103,7 +103,7 @@ pub fn scales_for_ratio(act_mean: &[f64], r: f64) -> Vec<f32> {
 /// width `cols`. `act_mean` is the per-channel mean|x| over the calibration, `sample` a row-major
 /// `n_sample x cols` sample of calibration tokens.
 ///
-/// Errors: empty `ws`, a zero side, `bits` outside 2..=8, `n_sample` 0 are `InvalidArgument`; short
+/// Errors: empty `ws`, a zero side, `bits` outside 1..=8, `n_sample` 0 are `InvalidArgument`; short
 /// buffers `BufferTooSmall`; NaN or infinity `NonFinite`.
 pub fn quantize_group(
     ws: &[(&[f32], usize)],
@@ -116,9 +116,9 @@ pub fn quantize_group(
     if ws.is_empty() {
         return Err(QuantError::invalid("AWQ needs at least one matrix"));
     }
-    if !(2..=8).contains(&params.bits) {
+    if !(1..=8).contains(&params.bits) {
         return Err(QuantError::invalid(format!(
-            "AWQ bits is {}: it must be in 2..=8",
+            "AWQ bits is {}: it must be in 1..=8",
             params.bits
         )));
     }
@@ -243,7 +243,7 @@ pub fn quantize_group(
 #[derive(Clone, Copy)]
 struct Quantizer {
     bits: u32,
-    mq: f32,
+    mq: u32,
     gl: usize,
     symmetric: bool,
 }

@@ -475,7 +475,7 @@ struct Ctx<'a> {
     gl: usize,
     ng: usize,
     bits: u32,
-    mq: f32,
+    mq: u32,
     block: usize,
     symmetric: bool,
     mse: bool,
@@ -684,7 +684,7 @@ mod tests {
         for sym in [false, true] {
             let err = |(s, z): (f32, f32)| -> f32 {
                 vals.iter()
-                    .map(|&x| (fake_quant(x, s, z, 7.0) - x).abs().powf(2.4))
+                    .map(|&x| (fake_quant(x, s, z, 7) - x).abs().powf(2.4))
                     .sum()
             };
             let plain = find_params(&vals, 3, sym, false);

@@ -8,6 +8,7 @@
 //! token ([`quantize_activations`]) and multiplies the codes with [`int8_gemm`] (i32 accumulation, then
 //! the two scales).
 use crate::error::{try_vec, QuantError, Result};
+use crate::kernels::int8::int8_quantize;
 use crate::kernels::{check_finite, check_len, Shape};
 
 /// Lower bound of the weight maxima and of the scales (the published clamp).
@@ -181,7 +182,7 @@ pub fn quantize_group(
         }
         let mut codes = try_vec(rows * cols, 0i8, "SmoothQuant codes")?;
         let mut scales = try_vec(shape.n_groups(), 0.0f32, "SmoothQuant scales")?;
-        int8::quantize(&scaled, shape, &mut codes, &mut scales)?;
+        int8_quantize(&scaled, shape, &mut codes, &mut scales)?;
         matrices.push(SmoothMatrix {
             rows,
             codes,
@@ -226,7 +227,7 @@ pub fn quantize_activations(
         }
     }
     match input_scales {
-        None => int8::quantize(
+        None => int8_quantize(
             x,
             shape,
             &mut dst[..shape.len()],
@@ -239,7 +240,7 @@ pub fn quantize_activations(
                 for ((o, &v), &sj) in row.iter_mut().zip(&x[t * cols..(t + 1) * cols]).zip(s) {
                     *o = v / sj;
                 }
-                int8::quantize(
+                int8_quantize(
                     &row,
                     one,
                     &mut dst[t * cols..(t + 1) * cols],
@@ -344,42 +345,6 @@ pub fn int8_gemm_ref(
         }
     }
     Ok(())
-}
-
-/// Private stand-in for `crate::kernels::int8` until it lands (API.md's INT8 symmetric rule).
-mod int8 {
-    use crate::error::Result;
-    use crate::kernels::Shape;
-
-    pub(super) fn quantize(
-        src: &[f32],
-        shape: Shape,
-        dst: &mut [i8],
-        scales: &mut [f32],
-    ) -> Result<()> {
-        let gl = shape.group_len();
-        let ng = shape.groups_per_row();
-        for r in 0..shape.rows {
-            for g in 0..ng {
-                let (c0, c1) = (g * gl, ((g + 1) * gl).min(shape.cols));
-                let vals = &src[r * shape.cols + c0..r * shape.cols + c1];
-                let amax = vals.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-                let scale = amax / 127.0;
-                scales[r * ng + g] = scale;
-                for (d, &v) in dst[r * shape.cols + c0..r * shape.cols + c1]
-                    .iter_mut()
-                    .zip(vals)
-                {
-                    *d = if scale == 0.0 {
-                        0
-                    } else {
-                        (v / scale).round_ties_even().clamp(-127.0, 127.0) as i8
-                    };
-                }
-            }
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]
