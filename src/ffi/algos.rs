@@ -99,6 +99,12 @@ pub extern "C" fn quant_int8_gemm(
         let la = matrix_len(m, k)?;
         let lb = matrix_len(n, k)?;
         matrix_len(m, n)?;
+        if k > smoothquant::GEMM_MAX_K {
+            return Err(QuantError::invalid(format!(
+                "k is {k}: at most {} so that the i32 accumulator cannot overflow",
+                smoothquant::GEMM_MAX_K
+            )));
+        }
         let a = unsafe { slice_in(a, la, "a") }?;
         let sa = unsafe { slice_in(a_scales, m, "a_scales") }?;
         let b = unsafe { slice_in(b, lb, "b") }?;
