@@ -371,8 +371,6 @@ fn inverse_factor(
             "GPTQ: the Hessian's mean diagonal is {base}: it is not positive semi-definite"
         )));
     }
-    let mut r = try_vec(n * n, 0.0f64, "GPTQ factor")?;
-    let mut inv = try_vec(n * n, 0.0f64, "GPTQ inverse factor")?;
     let mut mem = faer::dyn_stack::MemBuffer::try_new(cholesky_in_place_scratch::<f64>(
         n,
         Par::Seq,
@@ -380,6 +378,9 @@ fn inverse_factor(
     ))
     .map_err(|_| QuantError::OutOfMemory("GPTQ Cholesky scratch".into()))?;
     for frac in damp_schedule(damp_percent) {
+        // Peak memory: R and its inverse (2 n^2 f64) during the inversion, then the inverse and the
+        // f32 factor (1.5 n^2 f64).
+        let mut r = try_vec(n * n, 0.0f64, "GPTQ factor")?;
         // R = J H_p J / base + frac I, column-major, lower triangle.
         for c in 0..n {
             let pc = n - 1 - c;
@@ -412,11 +413,13 @@ fn inverse_factor(
             ));
             continue;
         }
+        let mut inv = try_vec(n * n, 0.0f64, "GPTQ inverse factor")?;
         invert_lower_triangular(
             MatMut::from_column_major_slice_mut(&mut inv, n, n),
             MatRef::from_column_major_slice(&r, n, n),
             Par::Seq,
         );
+        drop(r);
         // U[i][j] = inv[n-1-i][n-1-j] for i <= j.
         let mut ok = true;
         let mut u = try_vec(n * n, 0.0f32, "GPTQ inverse factor (f32)")?;
