@@ -685,6 +685,30 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_factorization_is_retried_with_more_damping() {
+        // H = I with H[0][1] = H[1][0] = 1.05 has the eigenvalue -0.05: damping 0.01 and 0.04 (of the
+        // mean diagonal, 1) do not fix it, 0.16 does.
+        let (rows, cols) = (3, 4);
+        let (w, _) = problem(rows, cols, 10);
+        let mut h = vec![0.0f64; cols * cols];
+        for i in 0..cols {
+            h[i * cols + i] = 1.0;
+        }
+        h[1] = 1.05;
+        h[cols] = 1.05;
+        assert_eq!(damp_schedule(0.01), vec![0.01, 0.04, 0.16, 0.64, 1.0]);
+        let r = quantize(
+            &w,
+            rows,
+            cols,
+            &h,
+            &GptqParams::new(4, 0, &QuantOptions::default()),
+        )
+        .unwrap();
+        assert_eq!(r.damp_used, 0.16);
+    }
+
+    #[test]
     fn mse_search_never_increases_the_group_error() {
         let vals: Vec<f32> = (0..64)
             .map(|i| ((i * 37 % 64) as f32 - 20.0) / 7.0)
