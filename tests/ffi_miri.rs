@@ -602,3 +602,52 @@ fn misaligned_pointers_are_invalid_arguments() {
     );
     assert_eq!(quant_f32_to_f16(odd_f32, odd_u16, 0), QUANT_OK);
 }
+
+/// Regression test (hardening finding, fuzz target `w8a8`): `quant_quantize_activations` with input
+/// scales wrote the tokens before the one whose `x / s` overflowed to infinity, then failed. Every
+/// divided value is now checked before anything is written.
+#[test]
+fn quantize_activations_validates_every_token_before_writing() {
+    use quant::ffi::algos::quant_quantize_activations;
+    let x = [1.0f32, 2.0, -3.0, 3.0e38, 0.5, 1.0];
+    let s = [0.5f32, 0.25, 0.5];
+    let mut q = [S8 as i8; 6];
+    let mut ts = [f32::from_bits(0xA5A5_A5A5); 2];
+    assert_eq!(
+        quant_quantize_activations(
+            x.as_ptr(),
+            2,
+            3,
+            s.as_ptr(),
+            q.as_mut_ptr(),
+            6,
+            ts.as_mut_ptr(),
+            2
+        ),
+        QUANT_ERR_INVALID_ARGUMENT
+    );
+    assert!(detail().contains("x[1][0]"), "{}", detail());
+    assert!(
+        q.iter().all(|&v| v as u8 == S8),
+        "codes written on error: {q:?}"
+    );
+    assert!(
+        ts.iter().all(|v| v.to_bits() == 0xA5A5_A5A5),
+        "scales written on error"
+    );
+    // Without the overflow the same call succeeds.
+    let x = [1.0f32, 2.0, -3.0, 3.0, 0.5, 1.0];
+    assert_eq!(
+        quant_quantize_activations(
+            x.as_ptr(),
+            2,
+            3,
+            s.as_ptr(),
+            q.as_mut_ptr(),
+            6,
+            ts.as_mut_ptr(),
+            2
+        ),
+        QUANT_OK
+    );
+}

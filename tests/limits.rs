@@ -373,3 +373,96 @@ fn results_larger_than_the_machine_are_out_of_memory() {
     );
     quant_weight_free(h);
 }
+
+/// Regression test (hardening finding): when the OS refused a worker thread (here: no address space
+/// for its stack), GPTQ and AWQ panicked inside `std::thread::scope` and the call failed with
+/// `QUANT_ERR_INTERNAL`. The calling thread now takes the jobs of the threads that could not start.
+#[cfg(target_os = "linux")]
+#[test]
+fn refused_worker_threads_are_not_an_error() {
+    use quant::ffi::calib::{
+        quant_calib, quant_calib_add, quant_calib_free, quant_calib_new_ex, QUANT_CALIB_HESSIAN,
+    };
+    use quant::ffi::options::{
+        quant_options, quant_options_free, quant_options_new, quant_options_set_threads,
+    };
+    if std::env::var_os(CHILD).is_none() {
+        return run_in_child("refused_worker_threads_are_not_an_error");
+    }
+    // More than one 64-row tile, so that the algorithms start worker threads.
+    let (rows, cols, tokens) = (256usize, 64usize, 32usize);
+    let w: Vec<f32> = (0..rows * cols)
+        .map(|i| ((i * 37 % 101) as f32 - 50.0) / 64.0)
+        .collect();
+    let x: Vec<f32> = (0..tokens * cols)
+        .map(|i| ((i * 53 % 97) as f32 - 48.0) / 32.0)
+        .collect();
+    // Everything before the cap runs on this thread alone (threads = 1): a thread that ran and ended
+    // would leave its stack in the C library's cache, and the capped call could reuse it.
+    let mut one: *mut quant_options = ptr::null_mut();
+    assert_eq!(quant_options_new(&mut one), QUANT_OK);
+    assert_eq!(quant_options_set_threads(one, 1), QUANT_OK);
+    let mut calib: *mut quant_calib = ptr::null_mut();
+    assert_eq!(
+        quant_calib_new_ex(cols, QUANT_CALIB_HESSIAN, one, &mut calib),
+        QUANT_OK
+    );
+    assert_eq!(quant_calib_add(calib, x.as_ptr(), tokens, cols), QUANT_OK);
+    let mut o: *mut quant_options = ptr::null_mut();
+    assert_eq!(quant_options_new(&mut o), QUANT_OK);
+    assert_eq!(quant_options_set_threads(o, 8), QUANT_OK);
+    // The results do not depend on the thread count (documented), so one thread gives the reference.
+    let reference: Vec<Vec<f32>> = [QUANT_GPTQ, QUANT_AWQ]
+        .iter()
+        .map(|&kind| {
+            let mut h: *mut quant_weight = ptr::null_mut();
+            let s = quant_quantize(
+                &method(kind, 16),
+                one,
+                w.as_ptr(),
+                rows,
+                cols,
+                calib,
+                &mut h,
+            );
+            assert_eq!(s, QUANT_OK, "{}", detail());
+            let mut out = vec![0f32; rows * cols];
+            assert_eq!(
+                quant_weight_dequantize(h, out.as_mut_ptr(), out.len()),
+                QUANT_OK
+            );
+            quant_weight_free(h);
+            out
+        })
+        .collect();
+    // 1.5 MiB of address space left: enough for this layer's buffers, not for a thread's 2 MiB stack.
+    let _ = huge_zeros_and_cap(4096, 3 << 19);
+    assert!(
+        std::thread::Builder::new().spawn(|| ()).is_err(),
+        "the cap should leave no room for a thread stack"
+    );
+    for (k, &kind) in [QUANT_GPTQ, QUANT_AWQ].iter().enumerate() {
+        let mut h: *mut quant_weight = ptr::null_mut();
+        let s = quant_quantize(&method(kind, 16), o, w.as_ptr(), rows, cols, calib, &mut h);
+        assert!(
+            s == QUANT_OK || s == QUANT_ERR_OUT_OF_MEMORY,
+            "kind {kind}: status {s}: {}",
+            detail()
+        );
+        if s == QUANT_OK {
+            let mut out = vec![0f32; rows * cols];
+            assert_eq!(
+                quant_weight_dequantize(h, out.as_mut_ptr(), out.len()),
+                QUANT_OK
+            );
+            assert_eq!(
+                out, reference[k],
+                "kind {kind}: the result depends on the threads that started"
+            );
+            quant_weight_free(h);
+        }
+    }
+    quant_options_free(o);
+    quant_options_free(one);
+    quant_calib_free(calib);
+}

@@ -26,16 +26,23 @@ pub(crate) fn for_each_job<J: Send, F: Fn(J) + Sync>(jobs: Vec<J>, threads: usiz
     }
     let queue = Mutex::new(jobs.into_iter());
     let next = || queue.lock().unwrap_or_else(|e| e.into_inner()).next();
+    let work = || {
+        while let Some(job) = next() {
+            f(job);
+        }
+    };
     std::thread::scope(|s| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                s.spawn(|| {
-                    while let Some(job) = next() {
-                        f(job);
-                    }
-                })
-            })
-            .collect();
+        // The calling thread is one of the workers. A thread the OS refuses (no memory for its stack,
+        // a process limit) is not an error: the threads that did start, and this one, take its jobs.
+        // (`Scope::spawn` would panic instead.)
+        let mut handles = Vec::new();
+        for _ in 1..workers {
+            match std::thread::Builder::new().spawn_scoped(s, work) {
+                Ok(h) => handles.push(h),
+                Err(_) => break,
+            }
+        }
+        work();
         for h in handles {
             // A panicking job is re-raised on the caller's thread (and caught by the FFI boundary).
             if let Err(payload) = h.join() {

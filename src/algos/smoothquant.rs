@@ -226,6 +226,19 @@ pub fn quantize_activations(
             )));
         }
     }
+    if let Some(s) = input_scales {
+        // x / s can overflow even when both are finite: check every token before writing anything.
+        for (t, xt) in x.chunks_exact(cols).enumerate() {
+            for (j, (&v, &sj)) in xt.iter().zip(s).enumerate() {
+                let y = v / sj;
+                if !y.is_finite() || y.abs() == f32::MAX {
+                    return Err(QuantError::invalid(format!(
+                        "x[{t}][{j}] / input_scales[{j}] = {v:e} / {sj:e} = {y:e}: beyond the float range"
+                    )));
+                }
+            }
+        }
+    }
     match input_scales {
         None => int8_quantize(
             x,

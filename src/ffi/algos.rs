@@ -38,7 +38,8 @@ pub extern "C" fn quant_smooth_scales(
 ///
 /// Errors (nothing written): `QUANT_ERR_NULL_POINTER` (`x`, `dst` or `token_scales` NULL),
 /// `QUANT_ERR_INVALID_ARGUMENT` (`n_tokens` or `cols` 0, an overflowing size, an input scale that is
-/// 0 or negative, a token whose maximum is the largest float), `QUANT_ERR_BUFFER_TOO_SMALL`,
+/// 0 or negative, a token whose maximum is the largest float, an `x / input_scales` that overflows
+/// float), `QUANT_ERR_BUFFER_TOO_SMALL`,
 /// `QUANT_ERR_NON_FINITE` (NaN or infinity in `x` or in the input scales).
 #[no_mangle]
 pub extern "C" fn quant_quantize_activations(
