@@ -93,6 +93,26 @@ if wants consumer; then
     stamp
 fi
 
+# ---- 3. C++ -----------------------------------------------------------------------------------------
+if wants cpp; then
+    echo "== C++17 layer (include/quant.hpp): tests/cpp/test_quant_hpp.cpp, examples/cpp/quantize.cpp"
+    mkdir -p build/cpp
+    skip_flags=()
+    for area in "${missing[@]}"; do skip_flags+=("-DQUANT_HPP_SKIP_${area^^}"); done
+    cxx=${CXX:-c++}
+    link=(-L"$prefix/lib" -lquant -Wl,-rpath,"$prefix/lib")
+    cpp_ok=ok
+    $cxx -std=c++17 -O2 -Wall -Wextra -Wpedantic -Werror "${skip_flags[@]}" -I"$prefix/include" \
+        -DQUANT_TEST_DATA_DIR="\"$root/tests/data\"" tests/cpp/test_quant_hpp.cpp "${link[@]}" -o build/cpp/test_quant_hpp &&
+        build/cpp/test_quant_hpp || cpp_ok=FAILED
+    if has kernels && has weight && has methods; then
+        $cxx -std=c++17 -O2 -Wall -Wextra -Wpedantic -Werror -I"$prefix/include" examples/cpp/quantize.cpp \
+            "${link[@]}" -o build/cpp/quantize_example && build/cpp/quantize_example || cpp_ok=FAILED
+    fi
+    record cpp $cpp_ok
+    stamp
+fi
+
 echo
 echo "== summary"
 passed=0
