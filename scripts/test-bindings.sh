@@ -113,6 +113,26 @@ if wants cpp; then
     stamp
 fi
 
+# ---- 4. Go -------------------------------------------------------------------------------------------
+if wants go; then
+    echo "== Go binding (bindings/go): go test, examples/go"
+    go version
+    go_tags=""
+    for area in "${missing[@]}"; do go_tags="${go_tags:+$go_tags,}quant_skip_$area"; done
+    go_ok=ok
+    # The binding links through pkg-config; the tests find the shared library with LD_LIBRARY_PATH.
+    (
+        export PKG_CONFIG_PATH="$prefix/lib/pkgconfig" LD_LIBRARY_PATH="$prefix/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+        export GOFLAGS="-mod=mod" GOPROXY=off GOTOOLCHAIN=local QUANT_TEST_DATA_DIR="$root/tests/data"
+        cd bindings/go
+        go vet -tags "$go_tags" ./...
+        go test -count=1 -tags "$go_tags" ./...
+        if has weight && has methods; then cd ../../examples/go && go run .; fi
+    ) || go_ok=FAILED
+    record go $go_ok
+    stamp
+fi
+
 echo
 echo "== summary"
 passed=0
