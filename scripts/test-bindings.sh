@@ -133,6 +133,22 @@ if wants go; then
     stamp
 fi
 
+# ---- 5. Zig ------------------------------------------------------------------------------------------
+if wants zig; then
+    echo "== Zig binding (bindings/zig): zig build test (shared and static), examples/zig"
+    echo "   zig $(zig version)"
+    zig_ok=ok
+    zig_args=(-Dquant-prefix="$prefix" -Ddata-dir="$root/tests/data" --cache-dir "$root/build/zig-cache" --summary all)
+    (
+        cd bindings/zig
+        zig build test "${zig_args[@]}"
+        zig build test -Dstatic=true "${zig_args[@]}"
+        if has weight && has methods; then zig build example "${zig_args[@]}"; fi
+    ) || zig_ok=FAILED
+    record zig $zig_ok
+    stamp
+fi
+
 echo
 echo "== summary"
 passed=0
