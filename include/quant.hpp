@@ -341,12 +341,6 @@ struct int4_matrix {
     std::vector<float> scales;
     std::vector<std::uint8_t> zeros;
 };
-/// FP8 E4M3 codes and one scale per group.
-struct fp8_matrix {
-    std::vector<std::uint8_t> codes;
-    std::vector<float> scales;
-};
-
 /// INT8 symmetric quantization of a row-major rows x cols matrix into caller buffers.
 inline void int8_quantize(span<const float> src, std::size_t rows, std::size_t cols, std::size_t group_size,
                           span<std::int8_t> dst, span<float> scales) {
@@ -419,6 +413,37 @@ inline std::vector<float> int4_dequantize(const int4_matrix &q, std::size_t rows
     return dst;
 }
 
+/// Packs signed 4-bit values (-8..7) two a byte, the first in the low nibble.
+inline void pack_int4(span<const std::int8_t> values, span<std::uint8_t> dst) {
+    detail::check(quant_pack_int4(values.data(), values.size(), dst.data(), dst.size()), "quant_pack_int4");
+}
+inline std::vector<std::uint8_t> pack_int4(span<const std::int8_t> values) {
+    std::vector<std::uint8_t> dst((values.size() + 1) / 2);
+    pack_int4(values, dst);
+    return dst;
+}
+/// Unpacks n signed 4-bit values (sign-extended) from ceil(n / 2) bytes.
+inline void unpack_int4(span<const std::uint8_t> src, std::size_t n, span<std::int8_t> dst) {
+    detail::need(src.size(), n / 2 + n % 2, "src", "quant_unpack_int4");
+    detail::check(quant_unpack_int4(src.data(), n, dst.data(), dst.size()), "quant_unpack_int4");
+}
+inline std::vector<std::int8_t> unpack_int4(span<const std::uint8_t> src, std::size_t n) {
+    detail::need(src.size(), n / 2 + n % 2, "src", "quant_unpack_int4");
+    std::vector<std::int8_t> dst(n);
+    unpack_int4(src, n, dst);
+    return dst;
+}
+#endif
+
+#if !defined(QUANT_HPP_SKIP_CASTS) && !defined(QUANT_HPP_SKIP_KERNELS)
+// ---- FP8 E4M3 with a scale per row or group ---------------------------------------------------------
+
+/// FP8 E4M3 codes and one scale per group.
+struct fp8_matrix {
+    std::vector<std::uint8_t> codes;
+    std::vector<float> scales;
+};
+
 /// FP8 E4M3 scaled quantization (scale = absmax / 448 per group) into caller buffers.
 inline void fp8_e4m3_quantize(span<const float> src, std::size_t rows, std::size_t cols, std::size_t group_size,
                               span<std::uint8_t> dst, span<float> scales) {
@@ -453,26 +478,11 @@ inline std::vector<float> fp8_e4m3_dequantize(const fp8_matrix &q, std::size_t r
     return dst;
 }
 
-/// Packs signed 4-bit values (-8..7) two a byte, the first in the low nibble.
-inline void pack_int4(span<const std::int8_t> values, span<std::uint8_t> dst) {
-    detail::check(quant_pack_int4(values.data(), values.size(), dst.data(), dst.size()), "quant_pack_int4");
-}
-inline std::vector<std::uint8_t> pack_int4(span<const std::int8_t> values) {
-    std::vector<std::uint8_t> dst((values.size() + 1) / 2);
-    pack_int4(values, dst);
-    return dst;
-}
-/// Unpacks n signed 4-bit values (sign-extended) from ceil(n / 2) bytes.
-inline void unpack_int4(span<const std::uint8_t> src, std::size_t n, span<std::int8_t> dst) {
-    detail::need(src.size(), n / 2 + n % 2, "src", "quant_unpack_int4");
-    detail::check(quant_unpack_int4(src.data(), n, dst.data(), dst.size()), "quant_unpack_int4");
-}
-inline std::vector<std::int8_t> unpack_int4(span<const std::uint8_t> src, std::size_t n) {
-    detail::need(src.size(), n / 2 + n % 2, "src", "quant_unpack_int4");
-    std::vector<std::int8_t> dst(n);
-    unpack_int4(src, n, dst);
-    return dst;
-}
+#endif
+
+#ifndef QUANT_HPP_SKIP_CALIB
+// ---- calibration and options ------------------------------------------------------------------------
+
 /// SmoothQuant scales s_j = a_j^alpha / w_j^(1 - alpha); all three spans have the same length.
 inline void smooth_scales(span<const float> weight_absmax, span<const float> act_absmax, double alpha, span<float> out) {
     const char *fn = "quant_smooth_scales";
@@ -488,11 +498,6 @@ inline std::vector<float> smooth_scales(span<const float> weight_absmax, span<co
     smooth_scales(weight_absmax, act_absmax, alpha, out);
     return out;
 }
-#endif
-
-#ifndef QUANT_HPP_SKIP_CALIB
-// ---- calibration and options ------------------------------------------------------------------------
-
 /// Owner of a quant_calib: activation statistics of one layer input of width cols.
 class calib {
   public:

@@ -70,8 +70,11 @@ stamp
 # Which parts of the API the library has: the bindings are complete against API.md; a part whose
 # functions are not in the header yet (its branch is not merged) is skipped with a message, and the
 # run FAILS at the end unless QUANT_BINDINGS_ALLOW_MISSING=1.
+# levels: quant_level_*; methods: quant_method_*, quant_estimate_memory, quant_config_*; casts: the
+# plain casts and the scaled FP8 quantizer; kernels: INT8/INT4, packing, sizes; weight: quant_quantize,
+# quant_weight_*; calib: quant_calib_*, quant_options_*, quant_quantize_group users, quant_smooth_scales.
 declare -A marker=([levels]=quant_level_bits [methods]=quant_method_validate [casts]=quant_f32_to_f16
-    [kernels]=quant_int8_quantize [weight]=quant_quantize [calib]=quant_options_set_act_order)
+    [kernels]=quant_int8_quantize [weight]=quant_quantize [calib]=quant_calib_new)
 missing=()
 for area in levels methods casts kernels weight calib; do
     grep -q "\b${marker[$area]}(" "$prefix/include/quant.h" || missing+=("$area")
@@ -102,12 +105,12 @@ if wants cpp; then
     cxx=${CXX:-c++}
     link=(-L"$prefix/lib" -lquant -Wl,-rpath,"$prefix/lib")
     cpp_ok=ok
-    $cxx -std=c++17 -O2 -Wall -Wextra -Wpedantic -Werror "${skip_flags[@]}" -I"$prefix/include" \
+    { $cxx -std=c++17 -O2 -Wall -Wextra -Wpedantic -Werror "${skip_flags[@]}" -I"$prefix/include" \
         -DQUANT_TEST_DATA_DIR="\"$root/tests/data\"" tests/cpp/test_quant_hpp.cpp "${link[@]}" -o build/cpp/test_quant_hpp &&
-        build/cpp/test_quant_hpp || cpp_ok=FAILED
+        build/cpp/test_quant_hpp; } || cpp_ok=FAILED
     if has kernels && has weight && has methods; then
-        $cxx -std=c++17 -O2 -Wall -Wextra -Wpedantic -Werror -I"$prefix/include" examples/cpp/quantize.cpp \
-            "${link[@]}" -o build/cpp/quantize_example && build/cpp/quantize_example || cpp_ok=FAILED
+        { $cxx -std=c++17 -O2 -Wall -Wextra -Wpedantic -Werror "${skip_flags[@]}" -I"$prefix/include" \
+            examples/cpp/quantize.cpp "${link[@]}" -o build/cpp/quantize_example && build/cpp/quantize_example; } || cpp_ok=FAILED
     fi
     record cpp $cpp_ok
     stamp
@@ -124,10 +127,10 @@ if wants go; then
     (
         export PKG_CONFIG_PATH="$prefix/lib/pkgconfig" LD_LIBRARY_PATH="$prefix/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
         export GOFLAGS="-mod=mod" GOPROXY=off GOTOOLCHAIN=local QUANT_TEST_DATA_DIR="$root/tests/data"
-        cd bindings/go
-        go vet -tags "$go_tags" ./...
-        go test -count=1 -tags "$go_tags" ./...
-        if has weight && has methods; then cd ../../examples/go && go run .; fi
+        cd bindings/go &&
+            go vet -tags "$go_tags" ./... &&
+            go test -count=1 -tags "$go_tags" ./... &&
+            if has weight && has methods; then cd ../../examples/go && go run -tags "$go_tags" .; fi
     ) || go_ok=FAILED
     record go $go_ok
     stamp
@@ -140,10 +143,10 @@ if wants zig; then
     zig_ok=ok
     zig_args=(-Dquant-prefix="$prefix" -Ddata-dir="$root/tests/data" --cache-dir "$root/build/zig-cache" --summary all)
     (
-        cd bindings/zig
-        zig build test "${zig_args[@]}"
-        zig build test -Dstatic=true "${zig_args[@]}"
-        if has weight && has methods; then zig build example "${zig_args[@]}"; fi
+        cd bindings/zig &&
+            zig build test "${zig_args[@]}" &&
+            zig build test -Dstatic=true "${zig_args[@]}" &&
+            if has weight && has methods; then zig build example "${zig_args[@]}"; fi
     ) || zig_ok=FAILED
     record zig $zig_ok
     stamp

@@ -183,3 +183,21 @@ func (o *Options) handle() *C.quant_options {
 	}
 	return o.p
 }
+
+// SmoothScales computes SmoothQuant's s_j = actAbsmax_j^alpha / weightAbsmax_j^(1-alpha).
+func SmoothScales(weightAbsmax, actAbsmax []float32, alpha float64) ([]float32, error) {
+	const fn = "quant_smooth_scales"
+	if len(weightAbsmax) != len(actAbsmax) {
+		return nil, fail(StatusShapeMismatch, fn, "weightAbsmax (%d) and actAbsmax (%d) differ in length",
+			len(weightAbsmax), len(actAbsmax))
+	}
+	out := make([]float32, len(weightAbsmax))
+	err := call(fn, func() C.quant_status {
+		return C.quant_smooth_scales((*C.float)(ptr(weightAbsmax)), (*C.float)(ptr(actAbsmax)), C.size_t(len(out)),
+			C.double(alpha), (*C.float)(ptr(out)))
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}

@@ -1,8 +1,9 @@
-//go:build !quant_skip_calib && !quant_skip_weight
+//go:build !quant_skip_calib && !quant_skip_weight && !quant_skip_methods
 
 package quant
 
 import (
+	"math"
 	"reflect"
 	"testing"
 )
@@ -148,4 +149,16 @@ func TestCalibratedRealLayers(t *testing.T) {
 	expectErr(t, err, ErrShapeMismatch)
 	_, err = QuantizeGroup(AWQ(4, 128), nil, [][]float32{wq}, []int{rows}, -1, c)
 	expectErr(t, err, ErrInvalidArgument)
+}
+
+func TestSmoothScales(t *testing.T) {
+	s, err := SmoothScales([]float32{1, 4}, []float32{4, 1}, 0.5)
+	must(t, err)
+	if math.Abs(float64(s[0]-2)) > 1e-6 || math.Abs(float64(s[1]-0.5)) > 1e-6 {
+		t.Errorf("SmoothScales: %v", s)
+	}
+	_, err = SmoothScales([]float32{1, 4}, []float32{4, 1}, 1.5)
+	expectErr(t, err, ErrInvalidArgument)
+	_, err = SmoothScales([]float32{1, 4}, []float32{4}, 0.5)
+	expectErr(t, err, ErrShapeMismatch)
 }

@@ -145,3 +145,61 @@ func FP8E5M2ToF32Into(dst []float32, src []uint8) error {
 		return C.quant_fp8_e5m2_to_f32((*C.uint8_t)(ptr(src)), (*C.float)(ptr(dst)), C.size_t(len(src)))
 	})
 }
+
+// ---- FP8 E4M3 with a scale per row or group ----
+
+// FP8E4M3Quantize quantizes to FP8 E4M3 with per group scale = absmax / 448 (saturating).
+func FP8E4M3Quantize(src []float32, rows, cols, groupSize int) (codes []uint8, scales []float32, err error) {
+	if _, _, _, err = dims("quant_fp8_e4m3_quantize", len(src), rows, cols, groupSize); err != nil {
+		return nil, nil, err
+	}
+	codes = make([]uint8, rows*cols)
+	scales = make([]float32, groups(rows, cols, groupSize))
+	if err = FP8E4M3QuantizeInto(codes, scales, src, rows, cols, groupSize); err != nil {
+		return nil, nil, err
+	}
+	return codes, scales, nil
+}
+
+// FP8E4M3QuantizeInto quantizes into dst (rows*cols codes) and scales (ScaleCount values).
+func FP8E4M3QuantizeInto(dst []uint8, scales []float32, src []float32, rows, cols, groupSize int) error {
+	const fn = "quant_fp8_e4m3_quantize"
+	r, c, g, err := dims(fn, len(src), rows, cols, groupSize)
+	if err != nil {
+		return err
+	}
+	return call(fn, func() C.quant_status {
+		return C.quant_fp8_e4m3_quantize((*C.float)(ptr(src)), r, c, g, (*C.uint8_t)(ptr(dst)), C.size_t(len(dst)),
+			(*C.float)(ptr(scales)), C.size_t(len(scales)))
+	})
+}
+
+// FP8E4M3Dequantize returns fp8(code) * scale for every element.
+func FP8E4M3Dequantize(codes []uint8, scales []float32, rows, cols, groupSize int) ([]float32, error) {
+	if _, _, _, err := dims("quant_fp8_e4m3_dequantize", len(codes), rows, cols, groupSize); err != nil {
+		return nil, err
+	}
+	dst := make([]float32, rows*cols)
+	if err := FP8E4M3DequantizeInto(dst, codes, scales, rows, cols, groupSize); err != nil {
+		return nil, err
+	}
+	return dst, nil
+}
+
+// FP8E4M3DequantizeInto writes fp8(code) * scale into dst (rows*cols values).
+func FP8E4M3DequantizeInto(dst []float32, codes []uint8, scales []float32, rows, cols, groupSize int) error {
+	const fn = "quant_fp8_e4m3_dequantize"
+	r, c, g, err := dims(fn, len(codes), rows, cols, groupSize)
+	if err != nil {
+		return err
+	}
+	if rows > 0 && cols > 0 {
+		if err := need(fn, "scales", len(scales), uint64(groups(rows, cols, groupSize))); err != nil {
+			return err
+		}
+	}
+	return call(fn, func() C.quant_status {
+		return C.quant_fp8_e4m3_dequantize((*C.uint8_t)(ptr(codes)), (*C.float)(ptr(scales)), r, c, g,
+			(*C.float)(ptr(dst)), C.size_t(len(dst)))
+	})
+}

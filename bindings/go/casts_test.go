@@ -82,3 +82,27 @@ func TestCasts(t *testing.T) {
 		t.Error("F32ToF16(nil) is not empty")
 	}
 }
+
+func TestFP8Scaled(t *testing.T) {
+	const rows, cols = 3, 10
+	w := testMatrix(rows, cols)
+	codes, scales, err := FP8E4M3Quantize(w, rows, cols, 0)
+	must(t, err)
+	back, err := FP8E4M3Dequantize(codes, scales, rows, cols, 0)
+	must(t, err)
+	for i := range w {
+		if math.Abs(float64(back[i]-w[i])) > 0.07*math.Abs(float64(w[i]))+1e-3 {
+			t.Fatalf("element %d: %v -> %v", i, w[i], back[i])
+		}
+	}
+	expectErr(t, FP8E4M3QuantizeInto(make([]uint8, rows*cols), make([]float32, 2), w, rows, cols, 0), ErrBufferTooSmall)
+	bad := append([]float32(nil), w...)
+	bad[4] = float32(math.NaN())
+	_, _, err = FP8E4M3Quantize(bad, rows, cols, 0)
+	expectErr(t, err, ErrNonFinite)
+	_, err = FP8E4M3Dequantize(codes, scales[:1], rows, cols, 0)
+	expectErr(t, err, ErrBufferTooSmall)
+	expectErr(t, FP8E4M3DequantizeInto(make([]float32, 1), codes, scales, rows, cols, 0), ErrBufferTooSmall)
+	_, _, err = FP8E4M3Quantize(w, rows, cols, -4)
+	expectErr(t, err, ErrInvalidArgument)
+}

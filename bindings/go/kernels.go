@@ -24,29 +24,6 @@ func Int4PackedSize(rows, cols int) int {
 	return int(C.quant_int4_packed_size(C.size_t(rows), C.size_t(cols)))
 }
 
-// shape converts rows, cols and groupSize to size_t; negative values are ErrInvalidArgument.
-func shape(fn string, rows, cols, groupSize int) (r, c, g C.size_t, err error) {
-	if r, err = size(fn, "rows", rows); err != nil {
-		return
-	}
-	if c, err = size(fn, "cols", cols); err != nil {
-		return
-	}
-	g, err = size(fn, "group_size", groupSize)
-	return
-}
-
-// dims is shape, and checks that the source, read without a length by C, holds rows * cols elements.
-func dims(fn string, have, rows, cols, groupSize int) (r, c, g C.size_t, err error) {
-	if r, c, g, err = shape(fn, rows, cols, groupSize); err != nil {
-		return
-	}
-	if product(rows, cols) != ^uint64(0) {
-		err = need(fn, "src", have, product(rows, cols))
-	}
-	return
-}
-
 // Int8Quantize quantizes to INT8 symmetric: per group scale = absmax / 127,
 // q = clamp(round_half_even(x / scale), -127, 127). It returns rows*cols codes and the scales.
 func Int8Quantize(src []float32, rows, cols, groupSize int) (codes []int8, scales []float32, err error) {
@@ -173,62 +150,6 @@ func Int4DequantizeInto(dst []float32, codes []uint8, scales []float32, zeros []
 	})
 }
 
-// FP8E4M3Quantize quantizes to FP8 E4M3 with per group scale = absmax / 448 (saturating).
-func FP8E4M3Quantize(src []float32, rows, cols, groupSize int) (codes []uint8, scales []float32, err error) {
-	if _, _, _, err = dims("quant_fp8_e4m3_quantize", len(src), rows, cols, groupSize); err != nil {
-		return nil, nil, err
-	}
-	codes = make([]uint8, rows*cols)
-	scales = make([]float32, ScaleCount(rows, cols, groupSize))
-	if err = FP8E4M3QuantizeInto(codes, scales, src, rows, cols, groupSize); err != nil {
-		return nil, nil, err
-	}
-	return codes, scales, nil
-}
-
-// FP8E4M3QuantizeInto quantizes into dst (rows*cols codes) and scales (ScaleCount values).
-func FP8E4M3QuantizeInto(dst []uint8, scales []float32, src []float32, rows, cols, groupSize int) error {
-	const fn = "quant_fp8_e4m3_quantize"
-	r, c, g, err := dims(fn, len(src), rows, cols, groupSize)
-	if err != nil {
-		return err
-	}
-	return call(fn, func() C.quant_status {
-		return C.quant_fp8_e4m3_quantize((*C.float)(ptr(src)), r, c, g, (*C.uint8_t)(ptr(dst)), C.size_t(len(dst)),
-			(*C.float)(ptr(scales)), C.size_t(len(scales)))
-	})
-}
-
-// FP8E4M3Dequantize returns fp8(code) * scale for every element.
-func FP8E4M3Dequantize(codes []uint8, scales []float32, rows, cols, groupSize int) ([]float32, error) {
-	if _, _, _, err := dims("quant_fp8_e4m3_dequantize", len(codes), rows, cols, groupSize); err != nil {
-		return nil, err
-	}
-	dst := make([]float32, rows*cols)
-	if err := FP8E4M3DequantizeInto(dst, codes, scales, rows, cols, groupSize); err != nil {
-		return nil, err
-	}
-	return dst, nil
-}
-
-// FP8E4M3DequantizeInto writes fp8(code) * scale into dst (rows*cols values).
-func FP8E4M3DequantizeInto(dst []float32, codes []uint8, scales []float32, rows, cols, groupSize int) error {
-	const fn = "quant_fp8_e4m3_dequantize"
-	r, c, g, err := dims(fn, len(codes), rows, cols, groupSize)
-	if err != nil {
-		return err
-	}
-	if rows > 0 && cols > 0 {
-		if err := need(fn, "scales", len(scales), uint64(ScaleCount(rows, cols, groupSize))); err != nil {
-			return err
-		}
-	}
-	return call(fn, func() C.quant_status {
-		return C.quant_fp8_e4m3_dequantize((*C.uint8_t)(ptr(codes)), (*C.float)(ptr(scales)), r, c, g,
-			(*C.float)(ptr(dst)), C.size_t(len(dst)))
-	})
-}
-
 // PackInt4 packs signed 4-bit values (-8..7) two a byte, the first in the low nibble.
 func PackInt4(values []int8) ([]uint8, error) {
 	dst := make([]uint8, (len(values)+1)/2)
@@ -264,22 +185,4 @@ func UnpackInt4Into(dst []int8, src []uint8, n int) error {
 	return call(fn, func() C.quant_status {
 		return C.quant_unpack_int4((*C.uint8_t)(ptr(src)), cn, (*C.int8_t)(ptr(dst)), C.size_t(len(dst)))
 	})
-}
-
-// SmoothScales computes SmoothQuant's s_j = actAbsmax_j^alpha / weightAbsmax_j^(1-alpha).
-func SmoothScales(weightAbsmax, actAbsmax []float32, alpha float64) ([]float32, error) {
-	const fn = "quant_smooth_scales"
-	if len(weightAbsmax) != len(actAbsmax) {
-		return nil, fail(StatusShapeMismatch, fn, "weightAbsmax (%d) and actAbsmax (%d) differ in length",
-			len(weightAbsmax), len(actAbsmax))
-	}
-	out := make([]float32, len(weightAbsmax))
-	err := call(fn, func() C.quant_status {
-		return C.quant_smooth_scales((*C.float)(ptr(weightAbsmax)), (*C.float)(ptr(actAbsmax)), C.size_t(len(out)),
-			C.double(alpha), (*C.float)(ptr(out)))
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
 }

@@ -93,30 +93,6 @@ func TestInt4(t *testing.T) {
 	expectErr(t, Int4DequantizeInto(make([]float32, 29), codes, scales, zeros, rows, cols, group), ErrBufferTooSmall)
 }
 
-func TestFP8Scaled(t *testing.T) {
-	const rows, cols = 3, 10
-	w := testMatrix(rows, cols)
-	codes, scales, err := FP8E4M3Quantize(w, rows, cols, 0)
-	must(t, err)
-	back, err := FP8E4M3Dequantize(codes, scales, rows, cols, 0)
-	must(t, err)
-	for i := range w {
-		if math.Abs(float64(back[i]-w[i])) > 0.07*math.Abs(float64(w[i]))+1e-3 {
-			t.Fatalf("element %d: %v -> %v", i, w[i], back[i])
-		}
-	}
-	expectErr(t, FP8E4M3QuantizeInto(make([]uint8, rows*cols), make([]float32, 2), w, rows, cols, 0), ErrBufferTooSmall)
-	bad := append([]float32(nil), w...)
-	bad[4] = float32(math.NaN())
-	_, _, err = FP8E4M3Quantize(bad, rows, cols, 0)
-	expectErr(t, err, ErrNonFinite)
-	_, err = FP8E4M3Dequantize(codes, scales[:1], rows, cols, 0)
-	expectErr(t, err, ErrBufferTooSmall)
-	expectErr(t, FP8E4M3DequantizeInto(make([]float32, 1), codes, scales, rows, cols, 0), ErrBufferTooSmall)
-	_, _, err = FP8E4M3Quantize(w, rows, cols, -4)
-	expectErr(t, err, ErrInvalidArgument)
-}
-
 func TestPackInt4(t *testing.T) {
 	vals := []int8{-8, 7, 3, -1, 5}
 	packed, err := PackInt4(vals)
@@ -135,16 +111,4 @@ func TestPackInt4(t *testing.T) {
 	expectErr(t, err, ErrBufferTooSmall)
 	_, err = UnpackInt4(packed, -1)
 	expectErr(t, err, ErrInvalidArgument)
-}
-
-func TestSmoothScales(t *testing.T) {
-	s, err := SmoothScales([]float32{1, 4}, []float32{4, 1}, 0.5)
-	must(t, err)
-	if math.Abs(float64(s[0]-2)) > 1e-6 || math.Abs(float64(s[1]-0.5)) > 1e-6 {
-		t.Errorf("SmoothScales: %v", s)
-	}
-	_, err = SmoothScales([]float32{1, 4}, []float32{4, 1}, 1.5)
-	expectErr(t, err, ErrInvalidArgument)
-	_, err = SmoothScales([]float32{1, 4}, []float32{4}, 0.5)
-	expectErr(t, err, ErrShapeMismatch)
 }

@@ -62,7 +62,7 @@ func TestConfig(t *testing.T) {
 	if !strings.Contains(err.(*Error).Detail, "bad.layer") {
 		t.Errorf("detail does not name the layer: %v", err)
 	}
-	_, err = NewConfig(GPTQ(11, 128))
+	_, err = NewConfig(Method{Kind: 42}) // an unknown kind; values are checked by Validate
 	expectErr(t, err, ErrInvalidArgument)
 
 	// Close is idempotent; a closed handle is a NULL handle to the library.

@@ -169,3 +169,37 @@ func ptr[T any](s []T) unsafe.Pointer {
 }
 
 func itoa(v int64) string { return fmt.Sprintf("%d", v) }
+
+// shape converts rows, cols and groupSize to size_t; negative values are ErrInvalidArgument.
+func shape(fn string, rows, cols, groupSize int) (r, c, g C.size_t, err error) {
+	if r, err = size(fn, "rows", rows); err != nil {
+		return
+	}
+	if c, err = size(fn, "cols", cols); err != nil {
+		return
+	}
+	g, err = size(fn, "group_size", groupSize)
+	return
+}
+
+// dims is shape, and checks that the source, read without a length by C, holds rows * cols elements.
+func dims(fn string, have, rows, cols, groupSize int) (r, c, g C.size_t, err error) {
+	if r, c, g, err = shape(fn, rows, cols, groupSize); err != nil {
+		return
+	}
+	if product(rows, cols) != ^uint64(0) {
+		err = need(fn, "src", have, product(rows, cols))
+	}
+	return
+}
+
+// groups is rows * ceil(cols / groupSize) (groupSize 0: rows), as quant_scale_count, in Go.
+func groups(rows, cols, groupSize int) int {
+	if rows <= 0 || cols <= 0 || groupSize < 0 {
+		return 0
+	}
+	if groupSize == 0 {
+		return rows
+	}
+	return rows * ((cols + groupSize - 1) / groupSize)
+}

@@ -1,4 +1,4 @@
-//go:build !quant_skip_weight
+//go:build !quant_skip_weight && !quant_skip_methods
 
 package quant
 

@@ -135,7 +135,8 @@ static void test_methods_config() {
         CHECK(e.status() == QUANT_ERR_INVALID_ARGUMENT);
         CHECK(e.detail().find("bad.layer") != std::string::npos);
     }
-    EXPECT_ERROR(quant::config(quant::method::gptq(11, 128)), QUANT_ERR_INVALID_ARGUMENT);
+    // quant_config_new rejects an unknown kind; values are checked by validate().
+    EXPECT_ERROR(quant::config(quant::method(quant_method_kind(42), 8, 0, 0)), QUANT_ERR_INVALID_ARGUMENT);
 }
 #endif
 
@@ -206,13 +207,6 @@ static void test_kernels() {
     EXPECT_ERROR(quant::int4_quantize(w, rows, cols, group, c4, s4, z4), QUANT_ERR_SHAPE_MISMATCH);
     EXPECT_ERROR(quant::int4_quantize(bad, rows, cols, group), QUANT_ERR_NON_FINITE);
 
-    quant::fp8_matrix q8f = quant::fp8_e4m3_quantize(w, rows, cols, 0);
-    std::vector<float> backf = quant::fp8_e4m3_dequantize(q8f, rows, cols, 0);
-    double err = 0;
-    for (std::size_t i = 0; i < w.size(); i++) err = std::fmax(err, std::fabs(backf[i] - w[i]) / (std::fabs(w[i]) + 1e-3));
-    CHECK(err < 0.07);
-    EXPECT_ERROR(quant::fp8_e4m3_quantize(w, rows, cols, 0, c4, s4), QUANT_ERR_BUFFER_TOO_SMALL);
-
     std::vector<std::int8_t> vals{-8, 7, 3, -1, 5};
     std::vector<std::uint8_t> packed = quant::pack_int4(vals);
     CHECK(packed.size() == 3 && packed[0] == 0x78);
@@ -221,6 +215,30 @@ static void test_kernels() {
     EXPECT_ERROR(quant::pack_int4(vals, one), QUANT_ERR_BUFFER_TOO_SMALL);
     EXPECT_ERROR(quant::unpack_int4(one, 5), QUANT_ERR_BUFFER_TOO_SMALL);
 
+}
+#endif
+
+#if !defined(QUANT_HPP_SKIP_CASTS) && !defined(QUANT_HPP_SKIP_KERNELS)
+static void test_fp8_scaled() {
+    const std::size_t rows = 3, cols = 10;
+    std::vector<float> w(rows * cols);
+    for (std::size_t i = 0; i < w.size(); i++) w[i] = std::sin((float)i) * (1.0f + (float)(i / cols));
+    std::vector<float> bad = w;
+    bad[7] = std::nanf("");
+    std::vector<float> s4(9);
+    std::vector<std::uint8_t> c4(15);
+    quant::fp8_matrix q8f = quant::fp8_e4m3_quantize(w, rows, cols, 0);
+    std::vector<float> backf = quant::fp8_e4m3_dequantize(q8f, rows, cols, 0);
+    double err = 0;
+    for (std::size_t i = 0; i < w.size(); i++) err = std::fmax(err, std::fabs(backf[i] - w[i]) / (std::fabs(w[i]) + 1e-3));
+    CHECK(err < 0.07);
+    EXPECT_ERROR(quant::fp8_e4m3_quantize(w, rows, cols, 0, c4, s4), QUANT_ERR_BUFFER_TOO_SMALL);
+
+}
+#endif
+
+#ifndef QUANT_HPP_SKIP_CALIB
+static void test_smooth_scales() {
     std::vector<float> wa{1.0f, 4.0f}, aa{4.0f, 1.0f};
     std::vector<float> s = quant::smooth_scales(wa, aa, 0.5);
     CHECK(std::fabs(s[0] - 2.0f) < 1e-6f && std::fabs(s[1] - 0.5f) < 1e-6f);
@@ -333,6 +351,12 @@ int main() {
 #endif
 #ifndef QUANT_HPP_SKIP_KERNELS
     test_kernels();
+#endif
+#if !defined(QUANT_HPP_SKIP_CASTS) && !defined(QUANT_HPP_SKIP_KERNELS)
+    test_fp8_scaled();
+#endif
+#ifndef QUANT_HPP_SKIP_CALIB
+    test_smooth_scales();
 #endif
 #ifndef QUANT_HPP_SKIP_WEIGHT
     test_weight_rtn();
