@@ -56,7 +56,7 @@ static int harness_failed = 0;
     } while (0)
 
 /* Every byte of buf[0..len) still equals the sentinel byte `b`: nothing was written. */
-static int harness_untouched(const void *buf, size_t len, unsigned char b) {
+static inline int harness_untouched(const void *buf, size_t len, unsigned char b) {
     const unsigned char *p = (const unsigned char *)buf;
     for (size_t i = 0; i < len; i++)
         if (p[i] != b) return 0;

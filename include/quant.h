@@ -34,10 +34,70 @@
 
 
 /**
+ * Activation statistics for one layer input of width `cols`. Opaque; create with `quant_calib_new`,
+ * release with `quant_calib_free`. May be read (quantized against) from several threads at once, but
+ * not written (`quant_calib_add`) while read.
+ */
+typedef struct quant_calib quant_calib;
+
+/**
+ * A per-layer quantization configuration: a default method plus overrides by layer name. Opaque;
+ * create it with `quant_config_new`, release it with `quant_config_free`. It may be read
+ * (`quant_config_method_for_layer`, `quant_config_validate`) from several threads at once, but must not
+ * be written (`quant_config_set_layer`) or freed while another thread uses it.
+ */
+typedef struct quant_config quant_config;
+
+/**
+ * Optional knobs of the quantization methods. Opaque; create with `quant_options_new` (published
+ * defaults), release with `quant_options_free`. NULL wherever an options pointer is taken means the
+ * defaults. May be read from several threads at once, but not set while read.
+ */
+typedef struct quant_options quant_options;
+
+/**
+ * One quantized weight matrix: the method, the shape, the packed codes, the per-group scales and
+ * (depending on the method) zero points, input scales and group index. Opaque; made by
+ * `quant_quantize` or `quant_quantize_group`, released with `quant_weight_free`. Immutable once made:
+ * it may be read from several threads at once, but must not be freed while another thread uses it.
+ */
+typedef struct quant_weight quant_weight;
+
+/**
  * Status code returned by every fallible function: `QUANT_OK` (0) or one of the `QUANT_ERR_*` codes.
  * It is a plain 32-bit integer in the ABI; `quant_status_string` describes any value, known or not.
  */
 typedef int32_t quant_status;
+
+/**
+ * A storage width of model weights, passed as a plain 32-bit integer: one of the `QUANT_LEVEL_*`
+ * codes. Every function taking a level accepts any value and reports an unknown one.
+ */
+typedef int32_t quant_level;
+
+/**
+ * The kind of a quantization method, passed as a plain 32-bit integer: one of the `QUANT_*` method
+ * codes below. Every function taking a method reports an unknown kind as `QUANT_ERR_INVALID_ARGUMENT`.
+ */
+typedef int32_t quant_method_kind;
+
+/**
+ * A quantization method, passed by value or by pointer; plain data owned by the caller.
+ *
+ * - `kind`: one of `QUANT_INT8_SYMMETRIC` .. `QUANT_GPTQ`.
+ * - `bits`: bit width of AWQ and GPTQ (see the kinds; for AWQ, 0 means the published 4). Ignored by
+ *   the fixed-width kinds; functions that return a method write their nominal width there (8, 4, 8;
+ *   8 for SmoothQuant).
+ * - `group_size`: 0 = one scale per row (per output channel); k > 0 = one scale per k consecutive
+ *   columns of a row. AWQ and GPTQ require k > 0.
+ * - `alpha`: SmoothQuant's migration strength, in [0, 1]; ignored by the other kinds (returned as 0).
+ */
+typedef struct quant_method {
+  quant_method_kind kind;
+  uint32_t bits;
+  uint32_t group_size;
+  double alpha;
+} quant_method;
 
 /**
  * Success.
@@ -89,9 +149,568 @@ typedef int32_t quant_status;
  */
 #define QUANT_ERR_INTERNAL 9
 
+/**
+ * Full precision, IEEE-754 binary32: 32 bits per parameter.
+ */
+#define QUANT_LEVEL_FP32 0
+
+/**
+ * Half precision, IEEE-754 binary16: 16 bits per parameter.
+ */
+#define QUANT_LEVEL_FP16 1
+
+/**
+ * Brain floating point (bfloat16): 16 bits per parameter.
+ */
+#define QUANT_LEVEL_BF16 2
+
+/**
+ * 8-bit integers: 8 bits per parameter.
+ */
+#define QUANT_LEVEL_INT8 3
+
+/**
+ * 4-bit integers (GPTQ / AWQ style): 4 bits per parameter.
+ */
+#define QUANT_LEVEL_INT4 4
+
+/**
+ * Round-to-nearest INT8, symmetric: scale = absmax / 127, codes in [-127, 127]. `bits` and `alpha`
+ * are ignored. Name "INT8-Symmetric".
+ */
+#define QUANT_INT8_SYMMETRIC 0
+
+/**
+ * Round-to-nearest INT4, asymmetric with an integer zero point in [0, 15] (the GPTQ/AWQ convention).
+ * `bits` and `alpha` are ignored. Name "INT4-Asymmetric".
+ */
+#define QUANT_INT4_ASYMMETRIC 1
+
+/**
+ * Scaled FP8 E4M3: scale = absmax / 448, saturating float8_e4m3fn codes. `bits` and `alpha` are
+ * ignored. Name "FP8-E4M3".
+ */
+#define QUANT_FP8_E4M3 2
+
+/**
+ * AWQ (Lin et al. 2023): `bits` in [1, 8] (4 is the published setting, 3 is also supported; 0 means
+ * 4), `group_size` > 0. Name "AWQ(group=128)" at 4 bits, "AWQ(3bit, group=128)" otherwise.
+ */
+#define QUANT_AWQ 3
+
+/**
+ * SmoothQuant (Xiao et al. 2022): migration strength `alpha` in [0, 1], then INT8 symmetric with
+ * `group_size` (0 = per output channel, the published setting). `bits` is ignored (always 8).
+ * Name "SmoothQuant(α=0.50)" (UTF-8).
+ */
+#define QUANT_SMOOTHQUANT 4
+
+/**
+ * GPTQ (Frantar et al. 2022): `bits` in [1, 8] (the algorithm supports 2..8), `group_size` > 0.
+ * Name "GPTQ(4bit, group=128)".
+ */
+#define QUANT_GPTQ 5
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Converts `n` floats to IEEE binary16 (FP16) bit patterns.
+ *
+ * Rounding: to nearest, ties to even. Finite values whose magnitude rounds above 65504 (that is,
+ * from 65520 on) become infinities of their sign; infinities stay infinities; subnormal FP16 results
+ * are produced exactly; signed zeros keep their sign. NaN stays NaN of the same sign and comes out
+ * quiet: `sign | 0x7E00 | (f32 significand >> 13)`. Bit-exact with the Rust `half` crate (and with
+ * numpy's float16 for every non-NaN input).
+ *
+ * `src` holds `n` floats, `dst` room for `n` values; both are owned by the caller and may be NULL only
+ * when `n` is 0. Thread-safe.
+ *
+ * Errors (nothing written): QUANT_ERR_NULL_POINTER when `src` or `dst` is NULL and `n` > 0;
+ * QUANT_ERR_INVALID_ARGUMENT when `n` elements cannot exist in memory.
+ */
+quant_status quant_f32_to_f16(const float *src,
+                              uint16_t *dst,
+                              size_t n);
+
+/**
+ * Converts `n` FP16 bit patterns to floats, exactly (every FP16 value, subnormals included, is a
+ * float). Infinities stay infinities; a NaN gives a quiet NaN of the same sign that keeps the
+ * payload: `sign | 0x7FC00000 | (significand << 13)` (as the `half` crate).
+ *
+ * Buffers: `src` holds `n` values, `dst` room for `n` floats (NULL allowed only when `n` is 0).
+ * Thread-safe. Errors (nothing written): QUANT_ERR_NULL_POINTER, QUANT_ERR_INVALID_ARGUMENT as
+ * for `quant_f32_to_f16`.
+ */
+quant_status quant_f16_to_f32(const uint16_t *src, float *dst, size_t n);
+
+/**
+ * Converts `n` floats to bfloat16 (BF16) bit patterns.
+ *
+ * Rounding: to nearest, ties to even. Finite values that round above the largest BF16 value (from
+ * bits 0x7F7F8000 on) become infinities of their sign; infinities stay infinities; signed zeros keep
+ * their sign. NaN stays NaN of the same sign and comes out quiet: `(bits >> 16) | 0x0040`.
+ * Bit-exact with the Rust `half` crate (and with ml_dtypes' bfloat16 for every non-NaN input;
+ * ml_dtypes encodes every NaN as 0x7FC0/0xFFC0).
+ *
+ * Buffers: `src` holds `n` floats, `dst` room for `n` values (NULL allowed only when `n` is 0).
+ * Thread-safe. Errors (nothing written): QUANT_ERR_NULL_POINTER, QUANT_ERR_INVALID_ARGUMENT as
+ * for `quant_f32_to_f16`.
+ */
+quant_status quant_f32_to_bf16(const float *src,
+                               uint16_t *dst,
+                               size_t n);
+
+/**
+ * Converts `n` BF16 bit patterns to floats, exactly (`bits << 16`), except that a NaN comes out
+ * quiet: `(bits | 0x0040) << 16` (as the `half` crate).
+ *
+ * Buffers: `src` holds `n` values, `dst` room for `n` floats (NULL allowed only when `n` is 0).
+ * Thread-safe. Errors (nothing written): QUANT_ERR_NULL_POINTER, QUANT_ERR_INVALID_ARGUMENT as
+ * for `quant_f32_to_f16`.
+ */
+quant_status quant_bf16_to_f32(const uint16_t *src, float *dst, size_t n);
+
+/**
+ * Converts `n` floats to FP8 E4M3FN codes (OCP: 1 sign, 4 exponent bits with bias 7, 3 significand
+ * bits; largest finite 448 = 0x7E; no infinities; NaN = S.1111.111, i.e. 0x7F/0xFF).
+ *
+ * Rounding: to nearest, ties to even, subnormals (down to 2^-9) included; signed zeros keep their
+ * sign. Values whose magnitude rounds above 448 overflow (that is, magnitudes above 464; 464 itself
+ * is a tie and rounds to 448).
+ * - `saturate` = false: bit-exact with ml_dtypes `float8_e4m3fn`: overflow and +-infinity give the
+ *   NaN of their sign (0x7F/0xFF).
+ * - `saturate` = true: overflow and +-infinity clamp to +-448 (0x7E/0xFE); all else as above.
+ * - NaN (any payload) gives 0x7F/0xFF (its sign kept) in both modes.
+ *
+ * Buffers: `src` holds `n` floats, `dst` room for `n` codes (NULL allowed only when `n` is 0).
+ * Thread-safe. Errors (nothing written): QUANT_ERR_NULL_POINTER when `src` or `dst` is NULL and
+ * `n` > 0; QUANT_ERR_INVALID_ARGUMENT when `n` elements cannot exist in memory.
+ */
+quant_status quant_f32_to_fp8_e4m3(const float *src, uint8_t *dst, size_t n, bool saturate);
+
+/**
+ * Converts `n` FP8 E4M3FN codes to floats, exactly. The NaN codes 0x7F/0xFF give the quiet NaN
+ * 0x7FC00000/0xFFC00000 (as ml_dtypes).
+ *
+ * Buffers: `src` holds `n` codes, `dst` room for `n` floats (NULL allowed only when `n` is 0).
+ * Thread-safe. Errors (nothing written): QUANT_ERR_NULL_POINTER, QUANT_ERR_INVALID_ARGUMENT as
+ * for `quant_f32_to_fp8_e4m3`.
+ */
+quant_status quant_fp8_e4m3_to_f32(const uint8_t *src, float *dst, size_t n);
+
+/**
+ * Converts `n` floats to FP8 E5M2 codes (1 sign, 5 exponent bits with bias 15, 2 significand bits;
+ * largest finite 57344 = 0x7B; infinities 0x7C/0xFC; NaN codes 0x7D..0x7F and 0xFD..0xFF).
+ *
+ * Rounding: to nearest, ties to even, subnormals (down to 2^-16) included; signed zeros keep their
+ * sign. Magnitudes from 61440 on overflow (61440 is a tie and rounds to the even code, infinity).
+ * - `saturate` = false: bit-exact with ml_dtypes `float8_e5m2`: overflow gives the infinity of its
+ *   sign (0x7C/0xFC), and infinities stay infinities.
+ * - `saturate` = true: overflow and +-infinity clamp to +-57344 (0x7B/0xFB); all else as above.
+ * - NaN (any payload) gives 0x7E/0xFE (its sign kept) in both modes, as ml_dtypes.
+ *
+ * Buffers: `src` holds `n` floats, `dst` room for `n` codes (NULL allowed only when `n` is 0).
+ * Thread-safe. Errors (nothing written): QUANT_ERR_NULL_POINTER, QUANT_ERR_INVALID_ARGUMENT as
+ * for `quant_f32_to_fp8_e4m3`.
+ */
+quant_status quant_f32_to_fp8_e5m2(const float *src, uint8_t *dst, size_t n, bool saturate);
+
+/**
+ * Converts `n` FP8 E5M2 codes to floats, exactly; 0x7C/0xFC give +-infinity and every NaN code gives
+ * the quiet NaN 0x7FC00000/0xFFC00000 of its sign (the payload is not kept; as ml_dtypes).
+ *
+ * Buffers: `src` holds `n` codes, `dst` room for `n` floats (NULL allowed only when `n` is 0).
+ * Thread-safe. Errors (nothing written): QUANT_ERR_NULL_POINTER, QUANT_ERR_INVALID_ARGUMENT as
+ * for `quant_f32_to_fp8_e4m3`.
+ */
+quant_status quant_fp8_e5m2_to_f32(const uint8_t *src,
+                                   float *dst,
+                                   size_t n);
+
+/**
+ * FP8 E4M3 scaled quantization of the row-major `rows x cols` matrix `src`.
+ *
+ * Per group (`group_size` 0: one group per row; `k` > 0: groups of `k` consecutive columns of a row,
+ * the last one of a row possibly shorter): `scale = absmax / 448`, `code = fp8_e4m3(x / scale)` with
+ * saturation (round to nearest even; see `quant_f32_to_fp8_e4m3`). A group whose scale is 0 (all
+ * zeros, or only values so tiny that absmax / 448 underflows to 0) gets scale 0 and codes 0x00.
+ * Dequantize with `quant_fp8_e4m3_dequantize`: `x' = f32(code) * scale`.
+ *
+ * Buffers (owned by the caller; none is kept): `src` holds `rows * cols` floats; `dst` receives
+ * `rows * cols` codes (`dst_len` >= rows * cols); `scales` receives
+ * `quant_scale_count(rows, cols, group_size)` scales, row by row (`scales_len` >= that count).
+ * Thread-safe.
+ *
+ * Errors (nothing written): QUANT_ERR_INVALID_ARGUMENT when `rows` or `cols` is 0 or `rows * cols`
+ * overflows; QUANT_ERR_NULL_POINTER when a pointer is NULL (`dst`/`scales` may be NULL only with a
+ * length of 0, which is then too small); QUANT_ERR_BUFFER_TOO_SMALL when `dst_len` or `scales_len` is
+ * too small; QUANT_ERR_NON_FINITE when `src` holds a NaN or an infinity (the detail names the first
+ * bad index).
+ */
+quant_status quant_fp8_e4m3_quantize(const float *src,
+                                     size_t rows,
+                                     size_t cols,
+                                     size_t group_size,
+                                     uint8_t *dst,
+                                     size_t dst_len,
+                                     float *scales,
+                                     size_t scales_len);
+
+/**
+ * Dequantizes FP8 E4M3 scaled codes: `dst[i] = f32(src[i]) * scale of i's group`, the inverse of
+ * `quant_fp8_e4m3_quantize` with the same `rows`, `cols`, `group_size`. NaN codes (0x7F/0xFF) give
+ * NaN.
+ *
+ * Buffers (owned by the caller; none is kept): `src` holds `rows * cols` codes; `scales` holds
+ * `quant_scale_count(rows, cols, group_size)` scales (its length is implied by the shape); `dst`
+ * receives `rows * cols` floats (`dst_len` >= rows * cols). Thread-safe.
+ *
+ * Errors (nothing written): QUANT_ERR_INVALID_ARGUMENT when `rows` or `cols` is 0 or `rows * cols`
+ * overflows; QUANT_ERR_NULL_POINTER when a pointer is NULL; QUANT_ERR_BUFFER_TOO_SMALL when `dst_len`
+ * is too small; QUANT_ERR_NON_FINITE when a scale is NaN or infinite (the detail names its index).
+ */
+quant_status quant_fp8_e4m3_dequantize(const uint8_t *src,
+                                       const float *scales,
+                                       size_t rows,
+                                       size_t cols,
+                                       size_t group_size,
+                                       float *dst,
+                                       size_t dst_len);
+
+/**
+ * Bits per parameter of `level`: 32, 16, 16, 8, 4 for FP32, FP16, BF16, INT8, INT4.
+ * Returns 0 for an unknown level (and records a detail for `quant_last_error`).
+ * Thread-safe; no allocation.
+ */
+uint32_t quant_level_bits(quant_level level);
+
+/**
+ * Memory reduction factor of `level` relative to FP32: 1, 2, 2, 4, 8 for FP32, FP16, BF16, INT8,
+ * INT4. Returns 0 for an unknown level (and records a detail for `quant_last_error`). Thread-safe.
+ */
+double quant_level_reduction_factor(quant_level level);
+
+/**
+ * Writes to `*out` the level with `bits` bits per parameter: 32 -> `QUANT_LEVEL_FP32`,
+ * 16 -> `QUANT_LEVEL_FP16` (never BF16), 8 -> `QUANT_LEVEL_INT8`, 4 -> `QUANT_LEVEL_INT4`.
+ *
+ * Errors: `out` NULL -> `QUANT_ERR_NULL_POINTER`; any other bit width ->
+ * `QUANT_ERR_INVALID_ARGUMENT`. On error `*out` is not modified. Thread-safe.
+ */
+quant_status quant_level_from_bits(uint32_t bits, quant_level *out);
+
+/**
+ * The name of `level`: "FP32", "FP16", "BF16", "INT8" or "INT4", as a static NUL-terminated string
+ * owned by the library (valid for the whole process; do not free it). Returns NULL for an unknown
+ * level (and records a detail for `quant_last_error`). Thread-safe.
+ */
+const char *quant_level_name(quant_level level);
+
+/**
+ * Checks `*m` against the rules of its kind: a known kind; AWQ and GPTQ: `group_size` > 0 and `bits`
+ * in [1, 8] (AWQ `bits` 0 means 4); SmoothQuant: `alpha` a finite number in [0, 1]. The round-to-nearest
+ * kinds accept any `group_size`.
+ *
+ * Errors: `m` NULL -> `QUANT_ERR_NULL_POINTER`; a broken rule -> `QUANT_ERR_INVALID_ARGUMENT`, with a
+ * detail that names the rule (for example "GPTQ bits must be in [1, 8] (got 9)"). Thread-safe.
+ */
+quant_status quant_method_validate(const struct quant_method *m);
+
+/**
+ * Nominal bits per weight of `*m`, as the seed: 8 (INT8), 4 (INT4), 8 (FP8), `bits` (AWQ), 8
+ * (SmoothQuant), `bits` (GPTQ). Scales and zero points are not counted (see
+ * `quant_method_effective_bits`). Returns 0 when `m` is NULL or invalid (see `quant_method_validate`),
+ * and records the detail for `quant_last_error`. Thread-safe.
+ */
+uint32_t quant_method_bits_per_weight(const struct quant_method *m);
+
+/**
+ * Compression ratio of `*m` versus FP16, as the seed: 16 / nominal bits per weight (2 for INT8, 4 for
+ * INT4). Returns 0 when `m` is NULL or invalid, and records the detail. Thread-safe.
+ */
+double quant_method_compression_ratio(const struct quant_method *m);
+
+/**
+ * Bits of storage per weight of a matrix with `cols` columns quantized with `*m`, including scales and
+ * zero points: `bits + ceil(cols / g) * (32 + z) / cols`, where `g` is `group_size` (or `cols` when it
+ * is 0 or larger), each group stores one f32 scale (32 bits) and, for INT4, AWQ and GPTQ, one integer
+ * zero point of `z = bits` bits (`z` = 0 for the symmetric kinds). Not counted: the per-input-channel
+ * scales of AWQ and SmoothQuant (folded into the previous operation) and GPTQ's act-order group index.
+ * Example: INT4 with groups of 128 gives 4 + 36/128 = 4.28125.
+ *
+ * Returns 0 when `m` is NULL or invalid or `cols` is 0, and records the detail. Thread-safe.
+ */
+double quant_method_effective_bits(const struct quant_method *m,
+                                   size_t cols);
+
+/**
+ * Writes the display name of `*m` (the seed's strings: "INT8-Symmetric", "INT4-Asymmetric",
+ * "FP8-E4M3", "AWQ(group=128)" — "AWQ(3bit, group=128)" when AWQ's bits are not 4 —,
+ * "SmoothQuant(α=0.50)", "GPTQ(4bit, group=128)") into `buf` as a NUL-terminated UTF-8 string,
+ * truncated to fit in `buf_len` bytes, and returns the full length of the name in bytes (without the
+ * NUL). Call with `buf = NULL, buf_len = 0` to learn the size; "α" takes two bytes. The method is
+ * named even when its values are invalid (only its kind must be known).
+ *
+ * Returns 0 and leaves `buf` untouched when `m` is NULL, its kind is unknown, or `buf` is NULL with
+ * `buf_len` > 0 (the detail is recorded). Thread-safe.
+ */
+size_t quant_method_name(const struct quant_method *m,
+                         char *buf,
+                         size_t buf_len);
+
+/**
+ * Memory estimate for `num_params` weights quantized with `*m`, as the seed:
+ * `*fp16_bytes = num_params * 2` and `*quant_bytes = ceil(num_params * nominal bits / 8)` (scales and
+ * zero points are not counted; see `quant_method_effective_bits` for them).
+ *
+ * Errors: `m`, `fp16_bytes` or `quant_bytes` NULL -> `QUANT_ERR_NULL_POINTER`; an invalid method, or a
+ * result that does not fit in a `size_t` -> `QUANT_ERR_INVALID_ARGUMENT`. On error neither output is
+ * modified. Thread-safe.
+ */
+quant_status quant_estimate_memory(size_t num_params,
+                                   const struct quant_method *m,
+                                   size_t *fp16_bytes,
+                                   size_t *quant_bytes);
+
+/**
+ * Creates a configuration that uses `*default_method` for every layer, and writes its handle to
+ * `*out`. The caller owns the handle and releases it with `quant_config_free`.
+ *
+ * The method's kind must be known; its values are checked later by `quant_config_validate` (which
+ * then reports "default method: ...").
+ *
+ * Errors: `default_method` or `out` NULL -> `QUANT_ERR_NULL_POINTER`; an unknown kind ->
+ * `QUANT_ERR_INVALID_ARGUMENT`. On error `*out` is not modified and nothing is allocated.
+ * Thread-safe.
+ */
+quant_status quant_config_new(const struct quant_method *default_method, struct quant_config **out);
+
+/**
+ * Uses `*m` for the layer named `layer_name` (a NUL-terminated UTF-8 string, copied), replacing an
+ * earlier override of that name. The method's kind must be known; its values are not checked here:
+ * `quant_config_validate` reports a bad one with its layer name.
+ *
+ * Errors: `c`, `layer_name` or `m` NULL -> `QUANT_ERR_NULL_POINTER`; `layer_name` not valid UTF-8 or an
+ * unknown kind -> `QUANT_ERR_INVALID_ARGUMENT`; no memory for the name ->
+ * `QUANT_ERR_OUT_OF_MEMORY`. On error the configuration is unchanged. Writes `*c`: no other thread may
+ * use `c` during the call.
+ */
+quant_status quant_config_set_layer(struct quant_config *c,
+                                    const char *layer_name,
+                                    const struct quant_method *m);
+
+/**
+ * Writes to `*out` the method of the layer named `layer_name` (a NUL-terminated UTF-8 string): its
+ * override, or the default method. `out->bits` holds the nominal width of every kind and `out->alpha`
+ * is 0 except for SmoothQuant.
+ *
+ * Errors: `c`, `layer_name` or `out` NULL -> `QUANT_ERR_NULL_POINTER`; `layer_name` not valid UTF-8 ->
+ * `QUANT_ERR_INVALID_ARGUMENT`. On error `*out` is not modified. Only reads `*c`.
+ */
+quant_status quant_config_method_for_layer(const struct quant_config *c,
+                                           const char *layer_name,
+                                           struct quant_method *out);
+
+/**
+ * Validates the default method and every per-layer override (rules of `quant_method_validate`).
+ *
+ * Errors: `c` NULL -> `QUANT_ERR_NULL_POINTER`; a bad method -> `QUANT_ERR_INVALID_ARGUMENT` with a
+ * detail that names it: "default method: ..." or "layer 'NAME': ...". The default is checked first,
+ * then the layers in sorted (byte-wise) name order, so the first bad one in that order is reported.
+ * Only reads `*c`.
+ */
+quant_status quant_config_validate(const struct quant_config *c);
+
+/**
+ * Releases a configuration made by `quant_config_new`. NULL is accepted and ignored. The handle must not
+ * be used afterwards, nor freed twice.
+ */
+void quant_config_free(struct quant_config *c);
+
+/**
+ * Number of groups, i.e. of scales (and of INT4 zero points), of a `rows x cols` matrix quantized with
+ * `group_size`: `rows * ceil(cols / g)`, where `g = group_size`, or `cols` when `group_size` is 0 (one
+ * scale per row) or larger than `cols`.
+ *
+ * Returns 0 when `rows` or `cols` is 0 or the matrix size overflows; the thread's error detail then
+ * says why. Thread-safe; no allocation.
+ */
+size_t quant_scale_count(size_t rows,
+                         size_t cols,
+                         size_t group_size);
+
+/**
+ * INT8 symmetric round-to-nearest quantization of a row-major `rows x cols` float matrix.
+ *
+ * For each group (`group_size` 0: one per row; `k > 0`: `k` consecutive columns of a row, the last group
+ * of a row may be shorter): `scale = absmax / 127` (float) and
+ * `q = clamp(round_half_even(x / scale), -127, 127)` (never -128). An all-zero group has scale 0 and
+ * codes 0 (so has a group whose absmax is at most 63 * 2^-149, about 8.8e-44, where `absmax / 127`
+ * rounds to 0).
+ * Dequantized, every element is within `scale / 2` of its input.
+ *
+ * - `src`: `rows * cols` floats, read only.
+ * - `dst`: receives the `rows * cols` codes, `dst[r * cols + c]`; `dst_len` is its length in elements.
+ * - `scales`: receives `quant_scale_count(rows, cols, group_size)` scales, `scales[r * groups_per_row + g]`;
+ *   `scales_len` is its length in elements.
+ *
+ * Only the needed prefix of each output is written. The caller owns every buffer; the buffers must not
+ * overlap. No allocation; thread-safe.
+ *
+ * Errors (nothing is written on any of them):
+ * - `QUANT_ERR_INVALID_ARGUMENT`: `rows` or `cols` is 0, `rows * cols` overflows, or a group's absmax
+ *   is exactly `FLT_MAX` (its dequantized value `127 * scale` would round to infinity).
+ * - `QUANT_ERR_NULL_POINTER`: `src` is NULL, or `dst` / `scales` is NULL with a non-zero length.
+ * - `QUANT_ERR_BUFFER_TOO_SMALL`: `dst_len < rows * cols` or `scales_len` below the scale count.
+ * - `QUANT_ERR_NON_FINITE`: a NaN or infinity in `src`; the detail names the first bad index.
+ */
+quant_status quant_int8_quantize(const float *src,
+                                 size_t rows,
+                                 size_t cols,
+                                 size_t group_size,
+                                 int8_t *dst,
+                                 size_t dst_len,
+                                 float *scales,
+                                 size_t scales_len);
+
+/**
+ * Dequantizes INT8 symmetric codes: `dst[r * cols + c] = q * scale` of the element's group (the layout
+ * of `quant_int8_quantize`).
+ *
+ * - `src`: `rows * cols` codes; `scales`: `quant_scale_count(rows, cols, group_size)` scales. Their
+ *   lengths are implied by the shape; both are read only.
+ * - `dst`: receives `rows * cols` floats; `dst_len` is its length in elements (only that prefix is
+ *   written).
+ *
+ * Every code is accepted, -128 included. The caller owns every buffer; `dst` must not overlap the
+ * inputs. No allocation; thread-safe.
+ *
+ * Errors (nothing is written on any of them):
+ * - `QUANT_ERR_INVALID_ARGUMENT`: `rows` or `cols` is 0, or `rows * cols` overflows.
+ * - `QUANT_ERR_NULL_POINTER`: `src` or `scales` is NULL, or `dst` is NULL with a non-zero length.
+ * - `QUANT_ERR_BUFFER_TOO_SMALL`: `dst_len < rows * cols`.
+ * - `QUANT_ERR_NON_FINITE`: a NaN or infinite scale; the detail names its index.
+ */
+quant_status quant_int8_dequantize(const int8_t *src,
+                                   const float *scales,
+                                   size_t rows,
+                                   size_t cols,
+                                   size_t group_size,
+                                   float *dst,
+                                   size_t dst_len);
+
+/**
+ * Bytes of a packed INT4 `rows x cols` matrix: `rows * ceil(cols / 2)` (each row starts on a byte).
+ *
+ * Returns 0 when `rows` or `cols` is 0 or the size overflows; the thread's error detail then says why.
+ * Thread-safe; no allocation.
+ */
+size_t quant_int4_packed_size(size_t rows,
+                              size_t cols);
+
+/**
+ * INT4 asymmetric round-to-nearest quantization (the GPTQ/AWQ integer zero-point convention, which keeps
+ * 0 exactly representable) of a row-major `rows x cols` float matrix.
+ *
+ * For each group (`group_size` as in `quant_int8_quantize`): `lo = min(min x, 0)`, `hi = max(max x, 0)`,
+ * `scale = (hi - lo) / 15`, `zero = clamp(round_half_even(-lo / scale), 0, 15)`,
+ * `q = clamp(round_half_even(x / scale) + zero, 0, 15)`; dequantized `x' = (q - zero) * scale`, within one
+ * `scale` of `x`. An all-zero group has scale 0, zero 0 and codes 0.
+ *
+ * - `src`: `rows * cols` floats, read only.
+ * - `dst`: receives the packed codes, `quant_int4_packed_size(rows, cols)` bytes: two codes a byte, the
+ *   even column in the low nibble, each row starting on a byte (`ceil(cols / 2)` bytes a row; with an
+ *   odd `cols` the high nibble of a row's last byte is 0). `dst_len` is its length in bytes.
+ * - `scales`, `zeros`: receive one scale (float) and one zero point (0..=15) a group,
+ *   `[r * groups_per_row + g]`; `groups_len` is the length of EACH, in elements, and must be at least
+ *   `quant_scale_count(rows, cols, group_size)`.
+ *
+ * Only the needed prefix of each output is written. The caller owns every buffer; the buffers must not
+ * overlap. No allocation; thread-safe.
+ *
+ * Errors (nothing is written on any of them):
+ * - `QUANT_ERR_INVALID_ARGUMENT`: `rows` or `cols` is 0, `rows * cols` overflows, or a group's range
+ *   `hi - lo` overflows float (e.g. -3e38 and 3e38 in one group), or one of its dequantized values would
+ *   round to infinity (only possible within a few ulps of `FLT_MAX`); the detail names row and group.
+ * - `QUANT_ERR_NULL_POINTER`: `src` is NULL, or an output is NULL with a non-zero length.
+ * - `QUANT_ERR_BUFFER_TOO_SMALL`: `dst_len` below the packed size or `groups_len` below the scale count.
+ * - `QUANT_ERR_NON_FINITE`: a NaN or infinity in `src`; the detail names the first bad index.
+ */
+quant_status quant_int4_quantize(const float *src,
+                                 size_t rows,
+                                 size_t cols,
+                                 size_t group_size,
+                                 uint8_t *dst,
+                                 size_t dst_len,
+                                 float *scales,
+                                 uint8_t *zeros,
+                                 size_t groups_len);
+
+/**
+ * Dequantizes packed INT4 codes: `dst[r * cols + c] = (q - zero) * scale` of the element's group (the
+ * layout of `quant_int4_quantize`).
+ *
+ * - `src`: `quant_int4_packed_size(rows, cols)` bytes; `scales`, `zeros`:
+ *   `quant_scale_count(rows, cols, group_size)` elements each. Their lengths are implied by the shape;
+ *   all are read only.
+ * - `dst`: receives `rows * cols` floats; `dst_len` is its length in elements (only that prefix is
+ *   written).
+ *
+ * The caller owns every buffer; `dst` must not overlap the inputs. No allocation; thread-safe.
+ *
+ * Errors (nothing is written on any of them):
+ * - `QUANT_ERR_INVALID_ARGUMENT`: `rows` or `cols` is 0, `rows * cols` overflows, or a zero point is
+ *   above 15 (the detail names its index).
+ * - `QUANT_ERR_NULL_POINTER`: `src`, `scales` or `zeros` is NULL, or `dst` is NULL with a non-zero length.
+ * - `QUANT_ERR_BUFFER_TOO_SMALL`: `dst_len < rows * cols`.
+ * - `QUANT_ERR_NON_FINITE`: a NaN or infinite scale; the detail names its index.
+ */
+quant_status quant_int4_dequantize(const uint8_t *src,
+                                   const float *scales,
+                                   const uint8_t *zeros,
+                                   size_t rows,
+                                   size_t cols,
+                                   size_t group_size,
+                                   float *dst,
+                                   size_t dst_len);
+
+/**
+ * Packs `n` signed 4-bit values (-8..=7) two a byte, the first (even) value in the low nibble, each as
+ * its two's-complement nibble (-8 -> 0x8, -1 -> 0xF). With an odd `n` the last byte's high nibble is 0.
+ *
+ * - `values`: `n` int8 values, read only (may be NULL when `n` is 0).
+ * - `dst`: receives `ceil(n / 2)` bytes; `dst_len` is its length in bytes (only that prefix is written).
+ *
+ * The caller owns every buffer; they must not overlap. No allocation; thread-safe.
+ *
+ * Errors (nothing is written on any of them):
+ * - `QUANT_ERR_NULL_POINTER`: `values` is NULL with `n > 0`, or `dst` is NULL with a non-zero length.
+ * - `QUANT_ERR_BUFFER_TOO_SMALL`: `dst_len < ceil(n / 2)`.
+ * - `QUANT_ERR_INVALID_ARGUMENT`: a value outside -8..=7 (it does not fit a nibble; the detail names the
+ *   first such index), or `n` too large for memory.
+ */
+quant_status quant_pack_int4(const int8_t *values,
+                             size_t n,
+                             uint8_t *dst,
+                             size_t dst_len);
+
+/**
+ * Unpacks `n` signed 4-bit values packed by `quant_pack_int4`, sign-extending each nibble
+ * (0x8..=0xF -> -8..=-1).
+ *
+ * - `src`: `ceil(n / 2)` bytes (implied by `n`), read only (may be NULL when `n` is 0).
+ * - `dst`: receives `n` values; `dst_len` is its length in elements (only that prefix is written).
+ *
+ * The caller owns every buffer; they must not overlap. No allocation; thread-safe.
+ *
+ * Errors (nothing is written on any of them):
+ * - `QUANT_ERR_NULL_POINTER`: `src` is NULL with `n > 0`, or `dst` is NULL with a non-zero length.
+ * - `QUANT_ERR_BUFFER_TOO_SMALL`: `dst_len < n`.
+ * - `QUANT_ERR_INVALID_ARGUMENT`: `n` too large for memory.
+ */
+quant_status quant_unpack_int4(const uint8_t *src, size_t n, int8_t *dst, size_t dst_len);
 
 /**
  * Returns a static, NUL-terminated description of `status`; never NULL, also for unknown codes.
@@ -118,6 +737,161 @@ uint32_t quant_version(void);
  * The library's version as a static string such as "0.1.0" (never NULL, owned by the library).
  */
 const char *quant_version_string(void);
+
+/**
+ * Quantizes one row-major `rows x cols` float matrix `w` (rows = output features, cols = input
+ * features) with the method `*m`, and writes a new handle to `*out`.
+ *
+ * - `m`: the method (see `quant_method`); it is validated as by `quant_method_validate`.
+ * - `o`: options, or NULL for the defaults. The round-to-nearest kinds ignore them.
+ * - `w`: `rows * cols` floats, read only; they must all be finite.
+ * - `calib`: the statistics of this layer's input (width `cols`). May be NULL for INT8, INT4 and FP8
+ *   (ignored by them); AWQ, SmoothQuant and GPTQ require it.
+ * - `out`: receives the handle, owned by the caller and released with `quant_weight_free`. Written only
+ *   on success.
+ *
+ * Per-tensor scaling of a whole matrix is `rows = 1, cols = rows * cols` with `group_size` 0.
+ * Thread-safe: `o` and `calib` are only read, and may be shared by concurrent calls.
+ *
+ * Errors (nothing is written, nothing leaks):
+ * - `QUANT_ERR_NULL_POINTER`: `m`, `w` or `out` is NULL.
+ * - `QUANT_ERR_INVALID_ARGUMENT`: unknown kind or invalid method values; `rows` or `cols` is 0 or
+ *   `rows * cols` overflows; `calib` NULL or without tokens for AWQ, SmoothQuant or GPTQ; a group whose
+ *   range overflows float.
+ * - `QUANT_ERR_SHAPE_MISMATCH`: `calib` has another width than `cols`.
+ * - `QUANT_ERR_NON_FINITE`: NaN or infinity in `w` (the detail names the first index).
+ * - `QUANT_ERR_UNSUPPORTED`: AWQ, SmoothQuant and GPTQ in this build (their algorithms are not
+ *   implemented yet).
+ * - `QUANT_ERR_OUT_OF_MEMORY`: the result cannot be allocated.
+ */
+quant_status quant_quantize(const struct quant_method *m,
+                            const struct quant_options *o,
+                            const float *w,
+                            size_t rows,
+                            size_t cols,
+                            const struct quant_calib *calib,
+                            struct quant_weight **out);
+
+/**
+ * Quantizes `n` matrices that read the same input of width `cols` (q, k and v; gate and up) together:
+ * `ws[i]` is a row-major `rows[i] x cols` float matrix. AWQ and SmoothQuant choose ONE per-input-channel
+ * scale for all of them; the round-to-nearest kinds quantize each matrix on its own. On success
+ * `out[0..n)` receives `n` new handles, in the order of `ws`, each owned by the caller and released with
+ * `quant_weight_free`.
+ *
+ * Arguments as `quant_quantize`; `ws` and `rows` hold `n` elements, `out` room for `n` handles.
+ *
+ * All or nothing: on any error no handle is written to `out` and nothing leaks.
+ * Errors: those of `quant_quantize` (the detail names the matrix as `ws[i]`), and:
+ * - `QUANT_ERR_INVALID_ARGUMENT`: `n` is 0, or `rows[i]` is 0 or `rows[i] * cols` overflows.
+ * - `QUANT_ERR_NULL_POINTER`: `ws`, `rows` or `out` is NULL, or any `ws[i]` is NULL.
+ */
+quant_status quant_quantize_group(const struct quant_method *m,
+                                  const struct quant_options *o,
+                                  const float *const *ws,
+                                  const size_t *rows,
+                                  size_t n,
+                                  size_t cols,
+                                  const struct quant_calib *calib,
+                                  struct quant_weight **out);
+
+/**
+ * Writes the shape of the quantized matrix: `*rows` output features, `*cols` input features.
+ *
+ * Errors: `q`, `rows` or `cols` NULL -> `QUANT_ERR_NULL_POINTER` (nothing written). Only reads `*q`.
+ */
+quant_status quant_weight_shape(const struct quant_weight *q,
+                                size_t *rows,
+                                size_t *cols);
+
+/**
+ * Writes the method that produced the weight to `*out` (as given to `quant_quantize`, with `bits` set
+ * to the nominal width of every kind, AWQ's 0 as 4, and `alpha` 0 except for SmoothQuant).
+ *
+ * Errors: `q` or `out` NULL -> `QUANT_ERR_NULL_POINTER` (nothing written). Only reads `*q`.
+ */
+quant_status quant_weight_method(const struct quant_weight *q,
+                                 struct quant_method *out);
+
+/**
+ * The packed codes (API.md "Packed codes"): `rows` rows of `ceil(cols * b / 8)` bytes each, every row
+ * starting on a byte; element `j` of a row takes bits `[j*b, (j+1)*b)` of the row's bit string, least
+ * significant bit first. `b` is 8 for INT8 and SmoothQuant (two's-complement codes), 8 for FP8 (raw
+ * E4M3FN codes), 4 for INT4 (the even column in the low nibble), `bits` for AWQ and GPTQ (unsigned
+ * codes with integer zero points). `*len` (if `len` is not NULL) receives the length in bytes.
+ *
+ * The pointer is owned by the handle: valid until `quant_weight_free(q)`, read only.
+ * A NULL `q` returns NULL, sets `*len` to 0 and records a detail.
+ */
+const uint8_t *quant_weight_data(const struct quant_weight *q,
+                                 size_t *len);
+
+/**
+ * The per-group scales, `rows * groups_per_row` floats, `[r * groups_per_row + g]`, where
+ * `groups_per_row = ceil(cols / group_size)` (1 for `group_size` 0). `*len` (if `len` is not NULL)
+ * receives the count.
+ *
+ * The pointer is owned by the handle: valid until `quant_weight_free(q)`, read only.
+ * A NULL `q` returns NULL, sets `*len` to 0 and records a detail.
+ */
+const float *quant_weight_scales(const struct quant_weight *q, size_t *len);
+
+/**
+ * The integer-valued zero points of INT4, AWQ and GPTQ (as floats, with the layout of the scales): a
+ * code `c` stands for `(c - zero) * scale`. NULL with `*len = 0` for the symmetric kinds (INT8, FP8,
+ * SmoothQuant). `*len` (if `len` is not NULL) receives the count.
+ *
+ * The pointer is owned by the handle: valid until `quant_weight_free(q)`, read only.
+ * A NULL `q` returns NULL, sets `*len` to 0 and records a detail.
+ */
+const float *quant_weight_zero_points(const struct quant_weight *q,
+                                      size_t *len);
+
+/**
+ * The per-input-channel scales `s_j` of AWQ and SmoothQuant (`cols` floats): the codes quantize
+ * `W diag(s)`, so the layer computes `(x / s) . W_q^T`, with `1/s` folded into the previous operation.
+ * NULL with `*len = 0` for the other methods. `*len` (if `len` is not NULL) receives the count.
+ *
+ * The pointer is owned by the handle: valid until `quant_weight_free(q)`, read only.
+ * A NULL `q` returns NULL, sets `*len` to 0 and records a detail.
+ */
+const float *quant_weight_input_scales(const struct quant_weight *q,
+                                       size_t *len);
+
+/**
+ * GPTQ's act-order group index `g_idx` (`cols` integers): column `j` uses the scale and zero point of
+ * group `g_idx[j]` of its row. NULL with `*len = 0` when the columns use group `j / group_size` (every
+ * method but GPTQ with act-order). `*len` (if `len` is not NULL) receives the count.
+ *
+ * The pointer is owned by the handle: valid until `quant_weight_free(q)`, read only.
+ * A NULL `q` returns NULL, sets `*len` to 0 and records a detail.
+ */
+const int32_t *quant_weight_group_index(const struct quant_weight *q,
+                                        size_t *len);
+
+/**
+ * Writes the effective weight in the ORIGINAL input basis (input scales already undone), row-major,
+ * to `dst[0 .. rows*cols)`: compare it with the `w` given to `quant_quantize`. For element `(r, j)`:
+ * `(code value - zero) * scale / s_j`, with the scale and zero of its group and `s_j` = 1 without
+ * input scales. For INT8, INT4 and FP8 this equals the kernels' dequantizers bit for bit.
+ *
+ * `dst_len` is the length of `dst` in elements; only the first `rows * cols` are written. Thread-safe;
+ * allocates one row of scratch.
+ *
+ * Errors (nothing written): `q` NULL, or `dst` NULL with `dst_len` > 0 -> `QUANT_ERR_NULL_POINTER`;
+ * `dst_len < rows * cols` -> `QUANT_ERR_BUFFER_TOO_SMALL`; no memory for the scratch ->
+ * `QUANT_ERR_OUT_OF_MEMORY`.
+ */
+quant_status quant_weight_dequantize(const struct quant_weight *q,
+                                     float *dst,
+                                     size_t dst_len);
+
+/**
+ * Releases a weight made by `quant_quantize` or `quant_quantize_group`, and every pointer its
+ * accessors returned. NULL is accepted and ignored. The handle must not be used afterwards, nor freed
+ * twice.
+ */
+void quant_weight_free(struct quant_weight *q);
 
 #ifdef __cplusplus
 }  // extern "C"

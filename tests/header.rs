@@ -41,7 +41,13 @@ fn every_public_name_in_the_header_is_prefixed() {
         let name = if let Some(rest) = line.strip_prefix("#define ") {
             rest.split_whitespace().next()
         } else if let Some(rest) = line.strip_prefix("typedef ") {
-            rest.trim_end_matches(';').split_whitespace().last()
+            // `typedef struct {` opens an anonymous struct: its name is on the closing `} name;` line.
+            let rest = rest.trim_end_matches(';').trim_end_matches('{').trim_end();
+            rest.split_whitespace()
+                .last()
+                .filter(|n| !matches!(*n, "struct" | "union" | "enum"))
+        } else if line.starts_with("} ") && line.ends_with(';') {
+            Some(line[2..].trim_end_matches(';').trim())
         } else {
             None
         };

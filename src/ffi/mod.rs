@@ -16,8 +16,13 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use crate::error::{clear_last_error, quant_status, set_last_error, QuantError, Result, QUANT_OK};
 
 pub mod calib;
+pub mod casts;
+pub mod level;
+pub mod method;
 pub mod options;
+pub mod rtn;
 pub mod status;
+pub mod weight;
 
 /// Runs the body of a status-returning export: `Ok` clears the thread's error detail and gives
 /// `QUANT_OK`; an error records its detail and gives its status; a panic gives `QUANT_ERR_INTERNAL`.

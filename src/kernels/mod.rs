@@ -5,6 +5,12 @@
 //! each kernel validates everything before it writes anything.
 use crate::error::{QuantError, Result};
 
+pub mod fp8;
+pub mod half;
+pub mod int4;
+pub mod int8;
+pub mod kbit;
+
 /// Geometry of a row-major `rows x cols` matrix quantized in groups along its rows.
 ///
 /// `group_size` 0 means one group per row; `k > 0` means groups of `k` consecutive columns of a row

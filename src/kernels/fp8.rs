@@ -1,0 +1,518 @@
+//! FP8 casts (OCP E4M3FN and E5M2) and the scaled FP8 E4M3 quantizer.
+//!
+//! # Formats
+//! - **E4M3FN**: 1 sign, 4 exponent bits (bias 7), 3 significand bits. No infinities; the only NaN
+//!   codes are `0x7F` and `0xFF` (S.1111.111). Largest finite: 448 (`0x7E`); smallest subnormal:
+//!   2^-9; smallest normal: 2^-6.
+//! - **E5M2**: 1 sign, 5 exponent bits (bias 15), 2 significand bits, IEEE-like: infinities `0x7C` /
+//!   `0xFC`, NaN codes `0x7D..=0x7F` / `0xFD..=0xFF`. Largest finite: 57344 (`0x7B`); smallest
+//!   subnormal: 2^-16; smallest normal: 2^-14.
+//!
+//! # Encoding f32 -> FP8
+//! Round to nearest, ties to even, with the exponent range unbounded above: a value whose rounded
+//! magnitude exceeds the largest finite one *overflows*. That happens from the midpoint between the
+//! largest finite value and the next power-of-two step on: above 464 for E4M3 (464 itself is a tie and
+//! goes to even, 448), from 61440 on for E5M2 (the tie goes to the even code, which is infinity).
+//! - `saturate = false` (bit-exact with ml_dtypes `float8_e4m3fn` / `float8_e5m2` casts from float32):
+//!   overflow and +-infinity give NaN of the input's sign (`0x7F`/`0xFF`) for E4M3, and +-infinity
+//!   (`0x7C`/`0xFC`) for E5M2.
+//! - `saturate = true`: overflow and +-infinity give +-max (`0x7E`/`0xFE` = +-448 for E4M3,
+//!   `0x7B`/`0xFB` = +-57344 for E5M2); every other input gives the same code as without saturation.
+//! - NaN (any payload) gives the canonical NaN of its sign in both modes: `0x7F`/`0xFF` for E4M3,
+//!   `0x7E`/`0xFE` for E5M2 (as ml_dtypes).
+//! - Signed zeros keep their sign; f32 subnormals become zeros of their sign.
+//!
+//! # Decoding FP8 -> f32
+//! Exact. NaN codes give the canonical quiet NaN of the code's sign (`0x7FC0_0000`/`0xFFC0_0000`, as
+//! ml_dtypes; the E5M2 payload is not kept); E5M2 infinities give f32 infinities.
+//!
+//! # Implementation
+//! The fast encoder is branch-free per element (integer rounding for the normal range, the classic
+//! "add 2^23" rounding for the subnormal range, selects for overflow and NaN) so that the compiler
+//! vectorizes the loop. Like all Rust float code it assumes the default floating-point environment
+//! (round to nearest even); flush-to-zero / denormals-are-zero modes set by a caller do not change
+//! its results (f32 subnormals encode to zero either way). Decoding uses
+//! a 256-entry table built at compile time by a `const fn`. The scalar references (`*_ref`) are written
+//! from the definition of the formats with exact f64 arithmetic; `tests/casts.rs` holds the fast paths
+//! to them over a dense sweep of the 2^32 f32 patterns and to ml_dtypes through golden fixtures.
+use crate::error::Result;
+use crate::kernels::{check_finite, check_len, Shape};
+
+/// A binary floating-point format described by its significand width and exponent bias, for the
+/// scalar references (the special values are handled by each caller).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MiniFloat {
+    pub(crate) man_bits: u32,
+    pub(crate) bias: i32,
+}
+
+const E4M3_FORMAT: MiniFloat = MiniFloat {
+    man_bits: 3,
+    bias: 7,
+};
+const E5M2_FORMAT: MiniFloat = MiniFloat {
+    man_bits: 2,
+    bias: 15,
+};
+
+/// 2^k as an f64 (exact; `k` within the normal f64 range).
+fn pow2(k: i32) -> f64 {
+    f64::from_bits(((1023 + k) as u64) << 52)
+}
+
+/// Reference encoder: the code (exponent field and significand, no sign) of the magnitude `a >= 0`
+/// rounded to nearest even in `fmt`, with the exponent unbounded above (so the caller sees overflow as
+/// a code beyond its largest finite one). An infinity gives `u32::MAX`.
+pub(crate) fn encode_magnitude_ref(a: f32, fmt: MiniFloat) -> u32 {
+    if a.is_infinite() {
+        return u32::MAX;
+    }
+    if a == 0.0 {
+        return 0;
+    }
+    let a = a as f64; // exact, and normal in f64 even for f32 subnormals
+    let e = ((a.to_bits() >> 52) & 0x7FF) as i32 - 1023;
+    let emin = 1 - fmt.bias;
+    let e_eff = e.max(emin);
+    // Multiples of `quantum` are exactly the format's values in the binade of `a` (or, below the
+    // smallest normal, the subnormal grid).
+    let quantum = pow2(e_eff - fmt.man_bits as i32);
+    let n = (a / quantum).round_ties_even() as u64; // in [0, 2^(man_bits+1)]
+                                                    // Exponent field e_eff + bias for n >= 2^man_bits (n = 2^(man_bits+1) carries into the next
+                                                    // binade); subnormal codes are n itself.
+    ((((e_eff + fmt.bias - 1) as u64) << fmt.man_bits) + n) as u32
+}
+
+/// Reference decoder of a magnitude code (no sign; the caller handles infinities and NaNs).
+pub(crate) fn decode_magnitude_ref(code: u32, fmt: MiniFloat) -> f64 {
+    let exp = (code >> fmt.man_bits) as i32;
+    let man = (code & ((1 << fmt.man_bits) - 1)) as f64;
+    let m = fmt.man_bits as i32;
+    if exp == 0 {
+        man * pow2(1 - fmt.bias - m)
+    } else {
+        (pow2(m) + man) * pow2(exp - fmt.bias - m)
+    }
+}
+
+/// Reference f32 -> FP8 E4M3FN of one value (see the module docs for rounding, overflow and NaN).
+pub fn f32_to_fp8_e4m3_ref(x: f32, saturate: bool) -> u8 {
+    let sign = if x.is_sign_negative() { 0x80 } else { 0 };
+    if x.is_nan() {
+        return sign | 0x7F;
+    }
+    let mag = encode_magnitude_ref(x.abs(), E4M3_FORMAT);
+    let mag = match (mag > 0x7E, saturate) {
+        (false, _) => mag as u8,
+        (true, true) => 0x7E,
+        (true, false) => 0x7F,
+    };
+    sign | mag
+}
+
+/// Reference f32 -> FP8 E5M2 of one value (see the module docs for rounding, overflow and NaN).
+pub fn f32_to_fp8_e5m2_ref(x: f32, saturate: bool) -> u8 {
+    let sign = if x.is_sign_negative() { 0x80 } else { 0 };
+    if x.is_nan() {
+        return sign | 0x7E;
+    }
+    let mag = encode_magnitude_ref(x.abs(), E5M2_FORMAT);
+    let mag = match (mag > 0x7B, saturate) {
+        (false, _) => mag as u8,
+        (true, true) => 0x7B,
+        (true, false) => 0x7C,
+    };
+    sign | mag
+}
+
+/// Reference FP8 E4M3FN -> f32 of one code (exact; NaN codes give the canonical quiet NaN of their sign).
+pub fn fp8_e4m3_to_f32_ref(c: u8) -> f32 {
+    let neg = c & 0x80 != 0;
+    let v = if c & 0x7F == 0x7F {
+        f32::NAN
+    } else {
+        decode_magnitude_ref((c & 0x7F) as u32, E4M3_FORMAT) as f32
+    };
+    if neg {
+        -v
+    } else {
+        v
+    }
+}
+
+/// Reference FP8 E5M2 -> f32 of one code (exact; infinities map to infinities, NaN codes give the
+/// canonical quiet NaN of their sign).
+pub fn fp8_e5m2_to_f32_ref(c: u8) -> f32 {
+    let neg = c & 0x80 != 0;
+    let mag = (c & 0x7F) as u32;
+    let v = match mag {
+        0x7C => f32::INFINITY,
+        0x7D..=0x7F => f32::NAN,
+        _ => decode_magnitude_ref(mag, E5M2_FORMAT) as f32,
+    };
+    if neg {
+        -v
+    } else {
+        v
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fast paths.
+
+/// The constants of an FP8 format that the branch-free encoder needs.
+trait Fp8Format {
+    /// Significand bits.
+    const MAN: u32;
+    /// Exponent bias.
+    const BIAS: u32;
+    /// Largest finite magnitude code.
+    const MAX: u32;
+    /// Magnitude code of a non-saturated overflow (NaN for E4M3FN, infinity for E5M2).
+    const OVERFLOW: u32;
+    /// Magnitude code of NaN.
+    const NAN: u32;
+    /// 2^(bias + man - 1): scales the subnormal range onto integer codes.
+    const SUB_SCALE: f32;
+}
+
+struct E4m3;
+impl Fp8Format for E4m3 {
+    const MAN: u32 = 3;
+    const BIAS: u32 = 7;
+    const MAX: u32 = 0x7E;
+    const OVERFLOW: u32 = 0x7F;
+    const NAN: u32 = 0x7F;
+    const SUB_SCALE: f32 = 512.0;
+}
+
+struct E5m2;
+impl Fp8Format for E5m2 {
+    const MAN: u32 = 2;
+    const BIAS: u32 = 15;
+    const MAX: u32 = 0x7B;
+    const OVERFLOW: u32 = 0x7C;
+    const NAN: u32 = 0x7E;
+    const SUB_SCALE: f32 = 65536.0;
+}
+
+/// 2^23: adding it to a non-negative f32 below 2^22 rounds the sum to an integer held in its low bits.
+const MAGIC: f32 = 8_388_608.0;
+
+/// Encodes the f32 with bits `bits`; `overflow` is the magnitude code for overflow and infinities
+/// (`F::MAX` when saturating, `F::OVERFLOW` otherwise). Branch-free: both candidate codes are computed
+/// and selected.
+#[inline(always)]
+fn encode_lane<F: Fp8Format>(bits: u32, overflow: u32) -> u8 {
+    let sign = (bits >> 24) & 0x80;
+    let a = bits & 0x7FFF_FFFF;
+    // Normal range: round the f32 significand to MAN bits by adding half an ulp minus one plus the
+    // parity of the kept part (round half to even; a carry moves into the exponent as it should),
+    // then rebias the exponent.
+    let shift = 23 - F::MAN;
+    let normal = (a.wrapping_add((1 << (shift - 1)) - 1 + ((a >> shift) & 1)) >> shift)
+        .wrapping_sub((127 - F::BIAS) << F::MAN);
+    // Subnormal range (|x| < 2^(1 - bias)): the code is |x| / 2^(1 - bias - man) rounded to an
+    // integer. The product is exact (a power-of-two scaling, below 2^man here), and adding 2^23 rounds
+    // it to an integer, ties to even (f32 arithmetic rounds to nearest even: the only rounding mode
+    // Rust supports), which the significand bits then hold. Garbage for the other lanes, selected away.
+    let y = f32::from_bits(a) * F::SUB_SCALE + MAGIC;
+    let sub = y.to_bits().wrapping_sub(MAGIC.to_bits());
+    let mag = if a < (128 - F::BIAS) << 23 {
+        sub
+    } else {
+        normal
+    };
+    let mag = if mag > F::MAX { overflow } else { mag };
+    let mag = if a > 0x7F80_0000 { F::NAN } else { mag };
+    (mag | sign) as u8
+}
+
+fn encode_slice<F: Fp8Format>(src: &[f32], dst: &mut [u8], saturate: bool) -> Result<()> {
+    check_len("dst", dst.len(), src.len())?;
+    let overflow = if saturate { F::MAX } else { F::OVERFLOW };
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d = encode_lane::<F>(s.to_bits(), overflow);
+    }
+    Ok(())
+}
+
+/// Converts `src` to FP8 E4M3FN codes in `dst[..src.len()]` (see the module docs for rounding,
+/// saturation and NaN). Fails with `BufferTooSmall` (writing nothing) when `dst` is shorter than `src`.
+pub fn f32_to_fp8_e4m3(src: &[f32], dst: &mut [u8], saturate: bool) -> Result<()> {
+    encode_slice::<E4m3>(src, dst, saturate)
+}
+
+/// Converts `src` to FP8 E5M2 codes in `dst[..src.len()]` (see the module docs).
+pub fn f32_to_fp8_e5m2(src: &[f32], dst: &mut [u8], saturate: bool) -> Result<()> {
+    encode_slice::<E5m2>(src, dst, saturate)
+}
+
+/// f32 bits of an FP8 code (`man` significand bits, exponent `bias`; `ieee` = the all-ones exponent
+/// holds infinities and NaNs, otherwise only the all-ones code is NaN), for the decode tables.
+const fn decode_bits(c: u8, man: u32, bias: u32, ieee: bool) -> u32 {
+    let sign = ((c as u32) & 0x80) << 24;
+    let mag = (c & 0x7F) as u32;
+    let exp = mag >> man;
+    let m = mag & ((1 << man) - 1);
+    let exp_max = (1 << (7 - man)) - 1;
+    if ieee && exp == exp_max {
+        return if m == 0 {
+            sign | 0x7F80_0000
+        } else {
+            sign | 0x7FC0_0000
+        };
+    }
+    if !ieee && mag == 0x7F {
+        return sign | 0x7FC0_0000;
+    }
+    if exp == 0 {
+        if m == 0 {
+            return sign;
+        }
+        // m * 2^(1 - bias - man) with m's leading bit at position p: normalize.
+        let mut p = 0;
+        while (m >> (p + 1)) != 0 {
+            p += 1;
+        }
+        let e32 = p + 1 + 127 - bias - man;
+        return sign | (e32 << 23) | ((m - (1 << p)) << (23 - p));
+    }
+    sign | ((exp + 127 - bias) << 23) | (m << (23 - man))
+}
+
+const fn decode_table(man: u32, bias: u32, ieee: bool) -> [u32; 256] {
+    let mut t = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = decode_bits(i as u8, man, bias, ieee);
+        i += 1;
+    }
+    t
+}
+
+/// f32 bits of every E4M3FN code.
+static E4M3_TABLE: [u32; 256] = decode_table(3, 7, false);
+/// f32 bits of every E5M2 code.
+static E5M2_TABLE: [u32; 256] = decode_table(2, 15, true);
+
+fn decode_slice(table: &[u32; 256], src: &[u8], dst: &mut [f32]) -> Result<()> {
+    check_len("dst", dst.len(), src.len())?;
+    for (d, &c) in dst.iter_mut().zip(src) {
+        *d = f32::from_bits(table[c as usize]);
+    }
+    Ok(())
+}
+
+/// Decodes FP8 E4M3FN codes to f32 in `dst[..src.len()]` (exact; NaN codes give a quiet NaN).
+pub fn fp8_e4m3_to_f32(src: &[u8], dst: &mut [f32]) -> Result<()> {
+    decode_slice(&E4M3_TABLE, src, dst)
+}
+
+/// Decodes FP8 E5M2 codes to f32 in `dst[..src.len()]` (exact; infinities kept, NaN codes give a
+/// quiet NaN).
+pub fn fp8_e5m2_to_f32(src: &[u8], dst: &mut [f32]) -> Result<()> {
+    decode_slice(&E5M2_TABLE, src, dst)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The scaled FP8 E4M3 quantizer.
+
+/// Largest finite E4M3FN value: the scaled quantizer maps each group's absmax onto it.
+const E4M3_MAX: f32 = 448.0;
+
+/// Checks every argument of the scaled quantizer before anything is written.
+fn check_quantize(src: &[f32], shape: Shape, dst: &[u8], scales: &[f32]) -> Result<()> {
+    check_len("src", src.len(), shape.len())?;
+    check_len("dst", dst.len(), shape.len())?;
+    check_len("scales", scales.len(), shape.n_groups())?;
+    check_finite(&src[..shape.len()], "src")
+}
+
+fn check_dequantize(src: &[u8], scales: &[f32], shape: Shape, dst: &[f32]) -> Result<()> {
+    check_len("src", src.len(), shape.len())?;
+    check_len("scales", scales.len(), shape.n_groups())?;
+    check_len("dst", dst.len(), shape.len())?;
+    check_finite(&scales[..shape.n_groups()], "scales")
+}
+
+/// FP8 E4M3 scaled quantization of a row-major `shape.rows x shape.cols` matrix, per group of
+/// `shape` (one group per row, or groups of `group_size` columns, the last one of a row possibly
+/// shorter): `scale = absmax / 448`, `code = fp8_e4m3(x / scale)` saturating (so the absmax element
+/// maps to +-448 even when the division rounds above it). A group whose scale is 0 (all zeros, or an
+/// absmax so small that `absmax / 448` underflows) gets scale 0 and codes `0x00`.
+///
+/// `dst[..rows*cols]` receives the codes, `scales[..n_groups]` the scales, row-major by group.
+/// Errors (nothing written): `BufferTooSmall` when `src`, `dst` or `scales` is too short;
+/// `NonFinite` (naming the first bad index of `src`) when any input element is NaN or infinite.
+pub fn fp8_e4m3_quantize(
+    src: &[f32],
+    shape: Shape,
+    dst: &mut [u8],
+    scales: &mut [f32],
+) -> Result<()> {
+    check_quantize(src, shape, dst, scales)?;
+    let (n, cols, g) = (shape.len(), shape.cols, shape.group_len());
+    let rows = src[..n]
+        .chunks_exact(cols)
+        .zip(dst[..n].chunks_exact_mut(cols))
+        .zip(scales[..shape.n_groups()].chunks_exact_mut(shape.groups_per_row()));
+    for ((x_row, q_row), s_row) in rows {
+        for ((x, q), s) in x_row.chunks(g).zip(q_row.chunks_mut(g)).zip(s_row) {
+            *s = quantize_group(x, q);
+        }
+    }
+    Ok(())
+}
+
+fn quantize_group(x: &[f32], q: &mut [u8]) -> f32 {
+    let absmax = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let scale = absmax / E4M3_MAX;
+    if scale == 0.0 {
+        q.fill(0);
+        return 0.0;
+    }
+    for (c, &v) in q.iter_mut().zip(x) {
+        *c = encode_lane::<E4m3>((v / scale).to_bits(), E4m3::MAX);
+    }
+    scale
+}
+
+/// Inverse of [`fp8_e4m3_quantize`]: `dst[i] = f32(code[i]) * scale[group of i]` into
+/// `dst[..rows*cols]`. Errors (nothing written): `BufferTooSmall` when `src`, `scales` or `dst` is too
+/// short; `NonFinite` when a scale is NaN or infinite. NaN codes (`0x7F`/`0xFF`) give NaN.
+pub fn fp8_e4m3_dequantize(
+    src: &[u8],
+    scales: &[f32],
+    shape: Shape,
+    dst: &mut [f32],
+) -> Result<()> {
+    check_dequantize(src, scales, shape, dst)?;
+    let (n, cols, g) = (shape.len(), shape.cols, shape.group_len());
+    let rows = src[..n]
+        .chunks_exact(cols)
+        .zip(dst[..n].chunks_exact_mut(cols))
+        .zip(scales[..shape.n_groups()].chunks_exact(shape.groups_per_row()));
+    for ((q_row, x_row), s_row) in rows {
+        for ((q, x), &s) in q_row.chunks(g).zip(x_row.chunks_mut(g)).zip(s_row) {
+            for (v, &c) in x.iter_mut().zip(q) {
+                *v = f32::from_bits(E4M3_TABLE[c as usize]) * s;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Scalar reference of [`fp8_e4m3_quantize`] (same contract), element by element with index arithmetic.
+pub fn fp8_e4m3_quantize_ref(
+    src: &[f32],
+    shape: Shape,
+    dst: &mut [u8],
+    scales: &mut [f32],
+) -> Result<()> {
+    check_quantize(src, shape, dst, scales)?;
+    let g = shape.group_len();
+    for r in 0..shape.rows {
+        for k in 0..shape.groups_per_row() {
+            let (start, end) = (
+                r * shape.cols + k * g,
+                r * shape.cols + ((k + 1) * g).min(shape.cols),
+            );
+            let mut absmax = 0.0f32;
+            for &v in &src[start..end] {
+                if v.abs() > absmax {
+                    absmax = v.abs();
+                }
+            }
+            let scale = absmax / E4M3_MAX;
+            scales[r * shape.groups_per_row() + k] = scale;
+            for i in start..end {
+                dst[i] = if scale == 0.0 {
+                    0
+                } else {
+                    f32_to_fp8_e4m3_ref(src[i] / scale, true)
+                };
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Scalar reference of [`fp8_e4m3_dequantize`] (same contract).
+pub fn fp8_e4m3_dequantize_ref(
+    src: &[u8],
+    scales: &[f32],
+    shape: Shape,
+    dst: &mut [f32],
+) -> Result<()> {
+    check_dequantize(src, scales, shape, dst)?;
+    let g = shape.group_len();
+    for i in 0..shape.len() {
+        let (r, c) = (i / shape.cols, i % shape.cols);
+        dst[i] = fp8_e4m3_to_f32_ref(src[i]) * scales[r * shape.groups_per_row() + c / g];
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_codes() {
+        assert_eq!(f32_to_fp8_e4m3_ref(1.0, false), 0x38);
+        assert_eq!(f32_to_fp8_e4m3_ref(448.0, false), 0x7E);
+        assert_eq!(f32_to_fp8_e4m3_ref(464.0, false), 0x7E);
+        assert_eq!(f32_to_fp8_e4m3_ref(464.00003, false), 0x7F);
+        assert_eq!(f32_to_fp8_e4m3_ref(-480.0, false), 0xFF);
+        assert_eq!(f32_to_fp8_e4m3_ref(480.0, true), 0x7E);
+        assert_eq!(f32_to_fp8_e4m3_ref(f32::NEG_INFINITY, true), 0xFE);
+        assert_eq!(f32_to_fp8_e4m3_ref(2f32.powi(-10), false), 0x00);
+        assert_eq!(f32_to_fp8_e4m3_ref(-(2f32.powi(-9)), false), 0x81);
+        assert_eq!(f32_to_fp8_e5m2_ref(57344.0, false), 0x7B);
+        assert_eq!(f32_to_fp8_e5m2_ref(61440.0, false), 0x7C);
+        assert_eq!(f32_to_fp8_e5m2_ref(61440.0, true), 0x7B);
+        assert_eq!(f32_to_fp8_e5m2_ref(-f32::NAN, true), 0xFE);
+        assert_eq!(fp8_e4m3_to_f32_ref(0x7E), 448.0);
+        assert_eq!(fp8_e4m3_to_f32_ref(0x01), 2f32.powi(-9));
+        assert_eq!(fp8_e5m2_to_f32_ref(0xFC), f32::NEG_INFINITY);
+    }
+
+    #[test]
+    fn tables_equal_the_reference_decoders() {
+        for c in 0..=255u8 {
+            let (a, b) = (
+                f32::from_bits(E4M3_TABLE[c as usize]),
+                fp8_e4m3_to_f32_ref(c),
+            );
+            assert!(a.to_bits() == b.to_bits(), "e4m3 {c:#x}: {a} vs {b}");
+            let (a, b) = (
+                f32::from_bits(E5M2_TABLE[c as usize]),
+                fp8_e5m2_to_f32_ref(c),
+            );
+            assert!(a.to_bits() == b.to_bits(), "e5m2 {c:#x}: {a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn every_code_round_trips_through_the_encoders() {
+        for c in 0..=255u8 {
+            let x = fp8_e4m3_to_f32_ref(c);
+            for sat in [false, true] {
+                let mut d = [0u8];
+                f32_to_fp8_e4m3(&[x], &mut d, sat).unwrap();
+                assert_eq!(d[0], c, "e4m3 {c:#x}");
+                let y = fp8_e5m2_to_f32_ref(c);
+                f32_to_fp8_e5m2(&[y], &mut d, sat).unwrap();
+                let want = if y.is_nan() {
+                    (c & 0x80) | 0x7E
+                } else if y.is_infinite() && sat {
+                    (c & 0x80) | 0x7B
+                } else {
+                    c
+                };
+                assert_eq!(d[0], want, "e5m2 {c:#x}");
+            }
+        }
+    }
+}

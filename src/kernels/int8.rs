@@ -1,0 +1,261 @@
+//! INT8 symmetric round-to-nearest quantization, per row or per group of columns (see [`Shape`]).
+//!
+//! For each group: `scale = absmax / 127` (f32) and `q = clamp(round_half_even(x / scale), -127, 127)`;
+//! dequantization is `x' = q * scale`. The range is symmetric (-127..=127, never -128, unlike the seed).
+//! An all-zero group has scale 0 and codes 0, and so has a group whose absmax is so small (at most
+//! 63 * 2^-149, about 8.8e-44, deep in the subnormals) that `absmax / 127` rounds to 0: it dequantizes to
+//! exact zeros.
+//!
+//! A group whose absmax is so close to `f32::MAX` that `127 * scale` rounds to infinity would dequantize
+//! to infinity: it is `InvalidArgument`, naming the row and group (of the finite floats, only an absmax of
+//! exactly `f32::MAX` does that).
+//!
+//! Every element of a group with a normal scale comes back within half a step: `|x - x'| <= scale / 2`.
+//!
+//! Layout: `dst[r * cols + c]` is the code of `src[r * cols + c]`; `scales[r * groups_per_row + g]` is the
+//! scale of group `g` (columns `g * group_len .. min((g + 1) * group_len, cols)`) of row `r`.
+//!
+//! [`int8_quantize`] and [`int8_dequantize`] are the fast paths (branch-free chunked loops that the
+//! compiler vectorizes); [`int8_quantize_ref`] and [`int8_dequantize_ref`] are the scalar references they
+//! are tested against, bit for bit. Both validate everything before they write anything.
+use super::{check_finite, check_len, Shape};
+use crate::error::{QuantError, Result};
+
+/// Largest code magnitude: the range is symmetric, -127..=127.
+const QMAX: f32 = 127.0;
+
+/// `1.5 * 2^23`: for `|y| < 2^22`, `y + MAGIC` rounds `y` to the nearest integer, ties to even (the
+/// default IEEE rounding of the addition), and that integer sits in the low mantissa bits of the sum.
+pub(crate) const ROUND_MAGIC: f32 = 12_582_912.0;
+
+/// Lane count of the chunked loops (a multiple of every SIMD width the compiler may use).
+const LANES: usize = 8;
+
+fn check_quantize_args(src: &[f32], shape: Shape, dst: &[i8], scales: &[f32]) -> Result<()> {
+    if src.len() != shape.len() {
+        return Err(QuantError::ShapeMismatch(format!(
+            "src holds {} elements but the shape {} x {} needs {}",
+            src.len(),
+            shape.rows,
+            shape.cols,
+            shape.len()
+        )));
+    }
+    check_len("dst", dst.len(), shape.len())?;
+    check_len("scales", scales.len(), shape.n_groups())?;
+    // One pass gives the largest magnitude, and tells whether every value is finite.
+    let absmax = finite_absmax(src, "src")?;
+    // 127 * scale rounds to infinity only when absmax is f32::MAX; the scale and 127 * scale grow with
+    // absmax (monotonic rounding), so the matrix's absmax tells whether any group needs a look.
+    if (absmax / QMAX * QMAX).is_finite() {
+        return Ok(());
+    }
+    let glen = shape.group_len();
+    for (r, row) in src.chunks_exact(shape.cols).enumerate() {
+        for (g, group) in row.chunks(glen).enumerate() {
+            let absmax = absmax_fast(group);
+            if !(absmax / QMAX * QMAX).is_finite() {
+                return Err(QuantError::invalid(format!(
+                    "row {r}, group {g}: absmax {absmax:e} is too close to the largest float: \
+                     its dequantized value 127 * scale would overflow to infinity"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The largest magnitude in `values`, or `NonFinite` naming the first NaN or infinity: non-finite values
+/// are exactly those whose sign-cleared bits are at least those of infinity, so the one vectorized
+/// [`absmax_fast`] pass checks both, and the index is searched only on failure.
+pub(crate) fn finite_absmax(values: &[f32], what: &str) -> Result<f32> {
+    let absmax = absmax_fast(values);
+    if absmax.is_finite() {
+        return Ok(absmax);
+    }
+    check_finite(values, what)?;
+    Err(QuantError::Internal(format!(
+        "{what}: a non-finite magnitude without a non-finite value"
+    )))
+}
+
+fn check_dequantize_args(src: &[i8], scales: &[f32], shape: Shape, dst: &[f32]) -> Result<()> {
+    if src.len() != shape.len() {
+        return Err(QuantError::ShapeMismatch(format!(
+            "src holds {} codes but the shape {} x {} needs {}",
+            src.len(),
+            shape.rows,
+            shape.cols,
+            shape.len()
+        )));
+    }
+    if scales.len() != shape.n_groups() {
+        return Err(QuantError::ShapeMismatch(format!(
+            "scales holds {} elements but the shape {} x {} with group_size {} has {} groups",
+            scales.len(),
+            shape.rows,
+            shape.cols,
+            shape.group_size,
+            shape.n_groups()
+        )));
+    }
+    check_len("dst", dst.len(), shape.len())?;
+    check_finite(scales, "scales")
+}
+
+/// Quantizes `src` (`shape.rows x shape.cols`, row-major) to INT8 symmetric codes.
+///
+/// `src` must hold exactly `shape.len()` elements (else `ShapeMismatch`); `dst` at least `shape.len()`
+/// codes and `scales` at least `shape.n_groups()` elements (else `BufferTooSmall`); only those prefixes
+/// are written. A NaN or infinity anywhere in `src` is `NonFinite` naming its index; a group whose
+/// dequantized absmax would overflow (an absmax of exactly `f32::MAX`) is `InvalidArgument`. All
+/// checks happen before anything is written: on error `dst` and `scales` are untouched.
+pub fn int8_quantize(src: &[f32], shape: Shape, dst: &mut [i8], scales: &mut [f32]) -> Result<()> {
+    check_quantize_args(src, shape, dst, scales)?;
+    let glen = shape.group_len();
+    let gpr = shape.groups_per_row();
+    let rows = src.chunks_exact(shape.cols);
+    let out_rows = dst.chunks_exact_mut(shape.cols);
+    let scale_rows = scales.chunks_exact_mut(gpr);
+    for ((row, out), row_scales) in rows.zip(out_rows).zip(scale_rows) {
+        for ((group, out), scale) in row
+            .chunks(glen)
+            .zip(out.chunks_mut(glen))
+            .zip(row_scales.iter_mut())
+        {
+            let s = absmax_fast(group) / QMAX;
+            *scale = s;
+            quantize_group_fast(group, s, out);
+        }
+    }
+    Ok(())
+}
+
+/// Absolute maximum: the maximum of the sign-cleared bit patterns, which order like the magnitudes they
+/// encode (infinity above every finite value, NaN above infinity). An integer reduction over 8 lanes,
+/// so it vectorizes.
+pub(crate) fn absmax_fast(x: &[f32]) -> f32 {
+    let mut acc = [0u32; LANES];
+    let mut chunks = x.chunks_exact(LANES);
+    for c in &mut chunks {
+        for i in 0..LANES {
+            acc[i] = acc[i].max(c[i].to_bits() & 0x7fff_ffff);
+        }
+    }
+    let mut m = acc.iter().copied().max().unwrap_or(0);
+    for v in chunks.remainder() {
+        m = m.max(v.to_bits() & 0x7fff_ffff);
+    }
+    f32::from_bits(m)
+}
+
+/// Codes of one group with scale `s`: `y = x / s` clamped to [-127, 127], then rounded to even by the
+/// magic-number addition; the code is the low byte of the sum's bits (two's complement of the integer).
+/// Clamping before rounding gives the same result as rounding before clamping, because the bounds are
+/// integers and rounding is monotonic.
+fn quantize_group_fast(x: &[f32], s: f32, out: &mut [i8]) {
+    if s == 0.0 {
+        out.fill(0);
+        return;
+    }
+    for (q, &v) in out.iter_mut().zip(x) {
+        let y = v / s;
+        let y = if y < -QMAX { -QMAX } else { y };
+        let y = if y > QMAX { QMAX } else { y };
+        *q = (y + ROUND_MAGIC).to_bits() as u8 as i8;
+    }
+}
+
+/// Scalar reference of [`int8_quantize`]: the formulas written out, one element at a time.
+pub fn int8_quantize_ref(
+    src: &[f32],
+    shape: Shape,
+    dst: &mut [i8],
+    scales: &mut [f32],
+) -> Result<()> {
+    check_quantize_args(src, shape, dst, scales)?;
+    let glen = shape.group_len();
+    let gpr = shape.groups_per_row();
+    for r in 0..shape.rows {
+        for g in 0..gpr {
+            let start = r * shape.cols + g * glen;
+            let end = r * shape.cols + ((g + 1) * glen).min(shape.cols);
+            let absmax = src[start..end].iter().fold(0.0f32, |m, x| m.max(x.abs()));
+            let scale = absmax / QMAX;
+            scales[r * gpr + g] = scale;
+            for i in start..end {
+                dst[i] = if scale == 0.0 {
+                    0
+                } else {
+                    (src[i] / scale).round_ties_even().clamp(-QMAX, QMAX) as i8
+                };
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Dequantizes INT8 codes: `dst[i] = q * scale` of the element's group.
+///
+/// `src` must hold exactly `shape.len()` codes and `scales` exactly `shape.n_groups()` elements (else
+/// `ShapeMismatch`); `dst` at least `shape.len()` elements (else `BufferTooSmall`). A NaN or infinite
+/// scale is `NonFinite`. Any code is accepted, -128 included (`-128 * scale`). Nothing is written on error.
+pub fn int8_dequantize(src: &[i8], scales: &[f32], shape: Shape, dst: &mut [f32]) -> Result<()> {
+    check_dequantize_args(src, scales, shape, dst)?;
+    let glen = shape.group_len();
+    let gpr = shape.groups_per_row();
+    let rows = src.chunks_exact(shape.cols);
+    let out_rows = dst[..shape.len()].chunks_exact_mut(shape.cols);
+    for ((row, out), row_scales) in rows.zip(out_rows).zip(scales.chunks_exact(gpr)) {
+        for ((group, out), &s) in row.chunks(glen).zip(out.chunks_mut(glen)).zip(row_scales) {
+            for (o, &q) in out.iter_mut().zip(group) {
+                *o = f32::from(q) * s;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Scalar reference of [`int8_dequantize`].
+pub fn int8_dequantize_ref(
+    src: &[i8],
+    scales: &[f32],
+    shape: Shape,
+    dst: &mut [f32],
+) -> Result<()> {
+    check_dequantize_args(src, scales, shape, dst)?;
+    let glen = shape.group_len();
+    let gpr = shape.groups_per_row();
+    for r in 0..shape.rows {
+        for c in 0..shape.cols {
+            let i = r * shape.cols + c;
+            dst[i] = src[i] as f32 * scales[r * gpr + c / glen];
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn magic_rounding_is_ties_to_even() {
+        for k in -2540..=2540 {
+            let y = k as f32 / 20.0;
+            let y = y.clamp(-QMAX, QMAX);
+            let fast = (y + ROUND_MAGIC).to_bits() as u8 as i8;
+            assert_eq!(fast, y.round_ties_even() as i8, "y = {y}");
+        }
+    }
+
+    #[test]
+    fn the_seed_row_and_its_tie() {
+        let shape = Shape::new(1, 4, 0).unwrap();
+        let mut q = [0i8; 4];
+        let mut s = [0f32; 1];
+        int8_quantize(&[1.0, -0.5, 0.25, -1.0], shape, &mut q, &mut s).unwrap();
+        assert_eq!(q, [127, -64, 32, -127]);
+        assert_eq!(s[0], 1.0 / 127.0);
+    }
+}

@@ -1,0 +1,655 @@
+//! Asymmetric b-bit round-to-nearest quantization, b in 1..=8, with the GPTQ/AWQ integer zero point.
+//!
+//! Per group (see [`Shape`]), with `maxq = 2^b - 1`:
+//! - `lo = min(min x, 0)`, `hi = max(max x, 0)` (so that 0 is always exactly representable),
+//! - `scale = (hi - lo) / maxq`, `zero = clamp(round_half_even(-lo / scale), 0, maxq)`,
+//! - `q = clamp(round_half_even(x / scale) + zero, 0, maxq)`, `x' = (q - zero) * scale`.
+//!
+//! An all-zero group (`hi == lo`) has scale 0 and zero 0, and all its codes are 0: it dequantizes to
+//! exact zeros. So does a group whose range is so small (a few subnormals) that `(hi - lo) / maxq`
+//! rounds to 0. A group whose range overflows f32 (`hi - lo` infinite, e.g. -3e38 and 3e38 in one group)
+//! cannot be represented and is `InvalidArgument`; so is a group one of whose dequantized values would
+//! round to infinity (possible only for magnitudes within a few ulps of `f32::MAX`, e.g. a group
+//! [0, f32::MAX] at 5 or 7 bits). Every element of any other group with a normal scale
+//! comes back within one step: `|x - x'| <= scale` (half a step of rounding, plus the rounding of the zero
+//! point).
+//!
+//! Packed codes (API.md "Packed codes"): each row starts on a byte and takes
+//! [`packed_row_bytes`]`(cols, b) = ceil(cols * b / 8)` bytes; element `j` of a row takes bits
+//! `[j*b, (j+1)*b)` of the row's bit string, least significant bit first (b = 4: the even column in the
+//! low nibble; b = 3: element 2 spans bits 6..9, the top two bits of byte 0 and the lowest of byte 1).
+//! Unused high bits of a row's last byte are 0. Scales (f32) and zero points (u8) are stored one per group,
+//! `[r * groups_per_row + g]`.
+//!
+//! The fast paths process a row in chunks of 64 columns (8 codes of b bits are exactly b bytes, so a chunk
+//! always ends on a byte), with a kernel monomorphized per bit width; the `*_ref` functions are the scalar
+//! references they are tested against, bit for bit.
+use super::int8::{finite_absmax, ROUND_MAGIC};
+use super::{check_finite, check_len, Shape};
+use crate::error::{QuantError, Result};
+
+/// Columns per chunk of the fast paths: a multiple of 8, so that a chunk's codes fill whole bytes.
+const CHUNK: usize = 64;
+
+/// Lane count of the min/max reductions.
+const LANES: usize = 8;
+
+/// `(scale, zero)` of a group whose minimum is `min` and maximum is `max`, for `bits`-bit codes:
+/// `lo = min(min, 0)`, `hi = max(max, 0)`, `maxq = 2^bits - 1`, `scale = (hi - lo) / maxq`,
+/// `zero = clamp(round_half_even(-lo / scale), 0, maxq)` (an integral f32, never -0.0).
+/// When `hi == lo` (an all-zero group), or the range is so small that `scale` rounds to 0, the result is
+/// `(0.0, 0.0)`. `bits` is expected in 1..=8 (checked in debug builds) and `min`, `max` finite; a range
+/// that overflows f32 gives an infinite scale (the kernels reject such groups before calling this).
+pub fn asym_params(min: f32, max: f32, bits: u32) -> (f32, f32) {
+    debug_assert!((1..=8).contains(&bits), "asym_params: bits is {bits}");
+    let maxq = maxq_of(bits) as f32;
+    let lo = if min < 0.0 { min } else { 0.0 };
+    let hi = if max > 0.0 { max } else { 0.0 };
+    if hi == lo {
+        return (0.0, 0.0);
+    }
+    let scale = (hi - lo) / maxq;
+    if scale == 0.0 {
+        return (0.0, 0.0);
+    }
+    let z = (-lo / scale).round_ties_even();
+    // Written out (not `clamp`) so that -0.0 becomes +0.0.
+    let zero = if z > 0.0 { z.min(maxq) } else { 0.0 };
+    (scale, zero)
+}
+
+/// `2^bits - 1`, for bits in 1..=8 (larger widths saturate at 255).
+fn maxq_of(bits: u32) -> u32 {
+    (1u32 << bits.min(8)) - 1
+}
+
+/// Code of one value: `clamp(round_half_even(x / scale) + zero, 0, maxq)`; with `scale == 0` the code is
+/// `zero`. `maxq` is expected at most 255 (the result saturates to 255 otherwise); `x` is expected finite.
+pub fn quantize_code(x: f32, scale: f32, zero: f32, maxq: u32) -> u8 {
+    if scale == 0.0 {
+        return zero.clamp(0.0, maxq as f32) as u8;
+    }
+    ((x / scale).round_ties_even() + zero).clamp(0.0, maxq as f32) as u8
+}
+
+/// Value of one code: `(q - zero) * scale`.
+pub fn dequantize_code(q: u8, scale: f32, zero: f32) -> f32 {
+    (f32::from(q) - zero) * scale
+}
+
+/// Bytes of one packed row of `cols` codes of `bits` bits: `ceil(cols * bits / 8)` (computed without
+/// overflow for any `cols`; `bits` is expected in 1..=8).
+pub fn packed_row_bytes(cols: usize, bits: u32) -> usize {
+    let b = bits as usize;
+    (cols / 8) * b + ((cols % 8) * b).div_ceil(8)
+}
+
+/// Bytes of a packed `rows x cols` matrix of `bits`-bit codes (`rows * packed_row_bytes(cols, bits)`),
+/// or 0 when the shape is invalid (a zero side, an overflow) or `bits` is not in 1..=8.
+pub fn kbit_packed_size(rows: usize, cols: usize, bits: u32) -> usize {
+    if !(1..=8).contains(&bits) {
+        return 0;
+    }
+    Shape::new(rows, cols, 0)
+        .map(|s| s.rows * packed_row_bytes(s.cols, bits))
+        .unwrap_or(0)
+}
+
+fn check_bits(bits: u32) -> Result<()> {
+    if !(1..=8).contains(&bits) {
+        return Err(QuantError::invalid(format!(
+            "bits is {bits}: it must be in 1..=8"
+        )));
+    }
+    Ok(())
+}
+
+/// Packs `codes` (one row) into `dst`, `bits` bits each, least significant bit first; only the low `bits`
+/// bits of each code are stored. Writes exactly `packed_row_bytes(codes.len(), bits)` bytes (the unused
+/// high bits of the last byte are 0) and leaves the rest of `dst` alone.
+///
+/// # Panics
+/// If `bits` is not in 1..=8 or `dst` is shorter than `packed_row_bytes(codes.len(), bits)` (the kernels
+/// check both before calling it).
+pub fn pack_row(codes: &[u8], bits: u32, dst: &mut [u8]) {
+    let nbytes = packed_row_bytes(codes.len(), bits);
+    let dst = &mut dst[..nbytes];
+    match bits {
+        1 => pack_fixed::<1>(codes, dst),
+        2 => pack_fixed::<2>(codes, dst),
+        3 => pack_fixed::<3>(codes, dst),
+        4 => pack_fixed::<4>(codes, dst),
+        5 => pack_fixed::<5>(codes, dst),
+        6 => pack_fixed::<6>(codes, dst),
+        7 => pack_fixed::<7>(codes, dst),
+        8 => pack_fixed::<8>(codes, dst),
+        _ => panic!("pack_row: bits is {bits}, not in 1..=8"),
+    }
+}
+
+/// Unpacks `codes.len()` codes of `bits` bits from `src` (the layout of [`pack_row`]); reads
+/// `packed_row_bytes(codes.len(), bits)` bytes.
+///
+/// # Panics
+/// If `bits` is not in 1..=8 or `src` is shorter than `packed_row_bytes(codes.len(), bits)`.
+pub fn unpack_row(src: &[u8], bits: u32, codes: &mut [u8]) {
+    let src = &src[..packed_row_bytes(codes.len(), bits)];
+    match bits {
+        1 => unpack_fixed::<1>(src, codes),
+        2 => unpack_fixed::<2>(src, codes),
+        3 => unpack_fixed::<3>(src, codes),
+        4 => unpack_fixed::<4>(src, codes),
+        5 => unpack_fixed::<5>(src, codes),
+        6 => unpack_fixed::<6>(src, codes),
+        7 => unpack_fixed::<7>(src, codes),
+        8 => unpack_fixed::<8>(src, codes),
+        _ => panic!("unpack_row: bits is {bits}, not in 1..=8"),
+    }
+}
+
+/// Packs with a compile-time width: 8 codes of B bits make exactly B bytes (one u64 word); special
+/// cases for whole bytes (B = 8) and nibbles (B = 4). `dst` is exactly the packed size.
+fn pack_fixed<const B: usize>(codes: &[u8], dst: &mut [u8]) {
+    let mask = ((1u16 << B) - 1) as u8;
+    if B == 8 {
+        dst.copy_from_slice(codes);
+        return;
+    }
+    if B == 4 {
+        let mut pairs = codes.chunks_exact(2);
+        for (d, p) in dst.iter_mut().zip(&mut pairs) {
+            *d = (p[0] & 0x0f) | (p[1] << 4);
+        }
+        if let [last] = pairs.remainder() {
+            dst[codes.len() / 2] = last & 0x0f;
+        }
+        return;
+    }
+    // `full` words of 8 codes fill `full * B` bytes; the tail (fewer than 8 codes) the rest of `dst`.
+    let full = codes.len() / 8;
+    let (head, tail) = dst.split_at_mut(full * B);
+    for (c, d) in codes.chunks_exact(8).zip(head.chunks_exact_mut(B)) {
+        let mut acc = 0u64;
+        for (i, &q) in c.iter().enumerate() {
+            acc |= u64::from(q & mask) << (i * B);
+        }
+        d.copy_from_slice(&acc.to_le_bytes()[..B]);
+    }
+    if !tail.is_empty() {
+        let mut acc = 0u64;
+        for (i, &q) in codes[full * 8..].iter().enumerate() {
+            acc |= u64::from(q & mask) << (i * B);
+        }
+        let n = tail.len();
+        tail.copy_from_slice(&acc.to_le_bytes()[..n]);
+    }
+}
+
+/// Unpacks with a compile-time width (the inverse of [`pack_fixed`]). `src` is exactly the packed size.
+fn unpack_fixed<const B: usize>(src: &[u8], codes: &mut [u8]) {
+    let mask = ((1u16 << B) - 1) as u64;
+    if B == 8 {
+        codes.copy_from_slice(src);
+        return;
+    }
+    if B == 4 {
+        let mut pairs = codes.chunks_exact_mut(2);
+        for (p, &s) in (&mut pairs).zip(src) {
+            p[0] = s & 0x0f;
+            p[1] = s >> 4;
+        }
+        let n = codes.len();
+        if n % 2 == 1 {
+            codes[n - 1] = src[n / 2] & 0x0f;
+        }
+        return;
+    }
+    let full = codes.len() / 8;
+    let (head, rest) = codes.split_at_mut(full * 8);
+    for (c, s) in head.chunks_exact_mut(8).zip(src.chunks_exact(B)) {
+        let mut bytes = [0u8; 8];
+        bytes[..B].copy_from_slice(s);
+        let acc = u64::from_le_bytes(bytes);
+        for (i, q) in c.iter_mut().enumerate() {
+            *q = ((acc >> (i * B)) & mask) as u8;
+        }
+    }
+    if !rest.is_empty() {
+        let s = &src[full * B..];
+        let mut bytes = [0u8; 8];
+        bytes[..s.len()].copy_from_slice(s);
+        let acc = u64::from_le_bytes(bytes);
+        for (i, q) in rest.iter_mut().enumerate() {
+            *q = ((acc >> (i * B)) & mask) as u8;
+        }
+    }
+}
+
+/// Scalar reference of [`pack_row`]: one bit at a time.
+pub fn pack_row_ref(codes: &[u8], bits: u32, dst: &mut [u8]) {
+    assert!((1..=8).contains(&bits), "bits is {bits}, not in 1..=8");
+    let b = bits as usize;
+    let nbytes = packed_row_bytes(codes.len(), bits);
+    dst[..nbytes].fill(0);
+    for (j, &q) in codes.iter().enumerate() {
+        for k in 0..b {
+            if (q >> k) & 1 == 1 {
+                let bit = j * b + k;
+                dst[bit / 8] |= 1 << (bit % 8);
+            }
+        }
+    }
+}
+
+/// Scalar reference of [`unpack_row`]: one bit at a time.
+pub fn unpack_row_ref(src: &[u8], bits: u32, codes: &mut [u8]) {
+    assert!((1..=8).contains(&bits), "bits is {bits}, not in 1..=8");
+    let b = bits as usize;
+    assert!(src.len() >= packed_row_bytes(codes.len(), bits));
+    for (j, q) in codes.iter_mut().enumerate() {
+        let mut v = 0u8;
+        for k in 0..b {
+            let bit = j * b + k;
+            v |= ((src[bit / 8] >> (bit % 8)) & 1) << k;
+        }
+        *q = v;
+    }
+}
+
+/// Minimum and maximum of finite values, folded with 0 (the `lo` and `hi` of [`asym_params`]), over 8
+/// lanes of compare-and-select so that it vectorizes. Starting from +0.0 and replacing only on a strict
+/// comparison, the result never depends on the order of the elements.
+fn lo_hi_fast(x: &[f32]) -> (f32, f32) {
+    let mut lo = [0.0f32; LANES];
+    let mut hi = [0.0f32; LANES];
+    let mut chunks = x.chunks_exact(LANES);
+    for c in &mut chunks {
+        for i in 0..LANES {
+            lo[i] = if c[i] < lo[i] { c[i] } else { lo[i] };
+            hi[i] = if c[i] > hi[i] { c[i] } else { hi[i] };
+        }
+    }
+    let (mut l, mut h) = (0.0f32, 0.0f32);
+    for (&a, &b) in lo.iter().zip(&hi) {
+        l = if a < l { a } else { l };
+        h = if b > h { b } else { h };
+    }
+    for &v in chunks.remainder() {
+        l = if v < l { v } else { l };
+        h = if v > h { v } else { h };
+    }
+    (l, h)
+}
+
+/// Shared validation of the quantizers: bits, lengths, finiteness, and groups whose range overflows.
+fn check_quantize_args(
+    src: &[f32],
+    shape: Shape,
+    bits: u32,
+    dst: &[u8],
+    scales: &[f32],
+    zeros: &[u8],
+) -> Result<()> {
+    check_bits(bits)?;
+    if src.len() != shape.len() {
+        return Err(QuantError::ShapeMismatch(format!(
+            "src holds {} elements but the shape {} x {} needs {}",
+            src.len(),
+            shape.rows,
+            shape.cols,
+            shape.len()
+        )));
+    }
+    check_len(
+        "dst",
+        dst.len(),
+        shape.rows * packed_row_bytes(shape.cols, bits),
+    )?;
+    check_len("scales", scales.len(), shape.n_groups())?;
+    check_len("zeros", zeros.len(), shape.n_groups())?;
+    // One pass gives the largest magnitude, and tells whether every value is finite.
+    let absmax = finite_absmax(src, "src")?;
+    // Below 2^126 nothing can overflow: hi - lo < 2^127, and every dequantized value is within half a
+    // step (at most (hi - lo) / 2) of a value in [lo, hi]. Above it, look at each group exactly.
+    if absmax < SAFE_ABSMAX {
+        return Ok(());
+    }
+    let glen = shape.group_len();
+    let maxq = maxq_of(bits);
+    for (r, row) in src.chunks_exact(shape.cols).enumerate() {
+        for (g, group) in row.chunks(glen).enumerate() {
+            let (lo, hi) = lo_hi_fast(group);
+            if !(hi - lo).is_finite() {
+                return Err(QuantError::invalid(format!(
+                    "row {r}, group {g}: the range [{lo:e}, {hi:e}] is wider than f32 can hold, \
+                     so no scale represents it"
+                )));
+            }
+            // Codes are monotonic in x, so the codes of lo and hi bound every code of the group, and
+            // dequantization is monotonic in the code.
+            let (scale, zero) = asym_params(lo, hi, bits);
+            for x in [lo, hi] {
+                let back = dequantize_code(quantize_code(x, scale, zero, maxq), scale, zero);
+                if !back.is_finite() {
+                    return Err(QuantError::invalid(format!(
+                        "row {r}, group {g}: {x:e} is too close to the largest float: its \
+                         dequantized value (q - zero) * scale would overflow to infinity"
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `2^126`: below this magnitude no group's range or dequantized value can overflow f32.
+const SAFE_ABSMAX: f32 = 8.507_059e37;
+
+/// Shared validation of the dequantizers: bits, exact input lengths, finite scales, zeros <= maxq.
+fn check_dequantize_args(
+    src: &[u8],
+    scales: &[f32],
+    zeros: &[u8],
+    shape: Shape,
+    bits: u32,
+    dst: &[f32],
+) -> Result<()> {
+    check_bits(bits)?;
+    let need = shape.rows * packed_row_bytes(shape.cols, bits);
+    if src.len() != need {
+        return Err(QuantError::ShapeMismatch(format!(
+            "src holds {} bytes but {} x {} codes of {bits} bits take {need}",
+            src.len(),
+            shape.rows,
+            shape.cols
+        )));
+    }
+    let groups = shape.n_groups();
+    for (what, len) in [("scales", scales.len()), ("zeros", zeros.len())] {
+        if len != groups {
+            return Err(QuantError::ShapeMismatch(format!(
+                "{what} holds {len} elements but the shape {} x {} with group_size {} has {groups} groups",
+                shape.rows, shape.cols, shape.group_size
+            )));
+        }
+    }
+    check_len("dst", dst.len(), shape.len())?;
+    check_finite(scales, "scales")?;
+    let maxq = maxq_of(bits);
+    if let Some((i, &z)) = zeros.iter().enumerate().find(|(_, &z)| u32::from(z) > maxq) {
+        return Err(QuantError::invalid(format!(
+            "zeros[{i}] is {z}: a {bits}-bit zero point is at most {maxq}"
+        )));
+    }
+    Ok(())
+}
+
+/// Quantizes `src` (`shape.rows x shape.cols`, row-major) to packed `bits`-bit codes (module docs).
+///
+/// `bits` must be in 1..=8 (else `InvalidArgument`); `src` must hold exactly `shape.len()` elements
+/// (else `ShapeMismatch`); `dst` at least `rows * packed_row_bytes(cols, bits)` bytes, `scales` and `zeros`
+/// at least `shape.n_groups()` elements (else `BufferTooSmall`); only those prefixes are written. NaN or
+/// infinity in `src` is `NonFinite` naming the first bad index; a group whose range, or one of whose
+/// dequantized values, overflows f32 is `InvalidArgument`. Nothing is written on error.
+pub fn kbit_quantize(
+    src: &[f32],
+    shape: Shape,
+    bits: u32,
+    dst: &mut [u8],
+    scales: &mut [f32],
+    zeros: &mut [u8],
+) -> Result<()> {
+    check_quantize_args(src, shape, bits, dst, scales, zeros)?;
+    match bits {
+        1 => quantize_fixed::<1>(src, shape, dst, scales, zeros),
+        2 => quantize_fixed::<2>(src, shape, dst, scales, zeros),
+        3 => quantize_fixed::<3>(src, shape, dst, scales, zeros),
+        4 => quantize_fixed::<4>(src, shape, dst, scales, zeros),
+        5 => quantize_fixed::<5>(src, shape, dst, scales, zeros),
+        6 => quantize_fixed::<6>(src, shape, dst, scales, zeros),
+        7 => quantize_fixed::<7>(src, shape, dst, scales, zeros),
+        _ => quantize_fixed::<8>(src, shape, dst, scales, zeros),
+    }
+    Ok(())
+}
+
+/// The fast quantizer for a compile-time width, on validated arguments. Per row: pass 1 computes every
+/// group's parameters (the row is then in cache), pass 2 quantizes 64 columns at a time into a stack
+/// buffer and packs them.
+fn quantize_fixed<const B: usize>(
+    src: &[f32],
+    shape: Shape,
+    dst: &mut [u8],
+    scales: &mut [f32],
+    zeros: &mut [u8],
+) {
+    let maxq = maxq_of(B as u32) as f32;
+    let glen = shape.group_len();
+    let gpr = shape.groups_per_row();
+    let row_bytes = packed_row_bytes(shape.cols, B as u32);
+    let rows = src.chunks_exact(shape.cols);
+    let out_rows = dst.chunks_exact_mut(row_bytes);
+    let scale_rows = scales.chunks_exact_mut(gpr);
+    let zero_rows = zeros.chunks_exact_mut(gpr);
+    let mut codes = [0u8; CHUNK];
+    for (((row, out), row_scales), row_zeros) in rows.zip(out_rows).zip(scale_rows).zip(zero_rows) {
+        for ((group, s), z) in row
+            .chunks(glen)
+            .zip(row_scales.iter_mut())
+            .zip(row_zeros.iter_mut())
+        {
+            let (lo, hi) = lo_hi_fast(group);
+            let (scale, zero) = asym_params(lo, hi, B as u32);
+            *s = scale;
+            *z = zero as u8;
+        }
+        for (c, (chunk, out)) in row
+            .chunks(CHUNK)
+            .zip(out.chunks_mut(CHUNK / 8 * B))
+            .enumerate()
+        {
+            let start = c * CHUNK;
+            let mut j = 0;
+            while j < chunk.len() {
+                let g = (start + j) / glen;
+                let end = ((g + 1) * glen - start).min(chunk.len());
+                quantize_segment(
+                    &chunk[j..end],
+                    row_scales[g],
+                    f32::from(row_zeros[g]),
+                    maxq,
+                    &mut codes[j..end],
+                );
+                j = end;
+            }
+            pack_fixed::<B>(&codes[..chunk.len()], out);
+        }
+    }
+}
+
+/// Codes of a run of elements sharing one `(scale, zero)`: `y = x / scale` clamped to
+/// `[-zero, maxq - zero]`, rounded to even by the magic-number addition (the rounded integer `k` is in the
+/// low bits of the sum), and the code is `k + zero` in integer arithmetic. Equal to [`quantize_code`]:
+/// the clamp bounds are integers, so clamping commutes with the monotonic rounding, and adding the
+/// integer zero after rounding is what the formula does.
+fn quantize_segment(x: &[f32], scale: f32, zero: f32, maxq: f32, out: &mut [u8]) {
+    if scale == 0.0 {
+        out.fill(zero as u8);
+        return;
+    }
+    let lo = -zero;
+    let hi = maxq - zero;
+    let z = zero as u32;
+    for (q, &v) in out.iter_mut().zip(x) {
+        let y = v / scale;
+        let y = if y < lo { lo } else { y };
+        let y = if y > hi { hi } else { y };
+        *q = (y + ROUND_MAGIC).to_bits().wrapping_add(z) as u8;
+    }
+}
+
+/// Scalar reference of [`kbit_quantize`]: group parameters from a plain min/max fold and
+/// [`asym_params`], every code from [`quantize_code`], packed one bit at a time.
+pub fn kbit_quantize_ref(
+    src: &[f32],
+    shape: Shape,
+    bits: u32,
+    dst: &mut [u8],
+    scales: &mut [f32],
+    zeros: &mut [u8],
+) -> Result<()> {
+    check_quantize_args(src, shape, bits, dst, scales, zeros)?;
+    let b = bits as usize;
+    let maxq = maxq_of(bits);
+    let glen = shape.group_len();
+    let gpr = shape.groups_per_row();
+    let row_bytes = packed_row_bytes(shape.cols, bits);
+    dst[..shape.rows * row_bytes].fill(0);
+    for r in 0..shape.rows {
+        for g in 0..gpr {
+            let start = r * shape.cols + g * glen;
+            let end = r * shape.cols + ((g + 1) * glen).min(shape.cols);
+            let group = &src[start..end];
+            let min = group.iter().copied().fold(f32::INFINITY, f32::min);
+            let max = group.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let (scale, zero) = asym_params(min, max, bits);
+            scales[r * gpr + g] = scale;
+            zeros[r * gpr + g] = zero as u8;
+            for (k, &x) in group.iter().enumerate() {
+                let q = quantize_code(x, scale, zero, maxq);
+                let col = g * glen + k;
+                for bit in 0..b {
+                    if (q >> bit) & 1 == 1 {
+                        let pos = col * b + bit;
+                        dst[r * row_bytes + pos / 8] |= 1 << (pos % 8);
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Dequantizes packed `bits`-bit codes: `dst[r * cols + c] = (q - zero) * scale` of the element's group.
+///
+/// `bits` must be in 1..=8 (else `InvalidArgument`). `src` must hold exactly
+/// `rows * packed_row_bytes(cols, bits)` bytes, `scales` and `zeros` exactly `shape.n_groups()` elements
+/// (else `ShapeMismatch`); `dst` at least `shape.len()` elements (else `BufferTooSmall`). A NaN or infinite
+/// scale is `NonFinite`, a zero point above `2^bits - 1` is `InvalidArgument`. Nothing is written on error.
+pub fn kbit_dequantize(
+    src: &[u8],
+    scales: &[f32],
+    zeros: &[u8],
+    shape: Shape,
+    bits: u32,
+    dst: &mut [f32],
+) -> Result<()> {
+    check_dequantize_args(src, scales, zeros, shape, bits, dst)?;
+    let glen = shape.group_len();
+    let gpr = shape.groups_per_row();
+    let row_bytes = packed_row_bytes(shape.cols, bits);
+    let out_rows = dst[..shape.len()].chunks_exact_mut(shape.cols);
+    let mut codes = [0u8; CHUNK];
+    for (r, (packed, out)) in src.chunks_exact(row_bytes).zip(out_rows).enumerate() {
+        let row_scales = &scales[r * gpr..(r + 1) * gpr];
+        let row_zeros = &zeros[r * gpr..(r + 1) * gpr];
+        let chunk_bytes = CHUNK / 8 * bits as usize;
+        for (c, (out, packed)) in out
+            .chunks_mut(CHUNK)
+            .zip(packed.chunks(chunk_bytes))
+            .enumerate()
+        {
+            let n = out.len();
+            unpack_row(packed, bits, &mut codes[..n]);
+            let start = c * CHUNK;
+            let mut j = 0;
+            while j < n {
+                let g = (start + j) / glen;
+                let end = ((g + 1) * glen - start).min(n);
+                let (s, z) = (row_scales[g], f32::from(row_zeros[g]));
+                for (o, &q) in out[j..end].iter_mut().zip(&codes[j..end]) {
+                    *o = (f32::from(q) - z) * s;
+                }
+                j = end;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Scalar reference of [`kbit_dequantize`]: one bit and one [`dequantize_code`] at a time.
+pub fn kbit_dequantize_ref(
+    src: &[u8],
+    scales: &[f32],
+    zeros: &[u8],
+    shape: Shape,
+    bits: u32,
+    dst: &mut [f32],
+) -> Result<()> {
+    check_dequantize_args(src, scales, zeros, shape, bits, dst)?;
+    let b = bits as usize;
+    let glen = shape.group_len();
+    let gpr = shape.groups_per_row();
+    let row_bytes = packed_row_bytes(shape.cols, bits);
+    for r in 0..shape.rows {
+        for c in 0..shape.cols {
+            let mut q = 0u8;
+            for bit in 0..b {
+                let pos = c * b + bit;
+                q |= ((src[r * row_bytes + pos / 8] >> (pos % 8)) & 1) << bit;
+            }
+            let g = r * gpr + c / glen;
+            dst[r * shape.cols + c] = dequantize_code(q, scales[g], f32::from(zeros[g]));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packed_row_bytes_is_ceil_cols_bits_over_8() {
+        for bits in 1..=8u32 {
+            for cols in 0..100usize {
+                assert_eq!(
+                    packed_row_bytes(cols, bits),
+                    (cols * bits as usize).div_ceil(8)
+                );
+            }
+        }
+        assert_eq!(packed_row_bytes(usize::MAX, 8), usize::MAX);
+    }
+
+    #[test]
+    fn the_safe_magnitude_is_2_to_the_126() {
+        assert_eq!(SAFE_ABSMAX, 2f32.powi(126));
+    }
+
+    #[test]
+    fn three_bit_codes_span_bytes() {
+        // codes 1..=8 (masked to 3 bits: 1,2,3,4,5,6,7,0) -> 24 bits, LSB first.
+        let codes = [1u8, 2, 3, 4, 5, 6, 7, 0];
+        let mut packed = [0u8; 3];
+        pack_row(&codes, 3, &mut packed);
+        let mut word = 0u32;
+        for (i, &c) in codes.iter().enumerate() {
+            word |= u32::from(c) << (3 * i);
+        }
+        assert_eq!(packed, [word as u8, (word >> 8) as u8, (word >> 16) as u8]);
+        let mut back = [0u8; 8];
+        unpack_row(&packed, 3, &mut back);
+        assert_eq!(back, codes);
+    }
+
+    #[test]
+    fn params_of_exact_ties() {
+        // scale 1, -lo / scale = 7.5 -> 8 (even); 6.5 -> 6.
+        assert_eq!(asym_params(-7.5, 7.5, 4), (1.0, 8.0));
+        assert_eq!(asym_params(-6.5, 8.5, 4), (1.0, 6.0));
+        assert_eq!(asym_params(0.0, 0.0, 4), (0.0, 0.0));
+        let (s, z) = asym_params(2.0, 3.0, 4);
+        assert_eq!((s, z.to_bits()), (0.2, 0.0f32.to_bits()));
+    }
+}
