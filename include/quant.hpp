@@ -498,51 +498,6 @@ inline std::vector<float> smooth_scales(span<const float> weight_absmax, span<co
     smooth_scales(weight_absmax, act_absmax, alpha, out);
     return out;
 }
-/// Owner of a quant_calib: activation statistics of one layer input of width cols.
-class calib {
-  public:
-    explicit calib(std::size_t cols) : cols_(cols) { detail::check(quant_calib_new(cols, &handle_), "quant_calib_new"); }
-    calib(calib &&other) noexcept : handle_(std::exchange(other.handle_, nullptr)), cols_(other.cols_) {}
-    calib &operator=(calib &&other) noexcept {
-        if (this != &other) {
-            quant_calib_free(handle_);
-            handle_ = std::exchange(other.handle_, nullptr);
-            cols_ = other.cols_;
-        }
-        return *this;
-    }
-    calib(const calib &) = delete;
-    calib &operator=(const calib &) = delete;
-    ~calib() { quant_calib_free(handle_); }
-
-    /// Adds x.size() / cols() tokens (row-major n_tokens x cols); x.size() must be a multiple of cols().
-    calib &add(span<const float> x) {
-        if (cols_ == 0 || x.size() % cols_ != 0) {
-            detail::fail(QUANT_ERR_SHAPE_MISMATCH, "quant_calib_add",
-                         "x holds " + std::to_string(x.size()) + " floats, not a multiple of cols = " + std::to_string(cols_));
-        }
-        detail::check(quant_calib_add(handle_, x.data(), x.size() / cols_, cols_), "quant_calib_add");
-        return *this;
-    }
-    /// Adds n_tokens x cols activations (cols must equal the calibration's width, else SHAPE_MISMATCH).
-    calib &add(span<const float> x, std::size_t n_tokens, std::size_t cols) {
-        detail::need(x.size(), detail::product(n_tokens, cols), "x", "quant_calib_add");
-        detail::check(quant_calib_add(handle_, x.data(), n_tokens, cols), "quant_calib_add");
-        return *this;
-    }
-    /// Tokens added so far.
-    std::uint64_t tokens() const noexcept { return quant_calib_tokens(handle_); }
-    /// The input width.
-    std::size_t cols() const noexcept { return cols_; }
-
-    quant_calib *get() const noexcept { return handle_; }
-    quant_calib *release() noexcept { return std::exchange(handle_, nullptr); }
-
-  private:
-    quant_calib *handle_ = nullptr;
-    std::size_t cols_ = 0;
-};
-
 /// Owner of a quant_options: the optional knobs of the methods; every setter validates its value.
 class options {
   public:
@@ -582,6 +537,110 @@ class options {
   private:
     quant_options *handle_ = nullptr;
 };
+/// Owner of a quant_calib: activation statistics of one layer input of width cols.
+class calib {
+  public:
+    /// Accumulates everything: the Hessian (GPTQ), max|x| and mean|x|, and a sample of 512 tokens.
+    explicit calib(std::size_t cols) : cols_(cols) { detail::check(quant_calib_new(cols, &handle_), "quant_calib_new"); }
+    /// flags: 0 (no Hessian: O(cols) memory, enough for AWQ and SmoothQuant) or calib::hessian.
+    /// opts: sample_tokens and threads are read here (nullptr = defaults).
+    calib(std::size_t cols, std::uint32_t flags, const options *opts = nullptr) : cols_(cols) {
+        detail::check(quant_calib_new_ex(cols, flags, opts ? opts->get() : nullptr, &handle_), "quant_calib_new_ex");
+    }
+    calib(std::size_t cols, std::uint32_t flags, const options &opts) : calib(cols, flags, &opts) {}
+    /// Flag of calib(cols, flags): accumulate the GPTQ Hessian.
+    static constexpr std::uint32_t hessian = QUANT_CALIB_HESSIAN;
+    calib(calib &&other) noexcept : handle_(std::exchange(other.handle_, nullptr)), cols_(other.cols_) {}
+    calib &operator=(calib &&other) noexcept {
+        if (this != &other) {
+            quant_calib_free(handle_);
+            handle_ = std::exchange(other.handle_, nullptr);
+            cols_ = other.cols_;
+        }
+        return *this;
+    }
+    calib(const calib &) = delete;
+    calib &operator=(const calib &) = delete;
+    ~calib() { quant_calib_free(handle_); }
+
+    /// Adds x.size() / cols() tokens (row-major n_tokens x cols); x.size() must be a multiple of cols().
+    calib &add(span<const float> x) {
+        if (cols_ == 0 || x.size() % cols_ != 0) {
+            detail::fail(QUANT_ERR_SHAPE_MISMATCH, "quant_calib_add",
+                         "x holds " + std::to_string(x.size()) + " floats, not a multiple of cols = " + std::to_string(cols_));
+        }
+        detail::check(quant_calib_add(handle_, x.data(), x.size() / cols_, cols_), "quant_calib_add");
+        return *this;
+    }
+    /// Adds n_tokens x cols activations (cols must equal the calibration's width, else SHAPE_MISMATCH).
+    calib &add(span<const float> x, std::size_t n_tokens, std::size_t cols) {
+        detail::need(x.size(), detail::product(n_tokens, cols), "x", "quant_calib_add");
+        detail::check(quant_calib_add(handle_, x.data(), n_tokens, cols), "quant_calib_add");
+        return *this;
+    }
+    /// Replaces the Hessian by h (row-major cols x cols doubles, H = (2/n) sum x x^T over n_tokens),
+    /// accumulated elsewhere; only the lower triangle is read.
+    calib &set_hessian(span<const double> h, std::size_t cols, std::uint64_t n_tokens) {
+        detail::check(quant_calib_set_hessian(handle_, h.data(), h.size(), cols, n_tokens), "quant_calib_set_hessian");
+        return *this;
+    }
+    /// Tokens added so far.
+    std::uint64_t tokens() const noexcept { return quant_calib_tokens(handle_); }
+    /// The input width.
+    std::size_t cols() const noexcept { return cols_; }
+
+    quant_calib *get() const noexcept { return handle_; }
+    quant_calib *release() noexcept { return std::exchange(handle_, nullptr); }
+
+  private:
+    quant_calib *handle_ = nullptr;
+    std::size_t cols_ = 0;
+};
+
+
+// ---- W8A8 runtime (SmoothQuant layers) -------------------------------------------------------------
+
+/// Per-token INT8 activations: n_tokens x cols codes and one scale per token.
+struct int8_activations {
+    std::vector<std::int8_t> codes;
+    std::vector<float> token_scales;
+};
+/// Per-token INT8 quantization of x / input_scales (input_scales empty: no division), as a W8A8
+/// engine runs a SmoothQuant layer.
+inline void quantize_activations(span<const float> x, std::size_t n_tokens, std::size_t cols,
+                                 span<const float> input_scales, span<std::int8_t> dst, span<float> token_scales) {
+    const char *fn = "quant_quantize_activations";
+    detail::need(x.size(), detail::product(n_tokens, cols), "x", fn);
+    if (!input_scales.empty()) detail::need(input_scales.size(), cols, "input_scales", fn);
+    detail::check(quant_quantize_activations(x.data(), n_tokens, cols, input_scales.empty() ? nullptr : input_scales.data(),
+                                             dst.data(), dst.size(), token_scales.data(), token_scales.size()),
+                  fn);
+}
+inline int8_activations quantize_activations(span<const float> x, std::size_t n_tokens, std::size_t cols,
+                                             span<const float> input_scales = {}) {
+    detail::need(x.size(), detail::product(n_tokens, cols), "x", "quant_quantize_activations");
+    int8_activations out;
+    out.codes.resize(n_tokens * cols);
+    out.token_scales.resize(n_tokens);
+    quantize_activations(x, n_tokens, cols, input_scales, out.codes, out.token_scales);
+    return out;
+}
+/// out (m x n) = (a . b^T, exact in i32) * a_scales[i] * b_scales[j]; a is m x k, b is n x k INT8.
+inline void int8_gemm(span<const std::int8_t> a, span<const float> a_scales, span<const std::int8_t> b,
+                      span<const float> b_scales, std::size_t m, std::size_t n, std::size_t k, span<float> out) {
+    const char *fn = "quant_int8_gemm";
+    detail::need(a.size(), detail::product(m, k), "a", fn);
+    detail::need(b.size(), detail::product(n, k), "b", fn);
+    detail::need(a_scales.size(), m, "a_scales", fn);
+    detail::need(b_scales.size(), n, "b_scales", fn);
+    detail::check(quant_int8_gemm(a.data(), a_scales.data(), b.data(), b_scales.data(), m, n, k, out.data(), out.size()), fn);
+}
+inline std::vector<float> int8_gemm(span<const std::int8_t> a, span<const float> a_scales, span<const std::int8_t> b,
+                                    span<const float> b_scales, std::size_t m, std::size_t n, std::size_t k) {
+    std::vector<float> out(detail::product(m, n) != std::numeric_limits<std::size_t>::max() ? m * n : 0);
+    int8_gemm(a, a_scales, b, b_scales, m, n, k, out);
+    return out;
+}
 #endif
 
 #ifndef QUANT_HPP_SKIP_WEIGHT
@@ -664,6 +723,11 @@ class weight {
 #endif
     /// Packed codes: each row starts on a byte, b bits per element, least significant bit first.
     span<const std::uint8_t> data() const noexcept { return view(quant_weight_data); }
+    /// The codes as signed bytes (INT8 and SmoothQuant weights: one int8 per element, for int8_gemm).
+    span<const std::int8_t> int8_data() const noexcept {
+        span<const std::uint8_t> d = data();
+        return span<const std::int8_t>(reinterpret_cast<const std::int8_t *>(d.data()), d.size());
+    }
     /// One scale per group.
     span<const float> scales() const noexcept { return view(quant_weight_scales); }
     /// Zero points, empty when the method has none.

@@ -87,6 +87,19 @@ has() { [[ " ${missing[*]} " != *" $1 "* ]]; }
 results=()
 record() { results+=("$1: $2"); }
 
+# Every function of the installed quant.h is wrapped by each binding.
+echo "== every function of quant.h has a wrapper in quant.hpp, bindings/go and bindings/zig"
+coverage=ok
+funcs=$(grep -o '\bquant_[a-z0-9_]*(' "$prefix/include/quant.h" | tr -d '(' | sort -u)
+for f in $funcs; do
+    for src in include/quant.hpp "bindings/go/[a-z]*[a-z].go" bindings/zig/src/quant.zig; do
+        # shellcheck disable=SC2086
+        if ! grep -qE "\b$f *[(,)]" $(ls $src | grep -v _test.go); then echo "   $f is not wrapped in $src"; coverage=FAILED; fi
+    done
+done
+echo "   $(wc -w <<<"$funcs") functions"
+record coverage $coverage
+
 # ---- 2. C consumer ----------------------------------------------------------------------------------
 if wants consumer; then
     echo "== C consumer (tests/consumer)"
@@ -127,6 +140,9 @@ if wants go; then
     (
         export PKG_CONFIG_PATH="$prefix/lib/pkgconfig" LD_LIBRARY_PATH="$prefix/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
         export GOFLAGS="-mod=mod" GOPROXY=off GOTOOLCHAIN=local QUANT_TEST_DATA_DIR="$root/tests/data"
+        # A build cache of this run only: Go's cache key ignores the pkg-config --libs output and the
+        # contents of quant.h, so a shared cache could link against an older prefix or header.
+        export GOCACHE="$prefix/go-cache"
         cd bindings/go &&
             go vet -tags "$go_tags" ./... &&
             go test -count=1 -tags "$go_tags" ./... &&

@@ -30,6 +30,44 @@ func NewCalib(cols int) (*Calib, error) {
 	return c, nil
 }
 
+// CalibHessian is the flag of NewCalibEx that accumulates the GPTQ Hessian.
+const CalibHessian uint32 = C.QUANT_CALIB_HESSIAN
+
+// NewCalibEx creates an empty calibration choosing what it accumulates: flags 0 (no Hessian: O(cols)
+// memory, enough for AWQ and SmoothQuant; GPTQ rejects it) or CalibHessian. opts (may be nil) gives
+// sample_tokens and threads.
+func NewCalibEx(cols int, flags uint32, opts *Options) (*Calib, error) {
+	const fn = "quant_calib_new_ex"
+	cc, err := size(fn, "cols", cols)
+	if err != nil {
+		return nil, err
+	}
+	var p *C.quant_calib
+	err = call(fn, func() C.quant_status { return C.quant_calib_new_ex(cc, C.uint32_t(flags), opts.handle(), &p) })
+	runtime.KeepAlive(opts)
+	if err != nil {
+		return nil, err
+	}
+	c := &Calib{p: p, cols: cols}
+	runtime.SetFinalizer(c, (*Calib).Close)
+	return c, nil
+}
+
+// SetHessian replaces the calibration's Hessian by h (row-major cols x cols, H = (2/n) sum x x^T over
+// nTokens tokens, accumulated elsewhere; only the lower triangle is read).
+func (c *Calib) SetHessian(h []float64, cols int, nTokens uint64) error {
+	const fn = "quant_calib_set_hessian"
+	cc, err := size(fn, "cols", cols)
+	if err != nil {
+		return err
+	}
+	err = call(fn, func() C.quant_status {
+		return C.quant_calib_set_hessian(c.p, (*C.double)(ptr(h)), C.size_t(len(h)), cc, C.uint64_t(nTokens))
+	})
+	runtime.KeepAlive(c)
+	return err
+}
+
 // Cols is the input width.
 func (c *Calib) Cols() int { return c.cols }
 
@@ -195,6 +233,64 @@ func SmoothScales(weightAbsmax, actAbsmax []float32, alpha float64) ([]float32, 
 	err := call(fn, func() C.quant_status {
 		return C.quant_smooth_scales((*C.float)(ptr(weightAbsmax)), (*C.float)(ptr(actAbsmax)), C.size_t(len(out)),
 			C.double(alpha), (*C.float)(ptr(out)))
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// QuantizeActivations quantizes activations per token to INT8, as a W8A8 engine runs a SmoothQuant
+// layer: v = x / inputScales (nil: no division), token scale = max|v| / 127. x is nTokens x cols.
+func QuantizeActivations(x []float32, nTokens, cols int, inputScales []float32) (codes []int8, tokenScales []float32, err error) {
+	const fn = "quant_quantize_activations"
+	n, c, _, err := dims(fn, len(x), nTokens, cols, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	if inputScales != nil {
+		if err := need(fn, "inputScales", len(inputScales), uint64(cols)); err != nil {
+			return nil, nil, err
+		}
+	}
+	codes = make([]int8, nTokens*cols)
+	tokenScales = make([]float32, nTokens)
+	err = call(fn, func() C.quant_status {
+		return C.quant_quantize_activations((*C.float)(ptr(x)), n, c, (*C.float)(ptr(inputScales)),
+			(*C.int8_t)(ptr(codes)), C.size_t(len(codes)), (*C.float)(ptr(tokenScales)), C.size_t(len(tokenScales)))
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return codes, tokenScales, nil
+}
+
+// Int8GEMM computes out (m x n) = (a . b^T, exact in int32) * aScales[i] * bScales[j], for a (m x k)
+// and b (n x k) INT8 matrices (b: the Int8Data of an INT8 or SmoothQuant weight).
+func Int8GEMM(a []int8, aScales []float32, b []int8, bScales []float32, m, n, k int) ([]float32, error) {
+	const fn = "quant_int8_gemm"
+	cm, cn, ck, err := shape(fn, m, n, k)
+	if err != nil {
+		return nil, err
+	}
+	for _, chk := range []struct {
+		what string
+		have int
+		n    uint64
+	}{{"a", len(a), product(m, k)}, {"b", len(b), product(n, k)}, {"aScales", len(aScales), uint64(m)}, {"bScales", len(bScales), uint64(n)}} {
+		if chk.n != ^uint64(0) {
+			if err := need(fn, chk.what, chk.have, chk.n); err != nil {
+				return nil, err
+			}
+		}
+	}
+	var out []float32
+	if product(m, n) != ^uint64(0) {
+		out = make([]float32, m*n)
+	}
+	err = call(fn, func() C.quant_status {
+		return C.quant_int8_gemm((*C.int8_t)(ptr(a)), (*C.float)(ptr(aScales)), (*C.int8_t)(ptr(b)), (*C.float)(ptr(bScales)),
+			cm, cn, ck, (*C.float)(ptr(out)), C.size_t(len(out)))
 	})
 	if err != nil {
 		return nil, err

@@ -89,6 +89,7 @@ func TestCalibratedRealLayers(t *testing.T) {
 	must(t, err)
 	defer o.Close()
 	must(t, o.SetActOrder(true))
+	must(t, o.SetSampleTokens(256))
 	g, err := Quantize(GPTQ(4, 128), o, wq, rows, cols, c)
 	must(t, err)
 	defer g.Close()
@@ -129,6 +130,94 @@ func TestCalibratedRealLayers(t *testing.T) {
 	}
 	sq[0].Close()
 	// sq[1] is left to its finalizer.
+
+	// A calibration without the Hessian serves AWQ, not GPTQ; SetHessian gives it one.
+	const nh = 256
+	light, err := NewCalibEx(cols, 0, o)
+	must(t, err)
+	defer light.Close()
+	must(t, light.Add(x[:nh*cols]))
+	_, err = Quantize(GPTQ(4, 128), nil, wq, rows, cols, light)
+	expectErr(t, err, ErrInvalidArgument)
+	h := make([]float64, cols*cols)
+	for tok := 0; tok < nh; tok++ {
+		xt := x[tok*cols : (tok+1)*cols]
+		for i := 0; i < cols; i++ {
+			for j := 0; j <= i; j++ {
+				h[i*cols+j] += 2 * float64(xt[i]) * float64(xt[j]) / nh
+			}
+		}
+	}
+	expectErr(t, light.SetHessian(h[:len(h)-1], cols, nh), ErrBufferTooSmall)
+	expectErr(t, light.SetHessian(h, cols+1, nh), ErrShapeMismatch)
+	expectErr(t, light.SetHessian(h, cols, 0), ErrInvalidArgument)
+	must(t, light.SetHessian(h, cols, nh))
+	lg, err := Quantize(GPTQ(4, 128), nil, wq, rows, cols, light)
+	must(t, err)
+	defer lg.Close()
+	full, err := NewCalibEx(cols, CalibHessian, nil)
+	must(t, err)
+	defer full.Close()
+	must(t, full.Add(x[:nh*cols]))
+	fg, err := Quantize(GPTQ(4, 128), nil, wq, rows, cols, full)
+	must(t, err)
+	defer fg.Close()
+	dl, err := lg.Dequantize()
+	must(t, err)
+	df, err := fg.Dequantize()
+	must(t, err)
+	el, ef := outputError(test, testTokens, wq, dl, rows, cols), outputError(test, testTokens, wq, df, rows, cols)
+	if math.Abs(el-ef) > 0.01*ef {
+		t.Errorf("GPTQ with a Hessian from outside %v, accumulated %v", el, ef)
+	}
+	_, err = NewCalibEx(cols, 0x80, nil)
+	expectErr(t, err, ErrInvalidArgument)
+
+	// W8A8: per-token INT8 activations of x / s times the SmoothQuant weight, exact against int32 sums.
+	const m = 16
+	sw, err := Quantize(SmoothQuant(0.5), nil, wq, rows, cols, c)
+	must(t, err)
+	defer sw.Close()
+	acodes, ascales, err := QuantizeActivations(test[:m*cols], m, cols, sw.InputScales())
+	must(t, err)
+	b, bs := sw.Int8Data(), sw.Scales()
+	y, err := Int8GEMM(acodes, ascales, b, bs, m, rows, cols)
+	must(t, err)
+	var num, den float64
+	for i := 0; i < m; i++ {
+		for j := 0; j < rows; j++ {
+			var acc int32
+			var ref float64
+			for l := 0; l < cols; l++ {
+				acc += int32(acodes[i*cols+l]) * int32(b[j*cols+l])
+				ref += float64(test[i*cols+l]) * float64(wq[j*cols+l])
+			}
+			if want := (float32(acc) * ascales[i]) * bs[j]; y[i*rows+j] != want {
+				t.Fatalf("Int8GEMM[%d][%d] = %v, want %v", i, j, y[i*rows+j], want)
+			}
+			d := float64(y[i*rows+j]) - ref
+			num += d * d
+			den += ref * ref
+		}
+	}
+	t.Logf("SmoothQuant W8A8, %d tokens: relative output error %.4e", m, num/den)
+	if num/den > 1e-2 {
+		t.Errorf("W8A8 error %v", num/den)
+	}
+	_, _, err = QuantizeActivations(test, m, cols, sw.InputScales()[:cols-1])
+	expectErr(t, err, ErrBufferTooSmall)
+	_, _, err = QuantizeActivations(test, m, cols, make([]float32, cols))
+	expectErr(t, err, ErrInvalidArgument)
+	_, _, err = QuantizeActivations(test[:10], m, cols, nil)
+	expectErr(t, err, ErrBufferTooSmall)
+	_, err = Int8GEMM(acodes, ascales, b, bs, m, rows, 0)
+	expectErr(t, err, ErrInvalidArgument)
+	_, err = Int8GEMM(acodes, ascales, b, bs, m+1, rows, cols)
+	expectErr(t, err, ErrBufferTooSmall)
+	_, err = Int8GEMM(acodes, ascales[:m-1], b, bs, m, rows, cols)
+	expectErr(t, err, ErrBufferTooSmall)
+	_, err = Int8GEMM(acodes, ascales, b, bs, m, -1, cols)
+	expectErr(t, err, ErrInvalidArgument)
 
 	// Errors.
 	other, err := NewCalib(cols + 1)

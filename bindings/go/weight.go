@@ -157,6 +157,16 @@ func (w *Weight) Data() []byte {
 	return out
 }
 
+// Int8Data is Data as signed bytes: the codes of an INT8 or SmoothQuant weight, for Int8GEMM.
+func (w *Weight) Int8Data() []int8 {
+	d := w.Data()
+	out := make([]int8, len(d))
+	for i, v := range d {
+		out[i] = int8(v)
+	}
+	return out
+}
+
 // Scales is a copy of the scales, one per group.
 func (w *Weight) Scales() []float32 {
 	var n C.size_t

@@ -329,6 +329,65 @@ static void test_calibrated() {
     quant::weight sq = quant::weight::quantize(quant::method::smoothquant(0.5), w, rows, cols, c);
     CHECK(sq.input_scales().size() == cols && sq.scales().size() == rows);
 
+    // A calibration without the Hessian serves AWQ and SmoothQuant, not GPTQ; set_hessian gives it one.
+    const std::size_t nh = 256;
+    quant::calib light(cols, 0, o);
+    light.add(quant::span<const float>(x.data(), nh * cols));
+    CHECK(light.tokens() == nh);
+    quant::weight la = quant::weight::quantize(quant::method::awq(4, 128), w, rows, cols, light);
+    CHECK(la.input_scales().size() == cols);
+    EXPECT_ERROR(quant::weight::quantize(quant::method::gptq(4, 128), w, rows, cols, light), QUANT_ERR_INVALID_ARGUMENT);
+    std::vector<double> h(cols * cols, 0.0);
+    for (std::size_t t = 0; t < nh; t++)
+        for (std::size_t i = 0; i < cols; i++)
+            for (std::size_t j = 0; j <= i; j++) h[i * cols + j] += 2.0 * x[t * cols + i] * x[t * cols + j] / nh;
+    EXPECT_ERROR(light.set_hessian(quant::span<const double>(h.data(), h.size() - 1), cols, nh), QUANT_ERR_BUFFER_TOO_SMALL);
+    EXPECT_ERROR(light.set_hessian(h, cols + 1, nh), QUANT_ERR_SHAPE_MISMATCH);
+    EXPECT_ERROR(light.set_hessian(h, cols, 0), QUANT_ERR_INVALID_ARGUMENT);
+    light.set_hessian(h, cols, nh);
+    quant::weight lg = quant::weight::quantize(quant::method::gptq(4, 128), w, rows, cols, light);
+    quant::calib full(cols, quant::calib::hessian);
+    full.add(quant::span<const float>(x.data(), nh * cols));
+    double e_light = output_error(test_x, 256, w, lg.dequantize(), rows, cols);
+    double e_full = output_error(test_x, 256, w, quant::weight::quantize(quant::method::gptq(4, 128), w, rows, cols, full).dequantize(), rows, cols);
+    std::printf("  GPTQ with a Hessian set from outside %.4e, accumulated %.4e\n", e_light, e_full);
+    CHECK(std::fabs(e_light - e_full) <= 0.01 * e_full);
+    EXPECT_ERROR(quant::calib(cols, 0x80), QUANT_ERR_INVALID_ARGUMENT);
+
+    // W8A8: per-token INT8 activations of x / s, then the INT8 product with the SmoothQuant weight.
+    const std::size_t m = 16;
+    quant::int8_activations act = quant::quantize_activations(quant::span<const float>(test_x.data(), m * cols), m, cols, sq.input_scales());
+    CHECK(act.codes.size() == m * cols && act.token_scales.size() == m);
+    std::vector<float> y = quant::int8_gemm(act.codes, act.token_scales, sq.int8_data(), sq.scales(), m, rows, cols);
+    bool exact = y.size() == m * rows;
+    double num = 0, den = 0;
+    for (std::size_t i = 0; exact && i < m; i++) {
+        for (std::size_t j = 0; j < rows; j++) {
+            std::int32_t acc = 0;
+            double ref = 0;
+            for (std::size_t l = 0; l < cols; l++) {
+                acc += (std::int32_t)act.codes[i * cols + l] * (std::int32_t)sq.int8_data()[j * cols + l];
+                ref += (double)test_x[i * cols + l] * w[j * cols + l];
+            }
+            exact = exact && y[i * rows + j] == ((float)acc * act.token_scales[i]) * sq.scales()[j];
+            num += (y[i * rows + j] - ref) * (y[i * rows + j] - ref);
+            den += ref * ref;
+        }
+    }
+    std::printf("  SmoothQuant W8A8 through quant_int8_gemm, 16 tokens: relative output error %.4e\n", num / den);
+    CHECK(exact);
+    CHECK(num / den < 1e-2);
+    EXPECT_ERROR(quant::quantize_activations(test_x, m, cols, quant::span<const float>(sq.input_scales().data(), cols - 1)),
+                 QUANT_ERR_BUFFER_TOO_SMALL);
+    std::vector<float> zero_scales(cols, 0.0f);
+    EXPECT_ERROR(quant::quantize_activations(test_x, m, cols, zero_scales), QUANT_ERR_INVALID_ARGUMENT);
+    EXPECT_ERROR(quant::int8_gemm(act.codes, act.token_scales, sq.int8_data(), sq.scales(), m, rows, 0), QUANT_ERR_INVALID_ARGUMENT);
+    std::vector<float> small_out(m * rows - 1);
+    EXPECT_ERROR(quant::int8_gemm(act.codes, act.token_scales, sq.int8_data(), sq.scales(), m, rows, cols, small_out),
+                 QUANT_ERR_BUFFER_TOO_SMALL);
+    EXPECT_ERROR(quant::int8_gemm(act.codes, act.token_scales, sq.int8_data(), sq.scales(), m + 1, rows, cols),
+                 QUANT_ERR_BUFFER_TOO_SMALL);
+
     quant::calib other(cols + 1);
     EXPECT_ERROR(quant::weight::quantize(quant::method::awq(4, 128), w, rows, cols, other), QUANT_ERR_SHAPE_MISMATCH);
     quant::calib empty(cols);

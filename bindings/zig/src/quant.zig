@@ -409,6 +409,16 @@ pub const Calib = struct {
         try call(c.quant_calib_new(cols, &h));
         return .{ .handle = h, .cols = cols };
     }
+    /// Flag of initEx: accumulate the GPTQ Hessian.
+    pub const hessian: u32 = c.QUANT_CALIB_HESSIAN;
+
+    /// flags 0 (no Hessian: O(cols) memory, enough for AWQ and SmoothQuant; GPTQ rejects it) or
+    /// `Calib.hessian`; opts (null = defaults) gives sample_tokens and threads.
+    pub fn initEx(cols: usize, flags: u32, opts: ?*const Options) Error!Calib {
+        var h: ?*c.quant_calib = null;
+        try call(c.quant_calib_new_ex(cols, flags, if (opts) |o| o.handle else null, &h));
+        return .{ .handle = h, .cols = cols };
+    }
     pub fn deinit(self: *Calib) void {
         c.quant_calib_free(self.handle);
         self.handle = null;
@@ -422,6 +432,11 @@ pub const Calib = struct {
     pub fn addTokens(self: *Calib, x: []const f32, n_tokens: usize, cols: usize) Error!void {
         if (product(n_tokens, cols)) |n| try need(x.len, n, "x");
         try call(c.quant_calib_add(self.handle, x.ptr, n_tokens, cols));
+    }
+    /// Replaces the Hessian by h (row-major cols x cols, H = (2/n) sum x x^T over n_tokens tokens,
+    /// accumulated elsewhere; only the lower triangle is read).
+    pub fn setHessian(self: *Calib, h: []const f64, cols: usize, n_tokens: u64) Error!void {
+        try call(c.quant_calib_set_hessian(self.handle, h.ptr, h.len, cols, n_tokens));
     }
     /// Tokens added so far.
     pub fn tokens(self: Calib) u64 {
@@ -476,6 +491,25 @@ pub const Options = struct {
         try call(c.quant_options_set_threads(self.handle, v));
     }
 };
+
+// ---- W8A8 runtime (SmoothQuant layers) -------------------------------------------------------------
+
+/// Per-token INT8 quantization of x / input_scales (null: no division); x is n_tokens x cols,
+/// dst n_tokens * cols codes, token_scales n_tokens scales.
+pub fn quantizeActivations(x: []const f32, n_tokens: usize, cols: usize, input_scales: ?[]const f32, dst: []i8, token_scales: []f32) Error!void {
+    if (product(n_tokens, cols)) |n| try need(x.len, n, "x");
+    if (input_scales) |s| try need(s.len, cols, "input_scales");
+    try call(c.quant_quantize_activations(x.ptr, n_tokens, cols, if (input_scales) |s| s.ptr else null, dst.ptr, dst.len, token_scales.ptr, token_scales.len));
+}
+
+/// out (m x n) = (a . b^T, exact in i32) * a_scales[i] * b_scales[j]; a is m x k, b is n x k.
+pub fn int8Gemm(a: []const i8, a_scales: []const f32, b: []const i8, b_scales: []const f32, m: usize, n: usize, k: usize, out: []f32) Error!void {
+    if (product(m, k)) |len| try need(a.len, len, "a");
+    if (product(n, k)) |len| try need(b.len, len, "b");
+    try need(a_scales.len, m, "a_scales");
+    try need(b_scales.len, n, "b_scales");
+    try call(c.quant_int8_gemm(a.ptr, a_scales.ptr, b.ptr, b_scales.ptr, m, n, k, out.ptr, out.len));
+}
 
 // ---- whole-matrix quantization --------------------------------------------------------------------
 
@@ -535,6 +569,11 @@ pub const Weight = struct {
         var n: usize = 0;
         const p = c.quant_weight_data(self.handle, &n);
         return if (p == null or n == 0) &.{} else p[0..n];
+    }
+    /// The codes as signed bytes (INT8 and SmoothQuant weights, for int8Gemm).
+    pub fn int8Data(self: Weight) []const i8 {
+        const d = self.data();
+        return @as([*]const i8, @ptrCast(d.ptr))[0..d.len];
     }
     /// One scale per group.
     pub fn scales(self: Weight) []const f32 {

@@ -411,6 +411,73 @@ test "calibration, options, GPTQ, AWQ and SmoothQuant on real layers" {
     try testing.expectEqualSlices(f32, sq[0].inputScales(), sq[1].inputScales());
     try testing.expectEqual(@as(usize, rows), sq[1].scales().len);
 
+    // A calibration without the Hessian serves AWQ, not GPTQ; setHessian gives it one.
+    const nh = 256;
+    var light = try quant.Calib.initEx(cols, 0, &opts);
+    defer light.deinit();
+    try light.add(x[0 .. nh * cols]);
+    try expectFail(error.InvalidArgument, quant.Weight.quantize(quant.Method.gptq(4, 128), null, wq, rows, cols, &light));
+    const h = try testing.allocator.alloc(f64, cols * cols);
+    defer testing.allocator.free(h);
+    @memset(h, 0);
+    for (0..nh) |tok| {
+        const xt = x[tok * cols ..][0..cols];
+        for (0..cols) |i| {
+            for (0..i + 1) |j| h[i * cols + j] += 2 * @as(f64, xt[i]) * @as(f64, xt[j]) / nh;
+        }
+    }
+    try expectFail(error.BufferTooSmall, light.setHessian(h[0 .. h.len - 1], cols, nh));
+    try expectFail(error.ShapeMismatch, light.setHessian(h, cols + 1, nh));
+    try expectFail(error.InvalidArgument, light.setHessian(h, cols, 0));
+    try light.setHessian(h, cols, nh);
+    var lg = try quant.Weight.quantize(quant.Method.gptq(4, 128), null, wq, rows, cols, &light);
+    defer lg.deinit();
+    var full = try quant.Calib.initEx(cols, quant.Calib.hessian, null);
+    defer full.deinit();
+    try full.add(x[0 .. nh * cols]);
+    var fg = try quant.Weight.quantize(quant.Method.gptq(4, 128), null, wq, rows, cols, &full);
+    defer fg.deinit();
+    try lg.dequantize(deq);
+    const e_light = outputError(held_out, test_tokens, wq, deq, rows, cols);
+    try fg.dequantize(deq);
+    const e_full = outputError(held_out, test_tokens, wq, deq, rows, cols);
+    try testing.expect(@abs(e_light - e_full) <= 0.01 * e_full);
+    try expectFail(error.InvalidArgument, quant.Calib.initEx(cols, 0x80, null));
+
+    // W8A8: per-token INT8 activations of x / s times the SmoothQuant weight, exact against i32 sums.
+    const m = 16;
+    var codes: [m * cols]i8 = undefined;
+    var token_scales: [m]f32 = undefined;
+    try quant.quantizeActivations(held_out[0 .. m * cols], m, cols, sq[0].inputScales(), &codes, &token_scales);
+    const y = try testing.allocator.alloc(f32, m * rows);
+    defer testing.allocator.free(y);
+    const b = sq[0].int8Data();
+    const bs = sq[0].scales();
+    try quant.int8Gemm(&codes, &token_scales, b, bs, m, rows, cols, y);
+    var num: f64 = 0;
+    var den: f64 = 0;
+    for (0..m) |i| {
+        for (0..rows) |j| {
+            var acc: i32 = 0;
+            var ref: f64 = 0;
+            for (0..cols) |l| {
+                acc += @as(i32, codes[i * cols + l]) * @as(i32, b[j * cols + l]);
+                ref += @as(f64, held_out[i * cols + l]) * wq[j * cols + l];
+            }
+            try testing.expectEqual((@as(f32, @floatFromInt(acc)) * token_scales[i]) * bs[j], y[i * rows + j]);
+            num += (y[i * rows + j] - ref) * (y[i * rows + j] - ref);
+            den += ref * ref;
+        }
+    }
+    try testing.expect(num / den < 1e-2);
+    try expectFail(error.BufferTooSmall, quant.quantizeActivations(held_out, m, cols, sq[0].inputScales()[0 .. cols - 1], &codes, &token_scales));
+    const zeros: [cols]f32 = @splat(0);
+    try expectFail(error.InvalidArgument, quant.quantizeActivations(held_out, m, cols, &zeros, &codes, &token_scales));
+    try expectFail(error.BufferTooSmall, quant.quantizeActivations(held_out, m, cols, null, codes[0..10], &token_scales));
+    try expectFail(error.InvalidArgument, quant.int8Gemm(&codes, &token_scales, b, bs, m, rows, 0, y));
+    try expectFail(error.BufferTooSmall, quant.int8Gemm(&codes, &token_scales, b, bs, m, rows, cols, y[0 .. y.len - 1]));
+    try expectFail(error.BufferTooSmall, quant.int8Gemm(&codes, token_scales[0 .. m - 1], b, bs, m, rows, cols, y));
+
     var other = try quant.Calib.init(cols + 1);
     defer other.deinit();
     try expectFail(error.ShapeMismatch, quant.Weight.quantize(quant.Method.awq(4, 128), null, wq, rows, cols, &other));
@@ -419,7 +486,14 @@ test "calibration, options, GPTQ, AWQ and SmoothQuant on real layers" {
     try expectFail(error.InvalidArgument, quant.Weight.quantize(quant.Method.gptq(4, 128), null, wq, rows, cols, &empty));
     var none: [1]quant.Weight = undefined;
     try expectFail(error.InvalidArgument, quant.Weight.quantizeGroup(testing.allocator, quant.Method.awq(4, 128), null, &.{}, &.{}, cols, &cal, &none));
-    try expectFail(error.NullPointer, quant.Weight.quantizeGroup(testing.allocator, quant.Method.awq(4, 128), null, &.{ wq, &.{} }, &.{ rows, 0 }, cols, &cal, &pair));
+    try expectFail(error.BufferTooSmall, quant.Weight.quantizeGroup(testing.allocator, quant.Method.awq(4, 128), null, &.{ wq, &.{} }, &.{ rows, rows }, cols, &cal, &pair));
+    {
+        // The library's own NULL check, through the raw C API.
+        const cm = quant.Method.awq(4, 128).toC();
+        const r = [_]usize{rows};
+        var out_h: [1]?*c.quant_weight = .{null};
+        try expectFail(error.NullPointer, quant.check(c.quant_quantize_group(&cm, null, null, &r, 1, cols, cal.handle, &out_h)));
+    }
     try expectFail(error.ShapeMismatch, quant.Weight.quantizeGroup(testing.allocator, quant.Method.awq(4, 128), null, &.{wq}, &.{ rows, rows }, cols, &cal, &pair));
     try expectFail(error.BufferTooSmall, quant.Weight.quantizeGroup(testing.allocator, quant.Method.awq(4, 128), null, &.{ wq, wv }, &.{ rows, rows }, cols, &cal, &none));
 }
