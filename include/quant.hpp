@@ -86,6 +86,11 @@ inline std::size_t product(std::size_t rows, std::size_t cols) noexcept {
     }
     return rows * cols;
 }
+/// True when a rows x cols matrix is non-empty and its size does not overflow (else the C call
+/// reports the bad shape, and no buffer is sized from it).
+inline bool fits(std::size_t rows, std::size_t cols) noexcept {
+    return rows != 0 && cols != 0 && product(rows, cols) != std::numeric_limits<std::size_t>::max();
+}
 /// A buffer that the C function reads or writes without a length must hold `need` elements.
 inline void need(std::size_t have, std::size_t need, const char *what, const char *function) {
     if (need != std::numeric_limits<std::size_t>::max() && have < need) {
@@ -352,8 +357,10 @@ inline void int8_quantize(span<const float> src, std::size_t rows, std::size_t c
 inline int8_matrix int8_quantize(span<const float> src, std::size_t rows, std::size_t cols, std::size_t group_size) {
     detail::need(src.size(), detail::product(rows, cols), "src", "quant_int8_quantize");
     int8_matrix out;
-    out.codes.resize(src.size() < detail::product(rows, cols) ? 0 : rows * cols);
-    out.scales.resize(rows != 0 && cols != 0 ? scale_count(rows, cols, group_size) : 0);
+    if (detail::fits(rows, cols)) {
+        out.codes.resize(rows * cols);
+        out.scales.resize(scale_count(rows, cols, group_size));
+    }
     int8_quantize(src, rows, cols, group_size, out.codes, out.scales);
     return out;
 }
@@ -386,7 +393,7 @@ inline void int4_quantize(span<const float> src, std::size_t rows, std::size_t c
 inline int4_matrix int4_quantize(span<const float> src, std::size_t rows, std::size_t cols, std::size_t group_size) {
     detail::need(src.size(), detail::product(rows, cols), "src", "quant_int4_quantize");
     int4_matrix out;
-    if (rows != 0 && cols != 0) {
+    if (detail::fits(rows, cols)) {
         out.codes.resize(int4_packed_size(rows, cols));
         out.scales.resize(scale_count(rows, cols, group_size));
         out.zeros.resize(out.scales.size());
@@ -455,7 +462,7 @@ inline void fp8_e4m3_quantize(span<const float> src, std::size_t rows, std::size
 inline fp8_matrix fp8_e4m3_quantize(span<const float> src, std::size_t rows, std::size_t cols, std::size_t group_size) {
     detail::need(src.size(), detail::product(rows, cols), "src", "quant_fp8_e4m3_quantize");
     fp8_matrix out;
-    if (rows != 0 && cols != 0) {
+    if (detail::fits(rows, cols)) {
         out.codes.resize(rows * cols);
         out.scales.resize(scale_count(rows, cols, group_size));
     }
@@ -620,8 +627,10 @@ inline int8_activations quantize_activations(span<const float> x, std::size_t n_
                                              span<const float> input_scales = {}) {
     detail::need(x.size(), detail::product(n_tokens, cols), "x", "quant_quantize_activations");
     int8_activations out;
-    out.codes.resize(n_tokens * cols);
-    out.token_scales.resize(n_tokens);
+    if (detail::fits(n_tokens, cols)) {
+        out.codes.resize(n_tokens * cols);
+        out.token_scales.resize(n_tokens);
+    }
     quantize_activations(x, n_tokens, cols, input_scales, out.codes, out.token_scales);
     return out;
 }

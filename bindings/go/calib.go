@@ -284,10 +284,10 @@ func Int8GEMM(a []int8, aScales []float32, b []int8, bScales []float32, m, n, k 
 			}
 		}
 	}
-	var out []float32
-	if product(m, n) != ^uint64(0) {
-		out = make([]float32, m*n)
+	if product(m, n) > uint64(maxInt) {
+		return nil, fail(StatusInvalidArgument, fn, "%d x %d overflows", m, n)
 	}
+	out := make([]float32, m*n)
 	err = call(fn, func() C.quant_status {
 		return C.quant_int8_gemm((*C.int8_t)(ptr(a)), (*C.float)(ptr(aScales)), (*C.int8_t)(ptr(b)), (*C.float)(ptr(bScales)),
 			cm, cn, ck, (*C.float)(ptr(out)), C.size_t(len(out)))

@@ -115,7 +115,7 @@ func Int4QuantizeInto(dst []uint8, scales []float32, zeros []uint8, src []float3
 
 // Int4Dequantize returns (q - zero) * scale for every element.
 func Int4Dequantize(codes []uint8, scales []float32, zeros []uint8, rows, cols, groupSize int) ([]float32, error) {
-	if rows < 0 || cols < 0 || product(rows, cols) == ^uint64(0) {
+	if rows < 0 || cols < 0 || product(rows, cols) > uint64(maxInt) {
 		return nil, fail(StatusInvalidArgument, "quant_int4_dequantize", "bad shape %d x %d", rows, cols)
 	}
 	dst := make([]float32, rows*cols)
@@ -132,7 +132,7 @@ func Int4DequantizeInto(dst []float32, codes []uint8, scales []float32, zeros []
 	if err != nil {
 		return err
 	}
-	if rows > 0 && cols > 0 && product(rows, cols) != ^uint64(0) {
+	if rows > 0 && cols > 0 && product(rows, cols) <= uint64(maxInt) {
 		n := uint64(ScaleCount(rows, cols, groupSize))
 		if err := need(fn, "codes", len(codes), uint64(Int4PackedSize(rows, cols))); err != nil {
 			return err

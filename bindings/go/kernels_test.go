@@ -48,6 +48,10 @@ func TestInt8(t *testing.T) {
 	expectErr(t, err, ErrInvalidArgument)
 	_, _, err = Int8Quantize(w, -1, cols, group)
 	expectErr(t, err, ErrInvalidArgument)
+	_, _, err = Int8Quantize(w, math.MaxInt, 2, group) // rows * cols overflows
+	expectErr(t, err, ErrInvalidArgument)
+	_, _, _, err = Int4Quantize(w, math.MaxInt/2+1, 2, group)
+	expectErr(t, err, ErrInvalidArgument)
 	bad := append([]float32(nil), w...)
 	bad[7] = float32(math.NaN())
 	_, _, err = Int8Quantize(bad, rows, cols, group)

@@ -143,6 +143,8 @@ func need(name, what string, have int, n uint64) error {
 	return nil
 }
 
+const maxInt = int(^uint(0) >> 1)
+
 // product is rows * cols, or MaxUint64 when it overflows (the C call reports the overflow).
 func product(rows, cols int) uint64 {
 	r, c := uint64(rows), uint64(cols)
@@ -187,9 +189,11 @@ func dims(fn string, have, rows, cols, groupSize int) (r, c, g C.size_t, err err
 	if r, c, g, err = shape(fn, rows, cols, groupSize); err != nil {
 		return
 	}
-	if product(rows, cols) != ^uint64(0) {
-		err = need(fn, "src", have, product(rows, cols))
+	if product(rows, cols) > uint64(maxInt) {
+		err = fail(StatusInvalidArgument, fn, "%d x %d overflows", rows, cols)
+		return
 	}
+	err = need(fn, "src", have, product(rows, cols))
 	return
 }
 

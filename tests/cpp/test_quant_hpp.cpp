@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -187,6 +188,9 @@ static void test_kernels() {
     CHECK(codes[0] == 0x55 && scales[0] == -1.0f);
     EXPECT_ERROR(quant::int8_quantize(quant::span<const float>(w.data(), 5), rows, cols, group), QUANT_ERR_BUFFER_TOO_SMALL);
     EXPECT_ERROR(quant::int8_quantize(w, 0, cols, group), QUANT_ERR_INVALID_ARGUMENT);
+    const std::size_t huge = std::numeric_limits<std::size_t>::max();
+    EXPECT_ERROR(quant::int8_quantize(w, huge, 2, group), QUANT_ERR_INVALID_ARGUMENT); // rows * cols overflows
+    EXPECT_ERROR(quant::int4_quantize(w, huge, 2, group), QUANT_ERR_INVALID_ARGUMENT);
     std::vector<float> bad = w;
     bad[7] = std::nanf("");
     EXPECT_ERROR(quant::int8_quantize(bad, rows, cols, group), QUANT_ERR_NON_FINITE);
@@ -233,6 +237,7 @@ static void test_fp8_scaled() {
     for (std::size_t i = 0; i < w.size(); i++) err = std::fmax(err, std::fabs(backf[i] - w[i]) / (std::fabs(w[i]) + 1e-3));
     CHECK(err < 0.07);
     EXPECT_ERROR(quant::fp8_e4m3_quantize(w, rows, cols, 0, c4, s4), QUANT_ERR_BUFFER_TOO_SMALL);
+    EXPECT_ERROR(quant::fp8_e4m3_quantize(w, std::numeric_limits<std::size_t>::max(), 3, 0), QUANT_ERR_INVALID_ARGUMENT);
 
 }
 #endif
