@@ -141,7 +141,6 @@ inline const char *version_string() noexcept { return quant_version_string(); }
 /// True when the library's version equals the version of the header this program was compiled with.
 inline bool version_matches() noexcept { return quant_version() == (std::uint32_t)QUANT_VERSION_NUMBER; }
 
-#ifndef QUANT_HPP_SKIP_LEVELS
 // ---- levels -----------------------------------------------------------------------------------------
 
 /// Bits per value of a level (32, 16, 16, 8, 4), 0 for an unknown level.
@@ -159,9 +158,7 @@ inline std::string level_name(quant_level level) {
     const char *name = quant_level_name(level);
     return name ? std::string(name) : std::string();
 }
-#endif
 
-#ifndef QUANT_HPP_SKIP_METHODS
 // ---- methods ----------------------------------------------------------------------------------------
 
 /// A quantization method (a quant_method value) with named constructors and the C functions as members.
@@ -260,9 +257,7 @@ class config {
   private:
     quant_config *handle_ = nullptr;
 };
-#endif
 
-#ifndef QUANT_HPP_SKIP_CASTS
 // ---- plain casts ------------------------------------------------------------------------------------
 
 namespace detail {
@@ -323,9 +318,7 @@ inline std::vector<std::uint8_t> f32_to_fp8_e5m2(span<const float> src, bool sat
 /// FP8 E5M2 codes -> FP32 (exact).
 inline void fp8_e5m2_to_f32(span<const std::uint8_t> src, span<float> dst) { detail::cast(quant_fp8_e5m2_to_f32, src, dst, "quant_fp8_e5m2_to_f32"); }
 inline std::vector<float> fp8_e5m2_to_f32(span<const std::uint8_t> src) { return detail::cast(quant_fp8_e5m2_to_f32, src, "quant_fp8_e5m2_to_f32"); }
-#endif
 
-#ifndef QUANT_HPP_SKIP_KERNELS
 // ---- round-to-nearest kernels -----------------------------------------------------------------------
 
 /// Number of scales of a rows x cols matrix: rows * ceil(cols / group_size) (group_size 0: rows).
@@ -440,9 +433,7 @@ inline std::vector<std::int8_t> unpack_int4(span<const std::uint8_t> src, std::s
     unpack_int4(src, n, dst);
     return dst;
 }
-#endif
 
-#if !defined(QUANT_HPP_SKIP_CASTS) && !defined(QUANT_HPP_SKIP_KERNELS)
 // ---- FP8 E4M3 with a scale per row or group ---------------------------------------------------------
 
 /// FP8 E4M3 codes and one scale per group.
@@ -485,9 +476,7 @@ inline std::vector<float> fp8_e4m3_dequantize(const fp8_matrix &q, std::size_t r
     return dst;
 }
 
-#endif
 
-#ifndef QUANT_HPP_SKIP_CALIB
 // ---- calibration and options ------------------------------------------------------------------------
 
 /// SmoothQuant scales s_j = a_j^alpha / w_j^(1 - alpha); all three spans have the same length.
@@ -650,9 +639,7 @@ inline std::vector<float> int8_gemm(span<const std::int8_t> a, span<const float>
     int8_gemm(a, a_scales, b, b_scales, m, n, k, out);
     return out;
 }
-#endif
 
-#ifndef QUANT_HPP_SKIP_WEIGHT
 // ---- whole-matrix quantization ----------------------------------------------------------------------
 
 /// Owner of a quant_weight: one quantized matrix and everything needed to use or undo it.
@@ -681,7 +668,6 @@ class weight {
         detail::check(quant_quantize(&m, opts, w.data(), rows, cols, calib, &out), "quant_quantize");
         return weight(out);
     }
-#ifndef QUANT_HPP_SKIP_CALIB
     static weight quantize(const quant_method &m, span<const float> w, std::size_t rows, std::size_t cols,
                            const quant::calib &c, const options *opts = nullptr) {
         return quantize(m, w, rows, cols, c.get(), opts ? opts->get() : nullptr);
@@ -711,7 +697,6 @@ class weight {
         for (quant_weight *h : out) result.emplace_back(h);
         return result;
     }
-#endif
 
     /// rows (output features) of the matrix.
     std::size_t rows() const { return shape().first; }
@@ -722,14 +707,12 @@ class weight {
         detail::check(quant_weight_shape(handle_, &s.first, &s.second), "quant_weight_shape");
         return s;
     }
-#ifndef QUANT_HPP_SKIP_METHODS
     /// The method it was quantized with.
     quant::method method() const {
         quant_method out{};
         detail::check(quant_weight_method(handle_, &out), "quant_weight_method");
         return quant::method(out);
     }
-#endif
     /// Packed codes: each row starts on a byte, b bits per element, least significant bit first.
     span<const std::uint8_t> data() const noexcept { return view(quant_weight_data); }
     /// The codes as signed bytes (INT8 and SmoothQuant weights: one int8 per element, for int8_gemm).
@@ -769,7 +752,6 @@ class weight {
     }
     quant_weight *handle_ = nullptr;
 };
-#endif
 
 } // namespace quant
 

@@ -1,5 +1,3 @@
-//go:build !quant_skip_kernels
-
 package quant
 
 import (

@@ -1,5 +1,3 @@
-//go:build !quant_skip_levels
-
 package quant
 
 // #include <quant.h>

@@ -1,5 +1,3 @@
-//go:build !quant_skip_methods
-
 package quant
 
 import (

@@ -96,7 +96,6 @@ static void test_status_version() {
     CHECK(sv.size() == 3 && sv[2] == 3 && sa.size() == 2 && sc.size() == 4 && !sc.empty());
 }
 
-#ifndef QUANT_HPP_SKIP_LEVELS
 static void test_levels() {
     CHECK(quant::level_bits(QUANT_LEVEL_INT4) == 4 && quant::level_bits(99) == 0);
     CHECK(quant::level_reduction_factor(QUANT_LEVEL_INT8) == 4.0);
@@ -104,9 +103,7 @@ static void test_levels() {
     CHECK(quant::level_name(QUANT_LEVEL_BF16) == "BF16" && quant::level_name(-1).empty());
     EXPECT_ERROR(quant::level_from_bits(7), QUANT_ERR_INVALID_ARGUMENT);
 }
-#endif
 
-#ifndef QUANT_HPP_SKIP_METHODS
 static void test_methods_config() {
     quant::method g = quant::method::gptq(4, 128);
     g.validate();
@@ -139,9 +136,7 @@ static void test_methods_config() {
     // quant_config_new rejects an unknown kind; values are checked by validate().
     EXPECT_ERROR(quant::config(quant::method(quant_method_kind(42), 8, 0, 0)), QUANT_ERR_INVALID_ARGUMENT);
 }
-#endif
 
-#ifndef QUANT_HPP_SKIP_CASTS
 static void test_casts() {
     std::vector<float> x{1.0f, -2.0f, 0.5f, 65504.0f};
     std::vector<std::uint16_t> h = quant::f32_to_f16(x);
@@ -163,9 +158,7 @@ static void test_casts() {
     std::vector<std::uint8_t> f8(2);
     EXPECT_ERROR(quant::f32_to_fp8_e5m2(x, f8), QUANT_ERR_BUFFER_TOO_SMALL);
 }
-#endif
 
-#ifndef QUANT_HPP_SKIP_KERNELS
 static void test_kernels() {
     const std::size_t rows = 3, cols = 10, group = 4;
     std::vector<float> w(rows * cols);
@@ -220,9 +213,7 @@ static void test_kernels() {
     EXPECT_ERROR(quant::unpack_int4(one, 5), QUANT_ERR_BUFFER_TOO_SMALL);
 
 }
-#endif
 
-#if !defined(QUANT_HPP_SKIP_CASTS) && !defined(QUANT_HPP_SKIP_KERNELS)
 static void test_fp8_scaled() {
     const std::size_t rows = 3, cols = 10;
     std::vector<float> w(rows * cols);
@@ -240,9 +231,7 @@ static void test_fp8_scaled() {
     EXPECT_ERROR(quant::fp8_e4m3_quantize(w, std::numeric_limits<std::size_t>::max(), 3, 0), QUANT_ERR_INVALID_ARGUMENT);
 
 }
-#endif
 
-#ifndef QUANT_HPP_SKIP_CALIB
 static void test_smooth_scales() {
     std::vector<float> wa{1.0f, 4.0f}, aa{4.0f, 1.0f};
     std::vector<float> s = quant::smooth_scales(wa, aa, 0.5);
@@ -250,9 +239,7 @@ static void test_smooth_scales() {
     EXPECT_ERROR(quant::smooth_scales(wa, aa, 1.5), QUANT_ERR_INVALID_ARGUMENT);
     EXPECT_ERROR(quant::smooth_scales(wa, std::vector<float>{1.0f}, 0.5), QUANT_ERR_SHAPE_MISMATCH);
 }
-#endif
 
-#ifndef QUANT_HPP_SKIP_WEIGHT
 static void test_weight_rtn() {
     // A real layer: MiniLM layer 0 query (384 x 384) and its input activations (2048 x 384).
     const std::size_t rows = 384, cols = 384, n = 2048;
@@ -261,9 +248,7 @@ static void test_weight_rtn() {
 
     quant::weight q = quant::weight::quantize(quant::method::int8(), w, rows, cols);
     CHECK(q && q.rows() == rows && q.cols() == cols);
-#ifndef QUANT_HPP_SKIP_METHODS
     CHECK(q.method().kind == QUANT_INT8_SYMMETRIC);
-#endif
     CHECK(q.data().size() == rows * cols && q.scales().size() == rows);
     CHECK(q.zero_points().empty() && q.input_scales().empty() && q.group_index().empty());
     std::vector<float> deq = q.dequantize();
@@ -290,9 +275,7 @@ static void test_weight_rtn() {
     CHECK(raw != nullptr && !moved);
     quant::weight again(raw); // frees it
 }
-#endif
 
-#if !defined(QUANT_HPP_SKIP_WEIGHT) && !defined(QUANT_HPP_SKIP_CALIB)
 static void test_calibrated() {
     const std::size_t rows = 384, cols = 384, n = 2048, half = 1024;
     std::vector<float> w = load("encoder.layer.5.attention.self.query.weight", rows * cols);
@@ -400,34 +383,17 @@ static void test_calibrated() {
     EXPECT_ERROR(quant::weight::quantize_group(quant::method::awq(4, 128), {}, {}, cols, c), QUANT_ERR_INVALID_ARGUMENT);
     EXPECT_ERROR(quant::calib(0), QUANT_ERR_INVALID_ARGUMENT);
 }
-#endif
 
 int main() {
     test_status_version();
-#ifndef QUANT_HPP_SKIP_LEVELS
     test_levels();
-#endif
-#ifndef QUANT_HPP_SKIP_METHODS
     test_methods_config();
-#endif
-#ifndef QUANT_HPP_SKIP_CASTS
     test_casts();
-#endif
-#ifndef QUANT_HPP_SKIP_KERNELS
     test_kernels();
-#endif
-#if !defined(QUANT_HPP_SKIP_CASTS) && !defined(QUANT_HPP_SKIP_KERNELS)
     test_fp8_scaled();
-#endif
-#ifndef QUANT_HPP_SKIP_CALIB
     test_smooth_scales();
-#endif
-#ifndef QUANT_HPP_SKIP_WEIGHT
     test_weight_rtn();
-#endif
-#if !defined(QUANT_HPP_SKIP_WEIGHT) && !defined(QUANT_HPP_SKIP_CALIB)
     test_calibrated();
-#endif
     std::printf("quant.hpp: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }

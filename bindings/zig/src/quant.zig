@@ -139,22 +139,22 @@ pub const Level = enum(i32) {
 
     /// Bits per value: 32, 16, 16, 8, 4; 0 for an unknown level.
     pub fn bits(l: Level) u32 {
-        return c.quant_level_bits(@intFromEnum(l));
+        return c.quant_level_bits(@backingInt(l));
     }
     /// Size reduction against FP32: 1, 2, 2, 4, 8; 0 for an unknown level.
     pub fn reductionFactor(l: Level) f64 {
-        return c.quant_level_reduction_factor(@intFromEnum(l));
+        return c.quant_level_reduction_factor(@backingInt(l));
     }
     /// "FP32", "FP16", "BF16", "INT8", "INT4"; null for an unknown level.
     pub fn name(l: Level) ?[:0]const u8 {
-        const p = c.quant_level_name(@intFromEnum(l));
+        const p = c.quant_level_name(@backingInt(l));
         return if (p == null) null else std.mem.span(p);
     }
     /// The level of a bit width: 32, 16 (FP16), 8, 4; else error.InvalidArgument.
     pub fn fromBits(b: u32) Error!Level {
         var out: c.quant_level = 0;
         try call(c.quant_level_from_bits(b, &out));
-        return @enumFromInt(out);
+        return @fromBackingInt(@intCast(out));
     }
 };
 
@@ -205,14 +205,14 @@ pub const Method = struct {
 
     pub fn toC(m: Method) c.quant_method {
         var out: c.quant_method = std.mem.zeroes(c.quant_method);
-        out.kind = @intFromEnum(m.kind);
+        out.kind = @backingInt(m.kind);
         out.bits = m.bits;
         out.group_size = m.group_size;
         out.alpha = m.alpha;
         return out;
     }
     pub fn fromC(m: c.quant_method) Method {
-        return .{ .kind = @enumFromInt(m.kind), .bits = m.bits, .group_size = m.group_size, .alpha = m.alpha };
+        return .{ .kind = @fromBackingInt(@intCast(m.kind)), .bits = m.bits, .group_size = m.group_size, .alpha = m.alpha };
     }
 
     /// error.InvalidArgument (the detail says which rule) when the method is invalid.
