@@ -27,6 +27,9 @@ cmake -S c_tests -B build/c_tests -DQUANT_LIB_DIR="$PWD/target/release" >/dev/nu
 cmake --build build/c_tests -j 2
 ctest --test-dir build/c_tests --output-on-failure
 
+echo "== packaging and bindings (install, out-of-tree C consumer, C++, Go, Zig)"
+scripts/test-bindings.sh
+
 echo "== C harness under valgrind memcheck (shared library builds)"
 fails=0
 for exe in build/c_tests/test_*_shared; do
