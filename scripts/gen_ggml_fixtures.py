@@ -81,6 +81,9 @@ def save(path, array):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--lib", help="libquant shared library, for the K-quant fixtures")
+    ap.add_argument("--verify", type=int, default=0, metavar="N",
+                    help="also compare the library with gguf-py on N random blocks per type "
+                         "(needs --lib; prints the mismatches, writes nothing more)")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(20261122)
@@ -134,6 +137,46 @@ def main():
                  dequantize(dst.reshape(kin.shape[0], -1), qtype).astype(np.float32))
 
     (OUT / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    if args.lib and args.verify:
+        verify(ctypes.CDLL(args.lib), args.verify, np.random.default_rng(7))
+
+
+def verify(lib, n, rng):
+    """Byte comparison of quant_ggml_quantize with gguf-py on n random blocks per 32-value type,
+    drawn from several distributions (normal at many scales, uniform, sparse, integers, halves)."""
+    lib.quant_ggml_quantize.argtypes = [ctypes.c_int32, ctypes.c_void_p, ctypes.c_size_t,
+                                        ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t]
+    scale = 10.0 ** rng.uniform(-6, 3, size=(n, 1))
+    kinds = rng.integers(0, 5, size=(n, 1))
+    normal = rng.standard_normal((n, 32))
+    x = np.where(kinds == 0, normal,
+        np.where(kinds == 1, rng.uniform(-1, 1, (n, 32)),
+        np.where(kinds == 2, normal * (rng.uniform(size=(n, 32)) < 0.2),
+        np.where(kinds == 3, np.round(normal * 8), np.round(normal * 16) / 2)))) * scale
+    x = x.astype(np.float32)
+    for tname, qtype in BASIC.items():
+        want = quantize(x, qtype)
+        got = np.zeros_like(want)
+        status = lib.quant_ggml_quantize(int(qtype), x.ctypes.data, n, 32, got.ctypes.data, got.size)
+        assert status == 0, status
+        bad = np.nonzero((got != want).any(axis=1))[0]
+        # gguf-py's numpy min/argmax may pick +0.0 where ggml's C loop keeps -0.0 (or the reverse)
+        # for the min of Q4_1/Q5_1 or the max of Q4_0/Q5_0 of a block whose extreme is a zero: the
+        # f16 header then differs in its sign bit only. The library follows ggml's C.
+        zero_sign = [i for i in bad if signed_zero_only(got[i], want[i], HEADERS[tname])]
+        other = [i for i in bad if i not in set(zero_sign)]
+        print(f"{tname}: {n} blocks, {len(bad)} differ: {len(zero_sign)} in the sign of a zero "
+              f"f16 header only, {len(other)} otherwise" + (f" (first {other[:5]})" if other else ""))
+
+
+def signed_zero_only(got, want, headers):
+    diff = np.nonzero(got != want)[0]
+    for off in headers:
+        g = got[off:off + 2].view(np.uint16)[0]
+        w = want[off:off + 2].view(np.uint16)[0]
+        if g != w and not (g & 0x7FFF == 0 and w & 0x7FFF == 0):
+            return False
+    return all(any(off <= d < off + 2 for off in headers) for d in diff)
 
 
 if __name__ == "__main__":
