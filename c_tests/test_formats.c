@@ -441,6 +441,21 @@ static void test_sources(void) {
                       QUANT_OK);
         CHECK(memcmp(f1, f2, sizeof f1) == 0 && memcmp(s1, s2, sizeof s1) == 0);
 
+        uint8_t g1[SR * 2 * 18], g2[SR * 2 * 18];
+        float x64[SR * 64];
+        uint16_t x16[SR * 64];
+        for (int i = 0; i < SR * 64; i++) {
+            x64[i] = as_f32[k][i % SN];
+            x16[i] = ((const uint16_t *)srcs[k])[i % SN];
+        }
+        EXPECT_STATUS(quant_ggml_quantize_ex(QUANT_GGML_TYPE_Q4_0, dtypes[k], x16, SR, 64, g1, sizeof g1),
+                      QUANT_OK);
+        EXPECT_STATUS(quant_ggml_quantize(QUANT_GGML_TYPE_Q4_0, x64, SR, 64, g2, sizeof g2), QUANT_OK);
+        CHECK(memcmp(g1, g2, sizeof g1) == 0);
+        EXPECT_STATUS(quant_ggml_quantize_ex(QUANT_GGML_TYPE_Q4_0, QUANT_DTYPE_F32, x64, SR, 64, g1, sizeof g1),
+                      QUANT_OK);
+        CHECK(memcmp(g1, g2, sizeof g1) == 0);
+
         quant_method m = method(QUANT_INT4_ASYMMETRIC, 4, SG);
         quant_weight *a = NULL, *bw = NULL;
         EXPECT_STATUS(quant_quantize_ex(&m, NULL, dtypes[k], srcs[k], SR, SC, NULL, &a), QUANT_OK);
@@ -517,6 +532,29 @@ static void test_sources(void) {
                   QUANT_ERR_BUFFER_TOO_SMALL);
     EXPECT_STATUS(quant_fp8_e4m3_quantize_ex(QUANT_DTYPE_BF16, b, SR, SC, SG, p, SN, NULL, SNG),
                   QUANT_ERR_NULL_POINTER);
+    /* GGML from 16-bit sources: 4 rows of 40 are not whole blocks; the rest as for floats. */
+    EXPECT_STATUS(quant_ggml_quantize_ex(QUANT_GGML_TYPE_Q4_0, QUANT_DTYPE_F16, h, 5, 32, p, sizeof p),
+                  QUANT_OK);
+    FILL(p, sizeof p);
+    EXPECT_STATUS(quant_ggml_quantize_ex(QUANT_GGML_TYPE_Q4_0, QUANT_DTYPE_F16, h, SR, SC, p, sizeof p),
+                  QUANT_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(quant_ggml_quantize_ex(99, QUANT_DTYPE_F16, h, 5, 32, p, sizeof p), QUANT_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(quant_ggml_quantize_ex(QUANT_GGML_TYPE_Q4_0, 4, h, 5, 32, p, sizeof p),
+                  QUANT_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(quant_ggml_quantize_ex(QUANT_GGML_TYPE_Q4_0, QUANT_DTYPE_BF16, (const uint8_t *)b + 1, 5, 32, p,
+                                         sizeof p),
+                  QUANT_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(quant_ggml_quantize_ex(QUANT_GGML_TYPE_Q4_0, QUANT_DTYPE_BF16, NULL, 5, 32, p, sizeof p),
+                  QUANT_ERR_NULL_POINTER);
+    EXPECT_STATUS(quant_ggml_quantize_ex(QUANT_GGML_TYPE_Q4_0, QUANT_DTYPE_BF16, b, 5, 32, NULL, 90),
+                  QUANT_ERR_NULL_POINTER);
+    EXPECT_STATUS(quant_ggml_quantize_ex(QUANT_GGML_TYPE_Q4_0, QUANT_DTYPE_BF16, b, 0, 32, p, sizeof p),
+                  QUANT_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(quant_ggml_quantize_ex(QUANT_GGML_TYPE_Q4_0, QUANT_DTYPE_BF16, b, 5, 32, p, 5 * 18 - 1),
+                  QUANT_ERR_BUFFER_TOO_SMALL);
+    EXPECT_STATUS(quant_ggml_quantize_ex(QUANT_GGML_TYPE_Q4_0, QUANT_DTYPE_F16, bad, 5, 32, p, sizeof p),
+                  QUANT_ERR_NON_FINITE);
+    EXPECT_DETAIL_CONTAINS("77");
     CHECK(UNTOUCHED(c, sizeof c) && UNTOUCHED(p, sizeof p) && UNTOUCHED(z, sizeof z) &&
           UNTOUCHED(s, sizeof s));
 

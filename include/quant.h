@@ -346,6 +346,24 @@ quant_status quant_ggml_quantize(int32_t ggml_type,
                                  size_t dst_len);
 
 /**
+ * `quant_ggml_quantize` of a source of element type `src_dtype`: `QUANT_DTYPE_F32` (float),
+ * `QUANT_DTYPE_F16` or `QUANT_DTYPE_BF16` (raw bits in `uint16_t`, 2-byte aligned), as llama.cpp
+ * quantizes f16/bf16 models. Each block is converted into a stack buffer (no allocation); the bytes
+ * equal those of `quant_ggml_quantize` on the same values as float.
+ *
+ * Errors: those of `quant_ggml_quantize` (NaN or infinity as f16/bf16 bit patterns is
+ * `QUANT_ERR_NON_FINITE`), and `QUANT_ERR_INVALID_ARGUMENT` for an unknown `src_dtype` or a
+ * misaligned `src`. Nothing is written on error. Thread-safe.
+ */
+quant_status quant_ggml_quantize_ex(int32_t ggml_type,
+                                    int32_t src_dtype,
+                                    const void *src,
+                                    size_t nrows,
+                                    size_t n_per_row,
+                                    void *dst,
+                                    size_t dst_len);
+
+/**
  * Dequantizes the first `n` values of GGML blocks of type `ggml_type` (`src`, the layout of
  * `quant_ggml_quantize`) into `dst[0 .. n)`, as ggml's `dequantize_row_*` and gguf-py's
  * `gguf.quants.dequantize` (bit for bit).

@@ -702,6 +702,23 @@ fn kernels_give_the_same_results_from_f16_bf16_as_from_f32() {
 }
 
 #[test]
+fn ggml_blocks_are_the_same_from_f16_bf16_as_from_f32() {
+    use quant::kernels::ggml::{ggml_quantize, ggml_quantize_src, GgmlType};
+    let l = common::layer("encoder.layer.0.attention.self.query");
+    let w = &l.weight()[..64 * 384];
+    for (bits16, is_f16, wf) in sources(w) {
+        for ty in GgmlType::all() {
+            let (rows, cols) = (64 * 384 / 768, 768);
+            let n = rows * ty.row_size(cols).unwrap();
+            let (mut a, mut b) = (vec![0u8; n], vec![0u8; n]);
+            ggml_quantize_src(ty, src_of(&bits16, is_f16), rows, cols, &mut a).unwrap();
+            ggml_quantize(ty, &wf, rows, cols, &mut b).unwrap();
+            assert!(a == b, "{} f16={is_f16}", ty.name());
+        }
+    }
+}
+
+#[test]
 fn quantize_gives_the_same_weight_from_f16_bf16_as_from_f32_on_a_real_layer() {
     let l = common::layer("encoder.layer.0.intermediate.dense");
     let w = l.weight();

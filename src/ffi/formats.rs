@@ -12,7 +12,7 @@ use crate::ffi::weight::quant_weight;
 use crate::ffi::{
     boundary, boundary_value, in_ref, into_handle, matrix_len, out_param, slice_in, slice_out,
 };
-use crate::kernels::ggml::{ggml_dequantize, ggml_quantize, GgmlType};
+use crate::kernels::ggml::{ggml_dequantize, ggml_quantize, ggml_quantize_src, GgmlType};
 use crate::kernels::source::{
     dtype_name, fp8_e4m3_quantize_src, int4_quantize_src, int8_quantize_src, quantize_src, Src,
     QUANT_DTYPE_BF16, QUANT_DTYPE_F16, QUANT_DTYPE_F32,
@@ -122,6 +122,33 @@ pub extern "C" fn quant_ggml_quantize(
         let src = unsafe { slice_in(src, n, "src") }?;
         let dst = unsafe { slice_out(dst.cast::<u8>(), dst_len, "dst") }?;
         ggml_quantize(ty, src, nrows, n_per_row, dst).map(|_| ())
+    })
+}
+
+/// `quant_ggml_quantize` of a source of element type `src_dtype`: `QUANT_DTYPE_F32` (float),
+/// `QUANT_DTYPE_F16` or `QUANT_DTYPE_BF16` (raw bits in `uint16_t`, 2-byte aligned), as llama.cpp
+/// quantizes f16/bf16 models. Each block is converted into a stack buffer (no allocation); the bytes
+/// equal those of `quant_ggml_quantize` on the same values as float.
+///
+/// Errors: those of `quant_ggml_quantize` (NaN or infinity as f16/bf16 bit patterns is
+/// `QUANT_ERR_NON_FINITE`), and `QUANT_ERR_INVALID_ARGUMENT` for an unknown `src_dtype` or a
+/// misaligned `src`. Nothing is written on error. Thread-safe.
+#[no_mangle]
+pub extern "C" fn quant_ggml_quantize_ex(
+    ggml_type: i32,
+    src_dtype: i32,
+    src: *const c_void,
+    nrows: usize,
+    n_per_row: usize,
+    dst: *mut c_void,
+    dst_len: usize,
+) -> quant_status {
+    boundary(|| {
+        let ty = GgmlType::from_id_checked(ggml_type)?;
+        let n = matrix_len(nrows, n_per_row)?;
+        let src = unsafe { src_in(src_dtype, src, n, "src") }?;
+        let dst = unsafe { slice_out(dst.cast::<u8>(), dst_len, "dst") }?;
+        ggml_quantize_src(ty, src, nrows, n_per_row, dst).map(|_| ())
     })
 }
 

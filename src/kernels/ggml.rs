@@ -49,7 +49,8 @@
 //! - Everything is validated before anything is written.
 use ::half::f16;
 
-use super::{check_finite, check_len, ggml_k, Shape};
+use super::source::Src;
+use super::{check_len, ggml_k, Shape};
 use crate::error::{QuantError, Result};
 
 /// GGML type id of Q4_0 (32 values in 18 bytes: f16 scale, 4-bit codes, `(q - 8) * d`).
@@ -404,6 +405,19 @@ pub fn ggml_quantize(
     n_per_row: usize,
     dst: &mut [u8],
 ) -> Result<usize> {
+    ggml_quantize_src(ty, Src::F32(src), nrows, n_per_row, dst)
+}
+
+/// [`ggml_quantize`] of an f32, f16 or bf16 source: 16-bit values are converted one block at a time
+/// into a stack buffer (no allocation), so the bytes equal those of the same values given as f32.
+/// Errors as [`ggml_quantize`].
+pub fn ggml_quantize_src(
+    ty: GgmlType,
+    src: Src,
+    nrows: usize,
+    n_per_row: usize,
+    dst: &mut [u8],
+) -> Result<usize> {
     let shape = Shape::new(nrows, n_per_row, 0)?;
     let row_size = ty.row_size(n_per_row).ok_or_else(|| {
         QuantError::invalid(format!(
@@ -422,32 +436,42 @@ pub fn ggml_quantize(
     // Cannot overflow: a row takes fewer bytes than its f32 values, and Shape bounds those.
     let need = nrows * row_size;
     check_len("dst", dst.len(), need)?;
-    check_finite(src, "src")?;
+    src.check_finite("src")?;
     check_headers(ty, src)?;
     let (bs, ts) = (ty.block_size(), ty.type_size());
-    for (x, y) in src.chunks_exact(bs).zip(dst[..need].chunks_exact_mut(ts)) {
-        ty.quantize_block(x, y);
+    let mut block = [0f32; ggml_k::QK_K];
+    for (i, y) in dst[..need].chunks_exact_mut(ts).enumerate() {
+        match src {
+            Src::F32(s) => ty.quantize_block(&s[i * bs..(i + 1) * bs], y),
+            _ => {
+                src.convert(i * bs, &mut block[..bs]);
+                ty.quantize_block(&block[..bs], y);
+            }
+        }
     }
     Ok(need)
 }
 
 /// Checks that no block's f16 header overflows, by quantizing the blocks into a scratch record when
 /// the input is large enough for that to be possible.
-fn check_headers(ty: GgmlType, src: &[f32]) -> Result<()> {
-    let absmax = src.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+fn check_headers(ty: GgmlType, src: Src) -> Result<()> {
+    let absmax = (0..src.len()).fold(0.0f32, |m, i| m.max(src.get(i).abs()));
     if absmax <= SAFE_ABSMAX {
         return Ok(());
     }
+    let bs = ty.block_size();
     let mut record = [0u8; 256];
     let record = &mut record[..ty.type_size()];
-    for (i, x) in src.chunks_exact(ty.block_size()).enumerate() {
-        ty.quantize_block(x, record);
+    let mut block = [0f32; ggml_k::QK_K];
+    for i in 0..src.len() / bs {
+        src.convert(i * bs, &mut block[..bs]);
+        ty.quantize_block(&block[..bs], record);
         if let Some((_, v)) = ty.bad_header(record) {
             return Err(QuantError::invalid(format!(
                 "block {i} (values {}..{}) needs an f16 scale of {v}: {} cannot store values this \
                  large (an f16 holds at most 65504)",
-                i * ty.block_size(),
-                (i + 1) * ty.block_size(),
+                i * bs,
+                (i + 1) * bs,
                 ty.name()
             )));
         }

@@ -48,7 +48,7 @@ impl<'a> Src<'a> {
     }
 
     /// Element `i` as f32 (exact).
-    fn get(&self, i: usize) -> f32 {
+    pub(crate) fn get(&self, i: usize) -> f32 {
         match self {
             Self::F32(s) => s[i],
             Self::F16(s) => f16::from_bits(s[i]).to_f32(),
@@ -57,7 +57,7 @@ impl<'a> Src<'a> {
     }
 
     /// Elements `start..start + out.len()` converted into `out` (exact).
-    fn convert(&self, start: usize, out: &mut [f32]) {
+    pub(crate) fn convert(&self, start: usize, out: &mut [f32]) {
         let end = start + out.len();
         match self {
             Self::F32(s) => out.copy_from_slice(&s[start..end]),
