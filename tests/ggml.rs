@@ -239,3 +239,53 @@ fn c_conversion_edge_blocks_do_not_panic() {
         assert!(back.iter().all(|v| v.abs() < 1e-30), "{}", ty.name());
     }
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// One step of the 32-value types for a block (before the f16 rounding of the scale).
+    fn step(ty: GgmlType, x: &[f32]) -> f32 {
+        let amax = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let (lo, hi) = x
+            .iter()
+            .fold((f32::MAX, -f32::MAX), |(l, h), &v| (l.min(v), h.max(v)));
+        match ty {
+            GgmlType::Q8_0 => amax / 127.0,
+            GgmlType::Q4_0 => amax / 8.0,
+            GgmlType::Q5_0 => amax / 16.0,
+            GgmlType::Q4_1 => (hi - lo) / 15.0,
+            GgmlType::Q5_1 => (hi - lo) / 31.0,
+            _ => unreachable!(),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// Every value comes back within about one step (half a step of rounding; the extreme of
+        /// Q4_0/Q5_0 clamps one step short; plus the f16 rounding of the scale and min).
+        #[test]
+        fn round_trip_within_a_step(
+            x in prop::collection::vec(-1000f32..1000f32, 64),
+            scale_exp in -8i32..2,
+        ) {
+            let x: Vec<f32> = x.iter().map(|v| v * 10f32.powi(scale_exp)).collect();
+            for ty in BASIC {
+                let mut q = vec![0u8; 2 * ty.type_size()];
+                ggml_quantize(ty, &x, 2, 32, &mut q).unwrap();
+                let mut back = vec![0f32; 64];
+                ggml_dequantize(ty, &q, 64, &mut back).unwrap();
+                for (b, (xb, yb)) in x.chunks(32).zip(back.chunks(32)).enumerate() {
+                    let s = step(ty, xb);
+                    let amax = xb.iter().fold(0f32, |m, v| m.max(v.abs()));
+                    // f16 keeps 11 bits: the scale's relative error is 2^-11 (more in its subnormals).
+                    let tol = 1.01 * s + amax * 2f32.powi(-9) + 2f32.powi(-14);
+                    for (v, w) in xb.iter().zip(yb) {
+                        prop_assert!((v - w).abs() <= tol, "{} block {b}: {v} -> {w}, step {s}", ty.name());
+                    }
+                }
+            }
+        }
+    }
+}

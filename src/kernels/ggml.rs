@@ -468,8 +468,8 @@ fn check_headers(ty: GgmlType, src: Src) -> Result<()> {
         ty.quantize_block(&block[..bs], record);
         if let Some((_, v)) = ty.bad_header(record) {
             return Err(QuantError::invalid(format!(
-                "block {i} (values {}..{}) needs an f16 scale of {v}: {} cannot store values this \
-                 large (an f16 holds at most 65504)",
+                "block {i} (values {}..{}): its f16 scale or min overflows to {v}: {} cannot store \
+                 values this large (an f16 holds at most 65504)",
                 i * bs,
                 (i + 1) * bs,
                 ty.name()
