@@ -756,7 +756,8 @@ size_t quant_scale_count(size_t rows,
  * overlap. No allocation; thread-safe.
  *
  * Errors (nothing is written on any of them):
- * - `QUANT_ERR_INVALID_ARGUMENT`: `rows` or `cols` is 0, or `rows * cols` overflows.
+ * - `QUANT_ERR_INVALID_ARGUMENT`: `rows` or `cols` is 0, `rows * cols` overflows, or a group's absmax
+ *   is exactly `FLT_MAX` (its dequantized value `127 * scale` would round to infinity).
  * - `QUANT_ERR_NULL_POINTER`: `src` is NULL, or `dst` / `scales` is NULL with a non-zero length.
  * - `QUANT_ERR_BUFFER_TOO_SMALL`: `dst_len < rows * cols` or `scales_len` below the scale count.
  * - `QUANT_ERR_NON_FINITE`: a NaN or infinity in `src`; the detail names the first bad index.
@@ -827,7 +828,8 @@ size_t quant_int4_packed_size(size_t rows,
  *
  * Errors (nothing is written on any of them):
  * - `QUANT_ERR_INVALID_ARGUMENT`: `rows` or `cols` is 0, `rows * cols` overflows, or a group's range
- *   `hi - lo` overflows float (e.g. -3e38 and 3e38 in one group).
+ *   `hi - lo` overflows float (e.g. -3e38 and 3e38 in one group), or one of its dequantized values would
+ *   round to infinity (only possible within a few ulps of `FLT_MAX`); the detail names row and group.
  * - `QUANT_ERR_NULL_POINTER`: `src` is NULL, or an output is NULL with a non-zero length.
  * - `QUANT_ERR_BUFFER_TOO_SMALL`: `dst_len` below the packed size or `groups_len` below the scale count.
  * - `QUANT_ERR_NON_FINITE`: a NaN or infinity in `src`; the detail names the first bad index.

@@ -6,6 +6,10 @@
 //! 63 * 2^-149, about 8.8e-44, deep in the subnormals) that `absmax / 127` rounds to 0: it dequantizes to
 //! exact zeros.
 //!
+//! A group whose absmax is so close to `f32::MAX` that `127 * scale` rounds to infinity would dequantize
+//! to infinity: it is `InvalidArgument`, naming the row and group (of the finite floats, only an absmax of
+//! exactly `f32::MAX` does that).
+//!
 //! Every element of a group with a normal scale comes back within half a step: `|x - x'| <= scale / 2`.
 //!
 //! Layout: `dst[r * cols + c]` is the code of `src[r * cols + c]`; `scales[r * groups_per_row + g]` is the
@@ -39,7 +43,40 @@ fn check_quantize_args(src: &[f32], shape: Shape, dst: &[i8], scales: &[f32]) ->
     }
     check_len("dst", dst.len(), shape.len())?;
     check_len("scales", scales.len(), shape.n_groups())?;
-    check_finite(src, "src")
+    // One pass gives the largest magnitude, and tells whether every value is finite.
+    let absmax = finite_absmax(src, "src")?;
+    // 127 * scale rounds to infinity only when absmax is f32::MAX; the scale and 127 * scale grow with
+    // absmax (monotonic rounding), so the matrix's absmax tells whether any group needs a look.
+    if (absmax / QMAX * QMAX).is_finite() {
+        return Ok(());
+    }
+    let glen = shape.group_len();
+    for (r, row) in src.chunks_exact(shape.cols).enumerate() {
+        for (g, group) in row.chunks(glen).enumerate() {
+            let absmax = absmax_fast(group);
+            if !(absmax / QMAX * QMAX).is_finite() {
+                return Err(QuantError::invalid(format!(
+                    "row {r}, group {g}: absmax {absmax:e} is too close to the largest float: \
+                     its dequantized value 127 * scale would overflow to infinity"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The largest magnitude in `values`, or `NonFinite` naming the first NaN or infinity: non-finite values
+/// are exactly those whose sign-cleared bits are at least those of infinity, so the one vectorized
+/// [`absmax_fast`] pass checks both, and the index is searched only on failure.
+pub(crate) fn finite_absmax(values: &[f32], what: &str) -> Result<f32> {
+    let absmax = absmax_fast(values);
+    if absmax.is_finite() {
+        return Ok(absmax);
+    }
+    check_finite(values, what)?;
+    Err(QuantError::Internal(format!(
+        "{what}: a non-finite magnitude without a non-finite value"
+    )))
 }
 
 fn check_dequantize_args(src: &[i8], scales: &[f32], shape: Shape, dst: &[f32]) -> Result<()> {
@@ -70,8 +107,9 @@ fn check_dequantize_args(src: &[i8], scales: &[f32], shape: Shape, dst: &[f32]) 
 ///
 /// `src` must hold exactly `shape.len()` elements (else `ShapeMismatch`); `dst` at least `shape.len()`
 /// codes and `scales` at least `shape.n_groups()` elements (else `BufferTooSmall`); only those prefixes
-/// are written. A NaN or infinity anywhere in `src` is `NonFinite` naming its index. All checks happen
-/// before anything is written: on error `dst` and `scales` are untouched.
+/// are written. A NaN or infinity anywhere in `src` is `NonFinite` naming its index; a group whose
+/// dequantized absmax would overflow (an absmax of exactly `f32::MAX`) is `InvalidArgument`. All
+/// checks happen before anything is written: on error `dst` and `scales` are untouched.
 pub fn int8_quantize(src: &[f32], shape: Shape, dst: &mut [i8], scales: &mut [f32]) -> Result<()> {
     check_quantize_args(src, shape, dst, scales)?;
     let glen = shape.group_len();
@@ -93,9 +131,10 @@ pub fn int8_quantize(src: &[f32], shape: Shape, dst: &mut [i8], scales: &mut [f3
     Ok(())
 }
 
-/// Absolute maximum of finite values: the maximum of the sign-cleared bit patterns, which order like
-/// the magnitudes they encode. An integer reduction over 8 lanes, so it vectorizes.
-fn absmax_fast(x: &[f32]) -> f32 {
+/// Absolute maximum: the maximum of the sign-cleared bit patterns, which order like the magnitudes they
+/// encode (infinity above every finite value, NaN above infinity). An integer reduction over 8 lanes,
+/// so it vectorizes.
+pub(crate) fn absmax_fast(x: &[f32]) -> f32 {
     let mut acc = [0u32; LANES];
     let mut chunks = x.chunks_exact(LANES);
     for c in &mut chunks {

@@ -8,7 +8,9 @@
 //! An all-zero group (`hi == lo`) has scale 0 and zero 0, and all its codes are 0: it dequantizes to
 //! exact zeros. So does a group whose range is so small (a few subnormals) that `(hi - lo) / maxq`
 //! rounds to 0. A group whose range overflows f32 (`hi - lo` infinite, e.g. -3e38 and 3e38 in one group)
-//! cannot be represented and is `InvalidArgument`. Every element of any other group with a normal scale
+//! cannot be represented and is `InvalidArgument`; so is a group one of whose dequantized values would
+//! round to infinity (possible only for magnitudes within a few ulps of `f32::MAX`, e.g. a group
+//! [0, f32::MAX] at 5 or 7 bits). Every element of any other group with a normal scale
 //! comes back within one step: `|x - x'| <= scale` (half a step of rounding, plus the rounding of the zero
 //! point).
 //!
@@ -22,7 +24,7 @@
 //! The fast paths process a row in chunks of 64 columns (8 codes of b bits are exactly b bytes, so a chunk
 //! always ends on a byte), with a kernel monomorphized per bit width; the `*_ref` functions are the scalar
 //! references they are tested against, bit for bit.
-use super::int8::ROUND_MAGIC;
+use super::int8::{finite_absmax, ROUND_MAGIC};
 use super::{check_finite, check_len, Shape};
 use crate::error::{QuantError, Result};
 
@@ -36,9 +38,10 @@ const LANES: usize = 8;
 /// `lo = min(min, 0)`, `hi = max(max, 0)`, `maxq = 2^bits - 1`, `scale = (hi - lo) / maxq`,
 /// `zero = clamp(round_half_even(-lo / scale), 0, maxq)` (an integral f32, never -0.0).
 /// When `hi == lo` (an all-zero group), or the range is so small that `scale` rounds to 0, the result is
-/// `(0.0, 0.0)`. `bits` is expected in 1..=8; a range that overflows f32 gives an infinite scale (the
-/// kernels reject such groups before calling this).
+/// `(0.0, 0.0)`. `bits` is expected in 1..=8 (checked in debug builds) and `min`, `max` finite; a range
+/// that overflows f32 gives an infinite scale (the kernels reject such groups before calling this).
 pub fn asym_params(min: f32, max: f32, bits: u32) -> (f32, f32) {
+    debug_assert!((1..=8).contains(&bits), "asym_params: bits is {bits}");
     let maxq = maxq_of(bits) as f32;
     let lo = if min < 0.0 { min } else { 0.0 };
     let hi = if max > 0.0 { max } else { 0.0 };
@@ -162,24 +165,23 @@ fn pack_fixed<const B: usize>(codes: &[u8], dst: &mut [u8]) {
         }
         return;
     }
-    let mut words = codes.chunks_exact(8);
-    let mut out = dst.chunks_exact_mut(B);
-    for (c, d) in (&mut words).zip(&mut out) {
+    // `full` words of 8 codes fill `full * B` bytes; the tail (fewer than 8 codes) the rest of `dst`.
+    let full = codes.len() / 8;
+    let (head, tail) = dst.split_at_mut(full * B);
+    for (c, d) in codes.chunks_exact(8).zip(head.chunks_exact_mut(B)) {
         let mut acc = 0u64;
         for (i, &q) in c.iter().enumerate() {
             acc |= u64::from(q & mask) << (i * B);
         }
         d.copy_from_slice(&acc.to_le_bytes()[..B]);
     }
-    let rest = words.remainder();
-    if !rest.is_empty() {
+    if !tail.is_empty() {
         let mut acc = 0u64;
-        for (i, &q) in rest.iter().enumerate() {
+        for (i, &q) in codes[full * 8..].iter().enumerate() {
             acc |= u64::from(q & mask) << (i * B);
         }
-        let d = out.into_remainder();
-        let n = d.len();
-        d.copy_from_slice(&acc.to_le_bytes()[..n]);
+        let n = tail.len();
+        tail.copy_from_slice(&acc.to_le_bytes()[..n]);
     }
 }
 
@@ -202,9 +204,9 @@ fn unpack_fixed<const B: usize>(src: &[u8], codes: &mut [u8]) {
         }
         return;
     }
-    let mut words = codes.chunks_exact_mut(8);
-    let mut input = src.chunks_exact(B);
-    for (c, s) in (&mut words).zip(&mut input) {
+    let full = codes.len() / 8;
+    let (head, rest) = codes.split_at_mut(full * 8);
+    for (c, s) in head.chunks_exact_mut(8).zip(src.chunks_exact(B)) {
         let mut bytes = [0u8; 8];
         bytes[..B].copy_from_slice(s);
         let acc = u64::from_le_bytes(bytes);
@@ -212,9 +214,8 @@ fn unpack_fixed<const B: usize>(src: &[u8], codes: &mut [u8]) {
             *q = ((acc >> (i * B)) & mask) as u8;
         }
     }
-    let rest = words.into_remainder();
     if !rest.is_empty() {
-        let s = input.remainder();
+        let s = &src[full * B..];
         let mut bytes = [0u8; 8];
         bytes[..s.len()].copy_from_slice(s);
         let acc = u64::from_le_bytes(bytes);
@@ -306,14 +307,15 @@ fn check_quantize_args(
     )?;
     check_len("scales", scales.len(), shape.n_groups())?;
     check_len("zeros", zeros.len(), shape.n_groups())?;
-    check_finite(src, "src")?;
-    // A group's range is at most the whole matrix's range: check that first, and look at the groups
-    // only when it overflows.
-    let (lo, hi) = lo_hi_fast(src);
-    if (hi - lo).is_finite() {
+    // One pass gives the largest magnitude, and tells whether every value is finite.
+    let absmax = finite_absmax(src, "src")?;
+    // Below 2^126 nothing can overflow: hi - lo < 2^127, and every dequantized value is within half a
+    // step (at most (hi - lo) / 2) of a value in [lo, hi]. Above it, look at each group exactly.
+    if absmax < SAFE_ABSMAX {
         return Ok(());
     }
     let glen = shape.group_len();
+    let maxq = maxq_of(bits);
     for (r, row) in src.chunks_exact(shape.cols).enumerate() {
         for (g, group) in row.chunks(glen).enumerate() {
             let (lo, hi) = lo_hi_fast(group);
@@ -323,10 +325,25 @@ fn check_quantize_args(
                      so no scale represents it"
                 )));
             }
+            // Codes are monotonic in x, so the codes of lo and hi bound every code of the group, and
+            // dequantization is monotonic in the code.
+            let (scale, zero) = asym_params(lo, hi, bits);
+            for x in [lo, hi] {
+                let back = dequantize_code(quantize_code(x, scale, zero, maxq), scale, zero);
+                if !back.is_finite() {
+                    return Err(QuantError::invalid(format!(
+                        "row {r}, group {g}: {x:e} is too close to the largest float: its \
+                         dequantized value (q - zero) * scale would overflow to infinity"
+                    )));
+                }
+            }
         }
     }
     Ok(())
 }
+
+/// `2^126`: below this magnitude no group's range or dequantized value can overflow f32.
+const SAFE_ABSMAX: f32 = 8.507_059e37;
 
 /// Shared validation of the dequantizers: bits, exact input lengths, finite scales, zeros <= maxq.
 fn check_dequantize_args(
@@ -372,8 +389,8 @@ fn check_dequantize_args(
 /// `bits` must be in 1..=8 (else `InvalidArgument`); `src` must hold exactly `shape.len()` elements
 /// (else `ShapeMismatch`); `dst` at least `rows * packed_row_bytes(cols, bits)` bytes, `scales` and `zeros`
 /// at least `shape.n_groups()` elements (else `BufferTooSmall`); only those prefixes are written. NaN or
-/// infinity in `src` is `NonFinite` naming the first bad index; a group whose range overflows f32 is
-/// `InvalidArgument`. Nothing is written on error.
+/// infinity in `src` is `NonFinite` naming the first bad index; a group whose range, or one of whose
+/// dequantized values, overflows f32 is `InvalidArgument`. Nothing is written on error.
 pub fn kbit_quantize(
     src: &[f32],
     shape: Shape,
@@ -603,6 +620,11 @@ mod tests {
             }
         }
         assert_eq!(packed_row_bytes(usize::MAX, 8), usize::MAX);
+    }
+
+    #[test]
+    fn the_safe_magnitude_is_2_to_the_126() {
+        assert_eq!(SAFE_ABSMAX, 2f32.powi(126));
     }
 
     #[test]
