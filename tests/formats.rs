@@ -774,7 +774,19 @@ fn sixteen_bit_sources_report_non_finite_and_overflow_before_writing() {
     b[10] = bf16::from_f32(-3e38).to_bits();
     let mut z = vec![9u8; 2];
     let e = int4_quantize_src(Src::Bf16(&b), shape, &mut d8, &mut sc, &mut z).unwrap_err();
-    assert!(e.to_string().contains("row 1"), "{e}");
+    assert!(e.to_string().starts_with("row 1, group 0"), "{e}");
+    // The largest bf16 (3.39e38) is still 2^120 below f32::MAX, too far for the kernels' "dequantized
+    // value overflows" rejection: both paths accept a 5-bit group [0, max] alike.
+    let mut near = to_bf16(&[0.5; 16]);
+    near[12] = 0x7F7F;
+    let wf = from_bf16(&near);
+    let (mut k1, mut s1, mut z1) = (vec![9u8; 10], vec![9f32; 2], vec![9u8; 2]);
+    let f32_err =
+        kbit_quantize(&wf, shape, 5, &mut k1, &mut s1, &mut z1).map_err(|e| e.to_string());
+    let src_err = kbit_quantize_src(Src::Bf16(&near), shape, 5, &mut k1, &mut s1, &mut z1)
+        .map_err(|e| e.to_string());
+    assert_eq!(src_err, f32_err);
+    assert!(src_err.is_ok());
     // Short buffers and a wrong source length.
     assert!(int8_quantize_src(Src::F16(&h[..15]), shape, &mut dst, &mut sc).is_err());
     assert!(int8_quantize_src(Src::Bf16(&b), shape, &mut dst[..15], &mut sc).is_err());

@@ -164,8 +164,15 @@ pub fn int8_quantize_src(src: Src, shape: Shape, dst: &mut [i8], scales: &mut [f
     check_len("scales", scales.len(), shape.n_groups())?;
     src.check_finite("src")?;
     let mut scratch = src.scratch(shape.cols)?;
-    let row_shape = Shape::new(1, shape.cols, shape.group_size)?;
     let gpr = shape.groups_per_row();
+    if needs_dry_run(src) {
+        let mut codes = try_vec(shape.cols, 0i8, "validation scratch")?;
+        let mut s = try_vec(gpr, 0f32, "validation scratch")?;
+        dry_run(src, shape, &mut scratch, |row, rs| {
+            int8_quantize(row, rs, &mut codes, &mut s)
+        })?;
+    }
+    let row_shape = Shape::new(1, shape.cols, shape.group_size)?;
     for r in 0..shape.rows {
         let row = src.row(r, shape.cols, &mut scratch);
         int8_quantize(
@@ -195,8 +202,15 @@ pub fn fp8_e4m3_quantize_src(
     check_len("scales", scales.len(), shape.n_groups())?;
     src.check_finite("src")?;
     let mut scratch = src.scratch(shape.cols)?;
-    let row_shape = Shape::new(1, shape.cols, shape.group_size)?;
     let gpr = shape.groups_per_row();
+    if needs_dry_run(src) {
+        let mut codes = try_vec(shape.cols, 0u8, "validation scratch")?;
+        let mut s = try_vec(gpr, 0f32, "validation scratch")?;
+        dry_run(src, shape, &mut scratch, |row, rs| {
+            fp8_e4m3_quantize(row, rs, &mut codes, &mut s)
+        })?;
+    }
+    let row_shape = Shape::new(1, shape.cols, shape.group_size)?;
     for r in 0..shape.rows {
         let row = src.row(r, shape.cols, &mut scratch);
         fp8_e4m3_quantize(
@@ -235,9 +249,16 @@ pub fn kbit_quantize_src(
     check_len("zeros", zeros.len(), shape.n_groups())?;
     src.check_finite("src")?;
     let mut scratch = src.scratch(shape.cols)?;
-    check_ranges(src, shape, &mut scratch)?;
-    let row_shape = Shape::new(1, shape.cols, shape.group_size)?;
     let gpr = shape.groups_per_row();
+    if needs_dry_run(src) {
+        let mut codes = try_vec(row_bytes, 0u8, "validation scratch")?;
+        let mut s = try_vec(gpr, 0f32, "validation scratch")?;
+        let mut z = try_vec(gpr, 0u8, "validation scratch")?;
+        dry_run(src, shape, &mut scratch, |row, rs| {
+            kbit_quantize(row, rs, bits, &mut codes, &mut s, &mut z)
+        })?;
+    }
+    let row_shape = Shape::new(1, shape.cols, shape.group_size)?;
     for r in 0..shape.rows {
         let row = src.row(r, shape.cols, &mut scratch);
         kbit_quantize(
@@ -263,36 +284,45 @@ pub fn int4_quantize_src(
     kbit_quantize_src(src, shape, 4, dst, scales, zeros)
 }
 
-/// The asymmetric kernels' range check (`hi - lo` must be finite in every group) for a finite source:
-/// f16 ranges never overflow; bf16 ones are looked at group by group only when the whole matrix's
-/// range overflows.
-fn check_ranges(src: Src, shape: Shape, scratch: &mut [f32]) -> Result<()> {
-    if !matches!(src, Src::Bf16(_)) {
-        return Ok(());
+/// bf16 bits of `2^126`, the magnitude below which no kernel rejects a finite value (no group's range
+/// and no dequantized value can overflow f32). f16 sources never reach it; bf16 ones may.
+const BF16_SAFE_ABSMAX: u16 = 0x7E80;
+
+/// True when a finite source may hold values that a kernel rejects (only bf16 can).
+fn needs_dry_run(src: Src) -> bool {
+    match src {
+        Src::Bf16(s) => s.iter().any(|&h| h & 0x7FFF >= BF16_SAFE_ABSMAX),
+        _ => false,
     }
-    let (mut lo, mut hi) = (0.0f32, 0.0f32);
-    for i in 0..src.len() {
-        let v = src.get(i);
-        lo = lo.min(v);
-        hi = hi.max(v);
-    }
-    if (hi - lo).is_finite() {
-        return Ok(());
-    }
+}
+
+/// Runs `kernel` on every row of `src` into scratch outputs, so that a rejection (a bf16 group whose
+/// range or dequantized values overflow f32) is found before anything is written. The detail names
+/// the row of the matrix.
+fn dry_run(
+    src: Src,
+    shape: Shape,
+    scratch: &mut [f32],
+    mut kernel: impl FnMut(&[f32], Shape) -> Result<()>,
+) -> Result<()> {
+    let row_shape = Shape::new(1, shape.cols, shape.group_size)?;
     for r in 0..shape.rows {
         let row = src.row(r, shape.cols, scratch);
-        for (g, group) in row.chunks(shape.group_len()).enumerate() {
-            let lo = group.iter().fold(0.0f32, |m, &v| m.min(v));
-            let hi = group.iter().fold(0.0f32, |m, &v| m.max(v));
-            if !(hi - lo).is_finite() {
-                return Err(QuantError::invalid(format!(
-                    "row {r}, group {g}: the range [{lo:e}, {hi:e}] is wider than f32 can hold, \
-                     so no scale represents it"
-                )));
-            }
-        }
+        kernel(row, row_shape).map_err(in_row(r))?;
     }
     Ok(())
+}
+
+/// Maps a kernel error on a one-row call to the row `r` of the matrix ("row 0, group g: .." ->
+/// "row r, group g: ..").
+fn in_row(r: usize) -> impl Fn(QuantError) -> QuantError {
+    move |e| match e {
+        QuantError::InvalidArgument(m) => {
+            let rest = m.strip_prefix("row 0, ").unwrap_or(&m);
+            QuantError::invalid(format!("row {r}, {rest}"))
+        }
+        other => other,
+    }
 }
 
 /// [`weight::quantize`] of an f32, f16 or bf16 weight; the result equals that of the same values as
@@ -346,26 +376,25 @@ fn quantize_rtn_src(method: &QuantMethod, w: Src, shape: Shape) -> Result<Quanti
         let row = w.row(r, cols, &mut scratch);
         let data = &mut q.data[r * row_bytes..(r + 1) * row_bytes];
         let scales = &mut q.scales[r * gpr..(r + 1) * gpr];
-        let in_row = |e: QuantError| match e {
-            QuantError::InvalidArgument(m) => QuantError::invalid(format!("w: row {r}: {m}")),
-            other => other,
-        };
+        let in_row = in_row(r);
         match method {
             QuantMethod::Int8Symmetric { .. } => {
-                int8_quantize(row, row_shape, &mut codes, scales)?;
+                int8_quantize(row, row_shape, &mut codes, scales).map_err(&in_row)?;
                 for (o, &c) in data.iter_mut().zip(&codes) {
                     *o = c as u8;
                 }
             }
             QuantMethod::Int4Asymmetric { .. } => {
-                kbit_quantize(row, row_shape, 4, data, scales, &mut zeros).map_err(in_row)?;
+                kbit_quantize(row, row_shape, 4, data, scales, &mut zeros).map_err(&in_row)?;
                 if let Some(z) = q.zero_points.as_mut() {
                     for (o, &v) in z[r * gpr..(r + 1) * gpr].iter_mut().zip(&zeros) {
                         *o = f32::from(v);
                     }
                 }
             }
-            QuantMethod::Fp8E4m3 { .. } => fp8_e4m3_quantize(row, row_shape, data, scales)?,
+            QuantMethod::Fp8E4m3 { .. } => {
+                fp8_e4m3_quantize(row, row_shape, data, scales).map_err(&in_row)?
+            }
             other => {
                 return Err(QuantError::Internal(format!(
                     "{other} is not a round-to-nearest method"
@@ -374,4 +403,14 @@ fn quantize_rtn_src(method: &QuantMethod, w: Src, shape: Shape) -> Result<Quanti
         }
     }
     Ok(q)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bf16_threshold_is_2_to_the_126() {
+        assert_eq!(bf16::from_bits(BF16_SAFE_ABSMAX).to_f32(), 2f32.powi(126));
+    }
 }
