@@ -183,6 +183,34 @@ fn k_quants_are_no_worse_than_q4_0_and_q8_0_on_the_real_layers() {
     }
 }
 
+/// `||W - Q||^2 / ||W||^2`, in f64.
+fn relative_weight_error(w: &[f32], q: &[f32]) -> f64 {
+    let num: f64 = w
+        .iter()
+        .zip(q)
+        .map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2))
+        .sum();
+    let den: f64 = w.iter().map(|&a| f64::from(a).powi(2)).sum();
+    num / den
+}
+
+#[test]
+fn k_quants_beat_q4_0_and_q5_in_weight_error_on_every_layer() {
+    // Every layer, the 1536-column one included (whose rows are whole super-blocks).
+    for l in LAYERS {
+        let w = l.weight();
+        let err = |ty| relative_weight_error(&w, &ggml_round_trip(ty, &w, l.rows, l.cols));
+        let (q4_0, q4_k, q5_1, q6_k) = (
+            err(GgmlType::Q4_0),
+            err(GgmlType::Q4_K),
+            err(GgmlType::Q5_1),
+            err(GgmlType::Q6_K),
+        );
+        assert!(q4_k <= q4_0, "{}: Q4_K {q4_k:e} > Q4_0 {q4_0:e}", l.name);
+        assert!(q6_k <= q5_1, "{}: Q6_K {q6_k:e} > Q5_1 {q5_1:e}", l.name);
+    }
+}
+
 #[test]
 fn errors_write_nothing() {
     let x = vec![0.5f32; 64];
