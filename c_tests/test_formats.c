@@ -437,7 +437,9 @@ static void test_sources(void) {
 
         uint8_t f1[SN], f2[SN];
         EXPECT_STATUS(quant_fp8_e4m3_quantize_ex(dtypes[k], srcs[k], SR, SC, SG, f1, SN, s1, SNG), QUANT_OK);
-        EXPECT_STATUS(quant_fp8_e4m3_quantize_ex(QUANT_DTYPE_F32, as_f32[k], SR, SC, SG, f2, SN, s2, SNG),
+        EXPECT_STATUS(quant_fp8_e4m3_quantize(as_f32[k], SR, SC, SG, f2, SN, s2, SNG), QUANT_OK);
+        CHECK(memcmp(f1, f2, sizeof f1) == 0 && memcmp(s1, s2, sizeof s1) == 0);
+        EXPECT_STATUS(quant_fp8_e4m3_quantize_ex(QUANT_DTYPE_F32, as_f32[k], SR, SC, SG, f1, SN, s1, SNG),
                       QUANT_OK);
         CHECK(memcmp(f1, f2, sizeof f1) == 0 && memcmp(s1, s2, sizeof s1) == 0);
 
