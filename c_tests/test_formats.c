@@ -77,6 +77,8 @@ static void test_ggml_sizes(void) {
     CHECK(quant_ggml_row_size(QUANT_GGML_TYPE_Q4_0, 33) == 0);
     EXPECT_DETAIL_CONTAINS("multiple");
     CHECK(quant_ggml_row_size(QUANT_GGML_TYPE_Q4_K, 384) == 0);
+    CHECK(quant_ggml_row_size(QUANT_GGML_TYPE_Q8_0, SIZE_MAX / 32 * 32) == 0);
+    EXPECT_DETAIL_CONTAINS("overflows");
 }
 
 /* Byte-exactness through the ABI: the gguf-py fixture of a real MiniLM slice (16 x 384). */

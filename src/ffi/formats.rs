@@ -52,11 +52,15 @@ pub extern "C" fn quant_ggml_row_size(ggml_type: i32, n_per_row: usize) -> usize
     boundary_value(0, || {
         let ty = GgmlType::from_id_checked(ggml_type)?;
         ty.row_size(n_per_row).ok_or_else(|| {
-            QuantError::invalid(format!(
-                "n_per_row is {n_per_row}: {} rows hold a multiple of {} values",
-                ty.name(),
-                ty.block_size()
-            ))
+            QuantError::invalid(if n_per_row % ty.block_size() != 0 {
+                format!(
+                    "n_per_row is {n_per_row}: {} rows hold a multiple of {} values",
+                    ty.name(),
+                    ty.block_size()
+                )
+            } else {
+                format!("n_per_row is {n_per_row}: its size in bytes overflows size_t")
+            })
         })
     })
 }
