@@ -365,6 +365,39 @@ fn gptq_packing_of_a_real_layer() {
     }
 }
 
+/// Packs `q` as AWQ GEMM, unpacks it as AutoAWQ does and compares with `q`'s dequantization (the
+/// checkpoint holds `W diag(s)`: dividing input `j` by `s_j` gives the original-basis weight).
+fn check_awq_round_trip(q: &QuantizedWeight, what: &str) {
+    let (rows, cols) = (q.rows, q.cols);
+    let group = q.shape().unwrap().group_len();
+    let sizes = awq_sizes(q).unwrap();
+    assert_eq!(
+        (sizes.qweight, sizes.qzeros, sizes.scales),
+        (
+            cols * rows / 8,
+            cols / group * rows / 8,
+            cols / group * rows
+        )
+    );
+    let mut qw = vec![0x77i32; sizes.qweight + 1];
+    let mut qz = vec![0x77i32; sizes.qzeros + 1];
+    let mut sc = vec![0x77u16; sizes.scales + 1];
+    pack_awq(q, &mut qw, &mut qz, &mut sc).unwrap();
+    assert_eq!((qw[sizes.qweight], qz[sizes.qzeros]), (0x77, 0x77));
+    assert_eq!(sc[sizes.scales], 0x77);
+    let engine = awq_engine_weight(rows, cols, group, &qw, &qz, &sc);
+    let want = with_f16_scales(q).dequantize_to_vec().unwrap();
+    let back: Vec<f32> = engine
+        .iter()
+        .enumerate()
+        .map(|(i, &e)| match &q.input_scales {
+            Some(s) => e / s[i % cols],
+            None => e,
+        })
+        .collect();
+    assert_bits_eq(&back, &want, what);
+}
+
 #[test]
 fn awq_packing_round_trips_through_autoawqs_unpacker() {
     let mut rng = Rng(0xDEAD_BEEF);
@@ -383,33 +416,7 @@ fn awq_packing_round_trips_through_autoawqs_unpacker() {
         let s: Vec<f32> = (0..cols).map(|_| 0.5 + 1.5 * rng.unit()).collect();
         for with_scales in [false, true] {
             q.input_scales = with_scales.then(|| s.clone());
-            let sizes = awq_sizes(&q).unwrap();
-            assert_eq!(
-                (sizes.qweight, sizes.qzeros, sizes.scales),
-                (
-                    cols * rows / 8,
-                    cols / group * rows / 8,
-                    cols / group * rows
-                )
-            );
-            let mut qw = vec![0x77i32; sizes.qweight + 1];
-            let mut qz = vec![0x77i32; sizes.qzeros + 1];
-            let mut sc = vec![0x77u16; sizes.scales + 1];
-            pack_awq(&q, &mut qw, &mut qz, &mut sc).unwrap();
-            assert_eq!((qw[sizes.qweight], qz[sizes.qzeros]), (0x77, 0x77));
-            assert_eq!(sc[sizes.scales], 0x77);
-            let engine = awq_engine_weight(rows, cols, group, &qw, &qz, &sc);
-            let want = with_f16_scales(&q).dequantize_to_vec().unwrap();
-            // The checkpoint holds W diag(s): dividing input j by s_j gives our (original-basis) weight.
-            let back: Vec<f32> = engine
-                .iter()
-                .enumerate()
-                .map(|(i, &e)| match &q.input_scales {
-                    Some(s) => e / s[i % cols],
-                    None => e,
-                })
-                .collect();
-            assert_bits_eq(&back, &want, &format!("AWQ {rows}x{cols} g{group}"));
+            check_awq_round_trip(&q, &format!("AWQ {rows}x{cols} g{group} s={with_scales}"));
         }
     }
 }
