@@ -455,7 +455,10 @@ pub fn ggml_quantize_src(
 /// Checks that no block's f16 header overflows, by quantizing the blocks into a scratch record when
 /// the input is large enough for that to be possible.
 fn check_headers(ty: GgmlType, src: Src) -> Result<()> {
-    let absmax = (0..src.len()).fold(0.0f32, |m, i| m.max(src.get(i).abs()));
+    let absmax = match src {
+        Src::F32(s) => s.iter().fold(0.0f32, |m, v| m.max(v.abs())),
+        _ => (0..src.len()).fold(0.0f32, |m, i| m.max(src.get(i).abs())),
+    };
     if absmax <= SAFE_ABSMAX {
         return Ok(());
     }
