@@ -589,6 +589,81 @@ static void test_sources(void) {
     quant_weight_free(out);
 }
 
+/* GPTQ and AWQ handles from the calibrated methods: packing them, and the widths no engine reads. */
+static void test_calibrated(void) {
+    enum { R = 16, C = 64, T = 96 };
+    float w[R * C], x[T * C];
+    fill_matrix(w, R * C, 21);
+    fill_matrix(x, T * C, 22);
+    quant_calib *calib = NULL;
+    EXPECT_STATUS(quant_calib_new(C, &calib), QUANT_OK);
+    EXPECT_STATUS(quant_calib_add(calib, x, T, C), QUANT_OK);
+    quant_options *o = NULL;
+    EXPECT_STATUS(quant_options_new(&o), QUANT_OK);
+    EXPECT_STATUS(quant_options_set_act_order(o, true), QUANT_OK);
+
+    int32_t qweight[C * R], qzeros[C * R], g_idx[C];
+    uint16_t scales[C * R];
+    size_t lw = 0, lz = 0, ls = 0, lg = 0;
+    quant_method g4 = method(QUANT_GPTQ, 4, 32), g5 = method(QUANT_GPTQ, 5, 32);
+    quant_weight *q4 = NULL, *q5 = NULL;
+    EXPECT_STATUS(quant_quantize(&g4, o, w, R, C, calib, &q4), QUANT_OK);
+    EXPECT_STATUS(quant_quantize(&g5, o, w, R, C, calib, &q5), QUANT_OK);
+    size_t n_gidx = 0;
+    CHECK(quant_weight_group_index(q4, &n_gidx) != NULL && n_gidx == C); /* act-order */
+    EXPECT_STATUS(quant_weight_gptq_sizes(q4, &lw, &lz, &ls, &lg), QUANT_OK);
+    CHECK(lw == C / 8 * R && lz == 2 * R / 8 && ls == 2 * R && lg == C);
+    EXPECT_STATUS(quant_weight_pack_gptq(q4, 2, qweight, lw, qzeros, lz, scales, ls, g_idx, lg), QUANT_OK);
+    const int32_t *gi = quant_weight_group_index(q4, NULL);
+    CHECK(memcmp(g_idx, gi, C * sizeof(int32_t)) == 0);
+    /* No engine reads 5-bit GPTQ, nor act-order AWQ. */
+    FILL(qweight, sizeof qweight);
+    EXPECT_STATUS(quant_weight_gptq_sizes(q5, &lw, &lz, &ls, &lg), QUANT_ERR_UNSUPPORTED);
+    EXPECT_STATUS(quant_weight_pack_gptq(q5, 2, qweight, C * R, qzeros, C * R, scales, C * R, g_idx, C),
+                  QUANT_ERR_UNSUPPORTED);
+    EXPECT_STATUS(quant_weight_awq_sizes(q4, &lw, &lz, &ls), QUANT_ERR_INVALID_ARGUMENT);
+    CHECK(UNTOUCHED(qweight, sizeof qweight));
+
+    quant_method a4 = method(QUANT_AWQ, 4, 32), a3 = method(QUANT_AWQ, 3, 32);
+    quant_weight *w4 = NULL, *w3 = NULL;
+    EXPECT_STATUS(quant_quantize(&a4, NULL, w, R, C, calib, &w4), QUANT_OK);
+    EXPECT_STATUS(quant_quantize(&a3, NULL, w, R, C, calib, &w3), QUANT_OK);
+    size_t n_s = 0;
+    CHECK(quant_weight_input_scales(w4, &n_s) != NULL && n_s == C);
+    EXPECT_STATUS(quant_weight_awq_sizes(w4, &lw, &lz, &ls), QUANT_OK);
+    EXPECT_STATUS(quant_weight_pack_awq(w4, qweight, lw, qzeros, lz, scales, ls), QUANT_OK);
+    FILL(qweight, sizeof qweight);
+    EXPECT_STATUS(quant_weight_awq_sizes(w3, &lw, &lz, &ls), QUANT_ERR_UNSUPPORTED);
+    EXPECT_STATUS(quant_weight_pack_awq(w3, qweight, C * R, qzeros, C * R, scales, C * R), QUANT_ERR_UNSUPPORTED);
+    CHECK(UNTOUCHED(qweight, sizeof qweight));
+    /* AWQ from bf16 through quant_quantize_ex equals AWQ from the same values as float. */
+    uint16_t wb[R * C];
+    float wf[R * C];
+    for (int i = 0; i < R * C; i++) {
+        uint32_t bits;
+        memcpy(&bits, &w[i], 4);
+        wb[i] = (uint16_t)(bits >> 16);
+        bits = (uint32_t)wb[i] << 16;
+        memcpy(&wf[i], &bits, 4);
+    }
+    quant_weight *eb = NULL, *ef = NULL;
+    EXPECT_STATUS(quant_quantize_ex(&a4, NULL, QUANT_DTYPE_BF16, wb, R, C, calib, &eb), QUANT_OK);
+    EXPECT_STATUS(quant_quantize(&a4, NULL, wf, R, C, calib, &ef), QUANT_OK);
+    size_t la = 0, lb = 0;
+    const uint8_t *da = quant_weight_data(eb, &la), *db = quant_weight_data(ef, &lb);
+    CHECK(la == lb && memcmp(da, db, la) == 0);
+    const float *sa = quant_weight_input_scales(eb, &la), *sb = quant_weight_input_scales(ef, &lb);
+    CHECK(la == lb && memcmp(sa, sb, la * sizeof(float)) == 0);
+    quant_weight_free(eb);
+    quant_weight_free(ef);
+    quant_weight_free(w3);
+    quant_weight_free(w4);
+    quant_weight_free(q5);
+    quant_weight_free(q4);
+    quant_options_free(o);
+    quant_calib_free(calib);
+}
+
 int main(void) {
     test_ggml_sizes();
     test_ggml_fixture();
@@ -596,5 +671,6 @@ int main(void) {
     test_gptq();
     test_awq();
     test_sources();
+    test_calibrated();
     END();
 }

@@ -7,7 +7,8 @@
 //! `(iweight - izeros) * scales` on the input-major layout). The weights packed are built with the
 //! k-bit kernels (RTN) and labelled GPTQ / AWQ, with act-order group indices and input scales where
 //! the methods have them; the engine's weight must equal `QuantizedWeight::dequantize` with the
-//! scales rounded to f16, bit for bit.
+//! scales rounded to f16, bit for bit. Real GPTQ (3 and 4 bits, with and without act-order) and AWQ
+//! results on a MiniLM layer go through the same round trips.
 mod common;
 
 use half::{bf16, f16};
@@ -811,4 +812,63 @@ fn sixteen_bit_sources_report_non_finite_and_overflow_before_writing() {
     )
     .unwrap_err();
     assert!(e.to_string().contains("row 1"), "{e}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Real GPTQ and AWQ results (the calibrated algorithms on a MiniLM layer and its activations)
+
+#[test]
+fn real_gptq_and_awq_weights_round_trip_through_the_engines_unpackers() {
+    use quant::calib::Calibration;
+    let l = common::layer("encoder.layer.0.attention.self.query");
+    let (w, x) = (l.weight(), l.activations());
+    let mut calib = Calibration::new(l.cols).unwrap();
+    calib.add(&x, x.len() / l.cols, l.cols).unwrap();
+    for act_order in [false, true] {
+        let opts = QuantOptions {
+            act_order,
+            ..QuantOptions::default()
+        };
+        for bits in [3, 4] {
+            let m = QuantMethod::Gptq {
+                group_size: 128,
+                bits,
+            };
+            let q = quantize(&m, &opts, &w, l.rows, l.cols, Some(&calib)).unwrap();
+            // Act-order (without static groups) keeps a g_idx that is not j / 128.
+            assert_eq!(q.g_idx.is_some(), act_order);
+            let what = format!("real GPTQ {bits}-bit act_order={act_order}");
+            assert_eq!(check_gptq_round_trip(&q, 2, &what), 0);
+            check_gptq_round_trip(&q, 1, &what);
+        }
+    }
+    let m = QuantMethod::Awq {
+        group_size: 128,
+        bits: 4,
+    };
+    let q = quantize(
+        &m,
+        &QuantOptions::default(),
+        &w,
+        l.rows,
+        l.cols,
+        Some(&calib),
+    )
+    .unwrap();
+    assert!(q.input_scales.is_some(), "AWQ keeps its input scales");
+    check_awq_round_trip(&q, "real AWQ");
+
+    // The calibrated methods from 16-bit weights: the same result as from the same values as f32.
+    let wb = to_bf16(&w);
+    let wf = from_bf16(&wb);
+    let gptq = QuantMethod::Gptq {
+        group_size: 128,
+        bits: 4,
+    };
+    for m in [gptq, m] {
+        let opts = QuantOptions::default();
+        let a = quantize_src(&m, &opts, Src::Bf16(&wb), l.rows, l.cols, Some(&calib)).unwrap();
+        let b = quantize(&m, &opts, &wf, l.rows, l.cols, Some(&calib)).unwrap();
+        assert!(a == b, "{m} from bf16");
+    }
 }
