@@ -3,7 +3,10 @@
 
     pip install gguf numpy              # gguf-py, the reference (version recorded in manifest.json)
     cargo build --release               # only for the K-quant part (libquant.so via ctypes)
-    python3 scripts/gen_ggml_fixtures.py [--lib target/release/libquant.so]
+    python3 scripts/gen_ggml_fixtures.py [--lib target/release/libquant.so] [--verify N]
+
+--verify N also compares the library with gguf-py on N random blocks per 32-value type and prints the
+differences (only the sign bit of a zero f16 scale/min is expected to differ; see src/kernels/ggml.rs).
 
 What it writes (raw little-endian files, shapes in manifest.json):
 - Inputs (float32, row-major): random.f32 (normal data at several scales), real.f32 (rows 0..16 of
