@@ -6,10 +6,13 @@
 use crate::error::{QuantError, Result};
 
 pub mod fp8;
+pub mod ggml;
+pub mod ggml_k;
 pub mod half;
 pub mod int4;
 pub mod int8;
 pub mod kbit;
+pub mod source;
 
 /// Geometry of a row-major `rows x cols` matrix quantized in groups along its rows.
 ///
