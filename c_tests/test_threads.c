@@ -1,7 +1,8 @@
 /* Threads: NTHREADS threads call every family of the API at once — status and error details, casts,
  * round-to-nearest kernels and pack/unpack, levels, methods and the per-layer configuration, whole-layer
- * quantization and every quant_weight accessor — sharing read-only quant_weight and quant_config handles
- * made by the main thread. Each thread provokes errors whose detail names its own thread (a buffer of a
+ * quantization and every quant_weight accessor, calibration, options and the calibration-based methods
+ * (GPTQ, AWQ, SmoothQuant), the W8A8 helpers, GGML blocks and the GPTQ/AWQ packers — sharing
+ * read-only quant_weight, quant_calib, quant_options and quant_config handles made by the main thread. Each thread provokes errors whose detail names its own thread (a buffer of a
  * length only it uses) and checks that its detail survives the other threads' calls. Every result is
  * hashed and must equal the single-threaded run, bit for bit.
  *
@@ -51,6 +52,12 @@ static quant_weight *g_weights[3]; /* INT8, INT4 (groups of 16), FP8 (groups of 
 static quant_config *g_config;
 static const quant_method_kind g_kinds[3] = {QUANT_INT8_SYMMETRIC, QUANT_INT4_ASYMMETRIC, QUANT_FP8_E4M3};
 static const uint32_t g_groups[3] = {0, 16, 32};
+static quant_calib *g_calib;
+static quant_options *g_options;
+static quant_weight *g_algo[3]; /* GPTQ (4 bit, groups of 16, act-order), AWQ (groups of 16), SmoothQuant */
+static const quant_method_kind g_algo_kinds[3] = {QUANT_GPTQ, QUANT_AWQ, QUANT_SMOOTHQUANT};
+#define T 16 /* calibration tokens */
+static float g_x[T * C];
 
 struct job {
     int id;
@@ -207,6 +214,115 @@ static uint64_t one_round(struct job *j, int id) {
         }
     }
 
+    /* Calibration (shared, read only), options, and the calibration-based methods. */
+    T_CHECK(j, quant_calib_tokens(g_calib) == T);
+    for (int k = 0; k < 3; k++) {
+        size_t len = 0;
+        const uint8_t *d = quant_weight_data(g_algo[k], &len);
+        h = hash(h, d, len);
+        const float *is = quant_weight_input_scales(g_algo[k], &len);
+        if (is) h = hash(h, is, len * sizeof *is);
+        const int32_t *gi = quant_weight_group_index(g_algo[k], &len);
+        if (gi) h = hash(h, gi, len * sizeof *gi);
+        T_CHECK(j, quant_weight_dequantize(g_algo[k], back, N) == QUANT_OK);
+        h = hash(h, back, N * sizeof *back);
+    }
+    {
+        quant_method m = method(g_algo_kinds[id % 3], 4, 16, 0.5);
+        quant_weight *q = NULL;
+        T_CHECK(j, quant_quantize(&m, g_options, g_w, R, C, g_calib, &q) == QUANT_OK);
+        T_CHECK(j, quant_weight_dequantize(q, back, N) == QUANT_OK);
+        quant_weight_free(q);
+        quant_weight *q2 = NULL;
+        T_CHECK(j, quant_quantize(&m, g_options, g_w, R, C + (size_t)id, g_calib, &q2) != QUANT_OK);
+        T_CHECK(j, q2 == NULL);
+        quant_options *o = NULL;
+        T_CHECK(j, quant_options_new(&o) == QUANT_OK);
+        T_CHECK(j, quant_options_set_threads(o, 5000 + (size_t)id) == QUANT_ERR_INVALID_ARGUMENT);
+        T_CHECK(j, quant_options_set_block_size(o, 32) == QUANT_OK);
+        quant_options_free(o);
+        quant_calib *c = NULL;
+        T_CHECK(j, quant_calib_new_ex(C, 0, g_options, &c) == QUANT_OK);
+        T_CHECK(j, quant_calib_add(c, g_x, T, C) == QUANT_OK);
+        T_CHECK(j, quant_calib_add(c, g_x, T, C - 1) == QUANT_ERR_SHAPE_MISMATCH);
+        T_CHECK(j, quant_calib_tokens(c) == T);
+        quant_calib_free(c);
+    }
+    for (int k = 0; k < 3; k++) {
+        /* Recompute the shared results from the shared calibration: identical every time. */
+        quant_method m = method(g_algo_kinds[k], 4, 16, 0.5);
+        quant_weight *q = NULL;
+        T_CHECK(j, quant_quantize(&m, g_options, g_w, R, C, g_calib, &q) == QUANT_OK);
+        T_CHECK(j, quant_weight_dequantize(q, back, N) == QUANT_OK);
+        h = hash(h, back, N * sizeof *back);
+        quant_weight_free(q);
+    }
+
+    /* W8A8 helpers. */
+    {
+        float amax[C], wmax[C], ss[C], tscales[T], out[T * R];
+        int8_t xa[T * C];
+        for (int c = 0; c < C; c++) {
+            amax[c] = 0.1f + (float)c / 16.0f;
+            wmax[c] = 0.2f + (float)(C - c) / 32.0f;
+        }
+        T_CHECK(j, quant_smooth_scales(wmax, amax, C, 0.5, ss) == QUANT_OK);
+        h = hash(h, ss, sizeof ss);
+        T_CHECK(j, quant_quantize_activations(g_x, T, C, ss, xa, T * C, tscales, T) == QUANT_OK);
+        h = hash(h, xa, sizeof xa);
+        const float *s8 = quant_weight_scales(g_weights[0], NULL);
+        const uint8_t *w8 = quant_weight_data(g_weights[0], NULL);
+        T_CHECK(j, quant_int8_gemm(xa, tscales, (const int8_t *)w8, s8, T, R, C, out, T * R) == QUANT_OK);
+        h = hash(h, out, sizeof out);
+        T_CHECK(j, quant_int8_gemm(xa, tscales, (const int8_t *)w8, s8, T, R, C, out, (size_t)id) == QUANT_ERR_BUFFER_TOO_SMALL);
+        snprintf(want, sizeof want, "holds %d elements", id);
+        T_CHECK(j, detail_contains(want));
+    }
+
+    /* GGML blocks and the GPTQ / AWQ packers (on the shared weights). */
+    {
+        static const int32_t types[7] = {QUANT_GGML_TYPE_Q4_0, QUANT_GGML_TYPE_Q4_1, QUANT_GGML_TYPE_Q5_0,
+                                         QUANT_GGML_TYPE_Q5_1, QUANT_GGML_TYPE_Q8_0, QUANT_GGML_TYPE_Q4_K,
+                                         QUANT_GGML_TYPE_Q6_K};
+        uint8_t *blocks = (uint8_t *)malloc(N * 2);
+        for (int t = 0; t < 7; t++) {
+            size_t rs = quant_ggml_row_size(types[t], 256);
+            T_CHECK(j, rs > 0 && quant_ggml_quantize(types[t], g_w, 7, 256, blocks, N * 2) == QUANT_OK);
+            h = hash(h, blocks, 7 * rs);
+            T_CHECK(j, quant_ggml_dequantize(types[t], blocks, 7 * rs, back, 7 * 256) == QUANT_OK);
+            h = hash(h, back, 7 * 256 * sizeof *back);
+        }
+        T_CHECK(j, quant_ggml_quantize(QUANT_GGML_TYPE_Q8_0, g_w, 1, 32, blocks, (size_t)id) == QUANT_ERR_BUFFER_TOO_SMALL);
+        snprintf(want, sizeof want, "holds %d elements", id);
+        T_CHECK(j, detail_contains(want));
+        free(blocks);
+        size_t a1, a2, a3, a4;
+        T_CHECK(j, quant_weight_gptq_sizes(g_algo[0], &a1, &a2, &a3, &a4) == QUANT_OK);
+        int32_t *qw = (int32_t *)malloc(a1 * sizeof *qw), *qz = (int32_t *)malloc(a2 * sizeof *qz);
+        uint16_t *sc = (uint16_t *)malloc(a3 * sizeof *sc);
+        int32_t *gi = (int32_t *)malloc(a4 * sizeof *gi);
+        T_CHECK(j, quant_weight_pack_gptq(g_algo[0], 2, qw, a1, qz, a2, sc, a3, gi, a4) == QUANT_OK);
+        h = hash(h, qw, a1 * sizeof *qw);
+        h = hash(h, qz, a2 * sizeof *qz);
+        h = hash(h, sc, a3 * sizeof *sc);
+        h = hash(h, gi, a4 * sizeof *gi);
+        free(qw);
+        free(qz);
+        free(sc);
+        free(gi);
+        T_CHECK(j, quant_weight_awq_sizes(g_algo[1], &a1, &a2, &a3) == QUANT_OK);
+        qw = (int32_t *)malloc(a1 * sizeof *qw);
+        qz = (int32_t *)malloc(a2 * sizeof *qz);
+        sc = (uint16_t *)malloc(a3 * sizeof *sc);
+        T_CHECK(j, quant_weight_pack_awq(g_algo[1], qw, a1, qz, a2, sc, a3) == QUANT_OK);
+        h = hash(h, qw, a1 * sizeof *qw);
+        h = hash(h, qz, a2 * sizeof *qz);
+        h = hash(h, sc, a3 * sizeof *sc);
+        free(qw);
+        free(qz);
+        free(sc);
+    }
+
     /* The thread's own detail survives everything the other threads did meanwhile. */
     T_CHECK(j, quant_f32_to_f16(NULL, f16, 1000 + (size_t)id) == QUANT_ERR_NULL_POINTER);
     for (int i = 0; i < 50; i++) {
@@ -257,6 +373,17 @@ int main(void) {
     EXPECT_STATUS(quant_config_set_layer(g_config, "q_proj", &q4), QUANT_OK);
     EXPECT_STATUS(quant_config_set_layer(g_config, "lm_head", &fp8), QUANT_OK);
     EXPECT_STATUS(quant_config_set_layer(g_config, "bad", &bad), QUANT_OK);
+    fill_matrix(g_x, T * C, 11);
+    EXPECT_STATUS(quant_options_new(&g_options), QUANT_OK);
+    EXPECT_STATUS(quant_options_set_act_order(g_options, true), QUANT_OK);
+    EXPECT_STATUS(quant_options_set_threads(g_options, 2), QUANT_OK);
+    EXPECT_STATUS(quant_calib_new(C, &g_calib), QUANT_OK);
+    EXPECT_STATUS(quant_calib_add(g_calib, g_x, T / 2, C), QUANT_OK);
+    EXPECT_STATUS(quant_calib_add(g_calib, g_x + (T / 2) * C, T / 2, C), QUANT_OK);
+    for (int k = 0; k < 3; k++) {
+        quant_method m = method(g_algo_kinds[k], 4, 16, 0.5);
+        EXPECT_STATUS(quant_quantize(&m, g_options, g_w, R, C, g_calib, &g_algo[k]), QUANT_OK);
+    }
 
     /* The single-threaded reference (id 3: the ids only change error paths). */
     struct job ref;
@@ -282,6 +409,10 @@ int main(void) {
     }
 
     for (int k = 0; k < 3; k++) quant_weight_free(g_weights[k]);
+    for (int k = 0; k < 3; k++) quant_weight_free(g_algo[k]);
+    quant_calib_free(g_calib);
+    quant_options_free(g_options);
+
     quant_config_free(g_config);
     END();
 }

@@ -70,8 +70,10 @@ do_fuzz() {
         scratch=$(mktemp -d)
         echo "--- fuzz $t for ${FUZZ_SECONDS}s"
         # The first directory receives new inputs (scratch); the committed corpus is only read.
-        if ! (cd fuzz && "./target/$HOST/release/$t" "$scratch" "corpus/$t" -max_total_time="$FUZZ_SECONDS" \
-            -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="artifacts/$t-" 2>&1 |
+        # allocator_may_return_null: a huge allocation fails as it would without ASan (the library
+        # then reports OUT_OF_MEMORY) instead of ASan aborting on it.
+        if ! (cd fuzz && ASAN_OPTIONS=allocator_may_return_null=1 "./target/$HOST/release/$t" "$scratch" "corpus/$t" \
+            -max_total_time="$FUZZ_SECONDS" -timeout=30 -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="artifacts/$t-" 2>&1 |
             grep -E '^(INFO: seed corpus|#[0-9]+ +DONE|stat::number_of_executed_units|==[0-9]+==|thread .* panicked|SUMMARY|Done)' |
             tail -n 20; exit "${PIPESTATUS[0]}"); then
             echo "FUZZ FAILURE in $t: see fuzz/artifacts/$t-*"
@@ -125,7 +127,11 @@ do_valgrind() {
         fi
     done
     for t in "$build"/test_threads_shared "$build"/test_threads_static; do
-        if valgrind -q --tool=helgrind --error-exitcode=99 "$t" >"$t.helgrind.log" 2>&1; then
+        # QUANT_TEST_KEEP_SETTINGS: the process-wide SIMD level and thread count are relaxed atomics,
+        # which helgrind cannot see; under helgrind the threads only read them. helgrind.supp holds the
+        # false positives of Rust's std (atomic-based thread start and stack-overflow bookkeeping).
+        if QUANT_TEST_KEEP_SETTINGS=1 valgrind -q --tool=helgrind --suppressions=scripts/helgrind.supp \
+            --error-exitcode=99 "$t" >"$t.helgrind.log" 2>&1; then
             echo "helgrind ok: $t"
         else
             echo "helgrind FAILED: $t"
