@@ -368,7 +368,22 @@ fn quantize_matrices(
             for (i, &w) in ws.iter().enumerate() {
                 check_finite(w, &name(i))?;
             }
-            crate::algos::quantize_calibrated(method, options, ws, rows, cols, calib)
+            let out = crate::algos::quantize_calibrated(method, options, ws, rows, cols, calib)?;
+            // Near the top of the float range the effective weight (q - zero) * scale / s_j can round
+            // to infinity: report it as the round-to-nearest kernels do, never hand it out.
+            for (i, q) in out.iter().enumerate() {
+                let values = q.dequantize_to_vec()?;
+                if let Some(k) = values.iter().position(|v| !v.is_finite()) {
+                    return Err(QuantError::invalid(format!(
+                        "{}: element ({}, {}) of the quantized weight would be {} (its group's range is too close to the float limit)",
+                        name(i),
+                        k / cols,
+                        k % cols,
+                        values[k]
+                    )));
+                }
+            }
+            Ok(out)
         }
     }
 }

@@ -466,3 +466,59 @@ fn refused_worker_threads_are_not_an_error() {
     quant_options_free(one);
     quant_calib_free(calib);
 }
+
+/// Regression test (hardening finding, fuzz target `algos`): AWQ (and GPTQ) handed out weights whose
+/// effective values were infinite when a group's range came within a few ulps of the float limit
+/// (scale 1.1e37, zero point 31 at 5 bits: (0 - 31) * scale rounds to -inf). Such groups are
+/// `QUANT_ERR_INVALID_ARGUMENT`, as for the round-to-nearest kernels; a success is always finite.
+#[test]
+fn calibrated_methods_never_hand_out_infinite_weights() {
+    use quant::ffi::calib::{quant_calib, quant_calib_add, quant_calib_free, quant_calib_new};
+    let (rows, cols, tokens) = (2usize, 8usize, 4usize);
+    let x: Vec<f32> = (0..tokens * cols).map(|i| 1.0 + (i % 5) as f32).collect();
+    let mut calib: *mut quant_calib = ptr::null_mut();
+    assert_eq!(quant_calib_new(cols, &mut calib), QUANT_OK);
+    assert_eq!(quant_calib_add(calib, x.as_ptr(), tokens, cols), QUANT_OK);
+    let mut hit_limit = 0;
+    for big in [-3.4e38f32, -f32::MAX, 3.4e38, f32::MAX, -3.39e38] {
+        let mut w = vec![0.5f32; rows * cols];
+        w[4] = big;
+        w[9] = -1.0;
+        for kind in [QUANT_AWQ, QUANT_GPTQ] {
+            for bits in [2u32, 4, 5, 8] {
+                let m = quant_method {
+                    kind,
+                    bits,
+                    group_size: 4,
+                    alpha: 0.0,
+                };
+                let mut h: *mut quant_weight = ptr::null_mut();
+                let s = quant_quantize(&m, ptr::null(), w.as_ptr(), rows, cols, calib, &mut h);
+                match s {
+                    QUANT_OK => {
+                        let mut out = vec![0f32; rows * cols];
+                        assert_eq!(
+                            quant_weight_dequantize(h, out.as_mut_ptr(), out.len()),
+                            QUANT_OK
+                        );
+                        assert!(
+                            out.iter().all(|v| v.is_finite()),
+                            "kind {kind}, {bits} bits, {big:e}: {out:?}"
+                        );
+                        quant_weight_free(h);
+                    }
+                    QUANT_ERR_INVALID_ARGUMENT => {
+                        hit_limit += 1;
+                        assert!(h.is_null());
+                    }
+                    other => panic!(
+                        "kind {kind}, {bits} bits, {big:e}: status {other}: {}",
+                        detail()
+                    ),
+                }
+            }
+        }
+    }
+    assert!(hit_limit > 0, "no case reached the float limit");
+    quant_calib_free(calib);
+}
