@@ -231,7 +231,7 @@ func (w *Weight) PackGPTQ(formatVersion int) (*GPTQTensors, error) {
 // Nothing is written on error.
 func (w *Weight) PackGPTQInto(formatVersion int, qweight, qzeros []int32, scales []uint16, gIdx []int32) error {
 	const fn = "quant_weight_pack_gptq"
-	if formatVersion < 0 || formatVersion > 1<<31 {
+	if formatVersion < 0 || uint64(formatVersion) > 0xFFFFFFFF {
 		return fail(StatusInvalidArgument, fn, "format version %d is not 1 or 2", formatVersion)
 	}
 	err := call(fn, func() C.quant_status {
