@@ -1,0 +1,375 @@
+//! AVX2 and AVX-512 bodies of the kernels (x86-64 only), chosen at run time (see [`super::simd`]).
+//!
+//! Every function here is `unsafe` only because it is compiled for a CPU feature: the caller must have
+//! checked that the CPU has it (the dispatch in the kernel files does so through
+//! [`super::simd::SimdLevel`], which only holds a level the CPU has). Slices carry their lengths; no
+//! function reads or writes outside them.
+//!
+//! Each body computes exactly what the portable code computes, operation for operation (same
+//! divisions, same comparisons, no fused multiply-add), so the results are bit-identical:
+//! - `y = x / s` is a vector division (IEEE, correctly rounded like the scalar one);
+//! - the clamps `if y < lo { lo } else { y }` are `max(y, lo)` (x86 `max(a, b)` is `a > b ? a : b`);
+//! - rounding to an integer ties-to-even is `cvtps2dq` under the default rounding mode (Rust code always
+//!   runs in it), exactly as the magic-number addition of the portable code.
+#![allow(clippy::missing_safety_doc)]
+
+/// AVX-512 (F, BW, VL) bodies: 16 lanes, masked loads and stores for the tails.
+pub(crate) mod avx512 {
+    use std::arch::x86_64::*;
+
+    #[inline(always)]
+    fn tail_mask(k: usize) -> __mmask16 {
+        ((1u32 << k) - 1) as __mmask16
+    }
+
+    /// Largest sign-cleared bit pattern of `x` (0 for an empty slice).
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    pub(crate) unsafe fn absmax_bits(x: &[f32]) -> u32 {
+        let p = x.as_ptr();
+        let n = x.len();
+        let m = _mm512_set1_epi32(0x7fff_ffff);
+        let ld = |i: usize| _mm512_and_si512(_mm512_castps_si512(_mm512_loadu_ps(p.add(i))), m);
+        let (mut a0, mut a1, mut a2, mut a3) = (
+            _mm512_setzero_si512(),
+            _mm512_setzero_si512(),
+            _mm512_setzero_si512(),
+            _mm512_setzero_si512(),
+        );
+        let mut i = 0;
+        while i + 64 <= n {
+            a0 = _mm512_max_epu32(a0, ld(i));
+            a1 = _mm512_max_epu32(a1, ld(i + 16));
+            a2 = _mm512_max_epu32(a2, ld(i + 32));
+            a3 = _mm512_max_epu32(a3, ld(i + 48));
+            i += 64;
+        }
+        while i + 16 <= n {
+            a0 = _mm512_max_epu32(a0, ld(i));
+            i += 16;
+        }
+        if i < n {
+            let v = _mm512_castps_si512(_mm512_maskz_loadu_ps(tail_mask(n - i), p.add(i)));
+            a1 = _mm512_max_epu32(a1, _mm512_and_si512(v, m));
+        }
+        let a = _mm512_max_epu32(_mm512_max_epu32(a0, a1), _mm512_max_epu32(a2, a3));
+        _mm512_reduce_max_epu32(a)
+    }
+
+    /// INT8 codes of one group with scale `s != 0` (all of `x`; `out.len() >= x.len()`).
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    pub(crate) unsafe fn int8_quant(x: &[f32], s: f32, out: &mut [i8]) {
+        let n = x.len();
+        assert!(out.len() >= n);
+        let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
+        let vs = _mm512_set1_ps(s);
+        let lo = _mm512_set1_ps(-127.0);
+        let hi = _mm512_set1_ps(127.0);
+        let code = |v: __m512| {
+            let y = _mm512_min_ps(_mm512_max_ps(_mm512_div_ps(v, vs), lo), hi);
+            _mm512_cvt_roundps_epi32::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(y)
+        };
+        let mut i = 0;
+        while i + 16 <= n {
+            let q = code(_mm512_loadu_ps(xp.add(i)));
+            _mm_storeu_si128(op.add(i) as *mut __m128i, _mm512_cvtepi32_epi8(q));
+            i += 16;
+        }
+        if i < n {
+            let k = tail_mask(n - i);
+            let q = code(_mm512_maskz_loadu_ps(k, xp.add(i)));
+            _mm512_mask_cvtepi32_storeu_epi8(op.add(i), k, q);
+        }
+    }
+
+    /// `out[i] = q[i] * s` (`out.len() >= q.len()`).
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    pub(crate) unsafe fn int8_dequant(q: &[i8], s: f32, out: &mut [f32]) {
+        let n = q.len();
+        assert!(out.len() >= n);
+        let (qp, op) = (q.as_ptr(), out.as_mut_ptr());
+        let vs = _mm512_set1_ps(s);
+        let mut i = 0;
+        while i + 16 <= n {
+            let c = _mm512_cvtepi8_epi32(_mm_loadu_si128(qp.add(i) as *const __m128i));
+            _mm512_storeu_ps(op.add(i), _mm512_mul_ps(_mm512_cvtepi32_ps(c), vs));
+            i += 16;
+        }
+        if i < n {
+            let k = tail_mask(n - i);
+            let c = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(k, qp.add(i)));
+            _mm512_mask_storeu_ps(op.add(i), k, _mm512_mul_ps(_mm512_cvtepi32_ps(c), vs));
+        }
+    }
+
+    /// Minimum and maximum folded with +0.0, by strict comparisons (see `kbit::lo_hi_fast`).
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    pub(crate) unsafe fn lo_hi(x: &[f32]) -> (f32, f32) {
+        let p = x.as_ptr();
+        let n = x.len();
+        let (mut lo0, mut lo1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+        let (mut hi0, mut hi1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+        let mut i = 0;
+        while i + 32 <= n {
+            let (v0, v1) = (_mm512_loadu_ps(p.add(i)), _mm512_loadu_ps(p.add(i + 16)));
+            // min(v, acc) = v < acc ? v : acc; max(v, acc) = v > acc ? v : acc.
+            lo0 = _mm512_min_ps(v0, lo0);
+            hi0 = _mm512_max_ps(v0, hi0);
+            lo1 = _mm512_min_ps(v1, lo1);
+            hi1 = _mm512_max_ps(v1, hi1);
+            i += 32;
+        }
+        while i < n {
+            // Masked-off lanes load +0.0, which never replaces an accumulator (they start at +0.0).
+            let v = _mm512_maskz_loadu_ps(tail_mask((n - i).min(16)), p.add(i));
+            lo0 = _mm512_min_ps(v, lo0);
+            hi0 = _mm512_max_ps(v, hi0);
+            i += 16;
+        }
+        let lo = _mm512_min_ps(lo1, lo0);
+        let hi = _mm512_max_ps(hi1, hi0);
+        let (mut l, mut h) = ([0f32; 16], [0f32; 16]);
+        _mm512_storeu_ps(l.as_mut_ptr(), lo);
+        _mm512_storeu_ps(h.as_mut_ptr(), hi);
+        super::fold_lo_hi(&l, &h)
+    }
+
+    /// Packed INT4 codes of `x[..32 * k]` (the largest multiple of 32) with `(scale != 0, zero)`, into
+    /// `out[..16 * k]`, two codes a byte (the even one in the low nibble); returns `32 * k`.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    pub(crate) unsafe fn int4_quant(x: &[f32], scale: f32, zero: f32, out: &mut [u8]) -> usize {
+        let n = x.len() / 32 * 32;
+        assert!(out.len() >= n / 2);
+        let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
+        let vs = _mm512_set1_ps(scale);
+        let lo = _mm512_set1_ps(-zero);
+        let hi = _mm512_set1_ps(15.0 - zero);
+        let vz = _mm512_set1_epi32(zero as i32);
+        let nibbles = |v: __m512| {
+            let y = _mm512_min_ps(_mm512_max_ps(_mm512_div_ps(v, vs), lo), hi);
+            let q = _mm512_add_epi32(
+                _mm512_cvt_roundps_epi32::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(y),
+                vz,
+            );
+            // Each 64-bit lane holds codes (even, odd) in its 32-bit halves: bring the odd one next
+            // to the even one, keep the low byte of every 64-bit lane.
+            _mm512_cvtepi64_epi8(_mm512_or_si512(q, _mm512_srli_epi64::<28>(q)))
+        };
+        let mut i = 0;
+        while i < n {
+            let b0 = nibbles(_mm512_loadu_ps(xp.add(i)));
+            let b1 = nibbles(_mm512_loadu_ps(xp.add(i + 16)));
+            _mm_storeu_si128(op.add(i / 2) as *mut __m128i, _mm_unpacklo_epi64(b0, b1));
+            i += 32;
+        }
+        n
+    }
+
+    /// `out[..32 * k] = (code - zero) * scale` of the packed INT4 codes `src[..16 * k]`, for the largest
+    /// `32 * k <= out.len()`; returns `32 * k`.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    pub(crate) unsafe fn int4_dequant(src: &[u8], scale: f32, zero: f32, out: &mut [f32]) -> usize {
+        let n = out.len() / 32 * 32;
+        assert!(src.len() >= n / 2);
+        let (sp, op) = (src.as_ptr(), out.as_mut_ptr());
+        let vs = _mm512_set1_ps(scale);
+        let vz = _mm512_set1_ps(zero);
+        let m = _mm_set1_epi8(0x0f);
+        let mut i = 0;
+        while i < n {
+            let b = _mm_loadu_si128(sp.add(i / 2) as *const __m128i);
+            let lo = _mm_and_si128(b, m);
+            let hi = _mm_and_si128(_mm_srli_epi16::<4>(b), m);
+            for (k, c) in [_mm_unpacklo_epi8(lo, hi), _mm_unpackhi_epi8(lo, hi)]
+                .into_iter()
+                .enumerate()
+            {
+                let f = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(c));
+                _mm512_storeu_ps(op.add(i + 16 * k), _mm512_mul_ps(_mm512_sub_ps(f, vz), vs));
+            }
+            i += 32;
+        }
+        n
+    }
+}
+
+/// AVX2 bodies: 8 lanes; each function handles the largest multiple of its block and leaves the tail
+/// to the portable code (it returns how many elements it did).
+pub(crate) mod avx2 {
+    use std::arch::x86_64::*;
+
+    /// Largest sign-cleared bit pattern of `x` (0 for an empty slice).
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(crate) unsafe fn absmax_bits(x: &[f32]) -> u32 {
+        let p = x.as_ptr();
+        let n = x.len();
+        let m = _mm256_set1_epi32(0x7fff_ffff);
+        let ld = |i: usize| _mm256_and_si256(_mm256_castps_si256(_mm256_loadu_ps(p.add(i))), m);
+        let (mut a0, mut a1, mut a2, mut a3) = (
+            _mm256_setzero_si256(),
+            _mm256_setzero_si256(),
+            _mm256_setzero_si256(),
+            _mm256_setzero_si256(),
+        );
+        let mut i = 0;
+        while i + 32 <= n {
+            a0 = _mm256_max_epu32(a0, ld(i));
+            a1 = _mm256_max_epu32(a1, ld(i + 8));
+            a2 = _mm256_max_epu32(a2, ld(i + 16));
+            a3 = _mm256_max_epu32(a3, ld(i + 24));
+            i += 32;
+        }
+        while i + 8 <= n {
+            a0 = _mm256_max_epu32(a0, ld(i));
+            i += 8;
+        }
+        let a = _mm256_max_epu32(_mm256_max_epu32(a0, a1), _mm256_max_epu32(a2, a3));
+        let mut lanes = [0u32; 8];
+        _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, a);
+        let mut r = lanes.into_iter().max().unwrap_or(0);
+        for v in &x[i..] {
+            r = r.max(v.to_bits() & 0x7fff_ffff);
+        }
+        r
+    }
+
+    /// INT8 codes of `x[..32 * k]` with scale `s != 0`; returns `32 * k` (the tail is the caller's).
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(crate) unsafe fn int8_quant(x: &[f32], s: f32, out: &mut [i8]) -> usize {
+        let n = x.len() / 32 * 32;
+        assert!(out.len() >= n);
+        let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
+        let vs = _mm256_set1_ps(s);
+        let lo = _mm256_set1_ps(-127.0);
+        let hi = _mm256_set1_ps(127.0);
+        let perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+        let code = |i: usize| {
+            let y = _mm256_div_ps(_mm256_loadu_ps(xp.add(i)), vs);
+            _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(y, lo), hi))
+        };
+        let mut i = 0;
+        while i < n {
+            let ab = _mm256_packs_epi32(code(i), code(i + 8));
+            let cd = _mm256_packs_epi32(code(i + 16), code(i + 24));
+            let q = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(ab, cd), perm);
+            _mm256_storeu_si256(op.add(i) as *mut __m256i, q);
+            i += 32;
+        }
+        n
+    }
+
+    /// `out[i] = q[i] * s` for the largest multiple of 8; returns it.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(crate) unsafe fn int8_dequant(q: &[i8], s: f32, out: &mut [f32]) -> usize {
+        let n = q.len() / 8 * 8;
+        assert!(out.len() >= n);
+        let (qp, op) = (q.as_ptr(), out.as_mut_ptr());
+        let vs = _mm256_set1_ps(s);
+        let mut i = 0;
+        while i < n {
+            let c = _mm256_cvtepi8_epi32(_mm_loadl_epi64(qp.add(i) as *const __m128i));
+            _mm256_storeu_ps(op.add(i), _mm256_mul_ps(_mm256_cvtepi32_ps(c), vs));
+            i += 8;
+        }
+        n
+    }
+
+    /// Minimum and maximum folded with +0.0, by strict comparisons (see `kbit::lo_hi_fast`).
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(crate) unsafe fn lo_hi(x: &[f32]) -> (f32, f32) {
+        let p = x.as_ptr();
+        let n = x.len();
+        let (mut lo0, mut lo1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let (mut hi0, mut hi1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let mut i = 0;
+        while i + 16 <= n {
+            let (v0, v1) = (_mm256_loadu_ps(p.add(i)), _mm256_loadu_ps(p.add(i + 8)));
+            lo0 = _mm256_min_ps(v0, lo0);
+            hi0 = _mm256_max_ps(v0, hi0);
+            lo1 = _mm256_min_ps(v1, lo1);
+            hi1 = _mm256_max_ps(v1, hi1);
+            i += 16;
+        }
+        let (mut l, mut h) = ([0f32; 16], [0f32; 16]);
+        _mm256_storeu_ps(l.as_mut_ptr(), lo0);
+        _mm256_storeu_ps(l.as_mut_ptr().add(8), lo1);
+        _mm256_storeu_ps(h.as_mut_ptr(), hi0);
+        _mm256_storeu_ps(h.as_mut_ptr().add(8), hi1);
+        let (mut lo, mut hi) = super::fold_lo_hi(&l, &h);
+        for &v in &x[i..] {
+            lo = if v < lo { v } else { lo };
+            hi = if v > hi { v } else { hi };
+        }
+        (lo, hi)
+    }
+
+    /// Packed INT4 codes of `x[..32 * k]` (see the AVX-512 version); returns `32 * k`.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(crate) unsafe fn int4_quant(x: &[f32], scale: f32, zero: f32, out: &mut [u8]) -> usize {
+        let n = x.len() / 32 * 32;
+        assert!(out.len() >= n / 2);
+        let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
+        let vs = _mm256_set1_ps(scale);
+        let lo = _mm256_set1_ps(-zero);
+        let hi = _mm256_set1_ps(15.0 - zero);
+        let vz = _mm256_set1_epi32(zero as i32);
+        let perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+        // maddubs with bytes (1, 16): even code + 16 * odd code in each 16-bit lane.
+        let weights = _mm256_set1_epi16(0x1001);
+        let code = |i: usize| {
+            let y = _mm256_div_ps(_mm256_loadu_ps(xp.add(i)), vs);
+            let y = _mm256_min_ps(_mm256_max_ps(y, lo), hi);
+            _mm256_add_epi32(_mm256_cvtps_epi32(y), vz)
+        };
+        let mut i = 0;
+        while i < n {
+            let ab = _mm256_packs_epi32(code(i), code(i + 8));
+            let cd = _mm256_packs_epi32(code(i + 16), code(i + 24));
+            let codes = _mm256_permutevar8x32_epi32(_mm256_packus_epi16(ab, cd), perm);
+            let pairs = _mm256_maddubs_epi16(codes, weights);
+            let bytes = _mm_packus_epi16(
+                _mm256_castsi256_si128(pairs),
+                _mm256_extracti128_si256::<1>(pairs),
+            );
+            _mm_storeu_si128(op.add(i / 2) as *mut __m128i, bytes);
+            i += 32;
+        }
+        n
+    }
+
+    /// `out[..32 * k] = (code - zero) * scale` of packed INT4 codes; returns `32 * k`.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(crate) unsafe fn int4_dequant(src: &[u8], scale: f32, zero: f32, out: &mut [f32]) -> usize {
+        let n = out.len() / 32 * 32;
+        assert!(src.len() >= n / 2);
+        let (sp, op) = (src.as_ptr(), out.as_mut_ptr());
+        let vs = _mm256_set1_ps(scale);
+        let vz = _mm256_set1_ps(zero);
+        let m = _mm_set1_epi8(0x0f);
+        let mut i = 0;
+        while i < n {
+            let b = _mm_loadu_si128(sp.add(i / 2) as *const __m128i);
+            let lo = _mm_and_si128(b, m);
+            let hi = _mm_and_si128(_mm_srli_epi16::<4>(b), m);
+            let (c0, c1) = (_mm_unpacklo_epi8(lo, hi), _mm_unpackhi_epi8(lo, hi));
+            for (k, c) in [c0, _mm_srli_si128::<8>(c0), c1, _mm_srli_si128::<8>(c1)]
+                .into_iter()
+                .enumerate()
+            {
+                let f = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(c));
+                _mm256_storeu_ps(op.add(i + 8 * k), _mm256_mul_ps(_mm256_sub_ps(f, vz), vs));
+            }
+            i += 32;
+        }
+        n
+    }
+}
+
+/// Folds per-lane minima and maxima with +0.0 by strict comparisons, lane 0 first.
+fn fold_lo_hi(l: &[f32], h: &[f32]) -> (f32, f32) {
+    let (mut lo, mut hi) = (0.0f32, 0.0f32);
+    for (&a, &b) in l.iter().zip(h) {
+        lo = if a < lo { a } else { lo };
+        hi = if b > hi { b } else { hi };
+    }
+    (lo, hi)
+}

@@ -1,0 +1,229 @@
+//! Every SIMD level the machine has, and several thread counts, against the scalar references: codes,
+//! scales, zero points and dequantized values bit for bit.
+use proptest::prelude::*;
+use quant::error::QuantError;
+use quant::kernels::int8::{
+    int8_dequantize, int8_dequantize_ref, int8_quantize, int8_quantize_ref,
+};
+use quant::kernels::kbit::{
+    kbit_dequantize, kbit_dequantize_ref, kbit_packed_size, kbit_quantize, kbit_quantize_ref,
+};
+use quant::kernels::par::with_threads;
+use quant::kernels::simd::{available_levels, with_simd_level, SimdLevel};
+use quant::kernels::Shape;
+
+fn bits_of(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+/// INT8 codes, scales and dequantized values at the level and thread count in force.
+fn int8_all(x: &[f32], shape: Shape) -> (Vec<i8>, Vec<u32>, Vec<u32>) {
+    let mut q = vec![0i8; shape.len()];
+    let mut s = vec![0f32; shape.n_groups()];
+    int8_quantize(x, shape, &mut q, &mut s).unwrap();
+    let mut d = vec![0f32; shape.len()];
+    int8_dequantize(&q, &s, shape, &mut d).unwrap();
+    (q, bits_of(&s), bits_of(&d))
+}
+
+fn int8_all_ref(x: &[f32], shape: Shape) -> (Vec<i8>, Vec<u32>, Vec<u32>) {
+    let mut q = vec![0i8; shape.len()];
+    let mut s = vec![0f32; shape.n_groups()];
+    int8_quantize_ref(x, shape, &mut q, &mut s).unwrap();
+    let mut d = vec![0f32; shape.len()];
+    int8_dequantize_ref(&q, &s, shape, &mut d).unwrap();
+    (q, bits_of(&s), bits_of(&d))
+}
+
+type KbitAll = (Vec<u8>, Vec<u32>, Vec<u8>, Vec<u32>);
+
+fn kbit_all(x: &[f32], shape: Shape, bits: u32, reference: bool) -> KbitAll {
+    let mut p = vec![0u8; kbit_packed_size(shape.rows, shape.cols, bits)];
+    let mut s = vec![0f32; shape.n_groups()];
+    let mut z = vec![0u8; shape.n_groups()];
+    let mut d = vec![0f32; shape.len()];
+    if reference {
+        kbit_quantize_ref(x, shape, bits, &mut p, &mut s, &mut z).unwrap();
+        kbit_dequantize_ref(&p, &s, &z, shape, bits, &mut d).unwrap();
+    } else {
+        kbit_quantize(x, shape, bits, &mut p, &mut s, &mut z).unwrap();
+        kbit_dequantize(&p, &s, &z, shape, bits, &mut d).unwrap();
+    }
+    (p, bits_of(&s), z, bits_of(&d))
+}
+
+/// Runs `f` at every available level.
+fn at_every_level(mut f: impl FnMut(SimdLevel)) {
+    for level in available_levels() {
+        with_simd_level(level, || f(level)).unwrap();
+    }
+}
+
+/// Shapes whose rows span several SIMD blocks with tails, group sizes that are multiples of the blocks,
+/// even, odd, 0 (per row) and larger than a row.
+fn shape_strategy() -> impl Strategy<Value = Shape> {
+    (1usize..4, 1usize..300).prop_flat_map(|(rows, cols)| {
+        prop_oneof![
+            Just(0usize),
+            1usize..=cols,
+            Just(32),
+            Just(64),
+            Just(128),
+            Just(cols + 7),
+        ]
+        .prop_map(move |g| Shape::new(rows, cols, g).unwrap())
+    })
+}
+
+/// Values of mixed magnitudes per matrix, with zeros, subnormals and all-zero stretches.
+fn matrix_strategy() -> impl Strategy<Value = (Shape, Vec<f32>)> {
+    shape_strategy().prop_flat_map(|shape| {
+        let elem = prop_oneof![
+            8 => -1.0f32..1.0,
+            1 => Just(0.0f32),
+            1 => Just(-0.0f32),
+            1 => (-3i32..=3).prop_map(|k| k as f32 * 0.5),
+        ];
+        (
+            Just(shape),
+            proptest::collection::vec(elem, shape.len()),
+            -140i32..100,
+            proptest::bool::ANY,
+        )
+            .prop_map(|(shape, mut v, exp, zero_row)| {
+                for x in &mut v {
+                    *x *= 2f32.powi(exp);
+                }
+                if zero_row {
+                    v[..shape.cols].fill(0.0);
+                }
+                (shape, v)
+            })
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn int8_every_level_equals_ref((shape, x) in matrix_strategy()) {
+        let want = int8_all_ref(&x, shape);
+        at_every_level(|level| {
+            assert_eq!(int8_all(&x, shape), want, "level {level:?}, shape {shape:?}");
+        });
+    }
+
+    #[test]
+    fn kbit_every_level_equals_ref((shape, x) in matrix_strategy(), bits in 1u32..=8) {
+        let want = kbit_all(&x, shape, bits, true);
+        at_every_level(|level| {
+            assert_eq!(kbit_all(&x, shape, bits, false), want, "level {level:?}, {bits} bits, {shape:?}");
+        });
+    }
+}
+
+/// Exact ties of `x / scale` (scale 1 or 0.5), the clamps at +-127 and at 0..15, and signed zeros.
+#[test]
+fn ties_and_clamps_at_every_level() {
+    let mut row = vec![127.0f32];
+    for k in -127..127 {
+        row.push(k as f32 + 0.5);
+        row.push(-(k as f32) - 0.0);
+    }
+    row.push(-0.0);
+    let shape = Shape::new(1, row.len(), 0).unwrap();
+    let want = int8_all_ref(&row, shape);
+    let want4 = kbit_all(&row, Shape::new(1, row.len(), 32).unwrap(), 4, true);
+    let mut halves: Vec<f32> = (-16..16).map(|k| k as f32 * 0.25 + 0.125).collect();
+    halves.extend([7.5f32, -7.5, 0.0, -0.0]);
+    let hshape = Shape::new(1, halves.len(), 0).unwrap();
+    let want_h = kbit_all(&halves, hshape, 4, true);
+    at_every_level(|level| {
+        assert_eq!(int8_all(&row, shape), want, "{level:?}");
+        let s4 = Shape::new(1, row.len(), 32).unwrap();
+        assert_eq!(kbit_all(&row, s4, 4, false), want4, "{level:?}");
+        assert_eq!(kbit_all(&halves, hshape, 4, false), want_h, "{level:?}");
+    });
+}
+
+/// A deterministic pseudo-random matrix (xorshift), values of a few magnitudes.
+fn big_matrix(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed | 1;
+    (0..n)
+        .map(|i| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            let u = (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
+            u * [1.0, 0.01, 300.0][i / 4099 % 3]
+        })
+        .collect()
+}
+
+/// Large enough inputs that several threads are used: the same bits for 1, 2, 3 and all threads.
+#[test]
+fn thread_count_does_not_change_a_bit() {
+    let x = big_matrix(600 * 700, 7);
+    let shapes = [
+        Shape::new(600, 700, 0).unwrap(),
+        Shape::new(600, 700, 128).unwrap(),
+        Shape::new(600, 700, 35).unwrap(),
+        Shape::new(1, 600 * 700, 0).unwrap(),
+    ];
+    for shape in shapes {
+        let want8 = int8_all_ref(&x, shape);
+        let want4 = kbit_all(&x, shape, 4, true);
+        let want3 = kbit_all(&x, shape, 3, true);
+        at_every_level(|level| {
+            for t in [1, 2, 3, 0] {
+                with_threads(t, || {
+                    assert_eq!(
+                        int8_all(&x, shape),
+                        want8,
+                        "{level:?} {t} threads {shape:?}"
+                    );
+                    assert_eq!(
+                        kbit_all(&x, shape, 4, false),
+                        want4,
+                        "{level:?} {t} {shape:?}"
+                    );
+                    assert_eq!(
+                        kbit_all(&x, shape, 3, false),
+                        want3,
+                        "{level:?} {t} {shape:?}"
+                    );
+                })
+                .unwrap();
+            }
+        });
+    }
+}
+
+/// A NaN in the very last element of a large input: the error names it and no output was touched,
+/// whatever the level and thread count.
+#[test]
+fn late_nan_leaves_outputs_untouched_with_threads() {
+    let mut x = big_matrix(600 * 700, 9);
+    let last = x.len() - 1;
+    x[last] = f32::NAN;
+    let shape = Shape::new(600, 700, 128).unwrap();
+    at_every_level(|level| {
+        for t in [1, 2, 0] {
+            with_threads(t, || {
+                let mut q = vec![5i8; shape.len()];
+                let mut s = vec![9f32; shape.n_groups()];
+                match int8_quantize(&x, shape, &mut q, &mut s) {
+                    Err(QuantError::NonFinite { index, .. }) => assert_eq!(index, last),
+                    other => panic!("{level:?}: {other:?}"),
+                }
+                assert!(q.iter().all(|&v| v == 5) && s.iter().all(|&v| v == 9.0));
+                let mut p = vec![5u8; kbit_packed_size(600, 700, 4)];
+                let mut z = vec![7u8; shape.n_groups()];
+                assert!(kbit_quantize(&x, shape, 4, &mut p, &mut s, &mut z).is_err());
+                assert!(p.iter().all(|&v| v == 5) && z.iter().all(|&v| v == 7));
+                assert!(s.iter().all(|&v| v == 9.0));
+            })
+            .unwrap();
+        }
+    });
+}
