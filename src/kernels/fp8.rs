@@ -27,9 +27,11 @@
 //! ml_dtypes; the E5M2 payload is not kept); E5M2 infinities give f32 infinities.
 //!
 //! # Implementation
-//! The fast encoder is branch-free per element (integer rounding for the normal range, an exact
-//! truncation-based rounding for the subnormal range, selects for overflow and NaN) so that the
-//! compiler vectorizes the loop; it does not depend on the floating-point rounding mode. Decoding uses
+//! The fast encoder is branch-free per element (integer rounding for the normal range, the classic
+//! "add 2^23" rounding for the subnormal range, selects for overflow and NaN) so that the compiler
+//! vectorizes the loop. Like all Rust float code it assumes the default floating-point environment
+//! (round to nearest even); flush-to-zero / denormals-are-zero modes set by a caller do not change
+//! its results (f32 subnormals encode to zero either way). Decoding uses
 //! a 256-entry table built at compile time by a `const fn`. The scalar references (`*_ref`) are written
 //! from the definition of the formats with exact f64 arithmetic; `tests/casts.rs` holds the fast paths
 //! to them over a dense sweep of the 2^32 f32 patterns and to ml_dtypes through golden fixtures.
@@ -194,6 +196,9 @@ impl Fp8Format for E5m2 {
     const SUB_SCALE: f32 = 65536.0;
 }
 
+/// 2^23: adding it to a non-negative f32 below 2^22 rounds the sum to an integer held in its low bits.
+const MAGIC: f32 = 8_388_608.0;
+
 /// Encodes the f32 with bits `bits`; `overflow` is the magnitude code for overflow and infinities
 /// (`F::MAX` when saturating, `F::OVERFLOW` otherwise). Branch-free: both candidate codes are computed
 /// and selected.
@@ -208,13 +213,11 @@ fn encode_lane<F: Fp8Format>(bits: u32, overflow: u32) -> u8 {
     let normal = (a.wrapping_add((1 << (shift - 1)) - 1 + ((a >> shift) & 1)) >> shift)
         .wrapping_sub((127 - F::BIAS) << F::MAN);
     // Subnormal range (|x| < 2^(1 - bias)): the code is |x| / 2^(1 - bias - man) rounded to an
-    // integer. The product is exact (a power-of-two scaling), the truncation and the fraction too, so
-    // the rounding below does not depend on the floating-point environment.
-    let y = f32::from_bits(a) * F::SUB_SCALE;
-    let t = y as i32; // garbage (saturated) for lanes that take the normal path
-    let frac = y - t as f32;
-    let up = (frac > 0.5) | ((frac == 0.5) & (t & 1 == 1));
-    let sub = t.wrapping_add(up as i32) as u32;
+    // integer. The product is exact (a power-of-two scaling, below 2^man here), and adding 2^23 rounds
+    // it to an integer, ties to even (f32 arithmetic rounds to nearest even: the only rounding mode
+    // Rust supports), which the significand bits then hold. Garbage for the other lanes, selected away.
+    let y = f32::from_bits(a) * F::SUB_SCALE + MAGIC;
+    let sub = y.to_bits().wrapping_sub(MAGIC.to_bits());
     let mag = if a < (128 - F::BIAS) << 23 {
         sub
     } else {
