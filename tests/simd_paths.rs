@@ -227,3 +227,147 @@ fn late_nan_leaves_outputs_untouched_with_threads() {
         }
     });
 }
+
+// ---------------------------------------------------------------------------------------------------
+// Casts and the scaled FP8 quantizer.
+
+use quant::kernels::fp8::{
+    f32_to_fp8_e4m3, f32_to_fp8_e5m2, fp8_e4m3_dequantize, fp8_e4m3_dequantize_ref,
+    fp8_e4m3_quantize, fp8_e4m3_quantize_ref, fp8_e4m3_to_f32, fp8_e5m2_to_f32,
+};
+use quant::kernels::half::{bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_f16};
+
+/// Every cast of `xs` (encoders in both saturation modes) at the level in force.
+fn casts_of(xs: &[f32]) -> Vec<Vec<u32>> {
+    let n = xs.len();
+    let mut h = vec![0u16; n];
+    let mut b = vec![0u16; n];
+    let mut e4 = [vec![0u8; n], vec![0u8; n]];
+    let mut e5 = [vec![0u8; n], vec![0u8; n]];
+    f32_to_f16(xs, &mut h).unwrap();
+    f32_to_bf16(xs, &mut b).unwrap();
+    for (k, sat) in [false, true].into_iter().enumerate() {
+        f32_to_fp8_e4m3(xs, &mut e4[k], sat).unwrap();
+        f32_to_fp8_e5m2(xs, &mut e5[k], sat).unwrap();
+    }
+    let widen16 = |v: &[u16]| v.iter().map(|&x| x as u32).collect::<Vec<_>>();
+    let widen8 = |v: &[u8]| v.iter().map(|&x| x as u32).collect::<Vec<_>>();
+    vec![
+        widen16(&h),
+        widen16(&b),
+        widen8(&e4[0]),
+        widen8(&e4[1]),
+        widen8(&e5[0]),
+        widen8(&e5[1]),
+    ]
+}
+
+/// Every decoder on every 16-bit pattern (FP8: on every code, repeated) at the level in force.
+fn decodes() -> Vec<Vec<u32>> {
+    let all16: Vec<u16> = (0..=u16::MAX).collect();
+    let all8: Vec<u8> = (0..65536u32).map(|i| (i * 7) as u8).collect();
+    let mut out = Vec::new();
+    let mut d = vec![0f32; all16.len()];
+    f16_to_f32(&all16, &mut d).unwrap();
+    out.push(bits_of(&d));
+    bf16_to_f32(&all16, &mut d).unwrap();
+    out.push(bits_of(&d));
+    fp8_e4m3_to_f32(&all8, &mut d).unwrap();
+    out.push(bits_of(&d));
+    fp8_e5m2_to_f32(&all8, &mut d).unwrap();
+    out.push(bits_of(&d));
+    out
+}
+
+/// The casts at every level equal the portable ones (which `tests/casts.rs` holds to the scalar
+/// references and the golden fixtures) on a stride through all 2^32 f32 patterns (odd lengths, so
+/// that every block size leaves a tail), and every decoder on every pattern.
+#[test]
+fn casts_at_every_level_equal_the_portable_path() {
+    const STRIDE: u64 = 211;
+    let offset = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64
+        % STRIDE;
+    println!("offset {offset}");
+    let mut p = offset;
+    let mut batch = Vec::new();
+    let mut n_batches = 0;
+    while p < 1 << 32 {
+        batch.clear();
+        while batch.len() < 100_003 && p < 1 << 32 {
+            batch.push(f32::from_bits(p as u32));
+            p += STRIDE;
+        }
+        let want = with_simd_level(SimdLevel::Scalar, || casts_of(&batch)).unwrap();
+        at_every_level(|level| {
+            assert_eq!(
+                casts_of(&batch),
+                want,
+                "{level:?}, batch {n_batches}, offset {offset}"
+            );
+        });
+        n_batches += 1;
+    }
+    let want = with_simd_level(SimdLevel::Scalar, decodes).unwrap();
+    at_every_level(|level| assert_eq!(decodes(), want, "{level:?}"));
+}
+
+/// The casts split across threads give the same bits.
+#[test]
+fn casts_with_threads_give_the_same_bits() {
+    let x = big_matrix(300_001, 3);
+    let want = with_simd_level(SimdLevel::Scalar, || casts_of(&x)).unwrap();
+    at_every_level(|level| {
+        for t in [2, 3, 0] {
+            with_threads(t, || assert_eq!(casts_of(&x), want, "{level:?} {t}")).unwrap();
+        }
+    });
+}
+
+fn fp8_all(x: &[f32], shape: Shape, reference: bool) -> (Vec<u8>, Vec<u32>, Vec<u32>) {
+    let mut q = vec![0u8; shape.len()];
+    let mut s = vec![0f32; shape.n_groups()];
+    let mut d = vec![0f32; shape.len()];
+    if reference {
+        fp8_e4m3_quantize_ref(x, shape, &mut q, &mut s).unwrap();
+        fp8_e4m3_dequantize_ref(&q, &s, shape, &mut d).unwrap();
+    } else {
+        fp8_e4m3_quantize(x, shape, &mut q, &mut s).unwrap();
+        fp8_e4m3_dequantize(&q, &s, shape, &mut d).unwrap();
+    }
+    (q, bits_of(&s), bits_of(&d))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn fp8_scaled_every_level_equals_ref((shape, x) in matrix_strategy()) {
+        let want = fp8_all(&x, shape, true);
+        at_every_level(|level| {
+            assert_eq!(fp8_all(&x, shape, false), want, "level {level:?}, shape {shape:?}");
+        });
+    }
+}
+
+#[test]
+fn fp8_scaled_thread_count_does_not_change_a_bit() {
+    let x = big_matrix(600 * 700, 11);
+    for shape in [
+        Shape::new(600, 700, 0).unwrap(),
+        Shape::new(600, 700, 128).unwrap(),
+        Shape::new(1, 600 * 700, 0).unwrap(),
+    ] {
+        let want = fp8_all(&x, shape, true);
+        at_every_level(|level| {
+            for t in [1, 2, 3, 0] {
+                with_threads(t, || {
+                    assert_eq!(fp8_all(&x, shape, false), want, "{level:?} {t}")
+                })
+                .unwrap();
+            }
+        });
+    }
+}

@@ -13,8 +13,11 @@
 //!   runs in it), exactly as the magic-number addition of the portable code.
 #![allow(clippy::missing_safety_doc)]
 
+use super::fp8::{Fp8Spec, MAGIC};
+
 /// AVX-512 (F, BW, VL) bodies: 16 lanes, masked loads and stores for the tails.
 pub(crate) mod avx512 {
+    use super::{Fp8Spec, MAGIC};
     use std::arch::x86_64::*;
 
     #[inline(always)]
@@ -190,11 +193,236 @@ pub(crate) mod avx512 {
         }
         n
     }
+    /// FP8 codes of `x` (divided by `s` first when `DIV`), the branch-free encoder of `fp8.rs`
+    /// lane for lane: integer rounding of the normal range, `a * 2^k + 2^23` for the subnormal range
+    /// (a multiply then an add, never fused), selects for overflow and NaN. All of `x`.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    pub(crate) unsafe fn fp8_encode<const DIV: bool>(
+        x: &[f32],
+        s: f32,
+        f: Fp8Spec,
+        out: &mut [u8],
+    ) {
+        let n = x.len();
+        assert!(out.len() >= n);
+        let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
+        let vs = _mm512_set1_ps(s);
+        let shift = _mm_cvtsi32_si128((23 - f.man) as i32);
+        let half = _mm512_set1_epi32(((1u32 << (22 - f.man)) - 1) as i32);
+        let one = _mm512_set1_epi32(1);
+        let rebias = _mm512_set1_epi32(((127 - f.bias) << f.man) as i32);
+        let abs = _mm512_set1_epi32(0x7fff_ffff);
+        let sub_scale = _mm512_set1_ps(f.sub_scale);
+        let magic = _mm512_set1_ps(MAGIC);
+        let sub_limit = _mm512_set1_epi32(((128 - f.bias) << 23) as i32);
+        let max = _mm512_set1_epi32(f.max as i32);
+        let overflow = _mm512_set1_epi32(f.overflow as i32);
+        let nan = _mm512_set1_epi32(f.nan as i32);
+        let inf = _mm512_set1_epi32(0x7f80_0000);
+        let signbit = _mm512_set1_epi32(0x80);
+        let code = |v: __m512| {
+            let v = if DIV { _mm512_div_ps(v, vs) } else { v };
+            let bits = _mm512_castps_si512(v);
+            let sign = _mm512_and_si512(_mm512_srli_epi32::<24>(bits), signbit);
+            let a = _mm512_and_si512(bits, abs);
+            let odd = _mm512_and_si512(_mm512_srl_epi32(a, shift), one);
+            let normal = _mm512_sub_epi32(
+                _mm512_srl_epi32(_mm512_add_epi32(_mm512_add_epi32(a, half), odd), shift),
+                rebias,
+            );
+            let y = _mm512_add_ps(_mm512_mul_ps(_mm512_castsi512_ps(a), sub_scale), magic);
+            let sub = _mm512_sub_epi32(_mm512_castps_si512(y), _mm512_castps_si512(magic));
+            let mag = _mm512_mask_blend_epi32(_mm512_cmplt_epu32_mask(a, sub_limit), normal, sub);
+            let mag = _mm512_mask_blend_epi32(_mm512_cmpgt_epu32_mask(mag, max), mag, overflow);
+            let mag = _mm512_mask_blend_epi32(_mm512_cmpgt_epu32_mask(a, inf), mag, nan);
+            _mm512_or_si512(mag, sign)
+        };
+        let mut i = 0;
+        while i + 16 <= n {
+            let c = code(_mm512_loadu_ps(xp.add(i)));
+            _mm_storeu_si128(op.add(i) as *mut __m128i, _mm512_cvtepi32_epi8(c));
+            i += 16;
+        }
+        if i < n {
+            let k = tail_mask(n - i);
+            let c = code(_mm512_maskz_loadu_ps(k, xp.add(i)));
+            _mm512_mask_cvtepi32_storeu_epi8(op.add(i) as *mut i8, k, c);
+        }
+    }
+
+    /// f32 values of FP8 codes (times `s` when `MUL`): exactly the decode tables of `fp8.rs`.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    pub(crate) unsafe fn fp8_decode<const MUL: bool>(
+        q: &[u8],
+        s: f32,
+        f: Fp8Spec,
+        out: &mut [f32],
+    ) {
+        let n = q.len();
+        assert!(out.len() >= n);
+        let (qp, op) = (q.as_ptr(), out.as_mut_ptr());
+        let vs = _mm512_set1_ps(s);
+        let value = |c: __m512i| {
+            let sign = _mm512_slli_epi32::<24>(_mm512_and_si512(c, _mm512_set1_epi32(0x80)));
+            let mag = _mm512_and_si512(c, _mm512_set1_epi32(0x7f));
+            let normal = _mm512_add_epi32(
+                _mm512_sll_epi32(mag, _mm_cvtsi32_si128((23 - f.man) as i32)),
+                _mm512_set1_epi32(((127 - f.bias) << 23) as i32),
+            );
+            let sub = _mm512_castps_si512(_mm512_mul_ps(
+                _mm512_cvtepi32_ps(mag),
+                _mm512_set1_ps(f.sub_unit),
+            ));
+            let is_sub = _mm512_cmplt_epu32_mask(mag, _mm512_set1_epi32(1 << f.man));
+            let v = _mm512_mask_blend_epi32(is_sub, normal, sub);
+            let v = if f.ieee {
+                let inf_code = _mm512_set1_epi32(0x7c);
+                let v = _mm512_mask_blend_epi32(
+                    _mm512_cmpeq_epu32_mask(mag, inf_code),
+                    v,
+                    _mm512_set1_epi32(0x7f80_0000),
+                );
+                _mm512_mask_blend_epi32(
+                    _mm512_cmpgt_epu32_mask(mag, inf_code),
+                    v,
+                    _mm512_set1_epi32(0x7fc0_0000),
+                )
+            } else {
+                _mm512_mask_blend_epi32(
+                    _mm512_cmpeq_epu32_mask(mag, _mm512_set1_epi32(0x7f)),
+                    v,
+                    _mm512_set1_epi32(0x7fc0_0000),
+                )
+            };
+            let v = _mm512_castsi512_ps(_mm512_or_si512(v, sign));
+            if MUL {
+                _mm512_mul_ps(v, vs)
+            } else {
+                v
+            }
+        };
+        let mut i = 0;
+        while i + 16 <= n {
+            let c = _mm512_cvtepu8_epi32(_mm_loadu_si128(qp.add(i) as *const __m128i));
+            _mm512_storeu_ps(op.add(i), value(c));
+            i += 16;
+        }
+        if i < n {
+            let k = tail_mask(n - i);
+            let c = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(k, qp.add(i) as *const i8));
+            _mm512_mask_storeu_ps(op.add(i), k, value(c));
+        }
+    }
+
+    /// f32 -> f16 bits (`vcvtps2ph`, round to nearest even; the F16C conversion `half` uses).
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    pub(crate) unsafe fn f32_to_f16(x: &[f32], out: &mut [u16]) {
+        let n = x.len();
+        assert!(out.len() >= n);
+        let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
+        let mut i = 0;
+        while i + 16 <= n {
+            let h = _mm512_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm512_loadu_ps(xp.add(i)));
+            _mm256_storeu_si256(op.add(i) as *mut __m256i, h);
+            i += 16;
+        }
+        if i < n {
+            let k = tail_mask(n - i);
+            let h =
+                _mm512_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm512_maskz_loadu_ps(k, xp.add(i)));
+            _mm256_mask_storeu_epi16(op.add(i) as *mut i16, k, h);
+        }
+    }
+
+    /// f16 bits -> f32 (`vcvtph2ps`, exact; NaN quieted).
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    pub(crate) unsafe fn f16_to_f32(h: &[u16], out: &mut [f32]) {
+        let n = h.len();
+        assert!(out.len() >= n);
+        let (hp, op) = (h.as_ptr(), out.as_mut_ptr());
+        let mut i = 0;
+        while i + 16 <= n {
+            let v = _mm512_cvtph_ps(_mm256_loadu_si256(hp.add(i) as *const __m256i));
+            _mm512_storeu_ps(op.add(i), v);
+            i += 16;
+        }
+        if i < n {
+            let k = tail_mask(n - i);
+            let v = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, hp.add(i) as *const i16));
+            _mm512_mask_storeu_ps(op.add(i), k, v);
+        }
+    }
+
+    /// f32 -> bf16 bits: `(x + 0x7fff + ((x >> 16) & 1)) >> 16`, NaN `(x >> 16) | 0x40`.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    pub(crate) unsafe fn f32_to_bf16(x: &[f32], out: &mut [u16]) {
+        let n = x.len();
+        assert!(out.len() >= n);
+        let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
+        let conv = |v: __m512| {
+            let b = _mm512_castps_si512(v);
+            let odd = _mm512_and_si512(_mm512_srli_epi32::<16>(b), _mm512_set1_epi32(1));
+            let rounded = _mm512_srli_epi32::<16>(_mm512_add_epi32(
+                _mm512_add_epi32(b, _mm512_set1_epi32(0x7fff)),
+                odd,
+            ));
+            let nan = _mm512_or_si512(_mm512_srli_epi32::<16>(b), _mm512_set1_epi32(0x40));
+            let is_nan = _mm512_cmpgt_epu32_mask(
+                _mm512_and_si512(b, _mm512_set1_epi32(0x7fff_ffff)),
+                _mm512_set1_epi32(0x7f80_0000),
+            );
+            _mm512_cvtepi32_epi16(_mm512_mask_blend_epi32(is_nan, rounded, nan))
+        };
+        let mut i = 0;
+        while i + 16 <= n {
+            _mm256_storeu_si256(op.add(i) as *mut __m256i, conv(_mm512_loadu_ps(xp.add(i))));
+            i += 16;
+        }
+        if i < n {
+            let k = tail_mask(n - i);
+            _mm256_mask_storeu_epi16(
+                op.add(i) as *mut i16,
+                k,
+                conv(_mm512_maskz_loadu_ps(k, xp.add(i))),
+            );
+        }
+    }
+
+    /// bf16 bits -> f32: `(h | quiet) << 16`, `quiet = 0x40` for NaN.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    pub(crate) unsafe fn bf16_to_f32(h: &[u16], out: &mut [f32]) {
+        let n = h.len();
+        assert!(out.len() >= n);
+        let (hp, op) = (h.as_ptr(), out.as_mut_ptr());
+        let conv = |w: __m256i| {
+            let v = _mm512_cvtepu16_epi32(w);
+            let is_nan = _mm512_cmpgt_epu32_mask(
+                _mm512_and_si512(v, _mm512_set1_epi32(0x7fff)),
+                _mm512_set1_epi32(0x7f80),
+            );
+            let v = _mm512_mask_or_epi32(v, is_nan, v, _mm512_set1_epi32(0x40));
+            _mm512_castsi512_ps(_mm512_slli_epi32::<16>(v))
+        };
+        let mut i = 0;
+        while i + 16 <= n {
+            _mm512_storeu_ps(
+                op.add(i),
+                conv(_mm256_loadu_si256(hp.add(i) as *const __m256i)),
+            );
+            i += 16;
+        }
+        if i < n {
+            let k = tail_mask(n - i);
+            let v = conv(_mm256_maskz_loadu_epi16(k, hp.add(i) as *const i16));
+            _mm512_mask_storeu_ps(op.add(i), k, v);
+        }
+    }
 }
 
 /// AVX2 bodies: 8 lanes; each function handles the largest multiple of its block and leaves the tail
 /// to the portable code (it returns how many elements it did).
 pub(crate) mod avx2 {
+    use super::{Fp8Spec, MAGIC};
     use std::arch::x86_64::*;
 
     /// Largest sign-cleared bit pattern of `x` (0 for an empty slice).
@@ -359,6 +587,192 @@ pub(crate) mod avx2 {
                 _mm256_storeu_ps(op.add(i + 8 * k), _mm256_mul_ps(_mm256_sub_ps(f, vz), vs));
             }
             i += 32;
+        }
+        n
+    }
+    /// FP8 codes of `x[..32 * k]` (divided by `s` first when `DIV`), as the AVX-512 version; returns
+    /// `32 * k`. Every intermediate is below 2^31, so signed compares order them right.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(crate) unsafe fn fp8_encode<const DIV: bool>(
+        x: &[f32],
+        s: f32,
+        f: Fp8Spec,
+        out: &mut [u8],
+    ) -> usize {
+        let n = x.len() / 32 * 32;
+        assert!(out.len() >= n);
+        let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
+        let vs = _mm256_set1_ps(s);
+        let shift = _mm_cvtsi32_si128((23 - f.man) as i32);
+        let half = _mm256_set1_epi32(((1u32 << (22 - f.man)) - 1) as i32);
+        let one = _mm256_set1_epi32(1);
+        let rebias = _mm256_set1_epi32(((127 - f.bias) << f.man) as i32);
+        let abs = _mm256_set1_epi32(0x7fff_ffff);
+        let sub_scale = _mm256_set1_ps(f.sub_scale);
+        let magic = _mm256_set1_ps(MAGIC);
+        let sub_limit = _mm256_set1_epi32(((128 - f.bias) << 23) as i32);
+        let max = _mm256_set1_epi32(f.max as i32);
+        let overflow = _mm256_set1_epi32(f.overflow as i32);
+        let nan = _mm256_set1_epi32(f.nan as i32);
+        let inf = _mm256_set1_epi32(0x7f80_0000);
+        let signbit = _mm256_set1_epi32(0x80);
+        let perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+        let code = |i: usize| {
+            let v = _mm256_loadu_ps(xp.add(i));
+            let v = if DIV { _mm256_div_ps(v, vs) } else { v };
+            let bits = _mm256_castps_si256(v);
+            let sign = _mm256_and_si256(_mm256_srli_epi32::<24>(bits), signbit);
+            let a = _mm256_and_si256(bits, abs);
+            let odd = _mm256_and_si256(_mm256_srl_epi32(a, shift), one);
+            let normal = _mm256_sub_epi32(
+                _mm256_srl_epi32(_mm256_add_epi32(_mm256_add_epi32(a, half), odd), shift),
+                rebias,
+            );
+            let y = _mm256_add_ps(_mm256_mul_ps(_mm256_castsi256_ps(a), sub_scale), magic);
+            let sub = _mm256_sub_epi32(_mm256_castps_si256(y), _mm256_castps_si256(magic));
+            let mag = _mm256_blendv_epi8(normal, sub, _mm256_cmpgt_epi32(sub_limit, a));
+            let mag = _mm256_blendv_epi8(mag, overflow, _mm256_cmpgt_epi32(mag, max));
+            let mag = _mm256_blendv_epi8(mag, nan, _mm256_cmpgt_epi32(a, inf));
+            _mm256_or_si256(mag, sign)
+        };
+        let mut i = 0;
+        while i < n {
+            let ab = _mm256_packus_epi32(code(i), code(i + 8));
+            let cd = _mm256_packus_epi32(code(i + 16), code(i + 24));
+            let q = _mm256_permutevar8x32_epi32(_mm256_packus_epi16(ab, cd), perm);
+            _mm256_storeu_si256(op.add(i) as *mut __m256i, q);
+            i += 32;
+        }
+        n
+    }
+
+    /// f32 values of FP8 codes `q[..8 * k]` (times `s` when `MUL`); returns `8 * k`.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(crate) unsafe fn fp8_decode<const MUL: bool>(
+        q: &[u8],
+        s: f32,
+        f: Fp8Spec,
+        out: &mut [f32],
+    ) -> usize {
+        let n = q.len() / 8 * 8;
+        assert!(out.len() >= n);
+        let (qp, op) = (q.as_ptr(), out.as_mut_ptr());
+        let vs = _mm256_set1_ps(s);
+        let shift = _mm_cvtsi32_si128((23 - f.man) as i32);
+        let rebias = _mm256_set1_epi32(((127 - f.bias) << 23) as i32);
+        let unit = _mm256_set1_ps(f.sub_unit);
+        let sub_limit = _mm256_set1_epi32(1 << f.man);
+        let mut i = 0;
+        while i < n {
+            let c = _mm256_cvtepu8_epi32(_mm_loadl_epi64(qp.add(i) as *const __m128i));
+            let sign = _mm256_slli_epi32::<24>(_mm256_and_si256(c, _mm256_set1_epi32(0x80)));
+            let mag = _mm256_and_si256(c, _mm256_set1_epi32(0x7f));
+            let normal = _mm256_add_epi32(_mm256_sll_epi32(mag, shift), rebias);
+            let sub = _mm256_castps_si256(_mm256_mul_ps(_mm256_cvtepi32_ps(mag), unit));
+            let v = _mm256_blendv_epi8(normal, sub, _mm256_cmpgt_epi32(sub_limit, mag));
+            let v = if f.ieee {
+                let inf_code = _mm256_set1_epi32(0x7c);
+                let v = _mm256_blendv_epi8(
+                    v,
+                    _mm256_set1_epi32(0x7f80_0000),
+                    _mm256_cmpeq_epi32(mag, inf_code),
+                );
+                _mm256_blendv_epi8(
+                    v,
+                    _mm256_set1_epi32(0x7fc0_0000),
+                    _mm256_cmpgt_epi32(mag, inf_code),
+                )
+            } else {
+                _mm256_blendv_epi8(
+                    v,
+                    _mm256_set1_epi32(0x7fc0_0000),
+                    _mm256_cmpeq_epi32(mag, _mm256_set1_epi32(0x7f)),
+                )
+            };
+            let v = _mm256_castsi256_ps(_mm256_or_si256(v, sign));
+            let v = if MUL { _mm256_mul_ps(v, vs) } else { v };
+            _mm256_storeu_ps(op.add(i), v);
+            i += 8;
+        }
+        n
+    }
+
+    /// f32 -> f16 bits of `x[..8 * k]` (F16C `vcvtps2ph`); returns `8 * k`.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(crate) unsafe fn f32_to_f16(x: &[f32], out: &mut [u16]) -> usize {
+        let n = x.len() / 8 * 8;
+        assert!(out.len() >= n);
+        let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
+        let mut i = 0;
+        while i < n {
+            let h = _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm256_loadu_ps(xp.add(i)));
+            _mm_storeu_si128(op.add(i) as *mut __m128i, h);
+            i += 8;
+        }
+        n
+    }
+
+    /// f16 bits -> f32 of `h[..8 * k]` (F16C `vcvtph2ps`); returns `8 * k`.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(crate) unsafe fn f16_to_f32(h: &[u16], out: &mut [f32]) -> usize {
+        let n = h.len() / 8 * 8;
+        assert!(out.len() >= n);
+        let (hp, op) = (h.as_ptr(), out.as_mut_ptr());
+        let mut i = 0;
+        while i < n {
+            let v = _mm256_cvtph_ps(_mm_loadu_si128(hp.add(i) as *const __m128i));
+            _mm256_storeu_ps(op.add(i), v);
+            i += 8;
+        }
+        n
+    }
+
+    /// f32 -> bf16 bits of `x[..16 * k]` (as the AVX-512 version); returns `16 * k`.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(crate) unsafe fn f32_to_bf16(x: &[f32], out: &mut [u16]) -> usize {
+        let n = x.len() / 16 * 16;
+        assert!(out.len() >= n);
+        let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
+        let conv = |i: usize| {
+            let b = _mm256_castps_si256(_mm256_loadu_ps(xp.add(i)));
+            let odd = _mm256_and_si256(_mm256_srli_epi32::<16>(b), _mm256_set1_epi32(1));
+            let rounded = _mm256_srli_epi32::<16>(_mm256_add_epi32(
+                _mm256_add_epi32(b, _mm256_set1_epi32(0x7fff)),
+                odd,
+            ));
+            let nan = _mm256_or_si256(_mm256_srli_epi32::<16>(b), _mm256_set1_epi32(0x40));
+            let is_nan = _mm256_cmpgt_epi32(
+                _mm256_and_si256(b, _mm256_set1_epi32(0x7fff_ffff)),
+                _mm256_set1_epi32(0x7f80_0000),
+            );
+            _mm256_blendv_epi8(rounded, nan, is_nan)
+        };
+        let mut i = 0;
+        while i < n {
+            let p = _mm256_packus_epi32(conv(i), conv(i + 8));
+            let p = _mm256_permute4x64_epi64::<0b11_01_10_00>(p);
+            _mm256_storeu_si256(op.add(i) as *mut __m256i, p);
+            i += 16;
+        }
+        n
+    }
+
+    /// bf16 bits -> f32 of `h[..8 * k]`; returns `8 * k`.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(crate) unsafe fn bf16_to_f32(h: &[u16], out: &mut [f32]) -> usize {
+        let n = h.len() / 8 * 8;
+        assert!(out.len() >= n);
+        let (hp, op) = (h.as_ptr(), out.as_mut_ptr());
+        let mut i = 0;
+        while i < n {
+            let v = _mm256_cvtepu16_epi32(_mm_loadu_si128(hp.add(i) as *const __m128i));
+            let is_nan = _mm256_cmpgt_epi32(
+                _mm256_and_si256(v, _mm256_set1_epi32(0x7fff)),
+                _mm256_set1_epi32(0x7f80),
+            );
+            let v = _mm256_or_si256(v, _mm256_and_si256(is_nan, _mm256_set1_epi32(0x40)));
+            _mm256_storeu_ps(op.add(i), _mm256_castsi256_ps(_mm256_slli_epi32::<16>(v)));
+            i += 8;
         }
         n
     }
