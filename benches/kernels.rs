@@ -151,26 +151,63 @@ fn split2<T: Send, U: Send + Sync>(
     });
 }
 
-/// The ceiling loop: `d = s as i8`, compiled for AVX2 when the CPU has it (so that it is bound by
-/// memory, not by the baseline target's slow saturating conversion).
+/// The ceiling loop: f32 read, int8 write (`d = s` truncated, saturating), plain stores. Written with
+/// AVX-512 or AVX2 intrinsics when the CPU has them: the compiler's `as i8` (NaN and saturation
+/// semantics) does not vectorize well enough to be bound by memory, and the ceiling must be.
 fn ceiling_loop(s: &[f32], d: &mut [i8]) {
     #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2") {
-        #[target_feature(enable = "avx2")]
-        unsafe fn avx2(s: &[f32], d: &mut [i8]) {
-            for (d, s) in d.iter_mut().zip(s) {
+    {
+        use std::arch::x86_64::*;
+        let n = s.len().min(d.len());
+        let (sp, dp) = (s.as_ptr(), d.as_mut_ptr());
+        if is_x86_feature_detected!("avx512f") {
+            #[target_feature(enable = "avx512f")]
+            unsafe fn body(sp: *const f32, dp: *mut i8, n: usize) -> usize {
+                let mut i = 0;
+                while i + 16 <= n {
+                    let q = _mm512_cvttps_epi32(_mm512_loadu_ps(sp.add(i)));
+                    _mm_storeu_si128(dp.add(i) as *mut __m128i, _mm512_cvtsepi32_epi8(q));
+                    i += 16;
+                }
+                i
+            }
+            // SAFETY: the CPU has AVX-512F; `body` stays within `n` elements of both slices.
+            let done = unsafe { body(sp, dp, n) };
+            for (d, s) in d[done..n].iter_mut().zip(&s[done..n]) {
                 *d = *s as i8;
             }
+            return;
         }
-        // SAFETY: the CPU has AVX2.
-        return unsafe { avx2(s, d) };
+        if is_x86_feature_detected!("avx2") {
+            #[target_feature(enable = "avx2")]
+            unsafe fn body(sp: *const f32, dp: *mut i8, n: usize) -> usize {
+                let perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+                let mut i = 0;
+                while i + 32 <= n {
+                    let q = |k: usize| _mm256_cvttps_epi32(_mm256_loadu_ps(sp.add(i + 8 * k)));
+                    let ab = _mm256_packs_epi32(q(0), q(1));
+                    let cd = _mm256_packs_epi32(q(2), q(3));
+                    let v = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(ab, cd), perm);
+                    _mm256_storeu_si256(dp.add(i) as *mut __m256i, v);
+                    i += 32;
+                }
+                i
+            }
+            // SAFETY: the CPU has AVX2; `body` stays within `n` elements of both slices.
+            let done = unsafe { body(sp, dp, n) };
+            for (d, s) in d[done..n].iter_mut().zip(&s[done..n]) {
+                *d = *s as i8;
+            }
+            return;
+        }
     }
     for (d, s) in d.iter_mut().zip(s) {
         *d = *s as i8;
     }
 }
 
-/// The write-bound loop: `d = s as f32` from int8 (AVX2 when the CPU has it).
+/// The write-bound loop: int8 read, f32 write (`d = s as f32`), plain stores (AVX2 when the CPU has
+/// it; this one vectorizes well).
 fn write_bound_loop(s: &[i8], d: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if is_x86_feature_detected!("avx2") {

@@ -371,3 +371,51 @@ fn fp8_scaled_thread_count_does_not_change_a_bit() {
         });
     }
 }
+
+/// The non-temporal output path (bounce buffer, aligned streaming copies, plain stores at the edges),
+/// forced on for small outputs, into destinations at every alignment: the same bits as the references.
+#[test]
+fn streaming_stores_give_the_same_bits_at_any_alignment() {
+    quant::kernels::stream::set_nt_min_bytes(0);
+    let x = big_matrix(37 * 4500, 5);
+    for shape in [
+        Shape::new(37, 4500, 0).unwrap(),
+        Shape::new(37, 4500, 128).unwrap(),
+        Shape::new(1, 37 * 4500, 0).unwrap(),
+    ] {
+        let n = shape.len();
+        let want8 = int8_all_ref(&x, shape);
+        let want4 = kbit_all(&x, shape, 4, true);
+        let want_fp8 = fp8_all(&x, shape, true);
+        let want_casts = with_simd_level(SimdLevel::Scalar, || casts_of(&x)).unwrap();
+        at_every_level(|level| {
+            for off in [0usize, 1, 3, 17] {
+                for t in [1, 2] {
+                    with_threads(t, || {
+                        // INT8 into an offset destination.
+                        let mut q = vec![0i8; n + off];
+                        let mut s = vec![0f32; shape.n_groups()];
+                        int8_quantize(&x, shape, &mut q[off..], &mut s).unwrap();
+                        assert_eq!(q[off..], want8.0[..], "{level:?} off {off} {shape:?}");
+                        let mut d = vec![0f32; n + off];
+                        int8_dequantize(&q[off..], &s, shape, &mut d[off..]).unwrap();
+                        assert_eq!(bits_of(&d[off..]), want8.2, "{level:?} off {off}");
+                        // INT4 and FP8 (the helpers allocate their own outputs).
+                        assert_eq!(kbit_all(&x, shape, 4, false), want4, "{level:?}");
+                        assert_eq!(fp8_all(&x, shape, false), want_fp8, "{level:?}");
+                        let mut h = vec![0u16; n + off];
+                        f32_to_f16(&x, &mut h[off..]).unwrap();
+                        assert!(h[off..]
+                            .iter()
+                            .map(|&v| v as u32)
+                            .eq(want_casts[0].iter().copied()));
+                    })
+                    .unwrap();
+                }
+            }
+            assert_eq!(casts_of(&x), want_casts, "{level:?}");
+        });
+    }
+    quant::kernels::stream::set_nt_min_bytes(usize::MAX);
+    quant::kernels::stream::set_nt_min_bytes(8 << 20);
+}
