@@ -47,12 +47,42 @@ struct Row {
     size: &'static str,
     class: Class,
     gps: [f64; 2],
+    /// Median over the repetitions of (reference loop time / kernel time), each pair measured back to
+    /// back, so that a change of the machine's load between figures does not skew the ratio.
+    ratio: [Option<f64>; 2],
+}
+
+/// The reference loops with their own buffers, run back to back with each kernel.
+struct Refs {
+    src: &'static [f32],
+    q8: Vec<i8>,
+    f32s: Vec<f32>,
+}
+
+impl Refs {
+    /// Seconds of the reference loop of `class` over `n` elements with `t` threads.
+    fn time(&mut self, class: Class, t: usize, n: usize) -> Option<f64> {
+        let start = Instant::now();
+        match class {
+            Class::FromF32 => split2(t, &self.src[..n], &mut self.q8[..n], ceiling_loop),
+            Class::ToF32 => split2(t, &self.q8[..n], &mut self.f32s[..n], write_bound_loop),
+            Class::Plain => return None,
+        }
+        black_box((&self.q8, &self.f32s));
+        Some(start.elapsed().as_secs_f64())
+    }
 }
 
 struct Bench {
     reps: usize,
     filter: Option<String>,
     rows: Vec<Row>,
+    refs: Refs,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
 
 impl Bench {
@@ -62,18 +92,45 @@ impl Bench {
             .is_none_or(|f| name.contains(f.as_str()))
     }
 
-    /// Median seconds of `reps` calls of `f` after one warm-up call.
+    /// Median seconds of `reps` calls of `f` after one warm-up call (no reference loop).
     fn median(&self, reps: usize, f: &mut dyn FnMut()) -> f64 {
         f();
-        let mut t: Vec<f64> = (0..reps)
-            .map(|_| {
-                let start = Instant::now();
-                f();
-                start.elapsed().as_secs_f64()
-            })
-            .collect();
-        t.sort_by(f64::total_cmp);
-        t[t.len() / 2]
+        median(
+            (0..reps)
+                .map(|_| {
+                    let start = Instant::now();
+                    f();
+                    start.elapsed().as_secs_f64()
+                })
+                .collect(),
+        )
+    }
+
+    /// Median seconds of `f` and median ratio (reference time / kernel time), each repetition timing
+    /// the reference loop of `class` and then `f`.
+    fn paired(
+        &mut self,
+        class: Class,
+        t: usize,
+        n: usize,
+        f: &mut dyn FnMut(),
+    ) -> (f64, Option<f64>) {
+        f();
+        self.refs.time(class, t, n);
+        let mut secs = Vec::new();
+        let mut ratios = Vec::new();
+        for _ in 0..self.reps {
+            let r = self.refs.time(class, t, n);
+            let start = Instant::now();
+            f();
+            let k = start.elapsed().as_secs_f64();
+            secs.push(k);
+            if let Some(r) = r {
+                ratios.push(r / k);
+            }
+        }
+        let ratio = (!ratios.is_empty()).then(|| median(ratios));
+        (median(secs), ratio)
     }
 
     /// Measures `f` (which handles `n` elements) with 1 and 2 kernel threads.
@@ -82,11 +139,13 @@ impl Bench {
             return;
         }
         let mut gps = [0.0; 2];
+        let mut ratio = [None; 2];
         for (k, t) in [1usize, 2].into_iter().enumerate() {
-            let secs = with_threads(t, || self.median(self.reps, f)).expect("thread count");
+            let (secs, r) = with_threads(t, || self.paired(class, t, n, f)).expect("thread count");
             gps[k] = n as f64 / secs / 1e9;
+            ratio[k] = r;
         }
-        self.push(name, size, class, gps);
+        self.push(name, size, class, gps, ratio);
     }
 
     /// Measures a loop that runs on `t` threads itself (`f(t)`), for 1 and 2 threads.
@@ -102,24 +161,37 @@ impl Bench {
             return;
         }
         let mut gps = [0.0; 2];
+        let mut ratio = [None; 2];
         for (k, t) in [1usize, 2].into_iter().enumerate() {
-            let secs = self.median(self.reps, &mut || f(t));
+            let (secs, r) = self.paired(class, t, n, &mut || f(t));
             gps[k] = n as f64 / secs / 1e9;
+            ratio[k] = r;
         }
-        self.push(name, size, class, gps);
+        self.push(name, size, class, gps, ratio);
     }
 
-    /// A figure measured once per thread count elsewhere (a peer).
-    fn push(&mut self, name: &str, size: &'static str, class: Class, gps: [f64; 2]) {
+    fn push(
+        &mut self,
+        name: &str,
+        size: &'static str,
+        class: Class,
+        gps: [f64; 2],
+        ratio: [Option<f64>; 2],
+    ) {
+        let r = |x: Option<f64>| x.map_or("    ".to_string(), |x| format!("{x:4.2}"));
         eprintln!(
-            "  {name:<34} {size:<10} {:7.3} G/s  {:7.3} G/s",
-            gps[0], gps[1]
+            "  {name:<38} {size:<10} {:7.3} G/s ({})  {:7.3} G/s ({})",
+            gps[0],
+            r(ratio[0]),
+            gps[1],
+            r(ratio[1])
         );
         self.rows.push(Row {
             name: name.to_string(),
             size,
             class,
             gps,
+            ratio,
         });
     }
 
@@ -295,6 +367,7 @@ fn numpy_peers(b: &mut Bench) {
                                 "4096x4096",
                                 Class::FromF32,
                                 [g, f64::NAN],
+                                [None; 2],
                             );
                         }
                     }
@@ -312,12 +385,18 @@ fn main() {
         .unwrap_or(7usize)
         .max(1);
     let peers = std::env::var("QUANT_BENCH_PEERS").map_or(true, |v| v != "0");
+    let max_n = SIZES.iter().map(|s| s.1 * COLS).max().unwrap();
+    let src: &'static [f32] = Box::leak(random_weights(max_n).into_boxed_slice());
     let mut b = Bench {
         reps,
         filter: std::env::var("QUANT_BENCH_FILTER").ok(),
         rows: Vec::new(),
+        refs: Refs {
+            src,
+            q8: vec![0i8; max_n],
+            f32s: vec![0f32; max_n],
+        },
     };
-    let max_n = SIZES.iter().map(|s| s.1 * COLS).max().unwrap();
     eprintln!(
         "quant kernels bench: {}, {} CPUs, SIMD level {}, {} reps (median)",
         cpu_name(),
@@ -325,7 +404,6 @@ fn main() {
         simd_level().name(),
         reps
     );
-    let src = random_weights(max_n);
     let mut q8 = vec![0i8; max_n];
     let mut u8s = vec![0u8; max_n];
     let mut u16s = vec![0u16; max_n];
@@ -515,6 +593,7 @@ fn main() {
                             size,
                             Class::FromF32,
                             [n as f64 / secs / 1e9, f64::NAN],
+                            [None; 2],
                         );
                     }
                 };
@@ -585,18 +664,28 @@ fn print_table(b: &Bench) {
             r.name,
             r.size,
             r.gps[0],
-            fmt_ratio(r.gps[0], reference.map(|g| g[0])),
+            r.ratio[0].map_or_else(
+                || fmt_ratio(r.gps[0], reference.map(|g| g[0])),
+                |x| format!("{x:.2}")
+            ),
             two,
-            fmt_ratio(r.gps[1], reference.map(|g| g[1])),
+            r.ratio[1].map_or_else(
+                || fmt_ratio(r.gps[1], reference.map(|g| g[1])),
+                |x| format!("{x:.2}")
+            ),
             speedup
         );
     }
     println!();
     println!(
-        "ratio: throughput / the reference loop's with the same thread count (quantizers and casts"
+        "ratio: median over the repetitions of (reference loop time / kernel time), the two timed"
     );
     println!(
-        "from f32: the ceiling loop f32 -> i8; dequantizers and casts to f32: the write-bound loop"
+        "back to back with the same thread count (peers measured once: throughput / the reference"
     );
-    println!("i8 -> f32). memcpy is in f32 elements/s (x4 for bytes/s, x8 for bytes moved).");
+    println!("row's). Reference loop: for quantizers and casts from f32 the ceiling loop (f32 read, int8");
+    println!(
+        "write); for dequantizers and casts to f32 the write-bound loop (int8 read, f32 write)."
+    );
+    println!("memcpy is in f32 elements/s (x4 for bytes/s).");
 }

@@ -372,50 +372,96 @@ fn fp8_scaled_thread_count_does_not_change_a_bit() {
     }
 }
 
-/// The non-temporal output path (bounce buffer, aligned streaming copies, plain stores at the edges),
-/// forced on for small outputs, into destinations at every alignment: the same bits as the references.
+/// `x` moved by `d` ulps (through zero as the integers of the bit patterns do not, so only for x != 0
+/// and small `d`).
+fn nudge(x: f32, d: i32) -> f32 {
+    f32::from_bits((x.to_bits() as i32 + d) as u32)
+}
+
+/// The SIMD quantizers take `x * (1 / s)` for `x / s` when no rounding boundary of the code is near
+/// (see `src/kernels/x86.rs`): values within a few ulps of every tie, for many scales, must give the
+/// reference's codes at every level.
 #[test]
-fn streaming_stores_give_the_same_bits_at_any_alignment() {
-    quant::kernels::stream::set_nt_min_bytes(0);
-    let x = big_matrix(37 * 4500, 5);
-    for shape in [
-        Shape::new(37, 4500, 0).unwrap(),
-        Shape::new(37, 4500, 128).unwrap(),
-        Shape::new(1, 37 * 4500, 0).unwrap(),
-    ] {
-        let n = shape.len();
-        let want8 = int8_all_ref(&x, shape);
-        let want4 = kbit_all(&x, shape, 4, true);
-        let want_fp8 = fp8_all(&x, shape, true);
-        let want_casts = with_simd_level(SimdLevel::Scalar, || casts_of(&x)).unwrap();
-        at_every_level(|level| {
-            for off in [0usize, 1, 3, 17] {
-                for t in [1, 2] {
-                    with_threads(t, || {
-                        // INT8 into an offset destination.
-                        let mut q = vec![0i8; n + off];
-                        let mut s = vec![0f32; shape.n_groups()];
-                        int8_quantize(&x, shape, &mut q[off..], &mut s).unwrap();
-                        assert_eq!(q[off..], want8.0[..], "{level:?} off {off} {shape:?}");
-                        let mut d = vec![0f32; n + off];
-                        int8_dequantize(&q[off..], &s, shape, &mut d[off..]).unwrap();
-                        assert_eq!(bits_of(&d[off..]), want8.2, "{level:?} off {off}");
-                        // INT4 and FP8 (the helpers allocate their own outputs).
-                        assert_eq!(kbit_all(&x, shape, 4, false), want4, "{level:?}");
-                        assert_eq!(fp8_all(&x, shape, false), want_fp8, "{level:?}");
-                        let mut h = vec![0u16; n + off];
-                        f32_to_f16(&x, &mut h[off..]).unwrap();
-                        assert!(h[off..]
-                            .iter()
-                            .map(|&v| v as u32)
-                            .eq(want_casts[0].iter().copied()));
-                    })
-                    .unwrap();
+fn near_ties_of_the_reciprocal_shortcut() {
+    let absmaxes = [
+        1.0f32, 0.3, 7.3e-3, 3.3e5, 1.7e-35, 2.5e-37, 9.1e-40, 3.0e37,
+    ];
+    for &absmax in &absmaxes {
+        // INT8: half-integer quotients and integer ones, nudged.
+        let s = absmax / 127.0;
+        let mut row = vec![absmax];
+        for k in -127..=127 {
+            for t in [k as f32 + 0.5, k as f32] {
+                let x = t * s;
+                if x != 0.0 && x.abs() <= absmax {
+                    for d in -6..=6 {
+                        let v = nudge(x, d);
+                        if v.abs() <= absmax {
+                            row.push(v);
+                        }
+                    }
                 }
             }
-            assert_eq!(casts_of(&x), want_casts, "{level:?}");
+        }
+        let shape = Shape::new(1, row.len(), 0).unwrap();
+        let want = int8_all_ref(&row, shape);
+        let shape_g = Shape::new(1, row.len(), 64).unwrap();
+        let want_g = int8_all_ref(&row, shape_g);
+        // FP8 E4M3: midpoints between neighbouring codes, times the scale, nudged.
+        let sf = absmax / 448.0;
+        let vals: Vec<f32> = (0u8..=0x7e)
+            .map(quant::kernels::fp8::fp8_e4m3_to_f32_ref)
+            .collect();
+        let mut frow = vec![absmax];
+        for w in vals.windows(2) {
+            let x = (w[0] + w[1]) / 2.0 * sf;
+            if x != 0.0 && x.is_finite() {
+                for d in -10..=10 {
+                    let v = nudge(x, d);
+                    if v.abs() <= absmax {
+                        frow.push(v);
+                        frow.push(-v);
+                    }
+                }
+            }
+        }
+        let fshape = Shape::new(1, frow.len(), 0).unwrap();
+        let want_f = fp8_all(&frow, fshape, true);
+        // INT4: a group spanning [lo, hi] with its ties nudged.
+        let (lo, hi) = (-0.37 * absmax, absmax);
+        let (scale, zero) = quant::kernels::kbit::asym_params(lo, hi, 4);
+        let mut row4 = vec![lo, hi];
+        for k in 0..15 {
+            let x = (k as f32 + 0.5 - zero) * scale;
+            if x != 0.0 {
+                for d in -6..=6 {
+                    let v = nudge(x, d);
+                    if v > lo && v < hi {
+                        row4.push(v);
+                    }
+                }
+            }
+        }
+        row4.truncate(row4.len() / 2 * 2);
+        let shape4 = Shape::new(1, row4.len(), 0).unwrap();
+        let want4 = kbit_all(&row4, shape4, 4, true);
+        at_every_level(|level| {
+            assert_eq!(int8_all(&row, shape), want, "{level:?} absmax {absmax:e}");
+            assert_eq!(
+                int8_all(&row, shape_g),
+                want_g,
+                "{level:?} absmax {absmax:e} g64"
+            );
+            assert_eq!(
+                fp8_all(&frow, fshape, false),
+                want_f,
+                "{level:?} fp8 absmax {absmax:e}"
+            );
+            assert_eq!(
+                kbit_all(&row4, shape4, 4, false),
+                want4,
+                "{level:?} int4 {absmax:e}"
+            );
         });
     }
-    quant::kernels::stream::set_nt_min_bytes(usize::MAX);
-    quant::kernels::stream::set_nt_min_bytes(8 << 20);
 }

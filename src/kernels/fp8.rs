@@ -39,7 +39,6 @@ use crate::error::Result;
 use crate::kernels::int8::{absmax_bits, finite_absmax};
 use crate::kernels::par::{self, Exec};
 use crate::kernels::simd::SimdLevel;
-use crate::kernels::stream::{self, Out, PIECE};
 use crate::kernels::{check_finite, check_len, Shape};
 
 /// A binary floating-point format described by its significand width and exponent bias, for the
@@ -273,13 +272,8 @@ fn encode_slice<F: Fp8Format>(src: &[f32], dst: &mut [u8], saturate: bool) -> Re
     let overflow = if saturate { F::MAX } else { F::OVERFLOW };
     let exec = Exec::current();
     let t = exec.threads_for(src.len(), usize::MAX);
-    let nt = stream::use_nt(exec.level, src.len());
     par::for_elements(t, src.len(), dst, |r, d| {
-        let mut out = Out::new(d, nt);
-        for x in src[r].chunks(PIECE) {
-            encode_run::<F, false>(exec.level, x, 1.0, overflow, out.take(x.len()));
-        }
-        out.finish();
+        encode_run::<F, false>(exec.level, &src[r], 1.0, overflow, d)
     });
     Ok(())
 }
@@ -375,13 +369,8 @@ fn decode_slice<F: Fp8Format>(table: &[u32; 256], src: &[u8], dst: &mut [f32]) -
     check_len("dst", dst.len(), src.len())?;
     let exec = Exec::current();
     let t = exec.threads_for(src.len(), usize::MAX);
-    let nt = stream::use_nt(exec.level, 4 * src.len());
     par::for_elements(t, src.len(), dst, |r, d| {
-        let mut out = Out::new(d, nt);
-        for q in src[r].chunks(PIECE) {
-            decode_run::<F, false>(exec.level, table, q, 1.0, out.take(q.len()));
-        }
-        out.finish();
+        decode_run::<F, false>(exec.level, table, &src[r], 1.0, d)
     });
     Ok(())
 }
@@ -470,21 +459,15 @@ pub fn fp8_e4m3_quantize(
         let scale = absmax / E4M3_MAX;
         scales[0] = scale;
         let t = exec.threads_for(cols, usize::MAX);
-        let nt = stream::use_nt(exec.level, cols);
         par::for_elements(t, cols, dst, |r, q| {
             if scale == 0.0 {
                 q.fill(0);
-                return;
+            } else {
+                encode_run::<E4m3, true>(exec.level, &src[r], scale, E4m3::MAX, q);
             }
-            let mut out = Out::new(q, nt);
-            for x in src[r].chunks(PIECE) {
-                encode_run::<E4m3, true>(exec.level, x, scale, E4m3::MAX, out.take(x.len()));
-            }
-            out.finish();
         });
         return Ok(());
     }
-    let nt = stream::use_nt(exec.level, shape.len());
     let t = exec.threads_for(shape.len(), shape.rows);
     par::for_rows(
         t,
@@ -494,31 +477,29 @@ pub fn fp8_e4m3_quantize(
         (&mut [] as &mut [u8], 0),
         |r, dst, scales, _| {
             let src = &src[r.start * cols..r.end * cols];
-            let mut out = Out::new(dst, nt);
-            for (x_row, s_row) in src.chunks_exact(cols).zip(scales.chunks_exact_mut(gpr)) {
-                for (x, s) in x_row.chunks(g).zip(s_row) {
-                    *s = quantize_group(exec.level, x, &mut out);
+            let rows = src
+                .chunks_exact(cols)
+                .zip(dst.chunks_exact_mut(cols))
+                .zip(scales.chunks_exact_mut(gpr));
+            for ((x_row, q_row), s_row) in rows {
+                for ((x, q), s) in x_row.chunks(g).zip(q_row.chunks_mut(g)).zip(s_row) {
+                    *s = quantize_group(exec.level, x, q);
                 }
             }
-            out.finish();
         },
     );
     Ok(())
 }
 
-/// Scale and codes of one group (the codes written through `out`).
-fn quantize_group(level: SimdLevel, x: &[f32], out: &mut Out<'_, u8>) -> f32 {
+fn quantize_group(level: SimdLevel, x: &[f32], q: &mut [u8]) -> f32 {
     // The inputs are finite: the largest magnitude bits are those of the largest magnitude.
     let absmax = f32::from_bits(absmax_bits(level, x));
     let scale = absmax / E4M3_MAX;
-    for x in x.chunks(PIECE) {
-        let q = out.take(x.len());
-        if scale == 0.0 {
-            q.fill(0);
-        } else {
-            encode_run::<E4m3, true>(level, x, scale, E4m3::MAX, q);
-        }
+    if scale == 0.0 {
+        q.fill(0);
+        return 0.0;
     }
+    encode_run::<E4m3, true>(level, x, scale, E4m3::MAX, q);
     scale
 }
 
@@ -534,15 +515,10 @@ pub fn fp8_e4m3_dequantize(
     check_dequantize(src, scales, shape, dst)?;
     let exec = Exec::current();
     let (cols, gpr, g) = (shape.cols, shape.groups_per_row(), shape.group_len());
-    let nt = stream::use_nt(exec.level, 4 * shape.len());
     if shape.rows == 1 && gpr == 1 {
         let t = exec.threads_for(cols, usize::MAX);
         par::for_elements(t, cols, dst, |r, x| {
-            let mut out = Out::new(x, nt);
-            for q in src[r].chunks(PIECE) {
-                decode_run::<E4m3, true>(exec.level, &E4M3_TABLE, q, scales[0], out.take(q.len()));
-            }
-            out.finish();
+            decode_run::<E4m3, true>(exec.level, &E4M3_TABLE, &src[r], scales[0], x)
         });
         return Ok(());
     }
@@ -556,15 +532,15 @@ pub fn fp8_e4m3_dequantize(
         |r, dst, _, _| {
             let src = &src[r.start * cols..r.end * cols];
             let scales = &scales[r.start * gpr..r.end * gpr];
-            let mut out = Out::new(dst, nt);
-            for (q_row, s_row) in src.chunks_exact(cols).zip(scales.chunks_exact(gpr)) {
-                for (q, &s) in q_row.chunks(g).zip(s_row) {
-                    for q in q.chunks(PIECE) {
-                        decode_run::<E4m3, true>(exec.level, &E4M3_TABLE, q, s, out.take(q.len()));
-                    }
+            let rows = src
+                .chunks_exact(cols)
+                .zip(dst.chunks_exact_mut(cols))
+                .zip(scales.chunks_exact(gpr));
+            for ((q_row, x_row), s_row) in rows {
+                for ((q, x), &s) in q_row.chunks(g).zip(x_row.chunks_mut(g)).zip(s_row) {
+                    decode_run::<E4m3, true>(exec.level, &E4M3_TABLE, q, s, x);
                 }
             }
-            out.finish();
         },
     );
     Ok(())

@@ -35,7 +35,6 @@ use crate::error::Result;
 use crate::kernels::check_len;
 use crate::kernels::par::{self, Exec};
 use crate::kernels::simd::SimdLevel;
-use crate::kernels::stream::{self, Out, Plain, PIECE};
 
 /// Converts `src` to FP16 bits in `dst[..src.len()]` (round to nearest even; see the module docs for
 /// overflow and NaN). Fails with `BufferTooSmall` (writing nothing) when `dst` is shorter than `src`.
@@ -131,21 +130,14 @@ pub fn bf16_to_f32(src: &[u16], dst: &mut [f32]) -> Result<()> {
 
 /// Runs `body(level, src_block, dst_block)` over the blocks of `src` (and the matching prefix of `dst`)
 /// on the threads and SIMD level in force; `dst` is at least as long as `src`.
-fn run<S: Sync, D: Plain + Send>(
+fn run<S: Sync, D: Send>(
     src: &[S],
     dst: &mut [D],
     body: impl Fn(SimdLevel, &[S], &mut [D]) + Sync,
 ) {
     let exec = Exec::current();
     let t = exec.threads_for(src.len(), usize::MAX);
-    let nt = stream::use_nt(exec.level, src.len() * std::mem::size_of::<D>());
-    par::for_elements(t, src.len(), dst, |r, d| {
-        let mut out = Out::new(d, nt);
-        for x in src[r].chunks(PIECE) {
-            body(exec.level, x, out.take(x.len()));
-        }
-        out.finish();
-    });
+    par::for_elements(t, src.len(), dst, |r, d| body(exec.level, &src[r], d));
 }
 
 /// The branch-free body of [`f32_to_bf16`]: add half an ulp minus one plus the ulp's parity bit

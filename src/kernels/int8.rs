@@ -20,7 +20,6 @@
 //! are tested against, bit for bit. Both validate everything before they write anything.
 use super::par::{self, Exec};
 use super::simd::SimdLevel;
-use super::stream::{self, Out, PIECE};
 use super::{check_finite, check_len, Shape};
 use crate::error::{QuantError, Result};
 
@@ -133,17 +132,11 @@ pub fn int8_quantize(src: &[f32], shape: Shape, dst: &mut [i8], scales: &mut [f3
         let s = absmax / QMAX;
         scales[0] = s;
         let t = exec.threads_for(cols, usize::MAX);
-        let nt = stream::use_nt(exec.level, cols);
-        par::for_elements(t, cols, dst, |r, dst| {
-            let mut out = Out::new(dst, nt);
-            for x in src[r].chunks(PIECE) {
-                quantize_group(exec.level, x, s, out.take(x.len()));
-            }
-            out.finish();
+        par::for_elements(t, cols, dst, |r, out| {
+            quantize_group(exec.level, &src[r], s, out)
         });
         return Ok(());
     }
-    let nt = stream::use_nt(exec.level, shape.len());
     let t = exec.threads_for(shape.len(), shape.rows);
     par::for_rows(
         t,
@@ -153,17 +146,20 @@ pub fn int8_quantize(src: &[f32], shape: Shape, dst: &mut [i8], scales: &mut [f3
         (&mut [] as &mut [u8], 0),
         |r, dst, scales, _| {
             let src = &src[r.start * cols..r.end * cols];
-            let mut out = Out::new(dst, nt);
-            for (row, row_scales) in src.chunks_exact(cols).zip(scales.chunks_exact_mut(gpr)) {
-                for (group, scale) in row.chunks(glen).zip(row_scales.iter_mut()) {
+            let rows = src.chunks_exact(cols);
+            let out_rows = dst.chunks_exact_mut(cols);
+            let scale_rows = scales.chunks_exact_mut(gpr);
+            for ((row, out), row_scales) in rows.zip(out_rows).zip(scale_rows) {
+                for ((group, out), scale) in row
+                    .chunks(glen)
+                    .zip(out.chunks_mut(glen))
+                    .zip(row_scales.iter_mut())
+                {
                     let s = f32::from_bits(absmax_bits(exec.level, group)) / QMAX;
                     *scale = s;
-                    for x in group.chunks(PIECE) {
-                        quantize_group(exec.level, x, s, out.take(x.len()));
-                    }
+                    quantize_group(exec.level, group, s, out);
                 }
             }
-            out.finish();
         },
     );
     Ok(())
@@ -298,15 +294,10 @@ pub fn int8_dequantize(src: &[i8], scales: &[f32], shape: Shape, dst: &mut [f32]
     check_dequantize_args(src, scales, shape, dst)?;
     let exec = Exec::current();
     let (cols, gpr, glen) = (shape.cols, shape.groups_per_row(), shape.group_len());
-    let nt = stream::use_nt(exec.level, 4 * shape.len());
     if shape.rows == 1 && gpr == 1 {
         let t = exec.threads_for(cols, usize::MAX);
-        par::for_elements(t, cols, dst, |r, dst| {
-            let mut out = Out::new(dst, nt);
-            for q in src[r].chunks(PIECE) {
-                dequantize_group(exec.level, q, scales[0], out.take(q.len()));
-            }
-            out.finish();
+        par::for_elements(t, cols, dst, |r, out| {
+            dequantize_group(exec.level, &src[r], scales[0], out)
         });
         return Ok(());
     }
@@ -320,15 +311,14 @@ pub fn int8_dequantize(src: &[i8], scales: &[f32], shape: Shape, dst: &mut [f32]
         |r, dst, _, _| {
             let src = &src[r.start * cols..r.end * cols];
             let scales = &scales[r.start * gpr..r.end * gpr];
-            let mut out = Out::new(dst, nt);
-            for (row, row_scales) in src.chunks_exact(cols).zip(scales.chunks_exact(gpr)) {
-                for (group, &s) in row.chunks(glen).zip(row_scales) {
-                    for q in group.chunks(PIECE) {
-                        dequantize_group(exec.level, q, s, out.take(q.len()));
-                    }
+            let rows = src.chunks_exact(cols);
+            let out_rows = dst.chunks_exact_mut(cols);
+            for ((row, out), row_scales) in rows.zip(out_rows).zip(scales.chunks_exact(gpr)) {
+                for ((group, out), &s) in row.chunks(glen).zip(out.chunks_mut(glen)).zip(row_scales)
+                {
+                    dequantize_group(exec.level, group, s, out);
                 }
             }
-            out.finish();
         },
     );
     Ok(())

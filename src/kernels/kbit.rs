@@ -27,7 +27,6 @@
 use super::int8::{finite_absmax, ROUND_MAGIC};
 use super::par::{self, Exec};
 use super::simd::SimdLevel;
-use super::stream::{self, Out, PIECE};
 use super::{check_finite, check_len, Shape};
 use crate::error::{QuantError, Result};
 
@@ -409,7 +408,6 @@ pub fn kbit_quantize(
     let row_bytes = packed_row_bytes(cols, bits);
     let simd_int4 =
         bits == 4 && exec.level != SimdLevel::Scalar && shape.group_len().is_multiple_of(2);
-    let nt = stream::use_nt(exec.level, shape.rows * row_bytes);
     let t = exec.threads_for(shape.len(), shape.rows);
     par::for_rows(
         t,
@@ -424,9 +422,7 @@ pub fn kbit_quantize(
                 ..shape
             };
             if simd_int4 {
-                let mut out = Out::new(dst, nt);
-                quantize_int4_simd(exec.level, src, shape, &mut out, scales, zeros);
-                out.finish();
+                quantize_int4_simd(exec.level, src, shape, dst, scales, zeros);
                 return;
             }
             match bits {
@@ -460,57 +456,57 @@ fn lo_hi(level: SimdLevel, x: &[f32]) -> (f32, f32) {
 
 /// The 4-bit quantizer with SIMD bodies, on validated arguments whose groups start on even columns
 /// (an even group length), so that each group starts on a byte: per group, its range and parameters,
-/// then its codes (blocks of 32 in SIMD, the tail in portable code), written in order through `out`.
+/// then its codes (blocks of 32 in SIMD, the tail in portable code).
 fn quantize_int4_simd(
     level: SimdLevel,
     src: &[f32],
     shape: Shape,
-    out: &mut Out<'_, u8>,
+    dst: &mut [u8],
     scales: &mut [f32],
     zeros: &mut [u8],
 ) {
     let glen = shape.group_len();
     let gpr = shape.groups_per_row();
+    let row_bytes = packed_row_bytes(shape.cols, 4);
     let rows = src.chunks_exact(shape.cols);
+    let out_rows = dst.chunks_exact_mut(row_bytes);
     let scale_rows = scales.chunks_exact_mut(gpr);
     let zero_rows = zeros.chunks_exact_mut(gpr);
-    for ((row, row_scales), row_zeros) in rows.zip(scale_rows).zip(zero_rows) {
+    for (((row, out), row_scales), row_zeros) in rows.zip(out_rows).zip(scale_rows).zip(zero_rows) {
         for (g, group) in row.chunks(glen).enumerate() {
             let (lo, hi) = lo_hi(level, group);
             let (scale, zero) = asym_params(lo, hi, 4);
             row_scales[g] = scale;
             row_zeros[g] = zero as u8;
-            // Pieces have an even length (but maybe the last of an odd-length row).
-            for x in group.chunks(PIECE) {
-                let bytes = out.take(x.len().div_ceil(2));
-                let done = if scale == 0.0 {
-                    0
-                } else {
-                    match level {
-                        // SAFETY: as in `lo_hi`.
-                        #[cfg(target_arch = "x86_64")]
-                        SimdLevel::Avx512 => unsafe {
-                            super::x86::avx512::int4_quant(x, scale, zero, bytes)
-                        },
-                        #[cfg(target_arch = "x86_64")]
-                        SimdLevel::Avx2 => unsafe {
-                            super::x86::avx2::int4_quant(x, scale, zero, bytes)
-                        },
-                        #[cfg(target_arch = "aarch64")]
-                        SimdLevel::Neon => unsafe {
-                            super::neon::int4_quant(x, scale, zero, bytes)
-                        },
-                        _ => 0,
-                    }
-                };
-                let mut codes = [0u8; CHUNK];
-                for (x, b) in x[done..]
-                    .chunks(CHUNK)
-                    .zip(bytes[done / 2..].chunks_mut(CHUNK / 2))
-                {
-                    quantize_segment(x, scale, zero, 15.0, &mut codes[..x.len()]);
-                    pack_fixed::<4>(&codes[..x.len()], b);
+            let b0 = g * glen / 2;
+            let bytes = &mut out[b0..b0 + group.len().div_ceil(2)];
+            let done = if scale == 0.0 {
+                0
+            } else {
+                match level {
+                    // SAFETY: as in `lo_hi`.
+                    #[cfg(target_arch = "x86_64")]
+                    SimdLevel::Avx512 => unsafe {
+                        super::x86::avx512::int4_quant(group, scale, zero, bytes)
+                    },
+                    #[cfg(target_arch = "x86_64")]
+                    SimdLevel::Avx2 => unsafe {
+                        super::x86::avx2::int4_quant(group, scale, zero, bytes)
+                    },
+                    #[cfg(target_arch = "aarch64")]
+                    SimdLevel::Neon => unsafe {
+                        super::neon::int4_quant(group, scale, zero, bytes)
+                    },
+                    _ => 0,
                 }
+            };
+            let mut codes = [0u8; CHUNK];
+            for (x, b) in group[done..]
+                .chunks(CHUNK)
+                .zip(bytes[done / 2..].chunks_mut(CHUNK / 2))
+            {
+                quantize_segment(x, scale, zero, 15.0, &mut codes[..x.len()]);
+                pack_fixed::<4>(&codes[..x.len()], b);
             }
         }
     }
@@ -523,45 +519,38 @@ fn dequantize_int4_simd(
     scales: &[f32],
     zeros: &[u8],
     shape: Shape,
-    out: &mut Out<'_, f32>,
+    dst: &mut [f32],
 ) {
-    let cols = shape.cols;
     let glen = shape.group_len();
     let gpr = shape.groups_per_row();
-    let row_bytes = packed_row_bytes(cols, 4);
-    for (r, packed) in src.chunks_exact(row_bytes).enumerate() {
-        for g in 0..gpr {
+    let row_bytes = packed_row_bytes(shape.cols, 4);
+    let rows = src.chunks_exact(row_bytes);
+    let out_rows = dst.chunks_exact_mut(shape.cols);
+    for (r, (packed, out)) in rows.zip(out_rows).enumerate() {
+        for (g, out) in out.chunks_mut(glen).enumerate() {
             let (s, z) = (scales[r * gpr + g], f32::from(zeros[r * gpr + g]));
-            let (c0, c1) = (g * glen, ((g + 1) * glen).min(cols));
-            let mut c = c0;
-            while c < c1 {
-                let n = PIECE.min(c1 - c);
-                let bytes = &packed[c / 2..(c + n).div_ceil(2)];
-                let o = out.take(n);
-                let done = match level {
-                    // SAFETY: as in `lo_hi`.
-                    #[cfg(target_arch = "x86_64")]
-                    SimdLevel::Avx512 => unsafe {
-                        super::x86::avx512::int4_dequant(bytes, s, z, o)
-                    },
-                    #[cfg(target_arch = "x86_64")]
-                    SimdLevel::Avx2 => unsafe { super::x86::avx2::int4_dequant(bytes, s, z, o) },
-                    #[cfg(target_arch = "aarch64")]
-                    SimdLevel::Neon => unsafe { super::neon::int4_dequant(bytes, s, z, o) },
-                    _ => 0,
-                };
-                let mut codes = [0u8; CHUNK];
-                for (o, b) in o[done..]
-                    .chunks_mut(CHUNK)
-                    .zip(bytes[done / 2..].chunks(CHUNK / 2))
-                {
-                    let n = o.len();
-                    unpack_fixed::<4>(&b[..n.div_ceil(2)], &mut codes[..n]);
-                    for (o, &q) in o.iter_mut().zip(&codes[..n]) {
-                        *o = (f32::from(q) - z) * s;
-                    }
+            let b0 = g * glen / 2;
+            let bytes = &packed[b0..b0 + out.len().div_ceil(2)];
+            let done = match level {
+                // SAFETY: as in `lo_hi`.
+                #[cfg(target_arch = "x86_64")]
+                SimdLevel::Avx512 => unsafe { super::x86::avx512::int4_dequant(bytes, s, z, out) },
+                #[cfg(target_arch = "x86_64")]
+                SimdLevel::Avx2 => unsafe { super::x86::avx2::int4_dequant(bytes, s, z, out) },
+                #[cfg(target_arch = "aarch64")]
+                SimdLevel::Neon => unsafe { super::neon::int4_dequant(bytes, s, z, out) },
+                _ => 0,
+            };
+            let mut codes = [0u8; CHUNK];
+            for (o, b) in out[done..]
+                .chunks_mut(CHUNK)
+                .zip(bytes[done / 2..].chunks(CHUNK / 2))
+            {
+                let n = o.len();
+                unpack_fixed::<4>(&b[..n.div_ceil(2)], &mut codes[..n]);
+                for (o, &q) in o.iter_mut().zip(&codes[..n]) {
+                    *o = (f32::from(q) - z) * s;
                 }
-                c += n;
             }
         }
     }
@@ -704,7 +693,6 @@ pub fn kbit_dequantize(
     let row_bytes = packed_row_bytes(cols, bits);
     let simd_int4 =
         bits == 4 && exec.level != SimdLevel::Scalar && shape.group_len().is_multiple_of(2);
-    let nt = stream::use_nt(exec.level, 4 * shape.len());
     let t = exec.threads_for(shape.len(), shape.rows);
     par::for_rows(
         t,
@@ -721,9 +709,7 @@ pub fn kbit_dequantize(
                 ..shape
             };
             if simd_int4 {
-                let mut out = Out::new(dst, nt);
-                dequantize_int4_simd(exec.level, src, scales, zeros, shape, &mut out);
-                out.finish();
+                dequantize_int4_simd(exec.level, src, scales, zeros, shape, dst);
             } else {
                 dequantize_portable(src, scales, zeros, shape, bits, dst);
             }

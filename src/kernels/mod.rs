@@ -14,7 +14,6 @@ pub mod kbit;
 mod neon;
 pub mod par;
 pub mod simd;
-pub mod stream;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 

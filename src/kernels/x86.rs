@@ -11,13 +11,32 @@
 //! - the clamps `if y < lo { lo } else { y }` are `max(y, lo)` (x86 `max(a, b)` is `a > b ? a : b`);
 //! - rounding to an integer ties-to-even is `cvtps2dq` under the default rounding mode (Rust code always
 //!   runs in it), exactly as the magic-number addition of the portable code.
+//!
+//! One exception keeps the results and not the operations: the quantizers need `x / s` only through
+//! its *code* (an integer, or an FP8 code), and a vector division costs several times a
+//! multiplication. They compute `y = x * (1 / s)` instead, which is within 2.5 ulps of the correctly
+//! rounded quotient `q` (two roundings of 2^-24 relative each, and `q`'s own half ulp), and take
+//! `y`'s code only when no rounding boundary of the code lies within that distance of `y`: then
+//! `q` and `y` have the same code, because the code is a monotonic step function of the quotient. A
+//! vector with a lane near a boundary (an integer code's half-integer tie, an FP8 midpoint, the FP8
+//! subnormal range) is recomputed with the division. A scale that is not a normal float (its
+//! reciprocal could overflow) always takes the division.
 #![allow(clippy::missing_safety_doc)]
 
 use super::fp8::{Fp8Spec, MAGIC};
 
+/// Margin of the reciprocal shortcut for integer codes: `|y - q| <= 2.5 ulp(128) < 2^-16` for
+/// quotients up to 128 in magnitude (INT8: `|x / s| <= 127 (1 + 2^-23)`; INT4: at most 15), so `y`'s
+/// code is `q`'s when `y` is farther than `2^-15` from every half-integer.
+const INT_MARGIN: f32 = 1.0 / 32768.0;
+
+/// Margin of the reciprocal shortcut for FP8 codes, in ulps of `y`: `|y - q| <= 2.5` ulps, so `y` is
+/// flagged when its bits below the FP8 significand are within 8 of the midpoint pattern.
+const FP8_MARGIN_ULPS: u32 = 8;
+
 /// AVX-512 (F, BW, VL) bodies: 16 lanes, masked loads and stores for the tails.
 pub(crate) mod avx512 {
-    use super::{Fp8Spec, MAGIC};
+    use super::{Fp8Spec, FP8_MARGIN_ULPS, INT_MARGIN, MAGIC};
     use std::arch::x86_64::*;
 
     #[inline(always)]
@@ -67,7 +86,19 @@ pub(crate) mod avx512 {
         let vs = _mm512_set1_ps(s);
         let lo = _mm512_set1_ps(-127.0);
         let hi = _mm512_set1_ps(127.0);
+        let fast = s >= f32::MIN_POSITIVE;
+        let vr = _mm512_set1_ps(1.0 / s);
+        let limit = _mm512_set1_ps(0.5 - INT_MARGIN);
         let code = |v: __m512| {
+            if fast {
+                let y = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(v, vr), lo), hi);
+                let k =
+                    _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(y);
+                let dist = _mm512_abs_ps(_mm512_sub_ps(y, k));
+                if _mm512_cmp_ps_mask::<_CMP_GT_OQ>(dist, limit) == 0 {
+                    return _mm512_cvtps_epi32(k);
+                }
+            }
             let y = _mm512_min_ps(_mm512_max_ps(_mm512_div_ps(v, vs), lo), hi);
             _mm512_cvt_roundps_epi32::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(y)
         };
@@ -147,12 +178,24 @@ pub(crate) mod avx512 {
         let lo = _mm512_set1_ps(-zero);
         let hi = _mm512_set1_ps(15.0 - zero);
         let vz = _mm512_set1_epi32(zero as i32);
-        let nibbles = |v: __m512| {
+        let fast = scale >= f32::MIN_POSITIVE;
+        let vr = _mm512_set1_ps(1.0 / scale);
+        let limit = _mm512_set1_ps(0.5 - INT_MARGIN);
+        let rounded = |v: __m512| {
+            if fast {
+                let y = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(v, vr), lo), hi);
+                let k =
+                    _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(y);
+                let dist = _mm512_abs_ps(_mm512_sub_ps(y, k));
+                if _mm512_cmp_ps_mask::<_CMP_GT_OQ>(dist, limit) == 0 {
+                    return _mm512_cvtps_epi32(k);
+                }
+            }
             let y = _mm512_min_ps(_mm512_max_ps(_mm512_div_ps(v, vs), lo), hi);
-            let q = _mm512_add_epi32(
-                _mm512_cvt_roundps_epi32::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(y),
-                vz,
-            );
+            _mm512_cvt_roundps_epi32::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(y)
+        };
+        let nibbles = |v: __m512| {
+            let q = _mm512_add_epi32(rounded(v), vz);
             // Each 64-bit lane holds codes (even, odd) in its 32-bit halves: bring the odd one next
             // to the even one, keep the low byte of every 64-bit lane.
             _mm512_cvtepi64_epi8(_mm512_or_si512(q, _mm512_srli_epi64::<28>(q)))
@@ -220,8 +263,28 @@ pub(crate) mod avx512 {
         let nan = _mm512_set1_epi32(f.nan as i32);
         let inf = _mm512_set1_epi32(0x7f80_0000);
         let signbit = _mm512_set1_epi32(0x80);
+        let fast = DIV && s >= f32::MIN_POSITIVE;
+        let vr = _mm512_set1_ps(1.0 / s);
+        let low_bits = _mm512_set1_epi32(((1u32 << (23 - f.man)) - 1) as i32);
+        let mid_minus = _mm512_set1_epi32(((1u32 << (22 - f.man)) - FP8_MARGIN_ULPS) as i32);
+        let width = _mm512_set1_epi32(2 * FP8_MARGIN_ULPS as i32);
+        let quotient = |v: __m512| {
+            if fast {
+                // y's code is the quotient's unless y is near an FP8 midpoint or in the FP8
+                // subnormal range (module docs).
+                let y = _mm512_mul_ps(v, vr);
+                let a = _mm512_and_si512(_mm512_castps_si512(y), abs);
+                let tiny = _mm512_mask_cmplt_epu32_mask(_mm512_test_epi32_mask(a, a), a, sub_limit);
+                let off = _mm512_sub_epi32(_mm512_and_si512(a, low_bits), mid_minus);
+                let near = _mm512_cmple_epu32_mask(off, width);
+                if tiny | near == 0 {
+                    return y;
+                }
+            }
+            _mm512_div_ps(v, vs)
+        };
         let code = |v: __m512| {
-            let v = if DIV { _mm512_div_ps(v, vs) } else { v };
+            let v = if DIV { quotient(v) } else { v };
             let bits = _mm512_castps_si512(v);
             let sign = _mm512_and_si512(_mm512_srli_epi32::<24>(bits), signbit);
             let a = _mm512_and_si512(bits, abs);
@@ -422,8 +485,32 @@ pub(crate) mod avx512 {
 /// AVX2 bodies: 8 lanes; each function handles the largest multiple of its block and leaves the tail
 /// to the portable code (it returns how many elements it did).
 pub(crate) mod avx2 {
-    use super::{Fp8Spec, MAGIC};
+    use super::{Fp8Spec, FP8_MARGIN_ULPS, INT_MARGIN, MAGIC};
     use std::arch::x86_64::*;
+
+    /// `round_half_even(clamp(v / s, lo, hi))` as i32 lanes, through the reciprocal `r = 1 / s` when
+    /// `fast` and no lane is near a half-integer (see the module docs), else with the division.
+    #[inline(always)]
+    unsafe fn rounded_quotient(
+        v: __m256,
+        fast: bool,
+        vr: __m256,
+        vs: __m256,
+        lo: __m256,
+        hi: __m256,
+    ) -> __m256i {
+        if fast {
+            let y = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(v, vr), lo), hi);
+            let k = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(y);
+            let dist = _mm256_andnot_ps(_mm256_set1_ps(-0.0), _mm256_sub_ps(y, k));
+            let limit = _mm256_set1_ps(0.5 - INT_MARGIN);
+            if _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(dist, limit)) == 0 {
+                return _mm256_cvtps_epi32(k);
+            }
+        }
+        let y = _mm256_div_ps(v, vs);
+        _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(y, lo), hi))
+    }
 
     /// Largest sign-cleared bit pattern of `x` (0 for an empty slice).
     #[target_feature(enable = "avx2,fma,f16c")]
@@ -470,10 +557,9 @@ pub(crate) mod avx2 {
         let lo = _mm256_set1_ps(-127.0);
         let hi = _mm256_set1_ps(127.0);
         let perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
-        let code = |i: usize| {
-            let y = _mm256_div_ps(_mm256_loadu_ps(xp.add(i)), vs);
-            _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(y, lo), hi))
-        };
+        let fast = s >= f32::MIN_POSITIVE;
+        let vr = _mm256_set1_ps(1.0 / s);
+        let code = |i: usize| rounded_quotient(_mm256_loadu_ps(xp.add(i)), fast, vr, vs, lo, hi);
         let mut i = 0;
         while i < n {
             let ab = _mm256_packs_epi32(code(i), code(i + 8));
@@ -543,10 +629,11 @@ pub(crate) mod avx2 {
         let perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
         // maddubs with bytes (1, 16): even code + 16 * odd code in each 16-bit lane.
         let weights = _mm256_set1_epi16(0x1001);
+        let fast = scale >= f32::MIN_POSITIVE;
+        let vr = _mm256_set1_ps(1.0 / scale);
         let code = |i: usize| {
-            let y = _mm256_div_ps(_mm256_loadu_ps(xp.add(i)), vs);
-            let y = _mm256_min_ps(_mm256_max_ps(y, lo), hi);
-            _mm256_add_epi32(_mm256_cvtps_epi32(y), vz)
+            let k = rounded_quotient(_mm256_loadu_ps(xp.add(i)), fast, vr, vs, lo, hi);
+            _mm256_add_epi32(k, vz)
         };
         let mut i = 0;
         while i < n {
@@ -617,9 +704,33 @@ pub(crate) mod avx2 {
         let inf = _mm256_set1_epi32(0x7f80_0000);
         let signbit = _mm256_set1_epi32(0x80);
         let perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+        let fast = DIV && s >= f32::MIN_POSITIVE;
+        let vr = _mm256_set1_ps(1.0 / s);
+        let low_bits = _mm256_set1_epi32(((1u32 << (23 - f.man)) - 1) as i32);
+        let mid_minus = _mm256_set1_epi32(((1u32 << (22 - f.man)) - FP8_MARGIN_ULPS) as i32);
+        let width = _mm256_set1_epi32(2 * FP8_MARGIN_ULPS as i32);
+        let quotient = |v: __m256| {
+            if fast {
+                // y's code is the quotient's unless y is near an FP8 midpoint or in the FP8
+                // subnormal range (module docs).
+                let y = _mm256_mul_ps(v, vr);
+                let a = _mm256_and_si256(_mm256_castps_si256(y), abs);
+                let nonzero = _mm256_xor_si256(
+                    _mm256_cmpeq_epi32(a, _mm256_setzero_si256()),
+                    _mm256_set1_epi32(-1),
+                );
+                let tiny = _mm256_and_si256(nonzero, _mm256_cmpgt_epi32(sub_limit, a));
+                let off = _mm256_sub_epi32(_mm256_and_si256(a, low_bits), mid_minus);
+                let near = _mm256_cmpeq_epi32(_mm256_min_epu32(off, width), off);
+                if _mm256_testz_si256(_mm256_or_si256(tiny, near), _mm256_set1_epi32(-1)) == 1 {
+                    return y;
+                }
+            }
+            _mm256_div_ps(v, vs)
+        };
         let code = |i: usize| {
             let v = _mm256_loadu_ps(xp.add(i));
-            let v = if DIV { _mm256_div_ps(v, vs) } else { v };
+            let v = if DIV { quotient(v) } else { v };
             let bits = _mm256_castps_si256(v);
             let sign = _mm256_and_si256(_mm256_srli_epi32::<24>(bits), signbit);
             let a = _mm256_and_si256(bits, abs);
