@@ -477,6 +477,24 @@ pub fn fp8_e4m3_quantize(
         (&mut [] as &mut [u8], 0),
         |r, dst, scales, _| {
             let src = &src[r.start * cols..r.end * cols];
+            #[cfg(target_arch = "x86_64")]
+            let spec = spec::<E4m3>(E4m3::MAX);
+            match exec.level {
+                // SAFETY: a `SimdLevel` other than `Scalar` is only ever in force when the CPU has it.
+                #[cfg(target_arch = "x86_64")]
+                SimdLevel::Avx512 => {
+                    return unsafe {
+                        super::x86::avx512::fp8_quant_rows(src, cols, g, dst, scales, spec)
+                    }
+                }
+                #[cfg(target_arch = "x86_64")]
+                SimdLevel::Avx2 => {
+                    return unsafe {
+                        super::x86::avx2::fp8_quant_rows(src, cols, g, dst, scales, spec)
+                    }
+                }
+                _ => {}
+            }
             let rows = src
                 .chunks_exact(cols)
                 .zip(dst.chunks_exact_mut(cols))
@@ -489,6 +507,14 @@ pub fn fp8_e4m3_quantize(
         },
     );
     Ok(())
+}
+
+/// Portable E4M3 codes of `x / s` (saturating), for the tails of the AVX2 blocks.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn e4m3_scaled_tail(x: &[f32], s: f32, q: &mut [u8]) {
+    for (c, &v) in q.iter_mut().zip(x) {
+        *c = encode_lane::<E4m3>((v / s).to_bits(), E4m3::MAX);
+    }
 }
 
 fn quantize_group(level: SimdLevel, x: &[f32], q: &mut [u8]) -> f32 {

@@ -146,6 +146,22 @@ pub fn int8_quantize(src: &[f32], shape: Shape, dst: &mut [i8], scales: &mut [f3
         (&mut [] as &mut [u8], 0),
         |r, dst, scales, _| {
             let src = &src[r.start * cols..r.end * cols];
+            match exec.level {
+                // SAFETY: a `SimdLevel` other than `Scalar` is only ever in force when the CPU has it.
+                #[cfg(target_arch = "x86_64")]
+                SimdLevel::Avx512 => {
+                    return unsafe {
+                        super::x86::avx512::int8_quant_rows(src, cols, glen, dst, scales)
+                    }
+                }
+                #[cfg(target_arch = "x86_64")]
+                SimdLevel::Avx2 => {
+                    return unsafe {
+                        super::x86::avx2::int8_quant_rows(src, cols, glen, dst, scales)
+                    }
+                }
+                _ => {}
+            }
             let rows = src.chunks_exact(cols);
             let out_rows = dst.chunks_exact_mut(cols);
             let scale_rows = scales.chunks_exact_mut(gpr);
@@ -243,7 +259,7 @@ pub(crate) fn absmax_fast(x: &[f32]) -> f32 {
 /// magic-number addition; the code is the low byte of the sum's bits (two's complement of the integer).
 /// Clamping before rounding gives the same result as rounding before clamping, because the bounds are
 /// integers and rounding is monotonic.
-fn quantize_group_fast(x: &[f32], s: f32, out: &mut [i8]) {
+pub(crate) fn quantize_group_fast(x: &[f32], s: f32, out: &mut [i8]) {
     if s == 0.0 {
         out.fill(0);
         return;

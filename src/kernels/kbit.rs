@@ -454,11 +454,23 @@ fn lo_hi(level: SimdLevel, x: &[f32]) -> (f32, f32) {
     }
 }
 
+/// The SIMD bodies the 4-bit quantizer needs, for [`quantize_int4_generic`].
+pub(crate) trait Int4Body {
+    /// `lo_hi_fast` of `x`.
+    unsafe fn lo_hi(x: &[f32]) -> (f32, f32);
+    /// Packed codes of `x[..32 * k]` with `(scale != 0, zero)`; returns `32 * k`.
+    unsafe fn quant(x: &[f32], scale: f32, zero: f32, out: &mut [u8]) -> usize;
+}
+
 /// The 4-bit quantizer with SIMD bodies, on validated arguments whose groups start on even columns
 /// (an even group length), so that each group starts on a byte: per group, its range and parameters,
-/// then its codes (blocks of 32 in SIMD, the tail in portable code).
-fn quantize_int4_simd(
-    level: SimdLevel,
+/// then its codes (blocks of 32 in SIMD, the tail in portable code). Inlined into one function per
+/// SIMD level (compiled for its features), so that the per-group work is not a chain of calls.
+///
+/// # Safety
+/// The CPU must have the features of `K`.
+#[inline(always)]
+pub(crate) unsafe fn quantize_int4_generic<K: Int4Body>(
     src: &[f32],
     shape: Shape,
     dst: &mut [u8],
@@ -473,41 +485,74 @@ fn quantize_int4_simd(
     let scale_rows = scales.chunks_exact_mut(gpr);
     let zero_rows = zeros.chunks_exact_mut(gpr);
     for (((row, out), row_scales), row_zeros) in rows.zip(out_rows).zip(scale_rows).zip(zero_rows) {
-        for (g, group) in row.chunks(glen).enumerate() {
-            let (lo, hi) = lo_hi(level, group);
-            let (scale, zero) = asym_params(lo, hi, 4);
-            row_scales[g] = scale;
-            row_zeros[g] = zero as u8;
-            let b0 = g * glen / 2;
-            let bytes = &mut out[b0..b0 + group.len().div_ceil(2)];
-            let done = if scale == 0.0 {
-                0
-            } else {
-                match level {
-                    // SAFETY: as in `lo_hi`.
-                    #[cfg(target_arch = "x86_64")]
-                    SimdLevel::Avx512 => unsafe {
-                        super::x86::avx512::int4_quant(group, scale, zero, bytes)
-                    },
-                    #[cfg(target_arch = "x86_64")]
-                    SimdLevel::Avx2 => unsafe {
-                        super::x86::avx2::int4_quant(group, scale, zero, bytes)
-                    },
-                    #[cfg(target_arch = "aarch64")]
-                    SimdLevel::Neon => unsafe {
-                        super::neon::int4_quant(group, scale, zero, bytes)
-                    },
-                    _ => 0,
-                }
-            };
-            let mut codes = [0u8; CHUNK];
-            for (x, b) in group[done..]
-                .chunks(CHUNK)
-                .zip(bytes[done / 2..].chunks_mut(CHUNK / 2))
-            {
-                quantize_segment(x, scale, zero, 15.0, &mut codes[..x.len()]);
-                pack_fixed::<4>(&codes[..x.len()], b);
+        // Up to 32 groups at a time: every range first (independent reductions that overlap), then
+        // the parameters, then the codes (the groups are still in L1).
+        for (c, (sc, zc)) in row_scales
+            .chunks_mut(32)
+            .zip(row_zeros.chunks_mut(32))
+            .enumerate()
+        {
+            let g0 = c * 32;
+            let cols = shape.cols;
+            let span = |g: usize| g * glen..((g + 1) * glen).min(cols);
+            let mut ranges = [(0f32, 0f32); 32];
+            for (k, r) in ranges[..sc.len()].iter_mut().enumerate() {
+                *r = K::lo_hi(&row[span(g0 + k)]);
             }
+            for (k, (s, z)) in sc.iter_mut().zip(zc.iter_mut()).enumerate() {
+                let (scale, zero) = asym_params(ranges[k].0, ranges[k].1, 4);
+                *s = scale;
+                *z = zero as u8;
+            }
+            for (k, (&scale, &z)) in sc.iter().zip(zc.iter()).enumerate() {
+                let g = g0 + k;
+                let group = &row[span(g)];
+                let zero = f32::from(z);
+                let b0 = g * glen / 2;
+                let bytes = &mut out[b0..b0 + group.len().div_ceil(2)];
+                let done = if scale == 0.0 {
+                    0
+                } else {
+                    K::quant(group, scale, zero, bytes)
+                };
+                if done < group.len() {
+                    let mut codes = [0u8; CHUNK];
+                    for (x, b) in group[done..]
+                        .chunks(CHUNK)
+                        .zip(bytes[done / 2..].chunks_mut(CHUNK / 2))
+                    {
+                        quantize_segment(x, scale, zero, 15.0, &mut codes[..x.len()]);
+                        pack_fixed::<4>(&codes[..x.len()], b);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// [`quantize_int4_generic`] at `level` (not `Scalar`).
+fn quantize_int4_simd(
+    level: SimdLevel,
+    src: &[f32],
+    shape: Shape,
+    dst: &mut [u8],
+    scales: &mut [f32],
+    zeros: &mut [u8],
+) {
+    // SAFETY: a `SimdLevel` other than `Scalar` is only ever in force when the CPU has it.
+    unsafe {
+        match level {
+            #[cfg(target_arch = "x86_64")]
+            SimdLevel::Avx512 => {
+                super::x86::avx512::int4_quant_rows(src, shape, dst, scales, zeros)
+            }
+            #[cfg(target_arch = "x86_64")]
+            SimdLevel::Avx2 => super::x86::avx2::int4_quant_rows(src, shape, dst, scales, zeros),
+            #[cfg(target_arch = "aarch64")]
+            SimdLevel::Neon => {
+                quantize_int4_generic::<super::neon::Body>(src, shape, dst, scales, zeros)
+            }
+            _ => quantize_fixed::<4>(src, shape, dst, scales, zeros),
         }
     }
 }

@@ -343,3 +343,15 @@ pub(crate) unsafe fn bf16_to_f32(h: &[u16], out: &mut [f32]) -> usize {
     }
     n
 }
+
+/// The NEON bodies of the 4-bit quantizer (called through the `#[target_feature]` functions above).
+pub(crate) struct Body;
+
+impl super::kbit::Int4Body for Body {
+    unsafe fn lo_hi(x: &[f32]) -> (f32, f32) {
+        lo_hi(x)
+    }
+    unsafe fn quant(x: &[f32], scale: f32, zero: f32, out: &mut [u8]) -> usize {
+        int4_quant(x, scale, zero, out)
+    }
+}

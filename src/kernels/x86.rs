@@ -47,6 +47,12 @@ pub(crate) mod avx512 {
     /// Largest sign-cleared bit pattern of `x` (0 for an empty slice).
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     pub(crate) unsafe fn absmax_bits(x: &[f32]) -> u32 {
+        absmax_bits_body(x)
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    #[inline]
+    unsafe fn absmax_bits_body(x: &[f32]) -> u32 {
         let p = x.as_ptr();
         let n = x.len();
         let m = _mm512_set1_epi32(0x7fff_ffff);
@@ -80,6 +86,12 @@ pub(crate) mod avx512 {
     /// INT8 codes of one group with scale `s != 0` (all of `x`; `out.len() >= x.len()`).
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     pub(crate) unsafe fn int8_quant(x: &[f32], s: f32, out: &mut [i8]) {
+        int8_quant_body(x, s, out)
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    #[inline]
+    unsafe fn int8_quant_body(x: &[f32], s: f32, out: &mut [i8]) {
         let n = x.len();
         assert!(out.len() >= n);
         let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
@@ -118,6 +130,12 @@ pub(crate) mod avx512 {
     /// `out[i] = q[i] * s` (`out.len() >= q.len()`).
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     pub(crate) unsafe fn int8_dequant(q: &[i8], s: f32, out: &mut [f32]) {
+        int8_dequant_body(q, s, out)
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    #[inline]
+    unsafe fn int8_dequant_body(q: &[i8], s: f32, out: &mut [f32]) {
         let n = q.len();
         assert!(out.len() >= n);
         let (qp, op) = (q.as_ptr(), out.as_mut_ptr());
@@ -138,6 +156,12 @@ pub(crate) mod avx512 {
     /// Minimum and maximum folded with +0.0, by strict comparisons (see `kbit::lo_hi_fast`).
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     pub(crate) unsafe fn lo_hi(x: &[f32]) -> (f32, f32) {
+        lo_hi_body(x)
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    #[inline]
+    unsafe fn lo_hi_body(x: &[f32]) -> (f32, f32) {
         let p = x.as_ptr();
         let n = x.len();
         let (mut lo0, mut lo1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
@@ -159,18 +183,18 @@ pub(crate) mod avx512 {
             hi0 = _mm512_max_ps(v, hi0);
             i += 16;
         }
-        let lo = _mm512_min_ps(lo1, lo0);
-        let hi = _mm512_max_ps(hi1, hi0);
-        let (mut l, mut h) = ([0f32; 16], [0f32; 16]);
-        _mm512_storeu_ps(l.as_mut_ptr(), lo);
-        _mm512_storeu_ps(h.as_mut_ptr(), hi);
-        super::fold_lo_hi(&l, &h)
+        // Reductions in any order: the values are the minimum and maximum, whatever the order; only
+        // the sign of a zero result could differ, and `asym_params` maps both zeros to +0.0.
+        let lo = _mm512_reduce_min_ps(_mm512_min_ps(lo1, lo0));
+        let hi = _mm512_reduce_max_ps(_mm512_max_ps(hi1, hi0));
+        (lo + 0.0, hi + 0.0)
     }
 
     /// Packed INT4 codes of `x[..32 * k]` (the largest multiple of 32) with `(scale != 0, zero)`, into
     /// `out[..16 * k]`, two codes a byte (the even one in the low nibble); returns `32 * k`.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-    pub(crate) unsafe fn int4_quant(x: &[f32], scale: f32, zero: f32, out: &mut [u8]) -> usize {
+    #[inline]
+    unsafe fn int4_quant_body(x: &[f32], scale: f32, zero: f32, out: &mut [u8]) -> usize {
         let n = x.len() / 32 * 32;
         assert!(out.len() >= n / 2);
         let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
@@ -214,6 +238,12 @@ pub(crate) mod avx512 {
     /// `32 * k <= out.len()`; returns `32 * k`.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     pub(crate) unsafe fn int4_dequant(src: &[u8], scale: f32, zero: f32, out: &mut [f32]) -> usize {
+        int4_dequant_body(src, scale, zero, out)
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    #[inline]
+    unsafe fn int4_dequant_body(src: &[u8], scale: f32, zero: f32, out: &mut [f32]) -> usize {
         let n = out.len() / 32 * 32;
         assert!(src.len() >= n / 2);
         let (sp, op) = (src.as_ptr(), out.as_mut_ptr());
@@ -246,6 +276,12 @@ pub(crate) mod avx512 {
         f: Fp8Spec,
         out: &mut [u8],
     ) {
+        fp8_encode_body::<DIV>(x, s, f, out)
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    #[inline]
+    unsafe fn fp8_encode_body<const DIV: bool>(x: &[f32], s: f32, f: Fp8Spec, out: &mut [u8]) {
         let n = x.len();
         assert!(out.len() >= n);
         let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
@@ -321,6 +357,12 @@ pub(crate) mod avx512 {
         f: Fp8Spec,
         out: &mut [f32],
     ) {
+        fp8_decode_body::<MUL>(q, s, f, out)
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    #[inline]
+    unsafe fn fp8_decode_body<const MUL: bool>(q: &[u8], s: f32, f: Fp8Spec, out: &mut [f32]) {
         let n = q.len();
         assert!(out.len() >= n);
         let (qp, op) = (q.as_ptr(), out.as_mut_ptr());
@@ -380,6 +422,12 @@ pub(crate) mod avx512 {
     /// f32 -> f16 bits (`vcvtps2ph`, round to nearest even; the F16C conversion `half` uses).
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     pub(crate) unsafe fn f32_to_f16(x: &[f32], out: &mut [u16]) {
+        f32_to_f16_body(x, out)
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    #[inline]
+    unsafe fn f32_to_f16_body(x: &[f32], out: &mut [u16]) {
         let n = x.len();
         assert!(out.len() >= n);
         let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
@@ -400,6 +448,12 @@ pub(crate) mod avx512 {
     /// f16 bits -> f32 (`vcvtph2ps`, exact; NaN quieted).
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     pub(crate) unsafe fn f16_to_f32(h: &[u16], out: &mut [f32]) {
+        f16_to_f32_body(h, out)
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    #[inline]
+    unsafe fn f16_to_f32_body(h: &[u16], out: &mut [f32]) {
         let n = h.len();
         assert!(out.len() >= n);
         let (hp, op) = (h.as_ptr(), out.as_mut_ptr());
@@ -419,6 +473,12 @@ pub(crate) mod avx512 {
     /// f32 -> bf16 bits: `(x + 0x7fff + ((x >> 16) & 1)) >> 16`, NaN `(x >> 16) | 0x40`.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     pub(crate) unsafe fn f32_to_bf16(x: &[f32], out: &mut [u16]) {
+        f32_to_bf16_body(x, out)
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    #[inline]
+    unsafe fn f32_to_bf16_body(x: &[f32], out: &mut [u16]) {
         let n = x.len();
         assert!(out.len() >= n);
         let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
@@ -454,6 +514,12 @@ pub(crate) mod avx512 {
     /// bf16 bits -> f32: `(h | quiet) << 16`, `quiet = 0x40` for NaN.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     pub(crate) unsafe fn bf16_to_f32(h: &[u16], out: &mut [f32]) {
+        bf16_to_f32_body(h, out)
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    #[inline]
+    unsafe fn bf16_to_f32_body(h: &[u16], out: &mut [f32]) {
         let n = h.len();
         assert!(out.len() >= n);
         let (hp, op) = (h.as_ptr(), out.as_mut_ptr());
@@ -480,6 +546,102 @@ pub(crate) mod avx512 {
             _mm512_mask_storeu_ps(op.add(i), k, v);
         }
     }
+    /// INT8 codes and scales of whole rows (`src`: `k * cols` elements, groups of `glen`), in one
+    /// function compiled for AVX-512 (no call per group).
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    pub(crate) unsafe fn int8_quant_rows(
+        src: &[f32],
+        cols: usize,
+        glen: usize,
+        dst: &mut [i8],
+        scales: &mut [f32],
+    ) {
+        let gpr = cols.div_ceil(glen);
+        let rows = src.chunks_exact(cols).zip(dst.chunks_exact_mut(cols));
+        for ((row, out), sc) in rows.zip(scales.chunks_exact_mut(gpr)) {
+            // Up to 32 groups at a time: every absmax first (independent reductions that overlap),
+            // then the scales, then the codes (the groups are still in L1).
+            for (c, sc) in sc.chunks_mut(32).enumerate() {
+                let g0 = c * 32;
+                let group = |g: usize| g * glen..((g + 1) * glen).min(cols);
+                for (k, s) in sc.iter_mut().enumerate() {
+                    *s = f32::from_bits(absmax_bits_body(&row[group(g0 + k)]));
+                }
+                for s in sc.iter_mut() {
+                    *s /= 127.0;
+                }
+                for (k, &s) in sc.iter().enumerate() {
+                    let r = group(g0 + k);
+                    if s == 0.0 {
+                        out[r].fill(0);
+                    } else {
+                        int8_quant_body(&row[r.clone()], s, &mut out[r]);
+                    }
+                }
+            }
+        }
+    }
+
+    /// FP8 E4M3 scaled codes and scales of whole rows (32 groups at a time: absmax, scales, codes).
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    pub(crate) unsafe fn fp8_quant_rows(
+        src: &[f32],
+        cols: usize,
+        glen: usize,
+        dst: &mut [u8],
+        scales: &mut [f32],
+        f: Fp8Spec,
+    ) {
+        let gpr = cols.div_ceil(glen);
+        let rows = src.chunks_exact(cols).zip(dst.chunks_exact_mut(cols));
+        for ((row, out), sc) in rows.zip(scales.chunks_exact_mut(gpr)) {
+            for (c, sc) in sc.chunks_mut(32).enumerate() {
+                let g0 = c * 32;
+                let group = |g: usize| g * glen..((g + 1) * glen).min(cols);
+                for (k, s) in sc.iter_mut().enumerate() {
+                    *s = f32::from_bits(absmax_bits_body(&row[group(g0 + k)]));
+                }
+                for s in sc.iter_mut() {
+                    *s /= 448.0;
+                }
+                for (k, &s) in sc.iter().enumerate() {
+                    let r = group(g0 + k);
+                    let (x, o) = (&row[r.clone()], &mut out[r]);
+                    if s == 0.0 {
+                        o.fill(0);
+                    } else {
+                        fp8_encode_body::<true>(x, s, f, o);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The AVX-512 bodies of the 4-bit quantizer.
+    pub(crate) struct Body;
+
+    impl crate::kernels::kbit::Int4Body for Body {
+        #[inline(always)]
+        unsafe fn lo_hi(x: &[f32]) -> (f32, f32) {
+            lo_hi_body(x)
+        }
+        #[inline(always)]
+        unsafe fn quant(x: &[f32], scale: f32, zero: f32, out: &mut [u8]) -> usize {
+            int4_quant_body(x, scale, zero, out)
+        }
+    }
+
+    /// The 4-bit quantizer on whole rows, compiled for AVX-512.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    pub(crate) unsafe fn int4_quant_rows(
+        src: &[f32],
+        shape: crate::kernels::Shape,
+        dst: &mut [u8],
+        scales: &mut [f32],
+        zeros: &mut [u8],
+    ) {
+        crate::kernels::kbit::quantize_int4_generic::<Body>(src, shape, dst, scales, zeros)
+    }
 }
 
 /// AVX2 bodies: 8 lanes; each function handles the largest multiple of its block and leaves the tail
@@ -490,7 +652,8 @@ pub(crate) mod avx2 {
 
     /// `round_half_even(clamp(v / s, lo, hi))` as i32 lanes, through the reciprocal `r = 1 / s` when
     /// `fast` and no lane is near a half-integer (see the module docs), else with the division.
-    #[inline(always)]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
     unsafe fn rounded_quotient(
         v: __m256,
         fast: bool,
@@ -515,6 +678,12 @@ pub(crate) mod avx2 {
     /// Largest sign-cleared bit pattern of `x` (0 for an empty slice).
     #[target_feature(enable = "avx2,fma,f16c")]
     pub(crate) unsafe fn absmax_bits(x: &[f32]) -> u32 {
+        absmax_bits_body(x)
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    unsafe fn absmax_bits_body(x: &[f32]) -> u32 {
         let p = x.as_ptr();
         let n = x.len();
         let m = _mm256_set1_epi32(0x7fff_ffff);
@@ -550,6 +719,12 @@ pub(crate) mod avx2 {
     /// INT8 codes of `x[..32 * k]` with scale `s != 0`; returns `32 * k` (the tail is the caller's).
     #[target_feature(enable = "avx2,fma,f16c")]
     pub(crate) unsafe fn int8_quant(x: &[f32], s: f32, out: &mut [i8]) -> usize {
+        int8_quant_body(x, s, out)
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    unsafe fn int8_quant_body(x: &[f32], s: f32, out: &mut [i8]) -> usize {
         let n = x.len() / 32 * 32;
         assert!(out.len() >= n);
         let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
@@ -574,6 +749,12 @@ pub(crate) mod avx2 {
     /// `out[i] = q[i] * s` for the largest multiple of 8; returns it.
     #[target_feature(enable = "avx2,fma,f16c")]
     pub(crate) unsafe fn int8_dequant(q: &[i8], s: f32, out: &mut [f32]) -> usize {
+        int8_dequant_body(q, s, out)
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    unsafe fn int8_dequant_body(q: &[i8], s: f32, out: &mut [f32]) -> usize {
         let n = q.len() / 8 * 8;
         assert!(out.len() >= n);
         let (qp, op) = (q.as_ptr(), out.as_mut_ptr());
@@ -590,6 +771,12 @@ pub(crate) mod avx2 {
     /// Minimum and maximum folded with +0.0, by strict comparisons (see `kbit::lo_hi_fast`).
     #[target_feature(enable = "avx2,fma,f16c")]
     pub(crate) unsafe fn lo_hi(x: &[f32]) -> (f32, f32) {
+        lo_hi_body(x)
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    unsafe fn lo_hi_body(x: &[f32]) -> (f32, f32) {
         let p = x.as_ptr();
         let n = x.len();
         let (mut lo0, mut lo1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
@@ -618,7 +805,8 @@ pub(crate) mod avx2 {
 
     /// Packed INT4 codes of `x[..32 * k]` (see the AVX-512 version); returns `32 * k`.
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub(crate) unsafe fn int4_quant(x: &[f32], scale: f32, zero: f32, out: &mut [u8]) -> usize {
+    #[inline]
+    unsafe fn int4_quant_body(x: &[f32], scale: f32, zero: f32, out: &mut [u8]) -> usize {
         let n = x.len() / 32 * 32;
         assert!(out.len() >= n / 2);
         let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
@@ -654,6 +842,12 @@ pub(crate) mod avx2 {
     /// `out[..32 * k] = (code - zero) * scale` of packed INT4 codes; returns `32 * k`.
     #[target_feature(enable = "avx2,fma,f16c")]
     pub(crate) unsafe fn int4_dequant(src: &[u8], scale: f32, zero: f32, out: &mut [f32]) -> usize {
+        int4_dequant_body(src, scale, zero, out)
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    unsafe fn int4_dequant_body(src: &[u8], scale: f32, zero: f32, out: &mut [f32]) -> usize {
         let n = out.len() / 32 * 32;
         assert!(src.len() >= n / 2);
         let (sp, op) = (src.as_ptr(), out.as_mut_ptr());
@@ -681,6 +875,17 @@ pub(crate) mod avx2 {
     /// `32 * k`. Every intermediate is below 2^31, so signed compares order them right.
     #[target_feature(enable = "avx2,fma,f16c")]
     pub(crate) unsafe fn fp8_encode<const DIV: bool>(
+        x: &[f32],
+        s: f32,
+        f: Fp8Spec,
+        out: &mut [u8],
+    ) -> usize {
+        fp8_encode_body::<DIV>(x, s, f, out)
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    unsafe fn fp8_encode_body<const DIV: bool>(
         x: &[f32],
         s: f32,
         f: Fp8Spec,
@@ -765,6 +970,17 @@ pub(crate) mod avx2 {
         f: Fp8Spec,
         out: &mut [f32],
     ) -> usize {
+        fp8_decode_body::<MUL>(q, s, f, out)
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    unsafe fn fp8_decode_body<const MUL: bool>(
+        q: &[u8],
+        s: f32,
+        f: Fp8Spec,
+        out: &mut [f32],
+    ) -> usize {
         let n = q.len() / 8 * 8;
         assert!(out.len() >= n);
         let (qp, op) = (q.as_ptr(), out.as_mut_ptr());
@@ -811,6 +1027,12 @@ pub(crate) mod avx2 {
     /// f32 -> f16 bits of `x[..8 * k]` (F16C `vcvtps2ph`); returns `8 * k`.
     #[target_feature(enable = "avx2,fma,f16c")]
     pub(crate) unsafe fn f32_to_f16(x: &[f32], out: &mut [u16]) -> usize {
+        f32_to_f16_body(x, out)
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    unsafe fn f32_to_f16_body(x: &[f32], out: &mut [u16]) -> usize {
         let n = x.len() / 8 * 8;
         assert!(out.len() >= n);
         let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
@@ -826,6 +1048,12 @@ pub(crate) mod avx2 {
     /// f16 bits -> f32 of `h[..8 * k]` (F16C `vcvtph2ps`); returns `8 * k`.
     #[target_feature(enable = "avx2,fma,f16c")]
     pub(crate) unsafe fn f16_to_f32(h: &[u16], out: &mut [f32]) -> usize {
+        f16_to_f32_body(h, out)
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    unsafe fn f16_to_f32_body(h: &[u16], out: &mut [f32]) -> usize {
         let n = h.len() / 8 * 8;
         assert!(out.len() >= n);
         let (hp, op) = (h.as_ptr(), out.as_mut_ptr());
@@ -841,6 +1069,12 @@ pub(crate) mod avx2 {
     /// f32 -> bf16 bits of `x[..16 * k]` (as the AVX-512 version); returns `16 * k`.
     #[target_feature(enable = "avx2,fma,f16c")]
     pub(crate) unsafe fn f32_to_bf16(x: &[f32], out: &mut [u16]) -> usize {
+        f32_to_bf16_body(x, out)
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    unsafe fn f32_to_bf16_body(x: &[f32], out: &mut [u16]) -> usize {
         let n = x.len() / 16 * 16;
         assert!(out.len() >= n);
         let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
@@ -871,6 +1105,12 @@ pub(crate) mod avx2 {
     /// bf16 bits -> f32 of `h[..8 * k]`; returns `8 * k`.
     #[target_feature(enable = "avx2,fma,f16c")]
     pub(crate) unsafe fn bf16_to_f32(h: &[u16], out: &mut [f32]) -> usize {
+        bf16_to_f32_body(h, out)
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    unsafe fn bf16_to_f32_body(h: &[u16], out: &mut [f32]) -> usize {
         let n = h.len() / 8 * 8;
         assert!(out.len() >= n);
         let (hp, op) = (h.as_ptr(), out.as_mut_ptr());
@@ -886,6 +1126,104 @@ pub(crate) mod avx2 {
             i += 8;
         }
         n
+    }
+    /// INT8 codes and scales of whole rows, in one function compiled for AVX2 (tails of the groups
+    /// in portable code).
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(crate) unsafe fn int8_quant_rows(
+        src: &[f32],
+        cols: usize,
+        glen: usize,
+        dst: &mut [i8],
+        scales: &mut [f32],
+    ) {
+        let gpr = cols.div_ceil(glen);
+        let rows = src.chunks_exact(cols).zip(dst.chunks_exact_mut(cols));
+        for ((row, out), sc) in rows.zip(scales.chunks_exact_mut(gpr)) {
+            // As the AVX-512 version: 32 groups at a time, absmax, scales, codes.
+            for (c, sc) in sc.chunks_mut(32).enumerate() {
+                let g0 = c * 32;
+                let group = |g: usize| g * glen..((g + 1) * glen).min(cols);
+                for (k, s) in sc.iter_mut().enumerate() {
+                    *s = f32::from_bits(absmax_bits_body(&row[group(g0 + k)]));
+                }
+                for s in sc.iter_mut() {
+                    *s /= 127.0;
+                }
+                for (k, &s) in sc.iter().enumerate() {
+                    let r = group(g0 + k);
+                    let (x, o) = (&row[r.clone()], &mut out[r]);
+                    if s == 0.0 {
+                        o.fill(0);
+                    } else {
+                        let done = int8_quant_body(x, s, o);
+                        crate::kernels::int8::quantize_group_fast(&x[done..], s, &mut o[done..]);
+                    }
+                }
+            }
+        }
+    }
+
+    /// FP8 E4M3 scaled codes and scales of whole rows (32 groups at a time: absmax, scales, codes).
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(crate) unsafe fn fp8_quant_rows(
+        src: &[f32],
+        cols: usize,
+        glen: usize,
+        dst: &mut [u8],
+        scales: &mut [f32],
+        f: Fp8Spec,
+    ) {
+        let gpr = cols.div_ceil(glen);
+        let rows = src.chunks_exact(cols).zip(dst.chunks_exact_mut(cols));
+        for ((row, out), sc) in rows.zip(scales.chunks_exact_mut(gpr)) {
+            for (c, sc) in sc.chunks_mut(32).enumerate() {
+                let g0 = c * 32;
+                let group = |g: usize| g * glen..((g + 1) * glen).min(cols);
+                for (k, s) in sc.iter_mut().enumerate() {
+                    *s = f32::from_bits(absmax_bits_body(&row[group(g0 + k)]));
+                }
+                for s in sc.iter_mut() {
+                    *s /= 448.0;
+                }
+                for (k, &s) in sc.iter().enumerate() {
+                    let r = group(g0 + k);
+                    let (x, o) = (&row[r.clone()], &mut out[r]);
+                    if s == 0.0 {
+                        o.fill(0);
+                    } else {
+                        let done = fp8_encode_body::<true>(x, s, f, o);
+                        crate::kernels::fp8::e4m3_scaled_tail(&x[done..], s, &mut o[done..]);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The AVX2 bodies of the 4-bit quantizer.
+    pub(crate) struct Body;
+
+    impl crate::kernels::kbit::Int4Body for Body {
+        #[inline(always)]
+        unsafe fn lo_hi(x: &[f32]) -> (f32, f32) {
+            lo_hi_body(x)
+        }
+        #[inline(always)]
+        unsafe fn quant(x: &[f32], scale: f32, zero: f32, out: &mut [u8]) -> usize {
+            int4_quant_body(x, scale, zero, out)
+        }
+    }
+
+    /// The 4-bit quantizer on whole rows, compiled for AVX2.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(crate) unsafe fn int4_quant_rows(
+        src: &[f32],
+        shape: crate::kernels::Shape,
+        dst: &mut [u8],
+        scales: &mut [f32],
+        zeros: &mut [u8],
+    ) {
+        crate::kernels::kbit::quantize_int4_generic::<Body>(src, shape, dst, scales, zeros)
     }
 }
 
