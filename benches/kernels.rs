@@ -678,6 +678,41 @@ fn print_table(b: &Bench) {
     }
     println!();
     println!(
+        "What the validation pass costs the quantizers (1 thread; derived from the medians above:"
+    );
+    println!(
+        "time of the kernel minus time of the validation scan alone, against the ceiling loop):"
+    );
+    println!();
+    println!("| kernel | size | validation share of the time | ratio of the rest to the ceiling |");
+    println!("|---|---|---:|---:|");
+    for r in &b.rows {
+        let is_quantizer = r.name.contains("quantize") && !r.name.contains("dequantize");
+        if !is_quantizer || r.name.starts_with("peer") {
+            continue;
+        }
+        let (Some(scan), Some(ceil)) = (
+            b.reference("validation scan (check_finite)", r.size),
+            b.reference("ceiling: f32 -> i8 loop", r.size),
+        ) else {
+            continue;
+        };
+        let (tk, ts, tc) = (1.0 / r.gps[0], 1.0 / scan[0], 1.0 / ceil[0]);
+        let rest = if tk > ts {
+            format!("{:.2}", tc / (tk - ts))
+        } else {
+            "n/a".into()
+        };
+        println!(
+            "| {} | {} | {:.0}% | {} |",
+            r.name,
+            r.size,
+            100.0 * ts / tk,
+            rest
+        );
+    }
+    println!();
+    println!(
         "ratio: median over the repetitions of (reference loop time / kernel time), the two timed"
     );
     println!(
