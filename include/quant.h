@@ -34,6 +34,12 @@
 
 
 /**
+ * `quant_calib_new_ex` flag: accumulate the GPTQ Hessian (`cols^2` doubles, `O(n cols^2)` time per
+ * added batch). Without it the calibration serves AWQ and SmoothQuant only.
+ */
+#define QUANT_CALIB_HESSIAN 1
+
+/**
  * Largest thread count `quant_set_threads` accepts.
  */
 #define QUANT_MAX_THREADS 1024
@@ -65,9 +71,12 @@
 #define QUANT_SIMD_AUTO -1
 
 /**
- * Activation statistics for one layer input of width `cols`. Opaque; create with `quant_calib_new`,
- * release with `quant_calib_free`. May be read (quantized against) from several threads at once, but
- * not written (`quant_calib_add`) while read.
+ * Activation statistics for one layer input of width `cols`: the GPTQ Hessian `H = (2/n) sum x x^T`
+ * (f64, optional), the per-channel max|x| (SmoothQuant) and mean|x| (AWQ), and a bounded,
+ * deterministic sample of tokens (AWQ). Memory stays bounded (`cols^2` doubles for the Hessian plus
+ * the sample) however many tokens are added. Opaque; create with `quant_calib_new` or
+ * `quant_calib_new_ex`, release with `quant_calib_free`. May be read (quantized against) from several
+ * threads at once, but not written (`quant_calib_add`, `quant_calib_set_hessian`) while read.
  */
 typedef struct quant_calib quant_calib;
 
@@ -83,6 +92,10 @@ typedef struct quant_config quant_config;
  * Optional knobs of the quantization methods. Opaque; create with `quant_options_new` (published
  * defaults), release with `quant_options_free`. NULL wherever an options pointer is taken means the
  * defaults. May be read from several threads at once, but not set while read.
+ *
+ * Defaults: act_order false, damp_percent 0.01, block_size 128, symmetric false, static_groups false,
+ * mse_search false, sample_tokens 512, threads 0 (all cores). The round-to-nearest kinds ignore every
+ * option.
  */
 typedef struct quant_options quant_options;
 
@@ -232,7 +245,11 @@ typedef struct quant_method {
 /**
  * SmoothQuant (Xiao et al. 2022): migration strength `alpha` in [0, 1], then INT8 symmetric with
  * `group_size` (0 = per output channel, the published setting). `bits` is ignored (always 8).
- * Name "SmoothQuant(α=0.50)" (UTF-8).
+ * Name "SmoothQuant(α=0.50)" (UTF-8). The per-input-channel scale is
+ * `s_j = max(max|X_j|^alpha / max(max|W_j|, 1e-5)^(1 - alpha), 1e-5)` (max|X_j| from the calibration,
+ * max|W_j| over every matrix of a `quant_quantize_group` call); the codes quantize `W diag(s)` and
+ * `quant_weight_input_scales` returns `s`. `alpha = 0` follows the formula (`s_j = 1 / max|W_j|`): it
+ * does NOT mean "no smoothing".
  */
 #define QUANT_SMOOTHQUANT 4
 
@@ -245,6 +262,149 @@ typedef struct quant_method {
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * The seed's SmoothQuant scales: for each of the `n` channels,
+ * `out[j] = act_absmax[j]^alpha / weight_absmax[j]^(1 - alpha)` (computed in double), and 1 where both
+ * maxima are 0 or where the weight part is 0. No clamping (the whole-layer `QUANT_SMOOTHQUANT` method
+ * uses the published clamped formula instead; see `quant_quantize`). `out` holds `n` floats.
+ *
+ * Errors (nothing written): `QUANT_ERR_NULL_POINTER` (a NULL array with `n > 0`),
+ * `QUANT_ERR_INVALID_ARGUMENT` (alpha NaN or outside [0, 1]; a negative maximum, for which the seed
+ * would give NaN), `QUANT_ERR_NON_FINITE` (NaN or infinity in a maximum).
+ */
+quant_status quant_smooth_scales(const float *weight_absmax,
+                                 const float *act_absmax,
+                                 size_t n,
+                                 double alpha,
+                                 float *out);
+
+/**
+ * Per-token INT8 quantization of activations, as a W8A8 engine runs a SmoothQuant layer:
+ * `v[t][j] = x[t][j] / input_scales[j]` (the `quant_weight_input_scales` of the layer; NULL means no
+ * division), then per token `token_scales[t] = max_j |v[t][j]| / 127` and
+ * `dst[t][j] = clamp(round_half_even(v[t][j] / token_scales[t]), -127, 127)` (an all-zero token has
+ * scale 0 and codes 0). `x` is row-major `n_tokens x cols`; `dst` receives `n_tokens * cols` codes
+ * (`dst_len` at least that), `token_scales` `n_tokens` scales (`scales_len` at least that). With
+ * `n_tokens = 1, cols = n_tokens * cols` and NULL input scales this is per-tensor quantization.
+ *
+ * Errors (nothing written): `QUANT_ERR_NULL_POINTER` (`x`, `dst` or `token_scales` NULL),
+ * `QUANT_ERR_INVALID_ARGUMENT` (`n_tokens` or `cols` 0, an overflowing size, an input scale that is
+ * 0 or negative, a token whose maximum is the largest float), `QUANT_ERR_BUFFER_TOO_SMALL`,
+ * `QUANT_ERR_NON_FINITE` (NaN or infinity in `x` or in the input scales).
+ */
+quant_status quant_quantize_activations(const float *x,
+                                        size_t n_tokens,
+                                        size_t cols,
+                                        const float *input_scales,
+                                        int8_t *dst,
+                                        size_t dst_len,
+                                        float *token_scales,
+                                        size_t scales_len);
+
+/**
+ * INT8 matrix product with exact i32 accumulation, for W8A8 layers:
+ * `out[i][j] = ((float)sum_l a[i][l] * b[j][l]) * a_scales[i] * b_scales[j]`, the two float
+ * multiplications in that order. `a` is row-major `m x k` (activations, e.g. from
+ * `quant_quantize_activations`, one scale per row), `b` row-major `n x k` (a weight: one row per output
+ * feature, e.g. `quant_weight_data` of an INT8 or SmoothQuant weight with one scale per row), `out`
+ * row-major `m x n` (`out_len` at least `m * n`). `k` is at most 131071, so that the i32 sum cannot
+ * overflow even for -128 codes. Single-threaded; disjoint row ranges of `a` and `out` may be computed
+ * from several threads at once.
+ *
+ * Errors (nothing written): `QUANT_ERR_NULL_POINTER`, `QUANT_ERR_INVALID_ARGUMENT` (`m`, `n` or `k`
+ * 0, `k > 131071`, an overflowing size), `QUANT_ERR_BUFFER_TOO_SMALL` (`out_len < m * n`),
+ * `QUANT_ERR_NON_FINITE` (NaN or infinity in a scale).
+ */
+quant_status quant_int8_gemm(const int8_t *a,
+                             const float *a_scales,
+                             const int8_t *b,
+                             const float *b_scales,
+                             size_t m,
+                             size_t n,
+                             size_t k,
+                             float *out,
+                             size_t out_len);
+
+/**
+ * Creates an empty calibration for a layer input of width `cols` that accumulates everything: the
+ * Hessian (GPTQ), max|x| and mean|x|, and a sample of 512 tokens. Same as
+ * `quant_calib_new_ex(cols, QUANT_CALIB_HESSIAN, NULL, out)`.
+ *
+ * `*out` receives the handle (owned by the caller, released with `quant_calib_free`), written only on
+ * success. Errors: `QUANT_ERR_NULL_POINTER` (`out` NULL), `QUANT_ERR_INVALID_ARGUMENT` (`cols` 0 or
+ * `cols^2` overflows), `QUANT_ERR_OUT_OF_MEMORY` (no room for the `cols x cols` Hessian).
+ */
+quant_status quant_calib_new(size_t cols,
+                             struct quant_calib **out);
+
+/**
+ * Creates an empty calibration for a layer input of width `cols`, choosing what it accumulates.
+ *
+ * - `flags`: 0 or `QUANT_CALIB_HESSIAN`. Without the Hessian, adding tokens costs `O(n cols)` and the
+ *   calibration holds `O(cols)` plus the sample: enough for AWQ and SmoothQuant, while GPTQ rejects it
+ *   (`QUANT_ERR_INVALID_ARGUMENT`).
+ * - `o`: options or NULL (defaults). Read here: `sample_tokens` (tokens kept in the sample for AWQ,
+ *   default 512) and `threads` (for the Hessian product, 0 = all cores).
+ * - `*out` receives the handle, written only on success.
+ *
+ * The sample is a reservoir sample (algorithm R) driven by a fixed-seed hash of each token's position
+ * in the stream: every token is equally likely to be kept, and the sample depends only on the tokens
+ * added, in order (not on how they were split into calls): the same on every run.
+ *
+ * Errors: `QUANT_ERR_NULL_POINTER` (`out` NULL), `QUANT_ERR_INVALID_ARGUMENT` (`cols` 0, `cols^2`
+ * overflows, an unknown flag bit), `QUANT_ERR_OUT_OF_MEMORY`.
+ */
+quant_status quant_calib_new_ex(size_t cols,
+                                uint32_t flags,
+                                const struct quant_options *o,
+                                struct quant_calib **out);
+
+/**
+ * Adds `n_tokens` tokens of activations `x` (row-major `n_tokens x cols` floats) to the statistics.
+ * Any number of calls; adding X in several calls gives the same statistics as one call (the Hessian
+ * to rounding, the rest exactly). `n_tokens` 0 is a no-op (`x` may then be NULL).
+ *
+ * Errors (the calibration is unchanged after any of them): `QUANT_ERR_NULL_POINTER` (`c` NULL, or `x`
+ * NULL with tokens), `QUANT_ERR_SHAPE_MISMATCH` (`cols` is not the calibration's width),
+ * `QUANT_ERR_INVALID_ARGUMENT` (`n_tokens * cols` overflows), `QUANT_ERR_NON_FINITE` (a NaN or an
+ * infinity in `x`; the detail names its index), `QUANT_ERR_OUT_OF_MEMORY`. Not thread-safe on the
+ * same `c`.
+ */
+quant_status quant_calib_add(struct quant_calib *c,
+                             const float *x,
+                             size_t n_tokens,
+                             size_t cols);
+
+/**
+ * Replaces the calibration's Hessian by `h`, a Hessian `H = (2/n) sum x x^T` accumulated elsewhere
+ * (for example on a GPU) over `n_tokens` tokens: row-major `cols x cols` doubles, `h_len` of them,
+ * symmetric (only the lower triangle, row >= column, is read). Later `quant_calib_add` calls continue
+ * the same average. The Hessian is turned on if the calibration was made without it. The other
+ * statistics (max, mean, sample, `quant_calib_tokens`) are not touched; GPTQ still needs at least one
+ * token added with `quant_calib_add`.
+ *
+ * Errors (nothing changed): `QUANT_ERR_NULL_POINTER` (`c` or `h` NULL), `QUANT_ERR_SHAPE_MISMATCH`
+ * (`cols` is not the calibration's width), `QUANT_ERR_BUFFER_TOO_SMALL` (`h_len < cols * cols`),
+ * `QUANT_ERR_INVALID_ARGUMENT` (`n_tokens` 0), `QUANT_ERR_NON_FINITE` (NaN or infinity in `h`),
+ * `QUANT_ERR_OUT_OF_MEMORY`.
+ */
+quant_status quant_calib_set_hessian(struct quant_calib *c,
+                                     const double *h,
+                                     size_t h_len,
+                                     size_t cols,
+                                     uint64_t n_tokens);
+
+/**
+ * Tokens added so far with `quant_calib_add`; 0 (with a detail) when `c` is NULL.
+ */
+uint64_t quant_calib_tokens(const struct quant_calib *c);
+
+/**
+ * Releases a calibration made by `quant_calib_new` or `quant_calib_new_ex`. NULL is ignored. Must not
+ * be called while another thread uses `c`.
+ */
+void quant_calib_free(struct quant_calib *c);
 
 /**
  * Converts `n` floats to IEEE binary16 (FP16) bit patterns.
@@ -561,6 +721,77 @@ quant_status quant_config_validate(const struct quant_config *c);
 void quant_config_free(struct quant_config *c);
 
 /**
+ * Creates options holding the published defaults; `*out` receives the handle (owned by the caller,
+ * released with `quant_options_free`), written only on success. Errors: `QUANT_ERR_NULL_POINTER`.
+ */
+quant_status quant_options_new(struct quant_options **out);
+
+/**
+ * Releases options made by `quant_options_new`. NULL is ignored.
+ */
+void quant_options_free(struct quant_options *o);
+
+/**
+ * GPTQ act-order: quantize columns by decreasing Hessian diagonal; the result keeps the original
+ * column order and carries a group index (`quant_weight_group_index`). Default false.
+ * Errors: `QUANT_ERR_NULL_POINTER` (`o` NULL).
+ */
+quant_status quant_options_set_act_order(struct quant_options *o, bool on);
+
+/**
+ * GPTQ damping: `damp_percent * mean(diag H)` is added to the Hessian's diagonal. Default 0.01.
+ * When the Cholesky factorization fails, GPTQ retries with 4, 16, ... times the damping, up to 1.
+ * Errors (options unchanged): `QUANT_ERR_NULL_POINTER`, `QUANT_ERR_INVALID_ARGUMENT` (not finite or
+ * not in (0, 1)).
+ */
+quant_status quant_options_set_damp_percent(struct quant_options *o, double value);
+
+/**
+ * GPTQ lazy-update block: columns quantized between two matrix-product updates. Default 128. Any
+ * value gives the same result up to rounding; it only changes speed.
+ * Errors (options unchanged): `QUANT_ERR_NULL_POINTER`, `QUANT_ERR_INVALID_ARGUMENT` (0).
+ */
+quant_status quant_options_set_block_size(struct quant_options *o, size_t value);
+
+/**
+ * GPTQ and AWQ: symmetric codes (zero point (2^bits)/2, scale 2 max|w| / (2^bits - 1)) instead of the
+ * asymmetric ones. Default false. Errors: `QUANT_ERR_NULL_POINTER`.
+ */
+quant_status quant_options_set_symmetric(struct quant_options *o,
+                                         bool on);
+
+/**
+ * GPTQ static groups: every group's scale and zero point are computed up front from the original
+ * weights (in their original column order, even with act-order, so no group index is needed),
+ * instead of when the group's first column is reached. Default false.
+ * Errors: `QUANT_ERR_NULL_POINTER`.
+ */
+quant_status quant_options_set_static_groups(struct quant_options *o, bool on);
+
+/**
+ * GPTQ MSE scale search (the reference quantizer's `mse`): each group's range is shrunk by
+ * `1 - i/100`, `i < 80`, keeping the one with the smallest `sum |q(w) - w|^2.4`. Default false.
+ * Errors: `QUANT_ERR_NULL_POINTER`.
+ */
+quant_status quant_options_set_mse_search(struct quant_options *o, bool on);
+
+/**
+ * Tokens of the calibration sample used by AWQ's scale and clip search. Read by `quant_calib_new_ex`
+ * (the sample it keeps) and by AWQ (it uses at most this many of the kept tokens). Default 512.
+ * Errors (options unchanged): `QUANT_ERR_NULL_POINTER`, `QUANT_ERR_INVALID_ARGUMENT` (0).
+ */
+quant_status quant_options_set_sample_tokens(struct quant_options *o,
+                                             size_t value);
+
+/**
+ * Worker threads of GPTQ, AWQ and the Hessian accumulation; 0 (the default) means every available
+ * core. The threads live only for the duration of a call (no global pool), and the results are the
+ * same whatever the count. Errors (options unchanged): `QUANT_ERR_NULL_POINTER`,
+ * `QUANT_ERR_INVALID_ARGUMENT` (more than 4096).
+ */
+quant_status quant_options_set_threads(struct quant_options *o, size_t value);
+
+/**
  * Number of groups, i.e. of scales (and of INT4 zero points), of a `rows x cols` matrix quantized with
  * `group_size`: `rows * ceil(cols / g)`, where `g = group_size`, or `cols` when `group_size` is 0 (one
  * scale per row) or larger than `cols`.
@@ -845,13 +1076,22 @@ const char *quant_version_string(void);
  * Errors (nothing is written, nothing leaks):
  * - `QUANT_ERR_NULL_POINTER`: `m`, `w` or `out` is NULL.
  * - `QUANT_ERR_INVALID_ARGUMENT`: unknown kind or invalid method values; `rows` or `cols` is 0 or
- *   `rows * cols` overflows; `calib` NULL or without tokens for AWQ, SmoothQuant or GPTQ; a group whose
- *   range overflows float.
+ *   `rows * cols` overflows; `calib` NULL or without tokens for AWQ, SmoothQuant or GPTQ; for GPTQ a
+ *   `calib` made without `QUANT_CALIB_HESSIAN`; options out of range; a group whose range overflows
+ *   float.
  * - `QUANT_ERR_SHAPE_MISMATCH`: `calib` has another width than `cols`.
  * - `QUANT_ERR_NON_FINITE`: NaN or infinity in `w` (the detail names the first index).
- * - `QUANT_ERR_UNSUPPORTED`: AWQ, SmoothQuant and GPTQ in this build (their algorithms are not
- *   implemented yet).
- * - `QUANT_ERR_OUT_OF_MEMORY`: the result cannot be allocated.
+ * - `QUANT_ERR_NUMERICAL`: GPTQ's Hessian cannot be factorized even after raising the damping (the
+ *   detail lists every damping tried); possible only with a Hessian imported by
+ *   `quant_calib_set_hessian`, since one accumulated from finite activations is positive
+ *   semi-definite.
+ * - `QUANT_ERR_OUT_OF_MEMORY`: the result or the working space cannot be allocated.
+ *
+ * The calibration-based kinds: GPTQ (Frantar et al. 2022) uses the Hessian of `calib` and the GPTQ
+ * options (act_order, damp_percent, block_size, symmetric, static_groups, mse_search, threads); AWQ
+ * (Lin et al. 2023) uses mean|x| and the token sample of `calib` (searching the scale exponent on a
+ * grid of 20 and the clipping of each group), with `symmetric` and `threads`; SmoothQuant (Xiao et al.
+ * 2022) uses max|x| (see `QUANT_SMOOTHQUANT`).
  */
 quant_status quant_quantize(const struct quant_method *m,
                             const struct quant_options *o,

@@ -320,7 +320,7 @@ pub fn quantize_group(
 /// The shared body of [`quantize`] and [`quantize_group`]; `name(i)` names matrix `i` in errors.
 fn quantize_matrices(
     method: &QuantMethod,
-    _options: &QuantOptions,
+    options: &QuantOptions,
     ws: &[&[f32]],
     rows: &[usize],
     cols: usize,
@@ -364,13 +364,11 @@ fn quantize_matrices(
             Ok(out)
         }
         QuantMethod::Awq { .. } | QuantMethod::SmoothQuant { .. } | QuantMethod::Gptq { .. } => {
-            let _calib = require_calibration(method, calib, cols)?;
+            let calib = require_calibration(method, calib, cols)?;
             for (i, &w) in ws.iter().enumerate() {
                 check_finite(w, &name(i))?;
             }
-            Err(QuantError::Unsupported(format!(
-                "{method} is not implemented yet: the calibration-based methods are still to come"
-            )))
+            crate::algos::quantize_calibrated(method, options, ws, rows, cols, calib)
         }
     }
 }

@@ -27,7 +27,11 @@ pub const QUANT_FP8_E4M3: quant_method_kind = 2;
 pub const QUANT_AWQ: quant_method_kind = 3;
 /// SmoothQuant (Xiao et al. 2022): migration strength `alpha` in [0, 1], then INT8 symmetric with
 /// `group_size` (0 = per output channel, the published setting). `bits` is ignored (always 8).
-/// Name "SmoothQuant(α=0.50)" (UTF-8).
+/// Name "SmoothQuant(α=0.50)" (UTF-8). The per-input-channel scale is
+/// `s_j = max(max|X_j|^alpha / max(max|W_j|, 1e-5)^(1 - alpha), 1e-5)` (max|X_j| from the calibration,
+/// max|W_j| over every matrix of a `quant_quantize_group` call); the codes quantize `W diag(s)` and
+/// `quant_weight_input_scales` returns `s`. `alpha = 0` follows the formula (`s_j = 1 / max|W_j|`): it
+/// does NOT mean "no smoothing".
 pub const QUANT_SMOOTHQUANT: quant_method_kind = 4;
 /// GPTQ (Frantar et al. 2022): `bits` in [1, 8] (the algorithm supports 2..8), `group_size` > 0.
 /// Name "GPTQ(4bit, group=128)".

@@ -15,6 +15,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::error::{clear_last_error, quant_status, set_last_error, QuantError, Result, QUANT_OK};
 
+pub mod algos;
 pub mod calib;
 pub mod casts;
 pub mod level;

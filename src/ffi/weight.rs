@@ -56,13 +56,22 @@ unsafe fn calib_in<'a>(c: *const quant_calib) -> Option<&'a Calibration> {
 /// Errors (nothing is written, nothing leaks):
 /// - `QUANT_ERR_NULL_POINTER`: `m`, `w` or `out` is NULL.
 /// - `QUANT_ERR_INVALID_ARGUMENT`: unknown kind or invalid method values; `rows` or `cols` is 0 or
-///   `rows * cols` overflows; `calib` NULL or without tokens for AWQ, SmoothQuant or GPTQ; a group whose
-///   range overflows float.
+///   `rows * cols` overflows; `calib` NULL or without tokens for AWQ, SmoothQuant or GPTQ; for GPTQ a
+///   `calib` made without `QUANT_CALIB_HESSIAN`; options out of range; a group whose range overflows
+///   float.
 /// - `QUANT_ERR_SHAPE_MISMATCH`: `calib` has another width than `cols`.
 /// - `QUANT_ERR_NON_FINITE`: NaN or infinity in `w` (the detail names the first index).
-/// - `QUANT_ERR_UNSUPPORTED`: AWQ, SmoothQuant and GPTQ in this build (their algorithms are not
-///   implemented yet).
-/// - `QUANT_ERR_OUT_OF_MEMORY`: the result cannot be allocated.
+/// - `QUANT_ERR_NUMERICAL`: GPTQ's Hessian cannot be factorized even after raising the damping (the
+///   detail lists every damping tried); possible only with a Hessian imported by
+///   `quant_calib_set_hessian`, since one accumulated from finite activations is positive
+///   semi-definite.
+/// - `QUANT_ERR_OUT_OF_MEMORY`: the result or the working space cannot be allocated.
+///
+/// The calibration-based kinds: GPTQ (Frantar et al. 2022) uses the Hessian of `calib` and the GPTQ
+/// options (act_order, damp_percent, block_size, symmetric, static_groups, mse_search, threads); AWQ
+/// (Lin et al. 2023) uses mean|x| and the token sample of `calib` (searching the scale exponent on a
+/// grid of 20 and the clipping of each group), with `symmetric` and `threads`; SmoothQuant (Xiao et al.
+/// 2022) uses max|x| (see `QUANT_SMOOTHQUANT`).
 #[no_mangle]
 pub extern "C" fn quant_quantize(
     m: *const quant_method,

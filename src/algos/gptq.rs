@@ -1,0 +1,698 @@
+//! GPTQ (Frantar et al. 2022), following the reference implementation's `fasterquant`.
+//!
+//! Steps, as in `gptq.py`:
+//! 1. Dead columns: where `H_ii == 0`, set `H_ii = 1` and `W[:, i] = 0`.
+//! 2. Static groups (option): every group's scale and zero point from the (dead-zeroed) original
+//!    weights, up front.
+//! 3. Act-order (option): permute columns by decreasing `diag(H)` (a stable sort: ties keep their
+//!    order); the result is given back in the original column order with `g_idx`.
+//! 4. Damping: `H += damp_percent * mean(diag H) * I`; `U` = the upper Cholesky factor of `H^-1`.
+//!    When the factorization fails the damping is raised step by step (`damp_percent` times 4, 16, ...,
+//!    then 1.0); `Numerical` only if every attempt fails, with a detail listing them.
+//! 5. Columns in blocks of `block_size`: inside a block each column is quantized, its error
+//!    `e = (w - q) / U_ii` is pushed onto the block's later columns with `U[i, i+1..]`; after the block,
+//!    one matrix product `W[:, later] -= E U[block, later]` applies the lazy update.
+//! 6. Groups (dynamic): a group's scale and zero point are computed when its first column is reached,
+//!    from the group's current (error-updated) weights. With the default block and group sizes (128,
+//!    aligned) this is exactly the reference; when a group starts inside a block and reaches past it,
+//!    the reference reads the later columns before the pending block update reached them, while this
+//!    implementation applies that update first, which is what the unblocked algorithm does.
+//!
+//! The quantizer is the reference's `Quantizer` (per output channel, per group): asymmetric with an
+//! integer zero point (the library's convention, see [`super::qparams`]) or symmetric with
+//! zero = (maxq + 1) / 2; the MSE option searches `p = 1 - i/100` for `i < 80`, shrinking the range to
+//! `p * [lo, hi]`, and keeps the candidate with the smallest `sum |q(x) - x|^2.4`.
+//!
+//! Numerics: the Hessian, its damping, factorization and inversion are f64 (the factor is computed from
+//! `H / mean(diag H)`, which gives the same updates and keeps the f32 factor in range); the weight
+//! updates are f32 like the reference. `U` is obtained with one Cholesky factorization and one
+//! triangular inverse: with `J` the reversal permutation and `J H J = L L^T`, `U = J L^-1 J` is upper
+//! triangular with a positive diagonal and `U^T U = H^-1`, so it is the factor the reference computes
+//! with `cholesky(cholesky_inverse(cholesky(H)), upper=True)`.
+//!
+//! Rows are independent: they are processed in tiles of a fixed number of rows on up to `threads`
+//! threads, and the result does not depend on the thread count.
+use faer::linalg::cholesky::llt::factor::{cholesky_in_place, cholesky_in_place_scratch};
+use faer::linalg::matmul::matmul;
+use faer::linalg::triangular_inverse::invert_lower_triangular;
+use faer::{Accum, MatMut, MatRef, Par};
+
+use super::parallel::for_each_job;
+use super::qparams::{fake_quant, maxq, min_max, quantize_code, range_params};
+use super::QuantOptions;
+use crate::calib::Calibration;
+use crate::error::{try_vec, QuantError, Result};
+use crate::kernels::{check_finite, check_len, Shape};
+
+/// Rows per work item.
+const ROW_TILE: usize = 64;
+/// MSE search: grid size, largest shrink and the error norm of the reference quantizer.
+const MSE_GRID: usize = 100;
+const MSE_MAXSHRINK: f32 = 0.8;
+const MSE_NORM: f32 = 2.4;
+
+/// Settings of one GPTQ run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GptqParams {
+    /// Bits per weight, 1..=8 (the published range is 2..8).
+    pub bits: u32,
+    /// Columns per group; 0 = one group per row.
+    pub group_size: usize,
+    pub symmetric: bool,
+    pub act_order: bool,
+    pub static_groups: bool,
+    pub mse_search: bool,
+    /// Damping fraction of the mean Hessian diagonal, in (0, 1).
+    pub damp_percent: f64,
+    /// Columns per lazy-update block, > 0.
+    pub block_size: usize,
+    /// Worker threads, 0 = all cores.
+    pub threads: usize,
+}
+
+impl GptqParams {
+    /// `bits` and `group_size` with every other setting from `options`.
+    pub fn new(bits: u32, group_size: usize, options: &QuantOptions) -> Self {
+        Self {
+            bits,
+            group_size,
+            symmetric: options.symmetric,
+            act_order: options.act_order,
+            static_groups: options.static_groups,
+            mse_search: options.mse_search,
+            damp_percent: options.damp_percent,
+            block_size: options.block_size,
+            threads: options.threads,
+        }
+    }
+}
+
+/// The result of GPTQ on a `rows x cols` matrix.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GptqResult {
+    /// Unpacked codes in [0, 2^bits - 1], row-major `rows x cols`, original column order.
+    pub codes: Vec<u8>,
+    /// `rows x n_groups` scales; the group of column `j` is `g_idx[j]` or `j / group_len`.
+    pub scales: Vec<f32>,
+    /// `rows x n_groups` integer zero points (as f32; (maxq + 1) / 2 when symmetric).
+    pub zeros: Vec<f32>,
+    /// Group of each column, present with act-order (without static groups).
+    pub g_idx: Option<Vec<i32>>,
+    /// Columns per group (`group_size`, or `cols` when it is 0 or larger).
+    pub group_len: usize,
+    /// Groups per row.
+    pub n_groups: usize,
+    /// The damping fraction that factorized (`damp_percent` unless it had to be raised).
+    pub damp_used: f64,
+}
+
+impl GptqResult {
+    /// The effective weights `(q - zero) * scale`, row-major `rows x cols` in the original order.
+    pub fn dequantize(&self, rows: usize, cols: usize) -> Vec<f32> {
+        let mut out = vec![0.0f32; rows * cols];
+        for r in 0..rows {
+            for j in 0..cols {
+                let g = match &self.g_idx {
+                    Some(g) => g[j] as usize,
+                    None => j / self.group_len,
+                };
+                let k = r * self.n_groups + g;
+                out[r * cols + j] =
+                    (self.codes[r * cols + j] as f32 - self.zeros[k]) * self.scales[k];
+            }
+        }
+        out
+    }
+}
+
+/// Where the Hessian comes from: a full row-major matrix, or a calibration's lower triangle of
+/// `sum x x^T` (column-major) with the factor `2 / n`.
+#[derive(Clone, Copy)]
+pub(crate) enum HessianRef<'a> {
+    Full(&'a [f64]),
+    LowerColMajor { xtx: &'a [f64], factor: f64 },
+}
+
+impl HessianRef<'_> {
+    #[inline]
+    fn get(&self, n: usize, i: usize, j: usize) -> f64 {
+        match *self {
+            Self::Full(h) => {
+                let (i, j) = if i >= j { (i, j) } else { (j, i) };
+                h[i * n + j]
+            }
+            Self::LowerColMajor { xtx, factor } => {
+                let (i, j) = if i >= j { (i, j) } else { (j, i) };
+                xtx[j * n + i] * factor
+            }
+        }
+    }
+}
+
+/// GPTQ of `w` (row-major `rows x cols`) with the Hessian `h` (row-major `cols x cols`, symmetric;
+/// the lower triangle is read).
+///
+/// Errors: a bad shape, `bits` outside 1..=8 or a zero block size is `InvalidArgument`; short buffers
+/// are `BufferTooSmall`; NaN or infinity in `w` or `h` is `NonFinite`; a Hessian that cannot be
+/// factorized even with the largest damping is `Numerical`.
+pub fn quantize(
+    w: &[f32],
+    rows: usize,
+    cols: usize,
+    h: &[f64],
+    params: &GptqParams,
+) -> Result<GptqResult> {
+    let n2 = cols
+        .checked_mul(cols)
+        .ok_or_else(|| QuantError::invalid("Hessian size overflows"))?;
+    check_len("hessian", h.len(), n2)?;
+    if let Some((index, &value)) = h[..n2].iter().enumerate().find(|(_, v)| !v.is_finite()) {
+        return Err(QuantError::NonFinite {
+            what: "hessian".into(),
+            index,
+            value: value as f32,
+        });
+    }
+    quantize_with(w, rows, cols, HessianRef::Full(&h[..n2]), params)
+}
+
+/// GPTQ of `w` with the Hessian of `calib`, read in place. `ShapeMismatch` when the calibration is for
+/// another width; `InvalidArgument` when it has no Hessian or no tokens; otherwise as [`quantize`].
+pub fn quantize_calibrated(
+    w: &[f32],
+    rows: usize,
+    cols: usize,
+    calib: &Calibration,
+    params: &GptqParams,
+) -> Result<GptqResult> {
+    if calib.cols() != cols {
+        return Err(QuantError::ShapeMismatch(format!(
+            "the weight has {cols} columns but the calibration is for inputs of width {}",
+            calib.cols()
+        )));
+    }
+    let (xtx, factor) = calib.hessian_parts()?;
+    quantize_with(
+        w,
+        rows,
+        cols,
+        HessianRef::LowerColMajor { xtx, factor },
+        params,
+    )
+}
+
+pub(crate) fn check_params(params: &GptqParams) -> Result<()> {
+    if !(1..=8).contains(&params.bits) {
+        return Err(QuantError::invalid(format!(
+            "GPTQ bits is {}: it must be in 1..=8",
+            params.bits
+        )));
+    }
+    if params.block_size == 0 {
+        return Err(QuantError::invalid("block_size must be > 0"));
+    }
+    if !(params.damp_percent.is_finite() && params.damp_percent > 0.0 && params.damp_percent < 1.0)
+    {
+        return Err(QuantError::invalid(format!(
+            "damp_percent is {}: it must be finite and in (0, 1)",
+            params.damp_percent
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) fn quantize_with(
+    w: &[f32],
+    rows: usize,
+    cols: usize,
+    h: HessianRef<'_>,
+    params: &GptqParams,
+) -> Result<GptqResult> {
+    let shape = Shape::new(rows, cols, params.group_size)?;
+    check_params(params)?;
+    check_len("w", w.len(), shape.len())?;
+    let w = &w[..shape.len()];
+    check_finite(w, "w")?;
+
+    let gl = shape.group_len();
+    let ng = shape.groups_per_row();
+    let bits = params.bits;
+    let mq = maxq(bits);
+
+    // 1. Dead columns.
+    let diag: Vec<f64> = (0..cols).map(|i| h.get(cols, i, i)).collect();
+    let dead: Vec<bool> = diag.iter().map(|&d| d == 0.0).collect();
+    let mut work = try_vec(shape.len(), 0.0f32, "GPTQ working weights")?;
+    // 3. Permutation (processing position -> original column).
+    let perm: Vec<usize> = if params.act_order {
+        let fixed: Vec<f64> = diag
+            .iter()
+            .map(|&d| if d == 0.0 { 1.0 } else { d })
+            .collect();
+        let mut p: Vec<usize> = (0..cols).collect();
+        p.sort_by(|&a, &b| fixed[b].total_cmp(&fixed[a]));
+        p
+    } else {
+        (0..cols).collect()
+    };
+    for r in 0..rows {
+        let src = &w[r * cols..(r + 1) * cols];
+        let dst = &mut work[r * cols..(r + 1) * cols];
+        for (k, &j) in perm.iter().enumerate() {
+            dst[k] = if dead[j] { 0.0 } else { src[j] };
+        }
+    }
+
+    let mut scales = try_vec(rows * ng, 0.0f32, "GPTQ scales")?;
+    let mut zeros = try_vec(rows * ng, 0.0f32, "GPTQ zero points")?;
+    let mut codes = try_vec(shape.len(), 0u8, "GPTQ codes")?;
+    // 2. Static groups: from the original order (dead columns zeroed), before any update.
+    let static_groups = params.static_groups;
+    if static_groups {
+        let mut vals = Vec::with_capacity(gl);
+        for r in 0..rows {
+            for g in 0..ng {
+                vals.clear();
+                for j in g * gl..((g + 1) * gl).min(cols) {
+                    vals.push(if dead[j] { 0.0 } else { w[r * cols + j] });
+                }
+                let (s, z) = find_params(&vals, bits, params.symmetric, params.mse_search);
+                scales[r * ng + g] = s;
+                zeros[r * ng + g] = z;
+            }
+        }
+    }
+
+    // 4. Damping and the factor of the inverse.
+    let (u, damp_used) = inverse_factor(h, cols, &perm, &dead, params.damp_percent)?;
+
+    // 5-6. Row tiles.
+    let ctx = Ctx {
+        cols,
+        gl,
+        ng,
+        bits,
+        mq,
+        block: params.block_size,
+        symmetric: params.symmetric,
+        mse: params.mse_search,
+        static_groups,
+        perm: &perm,
+        u: &u,
+    };
+    let tile_len = ROW_TILE * cols;
+    let tile_groups = ROW_TILE * ng;
+    let jobs: Vec<_> = work
+        .chunks_mut(tile_len)
+        .zip(codes.chunks_mut(tile_len))
+        .zip(scales.chunks_mut(tile_groups))
+        .zip(zeros.chunks_mut(tile_groups))
+        .map(|(((w, c), s), z)| (w, c, s, z))
+        .collect();
+    for_each_job(jobs, params.threads, |(w, c, s, z)| {
+        ctx.run_tile(w, c, s, z);
+    });
+    drop(work);
+    check_finite(&scales, "GPTQ scales").map_err(|e| {
+        QuantError::Numerical(format!(
+            "GPTQ produced a non-finite scale (the weights' range overflows f32): {e}"
+        ))
+    })?;
+
+    let g_idx = if params.act_order && !static_groups {
+        let mut g = vec![0i32; cols];
+        for (k, &j) in perm.iter().enumerate() {
+            g[j] = (k / gl) as i32;
+        }
+        Some(g)
+    } else {
+        None
+    };
+    Ok(GptqResult {
+        codes,
+        scales,
+        zeros,
+        g_idx,
+        group_len: gl,
+        n_groups: ng,
+        damp_used,
+    })
+}
+
+/// The damping fractions tried, in order.
+pub(crate) fn damp_schedule(first: f64) -> Vec<f64> {
+    let mut v = Vec::new();
+    let mut d = first;
+    while d < 1.0 {
+        v.push(d);
+        d *= 4.0;
+    }
+    v.push(1.0);
+    v
+}
+
+/// The upper Cholesky factor `U` (row-major f32, in processing order) of `(H_p + damp I)^-1`, scaled
+/// by `sqrt(mean diag)`, where `H_p` is `H` with dead columns fixed and permuted by `perm`.
+fn inverse_factor(
+    h: HessianRef<'_>,
+    n: usize,
+    perm: &[usize],
+    dead: &[bool],
+    damp_percent: f64,
+) -> Result<(Vec<f32>, f64)> {
+    let mut diag_sum = 0.0f64;
+    for (i, &d) in dead.iter().enumerate() {
+        diag_sum += if d { 1.0 } else { h.get(n, i, i) };
+    }
+    let base = diag_sum / n as f64;
+    let mut tried = Vec::new();
+    if !(base > 0.0 && base.is_finite()) {
+        return Err(QuantError::Numerical(format!(
+            "GPTQ: the Hessian's mean diagonal is {base}: it is not positive semi-definite"
+        )));
+    }
+    let mut mem = faer::dyn_stack::MemBuffer::try_new(cholesky_in_place_scratch::<f64>(
+        n,
+        Par::Seq,
+        Default::default(),
+    ))
+    .map_err(|_| QuantError::OutOfMemory("GPTQ Cholesky scratch".into()))?;
+    for frac in damp_schedule(damp_percent) {
+        // Peak memory: R and its inverse (2 n^2 f64) during the inversion, then the inverse and the
+        // f32 factor (1.5 n^2 f64).
+        let mut r = try_vec(n * n, 0.0f64, "GPTQ factor")?;
+        // R = J H_p J / base + frac I, column-major, lower triangle.
+        for c in 0..n {
+            let pc = n - 1 - c;
+            for rr in c..n {
+                let pr = n - 1 - rr;
+                let (oi, oj) = (perm[pr], perm[pc]);
+                let v = if oi == oj {
+                    if dead[oi] {
+                        1.0
+                    } else {
+                        h.get(n, oi, oi)
+                    }
+                } else if dead[oi] || dead[oj] {
+                    0.0
+                } else {
+                    h.get(n, oi, oj)
+                };
+                r[c * n + rr] = v / base + if rr == c { frac } else { 0.0 };
+            }
+        }
+        let rm = MatMut::from_column_major_slice_mut(&mut r, n, n);
+        let stack = faer::dyn_stack::MemStack::new(&mut mem);
+        if let Err(e) =
+            cholesky_in_place(rm, Default::default(), Par::Seq, stack, Default::default())
+        {
+            let faer::linalg::cholesky::llt::factor::LltError::NonPositivePivot { index } = e;
+            tried.push(format!(
+                "damp {frac}: Cholesky failed at column {}",
+                perm[n - 1 - index]
+            ));
+            continue;
+        }
+        let mut inv = try_vec(n * n, 0.0f64, "GPTQ inverse factor")?;
+        invert_lower_triangular(
+            MatMut::from_column_major_slice_mut(&mut inv, n, n),
+            MatRef::from_column_major_slice(&r, n, n),
+            Par::Seq,
+        );
+        drop(r);
+        // U[i][j] = inv[n-1-i][n-1-j] for i <= j.
+        let mut ok = true;
+        let mut u = try_vec(n * n, 0.0f32, "GPTQ inverse factor (f32)")?;
+        for i in 0..n {
+            for j in i..n {
+                let v = inv[(n - 1 - j) * n + (n - 1 - i)];
+                ok &= v.is_finite();
+                u[i * n + j] = v as f32;
+            }
+            ok &= u[i * n + i] > 0.0 && u[i * n + i].is_finite();
+        }
+        if ok {
+            return Ok((u, frac));
+        }
+        tried.push(format!("damp {frac}: the inverse factor is not finite"));
+    }
+    Err(QuantError::Numerical(format!(
+        "GPTQ: the Hessian cannot be factorized even after damping; tried {}",
+        tried.join("; ")
+    )))
+}
+
+/// Scale and zero point of one group (the reference `Quantizer.find_params`, per row).
+pub(crate) fn find_params(values: &[f32], bits: u32, symmetric: bool, mse: bool) -> (f32, f32) {
+    let (lo, hi) = min_max(values);
+    let (lo, hi) = (lo.min(0.0), hi.max(0.0));
+    let (lo, hi) = if symmetric {
+        let a = (-lo).max(hi);
+        (-a, a)
+    } else {
+        (lo, hi)
+    };
+    let (mut scale, mut zero) = range_params(lo, hi, bits, symmetric);
+    if mse {
+        let mq = maxq(bits);
+        let mut best = f32::INFINITY;
+        for i in 0..(MSE_MAXSHRINK * MSE_GRID as f32) as usize {
+            let p = 1.0 - i as f32 / MSE_GRID as f32;
+            let (s1, z1) = range_params(p * lo, p * hi, bits, symmetric);
+            let err: f32 = values
+                .iter()
+                .map(|&x| (fake_quant(x, s1, z1, mq) - x).abs().powf(MSE_NORM))
+                .sum();
+            if err < best {
+                best = err;
+                scale = s1;
+                zero = z1;
+            }
+        }
+    }
+    (scale, zero)
+}
+
+struct Ctx<'a> {
+    cols: usize,
+    gl: usize,
+    ng: usize,
+    bits: u32,
+    mq: u32,
+    block: usize,
+    symmetric: bool,
+    mse: bool,
+    static_groups: bool,
+    perm: &'a [usize],
+    u: &'a [f32],
+}
+
+impl Ctx<'_> {
+    /// GPTQ on a tile of rows (`w` in processing order; codes written in the original order).
+    fn run_tile(&self, w: &mut [f32], codes: &mut [u8], scales: &mut [f32], zeros: &mut [f32]) {
+        let n = self.cols;
+        let rows = w.len() / n;
+        let u = self.u;
+        let bs = self.block.min(n);
+        let mut err = vec![0.0f32; rows * bs];
+        let mut gvals = Vec::with_capacity(self.gl);
+        let mut i1 = 0;
+        while i1 < n {
+            let i2 = (i1 + bs).min(n);
+            let count = i2 - i1;
+            for r in 0..rows {
+                let row = &mut w[r * n..(r + 1) * n];
+                let erow = &mut err[r * bs..r * bs + count];
+                for i in i1..i2 {
+                    let g = if self.static_groups {
+                        self.perm[i] / self.gl
+                    } else {
+                        i / self.gl
+                    };
+                    let k = r * self.ng + g;
+                    if !self.static_groups && i % self.gl == 0 {
+                        let end = (i + self.gl).min(n);
+                        gvals.clear();
+                        gvals.extend_from_slice(&row[i..end.min(i2)]);
+                        for j in i2..end {
+                            // The pending update of this block's finished columns.
+                            let mut v = row[j];
+                            for (kk, &e) in erow[..i - i1].iter().enumerate() {
+                                v -= e * u[(i1 + kk) * n + j];
+                            }
+                            gvals.push(v);
+                        }
+                        let (s, z) = find_params(&gvals, self.bits, self.symmetric, self.mse);
+                        scales[k] = s;
+                        zeros[k] = z;
+                    }
+                    let (s, z) = (scales[k], zeros[k]);
+                    let x = row[i];
+                    let q = quantize_code(x, s, z, self.mq);
+                    codes[r * n + self.perm[i]] = q;
+                    let deq = (q as f32 - z) * s;
+                    let d = u[i * n + i];
+                    let e = (x - deq) / d;
+                    erow[i - i1] = e;
+                    let urow = &u[i * n + i + 1..i * n + i2];
+                    for (wv, &uv) in row[i + 1..i2].iter_mut().zip(urow) {
+                        *wv -= e * uv;
+                    }
+                }
+            }
+            if i2 < n {
+                // (faer 0.24.4's `from_row_major_slice_with_stride_mut` builds a column-major view:
+                // build the transposed column-major view instead.)
+                let dst =
+                    MatMut::from_column_major_slice_with_stride_mut(&mut w[i2..], n - i2, rows, n)
+                        .transpose_mut();
+                let lhs = MatRef::from_row_major_slice_with_stride(&err, rows, count, bs);
+                let rhs =
+                    MatRef::from_row_major_slice_with_stride(&u[i1 * n + i2..], count, n - i2, n);
+                matmul(dst, Accum::Add, lhs, rhs, -1.0f32, Par::Seq);
+            }
+            i1 = i2;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problem(rows: usize, cols: usize, n: usize) -> (Vec<f32>, Vec<f64>) {
+        let mut s = 1u64;
+        let mut rnd = move || {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 33) as f64 / (1u64 << 31) as f64) * 2.0 - 1.0
+        };
+        let w: Vec<f32> = (0..rows * cols).map(|_| rnd() as f32).collect();
+        let x: Vec<f64> = (0..n * cols)
+            .map(|i| rnd() * if i % cols == 3 { 10.0 } else { 1.0 })
+            .collect();
+        let mut h = vec![0.0f64; cols * cols];
+        for t in 0..n {
+            for i in 0..cols {
+                for j in 0..cols {
+                    h[i * cols + j] += 2.0 / n as f64 * x[t * cols + i] * x[t * cols + j];
+                }
+            }
+        }
+        (w, h)
+    }
+
+    #[test]
+    fn the_inverse_factor_is_the_upper_cholesky_factor_of_the_inverse() {
+        let cols = 9;
+        let (_, h) = problem(1, cols, 40);
+        let perm: Vec<usize> = (0..cols).collect();
+        let (u, d) = inverse_factor(HessianRef::Full(&h), cols, &perm, &[false; 9], 0.01).unwrap();
+        assert_eq!(d, 0.01);
+        let base = (0..cols).map(|i| h[i * cols + i]).sum::<f64>() / cols as f64;
+        // U^T U (H / base + 0.01 I) == I.
+        for i in 0..cols {
+            for j in 0..cols {
+                let mut v = 0.0f64;
+                for k in 0..cols {
+                    let mut utu = 0.0f64;
+                    for m in 0..cols {
+                        utu += u[m * cols + i] as f64 * u[m * cols + k] as f64;
+                    }
+                    let hk = h[k * cols + j] / base + if k == j { 0.01 } else { 0.0 };
+                    v += utu * hk;
+                }
+                let want = if i == j { 1.0 } else { 0.0 };
+                assert!((v - want).abs() < 1e-4, "{i} {j} {v}");
+            }
+        }
+    }
+
+    #[test]
+    fn blocked_equals_unblocked_and_threads_do_not_matter() {
+        let (rows, cols) = (70, 40);
+        let (w, h) = problem(rows, cols, 100);
+        for (gs, act, stat) in [
+            (8, false, false),
+            (12, true, false),
+            (16, true, true),
+            (0, false, false),
+        ] {
+            let mut p = GptqParams::new(4, gs, &QuantOptions::default());
+            p.act_order = act;
+            p.static_groups = stat;
+            p.block_size = cols;
+            p.threads = 1;
+            let whole = quantize(&w, rows, cols, &h, &p).unwrap();
+            for bs in [1, 5, 16] {
+                for threads in [1, 3] {
+                    p.block_size = bs;
+                    p.threads = threads;
+                    let r = quantize(&w, rows, cols, &h, &p).unwrap();
+                    let a = whole.dequantize(rows, cols);
+                    let b = r.dequantize(rows, cols);
+                    let diff = a
+                        .iter()
+                        .zip(&b)
+                        .filter(|(x, y)| (*x - *y).abs() > 1e-3)
+                        .count();
+                    // Rounding differences may flip a handful of codes; nothing more.
+                    assert!(diff <= rows * cols / 200, "gs {gs} bs {bs}: {diff} differ");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn dead_columns_are_zero_and_an_indefinite_hessian_is_numerical() {
+        let (rows, cols) = (4, 6);
+        let (w, mut h) = problem(rows, cols, 30);
+        for k in 0..cols {
+            h[2 * cols + k] = 0.0;
+            h[k * cols + 2] = 0.0;
+        }
+        let p = GptqParams::new(4, 0, &QuantOptions::default());
+        let r = quantize(&w, rows, cols, &h, &p).unwrap();
+        let d = r.dequantize(rows, cols);
+        assert!((0..rows).all(|i| d[i * cols + 2] == 0.0));
+        let mut bad = vec![0.0f64; cols * cols];
+        for i in 0..cols {
+            bad[i * cols + i] = 1.0;
+        }
+        bad[1] = 100.0;
+        bad[cols] = 100.0;
+        match quantize(&w, rows, cols, &bad, &p) {
+            Err(QuantError::Numerical(m)) => {
+                assert!(m.contains("damp 0.01") && m.contains("damp 1"), "{m}")
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut p2 = p.clone();
+        p2.bits = 0;
+        assert!(quantize(&w, rows, cols, &h, &p2).is_err());
+        let mut wn = w.clone();
+        wn[5] = f32::NAN;
+        assert!(matches!(
+            quantize(&wn, rows, cols, &h, &p),
+            Err(QuantError::NonFinite { index: 5, .. })
+        ));
+    }
+
+    #[test]
+    fn mse_search_never_increases_the_group_error() {
+        let vals: Vec<f32> = (0..64)
+            .map(|i| ((i * 37 % 64) as f32 - 20.0) / 7.0)
+            .collect();
+        for sym in [false, true] {
+            let err = |(s, z): (f32, f32)| -> f32 {
+                vals.iter()
+                    .map(|&x| (fake_quant(x, s, z, 7) - x).abs().powf(2.4))
+                    .sum()
+            };
+            let plain = find_params(&vals, 3, sym, false);
+            let searched = find_params(&vals, 3, sym, true);
+            assert!(err(searched) <= err(plain));
+        }
+    }
+}
