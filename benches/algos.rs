@@ -67,7 +67,7 @@ fn main() {
     // Activations with a few outlier channels, as real ones have.
     let mut x = random(TOKENS * COLS, 11, 2.0);
     for (i, v) in x.iter_mut().enumerate() {
-        if i % COLS % 97 == 0 {
+        if (i % COLS).is_multiple_of(97) {
             *v *= 20.0;
         }
     }
