@@ -16,14 +16,19 @@ if [ ${#need[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
-echo "== Rust tests"
-cargo test
+# One release build serves the Rust tests, the C harness and the bindings: building the dependencies
+# (faer) a second time in the dev profile would double CI's compile time on a 2-core machine.
+echo "== Rust tests (release profile)"
+cargo test --release
 
 echo "== C harness (shared and static library)"
 cargo build --release
 cmake -S c_tests -B build/c_tests -DQUANT_LIB_DIR="$PWD/target/release" >/dev/null
 cmake --build build/c_tests -j 2
 ctest --test-dir build/c_tests --output-on-failure
+
+echo "== packaging and bindings (install, out-of-tree C consumer, C++, Go, Zig)"
+scripts/test-bindings.sh
 
 echo "== C harness under valgrind memcheck (shared library builds)"
 fails=0

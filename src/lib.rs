@@ -12,6 +12,7 @@
 //! - [`calib`]: activation statistics for one layer input.
 //! - [`algos`]: GPTQ, AWQ and SmoothQuant over slices.
 //! - [`weight`]: `QuantizedWeight`, the result of quantizing a matrix with any method.
+//! - [`pack`]: GPTQ and AWQ checkpoint layouts of a `QuantizedWeight`, as engines load them.
 //! - [`ffi`]: the `extern "C"` exports.
 
 pub mod algos;
@@ -21,6 +22,7 @@ pub mod ffi;
 pub mod kernels;
 pub mod level;
 pub mod method;
+pub mod pack;
 pub mod weight;
 
 pub use error::{QuantError, Result};

@@ -19,7 +19,7 @@ use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 
 use super::parallel::for_each_job;
-use super::qparams::{fake_quant, maxq, min_max, quantize_code, range_params};
+use super::qparams::{fake_quant_segment, maxq, min_max, quantize_segment, range_params};
 use crate::error::{try_vec, QuantError, Result};
 use crate::kernels::{check_finite, check_len, Shape};
 
@@ -219,9 +219,13 @@ pub fn quantize_group(
                 let (s, z) = q.params(vals);
                 scales[r * ng + g] = s;
                 zeros[r * ng + g] = z;
-                for (c, &v) in codes[r * cols + c0..r * cols + c1].iter_mut().zip(vals) {
-                    *c = quantize_code(v, s, z, q.mq);
-                }
+                quantize_segment(
+                    vals,
+                    s,
+                    z,
+                    q.mq as f32,
+                    &mut codes[r * cols + c0..r * cols + c1],
+                );
             }
         }
         matrices.push(AwqMatrix {
@@ -254,12 +258,15 @@ impl Quantizer {
         range_params(lo, hi, self.bits, self.symmetric)
     }
 
-    /// Fake-quantizes one row in groups, in place.
-    fn fake_row(&self, row: &mut [f32]) {
+    /// Fake-quantizes one row in groups, in place (`codes`: scratch of a group).
+    fn fake_row(&self, row: &mut [f32], codes: &mut [u8]) {
         for g in row.chunks_mut(self.gl) {
             let (s, z) = self.params(g);
-            for v in g.iter_mut() {
-                *v = fake_quant(*v, s, z, self.mq);
+            let n = g.len();
+            let codes = &mut codes[..n];
+            quantize_segment(g, s, z, self.mq as f32, codes);
+            for (v, &q) in g.iter_mut().zip(codes.iter()) {
+                *v = super::qparams::dequantize_code(q, s, z);
             }
         }
     }
@@ -284,11 +291,12 @@ fn scale_loss(
     for_each_job(jobs, threads, |(tile, out)| {
         let tr = tile.len() / cols;
         let mut delta = vec![0.0f32; tile.len()];
+        let mut codes = vec![0u8; q.gl];
         for (d, row) in delta.chunks_exact_mut(cols).zip(tile.chunks_exact(cols)) {
             for ((o, &v), &sj) in d.iter_mut().zip(row).zip(s) {
                 *o = v * sj;
             }
-            q.fake_row(d);
+            q.fake_row(d, &mut codes);
             for ((o, &v), &sj) in d.iter_mut().zip(row).zip(s) {
                 *o = *o / sj - v;
             }
@@ -313,23 +321,25 @@ fn clip_tile(q: &Quantizer, tile: &mut [f32], cols: usize, xs: &[f32], n: usize)
     let gl = q.gl;
     let steps = (CLIP_MAX_SHRINK * CLIP_GRID as f64) as usize;
     let mut delta = vec![0.0f32; tr * gl];
-    let mut prod = vec![0.0f32; n * tr];
+    let mut prod = vec![0.0f32; tr * n];
     let mut best_err = vec![0.0f64; tr];
     let mut best_max = vec![0.0f32; tr];
     let mut cand = vec![0.0f32; gl];
+    let mut codes = vec![0u8; gl];
+    let mut lohi = vec![(0.0f32, 0.0f32); tr];
     for c0 in (0..cols).step_by(gl) {
         let c1 = (c0 + gl).min(cols);
         let w = c1 - c0;
-        let orig_max: Vec<f32> = (0..tr)
-            .map(|r| {
-                tile[r * cols + c0..r * cols + c1]
-                    .iter()
-                    .fold(0.0f32, |m, v| m.max(v.abs()))
-            })
-            .collect();
+        let mut orig_max = vec![0.0f32; tr];
+        for r in 0..tr {
+            let (lo, hi) = min_max(&tile[r * cols + c0..r * cols + c1]);
+            lohi[r] = (lo, hi);
+            orig_max[r] = lo.abs().max(hi.abs());
+        }
         best_err.fill(f64::INFINITY);
         best_max.copy_from_slice(&orig_max);
-        let xg = MatRef::from_row_major_slice_with_stride(&xs[c0..], n, w, cols);
+        // The group's columns of the sample, transposed for the product: (w x n).
+        let xg = MatRef::from_row_major_slice_with_stride(&xs[c0..], n, w, cols).transpose();
         for i in 0..steps {
             let shrink = (1.0 - i as f64 / CLIP_GRID as f64) as f32;
             for r in 0..tr {
@@ -339,26 +349,27 @@ fn clip_tile(q: &Quantizer, tile: &mut [f32], cols: usize, xs: &[f32], n: usize)
                 for (o, &v) in c.iter_mut().zip(src) {
                     *o = v.clamp(-mv, mv);
                 }
-                let (s, z) = q.params(c);
-                for ((d, &cv), &v) in delta[r * w..(r + 1) * w].iter_mut().zip(c.iter()).zip(src) {
-                    *d = fake_quant(cv, s, z, q.mq) - v;
+                // Clamping is monotonic: the clamped group's min and max are the clamped extremes.
+                let (lo, hi) = lohi[r];
+                let (s, z) =
+                    range_params(lo.clamp(-mv, mv), hi.clamp(-mv, mv), q.bits, q.symmetric);
+                let d = &mut delta[r * w..(r + 1) * w];
+                fake_quant_segment(c, s, z, q.mq, &mut codes, d);
+                for (dv, &v) in d.iter_mut().zip(src) {
+                    *dv -= v;
                 }
             }
+            // prod (tr x n) = delta (tr x w) . X_g^T (w x n).
             matmul(
-                MatMut::from_row_major_slice_mut(&mut prod, n, tr),
+                MatMut::from_row_major_slice_mut(&mut prod, tr, n),
                 Accum::Replace,
+                MatRef::from_row_major_slice(&delta[..tr * w], tr, w),
                 xg,
-                MatRef::from_row_major_slice(&delta[..tr * w], tr, w).transpose(),
                 1.0f32,
                 Par::Seq,
             );
-            for r in 0..tr {
-                let mut e = 0.0f64;
-                for t in 0..n {
-                    let v = prod[t * tr + r] as f64;
-                    e += v * v;
-                }
-                let e = e / n as f64;
+            for (r, row) in prod.chunks_exact(n).enumerate() {
+                let e = row.iter().map(|&v| v as f64 * v as f64).sum::<f64>() / n as f64;
                 if e < best_err[r] {
                     best_err[r] = e;
                     best_max[r] = orig_max[r] * shrink;

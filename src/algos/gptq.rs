@@ -38,7 +38,7 @@ use faer::linalg::triangular_inverse::invert_lower_triangular;
 use faer::{Accum, MatMut, MatRef, Par};
 
 use super::parallel::for_each_job;
-use super::qparams::{fake_quant, maxq, min_max, quantize_code, range_params};
+use super::qparams::{fake_quant_segment, maxq, min_max, quantize_code, range_params};
 use super::QuantOptions;
 use crate::calib::Calibration;
 use crate::error::{try_vec, QuantError, Result};
@@ -456,12 +456,16 @@ pub(crate) fn find_params(values: &[f32], bits: u32, symmetric: bool, mse: bool)
     if mse {
         let mq = maxq(bits);
         let mut best = f32::INFINITY;
+        let mut codes = vec![0u8; values.len()];
+        let mut deq = vec![0.0f32; values.len()];
         for i in 0..(MSE_MAXSHRINK * MSE_GRID as f32) as usize {
             let p = 1.0 - i as f32 / MSE_GRID as f32;
             let (s1, z1) = range_params(p * lo, p * hi, bits, symmetric);
+            fake_quant_segment(values, s1, z1, mq, &mut codes, &mut deq);
             let err: f32 = values
                 .iter()
-                .map(|&x| (fake_quant(x, s1, z1, mq) - x).abs().powf(MSE_NORM))
+                .zip(&deq)
+                .map(|(&x, &d)| (d - x).abs().powf(MSE_NORM))
                 .sum();
             if err < best {
                 best = err;
@@ -559,6 +563,7 @@ impl Ctx<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::algos::qparams::fake_quant;
 
     fn problem(rows: usize, cols: usize, n: usize) -> (Vec<f32>, Vec<f64>) {
         let mut s = 1u64;
@@ -677,6 +682,30 @@ mod tests {
             quantize(&wn, rows, cols, &h, &p),
             Err(QuantError::NonFinite { index: 5, .. })
         ));
+    }
+
+    #[test]
+    fn a_failed_factorization_is_retried_with_more_damping() {
+        // H = I with H[0][1] = H[1][0] = 1.05 has the eigenvalue -0.05: damping 0.01 and 0.04 (of the
+        // mean diagonal, 1) do not fix it, 0.16 does.
+        let (rows, cols) = (3, 4);
+        let (w, _) = problem(rows, cols, 10);
+        let mut h = vec![0.0f64; cols * cols];
+        for i in 0..cols {
+            h[i * cols + i] = 1.0;
+        }
+        h[1] = 1.05;
+        h[cols] = 1.05;
+        assert_eq!(damp_schedule(0.01), vec![0.01, 0.04, 0.16, 0.64, 1.0]);
+        let r = quantize(
+            &w,
+            rows,
+            cols,
+            &h,
+            &GptqParams::new(4, 0, &QuantOptions::default()),
+        )
+        .unwrap();
+        assert_eq!(r.damp_used, 0.16);
     }
 
     #[test]

@@ -9,7 +9,9 @@
 //! scale = 2 max|x| / maxq, the same formula as the asymmetric one with lo = -max|x|, hi = max|x|.
 //! (The reference keeps lo = 0 for a group without negative values, which halves the range it can
 //! represent; here every symmetric group spans [-max|x|, max|x|].)
-pub(crate) use crate::kernels::kbit::{asym_params, dequantize_code, quantize_code};
+pub(crate) use crate::kernels::kbit::{
+    asym_params, dequantize_code, quantize_code, quantize_segment,
+};
 
 /// `2^bits - 1`.
 pub(crate) fn maxq(bits: u32) -> u32 {
@@ -42,10 +44,29 @@ pub(crate) fn min_max(values: &[f32]) -> (f32, f32) {
     }
 }
 
-/// Quantize-dequantize one value.
-#[inline]
+/// Quantize-dequantize one value (the per-value form the tests compare the segment path with).
+#[cfg(test)]
 pub(crate) fn fake_quant(x: f32, scale: f32, zero: f32, maxq: u32) -> f32 {
     dequantize_code(quantize_code(x, scale, zero, maxq), scale, zero)
+}
+
+/// Quantize-dequantize a run of values sharing `(scale, zero)`: `out[i] = (q_i - zero) * scale` with
+/// the codes of [`quantize_segment`] (equal to [`quantize_code`], without a libm call per element).
+/// `codes` is scratch of at least `x.len()`.
+#[inline]
+pub(crate) fn fake_quant_segment(
+    x: &[f32],
+    scale: f32,
+    zero: f32,
+    maxq: u32,
+    codes: &mut [u8],
+    out: &mut [f32],
+) {
+    let codes = &mut codes[..x.len()];
+    quantize_segment(x, scale, zero, maxq as f32, codes);
+    for (o, &q) in out.iter_mut().zip(codes.iter()) {
+        *o = dequantize_code(q, scale, zero);
+    }
 }
 
 #[cfg(test)]
@@ -63,5 +84,19 @@ mod tests {
         assert_eq!(range_params(0.0, 0.0, 3, false), (0.0, 0.0));
         assert_eq!(fake_quant(0.0, 0.0, 0.0, 7), 0.0);
         assert_eq!(min_max(&[3.0, -2.0, 1.0]), (-2.0, 3.0));
+    }
+
+    #[test]
+    fn the_segment_path_equals_the_per_value_path() {
+        let x: Vec<f32> = (0..200)
+            .map(|i| (i as f32 - 90.0) * 0.013 + 1e7 * (i == 7) as i32 as f32)
+            .collect();
+        let (s, z) = range_params(-0.9, 1.1, 3, false);
+        let mut codes = vec![0u8; x.len()];
+        let mut out = vec![0.0f32; x.len()];
+        fake_quant_segment(&x, s, z, 7, &mut codes, &mut out);
+        for (i, &v) in x.iter().enumerate() {
+            assert_eq!(out[i], fake_quant(v, s, z, 7), "{v}");
+        }
     }
 }

@@ -18,6 +18,7 @@ use crate::error::{clear_last_error, quant_status, set_last_error, QuantError, R
 pub mod algos;
 pub mod calib;
 pub mod casts;
+pub mod formats;
 pub mod level;
 pub mod method;
 pub mod options;

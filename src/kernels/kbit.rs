@@ -660,7 +660,7 @@ fn quantize_fixed<const B: usize>(
 /// low bits of the sum), and the code is `k + zero` in integer arithmetic. Equal to [`quantize_code`]:
 /// the clamp bounds are integers, so clamping commutes with the monotonic rounding, and adding the
 /// integer zero after rounding is what the formula does.
-fn quantize_segment(x: &[f32], scale: f32, zero: f32, maxq: f32, out: &mut [u8]) {
+pub(crate) fn quantize_segment(x: &[f32], scale: f32, zero: f32, maxq: f32, out: &mut [u8]) {
     if scale == 0.0 {
         out.fill(zero as u8);
         return;

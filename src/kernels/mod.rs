@@ -6,6 +6,8 @@
 use crate::error::{QuantError, Result};
 
 pub mod fp8;
+pub mod ggml;
+pub mod ggml_k;
 pub mod half;
 pub mod int4;
 pub mod int8;
@@ -14,6 +16,7 @@ pub mod kbit;
 mod neon;
 pub mod par;
 pub mod simd;
+pub mod source;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 

@@ -1,0 +1,3 @@
+module quant
+
+go 1.19

@@ -1,0 +1,606 @@
+//! Zig binding of quant: LLM weight-quantization kernels and algorithms (INT8, INT4, FP8,
+//! FP16/BF16, GPTQ, AWQ, SmoothQuant) behind a stable C ABI.
+//!
+//! - Every fallible function returns an error union over `Error`; the library's human-readable
+//!   detail of the last failure on this thread is `lastError(&buf)`.
+//! - Inputs and outputs are slices; every length is checked before the C call (a slice that is too
+//!   short is `error.BufferTooSmall`), and nothing is written on error.
+//! - Matrices are row-major `f32`, rows = output features, cols = input features. group_size 0 means
+//!   one scale per row, k > 0 one scale per k consecutive columns of a row.
+//! - Handles (`Calib`, `Options`, `Config`, `Weight`) own C memory: call `deinit`. They may be read
+//!   from several threads at once but not modified while read.
+//!
+//! The raw C API (translated from quant.h) is `quant.c`.
+const std = @import("std");
+
+/// The C API, translated from quant.h by the build system.
+pub const c = @import("c");
+
+/// The failures of the C API, one per QUANT_ERR_* status.
+pub const Error = error{
+    NullPointer,
+    InvalidArgument,
+    BufferTooSmall,
+    ShapeMismatch,
+    NonFinite,
+    Numerical,
+    Unsupported,
+    OutOfMemory,
+    Internal,
+    /// A status this binding does not know (a newer library).
+    UnknownStatus,
+};
+
+/// Maps a quant_status to `Error` (QUANT_OK is success).
+pub fn check(status: c.quant_status) Error!void {
+    return switch (status) {
+        c.QUANT_OK => {},
+        c.QUANT_ERR_NULL_POINTER => error.NullPointer,
+        c.QUANT_ERR_INVALID_ARGUMENT => error.InvalidArgument,
+        c.QUANT_ERR_BUFFER_TOO_SMALL => error.BufferTooSmall,
+        c.QUANT_ERR_SHAPE_MISMATCH => error.ShapeMismatch,
+        c.QUANT_ERR_NON_FINITE => error.NonFinite,
+        c.QUANT_ERR_NUMERICAL => error.Numerical,
+        c.QUANT_ERR_UNSUPPORTED => error.Unsupported,
+        c.QUANT_ERR_OUT_OF_MEMORY => error.OutOfMemory,
+        c.QUANT_ERR_INTERNAL => error.Internal,
+        else => error.UnknownStatus,
+    };
+}
+
+/// The quant_status of an error of this binding.
+pub fn statusOf(err: Error) c.quant_status {
+    return switch (err) {
+        error.NullPointer => c.QUANT_ERR_NULL_POINTER,
+        error.InvalidArgument => c.QUANT_ERR_INVALID_ARGUMENT,
+        error.BufferTooSmall => c.QUANT_ERR_BUFFER_TOO_SMALL,
+        error.ShapeMismatch => c.QUANT_ERR_SHAPE_MISMATCH,
+        error.NonFinite => c.QUANT_ERR_NON_FINITE,
+        error.Numerical => c.QUANT_ERR_NUMERICAL,
+        error.Unsupported => c.QUANT_ERR_UNSUPPORTED,
+        error.OutOfMemory => c.QUANT_ERR_OUT_OF_MEMORY,
+        error.Internal, error.UnknownStatus => c.QUANT_ERR_INTERNAL,
+    };
+}
+
+/// The library's static description of a status (never null).
+pub fn statusString(status: c.quant_status) [:0]const u8 {
+    return std.mem.span(c.quant_status_string(status));
+}
+
+/// Copies this thread's last error detail into buf (truncated to fit) and returns it; "" if none.
+/// Errors found by this binding before the C call (a slice too short) leave their own detail.
+pub fn lastError(buf: []u8) []const u8 {
+    if (binding_detail_len > 0) {
+        const n = @min(binding_detail_len, buf.len);
+        @memcpy(buf[0..n], binding_detail[0..n]);
+        return buf[0..n];
+    }
+    if (buf.len == 0) return buf[0..0];
+    const full = c.quant_last_error(buf.ptr, buf.len);
+    return buf[0..@min(full, buf.len - 1)];
+}
+
+threadlocal var binding_detail: [160]u8 = undefined;
+threadlocal var binding_detail_len: usize = 0;
+
+/// Records a detail for an error found by the binding itself, and returns the error.
+fn fail(err: Error, comptime fmt: []const u8, args: anytype) Error {
+    const text = std.fmt.bufPrint(&binding_detail, fmt, args) catch binding_detail[0..];
+    binding_detail_len = text.len;
+    return err;
+}
+
+/// Runs one status-returning C call (clearing the binding's own detail first).
+fn call(status: c.quant_status) Error!void {
+    binding_detail_len = 0;
+    return check(status);
+}
+
+/// A slice the C function reads or writes without a length must hold `need` elements.
+fn need(have: usize, n: usize, comptime what: []const u8) Error!void {
+    if (have < n) return fail(error.BufferTooSmall, what ++ " holds {d} elements, needs {d}", .{ have, n });
+}
+
+/// rows * cols, or null when it overflows (the C call then reports the overflow itself).
+fn product(rows: usize, cols: usize) ?usize {
+    return std.math.mul(usize, rows, cols) catch null;
+}
+
+fn srcCheck(have: usize, rows: usize, cols: usize) Error!void {
+    if (product(rows, cols)) |n| try need(have, n, "src");
+}
+
+// ---- version --------------------------------------------------------------------------------------
+
+/// The library's version as (major << 16) | (minor << 8) | patch.
+pub fn version() u32 {
+    return c.quant_version();
+}
+
+/// The library's version as text, e.g. "0.1.0".
+pub fn versionString() [:0]const u8 {
+    return std.mem.span(c.quant_version_string());
+}
+
+/// The version of quant.h this binding was built against.
+pub const header_version: u32 = c.QUANT_VERSION_NUMBER;
+
+// ---- levels ---------------------------------------------------------------------------------------
+
+/// A storage precision of weights (quant_level).
+pub const Level = enum(i32) {
+    fp32 = 0,
+    fp16 = 1,
+    bf16 = 2,
+    int8 = 3,
+    int4 = 4,
+    _,
+
+    /// Bits per value: 32, 16, 16, 8, 4; 0 for an unknown level.
+    pub fn bits(l: Level) u32 {
+        return c.quant_level_bits(@backingInt(l));
+    }
+    /// Size reduction against FP32: 1, 2, 2, 4, 8; 0 for an unknown level.
+    pub fn reductionFactor(l: Level) f64 {
+        return c.quant_level_reduction_factor(@backingInt(l));
+    }
+    /// "FP32", "FP16", "BF16", "INT8", "INT4"; null for an unknown level.
+    pub fn name(l: Level) ?[:0]const u8 {
+        const p = c.quant_level_name(@backingInt(l));
+        return if (p == null) null else std.mem.span(p);
+    }
+    /// The level of a bit width: 32, 16 (FP16), 8, 4; else error.InvalidArgument.
+    pub fn fromBits(b: u32) Error!Level {
+        var out: c.quant_level = 0;
+        try call(c.quant_level_from_bits(b, &out));
+        return @fromBackingInt(@intCast(out));
+    }
+};
+
+// ---- methods --------------------------------------------------------------------------------------
+
+/// A quantization method kind (quant_method_kind).
+pub const MethodKind = enum(i32) {
+    int8_symmetric = 0,
+    int4_asymmetric = 1,
+    fp8_e4m3 = 2,
+    awq = 3,
+    smoothquant = 4,
+    gptq = 5,
+    _,
+};
+
+/// How to quantize a matrix (quant_method).
+pub const Method = struct {
+    kind: MethodKind,
+    /// GPTQ: 2..8; AWQ: 4; ignored by the fixed-width kinds.
+    bits: u32 = 8,
+    /// 0 = one scale per row; AWQ and GPTQ need > 0.
+    group_size: u32 = 0,
+    /// SmoothQuant migration strength, 0..1.
+    alpha: f64 = 0,
+
+    pub fn int8(group_size: u32) Method {
+        return .{ .kind = .int8_symmetric, .bits = 8, .group_size = group_size };
+    }
+    pub fn int4(group_size: u32) Method {
+        return .{ .kind = .int4_asymmetric, .bits = 4, .group_size = group_size };
+    }
+    pub fn fp8(group_size: u32) Method {
+        return .{ .kind = .fp8_e4m3, .bits = 8, .group_size = group_size };
+    }
+    /// AWQ (needs a Calib).
+    pub fn awq(bits: u32, group_size: u32) Method {
+        return .{ .kind = .awq, .bits = bits, .group_size = group_size };
+    }
+    /// SmoothQuant W8A8 (needs a Calib).
+    pub fn smoothQuant(alpha: f64) Method {
+        return .{ .kind = .smoothquant, .bits = 8, .alpha = alpha };
+    }
+    /// GPTQ at 2..8 bits (needs a Calib).
+    pub fn gptq(bits: u32, group_size: u32) Method {
+        return .{ .kind = .gptq, .bits = bits, .group_size = group_size };
+    }
+
+    pub fn toC(m: Method) c.quant_method {
+        var out: c.quant_method = std.mem.zeroes(c.quant_method);
+        out.kind = @backingInt(m.kind);
+        out.bits = m.bits;
+        out.group_size = m.group_size;
+        out.alpha = m.alpha;
+        return out;
+    }
+    pub fn fromC(m: c.quant_method) Method {
+        return .{ .kind = @fromBackingInt(@intCast(m.kind)), .bits = m.bits, .group_size = m.group_size, .alpha = m.alpha };
+    }
+
+    /// error.InvalidArgument (the detail says which rule) when the method is invalid.
+    pub fn validate(m: Method) Error!void {
+        const cm = m.toC();
+        try call(c.quant_method_validate(&cm));
+    }
+    /// Nominal bits per weight.
+    pub fn bitsPerWeight(m: Method) u32 {
+        const cm = m.toC();
+        return c.quant_method_bits_per_weight(&cm);
+    }
+    /// 16 / nominal bits.
+    pub fn compressionRatio(m: Method) f64 {
+        const cm = m.toC();
+        return c.quant_method_compression_ratio(&cm);
+    }
+    /// Bits per weight including scales and zero points, for rows of `cols` inputs.
+    pub fn effectiveBits(m: Method, cols: usize) f64 {
+        const cm = m.toC();
+        return c.quant_method_effective_bits(&cm, cols);
+    }
+    /// The display name (e.g. "GPTQ(4bit, group=128)") into buf, truncated to fit.
+    pub fn name(m: Method, buf: []u8) []const u8 {
+        const cm = m.toC();
+        if (buf.len == 0) return buf[0..0];
+        const full = c.quant_method_name(&cm, buf.ptr, buf.len);
+        return buf[0..@min(full, buf.len - 1)];
+    }
+    /// The display name in memory from `allocator` (caller frees).
+    pub fn nameAlloc(m: Method, allocator: std.mem.Allocator) std.mem.Allocator.Error![]u8 {
+        const cm = m.toC();
+        const full = c.quant_method_name(&cm, null, 0);
+        const buf = try allocator.alloc(u8, full + 1);
+        _ = c.quant_method_name(&cm, buf.ptr, buf.len);
+        return allocator.realloc(buf, full);
+    }
+};
+
+/// Bytes of `num_params` weights in FP16 and with a method.
+pub const MemoryEstimate = struct { fp16_bytes: usize, quant_bytes: usize };
+
+pub fn estimateMemory(num_params: usize, m: Method) Error!MemoryEstimate {
+    const cm = m.toC();
+    var out: MemoryEstimate = .{ .fp16_bytes = 0, .quant_bytes = 0 };
+    try call(c.quant_estimate_memory(num_params, &cm, &out.fp16_bytes, &out.quant_bytes));
+    return out;
+}
+
+/// A default method plus per-layer overrides by layer name (quant_config).
+pub const Config = struct {
+    handle: ?*c.quant_config,
+
+    pub fn init(default_method: Method) Error!Config {
+        const cm = default_method.toC();
+        var h: ?*c.quant_config = null;
+        try call(c.quant_config_new(&cm, &h));
+        return .{ .handle = h };
+    }
+    pub fn deinit(self: *Config) void {
+        c.quant_config_free(self.handle);
+        self.handle = null;
+    }
+    /// Uses m for the layer `layer_name` (UTF-8).
+    pub fn setLayer(self: *Config, layer_name: [:0]const u8, m: Method) Error!void {
+        const cm = m.toC();
+        try call(c.quant_config_set_layer(self.handle, layer_name.ptr, &cm));
+    }
+    /// The layer's override, else the default method.
+    pub fn methodForLayer(self: Config, layer_name: [:0]const u8) Error!Method {
+        var out: c.quant_method = std.mem.zeroes(c.quant_method);
+        try call(c.quant_config_method_for_layer(self.handle, layer_name.ptr, &out));
+        return Method.fromC(out);
+    }
+    /// error.InvalidArgument naming the first bad layer in the detail.
+    pub fn validate(self: Config) Error!void {
+        try call(c.quant_config_validate(self.handle));
+    }
+};
+
+// ---- plain casts ----------------------------------------------------------------------------------
+// Round to nearest, ties to even; half-precision and FP8 values are their bit patterns.
+// dst holds at least src.len values.
+
+pub fn f32ToF16(src: []const f32, dst: []u16) Error!void {
+    try need(dst.len, src.len, "dst");
+    try call(c.quant_f32_to_f16(src.ptr, dst.ptr, src.len));
+}
+pub fn f16ToF32(src: []const u16, dst: []f32) Error!void {
+    try need(dst.len, src.len, "dst");
+    try call(c.quant_f16_to_f32(src.ptr, dst.ptr, src.len));
+}
+pub fn f32ToBf16(src: []const f32, dst: []u16) Error!void {
+    try need(dst.len, src.len, "dst");
+    try call(c.quant_f32_to_bf16(src.ptr, dst.ptr, src.len));
+}
+pub fn bf16ToF32(src: []const u16, dst: []f32) Error!void {
+    try need(dst.len, src.len, "dst");
+    try call(c.quant_bf16_to_f32(src.ptr, dst.ptr, src.len));
+}
+/// FP8 E4M3FN; saturate clamps overflow and infinities to +-448 (else NaN, as ml_dtypes).
+pub fn f32ToFp8E4m3(src: []const f32, dst: []u8, saturate: bool) Error!void {
+    try need(dst.len, src.len, "dst");
+    try call(c.quant_f32_to_fp8_e4m3(src.ptr, dst.ptr, src.len, saturate));
+}
+pub fn fp8E4m3ToF32(src: []const u8, dst: []f32) Error!void {
+    try need(dst.len, src.len, "dst");
+    try call(c.quant_fp8_e4m3_to_f32(src.ptr, dst.ptr, src.len));
+}
+/// FP8 E5M2; saturate clamps finite overflow and infinities to +-57344 (else infinity).
+pub fn f32ToFp8E5m2(src: []const f32, dst: []u8, saturate: bool) Error!void {
+    try need(dst.len, src.len, "dst");
+    try call(c.quant_f32_to_fp8_e5m2(src.ptr, dst.ptr, src.len, saturate));
+}
+pub fn fp8E5m2ToF32(src: []const u8, dst: []f32) Error!void {
+    try need(dst.len, src.len, "dst");
+    try call(c.quant_fp8_e5m2_to_f32(src.ptr, dst.ptr, src.len));
+}
+
+// ---- round-to-nearest kernels ---------------------------------------------------------------------
+
+/// rows * ceil(cols / group_size) (group_size 0: rows).
+pub fn scaleCount(rows: usize, cols: usize, group_size: usize) usize {
+    return c.quant_scale_count(rows, cols, group_size);
+}
+/// rows * ceil(cols / 2).
+pub fn int4PackedSize(rows: usize, cols: usize) usize {
+    return c.quant_int4_packed_size(rows, cols);
+}
+
+/// INT8 symmetric: scale = absmax / 127 per group; dst holds rows*cols codes, scales scaleCount().
+pub fn int8Quantize(src: []const f32, rows: usize, cols: usize, group_size: usize, dst: []i8, scales: []f32) Error!void {
+    try srcCheck(src.len, rows, cols);
+    try call(c.quant_int8_quantize(src.ptr, rows, cols, group_size, dst.ptr, dst.len, scales.ptr, scales.len));
+}
+/// x' = code * scale.
+pub fn int8Dequantize(src: []const i8, scales: []const f32, rows: usize, cols: usize, group_size: usize, dst: []f32) Error!void {
+    try srcCheck(src.len, rows, cols);
+    if (rows > 0 and cols > 0 and product(rows, cols) != null) try need(scales.len, scaleCount(rows, cols, group_size), "scales");
+    try call(c.quant_int8_dequantize(src.ptr, scales.ptr, rows, cols, group_size, dst.ptr, dst.len));
+}
+/// INT4 asymmetric with integer zero points; dst holds int4PackedSize() bytes (two codes a byte,
+/// even column in the low nibble), scales and zeros scaleCount() each.
+pub fn int4Quantize(src: []const f32, rows: usize, cols: usize, group_size: usize, dst: []u8, scales: []f32, zeros: []u8) Error!void {
+    try srcCheck(src.len, rows, cols);
+    if (scales.len != zeros.len) return fail(error.ShapeMismatch, "scales ({d}) and zeros ({d}) differ in length", .{ scales.len, zeros.len });
+    try call(c.quant_int4_quantize(src.ptr, rows, cols, group_size, dst.ptr, dst.len, scales.ptr, zeros.ptr, scales.len));
+}
+/// x' = (q - zero) * scale.
+pub fn int4Dequantize(src: []const u8, scales: []const f32, zeros: []const u8, rows: usize, cols: usize, group_size: usize, dst: []f32) Error!void {
+    if (rows > 0 and cols > 0 and product(rows, cols) != null) {
+        try need(src.len, int4PackedSize(rows, cols), "src");
+        try need(scales.len, scaleCount(rows, cols, group_size), "scales");
+        try need(zeros.len, scaleCount(rows, cols, group_size), "zeros");
+    }
+    try call(c.quant_int4_dequantize(src.ptr, scales.ptr, zeros.ptr, rows, cols, group_size, dst.ptr, dst.len));
+}
+/// FP8 E4M3 scaled: scale = absmax / 448 per group, saturating codes.
+pub fn fp8E4m3Quantize(src: []const f32, rows: usize, cols: usize, group_size: usize, dst: []u8, scales: []f32) Error!void {
+    try srcCheck(src.len, rows, cols);
+    try call(c.quant_fp8_e4m3_quantize(src.ptr, rows, cols, group_size, dst.ptr, dst.len, scales.ptr, scales.len));
+}
+/// x' = f32(code) * scale.
+pub fn fp8E4m3Dequantize(src: []const u8, scales: []const f32, rows: usize, cols: usize, group_size: usize, dst: []f32) Error!void {
+    try srcCheck(src.len, rows, cols);
+    if (rows > 0 and cols > 0 and product(rows, cols) != null) try need(scales.len, scaleCount(rows, cols, group_size), "scales");
+    try call(c.quant_fp8_e4m3_dequantize(src.ptr, scales.ptr, rows, cols, group_size, dst.ptr, dst.len));
+}
+/// Packs signed 4-bit values two a byte, the first in the low nibble.
+pub fn packInt4(values: []const i8, dst: []u8) Error!void {
+    try call(c.quant_pack_int4(values.ptr, values.len, dst.ptr, dst.len));
+}
+/// Unpacks n sign-extended 4-bit values from ceil(n / 2) bytes.
+pub fn unpackInt4(src: []const u8, n: usize, dst: []i8) Error!void {
+    try need(src.len, n / 2 + n % 2, "src");
+    try call(c.quant_unpack_int4(src.ptr, n, dst.ptr, dst.len));
+}
+/// SmoothQuant's s_j = act_absmax_j^alpha / weight_absmax_j^(1 - alpha); out holds n values.
+pub fn smoothScales(weight_absmax: []const f32, act_absmax: []const f32, alpha: f64, out: []f32) Error!void {
+    if (weight_absmax.len != act_absmax.len) return fail(error.ShapeMismatch, "weight_absmax ({d}) and act_absmax ({d}) differ in length", .{ weight_absmax.len, act_absmax.len });
+    try need(out.len, weight_absmax.len, "out");
+    try call(c.quant_smooth_scales(weight_absmax.ptr, act_absmax.ptr, weight_absmax.len, alpha, out.ptr));
+}
+
+// ---- calibration and options ----------------------------------------------------------------------
+
+/// Activation statistics of one layer input of width cols (quant_calib).
+pub const Calib = struct {
+    handle: ?*c.quant_calib,
+    cols: usize,
+
+    pub fn init(cols: usize) Error!Calib {
+        var h: ?*c.quant_calib = null;
+        try call(c.quant_calib_new(cols, &h));
+        return .{ .handle = h, .cols = cols };
+    }
+    /// Flag of initEx: accumulate the GPTQ Hessian.
+    pub const hessian: u32 = c.QUANT_CALIB_HESSIAN;
+
+    /// flags 0 (no Hessian: O(cols) memory, enough for AWQ and SmoothQuant; GPTQ rejects it) or
+    /// `Calib.hessian`; opts (null = defaults) gives sample_tokens and threads.
+    pub fn initEx(cols: usize, flags: u32, opts: ?*const Options) Error!Calib {
+        var h: ?*c.quant_calib = null;
+        try call(c.quant_calib_new_ex(cols, flags, if (opts) |o| o.handle else null, &h));
+        return .{ .handle = h, .cols = cols };
+    }
+    pub fn deinit(self: *Calib) void {
+        c.quant_calib_free(self.handle);
+        self.handle = null;
+    }
+    /// Adds x.len / cols tokens (row-major); x.len must be a multiple of cols (else ShapeMismatch).
+    pub fn add(self: *Calib, x: []const f32) Error!void {
+        if (self.cols == 0 or x.len % self.cols != 0) return fail(error.ShapeMismatch, "x holds {d} floats, not a multiple of cols = {d}", .{ x.len, self.cols });
+        try self.addTokens(x, x.len / self.cols, self.cols);
+    }
+    /// Adds n_tokens x cols activations; cols must equal the calibration's width.
+    pub fn addTokens(self: *Calib, x: []const f32, n_tokens: usize, cols: usize) Error!void {
+        if (product(n_tokens, cols)) |n| try need(x.len, n, "x");
+        try call(c.quant_calib_add(self.handle, x.ptr, n_tokens, cols));
+    }
+    /// Replaces the Hessian by h (row-major cols x cols, H = (2/n) sum x x^T over n_tokens tokens,
+    /// accumulated elsewhere; only the lower triangle is read).
+    pub fn setHessian(self: *Calib, h: []const f64, cols: usize, n_tokens: u64) Error!void {
+        try call(c.quant_calib_set_hessian(self.handle, h.ptr, h.len, cols, n_tokens));
+    }
+    /// Tokens added so far.
+    pub fn tokens(self: Calib) u64 {
+        return c.quant_calib_tokens(self.handle);
+    }
+};
+
+/// Optional knobs of the methods (quant_options); every setter rejects a bad value with
+/// error.InvalidArgument. null options mean the defaults.
+pub const Options = struct {
+    handle: ?*c.quant_options,
+
+    pub fn init() Error!Options {
+        var h: ?*c.quant_options = null;
+        try call(c.quant_options_new(&h));
+        return .{ .handle = h };
+    }
+    pub fn deinit(self: *Options) void {
+        c.quant_options_free(self.handle);
+        self.handle = null;
+    }
+    /// GPTQ: columns by decreasing Hessian diagonal (keeps g_idx).
+    pub fn setActOrder(self: *Options, on: bool) Error!void {
+        try call(c.quant_options_set_act_order(self.handle, on));
+    }
+    /// GPTQ damping as a fraction of the mean Hessian diagonal (default 0.01).
+    pub fn setDampPercent(self: *Options, v: f64) Error!void {
+        try call(c.quant_options_set_damp_percent(self.handle, v));
+    }
+    /// GPTQ columns per lazy block update (default 128).
+    pub fn setBlockSize(self: *Options, v: usize) Error!void {
+        try call(c.quant_options_set_block_size(self.handle, v));
+    }
+    /// GPTQ/AWQ symmetric codes instead of zero points.
+    pub fn setSymmetric(self: *Options, on: bool) Error!void {
+        try call(c.quant_options_set_symmetric(self.handle, on));
+    }
+    /// GPTQ with act-order: every group's scale from the original weights.
+    pub fn setStaticGroups(self: *Options, on: bool) Error!void {
+        try call(c.quant_options_set_static_groups(self.handle, on));
+    }
+    /// GPTQ: search a shrink grid for each group's scale.
+    pub fn setMseSearch(self: *Options, on: bool) Error!void {
+        try call(c.quant_options_set_mse_search(self.handle, on));
+    }
+    /// Tokens a calibration keeps for AWQ's searches (default 512).
+    pub fn setSampleTokens(self: *Options, v: usize) Error!void {
+        try call(c.quant_options_set_sample_tokens(self.handle, v));
+    }
+    /// Worker threads, 0 = all cores.
+    pub fn setThreads(self: *Options, v: usize) Error!void {
+        try call(c.quant_options_set_threads(self.handle, v));
+    }
+};
+
+// ---- W8A8 runtime (SmoothQuant layers) -------------------------------------------------------------
+
+/// Per-token INT8 quantization of x / input_scales (null: no division); x is n_tokens x cols,
+/// dst n_tokens * cols codes, token_scales n_tokens scales.
+pub fn quantizeActivations(x: []const f32, n_tokens: usize, cols: usize, input_scales: ?[]const f32, dst: []i8, token_scales: []f32) Error!void {
+    if (product(n_tokens, cols)) |n| try need(x.len, n, "x");
+    if (input_scales) |s| try need(s.len, cols, "input_scales");
+    try call(c.quant_quantize_activations(x.ptr, n_tokens, cols, if (input_scales) |s| s.ptr else null, dst.ptr, dst.len, token_scales.ptr, token_scales.len));
+}
+
+/// out (m x n) = (a . b^T, exact in i32) * a_scales[i] * b_scales[j]; a is m x k, b is n x k.
+pub fn int8Gemm(a: []const i8, a_scales: []const f32, b: []const i8, b_scales: []const f32, m: usize, n: usize, k: usize, out: []f32) Error!void {
+    if (product(m, k)) |len| try need(a.len, len, "a");
+    if (product(n, k)) |len| try need(b.len, len, "b");
+    try need(a_scales.len, m, "a_scales");
+    try need(b_scales.len, n, "b_scales");
+    try call(c.quant_int8_gemm(a.ptr, a_scales.ptr, b.ptr, b_scales.ptr, m, n, k, out.ptr, out.len));
+}
+
+// ---- whole-matrix quantization --------------------------------------------------------------------
+
+/// One quantized matrix (quant_weight). The slices it returns borrow its memory: they are valid
+/// until deinit.
+pub const Weight = struct {
+    handle: ?*c.quant_weight,
+
+    /// Quantizes the row-major rows x cols matrix w. calib may be null for INT8, INT4 and FP8;
+    /// AWQ, SmoothQuant and GPTQ need it (error.InvalidArgument otherwise). opts null = defaults.
+    pub fn quantize(m: Method, opts: ?*const Options, w: []const f32, rows: usize, cols: usize, calib: ?*const Calib) Error!Weight {
+        if (product(rows, cols)) |n| try need(w.len, n, "w");
+        const cm = m.toC();
+        var h: ?*c.quant_weight = null;
+        try call(c.quant_quantize(&cm, if (opts) |o| o.handle else null, w.ptr, rows, cols, if (calib) |k| k.handle else null, &h));
+        return .{ .handle = h };
+    }
+
+    /// Quantizes matrices that read the same input (q, k, v; gate and up) together: AWQ and
+    /// SmoothQuant give them one input scale. ws[i] holds rows[i] x cols floats; out receives
+    /// ws.len weights (nothing on error). `allocator` holds the C pointer array during the call.
+    pub fn quantizeGroup(allocator: std.mem.Allocator, m: Method, opts: ?*const Options, ws: []const []const f32, rows: []const usize, cols: usize, calib: ?*const Calib, out: []Weight) Error!void {
+        if (ws.len != rows.len) return fail(error.ShapeMismatch, "{d} matrices but {d} row counts", .{ ws.len, rows.len });
+        try need(out.len, ws.len, "out");
+        const ptrs = try allocator.alloc([*c]const f32, ws.len);
+        defer allocator.free(ptrs);
+        const handles = try allocator.alloc(?*c.quant_weight, ws.len);
+        defer allocator.free(handles);
+        for (ws, rows, ptrs) |w, r, *p| {
+            if (product(r, cols)) |n| try need(w.len, n, "ws[i]");
+            p.* = if (w.len == 0) null else w.ptr;
+        }
+        const cm = m.toC();
+        try call(c.quant_quantize_group(&cm, if (opts) |o| o.handle else null, if (ptrs.len == 0) null else ptrs.ptr, rows.ptr, ws.len, cols, if (calib) |k| k.handle else null, if (handles.len == 0) null else handles.ptr));
+        for (out[0..ws.len], handles) |*o, h| o.* = .{ .handle = h };
+    }
+
+    pub fn deinit(self: *Weight) void {
+        c.quant_weight_free(self.handle);
+        self.handle = null;
+    }
+
+    pub const Shape = struct { rows: usize, cols: usize };
+    pub fn shape(self: Weight) Error!Shape {
+        var s: Shape = .{ .rows = 0, .cols = 0 };
+        try call(c.quant_weight_shape(self.handle, &s.rows, &s.cols));
+        return s;
+    }
+    /// The method it was quantized with.
+    pub fn method(self: Weight) Error!Method {
+        var out: c.quant_method = std.mem.zeroes(c.quant_method);
+        try call(c.quant_weight_method(self.handle, &out));
+        return Method.fromC(out);
+    }
+    /// Packed codes: each row starts on a byte, b bits per element, least significant bit first.
+    pub fn data(self: Weight) []const u8 {
+        var n: usize = 0;
+        const p = c.quant_weight_data(self.handle, &n);
+        return if (p == null or n == 0) &.{} else p[0..n];
+    }
+    /// The codes as signed bytes (INT8 and SmoothQuant weights, for int8Gemm).
+    pub fn int8Data(self: Weight) []const i8 {
+        const d = self.data();
+        return @as([*]const i8, @ptrCast(d.ptr))[0..d.len];
+    }
+    /// One scale per group.
+    pub fn scales(self: Weight) []const f32 {
+        var n: usize = 0;
+        const p = c.quant_weight_scales(self.handle, &n);
+        return if (p == null or n == 0) &.{} else p[0..n];
+    }
+    /// Zero points; empty when the method has none.
+    pub fn zeroPoints(self: Weight) []const f32 {
+        var n: usize = 0;
+        const p = c.quant_weight_zero_points(self.handle, &n);
+        return if (p == null or n == 0) &.{} else p[0..n];
+    }
+    /// AWQ/SmoothQuant per-input-channel scales s; empty for the other methods.
+    pub fn inputScales(self: Weight) []const f32 {
+        var n: usize = 0;
+        const p = c.quant_weight_input_scales(self.handle, &n);
+        return if (p == null or n == 0) &.{} else p[0..n];
+    }
+    /// GPTQ act-order group index (one per column); empty otherwise.
+    pub fn groupIndex(self: Weight) []const i32 {
+        var n: usize = 0;
+        const p = c.quant_weight_group_index(self.handle, &n);
+        return if (p == null or n == 0) &.{} else p[0..n];
+    }
+    /// The effective weight in the original input basis into dst (rows * cols floats).
+    pub fn dequantize(self: Weight, dst: []f32) Error!void {
+        try call(c.quant_weight_dequantize(self.handle, dst.ptr, dst.len));
+    }
+};

@@ -1,0 +1,482 @@
+//! Tests of the Zig binding against the installed library: every function on its success path and
+//! its error paths (the error union and the detail), and real MiniLM layers (tests/data/minilm).
+const std = @import("std");
+const quant = @import("quant");
+const build_options = @import("build_options");
+const c = quant.c;
+const testing = std.testing;
+
+/// result must fail with `expected`, and a detail must be available.
+fn expectFail(expected: quant.Error, result: anytype) !void {
+    try testing.expectError(expected, result);
+    var buf: [256]u8 = undefined;
+    const detail = quant.lastError(&buf);
+    if (detail.len == 0) {
+        std.debug.print("no detail for {s}\n", .{@errorName(expected)});
+        return error.NoDetail;
+    }
+}
+
+fn testMatrix(comptime rows: usize, comptime cols: usize) [rows * cols]f32 {
+    var w: [rows * cols]f32 = undefined;
+    for (&w, 0..) |*v, i| v.* = @sin(@as(f32, @floatFromInt(i))) * @as(f32, @floatFromInt(1 + i / cols));
+    return w;
+}
+
+/// n floats of tests/data/minilm/<name>.f32 (caller frees), or SkipZigTest without -Ddata-dir.
+fn load(name: []const u8, n: usize) ![]f32 {
+    const dir = build_options.data_dir orelse return error.SkipZigTest;
+    const path = try std.fmt.allocPrint(testing.allocator, "{s}/minilm/{s}.f32", .{ dir, name });
+    defer testing.allocator.free(path);
+    const buf = try testing.allocator.alloc(f32, n);
+    errdefer testing.allocator.free(buf);
+    const got = try std.Io.Dir.cwd().readFile(testing.io, path, std.mem.sliceAsBytes(buf));
+    try testing.expectEqual(n * 4, got.len);
+    return buf;
+}
+
+/// ||X W^T - X Q^T||^2 / ||X W^T||^2 over n tokens.
+fn outputError(x: []const f32, n: usize, w: []const f32, q: []const f32, rows: usize, cols: usize) f64 {
+    var num: f64 = 0;
+    var den: f64 = 0;
+    for (0..n) |t| {
+        const xt = x[t * cols ..][0..cols];
+        for (0..rows) |r| {
+            const wr = w[r * cols ..][0..cols];
+            const qr = q[r * cols ..][0..cols];
+            var y: f64 = 0;
+            var yq: f64 = 0;
+            for (xt, wr, qr) |xv, wv, qv| {
+                y += @as(f64, xv) * wv;
+                yq += @as(f64, xv) * qv;
+            }
+            num += (y - yq) * (y - yq);
+            den += y * y;
+        }
+    }
+    return num / den;
+}
+
+test "status and version" {
+    try testing.expectEqual(quant.header_version, quant.version());
+    var buf: [32]u8 = undefined;
+    const v = quant.version();
+    const want = try std.fmt.bufPrint(&buf, "{d}.{d}.{d}", .{ v >> 16, (v >> 8) & 0xff, v & 0xff });
+    try testing.expectEqualStrings(want, quant.versionString());
+    try testing.expectEqualStrings("success", quant.statusString(c.QUANT_OK));
+    try testing.expect(quant.statusString(12345).len > 0);
+    // Every status maps to its error and back.
+    var s: c.quant_status = c.QUANT_ERR_NULL_POINTER;
+    while (s <= c.QUANT_ERR_INTERNAL) : (s += 1) {
+        const err = if (quant.check(s)) |_| unreachable else |e| e;
+        try testing.expectEqual(s, quant.statusOf(err));
+    }
+    try quant.check(c.QUANT_OK);
+    try testing.expectError(error.UnknownStatus, quant.check(77));
+}
+
+test "levels" {
+    const L = quant.Level;
+    try testing.expectEqual(@as(u32, 32), L.fp32.bits());
+    try testing.expectEqual(@as(u32, 4), L.int4.bits());
+    try testing.expectEqual(@as(f64, 2), L.bf16.reductionFactor());
+    try testing.expectEqualStrings("INT8", L.int8.name().?);
+    try testing.expectEqualStrings("FP16", L.fp16.name().?);
+    const unknown: L = @fromBackingInt(@intCast(99));
+    try testing.expectEqual(@as(u32, 0), unknown.bits());
+    try testing.expectEqual(@as(f64, 0), unknown.reductionFactor());
+    try testing.expect(unknown.name() == null);
+    try testing.expectEqual(L.fp16, try L.fromBits(16));
+    try testing.expectEqual(L.int4, try L.fromBits(4));
+    try expectFail(error.InvalidArgument, L.fromBits(7));
+    // The enum's values are the header's.
+    try testing.expectEqual(@as(i32, c.QUANT_LEVEL_INT4), @backingInt(L.int4));
+    try testing.expectEqual(@as(i32, c.QUANT_LEVEL_BF16), @backingInt(L.bf16));
+}
+
+test "methods, memory estimate and config" {
+    const M = quant.Method;
+    try testing.expectEqual(@as(i32, c.QUANT_GPTQ), @backingInt(quant.MethodKind.gptq));
+    try testing.expectEqual(@as(i32, c.QUANT_SMOOTHQUANT), @backingInt(quant.MethodKind.smoothquant));
+    const g = M.gptq(4, 128);
+    try g.validate();
+    var buf: [64]u8 = undefined;
+    try testing.expectEqualStrings("GPTQ(4bit, group=128)", g.name(&buf));
+    try testing.expectEqualStrings("GPT", g.name(buf[0..4])); // truncated to fit
+    const owned = try g.nameAlloc(testing.allocator);
+    defer testing.allocator.free(owned);
+    try testing.expectEqualStrings("GPTQ(4bit, group=128)", owned);
+    try testing.expectEqual(@as(u32, 4), g.bitsPerWeight());
+    try testing.expectEqual(@as(f64, 4), g.compressionRatio());
+    try testing.expect(g.effectiveBits(4096) > 4);
+    for ([_]M{ M.int8(0), M.int4(128), M.fp8(0), M.awq(4, 128), M.smoothQuant(0.5) }) |m| {
+        try m.validate();
+        try testing.expect(m.bitsPerWeight() > 0);
+    }
+    try expectFail(error.InvalidArgument, M.gptq(9, 128).validate());
+    try expectFail(error.InvalidArgument, M.smoothQuant(1.5).validate());
+    try expectFail(error.InvalidArgument, (M{ .kind = @fromBackingInt(@intCast(42)) }).validate());
+
+    const est = try quant.estimateMemory(1000, M.int8(0));
+    try testing.expectEqual(@as(usize, 2000), est.fp16_bytes);
+    try testing.expect(est.quant_bytes > 0 and est.quant_bytes < est.fp16_bytes);
+    try expectFail(error.InvalidArgument, quant.estimateMemory(1000, M{ .kind = @fromBackingInt(@intCast(42)) }));
+
+    var cfg = try quant.Config.init(M.int8(0));
+    defer cfg.deinit();
+    try cfg.setLayer("lm_head", M.fp8(0));
+    try testing.expectEqual(quant.MethodKind.fp8_e4m3, (try cfg.methodForLayer("lm_head")).kind);
+    try testing.expectEqual(quant.MethodKind.int8_symmetric, (try cfg.methodForLayer("other")).kind);
+    try cfg.validate();
+    try expectFail(error.InvalidArgument, cfg.setLayer("bad\xffutf8", M.int8(0)));
+    try cfg.setLayer("bad.layer", M.gptq(4, 0));
+    try expectFail(error.InvalidArgument, cfg.validate());
+    var detail: [256]u8 = undefined;
+    try testing.expect(std.mem.indexOf(u8, quant.lastError(&detail), "bad.layer") != null);
+    try expectFail(error.InvalidArgument, quant.Config.init(M{ .kind = @fromBackingInt(@intCast(42)) })); // values: by validate
+    // A released handle is a NULL handle to the library.
+    var gone = try quant.Config.init(M.int8(0));
+    gone.deinit();
+    try expectFail(error.NullPointer, gone.validate());
+    gone.deinit(); // NULL is accepted by the free functions
+}
+
+test "plain casts" {
+    const x = [_]f32{ 1, -2, 0.5, 65504, std.math.inf(f32) };
+    var h: [5]u16 = undefined;
+    try quant.f32ToF16(&x, &h);
+    try testing.expectEqualSlices(u16, &.{ 0x3c00, 0xc000, 0x3800, 0x7bff, 0x7c00 }, &h);
+    var back: [5]f32 = undefined;
+    try quant.f16ToF32(&h, &back);
+    try testing.expectEqualSlices(f32, &x, &back);
+    var b: [5]u16 = undefined;
+    try quant.f32ToBf16(&x, &b);
+    try testing.expectEqual(@as(u16, 0x3f80), b[0]);
+    try quant.bf16ToF32(b[0..3], back[0..3]);
+    try testing.expectEqualSlices(f32, x[0..3], back[0..3]);
+
+    const big = [_]f32{ 1000, std.math.nan(f32), 448, -0.0 };
+    var f8: [4]u8 = undefined;
+    try quant.f32ToFp8E4m3(&big, &f8, true);
+    try testing.expectEqual(@as(u8, 0x7e), f8[0]);
+    try testing.expectEqual(@as(u8, 0x7f), f8[1] & 0x7f);
+    try testing.expectEqual(@as(u8, 0x80), f8[3]);
+    var dec: [4]f32 = undefined;
+    try quant.fp8E4m3ToF32(&f8, &dec);
+    try testing.expectEqual(@as(f32, 448), dec[0]);
+    try testing.expect(std.math.isNan(dec[1]));
+    try quant.f32ToFp8E4m3(&big, &f8, false);
+    try testing.expectEqual(@as(u8, 0x7f), f8[0] & 0x7f); // overflow is NaN without saturation
+    var e5: [2]u8 = undefined;
+    try quant.f32ToFp8E5m2(&.{ -2, 1e6 }, &e5, true);
+    try quant.fp8E5m2ToF32(&e5, dec[0..2]);
+    try testing.expectEqual(@as(f32, -2), dec[0]);
+    try testing.expectEqual(@as(f32, 57344), dec[1]);
+
+    // Error paths: a destination too short is refused before the call, and left untouched.
+    var small16 = [_]u16{0xAAAA};
+    try expectFail(error.BufferTooSmall, quant.f32ToF16(&x, &small16));
+    try expectFail(error.BufferTooSmall, quant.f32ToBf16(&x, &small16));
+    try testing.expectEqual(@as(u16, 0xAAAA), small16[0]);
+    var small_f = [_]f32{7};
+    try expectFail(error.BufferTooSmall, quant.f16ToF32(&h, &small_f));
+    try expectFail(error.BufferTooSmall, quant.bf16ToF32(&h, &small_f));
+    try expectFail(error.BufferTooSmall, quant.fp8E4m3ToF32(&f8, &small_f));
+    try expectFail(error.BufferTooSmall, quant.fp8E5m2ToF32(&f8, &small_f));
+    var small8 = [_]u8{1};
+    try expectFail(error.BufferTooSmall, quant.f32ToFp8E4m3(&x, &small8, true));
+    try expectFail(error.BufferTooSmall, quant.f32ToFp8E5m2(&x, &small8, false));
+    try testing.expectEqual(@as(f32, 7), small_f[0]);
+    // The library's own NULL check, through the raw C API.
+    try expectFail(error.NullPointer, quant.check(c.quant_f16_to_f32(null, &back, 2)));
+}
+
+test "round-to-nearest kernels" {
+    const rows = 3;
+    const cols = 10;
+    const group = 4;
+    const w = testMatrix(rows, cols);
+    try testing.expectEqual(@as(usize, 9), quant.scaleCount(rows, cols, group));
+    try testing.expectEqual(@as(usize, 3), quant.scaleCount(rows, cols, 0));
+    try testing.expectEqual(@as(usize, 15), quant.int4PackedSize(rows, cols));
+
+    var codes: [rows * cols]i8 = undefined;
+    var scales: [9]f32 = undefined;
+    try quant.int8Quantize(&w, rows, cols, group, &codes, &scales);
+    var back: [rows * cols]f32 = undefined;
+    try quant.int8Dequantize(&codes, &scales, rows, cols, group, &back);
+    for (w, back, 0..) |a, b, i| {
+        const step = scales[(i / cols) * 3 + (i % cols) / group];
+        try testing.expect(@abs(a - b) <= step * 0.5001);
+    }
+    var scales_untouched: [9]f32 = @splat(-1);
+    try expectFail(error.BufferTooSmall, quant.int8Quantize(&w, rows, cols, group, codes[0 .. rows * cols - 1], &scales_untouched));
+    try testing.expectEqual(@as(f32, -1), scales_untouched[0]);
+    try expectFail(error.BufferTooSmall, quant.int8Quantize(&w, rows, cols, group, &codes, scales[0..8]));
+    try expectFail(error.BufferTooSmall, quant.int8Quantize(w[0..5], rows, cols, group, &codes, &scales));
+    try expectFail(error.InvalidArgument, quant.int8Quantize(&w, 0, cols, group, &codes, &scales));
+    try expectFail(error.InvalidArgument, quant.int8Quantize(&w, std.math.maxInt(usize), 2, group, &codes, &scales));
+    var bad = w;
+    bad[7] = std.math.nan(f32);
+    try expectFail(error.NonFinite, quant.int8Quantize(&bad, rows, cols, group, &codes, &scales));
+    try expectFail(error.BufferTooSmall, quant.int8Dequantize(&codes, scales[0..2], rows, cols, group, &back));
+    try expectFail(error.BufferTooSmall, quant.int8Dequantize(&codes, &scales, rows, cols, group, back[0..29]));
+
+    var packed4: [15]u8 = undefined;
+    var scales4: [9]f32 = undefined;
+    var zeros4: [9]u8 = undefined;
+    try quant.int4Quantize(&w, rows, cols, group, &packed4, &scales4, &zeros4);
+    try quant.int4Dequantize(&packed4, &scales4, &zeros4, rows, cols, group, &back);
+    for (w, back, 0..) |a, b, i| {
+        const step = scales4[(i / cols) * 3 + (i % cols) / group];
+        try testing.expect(@abs(a - b) <= step * 1.0001);
+    }
+    try expectFail(error.BufferTooSmall, quant.int4Quantize(&w, rows, cols, group, packed4[0..14], &scales4, &zeros4));
+    try expectFail(error.ShapeMismatch, quant.int4Quantize(&w, rows, cols, group, &packed4, &scales4, zeros4[0..8]));
+    try expectFail(error.NonFinite, quant.int4Quantize(&bad, rows, cols, group, &packed4, &scales4, &zeros4));
+    try expectFail(error.BufferTooSmall, quant.int4Dequantize(packed4[0..14], &scales4, &zeros4, rows, cols, group, &back));
+    try expectFail(error.BufferTooSmall, quant.int4Dequantize(&packed4, &scales4, zeros4[0..8], rows, cols, group, &back));
+    try expectFail(error.BufferTooSmall, quant.int4Dequantize(&packed4, &scales4, &zeros4, rows, cols, group, back[0..1]));
+
+    const vals = [_]i8{ -8, 7, 3, -1, 5 };
+    var p: [3]u8 = undefined;
+    try quant.packInt4(&vals, &p);
+    try testing.expectEqual(@as(u8, 0x78), p[0]);
+    var un: [5]i8 = undefined;
+    try quant.unpackInt4(&p, 5, &un);
+    try testing.expectEqualSlices(i8, &vals, &un);
+    try expectFail(error.BufferTooSmall, quant.packInt4(&vals, p[0..2]));
+    try expectFail(error.BufferTooSmall, quant.unpackInt4(&p, 5, un[0..4]));
+    try expectFail(error.BufferTooSmall, quant.unpackInt4(p[0..2], 5, &un));
+}
+
+test "FP8 E4M3 with a scale per row" {
+    const rows = 3;
+    const cols = 10;
+    const w = testMatrix(rows, cols);
+    var bad = w;
+    bad[7] = std.math.nan(f32);
+    var back: [rows * cols]f32 = undefined;
+    var f8: [rows * cols]u8 = undefined;
+    var s8: [rows]f32 = undefined;
+    try quant.fp8E4m3Quantize(&w, rows, cols, 0, &f8, &s8);
+    try quant.fp8E4m3Dequantize(&f8, &s8, rows, cols, 0, &back);
+    for (w, back) |a, b| try testing.expect(@abs(a - b) <= 0.07 * @abs(a) + 1e-3);
+    try expectFail(error.BufferTooSmall, quant.fp8E4m3Quantize(&w, rows, cols, 0, &f8, s8[0..2]));
+    try expectFail(error.NonFinite, quant.fp8E4m3Quantize(&bad, rows, cols, 0, &f8, &s8));
+    try expectFail(error.BufferTooSmall, quant.fp8E4m3Dequantize(&f8, s8[0..1], rows, cols, 0, &back));
+    try expectFail(error.BufferTooSmall, quant.fp8E4m3Dequantize(&f8, &s8, rows, cols, 0, back[0..3]));
+}
+
+test "SmoothQuant scales" {
+    var sm: [2]f32 = undefined;
+    try quant.smoothScales(&.{ 1, 4 }, &.{ 4, 1 }, 0.5, &sm);
+    try testing.expectApproxEqAbs(@as(f32, 2), sm[0], 1e-6);
+    try testing.expectApproxEqAbs(@as(f32, 0.5), sm[1], 1e-6);
+    try expectFail(error.InvalidArgument, quant.smoothScales(&.{ 1, 4 }, &.{ 4, 1 }, 1.5, &sm));
+    try expectFail(error.ShapeMismatch, quant.smoothScales(&.{ 1, 4 }, &.{4}, 0.5, &sm));
+    try expectFail(error.BufferTooSmall, quant.smoothScales(&.{ 1, 4 }, &.{ 4, 1 }, 0.5, sm[0..1]));
+}
+
+test "quantize a real layer (round to nearest)" {
+    const rows = 384;
+    const cols = 384;
+    const tokens = 256;
+    const w = try load("encoder.layer.0.attention.self.query.weight", rows * cols);
+    defer testing.allocator.free(w);
+    const x = try load("x_calib.layer0.attn_in", tokens * cols);
+    defer testing.allocator.free(x);
+    const deq = try testing.allocator.alloc(f32, rows * cols);
+    defer testing.allocator.free(deq);
+
+    var q8 = try quant.Weight.quantize(quant.Method.int8(0), null, w, rows, cols, null);
+    defer q8.deinit();
+    const s = try q8.shape();
+    try testing.expectEqual(@as(usize, rows), s.rows);
+    try testing.expectEqual(@as(usize, cols), s.cols);
+    try testing.expectEqual(@as(usize, rows * cols), q8.data().len);
+    try testing.expectEqual(@as(usize, rows), q8.scales().len);
+    try testing.expectEqual(@as(usize, 0), q8.zeroPoints().len);
+    try testing.expectEqual(@as(usize, 0), q8.inputScales().len);
+    try testing.expectEqual(@as(usize, 0), q8.groupIndex().len);
+    try testing.expectEqual(quant.MethodKind.int8_symmetric, (try q8.method()).kind);
+    try q8.dequantize(deq);
+    const e8 = outputError(x, tokens, w, deq, rows, cols);
+
+    var q4 = try quant.Weight.quantize(quant.Method.int4(128), null, w, rows, cols, null);
+    defer q4.deinit();
+    try testing.expectEqual(@as(usize, rows * cols / 2), q4.data().len);
+    try testing.expectEqual(@as(usize, rows * 3), q4.zeroPoints().len);
+    try q4.dequantize(deq);
+    const e4 = outputError(x, tokens, w, deq, rows, cols);
+    std.debug.print("  layer 0 query, {d} tokens: INT8/channel {e:.4}, INT4 g128 {e:.4}\n", .{ tokens, e8, e4 });
+    try testing.expect(e8 > 0 and e8 < 1e-4 and e4 > e8 and e4 < 2e-2);
+
+    try expectFail(error.BufferTooSmall, q8.dequantize(deq[0 .. rows * cols - 1]));
+    try expectFail(error.InvalidArgument, quant.Weight.quantize(quant.Method.int8(0), null, w, 0, cols, null));
+    try expectFail(error.BufferTooSmall, quant.Weight.quantize(quant.Method.int8(0), null, w[0..10], rows, cols, null));
+    try expectFail(error.InvalidArgument, quant.Weight.quantize(quant.Method.gptq(4, 128), null, w, rows, cols, null));
+    var gone = try quant.Weight.quantize(quant.Method.fp8(0), null, w, rows, cols, null);
+    gone.deinit();
+    try expectFail(error.NullPointer, gone.shape());
+    try expectFail(error.NullPointer, gone.dequantize(deq));
+    try testing.expectEqual(@as(usize, 0), gone.data().len);
+}
+
+test "calibration, options, GPTQ, AWQ and SmoothQuant on real layers" {
+    const rows = 384;
+    const cols = 384;
+    const calib_tokens = 1024;
+    const test_tokens = 256;
+    const wq = try load("encoder.layer.5.attention.self.query.weight", rows * cols);
+    defer testing.allocator.free(wq);
+    const wv = try load("encoder.layer.5.attention.self.value.weight", rows * cols);
+    defer testing.allocator.free(wv);
+    const x = try load("x_calib.layer5.attn_in", (calib_tokens + test_tokens) * cols);
+    defer testing.allocator.free(x);
+    const held_out = x[calib_tokens * cols ..];
+    const deq = try testing.allocator.alloc(f32, rows * cols);
+    defer testing.allocator.free(deq);
+
+    var cal = try quant.Calib.init(cols);
+    defer cal.deinit();
+    try cal.add(x[0 .. 512 * cols]);
+    try cal.addTokens(x[512 * cols .. calib_tokens * cols], 512, cols);
+    try testing.expectEqual(@as(u64, calib_tokens), cal.tokens());
+    try expectFail(error.ShapeMismatch, cal.add(x[0 .. cols + 1]));
+    try expectFail(error.ShapeMismatch, cal.addTokens(x, 1, cols + 1));
+    try expectFail(error.BufferTooSmall, cal.addTokens(x[0..cols], 2, cols));
+    var nan_x: [cols]f32 = @splat(1);
+    nan_x[3] = std.math.nan(f32);
+    try expectFail(error.NonFinite, cal.add(&nan_x));
+    try testing.expectEqual(@as(u64, calib_tokens), cal.tokens());
+    try expectFail(error.InvalidArgument, quant.Calib.init(0));
+
+    var opts = try quant.Options.init();
+    defer opts.deinit();
+    try opts.setActOrder(true);
+    try opts.setDampPercent(0.01);
+    try opts.setBlockSize(128);
+    try opts.setSymmetric(false);
+    try opts.setStaticGroups(false);
+    try opts.setMseSearch(false);
+    try opts.setSampleTokens(256);
+    try opts.setThreads(1);
+    try expectFail(error.InvalidArgument, opts.setDampPercent(-1));
+    try expectFail(error.InvalidArgument, opts.setBlockSize(0));
+    try expectFail(error.InvalidArgument, opts.setSampleTokens(0));
+
+    var rtn = try quant.Weight.quantize(quant.Method.int4(128), null, wq, rows, cols, null);
+    defer rtn.deinit();
+    try rtn.dequantize(deq);
+    const e_rtn = outputError(held_out, test_tokens, wq, deq, rows, cols);
+    var g = try quant.Weight.quantize(quant.Method.gptq(4, 128), &opts, wq, rows, cols, &cal);
+    defer g.deinit();
+    try testing.expectEqual(@as(usize, cols), g.groupIndex().len);
+    try g.dequantize(deq);
+    const e_gptq = outputError(held_out, test_tokens, wq, deq, rows, cols);
+    var a = try quant.Weight.quantize(quant.Method.awq(4, 128), null, wq, rows, cols, &cal);
+    defer a.deinit();
+    try testing.expectEqual(@as(usize, cols), a.inputScales().len);
+    try a.dequantize(deq);
+    const e_awq = outputError(held_out, test_tokens, wq, deq, rows, cols);
+    std.debug.print("  layer 5 query, held-out tokens: RTN INT4 g128 {e:.4}, GPTQ {e:.4}, AWQ {e:.4}\n", .{ e_rtn, e_gptq, e_awq });
+    try testing.expect(e_gptq < e_rtn and e_awq < e_rtn);
+
+    var pair: [2]quant.Weight = undefined;
+    try quant.Weight.quantizeGroup(testing.allocator, quant.Method.awq(4, 128), null, &.{ wq, wv }, &.{ rows, rows }, cols, &cal, &pair);
+    defer for (&pair) |*p| p.deinit();
+    try testing.expectEqual(@as(usize, cols), pair[0].inputScales().len);
+    try testing.expectEqualSlices(f32, pair[0].inputScales(), pair[1].inputScales());
+    var sq: [2]quant.Weight = undefined;
+    try quant.Weight.quantizeGroup(testing.allocator, quant.Method.smoothQuant(0.5), &opts, &.{ wq, wv }, &.{ rows, rows }, cols, &cal, &sq);
+    defer for (&sq) |*p| p.deinit();
+    try testing.expectEqualSlices(f32, sq[0].inputScales(), sq[1].inputScales());
+    try testing.expectEqual(@as(usize, rows), sq[1].scales().len);
+
+    // A calibration without the Hessian serves AWQ, not GPTQ; setHessian gives it one.
+    const nh = 256;
+    var light = try quant.Calib.initEx(cols, 0, &opts);
+    defer light.deinit();
+    try light.add(x[0 .. nh * cols]);
+    try expectFail(error.InvalidArgument, quant.Weight.quantize(quant.Method.gptq(4, 128), null, wq, rows, cols, &light));
+    const h = try testing.allocator.alloc(f64, cols * cols);
+    defer testing.allocator.free(h);
+    @memset(h, 0);
+    for (0..nh) |tok| {
+        const xt = x[tok * cols ..][0..cols];
+        for (0..cols) |i| {
+            for (0..i + 1) |j| h[i * cols + j] += 2 * @as(f64, xt[i]) * @as(f64, xt[j]) / nh;
+        }
+    }
+    try expectFail(error.BufferTooSmall, light.setHessian(h[0 .. h.len - 1], cols, nh));
+    try expectFail(error.ShapeMismatch, light.setHessian(h, cols + 1, nh));
+    try expectFail(error.InvalidArgument, light.setHessian(h, cols, 0));
+    try light.setHessian(h, cols, nh);
+    var lg = try quant.Weight.quantize(quant.Method.gptq(4, 128), null, wq, rows, cols, &light);
+    defer lg.deinit();
+    var full = try quant.Calib.initEx(cols, quant.Calib.hessian, null);
+    defer full.deinit();
+    try full.add(x[0 .. nh * cols]);
+    var fg = try quant.Weight.quantize(quant.Method.gptq(4, 128), null, wq, rows, cols, &full);
+    defer fg.deinit();
+    try lg.dequantize(deq);
+    const e_light = outputError(held_out, test_tokens, wq, deq, rows, cols);
+    try fg.dequantize(deq);
+    const e_full = outputError(held_out, test_tokens, wq, deq, rows, cols);
+    try testing.expect(@abs(e_light - e_full) <= 0.01 * e_full);
+    try expectFail(error.InvalidArgument, quant.Calib.initEx(cols, 0x80, null));
+
+    // W8A8: per-token INT8 activations of x / s times the SmoothQuant weight, exact against i32 sums.
+    const m = 16;
+    var codes: [m * cols]i8 = undefined;
+    var token_scales: [m]f32 = undefined;
+    try quant.quantizeActivations(held_out[0 .. m * cols], m, cols, sq[0].inputScales(), &codes, &token_scales);
+    const y = try testing.allocator.alloc(f32, m * rows);
+    defer testing.allocator.free(y);
+    const b = sq[0].int8Data();
+    const bs = sq[0].scales();
+    try quant.int8Gemm(&codes, &token_scales, b, bs, m, rows, cols, y);
+    var num: f64 = 0;
+    var den: f64 = 0;
+    for (0..m) |i| {
+        for (0..rows) |j| {
+            var acc: i32 = 0;
+            var ref: f64 = 0;
+            for (0..cols) |l| {
+                acc += @as(i32, codes[i * cols + l]) * @as(i32, b[j * cols + l]);
+                ref += @as(f64, held_out[i * cols + l]) * wq[j * cols + l];
+            }
+            try testing.expectEqual((@as(f32, @floatFromInt(acc)) * token_scales[i]) * bs[j], y[i * rows + j]);
+            num += (y[i * rows + j] - ref) * (y[i * rows + j] - ref);
+            den += ref * ref;
+        }
+    }
+    try testing.expect(num / den < 1e-2);
+    try expectFail(error.BufferTooSmall, quant.quantizeActivations(held_out, m, cols, sq[0].inputScales()[0 .. cols - 1], &codes, &token_scales));
+    const zeros: [cols]f32 = @splat(0);
+    try expectFail(error.InvalidArgument, quant.quantizeActivations(held_out, m, cols, &zeros, &codes, &token_scales));
+    try expectFail(error.BufferTooSmall, quant.quantizeActivations(held_out, m, cols, null, codes[0..10], &token_scales));
+    try expectFail(error.InvalidArgument, quant.int8Gemm(&codes, &token_scales, b, bs, m, rows, 0, y));
+    try expectFail(error.BufferTooSmall, quant.int8Gemm(&codes, &token_scales, b, bs, m, rows, cols, y[0 .. y.len - 1]));
+    try expectFail(error.BufferTooSmall, quant.int8Gemm(&codes, token_scales[0 .. m - 1], b, bs, m, rows, cols, y));
+
+    var other = try quant.Calib.init(cols + 1);
+    defer other.deinit();
+    try expectFail(error.ShapeMismatch, quant.Weight.quantize(quant.Method.awq(4, 128), null, wq, rows, cols, &other));
+    var empty = try quant.Calib.init(cols);
+    defer empty.deinit();
+    try expectFail(error.InvalidArgument, quant.Weight.quantize(quant.Method.gptq(4, 128), null, wq, rows, cols, &empty));
+    var none: [1]quant.Weight = undefined;
+    try expectFail(error.InvalidArgument, quant.Weight.quantizeGroup(testing.allocator, quant.Method.awq(4, 128), null, &.{}, &.{}, cols, &cal, &none));
+    try expectFail(error.BufferTooSmall, quant.Weight.quantizeGroup(testing.allocator, quant.Method.awq(4, 128), null, &.{ wq, &.{} }, &.{ rows, rows }, cols, &cal, &pair));
+    {
+        // The library's own NULL check, through the raw C API.
+        const cm = quant.Method.awq(4, 128).toC();
+        const r = [_]usize{rows};
+        var out_h: [1]?*c.quant_weight = .{null};
+        try expectFail(error.NullPointer, quant.check(c.quant_quantize_group(&cm, null, null, &r, 1, cols, cal.handle, &out_h)));
+    }
+    try expectFail(error.ShapeMismatch, quant.Weight.quantizeGroup(testing.allocator, quant.Method.awq(4, 128), null, &.{wq}, &.{ rows, rows }, cols, &cal, &pair));
+    try expectFail(error.BufferTooSmall, quant.Weight.quantizeGroup(testing.allocator, quant.Method.awq(4, 128), null, &.{ wq, wv }, &.{ rows, rows }, cols, &cal, &none));
+}

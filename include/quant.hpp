@@ -1,0 +1,758 @@
+/*
+ * quant.hpp: a small header-only C++17 layer over the C API of quant (quant.h).
+ *
+ *   #include <quant.hpp>
+ *   quant::weight q = quant::weight::quantize(quant::method::int4(128), w, rows, cols);
+ *   std::vector<float> back = q.dequantize();
+ *
+ * - Owners: quant::calib, quant::weight, quant::config and quant::options own their C handle
+ *   (move-only; the destructor frees it). get() gives the handle, release() gives it up.
+ * - Inputs and outputs are quant::span<T>: a pointer and a size, built implicitly from std::vector,
+ *   std::array, a C array, or any contiguous container with data() and size() (std::span included).
+ *   Every size is checked before the C call: a C function that takes a pointer without a length
+ *   (for example the source matrix of a quantizer) is never given a buffer that is too short.
+ * - Errors: a failing call throws quant::error, which carries the quant_status and the library's
+ *   detail (quant_last_error of the calling thread). Buffer-size errors found by this layer use the
+ *   same statuses (QUANT_ERR_BUFFER_TOO_SMALL, QUANT_ERR_SHAPE_MISMATCH).
+ * - Thread safety is the C library's: every function may be called from any thread; an object may be
+ *   read from several threads at once but not modified (add, set_*, move) while it is read.
+ *
+ * Requires C++17 and links like quant.h (quant::quant or quant::quant_static with CMake).
+ */
+#ifndef QUANT_HPP
+#define QUANT_HPP
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "quant.h"
+
+namespace quant {
+
+// ---- errors -----------------------------------------------------------------------------------------
+
+/// This thread's last error detail (quant_last_error), or "" when there is none.
+inline std::string last_error() {
+    std::size_t len = quant_last_error(nullptr, 0);
+    if (len == 0) return std::string();
+    std::string text(len + 1, '\0');
+    std::size_t got = quant_last_error(&text[0], text.size());
+    text.resize(got < len ? got : len);
+    return text;
+}
+
+/// The static description of a status code (quant_status_string).
+inline const char *status_string(quant_status status) noexcept { return quant_status_string(status); }
+
+/// A failed call: the status, the function that failed and the library's detail.
+class error : public std::runtime_error {
+  public:
+    error(quant_status status, std::string function, std::string detail)
+        : std::runtime_error(function + ": " + quant_status_string(status) +
+                             (detail.empty() ? std::string() : " (" + detail + ")")),
+          status_(status), function_(std::move(function)), detail_(std::move(detail)) {}
+    /// The QUANT_ERR_* code.
+    quant_status status() const noexcept { return status_; }
+    /// The C function (or C++ method) that failed.
+    const std::string &function() const noexcept { return function_; }
+    /// The human-readable detail, e.g. which argument was wrong.
+    const std::string &detail() const noexcept { return detail_; }
+
+  private:
+    quant_status status_;
+    std::string function_;
+    std::string detail_;
+};
+
+namespace detail {
+/// Throws quant::error when `status` is not QUANT_OK, with this thread's detail.
+inline void check(quant_status status, const char *function) {
+    if (status != QUANT_OK) throw error(status, function, last_error());
+}
+[[noreturn]] inline void fail(quant_status status, const char *function, const std::string &why) {
+    throw error(status, function, why);
+}
+/// rows * cols, or SIZE_MAX when it overflows (the C call then reports the overflow itself).
+inline std::size_t product(std::size_t rows, std::size_t cols) noexcept {
+    if (cols != 0 && rows > std::numeric_limits<std::size_t>::max() / cols) {
+        return std::numeric_limits<std::size_t>::max();
+    }
+    return rows * cols;
+}
+/// True when a rows x cols matrix is non-empty and its size does not overflow (else the C call
+/// reports the bad shape, and no buffer is sized from it).
+inline bool fits(std::size_t rows, std::size_t cols) noexcept {
+    return rows != 0 && cols != 0 && product(rows, cols) != std::numeric_limits<std::size_t>::max();
+}
+/// A buffer that the C function reads or writes without a length must hold `need` elements.
+inline void need(std::size_t have, std::size_t need, const char *what, const char *function) {
+    if (need != std::numeric_limits<std::size_t>::max() && have < need) {
+        fail(QUANT_ERR_BUFFER_TOO_SMALL, function,
+             std::string(what) + " holds " + std::to_string(have) + " elements, needs " + std::to_string(need));
+    }
+}
+template <class C, class = void> struct is_contiguous : std::false_type {};
+template <class C>
+struct is_contiguous<C, std::void_t<decltype(std::declval<C &>().data()), decltype(std::declval<C &>().size())>>
+    : std::true_type {};
+} // namespace detail
+
+// ---- span -------------------------------------------------------------------------------------------
+
+/// A non-owning view of `size()` contiguous elements (a small stand-in for C++20's std::span).
+template <class T> class span {
+  public:
+    constexpr span() noexcept = default;
+    constexpr span(T *data, std::size_t size) noexcept : data_(data), size_(size) {}
+    template <std::size_t N> constexpr span(T (&array)[N]) noexcept : data_(array), size_(N) {}
+    /// Any contiguous container whose data() converts to T* (vector, array, string, std::span ...).
+    template <class C, class = std::enable_if_t<detail::is_contiguous<C>::value &&
+                                                std::is_convertible_v<decltype(std::declval<C &>().data()), T *>>>
+    constexpr span(C &container) noexcept : data_(container.data()), size_(container.size()) {}
+    template <class C, class = std::enable_if_t<std::is_const_v<T> && detail::is_contiguous<const C>::value &&
+                                                std::is_convertible_v<decltype(std::declval<const C &>().data()), T *>>>
+    constexpr span(const C &container) noexcept : data_(container.data()), size_(container.size()) {}
+
+    constexpr T *data() const noexcept { return data_; }
+    constexpr std::size_t size() const noexcept { return size_; }
+    constexpr bool empty() const noexcept { return size_ == 0; }
+    constexpr T *begin() const noexcept { return data_; }
+    constexpr T *end() const noexcept { return data_ + size_; }
+    constexpr T &operator[](std::size_t i) const noexcept { return data_[i]; }
+
+  private:
+    T *data_ = nullptr;
+    std::size_t size_ = 0;
+};
+
+// ---- status and version -----------------------------------------------------------------------------
+
+/// The library's version as (major << 16) | (minor << 8) | patch.
+inline std::uint32_t version() noexcept { return quant_version(); }
+/// The library's version as text, e.g. "0.1.0".
+inline const char *version_string() noexcept { return quant_version_string(); }
+/// True when the library's version equals the version of the header this program was compiled with.
+inline bool version_matches() noexcept { return quant_version() == (std::uint32_t)QUANT_VERSION_NUMBER; }
+
+// ---- levels -----------------------------------------------------------------------------------------
+
+/// Bits per value of a level (32, 16, 16, 8, 4), 0 for an unknown level.
+inline std::uint32_t level_bits(quant_level level) noexcept { return quant_level_bits(level); }
+/// Size reduction against FP32 (1, 2, 2, 4, 8), 0 for an unknown level.
+inline double level_reduction_factor(quant_level level) noexcept { return quant_level_reduction_factor(level); }
+/// The level of a bit width (32, 16 -> FP16, 8, 4); throws for any other width.
+inline quant_level level_from_bits(std::uint32_t bits) {
+    quant_level out{};
+    detail::check(quant_level_from_bits(bits, &out), "quant_level_from_bits");
+    return out;
+}
+/// "FP32", "FP16", "BF16", "INT8", "INT4"; "" for an unknown level.
+inline std::string level_name(quant_level level) {
+    const char *name = quant_level_name(level);
+    return name ? std::string(name) : std::string();
+}
+
+// ---- methods ----------------------------------------------------------------------------------------
+
+/// A quantization method (a quant_method value) with named constructors and the C functions as members.
+struct method : quant_method {
+    method() noexcept : quant_method{} {}
+    method(const quant_method &m) noexcept : quant_method(m) {}
+    method(quant_method_kind kind, std::uint32_t bits, std::uint32_t group_size, double alpha) noexcept
+        : quant_method{} {
+        this->kind = kind;
+        this->bits = bits;
+        this->group_size = group_size;
+        this->alpha = alpha;
+    }
+    /// INT8 symmetric; group_size 0 = one scale per row.
+    static method int8(std::uint32_t group_size = 0) noexcept { return {QUANT_INT8_SYMMETRIC, 8, group_size, 0.0}; }
+    /// INT4 asymmetric with integer zero points.
+    static method int4(std::uint32_t group_size = 0) noexcept { return {QUANT_INT4_ASYMMETRIC, 4, group_size, 0.0}; }
+    /// FP8 E4M3 with a scale per row or group.
+    static method fp8(std::uint32_t group_size = 0) noexcept { return {QUANT_FP8_E4M3, 8, group_size, 0.0}; }
+    /// AWQ (needs a calibration); group_size > 0.
+    static method awq(std::uint32_t bits = 4, std::uint32_t group_size = 128) noexcept {
+        return {QUANT_AWQ, bits, group_size, 0.0};
+    }
+    /// SmoothQuant W8A8 with migration strength alpha in [0, 1] (needs a calibration).
+    static method smoothquant(double alpha = 0.5) noexcept { return {QUANT_SMOOTHQUANT, 8, 0, alpha}; }
+    /// GPTQ at 2..8 bits (needs a calibration); group_size > 0.
+    static method gptq(std::uint32_t bits = 4, std::uint32_t group_size = 128) noexcept {
+        return {QUANT_GPTQ, bits, group_size, 0.0};
+    }
+
+    /// Throws quant::error (QUANT_ERR_INVALID_ARGUMENT, the detail says which rule) when invalid.
+    void validate() const { detail::check(quant_method_validate(this), "quant_method_validate"); }
+    /// Nominal bits per weight.
+    std::uint32_t bits_per_weight() const noexcept { return quant_method_bits_per_weight(this); }
+    /// 16 / nominal bits.
+    double compression_ratio() const noexcept { return quant_method_compression_ratio(this); }
+    /// Bits per weight including scales and zero points, for rows of `cols` inputs.
+    double effective_bits(std::size_t cols) const noexcept { return quant_method_effective_bits(this, cols); }
+    /// The display name, e.g. "GPTQ(4bit, group=128)".
+    std::string name() const {
+        std::size_t len = quant_method_name(this, nullptr, 0);
+        std::string text(len + 1, '\0');
+        quant_method_name(this, &text[0], text.size());
+        text.resize(len);
+        return text;
+    }
+};
+
+/// Memory of `num_params` weights in FP16 and with a method.
+struct memory_estimate {
+    std::size_t fp16_bytes;
+    std::size_t quant_bytes;
+};
+inline memory_estimate estimate_memory(std::size_t num_params, const quant_method &m) {
+    memory_estimate out{0, 0};
+    detail::check(quant_estimate_memory(num_params, &m, &out.fp16_bytes, &out.quant_bytes), "quant_estimate_memory");
+    return out;
+}
+
+/// Owner of a quant_config: a default method plus per-layer overrides by layer name.
+class config {
+  public:
+    explicit config(const quant_method &default_method) {
+        detail::check(quant_config_new(&default_method, &handle_), "quant_config_new");
+    }
+    config(config &&other) noexcept : handle_(std::exchange(other.handle_, nullptr)) {}
+    config &operator=(config &&other) noexcept {
+        if (this != &other) {
+            quant_config_free(handle_);
+            handle_ = std::exchange(other.handle_, nullptr);
+        }
+        return *this;
+    }
+    config(const config &) = delete;
+    config &operator=(const config &) = delete;
+    ~config() { quant_config_free(handle_); }
+
+    /// Uses `m` for the layer `layer_name` (UTF-8).
+    config &set_layer(const std::string &layer_name, const quant_method &m) {
+        detail::check(quant_config_set_layer(handle_, layer_name.c_str(), &m), "quant_config_set_layer");
+        return *this;
+    }
+    /// The method of a layer: its override, else the default.
+    method method_for_layer(const std::string &layer_name) const {
+        quant_method out{};
+        detail::check(quant_config_method_for_layer(handle_, layer_name.c_str(), &out),
+                      "quant_config_method_for_layer");
+        return method(out);
+    }
+    /// Throws quant::error naming the first invalid layer.
+    void validate() const { detail::check(quant_config_validate(handle_), "quant_config_validate"); }
+
+    quant_config *get() const noexcept { return handle_; }
+    quant_config *release() noexcept { return std::exchange(handle_, nullptr); }
+
+  private:
+    quant_config *handle_ = nullptr;
+};
+
+// ---- plain casts ------------------------------------------------------------------------------------
+
+namespace detail {
+template <class In, class Out>
+inline void cast(quant_status (*fn)(const In *, Out *, std::size_t), span<const In> src, span<Out> dst,
+                 const char *name) {
+    need(dst.size(), src.size(), "dst", name);
+    check(fn(src.data(), dst.data(), src.size()), name);
+}
+template <class In, class Out>
+inline std::vector<Out> cast(quant_status (*fn)(const In *, Out *, std::size_t), span<const In> src,
+                             const char *name) {
+    std::vector<Out> dst(src.size());
+    cast<In, Out>(fn, src, span<Out>(dst), name);
+    return dst;
+}
+template <class Out>
+inline void cast8(quant_status (*fn)(const float *, Out *, std::size_t, bool), span<const float> src, span<Out> dst,
+                  bool saturate, const char *name) {
+    need(dst.size(), src.size(), "dst", name);
+    check(fn(src.data(), dst.data(), src.size(), saturate), name);
+}
+} // namespace detail
+
+/// FP32 -> FP16 bits (round to nearest even); dst holds at least src.size() values.
+inline void f32_to_f16(span<const float> src, span<std::uint16_t> dst) { detail::cast(quant_f32_to_f16, src, dst, "quant_f32_to_f16"); }
+inline std::vector<std::uint16_t> f32_to_f16(span<const float> src) { return detail::cast(quant_f32_to_f16, src, "quant_f32_to_f16"); }
+/// FP16 bits -> FP32 (exact).
+inline void f16_to_f32(span<const std::uint16_t> src, span<float> dst) { detail::cast(quant_f16_to_f32, src, dst, "quant_f16_to_f32"); }
+inline std::vector<float> f16_to_f32(span<const std::uint16_t> src) { return detail::cast(quant_f16_to_f32, src, "quant_f16_to_f32"); }
+/// FP32 -> BF16 bits (round to nearest even).
+inline void f32_to_bf16(span<const float> src, span<std::uint16_t> dst) { detail::cast(quant_f32_to_bf16, src, dst, "quant_f32_to_bf16"); }
+inline std::vector<std::uint16_t> f32_to_bf16(span<const float> src) { return detail::cast(quant_f32_to_bf16, src, "quant_f32_to_bf16"); }
+/// BF16 bits -> FP32 (exact).
+inline void bf16_to_f32(span<const std::uint16_t> src, span<float> dst) { detail::cast(quant_bf16_to_f32, src, dst, "quant_bf16_to_f32"); }
+inline std::vector<float> bf16_to_f32(span<const std::uint16_t> src) { return detail::cast(quant_bf16_to_f32, src, "quant_bf16_to_f32"); }
+/// FP32 -> FP8 E4M3FN codes; saturate clamps overflow and infinities to +-448 (else NaN).
+inline void f32_to_fp8_e4m3(span<const float> src, span<std::uint8_t> dst, bool saturate = false) {
+    detail::cast8(quant_f32_to_fp8_e4m3, src, dst, saturate, "quant_f32_to_fp8_e4m3");
+}
+inline std::vector<std::uint8_t> f32_to_fp8_e4m3(span<const float> src, bool saturate = false) {
+    std::vector<std::uint8_t> dst(src.size());
+    f32_to_fp8_e4m3(src, dst, saturate);
+    return dst;
+}
+/// FP8 E4M3FN codes -> FP32 (exact).
+inline void fp8_e4m3_to_f32(span<const std::uint8_t> src, span<float> dst) { detail::cast(quant_fp8_e4m3_to_f32, src, dst, "quant_fp8_e4m3_to_f32"); }
+inline std::vector<float> fp8_e4m3_to_f32(span<const std::uint8_t> src) { return detail::cast(quant_fp8_e4m3_to_f32, src, "quant_fp8_e4m3_to_f32"); }
+/// FP32 -> FP8 E5M2 codes; saturate clamps finite overflow and infinities to +-57344.
+inline void f32_to_fp8_e5m2(span<const float> src, span<std::uint8_t> dst, bool saturate = false) {
+    detail::cast8(quant_f32_to_fp8_e5m2, src, dst, saturate, "quant_f32_to_fp8_e5m2");
+}
+inline std::vector<std::uint8_t> f32_to_fp8_e5m2(span<const float> src, bool saturate = false) {
+    std::vector<std::uint8_t> dst(src.size());
+    f32_to_fp8_e5m2(src, dst, saturate);
+    return dst;
+}
+/// FP8 E5M2 codes -> FP32 (exact).
+inline void fp8_e5m2_to_f32(span<const std::uint8_t> src, span<float> dst) { detail::cast(quant_fp8_e5m2_to_f32, src, dst, "quant_fp8_e5m2_to_f32"); }
+inline std::vector<float> fp8_e5m2_to_f32(span<const std::uint8_t> src) { return detail::cast(quant_fp8_e5m2_to_f32, src, "quant_fp8_e5m2_to_f32"); }
+
+// ---- round-to-nearest kernels -----------------------------------------------------------------------
+
+/// Number of scales of a rows x cols matrix: rows * ceil(cols / group_size) (group_size 0: rows).
+inline std::size_t scale_count(std::size_t rows, std::size_t cols, std::size_t group_size) noexcept {
+    return quant_scale_count(rows, cols, group_size);
+}
+/// Bytes of a packed INT4 matrix: rows * ceil(cols / 2).
+inline std::size_t int4_packed_size(std::size_t rows, std::size_t cols) noexcept { return quant_int4_packed_size(rows, cols); }
+
+/// INT8 symmetric codes and one scale per group.
+struct int8_matrix {
+    std::vector<std::int8_t> codes;
+    std::vector<float> scales;
+};
+/// INT4 asymmetric packed codes (two a byte, even column in the low nibble), scales and zero points.
+struct int4_matrix {
+    std::vector<std::uint8_t> codes;
+    std::vector<float> scales;
+    std::vector<std::uint8_t> zeros;
+};
+/// INT8 symmetric quantization of a row-major rows x cols matrix into caller buffers.
+inline void int8_quantize(span<const float> src, std::size_t rows, std::size_t cols, std::size_t group_size,
+                          span<std::int8_t> dst, span<float> scales) {
+    detail::need(src.size(), detail::product(rows, cols), "src", "quant_int8_quantize");
+    detail::check(quant_int8_quantize(src.data(), rows, cols, group_size, dst.data(), dst.size(), scales.data(),
+                                      scales.size()),
+                  "quant_int8_quantize");
+}
+inline int8_matrix int8_quantize(span<const float> src, std::size_t rows, std::size_t cols, std::size_t group_size) {
+    detail::need(src.size(), detail::product(rows, cols), "src", "quant_int8_quantize");
+    int8_matrix out;
+    if (detail::fits(rows, cols)) {
+        out.codes.resize(rows * cols);
+        out.scales.resize(scale_count(rows, cols, group_size));
+    }
+    int8_quantize(src, rows, cols, group_size, out.codes, out.scales);
+    return out;
+}
+/// INT8 dequantization: x' = code * scale.
+inline void int8_dequantize(span<const std::int8_t> src, span<const float> scales, std::size_t rows, std::size_t cols,
+                            std::size_t group_size, span<float> dst) {
+    const char *fn = "quant_int8_dequantize";
+    detail::need(src.size(), detail::product(rows, cols), "src", fn);
+    if (rows != 0 && cols != 0) detail::need(scales.size(), scale_count(rows, cols, group_size), "scales", fn);
+    detail::check(quant_int8_dequantize(src.data(), scales.data(), rows, cols, group_size, dst.data(), dst.size()), fn);
+}
+inline std::vector<float> int8_dequantize(const int8_matrix &q, std::size_t rows, std::size_t cols, std::size_t group_size) {
+    std::vector<float> dst(detail::product(rows, cols) <= q.codes.size() ? rows * cols : 0);
+    int8_dequantize(q.codes, q.scales, rows, cols, group_size, dst);
+    return dst;
+}
+
+/// INT4 asymmetric quantization (zero points) into caller buffers; scales and zeros hold one per group.
+inline void int4_quantize(span<const float> src, std::size_t rows, std::size_t cols, std::size_t group_size,
+                          span<std::uint8_t> dst, span<float> scales, span<std::uint8_t> zeros) {
+    const char *fn = "quant_int4_quantize";
+    detail::need(src.size(), detail::product(rows, cols), "src", fn);
+    if (scales.size() != zeros.size()) {
+        detail::fail(QUANT_ERR_SHAPE_MISMATCH, fn, "scales and zeros differ in length");
+    }
+    detail::check(quant_int4_quantize(src.data(), rows, cols, group_size, dst.data(), dst.size(), scales.data(),
+                                      zeros.data(), scales.size()),
+                  fn);
+}
+inline int4_matrix int4_quantize(span<const float> src, std::size_t rows, std::size_t cols, std::size_t group_size) {
+    detail::need(src.size(), detail::product(rows, cols), "src", "quant_int4_quantize");
+    int4_matrix out;
+    if (detail::fits(rows, cols)) {
+        out.codes.resize(int4_packed_size(rows, cols));
+        out.scales.resize(scale_count(rows, cols, group_size));
+        out.zeros.resize(out.scales.size());
+    }
+    int4_quantize(src, rows, cols, group_size, out.codes, out.scales, out.zeros);
+    return out;
+}
+/// INT4 dequantization: x' = (q - zero) * scale.
+inline void int4_dequantize(span<const std::uint8_t> src, span<const float> scales, span<const std::uint8_t> zeros,
+                            std::size_t rows, std::size_t cols, std::size_t group_size, span<float> dst) {
+    const char *fn = "quant_int4_dequantize";
+    if (rows != 0 && cols != 0 && detail::product(rows, cols) != std::numeric_limits<std::size_t>::max()) {
+        detail::need(src.size(), int4_packed_size(rows, cols), "src", fn);
+        detail::need(scales.size(), scale_count(rows, cols, group_size), "scales", fn);
+        detail::need(zeros.size(), scale_count(rows, cols, group_size), "zeros", fn);
+    }
+    detail::check(quant_int4_dequantize(src.data(), scales.data(), zeros.data(), rows, cols, group_size, dst.data(),
+                                        dst.size()),
+                  fn);
+}
+inline std::vector<float> int4_dequantize(const int4_matrix &q, std::size_t rows, std::size_t cols, std::size_t group_size) {
+    std::vector<float> dst(detail::product(rows, cols) != std::numeric_limits<std::size_t>::max() ? rows * cols : 0);
+    int4_dequantize(q.codes, q.scales, q.zeros, rows, cols, group_size, dst);
+    return dst;
+}
+
+/// Packs signed 4-bit values (-8..7) two a byte, the first in the low nibble.
+inline void pack_int4(span<const std::int8_t> values, span<std::uint8_t> dst) {
+    detail::check(quant_pack_int4(values.data(), values.size(), dst.data(), dst.size()), "quant_pack_int4");
+}
+inline std::vector<std::uint8_t> pack_int4(span<const std::int8_t> values) {
+    std::vector<std::uint8_t> dst((values.size() + 1) / 2);
+    pack_int4(values, dst);
+    return dst;
+}
+/// Unpacks n signed 4-bit values (sign-extended) from ceil(n / 2) bytes.
+inline void unpack_int4(span<const std::uint8_t> src, std::size_t n, span<std::int8_t> dst) {
+    detail::need(src.size(), n / 2 + n % 2, "src", "quant_unpack_int4");
+    detail::check(quant_unpack_int4(src.data(), n, dst.data(), dst.size()), "quant_unpack_int4");
+}
+inline std::vector<std::int8_t> unpack_int4(span<const std::uint8_t> src, std::size_t n) {
+    detail::need(src.size(), n / 2 + n % 2, "src", "quant_unpack_int4");
+    std::vector<std::int8_t> dst(n);
+    unpack_int4(src, n, dst);
+    return dst;
+}
+
+// ---- FP8 E4M3 with a scale per row or group ---------------------------------------------------------
+
+/// FP8 E4M3 codes and one scale per group.
+struct fp8_matrix {
+    std::vector<std::uint8_t> codes;
+    std::vector<float> scales;
+};
+
+/// FP8 E4M3 scaled quantization (scale = absmax / 448 per group) into caller buffers.
+inline void fp8_e4m3_quantize(span<const float> src, std::size_t rows, std::size_t cols, std::size_t group_size,
+                              span<std::uint8_t> dst, span<float> scales) {
+    detail::need(src.size(), detail::product(rows, cols), "src", "quant_fp8_e4m3_quantize");
+    detail::check(quant_fp8_e4m3_quantize(src.data(), rows, cols, group_size, dst.data(), dst.size(), scales.data(),
+                                          scales.size()),
+                  "quant_fp8_e4m3_quantize");
+}
+inline fp8_matrix fp8_e4m3_quantize(span<const float> src, std::size_t rows, std::size_t cols, std::size_t group_size) {
+    detail::need(src.size(), detail::product(rows, cols), "src", "quant_fp8_e4m3_quantize");
+    fp8_matrix out;
+    if (detail::fits(rows, cols)) {
+        out.codes.resize(rows * cols);
+        out.scales.resize(scale_count(rows, cols, group_size));
+    }
+    fp8_e4m3_quantize(src, rows, cols, group_size, out.codes, out.scales);
+    return out;
+}
+/// FP8 E4M3 dequantization: x' = f32(code) * scale.
+inline void fp8_e4m3_dequantize(span<const std::uint8_t> src, span<const float> scales, std::size_t rows,
+                                std::size_t cols, std::size_t group_size, span<float> dst) {
+    const char *fn = "quant_fp8_e4m3_dequantize";
+    detail::need(src.size(), detail::product(rows, cols), "src", fn);
+    if (rows != 0 && cols != 0) detail::need(scales.size(), scale_count(rows, cols, group_size), "scales", fn);
+    detail::check(quant_fp8_e4m3_dequantize(src.data(), scales.data(), rows, cols, group_size, dst.data(), dst.size()),
+                  fn);
+}
+inline std::vector<float> fp8_e4m3_dequantize(const fp8_matrix &q, std::size_t rows, std::size_t cols,
+                                              std::size_t group_size) {
+    std::vector<float> dst(detail::product(rows, cols) <= q.codes.size() ? rows * cols : 0);
+    fp8_e4m3_dequantize(q.codes, q.scales, rows, cols, group_size, dst);
+    return dst;
+}
+
+
+// ---- calibration and options ------------------------------------------------------------------------
+
+/// SmoothQuant scales s_j = a_j^alpha / w_j^(1 - alpha); all three spans have the same length.
+inline void smooth_scales(span<const float> weight_absmax, span<const float> act_absmax, double alpha, span<float> out) {
+    const char *fn = "quant_smooth_scales";
+    if (weight_absmax.size() != act_absmax.size()) {
+        detail::fail(QUANT_ERR_SHAPE_MISMATCH, fn, "weight_absmax and act_absmax differ in length");
+    }
+    detail::need(out.size(), weight_absmax.size(), "out", fn);
+    detail::check(quant_smooth_scales(weight_absmax.data(), act_absmax.data(), weight_absmax.size(), alpha, out.data()),
+                  fn);
+}
+inline std::vector<float> smooth_scales(span<const float> weight_absmax, span<const float> act_absmax, double alpha) {
+    std::vector<float> out(weight_absmax.size());
+    smooth_scales(weight_absmax, act_absmax, alpha, out);
+    return out;
+}
+/// Owner of a quant_options: the optional knobs of the methods; every setter validates its value.
+class options {
+  public:
+    options() { detail::check(quant_options_new(&handle_), "quant_options_new"); }
+    options(options &&other) noexcept : handle_(std::exchange(other.handle_, nullptr)) {}
+    options &operator=(options &&other) noexcept {
+        if (this != &other) {
+            quant_options_free(handle_);
+            handle_ = std::exchange(other.handle_, nullptr);
+        }
+        return *this;
+    }
+    options(const options &) = delete;
+    options &operator=(const options &) = delete;
+    ~options() { quant_options_free(handle_); }
+
+    /// GPTQ: process columns by decreasing Hessian diagonal (the result keeps g_idx).
+    options &act_order(bool on) { detail::check(quant_options_set_act_order(handle_, on), "quant_options_set_act_order"); return *this; }
+    /// GPTQ: damping as a fraction of the mean Hessian diagonal (default 0.01).
+    options &damp_percent(double v) { detail::check(quant_options_set_damp_percent(handle_, v), "quant_options_set_damp_percent"); return *this; }
+    /// GPTQ: columns per lazy block update (default 128).
+    options &block_size(std::size_t v) { detail::check(quant_options_set_block_size(handle_, v), "quant_options_set_block_size"); return *this; }
+    /// GPTQ/AWQ: symmetric codes instead of zero points.
+    options &symmetric(bool on) { detail::check(quant_options_set_symmetric(handle_, on), "quant_options_set_symmetric"); return *this; }
+    /// GPTQ with act-order: every group's scale from the original weights.
+    options &static_groups(bool on) { detail::check(quant_options_set_static_groups(handle_, on), "quant_options_set_static_groups"); return *this; }
+    /// GPTQ: search a shrink grid for each group's scale.
+    options &mse_search(bool on) { detail::check(quant_options_set_mse_search(handle_, on), "quant_options_set_mse_search"); return *this; }
+    /// Tokens a calibration keeps for AWQ's searches (default 512).
+    options &sample_tokens(std::size_t v) { detail::check(quant_options_set_sample_tokens(handle_, v), "quant_options_set_sample_tokens"); return *this; }
+    /// Worker threads, 0 = all cores.
+    options &threads(std::size_t v) { detail::check(quant_options_set_threads(handle_, v), "quant_options_set_threads"); return *this; }
+
+    quant_options *get() const noexcept { return handle_; }
+    quant_options *release() noexcept { return std::exchange(handle_, nullptr); }
+
+  private:
+    quant_options *handle_ = nullptr;
+};
+/// Owner of a quant_calib: activation statistics of one layer input of width cols.
+class calib {
+  public:
+    /// Accumulates everything: the Hessian (GPTQ), max|x| and mean|x|, and a sample of 512 tokens.
+    explicit calib(std::size_t cols) : cols_(cols) { detail::check(quant_calib_new(cols, &handle_), "quant_calib_new"); }
+    /// flags: 0 (no Hessian: O(cols) memory, enough for AWQ and SmoothQuant) or calib::hessian.
+    /// opts: sample_tokens and threads are read here (nullptr = defaults).
+    calib(std::size_t cols, std::uint32_t flags, const options *opts = nullptr) : cols_(cols) {
+        detail::check(quant_calib_new_ex(cols, flags, opts ? opts->get() : nullptr, &handle_), "quant_calib_new_ex");
+    }
+    calib(std::size_t cols, std::uint32_t flags, const options &opts) : calib(cols, flags, &opts) {}
+    /// Flag of calib(cols, flags): accumulate the GPTQ Hessian.
+    static constexpr std::uint32_t hessian = QUANT_CALIB_HESSIAN;
+    calib(calib &&other) noexcept : handle_(std::exchange(other.handle_, nullptr)), cols_(other.cols_) {}
+    calib &operator=(calib &&other) noexcept {
+        if (this != &other) {
+            quant_calib_free(handle_);
+            handle_ = std::exchange(other.handle_, nullptr);
+            cols_ = other.cols_;
+        }
+        return *this;
+    }
+    calib(const calib &) = delete;
+    calib &operator=(const calib &) = delete;
+    ~calib() { quant_calib_free(handle_); }
+
+    /// Adds x.size() / cols() tokens (row-major n_tokens x cols); x.size() must be a multiple of cols().
+    calib &add(span<const float> x) {
+        if (cols_ == 0 || x.size() % cols_ != 0) {
+            detail::fail(QUANT_ERR_SHAPE_MISMATCH, "quant_calib_add",
+                         "x holds " + std::to_string(x.size()) + " floats, not a multiple of cols = " + std::to_string(cols_));
+        }
+        detail::check(quant_calib_add(handle_, x.data(), x.size() / cols_, cols_), "quant_calib_add");
+        return *this;
+    }
+    /// Adds n_tokens x cols activations (cols must equal the calibration's width, else SHAPE_MISMATCH).
+    calib &add(span<const float> x, std::size_t n_tokens, std::size_t cols) {
+        detail::need(x.size(), detail::product(n_tokens, cols), "x", "quant_calib_add");
+        detail::check(quant_calib_add(handle_, x.data(), n_tokens, cols), "quant_calib_add");
+        return *this;
+    }
+    /// Replaces the Hessian by h (row-major cols x cols doubles, H = (2/n) sum x x^T over n_tokens),
+    /// accumulated elsewhere; only the lower triangle is read.
+    calib &set_hessian(span<const double> h, std::size_t cols, std::uint64_t n_tokens) {
+        detail::check(quant_calib_set_hessian(handle_, h.data(), h.size(), cols, n_tokens), "quant_calib_set_hessian");
+        return *this;
+    }
+    /// Tokens added so far.
+    std::uint64_t tokens() const noexcept { return quant_calib_tokens(handle_); }
+    /// The input width.
+    std::size_t cols() const noexcept { return cols_; }
+
+    quant_calib *get() const noexcept { return handle_; }
+    quant_calib *release() noexcept { return std::exchange(handle_, nullptr); }
+
+  private:
+    quant_calib *handle_ = nullptr;
+    std::size_t cols_ = 0;
+};
+
+
+// ---- W8A8 runtime (SmoothQuant layers) -------------------------------------------------------------
+
+/// Per-token INT8 activations: n_tokens x cols codes and one scale per token.
+struct int8_activations {
+    std::vector<std::int8_t> codes;
+    std::vector<float> token_scales;
+};
+/// Per-token INT8 quantization of x / input_scales (input_scales empty: no division), as a W8A8
+/// engine runs a SmoothQuant layer.
+inline void quantize_activations(span<const float> x, std::size_t n_tokens, std::size_t cols,
+                                 span<const float> input_scales, span<std::int8_t> dst, span<float> token_scales) {
+    const char *fn = "quant_quantize_activations";
+    detail::need(x.size(), detail::product(n_tokens, cols), "x", fn);
+    if (!input_scales.empty()) detail::need(input_scales.size(), cols, "input_scales", fn);
+    detail::check(quant_quantize_activations(x.data(), n_tokens, cols, input_scales.empty() ? nullptr : input_scales.data(),
+                                             dst.data(), dst.size(), token_scales.data(), token_scales.size()),
+                  fn);
+}
+inline int8_activations quantize_activations(span<const float> x, std::size_t n_tokens, std::size_t cols,
+                                             span<const float> input_scales = {}) {
+    detail::need(x.size(), detail::product(n_tokens, cols), "x", "quant_quantize_activations");
+    int8_activations out;
+    if (detail::fits(n_tokens, cols)) {
+        out.codes.resize(n_tokens * cols);
+        out.token_scales.resize(n_tokens);
+    }
+    quantize_activations(x, n_tokens, cols, input_scales, out.codes, out.token_scales);
+    return out;
+}
+/// out (m x n) = (a . b^T, exact in i32) * a_scales[i] * b_scales[j]; a is m x k, b is n x k INT8.
+inline void int8_gemm(span<const std::int8_t> a, span<const float> a_scales, span<const std::int8_t> b,
+                      span<const float> b_scales, std::size_t m, std::size_t n, std::size_t k, span<float> out) {
+    const char *fn = "quant_int8_gemm";
+    detail::need(a.size(), detail::product(m, k), "a", fn);
+    detail::need(b.size(), detail::product(n, k), "b", fn);
+    detail::need(a_scales.size(), m, "a_scales", fn);
+    detail::need(b_scales.size(), n, "b_scales", fn);
+    detail::check(quant_int8_gemm(a.data(), a_scales.data(), b.data(), b_scales.data(), m, n, k, out.data(), out.size()), fn);
+}
+inline std::vector<float> int8_gemm(span<const std::int8_t> a, span<const float> a_scales, span<const std::int8_t> b,
+                                    span<const float> b_scales, std::size_t m, std::size_t n, std::size_t k) {
+    std::vector<float> out(detail::product(m, n) != std::numeric_limits<std::size_t>::max() ? m * n : 0);
+    int8_gemm(a, a_scales, b, b_scales, m, n, k, out);
+    return out;
+}
+
+// ---- whole-matrix quantization ----------------------------------------------------------------------
+
+/// Owner of a quant_weight: one quantized matrix and everything needed to use or undo it.
+class weight {
+  public:
+    /// Takes ownership of a handle from the C API (NULL gives an empty owner).
+    explicit weight(quant_weight *handle) noexcept : handle_(handle) {}
+    weight(weight &&other) noexcept : handle_(std::exchange(other.handle_, nullptr)) {}
+    weight &operator=(weight &&other) noexcept {
+        if (this != &other) {
+            quant_weight_free(handle_);
+            handle_ = std::exchange(other.handle_, nullptr);
+        }
+        return *this;
+    }
+    weight(const weight &) = delete;
+    weight &operator=(const weight &) = delete;
+    ~weight() { quant_weight_free(handle_); }
+
+    /// Quantizes the row-major rows x cols matrix w with method m. calib may be null for the
+    /// round-to-nearest kinds (INT8, INT4, FP8); AWQ, SmoothQuant and GPTQ need it. opts null = defaults.
+    static weight quantize(const quant_method &m, span<const float> w, std::size_t rows, std::size_t cols,
+                           const quant_calib *calib = nullptr, const quant_options *opts = nullptr) {
+        detail::need(w.size(), detail::product(rows, cols), "w", "quant_quantize");
+        quant_weight *out = nullptr;
+        detail::check(quant_quantize(&m, opts, w.data(), rows, cols, calib, &out), "quant_quantize");
+        return weight(out);
+    }
+    static weight quantize(const quant_method &m, span<const float> w, std::size_t rows, std::size_t cols,
+                           const quant::calib &c, const options *opts = nullptr) {
+        return quantize(m, w, rows, cols, c.get(), opts ? opts->get() : nullptr);
+    }
+    static weight quantize(const quant_method &m, span<const float> w, std::size_t rows, std::size_t cols,
+                           const quant::calib &c, const options &opts) {
+        return quantize(m, w, rows, cols, c.get(), opts.get());
+    }
+    /// Quantizes matrices that read the same input (q, k, v; gate and up) together: AWQ and
+    /// SmoothQuant give them one input scale. ws[i] holds rows[i] x cols floats.
+    static std::vector<weight> quantize_group(const quant_method &m, const std::vector<span<const float>> &ws,
+                                              const std::vector<std::size_t> &rows, std::size_t cols,
+                                              const quant::calib &c, const options *opts = nullptr) {
+        const char *fn = "quant_quantize_group";
+        if (ws.size() != rows.size()) detail::fail(QUANT_ERR_SHAPE_MISMATCH, fn, "ws and rows differ in length");
+        std::vector<const float *> ptrs(ws.size());
+        for (std::size_t i = 0; i < ws.size(); i++) {
+            detail::need(ws[i].size(), detail::product(rows[i], cols), "ws[i]", fn);
+            ptrs[i] = ws[i].data();
+        }
+        std::vector<quant_weight *> out(ws.size(), nullptr);
+        detail::check(quant_quantize_group(&m, opts ? opts->get() : nullptr, ptrs.data(), rows.data(), ws.size(),
+                                           cols, c.get(), out.data()),
+                      fn);
+        std::vector<weight> result;
+        result.reserve(out.size());
+        for (quant_weight *h : out) result.emplace_back(h);
+        return result;
+    }
+
+    /// rows (output features) of the matrix.
+    std::size_t rows() const { return shape().first; }
+    /// cols (input features) of the matrix.
+    std::size_t cols() const { return shape().second; }
+    std::pair<std::size_t, std::size_t> shape() const {
+        std::pair<std::size_t, std::size_t> s{0, 0};
+        detail::check(quant_weight_shape(handle_, &s.first, &s.second), "quant_weight_shape");
+        return s;
+    }
+    /// The method it was quantized with.
+    quant::method method() const {
+        quant_method out{};
+        detail::check(quant_weight_method(handle_, &out), "quant_weight_method");
+        return quant::method(out);
+    }
+    /// Packed codes: each row starts on a byte, b bits per element, least significant bit first.
+    span<const std::uint8_t> data() const noexcept { return view(quant_weight_data); }
+    /// The codes as signed bytes (INT8 and SmoothQuant weights: one int8 per element, for int8_gemm).
+    span<const std::int8_t> int8_data() const noexcept {
+        span<const std::uint8_t> d = data();
+        return span<const std::int8_t>(reinterpret_cast<const std::int8_t *>(d.data()), d.size());
+    }
+    /// One scale per group.
+    span<const float> scales() const noexcept { return view(quant_weight_scales); }
+    /// Zero points, empty when the method has none.
+    span<const float> zero_points() const noexcept { return view(quant_weight_zero_points); }
+    /// AWQ/SmoothQuant per-input-channel scales s (the layer computes (x / s) . W_q^T); else empty.
+    span<const float> input_scales() const noexcept { return view(quant_weight_input_scales); }
+    /// GPTQ act-order group index of each column; else empty.
+    span<const std::int32_t> group_index() const noexcept { return view(quant_weight_group_index); }
+
+    /// The effective weight in the original input basis into dst (rows * cols floats).
+    void dequantize(span<float> dst) const {
+        detail::check(quant_weight_dequantize(handle_, dst.data(), dst.size()), "quant_weight_dequantize");
+    }
+    std::vector<float> dequantize() const {
+        auto s = shape();
+        std::vector<float> dst(s.first * s.second);
+        dequantize(dst);
+        return dst;
+    }
+
+    quant_weight *get() const noexcept { return handle_; }
+    quant_weight *release() noexcept { return std::exchange(handle_, nullptr); }
+    explicit operator bool() const noexcept { return handle_ != nullptr; }
+
+  private:
+    template <class T> span<const T> view(const T *(*fn)(const quant_weight *, std::size_t *)) const noexcept {
+        std::size_t len = 0;
+        const T *p = fn(handle_, &len);
+        return p ? span<const T>(p, len) : span<const T>();
+    }
+    quant_weight *handle_ = nullptr;
+};
+
+} // namespace quant
+
+#endif /* QUANT_HPP */

@@ -1,0 +1,581 @@
+//! GGML / GGUF block formats: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 and the K-quants Q4_K and Q6_K (in
+//! [`super::ggml_k`]), byte-exact with ggml's reference quantizers (`quantize_row_*_ref` in
+//! `ggml-quants.c`), which gguf-py's `gguf.quants` reproduces.
+//!
+//! # Layouts (little-endian; `f16` is IEEE binary16, rounded to nearest even from f32)
+//! A row of `n_per_row` values (a multiple of the block size) is cut into consecutive blocks, each
+//! stored as a fixed-size record; a row of `nrows x n_per_row` takes `n_per_row / block * type_size`
+//! bytes and rows follow each other.
+//!
+//! | type | id | block | bytes | record | value |
+//! |------|----|-------|-------|--------|-------|
+//! | Q4_0 | 2  | 32  | 18  | `d: f16, qs[16]` | `(q - 8) * d` |
+//! | Q4_1 | 3  | 32  | 20  | `d: f16, m: f16, qs[16]` | `q * d + m` |
+//! | Q5_0 | 6  | 32  | 22  | `d: f16, qh: u32, qs[16]` | `(q - 16) * d` |
+//! | Q5_1 | 7  | 32  | 24  | `d: f16, m: f16, qh: u32, qs[16]` | `q * d + m` |
+//! | Q8_0 | 8  | 32  | 34  | `d: f16, qs: i8[32]` | `q * d` |
+//! | Q4_K | 12 | 256 | 144 | `d, dmin: f16, scales[12], qs[128]` | see [`super::ggml_k`] |
+//! | Q6_K | 14 | 256 | 210 | `ql[128], qh[64], scales: i8[16], d: f16` | see [`super::ggml_k`] |
+//!
+//! In the 32-value types, byte `qs[j]` holds element `j` in its low nibble and element `j + 16` in its
+//! high nibble; for Q5 the fifth bit of element `j` is bit `j` of `qh`.
+//!
+//! # Quantization (ggml's reference, operation for operation, in f32)
+//! - Q4_0 / Q5_0: `max` = the first element of largest magnitude (with its sign);
+//!   `d = max / -8` (`-16`), `id = d != 0 ? 1/d : 0`, `q = min(15, (int8)(x*id + 8.5))` (`31`, `16.5`):
+//!   truncation, not rounding.
+//! - Q4_1 / Q5_1: `d = (max - min) / 15` (`31`), `id` as above, `m = min`,
+//!   `q = min(15, (int8)((x - min)*id + 0.5))`.
+//! - Q8_0: `d = amax / 127`, `q = roundf(x * id)` (ties away from zero).
+//!
+//! The products and sums are separate f32 operations: Rust never contracts them into a fused
+//! multiply-add (and this file never calls `mul_add`), because an FMA changes Q4_0 codes. The
+//! float-to-int conversions are those of C compiled for x86-64 (truncation toward zero to 32 bits, then
+//! the low byte); a NaN or out-of-range value gives 0 there, which only happens for blocks whose scale
+//! is so small (below about 1e-38) that `1/d` overflows.
+//!
+//! Signed zeros follow ggml's C loops too: Q4_0/Q5_0 keep `max = +0.0` for an all-zero block (so
+//! `d = -0.0`, f16 `0x8000`), and Q4_1/Q5_1 keep the first minimum found (`-0.0` once seen before a
+//! `+0.0`). gguf-py's numpy `argmax`/`min` may pick the other zero there, so its header then differs in
+//! the sign bit of a zero scale or min, and only there (`scripts/gen_ggml_fixtures.py --verify N`
+//! measures it: 0 other differences in 200000 random blocks per type); both decode to the same values.
+//!
+//! # What this library adds to ggml
+//! - NaN or infinity in the input is `NonFinite` (ggml quantizes it to garbage).
+//! - A block whose f16 scale (or min) would overflow (|value| above 65504: inputs of magnitude
+//!   beyond about 5e5 for Q4_0) is `InvalidArgument` instead of an infinite scale in the file.
+//! - The dequantizers reject a record whose f16 scale or min is infinite or NaN (`NonFinite`, naming
+//!   the block).
+//! - Everything is validated before anything is written.
+use ::half::f16;
+
+use super::source::Src;
+use super::{check_len, ggml_k, Shape};
+use crate::error::{QuantError, Result};
+
+/// GGML type id of Q4_0 (32 values in 18 bytes: f16 scale, 4-bit codes, `(q - 8) * d`).
+pub const QUANT_GGML_TYPE_Q4_0: i32 = 2;
+/// GGML type id of Q4_1 (32 values in 20 bytes: f16 scale and min, 4-bit codes, `q * d + m`).
+pub const QUANT_GGML_TYPE_Q4_1: i32 = 3;
+/// GGML type id of Q5_0 (32 values in 22 bytes: f16 scale, 5-bit codes, `(q - 16) * d`).
+pub const QUANT_GGML_TYPE_Q5_0: i32 = 6;
+/// GGML type id of Q5_1 (32 values in 24 bytes: f16 scale and min, 5-bit codes, `q * d + m`).
+pub const QUANT_GGML_TYPE_Q5_1: i32 = 7;
+/// GGML type id of Q8_0 (32 values in 34 bytes: f16 scale, int8 codes, `q * d`).
+pub const QUANT_GGML_TYPE_Q8_0: i32 = 8;
+/// GGML type id of Q4_K (256 values in 144 bytes: super-block f16 scales, eight 6-bit sub-block
+/// scales and mins, 4-bit codes).
+pub const QUANT_GGML_TYPE_Q4_K: i32 = 12;
+/// GGML type id of Q6_K (256 values in 210 bytes: sixteen int8 sub-block scales, f16 super-block
+/// scale, 6-bit codes).
+pub const QUANT_GGML_TYPE_Q6_K: i32 = 14;
+
+/// The GGML block types this library reads and writes.
+#[allow(non_camel_case_types)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GgmlType {
+    Q4_0,
+    Q4_1,
+    Q5_0,
+    Q5_1,
+    Q8_0,
+    Q4_K,
+    Q6_K,
+}
+
+impl GgmlType {
+    /// Every supported type, in the order of their ids.
+    pub fn all() -> [GgmlType; 7] {
+        [
+            Self::Q4_0,
+            Self::Q4_1,
+            Self::Q5_0,
+            Self::Q5_1,
+            Self::Q8_0,
+            Self::Q4_K,
+            Self::Q6_K,
+        ]
+    }
+
+    /// The type with GGML id `id` (`QUANT_GGML_TYPE_*`), or `None` for any other id.
+    pub fn from_id(id: i32) -> Option<Self> {
+        Self::all().into_iter().find(|t| t.id() == id)
+    }
+
+    /// The type with GGML id `id`, or `InvalidArgument` naming the id.
+    pub fn from_id_checked(id: i32) -> Result<Self> {
+        Self::from_id(id).ok_or_else(|| {
+            QuantError::invalid(format!(
+                "ggml type {id} is not supported: use Q4_0 (2), Q4_1 (3), Q5_0 (6), Q5_1 (7), \
+                 Q8_0 (8), Q4_K (12) or Q6_K (14)"
+            ))
+        })
+    }
+
+    /// GGML's id of the type (`enum ggml_type`).
+    pub fn id(self) -> i32 {
+        match self {
+            Self::Q4_0 => QUANT_GGML_TYPE_Q4_0,
+            Self::Q4_1 => QUANT_GGML_TYPE_Q4_1,
+            Self::Q5_0 => QUANT_GGML_TYPE_Q5_0,
+            Self::Q5_1 => QUANT_GGML_TYPE_Q5_1,
+            Self::Q8_0 => QUANT_GGML_TYPE_Q8_0,
+            Self::Q4_K => QUANT_GGML_TYPE_Q4_K,
+            Self::Q6_K => QUANT_GGML_TYPE_Q6_K,
+        }
+    }
+
+    /// GGML's name of the type (`ggml_type_name`): "q4_0", ..., "q4_K", "q6_K".
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Q4_0 => "q4_0",
+            Self::Q4_1 => "q4_1",
+            Self::Q5_0 => "q5_0",
+            Self::Q5_1 => "q5_1",
+            Self::Q8_0 => "q8_0",
+            Self::Q4_K => "q4_K",
+            Self::Q6_K => "q6_K",
+        }
+    }
+
+    /// [`name`](Self::name) as a static C string.
+    pub fn c_name(self) -> &'static std::ffi::CStr {
+        match self {
+            Self::Q4_0 => c"q4_0",
+            Self::Q4_1 => c"q4_1",
+            Self::Q5_0 => c"q5_0",
+            Self::Q5_1 => c"q5_1",
+            Self::Q8_0 => c"q8_0",
+            Self::Q4_K => c"q4_K",
+            Self::Q6_K => c"q6_K",
+        }
+    }
+
+    /// Values per block (`ggml_blck_size`): 32, or 256 for the K-quants.
+    pub fn block_size(self) -> usize {
+        match self {
+            Self::Q4_K | Self::Q6_K => ggml_k::QK_K,
+            _ => 32,
+        }
+    }
+
+    /// Bytes per block (`ggml_type_size`).
+    pub fn type_size(self) -> usize {
+        match self {
+            Self::Q4_0 => 18,
+            Self::Q4_1 => 20,
+            Self::Q5_0 => 22,
+            Self::Q5_1 => 24,
+            Self::Q8_0 => 34,
+            Self::Q4_K => ggml_k::Q4_K_BYTES,
+            Self::Q6_K => ggml_k::Q6_K_BYTES,
+        }
+    }
+
+    /// Bytes of a row of `n_per_row` values (`ggml_row_size`), or `None` when `n_per_row` is not a
+    /// multiple of the block size (0 gives `Some(0)`, as in ggml).
+    pub fn row_size(self, n_per_row: usize) -> Option<usize> {
+        if n_per_row % self.block_size() != 0 {
+            return None;
+        }
+        (n_per_row / self.block_size()).checked_mul(self.type_size())
+    }
+
+    /// Quantizes one block of `block_size()` values into `type_size()` bytes (ggml's reference).
+    fn quantize_block(self, x: &[f32], y: &mut [u8]) {
+        match self {
+            Self::Q4_0 => quantize_q4_0(x, y),
+            Self::Q4_1 => quantize_q4_1(x, y),
+            Self::Q5_0 => quantize_q5_0(x, y),
+            Self::Q5_1 => quantize_q5_1(x, y),
+            Self::Q8_0 => quantize_q8_0(x, y),
+            Self::Q4_K => ggml_k::quantize_q4_k(x, y),
+            Self::Q6_K => ggml_k::quantize_q6_k(x, y),
+        }
+    }
+
+    /// Dequantizes one record of `type_size()` bytes into `block_size()` values.
+    fn dequantize_block(self, b: &[u8], y: &mut [f32]) {
+        match self {
+            Self::Q4_0 => dequantize_q4_0(b, y),
+            Self::Q4_1 => dequantize_q4_1(b, y),
+            Self::Q5_0 => dequantize_q5_0(b, y),
+            Self::Q5_1 => dequantize_q5_1(b, y),
+            Self::Q8_0 => dequantize_q8_0(b, y),
+            Self::Q4_K => ggml_k::dequantize_q4_k(b, y),
+            Self::Q6_K => ggml_k::dequantize_q6_k(b, y),
+        }
+    }
+
+    /// Byte offsets of the f16 header fields (scales and mins) of a record.
+    fn header_offsets(self) -> &'static [usize] {
+        match self {
+            Self::Q4_0 | Self::Q5_0 | Self::Q8_0 => &[0],
+            Self::Q4_1 | Self::Q5_1 | Self::Q4_K => &[0, 2],
+            Self::Q6_K => &[208],
+        }
+    }
+
+    /// The first f16 header field of a record that is infinite or NaN, as `(offset, value)`.
+    fn bad_header(self, record: &[u8]) -> Option<(usize, f32)> {
+        self.header_offsets().iter().find_map(|&o| {
+            let h = u16::from_le_bytes([record[o], record[o + 1]]);
+            (h & 0x7C00 == 0x7C00).then(|| (o, f16::from_bits(h).to_f32()))
+        })
+    }
+}
+
+/// Largest input magnitude for which no type's f16 header can overflow (every header is at most a
+/// few times the block's largest magnitude, far below 65504): above it the quantizer first checks
+/// each block.
+const SAFE_ABSMAX: f32 = 1000.0;
+
+/// f32 -> f16 bits, round to nearest even (`GGML_FP32_TO_FP16`).
+pub(crate) fn fp16(x: f32) -> u16 {
+    f16::from_f32(x).to_bits()
+}
+
+/// The f16 at `b[0..2]` (little-endian) as f32 (`GGML_FP16_TO_FP32`, exact).
+pub(crate) fn read_fp16(b: &[u8]) -> f32 {
+    f16::from_bits(u16::from_le_bytes([b[0], b[1]])).to_f32()
+}
+
+/// C's `(int8_t)v` for a float `v` as compiled for x86-64 (`cvttss2si` then the low byte): truncation
+/// toward zero, wrapping to 8 bits; NaN and values outside the 32-bit range give 0. Returned widened to
+/// `i32`, as C's integer promotion does before `MIN`.
+pub(crate) fn c_float_to_i8(v: f32) -> i32 {
+    if (-2_147_483_648.0..2_147_483_648.0).contains(&v) {
+        i32::from((v as i32) as i8)
+    } else {
+        0
+    }
+}
+
+fn quantize_q4_0(x: &[f32], y: &mut [u8]) {
+    quantize_sym_nibbles(x, y, 8.0, 8.5, 15, false);
+}
+
+fn quantize_q5_0(x: &[f32], y: &mut [u8]) {
+    quantize_sym_nibbles(x, y, 16.0, 16.5, 31, true);
+}
+
+/// Q4_0 (`half` 8) and Q5_0 (`half` 16): `d = max / -half`, `q = min(top, (int8)(x*id + bias))`.
+fn quantize_sym_nibbles(x: &[f32], y: &mut [u8], half: f32, bias: f32, top: i32, five: bool) {
+    let mut amax = 0.0f32;
+    let mut max = 0.0f32;
+    for &v in x {
+        if amax < v.abs() {
+            amax = v.abs();
+            max = v;
+        }
+    }
+    let d = max / -half;
+    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+    y[0..2].copy_from_slice(&fp16(d).to_le_bytes());
+    let code = |v: f32| c_float_to_i8(v * id + bias).min(top) as u8;
+    write_nibbles(x, y, five, code);
+}
+
+fn quantize_q4_1(x: &[f32], y: &mut [u8]) {
+    quantize_min_nibbles(x, y, 15.0, 15, false);
+}
+
+fn quantize_q5_1(x: &[f32], y: &mut [u8]) {
+    quantize_min_nibbles(x, y, 31.0, 31, true);
+}
+
+/// Q4_1 (`levels` 15) and Q5_1 (31): `d = (max - min) / levels`, `m = min`,
+/// `q = min(top, (int8)((x - min)*id + 0.5))`.
+fn quantize_min_nibbles(x: &[f32], y: &mut [u8], levels: f32, top: i32, five: bool) {
+    let mut min = f32::MAX;
+    let mut max = -f32::MAX;
+    for &v in x {
+        if v < min {
+            min = v;
+        }
+        if v > max {
+            max = v;
+        }
+    }
+    let d = (max - min) / levels;
+    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+    y[0..2].copy_from_slice(&fp16(d).to_le_bytes());
+    y[2..4].copy_from_slice(&fp16(min).to_le_bytes());
+    let code = |v: f32| c_float_to_i8((v - min) * id + 0.5).min(top) as u8;
+    write_nibbles(x, &mut y[2..], five, code);
+}
+
+/// Writes the codes of a 32-value block after its leading f16: for 4-bit types `qs` at offset 2; for
+/// 5-bit types `qh` (u32, bit `j` = fifth bit of element `j`) at offset 2 and `qs` at offset 6. Byte
+/// `qs[j]` holds element `j` (low nibble) and `j + 16` (high nibble).
+fn write_nibbles(x: &[f32], y: &mut [u8], five: bool, code: impl Fn(f32) -> u8) {
+    let qs_at = if five { 6 } else { 2 };
+    let mut qh = 0u32;
+    for j in 0..16 {
+        let q0 = code(x[j]);
+        let q1 = code(x[j + 16]);
+        y[qs_at + j] = (q0 & 0x0F) | ((q1 & 0x0F) << 4);
+        qh |= u32::from((q0 & 0x10) >> 4) << j;
+        qh |= u32::from((q1 & 0x10) >> 4) << (j + 16);
+    }
+    if five {
+        y[2..6].copy_from_slice(&qh.to_le_bytes());
+    }
+}
+
+fn quantize_q8_0(x: &[f32], y: &mut [u8]) {
+    let mut amax = 0.0f32;
+    for &v in x {
+        let a = v.abs();
+        amax = if amax > a { amax } else { a };
+    }
+    let d = amax / 127.0;
+    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+    y[0..2].copy_from_slice(&fp16(d).to_le_bytes());
+    for (q, &v) in y[2..34].iter_mut().zip(x) {
+        // roundf: ties away from zero (Rust's `round`).
+        *q = c_float_to_i8((v * id).round()) as u8;
+    }
+}
+
+/// Code `j` (0..32) of a 4- or 5-bit record whose `qs` starts at `qs_at` (and `qh` at `qs_at - 4`).
+fn code_at(b: &[u8], qs_at: usize, five: bool, j: usize) -> u8 {
+    let byte = b[qs_at + (j % 16)];
+    let low = if j < 16 { byte & 0x0F } else { byte >> 4 };
+    if five {
+        let qh = u32::from_le_bytes([b[qs_at - 4], b[qs_at - 3], b[qs_at - 2], b[qs_at - 1]]);
+        low | ((((qh >> j) & 1) as u8) << 4)
+    } else {
+        low
+    }
+}
+
+fn dequantize_q4_0(b: &[u8], y: &mut [f32]) {
+    let d = read_fp16(b);
+    for (j, o) in y.iter_mut().enumerate() {
+        *o = (i32::from(code_at(b, 2, false, j)) - 8) as f32 * d;
+    }
+}
+
+fn dequantize_q5_0(b: &[u8], y: &mut [f32]) {
+    let d = read_fp16(b);
+    for (j, o) in y.iter_mut().enumerate() {
+        *o = (i32::from(code_at(b, 6, true, j)) - 16) as f32 * d;
+    }
+}
+
+fn dequantize_q4_1(b: &[u8], y: &mut [f32]) {
+    let d = read_fp16(b);
+    let m = read_fp16(&b[2..]);
+    for (j, o) in y.iter_mut().enumerate() {
+        // Two roundings, as ggml's `x0*d + m` without contraction (and gguf-py's `(d * qs) + m`).
+        let p = f32::from(code_at(b, 4, false, j)) * d;
+        *o = p + m;
+    }
+}
+
+fn dequantize_q5_1(b: &[u8], y: &mut [f32]) {
+    let d = read_fp16(b);
+    let m = read_fp16(&b[2..]);
+    for (j, o) in y.iter_mut().enumerate() {
+        let p = f32::from(code_at(b, 8, true, j)) * d;
+        *o = p + m;
+    }
+}
+
+fn dequantize_q8_0(b: &[u8], y: &mut [f32]) {
+    let d = read_fp16(b);
+    for (o, &q) in y.iter_mut().zip(&b[2..34]) {
+        *o = f32::from(q as i8) * d;
+    }
+}
+
+/// Quantizes `nrows` rows of `n_per_row` values (`src`, row-major) to GGML blocks of type `ty` in
+/// `dst` (rows back to back, each `ty.row_size(n_per_row)` bytes), like ggml's `quantize_*` without an
+/// importance matrix. Returns the number of bytes written, `nrows * row_size`.
+///
+/// Errors (nothing written): `nrows` or `n_per_row` 0, or a size overflow, or `n_per_row` not a
+/// multiple of the block size (`InvalidArgument`); `src.len() != nrows * n_per_row` (`ShapeMismatch`);
+/// `dst` too short (`BufferTooSmall`); NaN or infinity in `src` (`NonFinite`, first index); a block
+/// whose f16 scale or min would overflow (`InvalidArgument`, naming the block).
+pub fn ggml_quantize(
+    ty: GgmlType,
+    src: &[f32],
+    nrows: usize,
+    n_per_row: usize,
+    dst: &mut [u8],
+) -> Result<usize> {
+    ggml_quantize_src(ty, Src::F32(src), nrows, n_per_row, dst)
+}
+
+/// [`ggml_quantize`] of an f32, f16 or bf16 source: 16-bit values are converted one block at a time
+/// into a stack buffer (no allocation), so the bytes equal those of the same values given as f32.
+/// Errors as [`ggml_quantize`].
+pub fn ggml_quantize_src(
+    ty: GgmlType,
+    src: Src,
+    nrows: usize,
+    n_per_row: usize,
+    dst: &mut [u8],
+) -> Result<usize> {
+    let shape = Shape::new(nrows, n_per_row, 0)?;
+    let row_size = ty.row_size(n_per_row).ok_or_else(|| {
+        QuantError::invalid(format!(
+            "n_per_row is {n_per_row}: {} needs a multiple of its block size {}",
+            ty.name(),
+            ty.block_size()
+        ))
+    })?;
+    if src.len() != shape.len() {
+        return Err(QuantError::ShapeMismatch(format!(
+            "src holds {} values but {nrows} rows of {n_per_row} are {}",
+            src.len(),
+            shape.len()
+        )));
+    }
+    // Cannot overflow: a row takes fewer bytes than its f32 values, and Shape bounds those.
+    let need = nrows * row_size;
+    check_len("dst", dst.len(), need)?;
+    src.check_finite("src")?;
+    check_headers(ty, src)?;
+    let (bs, ts) = (ty.block_size(), ty.type_size());
+    let mut block = [0f32; ggml_k::QK_K];
+    for (i, y) in dst[..need].chunks_exact_mut(ts).enumerate() {
+        match src {
+            Src::F32(s) => ty.quantize_block(&s[i * bs..(i + 1) * bs], y),
+            _ => {
+                src.convert(i * bs, &mut block[..bs]);
+                ty.quantize_block(&block[..bs], y);
+            }
+        }
+    }
+    Ok(need)
+}
+
+/// Checks that no block's f16 header overflows, by quantizing the blocks into a scratch record when
+/// the input is large enough for that to be possible.
+fn check_headers(ty: GgmlType, src: Src) -> Result<()> {
+    let absmax = match src {
+        Src::F32(s) => s.iter().fold(0.0f32, |m, v| m.max(v.abs())),
+        _ => (0..src.len()).fold(0.0f32, |m, i| m.max(src.get(i).abs())),
+    };
+    if absmax <= SAFE_ABSMAX {
+        return Ok(());
+    }
+    let bs = ty.block_size();
+    let mut record = [0u8; 256];
+    let record = &mut record[..ty.type_size()];
+    let mut block = [0f32; ggml_k::QK_K];
+    for i in 0..src.len() / bs {
+        src.convert(i * bs, &mut block[..bs]);
+        ty.quantize_block(&block[..bs], record);
+        if let Some((_, v)) = ty.bad_header(record) {
+            return Err(QuantError::invalid(format!(
+                "block {i} (values {}..{}): its f16 scale or min overflows to {v}: {} cannot store \
+                 values this large (an f16 holds at most 65504)",
+                i * bs,
+                (i + 1) * bs,
+                ty.name()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Dequantizes the first `n` values (`n` a multiple of the block size) of GGML blocks of type `ty` in
+/// `src` into `dst[..n]`, like ggml's `dequantize_row_*`.
+///
+/// Errors (nothing written): `n` 0 or not a multiple of the block size (`InvalidArgument`); `src`
+/// shorter than `n / block * type_size` bytes or `dst` shorter than `n` (`BufferTooSmall`); a record
+/// whose f16 scale or min is infinite or NaN (`NonFinite`, naming the block).
+pub fn ggml_dequantize(ty: GgmlType, src: &[u8], n: usize, dst: &mut [f32]) -> Result<()> {
+    let bs = ty.block_size();
+    if n == 0 || n % bs != 0 {
+        return Err(QuantError::invalid(format!(
+            "n is {n}: {} decodes a positive multiple of its block size {bs}",
+            ty.name()
+        )));
+    }
+    let ts = ty.type_size();
+    let need = (n / bs)
+        .checked_mul(ts)
+        .ok_or_else(|| QuantError::invalid(format!("n is {n}: the blocks overflow memory")))?;
+    check_len("src", src.len(), need)?;
+    check_len("dst", dst.len(), n)?;
+    for (i, record) in src[..need].chunks_exact(ts).enumerate() {
+        if let Some((offset, value)) = ty.bad_header(record) {
+            return Err(QuantError::NonFinite {
+                what: format!("src block {i}: the f16 header at byte {offset}"),
+                index: i,
+                value,
+            });
+        }
+    }
+    for (b, y) in src[..need]
+        .chunks_exact(ts)
+        .zip(dst[..n].chunks_exact_mut(bs))
+    {
+        ty.dequantize_block(b, y);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_are_ggmls() {
+        let sizes: Vec<_> = GgmlType::all()
+            .iter()
+            .map(|t| (t.id(), t.block_size(), t.type_size()))
+            .collect();
+        assert_eq!(
+            sizes,
+            [
+                (2, 32, 18),
+                (3, 32, 20),
+                (6, 32, 22),
+                (7, 32, 24),
+                (8, 32, 34),
+                (12, 256, 144),
+                (14, 256, 210)
+            ]
+        );
+        assert_eq!(GgmlType::Q4_0.row_size(4096), Some(128 * 18));
+        assert_eq!(GgmlType::Q4_0.row_size(33), None);
+        assert_eq!(GgmlType::Q6_K.row_size(384), None);
+        assert_eq!(GgmlType::from_id(1), None);
+        assert_eq!(GgmlType::from_id(14), Some(GgmlType::Q6_K));
+    }
+
+    #[test]
+    fn c_conversion_wraps_and_zeroes_nan() {
+        assert_eq!(c_float_to_i8(8.9), 8);
+        assert_eq!(c_float_to_i8(-0.9), 0);
+        assert_eq!(c_float_to_i8(300.7), 44);
+        assert_eq!(c_float_to_i8(f32::NAN), 0);
+        assert_eq!(c_float_to_i8(f32::INFINITY), 0);
+        assert_eq!(c_float_to_i8(1e20), 0);
+    }
+
+    #[test]
+    fn q4_1_keeps_the_first_minimum_like_ggml() {
+        // 0.5 then -0.0 (< 0.5) then +0.0 (not < -0.0): min stays -0.0, f16 0x8000.
+        let mut x = [0.0f32; 32];
+        x[0] = 0.5;
+        x[1] = -0.0;
+        let mut y = [0u8; 20];
+        quantize_q4_1(&x, &mut y);
+        assert_eq!(&y[2..4], &[0x00, 0x80]);
+    }
+
+    #[test]
+    fn q4_0_all_zero_block_has_negative_zero_scale() {
+        // ggml: max stays +0.0, d = 0.0 / -8 = -0.0, stored as f16 0x8000; codes (int8)(0 + 8.5) = 8.
+        let mut y = [0u8; 18];
+        quantize_q4_0(&[0.0; 32], &mut y);
+        assert_eq!(&y[..2], &[0x00, 0x80]);
+        assert!(y[2..].iter().all(|&b| b == 0x88));
+    }
+}

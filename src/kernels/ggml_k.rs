@@ -1,0 +1,422 @@
+//! GGML K-quants Q4_K and Q6_K: super-blocks of 256 values, following ggml's reference quantizers
+//! `quantize_row_q4_K_ref` (with `make_qkx2_quants`) and `quantize_row_q6_K_ref` (with
+//! `make_qx_quants`), operation for operation in f32 (no fused multiply-add), and ggml's dequantizers.
+//! The entry points are those of [`super::ggml`] with `GgmlType::Q4_K` / `GgmlType::Q6_K`.
+//!
+//! # Q4_K (144 bytes per 256 values)
+//! `d: f16, dmin: f16, scales[12], qs[128]`. Eight sub-blocks of 32 values; sub-block `j` has a 6-bit
+//! scale `sc_j` and a 6-bit min `m_j`, packed in `scales` as ggml's `get_scale_min_k4`: for `j < 4`,
+//! `sc_j = scales[j] & 63`, `m_j = scales[j + 4] & 63`; for `j >= 4`,
+//! `sc_j = (scales[j + 4] & 15) | ((scales[j - 4] >> 6) << 4)`,
+//! `m_j = (scales[j + 4] >> 4) | ((scales[j] >> 6) << 4)`. Codes: for each 64 values `c..c+64`, byte
+//! `qs[c/2 + l]` holds value `c + l` in its low nibble and `c + 32 + l` in its high nibble.
+//! Value: `(d * sc_j) * q - (dmin * m_j)`.
+//!
+//! # Q6_K (210 bytes per 256 values)
+//! `ql[128], qh[64], scales: i8[16], d: f16`. Sixteen sub-blocks of 16 values with int8 scales. For
+//! each half `h` (128 values) and `l` in 0..32, with `ql = ql[64h..]`, `qh = qh[32h..]`: the 6-bit codes
+//! of values `128h + l + 32k` (`k` = 0..4) are `(ql[l] & 15) | ((qh[l] & 3) << 4)`,
+//! `(ql[l + 32] & 15) | (((qh[l] >> 2) & 3) << 4)`, `(ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)`,
+//! `(ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)`. Value: `(d * scales[i / 16]) * (q - 32)`.
+
+use super::ggml::{fp16, read_fp16};
+
+/// Values per K-quant super-block.
+pub(crate) const QK_K: usize = 256;
+/// Bytes of a Q4_K record.
+pub(crate) const Q4_K_BYTES: usize = 144;
+/// Bytes of a Q6_K record.
+pub(crate) const Q6_K_BYTES: usize = 210;
+
+/// ggml's `GROUP_MAX_EPS`.
+const GROUP_MAX_EPS: f32 = 1e-15;
+
+/// ggml's `nearest_int`: round to nearest, ties to even, through the magic-number addition (valid for
+/// `|fval| <= 4194303`; beyond that it gives what ggml's does, wrapped bits, never a panic).
+fn nearest_int(fval: f32) -> i32 {
+    let val = fval + 12_582_912.0;
+    (val.to_bits() as i32 & 0x007f_ffff) - 0x0040_0000
+}
+
+/// ggml's `make_qkx2_quants`: asymmetric codes `L[i]` in `0..=nmax` for `x` with a least-squares
+/// refinement of scale and min over `nstep + 1` candidate scales; returns `(scale, the_min)` where the
+/// values are approximated by `scale * L - the_min`.
+#[allow(clippy::too_many_arguments)]
+fn make_qkx2_quants(
+    nmax: i32,
+    x: &[f32],
+    weights: &[f32],
+    l_out: &mut [u8],
+    laux: &mut [u8],
+    rmin: f32,
+    rdelta: f32,
+    nstep: i32,
+    use_mad: bool,
+) -> (f32, f32) {
+    let n = x.len();
+    let mut min = x[0];
+    let mut max = x[0];
+    let mut sum_w = weights[0];
+    let mut sum_x = sum_w * x[0];
+    for i in 1..n {
+        if x[i] < min {
+            min = x[i];
+        }
+        if x[i] > max {
+            max = x[i];
+        }
+        let w = weights[i];
+        sum_w += w;
+        sum_x += w * x[i];
+    }
+    if min > 0.0 {
+        min = 0.0;
+    }
+    if max == min {
+        l_out[..n].fill(0);
+        return (0.0, -min);
+    }
+    let nmax_f = nmax as f32;
+    let mut iscale = nmax_f / (max - min);
+    let mut scale = 1.0 / iscale;
+    let mut best_error = 0.0f32;
+    for i in 0..n {
+        let l = nearest_int(iscale * (x[i] - min));
+        l_out[i] = l.clamp(0, nmax) as u8;
+        let mut diff = scale * f32::from(l_out[i]) + min - x[i];
+        diff = if use_mad { diff.abs() } else { diff * diff };
+        best_error += weights[i] * diff;
+    }
+    if nstep < 1 {
+        return (scale, -min);
+    }
+    for is in 0..=nstep {
+        iscale = (rmin + rdelta * is as f32 + nmax_f) / (max - min);
+        let (mut sum_l, mut sum_l2, mut sum_xl) = (0.0f32, 0.0f32, 0.0f32);
+        for i in 0..n {
+            let l = nearest_int(iscale * (x[i] - min)).clamp(0, nmax);
+            laux[i] = l as u8;
+            let w = weights[i];
+            let lf = l as f32;
+            sum_l += w * lf;
+            sum_l2 += w * lf * lf;
+            sum_xl += w * lf * x[i];
+        }
+        let det = sum_w * sum_l2 - sum_l * sum_l;
+        if det > 0.0 {
+            let mut this_scale = (sum_w * sum_xl - sum_x * sum_l) / det;
+            let mut this_min = (sum_l2 * sum_x - sum_l * sum_xl) / det;
+            if this_min > 0.0 {
+                this_min = 0.0;
+                this_scale = sum_xl / sum_l2;
+            }
+            let mut cur_error = 0.0f32;
+            for i in 0..n {
+                let mut diff = this_scale * f32::from(laux[i]) + this_min - x[i];
+                diff = if use_mad { diff.abs() } else { diff * diff };
+                cur_error += weights[i] * diff;
+            }
+            if cur_error < best_error {
+                l_out[..n].copy_from_slice(&laux[..n]);
+                best_error = cur_error;
+                scale = this_scale;
+                min = this_min;
+            }
+        }
+    }
+    (scale, -min)
+}
+
+/// ggml's `make_qx_quants` with `rmse_type = 1` and no importance weights (weights `x^2`): symmetric
+/// codes `L[i] = l + nmax`, `l` in `-nmax..nmax`, with a search over 18 perturbed scales; returns the
+/// scale.
+fn make_qx_quants_rmse1(nmax: i32, x: &[f32], l_out: &mut [i8]) -> f32 {
+    let n = x.len();
+    let mut max = 0.0f32;
+    let mut amax = 0.0f32;
+    for &v in x {
+        let ax = v.abs();
+        if ax > amax {
+            amax = ax;
+            max = v;
+        }
+    }
+    if amax < GROUP_MAX_EPS {
+        l_out[..n].fill(0);
+        return 0.0;
+    }
+    let nmax_f = nmax as f32;
+    let mut iscale = -nmax_f / max;
+    let mut sumlx = 0.0f32;
+    let mut suml2 = 0.0f32;
+    for i in 0..n {
+        let l = nearest_int(iscale * x[i]).clamp(-nmax, nmax - 1);
+        l_out[i] = (l + nmax) as i8;
+        let w = x[i] * x[i];
+        let lf = l as f32;
+        sumlx += w * x[i] * lf;
+        suml2 += w * lf * lf;
+    }
+    let mut scale = if suml2 != 0.0 { sumlx / suml2 } else { 0.0 };
+    let mut best = scale * sumlx;
+    for is in -9..=9 {
+        if is == 0 {
+            continue;
+        }
+        iscale = -(nmax_f + 0.1 * is as f32) / max;
+        sumlx = 0.0;
+        suml2 = 0.0;
+        for &v in x {
+            let l = nearest_int(iscale * v).clamp(-nmax, nmax - 1);
+            let w = v * v;
+            let lf = l as f32;
+            sumlx += w * v * lf;
+            suml2 += w * lf * lf;
+        }
+        if suml2 > 0.0 && sumlx * sumlx > best * suml2 {
+            for i in 0..n {
+                let l = nearest_int(iscale * x[i]).clamp(-nmax, nmax - 1);
+                l_out[i] = (l + nmax) as i8;
+            }
+            scale = sumlx / suml2;
+            best = scale * sumlx;
+        }
+    }
+    scale
+}
+
+/// ggml's `get_scale_min_k4`: the 6-bit scale and min of sub-block `j` of a Q4_K `scales` array.
+fn get_scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
+    if j < 4 {
+        (q[j] & 63, q[j + 4] & 63)
+    } else {
+        (
+            (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4),
+            (q[j + 4] >> 4) | ((q[j] >> 6) << 4),
+        )
+    }
+}
+
+/// ggml's `quantize_row_q4_K_ref` for one super-block of 256 values into a 144-byte record.
+pub(crate) fn quantize_q4_k(x: &[f32], y: &mut [u8]) {
+    let mut l = [0u8; QK_K];
+    let mut laux = [0u8; 32];
+    let mut weights = [0.0f32; 32];
+    let mut mins = [0.0f32; 8];
+    let mut scales = [0.0f32; 8];
+    let mut max_scale = 0.0f32;
+    let mut max_min = 0.0f32;
+    for j in 0..8 {
+        let xb = &x[32 * j..32 * j + 32];
+        let mut sum_x2 = 0.0f32;
+        for &v in xb {
+            sum_x2 += v * v;
+        }
+        let av_x = (sum_x2 / 32.0).sqrt();
+        for (w, &v) in weights.iter_mut().zip(xb) {
+            *w = av_x + v.abs();
+        }
+        let (scale, min) = make_qkx2_quants(
+            15,
+            xb,
+            &weights,
+            &mut l[32 * j..32 * j + 32],
+            &mut laux,
+            -1.0,
+            0.1,
+            20,
+            false,
+        );
+        scales[j] = scale;
+        mins[j] = min;
+        if scale > max_scale {
+            max_scale = scale;
+        }
+        if min > max_min {
+            max_min = min;
+        }
+    }
+    let inv_scale = if max_scale > 0.0 {
+        63.0 / max_scale
+    } else {
+        0.0
+    };
+    let inv_min = if max_min > 0.0 { 63.0 / max_min } else { 0.0 };
+    let sc = &mut y[4..16];
+    sc.fill(0);
+    for j in 0..8 {
+        // `uint8_t ls = nearest_int(..)` keeps the low byte, then MIN(63, ls).
+        let ls = (nearest_int(inv_scale * scales[j]) as u8).min(63);
+        let lm = (nearest_int(inv_min * mins[j]) as u8).min(63);
+        if j < 4 {
+            sc[j] = ls;
+            sc[j + 4] = lm;
+        } else {
+            sc[j + 4] = (ls & 0xF) | ((lm & 0xF) << 4);
+            sc[j - 4] |= (ls >> 4) << 6;
+            sc[j] |= (lm >> 4) << 6;
+        }
+    }
+    y[0..2].copy_from_slice(&fp16(max_scale / 63.0).to_le_bytes());
+    y[2..4].copy_from_slice(&fp16(max_min / 63.0).to_le_bytes());
+    let d_all = read_fp16(&y[0..2]);
+    let dmin_all = read_fp16(&y[2..4]);
+    for j in 0..8 {
+        let (s, m) = get_scale_min_k4(j, &y[4..16]);
+        let d = d_all * f32::from(s);
+        if d == 0.0 {
+            continue;
+        }
+        let dm = dmin_all * f32::from(m);
+        for ii in 0..32 {
+            let q = nearest_int((x[32 * j + ii] + dm) / d);
+            l[32 * j + ii] = q.clamp(0, 15) as u8;
+        }
+    }
+    let qs = &mut y[16..144];
+    for (c, chunk) in l.chunks_exact(64).enumerate() {
+        for i in 0..32 {
+            qs[32 * c + i] = chunk[i] | (chunk[i + 32] << 4);
+        }
+    }
+}
+
+/// ggml's `dequantize_row_q4_K` for one 144-byte record.
+pub(crate) fn dequantize_q4_k(b: &[u8], y: &mut [f32]) {
+    let d = read_fp16(&b[0..2]);
+    let min = read_fp16(&b[2..4]);
+    let scales = &b[4..16];
+    let qs = &b[16..144];
+    for c in 0..4 {
+        let (s1, m1) = get_scale_min_k4(2 * c, scales);
+        let (s2, m2) = get_scale_min_k4(2 * c + 1, scales);
+        let (d1, m1) = (d * f32::from(s1), min * f32::from(m1));
+        let (d2, m2) = (d * f32::from(s2), min * f32::from(m2));
+        let q = &qs[32 * c..32 * c + 32];
+        let out = &mut y[64 * c..64 * c + 64];
+        for i in 0..32 {
+            let p = d1 * f32::from(q[i] & 0xF);
+            out[i] = p - m1;
+            let p = d2 * f32::from(q[i] >> 4);
+            out[32 + i] = p - m2;
+        }
+    }
+}
+
+/// ggml's `quantize_row_q6_K_ref` for one super-block of 256 values into a 210-byte record.
+pub(crate) fn quantize_q6_k(x: &[f32], y: &mut [u8]) {
+    let mut l = [0i8; QK_K];
+    let mut scales = [0.0f32; 16];
+    let mut max_scale = 0.0f32;
+    let mut max_abs_scale = 0.0f32;
+    for ib in 0..16 {
+        let scale = make_qx_quants_rmse1(32, &x[16 * ib..16 * ib + 16], &mut l[16 * ib..]);
+        scales[ib] = scale;
+        let abs_scale = scale.abs();
+        if abs_scale > max_abs_scale {
+            max_abs_scale = abs_scale;
+            max_scale = scale;
+        }
+    }
+    y[..Q6_K_BYTES].fill(0);
+    if max_abs_scale < GROUP_MAX_EPS {
+        // ggml zeroes the record; its d is f16(0.0).
+        return;
+    }
+    let iscale = -128.0 / max_scale;
+    y[208..210].copy_from_slice(&fp16(1.0 / iscale).to_le_bytes());
+    for ib in 0..16 {
+        // int -> int8_t: the low byte (values are in -128..=127 after MIN).
+        y[192 + ib] = nearest_int(iscale * scales[ib]).min(127) as i8 as u8;
+    }
+    let d_all = read_fp16(&y[208..210]);
+    for j in 0..16 {
+        let d = d_all * f32::from(y[192 + j] as i8);
+        if d == 0.0 {
+            continue;
+        }
+        for ii in 0..16 {
+            let q = nearest_int(x[16 * j + ii] / d).clamp(-32, 31);
+            l[16 * j + ii] = (q + 32) as i8;
+        }
+    }
+    let (ql, rest) = y.split_at_mut(128);
+    let qh = &mut rest[..64];
+    for h in 0..2 {
+        let lh = &l[128 * h..128 * h + 128];
+        for i in 0..32 {
+            let q = |k: usize| lh[i + 32 * k] as u8;
+            ql[64 * h + i] = (q(0) & 0xF) | ((q(2) & 0xF) << 4);
+            ql[64 * h + 32 + i] = (q(1) & 0xF) | ((q(3) & 0xF) << 4);
+            qh[32 * h + i] =
+                (q(0) >> 4) | ((q(1) >> 4) << 2) | ((q(2) >> 4) << 4) | ((q(3) >> 4) << 6);
+        }
+    }
+}
+
+/// ggml's `dequantize_row_q6_K` for one 210-byte record.
+pub(crate) fn dequantize_q6_k(b: &[u8], y: &mut [f32]) {
+    let d = read_fp16(&b[208..210]);
+    let ql = &b[0..128];
+    let qh = &b[128..192];
+    let sc = &b[192..208];
+    for h in 0..2 {
+        let (ql, qh, sc) = (&ql[64 * h..], &qh[32 * h..], &sc[8 * h..]);
+        let out = &mut y[128 * h..128 * h + 128];
+        for i in 0..32 {
+            let is = i / 16;
+            let q1 = i32::from((ql[i] & 0xF) | ((qh[i] & 3) << 4)) - 32;
+            let q2 = i32::from((ql[i + 32] & 0xF) | (((qh[i] >> 2) & 3) << 4)) - 32;
+            let q3 = i32::from((ql[i] >> 4) | (((qh[i] >> 4) & 3) << 4)) - 32;
+            let q4 = i32::from((ql[i + 32] >> 4) | (((qh[i] >> 6) & 3) << 4)) - 32;
+            let s = |k: usize| d * f32::from(sc[is + k] as i8);
+            out[i] = s(0) * q1 as f32;
+            out[i + 32] = s(2) * q2 as f32;
+            out[i + 64] = s(4) * q3 as f32;
+            out[i + 96] = s(6) * q4 as f32;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_int_is_ties_to_even() {
+        assert_eq!(nearest_int(2.5), 2);
+        assert_eq!(nearest_int(3.5), 4);
+        assert_eq!(nearest_int(-2.5), -2);
+        assert_eq!(nearest_int(-0.4), 0);
+        assert_eq!(nearest_int(62.6), 63);
+    }
+
+    #[test]
+    fn scale_min_packing_round_trips() {
+        // Pack eight (scale, min) pairs as quantize_q4_k does and read them back.
+        let pairs: [(u8, u8); 8] = [
+            (1, 63),
+            (63, 0),
+            (17, 42),
+            (0, 5),
+            (33, 48),
+            (63, 63),
+            (16, 31),
+            (47, 1),
+        ];
+        let mut sc = [0u8; 12];
+        for (j, &(ls, lm)) in pairs.iter().enumerate() {
+            if j < 4 {
+                sc[j] = ls;
+                sc[j + 4] = lm;
+            } else {
+                sc[j + 4] = (ls & 0xF) | ((lm & 0xF) << 4);
+                sc[j - 4] |= (ls >> 4) << 6;
+                sc[j] |= (lm >> 4) << 6;
+            }
+        }
+        for (j, &p) in pairs.iter().enumerate() {
+            assert_eq!(get_scale_min_k4(j, &sc), p, "sub-block {j}");
+        }
+    }
+}

@@ -1,0 +1,416 @@
+//! f16 and bf16 source weights for the round-to-nearest kernels and whole-layer quantization.
+//!
+//! A [`Src`] borrows a row-major matrix of f32, f16 or bf16 elements. The `*_src` functions validate
+//! the whole input first (lengths, NaN/infinity by bit pattern, overflowing ranges), then convert one
+//! row at a time into a scratch row of `cols` f32 (the conversions f16/bf16 -> f32 are exact) and run
+//! the f32 kernel on it. Every kernel works row by row, so the results equal, bit for bit, those of the
+//! same values given as f32; the whole matrix is never copied to f32. f32 sources go straight to the
+//! f32 kernels (no scratch).
+use ::half::{bf16, f16};
+
+use super::fp8::fp8_e4m3_quantize;
+use super::int8::int8_quantize;
+use super::kbit::{kbit_quantize, packed_row_bytes};
+use super::{check_len, Shape};
+use crate::algos::QuantOptions;
+use crate::calib::Calibration;
+use crate::error::{try_vec, QuantError, Result};
+use crate::method::QuantMethod;
+use crate::weight::{self, QuantizedWeight};
+
+/// Source element type f32 (IEEE binary32), for the `_ex` functions' `dtype` argument.
+pub const QUANT_DTYPE_F32: i32 = 0;
+/// Source element type f16 (IEEE binary16 bits in a `uint16_t`).
+pub const QUANT_DTYPE_F16: i32 = 1;
+/// Source element type bf16 (bfloat16 bits in a `uint16_t`: the top half of an f32).
+pub const QUANT_DTYPE_BF16: i32 = 2;
+
+/// A borrowed row-major source matrix (or vector) of one element type; 16-bit types hold raw bits.
+#[derive(Debug, Clone, Copy)]
+pub enum Src<'a> {
+    F32(&'a [f32]),
+    F16(&'a [u16]),
+    Bf16(&'a [u16]),
+}
+
+impl<'a> Src<'a> {
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        match self {
+            Self::F32(s) => s.len(),
+            Self::F16(s) | Self::Bf16(s) => s.len(),
+        }
+    }
+
+    /// True when there is no element.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Element `i` as f32 (exact).
+    pub(crate) fn get(&self, i: usize) -> f32 {
+        match self {
+            Self::F32(s) => s[i],
+            Self::F16(s) => f16::from_bits(s[i]).to_f32(),
+            Self::Bf16(s) => bf16::from_bits(s[i]).to_f32(),
+        }
+    }
+
+    /// Elements `start..start + out.len()` converted into `out` (exact).
+    pub(crate) fn convert(&self, start: usize, out: &mut [f32]) {
+        let end = start + out.len();
+        match self {
+            Self::F32(s) => out.copy_from_slice(&s[start..end]),
+            Self::F16(s) => {
+                for (o, &h) in out.iter_mut().zip(&s[start..end]) {
+                    *o = f16::from_bits(h).to_f32();
+                }
+            }
+            Self::Bf16(s) => {
+                for (o, &h) in out.iter_mut().zip(&s[start..end]) {
+                    *o = f32::from_bits(u32::from(h) << 16);
+                }
+            }
+        }
+    }
+
+    /// Row `r` of `cols` elements as f32: borrowed for f32, converted into `scratch` otherwise.
+    fn row<'s>(&'s self, r: usize, cols: usize, scratch: &'s mut [f32]) -> &'s [f32] {
+        match self {
+            Self::F32(s) => &s[r * cols..(r + 1) * cols],
+            _ => {
+                self.convert(r * cols, &mut scratch[..cols]);
+                &scratch[..cols]
+            }
+        }
+    }
+
+    /// A scratch row for [`row`](Self::row): empty for f32, `cols` floats otherwise.
+    fn scratch(&self, cols: usize) -> Result<Vec<f32>> {
+        match self {
+            Self::F32(_) => Ok(Vec::new()),
+            _ => try_vec(cols, 0f32, "conversion scratch row"),
+        }
+    }
+
+    /// Fails with `NonFinite`, naming the first index, when an element is NaN or infinite (tested on
+    /// the bit patterns for the 16-bit types).
+    pub fn check_finite(&self, what: &str) -> Result<()> {
+        let bad = match self {
+            Self::F32(s) => return super::check_finite(s, what),
+            Self::F16(s) => s.iter().position(|&h| h & 0x7C00 == 0x7C00),
+            Self::Bf16(s) => s.iter().position(|&h| h & 0x7F80 == 0x7F80),
+        };
+        match bad {
+            None => Ok(()),
+            Some(index) => Err(QuantError::NonFinite {
+                what: what.to_string(),
+                index,
+                value: self.get(index),
+            }),
+        }
+    }
+
+    /// Checks that the source holds exactly `shape.len()` elements.
+    fn check_shape(&self, shape: Shape) -> Result<()> {
+        if self.len() != shape.len() {
+            return Err(QuantError::ShapeMismatch(format!(
+                "src holds {} elements but the shape {} x {} needs {}",
+                self.len(),
+                shape.rows,
+                shape.cols,
+                shape.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// The source as f32: the slice itself for f32, a converted copy otherwise (used only where an
+    /// algorithm needs an f32 working copy of the whole matrix anyway).
+    fn to_f32_vec(self) -> Result<std::borrow::Cow<'a, [f32]>> {
+        match self {
+            Self::F32(s) => Ok(std::borrow::Cow::Borrowed(s)),
+            other => {
+                let mut v = try_vec(other.len(), 0f32, "f32 working copy")?;
+                other.convert(0, &mut v);
+                Ok(std::borrow::Cow::Owned(v))
+            }
+        }
+    }
+}
+
+/// The element type named by a `QUANT_DTYPE_*` code, or `InvalidArgument`.
+pub fn dtype_name(code: i32) -> Result<&'static str> {
+    match code {
+        QUANT_DTYPE_F32 => Ok("f32"),
+        QUANT_DTYPE_F16 => Ok("f16"),
+        QUANT_DTYPE_BF16 => Ok("bf16"),
+        other => Err(QuantError::invalid(format!(
+            "dtype {other} is unknown: use QUANT_DTYPE_F32 (0), QUANT_DTYPE_F16 (1) or \
+             QUANT_DTYPE_BF16 (2)"
+        ))),
+    }
+}
+
+/// [`int8_quantize`] of an f32, f16 or bf16 source; the results equal those of the same values as f32.
+/// Errors as [`int8_quantize`] (nothing written); allocates one scratch row for 16-bit sources
+/// (`OutOfMemory` if that fails).
+pub fn int8_quantize_src(src: Src, shape: Shape, dst: &mut [i8], scales: &mut [f32]) -> Result<()> {
+    if let Src::F32(s) = src {
+        return int8_quantize(s, shape, dst, scales);
+    }
+    src.check_shape(shape)?;
+    check_len("dst", dst.len(), shape.len())?;
+    check_len("scales", scales.len(), shape.n_groups())?;
+    src.check_finite("src")?;
+    let mut scratch = src.scratch(shape.cols)?;
+    let gpr = shape.groups_per_row();
+    if needs_dry_run(src) {
+        let mut codes = try_vec(shape.cols, 0i8, "validation scratch")?;
+        let mut s = try_vec(gpr, 0f32, "validation scratch")?;
+        dry_run(src, shape, &mut scratch, |row, rs| {
+            int8_quantize(row, rs, &mut codes, &mut s)
+        })?;
+    }
+    let row_shape = Shape::new(1, shape.cols, shape.group_size)?;
+    for r in 0..shape.rows {
+        let row = src.row(r, shape.cols, &mut scratch);
+        int8_quantize(
+            row,
+            row_shape,
+            &mut dst[r * shape.cols..(r + 1) * shape.cols],
+            &mut scales[r * gpr..(r + 1) * gpr],
+        )?;
+    }
+    Ok(())
+}
+
+/// [`fp8_e4m3_quantize`] of an f32, f16 or bf16 source; the results equal those of the same values as
+/// f32. Errors as [`fp8_e4m3_quantize`] (nothing written), plus `ShapeMismatch` when `src` does not hold
+/// exactly `shape.len()` elements; allocates one scratch row for 16-bit sources.
+pub fn fp8_e4m3_quantize_src(
+    src: Src,
+    shape: Shape,
+    dst: &mut [u8],
+    scales: &mut [f32],
+) -> Result<()> {
+    if let Src::F32(s) = src {
+        return fp8_e4m3_quantize(s, shape, dst, scales);
+    }
+    src.check_shape(shape)?;
+    check_len("dst", dst.len(), shape.len())?;
+    check_len("scales", scales.len(), shape.n_groups())?;
+    src.check_finite("src")?;
+    let mut scratch = src.scratch(shape.cols)?;
+    let gpr = shape.groups_per_row();
+    if needs_dry_run(src) {
+        let mut codes = try_vec(shape.cols, 0u8, "validation scratch")?;
+        let mut s = try_vec(gpr, 0f32, "validation scratch")?;
+        dry_run(src, shape, &mut scratch, |row, rs| {
+            fp8_e4m3_quantize(row, rs, &mut codes, &mut s)
+        })?;
+    }
+    let row_shape = Shape::new(1, shape.cols, shape.group_size)?;
+    for r in 0..shape.rows {
+        let row = src.row(r, shape.cols, &mut scratch);
+        fp8_e4m3_quantize(
+            row,
+            row_shape,
+            &mut dst[r * shape.cols..(r + 1) * shape.cols],
+            &mut scales[r * gpr..(r + 1) * gpr],
+        )?;
+    }
+    Ok(())
+}
+
+/// [`kbit_quantize`] of an f32, f16 or bf16 source; the results equal those of the same values as f32.
+/// Errors as [`kbit_quantize`] (nothing written; a bf16 group whose range overflows f32 is found before
+/// anything is written); allocates one scratch row for 16-bit sources.
+pub fn kbit_quantize_src(
+    src: Src,
+    shape: Shape,
+    bits: u32,
+    dst: &mut [u8],
+    scales: &mut [f32],
+    zeros: &mut [u8],
+) -> Result<()> {
+    if let Src::F32(s) = src {
+        return kbit_quantize(s, shape, bits, dst, scales, zeros);
+    }
+    if !(1..=8).contains(&bits) {
+        return Err(QuantError::invalid(format!(
+            "bits is {bits}: it must be in 1..=8"
+        )));
+    }
+    src.check_shape(shape)?;
+    let row_bytes = packed_row_bytes(shape.cols, bits);
+    check_len("dst", dst.len(), shape.rows * row_bytes)?;
+    check_len("scales", scales.len(), shape.n_groups())?;
+    check_len("zeros", zeros.len(), shape.n_groups())?;
+    src.check_finite("src")?;
+    let mut scratch = src.scratch(shape.cols)?;
+    let gpr = shape.groups_per_row();
+    if needs_dry_run(src) {
+        let mut codes = try_vec(row_bytes, 0u8, "validation scratch")?;
+        let mut s = try_vec(gpr, 0f32, "validation scratch")?;
+        let mut z = try_vec(gpr, 0u8, "validation scratch")?;
+        dry_run(src, shape, &mut scratch, |row, rs| {
+            kbit_quantize(row, rs, bits, &mut codes, &mut s, &mut z)
+        })?;
+    }
+    let row_shape = Shape::new(1, shape.cols, shape.group_size)?;
+    for r in 0..shape.rows {
+        let row = src.row(r, shape.cols, &mut scratch);
+        kbit_quantize(
+            row,
+            row_shape,
+            bits,
+            &mut dst[r * row_bytes..(r + 1) * row_bytes],
+            &mut scales[r * gpr..(r + 1) * gpr],
+            &mut zeros[r * gpr..(r + 1) * gpr],
+        )?;
+    }
+    Ok(())
+}
+
+/// [`kbit_quantize_src`] with 4 bits (the INT4 kernel).
+pub fn int4_quantize_src(
+    src: Src,
+    shape: Shape,
+    dst: &mut [u8],
+    scales: &mut [f32],
+    zeros: &mut [u8],
+) -> Result<()> {
+    kbit_quantize_src(src, shape, 4, dst, scales, zeros)
+}
+
+/// bf16 bits of `2^126`, the magnitude below which no kernel rejects a finite value (no group's range
+/// and no dequantized value can overflow f32). f16 sources never reach it; bf16 ones may.
+const BF16_SAFE_ABSMAX: u16 = 0x7E80;
+
+/// True when a finite source may hold values that a kernel rejects (only bf16 can).
+fn needs_dry_run(src: Src) -> bool {
+    match src {
+        Src::Bf16(s) => s.iter().any(|&h| h & 0x7FFF >= BF16_SAFE_ABSMAX),
+        _ => false,
+    }
+}
+
+/// Runs `kernel` on every row of `src` into scratch outputs, so that a rejection (a bf16 group whose
+/// range or dequantized values overflow f32) is found before anything is written. The detail names
+/// the row of the matrix.
+fn dry_run(
+    src: Src,
+    shape: Shape,
+    scratch: &mut [f32],
+    mut kernel: impl FnMut(&[f32], Shape) -> Result<()>,
+) -> Result<()> {
+    let row_shape = Shape::new(1, shape.cols, shape.group_size)?;
+    for r in 0..shape.rows {
+        let row = src.row(r, shape.cols, scratch);
+        kernel(row, row_shape).map_err(in_row(r))?;
+    }
+    Ok(())
+}
+
+/// Maps a kernel error on a one-row call to the row `r` of the matrix ("row 0, group g: .." ->
+/// "row r, group g: ..").
+fn in_row(r: usize) -> impl Fn(QuantError) -> QuantError {
+    move |e| match e {
+        QuantError::InvalidArgument(m) => {
+            let rest = m.strip_prefix("row 0, ").unwrap_or(&m);
+            QuantError::invalid(format!("row {r}, {rest}"))
+        }
+        other => other,
+    }
+}
+
+/// [`weight::quantize`] of an f32, f16 or bf16 weight; the result equals that of the same values as
+/// f32.
+///
+/// The round-to-nearest methods (INT8, INT4, FP8) convert one row at a time into a scratch row and
+/// never copy the matrix. The calibrated methods (AWQ, SmoothQuant, GPTQ) transform the weight as a
+/// whole (GPTQ updates the not-yet-quantized columns in place), so they get one f32 working copy of
+/// the matrix, the copy they would make of an f32 input.
+///
+/// Errors: those of [`weight::quantize`].
+pub fn quantize_src(
+    method: &QuantMethod,
+    options: &QuantOptions,
+    w: Src,
+    rows: usize,
+    cols: usize,
+    calib: Option<&Calibration>,
+) -> Result<QuantizedWeight> {
+    if let Src::F32(w) = w {
+        return weight::quantize(method, options, w, rows, cols, calib);
+    }
+    method.validate()?;
+    let shape = Shape::new(rows, cols, method.group_size())?;
+    w.check_shape(shape)?;
+    match method {
+        QuantMethod::Int8Symmetric { .. }
+        | QuantMethod::Int4Asymmetric { .. }
+        | QuantMethod::Fp8E4m3 { .. } => quantize_rtn_src(method, w, shape),
+        _ => {
+            w.check_finite("w")?;
+            let w = w.to_f32_vec()?;
+            weight::quantize(method, options, &w, rows, cols, calib)
+        }
+    }
+}
+
+/// Round-to-nearest quantization of a 16-bit source, row by row into the result's buffers.
+fn quantize_rtn_src(method: &QuantMethod, w: Src, shape: Shape) -> Result<QuantizedWeight> {
+    // Allocate first: a matrix too large for memory fails here, before its elements are read.
+    let mut q = QuantizedWeight::alloc(method, shape.rows, shape.cols)?;
+    w.check_finite("w")?;
+    let cols = shape.cols;
+    let gpr = shape.groups_per_row();
+    let row_bytes = q.row_bytes();
+    let row_shape = Shape::new(1, cols, shape.group_size)?;
+    let mut scratch = w.scratch(cols)?;
+    let mut codes = try_vec(cols, 0i8, "quantization scratch")?;
+    let mut zeros = try_vec(gpr, 0u8, "zero points")?;
+    for r in 0..shape.rows {
+        let row = w.row(r, cols, &mut scratch);
+        let data = &mut q.data[r * row_bytes..(r + 1) * row_bytes];
+        let scales = &mut q.scales[r * gpr..(r + 1) * gpr];
+        let in_row = in_row(r);
+        match method {
+            QuantMethod::Int8Symmetric { .. } => {
+                int8_quantize(row, row_shape, &mut codes, scales).map_err(&in_row)?;
+                for (o, &c) in data.iter_mut().zip(&codes) {
+                    *o = c as u8;
+                }
+            }
+            QuantMethod::Int4Asymmetric { .. } => {
+                kbit_quantize(row, row_shape, 4, data, scales, &mut zeros).map_err(&in_row)?;
+                if let Some(z) = q.zero_points.as_mut() {
+                    for (o, &v) in z[r * gpr..(r + 1) * gpr].iter_mut().zip(&zeros) {
+                        *o = f32::from(v);
+                    }
+                }
+            }
+            QuantMethod::Fp8E4m3 { .. } => {
+                fp8_e4m3_quantize(row, row_shape, data, scales).map_err(&in_row)?
+            }
+            other => {
+                return Err(QuantError::Internal(format!(
+                    "{other} is not a round-to-nearest method"
+                )))
+            }
+        }
+    }
+    Ok(q)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bf16_threshold_is_2_to_the_126() {
+        assert_eq!(bf16::from_bits(BF16_SAFE_ABSMAX).to_f32(), 2f32.powi(126));
+    }
+}

@@ -1,0 +1,399 @@
+// Tests of the C++17 layer include/quant.hpp against the installed library: every wrapper on its
+// success path and its error paths (the exception carries the status and a detail), RAII ownership,
+// and a real MiniLM layer (tests/data/minilm) through quant::weight.
+//
+// Built by scripts/test-bindings.sh with -std=c++17 -Wall -Wextra -Wpedantic -Werror.
+#include <quant.hpp>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <string>
+#include <vector>
+
+#ifndef QUANT_TEST_DATA_DIR
+#error "define QUANT_TEST_DATA_DIR (the repository's tests/data)"
+#endif
+
+static int passed = 0, failed = 0;
+#define CHECK(cond)                                                                   \
+    do {                                                                              \
+        if (cond) {                                                                   \
+            passed++;                                                                 \
+        } else {                                                                      \
+            failed++;                                                                 \
+            std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+        }                                                                             \
+    } while (0)
+
+// expr must throw quant::error with status `want` and a non-empty detail.
+#define EXPECT_ERROR(expr, want)                                                                    \
+    do {                                                                                              \
+        try {                                                                                         \
+            (void)(expr);                                                                             \
+            failed++;                                                                                 \
+            std::fprintf(stderr, "%s:%d: no exception from %s\n", __FILE__, __LINE__, #expr);         \
+        } catch (const quant::error &e_) {                                                            \
+            if (e_.status() == (want) && !e_.detail().empty()) {                                    \
+                passed++;                                                                             \
+            } else {                                                                                  \
+                failed++;                                                                             \
+                std::fprintf(stderr, "%s:%d: %s threw %s, expected status %d\n", __FILE__, __LINE__, \
+                             #expr, e_.what(), (int)(want));                                        \
+            }                                                                                         \
+        }                                                                                             \
+    } while (0)
+
+[[maybe_unused]] static std::vector<float> load(const std::string &name, std::size_t n) {
+    std::string path = std::string(QUANT_TEST_DATA_DIR) + "/minilm/" + name + ".f32";
+    std::ifstream in(path, std::ios::binary);
+    std::vector<float> v(n);
+    in.read(reinterpret_cast<char *>(v.data()), static_cast<std::streamsize>(n * sizeof(float)));
+    if (!in) {
+        std::fprintf(stderr, "cannot read %zu floats from %s\n", n, path.c_str());
+        std::exit(2);
+    }
+    return v;
+}
+
+// ||X W^T - X Q^T||^2 / ||X W^T||^2 for X: n x cols, W and Q: rows x cols.
+[[maybe_unused]] static double output_error(const std::vector<float> &x, std::size_t n, const std::vector<float> &w,
+                                            const std::vector<float> &q, std::size_t rows, std::size_t cols) {
+    double num = 0, den = 0;
+    for (std::size_t t = 0; t < n; t++) {
+        const float *xt = &x[t * cols];
+        for (std::size_t r = 0; r < rows; r++) {
+            double y = 0, yq = 0;
+            const float *wr = &w[r * cols], *qr = &q[r * cols];
+            for (std::size_t j = 0; j < cols; j++) {
+                y += (double)xt[j] * wr[j];
+                yq += (double)xt[j] * qr[j];
+            }
+            num += (y - yq) * (y - yq);
+            den += y * y;
+        }
+    }
+    return num / den;
+}
+
+static void test_status_version() {
+    CHECK(quant::version() == (std::uint32_t)QUANT_VERSION_NUMBER);
+    CHECK(quant::version_matches());
+    CHECK(std::string(quant::version_string()) == QUANT_VERSION_STRING);
+    CHECK(std::string(quant::status_string(QUANT_OK)) == "success");
+    CHECK(quant::status_string(12345) != nullptr);
+    quant::error e(QUANT_ERR_INVALID_ARGUMENT, "f", "bad thing");
+    CHECK(e.status() == QUANT_ERR_INVALID_ARGUMENT && e.detail() == "bad thing" && e.function() == "f");
+    CHECK(std::string(e.what()).find("bad thing") != std::string::npos);
+    // span from the usual containers
+    std::vector<float> v{1, 2, 3};
+    std::array<float, 2> a{{4, 5}};
+    float c[4] = {0, 0, 0, 0};
+    quant::span<const float> sv(v), sa(a);
+    quant::span<float> sc(c);
+    CHECK(sv.size() == 3 && sv[2] == 3 && sa.size() == 2 && sc.size() == 4 && !sc.empty());
+}
+
+static void test_levels() {
+    CHECK(quant::level_bits(QUANT_LEVEL_INT4) == 4 && quant::level_bits(99) == 0);
+    CHECK(quant::level_reduction_factor(QUANT_LEVEL_INT8) == 4.0);
+    CHECK(quant::level_from_bits(16) == QUANT_LEVEL_FP16);
+    CHECK(quant::level_name(QUANT_LEVEL_BF16) == "BF16" && quant::level_name(-1).empty());
+    EXPECT_ERROR(quant::level_from_bits(7), QUANT_ERR_INVALID_ARGUMENT);
+}
+
+static void test_methods_config() {
+    quant::method g = quant::method::gptq(4, 128);
+    g.validate();
+    CHECK(g.name() == "GPTQ(4bit, group=128)");
+    CHECK(g.bits_per_weight() == 4 && g.compression_ratio() == 4.0);
+    CHECK(g.effective_bits(4096) > 4.0);
+    CHECK(quant::method::int8().bits_per_weight() == 8);
+    EXPECT_ERROR(quant::method::gptq(9, 128).validate(), QUANT_ERR_INVALID_ARGUMENT);
+    EXPECT_ERROR(quant::method::smoothquant(1.5).validate(), QUANT_ERR_INVALID_ARGUMENT);
+    EXPECT_ERROR(quant::method(quant_method_kind(42), 8, 0, 0).validate(), QUANT_ERR_INVALID_ARGUMENT);
+    quant::memory_estimate m = quant::estimate_memory(1000, quant::method::int8());
+    CHECK(m.fp16_bytes == 2000 && m.quant_bytes > 0 && m.quant_bytes < m.fp16_bytes);
+    EXPECT_ERROR(quant::estimate_memory(1000, quant::method::gptq(1, 0)), QUANT_ERR_INVALID_ARGUMENT);
+
+    quant::config cfg(quant::method::int8());
+    cfg.set_layer("lm_head", quant::method::fp8());
+    CHECK(cfg.method_for_layer("lm_head").kind == QUANT_FP8_E4M3);
+    CHECK(cfg.method_for_layer("other").kind == QUANT_INT8_SYMMETRIC);
+    cfg.validate();
+    quant::config moved(std::move(cfg)); // the owner moves, the handle stays valid
+    CHECK(cfg.get() == nullptr && moved.get() != nullptr);
+    moved.set_layer("bad.layer", quant::method::gptq(4, 0));
+    try {
+        moved.validate();
+        CHECK(false);
+    } catch (const quant::error &e) {
+        CHECK(e.status() == QUANT_ERR_INVALID_ARGUMENT);
+        CHECK(e.detail().find("bad.layer") != std::string::npos);
+    }
+    // quant_config_new rejects an unknown kind; values are checked by validate().
+    EXPECT_ERROR(quant::config(quant::method(quant_method_kind(42), 8, 0, 0)), QUANT_ERR_INVALID_ARGUMENT);
+}
+
+static void test_casts() {
+    std::vector<float> x{1.0f, -2.0f, 0.5f, 65504.0f};
+    std::vector<std::uint16_t> h = quant::f32_to_f16(x);
+    CHECK(h.size() == 4 && h[0] == 0x3c00 && h[1] == 0xc000 && h[3] == 0x7bff);
+    CHECK(quant::f16_to_f32(h) == x);
+    std::vector<std::uint16_t> b = quant::f32_to_bf16(x);
+    CHECK(b[0] == 0x3f80 && quant::bf16_to_f32(b)[2] == 0.5f);
+    std::vector<float> big{1000.0f, std::nanf(""), 448.0f};
+    CHECK(quant::f32_to_fp8_e4m3(big, true)[0] == 0x7e);  // saturates to 448
+    CHECK((quant::f32_to_fp8_e4m3(big, false)[0] & 0x7f) == 0x7f); // overflow is NaN without saturation
+    CHECK(std::isnan(quant::fp8_e4m3_to_f32(quant::f32_to_fp8_e4m3(big))[1]));
+    CHECK(quant::fp8_e4m3_to_f32(quant::f32_to_fp8_e4m3(big))[2] == 448.0f);
+    CHECK(quant::fp8_e5m2_to_f32(quant::f32_to_fp8_e5m2(x))[1] == -2.0f);
+    std::vector<std::uint16_t> small(3, 0xAAAA);
+    EXPECT_ERROR(quant::f32_to_f16(x, small), QUANT_ERR_BUFFER_TOO_SMALL);
+    CHECK(small[0] == 0xAAAA);
+    EXPECT_ERROR(quant::f16_to_f32(quant::span<const std::uint16_t>(nullptr, 2), quant::span<float>(nullptr, 2)),
+                 QUANT_ERR_NULL_POINTER);
+    std::vector<std::uint8_t> f8(2);
+    EXPECT_ERROR(quant::f32_to_fp8_e5m2(x, f8), QUANT_ERR_BUFFER_TOO_SMALL);
+}
+
+static void test_kernels() {
+    const std::size_t rows = 3, cols = 10, group = 4;
+    std::vector<float> w(rows * cols);
+    for (std::size_t i = 0; i < w.size(); i++) w[i] = std::sin((float)i) * (1.0f + (float)(i / cols));
+    CHECK(quant::scale_count(rows, cols, group) == 9 && quant::scale_count(rows, cols, 0) == 3);
+    CHECK(quant::int4_packed_size(rows, cols) == 15);
+
+    quant::int8_matrix q8 = quant::int8_quantize(w, rows, cols, group);
+    std::vector<float> back = quant::int8_dequantize(q8, rows, cols, group);
+    bool within = back.size() == w.size();
+    for (std::size_t i = 0; within && i < w.size(); i++) {
+        float step = q8.scales[(i / cols) * 3 + (i % cols) / group];
+        within = std::fabs(back[i] - w[i]) <= step * 0.5f * 1.0001f;
+    }
+    CHECK(within);
+
+    std::vector<std::int8_t> codes(rows * cols - 1, 0x55);
+    std::vector<float> scales(9, -1.0f);
+    EXPECT_ERROR(quant::int8_quantize(w, rows, cols, group, codes, scales), QUANT_ERR_BUFFER_TOO_SMALL);
+    CHECK(codes[0] == 0x55 && scales[0] == -1.0f);
+    EXPECT_ERROR(quant::int8_quantize(quant::span<const float>(w.data(), 5), rows, cols, group), QUANT_ERR_BUFFER_TOO_SMALL);
+    EXPECT_ERROR(quant::int8_quantize(w, 0, cols, group), QUANT_ERR_INVALID_ARGUMENT);
+    const std::size_t huge = std::numeric_limits<std::size_t>::max();
+    EXPECT_ERROR(quant::int8_quantize(w, huge, 2, group), QUANT_ERR_INVALID_ARGUMENT); // rows * cols overflows
+    EXPECT_ERROR(quant::int4_quantize(w, huge, 2, group), QUANT_ERR_INVALID_ARGUMENT);
+    std::vector<float> bad = w;
+    bad[7] = std::nanf("");
+    EXPECT_ERROR(quant::int8_quantize(bad, rows, cols, group), QUANT_ERR_NON_FINITE);
+    EXPECT_ERROR(quant::int8_dequantize(q8.codes, quant::span<const float>(q8.scales.data(), 2), rows, cols, group,
+                                        back),
+                 QUANT_ERR_BUFFER_TOO_SMALL);
+
+    quant::int4_matrix q4 = quant::int4_quantize(w, rows, cols, group);
+    CHECK(q4.codes.size() == 15 && q4.zeros.size() == 9);
+    std::vector<float> back4 = quant::int4_dequantize(q4, rows, cols, group);
+    within = true;
+    for (std::size_t i = 0; i < w.size(); i++) {
+        within = within && std::fabs(back4[i] - w[i]) <= q4.scales[(i / cols) * 3 + (i % cols) / group] * 1.0001f;
+    }
+    CHECK(within);
+    std::vector<float> s4(9);
+    std::vector<std::uint8_t> z4(8), c4(15);
+    EXPECT_ERROR(quant::int4_quantize(w, rows, cols, group, c4, s4, z4), QUANT_ERR_SHAPE_MISMATCH);
+    EXPECT_ERROR(quant::int4_quantize(bad, rows, cols, group), QUANT_ERR_NON_FINITE);
+
+    std::vector<std::int8_t> vals{-8, 7, 3, -1, 5};
+    std::vector<std::uint8_t> packed = quant::pack_int4(vals);
+    CHECK(packed.size() == 3 && packed[0] == 0x78);
+    CHECK(quant::unpack_int4(packed, 5) == vals);
+    std::vector<std::uint8_t> one(1);
+    EXPECT_ERROR(quant::pack_int4(vals, one), QUANT_ERR_BUFFER_TOO_SMALL);
+    EXPECT_ERROR(quant::unpack_int4(one, 5), QUANT_ERR_BUFFER_TOO_SMALL);
+
+}
+
+static void test_fp8_scaled() {
+    const std::size_t rows = 3, cols = 10;
+    std::vector<float> w(rows * cols);
+    for (std::size_t i = 0; i < w.size(); i++) w[i] = std::sin((float)i) * (1.0f + (float)(i / cols));
+    std::vector<float> bad = w;
+    bad[7] = std::nanf("");
+    std::vector<float> s4(9);
+    std::vector<std::uint8_t> c4(15);
+    quant::fp8_matrix q8f = quant::fp8_e4m3_quantize(w, rows, cols, 0);
+    std::vector<float> backf = quant::fp8_e4m3_dequantize(q8f, rows, cols, 0);
+    double err = 0;
+    for (std::size_t i = 0; i < w.size(); i++) err = std::fmax(err, std::fabs(backf[i] - w[i]) / (std::fabs(w[i]) + 1e-3));
+    CHECK(err < 0.07);
+    EXPECT_ERROR(quant::fp8_e4m3_quantize(w, rows, cols, 0, c4, s4), QUANT_ERR_BUFFER_TOO_SMALL);
+    EXPECT_ERROR(quant::fp8_e4m3_quantize(w, std::numeric_limits<std::size_t>::max(), 3, 0), QUANT_ERR_INVALID_ARGUMENT);
+
+}
+
+static void test_smooth_scales() {
+    std::vector<float> wa{1.0f, 4.0f}, aa{4.0f, 1.0f};
+    std::vector<float> s = quant::smooth_scales(wa, aa, 0.5);
+    CHECK(std::fabs(s[0] - 2.0f) < 1e-6f && std::fabs(s[1] - 0.5f) < 1e-6f);
+    EXPECT_ERROR(quant::smooth_scales(wa, aa, 1.5), QUANT_ERR_INVALID_ARGUMENT);
+    EXPECT_ERROR(quant::smooth_scales(wa, std::vector<float>{1.0f}, 0.5), QUANT_ERR_SHAPE_MISMATCH);
+}
+
+static void test_weight_rtn() {
+    // A real layer: MiniLM layer 0 query (384 x 384) and its input activations (2048 x 384).
+    const std::size_t rows = 384, cols = 384, n = 2048;
+    std::vector<float> w = load("encoder.layer.0.attention.self.query.weight", rows * cols);
+    std::vector<float> x = load("x_calib.layer0.attn_in", n * cols);
+
+    quant::weight q = quant::weight::quantize(quant::method::int8(), w, rows, cols);
+    CHECK(q && q.rows() == rows && q.cols() == cols);
+    CHECK(q.method().kind == QUANT_INT8_SYMMETRIC);
+    CHECK(q.data().size() == rows * cols && q.scales().size() == rows);
+    CHECK(q.zero_points().empty() && q.input_scales().empty() && q.group_index().empty());
+    std::vector<float> deq = q.dequantize();
+    double e8 = output_error(x, 512, w, deq, rows, cols);
+    std::printf("  INT8 per channel, layer 0 query, 512 tokens: relative output error %.4e\n", e8);
+    CHECK(e8 > 0 && e8 < 1.0e-4);
+
+    quant::weight q4 = quant::weight::quantize(quant::method::int4(128), w, rows, cols);
+    CHECK(q4.data().size() == rows * cols / 2 && q4.scales().size() == rows * 3 && q4.zero_points().size() == rows * 3);
+    double e4 = output_error(x, 512, w, q4.dequantize(), rows, cols);
+    std::printf("  INT4 g128, layer 0 query: %.4e\n", e4);
+    CHECK(e4 > e8 && e4 < 2.0e-2);
+
+    std::vector<float> small(rows * cols - 1, 7.0f);
+    EXPECT_ERROR(q.dequantize(small), QUANT_ERR_BUFFER_TOO_SMALL);
+    CHECK(small[0] == 7.0f);
+    EXPECT_ERROR(quant::weight::quantize(quant::method::int8(), w, 0, cols), QUANT_ERR_INVALID_ARGUMENT);
+    EXPECT_ERROR(quant::weight::quantize(quant::method::int8(), quant::span<const float>(w.data(), 10), rows, cols),
+                 QUANT_ERR_BUFFER_TOO_SMALL);
+    EXPECT_ERROR(quant::weight::quantize(quant::method::gptq(4, 128), w, rows, cols), QUANT_ERR_INVALID_ARGUMENT);
+    quant::weight moved(std::move(q));
+    CHECK(!q && moved && moved.rows() == rows);
+    quant_weight *raw = moved.release();
+    CHECK(raw != nullptr && !moved);
+    quant::weight again(raw); // frees it
+}
+
+static void test_calibrated() {
+    const std::size_t rows = 384, cols = 384, n = 2048, half = 1024;
+    std::vector<float> w = load("encoder.layer.5.attention.self.query.weight", rows * cols);
+    std::vector<float> wv = load("encoder.layer.5.attention.self.value.weight", rows * cols);
+    std::vector<float> x = load("x_calib.layer5.attn_in", n * cols);
+    std::vector<float> test_x(x.begin() + half * cols, x.end());
+
+    quant::calib c(cols);
+    c.add(quant::span<const float>(x.data(), 512 * cols)).add(quant::span<const float>(x.data() + 512 * cols, 512 * cols), 512, cols);
+    CHECK(c.tokens() == half && c.cols() == cols);
+    EXPECT_ERROR(c.add(quant::span<const float>(x.data(), cols + 1)), QUANT_ERR_SHAPE_MISMATCH);
+    EXPECT_ERROR(c.add(x, 1, cols + 1), QUANT_ERR_SHAPE_MISMATCH);
+    std::vector<float> nan_x(cols, 1.0f);
+    nan_x[3] = std::nanf("");
+    EXPECT_ERROR(c.add(nan_x), QUANT_ERR_NON_FINITE);
+    CHECK(c.tokens() == half);
+
+    quant::options o;
+    o.damp_percent(0.01).block_size(128).act_order(true).symmetric(false).static_groups(false).mse_search(false)
+        .sample_tokens(256).threads(1);
+    EXPECT_ERROR(o.damp_percent(-1.0), QUANT_ERR_INVALID_ARGUMENT);
+    EXPECT_ERROR(o.block_size(0), QUANT_ERR_INVALID_ARGUMENT);
+    EXPECT_ERROR(o.sample_tokens(0), QUANT_ERR_INVALID_ARGUMENT);
+
+    double rtn = output_error(test_x, 256, w, quant::weight::quantize(quant::method::int4(128), w, rows, cols).dequantize(), rows, cols);
+    quant::weight g = quant::weight::quantize(quant::method::gptq(4, 128), w, rows, cols, c, o);
+    CHECK(g.group_index().size() == cols); // act-order keeps g_idx
+    double eg = output_error(test_x, 256, w, g.dequantize(), rows, cols);
+    quant::weight a = quant::weight::quantize(quant::method::awq(4, 128), w, rows, cols, c);
+    CHECK(a.input_scales().size() == cols);
+    double ea = output_error(test_x, 256, w, a.dequantize(), rows, cols);
+    std::printf("  layer 5 query, held-out tokens: RTN INT4 g128 %.4e, GPTQ %.4e, AWQ %.4e\n", rtn, eg, ea);
+    CHECK(eg < rtn && ea < rtn);
+
+    std::vector<quant::span<const float>> ws{quant::span<const float>(w), quant::span<const float>(wv)};
+    std::vector<quant::weight> qv = quant::weight::quantize_group(quant::method::awq(4, 128), ws, {rows, rows}, cols, c);
+    CHECK(qv.size() == 2 && qv[0].input_scales().size() == cols &&
+          std::memcmp(qv[0].input_scales().data(), qv[1].input_scales().data(), cols * sizeof(float)) == 0);
+    quant::weight sq = quant::weight::quantize(quant::method::smoothquant(0.5), w, rows, cols, c);
+    CHECK(sq.input_scales().size() == cols && sq.scales().size() == rows);
+
+    // A calibration without the Hessian serves AWQ and SmoothQuant, not GPTQ; set_hessian gives it one.
+    const std::size_t nh = 256;
+    quant::calib light(cols, 0, o);
+    light.add(quant::span<const float>(x.data(), nh * cols));
+    CHECK(light.tokens() == nh);
+    quant::weight la = quant::weight::quantize(quant::method::awq(4, 128), w, rows, cols, light);
+    CHECK(la.input_scales().size() == cols);
+    EXPECT_ERROR(quant::weight::quantize(quant::method::gptq(4, 128), w, rows, cols, light), QUANT_ERR_INVALID_ARGUMENT);
+    std::vector<double> h(cols * cols, 0.0);
+    for (std::size_t t = 0; t < nh; t++)
+        for (std::size_t i = 0; i < cols; i++)
+            for (std::size_t j = 0; j <= i; j++) h[i * cols + j] += 2.0 * x[t * cols + i] * x[t * cols + j] / nh;
+    EXPECT_ERROR(light.set_hessian(quant::span<const double>(h.data(), h.size() - 1), cols, nh), QUANT_ERR_BUFFER_TOO_SMALL);
+    EXPECT_ERROR(light.set_hessian(h, cols + 1, nh), QUANT_ERR_SHAPE_MISMATCH);
+    EXPECT_ERROR(light.set_hessian(h, cols, 0), QUANT_ERR_INVALID_ARGUMENT);
+    light.set_hessian(h, cols, nh);
+    quant::weight lg = quant::weight::quantize(quant::method::gptq(4, 128), w, rows, cols, light);
+    quant::calib full(cols, quant::calib::hessian);
+    full.add(quant::span<const float>(x.data(), nh * cols));
+    double e_light = output_error(test_x, 256, w, lg.dequantize(), rows, cols);
+    double e_full = output_error(test_x, 256, w, quant::weight::quantize(quant::method::gptq(4, 128), w, rows, cols, full).dequantize(), rows, cols);
+    std::printf("  GPTQ with a Hessian set from outside %.4e, accumulated %.4e\n", e_light, e_full);
+    CHECK(std::fabs(e_light - e_full) <= 0.01 * e_full);
+    EXPECT_ERROR(quant::calib(cols, 0x80), QUANT_ERR_INVALID_ARGUMENT);
+
+    // W8A8: per-token INT8 activations of x / s, then the INT8 product with the SmoothQuant weight.
+    const std::size_t m = 16;
+    quant::int8_activations act = quant::quantize_activations(quant::span<const float>(test_x.data(), m * cols), m, cols, sq.input_scales());
+    CHECK(act.codes.size() == m * cols && act.token_scales.size() == m);
+    std::vector<float> y = quant::int8_gemm(act.codes, act.token_scales, sq.int8_data(), sq.scales(), m, rows, cols);
+    bool exact = y.size() == m * rows;
+    double num = 0, den = 0;
+    for (std::size_t i = 0; exact && i < m; i++) {
+        for (std::size_t j = 0; j < rows; j++) {
+            std::int32_t acc = 0;
+            double ref = 0;
+            for (std::size_t l = 0; l < cols; l++) {
+                acc += (std::int32_t)act.codes[i * cols + l] * (std::int32_t)sq.int8_data()[j * cols + l];
+                ref += (double)test_x[i * cols + l] * w[j * cols + l];
+            }
+            exact = exact && y[i * rows + j] == ((float)acc * act.token_scales[i]) * sq.scales()[j];
+            num += (y[i * rows + j] - ref) * (y[i * rows + j] - ref);
+            den += ref * ref;
+        }
+    }
+    std::printf("  SmoothQuant W8A8 through quant_int8_gemm, 16 tokens: relative output error %.4e\n", num / den);
+    CHECK(exact);
+    CHECK(num / den < 1e-2);
+    EXPECT_ERROR(quant::quantize_activations(test_x, m, cols, quant::span<const float>(sq.input_scales().data(), cols - 1)),
+                 QUANT_ERR_BUFFER_TOO_SMALL);
+    std::vector<float> zero_scales(cols, 0.0f);
+    EXPECT_ERROR(quant::quantize_activations(test_x, m, cols, zero_scales), QUANT_ERR_INVALID_ARGUMENT);
+    EXPECT_ERROR(quant::int8_gemm(act.codes, act.token_scales, sq.int8_data(), sq.scales(), m, rows, 0), QUANT_ERR_INVALID_ARGUMENT);
+    std::vector<float> small_out(m * rows - 1);
+    EXPECT_ERROR(quant::int8_gemm(act.codes, act.token_scales, sq.int8_data(), sq.scales(), m, rows, cols, small_out),
+                 QUANT_ERR_BUFFER_TOO_SMALL);
+    EXPECT_ERROR(quant::int8_gemm(act.codes, act.token_scales, sq.int8_data(), sq.scales(), m + 1, rows, cols),
+                 QUANT_ERR_BUFFER_TOO_SMALL);
+
+    quant::calib other(cols + 1);
+    EXPECT_ERROR(quant::weight::quantize(quant::method::awq(4, 128), w, rows, cols, other), QUANT_ERR_SHAPE_MISMATCH);
+    quant::calib empty(cols);
+    EXPECT_ERROR(quant::weight::quantize(quant::method::gptq(4, 128), w, rows, cols, empty), QUANT_ERR_INVALID_ARGUMENT);
+    EXPECT_ERROR(quant::weight::quantize_group(quant::method::awq(4, 128), {}, {}, cols, c), QUANT_ERR_INVALID_ARGUMENT);
+    EXPECT_ERROR(quant::calib(0), QUANT_ERR_INVALID_ARGUMENT);
+}
+
+int main() {
+    test_status_version();
+    test_levels();
+    test_methods_config();
+    test_casts();
+    test_kernels();
+    test_fp8_scaled();
+    test_smooth_scales();
+    test_weight_rtn();
+    test_calibrated();
+    std::printf("quant.hpp: %d passed, %d failed\n", passed, failed);
+    return failed == 0 ? 0 : 1;
+}
