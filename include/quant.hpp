@@ -141,6 +141,26 @@ inline const char *version_string() noexcept { return quant_version_string(); }
 /// True when the library's version equals the version of the header this program was compiled with.
 inline bool version_matches() noexcept { return quant_version() == (std::uint32_t)QUANT_VERSION_NUMBER; }
 
+// ---- SIMD level and kernel threads ------------------------------------------------------------------
+
+/// The SIMD level the kernels use: QUANT_SIMD_SCALAR, QUANT_SIMD_AVX2, QUANT_SIMD_AVX512 or QUANT_SIMD_NEON.
+inline std::int32_t simd_level() noexcept { return quant_simd_level(); }
+/// Forces the process-wide SIMD level (QUANT_SIMD_AUTO: back to the best of the CPU); throws when the CPU
+/// lacks it or the value is unknown. Results are the same at every level.
+inline void set_simd_level(std::int32_t level) {
+    detail::check(quant_set_simd_level(level), "quant_set_simd_level");
+}
+/// "scalar", "avx2", "avx512", "neon"; "" for an unknown level.
+inline std::string simd_level_name(std::int32_t level) {
+    const char *name = quant_simd_level_name(level);
+    return name ? std::string(name) : std::string();
+}
+/// Threads one large kernel call may use, process-wide (0 = all cores; default 1); throws above
+/// QUANT_MAX_THREADS. Results are bit-identical for every count.
+inline void set_threads(std::size_t n) { detail::check(quant_set_threads(n), "quant_set_threads"); }
+/// The count set with set_threads (0 = all cores).
+inline std::size_t threads() noexcept { return quant_threads(); }
+
 // ---- levels -----------------------------------------------------------------------------------------
 
 /// Bits per value of a level (32, 16, 16, 8, 4), 0 for an unknown level.

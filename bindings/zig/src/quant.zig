@@ -126,6 +126,35 @@ pub fn versionString() [:0]const u8 {
 /// The version of quant.h this binding was built against.
 pub const header_version: u32 = c.QUANT_VERSION_NUMBER;
 
+// ---- SIMD level and kernel threads ----------------------------------------------------------------
+
+/// The SIMD level the kernels use (c.QUANT_SIMD_SCALAR, _AVX2, _AVX512, _NEON).
+pub fn simdLevel() i32 {
+    return c.quant_simd_level();
+}
+
+/// Forces the process-wide SIMD level (c.QUANT_SIMD_AUTO: the best of the CPU); a level the CPU lacks
+/// is error.Unsupported. Results are the same at every level.
+pub fn setSimdLevel(level: i32) Error!void {
+    try call(c.quant_set_simd_level(level));
+}
+
+/// "scalar", "avx2", "avx512", "neon"; null for an unknown level.
+pub fn simdLevelName(level: i32) ?[:0]const u8 {
+    const p = c.quant_simd_level_name(level);
+    return if (p == null) null else std.mem.span(p);
+}
+
+/// Threads one large kernel call may use, process-wide (0 = all cores; default 1).
+pub fn setThreads(n: usize) Error!void {
+    try call(c.quant_set_threads(n));
+}
+
+/// The count set with setThreads.
+pub fn threads() usize {
+    return c.quant_threads();
+}
+
 // ---- levels ---------------------------------------------------------------------------------------
 
 /// A storage precision of weights (quant_level).
