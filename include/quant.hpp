@@ -146,7 +146,8 @@ inline bool version_matches() noexcept { return quant_version() == (std::uint32_
 /// The SIMD level the kernels use: QUANT_SIMD_SCALAR, QUANT_SIMD_AVX2, QUANT_SIMD_AVX512 or QUANT_SIMD_NEON.
 inline std::int32_t simd_level() noexcept { return quant_simd_level(); }
 /// Forces the process-wide SIMD level (QUANT_SIMD_AUTO: back to the best of the CPU); throws when the CPU
-/// lacks it or the value is unknown. Results are the same at every level.
+/// lacks it (QUANT_ERR_UNSUPPORTED) or the value is unknown (QUANT_ERR_INVALID_ARGUMENT); the level is then
+/// unchanged. Results are the same at every level.
 inline void set_simd_level(std::int32_t level) {
     detail::check(quant_set_simd_level(level), "quant_set_simd_level");
 }
@@ -155,8 +156,10 @@ inline std::string simd_level_name(std::int32_t level) {
     const char *name = quant_simd_level_name(level);
     return name ? std::string(name) : std::string();
 }
-/// Threads one large kernel call may use, process-wide (0 = all cores; default 1); throws above
-/// QUANT_MAX_THREADS. Results are bit-identical for every count.
+/// Largest count set_threads accepts (QUANT_MAX_THREADS).
+constexpr std::size_t max_threads = QUANT_MAX_THREADS;
+/// Threads one large kernel call may use, process-wide (0 = all cores; default 1); throws
+/// QUANT_ERR_INVALID_ARGUMENT above max_threads (the count is then unchanged). Results are bit-identical for every count.
 inline void set_threads(std::size_t n) { detail::check(quant_set_threads(n), "quant_set_threads"); }
 /// The count set with set_threads (0 = all cores).
 inline std::size_t threads() noexcept { return quant_threads(); }

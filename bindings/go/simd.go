@@ -12,6 +12,9 @@ const (
 	SimdAuto   = int32(C.QUANT_SIMD_AUTO)
 )
 
+// MaxThreads is the largest count SetThreads accepts (QUANT_MAX_THREADS).
+const MaxThreads = uint(C.QUANT_MAX_THREADS)
+
 // SimdLevel is the SIMD level the kernels use.
 func SimdLevel() int32 { return int32(C.quant_simd_level()) }
 
@@ -33,7 +36,7 @@ func SimdLevelName(level int32) string {
 }
 
 // SetThreads sets how many threads one large kernel call may use, process-wide (0 = all cores;
-// default 1); above C.QUANT_MAX_THREADS it is ErrInvalidArgument. Results are bit-identical for every
+// default 1); above MaxThreads it is ErrInvalidArgument (the count is then unchanged). Results are bit-identical for every
 // count.
 func SetThreads(n uint) error {
 	return call("quant_set_threads", func() C.quant_status {

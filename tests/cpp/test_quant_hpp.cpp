@@ -564,6 +564,45 @@ static void test_packing() {
     EXPECT_ERROR(weight::quantize(method::gptq(3, gs), w, rows, cols, c).awq_sizes(), QUANT_ERR_UNSUPPORTED);
 }
 
+// SIMD level and threads: process-wide settings that never change results.
+static void test_simd_threads() {
+    using namespace quant;
+    const std::int32_t start = simd_level();
+    const std::string name = simd_level_name(start);
+    std::printf("  SIMD level %s, threads %zu\n", name.c_str(), threads());
+    CHECK(name == "scalar" || name == "avx2" || name == "avx512" || name == "neon");
+    CHECK(simd_level_name(QUANT_SIMD_SCALAR) == "scalar" && simd_level_name(QUANT_SIMD_AVX2) == "avx2" &&
+          simd_level_name(QUANT_SIMD_AVX512) == "avx512" && simd_level_name(QUANT_SIMD_NEON) == "neon");
+    CHECK(simd_level_name(9).empty() && simd_level_name(QUANT_SIMD_AUTO).empty());
+
+    const std::size_t rows = 512, cols = 384; // 196608 values: enough for two threads
+    std::vector<float> w = load("encoder.layer.0.intermediate.dense.weight", rows * cols);
+    int4_matrix best = int4_quantize(w, rows, cols, 128);
+    set_simd_level(QUANT_SIMD_SCALAR);
+    CHECK(simd_level() == QUANT_SIMD_SCALAR);
+    int4_matrix scalar = int4_quantize(w, rows, cols, 128);
+    CHECK(scalar.codes == best.codes && scalar.scales == best.scales && scalar.zeros == best.zeros);
+    EXPECT_ERROR(set_simd_level(7), QUANT_ERR_INVALID_ARGUMENT);
+#if defined(__x86_64__) || defined(_M_X64)
+    EXPECT_ERROR(set_simd_level(QUANT_SIMD_NEON), QUANT_ERR_UNSUPPORTED);
+#elif defined(__aarch64__)
+    EXPECT_ERROR(set_simd_level(QUANT_SIMD_AVX2), QUANT_ERR_UNSUPPORTED);
+#endif
+    CHECK(simd_level() == QUANT_SIMD_SCALAR); // unchanged by the failed calls
+    set_simd_level(QUANT_SIMD_AUTO);
+    CHECK(simd_level() == start);
+
+    const std::size_t before = threads();
+    set_threads(2);
+    CHECK(threads() == 2);
+    int4_matrix two = int4_quantize(w, rows, cols, 128);
+    CHECK(two.codes == best.codes && two.scales == best.scales && two.zeros == best.zeros);
+    EXPECT_ERROR(set_threads(max_threads + 1), QUANT_ERR_INVALID_ARGUMENT);
+    CHECK(threads() == 2);
+    set_threads(before);
+    CHECK(threads() == before);
+}
+
 int main() {
     test_status_version();
     test_levels();
@@ -577,6 +616,7 @@ int main() {
     test_ggml();
     test_half_sources();
     test_packing();
+    test_simd_threads();
     std::printf("quant.hpp: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }

@@ -134,7 +134,8 @@ pub fn simdLevel() i32 {
 }
 
 /// Forces the process-wide SIMD level (c.QUANT_SIMD_AUTO: the best of the CPU); a level the CPU lacks
-/// is error.Unsupported. Results are the same at every level.
+/// is error.Unsupported, an unknown value error.InvalidArgument (the level is then unchanged).
+/// Results are the same at every level.
 pub fn setSimdLevel(level: i32) Error!void {
     try call(c.quant_set_simd_level(level));
 }
@@ -145,7 +146,12 @@ pub fn simdLevelName(level: i32) ?[:0]const u8 {
     return if (p == null) null else std.mem.span(p);
 }
 
-/// Threads one large kernel call may use, process-wide (0 = all cores; default 1).
+/// Largest count setThreads accepts (QUANT_MAX_THREADS).
+pub const max_threads: usize = c.QUANT_MAX_THREADS;
+
+/// Threads one large kernel call may use, process-wide (0 = all cores; default 1); above
+/// max_threads error.InvalidArgument (the count is then unchanged). Results are bit-identical for
+/// every count.
 pub fn setThreads(n: usize) Error!void {
     try call(c.quant_set_threads(n));
 }

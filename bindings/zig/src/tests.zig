@@ -748,3 +748,57 @@ test "GPTQ and AWQ checkpoint packing of real weights" {
     try expectFail(error.Unsupported, g3.awqSizes());
     try expectFail(error.BufferTooSmall, a.packAwq(aq, az[0 .. az.len - 1], &sc));
 }
+
+test "SIMD level and threads: same results, failed settings change nothing" {
+    const start = quant.simdLevel();
+    const name = quant.simdLevelName(start) orelse return error.NoName;
+    std.debug.print("  SIMD level {s}, threads {d}\n", .{ name, quant.threads() });
+    var known = false;
+    for ([_][]const u8{ "scalar", "avx2", "avx512", "neon" }) |n| known = known or std.mem.eql(u8, n, name);
+    try testing.expect(known);
+    try testing.expectEqualStrings("scalar", quant.simdLevelName(c.QUANT_SIMD_SCALAR).?);
+    try testing.expectEqualStrings("avx2", quant.simdLevelName(c.QUANT_SIMD_AVX2).?);
+    try testing.expectEqualStrings("avx512", quant.simdLevelName(c.QUANT_SIMD_AVX512).?);
+    try testing.expectEqualStrings("neon", quant.simdLevelName(c.QUANT_SIMD_NEON).?);
+    try testing.expectEqual(@as(?[:0]const u8, null), quant.simdLevelName(9));
+    try testing.expectEqual(@as(?[:0]const u8, null), quant.simdLevelName(c.QUANT_SIMD_AUTO));
+
+    const rows = 512; // 196608 values: enough for two threads
+    const cols = 384;
+    const w = try load("encoder.layer.0.intermediate.dense.weight", rows * cols);
+    defer testing.allocator.free(w);
+    var c0: [rows * cols / 2]u8 = undefined;
+    var c1: [rows * cols / 2]u8 = undefined;
+    var s0: [rows * 3]f32 = undefined;
+    var s1: [rows * 3]f32 = undefined;
+    var z0: [rows * 3]u8 = undefined;
+    var z1: [rows * 3]u8 = undefined;
+    try quant.int4Quantize(w, rows, cols, 128, &c0, &s0, &z0);
+    try quant.setSimdLevel(c.QUANT_SIMD_SCALAR);
+    defer quant.setSimdLevel(c.QUANT_SIMD_AUTO) catch {};
+    try testing.expectEqual(@as(i32, c.QUANT_SIMD_SCALAR), quant.simdLevel());
+    try quant.int4Quantize(w, rows, cols, 128, &c1, &s1, &z1);
+    try testing.expectEqualSlices(u8, &c0, &c1);
+    try testing.expectEqualSlices(f32, &s0, &s1);
+    try testing.expectEqualSlices(u8, &z0, &z1);
+    try expectFail(error.InvalidArgument, quant.setSimdLevel(7));
+    switch (@import("builtin").cpu.arch) {
+        .x86_64 => try expectFail(error.Unsupported, quant.setSimdLevel(c.QUANT_SIMD_NEON)),
+        .aarch64 => try expectFail(error.Unsupported, quant.setSimdLevel(c.QUANT_SIMD_AVX2)),
+        else => {},
+    }
+    try testing.expectEqual(@as(i32, c.QUANT_SIMD_SCALAR), quant.simdLevel());
+    try quant.setSimdLevel(c.QUANT_SIMD_AUTO);
+    try testing.expectEqual(start, quant.simdLevel());
+
+    const before = quant.threads();
+    defer quant.setThreads(before) catch {};
+    try quant.setThreads(2);
+    try testing.expectEqual(@as(usize, 2), quant.threads());
+    @memset(&c1, 0);
+    try quant.int4Quantize(w, rows, cols, 128, &c1, &s1, &z1);
+    try testing.expectEqualSlices(u8, &c0, &c1);
+    try testing.expectEqualSlices(f32, &s0, &s1);
+    try expectFail(error.InvalidArgument, quant.setThreads(quant.max_threads + 1));
+    try testing.expectEqual(@as(usize, 2), quant.threads());
+}
