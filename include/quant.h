@@ -77,6 +77,37 @@
 #define QUANT_GGML_TYPE_Q6_K 14
 
 /**
+ * Largest thread count `quant_set_threads` accepts.
+ */
+#define QUANT_MAX_THREADS 1024
+
+/**
+ * SIMD level: portable code, no intrinsics (any CPU).
+ */
+#define QUANT_SIMD_SCALAR 0
+
+/**
+ * SIMD level: x86-64 AVX2 + FMA + F16C.
+ */
+#define QUANT_SIMD_AVX2 1
+
+/**
+ * SIMD level: x86-64 AVX-512 F/BW/VL (and AVX2).
+ */
+#define QUANT_SIMD_AVX512 2
+
+/**
+ * SIMD level: aarch64 NEON (Advanced SIMD).
+ */
+#define QUANT_SIMD_NEON 3
+
+/**
+ * For `quant_set_simd_level`: go back to the automatic choice (the best level of the CPU; the
+ * environment variable is not read again).
+ */
+#define QUANT_SIMD_AUTO -1
+
+/**
  * Source element type f32 (IEEE binary32), for the `_ex` functions' `dtype` argument.
  */
 #define QUANT_DTYPE_F32 0
@@ -1302,6 +1333,64 @@ quant_status quant_pack_int4(const int8_t *values,
  * - `QUANT_ERR_INVALID_ARGUMENT`: `n` too large for memory.
  */
 quant_status quant_unpack_int4(const uint8_t *src, size_t n, int8_t *dst, size_t dst_len);
+
+/**
+ * The SIMD level the kernels use for calls from C: `QUANT_SIMD_SCALAR` (0, portable code),
+ * `QUANT_SIMD_AVX2` (1), `QUANT_SIMD_AVX512` (2) or `QUANT_SIMD_NEON` (3).
+ *
+ * The level is chosen at run time, once, from the CPU (the best level it has) and the environment
+ * variable `QUANT_SIMD` (`scalar`, `avx2`, `avx512`, `neon` or `auto`; a level the CPU lacks is
+ * lowered to the best one below it; an unknown value is ignored), unless `quant_set_simd_level`
+ * forced one. Every level gives bit-identical results; only the speed differs.
+ * Thread-safe; never fails.
+ */
+int32_t quant_simd_level(void);
+
+/**
+ * Forces the SIMD level of every later kernel call in the process (`QUANT_SIMD_SCALAR` forces the
+ * portable code), or goes back to the best level of the CPU with `QUANT_SIMD_AUTO` (-1).
+ *
+ * A call already running keeps the level it started with, so this is safe while other threads run
+ * kernels. Thread-safe.
+ *
+ * Errors (the level is unchanged):
+ * - `QUANT_ERR_INVALID_ARGUMENT`: `level` is not a `QUANT_SIMD_*` value.
+ * - `QUANT_ERR_UNSUPPORTED`: this CPU does not have that level (e.g. AVX-512 on an AVX2 CPU, NEON on
+ *   x86-64); the detail lists the available ones.
+ */
+quant_status quant_set_simd_level(int32_t level);
+
+/**
+ * Name of a SIMD level: "scalar", "avx2", "avx512" or "neon" (static, NUL-terminated); NULL for an
+ * unknown value. Thread-safe.
+ */
+const char *quant_simd_level_name(int32_t level);
+
+/**
+ * Sets how many threads one call of a large kernel may use, for the whole process: the round-to-nearest
+ * quantizers and dequantizers (`quant_int8_*`, `quant_int4_*`, `quant_fp8_e4m3_quantize/dequantize`)
+ * and the plain casts. `n = 0` means all the cores of the machine; the default is 1 (the kernels then
+ * start no thread).
+ *
+ * With `n > 1` a call splits its rows (casts: its elements) into at most `n` contiguous blocks and runs
+ * them on threads started for the call and joined before it returns (`std::thread::scope`; there is no
+ * pool and no thread outlives the call). Small inputs (under 65536 elements a thread) use fewer
+ * threads. The results are bit-identical for every thread count.
+ *
+ * An engine that runs its own threads can instead leave this at 1 and call the kernels on disjoint
+ * row ranges of a matrix (pointer offset by `r0 * cols`, `rows = r1 - r0`, scales offset by
+ * `r0 * quant_scale_count(1, cols, group_size)`): the result is the same as one call on the whole matrix.
+ *
+ * Thread-safe; a call already running keeps the count it started with.
+ *
+ * Errors: `QUANT_ERR_INVALID_ARGUMENT` when `n > QUANT_MAX_THREADS` (the count is unchanged).
+ */
+quant_status quant_set_threads(size_t n);
+
+/**
+ * The thread count set with `quant_set_threads` (0 = all cores; 1 by default). Thread-safe.
+ */
+size_t quant_threads(void);
 
 /**
  * Returns a static, NUL-terminated description of `status`; never NULL, also for unknown codes.

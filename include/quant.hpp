@@ -141,6 +141,29 @@ inline const char *version_string() noexcept { return quant_version_string(); }
 /// True when the library's version equals the version of the header this program was compiled with.
 inline bool version_matches() noexcept { return quant_version() == (std::uint32_t)QUANT_VERSION_NUMBER; }
 
+// ---- SIMD level and kernel threads ------------------------------------------------------------------
+
+/// The SIMD level the kernels use: QUANT_SIMD_SCALAR, QUANT_SIMD_AVX2, QUANT_SIMD_AVX512 or QUANT_SIMD_NEON.
+inline std::int32_t simd_level() noexcept { return quant_simd_level(); }
+/// Forces the process-wide SIMD level (QUANT_SIMD_AUTO: back to the best of the CPU); throws when the CPU
+/// lacks it (QUANT_ERR_UNSUPPORTED) or the value is unknown (QUANT_ERR_INVALID_ARGUMENT); the level is then
+/// unchanged. Results are the same at every level.
+inline void set_simd_level(std::int32_t level) {
+    detail::check(quant_set_simd_level(level), "quant_set_simd_level");
+}
+/// "scalar", "avx2", "avx512", "neon"; "" for an unknown level.
+inline std::string simd_level_name(std::int32_t level) {
+    const char *name = quant_simd_level_name(level);
+    return name ? std::string(name) : std::string();
+}
+/// Largest count set_threads accepts (QUANT_MAX_THREADS).
+constexpr std::size_t max_threads = QUANT_MAX_THREADS;
+/// Threads one large kernel call may use, process-wide (0 = all cores; default 1); throws
+/// QUANT_ERR_INVALID_ARGUMENT above max_threads (the count is then unchanged). Results are bit-identical for every count.
+inline void set_threads(std::size_t n) { detail::check(quant_set_threads(n), "quant_set_threads"); }
+/// The count set with set_threads (0 = all cores).
+inline std::size_t threads() noexcept { return quant_threads(); }
+
 // ---- levels -----------------------------------------------------------------------------------------
 
 /// Bits per value of a level (32, 16, 16, 8, 4), 0 for an unknown level.
@@ -477,6 +500,173 @@ inline std::vector<float> fp8_e4m3_dequantize(const fp8_matrix &q, std::size_t r
 }
 
 
+// ---- f16 / bf16 sources -----------------------------------------------------------------------------
+
+/// Element type of a 16-bit source (QUANT_DTYPE_*): f16 or bf16 bits in std::uint16_t. The float
+/// overloads are the f32 case.
+enum class dtype : std::int32_t { f32 = QUANT_DTYPE_F32, f16 = QUANT_DTYPE_F16, bf16 = QUANT_DTYPE_BF16 };
+
+namespace detail {
+/// A 16-bit source must be f16 or bf16 (f32 data goes through the float overloads); an unknown value
+/// is passed on, and the library rejects it.
+inline void half_dtype(dtype dt, const char *function) {
+    if (dt == dtype::f32) {
+        fail(QUANT_ERR_INVALID_ARGUMENT, function, "dtype::f32 with a 16-bit source (use the float overload)");
+    }
+}
+} // namespace detail
+
+// The round-to-nearest kernels on f16 or bf16 bits (std::uint16_t), converted one row at a time; the
+// outputs equal bit for bit those of the float overloads on the same values.
+
+/// int8_quantize of a 16-bit source.
+inline void int8_quantize(dtype src_dtype, span<const std::uint16_t> src, std::size_t rows, std::size_t cols,
+                          std::size_t group_size, span<std::int8_t> dst, span<float> scales) {
+    const char *fn = "quant_int8_quantize_ex";
+    detail::half_dtype(src_dtype, fn);
+    detail::need(src.size(), detail::product(rows, cols), "src", fn);
+    detail::check(quant_int8_quantize_ex(static_cast<std::int32_t>(src_dtype), src.data(), rows, cols, group_size,
+                                         dst.data(), dst.size(), scales.data(), scales.size()),
+                  fn);
+}
+inline int8_matrix int8_quantize(dtype src_dtype, span<const std::uint16_t> src, std::size_t rows, std::size_t cols,
+                                 std::size_t group_size) {
+    int8_matrix out;
+    if (detail::fits(rows, cols)) {
+        out.codes.resize(rows * cols);
+        out.scales.resize(scale_count(rows, cols, group_size));
+    }
+    int8_quantize(src_dtype, src, rows, cols, group_size, out.codes, out.scales);
+    return out;
+}
+/// int4_quantize of a 16-bit source.
+inline void int4_quantize(dtype src_dtype, span<const std::uint16_t> src, std::size_t rows, std::size_t cols,
+                          std::size_t group_size, span<std::uint8_t> dst, span<float> scales, span<std::uint8_t> zeros) {
+    const char *fn = "quant_int4_quantize_ex";
+    detail::half_dtype(src_dtype, fn);
+    detail::need(src.size(), detail::product(rows, cols), "src", fn);
+    if (scales.size() != zeros.size()) detail::fail(QUANT_ERR_SHAPE_MISMATCH, fn, "scales and zeros differ in length");
+    detail::check(quant_int4_quantize_ex(static_cast<std::int32_t>(src_dtype), src.data(), rows, cols, group_size,
+                                         dst.data(), dst.size(), scales.data(), zeros.data(), scales.size()),
+                  fn);
+}
+inline int4_matrix int4_quantize(dtype src_dtype, span<const std::uint16_t> src, std::size_t rows, std::size_t cols,
+                                 std::size_t group_size) {
+    int4_matrix out;
+    if (detail::fits(rows, cols)) {
+        out.codes.resize(int4_packed_size(rows, cols));
+        out.scales.resize(scale_count(rows, cols, group_size));
+        out.zeros.resize(out.scales.size());
+    }
+    int4_quantize(src_dtype, src, rows, cols, group_size, out.codes, out.scales, out.zeros);
+    return out;
+}
+/// fp8_e4m3_quantize of a 16-bit source.
+inline void fp8_e4m3_quantize(dtype src_dtype, span<const std::uint16_t> src, std::size_t rows, std::size_t cols,
+                              std::size_t group_size, span<std::uint8_t> dst, span<float> scales) {
+    const char *fn = "quant_fp8_e4m3_quantize_ex";
+    detail::half_dtype(src_dtype, fn);
+    detail::need(src.size(), detail::product(rows, cols), "src", fn);
+    detail::check(quant_fp8_e4m3_quantize_ex(static_cast<std::int32_t>(src_dtype), src.data(), rows, cols, group_size,
+                                             dst.data(), dst.size(), scales.data(), scales.size()),
+                  fn);
+}
+inline fp8_matrix fp8_e4m3_quantize(dtype src_dtype, span<const std::uint16_t> src, std::size_t rows, std::size_t cols,
+                                    std::size_t group_size) {
+    fp8_matrix out;
+    if (detail::fits(rows, cols)) {
+        out.codes.resize(rows * cols);
+        out.scales.resize(scale_count(rows, cols, group_size));
+    }
+    fp8_e4m3_quantize(src_dtype, src, rows, cols, group_size, out.codes, out.scales);
+    return out;
+}
+
+// ---- GGUF blocks (GGML quant types) -----------------------------------------------------------------
+
+/// The GGML quant types (GGML's own type ids, QUANT_GGML_TYPE_*).
+namespace ggml {
+constexpr std::int32_t q4_0 = QUANT_GGML_TYPE_Q4_0;
+constexpr std::int32_t q4_1 = QUANT_GGML_TYPE_Q4_1;
+constexpr std::int32_t q5_0 = QUANT_GGML_TYPE_Q5_0;
+constexpr std::int32_t q5_1 = QUANT_GGML_TYPE_Q5_1;
+constexpr std::int32_t q8_0 = QUANT_GGML_TYPE_Q8_0;
+constexpr std::int32_t q4_k = QUANT_GGML_TYPE_Q4_K;
+constexpr std::int32_t q6_k = QUANT_GGML_TYPE_Q6_K;
+} // namespace ggml
+
+
+/// Values per block of a GGML type (32 or 256); throws QUANT_ERR_INVALID_ARGUMENT for an unknown type.
+inline std::size_t ggml_block_size(std::int32_t type) {
+    std::size_t n = quant_ggml_block_size(type);
+    if (n == 0) detail::check(QUANT_ERR_INVALID_ARGUMENT, "quant_ggml_block_size");
+    return n;
+}
+/// Bytes per block of a GGML type (18, 20, 22, 24, 34, 144, 210); throws for an unknown type.
+inline std::size_t ggml_type_size(std::int32_t type) {
+    std::size_t n = quant_ggml_type_size(type);
+    if (n == 0) detail::check(QUANT_ERR_INVALID_ARGUMENT, "quant_ggml_type_size");
+    return n;
+}
+/// Bytes of one row of n_per_row values (0 for n_per_row 0); throws QUANT_ERR_INVALID_ARGUMENT for an
+/// unknown type or a row length that is not a multiple of the block size.
+inline std::size_t ggml_row_size(std::int32_t type, std::size_t n_per_row) {
+    std::size_t n = quant_ggml_row_size(type, n_per_row);
+    if (n == 0 && n_per_row != 0) detail::check(QUANT_ERR_INVALID_ARGUMENT, "quant_ggml_row_size");
+    return n;
+}
+/// GGML's name of a type ("q4_0" ... "q6_K"); throws QUANT_ERR_INVALID_ARGUMENT for an unknown type.
+inline std::string ggml_type_name(std::int32_t type) {
+    const char *name = quant_ggml_type_name(type);
+    if (name == nullptr) detail::check(QUANT_ERR_INVALID_ARGUMENT, "quant_ggml_type_name");
+    return std::string(name);
+}
+/// Quantizes nrows x n_per_row floats to GGML blocks, byte for byte as ggml's reference quantizer;
+/// dst holds at least nrows * ggml_row_size(type, n_per_row) bytes (only that prefix is written).
+inline void ggml_quantize(std::int32_t type, span<const float> src, std::size_t nrows, std::size_t n_per_row,
+                          span<std::uint8_t> dst) {
+    detail::need(src.size(), detail::product(nrows, n_per_row), "src", "quant_ggml_quantize");
+    detail::check(quant_ggml_quantize(type, src.data(), nrows, n_per_row, dst.data(), dst.size()), "quant_ggml_quantize");
+}
+namespace detail {
+inline std::size_t ggml_bytes(std::int32_t type, std::size_t nrows, std::size_t n_per_row) {
+    std::size_t row = quant_ggml_row_size(type, n_per_row);
+    return row != 0 && fits(nrows, row) ? nrows * row : 0; // else the C call reports the bad argument
+}
+} // namespace detail
+inline std::vector<std::uint8_t> ggml_quantize(std::int32_t type, span<const float> src, std::size_t nrows,
+                                               std::size_t n_per_row) {
+    std::vector<std::uint8_t> dst(detail::ggml_bytes(type, nrows, n_per_row));
+    ggml_quantize(type, src, nrows, n_per_row, dst);
+    return dst;
+}
+/// ggml_quantize of f16 or bf16 bits (as llama.cpp quantizes 16-bit models); the bytes equal those
+/// of the float overload on the same values.
+inline void ggml_quantize(std::int32_t type, dtype src_dtype, span<const std::uint16_t> src, std::size_t nrows,
+                          std::size_t n_per_row, span<std::uint8_t> dst) {
+    const char *fn = "quant_ggml_quantize_ex";
+    detail::half_dtype(src_dtype, fn);
+    detail::need(src.size(), detail::product(nrows, n_per_row), "src", fn);
+    detail::check(quant_ggml_quantize_ex(type, static_cast<std::int32_t>(src_dtype), src.data(), nrows, n_per_row,
+                                         dst.data(), dst.size()),
+                  fn);
+}
+inline std::vector<std::uint8_t> ggml_quantize(std::int32_t type, dtype src_dtype, span<const std::uint16_t> src,
+                                               std::size_t nrows, std::size_t n_per_row) {
+    std::vector<std::uint8_t> dst(detail::ggml_bytes(type, nrows, n_per_row));
+    ggml_quantize(type, src_dtype, src, nrows, n_per_row, dst);
+    return dst;
+}
+/// Dequantizes the first dst.size() values (a positive multiple of the block size) of GGML blocks.
+inline void ggml_dequantize(std::int32_t type, span<const std::uint8_t> src, span<float> dst) {
+    detail::check(quant_ggml_dequantize(type, src.data(), src.size(), dst.data(), dst.size()), "quant_ggml_dequantize");
+}
+inline std::vector<float> ggml_dequantize(std::int32_t type, span<const std::uint8_t> src, std::size_t n) {
+    std::vector<float> dst(n);
+    ggml_dequantize(type, src, dst);
+    return dst;
+}
+
 // ---- calibration and options ------------------------------------------------------------------------
 
 /// SmoothQuant scales s_j = a_j^alpha / w_j^(1 - alpha); all three spans have the same length.
@@ -676,6 +866,22 @@ class weight {
                            const quant::calib &c, const options &opts) {
         return quantize(m, w, rows, cols, c.get(), opts.get());
     }
+    /// quantize of a weight given as f16 or bf16 bits; the result equals that of the float overload
+    /// on the same values (INT8, INT4 and FP8 convert one row at a time).
+    static weight quantize(const quant_method &m, dtype w_dtype, span<const std::uint16_t> w, std::size_t rows,
+                           std::size_t cols, const quant_calib *calib = nullptr, const quant_options *opts = nullptr) {
+        const char *fn = "quant_quantize_ex";
+        detail::half_dtype(w_dtype, fn);
+        detail::need(w.size(), detail::product(rows, cols), "w", fn);
+        quant_weight *out = nullptr;
+        detail::check(quant_quantize_ex(&m, opts, static_cast<std::int32_t>(w_dtype), w.data(), rows, cols, calib, &out),
+                      fn);
+        return weight(out);
+    }
+    static weight quantize(const quant_method &m, dtype w_dtype, span<const std::uint16_t> w, std::size_t rows,
+                           std::size_t cols, const quant::calib &c, const options *opts = nullptr) {
+        return quantize(m, w_dtype, w, rows, cols, c.get(), opts ? opts->get() : nullptr);
+    }
     /// Quantizes matrices that read the same input (q, k, v; gate and up) together: AWQ and
     /// SmoothQuant give them one input scale. ws[i] holds rows[i] x cols floats.
     static std::vector<weight> quantize_group(const quant_method &m, const std::vector<span<const float>> &ws,
@@ -738,6 +944,78 @@ class weight {
         std::vector<float> dst(s.first * s.second);
         dequantize(dst);
         return dst;
+    }
+
+    /// Lengths, in elements, of the tensors of a GPTQ checkpoint (pack_gptq).
+    struct gptq_lengths {
+        std::size_t qweight, qzeros, scales, g_idx;
+    };
+    /// The tensors of a GPTQ checkpoint (AutoGPTQ's QuantLinear layout): qweight int32
+    /// [cols*bits/32][rows], qzeros int32 [groups][rows*bits/32], scales f16 bits [groups][rows],
+    /// g_idx int32 [cols].
+    struct gptq_tensors {
+        std::vector<std::int32_t> qweight, qzeros;
+        std::vector<std::uint16_t> scales;
+        std::vector<std::int32_t> g_idx;
+    };
+    /// Throws QUANT_ERR_INVALID_ARGUMENT (not GPTQ/INT4, or a shape not a multiple of 32 bits) or
+    /// QUANT_ERR_UNSUPPORTED (bits not 2, 3, 4, 8).
+    gptq_lengths gptq_sizes() const {
+        gptq_lengths s{0, 0, 0, 0};
+        detail::check(quant_weight_gptq_sizes(handle_, &s.qweight, &s.qzeros, &s.scales, &s.g_idx), "quant_weight_gptq_sizes");
+        return s;
+    }
+    /// Packs as a GPTQ checkpoint into caller buffers; format_version 1 stores zero - 1 (AutoGPTQ),
+    /// 2 the zero itself (GPTQModel "gptq_v2"). Nothing is written on error.
+    void pack_gptq(std::uint32_t format_version, span<std::int32_t> qweight, span<std::int32_t> qzeros,
+                   span<std::uint16_t> scales_f16, span<std::int32_t> g_idx) const {
+        detail::check(quant_weight_pack_gptq(handle_, format_version, qweight.data(), qweight.size(), qzeros.data(),
+                                             qzeros.size(), scales_f16.data(), scales_f16.size(), g_idx.data(),
+                                             g_idx.size()),
+                      "quant_weight_pack_gptq");
+    }
+    gptq_tensors pack_gptq(std::uint32_t format_version) const {
+        gptq_lengths s = gptq_sizes();
+        gptq_tensors t;
+        t.qweight.resize(s.qweight);
+        t.qzeros.resize(s.qzeros);
+        t.scales.resize(s.scales);
+        t.g_idx.resize(s.g_idx);
+        pack_gptq(format_version, t.qweight, t.qzeros, t.scales, t.g_idx);
+        return t;
+    }
+    /// Lengths, in elements, of the tensors of an AWQ GEMM checkpoint (pack_awq).
+    struct awq_lengths {
+        std::size_t qweight, qzeros, scales;
+    };
+    /// The tensors of an AWQ GEMM checkpoint (AutoAWQ's WQLinear_GEMM layout): qweight int32
+    /// [cols][rows/8] and qzeros int32 [groups][rows/8] with the nibble order 0,2,4,6,1,3,5,7;
+    /// scales f16 bits [groups][rows].
+    struct awq_tensors {
+        std::vector<std::int32_t> qweight, qzeros;
+        std::vector<std::uint16_t> scales;
+    };
+    /// Throws QUANT_ERR_INVALID_ARGUMENT (not AWQ/INT4/GPTQ without act-order, rows not a multiple of
+    /// 8, cols not a multiple of the group size) or QUANT_ERR_UNSUPPORTED (not 4-bit).
+    awq_lengths awq_sizes() const {
+        awq_lengths s{0, 0, 0};
+        detail::check(quant_weight_awq_sizes(handle_, &s.qweight, &s.qzeros, &s.scales), "quant_weight_awq_sizes");
+        return s;
+    }
+    /// Packs as an AWQ GEMM checkpoint into caller buffers (AWQ: the codes of W diag(s), see quant.h).
+    void pack_awq(span<std::int32_t> qweight, span<std::int32_t> qzeros, span<std::uint16_t> scales_f16) const {
+        detail::check(quant_weight_pack_awq(handle_, qweight.data(), qweight.size(), qzeros.data(), qzeros.size(),
+                                            scales_f16.data(), scales_f16.size()),
+                      "quant_weight_pack_awq");
+    }
+    awq_tensors pack_awq() const {
+        awq_lengths s = awq_sizes();
+        awq_tensors t;
+        t.qweight.resize(s.qweight);
+        t.qzeros.resize(s.qzeros);
+        t.scales.resize(s.scales);
+        pack_awq(t.qweight, t.qzeros, t.scales);
+        return t;
     }
 
     quant_weight *get() const noexcept { return handle_; }

@@ -322,7 +322,7 @@ proptest! {
         prop_assert_eq!(&slow[n..], &[0x5A, 0x5A]);
         // Unused high bits of the last byte are 0.
         let used = codes.len() * bits as usize;
-        if used % 8 != 0 {
+        if !used.is_multiple_of(8) {
             prop_assert_eq!(fast[n - 1] >> (used % 8), 0);
         }
         // Codes wider than the width are masked, not spilled into the neighbours.

@@ -23,6 +23,7 @@ pub mod level;
 pub mod method;
 pub mod options;
 pub mod rtn;
+pub mod simd;
 pub mod status;
 pub mod weight;
 

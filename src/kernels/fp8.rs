@@ -36,6 +36,9 @@
 //! from the definition of the formats with exact f64 arithmetic; `tests/casts.rs` holds the fast paths
 //! to them over a dense sweep of the 2^32 f32 patterns and to ml_dtypes through golden fixtures.
 use crate::error::Result;
+use crate::kernels::int8::{absmax_bits, finite_absmax};
+use crate::kernels::par::{self, Exec};
+use crate::kernels::simd::SimdLevel;
 use crate::kernels::{check_finite, check_len, Shape};
 
 /// A binary floating-point format described by its significand width and exponent bias, for the
@@ -174,6 +177,38 @@ trait Fp8Format {
     const NAN: u32;
     /// 2^(bias + man - 1): scales the subnormal range onto integer codes.
     const SUB_SCALE: f32;
+    /// 2^(1 - bias - man): the value of the smallest subnormal code.
+    const SUB_UNIT: f32;
+    /// IEEE-like specials (the all-ones exponent holds infinities and NaNs; E5M2) or only the
+    /// all-ones code is NaN (E4M3FN).
+    const IEEE: bool;
+}
+
+/// The constants of an FP8 format as run-time values, for the SIMD bodies.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Fp8Spec {
+    pub(crate) man: u32,
+    pub(crate) bias: u32,
+    pub(crate) max: u32,
+    /// Magnitude code of overflow and infinities (`max` when saturating).
+    pub(crate) overflow: u32,
+    pub(crate) nan: u32,
+    pub(crate) sub_scale: f32,
+    pub(crate) sub_unit: f32,
+    pub(crate) ieee: bool,
+}
+
+fn spec<F: Fp8Format>(overflow: u32) -> Fp8Spec {
+    Fp8Spec {
+        man: F::MAN,
+        bias: F::BIAS,
+        max: F::MAX,
+        overflow,
+        nan: F::NAN,
+        sub_scale: F::SUB_SCALE,
+        sub_unit: F::SUB_UNIT,
+        ieee: F::IEEE,
+    }
 }
 
 struct E4m3;
@@ -184,6 +219,8 @@ impl Fp8Format for E4m3 {
     const OVERFLOW: u32 = 0x7F;
     const NAN: u32 = 0x7F;
     const SUB_SCALE: f32 = 512.0;
+    const SUB_UNIT: f32 = 1.0 / 512.0;
+    const IEEE: bool = false;
 }
 
 struct E5m2;
@@ -194,10 +231,12 @@ impl Fp8Format for E5m2 {
     const OVERFLOW: u32 = 0x7C;
     const NAN: u32 = 0x7E;
     const SUB_SCALE: f32 = 65536.0;
+    const SUB_UNIT: f32 = 1.0 / 65536.0;
+    const IEEE: bool = true;
 }
 
 /// 2^23: adding it to a non-negative f32 below 2^22 rounds the sum to an integer held in its low bits.
-const MAGIC: f32 = 8_388_608.0;
+pub(crate) const MAGIC: f32 = 8_388_608.0;
 
 /// Encodes the f32 with bits `bits`; `overflow` is the magnitude code for overflow and infinities
 /// (`F::MAX` when saturating, `F::OVERFLOW` otherwise). Branch-free: both candidate codes are computed
@@ -231,10 +270,40 @@ fn encode_lane<F: Fp8Format>(bits: u32, overflow: u32) -> u8 {
 fn encode_slice<F: Fp8Format>(src: &[f32], dst: &mut [u8], saturate: bool) -> Result<()> {
     check_len("dst", dst.len(), src.len())?;
     let overflow = if saturate { F::MAX } else { F::OVERFLOW };
-    for (d, s) in dst.iter_mut().zip(src) {
-        *d = encode_lane::<F>(s.to_bits(), overflow);
-    }
+    let exec = Exec::current();
+    let t = exec.threads_for(src.len(), usize::MAX);
+    par::for_elements(t, src.len(), dst, |r, d| {
+        encode_run::<F, false>(exec.level, &src[r], 1.0, overflow, d)
+    });
     Ok(())
+}
+
+/// Codes of `x` (each divided by `s` first when `DIV`) into `out[..x.len()]`, with the body of `level`.
+fn encode_run<F: Fp8Format, const DIV: bool>(
+    level: SimdLevel,
+    x: &[f32],
+    s: f32,
+    overflow: u32,
+    out: &mut [u8],
+) {
+    let _spec = spec::<F>(overflow);
+    let done = match level {
+        // SAFETY: a `SimdLevel` other than `Scalar` is only ever in force when the CPU has it.
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx512 => {
+            unsafe { super::x86::avx512::fp8_encode::<DIV>(x, s, _spec, out) };
+            x.len()
+        }
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx2 => unsafe { super::x86::avx2::fp8_encode::<DIV>(x, s, _spec, out) },
+        #[cfg(target_arch = "aarch64")]
+        SimdLevel::Neon => unsafe { super::neon::fp8_encode::<DIV>(x, s, _spec, out) },
+        _ => 0,
+    };
+    for (d, &v) in out[done..x.len()].iter_mut().zip(&x[done..]) {
+        let v = if DIV { v / s } else { v };
+        *d = encode_lane::<F>(v.to_bits(), overflow);
+    }
 }
 
 /// Converts `src` to FP8 E4M3FN codes in `dst[..src.len()]` (see the module docs for rounding,
@@ -296,23 +365,53 @@ static E4M3_TABLE: [u32; 256] = decode_table(3, 7, false);
 /// f32 bits of every E5M2 code.
 static E5M2_TABLE: [u32; 256] = decode_table(2, 15, true);
 
-fn decode_slice(table: &[u32; 256], src: &[u8], dst: &mut [f32]) -> Result<()> {
+fn decode_slice<F: Fp8Format>(table: &[u32; 256], src: &[u8], dst: &mut [f32]) -> Result<()> {
     check_len("dst", dst.len(), src.len())?;
-    for (d, &c) in dst.iter_mut().zip(src) {
-        *d = f32::from_bits(table[c as usize]);
-    }
+    let exec = Exec::current();
+    let t = exec.threads_for(src.len(), usize::MAX);
+    par::for_elements(t, src.len(), dst, |r, d| {
+        decode_run::<F, false>(exec.level, table, &src[r], 1.0, d)
+    });
     Ok(())
+}
+
+/// Values of the codes `q` (each times `s` when `MUL`) into `out[..q.len()]`, with the body of `level`.
+fn decode_run<F: Fp8Format, const MUL: bool>(
+    level: SimdLevel,
+    table: &[u32; 256],
+    q: &[u8],
+    s: f32,
+    out: &mut [f32],
+) {
+    let _spec = spec::<F>(F::OVERFLOW);
+    let done = match level {
+        // SAFETY: a `SimdLevel` other than `Scalar` is only ever in force when the CPU has it.
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx512 => {
+            unsafe { super::x86::avx512::fp8_decode::<MUL>(q, s, _spec, out) };
+            q.len()
+        }
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx2 => unsafe { super::x86::avx2::fp8_decode::<MUL>(q, s, _spec, out) },
+        #[cfg(target_arch = "aarch64")]
+        SimdLevel::Neon => unsafe { super::neon::fp8_decode::<MUL>(q, s, _spec, out) },
+        _ => 0,
+    };
+    for (d, &c) in out[done..q.len()].iter_mut().zip(&q[done..]) {
+        let v = f32::from_bits(table[c as usize]);
+        *d = if MUL { v * s } else { v };
+    }
 }
 
 /// Decodes FP8 E4M3FN codes to f32 in `dst[..src.len()]` (exact; NaN codes give a quiet NaN).
 pub fn fp8_e4m3_to_f32(src: &[u8], dst: &mut [f32]) -> Result<()> {
-    decode_slice(&E4M3_TABLE, src, dst)
+    decode_slice::<E4m3>(&E4M3_TABLE, src, dst)
 }
 
 /// Decodes FP8 E5M2 codes to f32 in `dst[..src.len()]` (exact; infinities kept, NaN codes give a
 /// quiet NaN).
 pub fn fp8_e5m2_to_f32(src: &[u8], dst: &mut [f32]) -> Result<()> {
-    decode_slice(&E5M2_TABLE, src, dst)
+    decode_slice::<E5m2>(&E5M2_TABLE, src, dst)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -322,11 +421,12 @@ pub fn fp8_e5m2_to_f32(src: &[u8], dst: &mut [f32]) -> Result<()> {
 const E4M3_MAX: f32 = 448.0;
 
 /// Checks every argument of the scaled quantizer before anything is written.
-fn check_quantize(src: &[f32], shape: Shape, dst: &[u8], scales: &[f32]) -> Result<()> {
+/// Returns the absmax of the whole input (one pass that also checks finiteness).
+fn check_quantize(src: &[f32], shape: Shape, dst: &[u8], scales: &[f32]) -> Result<f32> {
     check_len("src", src.len(), shape.len())?;
     check_len("dst", dst.len(), shape.len())?;
     check_len("scales", scales.len(), shape.n_groups())?;
-    check_finite(&src[..shape.len()], "src")
+    finite_absmax(&src[..shape.len()], "src", Exec::current())
 }
 
 fn check_dequantize(src: &[u8], scales: &[f32], shape: Shape, dst: &[f32]) -> Result<()> {
@@ -351,30 +451,81 @@ pub fn fp8_e4m3_quantize(
     dst: &mut [u8],
     scales: &mut [f32],
 ) -> Result<()> {
-    check_quantize(src, shape, dst, scales)?;
-    let (n, cols, g) = (shape.len(), shape.cols, shape.group_len());
-    let rows = src[..n]
-        .chunks_exact(cols)
-        .zip(dst[..n].chunks_exact_mut(cols))
-        .zip(scales[..shape.n_groups()].chunks_exact_mut(shape.groups_per_row()));
-    for ((x_row, q_row), s_row) in rows {
-        for ((x, q), s) in x_row.chunks(g).zip(q_row.chunks_mut(g)).zip(s_row) {
-            *s = quantize_group(x, q);
-        }
+    let absmax = check_quantize(src, shape, dst, scales)?;
+    let exec = Exec::current();
+    let (cols, gpr, g) = (shape.cols, shape.groups_per_row(), shape.group_len());
+    if shape.rows == 1 && gpr == 1 {
+        // One scale for everything (per tensor): the validation pass gave the absmax.
+        let scale = absmax / E4M3_MAX;
+        scales[0] = scale;
+        let t = exec.threads_for(cols, usize::MAX);
+        par::for_elements(t, cols, dst, |r, q| {
+            if scale == 0.0 {
+                q.fill(0);
+            } else {
+                encode_run::<E4m3, true>(exec.level, &src[r], scale, E4m3::MAX, q);
+            }
+        });
+        return Ok(());
     }
+    let t = exec.threads_for(shape.len(), shape.rows);
+    par::for_rows(
+        t,
+        shape.rows,
+        (dst, cols),
+        (scales, gpr),
+        (&mut [] as &mut [u8], 0),
+        |r, dst, scales, _| {
+            let src = &src[r.start * cols..r.end * cols];
+            #[cfg(target_arch = "x86_64")]
+            let spec = spec::<E4m3>(E4m3::MAX);
+            match exec.level {
+                // SAFETY: a `SimdLevel` other than `Scalar` is only ever in force when the CPU has it.
+                #[cfg(target_arch = "x86_64")]
+                SimdLevel::Avx512 => {
+                    return unsafe {
+                        super::x86::avx512::fp8_quant_rows(src, cols, g, dst, scales, spec)
+                    }
+                }
+                #[cfg(target_arch = "x86_64")]
+                SimdLevel::Avx2 => {
+                    return unsafe {
+                        super::x86::avx2::fp8_quant_rows(src, cols, g, dst, scales, spec)
+                    }
+                }
+                _ => {}
+            }
+            let rows = src
+                .chunks_exact(cols)
+                .zip(dst.chunks_exact_mut(cols))
+                .zip(scales.chunks_exact_mut(gpr));
+            for ((x_row, q_row), s_row) in rows {
+                for ((x, q), s) in x_row.chunks(g).zip(q_row.chunks_mut(g)).zip(s_row) {
+                    *s = quantize_group(exec.level, x, q);
+                }
+            }
+        },
+    );
     Ok(())
 }
 
-fn quantize_group(x: &[f32], q: &mut [u8]) -> f32 {
-    let absmax = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+/// Portable E4M3 codes of `x / s` (saturating), for the tails of the AVX2 blocks.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn e4m3_scaled_tail(x: &[f32], s: f32, q: &mut [u8]) {
+    for (c, &v) in q.iter_mut().zip(x) {
+        *c = encode_lane::<E4m3>((v / s).to_bits(), E4m3::MAX);
+    }
+}
+
+fn quantize_group(level: SimdLevel, x: &[f32], q: &mut [u8]) -> f32 {
+    // The inputs are finite: the largest magnitude bits are those of the largest magnitude.
+    let absmax = f32::from_bits(absmax_bits(level, x));
     let scale = absmax / E4M3_MAX;
     if scale == 0.0 {
         q.fill(0);
         return 0.0;
     }
-    for (c, &v) in q.iter_mut().zip(x) {
-        *c = encode_lane::<E4m3>((v / scale).to_bits(), E4m3::MAX);
-    }
+    encode_run::<E4m3, true>(level, x, scale, E4m3::MAX, q);
     scale
 }
 
@@ -388,18 +539,36 @@ pub fn fp8_e4m3_dequantize(
     dst: &mut [f32],
 ) -> Result<()> {
     check_dequantize(src, scales, shape, dst)?;
-    let (n, cols, g) = (shape.len(), shape.cols, shape.group_len());
-    let rows = src[..n]
-        .chunks_exact(cols)
-        .zip(dst[..n].chunks_exact_mut(cols))
-        .zip(scales[..shape.n_groups()].chunks_exact(shape.groups_per_row()));
-    for ((q_row, x_row), s_row) in rows {
-        for ((q, x), &s) in q_row.chunks(g).zip(x_row.chunks_mut(g)).zip(s_row) {
-            for (v, &c) in x.iter_mut().zip(q) {
-                *v = f32::from_bits(E4M3_TABLE[c as usize]) * s;
-            }
-        }
+    let exec = Exec::current();
+    let (cols, gpr, g) = (shape.cols, shape.groups_per_row(), shape.group_len());
+    if shape.rows == 1 && gpr == 1 {
+        let t = exec.threads_for(cols, usize::MAX);
+        par::for_elements(t, cols, dst, |r, x| {
+            decode_run::<E4m3, true>(exec.level, &E4M3_TABLE, &src[r], scales[0], x)
+        });
+        return Ok(());
     }
+    let t = exec.threads_for(shape.len(), shape.rows);
+    par::for_rows(
+        t,
+        shape.rows,
+        (dst, cols),
+        (&mut [] as &mut [u8], 0),
+        (&mut [] as &mut [u8], 0),
+        |r, dst, _, _| {
+            let src = &src[r.start * cols..r.end * cols];
+            let scales = &scales[r.start * gpr..r.end * gpr];
+            let rows = src
+                .chunks_exact(cols)
+                .zip(dst.chunks_exact_mut(cols))
+                .zip(scales.chunks_exact(gpr));
+            for ((q_row, x_row), s_row) in rows {
+                for ((q, x), &s) in q_row.chunks(g).zip(x_row.chunks_mut(g)).zip(s_row) {
+                    decode_run::<E4m3, true>(exec.level, &E4M3_TABLE, q, s, x);
+                }
+            }
+        },
+    );
     Ok(())
 }
 

@@ -21,9 +21,11 @@
 //! e.g. `0x7F80_0001 -> 0x7C01`; ml_dtypes' bf16 encodes every NaN as `0x7FC0`/`0xFFC0` and decodes
 //! bf16 NaN bits unchanged); the tests hold NaN outputs to them as "NaN of the same sign".
 //!
-//! The fast f16 paths use `half`'s slice conversions (F16C instructions when the CPU has them, chosen
-//! at run time, otherwise `half`'s software path; both bit-exact with the scalar reference). The bf16
-//! paths are branch-free integer code that the compiler vectorizes. Every fast path keeps its scalar
+//! The fast paths are chosen at run time (see [`super::simd`]): with AVX-512 or AVX2 the library's own
+//! `vcvtps2ph`/`vcvtph2ps` (F16C) and integer bf16 bodies; at the portable level (and for the tails of
+//! the AVX2 blocks) `half`'s slice conversions for f16 (which use F16C themselves when the CPU has it,
+//! otherwise `half`'s software path) and branch-free integer code that the compiler vectorizes for
+//! bf16. All are bit-exact with the scalar references. Every fast path keeps its scalar
 //! reference (`*_ref`) beside it; `tests/casts.rs` holds them to each other over a dense sweep of all
 //! 2^32 f32 patterns and every 16-bit pattern.
 use ::half::f16;
@@ -31,41 +33,111 @@ use ::half::slice::{HalfBitsSliceExt, HalfFloatSliceExt};
 
 use crate::error::Result;
 use crate::kernels::check_len;
+use crate::kernels::par::{self, Exec};
+use crate::kernels::simd::SimdLevel;
 
 /// Converts `src` to FP16 bits in `dst[..src.len()]` (round to nearest even; see the module docs for
 /// overflow and NaN). Fails with `BufferTooSmall` (writing nothing) when `dst` is shorter than `src`.
 pub fn f32_to_f16(src: &[f32], dst: &mut [u16]) -> Result<()> {
     check_len("dst", dst.len(), src.len())?;
-    let dst: &mut [f16] = dst[..src.len()].reinterpret_cast_mut();
-    dst.convert_from_f32_slice(src);
+    run(src, dst, |level, x, d| {
+        let done = match level {
+            // SAFETY: a `SimdLevel` other than `Scalar` is only ever in force when the CPU has it.
+            #[cfg(target_arch = "x86_64")]
+            SimdLevel::Avx512 => {
+                unsafe { super::x86::avx512::f32_to_f16(x, d) };
+                x.len()
+            }
+            #[cfg(target_arch = "x86_64")]
+            SimdLevel::Avx2 => unsafe { super::x86::avx2::f32_to_f16(x, d) },
+            _ => 0,
+        };
+        let d: &mut [f16] = d[done..].reinterpret_cast_mut();
+        d.convert_from_f32_slice(&x[done..]);
+    });
     Ok(())
 }
 
 /// Converts FP16 bits to f32 (exact; NaN quieted, see the module docs) into `dst[..src.len()]`.
 pub fn f16_to_f32(src: &[u16], dst: &mut [f32]) -> Result<()> {
     check_len("dst", dst.len(), src.len())?;
-    let src: &[f16] = src.reinterpret_cast();
-    src.convert_to_f32_slice(&mut dst[..src.len()]);
+    run(src, dst, |level, h, d| {
+        let done = match level {
+            // SAFETY: as in `f32_to_f16`.
+            #[cfg(target_arch = "x86_64")]
+            SimdLevel::Avx512 => {
+                unsafe { super::x86::avx512::f16_to_f32(h, d) };
+                h.len()
+            }
+            #[cfg(target_arch = "x86_64")]
+            SimdLevel::Avx2 => unsafe { super::x86::avx2::f16_to_f32(h, d) },
+            _ => 0,
+        };
+        let h: &[f16] = h[done..].reinterpret_cast();
+        h.convert_to_f32_slice(&mut d[done..]);
+    });
     Ok(())
 }
 
 /// Converts `src` to BF16 bits in `dst[..src.len()]` (round to nearest even; NaN quieted).
 pub fn f32_to_bf16(src: &[f32], dst: &mut [u16]) -> Result<()> {
     check_len("dst", dst.len(), src.len())?;
-    for (d, s) in dst.iter_mut().zip(src) {
-        *d = f32_to_bf16_lane(s.to_bits());
-    }
+    run(src, dst, |level, x, d| {
+        let done = match level {
+            // SAFETY: as in `f32_to_f16`.
+            #[cfg(target_arch = "x86_64")]
+            SimdLevel::Avx512 => {
+                unsafe { super::x86::avx512::f32_to_bf16(x, d) };
+                x.len()
+            }
+            #[cfg(target_arch = "x86_64")]
+            SimdLevel::Avx2 => unsafe { super::x86::avx2::f32_to_bf16(x, d) },
+            #[cfg(target_arch = "aarch64")]
+            SimdLevel::Neon => unsafe { super::neon::f32_to_bf16(x, d) },
+            _ => 0,
+        };
+        for (d, s) in d[done..].iter_mut().zip(&x[done..]) {
+            *d = f32_to_bf16_lane(s.to_bits());
+        }
+    });
     Ok(())
 }
 
 /// Converts BF16 bits to f32 (exact; NaN quieted) into `dst[..src.len()]`.
 pub fn bf16_to_f32(src: &[u16], dst: &mut [f32]) -> Result<()> {
     check_len("dst", dst.len(), src.len())?;
-    for (d, &s) in dst.iter_mut().zip(src) {
-        let quiet = if s & 0x7FFF > 0x7F80 { 0x0040 } else { 0 };
-        *d = f32::from_bits(((s | quiet) as u32) << 16);
-    }
+    run(src, dst, |level, h, d| {
+        let done = match level {
+            // SAFETY: as in `f32_to_f16`.
+            #[cfg(target_arch = "x86_64")]
+            SimdLevel::Avx512 => {
+                unsafe { super::x86::avx512::bf16_to_f32(h, d) };
+                h.len()
+            }
+            #[cfg(target_arch = "x86_64")]
+            SimdLevel::Avx2 => unsafe { super::x86::avx2::bf16_to_f32(h, d) },
+            #[cfg(target_arch = "aarch64")]
+            SimdLevel::Neon => unsafe { super::neon::bf16_to_f32(h, d) },
+            _ => 0,
+        };
+        for (d, &s) in d[done..].iter_mut().zip(&h[done..]) {
+            let quiet = if s & 0x7FFF > 0x7F80 { 0x0040 } else { 0 };
+            *d = f32::from_bits(((s | quiet) as u32) << 16);
+        }
+    });
     Ok(())
+}
+
+/// Runs `body(level, src_block, dst_block)` over the blocks of `src` (and the matching prefix of `dst`)
+/// on the threads and SIMD level in force; `dst` is at least as long as `src`.
+fn run<S: Sync, D: Send>(
+    src: &[S],
+    dst: &mut [D],
+    body: impl Fn(SimdLevel, &[S], &mut [D]) + Sync,
+) {
+    let exec = Exec::current();
+    let t = exec.threads_for(src.len(), usize::MAX);
+    par::for_elements(t, src.len(), dst, |r, d| body(exec.level, &src[r], d));
 }
 
 /// The branch-free body of [`f32_to_bf16`]: add half an ulp minus one plus the ulp's parity bit

@@ -18,6 +18,8 @@
 //! [`int8_quantize`] and [`int8_dequantize`] are the fast paths (branch-free chunked loops that the
 //! compiler vectorizes); [`int8_quantize_ref`] and [`int8_dequantize_ref`] are the scalar references they
 //! are tested against, bit for bit. Both validate everything before they write anything.
+use super::par::{self, Exec};
+use super::simd::SimdLevel;
 use super::{check_finite, check_len, Shape};
 use crate::error::{QuantError, Result};
 
@@ -31,7 +33,14 @@ pub(crate) const ROUND_MAGIC: f32 = 12_582_912.0;
 /// Lane count of the chunked loops (a multiple of every SIMD width the compiler may use).
 const LANES: usize = 8;
 
-fn check_quantize_args(src: &[f32], shape: Shape, dst: &[i8], scales: &[f32]) -> Result<()> {
+/// Validates every argument before anything is written, and returns the absmax of the whole input.
+fn check_quantize_args(
+    src: &[f32],
+    shape: Shape,
+    dst: &[i8],
+    scales: &[f32],
+    exec: Exec,
+) -> Result<f32> {
     if src.len() != shape.len() {
         return Err(QuantError::ShapeMismatch(format!(
             "src holds {} elements but the shape {} x {} needs {}",
@@ -44,11 +53,11 @@ fn check_quantize_args(src: &[f32], shape: Shape, dst: &[i8], scales: &[f32]) ->
     check_len("dst", dst.len(), shape.len())?;
     check_len("scales", scales.len(), shape.n_groups())?;
     // One pass gives the largest magnitude, and tells whether every value is finite.
-    let absmax = finite_absmax(src, "src")?;
+    let absmax = finite_absmax(src, "src", exec)?;
     // 127 * scale rounds to infinity only when absmax is f32::MAX; the scale and 127 * scale grow with
     // absmax (monotonic rounding), so the matrix's absmax tells whether any group needs a look.
     if (absmax / QMAX * QMAX).is_finite() {
-        return Ok(());
+        return Ok(absmax);
     }
     let glen = shape.group_len();
     for (r, row) in src.chunks_exact(shape.cols).enumerate() {
@@ -62,14 +71,17 @@ fn check_quantize_args(src: &[f32], shape: Shape, dst: &[i8], scales: &[f32]) ->
             }
         }
     }
-    Ok(())
+    Ok(absmax)
 }
 
 /// The largest magnitude in `values`, or `NonFinite` naming the first NaN or infinity: non-finite values
 /// are exactly those whose sign-cleared bits are at least those of infinity, so the one vectorized
-/// [`absmax_fast`] pass checks both, and the index is searched only on failure.
-pub(crate) fn finite_absmax(values: &[f32], what: &str) -> Result<f32> {
-    let absmax = absmax_fast(values);
+/// absmax pass checks both (on `exec`'s threads and SIMD level), and the index is searched only on
+/// failure.
+pub(crate) fn finite_absmax(values: &[f32], what: &str, exec: Exec) -> Result<f32> {
+    let t = exec.threads_for(values.len(), usize::MAX);
+    let absmax = par::reduce(t, values, |c| absmax_bits(exec.level, c), u32::max);
+    let absmax = f32::from_bits(absmax);
     if absmax.is_finite() {
         return Ok(absmax);
     }
@@ -111,24 +123,118 @@ fn check_dequantize_args(src: &[i8], scales: &[f32], shape: Shape, dst: &[f32]) 
 /// dequantized absmax would overflow (an absmax of exactly `f32::MAX`) is `InvalidArgument`. All
 /// checks happen before anything is written: on error `dst` and `scales` are untouched.
 pub fn int8_quantize(src: &[f32], shape: Shape, dst: &mut [i8], scales: &mut [f32]) -> Result<()> {
-    check_quantize_args(src, shape, dst, scales)?;
-    let glen = shape.group_len();
-    let gpr = shape.groups_per_row();
-    let rows = src.chunks_exact(shape.cols);
-    let out_rows = dst.chunks_exact_mut(shape.cols);
-    let scale_rows = scales.chunks_exact_mut(gpr);
-    for ((row, out), row_scales) in rows.zip(out_rows).zip(scale_rows) {
-        for ((group, out), scale) in row
-            .chunks(glen)
-            .zip(out.chunks_mut(glen))
-            .zip(row_scales.iter_mut())
-        {
-            let s = absmax_fast(group) / QMAX;
-            *scale = s;
-            quantize_group_fast(group, s, out);
-        }
+    let exec = Exec::current();
+    let absmax = check_quantize_args(src, shape, dst, scales, exec)?;
+    let (cols, gpr, glen) = (shape.cols, shape.groups_per_row(), shape.group_len());
+    if shape.rows == 1 && gpr == 1 {
+        // One scale for everything (per tensor): the validation pass gave the absmax, and the elements
+        // split across threads.
+        let s = absmax / QMAX;
+        scales[0] = s;
+        let t = exec.threads_for(cols, usize::MAX);
+        par::for_elements(t, cols, dst, |r, out| {
+            quantize_group(exec.level, &src[r], s, out)
+        });
+        return Ok(());
     }
+    let t = exec.threads_for(shape.len(), shape.rows);
+    par::for_rows(
+        t,
+        shape.rows,
+        (dst, cols),
+        (scales, gpr),
+        (&mut [] as &mut [u8], 0),
+        |r, dst, scales, _| {
+            let src = &src[r.start * cols..r.end * cols];
+            match exec.level {
+                // SAFETY: a `SimdLevel` other than `Scalar` is only ever in force when the CPU has it.
+                #[cfg(target_arch = "x86_64")]
+                SimdLevel::Avx512 => {
+                    return unsafe {
+                        super::x86::avx512::int8_quant_rows(src, cols, glen, dst, scales)
+                    }
+                }
+                #[cfg(target_arch = "x86_64")]
+                SimdLevel::Avx2 => {
+                    return unsafe {
+                        super::x86::avx2::int8_quant_rows(src, cols, glen, dst, scales)
+                    }
+                }
+                _ => {}
+            }
+            let rows = src.chunks_exact(cols);
+            let out_rows = dst.chunks_exact_mut(cols);
+            let scale_rows = scales.chunks_exact_mut(gpr);
+            for ((row, out), row_scales) in rows.zip(out_rows).zip(scale_rows) {
+                for ((group, out), scale) in row
+                    .chunks(glen)
+                    .zip(out.chunks_mut(glen))
+                    .zip(row_scales.iter_mut())
+                {
+                    let s = f32::from_bits(absmax_bits(exec.level, group)) / QMAX;
+                    *scale = s;
+                    quantize_group(exec.level, group, s, out);
+                }
+            }
+        },
+    );
     Ok(())
+}
+
+/// The largest sign-cleared bit pattern of `x`, with the body of `level`.
+pub(crate) fn absmax_bits(level: SimdLevel, x: &[f32]) -> u32 {
+    match level {
+        // SAFETY: a `SimdLevel` other than `Scalar` is only ever in force when the CPU has it.
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx512 => unsafe { super::x86::avx512::absmax_bits(x) },
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx2 => unsafe { super::x86::avx2::absmax_bits(x) },
+        #[cfg(target_arch = "aarch64")]
+        SimdLevel::Neon => unsafe { super::neon::absmax_bits(x) },
+        _ => absmax_fast(x).to_bits(),
+    }
+}
+
+/// Codes of one group with scale `s`, with the body of `level`.
+fn quantize_group(level: SimdLevel, x: &[f32], s: f32, out: &mut [i8]) {
+    if s == 0.0 {
+        out[..x.len()].fill(0);
+        return;
+    }
+    let done = match level {
+        // SAFETY: as in `absmax_bits`.
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx512 => {
+            unsafe { super::x86::avx512::int8_quant(x, s, out) };
+            x.len()
+        }
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx2 => unsafe { super::x86::avx2::int8_quant(x, s, out) },
+        #[cfg(target_arch = "aarch64")]
+        SimdLevel::Neon => unsafe { super::neon::int8_quant(x, s, out) },
+        _ => 0,
+    };
+    quantize_group_fast(&x[done..], s, &mut out[done..]);
+}
+
+/// `out = q * s` for one group, with the body of `level`.
+fn dequantize_group(level: SimdLevel, q: &[i8], s: f32, out: &mut [f32]) {
+    let done = match level {
+        // SAFETY: as in `absmax_bits`.
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx512 => {
+            unsafe { super::x86::avx512::int8_dequant(q, s, out) };
+            q.len()
+        }
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx2 => unsafe { super::x86::avx2::int8_dequant(q, s, out) },
+        #[cfg(target_arch = "aarch64")]
+        SimdLevel::Neon => unsafe { super::neon::int8_dequant(q, s, out) },
+        _ => 0,
+    };
+    for (o, &q) in out[done..].iter_mut().zip(&q[done..]) {
+        *o = f32::from(q) * s;
+    }
 }
 
 /// Absolute maximum: the maximum of the sign-cleared bit patterns, which order like the magnitudes they
@@ -153,7 +259,7 @@ pub(crate) fn absmax_fast(x: &[f32]) -> f32 {
 /// magic-number addition; the code is the low byte of the sum's bits (two's complement of the integer).
 /// Clamping before rounding gives the same result as rounding before clamping, because the bounds are
 /// integers and rounding is monotonic.
-fn quantize_group_fast(x: &[f32], s: f32, out: &mut [i8]) {
+pub(crate) fn quantize_group_fast(x: &[f32], s: f32, out: &mut [i8]) {
     if s == 0.0 {
         out.fill(0);
         return;
@@ -173,7 +279,7 @@ pub fn int8_quantize_ref(
     dst: &mut [i8],
     scales: &mut [f32],
 ) -> Result<()> {
-    check_quantize_args(src, shape, dst, scales)?;
+    check_quantize_args(src, shape, dst, scales, Exec::current())?;
     let glen = shape.group_len();
     let gpr = shape.groups_per_row();
     for r in 0..shape.rows {
@@ -202,17 +308,35 @@ pub fn int8_quantize_ref(
 /// scale is `NonFinite`. Any code is accepted, -128 included (`-128 * scale`). Nothing is written on error.
 pub fn int8_dequantize(src: &[i8], scales: &[f32], shape: Shape, dst: &mut [f32]) -> Result<()> {
     check_dequantize_args(src, scales, shape, dst)?;
-    let glen = shape.group_len();
-    let gpr = shape.groups_per_row();
-    let rows = src.chunks_exact(shape.cols);
-    let out_rows = dst[..shape.len()].chunks_exact_mut(shape.cols);
-    for ((row, out), row_scales) in rows.zip(out_rows).zip(scales.chunks_exact(gpr)) {
-        for ((group, out), &s) in row.chunks(glen).zip(out.chunks_mut(glen)).zip(row_scales) {
-            for (o, &q) in out.iter_mut().zip(group) {
-                *o = f32::from(q) * s;
-            }
-        }
+    let exec = Exec::current();
+    let (cols, gpr, glen) = (shape.cols, shape.groups_per_row(), shape.group_len());
+    if shape.rows == 1 && gpr == 1 {
+        let t = exec.threads_for(cols, usize::MAX);
+        par::for_elements(t, cols, dst, |r, out| {
+            dequantize_group(exec.level, &src[r], scales[0], out)
+        });
+        return Ok(());
     }
+    let t = exec.threads_for(shape.len(), shape.rows);
+    par::for_rows(
+        t,
+        shape.rows,
+        (dst, cols),
+        (&mut [] as &mut [u8], 0),
+        (&mut [] as &mut [u8], 0),
+        |r, dst, _, _| {
+            let src = &src[r.start * cols..r.end * cols];
+            let scales = &scales[r.start * gpr..r.end * gpr];
+            let rows = src.chunks_exact(cols);
+            let out_rows = dst.chunks_exact_mut(cols);
+            for ((row, out), row_scales) in rows.zip(out_rows).zip(scales.chunks_exact(gpr)) {
+                for ((group, out), &s) in row.chunks(glen).zip(out.chunks_mut(glen)).zip(row_scales)
+                {
+                    dequantize_group(exec.level, group, s, out);
+                }
+            }
+        },
+    );
     Ok(())
 }
 

@@ -25,6 +25,8 @@
 //! always ends on a byte), with a kernel monomorphized per bit width; the `*_ref` functions are the scalar
 //! references they are tested against, bit for bit.
 use super::int8::{finite_absmax, ROUND_MAGIC};
+use super::par::{self, Exec};
+use super::simd::SimdLevel;
 use super::{check_finite, check_len, Shape};
 use crate::error::{QuantError, Result};
 
@@ -289,6 +291,7 @@ fn check_quantize_args(
     dst: &[u8],
     scales: &[f32],
     zeros: &[u8],
+    exec: Exec,
 ) -> Result<()> {
     check_bits(bits)?;
     if src.len() != shape.len() {
@@ -308,7 +311,7 @@ fn check_quantize_args(
     check_len("scales", scales.len(), shape.n_groups())?;
     check_len("zeros", zeros.len(), shape.n_groups())?;
     // One pass gives the largest magnitude, and tells whether every value is finite.
-    let absmax = finite_absmax(src, "src")?;
+    let absmax = finite_absmax(src, "src", exec)?;
     // Below 2^126 nothing can overflow: hi - lo < 2^127, and every dequantized value is within half a
     // step (at most (hi - lo) / 2) of a value in [lo, hi]. Above it, look at each group exactly.
     if absmax < SAFE_ABSMAX {
@@ -318,7 +321,7 @@ fn check_quantize_args(
     let maxq = maxq_of(bits);
     for (r, row) in src.chunks_exact(shape.cols).enumerate() {
         for (g, group) in row.chunks(glen).enumerate() {
-            let (lo, hi) = lo_hi_fast(group);
+            let (lo, hi) = lo_hi(exec.level, group);
             if !(hi - lo).is_finite() {
                 return Err(QuantError::invalid(format!(
                     "row {r}, group {g}: the range [{lo:e}, {hi:e}] is wider than f32 can hold, \
@@ -399,18 +402,203 @@ pub fn kbit_quantize(
     scales: &mut [f32],
     zeros: &mut [u8],
 ) -> Result<()> {
-    check_quantize_args(src, shape, bits, dst, scales, zeros)?;
-    match bits {
-        1 => quantize_fixed::<1>(src, shape, dst, scales, zeros),
-        2 => quantize_fixed::<2>(src, shape, dst, scales, zeros),
-        3 => quantize_fixed::<3>(src, shape, dst, scales, zeros),
-        4 => quantize_fixed::<4>(src, shape, dst, scales, zeros),
-        5 => quantize_fixed::<5>(src, shape, dst, scales, zeros),
-        6 => quantize_fixed::<6>(src, shape, dst, scales, zeros),
-        7 => quantize_fixed::<7>(src, shape, dst, scales, zeros),
-        _ => quantize_fixed::<8>(src, shape, dst, scales, zeros),
-    }
+    let exec = Exec::current();
+    check_quantize_args(src, shape, bits, dst, scales, zeros, exec)?;
+    let (cols, gpr) = (shape.cols, shape.groups_per_row());
+    let row_bytes = packed_row_bytes(cols, bits);
+    let simd_int4 =
+        bits == 4 && exec.level != SimdLevel::Scalar && shape.group_len().is_multiple_of(2);
+    let t = exec.threads_for(shape.len(), shape.rows);
+    par::for_rows(
+        t,
+        shape.rows,
+        (dst, row_bytes),
+        (scales, gpr),
+        (zeros, gpr),
+        |r, dst, scales, zeros| {
+            let src = &src[r.start * cols..r.end * cols];
+            let shape = Shape {
+                rows: r.len(),
+                ..shape
+            };
+            if simd_int4 {
+                quantize_int4_simd(exec.level, src, shape, dst, scales, zeros);
+                return;
+            }
+            match bits {
+                1 => quantize_fixed::<1>(src, shape, dst, scales, zeros),
+                2 => quantize_fixed::<2>(src, shape, dst, scales, zeros),
+                3 => quantize_fixed::<3>(src, shape, dst, scales, zeros),
+                4 => quantize_fixed::<4>(src, shape, dst, scales, zeros),
+                5 => quantize_fixed::<5>(src, shape, dst, scales, zeros),
+                6 => quantize_fixed::<6>(src, shape, dst, scales, zeros),
+                7 => quantize_fixed::<7>(src, shape, dst, scales, zeros),
+                _ => quantize_fixed::<8>(src, shape, dst, scales, zeros),
+            }
+        },
+    );
     Ok(())
+}
+
+/// `lo_hi_fast` with the body of `level`.
+fn lo_hi(level: SimdLevel, x: &[f32]) -> (f32, f32) {
+    match level {
+        // SAFETY: a `SimdLevel` other than `Scalar` is only ever in force when the CPU has it.
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx512 => unsafe { super::x86::avx512::lo_hi(x) },
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx2 => unsafe { super::x86::avx2::lo_hi(x) },
+        #[cfg(target_arch = "aarch64")]
+        SimdLevel::Neon => unsafe { super::neon::lo_hi(x) },
+        _ => lo_hi_fast(x),
+    }
+}
+
+/// The SIMD bodies the 4-bit quantizer needs, for [`quantize_int4_generic`].
+pub(crate) trait Int4Body {
+    /// `lo_hi_fast` of `x`.
+    unsafe fn lo_hi(x: &[f32]) -> (f32, f32);
+    /// Packed codes of `x[..32 * k]` with `(scale != 0, zero)`; returns `32 * k`.
+    unsafe fn quant(x: &[f32], scale: f32, zero: f32, out: &mut [u8]) -> usize;
+}
+
+/// The 4-bit quantizer with SIMD bodies, on validated arguments whose groups start on even columns
+/// (an even group length), so that each group starts on a byte: per group, its range and parameters,
+/// then its codes (blocks of 32 in SIMD, the tail in portable code). Inlined into one function per
+/// SIMD level (compiled for its features), so that the per-group work is not a chain of calls.
+///
+/// # Safety
+/// The CPU must have the features of `K`.
+#[inline(always)]
+pub(crate) unsafe fn quantize_int4_generic<K: Int4Body>(
+    src: &[f32],
+    shape: Shape,
+    dst: &mut [u8],
+    scales: &mut [f32],
+    zeros: &mut [u8],
+) {
+    let glen = shape.group_len();
+    let gpr = shape.groups_per_row();
+    let row_bytes = packed_row_bytes(shape.cols, 4);
+    let rows = src.chunks_exact(shape.cols);
+    let out_rows = dst.chunks_exact_mut(row_bytes);
+    let scale_rows = scales.chunks_exact_mut(gpr);
+    let zero_rows = zeros.chunks_exact_mut(gpr);
+    for (((row, out), row_scales), row_zeros) in rows.zip(out_rows).zip(scale_rows).zip(zero_rows) {
+        // Up to 32 groups at a time: every range first (independent reductions that overlap), then
+        // the parameters, then the codes (the groups are still in L1).
+        for (c, (sc, zc)) in row_scales
+            .chunks_mut(32)
+            .zip(row_zeros.chunks_mut(32))
+            .enumerate()
+        {
+            let g0 = c * 32;
+            let cols = shape.cols;
+            let span = |g: usize| g * glen..((g + 1) * glen).min(cols);
+            let mut ranges = [(0f32, 0f32); 32];
+            for (k, r) in ranges[..sc.len()].iter_mut().enumerate() {
+                *r = K::lo_hi(&row[span(g0 + k)]);
+            }
+            for (k, (s, z)) in sc.iter_mut().zip(zc.iter_mut()).enumerate() {
+                let (scale, zero) = asym_params(ranges[k].0, ranges[k].1, 4);
+                *s = scale;
+                *z = zero as u8;
+            }
+            for (k, (&scale, &z)) in sc.iter().zip(zc.iter()).enumerate() {
+                let g = g0 + k;
+                let group = &row[span(g)];
+                let zero = f32::from(z);
+                let b0 = g * glen / 2;
+                let bytes = &mut out[b0..b0 + group.len().div_ceil(2)];
+                let done = if scale == 0.0 {
+                    0
+                } else {
+                    K::quant(group, scale, zero, bytes)
+                };
+                if done < group.len() {
+                    let mut codes = [0u8; CHUNK];
+                    for (x, b) in group[done..]
+                        .chunks(CHUNK)
+                        .zip(bytes[done / 2..].chunks_mut(CHUNK / 2))
+                    {
+                        quantize_segment(x, scale, zero, 15.0, &mut codes[..x.len()]);
+                        pack_fixed::<4>(&codes[..x.len()], b);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// [`quantize_int4_generic`] at `level` (not `Scalar`).
+fn quantize_int4_simd(
+    level: SimdLevel,
+    src: &[f32],
+    shape: Shape,
+    dst: &mut [u8],
+    scales: &mut [f32],
+    zeros: &mut [u8],
+) {
+    // SAFETY: a `SimdLevel` other than `Scalar` is only ever in force when the CPU has it.
+    unsafe {
+        match level {
+            #[cfg(target_arch = "x86_64")]
+            SimdLevel::Avx512 => {
+                super::x86::avx512::int4_quant_rows(src, shape, dst, scales, zeros)
+            }
+            #[cfg(target_arch = "x86_64")]
+            SimdLevel::Avx2 => super::x86::avx2::int4_quant_rows(src, shape, dst, scales, zeros),
+            #[cfg(target_arch = "aarch64")]
+            SimdLevel::Neon => {
+                quantize_int4_generic::<super::neon::Body>(src, shape, dst, scales, zeros)
+            }
+            _ => quantize_fixed::<4>(src, shape, dst, scales, zeros),
+        }
+    }
+}
+
+/// The 4-bit dequantizer with SIMD bodies (groups start on a byte, as in [`quantize_int4_simd`]).
+fn dequantize_int4_simd(
+    level: SimdLevel,
+    src: &[u8],
+    scales: &[f32],
+    zeros: &[u8],
+    shape: Shape,
+    dst: &mut [f32],
+) {
+    let glen = shape.group_len();
+    let gpr = shape.groups_per_row();
+    let row_bytes = packed_row_bytes(shape.cols, 4);
+    let rows = src.chunks_exact(row_bytes);
+    let out_rows = dst.chunks_exact_mut(shape.cols);
+    for (r, (packed, out)) in rows.zip(out_rows).enumerate() {
+        for (g, out) in out.chunks_mut(glen).enumerate() {
+            let (s, z) = (scales[r * gpr + g], f32::from(zeros[r * gpr + g]));
+            let b0 = g * glen / 2;
+            let bytes = &packed[b0..b0 + out.len().div_ceil(2)];
+            let done = match level {
+                // SAFETY: as in `lo_hi`.
+                #[cfg(target_arch = "x86_64")]
+                SimdLevel::Avx512 => unsafe { super::x86::avx512::int4_dequant(bytes, s, z, out) },
+                #[cfg(target_arch = "x86_64")]
+                SimdLevel::Avx2 => unsafe { super::x86::avx2::int4_dequant(bytes, s, z, out) },
+                #[cfg(target_arch = "aarch64")]
+                SimdLevel::Neon => unsafe { super::neon::int4_dequant(bytes, s, z, out) },
+                _ => 0,
+            };
+            let mut codes = [0u8; CHUNK];
+            for (o, b) in out[done..]
+                .chunks_mut(CHUNK)
+                .zip(bytes[done / 2..].chunks(CHUNK / 2))
+            {
+                let n = o.len();
+                unpack_fixed::<4>(&b[..n.div_ceil(2)], &mut codes[..n]);
+                for (o, &q) in o.iter_mut().zip(&codes[..n]) {
+                    *o = (f32::from(q) - z) * s;
+                }
+            }
+        }
+    }
 }
 
 /// The fast quantizer for a compile-time width, on validated arguments. Per row: pass 1 computes every
@@ -498,7 +686,7 @@ pub fn kbit_quantize_ref(
     scales: &mut [f32],
     zeros: &mut [u8],
 ) -> Result<()> {
-    check_quantize_args(src, shape, bits, dst, scales, zeros)?;
+    check_quantize_args(src, shape, bits, dst, scales, zeros, Exec::current())?;
     let b = bits as usize;
     let maxq = maxq_of(bits);
     let glen = shape.group_len();
@@ -545,6 +733,45 @@ pub fn kbit_dequantize(
     dst: &mut [f32],
 ) -> Result<()> {
     check_dequantize_args(src, scales, zeros, shape, bits, dst)?;
+    let exec = Exec::current();
+    let (cols, gpr) = (shape.cols, shape.groups_per_row());
+    let row_bytes = packed_row_bytes(cols, bits);
+    let simd_int4 =
+        bits == 4 && exec.level != SimdLevel::Scalar && shape.group_len().is_multiple_of(2);
+    let t = exec.threads_for(shape.len(), shape.rows);
+    par::for_rows(
+        t,
+        shape.rows,
+        (dst, cols),
+        (&mut [] as &mut [u8], 0),
+        (&mut [] as &mut [u8], 0),
+        |r, dst, _, _| {
+            let src = &src[r.start * row_bytes..r.end * row_bytes];
+            let scales = &scales[r.start * gpr..r.end * gpr];
+            let zeros = &zeros[r.start * gpr..r.end * gpr];
+            let shape = Shape {
+                rows: r.len(),
+                ..shape
+            };
+            if simd_int4 {
+                dequantize_int4_simd(exec.level, src, scales, zeros, shape, dst);
+            } else {
+                dequantize_portable(src, scales, zeros, shape, bits, dst);
+            }
+        },
+    );
+    Ok(())
+}
+
+/// The portable dequantizer, on validated arguments: 64 codes at a time unpacked into a stack buffer.
+fn dequantize_portable(
+    src: &[u8],
+    scales: &[f32],
+    zeros: &[u8],
+    shape: Shape,
+    bits: u32,
+    dst: &mut [f32],
+) {
     let glen = shape.group_len();
     let gpr = shape.groups_per_row();
     let row_bytes = packed_row_bytes(shape.cols, bits);
@@ -574,7 +801,6 @@ pub fn kbit_dequantize(
             }
         }
     }
-    Ok(())
 }
 
 /// Scalar reference of [`kbit_dequantize`]: one bit and one [`dequantize_code`] at a time.

@@ -12,7 +12,13 @@ pub mod half;
 pub mod int4;
 pub mod int8;
 pub mod kbit;
+#[cfg(target_arch = "aarch64")]
+mod neon;
+pub mod par;
+pub mod simd;
 pub mod source;
+#[cfg(target_arch = "x86_64")]
+mod x86;
 
 /// Geometry of a row-major `rows x cols` matrix quantized in groups along its rows.
 ///
@@ -99,7 +105,17 @@ pub fn check_len(what: &str, got: usize, need: usize) -> Result<()> {
 }
 
 /// Fails with `NonFinite`, naming the first bad index, when `values` holds a NaN or an infinity.
+///
+/// The scan is one SIMD pass over `values` (non-finite values are exactly those whose sign-cleared bits
+/// are at least those of infinity), on the threads and SIMD level in force (see [`par`], [`simd`]); the
+/// index is searched only on failure.
 pub fn check_finite(values: &[f32], what: &str) -> Result<()> {
+    let exec = par::Exec::current();
+    let t = exec.threads_for(values.len(), usize::MAX);
+    let absmax = par::reduce(t, values, |c| int8::absmax_bits(exec.level, c), u32::max);
+    if f32::from_bits(absmax).is_finite() {
+        return Ok(());
+    }
     // A branch-free scan of chunks first (vectorizes), then the exact index only on failure.
     const CHUNK: usize = 256;
     for (c, chunk) in values.chunks(CHUNK).enumerate() {

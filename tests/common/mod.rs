@@ -153,7 +153,7 @@ pub struct OutputMeter {
 impl OutputMeter {
     /// Precomputes `X^T X` for `x` (`n_tokens x cols`, row-major).
     pub fn new(x: &[f32], cols: usize) -> Self {
-        assert!(cols > 0 && x.len() % cols == 0);
+        assert!(cols > 0 && x.len().is_multiple_of(cols));
         let mut gram = vec![0f64; cols * cols];
         let mut xt = vec![0f64; cols];
         for token in x.chunks_exact(cols) {

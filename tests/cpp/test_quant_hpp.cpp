@@ -384,6 +384,225 @@ static void test_calibrated() {
     EXPECT_ERROR(quant::calib(0), QUANT_ERR_INVALID_ARGUMENT);
 }
 
+// GGUF blocks, GPTQ/AWQ checkpoint packing and f16/bf16 sources (the engine formats).
+static void test_ggml() {
+    using namespace quant;
+    CHECK(ggml_block_size(ggml::q8_0) == 32 && ggml_block_size(ggml::q4_k) == 256);
+    CHECK(ggml_type_size(ggml::q4_0) == 18 && ggml_type_size(ggml::q8_0) == 34 && ggml_type_size(ggml::q6_k) == 210);
+    CHECK(ggml_row_size(ggml::q8_0, 384) == 12 * 34 && ggml_row_size(ggml::q4_k, 512) == 2 * 144);
+    CHECK(ggml_row_size(ggml::q8_0, 0) == 0);
+    CHECK(ggml_type_name(ggml::q4_1) == "q4_1" && ggml_type_name(ggml::q6_k) == "q6_K");
+    EXPECT_ERROR(ggml_block_size(1), QUANT_ERR_INVALID_ARGUMENT);
+    EXPECT_ERROR(ggml_type_size(99), QUANT_ERR_INVALID_ARGUMENT);
+    EXPECT_ERROR(ggml_row_size(ggml::q8_0, 33), QUANT_ERR_INVALID_ARGUMENT);
+    EXPECT_ERROR(ggml_row_size(-1, 32), QUANT_ERR_INVALID_ARGUMENT);
+    EXPECT_ERROR(ggml_type_name(0), QUANT_ERR_INVALID_ARGUMENT);
+
+    // Q8_0 round trip of real MiniLM rows: |x - x'| <= d/2 + 127 |d - f16(d)| < 0.6 d, d = amax/127 per block.
+    const std::size_t rows = 4, cols = 384;
+    std::vector<float> w = load("encoder.layer.0.attention.self.query.weight", rows * cols);
+    std::vector<std::uint8_t> blocks = ggml_quantize(ggml::q8_0, w, rows, cols);
+    CHECK(blocks.size() == rows * ggml_row_size(ggml::q8_0, cols));
+    std::vector<float> back = ggml_dequantize(ggml::q8_0, blocks, rows * cols);
+    bool within = back.size() == w.size();
+    for (std::size_t b = 0; within && b < w.size() / 32; b++) {
+        float amax = 0;
+        for (std::size_t i = 0; i < 32; i++) amax = std::fmax(amax, std::fabs(w[b * 32 + i]));
+        for (std::size_t i = 0; i < 32; i++) within = within && std::fabs(w[b * 32 + i] - back[b * 32 + i]) <= 0.6f * amax / 127;
+    }
+    CHECK(within);
+    // Every other type decodes back within a few of its steps (a loose sanity check of the layouts).
+    for (std::int32_t t : {ggml::q4_0, ggml::q4_1, ggml::q5_0, ggml::q5_1, ggml::q4_k, ggml::q6_k}) {
+        std::vector<float> wt = load("encoder.layer.0.attention.self.query.weight", 512);
+        std::vector<float> d = ggml_dequantize(t, ggml_quantize(t, wt, 1, 512), 512);
+        double num = 0, den = 0;
+        for (std::size_t i = 0; i < 512; i++) {
+            num += (double)(d[i] - wt[i]) * (d[i] - wt[i]);
+            den += (double)wt[i] * wt[i];
+        }
+        CHECK(num / den < 0.02);
+    }
+    // f16 and bf16 sources give the bytes of the same values as float.
+    std::vector<std::uint16_t> h = f32_to_f16(w), bf = f32_to_bf16(w);
+    CHECK(ggml_quantize(ggml::q4_0, dtype::f16, h, rows, cols) == ggml_quantize(ggml::q4_0, f16_to_f32(h), rows, cols));
+    CHECK(ggml_quantize(ggml::q4_k, dtype::bf16, quant::span<const std::uint16_t>(bf.data(), 512), 1, 512) ==
+          ggml_quantize(ggml::q4_k, bf16_to_f32(quant::span<const std::uint16_t>(bf.data(), 512)), 1, 512));
+
+    std::vector<float> nan_w(w.begin(), w.begin() + 64);
+    nan_w[40] = std::nanf("");
+    EXPECT_ERROR(ggml_quantize(ggml::q8_0, nan_w, 2, 32), QUANT_ERR_NON_FINITE);
+    EXPECT_ERROR(ggml_quantize(ggml::q8_0, w, 1, 33), QUANT_ERR_INVALID_ARGUMENT);
+    EXPECT_ERROR(ggml_quantize(ggml::q8_0, w, 0, 32), QUANT_ERR_INVALID_ARGUMENT);
+    EXPECT_ERROR(ggml_quantize(5, w, 1, 32), QUANT_ERR_INVALID_ARGUMENT);
+    EXPECT_ERROR(ggml_quantize(ggml::q8_0, quant::span<const float>(w.data(), 31), 1, 32), QUANT_ERR_BUFFER_TOO_SMALL);
+    std::vector<std::uint8_t> small(33, 0xAB);
+    EXPECT_ERROR(ggml_quantize(ggml::q8_0, w, 1, 32, small), QUANT_ERR_BUFFER_TOO_SMALL);
+    CHECK(small[0] == 0xAB && small[32] == 0xAB);
+    EXPECT_ERROR(ggml_quantize(ggml::q8_0, dtype::f32, h, 1, 32), QUANT_ERR_INVALID_ARGUMENT);
+    EXPECT_ERROR(ggml_quantize(ggml::q8_0, static_cast<dtype>(7), h, 1, 32), QUANT_ERR_INVALID_ARGUMENT);
+    std::vector<std::uint16_t> h_nan(h.begin(), h.begin() + 32);
+    h_nan[5] = 0x7e00;
+    EXPECT_ERROR(ggml_quantize(ggml::q8_0, dtype::f16, h_nan, 1, 32), QUANT_ERR_NON_FINITE);
+    EXPECT_ERROR(ggml_dequantize(ggml::q8_0, blocks, 33), QUANT_ERR_INVALID_ARGUMENT);
+    EXPECT_ERROR(ggml_dequantize(ggml::q8_0, quant::span<const std::uint8_t>(blocks.data(), 33), 32), QUANT_ERR_BUFFER_TOO_SMALL);
+    EXPECT_ERROR(ggml_dequantize(99, blocks, 32), QUANT_ERR_INVALID_ARGUMENT);
+    std::vector<std::uint8_t> inf_block(blocks.begin(), blocks.begin() + 34);
+    inf_block[0] = 0x00;
+    inf_block[1] = 0x7c; // d = +inf
+    EXPECT_ERROR(ggml_dequantize(ggml::q8_0, inf_block, 32), QUANT_ERR_NON_FINITE);
+}
+
+static void test_half_sources() {
+    using namespace quant;
+    const std::size_t rows = 8, cols = 384;
+    std::vector<float> w0 = load("encoder.layer.0.attention.self.query.weight", rows * cols);
+    for (dtype dt : {dtype::f16, dtype::bf16}) {
+        std::vector<std::uint16_t> h = dt == dtype::f16 ? f32_to_f16(w0) : f32_to_bf16(w0);
+        std::vector<float> w = dt == dtype::f16 ? f16_to_f32(h) : bf16_to_f32(h);
+        int8_matrix a = int8_quantize(dt, h, rows, cols, 64), b = int8_quantize(w, rows, cols, 64);
+        CHECK(a.codes == b.codes && a.scales == b.scales);
+        int4_matrix c = int4_quantize(dt, h, rows, cols, 128), d = int4_quantize(w, rows, cols, 128);
+        CHECK(c.codes == d.codes && c.scales == d.scales && c.zeros == d.zeros);
+        fp8_matrix e = fp8_e4m3_quantize(dt, h, rows, cols, 0), f = fp8_e4m3_quantize(w, rows, cols, 0);
+        CHECK(e.codes == f.codes && e.scales == f.scales);
+        weight q = weight::quantize(method::int4(128), dt, h, rows, cols);
+        CHECK(q.dequantize() == weight::quantize(method::int4(128), w, rows, cols).dequantize());
+    }
+    std::vector<std::uint16_t> h = f32_to_f16(w0);
+    std::vector<std::uint16_t> h_nan(h.begin(), h.begin() + cols);
+    h_nan[7] = 0x7c00; // +inf
+    EXPECT_ERROR(int8_quantize(dtype::f16, h_nan, 1, cols, 0), QUANT_ERR_NON_FINITE);
+    EXPECT_ERROR(int8_quantize(static_cast<dtype>(3), h, rows, cols, 0), QUANT_ERR_INVALID_ARGUMENT);
+    EXPECT_ERROR(int8_quantize(dtype::f16, h, rows + 1, cols, 0), QUANT_ERR_BUFFER_TOO_SMALL);
+    EXPECT_ERROR(int4_quantize(dtype::bf16, h, 0, cols, 128), QUANT_ERR_INVALID_ARGUMENT);
+    EXPECT_ERROR(int4_quantize(dtype::f16, h_nan, 1, cols, 128), QUANT_ERR_NON_FINITE);
+    std::vector<std::uint8_t> codes(rows * cols / 2);
+    std::vector<float> scales(rows * 3 - 1);
+    std::vector<std::uint8_t> zeros(rows * 3 - 1);
+    EXPECT_ERROR(int4_quantize(dtype::f16, h, rows, cols, 128, codes, scales, zeros), QUANT_ERR_BUFFER_TOO_SMALL);
+    EXPECT_ERROR(fp8_e4m3_quantize(dtype::f32, h, rows, cols, 0), QUANT_ERR_INVALID_ARGUMENT);
+    EXPECT_ERROR(fp8_e4m3_quantize(dtype::bf16, h, rows, 0, 0), QUANT_ERR_INVALID_ARGUMENT);
+    EXPECT_ERROR(fp8_e4m3_quantize(dtype::f16, h_nan, 1, cols, 0), QUANT_ERR_NON_FINITE);
+    EXPECT_ERROR(weight::quantize(method::int8(), static_cast<dtype>(-1), h, rows, cols), QUANT_ERR_INVALID_ARGUMENT);
+    EXPECT_ERROR(weight::quantize(method::int8(), dtype::f16, h_nan, 1, cols), QUANT_ERR_NON_FINITE);
+    EXPECT_ERROR(weight::quantize(method::gptq(4, 128), dtype::f16, h, rows, cols), QUANT_ERR_INVALID_ARGUMENT); // no calib
+}
+
+// f16 bits -> float, for the unpacking below.
+static float half(std::uint16_t bits) { return quant::f16_to_f32(quant::span<const std::uint16_t>(&bits, 1))[0]; }
+
+static void test_packing() {
+    using namespace quant;
+    const std::size_t rows = 384, cols = 384, n = 256, gs = 128, groups = cols / gs;
+    std::vector<float> w = load("encoder.layer.5.attention.self.query.weight", rows * cols);
+    std::vector<float> x = load("x_calib.layer5.attn_in", n * cols);
+    calib c(cols);
+    c.add(x);
+    options o;
+    o.act_order(true).sample_tokens(128);
+    weight g = weight::quantize(method::gptq(4, gs), w, rows, cols, c, o);
+
+    // GPTQ: sizes, then unpack v2 as engines do and get back the dequantized weight up to f16 scales.
+    weight::gptq_lengths s = g.gptq_sizes();
+    CHECK(s.qweight == cols * 4 / 32 * rows && s.qzeros == groups * rows * 4 / 32 && s.scales == groups * rows && s.g_idx == cols);
+    weight::gptq_tensors v2 = g.pack_gptq(2), v1 = g.pack_gptq(1);
+    CHECK(v1.qweight == v2.qweight && v1.scales == v2.scales && v1.g_idx == v2.g_idx && v1.qzeros != v2.qzeros);
+    std::vector<float> deq = g.dequantize();
+    bool ok = true;
+    std::size_t zero_ones = 0;
+    for (std::size_t r = 0; r < rows; r++) {
+        for (std::size_t j = 0; j < cols; j++) {
+            std::size_t grp = (std::size_t)v2.g_idx[j];
+            std::uint32_t q = ((std::uint32_t)v2.qweight[(j / 8) * rows + r] >> (4 * (j % 8))) & 15;
+            std::uint32_t z = ((std::uint32_t)v2.qzeros[grp * (rows / 8) + r / 8] >> (4 * (r % 8))) & 15;
+            std::uint32_t z1 = ((std::uint32_t)v1.qzeros[grp * (rows / 8) + r / 8] >> (4 * (r % 8))) & 15;
+            if (z > 0) ok = ok && z1 == z - 1; else zero_ones++;
+            float scale = half(v2.scales[grp * rows + r]);
+            float v = scale * ((float)q - (float)z);
+            ok = ok && std::fabs(v - deq[r * cols + j]) <= 16 * std::fabs(scale) / 1024 + 1e-7f;
+        }
+    }
+    CHECK(ok);
+    weight::gptq_tensors t3 = weight::quantize(method::gptq(3, gs), w, rows, cols, c).pack_gptq(2);
+    CHECK(t3.qweight.size() == cols * 3 / 32 * rows && t3.qzeros.size() == groups * rows * 3 / 32);
+
+    EXPECT_ERROR(g.pack_gptq(3), QUANT_ERR_INVALID_ARGUMENT);
+    std::vector<std::int32_t> qw(s.qweight - 1, 7), qz(s.qzeros), gi(s.g_idx);
+    std::vector<std::uint16_t> sc(s.scales);
+    EXPECT_ERROR(g.pack_gptq(2, qw, qz, sc, gi), QUANT_ERR_BUFFER_TOO_SMALL);
+    CHECK(qw[0] == 7 && qw.back() == 7);
+    weight i8 = weight::quantize(method::int8(), w, rows, cols);
+    EXPECT_ERROR(i8.gptq_sizes(), QUANT_ERR_INVALID_ARGUMENT);
+    EXPECT_ERROR(weight::quantize(method::gptq(4, gs), w, rows - 1, cols, c).pack_gptq(2), QUANT_ERR_INVALID_ARGUMENT); // 383*4 % 32
+    EXPECT_ERROR(weight(nullptr).gptq_sizes(), QUANT_ERR_NULL_POINTER);
+
+    // AWQ GEMM: the packed tensors hold W diag(s), i.e. the dequantized weight times the input scales.
+    weight a = weight::quantize(method::awq(4, gs), w, rows, cols, c, o);
+    weight::awq_lengths as = a.awq_sizes();
+    CHECK(as.qweight == cols * rows / 8 && as.qzeros == groups * rows / 8 && as.scales == groups * rows);
+    weight::awq_tensors at = a.pack_awq();
+    std::vector<float> adeq = a.dequantize();
+    span<const float> in_s = a.input_scales();
+    const int inv[8] = {0, 4, 1, 5, 2, 6, 3, 7}; // nibble of output 8c + k (order 0,2,4,6,1,3,5,7)
+    ok = in_s.size() == cols;
+    for (std::size_t r = 0; ok && r < rows; r++) {
+        for (std::size_t j = 0; j < cols; j++) {
+            std::size_t grp = j / gs;
+            std::uint32_t q = ((std::uint32_t)at.qweight[j * (rows / 8) + r / 8] >> (4 * inv[r % 8])) & 15;
+            std::uint32_t z = ((std::uint32_t)at.qzeros[grp * (rows / 8) + r / 8] >> (4 * inv[r % 8])) & 15;
+            float scale = half(at.scales[grp * rows + r]);
+            float v = scale * ((float)q - (float)z), want = adeq[r * cols + j] * in_s[j];
+            ok = ok && std::fabs(v - want) <= 16 * std::fabs(scale) / 1024 + 1e-6f * std::fabs(want) + 1e-7f;
+        }
+    }
+    CHECK(ok);
+    EXPECT_ERROR(g.awq_sizes(), QUANT_ERR_INVALID_ARGUMENT); // GPTQ with act-order
+    EXPECT_ERROR(i8.pack_awq(), QUANT_ERR_INVALID_ARGUMENT);
+    std::vector<std::int32_t> aq(as.qweight), az(as.qzeros - 1);
+    std::vector<std::uint16_t> ascales(as.scales);
+    EXPECT_ERROR(a.pack_awq(aq, az, ascales), QUANT_ERR_BUFFER_TOO_SMALL);
+    EXPECT_ERROR(weight::quantize(method::gptq(3, gs), w, rows, cols, c).awq_sizes(), QUANT_ERR_UNSUPPORTED);
+}
+
+// SIMD level and threads: process-wide settings that never change results.
+static void test_simd_threads() {
+    using namespace quant;
+    const std::int32_t start = simd_level();
+    const std::string name = simd_level_name(start);
+    std::printf("  SIMD level %s, threads %zu\n", name.c_str(), threads());
+    CHECK(name == "scalar" || name == "avx2" || name == "avx512" || name == "neon");
+    CHECK(simd_level_name(QUANT_SIMD_SCALAR) == "scalar" && simd_level_name(QUANT_SIMD_AVX2) == "avx2" &&
+          simd_level_name(QUANT_SIMD_AVX512) == "avx512" && simd_level_name(QUANT_SIMD_NEON) == "neon");
+    CHECK(simd_level_name(9).empty() && simd_level_name(QUANT_SIMD_AUTO).empty());
+
+    const std::size_t rows = 512, cols = 384; // 196608 values: enough for two threads
+    std::vector<float> w = load("encoder.layer.0.intermediate.dense.weight", rows * cols);
+    int4_matrix best = int4_quantize(w, rows, cols, 128);
+    set_simd_level(QUANT_SIMD_SCALAR);
+    CHECK(simd_level() == QUANT_SIMD_SCALAR);
+    int4_matrix scalar = int4_quantize(w, rows, cols, 128);
+    CHECK(scalar.codes == best.codes && scalar.scales == best.scales && scalar.zeros == best.zeros);
+    EXPECT_ERROR(set_simd_level(7), QUANT_ERR_INVALID_ARGUMENT);
+#if defined(__x86_64__) || defined(_M_X64)
+    EXPECT_ERROR(set_simd_level(QUANT_SIMD_NEON), QUANT_ERR_UNSUPPORTED);
+#elif defined(__aarch64__)
+    EXPECT_ERROR(set_simd_level(QUANT_SIMD_AVX2), QUANT_ERR_UNSUPPORTED);
+#endif
+    CHECK(simd_level() == QUANT_SIMD_SCALAR); // unchanged by the failed calls
+    set_simd_level(QUANT_SIMD_AUTO);
+    CHECK(simd_level() == start);
+
+    const std::size_t before = threads();
+    set_threads(2);
+    CHECK(threads() == 2);
+    int4_matrix two = int4_quantize(w, rows, cols, 128);
+    CHECK(two.codes == best.codes && two.scales == best.scales && two.zeros == best.zeros);
+    EXPECT_ERROR(set_threads(max_threads + 1), QUANT_ERR_INVALID_ARGUMENT);
+    CHECK(threads() == 2);
+    set_threads(before);
+    CHECK(threads() == before);
+}
+
 int main() {
     test_status_version();
     test_levels();
@@ -394,6 +613,10 @@ int main() {
     test_smooth_scales();
     test_weight_rtn();
     test_calibrated();
+    test_ggml();
+    test_half_sources();
+    test_packing();
+    test_simd_threads();
     std::printf("quant.hpp: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }

@@ -126,6 +126,41 @@ pub fn versionString() [:0]const u8 {
 /// The version of quant.h this binding was built against.
 pub const header_version: u32 = c.QUANT_VERSION_NUMBER;
 
+// ---- SIMD level and kernel threads ----------------------------------------------------------------
+
+/// The SIMD level the kernels use (c.QUANT_SIMD_SCALAR, _AVX2, _AVX512, _NEON).
+pub fn simdLevel() i32 {
+    return c.quant_simd_level();
+}
+
+/// Forces the process-wide SIMD level (c.QUANT_SIMD_AUTO: the best of the CPU); a level the CPU lacks
+/// is error.Unsupported, an unknown value error.InvalidArgument (the level is then unchanged).
+/// Results are the same at every level.
+pub fn setSimdLevel(level: i32) Error!void {
+    try call(c.quant_set_simd_level(level));
+}
+
+/// "scalar", "avx2", "avx512", "neon"; null for an unknown level.
+pub fn simdLevelName(level: i32) ?[:0]const u8 {
+    const p = c.quant_simd_level_name(level);
+    return if (p == null) null else std.mem.span(p);
+}
+
+/// Largest count setThreads accepts (QUANT_MAX_THREADS).
+pub const max_threads: usize = c.QUANT_MAX_THREADS;
+
+/// Threads one large kernel call may use, process-wide (0 = all cores; default 1); above
+/// max_threads error.InvalidArgument (the count is then unchanged). Results are bit-identical for
+/// every count.
+pub fn setThreads(n: usize) Error!void {
+    try call(c.quant_set_threads(n));
+}
+
+/// The count set with setThreads.
+pub fn threads() usize {
+    return c.quant_threads();
+}
+
 // ---- levels ---------------------------------------------------------------------------------------
 
 /// A storage precision of weights (quant_level).
@@ -547,6 +582,49 @@ pub const Weight = struct {
         for (out[0..ws.len], handles) |*o, h| o.* = .{ .handle = h };
     }
 
+    /// The tensor lengths of packGptq: qweight cols*bits/32*rows, qzeros groups*rows*bits/32, scales
+    /// groups*rows, g_idx cols. error.InvalidArgument for a weight that is not GPTQ (or INT4) or a shape
+    /// whose rows*bits or cols*bits is not a multiple of 32; error.Unsupported for bits not 2, 3, 4, 8.
+    pub fn gptqSizes(self: Weight) Error!GptqSizes {
+        var s: GptqSizes = .{ .qweight = 0, .qzeros = 0, .scales = 0, .g_idx = 0 };
+        try call(c.quant_weight_gptq_sizes(self.handle, &s.qweight, &s.qzeros, &s.scales, &s.g_idx));
+        return s;
+    }
+    /// Writes the weight as the tensors of a GPTQ checkpoint (AutoGPTQ's QuantLinear layout): qweight
+    /// int32 [cols*bits/32][rows] packed along the input dimension, lowest bits first; qzeros int32
+    /// [groups][rows*bits/32], zero - 1 (format_version 1, AutoGPTQ) or the zero (2, GPTQModel);
+    /// scales f16 bits [groups][rows]; g_idx int32 [cols]. Each slice holds at least its gptqSizes
+    /// length; nothing is written on error.
+    pub fn packGptq(self: Weight, format_version: u32, qweight: []i32, qzeros: []i32, scales_f16: []u16, g_idx: []i32) Error!void {
+        try call(c.quant_weight_pack_gptq(self.handle, format_version, qweight.ptr, qweight.len, qzeros.ptr, qzeros.len, scales_f16.ptr, scales_f16.len, g_idx.ptr, g_idx.len));
+    }
+    /// The tensor lengths of packAwq: qweight cols*rows/8, qzeros groups*rows/8, scales groups*rows.
+    /// error.InvalidArgument for a weight that is not AWQ, INT4 or GPTQ without act-order, rows not a
+    /// multiple of 8 or cols not a multiple of the group size; error.Unsupported for codes not 4-bit.
+    pub fn awqSizes(self: Weight) Error!AwqSizes {
+        var s: AwqSizes = .{ .qweight = 0, .qzeros = 0, .scales = 0 };
+        try call(c.quant_weight_awq_sizes(self.handle, &s.qweight, &s.qzeros, &s.scales));
+        return s;
+    }
+    /// Writes the 4-bit weight as the tensors of an AWQ GEMM checkpoint (AutoAWQ's WQLinear_GEMM
+    /// layout): qweight int32 [cols][rows/8], nibble i of word [j][c] holding output 8c + order[i],
+    /// order = 0,2,4,6,1,3,5,7; qzeros int32 [groups][rows/8] packed the same way; scales f16 bits
+    /// [groups][rows]. For AWQ the codes are those of W diag(s), s = inputScales(). Nothing is written
+    /// on error.
+    pub fn packAwq(self: Weight, qweight: []i32, qzeros: []i32, scales_f16: []u16) Error!void {
+        try call(c.quant_weight_pack_awq(self.handle, qweight.ptr, qweight.len, qzeros.ptr, qzeros.len, scales_f16.ptr, scales_f16.len));
+    }
+
+    /// quantize of a weight given as f16 or bf16 bits; the result equals that of the f32
+    /// function on the same values (INT8, INT4 and FP8 convert one row at a time).
+    pub fn quantize16(m: Method, opts: ?*const Options, dtype: DType, w: []const u16, rows: usize, cols: usize, calib: ?*const Calib) Error!Weight {
+        try halfCheck(dtype, w.len, rows, cols);
+        const cm = m.toC();
+        var h: ?*c.quant_weight = null;
+        try call(c.quant_quantize_ex(&cm, if (opts) |o| o.handle else null, @backingInt(dtype), w.ptr, rows, cols, if (calib) |k| k.handle else null, &h));
+        return .{ .handle = h };
+    }
+
     pub fn deinit(self: *Weight) void {
         c.quant_weight_free(self.handle);
         self.handle = null;
@@ -604,3 +682,117 @@ pub const Weight = struct {
         try call(c.quant_weight_dequantize(self.handle, dst.ptr, dst.len));
     }
 };
+
+// ---- GGUF blocks (GGML quant types) ----------------------------------------------------------------
+
+/// A GGML quant type, numbered as GGML numbers it (QUANT_GGML_TYPE_*).
+pub const GgmlType = enum(i32) {
+    /// 32 values in 18 bytes: f16 d, 4-bit codes, (q - 8) * d.
+    q4_0 = c.QUANT_GGML_TYPE_Q4_0,
+    /// 32 values in 20 bytes: f16 d, m, 4-bit codes, q * d + m.
+    q4_1 = c.QUANT_GGML_TYPE_Q4_1,
+    /// 32 values in 22 bytes: f16 d, 5-bit codes, (q - 16) * d.
+    q5_0 = c.QUANT_GGML_TYPE_Q5_0,
+    /// 32 values in 24 bytes: f16 d, m, 5-bit codes, q * d + m.
+    q5_1 = c.QUANT_GGML_TYPE_Q5_1,
+    /// 32 values in 34 bytes: f16 d, int8 codes, q * d.
+    q8_0 = c.QUANT_GGML_TYPE_Q8_0,
+    /// 256 values in 144 bytes (super-block scales, eight 6-bit sub-block scales and mins).
+    q4_K = c.QUANT_GGML_TYPE_Q4_K,
+    /// 256 values in 210 bytes (sixteen int8 sub-block scales, 6-bit codes).
+    q6_K = c.QUANT_GGML_TYPE_Q6_K,
+    _,
+
+    /// Values per block (32, or 256 for the K-quants); error.InvalidArgument for an unknown type.
+    pub fn blockSize(t: GgmlType) Error!usize {
+        binding_detail_len = 0;
+        const n = c.quant_ggml_block_size(@backingInt(t));
+        return if (n == 0) error.InvalidArgument else n;
+    }
+    /// Bytes per block (18, 20, 22, 24, 34, 144, 210); error.InvalidArgument for an unknown type.
+    pub fn typeSize(t: GgmlType) Error!usize {
+        binding_detail_len = 0;
+        const n = c.quant_ggml_type_size(@backingInt(t));
+        return if (n == 0) error.InvalidArgument else n;
+    }
+    /// Bytes of one row of n_per_row values (0 for n_per_row 0); error.InvalidArgument for an
+    /// unknown type or a row length that is not a multiple of the block size.
+    pub fn rowSize(t: GgmlType, n_per_row: usize) Error!usize {
+        binding_detail_len = 0;
+        const n = c.quant_ggml_row_size(@backingInt(t), n_per_row);
+        return if (n == 0 and n_per_row != 0) error.InvalidArgument else n;
+    }
+    /// GGML's name ("q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q4_K", "q6_K"); error.InvalidArgument
+    /// for an unknown type.
+    pub fn name(t: GgmlType) Error![:0]const u8 {
+        binding_detail_len = 0;
+        const p = c.quant_ggml_type_name(@backingInt(t));
+        return if (p == null) error.InvalidArgument else std.mem.span(p);
+    }
+    /// nrows * rowSize(n_per_row): the bytes ggmlQuantize writes.
+    pub fn matrixSize(t: GgmlType, nrows: usize, n_per_row: usize) Error!usize {
+        const row = try t.rowSize(n_per_row);
+        return std.math.mul(usize, nrows, row) catch return fail(error.InvalidArgument, "{d} rows of {d} bytes overflow", .{ nrows, row });
+    }
+};
+
+/// Element type of a 16-bit source (QUANT_DTYPE_*): f16 or bf16 bits in u16. The functions taking
+/// f32 slices are the f32 case.
+pub const DType = enum(i32) {
+    f32 = c.QUANT_DTYPE_F32,
+    f16 = c.QUANT_DTYPE_F16,
+    bf16 = c.QUANT_DTYPE_BF16,
+    _,
+};
+
+/// A 16-bit source must be f16 or bf16 (an unknown value is passed on, and the library rejects it).
+fn halfCheck(dtype: DType, have: usize, rows: usize, cols: usize) Error!void {
+    if (dtype == .f32) return fail(error.InvalidArgument, "DType.f32 with a u16 source (use the f32 function)", .{});
+    try srcCheck(have, rows, cols);
+}
+
+/// Quantizes nrows x n_per_row floats to GGML blocks, byte for byte as ggml's reference quantizer;
+/// dst holds at least `t.matrixSize(nrows, n_per_row)` bytes (only that prefix is written).
+pub fn ggmlQuantize(t: GgmlType, src: []const f32, nrows: usize, n_per_row: usize, dst: []u8) Error!void {
+    try srcCheck(src.len, nrows, n_per_row);
+    try call(c.quant_ggml_quantize(@backingInt(t), src.ptr, nrows, n_per_row, dst.ptr, dst.len));
+}
+/// ggmlQuantize of f16 or bf16 bits (as llama.cpp quantizes 16-bit models); the bytes equal those
+/// of ggmlQuantize on the same values.
+pub fn ggmlQuantize16(t: GgmlType, dtype: DType, src: []const u16, nrows: usize, n_per_row: usize, dst: []u8) Error!void {
+    try halfCheck(dtype, src.len, nrows, n_per_row);
+    try call(c.quant_ggml_quantize_ex(@backingInt(t), @backingInt(dtype), src.ptr, nrows, n_per_row, dst.ptr, dst.len));
+}
+/// Decodes dst.len values (a positive multiple of the block size) of GGML blocks, bit for bit as
+/// ggml's dequantize_row_*.
+pub fn ggmlDequantize(t: GgmlType, src: []const u8, dst: []f32) Error!void {
+    try call(c.quant_ggml_dequantize(@backingInt(t), src.ptr, src.len, dst.ptr, dst.len));
+}
+
+// ---- f16 / bf16 sources ----------------------------------------------------------------------------
+// The round-to-nearest kernels on f16 or bf16 bits, converted one row at a time; the outputs equal
+// bit for bit those of the f32 functions on the same values.
+
+/// int8Quantize of f16 or bf16 bits.
+pub fn int8Quantize16(dtype: DType, src: []const u16, rows: usize, cols: usize, group_size: usize, dst: []i8, scales: []f32) Error!void {
+    try halfCheck(dtype, src.len, rows, cols);
+    try call(c.quant_int8_quantize_ex(@backingInt(dtype), src.ptr, rows, cols, group_size, dst.ptr, dst.len, scales.ptr, scales.len));
+}
+/// int4Quantize of f16 or bf16 bits.
+pub fn int4Quantize16(dtype: DType, src: []const u16, rows: usize, cols: usize, group_size: usize, dst: []u8, scales: []f32, zeros: []u8) Error!void {
+    try halfCheck(dtype, src.len, rows, cols);
+    if (scales.len != zeros.len) return fail(error.ShapeMismatch, "scales ({d}) and zeros ({d}) differ in length", .{ scales.len, zeros.len });
+    try call(c.quant_int4_quantize_ex(@backingInt(dtype), src.ptr, rows, cols, group_size, dst.ptr, dst.len, scales.ptr, zeros.ptr, scales.len));
+}
+/// fp8E4m3Quantize of f16 or bf16 bits.
+pub fn fp8E4m3Quantize16(dtype: DType, src: []const u16, rows: usize, cols: usize, group_size: usize, dst: []u8, scales: []f32) Error!void {
+    try halfCheck(dtype, src.len, rows, cols);
+    try call(c.quant_fp8_e4m3_quantize_ex(@backingInt(dtype), src.ptr, rows, cols, group_size, dst.ptr, dst.len, scales.ptr, scales.len));
+}
+
+// ---- GPTQ and AWQ checkpoint tensors (methods of Weight) -------------------------------------------
+
+/// Lengths, in elements, of the tensors of a GPTQ checkpoint (Weight.packGptq).
+pub const GptqSizes = struct { qweight: usize, qzeros: usize, scales: usize, g_idx: usize };
+/// Lengths, in elements, of the tensors of an AWQ GEMM checkpoint (Weight.packAwq).
+pub const AwqSizes = struct { qweight: usize, qzeros: usize, scales: usize };

@@ -480,3 +480,325 @@ test "calibration, options, GPTQ, AWQ and SmoothQuant on real layers" {
     try expectFail(error.ShapeMismatch, quant.Weight.quantizeGroup(testing.allocator, quant.Method.awq(4, 128), null, &.{wq}, &.{ rows, rows }, cols, &cal, &pair));
     try expectFail(error.BufferTooSmall, quant.Weight.quantizeGroup(testing.allocator, quant.Method.awq(4, 128), null, &.{ wq, wv }, &.{ rows, rows }, cols, &cal, &none));
 }
+
+test "GGML sizes and names" {
+    const cases = [_]struct { t: quant.GgmlType, block: usize, size: usize, name: []const u8 }{
+        .{ .t = .q4_0, .block = 32, .size = 18, .name = "q4_0" },
+        .{ .t = .q4_1, .block = 32, .size = 20, .name = "q4_1" },
+        .{ .t = .q5_0, .block = 32, .size = 22, .name = "q5_0" },
+        .{ .t = .q5_1, .block = 32, .size = 24, .name = "q5_1" },
+        .{ .t = .q8_0, .block = 32, .size = 34, .name = "q8_0" },
+        .{ .t = .q4_K, .block = 256, .size = 144, .name = "q4_K" },
+        .{ .t = .q6_K, .block = 256, .size = 210, .name = "q6_K" },
+    };
+    for (cases) |k| {
+        try testing.expectEqual(k.block, try k.t.blockSize());
+        try testing.expectEqual(k.size, try k.t.typeSize());
+        try testing.expectEqual(4 * k.size, try k.t.rowSize(4 * k.block));
+        try testing.expectEqual(12 * k.size, try k.t.matrixSize(3, 4 * k.block));
+        try testing.expectEqualStrings(k.name, try k.t.name());
+    }
+    try testing.expectEqual(@as(usize, 0), try quant.GgmlType.q8_0.rowSize(0));
+    const unknown: quant.GgmlType = @fromBackingInt(@intCast(1));
+    try expectFail(error.InvalidArgument, unknown.blockSize());
+    try expectFail(error.InvalidArgument, unknown.typeSize());
+    try expectFail(error.InvalidArgument, unknown.name());
+    try expectFail(error.InvalidArgument, quant.GgmlType.q8_0.rowSize(33));
+    try expectFail(error.InvalidArgument, quant.GgmlType.q8_0.matrixSize(std.math.maxInt(usize), 32));
+}
+
+/// w as f16 or bf16 bits (h) and the f32 values they hold (back).
+fn toHalf(dtype: quant.DType, w: []const f32, h: []u16, back: []f32) !void {
+    if (dtype == .f16) {
+        try quant.f32ToF16(w, h);
+        try quant.f16ToF32(h, back);
+    } else {
+        try quant.f32ToBf16(w, h);
+        try quant.bf16ToF32(h, back);
+    }
+}
+
+test "GGML blocks: Q8_0 round trip of a real row, 16-bit sources, errors" {
+    const rows = 4;
+    const cols = 384;
+    const w = try load("encoder.layer.0.attention.self.query.weight", rows * cols);
+    defer testing.allocator.free(w);
+    const q8: quant.GgmlType = .q8_0;
+    const blocks = try testing.allocator.alloc(u8, try q8.matrixSize(rows, cols));
+    defer testing.allocator.free(blocks);
+    try testing.expectEqual(@as(usize, rows * 12 * 34), blocks.len);
+    try quant.ggmlQuantize(q8, w, rows, cols, blocks);
+    var back: [rows * cols]f32 = undefined;
+    try quant.ggmlDequantize(q8, blocks, &back);
+    // Q8_0: |x - x'| <= d/2 + 127 |d - f16(d)| < 0.6 d per block, d = amax / 127.
+    for (0..rows * cols / 32) |b| {
+        var amax: f32 = 0;
+        for (w[b * 32 ..][0..32]) |v| amax = @max(amax, @abs(v));
+        for (w[b * 32 ..][0..32], back[b * 32 ..][0..32]) |x, y| try testing.expect(@abs(x - y) <= 0.6 * amax / 127);
+    }
+    // The other types round-trip a real row within a loose bound.
+    for ([_]quant.GgmlType{ .q4_0, .q4_1, .q5_0, .q5_1, .q4_K, .q6_K }) |t| {
+        var buf: [512]u8 = undefined;
+        const n = try t.matrixSize(1, 512);
+        try quant.ggmlQuantize(t, w[0..512], 1, 512, buf[0..n]);
+        var d: [512]f32 = undefined;
+        try quant.ggmlDequantize(t, buf[0..n], &d);
+        var num: f64 = 0;
+        var den: f64 = 0;
+        for (w[0..512], d) |x, y| {
+            num += (@as(f64, x) - y) * (@as(f64, x) - y);
+            den += @as(f64, x) * x;
+        }
+        try testing.expect(num / den < 0.02);
+    }
+    // f16 and bf16 sources give the bytes of the same values as f32.
+    for ([_]quant.DType{ .f16, .bf16 }) |dt| {
+        var h: [rows * cols]u16 = undefined;
+        var wf: [rows * cols]f32 = undefined;
+        try toHalf(dt, w, &h, &wf);
+        const q4: quant.GgmlType = .q4_0;
+        var a: [rows * 12 * 18]u8 = undefined;
+        var b: [rows * 12 * 18]u8 = undefined;
+        try quant.ggmlQuantize16(q4, dt, &h, rows, cols, &a);
+        try quant.ggmlQuantize(q4, &wf, rows, cols, &b);
+        try testing.expectEqualSlices(u8, &b, &a);
+    }
+
+    var nan_w: [64]f32 = w[0..64].*;
+    nan_w[40] = std.math.nan(f32);
+    var dst: [68]u8 = @splat(0xAB);
+    try expectFail(error.NonFinite, quant.ggmlQuantize(q8, &nan_w, 2, 32, &dst));
+    try testing.expect(std.mem.allEqual(u8, &dst, 0xAB));
+    try expectFail(error.InvalidArgument, quant.ggmlQuantize(q8, w, 1, 33, &dst));
+    try expectFail(error.InvalidArgument, quant.ggmlQuantize(@fromBackingInt(@intCast(5)), w, 1, 32, &dst));
+    try expectFail(error.BufferTooSmall, quant.ggmlQuantize(q8, w[0..31], 1, 32, &dst));
+    try expectFail(error.BufferTooSmall, quant.ggmlQuantize(q8, w, 1, 32, dst[0..33]));
+    try testing.expect(std.mem.allEqual(u8, &dst, 0xAB));
+    var h: [32]u16 = undefined;
+    try quant.f32ToF16(w[0..32], &h);
+    try expectFail(error.InvalidArgument, quant.ggmlQuantize16(q8, .f32, &h, 1, 32, &dst));
+    try expectFail(error.InvalidArgument, quant.ggmlQuantize16(q8, @fromBackingInt(@intCast(7)), &h, 1, 32, &dst));
+    h[5] = 0x7e00; // NaN
+    try expectFail(error.NonFinite, quant.ggmlQuantize16(q8, .f16, &h, 1, 32, &dst));
+    try expectFail(error.InvalidArgument, quant.ggmlDequantize(q8, blocks, back[0..33]));
+    try expectFail(error.BufferTooSmall, quant.ggmlDequantize(q8, blocks[0..33], back[0..32]));
+    var inf_block: [34]u8 = blocks[0..34].*;
+    inf_block[0] = 0x00;
+    inf_block[1] = 0x7c; // d = +inf
+    try expectFail(error.NonFinite, quant.ggmlDequantize(q8, &inf_block, back[0..32]));
+}
+
+test "f16 and bf16 sources equal f32" {
+    const rows = 8;
+    const cols = 384;
+    const w0 = try load("encoder.layer.0.attention.self.query.weight", rows * cols);
+    defer testing.allocator.free(w0);
+    var h: [rows * cols]u16 = undefined;
+    var w: [rows * cols]f32 = undefined;
+    for ([_]quant.DType{ .f16, .bf16 }) |dt| {
+        try toHalf(dt, w0, &h, &w);
+        var c1: [rows * cols]i8 = undefined;
+        var c2: [rows * cols]i8 = undefined;
+        var s1: [rows * 6]f32 = undefined;
+        var s2: [rows * 6]f32 = undefined;
+        try quant.int8Quantize16(dt, &h, rows, cols, 64, &c1, &s1);
+        try quant.int8Quantize(&w, rows, cols, 64, &c2, &s2);
+        try testing.expectEqualSlices(i8, &c2, &c1);
+        try testing.expectEqualSlices(f32, &s2, &s1);
+        var p1: [rows * cols / 2]u8 = undefined;
+        var p2: [rows * cols / 2]u8 = undefined;
+        var g1: [rows * 3]f32 = undefined;
+        var g2: [rows * 3]f32 = undefined;
+        var z1: [rows * 3]u8 = undefined;
+        var z2: [rows * 3]u8 = undefined;
+        try quant.int4Quantize16(dt, &h, rows, cols, 128, &p1, &g1, &z1);
+        try quant.int4Quantize(&w, rows, cols, 128, &p2, &g2, &z2);
+        try testing.expectEqualSlices(u8, &p2, &p1);
+        try testing.expectEqualSlices(f32, &g2, &g1);
+        try testing.expectEqualSlices(u8, &z2, &z1);
+        var f1: [rows * cols]u8 = undefined;
+        var f2: [rows * cols]u8 = undefined;
+        try quant.fp8E4m3Quantize16(dt, &h, rows, cols, 0, &f1, s1[0..rows]);
+        try quant.fp8E4m3Quantize(&w, rows, cols, 0, &f2, s2[0..rows]);
+        try testing.expectEqualSlices(u8, &f2, &f1);
+        try testing.expectEqualSlices(f32, s2[0..rows], s1[0..rows]);
+        var a = try quant.Weight.quantize16(quant.Method.int4(128), null, dt, &h, rows, cols, null);
+        defer a.deinit();
+        var b = try quant.Weight.quantize(quant.Method.int4(128), null, &w, rows, cols, null);
+        defer b.deinit();
+        try testing.expectEqualSlices(u8, b.data(), a.data());
+        try testing.expectEqualSlices(f32, b.scales(), a.scales());
+    }
+    try quant.f32ToF16(w0, &h);
+    var inf: [cols]u16 = h[0..cols].*;
+    inf[7] = 0x7c00;
+    var codes: [rows * cols]i8 = undefined;
+    var scales: [rows * 3]f32 = undefined;
+    var zeros: [rows * 3]u8 = undefined;
+    var packed_codes: [rows * cols / 2]u8 = undefined;
+    var fp8: [rows * cols]u8 = undefined;
+    try expectFail(error.NonFinite, quant.int8Quantize16(.f16, &inf, 1, cols, 0, &codes, &scales));
+    try expectFail(error.InvalidArgument, quant.int8Quantize16(@fromBackingInt(@intCast(3)), &h, rows, cols, 0, &codes, &scales));
+    try expectFail(error.BufferTooSmall, quant.int8Quantize16(.f16, &h, rows + 1, cols, 0, &codes, &scales));
+    try expectFail(error.InvalidArgument, quant.int4Quantize16(.bf16, &h, 0, cols, 128, &packed_codes, &scales, &zeros));
+    try expectFail(error.NonFinite, quant.int4Quantize16(.f16, &inf, 1, cols, 128, &packed_codes, &scales, &zeros));
+    try expectFail(error.BufferTooSmall, quant.int4Quantize16(.f16, &h, rows, cols, 128, &packed_codes, scales[0 .. rows * 3 - 1], zeros[0 .. rows * 3 - 1]));
+    try expectFail(error.ShapeMismatch, quant.int4Quantize16(.f16, &h, rows, cols, 128, &packed_codes, &scales, zeros[0..1]));
+    try expectFail(error.InvalidArgument, quant.fp8E4m3Quantize16(.f32, &h, rows, cols, 0, &fp8, &scales));
+    try expectFail(error.NonFinite, quant.fp8E4m3Quantize16(.f16, &inf, 1, cols, 0, &fp8, &scales));
+    try expectFail(error.InvalidArgument, quant.Weight.quantize16(quant.Method.int8(0), null, @fromBackingInt(@intCast(-1)), &h, rows, cols, null));
+    try expectFail(error.InvalidArgument, quant.Weight.quantize16(quant.Method.gptq(4, 128), null, .f16, &h, rows, cols, null));
+    try expectFail(error.NonFinite, quant.Weight.quantize16(quant.Method.int8(0), null, .f16, &inf, 1, cols, null));
+}
+
+fn f16Value(bits: u16) !f32 {
+    var out: [1]f32 = undefined;
+    try quant.f16ToF32(&.{bits}, &out);
+    return out[0];
+}
+
+test "GPTQ and AWQ checkpoint packing of real weights" {
+    const rows = 384;
+    const cols = 384;
+    const tokens = 256;
+    const gs = 128;
+    const groups = cols / gs;
+    const a_l = testing.allocator;
+    const w = try load("encoder.layer.5.attention.self.query.weight", rows * cols);
+    defer a_l.free(w);
+    const x = try load("x_calib.layer5.attn_in", tokens * cols);
+    defer a_l.free(x);
+    var cal = try quant.Calib.init(cols);
+    defer cal.deinit();
+    try cal.add(x);
+    var opts = try quant.Options.init();
+    defer opts.deinit();
+    try opts.setActOrder(true);
+    try opts.setSampleTokens(128);
+    var g = try quant.Weight.quantize(quant.Method.gptq(4, gs), &opts, w, rows, cols, &cal);
+    defer g.deinit();
+
+    const s = try g.gptqSizes();
+    try testing.expectEqual(quant.GptqSizes{ .qweight = cols * 4 / 32 * rows, .qzeros = groups * rows * 4 / 32, .scales = groups * rows, .g_idx = cols }, s);
+    const qw = try a_l.alloc(i32, s.qweight);
+    defer a_l.free(qw);
+    const qw1 = try a_l.alloc(i32, s.qweight);
+    defer a_l.free(qw1);
+    var qz: [groups * rows * 4 / 32]i32 = undefined;
+    var qz1: [groups * rows * 4 / 32]i32 = undefined;
+    var sc: [groups * rows]u16 = undefined;
+    var gi: [cols]i32 = undefined;
+    try g.packGptq(2, qw, &qz, &sc, &gi);
+    try g.packGptq(1, qw1, &qz1, &sc, &gi);
+    try testing.expectEqualSlices(i32, qw, qw1);
+    const deq = try a_l.alloc(f32, rows * cols);
+    defer a_l.free(deq);
+    try g.dequantize(deq);
+    for (0..rows) |r| {
+        for (0..cols) |j| {
+            const grp: usize = @intCast(gi[j]);
+            const q = (@as(u32, @bitCast(qw[(j / 8) * rows + r])) >> @intCast(4 * (j % 8))) & 15;
+            const z = (@as(u32, @bitCast(qz[grp * (rows / 8) + r / 8])) >> @intCast(4 * (r % 8))) & 15;
+            const z1 = (@as(u32, @bitCast(qz1[grp * (rows / 8) + r / 8])) >> @intCast(4 * (r % 8))) & 15;
+            if (z > 0) try testing.expectEqual(z - 1, z1);
+            const scale = try f16Value(sc[grp * rows + r]);
+            const v = scale * (@as(f32, @floatFromInt(q)) - @as(f32, @floatFromInt(z)));
+            try testing.expect(@abs(v - deq[r * cols + j]) <= 16 * @abs(scale) / 1024 + 1e-7);
+        }
+    }
+    try expectFail(error.InvalidArgument, g.packGptq(3, qw, &qz, &sc, &gi));
+    try expectFail(error.BufferTooSmall, g.packGptq(2, qw[0 .. qw.len - 1], &qz, &sc, &gi));
+    var int8w = try quant.Weight.quantize(quant.Method.int8(0), null, w, rows, cols, null);
+    defer int8w.deinit();
+    try expectFail(error.InvalidArgument, int8w.gptqSizes());
+    try expectFail(error.InvalidArgument, int8w.packGptq(2, qw, &qz, &sc, &gi));
+    var g3 = try quant.Weight.quantize(quant.Method.gptq(3, gs), null, w, rows, cols, &cal);
+    defer g3.deinit();
+    const s3 = try g3.gptqSizes();
+    try testing.expectEqual(@as(usize, cols * 3 / 32 * rows), s3.qweight);
+    try testing.expectEqual(@as(usize, groups * rows * 3 / 32), s3.qzeros);
+    try g3.packGptq(2, qw[0..s3.qweight], qz[0..s3.qzeros], &sc, &gi);
+
+    // AWQ GEMM: the packed tensors hold W diag(s), the dequantized weight times the input scales.
+    var a = try quant.Weight.quantize(quant.Method.awq(4, gs), &opts, w, rows, cols, &cal);
+    defer a.deinit();
+    const as = try a.awqSizes();
+    try testing.expectEqual(quant.AwqSizes{ .qweight = cols * rows / 8, .qzeros = groups * rows / 8, .scales = groups * rows }, as);
+    const aq = qw[0..as.qweight];
+    var az: [groups * rows / 8]i32 = undefined;
+    try a.packAwq(aq, &az, &sc);
+    try a.dequantize(deq);
+    const in_s = a.inputScales();
+    try testing.expectEqual(@as(usize, cols), in_s.len);
+    const inv = [8]u5{ 0, 4, 1, 5, 2, 6, 3, 7 }; // nibble of output 8c + k (order 0,2,4,6,1,3,5,7)
+    for (0..rows) |r| {
+        for (0..cols) |j| {
+            const grp = j / gs;
+            const shift: u5 = 4 * inv[r % 8];
+            const q = (@as(u32, @bitCast(aq[j * (rows / 8) + r / 8])) >> shift) & 15;
+            const z = (@as(u32, @bitCast(az[grp * (rows / 8) + r / 8])) >> shift) & 15;
+            const scale = try f16Value(sc[grp * rows + r]);
+            const v = scale * (@as(f32, @floatFromInt(q)) - @as(f32, @floatFromInt(z)));
+            const want = deq[r * cols + j] * in_s[j];
+            try testing.expect(@abs(v - want) <= 16 * @abs(scale) / 1024 + 1e-6 * @abs(want) + 1e-7);
+        }
+    }
+    try expectFail(error.InvalidArgument, g.awqSizes()); // act-order GPTQ
+    try expectFail(error.InvalidArgument, int8w.packAwq(aq, &az, &sc));
+    try expectFail(error.Unsupported, g3.awqSizes());
+    try expectFail(error.BufferTooSmall, a.packAwq(aq, az[0 .. az.len - 1], &sc));
+}
+
+test "SIMD level and threads: same results, failed settings change nothing" {
+    const start = quant.simdLevel();
+    const name = quant.simdLevelName(start) orelse return error.NoName;
+    std.debug.print("  SIMD level {s}, threads {d}\n", .{ name, quant.threads() });
+    var known = false;
+    for ([_][]const u8{ "scalar", "avx2", "avx512", "neon" }) |n| known = known or std.mem.eql(u8, n, name);
+    try testing.expect(known);
+    try testing.expectEqualStrings("scalar", quant.simdLevelName(c.QUANT_SIMD_SCALAR).?);
+    try testing.expectEqualStrings("avx2", quant.simdLevelName(c.QUANT_SIMD_AVX2).?);
+    try testing.expectEqualStrings("avx512", quant.simdLevelName(c.QUANT_SIMD_AVX512).?);
+    try testing.expectEqualStrings("neon", quant.simdLevelName(c.QUANT_SIMD_NEON).?);
+    try testing.expectEqual(@as(?[:0]const u8, null), quant.simdLevelName(9));
+    try testing.expectEqual(@as(?[:0]const u8, null), quant.simdLevelName(c.QUANT_SIMD_AUTO));
+
+    const rows = 512; // 196608 values: enough for two threads
+    const cols = 384;
+    const w = try load("encoder.layer.0.intermediate.dense.weight", rows * cols);
+    defer testing.allocator.free(w);
+    var c0: [rows * cols / 2]u8 = undefined;
+    var c1: [rows * cols / 2]u8 = undefined;
+    var s0: [rows * 3]f32 = undefined;
+    var s1: [rows * 3]f32 = undefined;
+    var z0: [rows * 3]u8 = undefined;
+    var z1: [rows * 3]u8 = undefined;
+    try quant.int4Quantize(w, rows, cols, 128, &c0, &s0, &z0);
+    try quant.setSimdLevel(c.QUANT_SIMD_SCALAR);
+    defer quant.setSimdLevel(c.QUANT_SIMD_AUTO) catch {};
+    try testing.expectEqual(@as(i32, c.QUANT_SIMD_SCALAR), quant.simdLevel());
+    try quant.int4Quantize(w, rows, cols, 128, &c1, &s1, &z1);
+    try testing.expectEqualSlices(u8, &c0, &c1);
+    try testing.expectEqualSlices(f32, &s0, &s1);
+    try testing.expectEqualSlices(u8, &z0, &z1);
+    try expectFail(error.InvalidArgument, quant.setSimdLevel(7));
+    switch (@import("builtin").cpu.arch) {
+        .x86_64 => try expectFail(error.Unsupported, quant.setSimdLevel(c.QUANT_SIMD_NEON)),
+        .aarch64 => try expectFail(error.Unsupported, quant.setSimdLevel(c.QUANT_SIMD_AVX2)),
+        else => {},
+    }
+    try testing.expectEqual(@as(i32, c.QUANT_SIMD_SCALAR), quant.simdLevel());
+    try quant.setSimdLevel(c.QUANT_SIMD_AUTO);
+    try testing.expectEqual(start, quant.simdLevel());
+
+    const before = quant.threads();
+    defer quant.setThreads(before) catch {};
+    try quant.setThreads(2);
+    try testing.expectEqual(@as(usize, 2), quant.threads());
+    @memset(&c1, 0);
+    try quant.int4Quantize(w, rows, cols, 128, &c1, &s1, &z1);
+    try testing.expectEqualSlices(u8, &c0, &c1);
+    try testing.expectEqualSlices(f32, &s0, &s1);
+    try expectFail(error.InvalidArgument, quant.setThreads(quant.max_threads + 1));
+    try testing.expectEqual(@as(usize, 2), quant.threads());
+}

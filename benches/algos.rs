@@ -1,0 +1,176 @@
+//! GPTQ and AWQ timings on one 4096 x 4096 layer, with the f32 product X^T X measured in the same run
+//! as the yardstick (issue 4).
+//!
+//! Run: `cargo bench --bench algos` (`QUANT_BENCH_REPS`, default 3, repetitions of each figure; the
+//! median is printed). GPTQ: 2048 calibration tokens, 4 bits, groups of 128; the Hessian accumulation
+//! (`Calibration::add`, f64) and the solve (`gptq::quantize_calibrated`) are timed separately, with 1
+//! and 2 threads. AWQ: the scale and clip search on the same layer with a 512-token sample, 1 thread.
+//! The yardstick is the single-threaded f32 product X^T X of the same activations with faer, and
+//! numpy's (`OPENBLAS_NUM_THREADS=1`) when python3 with numpy is available.
+use std::hint::black_box;
+use std::time::Instant;
+
+use faer::linalg::matmul::matmul;
+use faer::{Accum, MatMut, MatRef, Par};
+use quant::algos::awq::{self, AwqParams};
+use quant::algos::gptq::{self, GptqParams};
+use quant::algos::QuantOptions;
+use quant::calib::{Calibration, CalibrationOptions};
+
+const COLS: usize = 4096;
+const ROWS: usize = 4096;
+const TOKENS: usize = 2048;
+
+fn random(n: usize, seed: u64, scale: f32) -> Vec<f32> {
+    let mut s = seed | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * scale
+        })
+        .collect()
+}
+
+fn median_secs(reps: usize, mut f: impl FnMut()) -> f64 {
+    let mut t: Vec<f64> = (0..reps)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed().as_secs_f64()
+        })
+        .collect();
+    t.sort_by(f64::total_cmp);
+    t[t.len() / 2]
+}
+
+const NUMPY_XTX: &str = r#"
+import os, time
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+import numpy as np
+x = np.random.default_rng(0).random((2048, 4096), dtype=np.float32)
+np.dot(x.T, x)
+t = []
+for _ in range(3):
+    s = time.perf_counter(); np.dot(x.T, x); t.append(time.perf_counter() - s)
+t.sort(); print(t[1])
+"#;
+
+fn main() {
+    let reps = std::env::var("QUANT_BENCH_REPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3usize)
+        .max(1);
+    let w = random(ROWS * COLS, 7, 0.1);
+    // Activations with a few outlier channels, as real ones have.
+    let mut x = random(TOKENS * COLS, 11, 2.0);
+    for (i, v) in x.iter_mut().enumerate() {
+        if (i % COLS).is_multiple_of(97) {
+            *v *= 20.0;
+        }
+    }
+    println!("GPTQ / AWQ on a {ROWS} x {COLS} layer, {TOKENS} tokens, 4 bits, group 128; median of {reps}");
+    println!();
+    println!("| step | 1 thread (s) | 2 threads (s) |");
+    println!("|---|---:|---:|");
+
+    // Yardstick: f32 X^T X, one thread.
+    let mut xtx = vec![0f32; COLS * COLS];
+    let xtx_secs = median_secs(reps, || {
+        // x is row-major TOKENS x COLS, i.e. column-major COLS x TOKENS: X^T X = A A^T with A = that.
+        let a = MatRef::from_column_major_slice(&x, COLS, TOKENS);
+        let c = MatMut::from_column_major_slice_mut(&mut xtx, COLS, COLS);
+        matmul(c, Accum::Replace, a, a.transpose(), 1.0f32, Par::Seq);
+        black_box(&xtx);
+    });
+    println!("| yardstick: f32 X^T X (faer, {COLS} x {TOKENS}) | {xtx_secs:.3} | |");
+    match std::process::Command::new("python3")
+        .args(["-c", NUMPY_XTX])
+        .output()
+    {
+        Ok(o) if o.status.success() => {
+            let t: f64 = String::from_utf8_lossy(&o.stdout)
+                .trim()
+                .parse()
+                .unwrap_or(f64::NAN);
+            println!("| yardstick: f32 X^T X (numpy, OPENBLAS_NUM_THREADS=1) | {t:.3} | |");
+        }
+        _ => println!("| yardstick: numpy | (python3 with numpy not available) | |"),
+    }
+
+    let mut hessian = [0.0f64; 2];
+    let mut solve = [0.0f64; 2];
+    let mut calib_for_awq = None;
+    for (k, threads) in [1usize, 2].into_iter().enumerate() {
+        let opts = CalibrationOptions {
+            hessian: true,
+            sample_tokens: 512,
+            threads,
+        };
+        let mut last = None;
+        hessian[k] = median_secs(reps, || {
+            let mut c = Calibration::with_options(COLS, &opts).expect("calibration");
+            c.add(&x, TOKENS, COLS).expect("add");
+            last = Some(c);
+        });
+        let calib = last.expect("ran");
+        let options = QuantOptions {
+            threads,
+            ..QuantOptions::default()
+        };
+        let params = GptqParams::new(4, 128, &options);
+        solve[k] = median_secs(reps, || {
+            let r = gptq::quantize_calibrated(&w, ROWS, COLS, &calib, &params).expect("gptq");
+            black_box(r);
+        });
+        if threads == 1 {
+            calib_for_awq = Some(calib);
+        }
+    }
+    println!(
+        "| GPTQ Hessian accumulation (f64, faer) | {:.3} | {:.3} |",
+        hessian[0], hessian[1]
+    );
+    println!("| GPTQ solve | {:.3} | {:.3} |", solve[0], solve[1]);
+    println!(
+        "| GPTQ total | {:.3} | {:.3} |",
+        hessian[0] + solve[0],
+        hessian[1] + solve[1]
+    );
+    println!(
+        "| GPTQ total / yardstick | {:.1} | {:.1} |",
+        (hessian[0] + solve[0]) / xtx_secs,
+        (hessian[1] + solve[1]) / xtx_secs
+    );
+
+    let calib = calib_for_awq.expect("calibration");
+    let act_mean = calib.abs_mean();
+    let params = AwqParams {
+        bits: 4,
+        group_size: 128,
+        symmetric: false,
+        clip: true,
+        threads: 1,
+    };
+    let awq_secs = median_secs(reps.min(2), || {
+        let r = awq::quantize_group(
+            &[(&w[..], ROWS)],
+            COLS,
+            &act_mean,
+            calib.sample(),
+            calib.sample_len(),
+            &params,
+        )
+        .expect("awq");
+        black_box(r);
+    });
+    println!(
+        "| AWQ scale + clip search ({} sample tokens) | {awq_secs:.3} | |",
+        calib.sample_len()
+    );
+    println!();
+    println!("Reference figures (issue 4, PyTorch fp32 CPU on this kind of machine): GPTQ 1 thread 1.7 s");
+    println!("Hessian + 4.7 s solve, 2 threads 1.0 s + 3.1 s; X^T X (numpy/OpenBLAS, 1 thread) 0.4-0.5 s.");
+}

@@ -1,0 +1,1238 @@
+//! AVX2 and AVX-512 bodies of the kernels (x86-64 only), chosen at run time (see [`super::simd`]).
+//!
+//! Every function here is `unsafe` only because it is compiled for a CPU feature: the caller must have
+//! checked that the CPU has it (the dispatch in the kernel files does so through
+//! [`super::simd::SimdLevel`], which only holds a level the CPU has). Slices carry their lengths; no
+//! function reads or writes outside them.
+//!
+//! Each body computes exactly what the portable code computes, operation for operation (same
+//! divisions, same comparisons, no fused multiply-add), so the results are bit-identical:
+//! - `y = x / s` is a vector division (IEEE, correctly rounded like the scalar one);
+//! - the clamps `if y < lo { lo } else { y }` are `max(y, lo)` (x86 `max(a, b)` is `a > b ? a : b`);
+//! - rounding to an integer ties-to-even is `cvtps2dq` under the default rounding mode (Rust code always
+//!   runs in it), exactly as the magic-number addition of the portable code.
+//!
+//! One exception keeps the results and not the operations: the quantizers need `x / s` only through
+//! its *code* (an integer, or an FP8 code), and a vector division costs several times a
+//! multiplication. They compute `y = x * (1 / s)` instead, which is within 2.5 ulps of the correctly
+//! rounded quotient `q` (two roundings of 2^-24 relative each, and `q`'s own half ulp), and take
+//! `y`'s code only when no rounding boundary of the code lies within that distance of `y`: then
+//! `q` and `y` have the same code, because the code is a monotonic step function of the quotient. A
+//! vector with a lane near a boundary (an integer code's half-integer tie, an FP8 midpoint, the FP8
+//! subnormal range) is recomputed with the division. A scale that is not a normal float (its
+//! reciprocal could overflow) always takes the division.
+#![allow(clippy::missing_safety_doc)]
+
+use super::fp8::{Fp8Spec, MAGIC};
+
+/// Margin of the reciprocal shortcut for integer codes: `|y - q| <= 2.5 ulp(128) < 2^-16` for
+/// quotients up to 128 in magnitude (INT8: `|x / s| <= 127 (1 + 2^-23)`; INT4: at most 15), so `y`'s
+/// code is `q`'s when `y` is farther than `2^-15` from every half-integer.
+const INT_MARGIN: f32 = 1.0 / 32768.0;
+
+/// Margin of the reciprocal shortcut for FP8 codes, in ulps of `y`: `|y - q| <= 2.5` ulps, so `y` is
+/// flagged when its bits below the FP8 significand are within 8 of the midpoint pattern.
+const FP8_MARGIN_ULPS: u32 = 8;
+
+/// AVX-512 (F, BW, VL) bodies: 16 lanes, masked loads and stores for the tails.
+pub(crate) mod avx512 {
+    use super::{Fp8Spec, FP8_MARGIN_ULPS, INT_MARGIN, MAGIC};
+    use std::arch::x86_64::*;
+
+    #[inline(always)]
+    fn tail_mask(k: usize) -> __mmask16 {
+        ((1u32 << k) - 1) as __mmask16
+    }
+
+    /// Largest sign-cleared bit pattern of `x` (0 for an empty slice).
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    pub(crate) unsafe fn absmax_bits(x: &[f32]) -> u32 {
+        absmax_bits_body(x)
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    #[inline]
+    unsafe fn absmax_bits_body(x: &[f32]) -> u32 {
+        let p = x.as_ptr();
+        let n = x.len();
+        let m = _mm512_set1_epi32(0x7fff_ffff);
+        let ld = |i: usize| _mm512_and_si512(_mm512_castps_si512(_mm512_loadu_ps(p.add(i))), m);
+        let (mut a0, mut a1, mut a2, mut a3) = (
+            _mm512_setzero_si512(),
+            _mm512_setzero_si512(),
+            _mm512_setzero_si512(),
+            _mm512_setzero_si512(),
+        );
+        let mut i = 0;
+        while i + 64 <= n {
+            a0 = _mm512_max_epu32(a0, ld(i));
+            a1 = _mm512_max_epu32(a1, ld(i + 16));
+            a2 = _mm512_max_epu32(a2, ld(i + 32));
+            a3 = _mm512_max_epu32(a3, ld(i + 48));
+            i += 64;
+        }
+        while i + 16 <= n {
+            a0 = _mm512_max_epu32(a0, ld(i));
+            i += 16;
+        }
+        if i < n {
+            let v = _mm512_castps_si512(_mm512_maskz_loadu_ps(tail_mask(n - i), p.add(i)));
+            a1 = _mm512_max_epu32(a1, _mm512_and_si512(v, m));
+        }
+        let a = _mm512_max_epu32(_mm512_max_epu32(a0, a1), _mm512_max_epu32(a2, a3));
+        _mm512_reduce_max_epu32(a)
+    }
+
+    /// INT8 codes of one group with scale `s != 0` (all of `x`; `out.len() >= x.len()`).
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    pub(crate) unsafe fn int8_quant(x: &[f32], s: f32, out: &mut [i8]) {
+        int8_quant_body(x, s, out)
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    #[inline]
+    unsafe fn int8_quant_body(x: &[f32], s: f32, out: &mut [i8]) {
+        let n = x.len();
+        assert!(out.len() >= n);
+        let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
+        let vs = _mm512_set1_ps(s);
+        let lo = _mm512_set1_ps(-127.0);
+        let hi = _mm512_set1_ps(127.0);
+        let fast = s >= f32::MIN_POSITIVE;
+        let vr = _mm512_set1_ps(1.0 / s);
+        let limit = _mm512_set1_ps(0.5 - INT_MARGIN);
+        let code = |v: __m512| {
+            if fast {
+                let y = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(v, vr), lo), hi);
+                let k =
+                    _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(y);
+                let dist = _mm512_abs_ps(_mm512_sub_ps(y, k));
+                if _mm512_cmp_ps_mask::<_CMP_GT_OQ>(dist, limit) == 0 {
+                    return _mm512_cvtps_epi32(k);
+                }
+            }
+            let y = _mm512_min_ps(_mm512_max_ps(_mm512_div_ps(v, vs), lo), hi);
+            _mm512_cvt_roundps_epi32::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(y)
+        };
+        let mut i = 0;
+        while i + 16 <= n {
+            let q = code(_mm512_loadu_ps(xp.add(i)));
+            _mm_storeu_si128(op.add(i) as *mut __m128i, _mm512_cvtepi32_epi8(q));
+            i += 16;
+        }
+        if i < n {
+            let k = tail_mask(n - i);
+            let q = code(_mm512_maskz_loadu_ps(k, xp.add(i)));
+            _mm512_mask_cvtepi32_storeu_epi8(op.add(i), k, q);
+        }
+    }
+
+    /// `out[i] = q[i] * s` (`out.len() >= q.len()`).
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    pub(crate) unsafe fn int8_dequant(q: &[i8], s: f32, out: &mut [f32]) {
+        int8_dequant_body(q, s, out)
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    #[inline]
+    unsafe fn int8_dequant_body(q: &[i8], s: f32, out: &mut [f32]) {
+        let n = q.len();
+        assert!(out.len() >= n);
+        let (qp, op) = (q.as_ptr(), out.as_mut_ptr());
+        let vs = _mm512_set1_ps(s);
+        let mut i = 0;
+        while i + 16 <= n {
+            let c = _mm512_cvtepi8_epi32(_mm_loadu_si128(qp.add(i) as *const __m128i));
+            _mm512_storeu_ps(op.add(i), _mm512_mul_ps(_mm512_cvtepi32_ps(c), vs));
+            i += 16;
+        }
+        if i < n {
+            let k = tail_mask(n - i);
+            let c = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(k, qp.add(i)));
+            _mm512_mask_storeu_ps(op.add(i), k, _mm512_mul_ps(_mm512_cvtepi32_ps(c), vs));
+        }
+    }
+
+    /// Minimum and maximum folded with +0.0, by strict comparisons (see `kbit::lo_hi_fast`).
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    pub(crate) unsafe fn lo_hi(x: &[f32]) -> (f32, f32) {
+        lo_hi_body(x)
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    #[inline]
+    unsafe fn lo_hi_body(x: &[f32]) -> (f32, f32) {
+        let p = x.as_ptr();
+        let n = x.len();
+        let (mut lo0, mut lo1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+        let (mut hi0, mut hi1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+        let mut i = 0;
+        while i + 32 <= n {
+            let (v0, v1) = (_mm512_loadu_ps(p.add(i)), _mm512_loadu_ps(p.add(i + 16)));
+            // min(v, acc) = v < acc ? v : acc; max(v, acc) = v > acc ? v : acc.
+            lo0 = _mm512_min_ps(v0, lo0);
+            hi0 = _mm512_max_ps(v0, hi0);
+            lo1 = _mm512_min_ps(v1, lo1);
+            hi1 = _mm512_max_ps(v1, hi1);
+            i += 32;
+        }
+        while i < n {
+            // Masked-off lanes load +0.0, which never replaces an accumulator (they start at +0.0).
+            let v = _mm512_maskz_loadu_ps(tail_mask((n - i).min(16)), p.add(i));
+            lo0 = _mm512_min_ps(v, lo0);
+            hi0 = _mm512_max_ps(v, hi0);
+            i += 16;
+        }
+        // Reductions in any order: the values are the minimum and maximum, whatever the order; only
+        // the sign of a zero result could differ, and `asym_params` maps both zeros to +0.0.
+        let lo = _mm512_reduce_min_ps(_mm512_min_ps(lo1, lo0));
+        let hi = _mm512_reduce_max_ps(_mm512_max_ps(hi1, hi0));
+        (lo + 0.0, hi + 0.0)
+    }
+
+    /// Packed INT4 codes of `x[..32 * k]` (the largest multiple of 32) with `(scale != 0, zero)`, into
+    /// `out[..16 * k]`, two codes a byte (the even one in the low nibble); returns `32 * k`.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    #[inline]
+    unsafe fn int4_quant_body(x: &[f32], scale: f32, zero: f32, out: &mut [u8]) -> usize {
+        let n = x.len() / 32 * 32;
+        assert!(out.len() >= n / 2);
+        let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
+        let vs = _mm512_set1_ps(scale);
+        let lo = _mm512_set1_ps(-zero);
+        let hi = _mm512_set1_ps(15.0 - zero);
+        let vz = _mm512_set1_epi32(zero as i32);
+        let fast = scale >= f32::MIN_POSITIVE;
+        let vr = _mm512_set1_ps(1.0 / scale);
+        let limit = _mm512_set1_ps(0.5 - INT_MARGIN);
+        let rounded = |v: __m512| {
+            if fast {
+                let y = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(v, vr), lo), hi);
+                let k =
+                    _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(y);
+                let dist = _mm512_abs_ps(_mm512_sub_ps(y, k));
+                if _mm512_cmp_ps_mask::<_CMP_GT_OQ>(dist, limit) == 0 {
+                    return _mm512_cvtps_epi32(k);
+                }
+            }
+            let y = _mm512_min_ps(_mm512_max_ps(_mm512_div_ps(v, vs), lo), hi);
+            _mm512_cvt_roundps_epi32::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(y)
+        };
+        let nibbles = |v: __m512| {
+            let q = _mm512_add_epi32(rounded(v), vz);
+            // Each 64-bit lane holds codes (even, odd) in its 32-bit halves: bring the odd one next
+            // to the even one, keep the low byte of every 64-bit lane.
+            _mm512_cvtepi64_epi8(_mm512_or_si512(q, _mm512_srli_epi64::<28>(q)))
+        };
+        let mut i = 0;
+        while i < n {
+            let b0 = nibbles(_mm512_loadu_ps(xp.add(i)));
+            let b1 = nibbles(_mm512_loadu_ps(xp.add(i + 16)));
+            _mm_storeu_si128(op.add(i / 2) as *mut __m128i, _mm_unpacklo_epi64(b0, b1));
+            i += 32;
+        }
+        n
+    }
+
+    /// `out[..32 * k] = (code - zero) * scale` of the packed INT4 codes `src[..16 * k]`, for the largest
+    /// `32 * k <= out.len()`; returns `32 * k`.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    pub(crate) unsafe fn int4_dequant(src: &[u8], scale: f32, zero: f32, out: &mut [f32]) -> usize {
+        int4_dequant_body(src, scale, zero, out)
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    #[inline]
+    unsafe fn int4_dequant_body(src: &[u8], scale: f32, zero: f32, out: &mut [f32]) -> usize {
+        let n = out.len() / 32 * 32;
+        assert!(src.len() >= n / 2);
+        let (sp, op) = (src.as_ptr(), out.as_mut_ptr());
+        let vs = _mm512_set1_ps(scale);
+        let vz = _mm512_set1_ps(zero);
+        let m = _mm_set1_epi8(0x0f);
+        let mut i = 0;
+        while i < n {
+            let b = _mm_loadu_si128(sp.add(i / 2) as *const __m128i);
+            let lo = _mm_and_si128(b, m);
+            let hi = _mm_and_si128(_mm_srli_epi16::<4>(b), m);
+            for (k, c) in [_mm_unpacklo_epi8(lo, hi), _mm_unpackhi_epi8(lo, hi)]
+                .into_iter()
+                .enumerate()
+            {
+                let f = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(c));
+                _mm512_storeu_ps(op.add(i + 16 * k), _mm512_mul_ps(_mm512_sub_ps(f, vz), vs));
+            }
+            i += 32;
+        }
+        n
+    }
+    /// FP8 codes of `x` (divided by `s` first when `DIV`), the branch-free encoder of `fp8.rs`
+    /// lane for lane: integer rounding of the normal range, `a * 2^k + 2^23` for the subnormal range
+    /// (a multiply then an add, never fused), selects for overflow and NaN. All of `x`.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    pub(crate) unsafe fn fp8_encode<const DIV: bool>(
+        x: &[f32],
+        s: f32,
+        f: Fp8Spec,
+        out: &mut [u8],
+    ) {
+        fp8_encode_body::<DIV>(x, s, f, out)
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    #[inline]
+    unsafe fn fp8_encode_body<const DIV: bool>(x: &[f32], s: f32, f: Fp8Spec, out: &mut [u8]) {
+        let n = x.len();
+        assert!(out.len() >= n);
+        let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
+        let vs = _mm512_set1_ps(s);
+        let shift = _mm_cvtsi32_si128((23 - f.man) as i32);
+        let half = _mm512_set1_epi32(((1u32 << (22 - f.man)) - 1) as i32);
+        let one = _mm512_set1_epi32(1);
+        let rebias = _mm512_set1_epi32(((127 - f.bias) << f.man) as i32);
+        let abs = _mm512_set1_epi32(0x7fff_ffff);
+        let sub_scale = _mm512_set1_ps(f.sub_scale);
+        let magic = _mm512_set1_ps(MAGIC);
+        let sub_limit = _mm512_set1_epi32(((128 - f.bias) << 23) as i32);
+        let max = _mm512_set1_epi32(f.max as i32);
+        let overflow = _mm512_set1_epi32(f.overflow as i32);
+        let nan = _mm512_set1_epi32(f.nan as i32);
+        let inf = _mm512_set1_epi32(0x7f80_0000);
+        let signbit = _mm512_set1_epi32(0x80);
+        let fast = DIV && s >= f32::MIN_POSITIVE;
+        let vr = _mm512_set1_ps(1.0 / s);
+        let low_bits = _mm512_set1_epi32(((1u32 << (23 - f.man)) - 1) as i32);
+        let mid_minus = _mm512_set1_epi32(((1u32 << (22 - f.man)) - FP8_MARGIN_ULPS) as i32);
+        let width = _mm512_set1_epi32(2 * FP8_MARGIN_ULPS as i32);
+        let quotient = |v: __m512| {
+            if fast {
+                // y's code is the quotient's unless y is near an FP8 midpoint or in the FP8
+                // subnormal range (module docs).
+                let y = _mm512_mul_ps(v, vr);
+                let a = _mm512_and_si512(_mm512_castps_si512(y), abs);
+                let tiny = _mm512_mask_cmplt_epu32_mask(_mm512_test_epi32_mask(a, a), a, sub_limit);
+                let off = _mm512_sub_epi32(_mm512_and_si512(a, low_bits), mid_minus);
+                let near = _mm512_cmple_epu32_mask(off, width);
+                if tiny | near == 0 {
+                    return y;
+                }
+            }
+            _mm512_div_ps(v, vs)
+        };
+        let code = |v: __m512| {
+            let v = if DIV { quotient(v) } else { v };
+            let bits = _mm512_castps_si512(v);
+            let sign = _mm512_and_si512(_mm512_srli_epi32::<24>(bits), signbit);
+            let a = _mm512_and_si512(bits, abs);
+            let odd = _mm512_and_si512(_mm512_srl_epi32(a, shift), one);
+            let normal = _mm512_sub_epi32(
+                _mm512_srl_epi32(_mm512_add_epi32(_mm512_add_epi32(a, half), odd), shift),
+                rebias,
+            );
+            let y = _mm512_add_ps(_mm512_mul_ps(_mm512_castsi512_ps(a), sub_scale), magic);
+            let sub = _mm512_sub_epi32(_mm512_castps_si512(y), _mm512_castps_si512(magic));
+            let mag = _mm512_mask_blend_epi32(_mm512_cmplt_epu32_mask(a, sub_limit), normal, sub);
+            let mag = _mm512_mask_blend_epi32(_mm512_cmpgt_epu32_mask(mag, max), mag, overflow);
+            let mag = _mm512_mask_blend_epi32(_mm512_cmpgt_epu32_mask(a, inf), mag, nan);
+            _mm512_or_si512(mag, sign)
+        };
+        let mut i = 0;
+        while i + 16 <= n {
+            let c = code(_mm512_loadu_ps(xp.add(i)));
+            _mm_storeu_si128(op.add(i) as *mut __m128i, _mm512_cvtepi32_epi8(c));
+            i += 16;
+        }
+        if i < n {
+            let k = tail_mask(n - i);
+            let c = code(_mm512_maskz_loadu_ps(k, xp.add(i)));
+            _mm512_mask_cvtepi32_storeu_epi8(op.add(i) as *mut i8, k, c);
+        }
+    }
+
+    /// f32 values of FP8 codes (times `s` when `MUL`): exactly the decode tables of `fp8.rs`.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    pub(crate) unsafe fn fp8_decode<const MUL: bool>(
+        q: &[u8],
+        s: f32,
+        f: Fp8Spec,
+        out: &mut [f32],
+    ) {
+        fp8_decode_body::<MUL>(q, s, f, out)
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    #[inline]
+    unsafe fn fp8_decode_body<const MUL: bool>(q: &[u8], s: f32, f: Fp8Spec, out: &mut [f32]) {
+        let n = q.len();
+        assert!(out.len() >= n);
+        let (qp, op) = (q.as_ptr(), out.as_mut_ptr());
+        let vs = _mm512_set1_ps(s);
+        let value = |c: __m512i| {
+            let sign = _mm512_slli_epi32::<24>(_mm512_and_si512(c, _mm512_set1_epi32(0x80)));
+            let mag = _mm512_and_si512(c, _mm512_set1_epi32(0x7f));
+            let normal = _mm512_add_epi32(
+                _mm512_sll_epi32(mag, _mm_cvtsi32_si128((23 - f.man) as i32)),
+                _mm512_set1_epi32(((127 - f.bias) << 23) as i32),
+            );
+            let sub = _mm512_castps_si512(_mm512_mul_ps(
+                _mm512_cvtepi32_ps(mag),
+                _mm512_set1_ps(f.sub_unit),
+            ));
+            let is_sub = _mm512_cmplt_epu32_mask(mag, _mm512_set1_epi32(1 << f.man));
+            let v = _mm512_mask_blend_epi32(is_sub, normal, sub);
+            let v = if f.ieee {
+                let inf_code = _mm512_set1_epi32(0x7c);
+                let v = _mm512_mask_blend_epi32(
+                    _mm512_cmpeq_epu32_mask(mag, inf_code),
+                    v,
+                    _mm512_set1_epi32(0x7f80_0000),
+                );
+                _mm512_mask_blend_epi32(
+                    _mm512_cmpgt_epu32_mask(mag, inf_code),
+                    v,
+                    _mm512_set1_epi32(0x7fc0_0000),
+                )
+            } else {
+                _mm512_mask_blend_epi32(
+                    _mm512_cmpeq_epu32_mask(mag, _mm512_set1_epi32(0x7f)),
+                    v,
+                    _mm512_set1_epi32(0x7fc0_0000),
+                )
+            };
+            let v = _mm512_castsi512_ps(_mm512_or_si512(v, sign));
+            if MUL {
+                _mm512_mul_ps(v, vs)
+            } else {
+                v
+            }
+        };
+        let mut i = 0;
+        while i + 16 <= n {
+            let c = _mm512_cvtepu8_epi32(_mm_loadu_si128(qp.add(i) as *const __m128i));
+            _mm512_storeu_ps(op.add(i), value(c));
+            i += 16;
+        }
+        if i < n {
+            let k = tail_mask(n - i);
+            let c = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(k, qp.add(i) as *const i8));
+            _mm512_mask_storeu_ps(op.add(i), k, value(c));
+        }
+    }
+
+    /// f32 -> f16 bits (`vcvtps2ph`, round to nearest even; the F16C conversion `half` uses).
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    pub(crate) unsafe fn f32_to_f16(x: &[f32], out: &mut [u16]) {
+        f32_to_f16_body(x, out)
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    #[inline]
+    unsafe fn f32_to_f16_body(x: &[f32], out: &mut [u16]) {
+        let n = x.len();
+        assert!(out.len() >= n);
+        let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
+        let mut i = 0;
+        while i + 16 <= n {
+            let h = _mm512_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm512_loadu_ps(xp.add(i)));
+            _mm256_storeu_si256(op.add(i) as *mut __m256i, h);
+            i += 16;
+        }
+        if i < n {
+            let k = tail_mask(n - i);
+            let h =
+                _mm512_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm512_maskz_loadu_ps(k, xp.add(i)));
+            _mm256_mask_storeu_epi16(op.add(i) as *mut i16, k, h);
+        }
+    }
+
+    /// f16 bits -> f32 (`vcvtph2ps`, exact; NaN quieted).
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    pub(crate) unsafe fn f16_to_f32(h: &[u16], out: &mut [f32]) {
+        f16_to_f32_body(h, out)
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    #[inline]
+    unsafe fn f16_to_f32_body(h: &[u16], out: &mut [f32]) {
+        let n = h.len();
+        assert!(out.len() >= n);
+        let (hp, op) = (h.as_ptr(), out.as_mut_ptr());
+        let mut i = 0;
+        while i + 16 <= n {
+            let v = _mm512_cvtph_ps(_mm256_loadu_si256(hp.add(i) as *const __m256i));
+            _mm512_storeu_ps(op.add(i), v);
+            i += 16;
+        }
+        if i < n {
+            let k = tail_mask(n - i);
+            let v = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, hp.add(i) as *const i16));
+            _mm512_mask_storeu_ps(op.add(i), k, v);
+        }
+    }
+
+    /// f32 -> bf16 bits: `(x + 0x7fff + ((x >> 16) & 1)) >> 16`, NaN `(x >> 16) | 0x40`.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    pub(crate) unsafe fn f32_to_bf16(x: &[f32], out: &mut [u16]) {
+        f32_to_bf16_body(x, out)
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    #[inline]
+    unsafe fn f32_to_bf16_body(x: &[f32], out: &mut [u16]) {
+        let n = x.len();
+        assert!(out.len() >= n);
+        let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
+        let conv = |v: __m512| {
+            let b = _mm512_castps_si512(v);
+            let odd = _mm512_and_si512(_mm512_srli_epi32::<16>(b), _mm512_set1_epi32(1));
+            let rounded = _mm512_srli_epi32::<16>(_mm512_add_epi32(
+                _mm512_add_epi32(b, _mm512_set1_epi32(0x7fff)),
+                odd,
+            ));
+            let nan = _mm512_or_si512(_mm512_srli_epi32::<16>(b), _mm512_set1_epi32(0x40));
+            let is_nan = _mm512_cmpgt_epu32_mask(
+                _mm512_and_si512(b, _mm512_set1_epi32(0x7fff_ffff)),
+                _mm512_set1_epi32(0x7f80_0000),
+            );
+            _mm512_cvtepi32_epi16(_mm512_mask_blend_epi32(is_nan, rounded, nan))
+        };
+        let mut i = 0;
+        while i + 16 <= n {
+            _mm256_storeu_si256(op.add(i) as *mut __m256i, conv(_mm512_loadu_ps(xp.add(i))));
+            i += 16;
+        }
+        if i < n {
+            let k = tail_mask(n - i);
+            _mm256_mask_storeu_epi16(
+                op.add(i) as *mut i16,
+                k,
+                conv(_mm512_maskz_loadu_ps(k, xp.add(i))),
+            );
+        }
+    }
+
+    /// bf16 bits -> f32: `(h | quiet) << 16`, `quiet = 0x40` for NaN.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    pub(crate) unsafe fn bf16_to_f32(h: &[u16], out: &mut [f32]) {
+        bf16_to_f32_body(h, out)
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    #[inline]
+    unsafe fn bf16_to_f32_body(h: &[u16], out: &mut [f32]) {
+        let n = h.len();
+        assert!(out.len() >= n);
+        let (hp, op) = (h.as_ptr(), out.as_mut_ptr());
+        let conv = |w: __m256i| {
+            let v = _mm512_cvtepu16_epi32(w);
+            let is_nan = _mm512_cmpgt_epu32_mask(
+                _mm512_and_si512(v, _mm512_set1_epi32(0x7fff)),
+                _mm512_set1_epi32(0x7f80),
+            );
+            let v = _mm512_mask_or_epi32(v, is_nan, v, _mm512_set1_epi32(0x40));
+            _mm512_castsi512_ps(_mm512_slli_epi32::<16>(v))
+        };
+        let mut i = 0;
+        while i + 16 <= n {
+            _mm512_storeu_ps(
+                op.add(i),
+                conv(_mm256_loadu_si256(hp.add(i) as *const __m256i)),
+            );
+            i += 16;
+        }
+        if i < n {
+            let k = tail_mask(n - i);
+            let v = conv(_mm256_maskz_loadu_epi16(k, hp.add(i) as *const i16));
+            _mm512_mask_storeu_ps(op.add(i), k, v);
+        }
+    }
+    /// INT8 codes and scales of whole rows (`src`: `k * cols` elements, groups of `glen`), in one
+    /// function compiled for AVX-512 (no call per group).
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    pub(crate) unsafe fn int8_quant_rows(
+        src: &[f32],
+        cols: usize,
+        glen: usize,
+        dst: &mut [i8],
+        scales: &mut [f32],
+    ) {
+        let gpr = cols.div_ceil(glen);
+        let rows = src.chunks_exact(cols).zip(dst.chunks_exact_mut(cols));
+        for ((row, out), sc) in rows.zip(scales.chunks_exact_mut(gpr)) {
+            // Up to 32 groups at a time: every absmax first (independent reductions that overlap),
+            // then the scales, then the codes (the groups are still in L1).
+            for (c, sc) in sc.chunks_mut(32).enumerate() {
+                let g0 = c * 32;
+                let group = |g: usize| g * glen..((g + 1) * glen).min(cols);
+                for (k, s) in sc.iter_mut().enumerate() {
+                    *s = f32::from_bits(absmax_bits_body(&row[group(g0 + k)]));
+                }
+                for s in sc.iter_mut() {
+                    *s /= 127.0;
+                }
+                for (k, &s) in sc.iter().enumerate() {
+                    let r = group(g0 + k);
+                    if s == 0.0 {
+                        out[r].fill(0);
+                    } else {
+                        int8_quant_body(&row[r.clone()], s, &mut out[r]);
+                    }
+                }
+            }
+        }
+    }
+
+    /// FP8 E4M3 scaled codes and scales of whole rows (32 groups at a time: absmax, scales, codes).
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    pub(crate) unsafe fn fp8_quant_rows(
+        src: &[f32],
+        cols: usize,
+        glen: usize,
+        dst: &mut [u8],
+        scales: &mut [f32],
+        f: Fp8Spec,
+    ) {
+        let gpr = cols.div_ceil(glen);
+        let rows = src.chunks_exact(cols).zip(dst.chunks_exact_mut(cols));
+        for ((row, out), sc) in rows.zip(scales.chunks_exact_mut(gpr)) {
+            for (c, sc) in sc.chunks_mut(32).enumerate() {
+                let g0 = c * 32;
+                let group = |g: usize| g * glen..((g + 1) * glen).min(cols);
+                for (k, s) in sc.iter_mut().enumerate() {
+                    *s = f32::from_bits(absmax_bits_body(&row[group(g0 + k)]));
+                }
+                for s in sc.iter_mut() {
+                    *s /= 448.0;
+                }
+                for (k, &s) in sc.iter().enumerate() {
+                    let r = group(g0 + k);
+                    let (x, o) = (&row[r.clone()], &mut out[r]);
+                    if s == 0.0 {
+                        o.fill(0);
+                    } else {
+                        fp8_encode_body::<true>(x, s, f, o);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The AVX-512 bodies of the 4-bit quantizer.
+    pub(crate) struct Body;
+
+    impl crate::kernels::kbit::Int4Body for Body {
+        #[inline(always)]
+        unsafe fn lo_hi(x: &[f32]) -> (f32, f32) {
+            lo_hi_body(x)
+        }
+        #[inline(always)]
+        unsafe fn quant(x: &[f32], scale: f32, zero: f32, out: &mut [u8]) -> usize {
+            int4_quant_body(x, scale, zero, out)
+        }
+    }
+
+    /// The 4-bit quantizer on whole rows, compiled for AVX-512.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    pub(crate) unsafe fn int4_quant_rows(
+        src: &[f32],
+        shape: crate::kernels::Shape,
+        dst: &mut [u8],
+        scales: &mut [f32],
+        zeros: &mut [u8],
+    ) {
+        crate::kernels::kbit::quantize_int4_generic::<Body>(src, shape, dst, scales, zeros)
+    }
+}
+
+/// AVX2 bodies: 8 lanes; each function handles the largest multiple of its block and leaves the tail
+/// to the portable code (it returns how many elements it did).
+pub(crate) mod avx2 {
+    use super::{Fp8Spec, FP8_MARGIN_ULPS, INT_MARGIN, MAGIC};
+    use std::arch::x86_64::*;
+
+    /// `round_half_even(clamp(v / s, lo, hi))` as i32 lanes, through the reciprocal `r = 1 / s` when
+    /// `fast` and no lane is near a half-integer (see the module docs), else with the division.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    unsafe fn rounded_quotient(
+        v: __m256,
+        fast: bool,
+        vr: __m256,
+        vs: __m256,
+        lo: __m256,
+        hi: __m256,
+    ) -> __m256i {
+        if fast {
+            let y = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(v, vr), lo), hi);
+            let k = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(y);
+            let dist = _mm256_andnot_ps(_mm256_set1_ps(-0.0), _mm256_sub_ps(y, k));
+            let limit = _mm256_set1_ps(0.5 - INT_MARGIN);
+            if _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(dist, limit)) == 0 {
+                return _mm256_cvtps_epi32(k);
+            }
+        }
+        let y = _mm256_div_ps(v, vs);
+        _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(y, lo), hi))
+    }
+
+    /// Largest sign-cleared bit pattern of `x` (0 for an empty slice).
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(crate) unsafe fn absmax_bits(x: &[f32]) -> u32 {
+        absmax_bits_body(x)
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    unsafe fn absmax_bits_body(x: &[f32]) -> u32 {
+        let p = x.as_ptr();
+        let n = x.len();
+        let m = _mm256_set1_epi32(0x7fff_ffff);
+        let ld = |i: usize| _mm256_and_si256(_mm256_castps_si256(_mm256_loadu_ps(p.add(i))), m);
+        let (mut a0, mut a1, mut a2, mut a3) = (
+            _mm256_setzero_si256(),
+            _mm256_setzero_si256(),
+            _mm256_setzero_si256(),
+            _mm256_setzero_si256(),
+        );
+        let mut i = 0;
+        while i + 32 <= n {
+            a0 = _mm256_max_epu32(a0, ld(i));
+            a1 = _mm256_max_epu32(a1, ld(i + 8));
+            a2 = _mm256_max_epu32(a2, ld(i + 16));
+            a3 = _mm256_max_epu32(a3, ld(i + 24));
+            i += 32;
+        }
+        while i + 8 <= n {
+            a0 = _mm256_max_epu32(a0, ld(i));
+            i += 8;
+        }
+        let a = _mm256_max_epu32(_mm256_max_epu32(a0, a1), _mm256_max_epu32(a2, a3));
+        let mut lanes = [0u32; 8];
+        _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, a);
+        let mut r = lanes.into_iter().max().unwrap_or(0);
+        for v in &x[i..] {
+            r = r.max(v.to_bits() & 0x7fff_ffff);
+        }
+        r
+    }
+
+    /// INT8 codes of `x[..32 * k]` with scale `s != 0`; returns `32 * k` (the tail is the caller's).
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(crate) unsafe fn int8_quant(x: &[f32], s: f32, out: &mut [i8]) -> usize {
+        int8_quant_body(x, s, out)
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    unsafe fn int8_quant_body(x: &[f32], s: f32, out: &mut [i8]) -> usize {
+        let n = x.len() / 32 * 32;
+        assert!(out.len() >= n);
+        let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
+        let vs = _mm256_set1_ps(s);
+        let lo = _mm256_set1_ps(-127.0);
+        let hi = _mm256_set1_ps(127.0);
+        let perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+        let fast = s >= f32::MIN_POSITIVE;
+        let vr = _mm256_set1_ps(1.0 / s);
+        let code = |i: usize| rounded_quotient(_mm256_loadu_ps(xp.add(i)), fast, vr, vs, lo, hi);
+        let mut i = 0;
+        while i < n {
+            let ab = _mm256_packs_epi32(code(i), code(i + 8));
+            let cd = _mm256_packs_epi32(code(i + 16), code(i + 24));
+            let q = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(ab, cd), perm);
+            _mm256_storeu_si256(op.add(i) as *mut __m256i, q);
+            i += 32;
+        }
+        n
+    }
+
+    /// `out[i] = q[i] * s` for the largest multiple of 8; returns it.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(crate) unsafe fn int8_dequant(q: &[i8], s: f32, out: &mut [f32]) -> usize {
+        int8_dequant_body(q, s, out)
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    unsafe fn int8_dequant_body(q: &[i8], s: f32, out: &mut [f32]) -> usize {
+        let n = q.len() / 8 * 8;
+        assert!(out.len() >= n);
+        let (qp, op) = (q.as_ptr(), out.as_mut_ptr());
+        let vs = _mm256_set1_ps(s);
+        let mut i = 0;
+        while i < n {
+            let c = _mm256_cvtepi8_epi32(_mm_loadl_epi64(qp.add(i) as *const __m128i));
+            _mm256_storeu_ps(op.add(i), _mm256_mul_ps(_mm256_cvtepi32_ps(c), vs));
+            i += 8;
+        }
+        n
+    }
+
+    /// Minimum and maximum folded with +0.0, by strict comparisons (see `kbit::lo_hi_fast`).
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(crate) unsafe fn lo_hi(x: &[f32]) -> (f32, f32) {
+        lo_hi_body(x)
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    unsafe fn lo_hi_body(x: &[f32]) -> (f32, f32) {
+        let p = x.as_ptr();
+        let n = x.len();
+        let (mut lo0, mut lo1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let (mut hi0, mut hi1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let mut i = 0;
+        while i + 16 <= n {
+            let (v0, v1) = (_mm256_loadu_ps(p.add(i)), _mm256_loadu_ps(p.add(i + 8)));
+            lo0 = _mm256_min_ps(v0, lo0);
+            hi0 = _mm256_max_ps(v0, hi0);
+            lo1 = _mm256_min_ps(v1, lo1);
+            hi1 = _mm256_max_ps(v1, hi1);
+            i += 16;
+        }
+        let (mut l, mut h) = ([0f32; 16], [0f32; 16]);
+        _mm256_storeu_ps(l.as_mut_ptr(), lo0);
+        _mm256_storeu_ps(l.as_mut_ptr().add(8), lo1);
+        _mm256_storeu_ps(h.as_mut_ptr(), hi0);
+        _mm256_storeu_ps(h.as_mut_ptr().add(8), hi1);
+        let (mut lo, mut hi) = super::fold_lo_hi(&l, &h);
+        for &v in &x[i..] {
+            lo = if v < lo { v } else { lo };
+            hi = if v > hi { v } else { hi };
+        }
+        (lo, hi)
+    }
+
+    /// Packed INT4 codes of `x[..32 * k]` (see the AVX-512 version); returns `32 * k`.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    unsafe fn int4_quant_body(x: &[f32], scale: f32, zero: f32, out: &mut [u8]) -> usize {
+        let n = x.len() / 32 * 32;
+        assert!(out.len() >= n / 2);
+        let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
+        let vs = _mm256_set1_ps(scale);
+        let lo = _mm256_set1_ps(-zero);
+        let hi = _mm256_set1_ps(15.0 - zero);
+        let vz = _mm256_set1_epi32(zero as i32);
+        let perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+        // maddubs with bytes (1, 16): even code + 16 * odd code in each 16-bit lane.
+        let weights = _mm256_set1_epi16(0x1001);
+        let fast = scale >= f32::MIN_POSITIVE;
+        let vr = _mm256_set1_ps(1.0 / scale);
+        let code = |i: usize| {
+            let k = rounded_quotient(_mm256_loadu_ps(xp.add(i)), fast, vr, vs, lo, hi);
+            _mm256_add_epi32(k, vz)
+        };
+        let mut i = 0;
+        while i < n {
+            let ab = _mm256_packs_epi32(code(i), code(i + 8));
+            let cd = _mm256_packs_epi32(code(i + 16), code(i + 24));
+            let codes = _mm256_permutevar8x32_epi32(_mm256_packus_epi16(ab, cd), perm);
+            let pairs = _mm256_maddubs_epi16(codes, weights);
+            let bytes = _mm_packus_epi16(
+                _mm256_castsi256_si128(pairs),
+                _mm256_extracti128_si256::<1>(pairs),
+            );
+            _mm_storeu_si128(op.add(i / 2) as *mut __m128i, bytes);
+            i += 32;
+        }
+        n
+    }
+
+    /// `out[..32 * k] = (code - zero) * scale` of packed INT4 codes; returns `32 * k`.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(crate) unsafe fn int4_dequant(src: &[u8], scale: f32, zero: f32, out: &mut [f32]) -> usize {
+        int4_dequant_body(src, scale, zero, out)
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    unsafe fn int4_dequant_body(src: &[u8], scale: f32, zero: f32, out: &mut [f32]) -> usize {
+        let n = out.len() / 32 * 32;
+        assert!(src.len() >= n / 2);
+        let (sp, op) = (src.as_ptr(), out.as_mut_ptr());
+        let vs = _mm256_set1_ps(scale);
+        let vz = _mm256_set1_ps(zero);
+        let m = _mm_set1_epi8(0x0f);
+        let mut i = 0;
+        while i < n {
+            let b = _mm_loadu_si128(sp.add(i / 2) as *const __m128i);
+            let lo = _mm_and_si128(b, m);
+            let hi = _mm_and_si128(_mm_srli_epi16::<4>(b), m);
+            let (c0, c1) = (_mm_unpacklo_epi8(lo, hi), _mm_unpackhi_epi8(lo, hi));
+            for (k, c) in [c0, _mm_srli_si128::<8>(c0), c1, _mm_srli_si128::<8>(c1)]
+                .into_iter()
+                .enumerate()
+            {
+                let f = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(c));
+                _mm256_storeu_ps(op.add(i + 8 * k), _mm256_mul_ps(_mm256_sub_ps(f, vz), vs));
+            }
+            i += 32;
+        }
+        n
+    }
+    /// FP8 codes of `x[..32 * k]` (divided by `s` first when `DIV`), as the AVX-512 version; returns
+    /// `32 * k`. Every intermediate is below 2^31, so signed compares order them right.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(crate) unsafe fn fp8_encode<const DIV: bool>(
+        x: &[f32],
+        s: f32,
+        f: Fp8Spec,
+        out: &mut [u8],
+    ) -> usize {
+        fp8_encode_body::<DIV>(x, s, f, out)
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    unsafe fn fp8_encode_body<const DIV: bool>(
+        x: &[f32],
+        s: f32,
+        f: Fp8Spec,
+        out: &mut [u8],
+    ) -> usize {
+        let n = x.len() / 32 * 32;
+        assert!(out.len() >= n);
+        let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
+        let vs = _mm256_set1_ps(s);
+        let shift = _mm_cvtsi32_si128((23 - f.man) as i32);
+        let half = _mm256_set1_epi32(((1u32 << (22 - f.man)) - 1) as i32);
+        let one = _mm256_set1_epi32(1);
+        let rebias = _mm256_set1_epi32(((127 - f.bias) << f.man) as i32);
+        let abs = _mm256_set1_epi32(0x7fff_ffff);
+        let sub_scale = _mm256_set1_ps(f.sub_scale);
+        let magic = _mm256_set1_ps(MAGIC);
+        let sub_limit = _mm256_set1_epi32(((128 - f.bias) << 23) as i32);
+        let max = _mm256_set1_epi32(f.max as i32);
+        let overflow = _mm256_set1_epi32(f.overflow as i32);
+        let nan = _mm256_set1_epi32(f.nan as i32);
+        let inf = _mm256_set1_epi32(0x7f80_0000);
+        let signbit = _mm256_set1_epi32(0x80);
+        let perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+        let fast = DIV && s >= f32::MIN_POSITIVE;
+        let vr = _mm256_set1_ps(1.0 / s);
+        let low_bits = _mm256_set1_epi32(((1u32 << (23 - f.man)) - 1) as i32);
+        let mid_minus = _mm256_set1_epi32(((1u32 << (22 - f.man)) - FP8_MARGIN_ULPS) as i32);
+        let width = _mm256_set1_epi32(2 * FP8_MARGIN_ULPS as i32);
+        let quotient = |v: __m256| {
+            if fast {
+                // y's code is the quotient's unless y is near an FP8 midpoint or in the FP8
+                // subnormal range (module docs).
+                let y = _mm256_mul_ps(v, vr);
+                let a = _mm256_and_si256(_mm256_castps_si256(y), abs);
+                let nonzero = _mm256_xor_si256(
+                    _mm256_cmpeq_epi32(a, _mm256_setzero_si256()),
+                    _mm256_set1_epi32(-1),
+                );
+                let tiny = _mm256_and_si256(nonzero, _mm256_cmpgt_epi32(sub_limit, a));
+                let off = _mm256_sub_epi32(_mm256_and_si256(a, low_bits), mid_minus);
+                let near = _mm256_cmpeq_epi32(_mm256_min_epu32(off, width), off);
+                if _mm256_testz_si256(_mm256_or_si256(tiny, near), _mm256_set1_epi32(-1)) == 1 {
+                    return y;
+                }
+            }
+            _mm256_div_ps(v, vs)
+        };
+        let code = |i: usize| {
+            let v = _mm256_loadu_ps(xp.add(i));
+            let v = if DIV { quotient(v) } else { v };
+            let bits = _mm256_castps_si256(v);
+            let sign = _mm256_and_si256(_mm256_srli_epi32::<24>(bits), signbit);
+            let a = _mm256_and_si256(bits, abs);
+            let odd = _mm256_and_si256(_mm256_srl_epi32(a, shift), one);
+            let normal = _mm256_sub_epi32(
+                _mm256_srl_epi32(_mm256_add_epi32(_mm256_add_epi32(a, half), odd), shift),
+                rebias,
+            );
+            let y = _mm256_add_ps(_mm256_mul_ps(_mm256_castsi256_ps(a), sub_scale), magic);
+            let sub = _mm256_sub_epi32(_mm256_castps_si256(y), _mm256_castps_si256(magic));
+            let mag = _mm256_blendv_epi8(normal, sub, _mm256_cmpgt_epi32(sub_limit, a));
+            let mag = _mm256_blendv_epi8(mag, overflow, _mm256_cmpgt_epi32(mag, max));
+            let mag = _mm256_blendv_epi8(mag, nan, _mm256_cmpgt_epi32(a, inf));
+            _mm256_or_si256(mag, sign)
+        };
+        let mut i = 0;
+        while i < n {
+            let ab = _mm256_packus_epi32(code(i), code(i + 8));
+            let cd = _mm256_packus_epi32(code(i + 16), code(i + 24));
+            let q = _mm256_permutevar8x32_epi32(_mm256_packus_epi16(ab, cd), perm);
+            _mm256_storeu_si256(op.add(i) as *mut __m256i, q);
+            i += 32;
+        }
+        n
+    }
+
+    /// f32 values of FP8 codes `q[..8 * k]` (times `s` when `MUL`); returns `8 * k`.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(crate) unsafe fn fp8_decode<const MUL: bool>(
+        q: &[u8],
+        s: f32,
+        f: Fp8Spec,
+        out: &mut [f32],
+    ) -> usize {
+        fp8_decode_body::<MUL>(q, s, f, out)
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    unsafe fn fp8_decode_body<const MUL: bool>(
+        q: &[u8],
+        s: f32,
+        f: Fp8Spec,
+        out: &mut [f32],
+    ) -> usize {
+        let n = q.len() / 8 * 8;
+        assert!(out.len() >= n);
+        let (qp, op) = (q.as_ptr(), out.as_mut_ptr());
+        let vs = _mm256_set1_ps(s);
+        let shift = _mm_cvtsi32_si128((23 - f.man) as i32);
+        let rebias = _mm256_set1_epi32(((127 - f.bias) << 23) as i32);
+        let unit = _mm256_set1_ps(f.sub_unit);
+        let sub_limit = _mm256_set1_epi32(1 << f.man);
+        let mut i = 0;
+        while i < n {
+            let c = _mm256_cvtepu8_epi32(_mm_loadl_epi64(qp.add(i) as *const __m128i));
+            let sign = _mm256_slli_epi32::<24>(_mm256_and_si256(c, _mm256_set1_epi32(0x80)));
+            let mag = _mm256_and_si256(c, _mm256_set1_epi32(0x7f));
+            let normal = _mm256_add_epi32(_mm256_sll_epi32(mag, shift), rebias);
+            let sub = _mm256_castps_si256(_mm256_mul_ps(_mm256_cvtepi32_ps(mag), unit));
+            let v = _mm256_blendv_epi8(normal, sub, _mm256_cmpgt_epi32(sub_limit, mag));
+            let v = if f.ieee {
+                let inf_code = _mm256_set1_epi32(0x7c);
+                let v = _mm256_blendv_epi8(
+                    v,
+                    _mm256_set1_epi32(0x7f80_0000),
+                    _mm256_cmpeq_epi32(mag, inf_code),
+                );
+                _mm256_blendv_epi8(
+                    v,
+                    _mm256_set1_epi32(0x7fc0_0000),
+                    _mm256_cmpgt_epi32(mag, inf_code),
+                )
+            } else {
+                _mm256_blendv_epi8(
+                    v,
+                    _mm256_set1_epi32(0x7fc0_0000),
+                    _mm256_cmpeq_epi32(mag, _mm256_set1_epi32(0x7f)),
+                )
+            };
+            let v = _mm256_castsi256_ps(_mm256_or_si256(v, sign));
+            let v = if MUL { _mm256_mul_ps(v, vs) } else { v };
+            _mm256_storeu_ps(op.add(i), v);
+            i += 8;
+        }
+        n
+    }
+
+    /// f32 -> f16 bits of `x[..8 * k]` (F16C `vcvtps2ph`); returns `8 * k`.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(crate) unsafe fn f32_to_f16(x: &[f32], out: &mut [u16]) -> usize {
+        f32_to_f16_body(x, out)
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    unsafe fn f32_to_f16_body(x: &[f32], out: &mut [u16]) -> usize {
+        let n = x.len() / 8 * 8;
+        assert!(out.len() >= n);
+        let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
+        let mut i = 0;
+        while i < n {
+            let h = _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm256_loadu_ps(xp.add(i)));
+            _mm_storeu_si128(op.add(i) as *mut __m128i, h);
+            i += 8;
+        }
+        n
+    }
+
+    /// f16 bits -> f32 of `h[..8 * k]` (F16C `vcvtph2ps`); returns `8 * k`.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(crate) unsafe fn f16_to_f32(h: &[u16], out: &mut [f32]) -> usize {
+        f16_to_f32_body(h, out)
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    unsafe fn f16_to_f32_body(h: &[u16], out: &mut [f32]) -> usize {
+        let n = h.len() / 8 * 8;
+        assert!(out.len() >= n);
+        let (hp, op) = (h.as_ptr(), out.as_mut_ptr());
+        let mut i = 0;
+        while i < n {
+            let v = _mm256_cvtph_ps(_mm_loadu_si128(hp.add(i) as *const __m128i));
+            _mm256_storeu_ps(op.add(i), v);
+            i += 8;
+        }
+        n
+    }
+
+    /// f32 -> bf16 bits of `x[..16 * k]` (as the AVX-512 version); returns `16 * k`.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(crate) unsafe fn f32_to_bf16(x: &[f32], out: &mut [u16]) -> usize {
+        f32_to_bf16_body(x, out)
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    unsafe fn f32_to_bf16_body(x: &[f32], out: &mut [u16]) -> usize {
+        let n = x.len() / 16 * 16;
+        assert!(out.len() >= n);
+        let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
+        let conv = |i: usize| {
+            let b = _mm256_castps_si256(_mm256_loadu_ps(xp.add(i)));
+            let odd = _mm256_and_si256(_mm256_srli_epi32::<16>(b), _mm256_set1_epi32(1));
+            let rounded = _mm256_srli_epi32::<16>(_mm256_add_epi32(
+                _mm256_add_epi32(b, _mm256_set1_epi32(0x7fff)),
+                odd,
+            ));
+            let nan = _mm256_or_si256(_mm256_srli_epi32::<16>(b), _mm256_set1_epi32(0x40));
+            let is_nan = _mm256_cmpgt_epi32(
+                _mm256_and_si256(b, _mm256_set1_epi32(0x7fff_ffff)),
+                _mm256_set1_epi32(0x7f80_0000),
+            );
+            _mm256_blendv_epi8(rounded, nan, is_nan)
+        };
+        let mut i = 0;
+        while i < n {
+            let p = _mm256_packus_epi32(conv(i), conv(i + 8));
+            let p = _mm256_permute4x64_epi64::<0b11_01_10_00>(p);
+            _mm256_storeu_si256(op.add(i) as *mut __m256i, p);
+            i += 16;
+        }
+        n
+    }
+
+    /// bf16 bits -> f32 of `h[..8 * k]`; returns `8 * k`.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(crate) unsafe fn bf16_to_f32(h: &[u16], out: &mut [f32]) -> usize {
+        bf16_to_f32_body(h, out)
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    unsafe fn bf16_to_f32_body(h: &[u16], out: &mut [f32]) -> usize {
+        let n = h.len() / 8 * 8;
+        assert!(out.len() >= n);
+        let (hp, op) = (h.as_ptr(), out.as_mut_ptr());
+        let mut i = 0;
+        while i < n {
+            let v = _mm256_cvtepu16_epi32(_mm_loadu_si128(hp.add(i) as *const __m128i));
+            let is_nan = _mm256_cmpgt_epi32(
+                _mm256_and_si256(v, _mm256_set1_epi32(0x7fff)),
+                _mm256_set1_epi32(0x7f80),
+            );
+            let v = _mm256_or_si256(v, _mm256_and_si256(is_nan, _mm256_set1_epi32(0x40)));
+            _mm256_storeu_ps(op.add(i), _mm256_castsi256_ps(_mm256_slli_epi32::<16>(v)));
+            i += 8;
+        }
+        n
+    }
+    /// INT8 codes and scales of whole rows, in one function compiled for AVX2 (tails of the groups
+    /// in portable code).
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(crate) unsafe fn int8_quant_rows(
+        src: &[f32],
+        cols: usize,
+        glen: usize,
+        dst: &mut [i8],
+        scales: &mut [f32],
+    ) {
+        let gpr = cols.div_ceil(glen);
+        let rows = src.chunks_exact(cols).zip(dst.chunks_exact_mut(cols));
+        for ((row, out), sc) in rows.zip(scales.chunks_exact_mut(gpr)) {
+            // As the AVX-512 version: 32 groups at a time, absmax, scales, codes.
+            for (c, sc) in sc.chunks_mut(32).enumerate() {
+                let g0 = c * 32;
+                let group = |g: usize| g * glen..((g + 1) * glen).min(cols);
+                for (k, s) in sc.iter_mut().enumerate() {
+                    *s = f32::from_bits(absmax_bits_body(&row[group(g0 + k)]));
+                }
+                for s in sc.iter_mut() {
+                    *s /= 127.0;
+                }
+                for (k, &s) in sc.iter().enumerate() {
+                    let r = group(g0 + k);
+                    let (x, o) = (&row[r.clone()], &mut out[r]);
+                    if s == 0.0 {
+                        o.fill(0);
+                    } else {
+                        let done = int8_quant_body(x, s, o);
+                        crate::kernels::int8::quantize_group_fast(&x[done..], s, &mut o[done..]);
+                    }
+                }
+            }
+        }
+    }
+
+    /// FP8 E4M3 scaled codes and scales of whole rows (32 groups at a time: absmax, scales, codes).
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(crate) unsafe fn fp8_quant_rows(
+        src: &[f32],
+        cols: usize,
+        glen: usize,
+        dst: &mut [u8],
+        scales: &mut [f32],
+        f: Fp8Spec,
+    ) {
+        let gpr = cols.div_ceil(glen);
+        let rows = src.chunks_exact(cols).zip(dst.chunks_exact_mut(cols));
+        for ((row, out), sc) in rows.zip(scales.chunks_exact_mut(gpr)) {
+            for (c, sc) in sc.chunks_mut(32).enumerate() {
+                let g0 = c * 32;
+                let group = |g: usize| g * glen..((g + 1) * glen).min(cols);
+                for (k, s) in sc.iter_mut().enumerate() {
+                    *s = f32::from_bits(absmax_bits_body(&row[group(g0 + k)]));
+                }
+                for s in sc.iter_mut() {
+                    *s /= 448.0;
+                }
+                for (k, &s) in sc.iter().enumerate() {
+                    let r = group(g0 + k);
+                    let (x, o) = (&row[r.clone()], &mut out[r]);
+                    if s == 0.0 {
+                        o.fill(0);
+                    } else {
+                        let done = fp8_encode_body::<true>(x, s, f, o);
+                        crate::kernels::fp8::e4m3_scaled_tail(&x[done..], s, &mut o[done..]);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The AVX2 bodies of the 4-bit quantizer.
+    pub(crate) struct Body;
+
+    impl crate::kernels::kbit::Int4Body for Body {
+        #[inline(always)]
+        unsafe fn lo_hi(x: &[f32]) -> (f32, f32) {
+            lo_hi_body(x)
+        }
+        #[inline(always)]
+        unsafe fn quant(x: &[f32], scale: f32, zero: f32, out: &mut [u8]) -> usize {
+            int4_quant_body(x, scale, zero, out)
+        }
+    }
+
+    /// The 4-bit quantizer on whole rows, compiled for AVX2.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(crate) unsafe fn int4_quant_rows(
+        src: &[f32],
+        shape: crate::kernels::Shape,
+        dst: &mut [u8],
+        scales: &mut [f32],
+        zeros: &mut [u8],
+    ) {
+        crate::kernels::kbit::quantize_int4_generic::<Body>(src, shape, dst, scales, zeros)
+    }
+}
+
+/// Folds per-lane minima and maxima with +0.0 by strict comparisons, lane 0 first.
+fn fold_lo_hi(l: &[f32], h: &[f32]) -> (f32, f32) {
+    let (mut lo, mut hi) = (0.0f32, 0.0f32);
+    for (&a, &b) in l.iter().zip(h) {
+        lo = if a < lo { a } else { lo };
+        hi = if b > hi { b } else { hi };
+    }
+    (lo, hi)
+}

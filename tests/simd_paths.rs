@@ -1,0 +1,467 @@
+//! Every SIMD level the machine has, and several thread counts, against the scalar references: codes,
+//! scales, zero points and dequantized values bit for bit.
+use proptest::prelude::*;
+use quant::error::QuantError;
+use quant::kernels::int8::{
+    int8_dequantize, int8_dequantize_ref, int8_quantize, int8_quantize_ref,
+};
+use quant::kernels::kbit::{
+    kbit_dequantize, kbit_dequantize_ref, kbit_packed_size, kbit_quantize, kbit_quantize_ref,
+};
+use quant::kernels::par::with_threads;
+use quant::kernels::simd::{available_levels, with_simd_level, SimdLevel};
+use quant::kernels::Shape;
+
+fn bits_of(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+/// INT8 codes, scales and dequantized values at the level and thread count in force.
+fn int8_all(x: &[f32], shape: Shape) -> (Vec<i8>, Vec<u32>, Vec<u32>) {
+    let mut q = vec![0i8; shape.len()];
+    let mut s = vec![0f32; shape.n_groups()];
+    int8_quantize(x, shape, &mut q, &mut s).unwrap();
+    let mut d = vec![0f32; shape.len()];
+    int8_dequantize(&q, &s, shape, &mut d).unwrap();
+    (q, bits_of(&s), bits_of(&d))
+}
+
+fn int8_all_ref(x: &[f32], shape: Shape) -> (Vec<i8>, Vec<u32>, Vec<u32>) {
+    let mut q = vec![0i8; shape.len()];
+    let mut s = vec![0f32; shape.n_groups()];
+    int8_quantize_ref(x, shape, &mut q, &mut s).unwrap();
+    let mut d = vec![0f32; shape.len()];
+    int8_dequantize_ref(&q, &s, shape, &mut d).unwrap();
+    (q, bits_of(&s), bits_of(&d))
+}
+
+type KbitAll = (Vec<u8>, Vec<u32>, Vec<u8>, Vec<u32>);
+
+fn kbit_all(x: &[f32], shape: Shape, bits: u32, reference: bool) -> KbitAll {
+    let mut p = vec![0u8; kbit_packed_size(shape.rows, shape.cols, bits)];
+    let mut s = vec![0f32; shape.n_groups()];
+    let mut z = vec![0u8; shape.n_groups()];
+    let mut d = vec![0f32; shape.len()];
+    if reference {
+        kbit_quantize_ref(x, shape, bits, &mut p, &mut s, &mut z).unwrap();
+        kbit_dequantize_ref(&p, &s, &z, shape, bits, &mut d).unwrap();
+    } else {
+        kbit_quantize(x, shape, bits, &mut p, &mut s, &mut z).unwrap();
+        kbit_dequantize(&p, &s, &z, shape, bits, &mut d).unwrap();
+    }
+    (p, bits_of(&s), z, bits_of(&d))
+}
+
+/// Runs `f` at every available level.
+fn at_every_level(mut f: impl FnMut(SimdLevel)) {
+    for level in available_levels() {
+        with_simd_level(level, || f(level)).unwrap();
+    }
+}
+
+/// Shapes whose rows span several SIMD blocks with tails, group sizes that are multiples of the blocks,
+/// even, odd, 0 (per row) and larger than a row.
+fn shape_strategy() -> impl Strategy<Value = Shape> {
+    (1usize..4, 1usize..300).prop_flat_map(|(rows, cols)| {
+        prop_oneof![
+            Just(0usize),
+            1usize..=cols,
+            Just(32),
+            Just(64),
+            Just(128),
+            Just(cols + 7),
+        ]
+        .prop_map(move |g| Shape::new(rows, cols, g).unwrap())
+    })
+}
+
+/// Values of mixed magnitudes per matrix, with zeros, subnormals and all-zero stretches.
+fn matrix_strategy() -> impl Strategy<Value = (Shape, Vec<f32>)> {
+    shape_strategy().prop_flat_map(|shape| {
+        let elem = prop_oneof![
+            8 => -1.0f32..1.0,
+            1 => Just(0.0f32),
+            1 => Just(-0.0f32),
+            1 => (-3i32..=3).prop_map(|k| k as f32 * 0.5),
+        ];
+        (
+            Just(shape),
+            proptest::collection::vec(elem, shape.len()),
+            -140i32..100,
+            proptest::bool::ANY,
+        )
+            .prop_map(|(shape, mut v, exp, zero_row)| {
+                for x in &mut v {
+                    *x *= 2f32.powi(exp);
+                }
+                if zero_row {
+                    v[..shape.cols].fill(0.0);
+                }
+                (shape, v)
+            })
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn int8_every_level_equals_ref((shape, x) in matrix_strategy()) {
+        let want = int8_all_ref(&x, shape);
+        at_every_level(|level| {
+            assert_eq!(int8_all(&x, shape), want, "level {level:?}, shape {shape:?}");
+        });
+    }
+
+    #[test]
+    fn kbit_every_level_equals_ref((shape, x) in matrix_strategy(), bits in 1u32..=8) {
+        let want = kbit_all(&x, shape, bits, true);
+        at_every_level(|level| {
+            assert_eq!(kbit_all(&x, shape, bits, false), want, "level {level:?}, {bits} bits, {shape:?}");
+        });
+    }
+}
+
+/// Exact ties of `x / scale` (scale 1 or 0.5), the clamps at +-127 and at 0..15, and signed zeros.
+#[test]
+fn ties_and_clamps_at_every_level() {
+    let mut row = vec![127.0f32];
+    for k in -127..127 {
+        row.push(k as f32 + 0.5);
+        row.push(-(k as f32) - 0.0);
+    }
+    row.push(-0.0);
+    let shape = Shape::new(1, row.len(), 0).unwrap();
+    let want = int8_all_ref(&row, shape);
+    let want4 = kbit_all(&row, Shape::new(1, row.len(), 32).unwrap(), 4, true);
+    let mut halves: Vec<f32> = (-16..16).map(|k| k as f32 * 0.25 + 0.125).collect();
+    halves.extend([7.5f32, -7.5, 0.0, -0.0]);
+    let hshape = Shape::new(1, halves.len(), 0).unwrap();
+    let want_h = kbit_all(&halves, hshape, 4, true);
+    at_every_level(|level| {
+        assert_eq!(int8_all(&row, shape), want, "{level:?}");
+        let s4 = Shape::new(1, row.len(), 32).unwrap();
+        assert_eq!(kbit_all(&row, s4, 4, false), want4, "{level:?}");
+        assert_eq!(kbit_all(&halves, hshape, 4, false), want_h, "{level:?}");
+    });
+}
+
+/// A deterministic pseudo-random matrix (xorshift), values of a few magnitudes.
+fn big_matrix(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed | 1;
+    (0..n)
+        .map(|i| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            let u = (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
+            u * [1.0, 0.01, 300.0][i / 4099 % 3]
+        })
+        .collect()
+}
+
+/// Large enough inputs that several threads are used: the same bits for 1, 2, 3 and all threads.
+#[test]
+fn thread_count_does_not_change_a_bit() {
+    let x = big_matrix(600 * 700, 7);
+    let shapes = [
+        Shape::new(600, 700, 0).unwrap(),
+        Shape::new(600, 700, 128).unwrap(),
+        Shape::new(600, 700, 35).unwrap(),
+        Shape::new(1, 600 * 700, 0).unwrap(),
+    ];
+    for shape in shapes {
+        let want8 = int8_all_ref(&x, shape);
+        let want4 = kbit_all(&x, shape, 4, true);
+        let want3 = kbit_all(&x, shape, 3, true);
+        at_every_level(|level| {
+            for t in [1, 2, 3, 0] {
+                with_threads(t, || {
+                    assert_eq!(
+                        int8_all(&x, shape),
+                        want8,
+                        "{level:?} {t} threads {shape:?}"
+                    );
+                    assert_eq!(
+                        kbit_all(&x, shape, 4, false),
+                        want4,
+                        "{level:?} {t} {shape:?}"
+                    );
+                    assert_eq!(
+                        kbit_all(&x, shape, 3, false),
+                        want3,
+                        "{level:?} {t} {shape:?}"
+                    );
+                })
+                .unwrap();
+            }
+        });
+    }
+}
+
+/// A NaN in the very last element of a large input: the error names it and no output was touched,
+/// whatever the level and thread count.
+#[test]
+fn late_nan_leaves_outputs_untouched_with_threads() {
+    let mut x = big_matrix(600 * 700, 9);
+    let last = x.len() - 1;
+    x[last] = f32::NAN;
+    let shape = Shape::new(600, 700, 128).unwrap();
+    at_every_level(|level| {
+        for t in [1, 2, 0] {
+            with_threads(t, || {
+                let mut q = vec![5i8; shape.len()];
+                let mut s = vec![9f32; shape.n_groups()];
+                match int8_quantize(&x, shape, &mut q, &mut s) {
+                    Err(QuantError::NonFinite { index, .. }) => assert_eq!(index, last),
+                    other => panic!("{level:?}: {other:?}"),
+                }
+                assert!(q.iter().all(|&v| v == 5) && s.iter().all(|&v| v == 9.0));
+                let mut p = vec![5u8; kbit_packed_size(600, 700, 4)];
+                let mut z = vec![7u8; shape.n_groups()];
+                assert!(kbit_quantize(&x, shape, 4, &mut p, &mut s, &mut z).is_err());
+                assert!(p.iter().all(|&v| v == 5) && z.iter().all(|&v| v == 7));
+                assert!(s.iter().all(|&v| v == 9.0));
+            })
+            .unwrap();
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Casts and the scaled FP8 quantizer.
+
+use quant::kernels::fp8::{
+    f32_to_fp8_e4m3, f32_to_fp8_e5m2, fp8_e4m3_dequantize, fp8_e4m3_dequantize_ref,
+    fp8_e4m3_quantize, fp8_e4m3_quantize_ref, fp8_e4m3_to_f32, fp8_e5m2_to_f32,
+};
+use quant::kernels::half::{bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_f16};
+
+/// Every cast of `xs` (encoders in both saturation modes) at the level in force.
+fn casts_of(xs: &[f32]) -> Vec<Vec<u32>> {
+    let n = xs.len();
+    let mut h = vec![0u16; n];
+    let mut b = vec![0u16; n];
+    let mut e4 = [vec![0u8; n], vec![0u8; n]];
+    let mut e5 = [vec![0u8; n], vec![0u8; n]];
+    f32_to_f16(xs, &mut h).unwrap();
+    f32_to_bf16(xs, &mut b).unwrap();
+    for (k, sat) in [false, true].into_iter().enumerate() {
+        f32_to_fp8_e4m3(xs, &mut e4[k], sat).unwrap();
+        f32_to_fp8_e5m2(xs, &mut e5[k], sat).unwrap();
+    }
+    let widen16 = |v: &[u16]| v.iter().map(|&x| x as u32).collect::<Vec<_>>();
+    let widen8 = |v: &[u8]| v.iter().map(|&x| x as u32).collect::<Vec<_>>();
+    vec![
+        widen16(&h),
+        widen16(&b),
+        widen8(&e4[0]),
+        widen8(&e4[1]),
+        widen8(&e5[0]),
+        widen8(&e5[1]),
+    ]
+}
+
+/// Every decoder on every 16-bit pattern (FP8: on every code, repeated) at the level in force.
+fn decodes() -> Vec<Vec<u32>> {
+    let all16: Vec<u16> = (0..=u16::MAX).collect();
+    let all8: Vec<u8> = (0..65536u32).map(|i| (i * 7) as u8).collect();
+    let mut out = Vec::new();
+    let mut d = vec![0f32; all16.len()];
+    f16_to_f32(&all16, &mut d).unwrap();
+    out.push(bits_of(&d));
+    bf16_to_f32(&all16, &mut d).unwrap();
+    out.push(bits_of(&d));
+    fp8_e4m3_to_f32(&all8, &mut d).unwrap();
+    out.push(bits_of(&d));
+    fp8_e5m2_to_f32(&all8, &mut d).unwrap();
+    out.push(bits_of(&d));
+    out
+}
+
+/// The casts at every level equal the portable ones (which `tests/casts.rs` holds to the scalar
+/// references and the golden fixtures) on a stride through all 2^32 f32 patterns (odd lengths, so
+/// that every block size leaves a tail), and every decoder on every pattern.
+#[test]
+fn casts_at_every_level_equal_the_portable_path() {
+    const STRIDE: u64 = 211;
+    let offset = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64
+        % STRIDE;
+    println!("offset {offset}");
+    let mut p = offset;
+    let mut batch = Vec::new();
+    let mut n_batches = 0;
+    while p < 1 << 32 {
+        batch.clear();
+        while batch.len() < 100_003 && p < 1 << 32 {
+            batch.push(f32::from_bits(p as u32));
+            p += STRIDE;
+        }
+        let want = with_simd_level(SimdLevel::Scalar, || casts_of(&batch)).unwrap();
+        at_every_level(|level| {
+            assert_eq!(
+                casts_of(&batch),
+                want,
+                "{level:?}, batch {n_batches}, offset {offset}"
+            );
+        });
+        n_batches += 1;
+    }
+    let want = with_simd_level(SimdLevel::Scalar, decodes).unwrap();
+    at_every_level(|level| assert_eq!(decodes(), want, "{level:?}"));
+}
+
+/// The casts split across threads give the same bits.
+#[test]
+fn casts_with_threads_give_the_same_bits() {
+    let x = big_matrix(300_001, 3);
+    let want = with_simd_level(SimdLevel::Scalar, || casts_of(&x)).unwrap();
+    at_every_level(|level| {
+        for t in [2, 3, 0] {
+            with_threads(t, || assert_eq!(casts_of(&x), want, "{level:?} {t}")).unwrap();
+        }
+    });
+}
+
+fn fp8_all(x: &[f32], shape: Shape, reference: bool) -> (Vec<u8>, Vec<u32>, Vec<u32>) {
+    let mut q = vec![0u8; shape.len()];
+    let mut s = vec![0f32; shape.n_groups()];
+    let mut d = vec![0f32; shape.len()];
+    if reference {
+        fp8_e4m3_quantize_ref(x, shape, &mut q, &mut s).unwrap();
+        fp8_e4m3_dequantize_ref(&q, &s, shape, &mut d).unwrap();
+    } else {
+        fp8_e4m3_quantize(x, shape, &mut q, &mut s).unwrap();
+        fp8_e4m3_dequantize(&q, &s, shape, &mut d).unwrap();
+    }
+    (q, bits_of(&s), bits_of(&d))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn fp8_scaled_every_level_equals_ref((shape, x) in matrix_strategy()) {
+        let want = fp8_all(&x, shape, true);
+        at_every_level(|level| {
+            assert_eq!(fp8_all(&x, shape, false), want, "level {level:?}, shape {shape:?}");
+        });
+    }
+}
+
+#[test]
+fn fp8_scaled_thread_count_does_not_change_a_bit() {
+    let x = big_matrix(600 * 700, 11);
+    for shape in [
+        Shape::new(600, 700, 0).unwrap(),
+        Shape::new(600, 700, 128).unwrap(),
+        Shape::new(1, 600 * 700, 0).unwrap(),
+    ] {
+        let want = fp8_all(&x, shape, true);
+        at_every_level(|level| {
+            for t in [1, 2, 3, 0] {
+                with_threads(t, || {
+                    assert_eq!(fp8_all(&x, shape, false), want, "{level:?} {t}")
+                })
+                .unwrap();
+            }
+        });
+    }
+}
+
+/// `x` moved by `d` ulps (through zero as the integers of the bit patterns do not, so only for x != 0
+/// and small `d`).
+fn nudge(x: f32, d: i32) -> f32 {
+    f32::from_bits((x.to_bits() as i32 + d) as u32)
+}
+
+/// The SIMD quantizers take `x * (1 / s)` for `x / s` when no rounding boundary of the code is near
+/// (see `src/kernels/x86.rs`): values within a few ulps of every tie, for many scales, must give the
+/// reference's codes at every level.
+#[test]
+fn near_ties_of_the_reciprocal_shortcut() {
+    let absmaxes = [
+        1.0f32, 0.3, 7.3e-3, 3.3e5, 1.7e-35, 2.5e-37, 9.1e-40, 3.0e37,
+    ];
+    for &absmax in &absmaxes {
+        // INT8: half-integer quotients and integer ones, nudged.
+        let s = absmax / 127.0;
+        let mut row = vec![absmax];
+        for k in -127..=127 {
+            for t in [k as f32 + 0.5, k as f32] {
+                let x = t * s;
+                if x != 0.0 && x.abs() <= absmax {
+                    for d in -6..=6 {
+                        let v = nudge(x, d);
+                        if v.abs() <= absmax {
+                            row.push(v);
+                        }
+                    }
+                }
+            }
+        }
+        let shape = Shape::new(1, row.len(), 0).unwrap();
+        let want = int8_all_ref(&row, shape);
+        let shape_g = Shape::new(1, row.len(), 64).unwrap();
+        let want_g = int8_all_ref(&row, shape_g);
+        // FP8 E4M3: midpoints between neighbouring codes, times the scale, nudged.
+        let sf = absmax / 448.0;
+        let vals: Vec<f32> = (0u8..=0x7e)
+            .map(quant::kernels::fp8::fp8_e4m3_to_f32_ref)
+            .collect();
+        let mut frow = vec![absmax];
+        for w in vals.windows(2) {
+            let x = (w[0] + w[1]) / 2.0 * sf;
+            if x != 0.0 && x.is_finite() {
+                for d in -10..=10 {
+                    let v = nudge(x, d);
+                    if v.abs() <= absmax {
+                        frow.push(v);
+                        frow.push(-v);
+                    }
+                }
+            }
+        }
+        let fshape = Shape::new(1, frow.len(), 0).unwrap();
+        let want_f = fp8_all(&frow, fshape, true);
+        // INT4: a group spanning [lo, hi] with its ties nudged.
+        let (lo, hi) = (-0.37 * absmax, absmax);
+        let (scale, zero) = quant::kernels::kbit::asym_params(lo, hi, 4);
+        let mut row4 = vec![lo, hi];
+        for k in 0..15 {
+            let x = (k as f32 + 0.5 - zero) * scale;
+            if x != 0.0 {
+                for d in -6..=6 {
+                    let v = nudge(x, d);
+                    if v > lo && v < hi {
+                        row4.push(v);
+                    }
+                }
+            }
+        }
+        row4.truncate(row4.len() / 2 * 2);
+        let shape4 = Shape::new(1, row4.len(), 0).unwrap();
+        let want4 = kbit_all(&row4, shape4, 4, true);
+        at_every_level(|level| {
+            assert_eq!(int8_all(&row, shape), want, "{level:?} absmax {absmax:e}");
+            assert_eq!(
+                int8_all(&row, shape_g),
+                want_g,
+                "{level:?} absmax {absmax:e} g64"
+            );
+            assert_eq!(
+                fp8_all(&frow, fshape, false),
+                want_f,
+                "{level:?} fp8 absmax {absmax:e}"
+            );
+            assert_eq!(
+                kbit_all(&row4, shape4, 4, false),
+                want4,
+                "{level:?} int4 {absmax:e}"
+            );
+        });
+    }
+}
