@@ -1,7 +1,8 @@
 /* Threads: NTHREADS threads call every family of the API at once — status and error details, casts,
  * round-to-nearest kernels and pack/unpack, levels, methods and the per-layer configuration, whole-layer
  * quantization and every quant_weight accessor, calibration, options and the calibration-based methods
- * (GPTQ, AWQ, SmoothQuant), the W8A8 helpers, GGML blocks and the GPTQ/AWQ packers — sharing
+ * (GPTQ, AWQ, SmoothQuant), the W8A8 helpers, GGML blocks and the GPTQ/AWQ packers, and the process-wide
+ * SIMD level and kernel thread count (changed by some threads while the others compute) — sharing
  * read-only quant_weight, quant_calib, quant_options and quant_config handles made by the main thread. Each thread provokes errors whose detail names its own thread (a buffer of a
  * length only it uses) and checks that its detail survives the other threads' calls. Every result is
  * hashed and must equal the single-threaded run, bit for bit.
@@ -58,6 +59,11 @@ static quant_weight *g_algo[3]; /* GPTQ (4 bit, groups of 16, act-order), AWQ (g
 static const quant_method_kind g_algo_kinds[3] = {QUANT_GPTQ, QUANT_AWQ, QUANT_SMOOTHQUANT};
 #define T 16 /* calibration tokens */
 static float g_x[T * C];
+
+/* The settings are relaxed atomics: race-free, but helgrind cannot see atomic instructions and reports
+ * them. Under helgrind (QUANT_TEST_KEEP_SETTINGS set) the threads only read them; ThreadSanitizer and the
+ * plain runs change them concurrently. */
+static int change_globals = 1;
 
 struct job {
     int id;
@@ -214,6 +220,16 @@ static uint64_t one_round(struct job *j, int id) {
         }
     }
 
+    /* The process-wide SIMD level and kernel thread count: changed by the odd threads while the others
+     * compute; every level and count gives bit-identical results. */
+    if (id % 2 == 1 && change_globals) {
+        T_CHECK(j, quant_set_simd_level(id % 4 == 1 ? QUANT_SIMD_SCALAR : QUANT_SIMD_AUTO) == QUANT_OK);
+        T_CHECK(j, quant_set_threads((size_t)(id % 3)) == QUANT_OK);
+    }
+    T_CHECK(j, quant_set_simd_level(77 + id) == QUANT_ERR_INVALID_ARGUMENT);
+    snprintf(want, sizeof want, "level is %d", 77 + id);
+    T_CHECK(j, detail_contains(want));
+
     /* Calibration (shared, read only), options, and the calibration-based methods. */
     T_CHECK(j, quant_calib_tokens(g_calib) == T);
     for (int k = 0; k < 3; k++) {
@@ -360,6 +376,7 @@ static void *worker(void *arg) {
 }
 
 int main(void) {
+    change_globals = getenv("QUANT_TEST_KEEP_SETTINGS") == NULL;
     fill_matrix(g_w, N, 7);
     for (int k = 0; k < 3; k++) {
         quant_method m = method(g_kinds[k], 0, g_groups[k], 0.0);
@@ -412,7 +429,8 @@ int main(void) {
     for (int k = 0; k < 3; k++) quant_weight_free(g_algo[k]);
     quant_calib_free(g_calib);
     quant_options_free(g_options);
-
+    EXPECT_STATUS(quant_set_simd_level(QUANT_SIMD_AUTO), QUANT_OK);
+    EXPECT_STATUS(quant_set_threads(1), QUANT_OK);
     quant_config_free(g_config);
     END();
 }

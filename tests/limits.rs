@@ -522,3 +522,72 @@ fn calibrated_methods_never_hand_out_infinite_weights() {
     assert!(hit_limit > 0, "no case reached the float limit");
     quant_calib_free(calib);
 }
+
+/// Regression test (hardening finding): with `quant_set_threads(n > 1)`, a kernel whose worker thread
+/// the OS refused panicked inside `std::thread::scope` (`QUANT_ERR_INTERNAL`). The calling thread now
+/// takes the jobs of the threads that could not start.
+#[cfg(target_os = "linux")]
+#[test]
+fn refused_kernel_threads_are_not_an_error() {
+    use quant::ffi::simd::quant_set_threads;
+    if std::env::var_os(CHILD).is_none() {
+        return run_in_child("refused_kernel_threads_are_not_an_error");
+    }
+    // Enough elements for four threads (65536 a thread at least). No thread has run in this process
+    // yet, so no cached stack can be reused once the address space is capped.
+    let n = 1usize << 19;
+    let src: Vec<f32> = (0..n).map(|i| (i % 1000) as f32 * 0.37 - 150.0).collect();
+    let mut reference = vec![0u16; n];
+    assert_eq!(
+        quant_f32_to_f16(src.as_ptr(), reference.as_mut_ptr(), n),
+        QUANT_OK
+    );
+    let (rows, cols) = (64usize, n / 64);
+    let mut q_ref = vec![0i8; n];
+    let mut s_ref = vec![0f32; rows];
+    assert_eq!(
+        quant_int8_quantize(
+            src.as_ptr(),
+            rows,
+            cols,
+            0,
+            q_ref.as_mut_ptr(),
+            n,
+            s_ref.as_mut_ptr(),
+            rows
+        ),
+        QUANT_OK
+    );
+    let mut out = vec![0u16; n];
+    let mut q = vec![0i8; n];
+    let mut s = vec![0f32; rows];
+    assert_eq!(quant_set_threads(4), QUANT_OK);
+    let _ = huge_zeros_and_cap(4096, 3 << 19);
+    assert!(
+        std::thread::Builder::new().spawn(|| ()).is_err(),
+        "the cap should leave no room for a thread stack"
+    );
+    assert_eq!(
+        quant_f32_to_f16(src.as_ptr(), out.as_mut_ptr(), n),
+        QUANT_OK,
+        "{}",
+        detail()
+    );
+    assert_eq!(out, reference);
+    assert_eq!(
+        quant_int8_quantize(
+            src.as_ptr(),
+            rows,
+            cols,
+            0,
+            q.as_mut_ptr(),
+            n,
+            s.as_mut_ptr(),
+            rows
+        ),
+        QUANT_OK,
+        "{}",
+        detail()
+    );
+    assert_eq!(q, q_ref);
+}

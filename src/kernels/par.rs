@@ -117,16 +117,30 @@ pub(crate) fn split(n: usize, t: usize, align: usize) -> Vec<Range<usize>> {
     out
 }
 
-/// Runs `f` on every job: the first on the calling thread, the others on scoped threads.
+/// Runs `f` on every job, on the calling thread and up to `jobs.len() - 1` scoped threads that take
+/// jobs from a shared queue. A thread the OS refuses (no memory for its stack, a process limit) is not
+/// an error: the threads that did start, and the calling one, take its jobs (`Scope::spawn` would
+/// panic instead). Every job is independent, so the result does not depend on who runs it.
 pub(crate) fn run<T: Send>(jobs: Vec<T>, f: impl Fn(T) + Sync) {
-    let mut jobs = jobs.into_iter();
-    let Some(first) = jobs.next() else { return };
-    std::thread::scope(|s| {
-        let f = &f;
-        for job in jobs {
-            s.spawn(move || f(job));
+    let n = jobs.len();
+    if n <= 1 {
+        jobs.into_iter().for_each(f);
+        return;
+    }
+    let queue = std::sync::Mutex::new(jobs.into_iter());
+    let next = || queue.lock().unwrap_or_else(|e| e.into_inner()).next();
+    let work = || {
+        while let Some(job) = next() {
+            f(job);
         }
-        f(first);
+    };
+    std::thread::scope(|s| {
+        for _ in 1..n {
+            if std::thread::Builder::new().spawn_scoped(s, work).is_err() {
+                break;
+            }
+        }
+        work();
     });
 }
 
