@@ -30,9 +30,21 @@ fn method(inp: &mut Input) -> quant_method {
     };
     quant_method {
         kind,
-        bits: if inp.u8() < 240 { (inp.u8() % 10) as u32 } else { inp.u32() },
-        group_size: if inp.u8() < 240 { [0, 1, 2, 4, 8, 16, 32, 7][inp.u8() as usize % 8] } else { inp.u32() },
-        alpha: if inp.u8() < 230 { (inp.u8() % 11) as f64 / 10.0 } else { f64::from_bits(inp.u64()) },
+        bits: if inp.u8() < 240 {
+            (inp.u8() % 10) as u32
+        } else {
+            inp.u32()
+        },
+        group_size: if inp.u8() < 240 {
+            [0, 1, 2, 4, 8, 16, 32, 7][inp.u8() as usize % 8]
+        } else {
+            inp.u32()
+        },
+        alpha: if inp.u8() < 230 {
+            (inp.u8() % 11) as f64 / 10.0
+        } else {
+            f64::from_bits(inp.u64())
+        },
     }
 }
 
@@ -56,12 +68,17 @@ fn options(inp: &mut Input) -> *mut quant_options {
             4 => quant_options_set_static_groups(o, inp.bool()),
             5 => quant_options_set_mse_search(o, inp.u8() % 4 == 0),
             6 => quant_options_set_sample_tokens(o, inp.size(20)),
-            _ => quant_options_set_threads(o, inp.size(5000).min(if inp.bool() { 3 } else { 5000 })),
+            _ => {
+                quant_options_set_threads(o, inp.size(5000).min(if inp.bool() { 3 } else { 5000 }))
+            }
         };
         check_status("options_set", s);
     }
     // NULL handles are errors, not crashes.
-    assert!(!check_status("options_set(NULL)", quant_options_set_threads(std::ptr::null_mut(), 1)));
+    assert!(!check_status(
+        "options_set(NULL)",
+        quant_options_set_threads(std::ptr::null_mut(), 1)
+    ));
     o
 }
 
@@ -74,10 +91,21 @@ struct Outcome {
 /// Checks a weight made by a successful call and returns what must be reproducible.
 fn check_weight(q: *const quant_weight, m: &quant_method, rows: usize, cols: usize) -> Outcome {
     let (mut r, mut c) = (0, 0);
-    assert!(check_status("weight_shape", quant_weight_shape(q, &mut r, &mut c)));
+    assert!(check_status(
+        "weight_shape",
+        quant_weight_shape(q, &mut r, &mut c)
+    ));
     assert_eq!((r, c), (rows, cols));
-    let mut mo = quant_method { kind: -1, bits: 0, group_size: 0, alpha: 0.0 };
-    assert!(check_status("weight_method", quant_weight_method(q, &mut mo)));
+    let mut mo = quant_method {
+        kind: -1,
+        bits: 0,
+        group_size: 0,
+        alpha: 0.0,
+    };
+    assert!(check_status(
+        "weight_method",
+        quant_weight_method(q, &mut mo)
+    ));
     assert_eq!(mo.kind, m.kind);
     let bits = mo.bits as usize;
     let (mut dl, mut sl, mut zl, mut il, mut gl) = (0usize, 0usize, 0usize, 0usize, 0usize);
@@ -86,8 +114,16 @@ fn check_weight(q: *const quant_weight, m: &quant_method, rows: usize, cols: usi
     let zeros = quant_weight_zero_points(q, &mut zl);
     let input = quant_weight_input_scales(q, &mut il);
     let gidx = quant_weight_group_index(q, &mut gl);
-    assert_eq!(dl, rows * (cols * bits).div_ceil(8), "data length, {bits} bits");
-    let glen = if m.group_size == 0 || m.group_size as usize > cols { cols } else { m.group_size as usize };
+    assert_eq!(
+        dl,
+        rows * (cols * bits).div_ceil(8),
+        "data length, {bits} bits"
+    );
+    let glen = if m.group_size == 0 || m.group_size as usize > cols {
+        cols
+    } else {
+        m.group_size as usize
+    };
     let gpr = cols.div_ceil(glen);
     assert_eq!(sl, rows * gpr, "scales length");
     let scales = unsafe { std::slice::from_raw_parts(scales, sl) };
@@ -97,7 +133,10 @@ fn check_weight(q: *const quant_weight, m: &quant_method, rows: usize, cols: usi
     } else {
         assert_eq!(zl, rows * gpr, "zero points length: {m:?} -> {mo:?}");
         let z = unsafe { std::slice::from_raw_parts(zeros, zl) };
-        assert!(z.iter().all(|&v| v.is_finite() && v >= 0.0 && v <= ((1u64 << bits) - 1) as f32 && v.fract() == 0.0));
+        assert!(z.iter().all(|&v| v.is_finite()
+            && v >= 0.0
+            && v <= ((1u64 << bits) - 1) as f32
+            && v.fract() == 0.0));
     }
     if m.kind != QUANT_AWQ && m.kind != QUANT_SMOOTHQUANT {
         assert!(input.is_null() && il == 0);
@@ -109,12 +148,21 @@ fn check_weight(q: *const quant_weight, m: &quant_method, rows: usize, cols: usi
     } else {
         assert_eq!(il, cols, "input scales length");
         let s = unsafe { std::slice::from_raw_parts(input, il) };
-        assert!(s.iter().all(|v| v.is_finite() && *v > 0.0), "input scales {s:?}");
+        assert!(
+            s.iter().all(|v| v.is_finite() && *v > 0.0),
+            "input scales {s:?}"
+        );
         assert!(gidx.is_null() && gl == 0);
     }
     let mut deq = vec![f32::NAN; rows * cols];
-    assert!(check_status("weight_dequantize", quant_weight_dequantize(q, deq.as_mut_ptr(), deq.len())));
-    assert!(deq.iter().all(|v| v.is_finite()), "non-finite dequantized weight");
+    assert!(check_status(
+        "weight_dequantize",
+        quant_weight_dequantize(q, deq.as_mut_ptr(), deq.len())
+    ));
+    assert!(
+        deq.iter().all(|v| v.is_finite()),
+        "non-finite dequantized weight"
+    );
     Outcome {
         data: unsafe { std::slice::from_raw_parts(data, dl) }.to_vec(),
         scales: scales.iter().map(|v| v.to_bits()).collect(),
@@ -124,7 +172,11 @@ fn check_weight(q: *const quant_weight, m: &quant_method, rows: usize, cols: usi
 
 fuzz_target!(|data: &[u8]| {
     let mut inp = Input::new(data);
-    let o = if inp.u8() % 4 == 0 { std::ptr::null_mut() } else { options(&mut inp) };
+    let o = if inp.u8() % 4 == 0 {
+        std::ptr::null_mut()
+    } else {
+        options(&mut inp)
+    };
     let cols = 1 + inp.size(MAX_COLS - 1).min(MAX_COLS - 1);
     let rows = 1 + inp.size(MAX_ROWS - 1).min(MAX_ROWS - 1);
 
@@ -136,7 +188,11 @@ fuzz_target!(|data: &[u8]| {
     };
     // Widths beyond MAX_COLS only when cols^2 overflows (huge but valid widths are legitimate
     // allocations of gigabytes: tests/limits.rs covers those).
-    let calib_cols = match if inp.u8() % 16 == 0 { inp.size(MAX_COLS) } else { cols } {
+    let calib_cols = match if inp.u8() % 16 == 0 {
+        inp.size(MAX_COLS)
+    } else {
+        cols
+    } {
         c if c <= MAX_COLS || c > u32::MAX as usize => c,
         _ => cols,
     };
@@ -149,15 +205,27 @@ fuzz_target!(|data: &[u8]| {
     } else {
         for _ in 0..(inp.u8() % 4) {
             let n = inp.size(MAX_TOKENS).min(MAX_TOKENS);
-            let width = if inp.u8() % 16 == 0 { inp.size(MAX_COLS) } else { calib_cols };
+            let width = if inp.u8() % 16 == 0 {
+                inp.size(MAX_COLS)
+            } else {
+                calib_cols
+            };
             let x: Vec<f32> = (0..n * width.min(MAX_COLS)).map(|_| inp.f32()).collect();
             let before = quant_calib_tokens(calib);
-            let xp = if n.checked_mul(width).is_none_or(|l| x.len() < l) { std::ptr::null() } else { in_ptr(&x, inp.null()) };
+            let xp = if n.checked_mul(width).is_none_or(|l| x.len() < l) {
+                std::ptr::null()
+            } else {
+                in_ptr(&x, inp.null())
+            };
             let s = quant_calib_add(calib, xp, n, width);
             if check_status("calib_add", s) {
                 assert_eq!(quant_calib_tokens(calib), before + n as u64);
             } else {
-                assert_eq!(quant_calib_tokens(calib), before, "a failed add changed the calibration");
+                assert_eq!(
+                    quant_calib_tokens(calib),
+                    before,
+                    "a failed add changed the calibration"
+                );
             }
         }
         if inp.u8() % 8 == 0 && calib_cols <= MAX_COLS {
@@ -170,7 +238,8 @@ fuzz_target!(|data: &[u8]| {
                 })
                 .collect();
             let len = inp.len_for(n);
-            let s = quant_calib_set_hessian(calib, h.as_ptr(), len.min(n), calib_cols, inp.u64() % 4);
+            let s =
+                quant_calib_set_hessian(calib, h.as_ptr(), len.min(n), calib_cols, inp.u64() % 4);
             check_status("calib_set_hessian", s);
         }
     }
@@ -178,7 +247,13 @@ fuzz_target!(|data: &[u8]| {
     // The weight(s), then every path into the algorithms.
     let m = method(&mut inp);
     let w: Vec<f32> = (0..rows * cols)
-        .map(|_| if inp.u8() < 250 { (inp.u16() as i16 as f32) / 4096.0 } else { inp.f32() })
+        .map(|_| {
+            if inp.u8() < 250 {
+                (inp.u16() as i16 as f32) / 4096.0
+            } else {
+                inp.f32()
+            }
+        })
         .collect();
     let mut out: *mut quant_weight = std::ptr::NonNull::dangling().as_ptr();
     let hs = out;
@@ -192,19 +267,37 @@ fuzz_target!(|data: &[u8]| {
             assert!(check_status("options_new", quant_options_new(&mut o2)));
             // Copy nothing else: only compare when the caller used the defaults.
             if o.is_null() {
-                assert!(check_status("set_threads", quant_options_set_threads(o2, 1 + (inp.u8() % 3) as usize)));
+                assert!(check_status(
+                    "set_threads",
+                    quant_options_set_threads(o2, 1 + (inp.u8() % 3) as usize)
+                ));
                 let mut q2: *mut quant_weight = std::ptr::null_mut();
-                assert!(check_status("quantize (threads)", quant_quantize(&m, o2, w.as_ptr(), rows, cols, calib, &mut q2)));
+                assert!(check_status(
+                    "quantize (threads)",
+                    quant_quantize(&m, o2, w.as_ptr(), rows, cols, calib, &mut q2)
+                ));
                 let again = check_weight(q2, &m, rows, cols);
                 assert_eq!(first.data, again.data, "codes depend on the thread count");
-                assert_eq!(first.scales, again.scales, "scales depend on the thread count");
+                assert_eq!(
+                    first.scales, again.scales,
+                    "scales depend on the thread count"
+                );
                 assert_eq!(first.deq, again.deq);
                 quant_weight_free(q2);
             }
             quant_options_free(o2);
         }
         let mut q3: *mut quant_weight = std::ptr::null_mut();
-        let s = quant_quantize_ex(&m, o, QUANT_DTYPE_F32, w.as_ptr() as *const _, rows, cols, calib, &mut q3);
+        let s = quant_quantize_ex(
+            &m,
+            o,
+            QUANT_DTYPE_F32,
+            w.as_ptr() as *const _,
+            rows,
+            cols,
+            calib,
+            &mut q3,
+        );
         assert!(check_status("quantize_ex F32", s));
         let ex = check_weight(q3, &m, rows, cols);
         assert_eq!(first.data, ex.data, "quantize_ex differs from quantize");
@@ -217,11 +310,22 @@ fuzz_target!(|data: &[u8]| {
     // A group of two matrices over the same input.
     if inp.u8() % 4 == 0 {
         let r2 = 1 + (inp.u8() as usize % MAX_ROWS);
-        let w2: Vec<f32> = (0..r2 * cols).map(|_| (inp.u16() as i16 as f32) / 8192.0).collect();
+        let w2: Vec<f32> = (0..r2 * cols)
+            .map(|_| (inp.u16() as i16 as f32) / 8192.0)
+            .collect();
         let ws = [w.as_ptr(), w2.as_ptr()];
         let rs = [rows, r2];
         let mut outs = [hs; 2];
-        let s = quant_quantize_group(&m, o, ws.as_ptr(), rs.as_ptr(), 2, cols, calib, outs.as_mut_ptr());
+        let s = quant_quantize_group(
+            &m,
+            o,
+            ws.as_ptr(),
+            rs.as_ptr(),
+            2,
+            cols,
+            calib,
+            outs.as_mut_ptr(),
+        );
         if check_status("quantize_group", s) {
             let a = check_weight(outs[0], &m, rows, cols);
             let _ = check_weight(outs[1], &m, r2, cols);

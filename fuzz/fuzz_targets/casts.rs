@@ -10,6 +10,7 @@ use quant::kernels::half::*;
 
 fuzz_target!(|data: &[u8]| {
     let mut inp = Input::new(data);
+    pick_simd_and_threads(&mut inp);
     let op = inp.u8() % 8;
     let n = inp.size(MAX_ELEMS);
     let saturate = inp.bool();

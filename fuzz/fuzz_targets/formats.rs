@@ -9,7 +9,9 @@
 #![no_main]
 use fuzz_common::*;
 use libfuzzer_sys::fuzz_target;
-use quant::ffi::casts::{quant_bf16_to_f32, quant_f16_to_f32, quant_f32_to_f16, quant_fp8_e4m3_quantize};
+use quant::ffi::casts::{
+    quant_bf16_to_f32, quant_f16_to_f32, quant_f32_to_f16, quant_fp8_e4m3_quantize,
+};
 use quant::ffi::formats::*;
 use quant::ffi::method::*;
 use quant::ffi::rtn::{quant_int4_quantize, quant_int8_quantize};
@@ -29,7 +31,11 @@ fn tolerance(ty: i32) -> f64 {
 }
 
 fn ggml(inp: &mut Input) {
-    let ty = if inp.u8() < 230 { TYPES[inp.u8() as usize % 7] } else { inp.enum_i32(20) };
+    let ty = if inp.u8() < 230 {
+        TYPES[inp.u8() as usize % 7]
+    } else {
+        inp.enum_i32(20)
+    };
     clear_detail();
     let bs = quant_ggml_block_size(ty);
     let ts = quant_ggml_type_size(ty);
@@ -38,14 +44,28 @@ fn ggml(inp: &mut Input) {
     assert_eq!(ts != 0, known);
     assert_eq!(!quant_ggml_type_name(ty).is_null(), known);
     let nblocks = inp.size(4);
-    let n_per_row = if inp.u8() % 8 == 0 { inp.size(600) } else { nblocks.saturating_mul(bs.max(32)) };
+    let n_per_row = if inp.u8() % 8 == 0 {
+        inp.size(600)
+    } else {
+        nblocks.saturating_mul(bs.max(32))
+    };
     let nrows = inp.size(3);
     let rs = quant_ggml_row_size(ty, n_per_row);
     let elems = nrows.checked_mul(n_per_row).filter(|&e| e <= 2048);
     let x: Vec<f32> = (0..elems.unwrap_or(0))
-        .map(|_| if inp.u8() < 200 { (inp.u16() as i16 as f32) / 1024.0 } else { inp.f32() })
+        .map(|_| {
+            if inp.u8() < 200 {
+                (inp.u16() as i16 as f32) / 1024.0
+            } else {
+                inp.f32()
+            }
+        })
         .collect();
-    let need = if known && rs > 0 { nrows.saturating_mul(rs) } else { 0 };
+    let need = if known && rs > 0 {
+        nrows.saturating_mul(rs)
+    } else {
+        0
+    };
     let real = elems.is_some() && need <= 2048 * 2;
     let mut dst = Out::<u8>::new(if real { inp.len_for(need) } else { 8 }, inp.null());
     let src_p = if elems.is_none() && nrows.checked_mul(n_per_row).is_some_and(|e| e > 0) {
@@ -65,8 +85,23 @@ fn ggml(inp: &mut Input) {
             quant_f16_to_f32(h.as_ptr(), back.as_mut_ptr(), x.len());
             let mut d16 = vec![0u8; need];
             let mut d32 = vec![0u8; need];
-            let a = quant_ggml_quantize_ex(ty, QUANT_DTYPE_F16, h.as_ptr() as *const _, nrows, n_per_row, d16.as_mut_ptr() as *mut _, need);
-            let b = quant_ggml_quantize(ty, back.as_ptr(), nrows, n_per_row, d32.as_mut_ptr() as *mut _, need);
+            let a = quant_ggml_quantize_ex(
+                ty,
+                QUANT_DTYPE_F16,
+                h.as_ptr() as *const _,
+                nrows,
+                n_per_row,
+                d16.as_mut_ptr() as *mut _,
+                need,
+            );
+            let b = quant_ggml_quantize(
+                ty,
+                back.as_ptr(),
+                nrows,
+                n_per_row,
+                d32.as_mut_ptr() as *mut _,
+                need,
+            );
             assert_eq!(a, b, "f16 source status differs from its float values");
             if a == 0 {
                 assert_eq!(d16, d32, "f16 source bytes differ from its float values");
@@ -77,15 +112,39 @@ fn ggml(inp: &mut Input) {
         let mut back = vec![0f32; x.len()];
         quant_bf16_to_f32(b16.as_ptr(), back.as_mut_ptr(), x.len());
         let (mut d16, mut d32) = (vec![0u8; need], vec![0u8; need]);
-        let a = quant_ggml_quantize_ex(ty, QUANT_DTYPE_BF16, b16.as_ptr() as *const _, nrows, n_per_row, d16.as_mut_ptr() as *mut _, need);
-        let b = quant_ggml_quantize(ty, back.as_ptr(), nrows, n_per_row, d32.as_mut_ptr() as *mut _, need);
+        let a = quant_ggml_quantize_ex(
+            ty,
+            QUANT_DTYPE_BF16,
+            b16.as_ptr() as *const _,
+            nrows,
+            n_per_row,
+            d16.as_mut_ptr() as *mut _,
+            need,
+        );
+        let b = quant_ggml_quantize(
+            ty,
+            back.as_ptr(),
+            nrows,
+            n_per_row,
+            d32.as_mut_ptr() as *mut _,
+            need,
+        );
         assert_eq!(a, b, "bf16 source status differs");
         if a == 0 {
             assert_eq!(d16, d32, "bf16 source bytes differ from its float values");
         }
         // Round trip, block by block.
         let mut y = vec![f32::NAN; x.len()];
-        assert!(check_status("ggml_dequantize", quant_ggml_dequantize(ty, bytes.as_ptr() as *const _, bytes.len(), y.as_mut_ptr(), y.len())));
+        assert!(check_status(
+            "ggml_dequantize",
+            quant_ggml_dequantize(
+                ty,
+                bytes.as_ptr() as *const _,
+                bytes.len(),
+                y.as_mut_ptr(),
+                y.len()
+            )
+        ));
         for (bx, by) in x.chunks(bs).zip(y.chunks(bs)) {
             let mx = bx.iter().fold(0f64, |m, &v| m.max(v as f64));
             let mn = bx.iter().fold(0f64, |m, &v| m.min(v as f64));
@@ -93,22 +152,42 @@ fn ggml(inp: &mut Input) {
             for (&a, &b) in bx.iter().zip(by) {
                 assert!(b.is_finite());
                 let err = (a as f64 - b as f64).abs();
-                assert!(err <= range * tolerance(ty) * 1.01 + 1e-6 + range * 2e-3, "type {ty}: {a:e} -> {b:e}, block range {range:e}");
+                assert!(
+                    err <= range * tolerance(ty) * 1.01 + 1e-6 + range * 2e-3,
+                    "type {ty}: {a:e} -> {b:e}, block range {range:e}"
+                );
             }
         }
     } else {
         assert!(dst.untouched());
     }
     // Dequantize arbitrary bytes.
-    let n = if inp.u8() % 8 == 0 { inp.size(600) } else { bs * (1 + inp.u8() as usize % 3) };
-    let need = if bs > 0 && n % bs == 0 { n / bs * ts } else { 64 };
+    let n = if inp.u8() % 8 == 0 {
+        inp.size(600)
+    } else {
+        bs * (1 + inp.u8() as usize % 3)
+    };
+    let need = if bs > 0 && n % bs == 0 {
+        n / bs * ts
+    } else {
+        64
+    };
     let need = need.min(4096);
     let src: Vec<u8> = (0..inp.len_for(need)).map(|_| inp.u8()).collect();
     let mut out = Out::<f32>::new(n.min(2048), inp.null());
     if n <= 2048 {
-        let s = quant_ggml_dequantize(ty, in_ptr(&src, inp.null()) as *const _, src.len(), out.ptr(), n);
+        let s = quant_ggml_dequantize(
+            ty,
+            in_ptr(&src, inp.null()) as *const _,
+            src.len(),
+            out.ptr(),
+            n,
+        );
         if check_status("ggml_dequantize (any bytes)", s) {
-            assert!(out.buf[..n].iter().all(|v| v.is_finite()), "non-finite value from finite scales");
+            assert!(
+                out.buf[..n].iter().all(|v| v.is_finite()),
+                "non-finite value from finite scales"
+            );
         } else {
             assert!(out.untouched());
         }
@@ -120,9 +199,21 @@ fn kernels_ex(inp: &mut Input) {
     let rows = 1 + inp.u8() as usize % 6;
     let cols = 1 + inp.u8() as usize % 70;
     let group = [0usize, 1, 8, 32, 33][inp.u8() as usize % 5];
-    let dtype = if inp.u8() < 240 { (inp.u8() % 3) as i32 } else { inp.enum_i32(3) };
+    let dtype = if inp.u8() < 240 {
+        (inp.u8() % 3) as i32
+    } else {
+        inp.enum_i32(3)
+    };
     let n = rows * cols;
-    let bits: Vec<u16> = (0..n).map(|_| if inp.u8() < 200 { inp.u16() & 0x7bff ^ (inp.u16() & 0x8000) } else { inp.u16() }).collect();
+    let bits: Vec<u16> = (0..n)
+        .map(|_| {
+            if inp.u8() < 200 {
+                inp.u16() & 0x7bff ^ (inp.u16() & 0x8000)
+            } else {
+                inp.u16()
+            }
+        })
+        .collect();
     let floats: Vec<f32> = (0..n).map(|_| inp.f32()).collect();
     let values: Vec<f32> = match dtype {
         QUANT_DTYPE_F16 => {
@@ -137,8 +228,16 @@ fn kernels_ex(inp: &mut Input) {
         }
         _ => floats.clone(),
     };
-    let src: *const core::ffi::c_void = if dtype == QUANT_DTYPE_F32 { floats.as_ptr() as *const _ } else { bits.as_ptr() as *const _ };
-    let gpr = cols.div_ceil(if group == 0 || group > cols { cols } else { group });
+    let src: *const core::ffi::c_void = if dtype == QUANT_DTYPE_F32 {
+        floats.as_ptr() as *const _
+    } else {
+        bits.as_ptr() as *const _
+    };
+    let gpr = cols.div_ceil(if group == 0 || group > cols {
+        cols
+    } else {
+        group
+    });
     let ng = rows * gpr;
     let which = inp.u8() % 3;
     let (dl, gl) = (inp.len_for(n), inp.len_for(ng));
@@ -149,26 +248,80 @@ fn kernels_ex(inp: &mut Input) {
     let mut s2 = Out::<f32>::new(gl, false);
     let mut z2 = Out::<u8>::new(gl, false);
     let a = match which {
-        0 => quant_int8_quantize_ex(dtype, src, rows, cols, group, d1.ptr() as *mut i8, dl, s1.ptr(), gl),
-        1 => quant_int4_quantize_ex(dtype, src, rows, cols, group, d1.ptr(), dl, s1.ptr(), z1.ptr(), gl),
+        0 => quant_int8_quantize_ex(
+            dtype,
+            src,
+            rows,
+            cols,
+            group,
+            d1.ptr() as *mut i8,
+            dl,
+            s1.ptr(),
+            gl,
+        ),
+        1 => quant_int4_quantize_ex(
+            dtype,
+            src,
+            rows,
+            cols,
+            group,
+            d1.ptr(),
+            dl,
+            s1.ptr(),
+            z1.ptr(),
+            gl,
+        ),
         _ => quant_fp8_e4m3_quantize_ex(dtype, src, rows, cols, group, d1.ptr(), dl, s1.ptr(), gl),
     };
     check_status("quantize_ex", a);
     let b = match which {
-        0 => quant_int8_quantize(values.as_ptr(), rows, cols, group, d2.ptr() as *mut i8, dl, s2.ptr(), gl),
-        1 => quant_int4_quantize(values.as_ptr(), rows, cols, group, d2.ptr(), dl, s2.ptr(), z2.ptr(), gl),
-        _ => quant_fp8_e4m3_quantize(values.as_ptr(), rows, cols, group, d2.ptr(), dl, s2.ptr(), gl),
+        0 => quant_int8_quantize(
+            values.as_ptr(),
+            rows,
+            cols,
+            group,
+            d2.ptr() as *mut i8,
+            dl,
+            s2.ptr(),
+            gl,
+        ),
+        1 => quant_int4_quantize(
+            values.as_ptr(),
+            rows,
+            cols,
+            group,
+            d2.ptr(),
+            dl,
+            s2.ptr(),
+            z2.ptr(),
+            gl,
+        ),
+        _ => quant_fp8_e4m3_quantize(
+            values.as_ptr(),
+            rows,
+            cols,
+            group,
+            d2.ptr(),
+            dl,
+            s2.ptr(),
+            gl,
+        ),
     };
     if (0..3).contains(&dtype) {
-        assert_eq!(a, b, "_ex status differs from the float kernel (dtype {dtype}, kernel {which})");
+        assert_eq!(
+            a, b,
+            "_ex status differs from the float kernel (dtype {dtype}, kernel {which})"
+        );
         assert_eq!(d1.buf, d2.buf);
-        assert_eq!(s1.buf.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), s2.buf.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+        assert_eq!(
+            s1.buf.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            s2.buf.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        );
         assert_eq!(z1.buf, z2.buf);
     } else {
         assert_eq!(a, quant::error::QUANT_ERR_INVALID_ARGUMENT);
         assert!(d1.untouched() && s1.untouched() && z1.untouched());
     }
-
 }
 
 /// Codes of row `r` of a weight (LSB-first bit strings, each row on a byte).
@@ -204,17 +357,39 @@ fn packers(inp: &mut Input) {
     let gptq = inp.u8() % 2 == 0;
     let bits = [2u32, 3, 4, 8, 4][inp.u8() as usize % 5];
     let act_order = inp.bool();
-    let w: Vec<f32> = (0..rows * cols).map(|_| (inp.u16() as i16 as f32) / 16384.0).collect();
-    let m = quant_method { kind: if gptq { QUANT_GPTQ } else { QUANT_INT4_ASYMMETRIC }, bits, group_size: group, alpha: 0.0 };
+    let w: Vec<f32> = (0..rows * cols)
+        .map(|_| (inp.u16() as i16 as f32) / 16384.0)
+        .collect();
+    let m = quant_method {
+        kind: if gptq {
+            QUANT_GPTQ
+        } else {
+            QUANT_INT4_ASYMMETRIC
+        },
+        bits,
+        group_size: group,
+        alpha: 0.0,
+    };
     let mut calib: *mut quant::ffi::calib::quant_calib = std::ptr::null_mut();
     let mut o: *mut quant::ffi::options::quant_options = std::ptr::null_mut();
-    assert!(check_status("options_new", quant::ffi::options::quant_options_new(&mut o)));
+    assert!(check_status(
+        "options_new",
+        quant::ffi::options::quant_options_new(&mut o)
+    ));
     quant::ffi::options::quant_options_set_act_order(o, act_order);
     quant::ffi::options::quant_options_set_threads(o, 1);
     if gptq {
-        assert!(check_status("calib_new", quant::ffi::calib::quant_calib_new(cols, &mut calib)));
-        let x: Vec<f32> = (0..8 * cols).map(|_| (inp.u16() as i16 as f32) / 4096.0).collect();
-        assert!(check_status("calib_add", quant::ffi::calib::quant_calib_add(calib, x.as_ptr(), 8, cols)));
+        assert!(check_status(
+            "calib_new",
+            quant::ffi::calib::quant_calib_new(cols, &mut calib)
+        ));
+        let x: Vec<f32> = (0..8 * cols)
+            .map(|_| (inp.u16() as i16 as f32) / 4096.0)
+            .collect();
+        assert!(check_status(
+            "calib_add",
+            quant::ffi::calib::quant_calib_add(calib, x.as_ptr(), 8, cols)
+        ));
     }
     let mut q: *mut quant_weight = std::ptr::null_mut();
     let s = quant_quantize(&m, o, w.as_ptr(), rows, cols, calib, &mut q);
@@ -223,17 +398,32 @@ fn packers(inp: &mut Input) {
     if !check_status("quantize (packers)", s) {
         return;
     }
-    let mut mo = quant_method { kind: 0, bits: 0, group_size: 0, alpha: 0.0 };
+    let mut mo = quant_method {
+        kind: 0,
+        bits: 0,
+        group_size: 0,
+        alpha: 0.0,
+    };
     quant_weight_method(q, &mut mo);
     let b = mo.bits as usize;
     let (mut dl, mut sl, mut zl, mut gl) = (0, 0, 0, 0);
     let data = unsafe { std::slice::from_raw_parts(quant_weight_data(q, &mut dl), dl) }.to_vec();
-    let scales = unsafe { std::slice::from_raw_parts(quant_weight_scales(q, &mut sl), sl) }.to_vec();
-    let zeros = unsafe { std::slice::from_raw_parts(quant_weight_zero_points(q, &mut zl), zl) }.to_vec();
+    let scales =
+        unsafe { std::slice::from_raw_parts(quant_weight_scales(q, &mut sl), sl) }.to_vec();
+    let zeros =
+        unsafe { std::slice::from_raw_parts(quant_weight_zero_points(q, &mut zl), zl) }.to_vec();
     let gp = quant_weight_group_index(q, &mut gl);
-    let gidx: Option<Vec<i32>> = if gp.is_null() { None } else { Some(unsafe { std::slice::from_raw_parts(gp, gl) }.to_vec()) };
+    let gidx: Option<Vec<i32>> = if gp.is_null() {
+        None
+    } else {
+        Some(unsafe { std::slice::from_raw_parts(gp, gl) }.to_vec())
+    };
     let codes = codes_of(&data, rows, cols, b);
-    let glen = if group == 0 || group as usize > cols { cols } else { group as usize };
+    let glen = if group == 0 || group as usize > cols {
+        cols
+    } else {
+        group as usize
+    };
     let groups = cols.div_ceil(glen);
     let group_of = |j: usize| gidx.as_ref().map_or(j / glen, |g| g[j] as usize);
 
@@ -241,15 +431,43 @@ fn packers(inp: &mut Input) {
     let (mut a1, mut a2, mut a3, mut a4) = (usize::MAX, usize::MAX, usize::MAX, usize::MAX);
     let s = quant_weight_gptq_sizes(q, &mut a1, &mut a2, &mut a3, &mut a4);
     if check_status("gptq_sizes", s) {
-        assert_eq!((a1, a2, a3, a4), (cols * b / 32 * rows, groups * rows * b / 32, groups * rows, cols));
-        let version = if inp.u8() < 240 { 1 + (inp.u8() % 2) as u32 } else { inp.u32() };
+        assert_eq!(
+            (a1, a2, a3, a4),
+            (
+                cols * b / 32 * rows,
+                groups * rows * b / 32,
+                groups * rows,
+                cols
+            )
+        );
+        let version = if inp.u8() < 240 {
+            1 + (inp.u8() % 2) as u32
+        } else {
+            inp.u32()
+        };
         let mut qw = Out::<i32>::new(inp.len_for(a1), false);
         let mut qz = Out::<i32>::new(inp.len_for(a2), false);
         let mut sc = Out::<u16>::new(inp.len_for(a3), false);
         let mut gi = Out::<i32>::new(inp.len_for(a4), false);
-        let s = quant_weight_pack_gptq(q, version, qw.ptr(), qw.len(), qz.ptr(), qz.len(), sc.ptr(), sc.len(), gi.ptr(), gi.len());
+        let s = quant_weight_pack_gptq(
+            q,
+            version,
+            qw.ptr(),
+            qw.len(),
+            qz.ptr(),
+            qz.len(),
+            sc.ptr(),
+            sc.len(),
+            gi.ptr(),
+            gi.len(),
+        );
         if check_status("pack_gptq", s) {
-            assert!(qw.untouched_from(a1) && qz.untouched_from(a2) && sc.untouched_from(a3) && gi.untouched_from(a4));
+            assert!(
+                qw.untouched_from(a1)
+                    && qz.untouched_from(a2)
+                    && sc.untouched_from(a3)
+                    && gi.untouched_from(a4)
+            );
             let bit = |words: &[i32], stride: usize, col: usize, k: usize| -> u32 {
                 // bit k of column `col` of a [.. ][stride] int32 matrix whose columns are bit strings
                 ((words[(k / 32) * stride + col] as u32 >> (k % 32)) & 1) as u32
@@ -263,11 +481,21 @@ fn packers(inp: &mut Input) {
             for g in 0..groups {
                 for r in 0..rows {
                     let k = r * b;
-                    let v: u32 = (0..b).map(|t| ((qz.buf[g * (rows * b / 32) + (k + t) / 32] as u32 >> ((k + t) % 32)) & 1) << t).sum();
+                    let v: u32 = (0..b)
+                        .map(|t| {
+                            ((qz.buf[g * (rows * b / 32) + (k + t) / 32] as u32 >> ((k + t) % 32))
+                                & 1)
+                                << t
+                        })
+                        .sum();
                     let z = zeros[r * groups + g] as u32;
                     let want = if version == 1 { z.saturating_sub(1) } else { z };
                     assert_eq!(v, want, "qzeros v{version} of group {g}, row {r}");
-                    assert_eq!(sc.buf[g * rows + r], f16_bits(scales[r * groups + g]), "scale of group {g}, row {r}");
+                    assert_eq!(
+                        sc.buf[g * rows + r],
+                        f16_bits(scales[r * groups + g]),
+                        "scale of group {g}, row {r}"
+                    );
                 }
             }
             for j in 0..cols {
@@ -286,7 +514,15 @@ fn packers(inp: &mut Input) {
         let mut qw = Out::<i32>::new(inp.len_for(b1), false);
         let mut qz = Out::<i32>::new(inp.len_for(b2), false);
         let mut sc = Out::<u16>::new(inp.len_for(b3), false);
-        let s = quant_weight_pack_awq(q, qw.ptr(), qw.len(), qz.ptr(), qz.len(), sc.ptr(), sc.len());
+        let s = quant_weight_pack_awq(
+            q,
+            qw.ptr(),
+            qw.len(),
+            qz.ptr(),
+            qz.len(),
+            sc.ptr(),
+            sc.len(),
+        );
         if check_status("pack_awq", s) {
             assert!(gidx.is_none());
             const ORDER: [usize; 8] = [0, 2, 4, 6, 1, 3, 5, 7];
@@ -294,7 +530,11 @@ fn packers(inp: &mut Input) {
                 for c in 0..rows / 8 {
                     let word = qw.buf[j * (rows / 8) + c] as u32;
                     for (i, &o) in ORDER.iter().enumerate() {
-                        assert_eq!((word >> (4 * i)) & 15, codes[8 * c + o][j], "awq qweight ({j}, {c}, {i})");
+                        assert_eq!(
+                            (word >> (4 * i)) & 15,
+                            codes[8 * c + o][j],
+                            "awq qweight ({j}, {c}, {i})"
+                        );
                     }
                 }
             }
@@ -302,7 +542,10 @@ fn packers(inp: &mut Input) {
                 for c in 0..rows / 8 {
                     let word = qz.buf[g * (rows / 8) + c] as u32;
                     for (i, &o) in ORDER.iter().enumerate() {
-                        assert_eq!((word >> (4 * i)) & 15, zeros[(8 * c + o) * groups + g] as u32);
+                        assert_eq!(
+                            (word >> (4 * i)) & 15,
+                            zeros[(8 * c + o) * groups + g] as u32
+                        );
                     }
                 }
                 for r in 0..rows {
@@ -314,7 +557,10 @@ fn packers(inp: &mut Input) {
         }
     }
     // NULL handles and out-parameters.
-    assert!(!check_status("gptq_sizes(NULL)", quant_weight_gptq_sizes(std::ptr::null(), &mut a1, &mut a2, &mut a3, &mut a4)));
+    assert!(!check_status(
+        "gptq_sizes(NULL)",
+        quant_weight_gptq_sizes(std::ptr::null(), &mut a1, &mut a2, &mut a3, &mut a4)
+    ));
     quant_weight_free(q);
 }
 

@@ -82,6 +82,7 @@ fn group_of(s: &Shape, i: usize) -> usize {
 
 fuzz_target!(|data: &[u8]| {
     let mut inp = Input::new(data);
+    pick_simd_and_threads(&mut inp);
     let op = inp.u8() % 7;
     if op == 6 {
         let (rows, cols, group) = (inp.size(1 << 20), inp.size(1 << 20), inp.size(1 << 20));

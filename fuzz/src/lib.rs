@@ -226,3 +226,18 @@ pub fn check_status(what: &str, status: i32) -> bool {
 pub fn clear_detail() {
     quant::error::clear_last_error();
 }
+
+/// Picks the process-wide SIMD level (also invalid or unavailable ones) and kernel thread count: every
+/// level must give bit-identical results, so the targets' reference checks hold whatever is chosen.
+pub fn pick_simd_and_threads(inp: &mut Input) {
+    use quant::ffi::simd::{quant_set_simd_level, quant_set_threads};
+    let level = match inp.u8() % 8 {
+        0..=4 => [-1, 0, 1, 2, 3][inp.u8() as usize % 5],
+        5 => inp.u32() as i32,
+        _ => -1,
+    };
+    let s = quant_set_simd_level(level);
+    check_status("set_simd_level", s);
+    let s = quant_set_threads([1, 2, 3, 0, 2000][inp.u8() as usize % 5]);
+    check_status("set_threads", s);
+}
