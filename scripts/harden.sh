@@ -117,7 +117,7 @@ do_valgrind() {
     cmake -S c_tests -B "$build" -DQUANT_LIB_DIR="$ROOT/target/release" >/dev/null || return 1
     cmake --build "$build" -j2 || return 1
     for t in "$build"/test_*_shared "$build"/test_*_static; do
-        if valgrind -q --leak-check=full --show-leak-kinds=definite,indirect,possible \
+        if valgrind -q --suppressions=scripts/memcheck.supp --leak-check=full --show-leak-kinds=definite,indirect,possible \
             --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99 "$t" >"$t.memcheck.log" 2>&1; then
             echo "memcheck ok: $t"
         else

@@ -212,9 +212,19 @@ unsafe fn accessor<T>(
             }
             return Err(QuantError::NullPointer("q".to_string()));
         }
+        // Branch on the Option first: an absent part is never looked at further. (Folding the two
+        // tests into one pattern let the optimizer test the length of an absent vector before its
+        // presence, which valgrind reports as a jump on uninitialised memory.)
         Some(q) => match get(&q.inner) {
-            Some(s) if !s.is_empty() => (s.as_ptr(), s.len()),
-            _ => (std::ptr::null(), 0),
+            None => (std::ptr::null(), 0),
+            Some(s) => {
+                let n = std::hint::black_box(s).len();
+                if n == 0 {
+                    (std::ptr::null(), 0)
+                } else {
+                    (s.as_ptr(), n)
+                }
+            }
         },
     };
     if let Some(len) = len {
