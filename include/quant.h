@@ -342,7 +342,8 @@ quant_status quant_smooth_scales(const float *weight_absmax,
  *
  * Errors (nothing written): `QUANT_ERR_NULL_POINTER` (`x`, `dst` or `token_scales` NULL),
  * `QUANT_ERR_INVALID_ARGUMENT` (`n_tokens` or `cols` 0, an overflowing size, an input scale that is
- * 0 or negative, a token whose maximum is the largest float), `QUANT_ERR_BUFFER_TOO_SMALL`,
+ * 0 or negative, a token whose maximum is the largest float, an `x / input_scales` that overflows
+ * float), `QUANT_ERR_BUFFER_TOO_SMALL`,
  * `QUANT_ERR_NON_FINITE` (NaN or infinity in `x` or in the input scales).
  */
 quant_status quant_quantize_activations(const float *x,
