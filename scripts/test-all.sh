@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test of quant: the Rust tests, then the C harness (c_tests/) built against the shared and
-# the static library under ctest, then the C harness again under valgrind memcheck.
+# Runs every test of quant: the Rust tests, the C harness (c_tests/) built against the shared and the
+# static library under ctest, the install and the C++/Go/Zig bindings, then the C harness under valgrind
+# (memcheck, and helgrind on the threads test).
 # Works on a fresh machine: installs cmake and valgrind with apt-get when they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,15 +31,5 @@ ctest --test-dir build/c_tests --output-on-failure
 echo "== packaging and bindings (install, out-of-tree C consumer, C++, Go, Zig)"
 scripts/test-bindings.sh
 
-echo "== C harness under valgrind memcheck (shared library builds)"
-fails=0
-for exe in build/c_tests/test_*_shared; do
-    if ! valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect \
-        --show-leak-kinds=definite,indirect "$exe" >/dev/null; then
-        echo "valgrind: $exe FAILED"
-        fails=$((fails + 1))
-    fi
-done
-total=$(ls build/c_tests/test_*_shared | wc -l)
-echo "valgrind: $((total - fails)) passed, $fails failed"
-[ "$fails" -eq 0 ]
+echo "== C harness under valgrind: memcheck (shared and static) and helgrind (threads)"
+bash scripts/harden.sh valgrind
