@@ -23,6 +23,9 @@ int main(void) {
     memset(small, 'x', sizeof small);
     CHECK(quant_last_error(small, sizeof small) == full);
     CHECK(small[3] == '\0' && strlen(small) == 3);
+    /* A NULL buffer is a size query whatever its length, and never replaces the detail. */
+    CHECK(quant_last_error(NULL, 64) == full);
+    CHECK(quant_last_error(NULL, 0) == full);
     char big[256];
     CHECK(quant_last_error(big, sizeof big) == full && strlen(big) == full);
     /* A successful status-returning call clears the detail. */

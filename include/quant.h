@@ -1402,11 +1402,11 @@ const char *quant_status_string(quant_status status);
 /**
  * Copies this thread's last error detail into `buf` (NUL-terminated, truncated to fit in
  * `buf_len` bytes) and returns the detail's full length in bytes without the NUL (0 when there is
- * none). Call it with `buf = NULL, buf_len = 0` to learn the size. The detail belongs to the calling
+ * none). Call it with `buf = NULL` to learn the size (`buf_len` is then ignored); this call never
+ * changes the detail. The detail belongs to the calling
  * thread: it is set by every failing call and cleared by every successful status-returning call.
  */
-size_t quant_last_error(char *buf,
-                        size_t buf_len);
+size_t quant_last_error(char *buf, size_t buf_len);
 
 /**
  * The library's version as `(major << 16) | (minor << 8) | patch`; equals `QUANT_VERSION_NUMBER` of

@@ -88,8 +88,9 @@ fn last_error_copies_truncates_and_is_per_thread() {
     );
     let full = quant_last_error(ptr::null_mut(), 0);
     assert_eq!(full, "src is NULL".len());
-    // NULL with a non-zero length is an error of its own: returns 0.
-    assert_eq!(quant_last_error(ptr::null_mut(), 4), 0);
+    // NULL is a size query whatever the length, and never replaces the detail it reports.
+    assert_eq!(quant_last_error(ptr::null_mut(), 4), full);
+    assert_eq!(quant_last_error(ptr::null_mut(), 0), full);
     assert_eq!(
         quant_f32_to_f16(ptr::null(), ptr::null_mut(), 2),
         QUANT_ERR_NULL_POINTER

@@ -15,12 +15,19 @@ pub extern "C" fn quant_status_string(status: quant_status) -> *const c_char {
 
 /// Copies this thread's last error detail into `buf` (NUL-terminated, truncated to fit in
 /// `buf_len` bytes) and returns the detail's full length in bytes without the NUL (0 when there is
-/// none). Call it with `buf = NULL, buf_len = 0` to learn the size. The detail belongs to the calling
+/// none). Call it with `buf = NULL` to learn the size (`buf_len` is then ignored); this call never
+/// changes the detail. The detail belongs to the calling
 /// thread: it is set by every failing call and cleared by every successful status-returning call.
 #[no_mangle]
 pub extern "C" fn quant_last_error(buf: *mut c_char, buf_len: usize) -> usize {
     boundary_value(0, || {
-        let out = unsafe { slice_out(buf, buf_len, "buf") }?;
+        // A NULL `buf` is a size query whatever `buf_len` says: it must not replace the detail it
+        // reports. (An impossible length with a real buffer is still an error, caught by slice_out.)
+        let out = if buf.is_null() {
+            &mut []
+        } else {
+            unsafe { slice_out(buf, buf_len, "buf") }?
+        };
         Ok(with_last_error(|detail| copy_c_string(detail, out)))
     })
 }

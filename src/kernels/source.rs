@@ -156,33 +156,7 @@ pub fn dtype_name(code: i32) -> Result<&'static str> {
 /// Errors as [`int8_quantize`] (nothing written); allocates one scratch row for 16-bit sources
 /// (`OutOfMemory` if that fails).
 pub fn int8_quantize_src(src: Src, shape: Shape, dst: &mut [i8], scales: &mut [f32]) -> Result<()> {
-    if let Src::F32(s) = src {
-        return int8_quantize(s, shape, dst, scales);
-    }
-    src.check_shape(shape)?;
-    check_len("dst", dst.len(), shape.len())?;
-    check_len("scales", scales.len(), shape.n_groups())?;
-    src.check_finite("src")?;
-    let mut scratch = src.scratch(shape.cols)?;
-    let gpr = shape.groups_per_row();
-    if needs_dry_run(src) {
-        let mut codes = try_vec(shape.cols, 0i8, "validation scratch")?;
-        let mut s = try_vec(gpr, 0f32, "validation scratch")?;
-        dry_run(src, shape, &mut scratch, |row, rs| {
-            int8_quantize(row, rs, &mut codes, &mut s)
-        })?;
-    }
-    let row_shape = Shape::new(1, shape.cols, shape.group_size)?;
-    for r in 0..shape.rows {
-        let row = src.row(r, shape.cols, &mut scratch);
-        int8_quantize(
-            row,
-            row_shape,
-            &mut dst[r * shape.cols..(r + 1) * shape.cols],
-            &mut scales[r * gpr..(r + 1) * gpr],
-        )?;
-    }
-    Ok(())
+    scaled_quantize_src(src, shape, dst, scales, int8_quantize)
 }
 
 /// [`fp8_e4m3_quantize`] of an f32, f16 or bf16 source; the results equal those of the same values as
@@ -194,8 +168,23 @@ pub fn fp8_e4m3_quantize_src(
     dst: &mut [u8],
     scales: &mut [f32],
 ) -> Result<()> {
+    scaled_quantize_src(src, shape, dst, scales, fp8_e4m3_quantize)
+}
+
+/// An f32 kernel with one scale per group and codes of type `C`: [`int8_quantize`], [`fp8_e4m3_quantize`].
+type ScaledKernel<C> = fn(&[f32], Shape, &mut [C], &mut [f32]) -> Result<()>;
+
+/// Runs a one-scale-per-group f32 kernel (INT8, FP8) over a 16-bit source one converted row at a time:
+/// every check (and, where a row could still fail, a dry run of every row) comes before the first write.
+fn scaled_quantize_src<C: Copy + Default>(
+    src: Src,
+    shape: Shape,
+    dst: &mut [C],
+    scales: &mut [f32],
+    kernel: ScaledKernel<C>,
+) -> Result<()> {
     if let Src::F32(s) = src {
-        return fp8_e4m3_quantize(s, shape, dst, scales);
+        return kernel(s, shape, dst, scales);
     }
     src.check_shape(shape)?;
     check_len("dst", dst.len(), shape.len())?;
@@ -204,16 +193,16 @@ pub fn fp8_e4m3_quantize_src(
     let mut scratch = src.scratch(shape.cols)?;
     let gpr = shape.groups_per_row();
     if needs_dry_run(src) {
-        let mut codes = try_vec(shape.cols, 0u8, "validation scratch")?;
+        let mut codes = try_vec(shape.cols, C::default(), "validation scratch")?;
         let mut s = try_vec(gpr, 0f32, "validation scratch")?;
         dry_run(src, shape, &mut scratch, |row, rs| {
-            fp8_e4m3_quantize(row, rs, &mut codes, &mut s)
+            kernel(row, rs, &mut codes, &mut s)
         })?;
     }
     let row_shape = Shape::new(1, shape.cols, shape.group_size)?;
     for r in 0..shape.rows {
         let row = src.row(r, shape.cols, &mut scratch);
-        fp8_e4m3_quantize(
+        kernel(
             row,
             row_shape,
             &mut dst[r * shape.cols..(r + 1) * shape.cols],
