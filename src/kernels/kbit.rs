@@ -458,8 +458,9 @@ fn lo_hi(level: SimdLevel, x: &[f32]) -> (f32, f32) {
 pub(crate) trait Int4Body {
     /// `lo_hi_fast` of `x`.
     unsafe fn lo_hi(x: &[f32]) -> (f32, f32);
-    /// Packed codes of `x[..32 * k]` with `(scale != 0, zero)`; returns `32 * k`.
-    unsafe fn quant(x: &[f32], scale: f32, zero: f32, out: &mut [u8]) -> usize;
+    /// Packed codes of `x[..32 * k]` with `(scale != 0, zero)`; returns `32 * k`. `ahead` is data the
+    /// caller reads next, for the body to prefetch (it may ignore it).
+    unsafe fn quant(x: &[f32], scale: f32, zero: f32, out: &mut [u8], ahead: &[f32]) -> usize;
 }
 
 /// The 4-bit quantizer with SIMD bodies, on validated arguments whose groups start on even columns
@@ -484,9 +485,15 @@ pub(crate) unsafe fn quantize_int4_generic<K: Int4Body>(
     let out_rows = dst.chunks_exact_mut(row_bytes);
     let scale_rows = scales.chunks_exact_mut(gpr);
     let zero_rows = zeros.chunks_exact_mut(gpr);
-    for (((row, out), row_scales), row_zeros) in rows.zip(out_rows).zip(scale_rows).zip(zero_rows) {
+    let all = rows
+        .zip(out_rows)
+        .zip(scale_rows)
+        .zip(zero_rows)
+        .enumerate();
+    for (i, (((row, out), row_scales), row_zeros)) in all {
         // Up to 32 groups at a time: every range first (independent reductions that overlap), then
-        // the parameters, then the codes (the groups are still in L1).
+        // the parameters, then the codes (the groups are still in L1), while the next span of as
+        // many elements is prefetched.
         for (c, (sc, zc)) in row_scales
             .chunks_mut(32)
             .zip(row_zeros.chunks_mut(32))
@@ -504,16 +511,21 @@ pub(crate) unsafe fn quantize_int4_generic<K: Int4Body>(
                 *s = scale;
                 *z = zero as u8;
             }
+            let next_start = i * cols + span(g0 + sc.len() - 1).end;
+            let next_len = span(g0 + sc.len() - 1).end - span(g0).start;
+            let next = &src[next_start..src.len().min(next_start + next_len)];
             for (k, (&scale, &z)) in sc.iter().zip(zc.iter()).enumerate() {
                 let g = g0 + k;
                 let group = &row[span(g)];
+                let ahead = next.get(span(g).start - span(g0).start..).unwrap_or(&[]);
+                let ahead = &ahead[..ahead.len().min(group.len())];
                 let zero = f32::from(z);
                 let b0 = g * glen / 2;
                 let bytes = &mut out[b0..b0 + group.len().div_ceil(2)];
                 let done = if scale == 0.0 {
                     0
                 } else {
-                    K::quant(group, scale, zero, bytes)
+                    K::quant(group, scale, zero, bytes, ahead)
                 };
                 if done < group.len() {
                     let mut codes = [0u8; CHUNK];

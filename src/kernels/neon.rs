@@ -351,7 +351,7 @@ impl super::kbit::Int4Body for Body {
     unsafe fn lo_hi(x: &[f32]) -> (f32, f32) {
         lo_hi(x)
     }
-    unsafe fn quant(x: &[f32], scale: f32, zero: f32, out: &mut [u8]) -> usize {
+    unsafe fn quant(x: &[f32], scale: f32, zero: f32, out: &mut [u8], _: &[f32]) -> usize {
         int4_quant(x, scale, zero, out)
     }
 }
