@@ -19,11 +19,15 @@ use std::time::Instant;
 
 use quant::kernels::fp8::{
     f32_to_fp8_e4m3, f32_to_fp8_e4m3_ref, f32_to_fp8_e5m2, fp8_e4m3_dequantize, fp8_e4m3_quantize,
-    fp8_e4m3_quantize_ref, fp8_e4m3_to_f32, fp8_e5m2_to_f32,
+    fp8_e4m3_quantize_ref, fp8_e4m3_quantize_streaming, fp8_e4m3_to_f32, fp8_e5m2_to_f32,
 };
 use quant::kernels::half::{bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_f16, f32_to_f16_ref};
-use quant::kernels::int4::{int4_dequantize, int4_quantize, int4_quantize_ref};
-use quant::kernels::int8::{int8_dequantize, int8_quantize, int8_quantize_ref};
+use quant::kernels::int4::{
+    int4_dequantize, int4_quantize, int4_quantize_ref, int4_quantize_streaming,
+};
+use quant::kernels::int8::{
+    int8_dequantize, int8_quantize, int8_quantize_ref, int8_quantize_streaming,
+};
 use quant::kernels::par::with_threads;
 use quant::kernels::simd::simd_level;
 use quant::kernels::{check_finite, Shape};
@@ -458,6 +462,15 @@ fn main() {
                     int8_quantize(x, shape, &mut q8[..n], &mut scales[..ng]).unwrap();
                 },
             );
+            b.run(
+                &format!("INT8 quantize {label}, streaming"),
+                size,
+                Class::FromF32,
+                n,
+                &mut || {
+                    int8_quantize_streaming(x, shape, &mut q8[..n], &mut scales[..ng]).unwrap();
+                },
+            );
             int8_quantize(x, shape, &mut q8[..n], &mut scales[..ng]).unwrap();
             b.run(
                 &format!("INT8 dequantize {label}"),
@@ -481,6 +494,22 @@ fn main() {
             )
             .unwrap();
         });
+        b.run(
+            "INT4 quantize g128, streaming",
+            size,
+            Class::FromF32,
+            n,
+            &mut || {
+                int4_quantize_streaming(
+                    x,
+                    shape,
+                    &mut u8s[..n / 2],
+                    &mut scales[..ng],
+                    &mut zeros[..ng],
+                )
+                .unwrap();
+            },
+        );
         int4_quantize(
             x,
             shape,
@@ -509,6 +538,16 @@ fn main() {
                 n,
                 &mut || {
                     fp8_e4m3_quantize(x, shape, &mut u8s[..n], &mut scales[..ng]).unwrap();
+                },
+            );
+            b.run(
+                &format!("FP8 E4M3 quantize {label}, streaming"),
+                size,
+                Class::FromF32,
+                n,
+                &mut || {
+                    fp8_e4m3_quantize_streaming(x, shape, &mut u8s[..n], &mut scales[..ng])
+                        .unwrap();
                 },
             );
             fp8_e4m3_quantize(x, shape, &mut u8s[..n], &mut scales[..ng]).unwrap();
@@ -688,7 +727,7 @@ fn print_table(b: &Bench) {
     println!("|---|---|---:|---:|");
     for r in &b.rows {
         let is_quantizer = r.name.contains("quantize") && !r.name.contains("dequantize");
-        if !is_quantizer || r.name.starts_with("peer") {
+        if !is_quantizer || r.name.starts_with("peer") || r.name.contains("streaming") {
             continue;
         }
         let (Some(scan), Some(ceil)) = (

@@ -35,7 +35,7 @@
 //! a 256-entry table built at compile time by a `const fn`. The scalar references (`*_ref`) are written
 //! from the definition of the formats with exact f64 arithmetic; `tests/casts.rs` holds the fast paths
 //! to them over a dense sweep of the 2^32 f32 patterns and to ml_dtypes through golden fixtures.
-use crate::error::Result;
+use crate::error::{QuantError, Result};
 use crate::kernels::int8::{absmax_bits, finite_absmax};
 use crate::kernels::par::{self, Exec};
 use crate::kernels::simd::SimdLevel;
@@ -453,7 +453,7 @@ pub fn fp8_e4m3_quantize(
 ) -> Result<()> {
     let absmax = check_quantize(src, shape, dst, scales)?;
     let exec = Exec::current();
-    let (cols, gpr, g) = (shape.cols, shape.groups_per_row(), shape.group_len());
+    let (cols, gpr) = (shape.cols, shape.groups_per_row());
     if shape.rows == 1 && gpr == 1 {
         // One scale for everything (per tensor): the validation pass gave the absmax.
         let scale = absmax / E4M3_MAX;
@@ -476,37 +476,87 @@ pub fn fp8_e4m3_quantize(
         (scales, gpr),
         (&mut [] as &mut [u8], 0),
         |r, dst, scales, _| {
-            let src = &src[r.start * cols..r.end * cols];
-            #[cfg(target_arch = "x86_64")]
-            let spec = spec::<E4m3>(E4m3::MAX);
-            match exec.level {
-                // SAFETY: a `SimdLevel` other than `Scalar` is only ever in force when the CPU has it.
-                #[cfg(target_arch = "x86_64")]
-                SimdLevel::Avx512 => {
-                    return unsafe {
-                        super::x86::avx512::fp8_quant_rows(src, cols, g, dst, scales, spec)
-                    }
-                }
-                #[cfg(target_arch = "x86_64")]
-                SimdLevel::Avx2 => {
-                    return unsafe {
-                        super::x86::avx2::fp8_quant_rows(src, cols, g, dst, scales, spec)
-                    }
-                }
-                _ => {}
-            }
-            let rows = src
-                .chunks_exact(cols)
-                .zip(dst.chunks_exact_mut(cols))
-                .zip(scales.chunks_exact_mut(gpr));
-            for ((x_row, q_row), s_row) in rows {
-                for ((x, q), s) in x_row.chunks(g).zip(q_row.chunks_mut(g)).zip(s_row) {
-                    *s = quantize_group(exec.level, x, q);
-                }
-            }
+            quantize_rows(
+                exec.level,
+                &src[r.start * cols..r.end * cols],
+                shape,
+                dst,
+                scales,
+            )
         },
     );
     Ok(())
+}
+
+/// [`fp8_e4m3_quantize`] in one pass over `src`, for inputs larger than the caches: each row is
+/// checked just before it is quantized. The same results on success; on `NonFinite` the same error,
+/// with `dst[..rows * cols]` and `scales[..n_groups]` zero-filled instead of untouched (see
+/// [`super::streaming`]). Argument errors write nothing.
+pub fn fp8_e4m3_quantize_streaming(
+    src: &[f32],
+    shape: Shape,
+    dst: &mut [u8],
+    scales: &mut [f32],
+) -> Result<()> {
+    let (cols, gpr) = (shape.cols, shape.groups_per_row());
+    if shape.rows == 1 && gpr == 1 {
+        return fp8_e4m3_quantize(src, shape, dst, scales);
+    }
+    check_len("src", src.len(), shape.len())?;
+    check_len("dst", dst.len(), shape.len())?;
+    check_len("scales", scales.len(), shape.n_groups())?;
+    let src = &src[..shape.len()];
+    let exec = Exec::current();
+    let ok = super::streaming::rows(
+        exec.threads_for(shape.len(), shape.rows),
+        cols,
+        src,
+        (&mut dst[..shape.len()], cols),
+        (&mut scales[..shape.n_groups()], gpr),
+        (&mut [] as &mut [u8], 0),
+        |row| absmax_bits(exec.level, row) < 0x7F80_0000,
+        |rest, dst, scales, _| quantize_rows(exec.level, rest, shape, dst, scales),
+    );
+    if ok {
+        return Ok(());
+    }
+    dst[..shape.len()].fill(0);
+    scales[..shape.n_groups()].fill(0.0);
+    check_finite(src, "src")?;
+    Err(QuantError::Internal(
+        "a row failed its check, and the whole input passed it".into(),
+    ))
+}
+
+/// The codes and scales of the rows that `scales` holds (`scales.len() / groups_per_row` of them,
+/// `dst` holding their codes), read from the start of `src`, with the bodies of `level`. `src` may
+/// go on past those rows: the AVX-512 body prefetches from it.
+fn quantize_rows(level: SimdLevel, src: &[f32], shape: Shape, dst: &mut [u8], scales: &mut [f32]) {
+    let (cols, gpr, g) = (shape.cols, shape.groups_per_row(), shape.group_len());
+    #[cfg(target_arch = "x86_64")]
+    let spec = spec::<E4m3>(E4m3::MAX);
+    match level {
+        // SAFETY: a `SimdLevel` other than `Scalar` is only ever in force when the CPU has it.
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx512 => {
+            return unsafe { super::x86::avx512::fp8_quant_rows(src, cols, g, dst, scales, spec) }
+        }
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx2 => {
+            let src = &src[..scales.len() / gpr * cols];
+            return unsafe { super::x86::avx2::fp8_quant_rows(src, cols, g, dst, scales, spec) };
+        }
+        _ => {}
+    }
+    let rows = src
+        .chunks_exact(cols)
+        .zip(dst.chunks_exact_mut(cols))
+        .zip(scales.chunks_exact_mut(gpr));
+    for ((x_row, q_row), s_row) in rows {
+        for ((x, q), s) in x_row.chunks(g).zip(q_row.chunks_mut(g)).zip(s_row) {
+            *s = quantize_group(level, x, q);
+        }
+    }
 }
 
 /// Portable E4M3 codes of `x / s` (saturating), for the tails of the AVX2 blocks.

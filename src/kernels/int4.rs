@@ -36,6 +36,18 @@ pub fn int4_quantize(
     kbit_quantize(src, shape, BITS, dst, scales, zeros)
 }
 
+/// [`int4_quantize`] in one pass over `src` (see [`super::kbit::kbit_quantize_streaming`]): the same
+/// results; on a value error the same error with the outputs' prefixes zero-filled, not untouched.
+pub fn int4_quantize_streaming(
+    src: &[f32],
+    shape: Shape,
+    dst: &mut [u8],
+    scales: &mut [f32],
+    zeros: &mut [u8],
+) -> Result<()> {
+    super::kbit::kbit_quantize_streaming(src, shape, BITS, dst, scales, zeros)
+}
+
 /// Scalar reference of [`int4_quantize`].
 pub fn int4_quantize_ref(
     src: &[f32],

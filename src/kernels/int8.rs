@@ -41,6 +41,12 @@ fn check_quantize_args(
     scales: &[f32],
     exec: Exec,
 ) -> Result<f32> {
+    check_sizes(src, shape, dst, scales)?;
+    check_values(src, shape, exec)
+}
+
+/// The length checks of the quantizer's arguments.
+fn check_sizes(src: &[f32], shape: Shape, dst: &[i8], scales: &[f32]) -> Result<()> {
     if src.len() != shape.len() {
         return Err(QuantError::ShapeMismatch(format!(
             "src holds {} elements but the shape {} x {} needs {}",
@@ -51,7 +57,12 @@ fn check_quantize_args(
         )));
     }
     check_len("dst", dst.len(), shape.len())?;
-    check_len("scales", scales.len(), shape.n_groups())?;
+    check_len("scales", scales.len(), shape.n_groups())
+}
+
+/// The value checks of the quantizer's input (`shape.len()` elements): every value finite, no group
+/// whose dequantized absmax overflows. Returns the absmax of the whole input.
+fn check_values(src: &[f32], shape: Shape, exec: Exec) -> Result<f32> {
     // One pass gives the largest magnitude, and tells whether every value is finite.
     let absmax = finite_absmax(src, "src", exec)?;
     // 127 * scale rounds to infinity only when absmax is f32::MAX; the scale and 127 * scale grow with
@@ -125,7 +136,7 @@ fn check_dequantize_args(src: &[i8], scales: &[f32], shape: Shape, dst: &[f32]) 
 pub fn int8_quantize(src: &[f32], shape: Shape, dst: &mut [i8], scales: &mut [f32]) -> Result<()> {
     let exec = Exec::current();
     let absmax = check_quantize_args(src, shape, dst, scales, exec)?;
-    let (cols, gpr, glen) = (shape.cols, shape.groups_per_row(), shape.group_len());
+    let (cols, gpr) = (shape.cols, shape.groups_per_row());
     if shape.rows == 1 && gpr == 1 {
         // One scale for everything (per tensor): the validation pass gave the absmax, and the elements
         // split across threads.
@@ -145,40 +156,90 @@ pub fn int8_quantize(src: &[f32], shape: Shape, dst: &mut [i8], scales: &mut [f3
         (scales, gpr),
         (&mut [] as &mut [u8], 0),
         |r, dst, scales, _| {
-            let src = &src[r.start * cols..r.end * cols];
-            match exec.level {
-                // SAFETY: a `SimdLevel` other than `Scalar` is only ever in force when the CPU has it.
-                #[cfg(target_arch = "x86_64")]
-                SimdLevel::Avx512 => {
-                    return unsafe {
-                        super::x86::avx512::int8_quant_rows(src, cols, glen, dst, scales)
-                    }
-                }
-                #[cfg(target_arch = "x86_64")]
-                SimdLevel::Avx2 => {
-                    return unsafe {
-                        super::x86::avx2::int8_quant_rows(src, cols, glen, dst, scales)
-                    }
-                }
-                _ => {}
-            }
-            let rows = src.chunks_exact(cols);
-            let out_rows = dst.chunks_exact_mut(cols);
-            let scale_rows = scales.chunks_exact_mut(gpr);
-            for ((row, out), row_scales) in rows.zip(out_rows).zip(scale_rows) {
-                for ((group, out), scale) in row
-                    .chunks(glen)
-                    .zip(out.chunks_mut(glen))
-                    .zip(row_scales.iter_mut())
-                {
-                    let s = f32::from_bits(absmax_bits(exec.level, group)) / QMAX;
-                    *scale = s;
-                    quantize_group(exec.level, group, s, out);
-                }
-            }
+            quantize_rows(
+                exec.level,
+                &src[r.start * cols..r.end * cols],
+                shape,
+                dst,
+                scales,
+            )
         },
     );
     Ok(())
+}
+
+/// [`int8_quantize`] in one pass over `src`, for inputs larger than the caches: each row is checked
+/// just before it is quantized. The same results on success; on a value error (`NonFinite`, or the
+/// overflow `InvalidArgument`) the same error, with `dst[..rows * cols]` and `scales[..n_groups]`
+/// zero-filled instead of untouched (see [`super::streaming`]). Argument errors write nothing.
+pub fn int8_quantize_streaming(
+    src: &[f32],
+    shape: Shape,
+    dst: &mut [i8],
+    scales: &mut [f32],
+) -> Result<()> {
+    if shape.rows == 1 && shape.groups_per_row() == 1 {
+        return int8_quantize(src, shape, dst, scales);
+    }
+    check_sizes(src, shape, dst, scales)?;
+    let exec = Exec::current();
+    let (cols, gpr) = (shape.cols, shape.groups_per_row());
+    let one_row = Shape { rows: 1, ..shape };
+    let row_exec = Exec { threads: 1, ..exec };
+    let ok = super::streaming::rows(
+        exec.threads_for(shape.len(), shape.rows),
+        cols,
+        src,
+        (&mut dst[..shape.len()], cols),
+        (&mut scales[..shape.n_groups()], gpr),
+        (&mut [] as &mut [u8], 0),
+        |row| check_values(row, one_row, row_exec).is_ok(),
+        |rest, dst, scales, _| quantize_rows(exec.level, rest, shape, dst, scales),
+    );
+    if ok {
+        return Ok(());
+    }
+    dst[..shape.len()].fill(0);
+    scales[..shape.n_groups()].fill(0.0);
+    check_values(src, shape, exec)?;
+    Err(QuantError::Internal(
+        "a row failed its check, and the whole input passed it".into(),
+    ))
+}
+
+/// The codes and scales of the rows that `scales` holds (`scales.len() / groups_per_row` of them,
+/// `dst` holding their codes), read from the start of `src`, with the bodies of `level`. `src` may
+/// go on past those rows: the AVX-512 body prefetches from it.
+fn quantize_rows(level: SimdLevel, src: &[f32], shape: Shape, dst: &mut [i8], scales: &mut [f32]) {
+    let (cols, gpr, glen) = (shape.cols, shape.groups_per_row(), shape.group_len());
+    match level {
+        // SAFETY: a `SimdLevel` other than `Scalar` is only ever in force when the CPU has it.
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx512 => {
+            return unsafe { super::x86::avx512::int8_quant_rows(src, cols, glen, dst, scales) }
+        }
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx2 => {
+            let rows = scales.len() / gpr;
+            let src = &src[..rows * cols];
+            return unsafe { super::x86::avx2::int8_quant_rows(src, cols, glen, dst, scales) };
+        }
+        _ => {}
+    }
+    let rows = src.chunks_exact(cols);
+    let out_rows = dst.chunks_exact_mut(cols);
+    let scale_rows = scales.chunks_exact_mut(gpr);
+    for ((row, out), row_scales) in rows.zip(out_rows).zip(scale_rows) {
+        for ((group, out), scale) in row
+            .chunks(glen)
+            .zip(out.chunks_mut(glen))
+            .zip(row_scales.iter_mut())
+        {
+            let s = f32::from_bits(absmax_bits(level, group)) / QMAX;
+            *scale = s;
+            quantize_group(level, group, s, out);
+        }
+    }
 }
 
 /// The largest sign-cleared bit pattern of `x`, with the body of `level`.

@@ -293,6 +293,19 @@ fn check_quantize_args(
     zeros: &[u8],
     exec: Exec,
 ) -> Result<()> {
+    check_sizes(src, shape, bits, dst, scales, zeros)?;
+    check_values(src, shape, bits, exec)
+}
+
+/// The argument checks of the quantizer: bit width and lengths.
+fn check_sizes(
+    src: &[f32],
+    shape: Shape,
+    bits: u32,
+    dst: &[u8],
+    scales: &[f32],
+    zeros: &[u8],
+) -> Result<()> {
     check_bits(bits)?;
     if src.len() != shape.len() {
         return Err(QuantError::ShapeMismatch(format!(
@@ -309,7 +322,12 @@ fn check_quantize_args(
         shape.rows * packed_row_bytes(shape.cols, bits),
     )?;
     check_len("scales", scales.len(), shape.n_groups())?;
-    check_len("zeros", zeros.len(), shape.n_groups())?;
+    check_len("zeros", zeros.len(), shape.n_groups())
+}
+
+/// The value checks of the quantizer's input (`shape.len()` elements): every value finite, no group
+/// whose range or dequantized values overflow f32.
+fn check_values(src: &[f32], shape: Shape, bits: u32, exec: Exec) -> Result<()> {
     // One pass gives the largest magnitude, and tells whether every value is finite.
     let absmax = finite_absmax(src, "src", exec)?;
     // Below 2^126 nothing can overflow: hi - lo < 2^127, and every dequantized value is within half a
@@ -406,8 +424,6 @@ pub fn kbit_quantize(
     check_quantize_args(src, shape, bits, dst, scales, zeros, exec)?;
     let (cols, gpr) = (shape.cols, shape.groups_per_row());
     let row_bytes = packed_row_bytes(cols, bits);
-    let simd_int4 =
-        bits == 4 && exec.level != SimdLevel::Scalar && shape.group_len().is_multiple_of(2);
     let t = exec.threads_for(shape.len(), shape.rows);
     par::for_rows(
         t,
@@ -421,23 +437,82 @@ pub fn kbit_quantize(
                 rows: r.len(),
                 ..shape
             };
-            if simd_int4 {
-                quantize_int4_simd(exec.level, src, shape, dst, scales, zeros);
-                return;
-            }
-            match bits {
-                1 => quantize_fixed::<1>(src, shape, dst, scales, zeros),
-                2 => quantize_fixed::<2>(src, shape, dst, scales, zeros),
-                3 => quantize_fixed::<3>(src, shape, dst, scales, zeros),
-                4 => quantize_fixed::<4>(src, shape, dst, scales, zeros),
-                5 => quantize_fixed::<5>(src, shape, dst, scales, zeros),
-                6 => quantize_fixed::<6>(src, shape, dst, scales, zeros),
-                7 => quantize_fixed::<7>(src, shape, dst, scales, zeros),
-                _ => quantize_fixed::<8>(src, shape, dst, scales, zeros),
-            }
+            quantize_rows(exec.level, src, shape, bits, dst, scales, zeros)
         },
     );
     Ok(())
+}
+
+/// [`kbit_quantize`] in one pass over `src`, for inputs larger than the caches: each row is checked
+/// just before it is quantized. The same results on success; on a value error (`NonFinite`, or an
+/// overflow `InvalidArgument`) the same error, with the prefixes of `dst`, `scales` and `zeros` that
+/// a success writes zero-filled instead of untouched (see [`super::streaming`]). Argument errors
+/// write nothing.
+pub fn kbit_quantize_streaming(
+    src: &[f32],
+    shape: Shape,
+    bits: u32,
+    dst: &mut [u8],
+    scales: &mut [f32],
+    zeros: &mut [u8],
+) -> Result<()> {
+    check_sizes(src, shape, bits, dst, scales, zeros)?;
+    let exec = Exec::current();
+    let (cols, gpr, n_groups) = (shape.cols, shape.groups_per_row(), shape.n_groups());
+    let row_bytes = packed_row_bytes(cols, bits);
+    let one_row = Shape { rows: 1, ..shape };
+    let row_exec = Exec { threads: 1, ..exec };
+    let ok = super::streaming::rows(
+        exec.threads_for(shape.len(), shape.rows),
+        cols,
+        src,
+        (&mut dst[..shape.rows * row_bytes], row_bytes),
+        (&mut scales[..n_groups], gpr),
+        (&mut zeros[..n_groups], gpr),
+        |row| check_values(row, one_row, bits, row_exec).is_ok(),
+        |rest, dst, scales, zeros| {
+            let one = Shape { rows: 1, ..shape };
+            quantize_rows(exec.level, rest, one, bits, dst, scales, zeros)
+        },
+    );
+    if ok {
+        return Ok(());
+    }
+    dst[..shape.rows * row_bytes].fill(0);
+    scales[..n_groups].fill(0.0);
+    zeros[..n_groups].fill(0);
+    check_values(src, shape, bits, exec)?;
+    Err(QuantError::Internal(
+        "a row failed its check, and the whole input passed it".into(),
+    ))
+}
+
+/// The codes, scales and zero points of the `shape.rows` rows at the start of `src`, with the bodies
+/// of `level`. `src` may go on past those rows: the 4-bit SIMD bodies prefetch from it.
+fn quantize_rows(
+    level: SimdLevel,
+    src: &[f32],
+    shape: Shape,
+    bits: u32,
+    dst: &mut [u8],
+    scales: &mut [f32],
+    zeros: &mut [u8],
+) {
+    if bits == 4 && level != SimdLevel::Scalar && shape.group_len().is_multiple_of(2) {
+        quantize_int4_simd(level, src, shape, dst, scales, zeros);
+        return;
+    }
+    let src = &src[..shape.len()];
+    match bits {
+        1 => quantize_fixed::<1>(src, shape, dst, scales, zeros),
+        2 => quantize_fixed::<2>(src, shape, dst, scales, zeros),
+        3 => quantize_fixed::<3>(src, shape, dst, scales, zeros),
+        4 => quantize_fixed::<4>(src, shape, dst, scales, zeros),
+        5 => quantize_fixed::<5>(src, shape, dst, scales, zeros),
+        6 => quantize_fixed::<6>(src, shape, dst, scales, zeros),
+        7 => quantize_fixed::<7>(src, shape, dst, scales, zeros),
+        _ => quantize_fixed::<8>(src, shape, dst, scales, zeros),
+    }
 }
 
 /// `lo_hi_fast` with the body of `level`.

@@ -17,6 +17,7 @@ mod neon;
 pub mod par;
 pub mod simd;
 pub mod source;
+mod streaming;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 

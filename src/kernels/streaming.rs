@@ -1,0 +1,65 @@
+//! The one-pass (streaming) form of the row quantizers: each row is checked just before it is
+//! quantized, instead of the whole input before anything is written.
+//!
+//! The checked quantizers keep API.md's promise that nothing is written on error. For an input larger
+//! than the caches that promise costs a second read of the input from memory: the first code may be
+//! written only after the last element has been seen (docs/speed.md measures it). The streaming forms
+//! (`int8_quantize_streaming`, `int4_quantize_streaming`, `fp8_e4m3_quantize_streaming`) read the
+//! input once and give that promise up for the value errors only:
+//! - the argument errors (NULL, lengths, shape) are found before anything is written, as always;
+//! - on a value error (a NaN or infinity, `NonFinite`; a group whose dequantized range overflows,
+//!   `InvalidArgument`) the prefixes of the outputs that a success would have written (codes, scales,
+//!   zero points) are zero-filled, never left half written, and the error and its detail are exactly
+//!   those of the checked form (the first bad index of the whole input).
+//!
+//! On success the outputs are bit for bit those of the checked form (tested). A per-tensor scale (one
+//! row, one group) depends on every element, so that case is the checked form itself.
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::par;
+
+/// Runs `quantize(rest, a, b, c)` for every row of a `rows x cols` input on `threads` threads, each
+/// row after `row_ok(row)` has accepted it; stops (every thread) at the first row it rejects and
+/// returns false. `rest` is the input from the row to the end of the thread's block, so that a
+/// kernel can prefetch the next row while it works on this one; it must quantize one row (the one
+/// `a`, `b`, `c` hold: `sa`, `sb`, `sc` elements).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn rows<A: Send, B: Send, C: Send>(
+    threads: usize,
+    cols: usize,
+    src: &[f32],
+    (a, sa): (&mut [A], usize),
+    (b, sb): (&mut [B], usize),
+    (c, sc): (&mut [C], usize),
+    row_ok: impl Fn(&[f32]) -> bool + Sync,
+    quantize: impl Fn(&[f32], &mut [A], &mut [B], &mut [C]) + Sync,
+) -> bool {
+    let rows = src.len() / cols;
+    let failed = AtomicBool::new(false);
+    par::for_rows(
+        threads,
+        rows,
+        (a, sa),
+        (b, sb),
+        (c, sc),
+        |r: Range<usize>, a, b, c| {
+            for (k, row) in r.clone().enumerate() {
+                if failed.load(Ordering::Relaxed) {
+                    return;
+                }
+                if !row_ok(&src[row * cols..(row + 1) * cols]) {
+                    failed.store(true, Ordering::Relaxed);
+                    return;
+                }
+                quantize(
+                    &src[row * cols..r.end * cols],
+                    &mut a[k * sa..(k + 1) * sa],
+                    &mut b[k * sb..(k + 1) * sb],
+                    &mut c[k * sc..(k + 1) * sc],
+                );
+            }
+        },
+    );
+    !failed.into_inner()
+}

@@ -1,0 +1,238 @@
+//! The one-pass (streaming) quantizers against the checked ones: the same outputs bit for bit on
+//! success, at every SIMD level and thread count; on a value error the same status and detail with the
+//! outputs' prefixes zero-filled (and nothing past them touched); on an argument error nothing written.
+use proptest::prelude::*;
+use quant::error::QuantError;
+use quant::kernels::fp8::{fp8_e4m3_quantize, fp8_e4m3_quantize_streaming};
+use quant::kernels::int4::{int4_packed_size, int4_quantize, int4_quantize_streaming};
+use quant::kernels::int8::{int8_quantize, int8_quantize_streaming};
+use quant::kernels::kbit::{kbit_packed_size, kbit_quantize, kbit_quantize_streaming};
+use quant::kernels::par::with_threads;
+use quant::kernels::simd::{available_levels, with_simd_level};
+use quant::kernels::Shape;
+
+/// Sentinel past the written prefixes: an error must never touch it.
+const PAD: usize = 5;
+
+/// Outputs of one quantizer call: status, codes, scale bits, zero points (empty if none), each
+/// `PAD` elements longer than the call needs, starting as a non-zero sentinel.
+type Outputs = (Result<(), QuantError>, Vec<u8>, Vec<u32>, Vec<u8>);
+
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Int8,
+    Int4,
+    Fp8,
+    Kbit(u32),
+}
+
+fn run(kind: Kind, streaming: bool, x: &[f32], shape: Shape) -> Outputs {
+    let g = shape.n_groups();
+    let mut s = vec![7.5f32; g + PAD];
+    let mut z = vec![9u8; g + PAD];
+    let (res, codes) = match kind {
+        Kind::Int8 => {
+            let mut q = vec![0x55i8; shape.len() + PAD];
+            let f = if streaming {
+                int8_quantize_streaming
+            } else {
+                int8_quantize
+            };
+            let r = f(x, shape, &mut q, &mut s);
+            z.clear();
+            (r, q.iter().map(|&v| v as u8).collect())
+        }
+        Kind::Fp8 => {
+            let mut q = vec![0x55u8; shape.len() + PAD];
+            let f = if streaming {
+                fp8_e4m3_quantize_streaming
+            } else {
+                fp8_e4m3_quantize
+            };
+            let r = f(x, shape, &mut q, &mut s);
+            z.clear();
+            (r, q)
+        }
+        Kind::Int4 => {
+            let mut q = vec![0x55u8; int4_packed_size(shape.rows, shape.cols) + PAD];
+            let f = if streaming {
+                int4_quantize_streaming
+            } else {
+                int4_quantize
+            };
+            (f(x, shape, &mut q, &mut s, &mut z), q)
+        }
+        Kind::Kbit(bits) => {
+            let mut q = vec![0x55u8; kbit_packed_size(shape.rows, shape.cols, bits) + PAD];
+            let f = if streaming {
+                kbit_quantize_streaming
+            } else {
+                kbit_quantize
+            };
+            (f(x, shape, bits, &mut q, &mut s, &mut z), q)
+        }
+    };
+    (res, codes, s.iter().map(|v| v.to_bits()).collect(), z)
+}
+
+const KINDS: [Kind; 5] = [
+    Kind::Int8,
+    Kind::Int4,
+    Kind::Fp8,
+    Kind::Kbit(3),
+    Kind::Kbit(8),
+];
+
+/// Checked and streaming at every level and thread count: equal on success.
+fn same_on_success(x: &[f32], shape: Shape) {
+    for level in available_levels() {
+        for threads in [1, 3] {
+            for kind in KINDS {
+                let (checked, streamed) = with_simd_level(level, || {
+                    with_threads(threads, || {
+                        (run(kind, false, x, shape), run(kind, true, x, shape))
+                    })
+                    .unwrap()
+                })
+                .unwrap();
+                assert!(checked.0.is_ok(), "{kind:?} {shape:?}: {:?}", checked.0);
+                assert_eq!(
+                    checked, streamed,
+                    "{kind:?} {shape:?} {level:?} {threads} threads"
+                );
+            }
+        }
+    }
+}
+
+fn values(n: usize, seed: u64) -> Vec<f32> {
+    let mut state = seed | 1;
+    (0..n)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 6.0
+        })
+        .collect()
+}
+
+#[test]
+fn equal_to_the_checked_form_on_success() {
+    // Rows larger than the thread split threshold, odd columns, groups that do not divide a row,
+    // per tensor (which is the checked form itself), per row.
+    for (rows, cols, group) in [
+        (64, 4096, 128),
+        (300, 777, 64),
+        (3, 50, 0),
+        (1, 5000, 0),
+        (33, 256, 256),
+        (17, 130, 7),
+    ] {
+        let shape = Shape::new(rows, cols, group).unwrap();
+        same_on_success(&values(shape.len(), (rows * cols) as u64), shape);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+    #[test]
+    fn equal_to_the_checked_form_on_any_shape(
+        rows in 1usize..9, cols in 1usize..300, group in 0usize..70, seed in any::<u64>()
+    ) {
+        let shape = Shape::new(rows, cols, group).unwrap();
+        same_on_success(&values(shape.len(), seed), shape);
+    }
+}
+
+/// A value error: the checked form writes nothing; the streaming form returns the same error and
+/// detail, with the prefixes zero-filled and the padding untouched.
+fn value_error(kind: Kind, x: &[f32], shape: Shape) {
+    for level in available_levels() {
+        for threads in [1, 2] {
+            let (checked, streamed) = with_simd_level(level, || {
+                with_threads(threads, || {
+                    (run(kind, false, x, shape), run(kind, true, x, shape))
+                })
+                .unwrap()
+            })
+            .unwrap();
+            let what = format!("{kind:?} {shape:?} {level:?} {threads} threads");
+            let (ce, se) = (checked.0.unwrap_err(), streamed.0.unwrap_err());
+            assert_eq!(ce.status(), se.status(), "{what}");
+            assert_eq!(ce.to_string(), se.to_string(), "{what}");
+            // Checked: nothing written.
+            assert!(checked.1.iter().all(|&b| b == 0x55), "{what}");
+            assert!(checked.2.iter().all(|&b| b == 7.5f32.to_bits()), "{what}");
+            assert!(checked.3.iter().all(|&b| b == 9), "{what}");
+            // Streaming: the prefixes zeroed, the padding untouched.
+            let (q, s, z) = (&streamed.1, &streamed.2, &streamed.3);
+            assert!(q[..q.len() - PAD].iter().all(|&b| b == 0), "{what}");
+            assert!(q[q.len() - PAD..].iter().all(|&b| b == 0x55), "{what}");
+            assert!(s[..s.len() - PAD].iter().all(|&b| b == 0), "{what}");
+            assert!(
+                s[s.len() - PAD..].iter().all(|&b| b == 7.5f32.to_bits()),
+                "{what}"
+            );
+            if !z.is_empty() {
+                assert!(z[..z.len() - PAD].iter().all(|&b| b == 0), "{what}");
+                assert!(z[z.len() - PAD..].iter().all(|&b| b == 9), "{what}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_non_finite_value_is_the_checked_error_with_zeroed_outputs() {
+    let shape = Shape::new(40, 3000, 128).unwrap();
+    let clean = values(shape.len(), 11);
+    // First element, a late row (after many rows were written), the very last element; NaN and
+    // both infinities; two bad values (the first one must be named).
+    let cases: [&[(usize, f32)]; 5] = [
+        &[(0, f32::NAN)],
+        &[(37 * 3000 + 5, f32::INFINITY)],
+        &[(40 * 3000 - 1, f32::NEG_INFINITY)],
+        &[(39 * 3000, f32::NAN), (2 * 3000 + 1, f32::INFINITY)],
+        &[(20 * 3000 + 2999, f32::NAN)],
+    ];
+    for bad in cases {
+        let mut x = clean.clone();
+        for &(i, v) in bad {
+            x[i] = v;
+        }
+        for kind in KINDS {
+            value_error(kind, &x, shape);
+        }
+    }
+}
+
+#[test]
+fn an_overflowing_group_is_the_checked_error_with_zeroed_outputs() {
+    // f32::MAX: INT8's 127 * scale overflows; the 4-bit range hi - lo overflows with -f32::MAX.
+    let shape = Shape::new(30, 200, 64).unwrap();
+    let mut x = values(shape.len(), 5);
+    x[25 * 200 + 70] = f32::MAX;
+    value_error(Kind::Int8, &x, shape);
+    x[25 * 200 + 71] = -f32::MAX;
+    value_error(Kind::Int4, &x, shape);
+}
+
+#[test]
+fn an_argument_error_writes_nothing() {
+    let shape = Shape::new(8, 100, 32).unwrap();
+    let x = values(shape.len(), 3);
+    let mut q = vec![0x55i8; shape.len() - 1];
+    let mut s = vec![7.5f32; shape.n_groups()];
+    let e = int8_quantize_streaming(&x, shape, &mut q, &mut s).unwrap_err();
+    assert!(matches!(e, QuantError::BufferTooSmall { .. }), "{e:?}");
+    assert!(q.iter().all(|&v| v == 0x55) && s.iter().all(|&v| v == 7.5));
+    let mut q = vec![0x55u8; int4_packed_size(8, 100)];
+    let mut z = vec![9u8; shape.n_groups() - 1];
+    let e = int4_quantize_streaming(&x, shape, &mut q, &mut s, &mut z).unwrap_err();
+    assert!(matches!(e, QuantError::BufferTooSmall { .. }), "{e:?}");
+    assert!(q.iter().all(|&v| v == 0x55) && z.iter().all(|&v| v == 9));
+    let mut q = vec![0x55u8; shape.len()];
+    let e = fp8_e4m3_quantize_streaming(&x[1..], shape, &mut q, &mut s).unwrap_err();
+    assert!(matches!(e, QuantError::BufferTooSmall { .. }), "{e:?}");
+    assert!(q.iter().all(|&v| v == 0x55) && s.iter().all(|&v| v == 7.5));
+}
