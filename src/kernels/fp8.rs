@@ -514,8 +514,23 @@ pub fn fp8_e4m3_quantize_streaming(
         (&mut dst[..shape.len()], cols),
         (&mut scales[..shape.n_groups()], gpr),
         (&mut [] as &mut [u8], 0),
-        |row| absmax_bits(exec.level, row) < 0x7F80_0000,
-        |rest, dst, scales, _| quantize_rows(exec.level, rest, shape, dst, scales),
+        |rest, dst, scales, _| match exec.level {
+            // The AVX-512 body checks each group's absmax itself, without a pass of its own.
+            // SAFETY: a `SimdLevel` other than `Scalar` is only ever in force when the CPU has it.
+            #[cfg(target_arch = "x86_64")]
+            SimdLevel::Avx512 => unsafe {
+                let (g, spec) = (shape.group_len(), spec::<E4m3>(E4m3::MAX));
+                let accept = |a: f32| a.is_finite();
+                super::x86::avx512::fp8_quant_rows(rest, cols, g, dst, scales, spec, accept)
+            },
+            _ => {
+                let ok = absmax_bits(exec.level, &rest[..cols]) < 0x7F80_0000;
+                if ok {
+                    quantize_rows(exec.level, rest, shape, dst, scales);
+                }
+                ok
+            }
+        },
     );
     if ok {
         return Ok(());
@@ -539,7 +554,11 @@ fn quantize_rows(level: SimdLevel, src: &[f32], shape: Shape, dst: &mut [u8], sc
         // SAFETY: a `SimdLevel` other than `Scalar` is only ever in force when the CPU has it.
         #[cfg(target_arch = "x86_64")]
         SimdLevel::Avx512 => {
-            return unsafe { super::x86::avx512::fp8_quant_rows(src, cols, g, dst, scales, spec) }
+            return {
+                unsafe {
+                    super::x86::avx512::fp8_quant_rows(src, cols, g, dst, scales, spec, |_| true)
+                };
+            };
         }
         #[cfg(target_arch = "x86_64")]
         SimdLevel::Avx2 => {

@@ -183,7 +183,7 @@ pub fn int8_quantize_streaming(
     }
     check_sizes(src, shape, dst, scales)?;
     let exec = Exec::current();
-    let (cols, gpr) = (shape.cols, shape.groups_per_row());
+    let (cols, gpr, glen) = (shape.cols, shape.groups_per_row(), shape.group_len());
     let one_row = Shape { rows: 1, ..shape };
     let row_exec = Exec { threads: 1, ..exec };
     let ok = super::streaming::rows(
@@ -193,8 +193,23 @@ pub fn int8_quantize_streaming(
         (&mut dst[..shape.len()], cols),
         (&mut scales[..shape.n_groups()], gpr),
         (&mut [] as &mut [u8], 0),
-        |row| check_values(row, one_row, row_exec).is_ok(),
-        |rest, dst, scales, _| quantize_rows(exec.level, rest, shape, dst, scales),
+        |rest, dst, scales, _| match exec.level {
+            // The AVX-512 body checks each group's absmax itself (a NaN or infinity makes it
+            // non-finite; the overflow test is `check_values`'s), without a pass of its own.
+            // SAFETY: a `SimdLevel` other than `Scalar` is only ever in force when the CPU has it.
+            #[cfg(target_arch = "x86_64")]
+            SimdLevel::Avx512 => unsafe {
+                let accept = |a: f32| (a / QMAX * QMAX).is_finite();
+                super::x86::avx512::int8_quant_rows(rest, cols, glen, dst, scales, accept)
+            },
+            _ => {
+                let ok = check_values(&rest[..cols], one_row, row_exec).is_ok();
+                if ok {
+                    quantize_rows(exec.level, rest, shape, dst, scales);
+                }
+                ok
+            }
+        },
     );
     if ok {
         return Ok(());
@@ -216,7 +231,11 @@ fn quantize_rows(level: SimdLevel, src: &[f32], shape: Shape, dst: &mut [i8], sc
         // SAFETY: a `SimdLevel` other than `Scalar` is only ever in force when the CPU has it.
         #[cfg(target_arch = "x86_64")]
         SimdLevel::Avx512 => {
-            return unsafe { super::x86::avx512::int8_quant_rows(src, cols, glen, dst, scales) }
+            return {
+                unsafe {
+                    super::x86::avx512::int8_quant_rows(src, cols, glen, dst, scales, |_| true)
+                };
+            };
         }
         #[cfg(target_arch = "x86_64")]
         SimdLevel::Avx2 => {

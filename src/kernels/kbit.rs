@@ -469,10 +469,12 @@ pub fn kbit_quantize_streaming(
         (&mut dst[..shape.rows * row_bytes], row_bytes),
         (&mut scales[..n_groups], gpr),
         (&mut zeros[..n_groups], gpr),
-        |row| check_values(row, one_row, bits, row_exec).is_ok(),
         |rest, dst, scales, zeros| {
-            let one = Shape { rows: 1, ..shape };
-            quantize_rows(exec.level, rest, one, bits, dst, scales, zeros)
+            let ok = check_values(&rest[..cols], one_row, bits, row_exec).is_ok();
+            if ok {
+                quantize_rows(exec.level, rest, one_row, bits, dst, scales, zeros);
+            }
+            ok
         },
     );
     if ok {

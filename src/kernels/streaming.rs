@@ -19,12 +19,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::par;
 
-/// Runs `quantize(rest, a, b, c)` for every row of a `rows x cols` input on `threads` threads, each
-/// row after `row_ok(row)` has accepted it; stops (every thread) at the first row it rejects and
-/// returns false. `rest` is the input from the row to the end of the thread's block, so that a
-/// kernel can prefetch the next row while it works on this one; it must quantize one row (the one
-/// `a`, `b`, `c` hold: `sa`, `sb`, `sc` elements).
-#[allow(clippy::too_many_arguments)]
+/// Runs `quantize(rest, a, b, c)` for every row of a `rows x cols` input on `threads` threads; it
+/// checks and quantizes one row (the one `a`, `b`, `c` hold: `sa`, `sb`, `sc` elements) and returns
+/// false if the row fails its check (having written any part of it). Every thread stops at the first
+/// failure; returns whether every row passed. `rest` is the input from the row to the end of the
+/// thread's block, so that a kernel can prefetch the next row while it works on this one.
 pub(crate) fn rows<A: Send, B: Send, C: Send>(
     threads: usize,
     cols: usize,
@@ -32,8 +31,7 @@ pub(crate) fn rows<A: Send, B: Send, C: Send>(
     (a, sa): (&mut [A], usize),
     (b, sb): (&mut [B], usize),
     (c, sc): (&mut [C], usize),
-    row_ok: impl Fn(&[f32]) -> bool + Sync,
-    quantize: impl Fn(&[f32], &mut [A], &mut [B], &mut [C]) + Sync,
+    quantize: impl Fn(&[f32], &mut [A], &mut [B], &mut [C]) -> bool + Sync,
 ) -> bool {
     let rows = src.len() / cols;
     let failed = AtomicBool::new(false);
@@ -48,16 +46,16 @@ pub(crate) fn rows<A: Send, B: Send, C: Send>(
                 if failed.load(Ordering::Relaxed) {
                     return;
                 }
-                if !row_ok(&src[row * cols..(row + 1) * cols]) {
-                    failed.store(true, Ordering::Relaxed);
-                    return;
-                }
-                quantize(
+                let ok = quantize(
                     &src[row * cols..r.end * cols],
                     &mut a[k * sa..(k + 1) * sa],
                     &mut b[k * sb..(k + 1) * sb],
                     &mut c[k * sc..(k + 1) * sc],
                 );
+                if !ok {
+                    failed.store(true, Ordering::Relaxed);
+                    return;
+                }
             }
         },
     );

@@ -533,7 +533,8 @@ pub(crate) mod avx512 {
         }
     }
     /// INT8 codes and scales of whole rows (`src`: `k * cols` elements, groups of `glen`), in one
-    /// function compiled for AVX-512 (no call per group).
+    /// function compiled for AVX-512 (no call per group). Stops and returns false at the first span
+    /// with a group whose absmax `accept` rejects (the rows before it are written).
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     pub(crate) unsafe fn int8_quant_rows(
         src: &[f32],
@@ -541,25 +542,21 @@ pub(crate) mod avx512 {
         glen: usize,
         dst: &mut [i8],
         scales: &mut [f32],
-    ) {
-        spans_of_groups(
-            src,
-            cols,
-            glen,
-            scales,
-            |x, s, r, ahead| {
-                let out = &mut dst[r];
-                if s == 0.0 {
-                    out.fill(0);
-                } else {
-                    int8_quant_body(x, s, out, ahead);
-                }
-            },
-            127.0,
-        );
+        accept: impl Fn(f32) -> bool,
+    ) -> bool {
+        let codes = |x: &[f32], s: f32, r: std::ops::Range<usize>, ahead: &[f32]| {
+            let out = &mut dst[r];
+            if s == 0.0 {
+                out.fill(0);
+            } else {
+                int8_quant_body(x, s, out, ahead);
+            }
+        };
+        spans_of_groups(src, cols, glen, scales, 127.0, accept, codes)
     }
 
-    /// FP8 E4M3 scaled codes and scales of whole rows (32 groups at a time: absmax, scales, codes).
+    /// FP8 E4M3 scaled codes and scales of whole rows (32 groups at a time: absmax, scales, codes);
+    /// `accept` as in [`int8_quant_rows`].
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     pub(crate) unsafe fn fp8_quant_rows(
         src: &[f32],
@@ -568,38 +565,37 @@ pub(crate) mod avx512 {
         dst: &mut [u8],
         scales: &mut [f32],
         f: Fp8Spec,
-    ) {
-        spans_of_groups(
-            src,
-            cols,
-            glen,
-            scales,
-            |x, s, r, ahead| {
-                let out = &mut dst[r];
-                if s == 0.0 {
-                    out.fill(0);
-                } else {
-                    fp8_encode_body::<true>(x, s, f, out, ahead);
-                }
-            },
-            448.0,
-        );
+        accept: impl Fn(f32) -> bool,
+    ) -> bool {
+        let codes = |x: &[f32], s: f32, r: std::ops::Range<usize>, ahead: &[f32]| {
+            let out = &mut dst[r];
+            if s == 0.0 {
+                out.fill(0);
+            } else {
+                fp8_encode_body::<true>(x, s, f, out, ahead);
+            }
+        };
+        spans_of_groups(src, cols, glen, scales, 448.0, accept, codes)
     }
 
-    /// The loop of the symmetric quantizers over whole rows: up to 32 groups at a time (a span), every
-    /// absmax first (independent reductions that overlap), then the scales (`absmax / qmax`), then
-    /// `codes(group, scale, its range in src (and in the codes), ahead)` for each group while the span is still in L1.
-    /// `ahead` is the part of the next span that matches the group's place in this one, for the
-    /// codes loop to prefetch: memory then streams during the codes, not only during the absmax.
+    /// The loop of the symmetric quantizers over whole rows (as many as `scales` holds): up to 32
+    /// groups at a time (a span), every absmax first (independent reductions that overlap), then the
+    /// scales (`absmax / qmax`), then `codes(group, scale, its range in src and in the codes, ahead)`
+    /// for each group while the span is still in L1. `ahead` is the part of the next span that
+    /// matches the group's place in this one, for the codes loop to prefetch: memory then streams
+    /// during the codes, not only during the absmax. A span with an absmax that `accept` rejects
+    /// stops the loop before its codes: returns false. `src` may go on past the rows (the last span
+    /// prefetches from there).
     #[inline(always)]
     unsafe fn spans_of_groups(
         src: &[f32],
         cols: usize,
         glen: usize,
         scales: &mut [f32],
-        mut codes: impl FnMut(&[f32], f32, std::ops::Range<usize>, &[f32]),
         qmax: f32,
-    ) {
+        accept: impl Fn(f32) -> bool,
+        mut codes: impl FnMut(&[f32], f32, std::ops::Range<usize>, &[f32]),
+    ) -> bool {
         let gpr = cols.div_ceil(glen);
         for (row, sc) in scales.chunks_exact_mut(gpr).enumerate() {
             let base = row * cols;
@@ -608,6 +604,9 @@ pub(crate) mod avx512 {
                 let group = |g: usize| base + g * glen..base + ((g + 1) * glen).min(cols);
                 for (k, s) in sc.iter_mut().enumerate() {
                     *s = f32::from_bits(absmax_bits_body(&src[group(g0 + k)]));
+                }
+                if !sc.iter().all(|&a| accept(a)) {
+                    return false;
                 }
                 for s in sc.iter_mut() {
                     *s /= qmax;
@@ -623,6 +622,7 @@ pub(crate) mod avx512 {
                 }
             }
         }
+        true
     }
 
     /// The AVX-512 bodies of the 4-bit quantizer.
