@@ -1420,6 +1420,71 @@ uint32_t quant_version(void);
 const char *quant_version_string(void);
 
 /**
+ * `quant_int8_quantize` in one pass over `src`: the same arguments, the same codes and scales bit for
+ * bit, the same errors and error details; on a matrix larger than the CPU caches, 1.5 to 1.7 times
+ * as fast on the benchmark machine (docs/speed.md).
+ *
+ * The one difference: the checked form reads the whole input (to find any NaN, infinity or
+ * `FLT_MAX` absmax) before it writes anything, which costs a second read from memory of an input
+ * larger than the caches. This form checks each row just before quantizing it, so on
+ * `QUANT_ERR_NON_FINITE` and on the `FLT_MAX` `QUANT_ERR_INVALID_ARGUMENT` it has already written
+ * earlier rows: it then zero-fills `dst[0 .. rows * cols)` and `scales[0 .. scale count)` before
+ * returning, so the outputs never hold a mix of old and new values. Every other error (NULL
+ * pointers, shape, `QUANT_ERR_BUFFER_TOO_SMALL`) is found before anything is written, as in the
+ * checked form. With `rows == 1` (which includes one scale for the whole input: it needs every
+ * element first) this is the checked form, and writes nothing on error.
+ *
+ * Use it when the weights are known to be finite (they come from a checkpoint) and speed matters;
+ * use `quant_int8_quantize` when the input is untrusted and the outputs must survive an error.
+ * Thread-safe; no allocation.
+ */
+quant_status quant_int8_quantize_streaming(const float *src,
+                                           size_t rows,
+                                           size_t cols,
+                                           size_t group_size,
+                                           int8_t *dst,
+                                           size_t dst_len,
+                                           float *scales,
+                                           size_t scales_len);
+
+/**
+ * `quant_int4_quantize` in one pass over `src`: the same arguments, the same packed codes, scales and
+ * zero points bit for bit, the same errors and error details.
+ *
+ * As `quant_int8_quantize_streaming`: on `QUANT_ERR_NON_FINITE`, and on the
+ * `QUANT_ERR_INVALID_ARGUMENT` of a group whose range overflows, it zero-fills
+ * `dst[0 .. quant_int4_packed_size(rows, cols))`, `scales[0 .. scale count)` and
+ * `zeros[0 .. scale count)` before returning; every other error writes nothing; `rows == 1` is the
+ * checked form. Thread-safe; no allocation.
+ */
+quant_status quant_int4_quantize_streaming(const float *src,
+                                           size_t rows,
+                                           size_t cols,
+                                           size_t group_size,
+                                           uint8_t *dst,
+                                           size_t dst_len,
+                                           float *scales,
+                                           uint8_t *zeros,
+                                           size_t groups_len);
+
+/**
+ * `quant_fp8_e4m3_quantize` in one pass over `src`: the same arguments, the same codes and scales bit
+ * for bit, the same errors and error details.
+ *
+ * As `quant_int8_quantize_streaming`: on `QUANT_ERR_NON_FINITE` it zero-fills `dst[0 .. rows * cols)`
+ * and `scales[0 .. scale count)` before returning; every other error writes nothing; `rows == 1` is
+ * the checked form. Thread-safe; no allocation.
+ */
+quant_status quant_fp8_e4m3_quantize_streaming(const float *src,
+                                               size_t rows,
+                                               size_t cols,
+                                               size_t group_size,
+                                               uint8_t *dst,
+                                               size_t dst_len,
+                                               float *scales,
+                                               size_t scales_len);
+
+/**
  * Quantizes one row-major `rows x cols` float matrix `w` (rows = output features, cols = input
  * features) with the method `*m`, and writes a new handle to `*out`.
  *

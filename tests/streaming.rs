@@ -236,3 +236,17 @@ fn an_argument_error_writes_nothing() {
     assert!(matches!(e, QuantError::BufferTooSmall { .. }), "{e:?}");
     assert!(q.iter().all(|&v| v == 0x55) && s.iter().all(|&v| v == 7.5));
 }
+
+#[test]
+fn a_single_row_is_the_checked_form_and_writes_nothing_on_error() {
+    for (cols, group) in [(5000, 0), (5000, 128)] {
+        let shape = Shape::new(1, cols, group).unwrap();
+        let mut x = values(cols, 9);
+        x[4000] = f32::NAN;
+        for kind in KINDS {
+            let (checked, streamed) = (run(kind, false, &x, shape), run(kind, true, &x, shape));
+            assert_eq!(checked, streamed, "{kind:?} {shape:?}");
+            assert!(streamed.1.iter().all(|&b| b == 0x55), "{kind:?} {shape:?}");
+        }
+    }
+}

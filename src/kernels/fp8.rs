@@ -499,7 +499,7 @@ pub fn fp8_e4m3_quantize_streaming(
     scales: &mut [f32],
 ) -> Result<()> {
     let (cols, gpr) = (shape.cols, shape.groups_per_row());
-    if shape.rows == 1 && gpr == 1 {
+    if shape.rows == 1 {
         return fp8_e4m3_quantize(src, shape, dst, scales);
     }
     check_len("src", src.len(), shape.len())?;

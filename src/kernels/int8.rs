@@ -178,7 +178,7 @@ pub fn int8_quantize_streaming(
     dst: &mut [i8],
     scales: &mut [f32],
 ) -> Result<()> {
-    if shape.rows == 1 && shape.groups_per_row() == 1 {
+    if shape.rows == 1 {
         return int8_quantize(src, shape, dst, scales);
     }
     check_sizes(src, shape, dst, scales)?;

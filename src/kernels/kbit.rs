@@ -456,6 +456,9 @@ pub fn kbit_quantize_streaming(
     scales: &mut [f32],
     zeros: &mut [u8],
 ) -> Result<()> {
+    if shape.rows == 1 {
+        return kbit_quantize(src, shape, bits, dst, scales, zeros);
+    }
     check_sizes(src, shape, bits, dst, scales, zeros)?;
     let exec = Exec::current();
     let (cols, gpr, n_groups) = (shape.cols, shape.groups_per_row(), shape.n_groups());

@@ -12,8 +12,9 @@
 //!   zero points) are zero-filled, never left half written, and the error and its detail are exactly
 //!   those of the checked form (the first bad index of the whole input).
 //!
-//! On success the outputs are bit for bit those of the checked form (tested). A per-tensor scale (one
-//! row, one group) depends on every element, so that case is the checked form itself.
+//! On success the outputs are bit for bit those of the checked form (tested). A single row (which
+//! includes a per-tensor scale, one that depends on every element) is the checked form itself: the
+//! one-pass form gains nothing there.
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 
