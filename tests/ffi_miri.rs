@@ -17,6 +17,7 @@ use quant::ffi::level::*;
 use quant::ffi::method::*;
 use quant::ffi::rtn::*;
 use quant::ffi::status::*;
+use quant::ffi::streaming::*;
 use quant::ffi::weight::*;
 use quant::ffi::{in_ref, matrix_len, out_param, slice_in, slice_out};
 
@@ -651,4 +652,106 @@ fn quantize_activations_validates_every_token_before_writing() {
         ),
         QUANT_OK
     );
+}
+
+#[test]
+fn streaming_quantizers_write_the_checked_outputs_or_zeros() {
+    // 3 rows of 5 (the streaming path needs more than one row), groups of 2.
+    let mut src = [0f32; 15];
+    for (i, v) in src.iter_mut().enumerate() {
+        *v = i as f32 * 0.37 - 2.0;
+    }
+    let (mut q1, mut q2) = ([S8 as i8; 16], [S8 as i8; 16]);
+    let (mut s1, mut s2) = ([0f32; 10], [0f32; 10]);
+    assert_eq!(
+        quant_int8_quantize(
+            src.as_ptr(),
+            3,
+            5,
+            2,
+            q1.as_mut_ptr(),
+            16,
+            s1.as_mut_ptr(),
+            10
+        ),
+        QUANT_OK
+    );
+    assert_eq!(
+        quant_int8_quantize_streaming(
+            src.as_ptr(),
+            3,
+            5,
+            2,
+            q2.as_mut_ptr(),
+            16,
+            s2.as_mut_ptr(),
+            10
+        ),
+        QUANT_OK
+    );
+    assert_eq!((q1, s1.map(f32::to_bits)), (q2, s2.map(f32::to_bits)));
+    // A NaN in the last row: rows 0 and 1 were written, then everything is zeroed; q[15] untouched.
+    src[12] = f32::NAN;
+    assert_eq!(
+        quant_int8_quantize_streaming(
+            src.as_ptr(),
+            3,
+            5,
+            2,
+            q2.as_mut_ptr(),
+            16,
+            s2.as_mut_ptr(),
+            10
+        ),
+        QUANT_ERR_NON_FINITE
+    );
+    assert!(detail().contains("[12]"), "{}", detail());
+    assert!(q2[..15].iter().all(|&v| v == 0) && q2[15] as u8 == S8);
+    assert!(s2[..9].iter().all(|&v| v.to_bits() == 0));
+    // INT4 and FP8: the same with their outputs; NULL and short buffers write nothing.
+    let (mut p, mut z, mut s) = ([S8; 10], [S8; 9], [0f32; 9]);
+    assert_eq!(
+        quant_int4_quantize_streaming(
+            src.as_ptr(),
+            3,
+            5,
+            2,
+            p.as_mut_ptr(),
+            9,
+            s.as_mut_ptr(),
+            z.as_mut_ptr(),
+            9
+        ),
+        QUANT_ERR_NON_FINITE
+    );
+    assert!(p[..9].iter().all(|&v| v == 0) && p[9] == S8 && z.iter().all(|&v| v == 0));
+    let mut f = [S8; 15];
+    assert_eq!(
+        quant_fp8_e4m3_quantize_streaming(
+            src.as_ptr(),
+            3,
+            5,
+            2,
+            f.as_mut_ptr(),
+            14,
+            s.as_mut_ptr(),
+            9
+        ),
+        QUANT_ERR_BUFFER_TOO_SMALL
+    );
+    assert!(f.iter().all(|&v| v == S8));
+    assert_eq!(
+        quant_fp8_e4m3_quantize_streaming(
+            ptr::null(),
+            3,
+            5,
+            2,
+            f.as_mut_ptr(),
+            15,
+            s.as_mut_ptr(),
+            9
+        ),
+        QUANT_ERR_NULL_POINTER
+    );
+    assert!(f.iter().all(|&v| v == S8));
 }
