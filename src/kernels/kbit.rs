@@ -336,31 +336,46 @@ fn check_values(src: &[f32], shape: Shape, bits: u32, exec: Exec) -> Result<()> 
         return Ok(());
     }
     let glen = shape.group_len();
-    let maxq = maxq_of(bits);
     for (r, row) in src.chunks_exact(shape.cols).enumerate() {
         for (g, group) in row.chunks(glen).enumerate() {
             let (lo, hi) = lo_hi(exec.level, group);
-            if !(hi - lo).is_finite() {
-                return Err(QuantError::invalid(format!(
-                    "row {r}, group {g}: the range [{lo:e}, {hi:e}] is wider than f32 can hold, \
-                     so no scale represents it"
-                )));
-            }
-            // Codes are monotonic in x, so the codes of lo and hi bound every code of the group, and
-            // dequantization is monotonic in the code.
-            let (scale, zero) = asym_params(lo, hi, bits);
-            for x in [lo, hi] {
-                let back = dequantize_code(quantize_code(x, scale, zero, maxq), scale, zero);
-                if !back.is_finite() {
-                    return Err(QuantError::invalid(format!(
-                        "row {r}, group {g}: {x:e} is too close to the largest float: its \
-                         dequantized value (q - zero) * scale would overflow to infinity"
-                    )));
-                }
+            if let Some(why) = range_overflow(lo, hi, bits) {
+                return Err(QuantError::invalid(format!("row {r}, group {g}: {why}")));
             }
         }
     }
     Ok(())
+}
+
+/// Why a group of finite values with range `[lo, hi]` cannot be quantized to `bits` bits (its range,
+/// or one of its dequantized values, overflows f32), if it cannot.
+fn range_overflow(lo: f32, hi: f32, bits: u32) -> Option<String> {
+    if !(hi - lo).is_finite() {
+        return Some(format!(
+            "the range [{lo:e}, {hi:e}] is wider than f32 can hold, so no scale represents it"
+        ));
+    }
+    // Codes are monotonic in x, so the codes of lo and hi bound every code of the group, and
+    // dequantization is monotonic in the code.
+    let (scale, zero) = asym_params(lo, hi, bits);
+    for x in [lo, hi] {
+        let back = dequantize_code(quantize_code(x, scale, zero, maxq_of(bits)), scale, zero);
+        if !back.is_finite() {
+            return Some(format!(
+                "{x:e} is too close to the largest float: its dequantized value \
+                 (q - zero) * scale would overflow to infinity"
+            ));
+        }
+    }
+    None
+}
+
+/// Whether a group with range `[lo, hi]` (`nan`: it holds a NaN) passes [`check_values`]: the
+/// streaming quantizer's check of one group, from the range it computes anyway.
+fn group_passes(lo: f32, hi: f32, nan: bool, bits: u32) -> bool {
+    let finite = !nan && lo.is_finite() && hi.is_finite();
+    finite
+        && ((lo.abs() < SAFE_ABSMAX && hi < SAFE_ABSMAX) || range_overflow(lo, hi, bits).is_none())
 }
 
 /// `2^126`: below this magnitude no group's range or dequantized value can overflow f32.
@@ -473,6 +488,19 @@ pub fn kbit_quantize_streaming(
         (&mut scales[..n_groups], gpr),
         (&mut zeros[..n_groups], gpr),
         |rest, dst, scales, zeros| {
+            if simd_int4(exec.level, one_row, bits) {
+                // Each group is checked from the range the quantizer computes anyway.
+                let accept = |lo, hi, nan| group_passes(lo, hi, nan, bits);
+                return quantize_int4_simd(
+                    exec.level,
+                    rest,
+                    one_row,
+                    dst,
+                    scales,
+                    zeros,
+                    Some(&accept),
+                );
+            }
             let ok = check_values(&rest[..cols], one_row, bits, row_exec).is_ok();
             if ok {
                 quantize_rows(exec.level, rest, one_row, bits, dst, scales, zeros);
@@ -492,6 +520,11 @@ pub fn kbit_quantize_streaming(
     ))
 }
 
+/// Whether the 4-bit SIMD quantizer handles `bits` at `level` (groups starting on a byte).
+fn simd_int4(level: SimdLevel, shape: Shape, bits: u32) -> bool {
+    bits == 4 && level != SimdLevel::Scalar && shape.group_len().is_multiple_of(2)
+}
+
 /// The codes, scales and zero points of the `shape.rows` rows at the start of `src`, with the bodies
 /// of `level`. `src` may go on past those rows: the 4-bit SIMD bodies prefetch from it.
 fn quantize_rows(
@@ -503,8 +536,8 @@ fn quantize_rows(
     scales: &mut [f32],
     zeros: &mut [u8],
 ) {
-    if bits == 4 && level != SimdLevel::Scalar && shape.group_len().is_multiple_of(2) {
-        quantize_int4_simd(level, src, shape, dst, scales, zeros);
+    if simd_int4(level, shape, bits) {
+        quantize_int4_simd(level, src, shape, dst, scales, zeros, None);
         return;
     }
     let src = &src[..shape.len()];
@@ -538,6 +571,11 @@ fn lo_hi(level: SimdLevel, x: &[f32]) -> (f32, f32) {
 pub(crate) trait Int4Body {
     /// `lo_hi_fast` of `x`.
     unsafe fn lo_hi(x: &[f32]) -> (f32, f32);
+    /// `lo_hi` of `x`, and whether `x` holds a NaN (which `lo_hi` passes over).
+    unsafe fn lo_hi_nan(x: &[f32]) -> (f32, f32, bool) {
+        let (lo, hi) = Self::lo_hi(x);
+        (lo, hi, x.iter().any(|v| v.is_nan()))
+    }
     /// Packed codes of `x[..32 * k]` with `(scale != 0, zero)`; returns `32 * k`. `ahead` is data the
     /// caller reads next, for the body to prefetch (it may ignore it).
     unsafe fn quant(x: &[f32], scale: f32, zero: f32, out: &mut [u8], ahead: &[f32]) -> usize;
@@ -557,7 +595,8 @@ pub(crate) unsafe fn quantize_int4_generic<K: Int4Body>(
     dst: &mut [u8],
     scales: &mut [f32],
     zeros: &mut [u8],
-) {
+    accept: Option<&dyn Fn(f32, f32, bool) -> bool>,
+) -> bool {
     let glen = shape.group_len();
     let gpr = shape.groups_per_row();
     let row_bytes = packed_row_bytes(shape.cols, 4);
@@ -583,8 +622,19 @@ pub(crate) unsafe fn quantize_int4_generic<K: Int4Body>(
             let cols = shape.cols;
             let span = |g: usize| g * glen..((g + 1) * glen).min(cols);
             let mut ranges = [(0f32, 0f32); 32];
-            for (k, r) in ranges[..sc.len()].iter_mut().enumerate() {
-                *r = K::lo_hi(&row[span(g0 + k)]);
+            if let Some(accept) = accept {
+                // The streaming form: check each group from its range before any code of the span.
+                for (k, r) in ranges[..sc.len()].iter_mut().enumerate() {
+                    let (lo, hi, nan) = K::lo_hi_nan(&row[span(g0 + k)]);
+                    if !accept(lo, hi, nan) {
+                        return false;
+                    }
+                    *r = (lo, hi);
+                }
+            } else {
+                for (k, r) in ranges[..sc.len()].iter_mut().enumerate() {
+                    *r = K::lo_hi(&row[span(g0 + k)]);
+                }
             }
             for (k, (s, z)) in sc.iter_mut().zip(zc.iter_mut()).enumerate() {
                 let (scale, zero) = asym_params(ranges[k].0, ranges[k].1, 4);
@@ -620,6 +670,7 @@ pub(crate) unsafe fn quantize_int4_generic<K: Int4Body>(
             }
         }
     }
+    true
 }
 
 /// [`quantize_int4_generic`] at `level` (not `Scalar`).
@@ -630,21 +681,24 @@ fn quantize_int4_simd(
     dst: &mut [u8],
     scales: &mut [f32],
     zeros: &mut [u8],
-) {
+    accept: Option<&dyn Fn(f32, f32, bool) -> bool>,
+) -> bool {
     // SAFETY: a `SimdLevel` other than `Scalar` is only ever in force when the CPU has it.
     unsafe {
         match level {
             #[cfg(target_arch = "x86_64")]
             SimdLevel::Avx512 => {
-                super::x86::avx512::int4_quant_rows(src, shape, dst, scales, zeros)
+                super::x86::avx512::int4_quant_rows(src, shape, dst, scales, zeros, accept)
             }
             #[cfg(target_arch = "x86_64")]
-            SimdLevel::Avx2 => super::x86::avx2::int4_quant_rows(src, shape, dst, scales, zeros),
+            SimdLevel::Avx2 => {
+                super::x86::avx2::int4_quant_rows(src, shape, dst, scales, zeros, accept)
+            }
             #[cfg(target_arch = "aarch64")]
             SimdLevel::Neon => {
-                quantize_int4_generic::<super::neon::Body>(src, shape, dst, scales, zeros)
+                quantize_int4_generic::<super::neon::Body>(src, shape, dst, scales, zeros, accept)
             }
-            _ => quantize_fixed::<4>(src, shape, dst, scales, zeros),
+            _ => unreachable!("the 4-bit SIMD quantizer at the scalar level"),
         }
     }
 }

@@ -165,10 +165,20 @@ pub(crate) mod avx512 {
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     #[inline]
     unsafe fn lo_hi_body(x: &[f32]) -> (f32, f32) {
+        let (lo, hi, _) = lo_hi_nan_body::<false>(x);
+        (lo, hi)
+    }
+
+    /// `lo_hi_body`, and (with `NAN`) whether `x` holds a NaN: an unordered comparison per pair of
+    /// vectors, in the same pass.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    #[inline]
+    unsafe fn lo_hi_nan_body<const NAN: bool>(x: &[f32]) -> (f32, f32, bool) {
         let p = x.as_ptr();
         let n = x.len();
         let (mut lo0, mut lo1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
         let (mut hi0, mut hi1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+        let mut nan: __mmask16 = 0;
         let mut i = 0;
         while i + 32 <= n {
             let (v0, v1) = (_mm512_loadu_ps(p.add(i)), _mm512_loadu_ps(p.add(i + 16)));
@@ -177,6 +187,9 @@ pub(crate) mod avx512 {
             hi0 = _mm512_max_ps(v0, hi0);
             lo1 = _mm512_min_ps(v1, lo1);
             hi1 = _mm512_max_ps(v1, hi1);
+            if NAN {
+                nan |= _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v0, v1);
+            }
             i += 32;
         }
         while i < n {
@@ -184,13 +197,16 @@ pub(crate) mod avx512 {
             let v = _mm512_maskz_loadu_ps(tail_mask((n - i).min(16)), p.add(i));
             lo0 = _mm512_min_ps(v, lo0);
             hi0 = _mm512_max_ps(v, hi0);
+            if NAN {
+                nan |= _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
+            }
             i += 16;
         }
         // Reductions in any order: the values are the minimum and maximum, whatever the order; only
         // the sign of a zero result could differ, and `asym_params` maps both zeros to +0.0.
         let lo = _mm512_reduce_min_ps(_mm512_min_ps(lo1, lo0));
         let hi = _mm512_reduce_max_ps(_mm512_max_ps(hi1, hi0));
-        (lo + 0.0, hi + 0.0)
+        (lo + 0.0, hi + 0.0, nan != 0)
     }
 
     /// Packed INT4 codes of `x[..32 * k]` (the largest multiple of 32) with `(scale != 0, zero)`, into
@@ -634,6 +650,10 @@ pub(crate) mod avx512 {
             lo_hi_body(x)
         }
         #[inline(always)]
+        unsafe fn lo_hi_nan(x: &[f32]) -> (f32, f32, bool) {
+            lo_hi_nan_body::<true>(x)
+        }
+        #[inline(always)]
         unsafe fn quant(x: &[f32], scale: f32, zero: f32, out: &mut [u8], ahead: &[f32]) -> usize {
             int4_quant_body(x, scale, zero, out, ahead)
         }
@@ -647,8 +667,9 @@ pub(crate) mod avx512 {
         dst: &mut [u8],
         scales: &mut [f32],
         zeros: &mut [u8],
-    ) {
-        crate::kernels::kbit::quantize_int4_generic::<Body>(src, shape, dst, scales, zeros)
+        accept: Option<&dyn Fn(f32, f32, bool) -> bool>,
+    ) -> bool {
+        crate::kernels::kbit::quantize_int4_generic::<Body>(src, shape, dst, scales, zeros, accept)
     }
 }
 
@@ -1230,8 +1251,9 @@ pub(crate) mod avx2 {
         dst: &mut [u8],
         scales: &mut [f32],
         zeros: &mut [u8],
-    ) {
-        crate::kernels::kbit::quantize_int4_generic::<Body>(src, shape, dst, scales, zeros)
+        accept: Option<&dyn Fn(f32, f32, bool) -> bool>,
+    ) -> bool {
+        crate::kernels::kbit::quantize_int4_generic::<Body>(src, shape, dst, scales, zeros, accept)
     }
 }
 
