@@ -283,7 +283,8 @@ pub(crate) mod avx512 {
     }
     /// FP8 codes of `x` (divided by `s` first when `DIV`), the branch-free encoder of `fp8.rs`
     /// lane for lane: integer rounding of the normal range, `a * 2^k + 2^23` for the subnormal range
-    /// (a multiply then an add, never fused), selects for overflow and NaN. All of `x`.
+    /// (a multiply then an add, never fused), selects for overflow and NaN (`DIV`: the scaled
+    /// quantizers, whose inputs are finite, have no NaN to encode). All of `x`.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     pub(crate) unsafe fn fp8_encode<const DIV: bool>(
         x: &[f32],
@@ -334,7 +335,12 @@ pub(crate) mod avx512 {
             let sub = _mm512_sub_epi32(_mm512_castps_si512(y), _mm512_castps_si512(magic));
             let mag = _mm512_mask_blend_epi32(_mm512_cmplt_epu32_mask(a, sub_limit), normal, sub);
             let mag = _mm512_mask_blend_epi32(_mm512_cmpgt_epu32_mask(mag, max), mag, overflow);
-            let mag = _mm512_mask_blend_epi32(_mm512_cmpgt_epu32_mask(a, inf), mag, nan);
+            // A scaled quantizer's input is finite (checked before its codes): no NaN to encode.
+            let mag = if DIV {
+                mag
+            } else {
+                _mm512_mask_blend_epi32(_mm512_cmpgt_epu32_mask(a, inf), mag, nan)
+            };
             _mm512_or_si512(mag, sign)
         };
         let mut i = 0;
