@@ -370,6 +370,16 @@ inline void int8_quantize(span<const float> src, std::size_t rows, std::size_t c
                                       scales.size()),
                   "quant_int8_quantize");
 }
+/// The one-pass form (quant_int8_quantize_streaming): same results; on a NaN/infinity or an overflowing
+/// group it throws after zero-filling dst and scales, where the checked form leaves them untouched.
+inline void int8_quantize_streaming(span<const float> src, std::size_t rows, std::size_t cols,
+                                    std::size_t group_size, span<std::int8_t> dst, span<float> scales) {
+    const char *fn = "quant_int8_quantize_streaming";
+    detail::need(src.size(), detail::product(rows, cols), "src", fn);
+    detail::check(quant_int8_quantize_streaming(src.data(), rows, cols, group_size, dst.data(), dst.size(),
+                                                scales.data(), scales.size()),
+                  fn);
+}
 inline int8_matrix int8_quantize(span<const float> src, std::size_t rows, std::size_t cols, std::size_t group_size) {
     detail::need(src.size(), detail::product(rows, cols), "src", "quant_int8_quantize");
     int8_matrix out;
@@ -404,6 +414,19 @@ inline void int4_quantize(span<const float> src, std::size_t rows, std::size_t c
     }
     detail::check(quant_int4_quantize(src.data(), rows, cols, group_size, dst.data(), dst.size(), scales.data(),
                                       zeros.data(), scales.size()),
+                  fn);
+}
+/// The one-pass form (quant_int4_quantize_streaming): as int8_quantize_streaming.
+inline void int4_quantize_streaming(span<const float> src, std::size_t rows, std::size_t cols,
+                                    std::size_t group_size, span<std::uint8_t> dst, span<float> scales,
+                                    span<std::uint8_t> zeros) {
+    const char *fn = "quant_int4_quantize_streaming";
+    detail::need(src.size(), detail::product(rows, cols), "src", fn);
+    if (scales.size() != zeros.size()) {
+        detail::fail(QUANT_ERR_SHAPE_MISMATCH, fn, "scales and zeros differ in length");
+    }
+    detail::check(quant_int4_quantize_streaming(src.data(), rows, cols, group_size, dst.data(), dst.size(),
+                                                scales.data(), zeros.data(), scales.size()),
                   fn);
 }
 inline int4_matrix int4_quantize(span<const float> src, std::size_t rows, std::size_t cols, std::size_t group_size) {
@@ -472,6 +495,15 @@ inline void fp8_e4m3_quantize(span<const float> src, std::size_t rows, std::size
     detail::check(quant_fp8_e4m3_quantize(src.data(), rows, cols, group_size, dst.data(), dst.size(), scales.data(),
                                           scales.size()),
                   "quant_fp8_e4m3_quantize");
+}
+/// The one-pass form (quant_fp8_e4m3_quantize_streaming): as int8_quantize_streaming.
+inline void fp8_e4m3_quantize_streaming(span<const float> src, std::size_t rows, std::size_t cols,
+                                        std::size_t group_size, span<std::uint8_t> dst, span<float> scales) {
+    const char *fn = "quant_fp8_e4m3_quantize_streaming";
+    detail::need(src.size(), detail::product(rows, cols), "src", fn);
+    detail::check(quant_fp8_e4m3_quantize_streaming(src.data(), rows, cols, group_size, dst.data(), dst.size(),
+                                                    scales.data(), scales.size()),
+                  fn);
 }
 inline fp8_matrix fp8_e4m3_quantize(span<const float> src, std::size_t rows, std::size_t cols, std::size_t group_size) {
     detail::need(src.size(), detail::product(rows, cols), "src", "quant_fp8_e4m3_quantize");

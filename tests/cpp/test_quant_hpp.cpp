@@ -3,6 +3,7 @@
 // and a real MiniLM layer (tests/data/minilm) through quant::weight.
 //
 // Built by scripts/test-bindings.sh with -std=c++17 -Wall -Wextra -Wpedantic -Werror.
+#include <algorithm>
 #include <quant.hpp>
 
 #include <cmath>
@@ -203,6 +204,22 @@ static void test_kernels() {
     std::vector<std::uint8_t> z4(8), c4(15);
     EXPECT_ERROR(quant::int4_quantize(w, rows, cols, group, c4, s4, z4), QUANT_ERR_SHAPE_MISMATCH);
     EXPECT_ERROR(quant::int4_quantize(bad, rows, cols, group), QUANT_ERR_NON_FINITE);
+
+    // The one-pass forms: the same outputs; on a NaN an exception and zero-filled outputs.
+    std::vector<std::int8_t> c8s(rows * cols);
+    std::vector<float> s8s(9);
+    quant::int8_quantize_streaming(w, rows, cols, group, c8s, s8s);
+    CHECK(c8s == q8.codes && s8s == q8.scales);
+    std::vector<std::uint8_t> c4s(15), z4s(9);
+    std::vector<float> s4s(9);
+    quant::int4_quantize_streaming(w, rows, cols, group, c4s, s4s, z4s);
+    CHECK(c4s == q4.codes && s4s == q4.scales && z4s == q4.zeros);
+    EXPECT_ERROR(quant::int8_quantize_streaming(bad, rows, cols, group, c8s, s8s), QUANT_ERR_NON_FINITE);
+    CHECK(std::all_of(c8s.begin(), c8s.end(), [](std::int8_t v) { return v == 0; }));
+    quant::fp8_matrix f8 = quant::fp8_e4m3_quantize(w, rows, cols, group);
+    std::vector<std::uint8_t> f8s(rows * cols);
+    quant::fp8_e4m3_quantize_streaming(w, rows, cols, group, f8s, s8s);
+    CHECK(f8s == f8.codes && s8s == f8.scales);
 
     std::vector<std::int8_t> vals{-8, 7, 3, -1, 5};
     std::vector<std::uint8_t> packed = quant::pack_int4(vals);
