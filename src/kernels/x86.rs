@@ -50,12 +50,13 @@ pub(crate) mod avx512 {
     /// Largest sign-cleared bit pattern of `x` (0 for an empty slice).
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     pub(crate) unsafe fn absmax_bits(x: &[f32]) -> u32 {
-        absmax_bits_body(x)
+        absmax_bits_body(x, &[])
     }
 
+    /// `absmax_bits`, prefetching one cache line of `ahead` per 16 elements (see `prefetch`).
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     #[inline]
-    unsafe fn absmax_bits_body(x: &[f32]) -> u32 {
+    unsafe fn absmax_bits_body(x: &[f32], ahead: &[f32]) -> u32 {
         let p = x.as_ptr();
         let n = x.len();
         let m = _mm512_set1_epi32(0x7fff_ffff);
@@ -68,6 +69,9 @@ pub(crate) mod avx512 {
         );
         let mut i = 0;
         while i + 64 <= n {
+            for k in [0, 16, 32, 48] {
+                prefetch(ahead, i + k);
+            }
             a0 = _mm512_max_epu32(a0, ld(i));
             a1 = _mm512_max_epu32(a1, ld(i + 16));
             a2 = _mm512_max_epu32(a2, ld(i + 32));
@@ -624,8 +628,31 @@ pub(crate) mod avx512 {
             for (c, sc) in sc.chunks_mut(32).enumerate() {
                 let g0 = c * 32;
                 let group = |g: usize| base + g * glen..base + ((g + 1) * glen).min(cols);
+                let span_start = group(g0).start;
+                let span_end = group(g0 + sc.len() - 1).end;
+                let len = span_end - span_start;
+                // The next span is prefetched during the codes; with long groups (per row) the one
+                // after it also during the absmax pass. Measured at 64 Mi: INT8 per row 0.80-0.83 of
+                // the ceiling with it, 0.74-0.75 without; with groups of 128 it costs (FP8 0.60
+                // against 0.75: more prefetches in flight than the short loops hide).
+                let ahead = |from: usize| &src[from.min(src.len())..src.len().min(from + len)];
+                let next = ahead(span_end);
+                let after = if glen >= 1024 {
+                    ahead(span_end + len)
+                } else {
+                    &[]
+                };
+                // The part of a look-ahead span at the group's place in this span.
+                fn part<'a>(span: &'a [f32], at: usize, len: usize) -> &'a [f32] {
+                    let p = span.get(at..).unwrap_or(&[]);
+                    &p[..p.len().min(len)]
+                }
                 for (k, s) in sc.iter_mut().enumerate() {
-                    *s = f32::from_bits(absmax_bits_body(&src[group(g0 + k)]));
+                    let r = group(g0 + k);
+                    *s = f32::from_bits(absmax_bits_body(
+                        &src[r.clone()],
+                        part(after, r.start - span_start, r.len()),
+                    ));
                 }
                 if !sc.iter().all(|&a| accept(a)) {
                     return false;
@@ -633,13 +660,9 @@ pub(crate) mod avx512 {
                 for s in sc.iter_mut() {
                     *s /= qmax;
                 }
-                let span_start = group(g0).start;
-                let span_end = group(g0 + sc.len() - 1).end;
-                let next = &src[span_end..src.len().min(2 * span_end - span_start)];
                 for (k, &s) in sc.iter().enumerate() {
                     let r = group(g0 + k);
-                    let ahead = next.get(r.start - span_start..).unwrap_or(&[]);
-                    let ahead = &ahead[..ahead.len().min(r.len())];
+                    let ahead = part(next, r.start - span_start, r.len());
                     codes(&src[r.clone()], s, r, ahead);
                 }
             }
