@@ -643,7 +643,7 @@ pub(crate) mod avx512 {
                     &[]
                 };
                 // The part of a look-ahead span at the group's place in this span.
-                fn part<'a>(span: &'a [f32], at: usize, len: usize) -> &'a [f32] {
+                fn part(span: &[f32], at: usize, len: usize) -> &[f32] {
                     let p = span.get(at..).unwrap_or(&[]);
                     &p[..p.len().min(len)]
                 }
