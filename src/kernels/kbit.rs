@@ -480,7 +480,7 @@ pub fn kbit_quantize_streaming(
     let row_bytes = packed_row_bytes(cols, bits);
     let one_row = Shape { rows: 1, ..shape };
     let row_exec = Exec { threads: 1, ..exec };
-    let ok = super::streaming::rows(
+    super::streaming::rows(
         exec.threads_for(shape.len(), shape.rows),
         cols,
         src,
@@ -507,17 +507,8 @@ pub fn kbit_quantize_streaming(
             }
             ok
         },
-    );
-    if ok {
-        return Ok(());
-    }
-    dst[..shape.rows * row_bytes].fill(0);
-    scales[..n_groups].fill(0.0);
-    zeros[..n_groups].fill(0);
-    check_values(src, shape, bits, exec)?;
-    Err(QuantError::Internal(
-        "a row failed its check, and the whole input passed it".into(),
-    ))
+        || check_values(src, shape, bits, exec),
+    )
 }
 
 /// Whether the 4-bit SIMD quantizer handles `bits` at `level` (groups starting on a byte).

@@ -19,13 +19,17 @@ use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::par;
+use crate::error::{QuantError, Result};
 
 /// Runs `quantize(rest, a, b, c)` for every row of a `rows x cols` input on `threads` threads; it
 /// checks and quantizes one row (the one `a`, `b`, `c` hold: `sa`, `sb`, `sc` elements) and returns
-/// false if the row fails its check (having written any part of it). Every thread stops at the first
-/// failure; returns whether every row passed. `rest` is the input from the row to the end of the
-/// thread's block, so that a kernel can prefetch the next row while it works on this one.
-pub(crate) fn rows<A: Send, B: Send, C: Send>(
+/// false if the row fails its check (having written any part of it). `rest` is the input from the
+/// row to the end of the thread's block, so that a kernel can prefetch the next row while it works
+/// on this one. Every thread stops at the first failure; then `a`, `b` and `c` (the prefixes a
+/// success writes) are zero-filled and the error is that of `check_all`, the checked form's value
+/// check of the whole input.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn rows<A: Send + Copy + Default, B: Send + Copy + Default, C: Send + Copy + Default>(
     threads: usize,
     cols: usize,
     src: &[f32],
@@ -33,15 +37,16 @@ pub(crate) fn rows<A: Send, B: Send, C: Send>(
     (b, sb): (&mut [B], usize),
     (c, sc): (&mut [C], usize),
     quantize: impl Fn(&[f32], &mut [A], &mut [B], &mut [C]) -> bool + Sync,
-) -> bool {
+    check_all: impl FnOnce() -> Result<()>,
+) -> Result<()> {
     let rows = src.len() / cols;
     let failed = AtomicBool::new(false);
     par::for_rows(
         threads,
         rows,
-        (a, sa),
-        (b, sb),
-        (c, sc),
+        (&mut *a, sa),
+        (&mut *b, sb),
+        (&mut *c, sc),
         |r: Range<usize>, a, b, c| {
             for (k, row) in r.clone().enumerate() {
                 if failed.load(Ordering::Relaxed) {
@@ -60,5 +65,14 @@ pub(crate) fn rows<A: Send, B: Send, C: Send>(
             }
         },
     );
-    !failed.into_inner()
+    if !failed.into_inner() {
+        return Ok(());
+    }
+    a.fill(A::default());
+    b.fill(B::default());
+    c.fill(C::default());
+    check_all()?;
+    Err(QuantError::Internal(
+        "a row failed its check, and the whole input passed it".into(),
+    ))
 }
