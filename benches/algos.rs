@@ -7,7 +7,18 @@
 //! and 2 threads. AWQ: the scale and clip search on the same layer with a 512-token sample, 1 thread.
 //! The yardstick is the single-threaded f32 product X^T X of the same activations with faer, and
 //! numpy's (`OPENBLAS_NUM_THREADS=1`) when python3 with numpy is available.
+//!
+//! Peak memory (issue 4: "no more than twice (Hessian + weight)"), measured first, in an untimed pass
+//! per thread count: this binary's global allocator counts the live heap bytes and their peak, which is
+//! reset at the start of each phase. The accumulation phase counts the weight, the 2048 x 4096 f32
+//! activations handed to `add` and the calibration it builds; the solve counts the weight, the
+//! calibration and everything `quantize_calibrated` allocates (its result included). The peaks are
+//! given against H + W: the Hessian as the library stores it (4096^2 f64, 128 MiB) plus the weight
+//! (4096^2 f32, 64 MiB), and against an f32 Hessian (64 MiB) + W. VmHWM (the kernel's resident
+//! high-water mark, reset through /proc/self/clear_refs where that is allowed) is printed next to it.
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use faer::linalg::matmul::matmul;
@@ -20,6 +31,128 @@ use quant::calib::{Calibration, CalibrationOptions};
 const COLS: usize = 4096;
 const ROWS: usize = 4096;
 const TOKENS: usize = 2048;
+const MIB: f64 = (1u64 << 20) as f64;
+
+/// The system allocator, counting the live heap bytes and their peak.
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+fn grew(bytes: usize) {
+    let now = LIVE.fetch_add(bytes, Ordering::Relaxed) + bytes;
+    PEAK.fetch_max(now, Ordering::Relaxed);
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            grew(layout.size());
+        }
+        p
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            grew(layout.size());
+        }
+        p
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) };
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            if new_size >= layout.size() {
+                grew(new_size - layout.size());
+            } else {
+                LIVE.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
+            }
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Starts a phase: the peak becomes the bytes live now; the kernel's VmHWM is reset when allowed.
+/// Returns the resident set size at that moment (bytes), when known.
+fn start_phase() -> Option<u64> {
+    PEAK.store(LIVE.load(Ordering::Relaxed), Ordering::Relaxed);
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    proc_status("VmRSS:")
+}
+
+/// A `kB` line of /proc/self/status, in bytes.
+fn proc_status(key: &str) -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with(key))?;
+    let kb: u64 = line[key.len()..]
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}
+
+struct PhasePeak {
+    heap: usize,
+    rss_before: Option<u64>,
+    hwm: Option<u64>,
+}
+
+fn end_phase(rss_before: Option<u64>) -> PhasePeak {
+    PhasePeak {
+        heap: PEAK.load(Ordering::Relaxed),
+        rss_before,
+        hwm: proc_status("VmHWM:"),
+    }
+}
+
+/// The activations: uniform noise with a few outlier channels, as real ones have.
+fn activations() -> Vec<f32> {
+    let mut x = random(TOKENS * COLS, 11, 2.0);
+    for (i, v) in x.iter_mut().enumerate() {
+        if (i % COLS).is_multiple_of(97) {
+            *v *= 20.0;
+        }
+    }
+    x
+}
+
+/// Peak memory of the Hessian accumulation and of the solve, untimed, with `threads` threads.
+fn memory_pass(w: &[f32], threads: usize) -> [PhasePeak; 2] {
+    let rss = start_phase();
+    let x = activations();
+    let opts = CalibrationOptions {
+        hessian: true,
+        sample_tokens: 512,
+        threads,
+    };
+    let mut calib = Calibration::with_options(COLS, &opts).expect("calibration");
+    calib.add(&x, TOKENS, COLS).expect("add");
+    let accumulation = end_phase(rss);
+    drop(x);
+    let rss = start_phase();
+    let options = QuantOptions {
+        threads,
+        ..QuantOptions::default()
+    };
+    let params = GptqParams::new(4, 128, &options);
+    let r = gptq::quantize_calibrated(w, ROWS, COLS, &calib, &params).expect("gptq");
+    let solve = end_phase(rss);
+    drop(r);
+    [accumulation, solve]
+}
+
+fn mib(bytes: Option<u64>) -> String {
+    bytes.map_or("n/a".into(), |b| format!("{:.0}", b as f64 / MIB))
+}
 
 fn random(n: usize, seed: u64, scale: f32) -> Vec<f32> {
     let mut s = seed | 1;
@@ -64,15 +197,55 @@ fn main() {
         .unwrap_or(3usize)
         .max(1);
     let w = random(ROWS * COLS, 7, 0.1);
-    // Activations with a few outlier channels, as real ones have.
-    let mut x = random(TOKENS * COLS, 11, 2.0);
-    for (i, v) in x.iter_mut().enumerate() {
-        if (i % COLS).is_multiple_of(97) {
-            *v *= 20.0;
-        }
-    }
     println!("GPTQ / AWQ on a {ROWS} x {COLS} layer, {TOKENS} tokens, 4 bits, group 128; median of {reps}");
     println!();
+
+    // Peak memory first, before the timings' buffers exist.
+    let h_f64 = COLS * COLS * 8;
+    let h_f32 = COLS * COLS * 4;
+    let weight = ROWS * COLS * 4;
+    println!(
+        "GPTQ peak heap: live heap bytes at their peak (counting allocator; reset per phase). Yardstick: \
+         H (f64, as stored) + W = {:.0} + {:.0} = {:.0} MiB; with an f32 Hessian {:.0} MiB.",
+        h_f64 as f64 / MIB,
+        weight as f64 / MIB,
+        (h_f64 + weight) as f64 / MIB,
+        (h_f32 + weight) as f64 / MIB
+    );
+    println!();
+    println!("| GPTQ phase | threads | peak heap (MiB) | / (H f64 + W) | / (H f32 + W) | VmHWM (MiB) | VmRSS at start (MiB) |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for threads in [1usize, 2] {
+        let [acc, solve] = memory_pass(&w, threads);
+        let whole = acc.heap.max(solve.heap);
+        let rows = [
+            (
+                "Hessian accumulation (W + activations + calibration)",
+                acc.heap,
+                &acc,
+            ),
+            ("solve (W + calibration + solve)", solve.heap, &solve),
+        ];
+        for (name, heap, p) in rows {
+            println!(
+                "| {name} | {threads} | {:.0} | {:.2} | {:.2} | {} | {} |",
+                heap as f64 / MIB,
+                heap as f64 / (h_f64 + weight) as f64,
+                heap as f64 / (h_f32 + weight) as f64,
+                mib(p.hwm),
+                mib(p.rss_before),
+            );
+        }
+        println!(
+            "| whole run (the larger) | {threads} | {:.0} | {:.2} | {:.2} | | |",
+            whole as f64 / MIB,
+            whole as f64 / (h_f64 + weight) as f64,
+            whole as f64 / (h_f32 + weight) as f64,
+        );
+    }
+    println!();
+
+    let x = activations();
     println!("| step | 1 thread (s) | 2 threads (s) |");
     println!("|---|---:|---:|");
 

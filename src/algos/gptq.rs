@@ -32,12 +32,21 @@
 //!
 //! Rows are independent: they are processed in tiles of a fixed number of rows on up to `threads`
 //! threads, and the result does not depend on the thread count.
+//!
+//! Memory (`cols = n`), besides the weight and the Hessian: first one buffer of `n (n + 1)` f64, in
+//! which the factorization, the triangular inverse and the conversion to the f32 factor all happen in
+//! place (see `inverse_factor`), shrunk to the `n^2` f32 of `U`; then `U`, the codes (`rows x cols`
+//! bytes), the scales and zero points, and a working copy of one tile of rows per thread. The two phases
+//! never overlap: on a square layer the peak is the weight, the Hessian and `n^2` f64 (1.7 x (Hessian +
+//! weight) with the f64 Hessian of a [`Calibration`]; `cargo bench --bench algos` measures it).
+use std::sync::Mutex;
+
 use faer::linalg::cholesky::llt::factor::{cholesky_in_place, cholesky_in_place_scratch};
 use faer::linalg::matmul::matmul;
 use faer::linalg::triangular_inverse::invert_lower_triangular;
 use faer::{Accum, MatMut, MatRef, Par};
 
-use super::parallel::for_each_job;
+use super::parallel::{for_each_job, resolve_threads};
 use super::qparams::{fake_quant_segment, maxq, min_max, quantize_code, range_params};
 use super::QuantOptions;
 use crate::calib::Calibration;
@@ -242,7 +251,6 @@ pub(crate) fn quantize_with(
     // 1. Dead columns.
     let diag: Vec<f64> = (0..cols).map(|i| h.get(cols, i, i)).collect();
     let dead: Vec<bool> = diag.iter().map(|&d| d == 0.0).collect();
-    let mut work = try_vec(shape.len(), 0.0f32, "GPTQ working weights")?;
     // 3. Permutation (processing position -> original column).
     let perm: Vec<usize> = if params.act_order {
         let fixed: Vec<f64> = diag
@@ -255,13 +263,10 @@ pub(crate) fn quantize_with(
     } else {
         (0..cols).collect()
     };
-    for r in 0..rows {
-        let src = &w[r * cols..(r + 1) * cols];
-        let dst = &mut work[r * cols..(r + 1) * cols];
-        for (k, &j) in perm.iter().enumerate() {
-            dst[k] = if dead[j] { 0.0 } else { src[j] };
-        }
-    }
+
+    // 4. Damping and the factor of the inverse, before the codes and the working buffers exist, so
+    // that they are never live together with its f64 buffer (see `inverse_factor`).
+    let (u, damp_used) = inverse_factor(h, cols, &perm, &dead, params.damp_percent)?;
 
     let mut scales = try_vec(rows * ng, 0.0f32, "GPTQ scales")?;
     let mut zeros = try_vec(rows * ng, 0.0f32, "GPTQ zero points")?;
@@ -283,9 +288,6 @@ pub(crate) fn quantize_with(
         }
     }
 
-    // 4. Damping and the factor of the inverse.
-    let (u, damp_used) = inverse_factor(h, cols, &perm, &dead, params.damp_percent)?;
-
     // 5-6. Row tiles.
     let ctx = Ctx {
         cols,
@@ -298,21 +300,41 @@ pub(crate) fn quantize_with(
         mse: params.mse_search,
         static_groups,
         perm: &perm,
-        u: &u,
+        u: u.as_f32(),
     };
+    // The working copy of the weights (in processing order, dead columns zeroed) is made a tile at a
+    // time, in one buffer of `ROW_TILE` rows per worker: the whole layer is never copied at once.
     let tile_len = ROW_TILE * cols;
     let tile_groups = ROW_TILE * ng;
-    let jobs: Vec<_> = work
+    let jobs: Vec<_> = codes
         .chunks_mut(tile_len)
-        .zip(codes.chunks_mut(tile_len))
         .zip(scales.chunks_mut(tile_groups))
         .zip(zeros.chunks_mut(tile_groups))
-        .map(|(((w, c), s), z)| (w, c, s, z))
+        .enumerate()
+        .map(|(t, ((c, s), z))| (t * ROW_TILE, c, s, z))
         .collect();
-    for_each_job(jobs, params.threads, |(w, c, s, z)| {
-        ctx.run_tile(w, c, s, z);
+    let workers = resolve_threads(params.threads).min(jobs.len());
+    let buf_len = tile_len.min(shape.len());
+    let mut buffers = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        buffers.push(try_vec(buf_len, 0.0f32, "GPTQ working weights")?);
+    }
+    let buffers = Mutex::new(buffers);
+    let take = || buffers.lock().unwrap_or_else(|e| e.into_inner()).pop();
+    for_each_job(jobs, params.threads, |(r0, c, s, z)| {
+        // Every worker holds at most one buffer and there are as many as workers.
+        let mut buf = take().unwrap_or_else(|| vec![0.0f32; buf_len]);
+        let tile = &mut buf[..c.len()];
+        for (r, dst) in tile.chunks_exact_mut(cols).enumerate() {
+            let src = &w[(r0 + r) * cols..(r0 + r + 1) * cols];
+            for (k, &j) in perm.iter().enumerate() {
+                dst[k] = if dead[j] { 0.0 } else { src[j] };
+            }
+        }
+        ctx.run_tile(tile, c, s, z);
+        buffers.lock().unwrap_or_else(|e| e.into_inner()).push(buf);
     });
-    drop(work);
+    drop(buffers);
     check_finite(&scales, "GPTQ scales").map_err(|e| {
         QuantError::Numerical(format!(
             "GPTQ produced a non-finite scale (the weights' range overflows f32): {e}"
@@ -351,15 +373,44 @@ pub(crate) fn damp_schedule(first: f64) -> Vec<f64> {
     v
 }
 
+/// `len` f32 values kept in the storage of a `Vec<f64>` (the buffer they were converted from in place).
+struct F32InF64 {
+    buf: Vec<f64>,
+    len: usize,
+}
+
+impl F32InF64 {
+    fn as_f32(&self) -> &[f32] {
+        debug_assert!(self.len <= 2 * self.buf.len());
+        // SAFETY: the buffer holds at least `len` f32 (2 per f64, checked when it is built), its
+        // alignment (8) is a multiple of f32's, every byte is initialized and every bit pattern is an
+        // f32; the slice borrows `self`, so the buffer outlives it and is not written meanwhile.
+        unsafe { std::slice::from_raw_parts(self.buf.as_ptr().cast::<f32>(), self.len) }
+    }
+}
+
 /// The upper Cholesky factor `U` (row-major f32, in processing order) of `(H_p + damp I)^-1`, scaled
 /// by `sqrt(mean diag)`, where `H_p` is `H` with dead columns fixed and permuted by `perm`.
+///
+/// Memory: one buffer of `n (n + 1)` f64 holds the Cholesky factor `L` and then its inverse, and is
+/// converted in place to the f32 factor and shrunk to `n^2` f32; nothing else of size `n^2` is live
+/// meanwhile (the caller allocates its working buffers after this returns). The buffer `B` is
+/// column-major with `n + 1` columns of `n`: `L` is factorized in place in its first `n` columns (lower
+/// triangle), exactly as in a plain `n x n` matrix. The inverse `M = L^-1`, lower triangular, is
+/// written where `L` is not: column `j` of `M` (rows `j..n`) goes to rows `0..n-j` of `B`'s column
+/// `n - j`, i.e. `M(i, j)` at `B[(n - j) n + i - j]` (strides 1 and `-(n + 1)`): above `L`'s
+/// diagonal for `j > 0`, in the extra column for `j = 0`. faer's triangular inverse reads only the lower
+/// triangle of its source and writes only the lower triangle of its destination (its upper blocks are
+/// never touched), so the two views never touch the same element although their rectangles overlap; the
+/// arithmetic is that of the plain layout (the same faer calls on the same shapes, with unit row
+/// strides), and the factor is bit-identical to one computed with a separate `n x n` inverse (tested).
 fn inverse_factor(
     h: HessianRef<'_>,
     n: usize,
     perm: &[usize],
     dead: &[bool],
     damp_percent: f64,
-) -> Result<(Vec<f32>, f64)> {
+) -> Result<(F32InF64, f64)> {
     let mut diag_sum = 0.0f64;
     for (i, &d) in dead.iter().enumerate() {
         diag_sum += if d { 1.0 } else { h.get(n, i, i) };
@@ -371,6 +422,10 @@ fn inverse_factor(
             "GPTQ: the Hessian's mean diagonal is {base}: it is not positive semi-definite"
         )));
     }
+    let n2 = n * n;
+    let len = n2
+        .checked_add(n)
+        .ok_or_else(|| QuantError::invalid("Hessian size overflows"))?;
     let mut mem = faer::dyn_stack::MemBuffer::try_new(cholesky_in_place_scratch::<f64>(
         n,
         Par::Seq,
@@ -378,9 +433,7 @@ fn inverse_factor(
     ))
     .map_err(|_| QuantError::OutOfMemory("GPTQ Cholesky scratch".into()))?;
     for frac in damp_schedule(damp_percent) {
-        // Peak memory: R and its inverse (2 n^2 f64) during the inversion, then the inverse and the
-        // f32 factor (1.5 n^2 f64).
-        let mut r = try_vec(n * n, 0.0f64, "GPTQ factor")?;
+        let mut b = try_vec(len, 0.0f64, "GPTQ factor")?;
         // R = J H_p J / base + frac I, column-major, lower triangle.
         for c in 0..n {
             let pc = n - 1 - c;
@@ -398,10 +451,10 @@ fn inverse_factor(
                 } else {
                     h.get(n, oi, oj)
                 };
-                r[c * n + rr] = v / base + if rr == c { frac } else { 0.0 };
+                b[c * n + rr] = v / base + if rr == c { frac } else { 0.0 };
             }
         }
-        let rm = MatMut::from_column_major_slice_mut(&mut r, n, n);
+        let rm = MatMut::from_column_major_slice_mut(&mut b[..n2], n, n);
         let stack = faer::dyn_stack::MemStack::new(&mut mem);
         if let Err(e) =
             cholesky_in_place(rm, Default::default(), Par::Seq, stack, Default::default())
@@ -413,25 +466,9 @@ fn inverse_factor(
             ));
             continue;
         }
-        let mut inv = try_vec(n * n, 0.0f64, "GPTQ inverse factor")?;
-        invert_lower_triangular(
-            MatMut::from_column_major_slice_mut(&mut inv, n, n),
-            MatRef::from_column_major_slice(&r, n, n),
-            Par::Seq,
-        );
-        drop(r);
-        // U[i][j] = inv[n-1-i][n-1-j] for i <= j.
-        let mut ok = true;
-        let mut u = try_vec(n * n, 0.0f32, "GPTQ inverse factor (f32)")?;
-        for i in 0..n {
-            for j in i..n {
-                let v = inv[(n - 1 - j) * n + (n - 1 - i)];
-                ok &= v.is_finite();
-                u[i * n + j] = v as f32;
-            }
-            ok &= u[i * n + i] > 0.0 && u[i * n + i].is_finite();
-        }
-        if ok {
+        invert_factor_in_place(&mut b, n);
+        // U[i][j] = M[n-1-i][n-1-j] for i <= j, which is at B[(j + 1) n + j - i].
+        if let Some(u) = to_f32_factor(b, n) {
             return Ok((u, frac));
         }
         tried.push(format!("damp {frac}: the inverse factor is not finite"));
@@ -440,6 +477,66 @@ fn inverse_factor(
         "GPTQ: the Hessian cannot be factorized even after damping; tried {}",
         tried.join("; ")
     )))
+}
+
+/// `M = L^-1` into the buffer `b` of [`inverse_factor`] (`L` in the lower triangle of its first `n`
+/// columns; `M(i, j)` written at `b[(n - j) n + i - j]`).
+fn invert_factor_in_place(b: &mut [f64], n: usize) {
+    assert!(b.len() >= n * n + n);
+    if n == 0 {
+        return;
+    }
+    let p = b.as_mut_ptr();
+    let stride = (n + 1) as isize;
+    // SAFETY: both views lie inside `b`, which is borrowed mutably for this whole block and accessed
+    // only through them: `l` spans `b[..n^2]`, `m`'s element (i, j) is at `n^2 - j (n + 1) + i`, in
+    // `1..=n^2 + n - 1`. The views overlap, but faer's triangular inverse reads only `l`'s lower
+    // triangle (`b[c n + r]`, r >= c) and accesses only `m`'s lower triangle (i >= j: rows `0..n-j` of
+    // column `n - j` of `b`, i.e. strictly above `l`'s diagonal, or the extra column), so no element is
+    // both written through `m` and accessed through `l`.
+    unsafe {
+        let l = MatRef::from_raw_parts(p.cast_const(), n, n, 1, n as isize);
+        let m = MatMut::from_raw_parts_mut(p.add(n * n), n, n, 1, -stride);
+        invert_lower_triangular(m, l, Par::Seq);
+    }
+}
+
+/// Converts the inverse in `b` (as left by [`invert_factor_in_place`]) to the row-major f32 factor `U`
+/// in place, and shrinks the buffer to it; `None` when an entry is not finite or a diagonal entry is not
+/// positive in f32 (the factor is unusable).
+fn to_f32_factor(mut b: Vec<f64>, n: usize) -> Option<F32InF64> {
+    let n2 = n * n;
+    assert!(b.len() >= n2 + n);
+    let mut ok = true;
+    let p = b.as_mut_ptr();
+    // Row i of U (f32 elements i n .. (i + 1) n, bytes below 4 (i + 1) n) is written after rows 0..i,
+    // and every entry it or a later row reads, b[(j + 1) n + j - i'] with j >= i' >= i, is at a byte
+    // offset >= 8 (i + 1) n: a row never overwrites a value still to be read.
+    for i in 0..n {
+        let mut row_ok = true;
+        for j in 0..n {
+            let v = if j < i {
+                0.0f32
+            } else {
+                // SAFETY: (j + 1) n + j - i < n^2 + n <= b.len().
+                let v = unsafe { p.add((j + 1) * n + j - i).read() };
+                row_ok &= v.is_finite();
+                v as f32
+            };
+            // SAFETY: i n + j < n^2 f32 fit in the first n^2 / 2 f64 of `b` (aligned for f32).
+            unsafe { p.cast::<f32>().add(i * n + j).write(v) };
+            if j == i {
+                row_ok &= v > 0.0 && v.is_finite();
+            }
+        }
+        ok &= row_ok;
+    }
+    if !ok {
+        return None;
+    }
+    b.truncate(n2.div_ceil(2));
+    b.shrink_to_fit();
+    Some(F32InF64 { buf: b, len: n2 })
 }
 
 /// Scale and zero point of one group (the reference `Quantizer.find_params`, per row).
@@ -594,6 +691,7 @@ mod tests {
         let (_, h) = problem(1, cols, 40);
         let perm: Vec<usize> = (0..cols).collect();
         let (u, d) = inverse_factor(HessianRef::Full(&h), cols, &perm, &[false; 9], 0.01).unwrap();
+        let u = u.as_f32();
         assert_eq!(d, 0.01);
         let base = (0..cols).map(|i| h[i * cols + i]).sum::<f64>() / cols as f64;
         // U^T U (H / base + 0.01 I) == I.
@@ -610,6 +708,101 @@ mod tests {
                 }
                 let want = if i == j { 1.0 } else { 0.0 };
                 assert!((v - want).abs() < 1e-4, "{i} {j} {v}");
+            }
+        }
+    }
+
+    /// The factor as computed before the in-place layout: `L` and its inverse in two separate `n x n`
+    /// buffers, then copied to a zeroed f32 matrix. Kept to check that the in-place version gives the
+    /// same bits.
+    fn inverse_factor_two_buffers(
+        h: HessianRef<'_>,
+        n: usize,
+        perm: &[usize],
+        dead: &[bool],
+        frac: f64,
+    ) -> Option<Vec<f32>> {
+        let base = (0..n)
+            .map(|i| if dead[i] { 1.0 } else { h.get(n, i, i) })
+            .sum::<f64>()
+            / n as f64;
+        let mut r = vec![0.0f64; n * n];
+        for c in 0..n {
+            for rr in c..n {
+                let (oi, oj) = (perm[n - 1 - rr], perm[n - 1 - c]);
+                let v = if oi == oj {
+                    if dead[oi] {
+                        1.0
+                    } else {
+                        h.get(n, oi, oi)
+                    }
+                } else if dead[oi] || dead[oj] {
+                    0.0
+                } else {
+                    h.get(n, oi, oj)
+                };
+                r[c * n + rr] = v / base + if rr == c { frac } else { 0.0 };
+            }
+        }
+        let mut mem = faer::dyn_stack::MemBuffer::new(cholesky_in_place_scratch::<f64>(
+            n,
+            Par::Seq,
+            Default::default(),
+        ));
+        cholesky_in_place(
+            MatMut::from_column_major_slice_mut(&mut r, n, n),
+            Default::default(),
+            Par::Seq,
+            faer::dyn_stack::MemStack::new(&mut mem),
+            Default::default(),
+        )
+        .ok()?;
+        let mut inv = vec![0.0f64; n * n];
+        invert_lower_triangular(
+            MatMut::from_column_major_slice_mut(&mut inv, n, n),
+            MatRef::from_column_major_slice(&r, n, n),
+            Par::Seq,
+        );
+        let mut u = vec![0.0f32; n * n];
+        for i in 0..n {
+            for j in i..n {
+                u[i * n + j] = inv[(n - 1 - j) * n + (n - 1 - i)] as f32;
+            }
+        }
+        Some(u)
+    }
+
+    #[test]
+    fn the_in_place_factor_has_the_bits_of_the_two_buffer_one() {
+        // Sizes around faer's recursion and block thresholds, with act-order and dead columns.
+        // (Under Miri, which checks the overlapping views of the in-place inverse, small sizes only.)
+        let mut sizes: Vec<usize> = (1..=if cfg!(miri) { 20 } else { 40 }).collect();
+        if !cfg!(miri) {
+            sizes.extend([63, 64, 65, 127, 128, 129, 200, 257, 300, 515]);
+        }
+        for n in sizes {
+            let (_, mut h) = problem(1, n, n + 7);
+            if n > 5 {
+                for k in 0..n {
+                    h[4 * n + k] = 0.0;
+                    h[k * n + 4] = 0.0;
+                }
+            }
+            let dead: Vec<bool> = (0..n).map(|i| h[i * n + i] == 0.0).collect();
+            let ident: Vec<usize> = (0..n).collect();
+            let mut by_diag = ident.clone();
+            by_diag.sort_by(|&a, &b| h[b * n + b].total_cmp(&h[a * n + a]));
+            for perm in [ident, by_diag] {
+                let hr = HessianRef::Full(&h);
+                let (u, frac) = inverse_factor(hr, n, &perm, &dead, 0.01).unwrap();
+                let want = inverse_factor_two_buffers(hr, n, &perm, &dead, frac).unwrap();
+                let got = u.as_f32();
+                assert_eq!(got.len(), n * n);
+                let same = got
+                    .iter()
+                    .zip(&want)
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "n = {n}: the factor differs");
             }
         }
     }
