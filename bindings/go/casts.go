@@ -172,6 +172,20 @@ func FP8E4M3QuantizeInto(dst []uint8, scales []float32, src []float32, rows, col
 	})
 }
 
+// FP8E4M3QuantizeStreamingInto is FP8E4M3QuantizeInto in one pass over src
+// (quant_fp8_e4m3_quantize_streaming): as Int8QuantizeStreamingInto.
+func FP8E4M3QuantizeStreamingInto(dst []uint8, scales []float32, src []float32, rows, cols, groupSize int) error {
+	const fn = "quant_fp8_e4m3_quantize_streaming"
+	r, c, g, err := dims(fn, len(src), rows, cols, groupSize)
+	if err != nil {
+		return err
+	}
+	return call(fn, func() C.quant_status {
+		return C.quant_fp8_e4m3_quantize_streaming((*C.float)(ptr(src)), r, c, g, (*C.uint8_t)(ptr(dst)),
+			C.size_t(len(dst)), (*C.float)(ptr(scales)), C.size_t(len(scales)))
+	})
+}
+
 // FP8E4M3Dequantize returns fp8(code) * scale for every element.
 func FP8E4M3Dequantize(codes []uint8, scales []float32, rows, cols, groupSize int) ([]float32, error) {
 	if _, _, _, err := dims("quant_fp8_e4m3_dequantize", len(codes), rows, cols, groupSize); err != nil {

@@ -50,6 +50,21 @@ func Int8QuantizeInto(dst []int8, scales []float32, src []float32, rows, cols, g
 	})
 }
 
+// Int8QuantizeStreamingInto is Int8QuantizeInto in one pass over src (quant_int8_quantize_streaming):
+// the same results and errors, about 1.6 times as fast on weights larger than the CPU caches, but on
+// a NaN, an infinity or an overflowing group dst and scales are zero-filled instead of untouched.
+func Int8QuantizeStreamingInto(dst []int8, scales []float32, src []float32, rows, cols, groupSize int) error {
+	const fn = "quant_int8_quantize_streaming"
+	r, c, g, err := dims(fn, len(src), rows, cols, groupSize)
+	if err != nil {
+		return err
+	}
+	return call(fn, func() C.quant_status {
+		return C.quant_int8_quantize_streaming((*C.float)(ptr(src)), r, c, g, (*C.int8_t)(ptr(dst)),
+			C.size_t(len(dst)), (*C.float)(ptr(scales)), C.size_t(len(scales)))
+	})
+}
+
 // Int8Dequantize returns code * scale for every element.
 func Int8Dequantize(codes []int8, scales []float32, rows, cols, groupSize int) ([]float32, error) {
 	if _, _, _, err := dims("quant_int8_dequantize", len(codes), rows, cols, groupSize); err != nil {
@@ -108,6 +123,23 @@ func Int4QuantizeInto(dst []uint8, scales []float32, zeros []uint8, src []float3
 	return call(fn, func() C.quant_status {
 		return C.quant_int4_quantize((*C.float)(ptr(src)), r, c, g, (*C.uint8_t)(ptr(dst)), C.size_t(len(dst)),
 			(*C.float)(ptr(scales)), (*C.uint8_t)(ptr(zeros)), C.size_t(len(scales)))
+	})
+}
+
+// Int4QuantizeStreamingInto is Int4QuantizeInto in one pass over src (quant_int4_quantize_streaming):
+// as Int8QuantizeStreamingInto.
+func Int4QuantizeStreamingInto(dst []uint8, scales []float32, zeros []uint8, src []float32, rows, cols, groupSize int) error {
+	const fn = "quant_int4_quantize_streaming"
+	r, c, g, err := dims(fn, len(src), rows, cols, groupSize)
+	if err != nil {
+		return err
+	}
+	if len(scales) != len(zeros) {
+		return fail(StatusShapeMismatch, fn, "scales (%d) and zeros (%d) differ in length", len(scales), len(zeros))
+	}
+	return call(fn, func() C.quant_status {
+		return C.quant_int4_quantize_streaming((*C.float)(ptr(src)), r, c, g, (*C.uint8_t)(ptr(dst)),
+			C.size_t(len(dst)), (*C.float)(ptr(scales)), (*C.uint8_t)(ptr(zeros)), C.size_t(len(scales)))
 	})
 }
 

@@ -383,6 +383,12 @@ pub fn int8Quantize(src: []const f32, rows: usize, cols: usize, group_size: usiz
     try srcCheck(src.len, rows, cols);
     try call(c.quant_int8_quantize(src.ptr, rows, cols, group_size, dst.ptr, dst.len, scales.ptr, scales.len));
 }
+/// int8Quantize in one pass (quant_int8_quantize_streaming): the same results and errors, but on a
+/// NaN/infinity or an overflowing group dst and scales are zero-filled, not left untouched.
+pub fn int8QuantizeStreaming(src: []const f32, rows: usize, cols: usize, group_size: usize, dst: []i8, scales: []f32) Error!void {
+    try srcCheck(src.len, rows, cols);
+    try call(c.quant_int8_quantize_streaming(src.ptr, rows, cols, group_size, dst.ptr, dst.len, scales.ptr, scales.len));
+}
 /// x' = code * scale.
 pub fn int8Dequantize(src: []const i8, scales: []const f32, rows: usize, cols: usize, group_size: usize, dst: []f32) Error!void {
     try srcCheck(src.len, rows, cols);
@@ -395,6 +401,12 @@ pub fn int4Quantize(src: []const f32, rows: usize, cols: usize, group_size: usiz
     try srcCheck(src.len, rows, cols);
     if (scales.len != zeros.len) return fail(error.ShapeMismatch, "scales ({d}) and zeros ({d}) differ in length", .{ scales.len, zeros.len });
     try call(c.quant_int4_quantize(src.ptr, rows, cols, group_size, dst.ptr, dst.len, scales.ptr, zeros.ptr, scales.len));
+}
+/// int4Quantize in one pass (quant_int4_quantize_streaming): as int8QuantizeStreaming.
+pub fn int4QuantizeStreaming(src: []const f32, rows: usize, cols: usize, group_size: usize, dst: []u8, scales: []f32, zeros: []u8) Error!void {
+    try srcCheck(src.len, rows, cols);
+    if (scales.len != zeros.len) return fail(error.ShapeMismatch, "scales ({d}) and zeros ({d}) differ in length", .{ scales.len, zeros.len });
+    try call(c.quant_int4_quantize_streaming(src.ptr, rows, cols, group_size, dst.ptr, dst.len, scales.ptr, zeros.ptr, scales.len));
 }
 /// x' = (q - zero) * scale.
 pub fn int4Dequantize(src: []const u8, scales: []const f32, zeros: []const u8, rows: usize, cols: usize, group_size: usize, dst: []f32) Error!void {
@@ -409,6 +421,11 @@ pub fn int4Dequantize(src: []const u8, scales: []const f32, zeros: []const u8, r
 pub fn fp8E4m3Quantize(src: []const f32, rows: usize, cols: usize, group_size: usize, dst: []u8, scales: []f32) Error!void {
     try srcCheck(src.len, rows, cols);
     try call(c.quant_fp8_e4m3_quantize(src.ptr, rows, cols, group_size, dst.ptr, dst.len, scales.ptr, scales.len));
+}
+/// fp8E4m3Quantize in one pass (quant_fp8_e4m3_quantize_streaming): as int8QuantizeStreaming.
+pub fn fp8E4m3QuantizeStreaming(src: []const f32, rows: usize, cols: usize, group_size: usize, dst: []u8, scales: []f32) Error!void {
+    try srcCheck(src.len, rows, cols);
+    try call(c.quant_fp8_e4m3_quantize_streaming(src.ptr, rows, cols, group_size, dst.ptr, dst.len, scales.ptr, scales.len));
 }
 /// x' = f32(code) * scale.
 pub fn fp8E4m3Dequantize(src: []const u8, scales: []const f32, rows: usize, cols: usize, group_size: usize, dst: []f32) Error!void {
