@@ -45,6 +45,11 @@ static void test_levels_and_threads(void) {
     int best = quant_simd_level();
     CHECK(best >= QUANT_SIMD_SCALAR && best <= QUANT_SIMD_NEON);
     CHECK(quant_simd_level_name(best) != NULL);
+#if defined(__aarch64__)
+    /* Every aarch64 CPU has NEON: it is the default (unless QUANT_SIMD forces a level), and the loop below
+     * must run it, not only the portable level. */
+    if (getenv("QUANT_SIMD") == NULL) CHECK(best == QUANT_SIMD_NEON);
+#endif
 
     EXPECT_STATUS(quant_set_simd_level(QUANT_SIMD_SCALAR), QUANT_OK);
     CHECK(quant_simd_level() == QUANT_SIMD_SCALAR);
@@ -71,6 +76,9 @@ static void test_levels_and_threads(void) {
         }
     }
     CHECK(ran >= 3);
+#if defined(__aarch64__)
+    CHECK(ran == 6); /* scalar and NEON, 3 thread counts each */
+#endif
     EXPECT_STATUS(quant_set_simd_level(QUANT_SIMD_AUTO), QUANT_OK);
     CHECK(quant_simd_level() == best);
     EXPECT_STATUS(quant_set_threads(1), QUANT_OK);

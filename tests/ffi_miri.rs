@@ -101,7 +101,7 @@ fn last_error_copies_truncates_and_is_per_thread() {
         assert_eq!(quant_last_error(buf.as_mut_ptr(), len), full);
         assert_eq!(buf[len - 1], 0, "terminated within {len} bytes");
         assert!(
-            buf[len..].iter().all(|&c| c as u8 == S8),
+            buf[len..].iter().all(|&c| c == S8 as c_char),
             "nothing past {len}"
         );
     }

@@ -59,6 +59,31 @@ fn at_every_level(mut f: impl FnMut(SimdLevel)) {
     }
 }
 
+/// The levels `at_every_level` runs are the ones the architecture has: on aarch64 that includes NEON
+/// (so the tests here run the NEON bodies, not only the portable code), which is also the default,
+/// in Rust and through the C ABI; on x86-64 NEON is never among them.
+#[test]
+fn the_levels_tested_include_the_architectures_simd() {
+    let levels = available_levels();
+    println!("levels tested: {levels:?}");
+    assert_eq!(levels[0], SimdLevel::Scalar);
+    let expect_neon = cfg!(target_arch = "aarch64");
+    assert_eq!(levels.contains(&SimdLevel::Neon), expect_neon, "{levels:?}");
+    assert_eq!(SimdLevel::Neon.is_available(), expect_neon);
+    if expect_neon {
+        assert_eq!(levels, [SimdLevel::Scalar, SimdLevel::Neon]);
+        assert_eq!(quant::kernels::simd::best_available(), SimdLevel::Neon);
+        // Unless the environment forces a level (read once, at the first kernel call).
+        if std::env::var_os("QUANT_SIMD").is_none() {
+            assert_eq!(quant::kernels::simd::simd_level(), SimdLevel::Neon);
+            assert_eq!(
+                quant::ffi::simd::quant_simd_level(),
+                quant::kernels::simd::QUANT_SIMD_NEON
+            );
+        }
+    }
+}
+
 /// Shapes whose rows span several SIMD blocks with tails, group sizes that are multiples of the blocks,
 /// even, odd, 0 (per row) and larger than a row.
 fn shape_strategy() -> impl Strategy<Value = Shape> {
@@ -279,11 +304,48 @@ fn decodes() -> Vec<Vec<u32>> {
     out
 }
 
+/// f32 patterns that a stride through all of them steps over: for both signs and every exponent, the
+/// ends and the middle of the significand range, and the significands just below, at and just above
+/// every rounding tie of each cast (f16 drops 13 significand bits, bf16 16, E4M3 20, E5M2 21) with
+/// the kept part even, odd and all ones (the carry into the exponent). Among them: the zeros, the
+/// smallest subnormals, the largest finite values, the infinities and the NaNs next to them
+/// (`0x7f800001`, `0x7fbfffff`, `0x7fc00000`, `0x7fffffff`). Odd length.
+fn edge_patterns() -> Vec<f32> {
+    let mut mantissas = vec![
+        0u32, 1, 2, 3, 0x3f_ffff, 0x40_0000, 0x40_0001, 0x7f_fffe, 0x7f_ffff,
+    ];
+    for dropped in [13u32, 16, 20, 21] {
+        let half = 1u32 << (dropped - 1);
+        let all_ones = 0x7f_ffff >> dropped;
+        for kept in [0, 1, 2, 3, all_ones - 1, all_ones] {
+            for d in [half - 1, half, half + 1] {
+                mantissas.push(((kept << dropped) + d) & 0x7f_ffff);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for sign in [0u32, 0x8000_0000] {
+        for exp in 0..256u32 {
+            for &m in &mantissas {
+                out.push(f32::from_bits(sign | exp << 23 | m));
+            }
+        }
+    }
+    if out.len() % 2 == 0 {
+        out.push(1.0);
+    }
+    out
+}
+
 /// The casts at every level equal the portable ones (which `tests/casts.rs` holds to the scalar
-/// references and the golden fixtures) on a stride through all 2^32 f32 patterns (odd lengths, so
-/// that every block size leaves a tail), and every decoder on every pattern.
+/// references and the golden fixtures) on the edge patterns above and on a stride through all 2^32
+/// f32 patterns (odd lengths, so that every block size leaves a tail), and every decoder on every
+/// pattern.
 #[test]
 fn casts_at_every_level_equal_the_portable_path() {
+    let edges = edge_patterns();
+    let want = with_simd_level(SimdLevel::Scalar, || casts_of(&edges)).unwrap();
+    at_every_level(|level| assert_eq!(casts_of(&edges), want, "{level:?}, edge patterns"));
     const STRIDE: u64 = 211;
     let offset = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
