@@ -24,6 +24,8 @@
 #                         bit for bit: absmax, INT8, INT4 min/max, quantize and dequantize, FP8 encode
 #                         and decode (plain and scaled), BF16 both ways; ties, clamps, edge bit
 #                         patterns, threads. This is the test that covers every NEON body.
+#   --test streaming      the one-pass quantizers against the checked ones (their per-row checks at
+#                         the NEON level), every level, several thread counts
 #   --test int_kernels    INT8/k-bit fast paths (NEON) against the references, property tests
 #   --test casts          the casts (NEON for BF16 and FP8) against numpy/ml_dtypes golden fixtures
 #   --test ffi_miri, ffi_exports, weight, types    the C ABI and the weight API (fast)
@@ -84,7 +86,7 @@ cargo_aarch64() { # cargo SUBCOMMAND ARGS...: for the aarch64 target, in its own
     nice cargo "$sub" --target "$TARGET" --target-dir "$TARGET_DIR" "$@"
 }
 
-tests=(--lib --test simd_paths --test int_kernels --test casts --test ffi_miri --test ffi_exports
+tests=(--lib --test simd_paths --test streaming --test int_kernels --test casts --test ffi_miri --test ffi_exports
     --test weight --test types --test thread_exit)
 if [ "$FULL" = 1 ]; then
     tests+=(--test ggml --test formats --test real_data_rtn --test algos_calib --test algos_smoothquant
