@@ -1421,7 +1421,7 @@ const char *quant_version_string(void);
 
 /**
  * `quant_int8_quantize` in one pass over `src`: the same arguments, the same codes and scales bit for
- * bit, the same errors and error details; on a matrix larger than the CPU caches, 1.5 to 1.7 times
+ * bit, the same errors and error details; on a matrix larger than the CPU caches, 1.5 to 1.8 times
  * as fast on the benchmark machine (docs/speed.md).
  *
  * The one difference: the checked form reads the whole input (to find any NaN, infinity or
