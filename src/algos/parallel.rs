@@ -2,7 +2,6 @@
 //!
 //! Work is cut into items whose boundaries never depend on the thread count, so a result is bit
 //! identical whatever `threads` is: a thread count only decides who computes an item, not how.
-use std::sync::Mutex;
 
 /// `threads`, or the number of available cores when it is 0 (at least 1).
 pub(crate) fn resolve_threads(threads: usize) -> usize {
@@ -15,41 +14,12 @@ pub(crate) fn resolve_threads(threads: usize) -> usize {
     }
 }
 
-/// Runs `f` on every job, on up to `threads` scoped threads (0 = all cores). Jobs are taken in order
-/// from a shared queue. Each job gets its own output through the job value itself (disjoint `&mut`
-/// slices), so no synchronisation is needed beyond the queue.
+/// Runs `f` on every job, on up to `threads` scoped threads (0 = all cores), the calling thread among
+/// them, all joined before it returns ([`crate::kernels::par::run_on`]). Jobs are taken in order from a
+/// shared queue. Each job gets its own output through the job value itself (disjoint `&mut` slices),
+/// so no synchronisation is needed beyond the queue.
 pub(crate) fn for_each_job<J: Send, F: Fn(J) + Sync>(jobs: Vec<J>, threads: usize, f: F) {
-    let workers = resolve_threads(threads).min(jobs.len());
-    if workers <= 1 {
-        jobs.into_iter().for_each(f);
-        return;
-    }
-    let queue = Mutex::new(jobs.into_iter());
-    let next = || queue.lock().unwrap_or_else(|e| e.into_inner()).next();
-    let work = || {
-        while let Some(job) = next() {
-            f(job);
-        }
-    };
-    std::thread::scope(|s| {
-        // The calling thread is one of the workers. A thread the OS refuses (no memory for its stack,
-        // a process limit) is not an error: the threads that did start, and this one, take its jobs.
-        // (`Scope::spawn` would panic instead.)
-        let mut handles = Vec::new();
-        for _ in 1..workers {
-            match std::thread::Builder::new().spawn_scoped(s, work) {
-                Ok(h) => handles.push(h),
-                Err(_) => break,
-            }
-        }
-        work();
-        for h in handles {
-            // A panicking job is re-raised on the caller's thread (and caught by the FFI boundary).
-            if let Err(payload) = h.join() {
-                std::panic::resume_unwind(payload);
-            }
-        }
-    });
+    crate::kernels::par::run_on(jobs, resolve_threads(threads), f)
 }
 
 #[cfg(test)]

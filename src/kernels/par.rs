@@ -118,12 +118,22 @@ pub(crate) fn split(n: usize, t: usize, align: usize) -> Vec<Range<usize>> {
 }
 
 /// Runs `f` on every job, on the calling thread and up to `jobs.len() - 1` scoped threads that take
-/// jobs from a shared queue. A thread the OS refuses (no memory for its stack, a process limit) is not
-/// an error: the threads that did start, and the calling one, take its jobs (`Scope::spawn` would
-/// panic instead). Every job is independent, so the result does not depend on who runs it.
+/// jobs from a shared queue (see [`run_on`]).
 pub(crate) fn run<T: Send>(jobs: Vec<T>, f: impl Fn(T) + Sync) {
-    let n = jobs.len();
-    if n <= 1 {
+    let workers = jobs.len();
+    run_on(jobs, workers, f)
+}
+
+/// Runs `f` on every job, on the calling thread and up to `workers - 1` scoped threads that take jobs
+/// from a shared queue. A thread the OS refuses (no memory for its stack, a process limit) is not an
+/// error: the threads that did start, and the calling one, take its jobs (`Scope::spawn` would panic
+/// instead). Every job is independent, so the result does not depend on who runs it. Every thread is
+/// joined before this returns (not only finished with its jobs: `scope` alone waits for the closures,
+/// and the OS thread could still be exiting), and a panicking job is re-raised on the caller's thread
+/// (where the FFI boundary catches it).
+pub(crate) fn run_on<T: Send>(jobs: Vec<T>, workers: usize, f: impl Fn(T) + Sync) {
+    let workers = workers.min(jobs.len());
+    if workers <= 1 {
         jobs.into_iter().for_each(f);
         return;
     }
@@ -135,17 +145,22 @@ pub(crate) fn run<T: Send>(jobs: Vec<T>, f: impl Fn(T) + Sync) {
         }
     };
     std::thread::scope(|s| {
-        for _ in 1..n {
-            if std::thread::Builder::new().spawn_scoped(s, work).is_err() {
-                break;
+        let mut handles = Vec::with_capacity(workers - 1);
+        for _ in 1..workers {
+            match std::thread::Builder::new().spawn_scoped(s, work) {
+                Ok(h) => handles.push(h),
+                Err(_) => break,
             }
         }
         work();
+        for h in handles {
+            if let Err(payload) = h.join() {
+                std::panic::resume_unwind(payload);
+            }
+        }
     });
 }
 
-/// Runs `f(rows, a, b, c)` over blocks of rows with `t` threads: `a`, `b`, `c` are split so that each
-/// block gets its rows' part (`stride` elements a row; an output with stride 0 gets empty slices).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn for_rows<A: Send, B: Send, C: Send>(
     t: usize,
