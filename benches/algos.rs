@@ -16,9 +16,7 @@
 //! given against H + W: the Hessian as the library stores it (4096^2 f64, 128 MiB) plus the weight
 //! (4096^2 f32, 64 MiB), and against an f32 Hessian (64 MiB) + W. VmHWM (the kernel's resident
 //! high-water mark, reset through /proc/self/clear_refs where that is allowed) is printed next to it.
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use faer::linalg::matmul::matmul;
@@ -33,56 +31,16 @@ const ROWS: usize = 4096;
 const TOKENS: usize = 2048;
 const MIB: f64 = (1u64 << 20) as f64;
 
-/// The system allocator, counting the live heap bytes and their peak.
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-fn grew(bytes: usize) {
-    let now = LIVE.fetch_add(bytes, Ordering::Relaxed) + bytes;
-    PEAK.fetch_max(now, Ordering::Relaxed);
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            grew(layout.size());
-        }
-        p
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc_zeroed(layout) };
-        if !p.is_null() {
-            grew(layout.size());
-        }
-        p
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            if new_size >= layout.size() {
-                grew(new_size - layout.size());
-            } else {
-                LIVE.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
-            }
-        }
-        p
-    }
-}
+#[path = "../tests/common/heap.rs"]
+mod heap;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: heap::Counting = heap::Counting;
 
 /// Starts a phase: the peak becomes the bytes live now; the kernel's VmHWM is reset when allowed.
 /// Returns the resident set size at that moment (bytes), when known.
 fn start_phase() -> Option<u64> {
-    PEAK.store(LIVE.load(Ordering::Relaxed), Ordering::Relaxed);
+    heap::reset_peak();
     let _ = std::fs::write("/proc/self/clear_refs", "5");
     proc_status("VmRSS:")
 }
@@ -108,7 +66,7 @@ struct PhasePeak {
 
 fn end_phase(rss_before: Option<u64>) -> PhasePeak {
     PhasePeak {
-        heap: PEAK.load(Ordering::Relaxed),
+        heap: heap::peak(),
         rss_before,
         hwm: proc_status("VmHWM:"),
     }

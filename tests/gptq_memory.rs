@@ -11,57 +11,16 @@
 //! A second worker thread also allocates gemm's per-thread packing buffers, a constant set by the cache
 //! sizes the library detects (about 4 MiB on the development machine), not by the layer: at this small
 //! size it would dominate, so the 2-thread figure is printed, not asserted.
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use quant::algos::gptq::{self, GptqParams};
 use quant::algos::QuantOptions;
 use quant::calib::{Calibration, CalibrationOptions};
 
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-fn grew(bytes: usize) {
-    let now = LIVE.fetch_add(bytes, Ordering::Relaxed) + bytes;
-    PEAK.fetch_max(now, Ordering::Relaxed);
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            grew(layout.size());
-        }
-        p
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc_zeroed(layout) };
-        if !p.is_null() {
-            grew(layout.size());
-        }
-        p
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            if new_size >= layout.size() {
-                grew(new_size - layout.size());
-            } else {
-                LIVE.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
-            }
-        }
-        p
-    }
-}
+#[path = "common/heap.rs"]
+mod heap;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: heap::Counting = heap::Counting;
 
 fn data(n: usize, seed: u64, scale: f32) -> Vec<f32> {
     let mut s = seed | 1;
@@ -108,10 +67,9 @@ fn the_solve_allocates_at_most_hessian_plus_weight() {
             ..QuantOptions::default()
         };
         let params = GptqParams::new(4, 128, &options);
-        let before = LIVE.load(Ordering::Relaxed);
-        PEAK.store(before, Ordering::Relaxed);
+        let before = heap::reset_peak();
         let r = gptq::quantize_calibrated(&w, rows, cols, &calib, &params).unwrap();
-        let extra = PEAK.load(Ordering::Relaxed).saturating_sub(before);
+        let extra = heap::peak().saturating_sub(before);
         drop(r);
         let ratio = (hessian + weight + extra) as f64 / (hessian + weight) as f64;
         println!(
