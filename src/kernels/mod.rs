@@ -2,7 +2,8 @@
 //! reference (`*_ref`) beside it and the tests hold them to each other.
 //!
 //! This file holds what every kernel shares: the matrix/group geometry and the input checks, so that
-//! each kernel validates everything before it writes anything.
+//! each kernel validates everything before it writes anything (the one exception, opt-in: the
+//! one-pass `*_quantize_streaming` forms, see `streaming.rs`).
 use crate::error::{QuantError, Result};
 
 pub mod fp8;
