@@ -514,8 +514,9 @@ pub fn fp8_e4m3_quantize_streaming(
         (&mut dst[..shape.len()], cols),
         (&mut scales[..shape.n_groups()], gpr),
         (&mut [] as &mut [u8], 0),
-        |rest, dst, scales, _| match exec.level {
-            // The AVX-512 body checks each group's absmax itself, without a pass of its own.
+        |rest, k, dst, scales, _| match exec.level {
+            // The AVX-512 and AVX2 bodies check each group's absmax themselves, without a pass of
+            // their own.
             // SAFETY: a `SimdLevel` other than `Scalar` is only ever in force when the CPU has it.
             #[cfg(target_arch = "x86_64")]
             SimdLevel::Avx512 => unsafe {
@@ -523,8 +524,14 @@ pub fn fp8_e4m3_quantize_streaming(
                 let accept = |a: f32| a.is_finite();
                 super::x86::avx512::fp8_quant_rows(rest, cols, g, dst, scales, spec, accept)
             },
+            #[cfg(target_arch = "x86_64")]
+            SimdLevel::Avx2 => unsafe {
+                let (g, spec) = (shape.group_len(), spec::<E4m3>(E4m3::MAX));
+                let accept = |a: f32| a.is_finite();
+                super::x86::avx2::fp8_quant_rows(rest, cols, g, dst, scales, spec, accept)
+            },
             _ => {
-                let ok = absmax_bits(exec.level, &rest[..cols]) < 0x7F80_0000;
+                let ok = absmax_bits(exec.level, &rest[..k * cols]) < 0x7F80_0000;
                 if ok {
                     quantize_rows(exec.level, rest, shape, dst, scales);
                 }
@@ -537,7 +544,7 @@ pub fn fp8_e4m3_quantize_streaming(
 
 /// The codes and scales of the rows that `scales` holds (`scales.len() / groups_per_row` of them,
 /// `dst` holding their codes), read from the start of `src`, with the bodies of `level`. `src` may
-/// go on past those rows: the AVX-512 body prefetches from it.
+/// go on past those rows: the AVX-512 and AVX2 bodies prefetch from it.
 fn quantize_rows(level: SimdLevel, src: &[f32], shape: Shape, dst: &mut [u8], scales: &mut [f32]) {
     let (cols, gpr, g) = (shape.cols, shape.groups_per_row(), shape.group_len());
     #[cfg(target_arch = "x86_64")]
@@ -554,8 +561,11 @@ fn quantize_rows(level: SimdLevel, src: &[f32], shape: Shape, dst: &mut [u8], sc
         }
         #[cfg(target_arch = "x86_64")]
         SimdLevel::Avx2 => {
-            let src = &src[..scales.len() / gpr * cols];
-            return unsafe { super::x86::avx2::fp8_quant_rows(src, cols, g, dst, scales, spec) };
+            return {
+                unsafe {
+                    super::x86::avx2::fp8_quant_rows(src, cols, g, dst, scales, spec, |_| true)
+                };
+            };
         }
         _ => {}
     }

@@ -184,7 +184,6 @@ pub fn int8_quantize_streaming(
     check_sizes(src, shape, dst, scales)?;
     let exec = Exec::current();
     let (cols, gpr, glen) = (shape.cols, shape.groups_per_row(), shape.group_len());
-    let one_row = Shape { rows: 1, ..shape };
     let row_exec = Exec { threads: 1, ..exec };
     super::streaming::rows(
         exec.threads_for(shape.len(), shape.rows),
@@ -193,17 +192,23 @@ pub fn int8_quantize_streaming(
         (&mut dst[..shape.len()], cols),
         (&mut scales[..shape.n_groups()], gpr),
         (&mut [] as &mut [u8], 0),
-        |rest, dst, scales, _| match exec.level {
-            // The AVX-512 body checks each group's absmax itself (a NaN or infinity makes it
-            // non-finite; the overflow test is `check_values`'s), without a pass of its own.
+        |rest, k, dst, scales, _| match exec.level {
+            // The AVX-512 and AVX2 bodies check each group's absmax themselves (a NaN or infinity
+            // makes it non-finite; the overflow test is `check_values`'s), without a pass of their own.
             // SAFETY: a `SimdLevel` other than `Scalar` is only ever in force when the CPU has it.
             #[cfg(target_arch = "x86_64")]
             SimdLevel::Avx512 => unsafe {
                 let accept = |a: f32| (a / QMAX * QMAX).is_finite();
                 super::x86::avx512::int8_quant_rows(rest, cols, glen, dst, scales, accept)
             },
+            #[cfg(target_arch = "x86_64")]
+            SimdLevel::Avx2 => unsafe {
+                let accept = |a: f32| (a / QMAX * QMAX).is_finite();
+                super::x86::avx2::int8_quant_rows(rest, cols, glen, dst, scales, accept)
+            },
             _ => {
-                let ok = check_values(&rest[..cols], one_row, row_exec).is_ok();
+                let rows = Shape { rows: k, ..shape };
+                let ok = check_values(&rest[..k * cols], rows, row_exec).is_ok();
                 if ok {
                     quantize_rows(exec.level, rest, shape, dst, scales);
                 }
@@ -216,7 +221,7 @@ pub fn int8_quantize_streaming(
 
 /// The codes and scales of the rows that `scales` holds (`scales.len() / groups_per_row` of them,
 /// `dst` holding their codes), read from the start of `src`, with the bodies of `level`. `src` may
-/// go on past those rows: the AVX-512 body prefetches from it.
+/// go on past those rows: the AVX-512 and AVX2 bodies prefetch from it.
 fn quantize_rows(level: SimdLevel, src: &[f32], shape: Shape, dst: &mut [i8], scales: &mut [f32]) {
     let (cols, gpr, glen) = (shape.cols, shape.groups_per_row(), shape.group_len());
     match level {
@@ -231,9 +236,11 @@ fn quantize_rows(level: SimdLevel, src: &[f32], shape: Shape, dst: &mut [i8], sc
         }
         #[cfg(target_arch = "x86_64")]
         SimdLevel::Avx2 => {
-            let rows = scales.len() / gpr;
-            let src = &src[..rows * cols];
-            return unsafe { super::x86::avx2::int8_quant_rows(src, cols, glen, dst, scales) };
+            return {
+                unsafe {
+                    super::x86::avx2::int8_quant_rows(src, cols, glen, dst, scales, |_| true)
+                };
+            };
         }
         _ => {}
     }

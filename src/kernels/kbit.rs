@@ -478,7 +478,6 @@ pub fn kbit_quantize_streaming(
     let exec = Exec::current();
     let (cols, gpr, n_groups) = (shape.cols, shape.groups_per_row(), shape.n_groups());
     let row_bytes = packed_row_bytes(cols, bits);
-    let one_row = Shape { rows: 1, ..shape };
     let row_exec = Exec { threads: 1, ..exec };
     super::streaming::rows(
         exec.threads_for(shape.len(), shape.rows),
@@ -487,23 +486,24 @@ pub fn kbit_quantize_streaming(
         (&mut dst[..shape.rows * row_bytes], row_bytes),
         (&mut scales[..n_groups], gpr),
         (&mut zeros[..n_groups], gpr),
-        |rest, dst, scales, zeros| {
-            if simd_int4(exec.level, one_row, bits) {
+        |rest, k, dst, scales, zeros| {
+            let rows = Shape { rows: k, ..shape };
+            if simd_int4(exec.level, rows, bits) {
                 // Each group is checked from the range the quantizer computes anyway.
                 let accept = |lo, hi, nan| group_passes(lo, hi, nan, bits);
                 return quantize_int4_simd(
                     exec.level,
                     rest,
-                    one_row,
+                    rows,
                     dst,
                     scales,
                     zeros,
                     Some(&accept),
                 );
             }
-            let ok = check_values(&rest[..cols], one_row, bits, row_exec).is_ok();
+            let ok = check_values(&rest[..k * cols], rows, bits, row_exec).is_ok();
             if ok {
-                quantize_rows(exec.level, rest, one_row, bits, dst, scales, zeros);
+                quantize_rows(exec.level, rest, rows, bits, dst, scales, zeros);
             }
             ok
         },

@@ -21,13 +21,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use super::par;
 use crate::error::{QuantError, Result};
 
-/// Runs `quantize(rest, a, b, c)` for every row of a `rows x cols` input on `threads` threads; it
-/// checks and quantizes one row (the one `a`, `b`, `c` hold: `sa`, `sb`, `sc` elements) and returns
-/// false if the row fails its check (having written any part of it). `rest` is the input from the
-/// row to the end of the thread's block, so that a kernel can prefetch the next row while it works
-/// on this one. Every thread stops at the first failure; then `a`, `b` and `c` (the prefixes a
-/// success writes) are zero-filled and the error is that of `check_all`, the checked form's value
-/// check of the whole input.
+/// Rows handed to one call of the kernel in [`rows`]: enough for its software pipeline to run from one
+/// row into the next (AVX2), few enough that the other threads stop soon after a failure.
+const CALL_ELEMENTS: usize = 16 * 1024;
+
+/// Runs `quantize(rest, k, a, b, c)` over a `rows x cols` input on `threads` threads, a few rows at a
+/// time (about [`CALL_ELEMENTS`] elements): it checks and quantizes the `k` rows that `a`, `b`, `c`
+/// hold (`sa`, `sb`, `sc` elements a row) and returns false if one fails its check (having written
+/// any part of them). `rest` is the input from the first of them to the end of the thread's block,
+/// so that a kernel can prefetch the next rows while it works on these. Every thread stops at the
+/// first failure; then `a`, `b` and `c` (the prefixes a success writes) are zero-filled and the error
+/// is that of `check_all`, the checked form's value check of the whole input.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn rows<A: Send + Copy + Default, B: Send + Copy + Default, C: Send + Copy + Default>(
     threads: usize,
@@ -36,10 +40,11 @@ pub(crate) fn rows<A: Send + Copy + Default, B: Send + Copy + Default, C: Send +
     (a, sa): (&mut [A], usize),
     (b, sb): (&mut [B], usize),
     (c, sc): (&mut [C], usize),
-    quantize: impl Fn(&[f32], &mut [A], &mut [B], &mut [C]) -> bool + Sync,
+    quantize: impl Fn(&[f32], usize, &mut [A], &mut [B], &mut [C]) -> bool + Sync,
     check_all: impl FnOnce() -> Result<()>,
 ) -> Result<()> {
     let rows = src.len() / cols;
+    let per_call = (CALL_ELEMENTS / cols).max(1);
     let failed = AtomicBool::new(false);
     par::for_rows(
         threads,
@@ -48,15 +53,17 @@ pub(crate) fn rows<A: Send + Copy + Default, B: Send + Copy + Default, C: Send +
         (&mut *b, sb),
         (&mut *c, sc),
         |r: Range<usize>, a, b, c| {
-            for (k, row) in r.clone().enumerate() {
+            for first in r.clone().step_by(per_call) {
                 if failed.load(Ordering::Relaxed) {
                     return;
                 }
+                let (k0, k) = (first - r.start, per_call.min(r.end - first));
                 let ok = quantize(
-                    &src[row * cols..r.end * cols],
-                    &mut a[k * sa..(k + 1) * sa],
-                    &mut b[k * sb..(k + 1) * sb],
-                    &mut c[k * sc..(k + 1) * sc],
+                    &src[first * cols..r.end * cols],
+                    k,
+                    &mut a[k0 * sa..(k0 + k) * sa],
+                    &mut b[k0 * sb..(k0 + k) * sb],
+                    &mut c[k0 * sc..(k0 + k) * sc],
                 );
                 if !ok {
                     failed.store(true, Ordering::Relaxed);
