@@ -440,11 +440,11 @@ fn nudge(x: f32, d: i32) -> f32 {
     f32::from_bits((x.to_bits() as i32 + d) as u32)
 }
 
-/// The SIMD quantizers take `x * (1 / s)` for `x / s` when no rounding boundary of the code is near
-/// (see `src/kernels/x86.rs`): values within a few ulps of every tie, for many scales, must give the
-/// reference's codes at every level.
+/// Values within a few ulps of every rounding boundary of the codes (integer ties, FP8 midpoints, the
+/// FP8 subnormal range), for many scales, give the reference's codes at every level: a SIMD body that
+/// computes `x / s` in any other way (an earlier AVX2 one multiplied by `1 / s`) is caught here.
 #[test]
-fn near_ties_of_the_reciprocal_shortcut() {
+fn near_ties_give_the_references_codes() {
     let absmaxes = [
         1.0f32, 0.3, 7.3e-3, 3.3e5, 1.7e-35, 2.5e-37, 9.1e-40, 3.0e37,
     ];

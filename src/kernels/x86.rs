@@ -12,30 +12,15 @@
 //! - rounding to an integer ties-to-even is `cvtps2dq` under the default rounding mode (Rust code always
 //!   runs in it), exactly as the magic-number addition of the portable code.
 //!
-//! One exception, in the AVX2 bodies, keeps the results and not the operations: the quantizers need
-//! `x / s` only through its *code* (an integer, or an FP8 code), and an 8-lane division costs several
-//! times a multiplication on AVX2-only CPUs. They compute `y = x * (1 / s)` instead, which is within 2.5 ulps of the correctly
-//! rounded quotient `q` (two roundings of 2^-24 relative each, and `q`'s own half ulp), and take
-//! `y`'s code only when no rounding boundary of the code lies within that distance of `y`: then
-//! `q` and `y` have the same code, because the code is a monotonic step function of the quotient. A
-//! vector with a lane near a boundary (an integer code's half-integer tie, an FP8 midpoint, the FP8
-//! subnormal range) is recomputed with the division. A scale that is not a normal float (its
-//! reciprocal could overflow) always takes the division. The AVX-512 bodies divide: on the CPUs that
-//! have AVX-512 a 16-lane division is cheap enough that the shortcut's extra operations and branch
-//! cost more than they save (measured on Zen 5, 4096 x 4096 g128: 0.85 of the ceiling loop
-//! dividing, 0.62 with the shortcut).
+//! Both levels divide (`x / s` in 8 or 16 lanes). An earlier AVX2 form multiplied by `1 / s` and
+//! redid the rare vectors near a rounding boundary with the division (same codes); measured on Zen 3
+//! (64 Mi elements, in the pipelined row quantizers) it was slower than dividing: INT8 g128 0.78-0.92
+//! of the ceiling against 0.90-0.94, FP8 E4M3 per row 0.62-0.64 against 0.67-0.83. On the AVX-512
+//! CPUs (Zen 5) the division was faster too (0.85 against 0.62). CPUs whose 8-lane division is much
+//! slower (Haswell) were not measured.
 #![allow(clippy::missing_safety_doc)]
 
 use super::fp8::{Fp8Spec, MAGIC};
-
-/// Margin of the reciprocal shortcut for integer codes: `|y - q| <= 2.5 ulp(128) < 2^-16` for
-/// quotients up to 128 in magnitude (INT8: `|x / s| <= 127 (1 + 2^-23)`; INT4: at most 15), so `y`'s
-/// code is `q`'s when `y` is farther than `2^-15` from every half-integer.
-const INT_MARGIN: f32 = 1.0 / 32768.0;
-
-/// Margin of the reciprocal shortcut for FP8 codes, in ulps of `y`: `|y - q| <= 2.5` ulps, so `y` is
-/// flagged when its bits below the FP8 significand are within 8 of the midpoint pattern.
-const FP8_MARGIN_ULPS: u32 = 8;
 
 /// Prefetches the cache line of `ahead[i]` into L1, if `i` is inside `ahead` (a hint: it reads
 /// nothing in the program's sense and cannot fault).
@@ -706,32 +691,14 @@ pub(crate) mod avx512 {
 /// AVX2 bodies: 8 lanes; each function handles the largest multiple of its block and leaves the tail
 /// to the portable code (it returns how many elements it did).
 pub(crate) mod avx2 {
-    use super::{prefetch, Fp8Spec, FP8_MARGIN_ULPS, INT_MARGIN, MAGIC};
+    use super::{prefetch, Fp8Spec, MAGIC};
     use std::arch::x86_64::*;
 
-    /// `round_half_even(clamp(v / s, lo, hi))` as i32 lanes, through the reciprocal `r = 1 / s` when
-    /// `fast` and no lane is near a half-integer (see the module docs), else with the division.
+    /// `round_half_even(clamp(v / s, lo, hi))` as i32 lanes.
     #[target_feature(enable = "avx2,fma,f16c")]
     #[inline]
-    unsafe fn rounded_quotient(
-        v: __m256,
-        fast: bool,
-        vr: __m256,
-        vs: __m256,
-        lo: __m256,
-        hi: __m256,
-    ) -> __m256i {
-        if fast {
-            let y = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(v, vr), lo), hi);
-            let k = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(y);
-            let dist = _mm256_andnot_ps(_mm256_set1_ps(-0.0), _mm256_sub_ps(y, k));
-            let limit = _mm256_set1_ps(0.5 - INT_MARGIN);
-            if _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(dist, limit)) == 0 {
-                return _mm256_cvtps_epi32(k);
-            }
-        }
-        let y = _mm256_div_ps(v, vs);
-        _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(y, lo), hi))
+    unsafe fn rounded_quotient(v: __m256, vs: __m256, lo: __m256, hi: __m256) -> __m256i {
+        _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(_mm256_div_ps(v, vs), lo), hi))
     }
 
     /// Largest sign-cleared bit pattern of `x` (0 for an empty slice).
@@ -801,9 +768,7 @@ pub(crate) mod avx2 {
         let lo = _mm256_set1_ps(-127.0);
         let hi = _mm256_set1_ps(127.0);
         let perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
-        let fast = s >= f32::MIN_POSITIVE;
-        let vr = _mm256_set1_ps(1.0 / s);
-        let code = |i: usize| rounded_quotient(_mm256_loadu_ps(xp.add(i)), fast, vr, vs, lo, hi);
+        let code = |i: usize| rounded_quotient(_mm256_loadu_ps(xp.add(i)), vs, lo, hi);
         let mut i = 0;
         while i < n {
             prefetch(ahead, i);
@@ -910,10 +875,8 @@ pub(crate) mod avx2 {
         let perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
         // maddubs with bytes (1, 16): even code + 16 * odd code in each 16-bit lane.
         let weights = _mm256_set1_epi16(0x1001);
-        let fast = scale >= f32::MIN_POSITIVE;
-        let vr = _mm256_set1_ps(1.0 / scale);
         let code = |i: usize| {
-            let k = rounded_quotient(_mm256_loadu_ps(xp.add(i)), fast, vr, vs, lo, hi);
+            let k = rounded_quotient(_mm256_loadu_ps(xp.add(i)), vs, lo, hi);
             _mm256_add_epi32(k, vz)
         };
         let mut i = 0;
@@ -1009,33 +972,9 @@ pub(crate) mod avx2 {
         let inf = _mm256_set1_epi32(0x7f80_0000);
         let signbit = _mm256_set1_epi32(0x80);
         let perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
-        let fast = DIV && s >= f32::MIN_POSITIVE;
-        let vr = _mm256_set1_ps(1.0 / s);
-        let low_bits = _mm256_set1_epi32(((1u32 << (23 - f.man)) - 1) as i32);
-        let mid_minus = _mm256_set1_epi32(((1u32 << (22 - f.man)) - FP8_MARGIN_ULPS) as i32);
-        let width = _mm256_set1_epi32(2 * FP8_MARGIN_ULPS as i32);
-        let quotient = |v: __m256| {
-            if fast {
-                // y's code is the quotient's unless y is near an FP8 midpoint or in the FP8
-                // subnormal range (module docs).
-                let y = _mm256_mul_ps(v, vr);
-                let a = _mm256_and_si256(_mm256_castps_si256(y), abs);
-                let nonzero = _mm256_xor_si256(
-                    _mm256_cmpeq_epi32(a, _mm256_setzero_si256()),
-                    _mm256_set1_epi32(-1),
-                );
-                let tiny = _mm256_and_si256(nonzero, _mm256_cmpgt_epi32(sub_limit, a));
-                let off = _mm256_sub_epi32(_mm256_and_si256(a, low_bits), mid_minus);
-                let near = _mm256_cmpeq_epi32(_mm256_min_epu32(off, width), off);
-                if _mm256_testz_si256(_mm256_or_si256(tiny, near), _mm256_set1_epi32(-1)) == 1 {
-                    return y;
-                }
-            }
-            _mm256_div_ps(v, vs)
-        };
         let code = |i: usize| {
             let v = _mm256_loadu_ps(xp.add(i));
-            let v = if DIV { quotient(v) } else { v };
+            let v = if DIV { _mm256_div_ps(v, vs) } else { v };
             let bits = _mm256_castps_si256(v);
             let sign = _mm256_and_si256(_mm256_srli_epi32::<24>(bits), signbit);
             let a = _mm256_and_si256(bits, abs);
