@@ -434,6 +434,54 @@ fn fp8_scaled_thread_count_does_not_change_a_bit() {
     }
 }
 
+/// The scaled FP8 quantizer on a stride through every f32 magnitude up to its group's absmax, with
+/// both signs, for absmaxes that make the scale exact (448: scale 1, every quotient is the value
+/// itself; 448 * 2^-100), inexact (3.7e-3) and subnormal (600 and 2000 units of 2^-149: the quotients
+/// reach past 448 and saturate): the codes, scales and dequantized values of every level equal the
+/// reference's bit for bit.
+#[test]
+fn fp8_scaled_stride_through_the_quotients() {
+    const COLS: usize = 4096;
+    for absmax in [
+        448.0f32,
+        448.0 * 2f32.powi(-100),
+        3.7e-3,
+        f32::from_bits(600),
+        f32::from_bits(2000),
+    ] {
+        let top = absmax.to_bits() as u64;
+        let stride = (top / 1_500_000).max(1);
+        let mut x: Vec<f32> = (0..=top)
+            .step_by(stride as usize)
+            .enumerate()
+            .map(|(i, b)| {
+                let v = f32::from_bits(b as u32);
+                if i % 2 == 1 {
+                    -v
+                } else {
+                    v
+                }
+            })
+            .collect();
+        x.resize(x.len().div_ceil(COLS) * COLS, 0.0);
+        // Each group's first value is its absmax, so every group has the same scale.
+        for g in (0..x.len()).step_by(128) {
+            x[g] = if g % 256 == 0 { absmax } else { -absmax };
+        }
+        for group in [128, 0] {
+            let shape = Shape::new(x.len() / COLS, COLS, group).unwrap();
+            let want = fp8_all(&x, shape, true);
+            at_every_level(|level| {
+                assert_eq!(
+                    fp8_all(&x, shape, false),
+                    want,
+                    "{level:?} absmax {absmax:e}"
+                );
+            });
+        }
+    }
+}
+
 /// `x` moved by `d` ulps (through zero as the integers of the bit patterns do not, so only for x != 0
 /// and small `d`).
 fn nudge(x: f32, d: i32) -> f32 {

@@ -691,7 +691,7 @@ pub(crate) mod avx512 {
 /// AVX2 bodies: 8 lanes; each function handles the largest multiple of its block and leaves the tail
 /// to the portable code (it returns how many elements it did).
 pub(crate) mod avx2 {
-    use super::{prefetch, Fp8Spec, MAGIC};
+    use super::{prefetch, Fp8Spec};
     use std::arch::x86_64::*;
 
     /// `round_half_even(clamp(v / s, lo, hi))` as i32 lanes.
@@ -958,18 +958,26 @@ pub(crate) mod avx2 {
         let mut next_abs = NextAbsmax::new(next, n);
         let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
         let vs = _mm256_set1_ps(s);
-        let shift = _mm_cvtsi32_si128((23 - f.man) as i32);
-        let half = _mm256_set1_epi32(((1u32 << (22 - f.man)) - 1) as i32);
-        let one = _mm256_set1_epi32(1);
-        let rebias = _mm256_set1_epi32(((127 - f.bias) << f.man) as i32);
+        // Rounding by addition: for |y| = m 2^e (1 <= m < 2), `|y| + 2^(e + 23 - man)` is rounded by
+        // the f32 addition (to nearest, ties to even) at 2^(e - man), the format's ulp at |y|, and its
+        // low significand bits are then the rounded |y| in those ulps (a carry into the next binade
+        // included). With e raised to the format's smallest normal exponent, the same addition rounds
+        // at the subnormal ulp. The code is those bits plus the exponent part: `bits(sum) - bits(c) +
+        // (bits(c) >> (23 - man)) - offset`, where `c = 2^(max(e, emin) + 23 - man)`. |y| is first
+        // clamped to 2^(emax + 1), which gives a code above `max` (overflow) and keeps `c` finite.
+        let emin = 1 - f.bias as i32;
+        let emax = (f.max >> f.man) as i32 - f.bias as i32;
         let abs = _mm256_set1_epi32(0x7fff_ffff);
-        let sub_scale = _mm256_set1_ps(f.sub_scale);
-        let magic = _mm256_set1_ps(MAGIC);
-        let sub_limit = _mm256_set1_epi32(((128 - f.bias) << 23) as i32);
+        let exp_mask = _mm256_set1_epi32(0x7f80_0000);
+        let top = _mm256_set1_epi32((127 + emax + 1) << 23);
+        let floor = _mm256_set1_epi32((127 + emin) << 23);
+        let to_c = _mm256_set1_epi32(((23 - f.man) << 23) as i32);
+        let c_shift = _mm_cvtsi32_si128((23 - f.man) as i32);
+        let offset = _mm256_set1_epi32((emin + 150 - f.man as i32) << f.man);
         let max = _mm256_set1_epi32(f.max as i32);
         let overflow = _mm256_set1_epi32(f.overflow as i32);
+        let saturate = f.overflow == f.max;
         let nan = _mm256_set1_epi32(f.nan as i32);
-        let inf = _mm256_set1_epi32(0x7f80_0000);
         let signbit = _mm256_set1_epi32(0x80);
         let perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
         let code = |i: usize| {
@@ -978,16 +986,31 @@ pub(crate) mod avx2 {
             let bits = _mm256_castps_si256(v);
             let sign = _mm256_and_si256(_mm256_srli_epi32::<24>(bits), signbit);
             let a = _mm256_and_si256(bits, abs);
-            let odd = _mm256_and_si256(_mm256_srl_epi32(a, shift), one);
-            let normal = _mm256_sub_epi32(
-                _mm256_srl_epi32(_mm256_add_epi32(_mm256_add_epi32(a, half), odd), shift),
-                rebias,
+            let clamped = _mm256_min_epi32(a, top);
+            let c = _mm256_add_epi32(
+                _mm256_max_epi32(_mm256_and_si256(clamped, exp_mask), floor),
+                to_c,
             );
-            let y = _mm256_add_ps(_mm256_mul_ps(_mm256_castsi256_ps(a), sub_scale), magic);
-            let sub = _mm256_sub_epi32(_mm256_castps_si256(y), _mm256_castps_si256(magic));
-            let mag = _mm256_blendv_epi8(normal, sub, _mm256_cmpgt_epi32(sub_limit, a));
-            let mag = _mm256_blendv_epi8(mag, overflow, _mm256_cmpgt_epi32(mag, max));
-            let mag = _mm256_blendv_epi8(mag, nan, _mm256_cmpgt_epi32(a, inf));
+            let sum = _mm256_castps_si256(_mm256_add_ps(
+                _mm256_castsi256_ps(clamped),
+                _mm256_castsi256_ps(c),
+            ));
+            let mag = _mm256_sub_epi32(
+                _mm256_add_epi32(_mm256_sub_epi32(sum, c), _mm256_srl_epi32(c, c_shift)),
+                offset,
+            );
+            let mag = if saturate {
+                _mm256_min_epi32(mag, max)
+            } else {
+                _mm256_blendv_epi8(mag, overflow, _mm256_cmpgt_epi32(mag, max))
+            };
+            // A quotient of finite values by a scale is finite (the quantizers check their inputs):
+            // only the plain casts meet NaN.
+            let mag = if DIV {
+                mag
+            } else {
+                _mm256_blendv_epi8(mag, nan, _mm256_cmpgt_epi32(a, exp_mask))
+            };
             _mm256_or_si256(mag, sign)
         };
         let mut i = 0;
