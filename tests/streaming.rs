@@ -188,18 +188,30 @@ fn a_non_finite_value_is_the_checked_error_with_zeroed_outputs() {
     let clean = values(shape.len(), 11);
     // First element, a late row (after many rows were written), the very last element; NaN and
     // both infinities; two bad values (the first one must be named).
-    let cases: [&[(usize, f32)]; 5] = [
+    // A NaN inside a full group, whose range a pipelined body takes while it quantizes the group
+    // before (AVX2).
+    let cases: [&[(usize, f32)]; 6] = [
         &[(0, f32::NAN)],
         &[(37 * 3000 + 5, f32::INFINITY)],
         &[(40 * 3000 - 1, f32::NEG_INFINITY)],
         &[(39 * 3000, f32::NAN), (2 * 3000 + 1, f32::INFINITY)],
         &[(20 * 3000 + 2999, f32::NAN)],
+        &[(17 * 3000 + 300, f32::NAN)],
     ];
     for bad in cases {
         let mut x = clean.clone();
         for &(i, v) in bad {
             x[i] = v;
         }
+        for kind in KINDS {
+            value_error(kind, &x, shape);
+        }
+    }
+    // Groups of 100: a NaN in the SIMD part (multiples of 32) and one in the tail of a group.
+    let shape = Shape::new(40, 3000, 100).unwrap();
+    for at in [11 * 3000 + 1040, 11 * 3000 + 1099] {
+        let mut x = clean.clone();
+        x[at] = f32::NAN;
         for kind in KINDS {
             value_error(kind, &x, shape);
         }

@@ -648,20 +648,27 @@ pub(crate) unsafe fn quantize_int4_generic<K: Int4Body>(
                 } else {
                     K::quant(group, scale, zero, bytes, ahead)
                 };
-                if done < group.len() {
-                    let mut codes = [0u8; CHUNK];
-                    for (x, b) in group[done..]
-                        .chunks(CHUNK)
-                        .zip(bytes[done / 2..].chunks_mut(CHUNK / 2))
-                    {
-                        quantize_segment(x, scale, zero, 15.0, &mut codes[..x.len()]);
-                        pack_fixed::<4>(&codes[..x.len()], b);
-                    }
-                }
+                int4_group_tail(group, done, scale, zero, bytes);
             }
         }
     }
     true
+}
+
+/// The packed 4-bit codes of `group[done..]` (what a SIMD body left: `done` even, all of the group
+/// when its scale is 0) into the group's `bytes`, in portable code.
+#[inline(always)]
+pub(crate) fn int4_group_tail(group: &[f32], done: usize, scale: f32, zero: f32, bytes: &mut [u8]) {
+    if done < group.len() {
+        let mut codes = [0u8; CHUNK];
+        for (x, b) in group[done..]
+            .chunks(CHUNK)
+            .zip(bytes[done / 2..].chunks_mut(CHUNK / 2))
+        {
+            quantize_segment(x, scale, zero, 15.0, &mut codes[..x.len()]);
+            pack_fixed::<4>(&codes[..x.len()], b);
+        }
+    }
 }
 
 /// [`quantize_int4_generic`] at `level` (not `Scalar`).

@@ -855,7 +855,9 @@ pub(crate) mod avx2 {
         (lo, hi, has_nan)
     }
 
-    /// Packed INT4 codes of `x[..32 * k]` (see the AVX-512 version); returns `32 * k`.
+    /// Packed INT4 codes of `x[..32 * k]` (see the AVX-512 version), and in the same loop the range
+    /// of `next[..32 * k]`, prefetching `ahead`, as [`int8_quant_body`]; returns `32 * k` and
+    /// [`NextRange::taken`].
     #[target_feature(enable = "avx2,fma,f16c")]
     #[inline]
     unsafe fn int4_quant_body(
@@ -863,10 +865,12 @@ pub(crate) mod avx2 {
         scale: f32,
         zero: f32,
         out: &mut [u8],
+        next: &[f32],
         ahead: &[f32],
-    ) -> usize {
+    ) -> (usize, (usize, (f32, f32, bool))) {
         let n = x.len() / 32 * 32;
         assert!(out.len() >= n / 2);
+        let mut next_range = NextRange::new(next, n);
         let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
         let vs = _mm256_set1_ps(scale);
         let lo = _mm256_set1_ps(-zero);
@@ -883,6 +887,7 @@ pub(crate) mod avx2 {
         while i < n {
             prefetch(ahead, i);
             prefetch(ahead, i + 16);
+            next_range.step(i);
             let ab = _mm256_packs_epi32(code(i), code(i + 8));
             let cd = _mm256_packs_epi32(code(i + 16), code(i + 24));
             let codes = _mm256_permutevar8x32_epi32(_mm256_packus_epi16(ab, cd), perm);
@@ -894,7 +899,7 @@ pub(crate) mod avx2 {
             _mm_storeu_si128(op.add(i / 2) as *mut __m128i, bytes);
             i += 32;
         }
-        n
+        (n, next_range.taken())
     }
 
     /// `out[..32 * k] = (code - zero) * scale` of packed INT4 codes; returns `32 * k`.
@@ -1268,12 +1273,9 @@ pub(crate) mod avx2 {
     ) -> bool {
         let gpr = cols.div_ceil(glen);
         let n_groups = scales.len() / gpr * gpr;
-        let group = |i: usize| {
-            let (row, g) = (i / gpr, i % gpr);
-            row * cols + g * glen..row * cols + ((g + 1) * glen).min(cols)
-        };
+        let mut g = Group::first(cols, glen);
         let mut absmax = if n_groups > 0 {
-            absmax_bits_body(&src[group(0)])
+            absmax_bits_body(&src[g.range()])
         } else {
             0
         };
@@ -1284,9 +1286,9 @@ pub(crate) mod avx2 {
             }
             let s = a / qmax;
             scales[i] = s;
-            let r = group(i);
+            let (r, following) = (g.range(), g.next(cols, glen));
             let next = if i + 1 < n_groups {
-                &src[group(i + 1)]
+                &src[following.range()]
             } else {
                 &[]
             };
@@ -1301,8 +1303,51 @@ pub(crate) mod avx2 {
                 let tail = next[done..].iter().map(|v| v.to_bits() & 0x7fff_ffff);
                 tail.fold(bits, u32::max)
             };
+            g = following;
         }
         true
+    }
+
+    /// A group of the rows that the pipelined loops walk: its range in the input, its row and where
+    /// that row starts (the next group follows from it without a division).
+    #[derive(Clone, Copy)]
+    struct Group {
+        start: usize,
+        end: usize,
+        row: usize,
+        row_start: usize,
+    }
+
+    impl Group {
+        #[inline(always)]
+        fn first(cols: usize, glen: usize) -> Self {
+            Self {
+                start: 0,
+                end: glen.min(cols),
+                row: 0,
+                row_start: 0,
+            }
+        }
+
+        #[inline(always)]
+        fn next(self, cols: usize, glen: usize) -> Self {
+            let (row, row_start) = if self.end == self.row_start + cols {
+                (self.row + 1, self.end)
+            } else {
+                (self.row, self.row_start)
+            };
+            Self {
+                start: self.end,
+                end: (self.end + glen).min(row_start + cols),
+                row,
+                row_start,
+            }
+        }
+
+        #[inline(always)]
+        fn range(&self) -> std::ops::Range<usize> {
+            self.start..self.end
+        }
     }
 
     /// An absmax taken 32 elements at a time inside another loop (see [`int8_quant_body`]): four
@@ -1347,31 +1392,18 @@ pub(crate) mod avx2 {
             }
             let [a0, a1, a2, a3] = self.acc;
             let a = _mm256_max_epu32(_mm256_max_epu32(a0, a1), _mm256_max_epu32(a2, a3));
-            let mut lanes = [0u32; 8];
-            _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, a);
-            (self.n, lanes.into_iter().max().unwrap_or(0))
+            let a = _mm_max_epu32(_mm256_castsi256_si128(a), _mm256_extracti128_si256::<1>(a));
+            let a = _mm_max_epu32(a, _mm_shuffle_epi32::<0b01_00_11_10>(a));
+            let a = _mm_max_epu32(a, _mm_shuffle_epi32::<0b10_11_00_01>(a));
+            (self.n, _mm_cvtsi128_si32(a) as u32)
         }
     }
 
-    /// The AVX2 bodies of the 4-bit quantizer.
-    pub(crate) struct Body;
-
-    impl crate::kernels::kbit::Int4Body for Body {
-        #[inline(always)]
-        unsafe fn lo_hi(x: &[f32]) -> (f32, f32) {
-            lo_hi_body(x)
-        }
-        #[inline(always)]
-        unsafe fn lo_hi_nan(x: &[f32]) -> (f32, f32, bool) {
-            lo_hi_nan_body::<true>(x)
-        }
-        #[inline(always)]
-        unsafe fn quant(x: &[f32], scale: f32, zero: f32, out: &mut [u8], ahead: &[f32]) -> usize {
-            int4_quant_body(x, scale, zero, out, ahead)
-        }
-    }
-
-    /// The 4-bit quantizer on whole rows, compiled for AVX2.
+    /// The 4-bit quantizer on whole rows (as many as `scales` and `zeros` hold), compiled for AVX2 and
+    /// software-pipelined as [`pipelined_groups`]: each group's codes are computed in the loop that
+    /// takes the next group's range. `accept(lo, hi, has_nan)` (the streaming form's check) sees each
+    /// group's range before any of its codes; on a rejection the loop stops and returns false. Groups
+    /// start on a byte (an even group length, as `kbit::quantize_int4_generic`).
     #[target_feature(enable = "avx2,fma,f16c")]
     pub(crate) unsafe fn int4_quant_rows(
         src: &[f32],
@@ -1381,7 +1413,123 @@ pub(crate) mod avx2 {
         zeros: &mut [u8],
         accept: Option<&dyn Fn(f32, f32, bool) -> bool>,
     ) -> bool {
-        crate::kernels::kbit::quantize_int4_generic::<Body>(src, shape, dst, scales, zeros, accept)
+        let (cols, glen, gpr) = (shape.cols, shape.group_len(), shape.groups_per_row());
+        let row_bytes = crate::kernels::kbit::packed_row_bytes(cols, 4);
+        let rows = (scales.len().min(zeros.len()) / gpr).min(dst.len() / row_bytes);
+        let n_groups = rows * gpr;
+        let mut g = Group::first(cols, glen);
+        let mut range = if n_groups > 0 {
+            lo_hi_nan_body::<true>(&src[g.range()])
+        } else {
+            (0.0, 0.0, false)
+        };
+        for i in 0..n_groups {
+            let (lo, hi, nan) = range;
+            if accept.is_some_and(|accept| !accept(lo, hi, nan)) {
+                return false;
+            }
+            let (scale, zero) = crate::kernels::kbit::asym_params(lo, hi, 4);
+            scales[i] = scale;
+            zeros[i] = zero as u8;
+            let (r, following) = (g.range(), g.next(cols, glen));
+            let next = if i + 1 < n_groups {
+                &src[following.range()]
+            } else {
+                &[]
+            };
+            let fused = if next.len() == r.len() { next } else { &[] };
+            let from = (r.end + PREFETCH_AHEAD).min(src.len());
+            let ahead = &src[from..(from + r.len()).min(src.len())];
+            let x = &src[r.clone()];
+            let b0 = g.row * row_bytes + (r.start - g.row_start) / 2;
+            let bytes = &mut dst[b0..b0 + x.len().div_ceil(2)];
+            let (done, (taken, (nlo, nhi, nnan))) = if scale == 0.0 {
+                (0, (0, (0.0, 0.0, false)))
+            } else {
+                int4_quant_body(x, scale, zero, bytes, fused, ahead)
+            };
+            crate::kernels::kbit::int4_group_tail(x, done, scale, zero, bytes);
+            range = if taken == 0 {
+                lo_hi_nan_body::<true>(next)
+            } else {
+                let (mut lo, mut hi, mut nan) = (nlo, nhi, nnan);
+                for &v in &next[taken..] {
+                    lo = if v < lo { v } else { lo };
+                    hi = if v > hi { v } else { hi };
+                    nan |= v.is_nan();
+                }
+                (lo, hi, nan)
+            };
+            g = following;
+        }
+        true
+    }
+
+    /// A range (minimum and maximum from +0.0, by strict comparisons, and whether a NaN was seen)
+    /// taken 32 elements at a time inside another loop, as [`NextAbsmax`].
+    struct NextRange {
+        p: *const f32,
+        n: usize,
+        on: bool,
+        lo: [__m256; 2],
+        hi: [__m256; 2],
+        nan: __m256,
+    }
+
+    impl NextRange {
+        /// Over `next[..n]` (`n` a multiple of 32); off when `next` is shorter.
+        #[inline(always)]
+        unsafe fn new(next: &[f32], n: usize) -> Self {
+            let z = _mm256_setzero_ps();
+            Self {
+                p: next.as_ptr(),
+                n,
+                on: next.len() >= n && n > 0,
+                lo: [z; 2],
+                hi: [z; 2],
+                nan: z,
+            }
+        }
+
+        /// Takes `next[i..i + 32]` in (`i + 32 <= n`).
+        #[inline(always)]
+        unsafe fn step(&mut self, i: usize) {
+            if self.on {
+                let v = |k: usize| _mm256_loadu_ps(self.p.add(i + 8 * k));
+                let (v0, v1, v2, v3) = (v(0), v(1), v(2), v(3));
+                // min(v, acc) = v < acc ? v : acc: a NaN lane never replaces the accumulator.
+                self.lo[0] = _mm256_min_ps(v2, _mm256_min_ps(v0, self.lo[0]));
+                self.hi[0] = _mm256_max_ps(v2, _mm256_max_ps(v0, self.hi[0]));
+                self.lo[1] = _mm256_min_ps(v3, _mm256_min_ps(v1, self.lo[1]));
+                self.hi[1] = _mm256_max_ps(v3, _mm256_max_ps(v1, self.hi[1]));
+                let unord = _mm256_or_ps(
+                    _mm256_cmp_ps::<_CMP_UNORD_Q>(v0, v1),
+                    _mm256_cmp_ps::<_CMP_UNORD_Q>(v2, v3),
+                );
+                self.nan = _mm256_or_ps(self.nan, unord);
+            }
+        }
+
+        /// How many elements of `next` were taken (`n`, or 0 when off), and their range.
+        #[inline(always)]
+        unsafe fn taken(&self) -> (usize, (f32, f32, bool)) {
+            if !self.on {
+                return (0, (0.0, 0.0, false));
+            }
+            // In any order (a shuffle tree): the minimum and maximum are the same values, the
+            // accumulators holding no NaN (only a zero's sign could differ, and `asym_params` maps both
+            // zeros to +0.0).
+            let lo = _mm256_min_ps(self.lo[0], self.lo[1]);
+            let hi = _mm256_max_ps(self.hi[0], self.hi[1]);
+            let lo = _mm_min_ps(_mm256_castps256_ps128(lo), _mm256_extractf128_ps::<1>(lo));
+            let hi = _mm_max_ps(_mm256_castps256_ps128(hi), _mm256_extractf128_ps::<1>(hi));
+            let lo = _mm_min_ps(lo, _mm_movehl_ps(lo, lo));
+            let hi = _mm_max_ps(hi, _mm_movehl_ps(hi, hi));
+            let lo = _mm_min_ss(lo, _mm_shuffle_ps::<1>(lo, lo));
+            let hi = _mm_max_ss(hi, _mm_shuffle_ps::<1>(hi, hi));
+            let (lo, hi) = (_mm_cvtss_f32(lo) + 0.0, _mm_cvtss_f32(hi) + 0.0);
+            (self.n, (lo, hi, _mm256_movemask_ps(self.nan) != 0))
+        }
     }
 }
 
