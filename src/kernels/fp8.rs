@@ -368,20 +368,26 @@ static E5M2_TABLE: [u32; 256] = decode_table(2, 15, true);
 fn decode_slice<F: Fp8Format>(table: &[u32; 256], src: &[u8], dst: &mut [f32]) -> Result<()> {
     check_len("dst", dst.len(), src.len())?;
     let exec = Exec::current();
+    let stream = src.len() >= super::STREAM_STORES_MIN;
     let t = exec.threads_for(src.len(), usize::MAX);
     par::for_elements(t, src.len(), dst, |r, d| {
-        decode_run::<F, false>(exec.level, table, &src[r], 1.0, d)
+        decode_run::<F, false>(exec.level, table, &src[r], 1.0, d, stream);
+        if stream {
+            super::fence_streaming_stores();
+        }
     });
     Ok(())
 }
 
-/// Values of the codes `q` (each times `s` when `MUL`) into `out[..q.len()]`, with the body of `level`.
+/// Values of the codes `q` (each times `s` when `MUL`) into `out[..q.len()]`, with the body of `level`
+/// (`stream`: the whole output is large, see `STREAM_STORES_MIN`).
 fn decode_run<F: Fp8Format, const MUL: bool>(
     level: SimdLevel,
     table: &[u32; 256],
     q: &[u8],
     s: f32,
     out: &mut [f32],
+    stream: bool,
 ) {
     let _spec = spec::<F>(F::OVERFLOW);
     let done = match level {
@@ -392,7 +398,7 @@ fn decode_run<F: Fp8Format, const MUL: bool>(
             q.len()
         }
         #[cfg(target_arch = "x86_64")]
-        SimdLevel::Avx2 => unsafe { super::x86::avx2::fp8_decode::<MUL>(q, s, _spec, out) },
+        SimdLevel::Avx2 => unsafe { super::x86::avx2::fp8_decode::<MUL>(q, s, _spec, out, stream) },
         #[cfg(target_arch = "aarch64")]
         SimdLevel::Neon => unsafe { super::neon::fp8_decode::<MUL>(q, s, _spec, out) },
         _ => 0,
@@ -611,11 +617,15 @@ pub fn fp8_e4m3_dequantize(
 ) -> Result<()> {
     check_dequantize(src, scales, shape, dst)?;
     let exec = Exec::current();
+    let stream = shape.len() >= super::STREAM_STORES_MIN;
     let (cols, gpr, g) = (shape.cols, shape.groups_per_row(), shape.group_len());
     if shape.rows == 1 && gpr == 1 {
         let t = exec.threads_for(cols, usize::MAX);
         par::for_elements(t, cols, dst, |r, x| {
-            decode_run::<E4m3, true>(exec.level, &E4M3_TABLE, &src[r], scales[0], x)
+            decode_run::<E4m3, true>(exec.level, &E4M3_TABLE, &src[r], scales[0], x, stream);
+            if stream {
+                super::fence_streaming_stores();
+            }
         });
         return Ok(());
     }
@@ -635,8 +645,11 @@ pub fn fp8_e4m3_dequantize(
                 .zip(scales.chunks_exact(gpr));
             for ((q_row, x_row), s_row) in rows {
                 for ((q, x), &s) in q_row.chunks(g).zip(x_row.chunks_mut(g)).zip(s_row) {
-                    decode_run::<E4m3, true>(exec.level, &E4M3_TABLE, q, s, x);
+                    decode_run::<E4m3, true>(exec.level, &E4M3_TABLE, q, s, x, stream);
                 }
+            }
+            if stream {
+                super::fence_streaming_stores();
             }
         },
     );

@@ -297,7 +297,8 @@ fn quantize_group(level: SimdLevel, x: &[f32], s: f32, out: &mut [i8]) {
 }
 
 /// `out = q * s` for one group, with the body of `level`.
-fn dequantize_group(level: SimdLevel, q: &[i8], s: f32, out: &mut [f32]) {
+/// `stream`: the whole output is large (see `STREAM_STORES_MIN`).
+fn dequantize_group(level: SimdLevel, q: &[i8], s: f32, out: &mut [f32], stream: bool) {
     let done = match level {
         // SAFETY: as in `absmax_bits`.
         #[cfg(target_arch = "x86_64")]
@@ -306,7 +307,7 @@ fn dequantize_group(level: SimdLevel, q: &[i8], s: f32, out: &mut [f32]) {
             q.len()
         }
         #[cfg(target_arch = "x86_64")]
-        SimdLevel::Avx2 => unsafe { super::x86::avx2::int8_dequant(q, s, out) },
+        SimdLevel::Avx2 => unsafe { super::x86::avx2::int8_dequant(q, s, out, stream) },
         #[cfg(target_arch = "aarch64")]
         SimdLevel::Neon => unsafe { super::neon::int8_dequant(q, s, out) },
         _ => 0,
@@ -389,10 +390,14 @@ pub fn int8_dequantize(src: &[i8], scales: &[f32], shape: Shape, dst: &mut [f32]
     check_dequantize_args(src, scales, shape, dst)?;
     let exec = Exec::current();
     let (cols, gpr, glen) = (shape.cols, shape.groups_per_row(), shape.group_len());
+    let stream = shape.len() >= super::STREAM_STORES_MIN;
     if shape.rows == 1 && gpr == 1 {
         let t = exec.threads_for(cols, usize::MAX);
         par::for_elements(t, cols, dst, |r, out| {
-            dequantize_group(exec.level, &src[r], scales[0], out)
+            dequantize_group(exec.level, &src[r], scales[0], out, stream);
+            if stream {
+                super::fence_streaming_stores();
+            }
         });
         return Ok(());
     }
@@ -411,8 +416,11 @@ pub fn int8_dequantize(src: &[i8], scales: &[f32], shape: Shape, dst: &mut [f32]
             for ((row, out), row_scales) in rows.zip(out_rows).zip(scales.chunks_exact(gpr)) {
                 for ((group, out), &s) in row.chunks(glen).zip(out.chunks_mut(glen)).zip(row_scales)
                 {
-                    dequantize_group(exec.level, group, s, out);
+                    dequantize_group(exec.level, group, s, out, stream);
                 }
+            }
+            if stream {
+                super::fence_streaming_stores();
             }
         },
     );

@@ -702,6 +702,7 @@ fn quantize_int4_simd(
 }
 
 /// The 4-bit dequantizer with SIMD bodies (groups start on a byte, as in [`quantize_int4_simd`]).
+/// `stream`: the whole output is large (see `STREAM_STORES_MIN`).
 fn dequantize_int4_simd(
     level: SimdLevel,
     src: &[u8],
@@ -709,6 +710,7 @@ fn dequantize_int4_simd(
     zeros: &[u8],
     shape: Shape,
     dst: &mut [f32],
+    stream: bool,
 ) {
     let glen = shape.group_len();
     let gpr = shape.groups_per_row();
@@ -725,7 +727,9 @@ fn dequantize_int4_simd(
                 #[cfg(target_arch = "x86_64")]
                 SimdLevel::Avx512 => unsafe { super::x86::avx512::int4_dequant(bytes, s, z, out) },
                 #[cfg(target_arch = "x86_64")]
-                SimdLevel::Avx2 => unsafe { super::x86::avx2::int4_dequant(bytes, s, z, out) },
+                SimdLevel::Avx2 => unsafe {
+                    super::x86::avx2::int4_dequant(bytes, s, z, out, stream)
+                },
                 #[cfg(target_arch = "aarch64")]
                 SimdLevel::Neon => unsafe { super::neon::int4_dequant(bytes, s, z, out) },
                 _ => 0,
@@ -882,6 +886,7 @@ pub fn kbit_dequantize(
     let row_bytes = packed_row_bytes(cols, bits);
     let simd_int4 =
         bits == 4 && exec.level != SimdLevel::Scalar && shape.group_len().is_multiple_of(2);
+    let stream = shape.len() >= super::STREAM_STORES_MIN;
     let t = exec.threads_for(shape.len(), shape.rows);
     par::for_rows(
         t,
@@ -898,7 +903,10 @@ pub fn kbit_dequantize(
                 ..shape
             };
             if simd_int4 {
-                dequantize_int4_simd(exec.level, src, scales, zeros, shape, dst);
+                dequantize_int4_simd(exec.level, src, scales, zeros, shape, dst, stream);
+                if stream {
+                    super::fence_streaming_stores();
+                }
             } else {
                 dequantize_portable(src, scales, zeros, shape, bits, dst);
             }

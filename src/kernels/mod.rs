@@ -22,6 +22,23 @@ mod streaming;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
+/// Outputs of at least this many elements are written with non-temporal (streaming) stores where a
+/// SIMD level has them (AVX2): they bypass the caches, so memory no longer reads each output line
+/// before it is written. Measured on Zen 3 (64 Mi elements): f32 -> f16 0.80-0.87 of the ceiling loop
+/// with ordinary stores, 0.92-1.00 streaming; f16 -> f32 1.3-1.45 of the write-bound loop. Below this
+/// size (16 MiB of f32) the output is left in the caches for whoever reads it next.
+pub(crate) const STREAM_STORES_MIN: usize = 4 << 20;
+
+/// Orders the non-temporal stores made before it ahead of any later store (they are weakly ordered):
+/// a kernel that streamed its output in many short runs calls it once the output is complete.
+pub(crate) fn fence_streaming_stores() {
+    // SAFETY: `sfence` is SSE, which every x86-64 CPU has; it only orders stores.
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        std::arch::x86_64::_mm_sfence()
+    }
+}
+
 /// Geometry of a row-major `rows x cols` matrix quantized in groups along its rows.
 ///
 /// `group_size` 0 means one group per row; `k > 0` means groups of `k` consecutive columns of a row

@@ -694,36 +694,40 @@ pub(crate) mod avx2 {
     use super::{prefetch, Fp8Spec};
     use std::arch::x86_64::*;
 
-    /// Outputs of at least this many elements are written with non-temporal (streaming) stores by
-    /// the AVX2 casts and decoders: they bypass the caches, so memory no longer reads each output
-    /// line before it is written. Measured on Zen 3 (64 Mi elements, f32 -> f16): 0.80-0.87 of the
-    /// ceiling loop with ordinary stores, 0.92-1.00 streaming. Below this size (16 MiB of f32) the
-    /// output is left in the caches for whoever reads it next.
-    pub(crate) const STREAM_STORES_MIN: usize = 4 << 20;
+    use crate::kernels::STREAM_STORES_MIN;
 
     /// Writes `n` elements of `size` bytes at `out` in blocks of `step` elements, 16 bytes each,
     /// `block(i)` giving elements `i .. i + step`; returns how many were written (the largest
     /// multiple of `step` up to `n` with ordinary stores; with streaming stores, from a 16-byte
     /// aligned address on, up to `step - 1` fewer, the first block written twice with the same
-    /// bytes). `n >= STREAM_STORES_MIN` streams.
+    /// bytes). Streams when `stream` (see [`STREAM_STORES_MIN`]) and `n >= step`.
     #[inline(always)]
     unsafe fn store_blocks_128(
         out: *mut u8,
         size: usize,
         n: usize,
         step: usize,
+        stream: bool,
         block: impl Fn(usize) -> __m128i,
     ) -> usize {
         debug_assert_eq!(step * size, 16);
         let mut i = 0;
-        if n >= STREAM_STORES_MIN {
-            _mm_storeu_si128(out as *mut __m128i, block(0));
-            i = (16 - out as usize % 16) % 16 / size;
+        if stream && n >= step {
+            // An ordinary store of the first block only when `out` is not aligned: a line written
+            // both ways is slow (measured: dequantizing groups of 128, 0.11 of the write-bound loop).
+            if out as usize % 16 != 0 {
+                _mm_storeu_si128(out as *mut __m128i, block(0));
+                i = (16 - out as usize % 16) / size;
+            }
             while i + step <= n {
                 _mm_stream_si128(out.add(i * size) as *mut __m128i, block(i));
                 i += step;
             }
-            _mm_sfence();
+            // A run that is the whole large output orders its stores itself; the dequantizers,
+            // which stream many short runs, fence once at the end (`fence_streaming_stores`).
+            if n >= STREAM_STORES_MIN {
+                _mm_sfence();
+            }
             return i;
         }
         while i + step <= n {
@@ -740,18 +744,29 @@ pub(crate) mod avx2 {
         size: usize,
         n: usize,
         step: usize,
+        stream: bool,
         block: impl Fn(usize) -> __m256i,
     ) -> usize {
         debug_assert_eq!(step * size, 32);
         let mut i = 0;
-        if n >= STREAM_STORES_MIN {
-            _mm256_storeu_si256(out as *mut __m256i, block(0));
-            i = (32 - out as usize % 32) % 32 / size;
+        if stream && n >= step {
+            // From a 16-byte boundary (every large allocation has one), in 16-byte halves; the first
+            // block with an ordinary store only when `out` is not aligned (as in `store_blocks_128`).
+            if out as usize % 16 != 0 {
+                _mm256_storeu_si256(out as *mut __m256i, block(0));
+                i = (16 - out as usize % 16) / size;
+            }
             while i + step <= n {
-                _mm256_stream_si256(out.add(i * size) as *mut __m256i, block(i));
+                let (v, p) = (block(i), out.add(i * size) as *mut __m128i);
+                _mm_stream_si128(p, _mm256_castsi256_si128(v));
+                _mm_stream_si128(p.add(1), _mm256_extracti128_si256::<1>(v));
                 i += step;
             }
-            _mm_sfence();
+            // A run that is the whole large output orders its stores itself; the dequantizers,
+            // which stream many short runs, fence once at the end (`fence_streaming_stores`).
+            if n >= STREAM_STORES_MIN {
+                _mm_sfence();
+            }
             return i;
         }
         while i + step <= n {
@@ -852,13 +867,13 @@ pub(crate) mod avx2 {
 
     /// `out[i] = q[i] * s` for a prefix of `q`; returns its length (see [`store_blocks_256`]).
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub(crate) unsafe fn int8_dequant(q: &[i8], s: f32, out: &mut [f32]) -> usize {
-        int8_dequant_body(q, s, out)
+    pub(crate) unsafe fn int8_dequant(q: &[i8], s: f32, out: &mut [f32], stream: bool) -> usize {
+        int8_dequant_body(q, s, out, stream)
     }
 
     #[target_feature(enable = "avx2,fma,f16c")]
     #[inline]
-    unsafe fn int8_dequant_body(q: &[i8], s: f32, out: &mut [f32]) -> usize {
+    unsafe fn int8_dequant_body(q: &[i8], s: f32, out: &mut [f32], stream: bool) -> usize {
         let n = q.len();
         assert!(out.len() >= n);
         let (qp, op) = (q.as_ptr(), out.as_mut_ptr());
@@ -867,7 +882,7 @@ pub(crate) mod avx2 {
             let c = _mm256_cvtepi8_epi32(_mm_loadl_epi64(qp.add(i) as *const __m128i));
             _mm256_castps_si256(_mm256_mul_ps(_mm256_cvtepi32_ps(c), vs))
         };
-        store_blocks_256(op as *mut u8, 4, n, 8, block)
+        store_blocks_256(op as *mut u8, 4, n, 8, stream, block)
     }
 
     /// Minimum and maximum folded with +0.0, by strict comparisons (see `kbit::lo_hi_fast`).
@@ -967,38 +982,48 @@ pub(crate) mod avx2 {
         (n, next_range.taken())
     }
 
-    /// `out[..32 * k] = (code - zero) * scale` of packed INT4 codes; returns `32 * k`.
+    /// `out[i] = (code - zero) * scale` of the packed INT4 codes (two a byte, the even one in the
+    /// low nibble) for a prefix of `out` (`src` holding its codes); returns its length (see
+    /// [`store_blocks_256`]; `stream`: the whole output is large).
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub(crate) unsafe fn int4_dequant(src: &[u8], scale: f32, zero: f32, out: &mut [f32]) -> usize {
-        int4_dequant_body(src, scale, zero, out)
+    pub(crate) unsafe fn int4_dequant(
+        src: &[u8],
+        scale: f32,
+        zero: f32,
+        out: &mut [f32],
+        stream: bool,
+    ) -> usize {
+        int4_dequant_body(src, scale, zero, out, stream)
     }
 
     #[target_feature(enable = "avx2,fma,f16c")]
     #[inline]
-    unsafe fn int4_dequant_body(src: &[u8], scale: f32, zero: f32, out: &mut [f32]) -> usize {
-        let n = out.len() / 32 * 32;
-        assert!(src.len() >= n / 2);
+    unsafe fn int4_dequant_body(
+        src: &[u8],
+        scale: f32,
+        zero: f32,
+        out: &mut [f32],
+        stream: bool,
+    ) -> usize {
+        let n = out.len().min(src.len() * 2) / 8 * 8;
         let (sp, op) = (src.as_ptr(), out.as_mut_ptr());
         let vs = _mm256_set1_ps(scale);
         let vz = _mm256_set1_ps(zero);
         let m = _mm_set1_epi8(0x0f);
-        let mut i = 0;
-        while i < n {
-            let b = _mm_loadu_si128(sp.add(i / 2) as *const __m128i);
+        // Eight codes from four bytes: low nibbles and high nibbles interleaved.
+        let block = |i: usize| {
+            let b = _mm_cvtsi32_si128(std::ptr::read_unaligned(sp.add(i / 2) as *const i32));
             let lo = _mm_and_si128(b, m);
             let hi = _mm_and_si128(_mm_srli_epi16::<4>(b), m);
-            let (c0, c1) = (_mm_unpacklo_epi8(lo, hi), _mm_unpackhi_epi8(lo, hi));
-            for (k, c) in [c0, _mm_srli_si128::<8>(c0), c1, _mm_srli_si128::<8>(c1)]
-                .into_iter()
-                .enumerate()
-            {
-                let f = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(c));
-                _mm256_storeu_ps(op.add(i + 8 * k), _mm256_mul_ps(_mm256_sub_ps(f, vz), vs));
-            }
-            i += 32;
-        }
-        n
+            let f = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_unpacklo_epi8(lo, hi)));
+            _mm256_castps_si256(_mm256_mul_ps(_mm256_sub_ps(f, vz), vs))
+        };
+        // A block starts on a byte of codes only at an even element: streaming starts at the first
+        // 16-byte boundary of `out`, an even element when `out` is 8-byte aligned.
+        let stream = stream && op as usize % 8 == 0;
+        store_blocks_256(op as *mut u8, 4, n, 8, stream, block)
     }
+
     /// FP8 codes of a prefix of `x` (divided by `s` first when `DIV`), as the AVX-512 version; returns
     /// its length (`32 * k`, or for a large output, streamed, see [`store_blocks_256`]). Every
     /// intermediate is below 2^31, so signed compares order them right.
@@ -1091,7 +1116,8 @@ pub(crate) mod avx2 {
                 let cd = _mm256_packus_epi32(code(i + 16), code(i + 24));
                 _mm256_permutevar8x32_epi32(_mm256_packus_epi16(ab, cd), perm)
             };
-            return (store_blocks_256(op, 1, x.len(), 32, block), (0, 0));
+            let stream = x.len() >= STREAM_STORES_MIN;
+            return (store_blocks_256(op, 1, x.len(), 32, stream, block), (0, 0));
         }
         let mut i = 0;
         while i < n {
@@ -1115,8 +1141,9 @@ pub(crate) mod avx2 {
         s: f32,
         f: Fp8Spec,
         out: &mut [f32],
+        stream: bool,
     ) -> usize {
-        fp8_decode_body::<MUL>(q, s, f, out)
+        fp8_decode_body::<MUL>(q, s, f, out, stream)
     }
 
     #[target_feature(enable = "avx2,fma,f16c")]
@@ -1126,6 +1153,7 @@ pub(crate) mod avx2 {
         s: f32,
         f: Fp8Spec,
         out: &mut [f32],
+        stream: bool,
     ) -> usize {
         let n = q.len();
         assert!(out.len() >= n);
@@ -1165,7 +1193,7 @@ pub(crate) mod avx2 {
             let v = if MUL { _mm256_mul_ps(v, vs) } else { v };
             _mm256_castps_si256(v)
         };
-        store_blocks_256(op as *mut u8, 4, n, 8, block)
+        store_blocks_256(op as *mut u8, 4, n, 8, stream, block)
     }
 
     /// f32 -> f16 bits of a prefix of `x` (F16C `vcvtps2ph`); returns its length (see
@@ -1183,7 +1211,7 @@ pub(crate) mod avx2 {
         let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
         let block =
             |i: usize| _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm256_loadu_ps(xp.add(i)));
-        store_blocks_128(op as *mut u8, 2, n, 8, block)
+        store_blocks_128(op as *mut u8, 2, n, 8, n >= STREAM_STORES_MIN, block)
     }
 
     /// f16 bits -> f32 of a prefix of `h` (F16C `vcvtph2ps`); returns its length (see
@@ -1204,7 +1232,7 @@ pub(crate) mod avx2 {
                 _mm_loadu_si128(hp.add(i) as *const __m128i),
             ))
         };
-        store_blocks_256(op as *mut u8, 4, n, 8, block)
+        store_blocks_256(op as *mut u8, 4, n, 8, n >= STREAM_STORES_MIN, block)
     }
 
     /// f32 -> bf16 bits of a prefix of `x` (as the AVX-512 version); returns its length (see
@@ -1238,7 +1266,7 @@ pub(crate) mod avx2 {
             let p = _mm256_packus_epi32(conv(i), conv(i + 8));
             _mm256_permute4x64_epi64::<0b11_01_10_00>(p)
         };
-        store_blocks_256(op as *mut u8, 2, n, 16, block)
+        store_blocks_256(op as *mut u8, 2, n, 16, n >= STREAM_STORES_MIN, block)
     }
 
     /// bf16 bits -> f32 of a prefix of `h`; returns its length (see [`store_blocks_256`]).
@@ -1262,7 +1290,7 @@ pub(crate) mod avx2 {
             let v = _mm256_or_si256(v, _mm256_and_si256(is_nan, _mm256_set1_epi32(0x40)));
             _mm256_slli_epi32::<16>(v)
         };
-        store_blocks_256(op as *mut u8, 4, n, 8, block)
+        store_blocks_256(op as *mut u8, 4, n, 8, n >= STREAM_STORES_MIN, block)
     }
     /// INT8 codes and scales of whole rows (as many as `scales` holds), in one function compiled for
     /// AVX2 (the tails of the groups in portable code), through [`pipelined_groups`]. Stops and
@@ -1613,9 +1641,9 @@ fn fold_lo_hi(l: &[f32], h: &[f32]) -> (f32, f32) {
 
 #[cfg(test)]
 mod tests {
-    use super::avx2::STREAM_STORES_MIN;
     use crate::kernels::simd::{with_simd_level, SimdLevel};
-    use crate::kernels::{fp8, half};
+    use crate::kernels::STREAM_STORES_MIN;
+    use crate::kernels::{fp8, half, int8, kbit, Shape};
 
     /// Runs `cast` on `src` into a destination that starts one element past an aligned address (so
     /// that the streaming stores need their unaligned first block), at `level`; returns what it
@@ -1696,5 +1724,71 @@ mod tests {
             let c = |s: &[u8], d: &mut [f32]| fp8::fp8_e5m2_to_f32(s, d).unwrap();
             bits(cast_at(l, &codes, 7.5f32, c))
         });
+    }
+
+    /// The AVX2 dequantizers stream their stores when the whole output is large (each group's run
+    /// then starts with an unaligned block): the same bits as the portable code, nothing written
+    /// outside the destination.
+    #[test]
+    fn streamed_dequantizers_equal_the_portable_path() {
+        if !SimdLevel::Avx2.is_available() {
+            return;
+        }
+        // The first difference, not two vectors of millions.
+        let same = |a: Vec<u32>, b: Vec<u32>, what: &str, group: usize| {
+            let at = a.iter().zip(&b).position(|(x, y)| x != y);
+            let n = (a.len(), b.len());
+            assert!(
+                at.is_none() && n.0 == n.1,
+                "{what} g{group}: first difference at {at:?}"
+            );
+        };
+        let cols = 4096 + 40;
+        let rows = STREAM_STORES_MIN.div_ceil(cols);
+        let n = rows * cols;
+        let x: Vec<f32> = (0..n).map(|i| ((i as f32) * 0.618).sin() * 3.0).collect();
+        for group in [0, 128, 100] {
+            let shape = Shape::new(rows, cols, group).unwrap();
+            let mut scales = vec![0f32; shape.n_groups()];
+            let mut q8 = vec![0i8; n];
+            int8::int8_quantize(&x, shape, &mut q8, &mut scales).unwrap();
+            let deq = |l| {
+                let c =
+                    |q: &[i8], d: &mut [f32]| int8::int8_dequantize(q, &scales, shape, d).unwrap();
+                cast_at(l, &q8, 7.5f32, c)
+                    .iter()
+                    .map(|v| v.to_bits())
+                    .collect::<Vec<_>>()
+            };
+            same(deq(SimdLevel::Avx2), deq(SimdLevel::Scalar), "INT8", group);
+            let mut f8 = vec![0u8; n];
+            fp8::fp8_e4m3_quantize(&x, shape, &mut f8, &mut scales).unwrap();
+            let deq = |l| {
+                let c = |q: &[u8], d: &mut [f32]| {
+                    fp8::fp8_e4m3_dequantize(q, &scales, shape, d).unwrap()
+                };
+                cast_at(l, &f8, 7.5f32, c)
+                    .iter()
+                    .map(|v| v.to_bits())
+                    .collect::<Vec<_>>()
+            };
+            same(deq(SimdLevel::Avx2), deq(SimdLevel::Scalar), "FP8", group);
+            let mut p4 = vec![0u8; kbit::kbit_packed_size(rows, cols, 4)];
+            let mut zeros = vec![0u8; shape.n_groups()];
+            kbit::kbit_quantize(&x, shape, 4, &mut p4, &mut scales, &mut zeros).unwrap();
+            // The 4-bit body streams only from an even element: destinations at an odd and an even
+            // element past an aligned address take both paths.
+            for at in [1, 2] {
+                let deq = |l| {
+                    let mut out = vec![7.5f32; n + 4];
+                    let d = &mut out[at..at + n];
+                    let c = || kbit::kbit_dequantize(&p4, &scales, &zeros, shape, 4, d).unwrap();
+                    with_simd_level(l, c).unwrap();
+                    assert_eq!((out[at - 1], out[at + n]), (7.5, 7.5), "wrote outside");
+                    out.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+                };
+                same(deq(SimdLevel::Avx2), deq(SimdLevel::Scalar), "INT4", group);
+            }
+        }
     }
 }
