@@ -696,48 +696,11 @@ pub(crate) mod avx2 {
 
     use crate::kernels::STREAM_STORES_MIN;
 
-    /// Writes `n` elements of `size` bytes at `out` in blocks of `step` elements, 16 bytes each,
+    /// Writes `n` elements of `size` bytes at `out` in blocks of `step` elements, 32 bytes each,
     /// `block(i)` giving elements `i .. i + step`; returns how many were written (the largest
-    /// multiple of `step` up to `n` with ordinary stores; with streaming stores, from a 16-byte
-    /// aligned address on, up to `step - 1` fewer, the first block written twice with the same
-    /// bytes). Streams when `stream` (see [`STREAM_STORES_MIN`]) and `n >= step`.
-    #[inline(always)]
-    unsafe fn store_blocks_128(
-        out: *mut u8,
-        size: usize,
-        n: usize,
-        step: usize,
-        stream: bool,
-        block: impl Fn(usize) -> __m128i,
-    ) -> usize {
-        debug_assert_eq!(step * size, 16);
-        let mut i = 0;
-        if stream && n >= step {
-            // An ordinary store of the first block only when `out` is not aligned: a line written
-            // both ways is slow (measured: dequantizing groups of 128, 0.11 of the write-bound loop).
-            if out as usize % 16 != 0 {
-                _mm_storeu_si128(out as *mut __m128i, block(0));
-                i = (16 - out as usize % 16) / size;
-            }
-            while i + step <= n {
-                _mm_stream_si128(out.add(i * size) as *mut __m128i, block(i));
-                i += step;
-            }
-            // A run that is the whole large output orders its stores itself; the dequantizers,
-            // which stream many short runs, fence once at the end (`fence_streaming_stores`).
-            if n >= STREAM_STORES_MIN {
-                _mm_sfence();
-            }
-            return i;
-        }
-        while i + step <= n {
-            _mm_storeu_si128(out.add(i * size) as *mut __m128i, block(i));
-            i += step;
-        }
-        i
-    }
-
-    /// [`store_blocks_128`] with 32-byte blocks.
+    /// multiple of `step` up to `n` with ordinary stores; with streaming stores, from the first 16-byte
+    /// aligned address on, up to `step - 1` fewer, a misaligned first block written twice with the
+    /// same bytes). Streams when `stream` (see [`STREAM_STORES_MIN`]) and `n >= step`.
     #[inline(always)]
     unsafe fn store_blocks_256(
         out: *mut u8,
@@ -751,7 +714,8 @@ pub(crate) mod avx2 {
         let mut i = 0;
         if stream && n >= step {
             // From a 16-byte boundary (every large allocation has one), in 16-byte halves; the first
-            // block with an ordinary store only when `out` is not aligned (as in `store_blocks_128`).
+            // block with an ordinary store only when `out` is not aligned: a line written both ways
+            // is slow (measured: dequantizing groups of 128, 0.11 of the write-bound loop).
             if out as usize % 16 != 0 {
                 _mm256_storeu_si256(out as *mut __m256i, block(0));
                 i = (16 - out as usize % 16) / size;
@@ -1197,7 +1161,7 @@ pub(crate) mod avx2 {
     }
 
     /// f32 -> f16 bits of a prefix of `x` (F16C `vcvtps2ph`); returns its length (see
-    /// [`store_blocks_128`]: large outputs are streamed).
+    /// [`store_blocks_256`]: large outputs are streamed).
     #[target_feature(enable = "avx2,fma,f16c")]
     pub(crate) unsafe fn f32_to_f16(x: &[f32], out: &mut [u16]) -> usize {
         f32_to_f16_body(x, out)
@@ -1209,9 +1173,10 @@ pub(crate) mod avx2 {
         let n = x.len();
         assert!(out.len() >= n);
         let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
-        let block =
+        let half =
             |i: usize| _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm256_loadu_ps(xp.add(i)));
-        store_blocks_128(op as *mut u8, 2, n, 8, n >= STREAM_STORES_MIN, block)
+        let block = |i: usize| _mm256_set_m128i(half(i + 8), half(i));
+        store_blocks_256(op as *mut u8, 2, n, 16, n >= STREAM_STORES_MIN, block)
     }
 
     /// f16 bits -> f32 of a prefix of `h` (F16C `vcvtph2ps`); returns its length (see
