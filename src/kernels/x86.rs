@@ -1347,15 +1347,7 @@ pub(crate) mod avx2 {
             let s = a / qmax;
             *scale = s;
             let (r, following) = (g.range(), g.next(cols, glen));
-            let next = if i + 1 < n_groups {
-                &src[following.range()]
-            } else {
-                &[]
-            };
-            // Only a next group of the same length is taken in the codes loop.
-            let fused = if next.len() == r.len() { next } else { &[] };
-            let from = (r.end + PREFETCH_AHEAD).min(src.len());
-            let ahead = &src[from..(from + r.len()).min(src.len())];
+            let (next, fused, ahead) = look_ahead(src, r.clone(), following, i + 1 < n_groups);
             let (done, bits) = codes(&src[r.clone()], s, r, fused, ahead);
             absmax = if done == 0 {
                 absmax_bits_body(next)
@@ -1366,6 +1358,28 @@ pub(crate) mod avx2 {
             g = following;
         }
         true
+    }
+
+    /// What the pipelined loops need past the group `r` they quantize: the `following` group's
+    /// elements (`next`, empty when there is none), the same when the codes loop may take them in
+    /// (`fused`: a group of the same length, else empty) and the part of the input to prefetch
+    /// (`ahead`: `PREFETCH_AHEAD` elements past the next group's start, as long as `r`).
+    #[inline(always)]
+    fn look_ahead(
+        src: &[f32],
+        r: std::ops::Range<usize>,
+        following: Group,
+        has_next: bool,
+    ) -> (&[f32], &[f32], &[f32]) {
+        let next = if has_next {
+            &src[following.range()]
+        } else {
+            &[]
+        };
+        let fused = if next.len() == r.len() { next } else { &[] };
+        let from = (r.end + PREFETCH_AHEAD).min(src.len());
+        let ahead = &src[from..(from + r.len()).min(src.len())];
+        (next, fused, ahead)
     }
 
     /// A group of the rows that the pipelined loops walk: its range in the input, its row and where
@@ -1493,14 +1507,7 @@ pub(crate) mod avx2 {
             *group_scale = scale;
             *group_zero = zero as u8;
             let (r, following) = (g.range(), g.next(cols, glen));
-            let next = if i + 1 < n_groups {
-                &src[following.range()]
-            } else {
-                &[]
-            };
-            let fused = if next.len() == r.len() { next } else { &[] };
-            let from = (r.end + PREFETCH_AHEAD).min(src.len());
-            let ahead = &src[from..(from + r.len()).min(src.len())];
+            let (next, fused, ahead) = look_ahead(src, r.clone(), following, i + 1 < n_groups);
             let x = &src[r.clone()];
             let b0 = g.row * row_bytes + (r.start - g.row_start) / 2;
             let bytes = &mut dst[b0..b0 + x.len().div_ceil(2)];
