@@ -12,12 +12,13 @@ use crate::kernels::int8::int8_quantize_streaming;
 use crate::kernels::Shape;
 
 /// `quant_int8_quantize` in one pass over `src`: the same arguments, the same codes and scales bit for
-/// bit, the same errors and error details; on a matrix larger than the CPU caches, 1.5 to 1.8 times
-/// as fast on the benchmark machine (docs/speed.md).
+/// bit, the same errors and error details; on a matrix larger than the CPU caches, 1.3 to 2 times
+/// as fast on the benchmark machines (docs/speed.md).
 ///
 /// The one difference: the checked form reads the whole input (to find any NaN, infinity or
 /// `FLT_MAX` absmax) before it writes anything, which costs a second read from memory of an input
-/// larger than the caches. This form checks each row just before quantizing it, so on
+/// larger than the caches. This form checks the input as it goes, each group (at the scalar and NEON
+/// levels, each block of a few rows) just before quantizing it, so on
 /// `QUANT_ERR_NON_FINITE` and on the `FLT_MAX` `QUANT_ERR_INVALID_ARGUMENT` it has already written
 /// earlier rows: it then zero-fills `dst[0 .. rows * cols)` and `scales[0 .. scale count)` before
 /// returning, so the outputs never hold a mix of old and new values. Every other error (NULL

@@ -1,5 +1,6 @@
-//! The one-pass (streaming) form of the row quantizers: each row is checked just before it is
-//! quantized, instead of the whole input before anything is written.
+//! The one-pass (streaming) form of the row quantizers: the input is checked as it is quantized (each
+//! group just before its codes, or at the portable levels each call's block of rows before it), instead
+//! of the whole input before anything is written.
 //!
 //! The checked quantizers keep API.md's promise that nothing is written on error. For an input larger
 //! than the caches that promise costs a second read of the input from memory: the first code may be
