@@ -168,7 +168,7 @@ fn ggml(inp: &mut Input) {
         bs * (1 + inp.u8() as usize % 3)
     };
     let need = if bs > 0 && n % bs == 0 {
-        n / bs * ts
+        (n / bs).saturating_mul(ts)
     } else {
         64
     };
