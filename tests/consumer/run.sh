@@ -48,9 +48,12 @@ soname_is() { [ "$(readelf -d "$1" | sed -n 's/.*Library soname: \[\(.*\)\].*/\1
 check "soname is libquant.so.$major" soname_is "$lib/libquant.so.$version" "libquant.so.$major"
 # Every quant_ function the header declares is exported.
 all_declared_exported() {
-    local missing=""
+    local missing="" syms
+    # The export list is read once: a `nm | grep -q` pipeline per name fails at random under pipefail
+    # (grep -q exits at its first match and nm or awk then dies of SIGPIPE).
+    syms=$(nm -D --defined-only "$lib/libquant.so.$version" | awk '{print $3}')
     for f in $(grep -o '\bquant_[a-z0-9_]*(' "$header" | tr -d '(' | sort -u); do
-        nm -D --defined-only "$lib/libquant.so.$version" | awk '{print $3}' | grep -qx "$f" || missing="$missing $f"
+        grep -qx "$f" <<<"$syms" || missing="$missing $f"
     done
     [ -z "$missing" ] || { echo "declared but not exported:$missing"; return 1; }
 }
