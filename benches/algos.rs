@@ -6,7 +6,9 @@
 //! (`Calibration::add`, f64) and the solve (`gptq::quantize_calibrated`) are timed separately, with 1
 //! and 2 threads. AWQ: the scale and clip search on the same layer with a 512-token sample, 1 thread.
 //! The yardstick is the single-threaded f32 product X^T X of the same activations with faer, and
-//! numpy's (`OPENBLAS_NUM_THREADS=1`) when python3 with numpy is available.
+//! numpy's (`OPENBLAS_NUM_THREADS=1`) when python3 with numpy is available. The peer, when python3 can
+//! import torch: the reference PyTorch GPTQ (`benches/gptq_reference.py`) on the same shapes, with 1
+//! and 2 threads, and our totals as a fraction of its.
 //!
 //! Peak memory (issue 4: "no more than twice (Hessian + weight)"), measured first, in an untimed pass
 //! per thread count: this binary's global allocator counts the live heap bytes and their peak, which is
@@ -134,6 +136,21 @@ fn median_secs(reps: usize, mut f: impl FnMut()) -> f64 {
         .collect();
     t.sort_by(f64::total_cmp);
     t[t.len() / 2]
+}
+
+/// `(hessian_s, solve_s)` of `benches/gptq_reference.py` with `threads` threads, when it runs.
+fn torch_reference(threads: usize, reps: usize) -> Option<(f64, f64)> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/gptq_reference.py");
+    let o = std::process::Command::new("python3")
+        .args([script, &threads.to_string(), &reps.to_string()])
+        .output()
+        .ok()?;
+    if !o.status.success() {
+        return None;
+    }
+    let out = String::from_utf8_lossy(&o.stdout);
+    let mut it = out.split_whitespace().map(|v| v.parse::<f64>().ok());
+    Some((it.next()??, it.next()??))
 }
 
 const NUMPY_XTX: &str = r#"
@@ -275,6 +292,27 @@ fn main() {
         (hessian[0] + solve[0]) / xtx_secs,
         (hessian[1] + solve[1]) / xtx_secs
     );
+    // The peer: the reference PyTorch GPTQ on the same shapes and thread counts, when torch imports.
+    let reference: Vec<Option<(f64, f64)>> = [1usize, 2]
+        .iter()
+        .map(|t| torch_reference(*t, reps))
+        .collect();
+    if let [Some(r1), Some(r2)] = reference[..] {
+        println!(
+            "| reference GPTQ (PyTorch fp32, benches/gptq_reference.py): Hessian | {:.3} | {:.3} |",
+            r1.0, r2.0
+        );
+        println!("| reference GPTQ: solve | {:.3} | {:.3} |", r1.1, r2.1);
+        let (t1, t2) = (r1.0 + r1.1, r2.0 + r2.1);
+        println!("| reference GPTQ: total | {t1:.3} | {t2:.3} |");
+        println!(
+            "| GPTQ total / reference total (target <= 0.5) | {:.2} | {:.2} |",
+            (hessian[0] + solve[0]) / t1,
+            (hessian[1] + solve[1]) / t2
+        );
+    } else {
+        println!("| reference GPTQ (PyTorch) | (python3 with torch not available) | |");
+    }
 
     let calib = calib_for_awq.expect("calibration");
     let act_mean = calib.abs_mean();
