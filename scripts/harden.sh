@@ -117,16 +117,27 @@ do_valgrind() {
     local build=c_tests/build-valgrind t status=0
     cmake -S c_tests -B "$build" -DQUANT_LIB_DIR="$ROOT/target/release" >/dev/null || return 1
     cmake --build "$build" -j2 || return 1
-    for t in "$build"/test_*_shared "$build"/test_*_static; do
+    # Two programs at a time (valgrind runs a program on one core): the step's time halves on 2 cores.
+    memcheck_one() {
         if valgrind -q --suppressions=scripts/memcheck.supp --leak-check=full --show-leak-kinds=definite,indirect,possible \
-            --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99 "$t" >"$t.memcheck.log" 2>&1; then
-            echo "memcheck ok: $t"
+            --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99 "$1" >"$1.memcheck.log" 2>&1; then
+            echo "memcheck ok: $1"
         else
-            echo "memcheck FAILED: $t"
-            cat "$t.memcheck.log"
-            status=1
+            echo "memcheck FAILED: $1"
+            cat "$1.memcheck.log"
+            return 1
+        fi
+    }
+    local -a pids=()
+    for t in "$build"/test_*_shared "$build"/test_*_static; do
+        memcheck_one "$t" &
+        pids+=($!)
+        if [ ${#pids[@]} -ge 2 ]; then
+            wait "${pids[0]}" || status=1
+            pids=("${pids[@]:1}")
         fi
     done
+    for p in "${pids[@]}"; do wait "$p" || status=1; done
     for t in "$build"/test_threads_shared "$build"/test_threads_static; do
         # QUANT_TEST_KEEP_SETTINGS: the process-wide SIMD level and thread count are relaxed atomics,
         # which helgrind cannot see; under helgrind the threads only read them. helgrind.supp holds the
