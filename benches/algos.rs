@@ -340,6 +340,6 @@ fn main() {
         calib.sample_len()
     );
     println!();
-    println!("Reference figures (issue 4, PyTorch fp32 CPU on this kind of machine): GPTQ 1 thread 1.7 s");
+    println!("Reference figures given in issue 4 (PyTorch fp32 CPU, on the Zen 5 it was written on): GPTQ 1 thread 1.7 s");
     println!("Hessian + 4.7 s solve, 2 threads 1.0 s + 3.1 s; X^T X (numpy/OpenBLAS, 1 thread) 0.4-0.5 s.");
 }

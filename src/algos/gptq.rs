@@ -391,6 +391,31 @@ impl F32InF64 {
     }
 }
 
+/// Entry `(rr, c)` of `J H_p J` before scaling and damping: `H` at the permuted, reversed position,
+/// with a dead column's diagonal 1 and its other entries 0.
+#[inline]
+fn permuted_entry(
+    h: HessianRef<'_>,
+    n: usize,
+    perm: &[usize],
+    dead: &[bool],
+    rr: usize,
+    c: usize,
+) -> f64 {
+    let (oi, oj) = (perm[n - 1 - rr], perm[n - 1 - c]);
+    if oi == oj {
+        if dead[oi] {
+            1.0
+        } else {
+            h.get(n, oi, oi)
+        }
+    } else if dead[oi] || dead[oj] {
+        0.0
+    } else {
+        h.get(n, oi, oj)
+    }
+}
+
 /// The upper Cholesky factor `U` (row-major f32, in processing order) of `(H_p + damp I)^-1`, scaled
 /// by `sqrt(mean diag)`, where `H_p` is `H` with dead columns fixed and permuted by `perm`.
 ///
@@ -439,28 +464,17 @@ fn inverse_factor(
         let mut b = try_vec(len, 0.0f64, "GPTQ factor")?;
         // R = J H_p J / base + frac I, column-major, lower triangle. Element (rr, c) reads H at
         // (n-1-rr, n-1-c): walking a column of R walks a row of H's storage backwards with a stride
-        // of n, so the copy goes by square tiles that stay in cache (a cache and TLB miss per element
-        // otherwise, about a third of a second at n = 4096).
+        // of n, so the copy goes by square tiles that stay in cache (otherwise a cache and TLB miss
+        // per element; tiling this copy and `to_f32_factor`'s took the 4096^2 solve from 4.7-5.4 s
+        // to 3.4 s, docs/speed.md).
         for c0 in (0..n).step_by(COPY_TILE) {
             let c1 = (c0 + COPY_TILE).min(n);
             for r0 in (c0..n).step_by(COPY_TILE) {
                 let r1 = (r0 + COPY_TILE).min(n);
                 for c in c0..c1 {
-                    let oj = perm[n - 1 - c];
                     for rr in r0.max(c)..r1 {
-                        let oi = perm[n - 1 - rr];
-                        let v = if oi == oj {
-                            if dead[oi] {
-                                1.0
-                            } else {
-                                h.get(n, oi, oi)
-                            }
-                        } else if dead[oi] || dead[oj] {
-                            0.0
-                        } else {
-                            h.get(n, oi, oj)
-                        };
-                        b[c * n + rr] = v / base + if rr == c { frac } else { 0.0 };
+                        b[c * n + rr] = permuted_entry(h, n, perm, dead, rr, c) / base
+                            + if rr == c { frac } else { 0.0 };
                     }
                 }
             }
@@ -525,11 +539,10 @@ fn invert_factor_in_place(b: &mut [f64], n: usize) {
 fn to_f32_factor(mut b: Vec<f64>, n: usize, rows: &mut [f32]) -> Option<F32InF64> {
     let n2 = n * n;
     assert!(b.len() >= n2 + n);
-    let tile = COPY_TILE.min(n).max(1);
-    assert!(rows.len() >= tile.min(n) * n);
+    assert!(rows.len() >= COPY_TILE.min(n) * n);
     let mut ok = true;
-    for i0 in (0..n).step_by(tile) {
-        let i1 = (i0 + tile).min(n);
+    for i0 in (0..n).step_by(COPY_TILE) {
+        let i1 = (i0 + COPY_TILE).min(n);
         let t = &mut rows[..(i1 - i0) * n];
         t.fill(0.0);
         for j in i0..n {
@@ -748,19 +761,8 @@ mod tests {
         let mut r = vec![0.0f64; n * n];
         for c in 0..n {
             for rr in c..n {
-                let (oi, oj) = (perm[n - 1 - rr], perm[n - 1 - c]);
-                let v = if oi == oj {
-                    if dead[oi] {
-                        1.0
-                    } else {
-                        h.get(n, oi, oi)
-                    }
-                } else if dead[oi] || dead[oj] {
-                    0.0
-                } else {
-                    h.get(n, oi, oj)
-                };
-                r[c * n + rr] = v / base + if rr == c { frac } else { 0.0 };
+                r[c * n + rr] = permuted_entry(h, n, perm, dead, rr, c) / base
+                    + if rr == c { frac } else { 0.0 };
             }
         }
         let mut mem = faer::dyn_stack::MemBuffer::new(cholesky_in_place_scratch::<f64>(
