@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # The hardening CI job (issue 7; see docs/security.md). From the repository root:
 #
-#   bash scripts/harden.sh            # everything: about 40 minutes on a fresh, busy 2-core machine
-#                                     # (most of it builds faer three times: ASan, Miri, release)
+#   bash scripts/harden.sh            # everything: about 15 minutes from cold on a quiet 2-core machine
+#                                     # (most of it builds faer: once instrumented, once for Miri)
 #   FUZZ_SECONDS=600 bash scripts/harden.sh fuzz    # one step, longer fuzzing
 #
 # Steps (each bounded by `timeout`; any failure fails the job, the summary lists every step):
-#   setup     nightly toolchain with Miri and rust-src, cargo-fuzz, valgrind, cmake (installed if missing)
-#   fuzz      every cargo-fuzz target for FUZZ_SECONDS (default 30) on its committed corpus; new inputs go
-#             to a scratch directory, crashes to fuzz/artifacts/
-#   asan      the library built with -Zsanitizer=address (nightly), the C harness with
-#             -fsanitize=address,undefined against it (shared and static), plus a canary that must be
-#             caught inside the library's code (proves the Rust side is instrumented)
+#   setup     nightly toolchain with Miri and rust-src, valgrind, cmake (installed if missing)
+#   fuzz      every cargo-fuzz target for FUZZ_SECONDS (default 30) on its committed corpus, two at a
+#             time; new inputs go to a scratch directory, crashes to fuzz/artifacts/
+#   asan      the C harness built with -fsanitize=address,undefined (shared and static) against the
+#             library of the fuzz build (-Zsanitizer=address, with cargo-fuzz's coverage and debug
+#             assertions), plus a canary that must be caught inside the library's code (proves the Rust
+#             side is instrumented)
 #   valgrind  memcheck over every C test (0 errors, 0 bytes definitely/indirectly/possibly lost), and
 #             helgrind over c_tests/test_threads.c
 #   miri      the ffi tests under Miri: tests/ffi_miri.rs and the unit tests of src/ffi/
@@ -56,42 +57,67 @@ do_setup() {
     else
         rustup component add --toolchain nightly miri rust-src || return 1
     fi
-    if ! cargo fuzz --version >/dev/null 2>&1; then
-        cargo install cargo-fuzz --locked || return 1
-    fi
     cargo +nightly miri setup >/dev/null || return 1
-    echo "nightly: $(rustc +nightly --version); $(cargo fuzz --version); $(valgrind --version)"
+    echo "nightly: $(rustc +nightly --version); $(valgrind --version)"
+}
+
+# The fuzz targets are built with cargo-fuzz's instrumentation (its defaults: ASan; SanitizerCoverage
+# with 8-bit counters, a PC table and comparison tracing; `cfg(fuzzing)`, debug assertions and overflow
+# checks) passed to cargo directly, so that CI need not build cargo-fuzz itself; `cargo +nightly fuzz
+# run <target>` runs the same targets. --target keeps build scripts and proc macros uninstrumented.
+FUZZ_RUSTFLAGS="--cfg fuzzing -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
+-Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
+-Cllvm-args=-sanitizer-coverage-trace-compares -Zsanitizer=address -Cdebug-assertions -Coverflow-checks"
+fuzz_bin_dir() { echo "$ROOT/fuzz/target/$HOST/release"; }
+fuzz_build() {
+    (cd fuzz && RUSTFLAGS="$FUZZ_RUSTFLAGS" cargo +nightly build --release --target "$HOST" --bins)
+}
+
+fuzz_one() { # fuzz_one TARGET: runs it for FUZZ_SECONDS into its own log; prints the log when done
+    local t=$1 scratch log rc
+    scratch=$(mktemp -d)
+    log=$(mktemp)
+    # The first directory receives new inputs (scratch); the committed corpus is only read.
+    # allocator_may_return_null: a huge allocation fails as it would without ASan (the library then
+    # reports OUT_OF_MEMORY) instead of ASan aborting on it.
+    (cd fuzz && ASAN_OPTIONS=allocator_may_return_null=1 "$(fuzz_bin_dir)/$t" "$scratch" "corpus/$t" \
+        -max_total_time="$FUZZ_SECONDS" -timeout=30 -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="artifacts/$t-" \
+        >"$log" 2>&1)
+    rc=$?
+    echo "--- fuzz $t for ${FUZZ_SECONDS}s: exit $rc"
+    grep -E '^(INFO: seed corpus|#[0-9]+ +DONE|stat::number_of_executed_units|==[0-9]+==|thread .* panicked|SUMMARY|Done)' "$log" |
+        tail -n 20
+    [ "$rc" -eq 0 ] || echo "FUZZ FAILURE in $t: see fuzz/artifacts/$t-*"
+    rm -rf "$scratch" "$log"
+    return $rc
 }
 
 do_fuzz() {
-    local t status=0 scratch
-    (cd fuzz && cargo +nightly fuzz build) || return 1
+    local t status=0
+    fuzz_build || return 1
     mkdir -p fuzz/artifacts
-    for t in $(cd fuzz && cargo +nightly fuzz list); do
-        scratch=$(mktemp -d)
-        echo "--- fuzz $t for ${FUZZ_SECONDS}s"
-        # The first directory receives new inputs (scratch); the committed corpus is only read.
-        # allocator_may_return_null: a huge allocation fails as it would without ASan (the library
-        # then reports OUT_OF_MEMORY) instead of ASan aborting on it.
-        if ! (cd fuzz && ASAN_OPTIONS=allocator_may_return_null=1 "./target/$HOST/release/$t" "$scratch" "corpus/$t" \
-            -max_total_time="$FUZZ_SECONDS" -timeout=30 -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="artifacts/$t-" 2>&1 |
-            grep -E '^(INFO: seed corpus|#[0-9]+ +DONE|stat::number_of_executed_units|==[0-9]+==|thread .* panicked|SUMMARY|Done)' |
-            tail -n 20; exit "${PIPESTATUS[0]}"); then
-            echo "FUZZ FAILURE in $t: see fuzz/artifacts/$t-*"
-            status=1
+    # Two at a time: a libFuzzer run uses one core.
+    local -a pids=()
+    for t in fuzz/fuzz_targets/*.rs; do
+        t=$(basename "$t" .rs)
+        fuzz_one "$t" &
+        pids+=($!)
+        if [ ${#pids[@]} -ge 2 ]; then
+            wait "${pids[0]}" || status=1
+            pids=("${pids[@]:1}")
         fi
-        rm -rf "$scratch"
     done
+    for p in "${pids[@]}"; do wait "$p" || status=1; done
     return $status
 }
 
-asan_lib_dir() { echo "$ROOT/target/asan/$HOST/release"; }
-
 do_asan() {
-    # The library with AddressSanitizer instrumentation (nightly); --target keeps build scripts plain.
-    RUSTFLAGS="-Zsanitizer=address" cargo +nightly build --release --target "$HOST" --target-dir target/asan || return 1
+    # The library of the fuzz build (its dependency build of quant also makes the staticlib and the
+    # cdylib): ASan-instrumented Rust code, without building faer once more with other flags.
+    fuzz_build || return 1
     local lib build=c_tests/build-asan flags="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all"
-    lib=$(asan_lib_dir)
+    lib=$(fuzz_bin_dir)/deps
+    [ -f "$lib/libquant.a" ] && [ -f "$lib/libquant.so" ] || { echo "no libquant.a/.so in $lib"; return 1; }
     cmake -S c_tests -B "$build" -DQUANT_LIB_DIR="$lib" -DCMAKE_BUILD_TYPE=Debug \
         -DCMAKE_C_FLAGS="$flags" -DCMAKE_CXX_FLAGS="$flags" \
         -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" >/dev/null || return 1
@@ -170,7 +196,7 @@ fi
 for s in $STEPS; do
     case $s in
     setup) step setup 900 do_setup ;;
-    fuzz) step fuzz $((FUZZ_SECONDS * 10 + 1200)) do_fuzz ;; # the ASan build of faer alone takes minutes
+    fuzz) step fuzz $((FUZZ_SECONDS * 5 + 1200)) do_fuzz ;; # the instrumented build of faer takes minutes
     asan) step asan 900 do_asan ;;
     valgrind) step valgrind 900 do_valgrind ;;
     miri) step miri 1500 do_miri ;;

@@ -389,6 +389,7 @@ fn decode_run<F: Fp8Format, const MUL: bool>(
     out: &mut [f32],
     stream: bool,
 ) {
+    let _ = stream; // only the AVX2 body has streaming stores
     let _spec = spec::<F>(F::OVERFLOW);
     let done = match level {
         // SAFETY: a `SimdLevel` other than `Scalar` is only ever in force when the CPU has it.

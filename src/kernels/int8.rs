@@ -183,7 +183,9 @@ pub fn int8_quantize_streaming(
     }
     check_sizes(src, shape, dst, scales)?;
     let exec = Exec::current();
-    let (cols, gpr, glen) = (shape.cols, shape.groups_per_row(), shape.group_len());
+    let (cols, gpr) = (shape.cols, shape.groups_per_row());
+    #[cfg(target_arch = "x86_64")]
+    let glen = shape.group_len(); // the one-pass bodies take the group length
     let row_exec = Exec { threads: 1, ..exec };
     super::streaming::rows(
         exec.threads_for(shape.len(), shape.rows),
@@ -299,6 +301,7 @@ fn quantize_group(level: SimdLevel, x: &[f32], s: f32, out: &mut [i8]) {
 /// `out = q * s` for one group, with the body of `level`.
 /// `stream`: the whole output is large (see `STREAM_STORES_MIN`).
 fn dequantize_group(level: SimdLevel, q: &[i8], s: f32, out: &mut [f32], stream: bool) {
+    let _ = stream; // only the AVX2 body has streaming stores
     let done = match level {
         // SAFETY: as in `absmax_bits`.
         #[cfg(target_arch = "x86_64")]

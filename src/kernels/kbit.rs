@@ -712,6 +712,7 @@ fn dequantize_int4_simd(
     dst: &mut [f32],
     stream: bool,
 ) {
+    let _ = stream; // only the AVX2 body has streaming stores
     let glen = shape.group_len();
     let gpr = shape.groups_per_row();
     let row_bytes = packed_row_bytes(shape.cols, 4);
