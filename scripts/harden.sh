@@ -92,23 +92,31 @@ fuzz_one() { # fuzz_one TARGET: runs it for FUZZ_SECONDS into its own log; print
     return $rc
 }
 
-do_fuzz() {
-    local t status=0
-    fuzz_build || return 1
-    mkdir -p fuzz/artifacts
-    # Two at a time: a libFuzzer run uses one core.
+# two_at_a_time FUNCTION ARG...: FUNCTION ARG for each ARG, two at a time (libFuzzer, memcheck and
+# helgrind run a program on one core; the machine has two), in the order given; fails if any failed.
+two_at_a_time() {
+    local fn=$1 a status=0
+    shift
     local -a pids=()
-    for t in fuzz/fuzz_targets/*.rs; do
-        t=$(basename "$t" .rs)
-        fuzz_one "$t" &
+    for a in "$@"; do
+        "$fn" "$a" &
         pids+=($!)
         if [ ${#pids[@]} -ge 2 ]; then
             wait "${pids[0]}" || status=1
             pids=("${pids[@]:1}")
         fi
     done
-    for p in "${pids[@]}"; do wait "$p" || status=1; done
+    for a in "${pids[@]}"; do wait "$a" || status=1; done
     return $status
+}
+
+do_fuzz() {
+    local t
+    local -a targets=()
+    fuzz_build || return 1
+    mkdir -p fuzz/artifacts
+    for t in fuzz/fuzz_targets/*.rs; do targets+=("$(basename "$t" .rs)"); done
+    two_at_a_time fuzz_one "${targets[@]}"
 }
 
 do_asan() {
@@ -157,19 +165,11 @@ do_valgrind() {
     }
     # The slowest first (test_algos takes about 85 s under memcheck, the next one 12 s): the two cores
     # then stay busy until the end.
-    local -a pids=() order=("$build"/test_algos_shared "$build"/test_algos_static)
+    local -a order=("$build"/test_algos_shared "$build"/test_algos_static)
     for t in "$build"/test_*_shared "$build"/test_*_static; do
         case $t in */test_algos_*) ;; *) order+=("$t") ;; esac
     done
-    for t in "${order[@]}"; do
-        memcheck_one "$t" &
-        pids+=($!)
-        if [ ${#pids[@]} -ge 2 ]; then
-            wait "${pids[0]}" || status=1
-            pids=("${pids[@]:1}")
-        fi
-    done
-    for p in "${pids[@]}"; do wait "$p" || status=1; done
+    two_at_a_time memcheck_one "${order[@]}" || status=1
     # QUANT_TEST_KEEP_SETTINGS: the process-wide SIMD level and thread count are relaxed atomics, which
     # helgrind cannot see; under helgrind the threads only read them. helgrind.supp holds the false
     # positives of Rust's std (atomic-based thread start and stack-overflow bookkeeping).
@@ -184,11 +184,7 @@ do_valgrind() {
             return 1
         fi
     }
-    helgrind_one "$build"/test_threads_shared &
-    pids=($!)
-    helgrind_one "$build"/test_threads_static &
-    pids+=($!)
-    for p in "${pids[@]}"; do wait "$p" || status=1; done
+    two_at_a_time helgrind_one "$build"/test_threads_shared "$build"/test_threads_static || status=1
     return $status
 }
 

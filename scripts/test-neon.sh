@@ -3,17 +3,17 @@
 # machine, against the scalar references: the tests that cover every body of src/kernels/neon.rs, then
 # the C harness's programs against the aarch64 static library. From the repository root:
 #
-#   bash scripts/test-neon.sh           # the default subset: about 7 minutes from a cold target
-#                                       # directory on a quiet 2-core machine (5 of them building; 12
-#                                       # when the machine is busy), 1.5 minutes warm
+#   bash scripts/test-neon.sh           # the default subset: about 6 minutes from a cold target
+#                                       # directory on a quiet 2-core machine (3 of them building), 3
+#                                       # minutes warm
 #   bash scripts/test-neon.sh --full    # also the slow tests that use NEON only at the default level
 #                                       # (about 30 more minutes)
 #
 # Installs what it needs when it is missing (apt: qemu-user, gcc-aarch64-linux-gnu,
-# libc6-dev-arm64-cross; rustup: the aarch64-unknown-linux-gnu target). The cross linker and the qemu
-# runner are set in this script's environment only (CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_*), and the
-# build goes to its own target directory (NEON_TARGET_DIR, default target/aarch64): the host build is
-# not touched. A cold build (faer for aarch64) takes most of the time.
+# libc6-dev-arm64-cross; rustup: the aarch64-unknown-linux-gnu target). The cross linker is set in
+# this script's environment only (CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_*), the test programs run
+# under qemu-aarch64 two at a time, and the build goes to its own target directory (NEON_TARGET_DIR, default target/aarch64): the host build is
+# not touched. A cold build takes about 3 minutes (faer for aarch64; see the dev profile in Cargo.toml).
 #
 # What runs, and why (every test below that quantizes runs on NEON: it is the default level on aarch64,
 # and tests/simd_paths.rs checks that `available_levels()` is [Scalar, Neon] and that
@@ -73,7 +73,6 @@ echo "== $(rustc --version); $(qemu-aarch64 --version | head -n 1); $(aarch64-li
 
 export CARGO_TERM_COLOR=never
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
-export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER=qemu-aarch64
 # Code compiled only for aarch64 gets no clippy run in CI: at least its warnings fail the lane.
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-D warnings"
 # qemu-aarch64 finds the aarch64 loader and libc here (also for any aarch64 process a test starts,
@@ -97,67 +96,114 @@ fi
 
 declare -a SUMMARY=()
 FAILED=0
-run() { # run LABEL COMMAND...: runs and records the result
-    local label=$1 t0 rc
+JOBS=$(mktemp -d)
+trap 'rm -rf "$JOBS"' EXIT
+declare -a LABELS=()
+# job LABEL COMMAND...: starts COMMAND in the background, two at a time (a test program under qemu keeps
+# about one core busy), with its output and status going to $JOBS; `finish` waits for all of them and
+# prints each one's output in the order they were started.
+job() {
+    local label=$1 k=${#LABELS[@]}
     shift
-    echo "== $label: $*"
-    t0=$(date +%s)
-    if "$@"; then rc=0; else rc=$?; fi
-    if [ "$rc" -eq 0 ]; then
-        SUMMARY+=("ok    $label ($(($(date +%s) - t0))s)")
-    else
-        SUMMARY+=("FAIL  $label: exit $rc")
-        FAILED=1
-    fi
+    while [ "$(jobs -rp | wc -l)" -ge 2 ]; do wait -n || true; done
+    LABELS+=("$label")
+    (
+        t0=$(date +%s)
+        if "$@" >"$JOBS/$k.log" 2>&1; then rc=0; else rc=$?; fi
+        echo "$rc $(($(date +%s) - t0))" >"$JOBS/$k.rc"
+    ) &
 }
+finish() {
+    wait
+    local k rc took
+    for k in "${!LABELS[@]}"; do
+        echo "== ${LABELS[$k]}"
+        cat "$JOBS/$k.log"
+        read -r rc took <"$JOBS/$k.rc" || { rc=1 took=?; }
+        if [ "$rc" = 0 ]; then
+            SUMMARY+=("ok    ${LABELS[$k]} (${took}s)")
+        else
+            SUMMARY+=("FAIL  ${LABELS[$k]}: exit $rc")
+            FAILED=1
+        fi
+    done
+}
+summary() {
+    echo "== test-neon summary (qemu-aarch64 user-mode emulation: results only, nothing about speed)"
+    printf '%s\n' "${SUMMARY[@]}"
+    echo "test-neon took $(($(date +%s) - start)) s"
+}
+
+# ---------------------------------------------------------------------------------------------------
+# Build (one cargo invocation: the shared dependencies are built once). The test programs are then run
+# directly under qemu (not through `cargo test`, which would hold the target directory's lock while a
+# test runs, so that only one could run at a time).
+echo "== build tests: cargo test --no-run ${tests[*]}"
+t0=$(date +%s)
+if cargo_aarch64 test --no-run --message-format=json-render-diagnostics "${tests[@]}" >"$JOBS/build.json"; then
+    SUMMARY+=("ok    build tests ($(($(date +%s) - t0))s)")
+else
+    SUMMARY+=("FAIL  build tests")
+    FAILED=1
+    summary
+    exit 1
+fi
+# "LABEL<TAB>EXECUTABLE" for each test program, the slow ones first (casts: a dense sweep of the f32
+# patterns; the unit tests).
+mapfile -t BINS < <(python3 - "$JOBS/build.json" <<'PY'
+import json, sys
+found = []
+for line in open(sys.argv[1]):
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]:
+        t = m["target"]
+        found.append(("--lib" if t["kind"] != ["test"] else "--test " + t["name"], m["executable"]))
+slow = {"--test casts": 0, "--lib": 1}
+for label, exe in sorted(found, key=lambda f: slow.get(f[0], 2)):
+    print(label + "\t" + exe)
+PY
+)
+if [ ${#BINS[@]} -ne $(($(printf '%s\n' "${tests[@]}" | grep -vc -- '^--test$'))) ]; then
+    echo "expected one test program per entry of: ${tests[*]}; found ${#BINS[@]}"
+    exit 1
+fi
 
 # The test starts itself again as a child process, which qemu-user cannot do without binfmt_misc; with
 # QUANT_TLS_CHILD set it runs the scenario in place (an abort then fails the run).
-thread_exit_in_place() { QUANT_TLS_CHILD=1 cargo_aarch64 test --test thread_exit; }
-
-# ---------------------------------------------------------------------------------------------------
-# Build (one cargo invocation: the shared dependencies are built once), then each test binary.
-run "build tests" cargo_aarch64 test --no-run "${tests[@]}"
-for ((i = 0; i < ${#tests[@]}; i++)); do
-    t=${tests[$i]}
-    if [ "$t" = --test ]; then
-        i=$((i + 1))
-        t="--test ${tests[$i]}"
-    fi
-    if [ "$t" = "--test thread_exit" ]; then
-        run "$t (in place: QUANT_TLS_CHILD=1)" thread_exit_in_place
+for b in "${BINS[@]}"; do
+    label=${b%%$'\t'*}
+    exe=${b#*$'\t'}
+    if [ "$label" = "--test thread_exit" ]; then
+        job "$label (in place: QUANT_TLS_CHILD=1)" env QUANT_TLS_CHILD=1 qemu-aarch64 "$exe"
     else
-        # shellcheck disable=SC2086 # $t is one or two words
-        run "$t" cargo_aarch64 test $t
+        job "$label" qemu-aarch64 "$exe"
     fi
 done
 
 # The C harness against the aarch64 static library (the C ABI on NEON). The test build above already
 # made the library's staticlib (in deps/, with the dependencies' features of the test build); a
 # separate `cargo build --lib` would build faer once more (a minute from cold), so it is the fallback.
-c_tests() {
-    local lib="$TARGET_DIR/$TARGET/debug/deps/libquant.a" out="$TARGET_DIR/c_tests" src name status=0
-    if [ ! -f "$lib" ]; then
-        cargo_aarch64 build --lib || return 1
-        lib="$TARGET_DIR/$TARGET/debug/libquant.a"
+lib="$TARGET_DIR/$TARGET/debug/deps/libquant.a"
+if [ ! -f "$lib" ]; then
+    cargo_aarch64 build --lib
+    lib="$TARGET_DIR/$TARGET/debug/libquant.a"
+fi
+echo "== C harness against $lib"
+out="$TARGET_DIR/c_tests"
+mkdir -p "$out"
+srcs=(c_tests/test_algos.c) # the slowest first
+for src in c_tests/test_*.c; do [ "$src" = c_tests/test_algos.c ] || srcs+=("$src"); done
+for src in "${srcs[@]}"; do
+    name=$(basename "$src" .c)
+    if aarch64-linux-gnu-gcc -std=c99 -O1 -Wall -Wextra -Wpedantic -Werror -Iinclude \
+        -DQUANT_TEST_DATA_DIR="\"$PWD/tests/data\"" "$src" "$lib" -lpthread -ldl -lm -lrt -lgcc_s \
+        -o "$out/$name"; then
+        job "c_tests/$name.c under qemu" qemu-aarch64 "$out/$name"
+    else
+        SUMMARY+=("FAIL  c_tests/$name.c: does not compile for aarch64")
+        FAILED=1
     fi
-    echo "static library: $lib"
-    mkdir -p "$out"
-    for src in c_tests/test_*.c; do
-        name=$(basename "$src" .c)
-        aarch64-linux-gnu-gcc -std=c99 -O1 -Wall -Wextra -Wpedantic -Werror -Iinclude \
-            -DQUANT_TEST_DATA_DIR="\"$PWD/tests/data\"" "$src" "$lib" -lpthread -ldl -lm -lrt -lgcc_s \
-            -o "$out/$name" || { status=1; continue; }
-        if qemu-aarch64 "$out/$name"; then :; else
-            echo "$name FAILED under qemu-aarch64"
-            status=1
-        fi
-    done
-    return $status
-}
-run "c_tests under qemu" c_tests
-
-echo "== test-neon summary (qemu-aarch64 user-mode emulation: results only, nothing about speed)"
-printf '%s\n' "${SUMMARY[@]}"
-echo "test-neon took $(($(date +%s) - start)) s"
+done
+finish
+summary
 exit $FAILED

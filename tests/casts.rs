@@ -456,15 +456,15 @@ fn slice_kernels_check_the_destination_length() {
 // Fast paths against the scalar references over the f32 patterns.
 
 /// Compares every fast encoder with its scalar reference (and `half` for f16/bf16) on the patterns
-/// `start, start + stride, ...` below 2^32.
-fn sweep(start: u64, stride: u64) -> u64 {
+/// `start, start + stride, ...` below `end` (at most 2^32).
+fn sweep(start: u64, stride: u64, end: u64) -> u64 {
     const BATCH: usize = 1 << 16;
     let mut xs = Vec::with_capacity(BATCH);
     let mut checked = 0;
     let mut p = start;
-    while p < 1 << 32 {
+    while p < end {
         xs.clear();
-        while xs.len() < BATCH && p < 1 << 32 {
+        while xs.len() < BATCH && p < end {
             xs.push(f32::from_bits(p as u32));
             p += stride;
         }
@@ -495,22 +495,35 @@ fn sweep(start: u64, stride: u64) -> u64 {
 
 /// A dense stride through all 2^32 f32 patterns (one in 61, about 70 million, every pattern class and
 /// every exponent), with an offset that changes from run to run (printed; set QUANT_SWEEP_OFFSET to
-/// replay a failure). The full sweep is `full_sweep_of_every_f32_pattern` (ignored by default).
-#[test]
-fn fast_paths_equal_the_references_on_a_dense_stride() {
-    const STRIDE: u64 = 61;
+/// replay a failure), in two tests (the positive and the negative patterns) that the test harness
+/// runs at the same time. The full sweep is `full_sweep_of_every_f32_pattern` (ignored by default).
+const SWEEP_STRIDE: u64 = 61;
+
+/// The sweep's offset in `0..SWEEP_STRIDE`.
+fn sweep_offset() -> u64 {
     let offset = match std::env::var("QUANT_SWEEP_OFFSET") {
         Ok(v) => v.parse().expect("QUANT_SWEEP_OFFSET is an integer"),
         Err(_) => {
             let t = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .unwrap();
-            t.subsec_nanos() as u64 % STRIDE
+            t.subsec_nanos() as u64 % SWEEP_STRIDE
         }
     };
     println!("sweep offset {offset} (QUANT_SWEEP_OFFSET={offset} replays it)");
-    let n = sweep(offset, STRIDE);
-    assert!(n >= (1 << 32) / STRIDE);
+    offset
+}
+
+#[test]
+fn fast_paths_equal_the_references_on_a_dense_stride_positive_patterns() {
+    let n = sweep(sweep_offset(), SWEEP_STRIDE, 1 << 31);
+    assert!(n >= (1 << 31) / SWEEP_STRIDE);
+}
+
+#[test]
+fn fast_paths_equal_the_references_on_a_dense_stride_negative_patterns() {
+    let n = sweep((1 << 31) + sweep_offset(), SWEEP_STRIDE, 1 << 32);
+    assert!(n >= (1 << 31) / SWEEP_STRIDE);
 }
 
 /// Every f32 pattern: `cargo test --release --test casts -- --ignored` (about 8 minutes on two shared
@@ -518,7 +531,7 @@ fn fast_paths_equal_the_references_on_a_dense_stride() {
 #[test]
 #[ignore]
 fn full_sweep_of_every_f32_pattern() {
-    assert_eq!(sweep(0, 1), 1 << 32);
+    assert_eq!(sweep(0, 1, 1 << 32), 1 << 32);
 }
 
 // ------------------------------------------------------------------------------------------------
