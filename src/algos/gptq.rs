@@ -51,6 +51,7 @@ use super::qparams::{fake_quant_segment, maxq, min_max, quantize_code, range_par
 use super::QuantOptions;
 use crate::calib::Calibration;
 use crate::error::{try_vec, QuantError, Result};
+use crate::kernels::simd::SimdLevel;
 use crate::kernels::{check_finite, check_len, Shape};
 
 /// Rows per work item.
@@ -303,6 +304,7 @@ pub(crate) fn quantize_with(
         static_groups,
         perm: &perm,
         u: u.as_f32(),
+        level: crate::kernels::simd::simd_level(),
     };
     // The working copy of the weights (in processing order, dead columns zeroed) is made a tile at a
     // time, in one buffer of `ROW_TILE` rows per worker: the whole layer is never copied at once.
@@ -618,11 +620,45 @@ struct Ctx<'a> {
     static_groups: bool,
     perm: &'a [usize],
     u: &'a [f32],
+    /// The SIMD level in force for the call (the scalar level gives the baseline x86-64 build).
+    level: SimdLevel,
 }
 
 impl Ctx<'_> {
     /// GPTQ on a tile of rows (`w` in processing order; codes written in the original order).
     fn run_tile(&self, w: &mut [f32], codes: &mut [u8], scales: &mut [f32], zeros: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if matches!(self.level, SimdLevel::Avx2 | SimdLevel::Avx512) {
+            // SAFETY: a `SimdLevel` other than `Scalar` is only ever in force when the CPU has it, and
+            // every CPU with AVX-512 has AVX2.
+            return unsafe { self.run_tile_avx2(w, codes, scales, zeros) };
+        }
+        self.run_tile_body(w, codes, scales, zeros)
+    }
+
+    /// [`Self::run_tile_body`] compiled for AVX2: the column updates go 8 lanes wide (4 in the baseline
+    /// build) and rounding is an instruction instead of a call to libm's `rintf`. The arithmetic is
+    /// the same IEEE operations, each rounded (no FMA), so the bits are the same (tested).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn run_tile_avx2(
+        &self,
+        w: &mut [f32],
+        codes: &mut [u8],
+        scales: &mut [f32],
+        zeros: &mut [f32],
+    ) {
+        self.run_tile_body(w, codes, scales, zeros)
+    }
+
+    #[inline(always)]
+    fn run_tile_body(
+        &self,
+        w: &mut [f32],
+        codes: &mut [u8],
+        scales: &mut [f32],
+        zeros: &mut [f32],
+    ) {
         let n = self.cols;
         let rows = w.len() / n;
         let u = self.u;
@@ -633,17 +669,25 @@ impl Ctx<'_> {
         while i1 < n {
             let i2 = (i1 + bs).min(n);
             let count = i2 - i1;
-            for r in 0..rows {
-                let row = &mut w[r * n..(r + 1) * n];
-                let erow = &mut err[r * bs..r * bs + count];
-                for i in i1..i2 {
-                    let g = if self.static_groups {
-                        self.perm[i] / self.gl
-                    } else {
-                        i / self.gl
-                    };
+            // Column by column, each across the tile's rows: a row sees the same operations in the
+            // same order as row by row, but the rows of one column are independent work for the
+            // CPU to overlap, where one row's columns are a chain (measured on the 4096^2 layer:
+            // 0.05 s less than row by row with AVX2; the same in the baseline build).
+            for i in i1..i2 {
+                let g = if self.static_groups {
+                    self.perm[i] / self.gl
+                } else {
+                    i / self.gl
+                };
+                let starts_group = !self.static_groups && i % self.gl == 0;
+                let d = u[i * n + i];
+                let urow = &u[i * n + i + 1..i * n + i2];
+                let code_col = self.perm[i];
+                for r in 0..rows {
+                    let row = &mut w[r * n..(r + 1) * n];
+                    let erow = &mut err[r * bs..r * bs + count];
                     let k = r * self.ng + g;
-                    if !self.static_groups && i % self.gl == 0 {
+                    if starts_group {
                         let end = (i + self.gl).min(n);
                         gvals.clear();
                         gvals.extend_from_slice(&row[i..end.min(i2)]);
@@ -662,12 +706,10 @@ impl Ctx<'_> {
                     let (s, z) = (scales[k], zeros[k]);
                     let x = row[i];
                     let q = quantize_code(x, s, z, self.mq);
-                    codes[r * n + self.perm[i]] = q;
+                    codes[r * n + code_col] = q;
                     let deq = (q as f32 - z) * s;
-                    let d = u[i * n + i];
                     let e = (x - deq) / d;
                     erow[i - i1] = e;
-                    let urow = &u[i * n + i + 1..i * n + i2];
                     for (wv, &uv) in row[i + 1..i2].iter_mut().zip(urow) {
                         *wv -= e * uv;
                     }
@@ -859,6 +901,39 @@ mod tests {
                     // Rounding differences may flip a handful of codes; nothing more.
                     assert!(diff <= rows * cols / 200, "gs {gs} bs {bs}: {diff} differ");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn every_simd_level_gives_the_bits_of_the_scalar_build() {
+        use crate::kernels::simd::{available_levels, with_simd_level};
+        // Groups that start inside a block and reach past it, act-order, static groups, MSE search,
+        // and odd block sizes, so that every branch of the tile loop runs at every level.
+        let (rows, cols) = (67, 150);
+        let (w, h) = problem(rows, cols, 200);
+        for (gs, bs, act, stat, mse) in [
+            (128, 128, false, false, false),
+            (24, 40, true, false, false),
+            (16, 37, true, true, false),
+            (0, 64, false, false, true),
+        ] {
+            let mut p = GptqParams::new(3, gs, &QuantOptions::default());
+            p.block_size = bs;
+            p.act_order = act;
+            p.static_groups = stat;
+            p.mse_search = mse;
+            let want = with_simd_level(SimdLevel::Scalar, || quantize(&w, rows, cols, &h, &p))
+                .unwrap()
+                .unwrap();
+            for level in available_levels() {
+                let got = with_simd_level(level, || quantize(&w, rows, cols, &h, &p))
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(got.codes, want.codes, "{level:?} gs {gs} bs {bs}");
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got.scales), bits(&want.scales), "{level:?} gs {gs}");
+                assert_eq!(bits(&got.zeros), bits(&want.zeros), "{level:?} gs {gs}");
             }
         }
     }
