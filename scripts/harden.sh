@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The hardening CI job (issue 7; see docs/security.md). From the repository root:
 #
-#   bash scripts/harden.sh            # everything: about 15 minutes from cold on a quiet 2-core machine
-#                                     # (most of it builds faer: once instrumented, once for Miri)
+#   bash scripts/harden.sh            # everything: roughly 20 minutes from cold on a 2-core machine (its
+#                                     # steps' sum; most of it builds faer: instrumented, for Miri,
+#                                     # release for valgrind, dev for limits)
 #   FUZZ_SECONDS=600 bash scripts/harden.sh fuzz    # one step, longer fuzzing
 #
 # Steps (each bounded by `timeout`; any failure fails the job, the summary lists every step):
