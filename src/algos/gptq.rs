@@ -51,6 +51,7 @@ use super::qparams::{fake_quant_segment, maxq, min_max, quantize_code, range_par
 use super::QuantOptions;
 use crate::calib::Calibration;
 use crate::error::{try_vec, QuantError, Result};
+#[cfg(target_arch = "x86_64")]
 use crate::kernels::simd::SimdLevel;
 use crate::kernels::{check_finite, check_len, Shape};
 
@@ -304,6 +305,7 @@ pub(crate) fn quantize_with(
         static_groups,
         perm: &perm,
         u: u.as_f32(),
+        #[cfg(target_arch = "x86_64")]
         level: crate::kernels::simd::simd_level(),
     };
     // The working copy of the weights (in processing order, dead columns zeroed) is made a tile at a
@@ -621,6 +623,7 @@ struct Ctx<'a> {
     perm: &'a [usize],
     u: &'a [f32],
     /// The SIMD level in force for the call (the scalar level gives the baseline x86-64 build).
+    #[cfg(target_arch = "x86_64")]
     level: SimdLevel,
 }
 
@@ -907,7 +910,7 @@ mod tests {
 
     #[test]
     fn every_simd_level_gives_the_bits_of_the_scalar_build() {
-        use crate::kernels::simd::{available_levels, with_simd_level};
+        use crate::kernels::simd::{available_levels, with_simd_level, SimdLevel};
         // Groups that start inside a block and reach past it, act-order, static groups, MSE search,
         // and odd block sizes, so that every branch of the tile loop runs at every level.
         let (rows, cols) = (67, 150);
