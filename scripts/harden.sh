@@ -62,10 +62,10 @@ do_setup() {
     echo "nightly: $(rustc +nightly --version); $(valgrind --version)"
 }
 
-# The fuzz targets are built with cargo-fuzz's instrumentation (its defaults: ASan; SanitizerCoverage
-# with 8-bit counters, a PC table and comparison tracing; `cfg(fuzzing)`, debug assertions and overflow
-# checks) passed to cargo directly, so that CI need not build cargo-fuzz itself; `cargo +nightly fuzz
-# run <target>` runs the same targets. --target keeps build scripts and proc macros uninstrumented.
+# The fuzz targets are built with cargo-fuzz's instrumentation (ASan; SanitizerCoverage with 8-bit
+# counters, a PC table and comparison tracing; `cfg(fuzzing)`), plus debug assertions and overflow
+# checks, passed to cargo directly, so that CI need not build cargo-fuzz itself. `cargo +nightly fuzz
+# run <target>` runs the same targets (with cargo-fuzz's own flags, which may differ). --target keeps build scripts and proc macros uninstrumented.
 FUZZ_RUSTFLAGS="--cfg fuzzing -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
 -Cllvm-args=-sanitizer-coverage-trace-compares -Zsanitizer=address -Cdebug-assertions -Coverflow-checks"
