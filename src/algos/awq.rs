@@ -21,6 +21,7 @@ use faer::{Accum, MatMut, MatRef, Par};
 use super::parallel::for_each_job;
 use super::qparams::{fake_quant_segment, maxq, min_max, quantize_segment, range_params};
 use crate::error::{try_vec, QuantError, Result};
+use crate::kernels::simd::{run_compiled_for, simd_level, SimdLevel};
 use crate::kernels::{check_finite, check_len, Shape};
 
 /// Grid of the scale search (r = i / 20).
@@ -156,6 +157,7 @@ pub fn quantize_group(
         mq: maxq(params.bits),
         gl: group_len,
         symmetric: params.symmetric,
+        level: simd_level(),
     };
 
     // 1. Scale search.
@@ -250,6 +252,9 @@ struct Quantizer {
     mq: u32,
     gl: usize,
     symmetric: bool,
+    /// The SIMD level in force for the call: the searches' per-element loops are compiled for AVX2
+    /// where it has it, with the same bits (`simd::run_compiled_for`; tested).
+    level: SimdLevel,
 }
 
 impl Quantizer {
@@ -258,7 +263,9 @@ impl Quantizer {
         range_params(lo, hi, self.bits, self.symmetric)
     }
 
-    /// Fake-quantizes one row in groups, in place (`codes`: scratch of a group).
+    /// Fake-quantizes one row in groups, in place (`codes`: scratch of a group). Inlined into the
+    /// scale search, so that it is compiled for the SIMD level of the search.
+    #[inline(always)]
     fn fake_row(&self, row: &mut [f32], codes: &mut [u8]) {
         for g in row.chunks_mut(self.gl) {
             let (s, z) = self.params(g);
@@ -289,6 +296,27 @@ fn scale_loss(
     let jobs: Vec<_> = w.chunks(ROW_TILE * cols).zip(partial.iter_mut()).collect();
     let xm = MatRef::from_row_major_slice(x, n, cols);
     for_each_job(jobs, threads, |(tile, out)| {
+        run_compiled_for(
+            q.level,
+            #[inline(always)]
+            || scale_loss_tile(q, tile, cols, s, xm, n, out),
+        )
+    });
+    Ok(partial.iter().sum())
+}
+
+/// [`scale_loss`] of one tile of rows, into `out`.
+#[inline(always)]
+fn scale_loss_tile(
+    q: &Quantizer,
+    tile: &[f32],
+    cols: usize,
+    s: &[f32],
+    xm: MatRef<'_, f32>,
+    n: usize,
+    out: &mut f64,
+) {
+    {
         let tr = tile.len() / cols;
         let mut delta = vec![0.0f32; tile.len()];
         let mut codes = vec![0u8; q.gl];
@@ -311,12 +339,20 @@ fn scale_loss(
             Par::Seq,
         );
         *out = prod.iter().map(|&v| v as f64 * v as f64).sum();
-    });
-    Ok(partial.iter().sum())
+    }
 }
 
 /// The clip search on a tile of rows of `W diag(s)` (clamped in place), against the scaled sample.
 fn clip_tile(q: &Quantizer, tile: &mut [f32], cols: usize, xs: &[f32], n: usize) {
+    run_compiled_for(
+        q.level,
+        #[inline(always)]
+        || clip_tile_body(q, tile, cols, xs, n),
+    )
+}
+
+#[inline(always)]
+fn clip_tile_body(q: &Quantizer, tile: &mut [f32], cols: usize, xs: &[f32], n: usize) {
     let tr = tile.len() / cols;
     let gl = q.gl;
     let steps = (CLIP_MAX_SHRINK * CLIP_GRID as f64) as usize;
@@ -424,5 +460,60 @@ mod tests {
         assert!(d.iter().zip(&w).all(|(a, b)| (a - b).abs() < 0.5));
         assert!(quantize_group(&[], cols, &mean, &x, n, &p).is_err());
         assert!(quantize_group(&[(&w, rows)], cols, &mean, &x, 0, &p).is_err());
+    }
+
+    #[test]
+    fn every_simd_level_gives_the_bits_of_the_scalar_build() {
+        use crate::kernels::simd::{available_levels, with_simd_level};
+        // Groups, one group per row, symmetric codes, no clip; two matrices sharing the input; a width
+        // that is not a multiple of 8 (the vector loops' tails).
+        let (cols, n) = (150, 61);
+        let w1: Vec<f32> = (0..70 * cols)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 60.0)
+            .collect();
+        let w2: Vec<f32> = (0..9 * cols)
+            .map(|i| ((i * 13 % 71) as f32 - 35.0) / 30.0)
+            .collect();
+        let x: Vec<f32> = (0..n * cols)
+            .map(|i| ((i * 29 % 83) as f32 - 41.0) / 20.0 * if i % cols == 7 { 9.0 } else { 1.0 })
+            .collect();
+        let mean: Vec<f64> = (0..cols)
+            .map(|j| (0..n).map(|t| x[t * cols + j].abs() as f64).sum::<f64>() / n as f64)
+            .collect();
+        let ws = [(&w1[..], 70), (&w2[..], 9)];
+        for (bits, group_size, symmetric, clip) in [
+            (4, 32, false, true),
+            (3, 0, false, true),
+            (4, 64, true, true),
+            (8, 32, false, false),
+        ] {
+            let p = AwqParams {
+                bits,
+                group_size,
+                symmetric,
+                clip,
+                threads: 2,
+            };
+            let run = |level| {
+                with_simd_level(level, || quantize_group(&ws, cols, &mean, &x, n, &p))
+                    .unwrap()
+                    .unwrap()
+            };
+            let want = run(SimdLevel::Scalar);
+            let bits32 = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            let bits64 = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            for level in available_levels() {
+                let got = run(level);
+                let what = format!("{level:?} bits {bits} gs {group_size} sym {symmetric}");
+                assert_eq!(bits64(&got.losses), bits64(&want.losses), "{what}");
+                assert_eq!(got.ratio, want.ratio, "{what}");
+                assert_eq!(bits32(&got.s), bits32(&want.s), "{what}");
+                for (a, b) in got.matrices.iter().zip(&want.matrices) {
+                    assert_eq!(a.codes, b.codes, "{what}");
+                    assert_eq!(bits32(&a.scales), bits32(&b.scales), "{what}");
+                    assert_eq!(bits32(&a.zeros), bits32(&b.zeros), "{what}");
+                }
+            }
+        }
     }
 }

@@ -51,8 +51,7 @@ use super::qparams::{fake_quant_segment, maxq, min_max, quantize_code, range_par
 use super::QuantOptions;
 use crate::calib::Calibration;
 use crate::error::{try_vec, QuantError, Result};
-#[cfg(target_arch = "x86_64")]
-use crate::kernels::simd::SimdLevel;
+use crate::kernels::simd::{run_compiled_for, simd_level, SimdLevel};
 use crate::kernels::{check_finite, check_len, Shape};
 
 /// Rows per work item.
@@ -305,8 +304,7 @@ pub(crate) fn quantize_with(
         static_groups,
         perm: &perm,
         u: u.as_f32(),
-        #[cfg(target_arch = "x86_64")]
-        level: crate::kernels::simd::simd_level(),
+        level: simd_level(),
     };
     // The working copy of the weights (in processing order, dead columns zeroed) is made a tile at a
     // time, in one buffer of `ROW_TILE` rows per worker: the whole layer is never copied at once.
@@ -622,36 +620,21 @@ struct Ctx<'a> {
     static_groups: bool,
     perm: &'a [usize],
     u: &'a [f32],
-    /// The SIMD level in force for the call (the scalar level gives the baseline x86-64 build).
-    #[cfg(target_arch = "x86_64")]
+    /// The SIMD level in force for the call (the scalar level gives the baseline build).
     level: SimdLevel,
 }
 
 impl Ctx<'_> {
-    /// GPTQ on a tile of rows (`w` in processing order; codes written in the original order).
+    /// GPTQ on a tile of rows (`w` in processing order; codes written in the original order),
+    /// compiled for AVX2 where the level in force has it: the column updates go 8 lanes wide (4 in the
+    /// baseline build) and rounding is an instruction instead of libm's `rintf`, with the same bits
+    /// (`simd::run_compiled_for`; tested).
     fn run_tile(&self, w: &mut [f32], codes: &mut [u8], scales: &mut [f32], zeros: &mut [f32]) {
-        #[cfg(target_arch = "x86_64")]
-        if matches!(self.level, SimdLevel::Avx2 | SimdLevel::Avx512) {
-            // SAFETY: a `SimdLevel` other than `Scalar` is only ever in force when the CPU has it, and
-            // every CPU with AVX-512 has AVX2.
-            return unsafe { self.run_tile_avx2(w, codes, scales, zeros) };
-        }
-        self.run_tile_body(w, codes, scales, zeros)
-    }
-
-    /// [`Self::run_tile_body`] compiled for AVX2: the column updates go 8 lanes wide (4 in the baseline
-    /// build) and rounding is an instruction instead of a call to libm's `rintf`. The arithmetic is
-    /// the same IEEE operations, each rounded (no FMA), so the bits are the same (tested).
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    unsafe fn run_tile_avx2(
-        &self,
-        w: &mut [f32],
-        codes: &mut [u8],
-        scales: &mut [f32],
-        zeros: &mut [f32],
-    ) {
-        self.run_tile_body(w, codes, scales, zeros)
+        run_compiled_for(
+            self.level,
+            #[inline(always)]
+            || self.run_tile_body(w, codes, scales, zeros),
+        )
     }
 
     #[inline(always)]
