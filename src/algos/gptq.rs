@@ -385,11 +385,7 @@ struct F32InF64 {
 
 impl F32InF64 {
     fn as_f32(&self) -> &[f32] {
-        debug_assert!(self.len <= 2 * self.buf.len());
-        // SAFETY: the buffer holds at least `len` f32 (2 per f64, checked when it is built), its
-        // alignment (8) is a multiple of f32's, every byte is initialized and every bit pattern is an
-        // f32; the slice borrows `self`, so the buffer outlives it and is not written meanwhile.
-        unsafe { std::slice::from_raw_parts(self.buf.as_ptr().cast::<f32>(), self.len) }
+        &bytemuck::cast_slice::<f64, f32>(&self.buf)[..self.len]
     }
 }
 
@@ -556,7 +552,7 @@ fn to_f32_factor(mut b: Vec<f64>, n: usize, rows: &mut [f32]) -> Option<F32InF64
             let i = i0 + k;
             ok &= row[i..].iter().all(|v| v.is_finite()) && row[i] > 0.0;
         }
-        f64_storage_as_f32(&mut b)[i0 * n..i1 * n].copy_from_slice(t);
+        bytemuck::cast_slice_mut::<f64, f32>(&mut b)[i0 * n..i1 * n].copy_from_slice(t);
     }
     if !ok {
         return None;
@@ -564,13 +560,6 @@ fn to_f32_factor(mut b: Vec<f64>, n: usize, rows: &mut [f32]) -> Option<F32InF64
     b.truncate(n2.div_ceil(2));
     b.shrink_to_fit();
     Some(F32InF64 { buf: b, len: n2 })
-}
-
-/// The storage of `b` as `2 b.len()` f32.
-fn f64_storage_as_f32(b: &mut [f64]) -> &mut [f32] {
-    // SAFETY: f32 is half the size of f64 and its alignment divides f64's; every bit pattern is an
-    // f32; the slice covers exactly `b`'s bytes and borrows `b` mutably for its lifetime.
-    unsafe { std::slice::from_raw_parts_mut(b.as_mut_ptr().cast::<f32>(), 2 * b.len()) }
 }
 
 /// Scale and zero point of one group (the reference `Quantizer.find_params`, per row).
