@@ -22,6 +22,7 @@ set -uo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
+source "$ROOT/scripts/apt-need.sh"
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 HOST=x86_64-unknown-linux-gnu
 STEPS=${*:-setup fuzz asan valgrind miri limits}
@@ -50,9 +51,7 @@ step() { # step NAME TIMEOUT_SECONDS FUNCTION
 
 # ---------------------------------------------------------------------------------------------------
 do_setup() {
-    if ! command -v valgrind >/dev/null || ! command -v cmake >/dev/null || ! command -v gcc >/dev/null; then
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind cmake gcc g++ >/dev/null || return 1
-    fi
+    apt_need valgrind:valgrind cmake:cmake gcc:gcc g++:g++ || return 1
     if ! rustup toolchain list | grep -q '^nightly'; then
         rustup toolchain install nightly --profile minimal --component miri,rust-src || return 1
     else

@@ -26,22 +26,10 @@ t_start=$(date +%s)
 stamp() { echo "   [$(($(date +%s) - t_start)) s]"; }
 
 # ---- toolchains -------------------------------------------------------------------------------------
-sudo_cmd=""
-[ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
-apt_updated=0
-apt_install() {
-    if [ $apt_updated = 0 ]; then $sudo_cmd apt-get update -qq; apt_updated=1; fi
-    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "$@" >/dev/null
-}
-need=()
-command -v cmake >/dev/null 2>&1 || need+=(cmake)
-command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
-command -v c++ >/dev/null 2>&1 || need+=(g++)
-if wants go && ! command -v go >/dev/null 2>&1; then need+=(golang-go); fi
-if [ ${#need[@]} -gt 0 ]; then
-    echo "== installing ${need[*]} (apt)"
-    apt_install "${need[@]}"
-fi
+source scripts/apt-need.sh
+tools=(cmake:cmake pkg-config:pkg-config c++:g++)
+if wants go; then tools+=(go:golang-go); fi
+apt_need "${tools[@]}"
 zig() { python3 -m ziglang "$@"; }
 if wants zig; then
     have_zig=$(python3 -m ziglang version 2>/dev/null || true)

@@ -54,17 +54,9 @@ esac
 
 # ---------------------------------------------------------------------------------------------------
 # Setup.
-need=()
-command -v qemu-aarch64 >/dev/null 2>&1 || need+=(qemu-user)
-command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || need+=(gcc-aarch64-linux-gnu)
-[ -e "$SYSROOT/lib/libc.so.6" ] || need+=(libc6-dev-arm64-cross)
-if [ ${#need[@]} -gt 0 ]; then
-    echo "== installing ${need[*]}"
-    sudo_cmd=""
-    [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
-    $sudo_cmd apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+source scripts/apt-need.sh
+apt_need qemu-aarch64:qemu-user aarch64-linux-gnu-gcc:gcc-aarch64-linux-gnu \
+    "$SYSROOT/lib/libc.so.6:libc6-dev-arm64-cross"
 if ! rustup target list --installed | grep -qx "$TARGET"; then
     echo "== rustup target add $TARGET"
     rustup target add "$TARGET"
