@@ -425,6 +425,20 @@ fn clip_tile_body(q: &Quantizer, tile: &mut [f32], cols: usize, xs: &[f32], n: u
 mod tests {
     use super::*;
 
+    /// A deterministic test pattern: `((i * mul) % modulus - modulus / 2) / div`.
+    fn pattern(len: usize, mul: usize, modulus: usize, div: f32) -> Vec<f32> {
+        (0..len)
+            .map(|i| ((i * mul % modulus) as f32 - (modulus / 2) as f32) / div)
+            .collect()
+    }
+
+    /// Per-channel mean |x| of a row-major `n x cols` sample.
+    fn mean_abs(x: &[f32], n: usize, cols: usize) -> Vec<f64> {
+        (0..cols)
+            .map(|j| (0..n).map(|t| x[t * cols + j].abs() as f64).sum::<f64>() / n as f64)
+            .collect()
+    }
+
     #[test]
     fn ratio_zero_is_round_to_nearest_and_the_loss_never_exceeds_it() {
         let (rows, cols, n) = (20, 32, 50);
@@ -434,9 +448,7 @@ mod tests {
         let x: Vec<f32> = (0..n * cols)
             .map(|i| ((i * 17 % 89) as f32 - 44.0) / 40.0 * if i % cols == 5 { 8.0 } else { 1.0 })
             .collect();
-        let mean: Vec<f64> = (0..cols)
-            .map(|j| (0..n).map(|t| x[t * cols + j].abs() as f64).sum::<f64>() / n as f64)
-            .collect();
+        let mean = mean_abs(&x, n, cols);
         assert!(scales_for_ratio(&mean, 0.0).iter().all(|&s| s == 1.0));
         let s = scales_for_ratio(&mean, 0.5);
         let (lo, hi) = s
@@ -468,18 +480,11 @@ mod tests {
         // Groups, one group per row, symmetric codes, no clip; two matrices sharing the input; a width
         // that is not a multiple of 8 (the vector loops' tails).
         let (cols, n) = (150, 61);
-        let w1: Vec<f32> = (0..70 * cols)
-            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 60.0)
-            .collect();
-        let w2: Vec<f32> = (0..9 * cols)
-            .map(|i| ((i * 13 % 71) as f32 - 35.0) / 30.0)
-            .collect();
-        let x: Vec<f32> = (0..n * cols)
-            .map(|i| ((i * 29 % 83) as f32 - 41.0) / 20.0 * if i % cols == 7 { 9.0 } else { 1.0 })
-            .collect();
-        let mean: Vec<f64> = (0..cols)
-            .map(|j| (0..n).map(|t| x[t * cols + j].abs() as f64).sum::<f64>() / n as f64)
-            .collect();
+        let w1 = pattern(70 * cols, 37, 101, 60.0);
+        let w2 = pattern(9 * cols, 13, 71, 30.0);
+        let mut x = pattern(n * cols, 29, 83, 20.0);
+        x.iter_mut().skip(7).step_by(cols).for_each(|v| *v *= 9.0);
+        let mean = mean_abs(&x, n, cols);
         let ws = [(&w1[..], 70), (&w2[..], 9)];
         for (bits, group_size, symmetric, clip) in [
             (4, 32, false, true),
