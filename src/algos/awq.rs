@@ -316,30 +316,28 @@ fn scale_loss_tile(
     n: usize,
     out: &mut f64,
 ) {
-    {
-        let tr = tile.len() / cols;
-        let mut delta = vec![0.0f32; tile.len()];
-        let mut codes = vec![0u8; q.gl];
-        for (d, row) in delta.chunks_exact_mut(cols).zip(tile.chunks_exact(cols)) {
-            for ((o, &v), &sj) in d.iter_mut().zip(row).zip(s) {
-                *o = v * sj;
-            }
-            q.fake_row(d, &mut codes);
-            for ((o, &v), &sj) in d.iter_mut().zip(row).zip(s) {
-                *o = *o / sj - v;
-            }
+    let tr = tile.len() / cols;
+    let mut delta = vec![0.0f32; tile.len()];
+    let mut codes = vec![0u8; q.gl];
+    for (d, row) in delta.chunks_exact_mut(cols).zip(tile.chunks_exact(cols)) {
+        for ((o, &v), &sj) in d.iter_mut().zip(row).zip(s) {
+            *o = v * sj;
         }
-        let mut prod = vec![0.0f32; n * tr];
-        matmul(
-            MatMut::from_row_major_slice_mut(&mut prod, n, tr),
-            Accum::Replace,
-            xm,
-            MatRef::from_row_major_slice(&delta, tr, cols).transpose(),
-            1.0f32,
-            Par::Seq,
-        );
-        *out = prod.iter().map(|&v| v as f64 * v as f64).sum();
+        q.fake_row(d, &mut codes);
+        for ((o, &v), &sj) in d.iter_mut().zip(row).zip(s) {
+            *o = *o / sj - v;
+        }
     }
+    let mut prod = vec![0.0f32; n * tr];
+    matmul(
+        MatMut::from_row_major_slice_mut(&mut prod, n, tr),
+        Accum::Replace,
+        xm,
+        MatRef::from_row_major_slice(&delta, tr, cols).transpose(),
+        1.0f32,
+        Par::Seq,
+    );
+    *out = prod.iter().map(|&v| v as f64 * v as f64).sum();
 }
 
 /// The clip search on a tile of rows of `W diag(s)` (clamped in place), against the scaled sample.
