@@ -28,7 +28,9 @@ use crate::kernels::check_finite;
 /// Tokens converted to f64 and multiplied at once while accumulating the Hessian.
 pub(crate) const CHUNK_TOKENS: usize = 256;
 /// Columns of one panel of the Hessian product (fixed, so results do not depend on the thread count).
-const PANEL: usize = 64;
+/// 256 rather than 64: the 4096^2 accumulation of 2048 tokens took 0.95-1.0 s instead of 1.05-1.19 s on
+/// one thread (Zen 3), and the panel width does not change a bit of the result (tested).
+const PANEL: usize = 256;
 /// Seed of the reservoir sample's hash.
 const SAMPLE_SEED: u64 = 0x5eed_ca1b_0000_0001;
 
@@ -327,11 +329,23 @@ fn splitmix64(mut z: u64) -> u64 {
 /// `S += X^T X` on the lower triangle of the column-major `n x n` matrix `s`, `X` row-major `m x n`.
 /// Column panels of fixed width are independent jobs (computed identically whatever the thread count).
 pub(crate) fn syrk_lower_add(s: &mut [f64], n: usize, x: &[f64], m: usize, threads: usize) {
+    syrk_lower_add_in_panels(s, n, x, m, threads, PANEL)
+}
+
+/// [`syrk_lower_add`] in column panels of `panel` columns.
+fn syrk_lower_add_in_panels(
+    s: &mut [f64],
+    n: usize,
+    x: &[f64],
+    m: usize,
+    threads: usize,
+    panel: usize,
+) {
     let xm = MatRef::from_row_major_slice(x, m, n);
     let jobs: Vec<(usize, &mut [f64])> = s
-        .chunks_mut(PANEL * n)
+        .chunks_mut(panel * n)
         .enumerate()
-        .map(|(p, panel)| (p * PANEL, panel))
+        .map(|(p, cols)| (p * panel, cols))
         .collect();
     // Balance roughly: the first panels are the largest; the queue hands them out first.
     parallel::for_each_job(jobs, threads, |(c0, panel)| {
@@ -414,6 +428,27 @@ mod tests {
             assert!((a - b).abs() <= 1e-12 * a.abs());
         }
         assert_eq!(many.tokens(), n as u64);
+    }
+
+    /// Each entry of the product is one dot product over the chunk's tokens, computed the same way
+    /// whichever panel (or diagonal block of a panel) it falls in: the panel width, like the thread
+    /// count, changes no bit of the Hessian.
+    #[test]
+    fn the_panel_width_changes_no_bit_of_the_hessian() {
+        for (n, m) in [(300, CHUNK_TOKENS), (1030, 97)] {
+            let x: Vec<f64> = data(m, n).iter().map(|&v| v as f64).collect();
+            let want = {
+                let mut s = vec![0.0f64; n * n];
+                syrk_lower_add_in_panels(&mut s, n, &x, m, 1, 64);
+                s
+            };
+            for panel in [16, 100, PANEL, 512] {
+                let mut s = vec![0.0f64; n * n];
+                syrk_lower_add_in_panels(&mut s, n, &x, m, 2, panel);
+                let same = s.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "n {n}, m {m}: panel {panel} differs from 64");
+            }
+        }
     }
 
     #[test]
