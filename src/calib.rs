@@ -332,7 +332,7 @@ pub(crate) fn syrk_lower_add(s: &mut [f64], n: usize, x: &[f64], m: usize, threa
     syrk_lower_add_in_panels(s, n, x, m, threads, PANEL)
 }
 
-/// [`syrk_lower_add`] in column panels of `panel` columns.
+/// [`syrk_lower_add`] in column panels of `panel` columns (`columns`: a panel's storage in `s`).
 fn syrk_lower_add_in_panels(
     s: &mut [f64],
     n: usize,
@@ -345,12 +345,12 @@ fn syrk_lower_add_in_panels(
     let jobs: Vec<(usize, &mut [f64])> = s
         .chunks_mut(panel * n)
         .enumerate()
-        .map(|(p, cols)| (p * panel, cols))
+        .map(|(p, columns)| (p * panel, columns))
         .collect();
     // Balance roughly: the first panels are the largest; the queue hands them out first.
-    parallel::for_each_job(jobs, threads, |(c0, panel)| {
-        let w = panel.len() / n;
-        let pm = MatMut::from_column_major_slice_mut(panel, n, w);
+    parallel::for_each_job(jobs, threads, |(c0, columns)| {
+        let w = columns.len() / n;
+        let pm = MatMut::from_column_major_slice_mut(columns, n, w);
         let xp = xm.subcols(c0, w);
         let (_, rest) = pm.split_at_row_mut(c0);
         let (top, bottom) = rest.split_at_row_mut(w);
