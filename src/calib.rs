@@ -29,7 +29,7 @@ use crate::kernels::check_finite;
 pub(crate) const CHUNK_TOKENS: usize = 256;
 /// Columns of one panel of the Hessian product (fixed, so results do not depend on the thread count).
 /// 256 rather than 64: the 4096^2 accumulation of 2048 tokens took 0.95-1.0 s instead of 1.05-1.19 s on
-/// one thread (Zen 3), and the panel width does not change a bit of the result (tested).
+/// one thread (Zen 4), and the panel width does not change a bit of the result (tested).
 const PANEL: usize = 256;
 /// Seed of the reservoir sample's hash.
 const SAMPLE_SEED: u64 = 0x5eed_ca1b_0000_0001;
