@@ -41,11 +41,10 @@
 //! weight) with the f64 Hessian of a [`Calibration`]; `cargo bench --bench algos` measures it).
 use std::sync::Mutex;
 
-use faer::linalg::cholesky::llt::factor::{cholesky_in_place, cholesky_in_place_scratch};
 use faer::linalg::matmul::matmul;
-use faer::linalg::triangular_inverse::invert_lower_triangular;
 use faer::{Accum, MatMut, MatRef, Par};
 
+use super::factor::{cholesky_lower_in_place, invert_lower_into, CholeskyError, TILING};
 use super::parallel::{for_each_job, resolve_threads};
 use super::qparams::{fake_quant_segment, maxq, min_max, quantize_code, range_params};
 use super::QuantOptions;
@@ -269,7 +268,8 @@ pub(crate) fn quantize_with(
 
     // 4. Damping and the factor of the inverse, before the codes and the working buffers exist, so
     // that they are never live together with its f64 buffer (see `inverse_factor`).
-    let (u, damp_used) = inverse_factor(h, cols, &perm, &dead, params.damp_percent)?;
+    let (u, damp_used) =
+        inverse_factor(h, cols, &perm, &dead, params.damp_percent, params.threads)?;
 
     let mut scales = try_vec(rows * ng, 0.0f32, "GPTQ scales")?;
     let mut zeros = try_vec(rows * ng, 0.0f32, "GPTQ zero points")?;
@@ -435,6 +435,7 @@ fn inverse_factor(
     perm: &[usize],
     dead: &[bool],
     damp_percent: f64,
+    threads: usize,
 ) -> Result<(F32InF64, f64)> {
     let mut diag_sum = 0.0f64;
     for (i, &d) in dead.iter().enumerate() {
@@ -451,12 +452,6 @@ fn inverse_factor(
     let len = n2
         .checked_add(n)
         .ok_or_else(|| QuantError::invalid("Hessian size overflows"))?;
-    let mut mem = faer::dyn_stack::MemBuffer::try_new(cholesky_in_place_scratch::<f64>(
-        n,
-        Par::Seq,
-        Default::default(),
-    ))
-    .map_err(|_| QuantError::OutOfMemory("GPTQ Cholesky scratch".into()))?;
     let mut rows = try_vec(COPY_TILE.min(n) * n, 0.0f32, "GPTQ factor rows")?;
     for frac in damp_schedule(damp_percent) {
         let mut b = try_vec(len, 0.0f64, "GPTQ factor")?;
@@ -478,18 +473,20 @@ fn inverse_factor(
             }
         }
         let rm = MatMut::from_column_major_slice_mut(&mut b[..n2], n, n);
-        let stack = faer::dyn_stack::MemStack::new(&mut mem);
-        if let Err(e) =
-            cholesky_in_place(rm, Default::default(), Par::Seq, stack, Default::default())
-        {
-            let faer::linalg::cholesky::llt::factor::LltError::NonPositivePivot { index } = e;
-            tried.push(format!(
-                "damp {frac}: Cholesky failed at column {}",
-                perm[n - 1 - index]
-            ));
-            continue;
+        match cholesky_lower_in_place(rm, threads, TILING) {
+            Ok(()) => {}
+            Err(CholeskyError::NonPositivePivot(index)) => {
+                tried.push(format!(
+                    "damp {frac}: Cholesky failed at column {}",
+                    perm[n - 1 - index]
+                ));
+                continue;
+            }
+            Err(CholeskyError::OutOfMemory) => {
+                return Err(QuantError::OutOfMemory("GPTQ Cholesky scratch".into()))
+            }
         }
-        invert_factor_in_place(&mut b, n);
+        invert_factor_in_place(&mut b, n, threads);
         // U[i][j] = M[n-1-i][n-1-j] for i <= j, which is at B[(j + 1) n + j - i].
         if let Some(u) = to_f32_factor(b, n, &mut rows) {
             return Ok((u, frac));
@@ -504,7 +501,7 @@ fn inverse_factor(
 
 /// `M = L^-1` into the buffer `b` of [`inverse_factor`] (`L` in the lower triangle of its first `n`
 /// columns; `M(i, j)` written at `b[(n - j) n + i - j]`).
-fn invert_factor_in_place(b: &mut [f64], n: usize) {
+fn invert_factor_in_place(b: &mut [f64], n: usize, threads: usize) {
     assert!(b.len() >= n * n + n);
     if n == 0 {
         return;
@@ -520,7 +517,7 @@ fn invert_factor_in_place(b: &mut [f64], n: usize) {
     unsafe {
         let l = MatRef::from_raw_parts(p.cast_const(), n, n, 1, n as isize);
         let m = MatMut::from_raw_parts_mut(p.add(n * n), n, n, 1, -stride);
-        invert_lower_triangular(m, l, Par::Seq);
+        invert_lower_into(m, l, threads, TILING);
     }
 }
 
@@ -710,6 +707,8 @@ impl Ctx<'_> {
 mod tests {
     use super::*;
     use crate::algos::qparams::fake_quant;
+    use faer::linalg::cholesky::llt::factor::{cholesky_in_place, cholesky_in_place_scratch};
+    use faer::linalg::triangular_inverse::invert_lower_triangular;
 
     fn problem(rows: usize, cols: usize, n: usize) -> (Vec<f32>, Vec<f64>) {
         let mut s = 1u64;
@@ -739,7 +738,8 @@ mod tests {
         let cols = 9;
         let (_, h) = problem(1, cols, 40);
         let perm: Vec<usize> = (0..cols).collect();
-        let (u, d) = inverse_factor(HessianRef::Full(&h), cols, &perm, &[false; 9], 0.01).unwrap();
+        let (u, d) =
+            inverse_factor(HessianRef::Full(&h), cols, &perm, &[false; 9], 0.01, 1).unwrap();
         let u = u.as_f32();
         assert_eq!(d, 0.01);
         let base = (0..cols).map(|i| h[i * cols + i]).sum::<f64>() / cols as f64;
@@ -816,7 +816,7 @@ mod tests {
         // (Under Miri, which checks the overlapping views of the in-place inverse, small sizes only.)
         let mut sizes: Vec<usize> = (1..=if cfg!(miri) { 20 } else { 40 }).collect();
         if !cfg!(miri) {
-            sizes.extend([63, 64, 65, 127, 128, 129, 200, 257, 300, 515]);
+            sizes.extend([63, 64, 65, 127, 128, 129, 200, 257, 300, 515, 777]);
         }
         for n in sizes {
             let (_, mut h) = problem(1, n, n + 7);
@@ -832,15 +832,19 @@ mod tests {
             by_diag.sort_by(|&a, &b| h[b * n + b].total_cmp(&h[a * n + a]));
             for perm in [ident, by_diag] {
                 let hr = HessianRef::Full(&h);
-                let (u, frac) = inverse_factor(hr, n, &perm, &dead, 0.01).unwrap();
-                let want = inverse_factor_two_buffers(hr, n, &perm, &dead, frac).unwrap();
-                let got = u.as_f32();
-                assert_eq!(got.len(), n * n);
-                let same = got
-                    .iter()
-                    .zip(&want)
-                    .all(|(a, b)| a.to_bits() == b.to_bits());
-                assert!(same, "n = {n}: the factor differs");
+                // From 512 on, `factor` splits the Cholesky and the inverse into jobs.
+                let threads: &[usize] = if n >= 512 { &[1, 2] } else { &[1] };
+                for &t in threads {
+                    let (u, frac) = inverse_factor(hr, n, &perm, &dead, 0.01, t).unwrap();
+                    let want = inverse_factor_two_buffers(hr, n, &perm, &dead, frac).unwrap();
+                    let got = u.as_f32();
+                    assert_eq!(got.len(), n * n);
+                    let same = got
+                        .iter()
+                        .zip(&want)
+                        .all(|(a, b)| a.to_bits() == b.to_bits());
+                    assert!(same, "n = {n}, {t} threads: the factor differs");
+                }
             }
         }
     }

@@ -15,6 +15,7 @@ use crate::method::QuantMethod;
 use crate::weight::QuantizedWeight;
 
 pub mod awq;
+mod factor;
 pub mod gptq;
 pub(crate) mod parallel;
 pub(crate) mod qparams;
