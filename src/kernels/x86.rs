@@ -32,9 +32,131 @@ unsafe fn prefetch(ahead: &[f32], i: usize) {
     }
 }
 
+/// How far ahead of the group being quantized the codes loop prefetches, in elements: past the
+/// next group (whose absmax the same loop takes), 4 KiB further. Measured on Zen 3 at 64 Mi
+/// elements: 256 to 2048 elements all help, 1024 most.
+const PREFETCH_AHEAD: usize = 1024;
+
+/// The loop of the symmetric quantizers (AVX2 and AVX-512 INT8), software-pipelined: the groups of
+/// the rows (as many as `scales` holds) in order, the codes of each computed while the same loop
+/// takes the absmax of the next group (loads from memory overlapping the arithmetic on data already
+/// in L1: the codes cost about as much as the memory stream, so a separate absmax pass per group
+/// leaves the two mostly serial) and prefetches past it. `absmax_bits` is the level's whole-group
+/// absmax (sign-cleared bits), for the groups the codes loop could not take. Each group's absmax is passed to
+/// `accept` before any of its codes; on a rejection the loop stops and returns false. `codes(x,
+/// scale, its range, next, ahead)` writes the codes of `x` (scale 0: all zero codes) and returns
+/// how much of `next` it took the absmax of (a multiple of 32; 0 when it took none), with its
+/// bits. `src` may go on past the rows (the prefetch reads from there).
+// The arguments are the shape and the level's two bodies; a struct for them would only be
+// unpacked again in this one inlined loop.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn pipelined_groups(
+    src: &[f32],
+    cols: usize,
+    glen: usize,
+    scales: &mut [f32],
+    qmax: f32,
+    accept: impl Fn(f32) -> bool,
+    absmax_bits: impl Fn(&[f32]) -> u32,
+    mut codes: impl FnMut(&[f32], f32, std::ops::Range<usize>, &[f32], &[f32]) -> (usize, u32),
+) -> bool {
+    let gpr = cols.div_ceil(glen);
+    let n_groups = scales.len() / gpr * gpr;
+    let mut g = Group::first(cols, glen);
+    let mut absmax = if n_groups > 0 {
+        absmax_bits(&src[g.range()])
+    } else {
+        0
+    };
+    for (i, scale) in scales[..n_groups].iter_mut().enumerate() {
+        let a = f32::from_bits(absmax);
+        if !accept(a) {
+            return false;
+        }
+        let s = a / qmax;
+        *scale = s;
+        let (r, following) = (g.range(), g.next(cols, glen));
+        let (next, fused, ahead) = look_ahead(src, r.clone(), following, i + 1 < n_groups);
+        let (done, bits) = codes(&src[r.clone()], s, r, fused, ahead);
+        absmax = if done == 0 {
+            absmax_bits(next)
+        } else {
+            let tail = next[done..].iter().map(|v| v.to_bits() & 0x7fff_ffff);
+            tail.fold(bits, u32::max)
+        };
+        g = following;
+    }
+    true
+}
+
+/// What the pipelined loops need past the group `r` they quantize: the `following` group's
+/// elements (`next`, empty when there is none), the same when the codes loop may take them in
+/// (`fused`: a group of the same length, else empty) and the part of the input to prefetch
+/// (`ahead`: `PREFETCH_AHEAD` elements past the next group's start, as long as `r`).
+#[inline(always)]
+fn look_ahead(
+    src: &[f32],
+    r: std::ops::Range<usize>,
+    following: Group,
+    has_next: bool,
+) -> (&[f32], &[f32], &[f32]) {
+    let next = if has_next {
+        &src[following.range()]
+    } else {
+        &[]
+    };
+    let fused = if next.len() == r.len() { next } else { &[] };
+    let from = (r.end + PREFETCH_AHEAD).min(src.len());
+    let ahead = &src[from..(from + r.len()).min(src.len())];
+    (next, fused, ahead)
+}
+
+/// A group of the rows that the pipelined loops walk: its range in the input, its row and where
+/// that row starts (the next group follows from it without a division).
+#[derive(Clone, Copy)]
+struct Group {
+    start: usize,
+    end: usize,
+    row: usize,
+    row_start: usize,
+}
+
+impl Group {
+    #[inline(always)]
+    fn first(cols: usize, glen: usize) -> Self {
+        Self {
+            start: 0,
+            end: glen.min(cols),
+            row: 0,
+            row_start: 0,
+        }
+    }
+
+    #[inline(always)]
+    fn next(self, cols: usize, glen: usize) -> Self {
+        let (row, row_start) = if self.end == self.row_start + cols {
+            (self.row + 1, self.end)
+        } else {
+            (self.row, self.row_start)
+        };
+        Self {
+            start: self.end,
+            end: (self.end + glen).min(row_start + cols),
+            row,
+            row_start,
+        }
+    }
+
+    #[inline(always)]
+    fn range(&self) -> std::ops::Range<usize> {
+        self.start..self.end
+    }
+}
+
 /// AVX-512 (F, BW, VL) bodies: 16 lanes, masked loads and stores for the tails.
 pub(crate) mod avx512 {
-    use super::{prefetch, Fp8Spec, MAGIC};
+    use super::{pipelined_groups, prefetch, Fp8Spec, MAGIC};
     use std::arch::x86_64::*;
 
     #[inline(always)]
@@ -88,27 +210,19 @@ pub(crate) mod avx512 {
     /// INT8 codes of one group with scale `s != 0` (all of `x`; `out.len() >= x.len()`).
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     pub(crate) unsafe fn int8_quant(x: &[f32], s: f32, out: &mut [i8]) {
-        int8_quant_body(x, s, out, &[])
+        int8_quant_body(x, s, out)
     }
 
-    /// The codes by division (see the module docs); one cache line of `ahead` (the data the caller
-    /// reads next) is prefetched per 16 codes, so that memory keeps streaming while this runs from L1.
+    /// The codes by division (see the module docs), the tail by masked loads and stores.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     #[inline]
-    unsafe fn int8_quant_body(x: &[f32], s: f32, out: &mut [i8], ahead: &[f32]) {
+    unsafe fn int8_quant_body(x: &[f32], s: f32, out: &mut [i8]) {
         let n = x.len();
         assert!(out.len() >= n);
         let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
-        let vs = _mm512_set1_ps(s);
-        let lo = _mm512_set1_ps(-127.0);
-        let hi = _mm512_set1_ps(127.0);
-        let code = |v: __m512| {
-            let y = _mm512_min_ps(_mm512_max_ps(_mm512_div_ps(v, vs), lo), hi);
-            _mm512_cvt_roundps_epi32::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(y)
-        };
+        let code = int8_code(s);
         let mut i = 0;
         while i + 16 <= n {
-            prefetch(ahead, i);
             let q = code(_mm512_loadu_ps(xp.add(i)));
             _mm_storeu_si128(op.add(i) as *mut __m128i, _mm512_cvtepi32_epi8(q));
             i += 16;
@@ -117,6 +231,96 @@ pub(crate) mod avx512 {
             let k = tail_mask(n - i);
             let q = code(_mm512_maskz_loadu_ps(k, xp.add(i)));
             _mm512_mask_cvtepi32_storeu_epi8(op.add(i), k, q);
+        }
+    }
+
+    /// `v -> round_half_even(clamp(v / s, -127, 127))` as i32 lanes.
+    #[inline(always)]
+    unsafe fn int8_code(s: f32) -> impl Fn(__m512) -> __m512i {
+        let vs = _mm512_set1_ps(s);
+        let lo = _mm512_set1_ps(-127.0);
+        let hi = _mm512_set1_ps(127.0);
+        move |v: __m512| {
+            let y = _mm512_min_ps(_mm512_max_ps(_mm512_div_ps(v, vs), lo), hi);
+            _mm512_cvt_roundps_epi32::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(y)
+        }
+    }
+
+    /// The codes of `x[..64 k]` with scale `s != 0`, and in the same loop the absmax bits of
+    /// `next[..64 k]` (the group quantized next), prefetching one cache line of `ahead` per 16 codes:
+    /// see [`pipelined_groups`]. Returns `64 k` (the tail is the caller's) and
+    /// [`NextAbsmax::taken`].
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    #[inline]
+    unsafe fn int8_quant_fused(
+        x: &[f32],
+        s: f32,
+        out: &mut [i8],
+        next: &[f32],
+        ahead: &[f32],
+    ) -> (usize, (usize, u32)) {
+        let n = x.len() / 64 * 64;
+        assert!(out.len() >= n);
+        let mut next_abs = NextAbsmax::new(next, n);
+        let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
+        let code = int8_code(s);
+        let mut i = 0;
+        while i < n {
+            for k in [0, 16, 32, 48] {
+                prefetch(ahead, i + k);
+            }
+            next_abs.step(i);
+            for k in [0, 16, 32, 48] {
+                let q = code(_mm512_loadu_ps(xp.add(i + k)));
+                _mm_storeu_si128(op.add(i + k) as *mut __m128i, _mm512_cvtepi32_epi8(q));
+            }
+            i += 64;
+        }
+        (n, next_abs.taken())
+    }
+
+    /// An absmax taken 64 elements at a time inside another loop (see [`int8_quant_fused`]): four
+    /// accumulators of sign-cleared bit patterns.
+    struct NextAbsmax {
+        p: *const f32,
+        n: usize,
+        on: bool,
+        acc: [__m512i; 4],
+    }
+
+    impl NextAbsmax {
+        /// Over `next[..n]` (`n` a multiple of 64); off (bits 0) when `next` is shorter.
+        #[inline(always)]
+        unsafe fn new(next: &[f32], n: usize) -> Self {
+            Self {
+                p: next.as_ptr(),
+                n,
+                on: next.len() >= n && n > 0,
+                acc: [_mm512_setzero_si512(); 4],
+            }
+        }
+
+        /// Takes `next[i..i + 64]` in (`i + 64 <= n`).
+        #[inline(always)]
+        unsafe fn step(&mut self, i: usize) {
+            if self.on {
+                let m = _mm512_set1_epi32(0x7fff_ffff);
+                for (k, a) in self.acc.iter_mut().enumerate() {
+                    let v = _mm512_castps_si512(_mm512_loadu_ps(self.p.add(i + 16 * k)));
+                    *a = _mm512_max_epu32(*a, _mm512_and_si512(v, m));
+                }
+            }
+        }
+
+        /// How many elements of `next` were taken (`n`, or 0 when off), and their absmax bits.
+        #[inline(always)]
+        unsafe fn taken(&self) -> (usize, u32) {
+            if !self.on {
+                return (0, 0);
+            }
+            let [a0, a1, a2, a3] = self.acc;
+            let a = _mm512_max_epu32(_mm512_max_epu32(a0, a1), _mm512_max_epu32(a2, a3));
+            (self.n, _mm512_reduce_max_epu32(a))
         }
     }
 
@@ -545,8 +749,9 @@ pub(crate) mod avx512 {
         }
     }
     /// INT8 codes and scales of whole rows (`src`: `k * cols` elements, groups of `glen`), in one
-    /// function compiled for AVX-512 (no call per group). Stops and returns false at the first span
-    /// with a group whose absmax `accept` rejects (the rows before it are written).
+    /// function compiled for AVX-512 (no call per group), through [`pipelined_groups`]. Stops and
+    /// returns false at the first group whose absmax `accept` rejects (the groups before it are
+    /// written).
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     pub(crate) unsafe fn int8_quant_rows(
         src: &[f32],
@@ -556,15 +761,18 @@ pub(crate) mod avx512 {
         scales: &mut [f32],
         accept: impl Fn(f32) -> bool,
     ) -> bool {
-        let codes = |x: &[f32], s: f32, r: std::ops::Range<usize>, ahead: &[f32]| {
+        let codes = |x: &[f32], s: f32, r: std::ops::Range<usize>, next: &[f32], ahead: &[f32]| {
             let out = &mut dst[r];
             if s == 0.0 {
                 out.fill(0);
-            } else {
-                int8_quant_body(x, s, out, ahead);
+                return (0, 0);
             }
+            let (done, taken) = int8_quant_fused(x, s, out, next, ahead);
+            int8_quant_body(&x[done..], s, &mut out[done..]);
+            taken
         };
-        spans_of_groups(src, cols, glen, scales, 127.0, accept, codes)
+        let absmax = |x: &[f32]| absmax_bits_body(x, &[]);
+        pipelined_groups(src, cols, glen, scales, 127.0, accept, absmax, codes)
     }
 
     /// FP8 E4M3 scaled codes and scales of whole rows (32 groups at a time: absmax, scales, codes);
@@ -590,7 +798,7 @@ pub(crate) mod avx512 {
         spans_of_groups(src, cols, glen, scales, 448.0, accept, codes)
     }
 
-    /// The loop of the symmetric quantizers over whole rows (as many as `scales` holds): up to 32
+    /// The loop of the FP8 scaled quantizer over whole rows (as many as `scales` holds): up to 32
     /// groups at a time (a span), every absmax first (independent reductions that overlap), then the
     /// scales (`absmax / qmax`), then `codes(group, scale, its range in src and in the codes, ahead)`
     /// for each group while the span is still in L1. `ahead` is the part of the next span that
@@ -618,9 +826,12 @@ pub(crate) mod avx512 {
                 let span_end = group(g0 + sc.len() - 1).end;
                 let len = span_end - span_start;
                 // The next span is prefetched during the codes; with long groups (per row) the one
-                // after it also during the absmax pass. Measured at 64 Mi: INT8 per row 0.80-0.83 of
-                // the ceiling with it, 0.74-0.75 without; with groups of 128 it costs (FP8 0.60
-                // against 0.75: more prefetches in flight than the short loops hide).
+                // after it also during the absmax pass. Measured on Zen 5 at 64 Mi: INT8 per row (which
+                // used this loop then) 0.80-0.83 of the ceiling with it, 0.74-0.75 without; with groups
+                // of 128 it costs (FP8 0.60 against 0.75: more prefetches in flight than the short
+                // loops hide). On Zen 4 the INT8 quantizer is faster through `pipelined_groups`
+                // (g128 0.81-0.86 against 0.69-0.75) and FP8 g128 slower (AVX2's pipelined FP8
+                // 0.47-0.57 against this loop's 0.63-0.87), so FP8 keeps this one.
                 let ahead = |from: usize| &src[from.min(src.len())..src.len().min(from + len)];
                 let next = ahead(span_end);
                 let after = if glen >= 1024 {
@@ -691,7 +902,7 @@ pub(crate) mod avx512 {
 /// AVX2 bodies: 8 lanes; each function handles the largest multiple of its block and leaves the tail
 /// to the portable code (it returns how many elements it did).
 pub(crate) mod avx2 {
-    use super::{prefetch, Fp8Spec};
+    use super::{look_ahead, pipelined_groups, prefetch, Fp8Spec, Group};
     use std::arch::x86_64::*;
 
     use crate::kernels::STREAM_STORES_MIN;
@@ -1280,7 +1491,16 @@ pub(crate) mod avx2 {
             crate::kernels::int8::quantize_group_fast(&x[done..], s, &mut out[done..]);
             taken
         };
-        pipelined_groups(src, cols, glen, scales, 127.0, accept, codes)
+        pipelined_groups(
+            src,
+            cols,
+            glen,
+            scales,
+            127.0,
+            accept,
+            |x| absmax_bits_body(x),
+            codes,
+        )
     }
 
     /// FP8 E4M3 scaled codes and scales of whole rows, as [`int8_quant_rows`].
@@ -1304,124 +1524,16 @@ pub(crate) mod avx2 {
             crate::kernels::fp8::e4m3_scaled_tail(&x[done..], s, &mut out[done..]);
             taken
         };
-        pipelined_groups(src, cols, glen, scales, 448.0, accept, codes)
-    }
-
-    /// How far ahead of the group being quantized the codes loop prefetches, in elements: past the
-    /// next group (whose absmax the same loop takes), 4 KiB further. Measured on Zen 3 at 64 Mi
-    /// elements: 256 to 2048 elements all help, 1024 most.
-    const PREFETCH_AHEAD: usize = 1024;
-
-    /// The loop of the symmetric quantizers on AVX2, software-pipelined: the groups of the rows (as
-    /// many as `scales` holds) in order, the codes of each computed while the same loop takes the
-    /// absmax of the next group (loads from memory overlapping the arithmetic on data already in L1:
-    /// on AVX2 the codes cost about as much as the memory stream, so a separate absmax pass per
-    /// group leaves the two mostly serial) and prefetches past it. Each group's absmax is passed to
-    /// `accept` before any of its codes; on a rejection the loop stops and returns false. `codes(x,
-    /// scale, its range, next, ahead)` writes the codes of `x` (scale 0: all zero codes) and returns
-    /// how much of `next` it took the absmax of (a multiple of 32; 0 when it took none), with its
-    /// bits. `src` may go on past the rows (the prefetch reads from there).
-    #[inline(always)]
-    unsafe fn pipelined_groups(
-        src: &[f32],
-        cols: usize,
-        glen: usize,
-        scales: &mut [f32],
-        qmax: f32,
-        accept: impl Fn(f32) -> bool,
-        mut codes: impl FnMut(&[f32], f32, std::ops::Range<usize>, &[f32], &[f32]) -> (usize, u32),
-    ) -> bool {
-        let gpr = cols.div_ceil(glen);
-        let n_groups = scales.len() / gpr * gpr;
-        let mut g = Group::first(cols, glen);
-        let mut absmax = if n_groups > 0 {
-            absmax_bits_body(&src[g.range()])
-        } else {
-            0
-        };
-        for (i, scale) in scales[..n_groups].iter_mut().enumerate() {
-            let a = f32::from_bits(absmax);
-            if !accept(a) {
-                return false;
-            }
-            let s = a / qmax;
-            *scale = s;
-            let (r, following) = (g.range(), g.next(cols, glen));
-            let (next, fused, ahead) = look_ahead(src, r.clone(), following, i + 1 < n_groups);
-            let (done, bits) = codes(&src[r.clone()], s, r, fused, ahead);
-            absmax = if done == 0 {
-                absmax_bits_body(next)
-            } else {
-                let tail = next[done..].iter().map(|v| v.to_bits() & 0x7fff_ffff);
-                tail.fold(bits, u32::max)
-            };
-            g = following;
-        }
-        true
-    }
-
-    /// What the pipelined loops need past the group `r` they quantize: the `following` group's
-    /// elements (`next`, empty when there is none), the same when the codes loop may take them in
-    /// (`fused`: a group of the same length, else empty) and the part of the input to prefetch
-    /// (`ahead`: `PREFETCH_AHEAD` elements past the next group's start, as long as `r`).
-    #[inline(always)]
-    fn look_ahead(
-        src: &[f32],
-        r: std::ops::Range<usize>,
-        following: Group,
-        has_next: bool,
-    ) -> (&[f32], &[f32], &[f32]) {
-        let next = if has_next {
-            &src[following.range()]
-        } else {
-            &[]
-        };
-        let fused = if next.len() == r.len() { next } else { &[] };
-        let from = (r.end + PREFETCH_AHEAD).min(src.len());
-        let ahead = &src[from..(from + r.len()).min(src.len())];
-        (next, fused, ahead)
-    }
-
-    /// A group of the rows that the pipelined loops walk: its range in the input, its row and where
-    /// that row starts (the next group follows from it without a division).
-    #[derive(Clone, Copy)]
-    struct Group {
-        start: usize,
-        end: usize,
-        row: usize,
-        row_start: usize,
-    }
-
-    impl Group {
-        #[inline(always)]
-        fn first(cols: usize, glen: usize) -> Self {
-            Self {
-                start: 0,
-                end: glen.min(cols),
-                row: 0,
-                row_start: 0,
-            }
-        }
-
-        #[inline(always)]
-        fn next(self, cols: usize, glen: usize) -> Self {
-            let (row, row_start) = if self.end == self.row_start + cols {
-                (self.row + 1, self.end)
-            } else {
-                (self.row, self.row_start)
-            };
-            Self {
-                start: self.end,
-                end: (self.end + glen).min(row_start + cols),
-                row,
-                row_start,
-            }
-        }
-
-        #[inline(always)]
-        fn range(&self) -> std::ops::Range<usize> {
-            self.start..self.end
-        }
+        pipelined_groups(
+            src,
+            cols,
+            glen,
+            scales,
+            448.0,
+            accept,
+            |x| absmax_bits_body(x),
+            codes,
+        )
     }
 
     /// An absmax taken 32 elements at a time inside another loop (see [`int8_quant_body`]): four
