@@ -575,3 +575,85 @@ fn near_ties_give_the_references_codes() {
         });
     }
 }
+
+/// Outputs of `kernels::STREAM_STORES_MIN` (4 Mi) elements and more are written with non-temporal
+/// stores by the x86 bodies: every dequantizer and decoder to f32 on such an output, at every level
+/// and on 1 and 2 threads, has the scalar bits, with the output 16-byte aligned and not (its first
+/// element 4 bytes past an aligned address: the head before the first 16-byte boundary).
+#[test]
+fn large_outputs_written_with_streaming_stores_keep_the_bits() {
+    let (rows, cols) = (1025, 4099);
+    let n = rows * cols;
+    assert!(n >= 4 << 20);
+    let x = big_matrix(n, 11);
+    let per_row = Shape::new(rows, cols, 0).unwrap();
+    let g128 = Shape::new(rows, cols, 128).unwrap();
+    // The codes, made once at the scalar level.
+    let codes = with_simd_level(SimdLevel::Scalar, || {
+        let quantized = |shape: Shape| {
+            let mut q8 = vec![0i8; n];
+            let mut s8 = vec![0f32; shape.n_groups()];
+            int8_quantize(&x, shape, &mut q8, &mut s8).unwrap();
+            let mut f8 = vec![0u8; n];
+            let mut sf = vec![0f32; shape.n_groups()];
+            fp8_e4m3_quantize(&x, shape, &mut f8, &mut sf).unwrap();
+            (q8, s8, f8, sf)
+        };
+        let mut p4 = vec![0u8; kbit_packed_size(rows, cols, 4)];
+        let mut s4 = vec![0f32; g128.n_groups()];
+        let mut z4 = vec![0u8; g128.n_groups()];
+        kbit_quantize(&x, g128, 4, &mut p4, &mut s4, &mut z4).unwrap();
+        let mut h = vec![0u16; n];
+        f32_to_f16(&x, &mut h).unwrap();
+        let mut b = vec![0u16; n];
+        f32_to_bf16(&x, &mut b).unwrap();
+        let mut e4 = vec![0u8; n];
+        f32_to_fp8_e4m3(&x, &mut e4, false).unwrap();
+        (
+            [quantized(per_row), quantized(g128)],
+            (p4, s4, z4),
+            h,
+            b,
+            e4,
+        )
+    })
+    .unwrap();
+    let ([rowwise, grouped], (p4, s4, z4), h, b, e4) = &codes;
+    // Every f32 output, written at `offset` elements into its buffer.
+    let outputs = |offset: usize| -> Vec<Vec<u32>> {
+        let mut buf = vec![0f32; n + offset];
+        let d = &mut buf[offset..];
+        let mut all = Vec::new();
+        for ((q8, s8, f8, sf), shape) in [(rowwise, per_row), (grouped, g128)] {
+            int8_dequantize(q8, s8, shape, d).unwrap();
+            all.push(bits_of(d));
+            fp8_e4m3_dequantize(f8, sf, shape, d).unwrap();
+            all.push(bits_of(d));
+        }
+        kbit_dequantize(p4, s4, z4, g128, 4, d).unwrap();
+        all.push(bits_of(d));
+        f16_to_f32(h, d).unwrap();
+        all.push(bits_of(d));
+        bf16_to_f32(b, d).unwrap();
+        all.push(bits_of(d));
+        fp8_e4m3_to_f32(e4, d).unwrap();
+        all.push(bits_of(d));
+        fp8_e5m2_to_f32(e4, d).unwrap();
+        all.push(bits_of(d));
+        all
+    };
+    for offset in [0, 1] {
+        let want = with_simd_level(SimdLevel::Scalar, || outputs(offset)).unwrap();
+        at_every_level(|level| {
+            for t in [1, 2] {
+                let got = with_threads(t, || outputs(offset)).unwrap();
+                for (k, (g, w)) in got.iter().zip(&want).enumerate() {
+                    assert!(
+                        g == w,
+                        "{level:?}, {t} threads, offset {offset}: output {k}"
+                    );
+                }
+            }
+        });
+    }
+}

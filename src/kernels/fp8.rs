@@ -389,13 +389,13 @@ fn decode_run<F: Fp8Format, const MUL: bool>(
     out: &mut [f32],
     stream: bool,
 ) {
-    let _ = stream; // only the AVX2 body has streaming stores
+    let _ = stream; // only the x86 bodies have streaming stores
     let _spec = spec::<F>(F::OVERFLOW);
     let done = match level {
         // SAFETY: a `SimdLevel` other than `Scalar` is only ever in force when the CPU has it.
         #[cfg(target_arch = "x86_64")]
         SimdLevel::Avx512 => {
-            unsafe { super::x86::avx512::fp8_decode::<MUL>(q, s, _spec, out) };
+            unsafe { super::x86::avx512::fp8_decode::<MUL>(q, s, _spec, out, stream) };
             q.len()
         }
         #[cfg(target_arch = "x86_64")]

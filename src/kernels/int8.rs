@@ -301,12 +301,12 @@ fn quantize_group(level: SimdLevel, x: &[f32], s: f32, out: &mut [i8]) {
 /// `out = q * s` for one group, with the body of `level`.
 /// `stream`: the whole output is large (see `STREAM_STORES_MIN`).
 fn dequantize_group(level: SimdLevel, q: &[i8], s: f32, out: &mut [f32], stream: bool) {
-    let _ = stream; // only the AVX2 body has streaming stores
+    let _ = stream; // only the x86 bodies have streaming stores
     let done = match level {
         // SAFETY: as in `absmax_bits`.
         #[cfg(target_arch = "x86_64")]
         SimdLevel::Avx512 => {
-            unsafe { super::x86::avx512::int8_dequant(q, s, out) };
+            unsafe { super::x86::avx512::int8_dequant(q, s, out, stream) };
             q.len()
         }
         #[cfg(target_arch = "x86_64")]

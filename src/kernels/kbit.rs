@@ -712,7 +712,7 @@ fn dequantize_int4_simd(
     dst: &mut [f32],
     stream: bool,
 ) {
-    let _ = stream; // only the AVX2 body has streaming stores
+    let _ = stream; // only the x86 bodies have streaming stores
     let glen = shape.group_len();
     let gpr = shape.groups_per_row();
     let row_bytes = packed_row_bytes(shape.cols, 4);
@@ -726,7 +726,9 @@ fn dequantize_int4_simd(
             let done = match level {
                 // SAFETY: as in `lo_hi`.
                 #[cfg(target_arch = "x86_64")]
-                SimdLevel::Avx512 => unsafe { super::x86::avx512::int4_dequant(bytes, s, z, out) },
+                SimdLevel::Avx512 => unsafe {
+                    super::x86::avx512::int4_dequant(bytes, s, z, out, stream)
+                },
                 #[cfg(target_arch = "x86_64")]
                 SimdLevel::Avx2 => unsafe {
                     super::x86::avx2::int4_dequant(bytes, s, z, out, stream)

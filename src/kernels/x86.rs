@@ -324,30 +324,82 @@ pub(crate) mod avx512 {
         }
     }
 
-    /// `out[i] = q[i] * s` (`out.len() >= q.len()`).
+    /// `out[i] = q[i] * s` (`out.len() >= q.len()`); `stream`: see [`store_f32_blocks`].
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-    pub(crate) unsafe fn int8_dequant(q: &[i8], s: f32, out: &mut [f32]) {
-        int8_dequant_body(q, s, out)
+    pub(crate) unsafe fn int8_dequant(q: &[i8], s: f32, out: &mut [f32], stream: bool) {
+        int8_dequant_body(q, s, out, stream)
+    }
+
+    /// Writes `n` f32 at `out`: `block(i, k)` gives elements `i .. i + 16` under the lane mask `k`
+    /// (lanes outside it are not stored, so `block` must not read inputs past them either). With
+    /// `stream`, the 16-element blocks from the first 16-byte boundary on are written with
+    /// non-temporal 16-byte stores (memory then does not read each output line before it is
+    /// written; see [`crate::kernels::STREAM_STORES_MIN`]); the up to 3 elements before that
+    /// boundary and the tail with ordinary masked stores. The caller fences (the dequantizers stream
+    /// many short runs and fence once at the end).
+    #[inline(always)]
+    unsafe fn store_f32_blocks(
+        out: *mut f32,
+        n: usize,
+        stream: bool,
+        block: impl Fn(usize, __mmask16) -> __m512,
+    ) {
+        let mut i = 0;
+        if stream {
+            let head = ((16 - out as usize % 16) % 16 / 4).min(n);
+            if head > 0 {
+                let k = tail_mask(head);
+                _mm512_mask_storeu_ps(out, k, block(0, k));
+                i = head;
+            }
+            while i + 16 <= n {
+                let v = _mm512_castps_si512(block(i, 0xffff));
+                let p = out.add(i) as *mut __m128i;
+                _mm_stream_si128(p, _mm512_extracti32x4_epi32::<0>(v));
+                _mm_stream_si128(p.add(1), _mm512_extracti32x4_epi32::<1>(v));
+                _mm_stream_si128(p.add(2), _mm512_extracti32x4_epi32::<2>(v));
+                _mm_stream_si128(p.add(3), _mm512_extracti32x4_epi32::<3>(v));
+                i += 16;
+            }
+        } else {
+            while i + 16 <= n {
+                _mm512_storeu_ps(out.add(i), block(i, 0xffff));
+                i += 16;
+            }
+        }
+        if i < n {
+            let k = tail_mask(n - i);
+            _mm512_mask_storeu_ps(out.add(i), k, block(i, k));
+        }
+    }
+
+    /// [`store_f32_blocks`] for a whole output written in one run (the casts): streams when it is
+    /// large (`n >= STREAM_STORES_MIN`), and then fences itself.
+    #[inline(always)]
+    unsafe fn store_f32_run(out: *mut f32, n: usize, block: impl Fn(usize, __mmask16) -> __m512) {
+        let stream = n >= crate::kernels::STREAM_STORES_MIN;
+        store_f32_blocks(out, n, stream, block);
+        if stream {
+            _mm_sfence();
+        }
     }
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     #[inline]
-    unsafe fn int8_dequant_body(q: &[i8], s: f32, out: &mut [f32]) {
+    unsafe fn int8_dequant_body(q: &[i8], s: f32, out: &mut [f32], stream: bool) {
         let n = q.len();
         assert!(out.len() >= n);
         let (qp, op) = (q.as_ptr(), out.as_mut_ptr());
         let vs = _mm512_set1_ps(s);
-        let mut i = 0;
-        while i + 16 <= n {
-            let c = _mm512_cvtepi8_epi32(_mm_loadu_si128(qp.add(i) as *const __m128i));
-            _mm512_storeu_ps(op.add(i), _mm512_mul_ps(_mm512_cvtepi32_ps(c), vs));
-            i += 16;
-        }
-        if i < n {
-            let k = tail_mask(n - i);
-            let c = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(k, qp.add(i)));
-            _mm512_mask_storeu_ps(op.add(i), k, _mm512_mul_ps(_mm512_cvtepi32_ps(c), vs));
-        }
+        let block = |i: usize, k: __mmask16| {
+            let c = if k == 0xffff {
+                _mm_loadu_si128(qp.add(i) as *const __m128i)
+            } else {
+                _mm_maskz_loadu_epi8(k, qp.add(i))
+            };
+            _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(c)), vs)
+        };
+        store_f32_blocks(op, n, stream, block)
     }
 
     /// Minimum and maximum folded with +0.0, by strict comparisons (see `kbit::lo_hi_fast`).
@@ -446,33 +498,43 @@ pub(crate) mod avx512 {
     /// `out[..32 * k] = (code - zero) * scale` of the packed INT4 codes `src[..16 * k]`, for the largest
     /// `32 * k <= out.len()`; returns `32 * k`.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-    pub(crate) unsafe fn int4_dequant(src: &[u8], scale: f32, zero: f32, out: &mut [f32]) -> usize {
-        int4_dequant_body(src, scale, zero, out)
+    /// `stream`: see [`store_f32_blocks`] (only when `out` is 16-byte aligned, so that every block
+    /// starts on a byte of `src`).
+    pub(crate) unsafe fn int4_dequant(
+        src: &[u8],
+        scale: f32,
+        zero: f32,
+        out: &mut [f32],
+        stream: bool,
+    ) -> usize {
+        int4_dequant_body(src, scale, zero, out, stream)
     }
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     #[inline]
-    unsafe fn int4_dequant_body(src: &[u8], scale: f32, zero: f32, out: &mut [f32]) -> usize {
+    unsafe fn int4_dequant_body(
+        src: &[u8],
+        scale: f32,
+        zero: f32,
+        out: &mut [f32],
+        stream: bool,
+    ) -> usize {
         let n = out.len() / 32 * 32;
         assert!(src.len() >= n / 2);
         let (sp, op) = (src.as_ptr(), out.as_mut_ptr());
         let vs = _mm512_set1_ps(scale);
         let vz = _mm512_set1_ps(zero);
         let m = _mm_set1_epi8(0x0f);
-        let mut i = 0;
-        while i < n {
-            let b = _mm_loadu_si128(sp.add(i / 2) as *const __m128i);
+        // 16 codes from the 8 bytes at `i / 2` (`i` a multiple of 16, `i + 16 <= n`: never masked,
+        // as `n` is a multiple of 32 and the stream starts at 0 when `out` is aligned).
+        let block = |i: usize, _: __mmask16| {
+            let b = _mm_loadl_epi64(sp.add(i / 2) as *const __m128i);
             let lo = _mm_and_si128(b, m);
             let hi = _mm_and_si128(_mm_srli_epi16::<4>(b), m);
-            for (k, c) in [_mm_unpacklo_epi8(lo, hi), _mm_unpackhi_epi8(lo, hi)]
-                .into_iter()
-                .enumerate()
-            {
-                let f = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(c));
-                _mm512_storeu_ps(op.add(i + 16 * k), _mm512_mul_ps(_mm512_sub_ps(f, vz), vs));
-            }
-            i += 32;
-        }
+            let f = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_unpacklo_epi8(lo, hi)));
+            _mm512_mul_ps(_mm512_sub_ps(f, vz), vs)
+        };
+        store_f32_blocks(op, n, stream && op as usize % 16 == 0, block);
         n
     }
     /// FP8 codes of `x` (divided by `s` first when `DIV`), the branch-free encoder of `fp8.rs`
@@ -553,18 +615,26 @@ pub(crate) mod avx512 {
 
     /// f32 values of FP8 codes (times `s` when `MUL`): exactly the decode tables of `fp8.rs`.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    /// `stream`: see [`store_f32_blocks`].
     pub(crate) unsafe fn fp8_decode<const MUL: bool>(
         q: &[u8],
         s: f32,
         f: Fp8Spec,
         out: &mut [f32],
+        stream: bool,
     ) {
-        fp8_decode_body::<MUL>(q, s, f, out)
+        fp8_decode_body::<MUL>(q, s, f, out, stream)
     }
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     #[inline]
-    unsafe fn fp8_decode_body<const MUL: bool>(q: &[u8], s: f32, f: Fp8Spec, out: &mut [f32]) {
+    unsafe fn fp8_decode_body<const MUL: bool>(
+        q: &[u8],
+        s: f32,
+        f: Fp8Spec,
+        out: &mut [f32],
+        stream: bool,
+    ) {
         let n = q.len();
         assert!(out.len() >= n);
         let (qp, op) = (q.as_ptr(), out.as_mut_ptr());
@@ -608,17 +678,15 @@ pub(crate) mod avx512 {
                 v
             }
         };
-        let mut i = 0;
-        while i + 16 <= n {
-            let c = _mm512_cvtepu8_epi32(_mm_loadu_si128(qp.add(i) as *const __m128i));
-            _mm512_storeu_ps(op.add(i), value(c));
-            i += 16;
-        }
-        if i < n {
-            let k = tail_mask(n - i);
-            let c = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(k, qp.add(i) as *const i8));
-            _mm512_mask_storeu_ps(op.add(i), k, value(c));
-        }
+        let block = |i: usize, k: __mmask16| {
+            let c = if k == 0xffff {
+                _mm_loadu_si128(qp.add(i) as *const __m128i)
+            } else {
+                _mm_maskz_loadu_epi8(k, qp.add(i) as *const i8)
+            };
+            value(_mm512_cvtepu8_epi32(c))
+        };
+        store_f32_blocks(op, n, stream, block)
     }
 
     /// f32 -> f16 bits (`vcvtps2ph`, round to nearest even; the F16C conversion `half` uses).
@@ -659,17 +727,14 @@ pub(crate) mod avx512 {
         let n = h.len();
         assert!(out.len() >= n);
         let (hp, op) = (h.as_ptr(), out.as_mut_ptr());
-        let mut i = 0;
-        while i + 16 <= n {
-            let v = _mm512_cvtph_ps(_mm256_loadu_si256(hp.add(i) as *const __m256i));
-            _mm512_storeu_ps(op.add(i), v);
-            i += 16;
-        }
-        if i < n {
-            let k = tail_mask(n - i);
-            let v = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, hp.add(i) as *const i16));
-            _mm512_mask_storeu_ps(op.add(i), k, v);
-        }
+        let block = |i: usize, k: __mmask16| {
+            _mm512_cvtph_ps(if k == 0xffff {
+                _mm256_loadu_si256(hp.add(i) as *const __m256i)
+            } else {
+                _mm256_maskz_loadu_epi16(k, hp.add(i) as *const i16)
+            })
+        };
+        store_f32_run(op, n, block)
     }
 
     /// f32 -> bf16 bits: `(x + 0x7fff + ((x >> 16) & 1)) >> 16`, NaN `(x >> 16) | 0x40`.
@@ -734,19 +799,14 @@ pub(crate) mod avx512 {
             let v = _mm512_mask_or_epi32(v, is_nan, v, _mm512_set1_epi32(0x40));
             _mm512_castsi512_ps(_mm512_slli_epi32::<16>(v))
         };
-        let mut i = 0;
-        while i + 16 <= n {
-            _mm512_storeu_ps(
-                op.add(i),
-                conv(_mm256_loadu_si256(hp.add(i) as *const __m256i)),
-            );
-            i += 16;
-        }
-        if i < n {
-            let k = tail_mask(n - i);
-            let v = conv(_mm256_maskz_loadu_epi16(k, hp.add(i) as *const i16));
-            _mm512_mask_storeu_ps(op.add(i), k, v);
-        }
+        let block = |i: usize, k: __mmask16| {
+            conv(if k == 0xffff {
+                _mm256_loadu_si256(hp.add(i) as *const __m256i)
+            } else {
+                _mm256_maskz_loadu_epi16(k, hp.add(i) as *const i16)
+            })
+        };
+        store_f32_run(op, n, block)
     }
     /// INT8 codes and scales of whole rows (`src`: `k * cols` elements, groups of `glen`), in one
     /// function compiled for AVX-512 (no call per group), through [`pipelined_groups`]. Stops and
