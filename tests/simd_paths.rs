@@ -577,9 +577,10 @@ fn near_ties_give_the_references_codes() {
 }
 
 /// Outputs of `kernels::STREAM_STORES_MIN` (4 Mi) elements and more are written with non-temporal
-/// stores by the x86 bodies: every dequantizer and decoder to f32 on such an output, at every level
-/// and on 1 and 2 threads, has the scalar bits, with the output 16-byte aligned and not (its first
-/// element 4 bytes past an aligned address: the head before the first 16-byte boundary).
+/// stores by the x86 bodies: every dequantizer, decoder to f32 and cast from f32 on such an output,
+/// at every level and on 1 and 2 threads, has the scalar bits, with the output 16-byte aligned and
+/// not (its first element one element past an aligned address: the head before the first 16-byte
+/// boundary).
 #[test]
 fn large_outputs_written_with_streaming_stores_keep_the_bits() {
     let (rows, cols) = (1025, 4099);
@@ -640,6 +641,18 @@ fn large_outputs_written_with_streaming_stores_keep_the_bits() {
         all.push(bits_of(d));
         fp8_e5m2_to_f32(e4, d).unwrap();
         all.push(bits_of(d));
+        let mut buf16 = vec![0u16; n + offset];
+        let h = &mut buf16[offset..];
+        f32_to_f16(&x, h).unwrap();
+        all.push(h.iter().map(|&v| v as u32).collect());
+        f32_to_bf16(&x, h).unwrap();
+        all.push(h.iter().map(|&v| v as u32).collect());
+        let mut buf8 = vec![0u8; n + offset];
+        let e = &mut buf8[offset..];
+        f32_to_fp8_e4m3(&x, e, true).unwrap();
+        all.push(e.iter().map(|&v| v as u32).collect());
+        f32_to_fp8_e5m2(&x, e, false).unwrap();
+        all.push(e.iter().map(|&v| v as u32).collect());
         all
     };
     for offset in [0, 1] {

@@ -384,6 +384,59 @@ pub(crate) mod avx512 {
         }
     }
 
+    /// Writes a whole output of `n` codes of `SIZE` bytes (1 or 2) at `out`, as [`store_f32_run`]:
+    /// `block(i, k)` gives elements `i .. i + 16` in its low `16 * SIZE` bytes under the lane mask
+    /// `k`; from `STREAM_STORES_MIN` elements on, the blocks from the first 16-byte boundary are
+    /// written with non-temporal 16-byte stores and the run is fenced.
+    #[inline(always)]
+    unsafe fn store_code_run<const SIZE: usize>(
+        out: *mut u8,
+        n: usize,
+        block: impl Fn(usize, __mmask16) -> __m256i,
+    ) {
+        let masked = |i: usize, k: __mmask16| {
+            let v = block(i, k);
+            if SIZE == 1 {
+                _mm_mask_storeu_epi8(out.add(i) as *mut i8, k, _mm256_castsi256_si128(v));
+            } else {
+                _mm256_mask_storeu_epi16(out.add(2 * i) as *mut i16, k, v);
+            }
+        };
+        let stream = n >= crate::kernels::STREAM_STORES_MIN;
+        let mut i = 0;
+        if stream {
+            let head = ((16 - out as usize % 16) % 16 / SIZE).min(n);
+            if head > 0 {
+                masked(0, tail_mask(head));
+                i = head;
+            }
+            while i + 16 <= n {
+                let (v, p) = (block(i, 0xffff), out.add(SIZE * i) as *mut __m128i);
+                _mm_stream_si128(p, _mm256_castsi256_si128(v));
+                if SIZE == 2 {
+                    _mm_stream_si128(p.add(1), _mm256_extracti128_si256::<1>(v));
+                }
+                i += 16;
+            }
+        } else {
+            while i + 16 <= n {
+                let v = block(i, 0xffff);
+                if SIZE == 1 {
+                    _mm_storeu_si128(out.add(i) as *mut __m128i, _mm256_castsi256_si128(v));
+                } else {
+                    _mm256_storeu_si256(out.add(2 * i) as *mut __m256i, v);
+                }
+                i += 16;
+            }
+        }
+        if i < n {
+            masked(i, tail_mask(n - i));
+        }
+        if stream {
+            _mm_sfence();
+        }
+    }
+
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     #[inline]
     unsafe fn int8_dequant_body(q: &[i8], s: f32, out: &mut [f32], stream: bool) {
@@ -599,6 +652,14 @@ pub(crate) mod avx512 {
             };
             _mm512_or_si512(mag, sign)
         };
+        if ahead.is_empty() {
+            // A plain cast (or a group with nothing to prefetch): streamed when large.
+            let block = |i: usize, k: __mmask16| {
+                let c = code(_mm512_maskz_loadu_ps(k, xp.add(i)));
+                _mm256_castsi128_si256(_mm512_cvtepi32_epi8(c))
+            };
+            return store_code_run::<1>(op, n, block);
+        }
         let mut i = 0;
         while i + 16 <= n {
             prefetch(ahead, i);
@@ -701,18 +762,10 @@ pub(crate) mod avx512 {
         let n = x.len();
         assert!(out.len() >= n);
         let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
-        let mut i = 0;
-        while i + 16 <= n {
-            let h = _mm512_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm512_loadu_ps(xp.add(i)));
-            _mm256_storeu_si256(op.add(i) as *mut __m256i, h);
-            i += 16;
-        }
-        if i < n {
-            let k = tail_mask(n - i);
-            let h =
-                _mm512_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm512_maskz_loadu_ps(k, xp.add(i)));
-            _mm256_mask_storeu_epi16(op.add(i) as *mut i16, k, h);
-        }
+        let block = |i: usize, k: __mmask16| {
+            _mm512_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm512_maskz_loadu_ps(k, xp.add(i)))
+        };
+        store_code_run::<2>(op as *mut u8, n, block)
     }
 
     /// f16 bits -> f32 (`vcvtph2ps`, exact; NaN quieted).
@@ -763,19 +816,8 @@ pub(crate) mod avx512 {
             );
             _mm512_cvtepi32_epi16(_mm512_mask_blend_epi32(is_nan, rounded, nan))
         };
-        let mut i = 0;
-        while i + 16 <= n {
-            _mm256_storeu_si256(op.add(i) as *mut __m256i, conv(_mm512_loadu_ps(xp.add(i))));
-            i += 16;
-        }
-        if i < n {
-            let k = tail_mask(n - i);
-            _mm256_mask_storeu_epi16(
-                op.add(i) as *mut i16,
-                k,
-                conv(_mm512_maskz_loadu_ps(k, xp.add(i))),
-            );
-        }
+        let block = |i: usize, k: __mmask16| conv(_mm512_maskz_loadu_ps(k, xp.add(i)));
+        store_code_run::<2>(op as *mut u8, n, block)
     }
 
     /// bf16 bits -> f32: `(h | quiet) << 16`, `quiet = 0x40` for NaN.
