@@ -3,7 +3,7 @@
 use proptest::prelude::*;
 use quant::error::QuantError;
 use quant::kernels::int8::{
-    int8_dequantize, int8_dequantize_ref, int8_quantize, int8_quantize_ref,
+    int8_dequantize, int8_dequantize_ref, int8_quantize, int8_quantize_ref, int8_quantize_streaming,
 };
 use quant::kernels::kbit::{
     kbit_dequantize, kbit_dequantize_ref, kbit_packed_size, kbit_quantize, kbit_quantize_ref,
@@ -577,7 +577,8 @@ fn near_ties_give_the_references_codes() {
 }
 
 /// Outputs of `kernels::STREAM_STORES_MIN` (4 Mi) elements and more are written with non-temporal
-/// stores by the x86 bodies: every dequantizer, decoder to f32 and cast from f32 on such an output,
+/// stores by the x86 bodies: every dequantizer, decoder to f32, cast from f32 and INT8 quantizer
+/// (checked and one-pass) on such an output,
 /// at every level and on 1 and 2 threads, has the scalar bits, with the output 16-byte aligned and
 /// not (its first element one element past an aligned address: the head before the first 16-byte
 /// boundary).
@@ -653,6 +654,16 @@ fn large_outputs_written_with_streaming_stores_keep_the_bits() {
         all.push(e.iter().map(|&v| v as u32).collect());
         f32_to_fp8_e5m2(&x, e, false).unwrap();
         all.push(e.iter().map(|&v| v as u32).collect());
+        // The INT8 quantizers stream their codes too (checked and one-pass forms).
+        let mut buf_i8 = vec![0i8; n + offset];
+        let q = &mut buf_i8[offset..];
+        for shape in [per_row, g128] {
+            let mut sc = vec![0f32; shape.n_groups()];
+            int8_quantize(&x, shape, q, &mut sc).unwrap();
+            all.push(q.iter().map(|&v| v as u32).chain(bits_of(&sc)).collect());
+            int8_quantize_streaming(&x, shape, q, &mut sc).unwrap();
+            all.push(q.iter().map(|&v| v as u32).chain(bits_of(&sc)).collect());
+        }
         all
     };
     for offset in [0, 1] {

@@ -201,7 +201,8 @@ pub fn int8_quantize_streaming(
             #[cfg(target_arch = "x86_64")]
             SimdLevel::Avx512 => unsafe {
                 let accept = |a: f32| (a / QMAX * QMAX).is_finite();
-                super::x86::avx512::int8_quant_rows(rest, cols, glen, dst, scales, accept)
+                let stream = shape.len() >= super::STREAM_STORES_MIN;
+                super::x86::avx512::int8_quant_rows(rest, cols, glen, dst, scales, stream, accept)
             },
             #[cfg(target_arch = "x86_64")]
             SimdLevel::Avx2 => unsafe {
@@ -230,11 +231,12 @@ fn quantize_rows(level: SimdLevel, src: &[f32], shape: Shape, dst: &mut [i8], sc
         // SAFETY: a `SimdLevel` other than `Scalar` is only ever in force when the CPU has it.
         #[cfg(target_arch = "x86_64")]
         SimdLevel::Avx512 => {
-            return {
-                unsafe {
-                    super::x86::avx512::int8_quant_rows(src, cols, glen, dst, scales, |_| true)
-                };
+            let stream = shape.len() >= super::STREAM_STORES_MIN;
+            let accept = |_| true;
+            unsafe {
+                super::x86::avx512::int8_quant_rows(src, cols, glen, dst, scales, stream, accept)
             };
+            return;
         }
         #[cfg(target_arch = "x86_64")]
         SimdLevel::Avx2 => {

@@ -248,7 +248,8 @@ pub(crate) mod avx512 {
 
     /// The codes of `x[..64 k]` with scale `s != 0`, and in the same loop the absmax bits of
     /// `next[..64 k]` (the group quantized next), prefetching one cache line of `ahead` per 16 codes:
-    /// see [`pipelined_groups`]. Returns `64 k` (the tail is the caller's) and
+    /// see [`pipelined_groups`]. With `stream` and `out` 16-byte aligned the codes are written with
+    /// non-temporal stores (the caller fences). Returns `64 k` (the tail is the caller's) and
     /// [`NextAbsmax::taken`].
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     #[inline]
@@ -258,12 +259,14 @@ pub(crate) mod avx512 {
         out: &mut [i8],
         next: &[f32],
         ahead: &[f32],
+        stream: bool,
     ) -> (usize, (usize, u32)) {
         let n = x.len() / 64 * 64;
         assert!(out.len() >= n);
         let mut next_abs = NextAbsmax::new(next, n);
         let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
         let code = int8_code(s);
+        let stream = stream && op as usize % 16 == 0;
         let mut i = 0;
         while i < n {
             for k in [0, 16, 32, 48] {
@@ -271,8 +274,13 @@ pub(crate) mod avx512 {
             }
             next_abs.step(i);
             for k in [0, 16, 32, 48] {
-                let q = code(_mm512_loadu_ps(xp.add(i + k)));
-                _mm_storeu_si128(op.add(i + k) as *mut __m128i, _mm512_cvtepi32_epi8(q));
+                let q = _mm512_cvtepi32_epi8(code(_mm512_loadu_ps(xp.add(i + k))));
+                let p = op.add(i + k) as *mut __m128i;
+                if stream {
+                    _mm_stream_si128(p, q);
+                } else {
+                    _mm_storeu_si128(p, q);
+                }
             }
             i += 64;
         }
@@ -853,7 +861,8 @@ pub(crate) mod avx512 {
     /// INT8 codes and scales of whole rows (`src`: `k * cols` elements, groups of `glen`), in one
     /// function compiled for AVX-512 (no call per group), through [`pipelined_groups`]. Stops and
     /// returns false at the first group whose absmax `accept` rejects (the groups before it are
-    /// written).
+    /// written). `stream` (the whole output is large, see [`crate::kernels::STREAM_STORES_MIN`]):
+    /// the codes are written with non-temporal stores, fenced before this returns.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     pub(crate) unsafe fn int8_quant_rows(
         src: &[f32],
@@ -861,6 +870,7 @@ pub(crate) mod avx512 {
         glen: usize,
         dst: &mut [i8],
         scales: &mut [f32],
+        stream: bool,
         accept: impl Fn(f32) -> bool,
     ) -> bool {
         let codes = |x: &[f32], s: f32, r: std::ops::Range<usize>, next: &[f32], ahead: &[f32]| {
@@ -869,12 +879,16 @@ pub(crate) mod avx512 {
                 out.fill(0);
                 return (0, 0);
             }
-            let (done, taken) = int8_quant_fused(x, s, out, next, ahead);
+            let (done, taken) = int8_quant_fused(x, s, out, next, ahead, stream);
             int8_quant_body(&x[done..], s, &mut out[done..]);
             taken
         };
         let absmax = |x: &[f32]| absmax_bits_body(x, &[]);
-        pipelined_groups(src, cols, glen, scales, 127.0, accept, absmax, codes)
+        let all_accepted = pipelined_groups(src, cols, glen, scales, 127.0, accept, absmax, codes);
+        if stream {
+            _mm_sfence();
+        }
+        all_accepted
     }
 
     /// FP8 E4M3 scaled codes and scales of whole rows (32 groups at a time: absmax, scales, codes);
