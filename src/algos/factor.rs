@@ -18,7 +18,8 @@
 //! right one and the depth (private-gemm blocks the depth by the depth alone), a solve's column on
 //! that column alone. The panels are fixed sizes independent of the thread count, so the result does
 //! not depend on it; that it equals faer's sequential result is tested bit for bit over sizes and
-//! thread counts (below, and GPTQ's 4096^2 hash in docs/speed.md).
+//! thread counts (below, and GPTQ's 4096^2 hash in docs/speed.md). This holds on x86-64 only (see
+//! [`SPLITS`]); elsewhere the factorization runs on one thread, as faer's.
 use faer::linalg::cholesky::llt::factor::{cholesky_in_place, cholesky_in_place_scratch};
 use faer::linalg::matmul::triangular::{matmul as triangular_matmul, BlockStructure};
 use faer::linalg::triangular_inverse::invert_lower_triangular;
@@ -27,6 +28,13 @@ use faer::reborrow::{Reborrow, ReborrowMut};
 use faer::{Accum, MatMut, MatRef, Par};
 
 use super::parallel::for_each_job;
+
+/// Whether the work is split at all: on x86-64 only. The argument above needs faer's products to
+/// block the depth by the depth alone, which holds for private-gemm-x86 (faer's x86-64 kernels); on
+/// other targets faer multiplies with the `gemm` crate, whose depth blocking also depends on the
+/// other dimensions, and there a split inverse measurably differed from faer's (aarch64 under qemu,
+/// n = 100 cut into 24-row panels). There both functions are faer's sequential ones, whole.
+const SPLITS: bool = cfg!(target_arch = "x86_64");
 
 /// faer's block size of the right-looking Cholesky for f64 (`LdltParams::auto().block_size`); the
 /// diagonal blocks of `n > CHOLESKY_BLOCK` are `min(n.next_power_of_two() / 2, CHOLESKY_BLOCK)` wide.
@@ -69,7 +77,7 @@ pub(crate) fn cholesky_lower_in_place(
 ) -> Result<(), CholeskyError> {
     let n = a.nrows();
     assert!(a.ncols() == n && tiling.min_split > 64 && tiling.panel > 0);
-    let block = if n < tiling.min_split {
+    let block = if n < tiling.min_split || !SPLITS {
         n
     } else {
         (n.next_power_of_two() / 2).min(CHOLESKY_BLOCK)
@@ -146,7 +154,7 @@ pub(crate) fn invert_lower_into(
     let n = dst.nrows();
     assert!(dst.ncols() == n && src.nrows() == n && src.ncols() == n);
     assert!(tiling.min_split > 2 && tiling.panel > 0);
-    if n < tiling.min_split {
+    if n < tiling.min_split || !SPLITS {
         invert_lower_triangular(dst, src, Par::Seq);
         return;
     }
