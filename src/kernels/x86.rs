@@ -42,11 +42,11 @@ const PREFETCH_AHEAD: usize = 1024;
 /// takes the absmax of the next group (loads from memory overlapping the arithmetic on data already
 /// in L1: the codes cost about as much as the memory stream, so a separate absmax pass per group
 /// leaves the two mostly serial) and prefetches past it. `absmax_bits` is the level's whole-group
-/// absmax (sign-cleared bits), for the groups the codes loop could not take. Each group's absmax is passed to
-/// `accept` before any of its codes; on a rejection the loop stops and returns false. `codes(x,
-/// scale, its range, next, ahead)` writes the codes of `x` (scale 0: all zero codes) and returns
-/// how much of `next` it took the absmax of (a multiple of 32; 0 when it took none), with its
-/// bits. `src` may go on past the rows (the prefetch reads from there).
+/// absmax (sign-cleared bits), for the groups the codes loop could not take. Each group's absmax is
+/// passed to `accept` before any of its codes; on a rejection the loop stops and returns false.
+/// `codes(x, scale, its range, next, ahead)` writes the codes of `x` (scale 0: all zero codes) and
+/// returns how much of `next` it took the absmax of (a multiple of the level's step, 32 or 64; 0
+/// when it took none), with its bits. `src` may go on past the rows (the prefetch reads from there).
 // The arguments are the shape and the level's two bodies; a struct for them would only be
 // unpacked again in this one inlined loop.
 #[allow(clippy::too_many_arguments)]
@@ -946,8 +946,8 @@ pub(crate) mod avx512 {
                 // used this loop then) 0.80-0.83 of the ceiling with it, 0.74-0.75 without; with groups
                 // of 128 it costs (FP8 0.60 against 0.75: more prefetches in flight than the short
                 // loops hide). On Zen 4 the INT8 quantizer is faster through `pipelined_groups`
-                // (g128 0.81-0.86 against 0.69-0.75) and FP8 g128 slower (AVX2's pipelined FP8
-                // 0.47-0.57 against this loop's 0.63-0.87), so FP8 keeps this one.
+                // (g128 0.81-0.86 against 0.69-0.75) and FP8 g128 slower (one thread: AVX2's pipelined
+                // FP8 0.51-0.57 against this loop's 0.63-0.65), so FP8 keeps this one.
                 let ahead = |from: usize| &src[from.min(src.len())..src.len().min(from + len)];
                 let next = ahead(span_end);
                 let after = if glen >= 1024 {
