@@ -1509,38 +1509,27 @@ pub(crate) mod avx2 {
         let n = q.len();
         assert!(out.len() >= n);
         let (qp, op) = (q.as_ptr(), out.as_mut_ptr());
+        // Through f16 (F16C `vcvtph2ps`, exact): a code's magnitude bits shifted to f16's field
+        // boundary are an f16 with the code's significand and exponent field, subnormals included
+        // (f16's exponent field is wider), worth 2^(bias - 15) times the code's value; the f32 is
+        // then scaled by 2^(15 - bias) exactly. NaN codes become f16 NaN 0x7E00 (f32 0x7FC00000,
+        // which the multiplications keep); E5M2's infinity is f16's. The lanes are 16-bit until the
+        // conversion: half the work of building f32 bits in 32-bit lanes.
+        let shift = _mm_cvtsi32_si128((10 - f.man) as i32);
+        let mag_mask = _mm_set1_epi16((0x7f << (10 - f.man)) as i16);
+        let sign_mask = _mm_set1_epi16(0x8000u16 as i16);
+        // The largest magnitude that is not NaN: E4M3's 0x7E, E5M2's infinity 0x7C.
+        let last = if f.ieee { 0x7c } else { 0x7e };
+        let last = _mm_set1_epi16((last << (10 - f.man)) as i16);
+        let nan = _mm_set1_epi16(0x7e00);
+        let rebias = _mm256_set1_ps(f32::from_bits((127 + 15 - f.bias) << 23));
         let vs = _mm256_set1_ps(s);
-        let shift = _mm_cvtsi32_si128((23 - f.man) as i32);
-        let rebias = _mm256_set1_epi32(((127 - f.bias) << 23) as i32);
-        let unit = _mm256_set1_ps(f.sub_unit);
-        let sub_limit = _mm256_set1_epi32(1 << f.man);
         let block = |i: usize| {
-            let c = _mm256_cvtepu8_epi32(_mm_loadl_epi64(qp.add(i) as *const __m128i));
-            let sign = _mm256_slli_epi32::<24>(_mm256_and_si256(c, _mm256_set1_epi32(0x80)));
-            let mag = _mm256_and_si256(c, _mm256_set1_epi32(0x7f));
-            let normal = _mm256_add_epi32(_mm256_sll_epi32(mag, shift), rebias);
-            let sub = _mm256_castps_si256(_mm256_mul_ps(_mm256_cvtepi32_ps(mag), unit));
-            let v = _mm256_blendv_epi8(normal, sub, _mm256_cmpgt_epi32(sub_limit, mag));
-            let v = if f.ieee {
-                let inf_code = _mm256_set1_epi32(0x7c);
-                let v = _mm256_blendv_epi8(
-                    v,
-                    _mm256_set1_epi32(0x7f80_0000),
-                    _mm256_cmpeq_epi32(mag, inf_code),
-                );
-                _mm256_blendv_epi8(
-                    v,
-                    _mm256_set1_epi32(0x7fc0_0000),
-                    _mm256_cmpgt_epi32(mag, inf_code),
-                )
-            } else {
-                _mm256_blendv_epi8(
-                    v,
-                    _mm256_set1_epi32(0x7fc0_0000),
-                    _mm256_cmpeq_epi32(mag, _mm256_set1_epi32(0x7f)),
-                )
-            };
-            let v = _mm256_castsi256_ps(_mm256_or_si256(v, sign));
+            let w = _mm_cvtepu8_epi16(_mm_loadl_epi64(qp.add(i) as *const __m128i));
+            let mag = _mm_and_si128(_mm_sll_epi16(w, shift), mag_mask);
+            let mag = _mm_blendv_epi8(mag, nan, _mm_cmpgt_epi16(mag, last));
+            let h = _mm_or_si128(mag, _mm_and_si128(_mm_slli_epi16::<8>(w), sign_mask));
+            let v = _mm256_mul_ps(_mm256_cvtph_ps(h), rebias);
             let v = if MUL { _mm256_mul_ps(v, vs) } else { v };
             _mm256_castps_si256(v)
         };
