@@ -1919,8 +1919,9 @@ mod tests {
         buf[1..=src.len()].to_vec()
     }
 
-    /// The AVX2 casts that stream their stores (outputs of `STREAM_STORES_MIN` elements and more)
-    /// give the portable code's bits, with a misaligned destination and a length that leaves a tail.
+    /// The AVX2 casts of large outputs (`STREAM_STORES_MIN` elements and more: the 16-bit casts and
+    /// the decoders stream their stores there, the FP8 casts do not) give the portable code's bits,
+    /// with a misaligned destination and a length that leaves a tail.
     #[test]
     fn streamed_casts_equal_the_portable_path() {
         if !SimdLevel::Avx2.is_available() {
