@@ -528,7 +528,15 @@ fn quantize_rows(
     zeros: &mut [u8],
 ) {
     if simd_int4(level, shape, bits) {
-        quantize_int4_simd(level, src, shape, dst, scales, zeros, None);
+        quantize_int4_simd(
+            level,
+            src,
+            shape,
+            dst,
+            scales,
+            zeros,
+            None::<&fn(f32, f32, bool) -> bool>,
+        );
         return;
     }
     let src = &src[..shape.len()];
@@ -672,30 +680,34 @@ pub(crate) fn int4_group_tail(group: &[f32], done: usize, scale: f32, zero: f32,
 }
 
 /// [`quantize_int4_generic`] at `level` (not `Scalar`).
-fn quantize_int4_simd(
+/// `accept` is generic, not `dyn`, so that the AVX2 loop inlines it: through a pointer it was a call
+/// per group, with a `vzeroupper` before it and the loop's vector constants reloaded after it.
+fn quantize_int4_simd<A: Fn(f32, f32, bool) -> bool>(
     level: SimdLevel,
     src: &[f32],
     shape: Shape,
     dst: &mut [u8],
     scales: &mut [f32],
     zeros: &mut [u8],
-    accept: Option<&dyn Fn(f32, f32, bool) -> bool>,
+    accept: Option<&A>,
 ) -> bool {
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    let accept_dyn = accept.map(|a| a as &dyn Fn(f32, f32, bool) -> bool);
     // SAFETY: a `SimdLevel` other than `Scalar` is only ever in force when the CPU has it.
     unsafe {
         match level {
             #[cfg(target_arch = "x86_64")]
             SimdLevel::Avx512 => {
-                super::x86::avx512::int4_quant_rows(src, shape, dst, scales, zeros, accept)
+                super::x86::avx512::int4_quant_rows(src, shape, dst, scales, zeros, accept_dyn)
             }
             #[cfg(target_arch = "x86_64")]
             SimdLevel::Avx2 => {
                 super::x86::avx2::int4_quant_rows(src, shape, dst, scales, zeros, accept)
             }
             #[cfg(target_arch = "aarch64")]
-            SimdLevel::Neon => {
-                quantize_int4_generic::<super::neon::Body>(src, shape, dst, scales, zeros, accept)
-            }
+            SimdLevel::Neon => quantize_int4_generic::<super::neon::Body>(
+                src, shape, dst, scales, zeros, accept_dyn,
+            ),
             _ => unreachable!("the 4-bit SIMD quantizer at the scalar level"),
         }
     }

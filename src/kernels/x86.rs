@@ -1766,13 +1766,13 @@ pub(crate) mod avx2 {
     /// group's range before any of its codes; on a rejection the loop stops and returns false. Groups
     /// start on a byte (an even group length, as `kbit::quantize_int4_generic`).
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub(crate) unsafe fn int4_quant_rows(
+    pub(crate) unsafe fn int4_quant_rows<A: Fn(f32, f32, bool) -> bool>(
         src: &[f32],
         shape: crate::kernels::Shape,
         dst: &mut [u8],
         scales: &mut [f32],
         zeros: &mut [u8],
-        accept: Option<&dyn Fn(f32, f32, bool) -> bool>,
+        accept: Option<&A>,
     ) -> bool {
         let (cols, glen, gpr) = (shape.cols, shape.group_len(), shape.groups_per_row());
         let row_bytes = crate::kernels::kbit::packed_row_bytes(cols, 4);
