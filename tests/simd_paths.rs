@@ -376,6 +376,47 @@ fn casts_at_every_level_equal_the_portable_path() {
     at_every_level(|level| assert_eq!(decodes(), want, "{level:?}"));
 }
 
+/// The FP8 dequantizer on every code (NaN codes included) times scales at the edges of f32 (the
+/// smallest subnormal, a subnormal, near the largest finite, whose products overflow) gives the
+/// reference's bits at every level: the AVX2 decoder scales by a power of two before the scale.
+#[test]
+fn fp8_dequantize_of_every_code_at_extreme_scales_gives_the_reference_bits() {
+    let scales = [
+        f32::from_bits(1),
+        3.7e-39,
+        1.0e-30,
+        0.5,
+        1.0,
+        3.0,
+        1.0e30,
+        f32::MAX / 300.0,
+        f32::MAX,
+    ];
+    // 8 rows of 32 codes per scale: each of the 256 codes meets every scale.
+    let codes: Vec<u8> = (0..scales.len() * 256).map(|i| (i % 256) as u8).collect();
+    let shape = Shape::new(scales.len() * 8, 32, 0).unwrap();
+    let s: Vec<f32> = (0..shape.rows).map(|r| scales[r / 8]).collect();
+    let run = |reference: bool| {
+        let mut d = vec![0f32; shape.len()];
+        if reference {
+            fp8_e4m3_dequantize_ref(&codes, &s, shape, &mut d).unwrap();
+        } else {
+            fp8_e4m3_dequantize(&codes, &s, shape, &mut d).unwrap();
+        }
+        bits_of(&d)
+    };
+    let want = run(true);
+    assert!(
+        want.iter().any(|&b| f32::from_bits(b).is_infinite()),
+        "no overflow tested"
+    );
+    assert!(
+        want.iter().any(|&b| f32::from_bits(b).is_nan()),
+        "no NaN code tested"
+    );
+    at_every_level(|level| assert_eq!(run(false), want, "{level:?}"));
+}
+
 /// The casts split across threads give the same bits.
 #[test]
 fn casts_with_threads_give_the_same_bits() {
