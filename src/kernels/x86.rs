@@ -6,7 +6,9 @@
 //! function reads or writes outside them.
 //!
 //! Each body computes exactly what the portable code computes, operation for operation (same
-//! divisions, same comparisons, no fused multiply-add), so the results are bit-identical:
+//! divisions, same comparisons, no fused multiply-add), or where its doc says so (the FP8 encoder's
+//! rounding by addition, the AVX2 FP8 decoder through f16) by another exact route to the same bits,
+//! so the results are bit-identical:
 //! - `y = x / s` is a vector division (IEEE, correctly rounded like the scalar one);
 //! - the clamps `if y < lo { lo } else { y }` are `max(y, lo)` (x86 `max(a, b)` is `a > b ? a : b`);
 //! - rounding to an integer ties-to-even is `cvtps2dq` under the default rounding mode (Rust code always
