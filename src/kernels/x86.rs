@@ -1520,8 +1520,8 @@ pub(crate) mod avx2 {
         let shift = _mm_cvtsi32_si128((10 - f.man) as i32);
         let mag_mask = _mm_set1_epi16((0x7f << (10 - f.man)) as i16);
         let sign_mask = _mm_set1_epi16(0x8000u16 as i16);
-        // The largest magnitude that is not NaN: E4M3's 0x7E, E5M2's infinity 0x7C.
-        let last = if f.ieee { 0x7c } else { 0x7e };
+        // The largest magnitude that is not NaN: E4M3's `max`, E5M2's infinity (the code after it).
+        let last = if f.ieee { f.max + 1 } else { f.max };
         let last = _mm_set1_epi16((last << (10 - f.man)) as i16);
         let nan = _mm_set1_epi16(0x7e00);
         let rebias = _mm256_set1_ps(f32::from_bits((127 + 15 - f.bias) << 23));
