@@ -3,8 +3,8 @@
 # machine, against the scalar references: the tests that cover every body of src/kernels/neon.rs, then
 # the C harness's programs against the aarch64 static library. From the repository root:
 #
-#   bash scripts/test-neon.sh           # the default subset: about 6 minutes from a cold target
-#                                       # directory on a quiet 2-core machine (3 of them building), 3
+#   bash scripts/test-neon.sh           # the default subset: about 5 minutes from a cold target
+#                                       # directory on a quiet 2-core machine (3 of them building), 2
 #                                       # minutes warm
 #   bash scripts/test-neon.sh --full    # also the slow tests that use NEON only at the default level
 #                                       # (about 30 more minutes)
@@ -28,7 +28,9 @@
 #   --test streaming      the one-pass quantizers against the checked ones (their per-row checks at
 #                         the NEON level), every level, several thread counts
 #   --test int_kernels    INT8/k-bit fast paths (NEON) against the references, property tests
-#   --test casts          the casts (NEON for BF16 and FP8) against numpy/ml_dtypes golden fixtures
+#   --test casts          the casts (NEON for BF16 and FP8) against numpy/ml_dtypes golden fixtures,
+#                         and the fast paths against the references on one f32 pattern in 199 (the
+#                         host's default is one in 61; --full keeps it)
 #   --test ffi_miri, ffi_exports, weight, types    the C ABI and the weight API (fast)
 #   --test thread_exit    in place (QUANT_TLS_CHILD=1): the test re-executes itself in a child process,
 #                         which needs binfmt_misc for aarch64, absent in containers
@@ -176,6 +178,10 @@ for b in "${BINS[@]}"; do
     exe=${b#*$'\t'}
     if [ "$label" = "--test thread_exit" ]; then
         job "$label (in place: QUANT_TLS_CHILD=1)" env QUANT_TLS_CHILD=1 qemu-aarch64 "$exe"
+    elif [ "$label" = "--test casts" ] && [ "$FULL" = 0 ]; then
+        # The dense sweep's stride: one f32 pattern in 199 (21.6 million, every exponent) instead of
+        # one in 61, which took 2 x 116 s of CPU under qemu.
+        job "$label (sweep stride 199)" env QUANT_SWEEP_STRIDE=199 qemu-aarch64 "$exe"
     elif [ "$label" = "--lib" ] && [ "$FULL" = 0 ]; then
         job "$label (without ${LIB_SLOW[*]})" qemu-aarch64 "$exe" "${LIB_SKIP[@]}"
     else

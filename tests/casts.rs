@@ -499,15 +499,30 @@ fn sweep(start: u64, stride: u64, end: u64) -> u64 {
 /// runs at the same time. The full sweep is `full_sweep_of_every_f32_pattern` (ignored by default).
 const SWEEP_STRIDE: u64 = 61;
 
-/// The sweep's offset in `0..SWEEP_STRIDE`.
-fn sweep_offset() -> u64 {
+/// The stride: `SWEEP_STRIDE`, or QUANT_SWEEP_STRIDE when set (a larger one for emulated runs:
+/// scripts/test-neon.sh, where the default stride took 2 x 116 s of CPU under qemu).
+fn sweep_stride() -> u64 {
+    let stride = match std::env::var("QUANT_SWEEP_STRIDE") {
+        Ok(v) => v.parse().expect("QUANT_SWEEP_STRIDE is an integer"),
+        Err(_) => SWEEP_STRIDE,
+    };
+    // Odd: an even stride from an even offset would never meet an odd pattern.
+    assert!(
+        stride % 2 == 1,
+        "QUANT_SWEEP_STRIDE must be odd, not {stride}"
+    );
+    stride
+}
+
+/// The sweep's offset in `0..stride`.
+fn sweep_offset(stride: u64) -> u64 {
     let offset = match std::env::var("QUANT_SWEEP_OFFSET") {
         Ok(v) => v.parse().expect("QUANT_SWEEP_OFFSET is an integer"),
         Err(_) => {
             let t = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .unwrap();
-            t.subsec_nanos() as u64 % SWEEP_STRIDE
+            t.subsec_nanos() as u64 % stride
         }
     };
     println!("sweep offset {offset} (QUANT_SWEEP_OFFSET={offset} replays it)");
@@ -516,14 +531,16 @@ fn sweep_offset() -> u64 {
 
 #[test]
 fn fast_paths_equal_the_references_on_a_dense_stride_positive_patterns() {
-    let n = sweep(sweep_offset(), SWEEP_STRIDE, 1 << 31);
-    assert!(n >= (1 << 31) / SWEEP_STRIDE);
+    let stride = sweep_stride();
+    let n = sweep(sweep_offset(stride), stride, 1 << 31);
+    assert!(n >= (1 << 31) / stride);
 }
 
 #[test]
 fn fast_paths_equal_the_references_on_a_dense_stride_negative_patterns() {
-    let n = sweep((1 << 31) + sweep_offset(), SWEEP_STRIDE, 1 << 32);
-    assert!(n >= (1 << 31) / SWEEP_STRIDE);
+    let stride = sweep_stride();
+    let n = sweep((1 << 31) + sweep_offset(stride), stride, 1 << 32);
+    assert!(n >= (1 << 31) / stride);
 }
 
 /// Every f32 pattern: `cargo test --release --test casts -- --ignored` (about 8 minutes on two shared
