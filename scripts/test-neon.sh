@@ -84,8 +84,10 @@ cargo_aarch64() { # cargo SUBCOMMAND ARGS...: for the aarch64 target, in its own
 
 # The unit tests that hold the split Cholesky factorization and inverse (src/algos/factor.rs) and GPTQ's
 # in-place factor to faer's bits, on matrices up to 1500 x 1500: 552 of the 564 s the unit tests took
-# under qemu (measured one at a time). They reach no NEON body of quant (faer has its own kernels), so
-# only --full runs them here; the host's `cargo test` runs them in CI.
+# under qemu (measured one at a time). They reach no NEON body of quant (faer has its own kernels), and
+# on aarch64 the factorization is faer's own, whole (`factor::SPLITS` is x86-64 only), so the three
+# factor tests compare faer with itself here: only --full runs them; the host's `cargo test` runs all
+# four in CI.
 LIB_SLOW=(algos::factor::tests:: algos::gptq::tests::the_in_place_factor_has_the_bits_of_the_two_buffer_one)
 LIB_SKIP=()
 for t in "${LIB_SLOW[@]}"; do LIB_SKIP+=(--skip "$t"); done
