@@ -617,6 +617,81 @@ fn near_ties_give_the_references_codes() {
     }
 }
 
+/// INT4 groups whose range is a few subnormal steps (1 to 40 steps of 2^-149, every split of it
+/// around 0), holding every multiple of the step in their range: there the scale `(hi - lo) / 15`
+/// rounds coarsely (1 step for a range of 8 to 22 steps), so the quotients `x / scale` reach past
+/// [-15, 15] (up to 22), where the AVX2 body clamps the codes after rounding, in integer lanes. Every
+/// level, the checked and the one-pass quantizer, against the reference.
+#[test]
+fn int4_groups_a_few_subnormal_steps_wide_give_the_references_codes() {
+    const GROUP: usize = 64;
+    let step = f32::from_bits(1);
+    let mut row = Vec::new();
+    for width in 1..=40i32 {
+        for below in 0..=width {
+            let values: Vec<f32> = (-below..=width - below).map(|k| k as f32 * step).collect();
+            row.extend(values.iter().cycle().take(GROUP));
+        }
+    }
+    let shape = Shape::new(1, row.len(), GROUP).unwrap();
+    let want = kbit_all(&row, shape, 4, true);
+    // The case is what it says: some scale is one step for a range wider than 15 steps.
+    let mut groups = row
+        .chunks(GROUP)
+        .zip(want.1.iter().map(|&b| f32::from_bits(b)));
+    assert!(groups.any(|(g, s)| {
+        let range = g.iter().fold(0f32, |m, &v| m.max(v)) - g.iter().fold(0f32, |m, &v| m.min(v));
+        s == step && range > 15.0 * step
+    }));
+    at_every_level(|level| {
+        assert_eq!(kbit_all(&row, shape, 4, false), want, "{level:?}");
+        let mut p = vec![0u8; kbit_packed_size(1, row.len(), 4)];
+        let mut sc = vec![0f32; shape.n_groups()];
+        let mut z = vec![0u8; shape.n_groups()];
+        quant::kernels::int4::int4_quantize_streaming(&row, shape, &mut p, &mut sc, &mut z)
+            .unwrap();
+        assert_eq!(
+            (&p, bits_of(&sc), &z),
+            (&want.0, want.1.clone(), &want.2),
+            "{level:?} one-pass"
+        );
+    });
+}
+
+/// INT8 groups whose absmax is 1 to 400 subnormal steps, each holding +-absmax and 62 multiples of
+/// the step between: there the scale absmax / 127 rounds coarsely (1 step for an absmax of 64 to 190
+/// steps), so the quotients reach past 127 (up to 190), where the AVX2 body clamps the codes after
+/// rounding, in integer lanes. Every level, the checked and the one-pass quantizer, against the
+/// reference.
+#[test]
+fn int8_groups_a_few_subnormal_steps_wide_give_the_references_codes() {
+    const GROUP: usize = 64;
+    let step = f32::from_bits(1);
+    let mut row = Vec::new();
+    for a in 1..=400i32 {
+        row.extend([a as f32 * step, -a as f32 * step]);
+        row.extend((0..GROUP as i32 - 2).map(|j| (-a + 2 * a * j / 61) as f32 * step));
+    }
+    let shape = Shape::new(1, row.len(), GROUP).unwrap();
+    let want = int8_all_ref(&row, shape);
+    // The case is what it says: some scale is one step for an absmax above 127 steps.
+    assert!(row
+        .chunks(GROUP)
+        .zip(&want.1)
+        .any(|(g, &s)| f32::from_bits(s) == step && g[0] > 127.0 * step));
+    at_every_level(|level| {
+        assert_eq!(int8_all(&row, shape), want, "{level:?}");
+        let mut q = vec![0i8; row.len()];
+        let mut sc = vec![0f32; shape.n_groups()];
+        int8_quantize_streaming(&row, shape, &mut q, &mut sc).unwrap();
+        assert_eq!(
+            (&q, bits_of(&sc)),
+            (&want.0, want.1.clone()),
+            "{level:?} one-pass"
+        );
+    });
+}
+
 /// Outputs of `kernels::STREAM_STORES_MIN` (4 Mi) elements and more are written with non-temporal
 /// stores by the x86 bodies: every dequantizer, decoder to f32, cast from f32 and INT8 quantizer
 /// (checked and one-pass) on such an output,

@@ -193,6 +193,8 @@ pub(crate) struct Fp8Spec {
     /// Magnitude code of overflow and infinities (`max` when saturating).
     pub(crate) overflow: u32,
     pub(crate) nan: u32,
+    /// Read by the NEON encoder only (the x86 ones round by addition, see `x86::avx2::Fp8Lanes`).
+    #[cfg_attr(not(target_arch = "aarch64"), allow(dead_code))]
     pub(crate) sub_scale: f32,
     pub(crate) sub_unit: f32,
     pub(crate) ieee: bool,

@@ -566,7 +566,9 @@ fn lo_hi(level: SimdLevel, x: &[f32]) -> (f32, f32) {
     }
 }
 
-/// The SIMD bodies the 4-bit quantizer needs, for [`quantize_int4_generic`].
+/// The SIMD bodies the 4-bit quantizer needs, for [`quantize_int4_generic`] (NEON; the x86 levels
+/// have a software-pipelined loop, `x86::pipelined_int4`).
+#[cfg(target_arch = "aarch64")]
 pub(crate) trait Int4Body {
     /// `lo_hi_fast` of `x`.
     unsafe fn lo_hi(x: &[f32]) -> (f32, f32);
@@ -587,6 +589,7 @@ pub(crate) trait Int4Body {
 ///
 /// # Safety
 /// The CPU must have the features of `K`.
+#[cfg(target_arch = "aarch64")]
 #[inline(always)]
 pub(crate) unsafe fn quantize_int4_generic<K: Int4Body>(
     src: &[f32],
@@ -691,14 +694,14 @@ fn quantize_int4_simd<A: Fn(f32, f32, bool) -> bool>(
     zeros: &mut [u8],
     accept: Option<&A>,
 ) -> bool {
-    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    #[cfg(target_arch = "aarch64")]
     let accept_dyn = accept.map(|a| a as &dyn Fn(f32, f32, bool) -> bool);
     // SAFETY: a `SimdLevel` other than `Scalar` is only ever in force when the CPU has it.
     unsafe {
         match level {
             #[cfg(target_arch = "x86_64")]
             SimdLevel::Avx512 => {
-                super::x86::avx512::int4_quant_rows(src, shape, dst, scales, zeros, accept_dyn)
+                super::x86::avx512::int4_quant_rows(src, shape, dst, scales, zeros, accept)
             }
             #[cfg(target_arch = "x86_64")]
             SimdLevel::Avx2 => {

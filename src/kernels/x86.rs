@@ -7,7 +7,8 @@
 //!
 //! Each body computes exactly what the portable code computes, operation for operation (same
 //! divisions, same comparisons, no fused multiply-add), or where its doc says so (the FP8 encoder's
-//! rounding by addition, the AVX2 FP8 decoder through f16) by another exact route to the same bits,
+//! rounding by addition, the AVX2 FP8 decoder through f16, the INT8 and INT4 quantizers' clamps
+//! after the rounding, in integer lanes) by another exact route to the same bits,
 //! so the results are bit-identical:
 //! - `y = x / s` is a vector division (IEEE, correctly rounded like the scalar one);
 //! - the clamps `if y < lo { lo } else { y }` are `max(y, lo)` (x86 `max(a, b)` is `a > b ? a : b`);
@@ -22,7 +23,7 @@
 //! slower (Haswell) were not measured.
 #![allow(clippy::missing_safety_doc)]
 
-use super::fp8::{Fp8Spec, MAGIC};
+use super::fp8::Fp8Spec;
 
 /// Prefetches the cache line of `ahead[i]` into L1, if `i` is inside `ahead` (a hint: it reads
 /// nothing in the program's sense and cannot fault).
@@ -156,9 +157,88 @@ impl Group {
     }
 }
 
+/// A level's two bodies of [`pipelined_int4`].
+trait Int4Fused {
+    /// Minimum and maximum of `x` folded with +0.0 by strict comparisons, and whether it holds a NaN.
+    unsafe fn lo_hi_nan(x: &[f32]) -> (f32, f32, bool);
+    /// Packed INT4 codes of `x[..32 k]` (the largest multiple of 32) with `(scale != 0, zero)` into
+    /// `out[..16 k]` (the even code in the low nibble), and in the same loop the range of
+    /// `next[..32 k]` (none when `next` is shorter), prefetching `ahead`: returns `32 k` and how
+    /// much of `next` it took with its range.
+    unsafe fn quant(
+        x: &[f32],
+        scale: f32,
+        zero: f32,
+        out: &mut [u8],
+        next: &[f32],
+        ahead: &[f32],
+    ) -> (usize, (usize, (f32, f32, bool)));
+}
+
+/// The 4-bit quantizer on whole rows (as many as `scales` and `zeros` hold), software-pipelined as
+/// [`pipelined_groups`]: each group's codes are computed in the loop that takes the next group's
+/// range. `accept(lo, hi, has_nan)` (the streaming form's check) sees each group's range before any
+/// of its codes; on a rejection the loop stops and returns false. Groups start on a byte (an even
+/// group length, as the dispatch in `kbit` ensures). Inlined into each level's `int4_quant_rows`,
+/// compiled for its features.
+#[inline(always)]
+unsafe fn pipelined_int4<B: Int4Fused, A: Fn(f32, f32, bool) -> bool>(
+    src: &[f32],
+    shape: crate::kernels::Shape,
+    dst: &mut [u8],
+    scales: &mut [f32],
+    zeros: &mut [u8],
+    accept: Option<&A>,
+) -> bool {
+    let (cols, glen, gpr) = (shape.cols, shape.group_len(), shape.groups_per_row());
+    let row_bytes = crate::kernels::kbit::packed_row_bytes(cols, 4);
+    let rows = (scales.len().min(zeros.len()) / gpr).min(dst.len() / row_bytes);
+    let n_groups = rows * gpr;
+    let mut g = Group::first(cols, glen);
+    let mut range = if n_groups > 0 {
+        B::lo_hi_nan(&src[g.range()])
+    } else {
+        (0.0, 0.0, false)
+    };
+    let params = scales[..n_groups].iter_mut().zip(&mut zeros[..n_groups]);
+    for (i, (group_scale, group_zero)) in params.enumerate() {
+        let (lo, hi, nan) = range;
+        if accept.is_some_and(|accept| !accept(lo, hi, nan)) {
+            return false;
+        }
+        let (scale, zero) = crate::kernels::kbit::asym_params(lo, hi, 4);
+        *group_scale = scale;
+        *group_zero = zero as u8;
+        let (r, following) = (g.range(), g.next(cols, glen));
+        let (next, fused, ahead) = look_ahead(src, r.clone(), following, i + 1 < n_groups);
+        let x = &src[r.clone()];
+        let b0 = g.row * row_bytes + (r.start - g.row_start) / 2;
+        let bytes = &mut dst[b0..b0 + x.len().div_ceil(2)];
+        let (done, (taken, (nlo, nhi, nnan))) = if scale == 0.0 {
+            (0, (0, (0.0, 0.0, false)))
+        } else {
+            B::quant(x, scale, zero, bytes, fused, ahead)
+        };
+        crate::kernels::kbit::int4_group_tail(x, done, scale, zero, bytes);
+        range = if taken == 0 {
+            B::lo_hi_nan(next)
+        } else {
+            let (mut lo, mut hi, mut nan) = (nlo, nhi, nnan);
+            for &v in &next[taken..] {
+                lo = if v < lo { v } else { lo };
+                hi = if v > hi { v } else { hi };
+                nan |= v.is_nan();
+            }
+            (lo, hi, nan)
+        };
+        g = following;
+    }
+    true
+}
+
 /// AVX-512 (F, BW, VL) bodies: 16 lanes, masked loads and stores for the tails.
 pub(crate) mod avx512 {
-    use super::{pipelined_groups, prefetch, Fp8Spec, MAGIC};
+    use super::{pipelined_groups, pipelined_int4, prefetch, Fp8Spec, Int4Fused};
     use std::arch::x86_64::*;
 
     #[inline(always)]
@@ -169,13 +249,12 @@ pub(crate) mod avx512 {
     /// Largest sign-cleared bit pattern of `x` (0 for an empty slice).
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     pub(crate) unsafe fn absmax_bits(x: &[f32]) -> u32 {
-        absmax_bits_body(x, &[])
+        absmax_bits_body(x)
     }
 
-    /// `absmax_bits`, prefetching one cache line of `ahead` per 16 elements (see `prefetch`).
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     #[inline]
-    unsafe fn absmax_bits_body(x: &[f32], ahead: &[f32]) -> u32 {
+    unsafe fn absmax_bits_body(x: &[f32]) -> u32 {
         let p = x.as_ptr();
         let n = x.len();
         let m = _mm512_set1_epi32(0x7fff_ffff);
@@ -188,9 +267,6 @@ pub(crate) mod avx512 {
         );
         let mut i = 0;
         while i + 64 <= n {
-            for k in [0, 16, 32, 48] {
-                prefetch(ahead, i + k);
-            }
             a0 = _mm512_max_epu32(a0, ld(i));
             a1 = _mm512_max_epu32(a1, ld(i + 16));
             a2 = _mm512_max_epu32(a2, ld(i + 32));
@@ -226,25 +302,33 @@ pub(crate) mod avx512 {
         let mut i = 0;
         while i + 16 <= n {
             let q = code(_mm512_loadu_ps(xp.add(i)));
-            _mm_storeu_si128(op.add(i) as *mut __m128i, _mm512_cvtepi32_epi8(q));
+            _mm_storeu_si128(op.add(i) as *mut __m128i, q);
             i += 16;
         }
         if i < n {
             let k = tail_mask(n - i);
             let q = code(_mm512_maskz_loadu_ps(k, xp.add(i)));
-            _mm512_mask_cvtepi32_storeu_epi8(op.add(i), k, q);
+            _mm_mask_storeu_epi8(op.add(i), k, q);
         }
     }
 
-    /// `v -> round_half_even(clamp(v / s, -127, 127))` as i32 lanes.
+    /// `v -> round_half_even(clamp(v / s, -127, 127))` as 16 bytes, for `s` the absmax / 127 of a
+    /// group holding `v` (nonzero).
+    ///
+    /// The portable code clamps, then rounds. The bounds are integers, so clamping commutes with
+    /// rounding: the codes are the rounded quotients clamped, here in the integer lanes (the
+    /// narrowing `vpmovsdb` saturates at 127, `max` lifts -128), instead of two float clamps per 16
+    /// lanes. The quotients are small, so the conversion is exact: |v / s| <= 127 plus the rounding
+    /// of `s`, at most 190.5 even where `s` is a few subnormal steps.
     #[inline(always)]
-    unsafe fn int8_code(s: f32) -> impl Fn(__m512) -> __m512i {
+    unsafe fn int8_code(s: f32) -> impl Fn(__m512) -> __m128i {
         let vs = _mm512_set1_ps(s);
-        let lo = _mm512_set1_ps(-127.0);
-        let hi = _mm512_set1_ps(127.0);
+        let minus_127 = _mm_set1_epi8(-127);
         move |v: __m512| {
-            let y = _mm512_min_ps(_mm512_max_ps(_mm512_div_ps(v, vs), lo), hi);
-            _mm512_cvt_roundps_epi32::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(y)
+            let y = _mm512_div_ps(v, vs);
+            let k =
+                _mm512_cvt_roundps_epi32::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(y);
+            _mm_max_epi8(_mm512_cvtsepi32_epi8(k), minus_127)
         }
     }
 
@@ -276,7 +360,7 @@ pub(crate) mod avx512 {
             }
             next_abs.step(i);
             for k in [0, 16, 32, 48] {
-                let q = _mm512_cvtepi32_epi8(code(_mm512_loadu_ps(xp.add(i + k))));
+                let q = code(_mm512_loadu_ps(xp.add(i + k)));
                 let p = op.add(i + k) as *mut __m128i;
                 if stream {
                     _mm_stream_si128(p, q);
@@ -519,7 +603,8 @@ pub(crate) mod avx512 {
     }
 
     /// Packed INT4 codes of `x[..32 * k]` (the largest multiple of 32) with `(scale != 0, zero)`, into
-    /// `out[..16 * k]`, two codes a byte (the even one in the low nibble); returns `32 * k`.
+    /// `out[..16 * k]`, two codes a byte (the even one in the low nibble), and in the same loop the
+    /// range of `next[..32 * k]`, prefetching `ahead` (see [`super::Int4Fused::quant`]).
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     #[inline]
     unsafe fn int4_quant_body(
@@ -527,35 +612,97 @@ pub(crate) mod avx512 {
         scale: f32,
         zero: f32,
         out: &mut [u8],
+        next: &[f32],
         ahead: &[f32],
-    ) -> usize {
+    ) -> (usize, (usize, (f32, f32, bool))) {
         let n = x.len() / 32 * 32;
         assert!(out.len() >= n / 2);
+        let mut next_range = NextRange::new(next, n);
         let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
         let vs = _mm512_set1_ps(scale);
-        let lo = _mm512_set1_ps(-zero);
-        let hi = _mm512_set1_ps(15.0 - zero);
         let vz = _mm512_set1_epi32(zero as i32);
-        let rounded = |v: __m512| {
-            let y = _mm512_min_ps(_mm512_max_ps(_mm512_div_ps(v, vs), lo), hi);
-            _mm512_cvt_roundps_epi32::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(y)
-        };
-        let nibbles = |v: __m512| {
-            let q = _mm512_add_epi32(rounded(v), vz);
-            // Each 64-bit lane holds codes (even, odd) in its 32-bit halves: bring the odd one next
-            // to the even one, keep the low byte of every 64-bit lane.
-            _mm512_cvtepi64_epi8(_mm512_or_si512(q, _mm512_srli_epi64::<28>(q)))
+        let (zeros, fifteen) = (_mm256_setzero_si256(), _mm256_set1_epi8(15));
+        // maddubs with bytes (1, 16): even code + 16 * odd code in each 16-bit lane.
+        let weights = _mm256_set1_epi16(0x1001);
+        // As in the AVX2 body: the codes are round(x / s) + zero clamped to [0, 15] in the integer
+        // lanes (the quotients are small, at most 22.5 in magnitude, so the conversion and the
+        // saturating narrowing `vpmovsdb` are exact), instead of two float clamps per 16 lanes.
+        let codes = |v: __m512| {
+            let y = _mm512_div_ps(v, vs);
+            let k =
+                _mm512_cvt_roundps_epi32::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(y);
+            _mm512_cvtsepi32_epi8(_mm512_add_epi32(k, vz))
         };
         let mut i = 0;
         while i < n {
             prefetch(ahead, i);
             prefetch(ahead, i + 16);
-            let b0 = nibbles(_mm512_loadu_ps(xp.add(i)));
-            let b1 = nibbles(_mm512_loadu_ps(xp.add(i + 16)));
-            _mm_storeu_si128(op.add(i / 2) as *mut __m128i, _mm_unpacklo_epi64(b0, b1));
+            next_range.step(i);
+            let c0 = codes(_mm512_loadu_ps(xp.add(i)));
+            let c1 = codes(_mm512_loadu_ps(xp.add(i + 16)));
+            let c = _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(c0), c1);
+            let c = _mm256_min_epu8(_mm256_max_epi8(c, zeros), fifteen);
+            let pairs = _mm256_maddubs_epi16(c, weights);
+            _mm_storeu_si128(op.add(i / 2) as *mut __m128i, _mm256_cvtepi16_epi8(pairs));
             i += 32;
         }
-        n
+        (n, next_range.taken())
+    }
+
+    /// A range (minimum and maximum from +0.0, by strict comparisons, and whether a NaN was seen)
+    /// taken 32 elements at a time inside another loop, as [`NextAbsmax`].
+    struct NextRange {
+        p: *const f32,
+        n: usize,
+        on: bool,
+        lo: [__m512; 2],
+        hi: [__m512; 2],
+        nan: __mmask16,
+    }
+
+    impl NextRange {
+        /// Over `next[..n]` (`n` a multiple of 32); off when `next` is shorter.
+        #[inline(always)]
+        unsafe fn new(next: &[f32], n: usize) -> Self {
+            let z = _mm512_setzero_ps();
+            Self {
+                p: next.as_ptr(),
+                n,
+                on: next.len() >= n && n > 0,
+                lo: [z; 2],
+                hi: [z; 2],
+                nan: 0,
+            }
+        }
+
+        /// Takes `next[i..i + 32]` in (`i + 32 <= n`).
+        #[inline(always)]
+        unsafe fn step(&mut self, i: usize) {
+            if self.on {
+                let (v0, v1) = (
+                    _mm512_loadu_ps(self.p.add(i)),
+                    _mm512_loadu_ps(self.p.add(i + 16)),
+                );
+                // min(v, acc) = v < acc ? v : acc: a NaN lane never replaces the accumulator.
+                self.lo[0] = _mm512_min_ps(v0, self.lo[0]);
+                self.hi[0] = _mm512_max_ps(v0, self.hi[0]);
+                self.lo[1] = _mm512_min_ps(v1, self.lo[1]);
+                self.hi[1] = _mm512_max_ps(v1, self.hi[1]);
+                self.nan |= _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v0, v1);
+            }
+        }
+
+        /// How many elements of `next` were taken (`n`, or 0 when off), and their range.
+        #[inline(always)]
+        unsafe fn taken(&self) -> (usize, (f32, f32, bool)) {
+            if !self.on {
+                return (0, (0.0, 0.0, false));
+            }
+            // In any order, as in `lo_hi_nan_body`: only a zero's sign could differ.
+            let lo = _mm512_reduce_min_ps(_mm512_min_ps(self.lo[1], self.lo[0]));
+            let hi = _mm512_reduce_max_ps(_mm512_max_ps(self.hi[1], self.hi[0]));
+            (self.n, (lo + 0.0, hi + 0.0, self.nan != 0))
+        }
     }
 
     /// `out[..32 * k] = (code - zero) * scale` of the packed INT4 codes `src[..16 * k]`, for the largest
@@ -600,10 +747,10 @@ pub(crate) mod avx512 {
         store_f32_blocks(op, n, stream && op as usize % 16 == 0, block);
         n
     }
-    /// FP8 codes of `x` (divided by `s` first when `DIV`), the branch-free encoder of `fp8.rs`
-    /// lane for lane: integer rounding of the normal range, `a * 2^k + 2^23` for the subnormal range
-    /// (a multiply then an add, never fused), selects for overflow and NaN (`DIV`: the scaled
-    /// quantizers, whose inputs are finite, have no NaN to encode). All of `x`.
+    /// FP8 codes of `x` (divided by `s` first when `DIV`), by the AVX2 encoder's exact route
+    /// (rounding by addition, `avx2::Fp8Lanes`), 16 lanes at a time; a select for NaN only in the
+    /// plain casts (`DIV`: the scaled quantizers, whose inputs are finite, have no NaN to encode).
+    /// All of `x`.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     pub(crate) unsafe fn fp8_encode<const DIV: bool>(
         x: &[f32],
@@ -611,77 +758,129 @@ pub(crate) mod avx512 {
         f: Fp8Spec,
         out: &mut [u8],
     ) {
-        fp8_encode_body::<DIV>(x, s, f, out, &[])
+        fp8_encode_body::<DIV>(x, s, f, out)
     }
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     #[inline]
-    unsafe fn fp8_encode_body<const DIV: bool>(
-        x: &[f32],
-        s: f32,
-        f: Fp8Spec,
-        out: &mut [u8],
-        ahead: &[f32],
-    ) {
+    unsafe fn fp8_encode_body<const DIV: bool>(x: &[f32], s: f32, f: Fp8Spec, out: &mut [u8]) {
         let n = x.len();
         assert!(out.len() >= n);
         let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
-        let vs = _mm512_set1_ps(s);
-        let shift = _mm_cvtsi32_si128((23 - f.man) as i32);
-        let half = _mm512_set1_epi32(((1u32 << (22 - f.man)) - 1) as i32);
-        let one = _mm512_set1_epi32(1);
-        let rebias = _mm512_set1_epi32(((127 - f.bias) << f.man) as i32);
-        let abs = _mm512_set1_epi32(0x7fff_ffff);
-        let sub_scale = _mm512_set1_ps(f.sub_scale);
-        let magic = _mm512_set1_ps(MAGIC);
-        let sub_limit = _mm512_set1_epi32(((128 - f.bias) << 23) as i32);
-        let max = _mm512_set1_epi32(f.max as i32);
-        let overflow = _mm512_set1_epi32(f.overflow as i32);
-        let nan = _mm512_set1_epi32(f.nan as i32);
-        let inf = _mm512_set1_epi32(0x7f80_0000);
-        let signbit = _mm512_set1_epi32(0x80);
-        let code = |v: __m512| {
-            let v = if DIV { _mm512_div_ps(v, vs) } else { v };
+        let enc = Fp8Lanes::new(f, s);
+        // Streamed when large (the plain casts).
+        let block = |i: usize, k: __mmask16| {
+            let c = enc.code::<DIV>(_mm512_maskz_loadu_ps(k, xp.add(i)));
+            _mm256_castsi128_si256(_mm512_cvtepi32_epi8(c))
+        };
+        store_code_run::<1>(op, n, block);
+    }
+
+    /// The FP8 encoder's constants for one format and scale, in 16 lanes: rounding by addition, as
+    /// the AVX2 encoder (see `avx2::Fp8Lanes`, which derives it). A struct with an
+    /// `#[inline(always)]` method for the reason given there: a closure returned for it (as
+    /// `int8_code` is) stayed out of line, every intrinsic a call (0.03 of the ceiling, Zen 4).
+    #[derive(Clone, Copy)]
+    struct Fp8Lanes {
+        vs: __m512,
+        abs: __m512i,
+        exp_mask: __m512i,
+        top: __m512i,
+        floor: __m512i,
+        to_c: __m512i,
+        c_shift: __m128i,
+        offset: __m512i,
+        overflow: __m512i,
+        nan: __m512i,
+        signbit: __m512i,
+    }
+
+    impl Fp8Lanes {
+        #[inline(always)]
+        unsafe fn new(f: Fp8Spec, s: f32) -> Self {
+            debug_assert!(f.overflow == f.max || f.overflow == f.max + 1);
+            let emin = 1 - f.bias as i32;
+            let emax = (f.max >> f.man) as i32 - f.bias as i32;
+            Self {
+                vs: _mm512_set1_ps(s),
+                abs: _mm512_set1_epi32(0x7fff_ffff),
+                exp_mask: _mm512_set1_epi32(0x7f80_0000),
+                top: _mm512_set1_epi32((127 + emax + 1) << 23),
+                floor: _mm512_set1_epi32((127 + emin) << 23),
+                to_c: _mm512_set1_epi32(((23 - f.man) << 23) as i32),
+                c_shift: _mm_cvtsi32_si128((23 - f.man) as i32),
+                offset: _mm512_set1_epi32((emin + 150 - f.man as i32) << f.man),
+                overflow: _mm512_set1_epi32(f.overflow as i32),
+                nan: _mm512_set1_epi32(f.nan as i32),
+                signbit: _mm512_set1_epi32(0x80),
+            }
+        }
+
+        /// The codes of `v` (`v / s` when `DIV`), one per i32 lane.
+        #[inline(always)]
+        unsafe fn code<const DIV: bool>(&self, v: __m512) -> __m512i {
+            let v = if DIV { _mm512_div_ps(v, self.vs) } else { v };
             let bits = _mm512_castps_si512(v);
-            let sign = _mm512_and_si512(_mm512_srli_epi32::<24>(bits), signbit);
-            let a = _mm512_and_si512(bits, abs);
-            let odd = _mm512_and_si512(_mm512_srl_epi32(a, shift), one);
-            let normal = _mm512_sub_epi32(
-                _mm512_srl_epi32(_mm512_add_epi32(_mm512_add_epi32(a, half), odd), shift),
-                rebias,
+            let a = _mm512_and_si512(bits, self.abs);
+            let clamped = _mm512_min_epi32(a, self.top);
+            let c = _mm512_add_epi32(
+                _mm512_max_epi32(_mm512_and_si512(clamped, self.exp_mask), self.floor),
+                self.to_c,
             );
-            let y = _mm512_add_ps(_mm512_mul_ps(_mm512_castsi512_ps(a), sub_scale), magic);
-            let sub = _mm512_sub_epi32(_mm512_castps_si512(y), _mm512_castps_si512(magic));
-            let mag = _mm512_mask_blend_epi32(_mm512_cmplt_epu32_mask(a, sub_limit), normal, sub);
-            let mag = _mm512_mask_blend_epi32(_mm512_cmpgt_epu32_mask(mag, max), mag, overflow);
+            let sum = _mm512_castps_si512(_mm512_add_ps(
+                _mm512_castsi512_ps(clamped),
+                _mm512_castsi512_ps(c),
+            ));
+            let mag = _mm512_sub_epi32(
+                _mm512_add_epi32(_mm512_sub_epi32(sum, c), _mm512_srl_epi32(c, self.c_shift)),
+                self.offset,
+            );
+            // One `min` is the overflow select (`overflow` is `max` or `max + 1`, and a code past
+            // `max` is at least `max + 1`).
+            let mag = _mm512_min_epi32(mag, self.overflow);
             // A scaled quantizer's input is finite (checked before its codes): no NaN to encode.
             let mag = if DIV {
                 mag
             } else {
-                _mm512_mask_blend_epi32(_mm512_cmpgt_epu32_mask(a, inf), mag, nan)
+                let is_nan = _mm512_cmpgt_epi32_mask(a, self.exp_mask);
+                _mm512_mask_blend_epi32(is_nan, mag, self.nan)
             };
-            _mm512_or_si512(mag, sign)
-        };
-        if ahead.is_empty() {
-            // A plain cast (or a group with nothing to prefetch): streamed when large.
-            let block = |i: usize, k: __mmask16| {
-                let c = code(_mm512_maskz_loadu_ps(k, xp.add(i)));
-                _mm256_castsi128_si256(_mm512_cvtepi32_epi8(c))
-            };
-            return store_code_run::<1>(op, n, block);
+            // mag | (bits >> 24 & 0x80): the sign into the code's top bit, one ternary-logic op.
+            _mm512_ternarylogic_epi32::<0xf8>(mag, _mm512_srli_epi32::<24>(bits), self.signbit)
         }
+    }
+
+    /// The scaled FP8 codes of `x[..64 k]` with scale `s != 0`, and in the same loop the absmax
+    /// of `next[..64 k]`, prefetching `ahead`, as [`int8_quant_fused`] (ordinary stores: streamed,
+    /// the codes measured no faster on Zen 4). Returns `64 k` and [`NextAbsmax::taken`].
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    #[inline]
+    unsafe fn fp8_scaled_fused(
+        x: &[f32],
+        s: f32,
+        f: Fp8Spec,
+        out: &mut [u8],
+        next: &[f32],
+        ahead: &[f32],
+    ) -> (usize, (usize, u32)) {
+        let n = x.len() / 64 * 64;
+        assert!(out.len() >= n);
+        let mut next_abs = NextAbsmax::new(next, n);
+        let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
+        let enc = Fp8Lanes::new(f, s);
         let mut i = 0;
-        while i + 16 <= n {
-            prefetch(ahead, i);
-            let c = code(_mm512_loadu_ps(xp.add(i)));
-            _mm_storeu_si128(op.add(i) as *mut __m128i, _mm512_cvtepi32_epi8(c));
-            i += 16;
+        while i < n {
+            for k in [0, 16, 32, 48] {
+                prefetch(ahead, i + k);
+            }
+            next_abs.step(i);
+            for k in [0, 16, 32, 48] {
+                let q = _mm512_cvtepi32_epi8(enc.code::<true>(_mm512_loadu_ps(xp.add(i + k))));
+                _mm_storeu_si128(op.add(i + k) as *mut __m128i, q);
+            }
+            i += 64;
         }
-        if i < n {
-            let k = tail_mask(n - i);
-            let c = code(_mm512_maskz_loadu_ps(k, xp.add(i)));
-            _mm512_mask_cvtepi32_storeu_epi8(op.add(i) as *mut i8, k, c);
-        }
+        (n, next_abs.taken())
     }
 
     /// f32 values of FP8 codes (times `s` when `MUL`): exactly the decode tables of `fp8.rs`.
@@ -885,7 +1084,7 @@ pub(crate) mod avx512 {
             int8_quant_body(&x[done..], s, &mut out[done..]);
             taken
         };
-        let absmax = |x: &[f32]| absmax_bits_body(x, &[]);
+        let absmax = |x: &[f32]| absmax_bits_body(x);
         let all_accepted = pipelined_groups(src, cols, glen, scales, 127.0, accept, absmax, codes);
         if stream {
             _mm_sfence();
@@ -893,8 +1092,8 @@ pub(crate) mod avx512 {
         all_accepted
     }
 
-    /// FP8 E4M3 scaled codes and scales of whole rows (32 groups at a time: absmax, scales, codes);
-    /// `accept` as in [`int8_quant_rows`].
+    /// FP8 E4M3 scaled codes and scales of whole rows, software-pipelined as [`int8_quant_rows`];
+    /// `accept` as there.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     pub(crate) unsafe fn fp8_quant_rows(
         src: &[f32],
@@ -905,122 +1104,59 @@ pub(crate) mod avx512 {
         f: Fp8Spec,
         accept: impl Fn(f32) -> bool,
     ) -> bool {
-        let codes = |x: &[f32], s: f32, r: std::ops::Range<usize>, ahead: &[f32]| {
+        let codes = |x: &[f32], s: f32, r: std::ops::Range<usize>, next: &[f32], ahead: &[f32]| {
             let out = &mut dst[r];
             if s == 0.0 {
                 out.fill(0);
-            } else {
-                fp8_encode_body::<true>(x, s, f, out, ahead);
+                return (0, 0);
             }
+            let (done, taken) = fp8_scaled_fused(x, s, f, out, next, ahead);
+            fp8_encode_body::<true>(&x[done..], s, f, &mut out[done..]);
+            taken
         };
-        spans_of_groups(src, cols, glen, scales, 448.0, accept, codes)
+        let absmax = |x: &[f32]| absmax_bits_body(x);
+        pipelined_groups(src, cols, glen, scales, 448.0, accept, absmax, codes)
     }
 
-    /// The loop of the FP8 scaled quantizer over whole rows (as many as `scales` holds): up to 32
-    /// groups at a time (a span), every absmax first (independent reductions that overlap), then the
-    /// scales (`absmax / qmax`), then `codes(group, scale, its range in src and in the codes, ahead)`
-    /// for each group while the span is still in L1. `ahead` is the part of the next span that
-    /// matches the group's place in this one, for the codes loop to prefetch: memory then streams
-    /// during the codes, not only during the absmax. A span with an absmax that `accept` rejects
-    /// stops the loop before its codes: returns false. `src` may go on past the rows (the last span
-    /// prefetches from there).
-    #[inline(always)]
-    unsafe fn spans_of_groups(
-        src: &[f32],
-        cols: usize,
-        glen: usize,
-        scales: &mut [f32],
-        qmax: f32,
-        accept: impl Fn(f32) -> bool,
-        mut codes: impl FnMut(&[f32], f32, std::ops::Range<usize>, &[f32]),
-    ) -> bool {
-        let gpr = cols.div_ceil(glen);
-        for (row, sc) in scales.chunks_exact_mut(gpr).enumerate() {
-            let base = row * cols;
-            for (c, sc) in sc.chunks_mut(32).enumerate() {
-                let g0 = c * 32;
-                let group = |g: usize| base + g * glen..base + ((g + 1) * glen).min(cols);
-                let span_start = group(g0).start;
-                let span_end = group(g0 + sc.len() - 1).end;
-                let len = span_end - span_start;
-                // The next span is prefetched during the codes; with long groups (per row) the one
-                // after it also during the absmax pass. Measured on Zen 5 at 64 Mi: INT8 per row (which
-                // used this loop then) 0.80-0.83 of the ceiling with it, 0.74-0.75 without; with groups
-                // of 128 it costs (FP8 0.60 against 0.75: more prefetches in flight than the short
-                // loops hide). On Zen 4 the INT8 quantizer is faster through `pipelined_groups`
-                // (g128 0.81-0.86 against 0.69-0.75) and FP8 g128 slower (one thread: AVX2's pipelined
-                // FP8 0.51-0.57 against this loop's 0.63-0.65), so FP8 keeps this one.
-                let ahead = |from: usize| &src[from.min(src.len())..src.len().min(from + len)];
-                let next = ahead(span_end);
-                let after = if glen >= 1024 {
-                    ahead(span_end + len)
-                } else {
-                    &[]
-                };
-                // The part of a look-ahead span at the group's place in this span.
-                fn part(span: &[f32], at: usize, len: usize) -> &[f32] {
-                    let p = span.get(at..).unwrap_or(&[]);
-                    &p[..p.len().min(len)]
-                }
-                for (k, s) in sc.iter_mut().enumerate() {
-                    let r = group(g0 + k);
-                    *s = f32::from_bits(absmax_bits_body(
-                        &src[r.clone()],
-                        part(after, r.start - span_start, r.len()),
-                    ));
-                }
-                if !sc.iter().all(|&a| accept(a)) {
-                    return false;
-                }
-                for s in sc.iter_mut() {
-                    *s /= qmax;
-                }
-                for (k, &s) in sc.iter().enumerate() {
-                    let r = group(g0 + k);
-                    let ahead = part(next, r.start - span_start, r.len());
-                    codes(&src[r.clone()], s, r, ahead);
-                }
-            }
-        }
-        true
-    }
-
-    /// The AVX-512 bodies of the 4-bit quantizer.
-    pub(crate) struct Body;
-
-    impl crate::kernels::kbit::Int4Body for Body {
-        #[inline(always)]
-        unsafe fn lo_hi(x: &[f32]) -> (f32, f32) {
-            lo_hi_body(x)
-        }
-        #[inline(always)]
-        unsafe fn lo_hi_nan(x: &[f32]) -> (f32, f32, bool) {
-            lo_hi_nan_body::<true>(x)
-        }
-        #[inline(always)]
-        unsafe fn quant(x: &[f32], scale: f32, zero: f32, out: &mut [u8], ahead: &[f32]) -> usize {
-            int4_quant_body(x, scale, zero, out, ahead)
-        }
-    }
-
-    /// The 4-bit quantizer on whole rows, compiled for AVX-512.
+    /// The 4-bit quantizer on whole rows, compiled for AVX-512: [`super::pipelined_int4`].
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-    pub(crate) unsafe fn int4_quant_rows(
+    pub(crate) unsafe fn int4_quant_rows<A: Fn(f32, f32, bool) -> bool>(
         src: &[f32],
         shape: crate::kernels::Shape,
         dst: &mut [u8],
         scales: &mut [f32],
         zeros: &mut [u8],
-        accept: Option<&dyn Fn(f32, f32, bool) -> bool>,
+        accept: Option<&A>,
     ) -> bool {
-        crate::kernels::kbit::quantize_int4_generic::<Body>(src, shape, dst, scales, zeros, accept)
+        pipelined_int4::<Fused, A>(src, shape, dst, scales, zeros, accept)
+    }
+
+    /// The AVX-512 bodies of [`super::pipelined_int4`].
+    struct Fused;
+
+    impl Int4Fused for Fused {
+        #[inline(always)]
+        unsafe fn lo_hi_nan(x: &[f32]) -> (f32, f32, bool) {
+            lo_hi_nan_body::<true>(x)
+        }
+        #[inline(always)]
+        unsafe fn quant(
+            x: &[f32],
+            scale: f32,
+            zero: f32,
+            out: &mut [u8],
+            next: &[f32],
+            ahead: &[f32],
+        ) -> (usize, (usize, (f32, f32, bool))) {
+            int4_quant_body(x, scale, zero, out, next, ahead)
+        }
     }
 }
 
 /// AVX2 bodies: 8 lanes; each function handles the largest multiple of its block and leaves the tail
 /// to the portable code (it returns how many elements it did).
 pub(crate) mod avx2 {
-    use super::{look_ahead, pipelined_groups, prefetch, Fp8Spec, Group, PREFETCH_AHEAD};
+    use super::{pipelined_groups, pipelined_int4, prefetch, Fp8Spec, Int4Fused, PREFETCH_AHEAD};
     use std::arch::x86_64::*;
 
     use crate::kernels::STREAM_STORES_MIN;
@@ -1067,13 +1203,6 @@ pub(crate) mod avx2 {
             i += step;
         }
         i
-    }
-
-    /// `round_half_even(clamp(v / s, lo, hi))` as i32 lanes.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    #[inline]
-    unsafe fn rounded_quotient(v: __m256, vs: __m256, lo: __m256, hi: __m256) -> __m256i {
-        _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(_mm256_div_ps(v, vs), lo), hi))
     }
 
     /// Largest sign-cleared bit pattern of `x` (0 for an empty slice).
@@ -1140,10 +1269,15 @@ pub(crate) mod avx2 {
         let mut next_abs = NextAbsmax::new(next, n);
         let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
         let vs = _mm256_set1_ps(s);
-        let lo = _mm256_set1_ps(-127.0);
-        let hi = _mm256_set1_ps(127.0);
+        let minus_127 = _mm256_set1_epi8(-127);
         let perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
-        let code = |i: usize| rounded_quotient(_mm256_loadu_ps(xp.add(i)), vs, lo, hi);
+        // The portable code clamps `x / s` to [-127, 127], then rounds. The bounds are integers, so
+        // clamping commutes with rounding: the codes are the rounded quotients clamped, here in the
+        // integer lanes (the packs saturate at 127, `max` lifts -128), without the two float clamps
+        // per 8 lanes. The quotients are small, so `cvtps2dq` and the 16-bit pack are exact: `s` is
+        // the absmax / 127 of a group holding `x`, so |x / s| <= 127 plus the rounding of `s`, at most
+        // 190.5 even where `s` is a few subnormal steps (it is nonzero here).
+        let code = |i: usize| _mm256_cvtps_epi32(_mm256_div_ps(_mm256_loadu_ps(xp.add(i)), vs));
         let mut i = 0;
         while i < n {
             prefetch(ahead, i);
@@ -1152,6 +1286,7 @@ pub(crate) mod avx2 {
             let ab = _mm256_packs_epi32(code(i), code(i + 8));
             let cd = _mm256_packs_epi32(code(i + 16), code(i + 24));
             let q = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(ab, cd), perm);
+            let q = _mm256_max_epi8(q, minus_127);
             _mm256_storeu_si256(op.add(i) as *mut __m256i, q);
             i += 32;
         }
@@ -1246,14 +1381,20 @@ pub(crate) mod avx2 {
         let mut next_range = NextRange::new(next, n);
         let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
         let vs = _mm256_set1_ps(scale);
-        let lo = _mm256_set1_ps(-zero);
-        let hi = _mm256_set1_ps(15.0 - zero);
         let vz = _mm256_set1_epi32(zero as i32);
+        let fifteen = _mm256_set1_epi8(15);
         let perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
         // maddubs with bytes (1, 16): even code + 16 * odd code in each 16-bit lane.
         let weights = _mm256_set1_epi16(0x1001);
+        // The portable code clamps `x / s` to [-zero, 15 - zero], rounds, adds `zero`. The bounds are
+        // integers, so clamping commutes with rounding (monotone, integers fixed): the code is also
+        // round(x / s) + zero clamped to [0, 15], which is clamped here in the integer lanes (the packs
+        // saturate below 0, `min` caps at 15), without the two float clamps per 8 lanes. The
+        // quotients are small, so `cvtps2dq` and the 16-bit pack are exact: every x lies in
+        // [lo, hi] with lo <= 0 <= hi, s = (hi - lo) / 15 rounded and nonzero, so |x / s| <= 15 plus
+        // the rounding of s, at most 22.5 even where s is a few subnormal steps.
         let code = |i: usize| {
-            let k = rounded_quotient(_mm256_loadu_ps(xp.add(i)), vs, lo, hi);
+            let k = _mm256_cvtps_epi32(_mm256_div_ps(_mm256_loadu_ps(xp.add(i)), vs));
             _mm256_add_epi32(k, vz)
         };
         let mut i = 0;
@@ -1264,7 +1405,7 @@ pub(crate) mod avx2 {
             let ab = _mm256_packs_epi32(code(i), code(i + 8));
             let cd = _mm256_packs_epi32(code(i + 16), code(i + 24));
             let codes = _mm256_permutevar8x32_epi32(_mm256_packus_epi16(ab, cd), perm);
-            let pairs = _mm256_maddubs_epi16(codes, weights);
+            let pairs = _mm256_maddubs_epi16(_mm256_min_epu8(codes, fifteen), weights);
             let bytes = _mm_packus_epi16(
                 _mm256_castsi256_si128(pairs),
                 _mm256_extracti128_si256::<1>(pairs),
@@ -1762,11 +1903,7 @@ pub(crate) mod avx2 {
         }
     }
 
-    /// The 4-bit quantizer on whole rows (as many as `scales` and `zeros` hold), compiled for AVX2 and
-    /// software-pipelined as [`pipelined_groups`]: each group's codes are computed in the loop that
-    /// takes the next group's range. `accept(lo, hi, has_nan)` (the streaming form's check) sees each
-    /// group's range before any of its codes; on a rejection the loop stops and returns false. Groups
-    /// start on a byte (an even group length, as `kbit::quantize_int4_generic`).
+    /// The 4-bit quantizer on whole rows, compiled for AVX2: [`pipelined_int4`].
     #[target_feature(enable = "avx2,fma,f16c")]
     pub(crate) unsafe fn int4_quant_rows<A: Fn(f32, f32, bool) -> bool>(
         src: &[f32],
@@ -1776,50 +1913,28 @@ pub(crate) mod avx2 {
         zeros: &mut [u8],
         accept: Option<&A>,
     ) -> bool {
-        let (cols, glen, gpr) = (shape.cols, shape.group_len(), shape.groups_per_row());
-        let row_bytes = crate::kernels::kbit::packed_row_bytes(cols, 4);
-        let rows = (scales.len().min(zeros.len()) / gpr).min(dst.len() / row_bytes);
-        let n_groups = rows * gpr;
-        let mut g = Group::first(cols, glen);
-        let mut range = if n_groups > 0 {
-            lo_hi_nan_body::<true>(&src[g.range()])
-        } else {
-            (0.0, 0.0, false)
-        };
-        let params = scales[..n_groups].iter_mut().zip(&mut zeros[..n_groups]);
-        for (i, (group_scale, group_zero)) in params.enumerate() {
-            let (lo, hi, nan) = range;
-            if accept.is_some_and(|accept| !accept(lo, hi, nan)) {
-                return false;
-            }
-            let (scale, zero) = crate::kernels::kbit::asym_params(lo, hi, 4);
-            *group_scale = scale;
-            *group_zero = zero as u8;
-            let (r, following) = (g.range(), g.next(cols, glen));
-            let (next, fused, ahead) = look_ahead(src, r.clone(), following, i + 1 < n_groups);
-            let x = &src[r.clone()];
-            let b0 = g.row * row_bytes + (r.start - g.row_start) / 2;
-            let bytes = &mut dst[b0..b0 + x.len().div_ceil(2)];
-            let (done, (taken, (nlo, nhi, nnan))) = if scale == 0.0 {
-                (0, (0, (0.0, 0.0, false)))
-            } else {
-                int4_quant_body(x, scale, zero, bytes, fused, ahead)
-            };
-            crate::kernels::kbit::int4_group_tail(x, done, scale, zero, bytes);
-            range = if taken == 0 {
-                lo_hi_nan_body::<true>(next)
-            } else {
-                let (mut lo, mut hi, mut nan) = (nlo, nhi, nnan);
-                for &v in &next[taken..] {
-                    lo = if v < lo { v } else { lo };
-                    hi = if v > hi { v } else { hi };
-                    nan |= v.is_nan();
-                }
-                (lo, hi, nan)
-            };
-            g = following;
+        pipelined_int4::<Fused, A>(src, shape, dst, scales, zeros, accept)
+    }
+
+    /// The AVX2 bodies of [`pipelined_int4`].
+    struct Fused;
+
+    impl Int4Fused for Fused {
+        #[inline(always)]
+        unsafe fn lo_hi_nan(x: &[f32]) -> (f32, f32, bool) {
+            lo_hi_nan_body::<true>(x)
         }
-        true
+        #[inline(always)]
+        unsafe fn quant(
+            x: &[f32],
+            scale: f32,
+            zero: f32,
+            out: &mut [u8],
+            next: &[f32],
+            ahead: &[f32],
+        ) -> (usize, (usize, (f32, f32, bool))) {
+            int4_quant_body(x, scale, zero, out, next, ahead)
+        }
     }
 
     /// A range (minimum and maximum from +0.0, by strict comparisons, and whether a NaN was seen)
