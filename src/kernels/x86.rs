@@ -850,15 +850,15 @@ pub(crate) mod avx512 {
         }
     }
 
-    /// The scaled FP8 codes of `x[..64 k]` with scale `s != 0`, and in the same loop the absmax
-    /// of `next[..64 k]`, prefetching `ahead`, as [`int8_quant_fused`] (ordinary stores: streamed,
-    /// the codes measured no faster on Zen 4). Returns `64 k` and [`NextAbsmax::taken`].
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-    #[inline]
+    /// The scaled FP8 codes of `x[..64 k]` (the encoder `enc` holds the scale), and in the same
+    /// loop the absmax of `next[..64 k]`, prefetching `ahead`, as [`int8_quant_fused`] (ordinary
+    /// stores: streamed, the codes measured no faster on Zen 4). Returns `64 k` and
+    /// [`NextAbsmax::taken`]. Always inlined into the rows kernel, which builds the constants once,
+    /// as at AVX2.
+    #[inline(always)]
     unsafe fn fp8_scaled_fused(
+        enc: &Fp8Lanes,
         x: &[f32],
-        s: f32,
-        f: Fp8Spec,
         out: &mut [u8],
         next: &[f32],
         ahead: &[f32],
@@ -867,7 +867,6 @@ pub(crate) mod avx512 {
         assert!(out.len() >= n);
         let mut next_abs = NextAbsmax::new(next, n);
         let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
-        let enc = Fp8Lanes::new(f, s);
         let mut i = 0;
         while i < n {
             for k in [0, 16, 32, 48] {
@@ -1104,13 +1103,19 @@ pub(crate) mod avx512 {
         f: Fp8Spec,
         accept: impl Fn(f32) -> bool,
     ) -> bool {
+        // The constants once; each group sets its scale.
+        let base = Fp8Lanes::new(f, 1.0);
         let codes = |x: &[f32], s: f32, r: std::ops::Range<usize>, next: &[f32], ahead: &[f32]| {
             let out = &mut dst[r];
             if s == 0.0 {
                 out.fill(0);
                 return (0, 0);
             }
-            let (done, taken) = fp8_scaled_fused(x, s, f, out, next, ahead);
+            let enc = Fp8Lanes {
+                vs: _mm512_set1_ps(s),
+                ..base
+            };
+            let (done, taken) = fp8_scaled_fused(&enc, x, out, next, ahead);
             fp8_encode_body::<true>(&x[done..], s, f, &mut out[done..]);
             taken
         };
