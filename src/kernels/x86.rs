@@ -40,9 +40,9 @@ unsafe fn prefetch(ahead: &[f32], i: usize) {
 /// elements: 256 to 2048 elements all help, 1024 most.
 const PREFETCH_AHEAD: usize = 1024;
 
-/// The loop of the symmetric quantizers (AVX2 and AVX-512 INT8), software-pipelined: the groups of
-/// the rows (as many as `scales` holds) in order, the codes of each computed while the same loop
-/// takes the absmax of the next group (loads from memory overlapping the arithmetic on data already
+/// The loop of the symmetric quantizers (INT8 and scaled FP8, AVX2 and AVX-512), software-pipelined:
+/// the groups of the rows (as many as `scales` holds) in order, the codes of each computed while the
+/// same loop takes the absmax of the next group (loads from memory overlapping the arithmetic on data already
 /// in L1: the codes cost about as much as the memory stream, so a separate absmax pass per group
 /// leaves the two mostly serial) and prefetches past it. `absmax_bits` is the level's whole-group
 /// absmax (sign-cleared bits), for the groups the codes loop could not take. Each group's absmax is
