@@ -620,8 +620,8 @@ fn near_ties_give_the_references_codes() {
 /// INT4 groups whose range is a few subnormal steps (1 to 40 steps of 2^-149, every split of it
 /// around 0), holding every multiple of the step in their range: there the scale `(hi - lo) / 15`
 /// rounds coarsely (1 step for a range of 8 to 22 steps), so the quotients `x / scale` reach past
-/// [-15, 15] (up to 22), where the AVX2 body clamps the codes after rounding, in integer lanes. Every
-/// level, the checked and the one-pass quantizer, against the reference.
+/// [-15, 15] (up to 22), where the AVX2 and AVX-512 bodies clamp the codes after rounding, in integer
+/// lanes. Every level, the checked and the one-pass quantizer, against the reference.
 #[test]
 fn int4_groups_a_few_subnormal_steps_wide_give_the_references_codes() {
     const GROUP: usize = 64;
@@ -660,8 +660,8 @@ fn int4_groups_a_few_subnormal_steps_wide_give_the_references_codes() {
 
 /// INT8 groups whose absmax is 1 to 400 subnormal steps, each holding +-absmax and 62 multiples of
 /// the step between: there the scale absmax / 127 rounds coarsely (1 step for an absmax of 64 to 190
-/// steps), so the quotients reach past 127 (up to 190), where the AVX2 body clamps the codes after
-/// rounding, in integer lanes. Every level, the checked and the one-pass quantizer, against the
+/// steps), so the quotients reach past 127 (up to 190), where the AVX2 and AVX-512 bodies clamp the
+/// codes after rounding, in integer lanes. Every level, the checked and the one-pass quantizer, against the
 /// reference.
 #[test]
 fn int8_groups_a_few_subnormal_steps_wide_give_the_references_codes() {

@@ -764,11 +764,17 @@ pub(crate) mod avx512 {
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     #[inline]
     unsafe fn fp8_encode_body<const DIV: bool>(x: &[f32], s: f32, f: Fp8Spec, out: &mut [u8]) {
+        fp8_encode_run::<DIV>(&Fp8Lanes::new(f, s), x, out)
+    }
+
+    /// The codes of all of `x` by `enc` (`out.len() >= x.len()`): streamed when large (the plain
+    /// casts), masked stores for the tail.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    #[inline]
+    unsafe fn fp8_encode_run<const DIV: bool>(enc: &Fp8Lanes, x: &[f32], out: &mut [u8]) {
         let n = x.len();
         assert!(out.len() >= n);
         let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
-        let enc = Fp8Lanes::new(f, s);
-        // Streamed when large (the plain casts).
         let block = |i: usize, k: __mmask16| {
             let c = enc.code::<DIV>(_mm512_maskz_loadu_ps(k, xp.add(i)));
             _mm256_castsi128_si256(_mm512_cvtepi32_epi8(c))
@@ -779,7 +785,8 @@ pub(crate) mod avx512 {
     /// The FP8 encoder's constants for one format and scale, in 16 lanes: rounding by addition, as
     /// the AVX2 encoder (see `avx2::Fp8Lanes`, which derives it). A struct with an
     /// `#[inline(always)]` method for the reason given there: a closure returned for it (as
-    /// `int8_code` is) stayed out of line, every intrinsic a call (0.03 of the ceiling, Zen 4).
+    /// `int8_code` is) ran the scaled quantizer at 0.03 of the ceiling (Zen 4; as if kept out of
+    /// line, which was not checked in the assembly).
     #[derive(Clone, Copy)]
     struct Fp8Lanes {
         vs: __m512,
@@ -1116,7 +1123,8 @@ pub(crate) mod avx512 {
                 ..base
             };
             let (done, taken) = fp8_scaled_fused(&enc, x, out, next, ahead);
-            fp8_encode_body::<true>(&x[done..], s, f, &mut out[done..]);
+            // The tail (none when the group is a multiple of 64) with the group's encoder.
+            fp8_encode_run::<true>(&enc, &x[done..], &mut out[done..]);
             taken
         };
         let absmax = |x: &[f32]| absmax_bits_body(x);
