@@ -475,6 +475,43 @@ fn fp8_scaled_thread_count_does_not_change_a_bit() {
     }
 }
 
+/// Groups long enough that the SIMD quantizers take their codes in pieces with the next group's
+/// absmax (or range) as a pass of its own (256 elements and more on x86-64): whole rows, groups of
+/// 256 and 512 with ragged last groups, an all-zero group and a group whose absmax is its last
+/// element, at every level, bit for bit against the references.
+#[test]
+fn long_groups_at_every_level_equal_the_references() {
+    let shapes = [
+        Shape::new(3, 1030, 0).unwrap(),
+        Shape::new(3, 1030, 256).unwrap(),
+        Shape::new(4, 1000, 300).unwrap(),
+        Shape::new(2, 1026, 512).unwrap(),
+        Shape::new(2, 4100, 0).unwrap(),
+    ];
+    for shape in shapes {
+        let mut x = big_matrix(shape.len(), 13);
+        x[..shape.group_len()].fill(0.0);
+        let last_of_second = (2 * shape.group_len()).min(shape.len()) - 1;
+        x[last_of_second] = 1e4;
+        let want8 = int8_all_ref(&x, shape);
+        let want4 = kbit_all(&x, shape, 4, true);
+        let want_fp8 = fp8_all(&x, shape, true);
+        at_every_level(|level| {
+            assert_eq!(int8_all(&x, shape), want8, "INT8 {level:?} {shape:?}");
+            assert_eq!(
+                kbit_all(&x, shape, 4, false),
+                want4,
+                "INT4 {level:?} {shape:?}"
+            );
+            assert_eq!(
+                fp8_all(&x, shape, false),
+                want_fp8,
+                "FP8 {level:?} {shape:?}"
+            );
+        });
+    }
+}
+
 /// The scaled FP8 quantizer on a stride through every f32 magnitude up to its group's absmax, with
 /// both signs, for absmaxes that make the scale exact (448: scale 1, every quotient is the value
 /// itself; 448 * 2^-100), inexact (3.7e-3) and subnormal (600 and 2000 units of 2^-149: the quotients
