@@ -514,9 +514,11 @@ fn long_groups_at_every_level_equal_the_references() {
 
 /// The scaled FP8 quantizer on a stride through every f32 magnitude up to its group's absmax, with
 /// both signs, for absmaxes that make the scale exact (448: scale 1, every quotient is the value
-/// itself; 448 * 2^-100), inexact (3.7e-3) and subnormal (600 and 2000 units of 2^-149: the quotients
-/// reach past 448 and saturate): the codes, scales and dequantized values of every level equal the
-/// reference's bit for bit.
+/// itself; 448 * 2^-100), inexact (3.7e-3), subnormal (600 and 2000 units of 2^-149: the quotients
+/// reach past 448 and saturate) and either side of the smallest normal scale (448 * 2^-126, whose
+/// scale is exactly 2^-126, and a few ulps below, whose scale is subnormal): the x86 bodies drop
+/// their overflow clamps from a normal scale on. The codes, scales and dequantized values of every
+/// level equal the reference's bit for bit.
 #[test]
 fn fp8_scaled_stride_through_the_quotients() {
     const COLS: usize = 4096;
@@ -526,6 +528,8 @@ fn fp8_scaled_stride_through_the_quotients() {
         3.7e-3,
         f32::from_bits(600),
         f32::from_bits(2000),
+        448.0 * f32::MIN_POSITIVE,
+        f32::from_bits((448.0 * f32::MIN_POSITIVE).to_bits() - 3),
     ] {
         let top = absmax.to_bits() as u64;
         let stride = (top / 1_500_000).max(1);
@@ -549,6 +553,13 @@ fn fp8_scaled_stride_through_the_quotients() {
         for group in [128, 0] {
             let shape = Shape::new(x.len() / COLS, COLS, group).unwrap();
             let want = fp8_all(&x, shape, true);
+            // Which side of the smallest normal scale the case is on is what it says.
+            let scale = f32::from_bits(want.1[0]);
+            assert_eq!(
+                scale >= f32::MIN_POSITIVE,
+                absmax >= 448.0 * f32::MIN_POSITIVE,
+                "absmax {absmax:e}"
+            );
             at_every_level(|level| {
                 assert_eq!(
                     fp8_all(&x, shape, false),

@@ -427,7 +427,7 @@ pub fn fp8_e5m2_to_f32(src: &[u8], dst: &mut [f32]) -> Result<()> {
 // The scaled FP8 E4M3 quantizer.
 
 /// Largest finite E4M3FN value: the scaled quantizer maps each group's absmax onto it.
-const E4M3_MAX: f32 = 448.0;
+pub(crate) const E4M3_MAX: f32 = 448.0;
 
 /// Checks every argument of the scaled quantizer before anything is written.
 /// Returns the absmax of the whole input (one pass that also checks finiteness).

@@ -55,6 +55,16 @@ const LONG_GROUP_MIN: usize = 256;
 /// The piece of a long group between two bursts of L2 prefetches (16 cache lines).
 const LONG_PIECE: usize = 256;
 
+/// From this scale on, the scaled FP8 quantizer's codes need no overflow clamp (`BOUNDED` in the
+/// encoders): with `s = RN(absmax / 448)` normal, `s >= absmax / 448 * (1 - 2^-24)`, so every
+/// `|x| / s` of the group is below `448 * (1 + 2^-23)` and rounds (as an f32) to at most
+/// `448 + 2^-15`, far below 464, the midpoint where E4M3 would round past its largest value 448. A
+/// subnormal scale carries fewer bits and the quotients can exceed 448 by far: those groups keep
+/// the clamps. Saves two of the encoder's operations per 16 lanes (AVX-512, Zen 4: the scaled FP8
+/// quantizer in L2 from 4.0 to 4.6 G elements/s per row and from 3.9 to 4.6 at g128, a probe outside
+/// the repository, best of 9 over four paired series).
+const BOUNDED_SCALE_MIN: f32 = f32::MIN_POSITIVE;
+
 /// Runs `piece` over the pieces of the long group `r` in order, before each prefetching into L2
 /// (`prefetcht1`) its share of what follows the group: the same offset in the group as long as
 /// `r` starting `PREFETCH_AHEAD` elements past it, as the fused loops' `ahead`. `prefetcht1` fills
@@ -81,87 +91,230 @@ unsafe fn long_group(
     }
 }
 
-/// The loop of the symmetric quantizers (INT8 and scaled FP8, AVX2 and AVX-512), software-pipelined:
-/// the groups of the rows (as many as `scales` holds) in order, the codes of each computed while the
-/// same loop takes the absmax of the next group (loads from memory overlapping the arithmetic on
-/// data already in L1: the codes cost about as much as the memory stream, so a separate absmax pass
-/// per group leaves the two mostly serial) and prefetches past it; groups of [`LONG_GROUP_MIN`] or
-/// more are quantized and then their successor's absmax taken, in two passes (see there).
-/// `absmax_bits` is the level's whole-group absmax (sign-cleared bits), for the groups the codes
-/// loop could not take. Each group's absmax is passed to `accept` before any of its codes; on a
-/// rejection the loop stops and returns false. `codes(x, scale, its range, next, ahead)` writes the
-/// codes of `x` (scale 0: all zero codes) and returns how much of `next` it took the absmax of (a
-/// multiple of the level's step, 32 or 64; 0 when it took none), with its bits. `src` may go on past
-/// the rows (the prefetch reads from there).
-// The arguments are the shape and the level's two bodies; a struct for them would only be
-// unpacked again in this one inlined loop.
-#[allow(clippy::too_many_arguments)]
+/// The loop of the symmetric quantizers (INT8 and scaled FP8, AVX2 and AVX-512), through
+/// [`pipelined`]: the groups of the rows (as many as `scales` holds) in order, each group's absmax
+/// taken by the codes loop of an earlier group, with a level's bodies `body`. Each group's absmax is
+/// passed to `accept` before any of its codes; on a rejection the loop stops and returns false.
+/// `src` may go on past the rows (the prefetch reads from there).
 #[inline(always)]
-unsafe fn pipelined_groups(
+unsafe fn pipelined_groups<B: SymmetricBody>(
     src: &[f32],
     cols: usize,
     glen: usize,
     scales: &mut [f32],
-    qmax: f32,
     accept: impl Fn(f32) -> bool,
-    absmax_bits: impl Fn(&[f32]) -> u32,
-    codes: impl FnMut(&[f32], f32, std::ops::Range<usize>, &[f32], &[f32]) -> (usize, u32),
-) -> bool {
-    // Two instances, so that the loop of short groups carries no code for long ones (with it, the
-    // AVX-512 INT4 g128 loop measured 3.4 G/s against 3.6).
-    let args = (src, cols, glen, scales, qmax);
-    if glen.min(cols) >= LONG_GROUP_MIN {
-        groups_loop::<true>(args, accept, absmax_bits, codes)
-    } else {
-        groups_loop::<false>(args, accept, absmax_bits, codes)
-    }
-}
-
-/// [`pipelined_groups`]; `LONG`: the rows' groups may be long (see [`LONG_GROUP_MIN`]).
-#[inline(always)]
-unsafe fn groups_loop<const LONG: bool>(
-    (src, cols, glen, scales, qmax): (&[f32], usize, usize, &mut [f32], f32),
-    accept: impl Fn(f32) -> bool,
-    absmax_bits: impl Fn(&[f32]) -> u32,
-    mut codes: impl FnMut(&[f32], f32, std::ops::Range<usize>, &[f32], &[f32]) -> (usize, u32),
+    body: B,
 ) -> bool {
     let gpr = cols.div_ceil(glen);
     let n_groups = scales.len() / gpr * gpr;
-    let mut g = Group::first(cols, glen);
-    let mut absmax = if n_groups > 0 {
-        absmax_bits(&src[g.range()])
-    } else {
-        0
+    let mut q = Symmetric {
+        src,
+        scales,
+        accept,
+        body,
     };
-    for (i, scale) in scales[..n_groups].iter_mut().enumerate() {
-        let a = f32::from_bits(absmax);
-        if !accept(a) {
-            return false;
+    pipelined(src, cols, glen, n_groups, &mut q)
+}
+
+/// A level's bodies of INT8 or scaled FP8 for [`pipelined_groups`], always inlined into it (see
+/// [`Pipeline`]).
+trait SymmetricBody {
+    /// The largest code magnitude (the scale is absmax / `QMAX`).
+    const QMAX: f32;
+    /// The whole-group absmax of `x` (sign-cleared bits), for the groups the codes loop could not
+    /// take.
+    unsafe fn absmax_bits(x: &[f32]) -> u32;
+    /// Writes the codes of `x = src[r]` with scale `s` (0: all zero codes) into the output at `r`,
+    /// taking in the same loop the absmax of `next[..k]` (a multiple of the level's step, 32 or 64)
+    /// and prefetching `ahead`: returns `k` (0 when it took none) and its bits.
+    unsafe fn codes(
+        &mut self,
+        x: &[f32],
+        s: f32,
+        r: std::ops::Range<usize>,
+        next: &[f32],
+        ahead: &[f32],
+    ) -> (usize, u32);
+}
+
+/// A quantizer as [`pipelined`] drives it, group by group. Every method is always inlined into the
+/// loop, and so compiled for the features of the level's function that runs it (a closure or a
+/// function left out of line there is compiled without them: its intrinsics become calls).
+trait Pipeline {
+    /// What a group's parameters come from (its absmax, or its range).
+    type Measure: Copy;
+    /// What its codes need (its scale, or its scale and zero point).
+    type Params: Copy + Default;
+    /// The measure of `x` (empty: the measure of nothing).
+    unsafe fn measure(&self, x: &[f32]) -> Self::Measure;
+    /// `m` completed with the elements `rest`.
+    fn fold(m: Self::Measure, rest: &[f32]) -> Self::Measure;
+    /// Checks group `i`'s measure, writes its parameters and returns them; None: rejected.
+    fn params(&mut self, i: usize, m: Self::Measure) -> Option<Self::Params>;
+    /// Writes the codes of `src[r]` (group `g`, or a piece of it) with the parameters `p`, taking in
+    /// the same loop the measure of `next[..k]` and prefetching `ahead`: returns `k` (0 when it took
+    /// none) and that measure.
+    unsafe fn codes(
+        &mut self,
+        g: &Group,
+        r: std::ops::Range<usize>,
+        p: Self::Params,
+        next: &[f32],
+        ahead: &[f32],
+    ) -> (usize, Self::Measure);
+}
+
+/// INT8 and scaled FP8 as a [`Pipeline`]: see [`pipelined_groups`].
+struct Symmetric<'a, Accept, B> {
+    src: &'a [f32],
+    scales: &'a mut [f32],
+    accept: Accept,
+    body: B,
+}
+
+impl<Accept: Fn(f32) -> bool, B: SymmetricBody> Pipeline for Symmetric<'_, Accept, B> {
+    type Measure = u32;
+    type Params = f32;
+
+    #[inline(always)]
+    unsafe fn measure(&self, x: &[f32]) -> u32 {
+        B::absmax_bits(x)
+    }
+
+    #[inline(always)]
+    fn fold(bits: u32, rest: &[f32]) -> u32 {
+        let rest = rest.iter().map(|v| v.to_bits() & 0x7fff_ffff);
+        rest.fold(bits, u32::max)
+    }
+
+    #[inline(always)]
+    fn params(&mut self, i: usize, bits: u32) -> Option<f32> {
+        let a = f32::from_bits(bits);
+        if !(self.accept)(a) {
+            return None;
         }
-        let s = a / qmax;
-        *scale = s;
-        let (r, following) = (g.range(), g.next(cols, glen));
-        let (next, fused, ahead) = look_ahead(src, r.clone(), following, i + 1 < n_groups);
-        absmax = if LONG && r.len() >= LONG_GROUP_MIN {
-            long_group(src, r, |p| {
-                codes(&src[p.clone()], s, p, &[], &[]);
-            });
-            absmax_bits(next)
-        } else if let (done @ 1.., bits) = codes(&src[r.clone()], s, r, fused, ahead) {
-            let tail = next[done..].iter().map(|v| v.to_bits() & 0x7fff_ffff);
-            tail.fold(bits, u32::max)
+        let s = a / B::QMAX;
+        self.scales[i] = s;
+        Some(s)
+    }
+
+    #[inline(always)]
+    unsafe fn codes(
+        &mut self,
+        _: &Group,
+        r: std::ops::Range<usize>,
+        s: f32,
+        next: &[f32],
+        ahead: &[f32],
+    ) -> (usize, u32) {
+        self.body.codes(&self.src[r.clone()], s, r, next, ahead)
+    }
+}
+
+/// The software-pipelined loop of the quantizers with parameters per group (INT8, scaled FP8 and
+/// INT4; AVX2 and AVX-512) over the first `n_groups` groups of the rows of `src` (see [`Pipeline`]):
+/// each group's measure is taken by the codes loop of an earlier group (loads from memory
+/// overlapping the arithmetic on data already in L1: the codes cost about as much as the memory
+/// stream, so a separate measuring pass per group would leave the two mostly serial).
+///
+/// Groups shorter than [`LONG_GROUP_MIN`] are measured two groups ahead: while group `i`'s codes are
+/// computed, the codes loop measures group `i + 2`, and the parameters of group `i + 1` (a check,
+/// the reductions, one or two scalar divisions: dozens of cycles of dependent work) are computed
+/// from the measure taken one iteration earlier. Nothing in group `i`'s codes waits for them, so
+/// that chain overlaps the codes. One group ahead, each group's divisions waited for its own
+/// parameters: on Zen 4, in L2 (a probe outside the repository, 64 Ki elements, best of 9, paired
+/// series), the AVX-512 scaled FP8 quantizer g128 went from 3.4 to 3.9 G elements/s two ahead (g64
+/// 2.7 to 3.2), INT4 g128 from 4.1 to 4.5 (with its codes body inlined; it was a call per group).
+/// Long groups are quantized in pieces, then their successor is measured in a pass of its own, one
+/// group ahead (see [`long_group`]; two ahead, that pass read from memory, not L2: INT4 per row on
+/// 4096 columns 0.86 of the ceiling against 0.92). `src` may go on past the rows (the prefetch
+/// reads from there).
+#[inline(always)]
+unsafe fn pipelined<Q: Pipeline>(
+    src: &[f32],
+    cols: usize,
+    glen: usize,
+    n_groups: usize,
+    q: &mut Q,
+) -> bool {
+    // Two instances, so that the loop of short groups carries no code for long ones (with it, the
+    // AVX-512 INT4 g128 loop measured 3.4 G/s against 3.6).
+    if glen.min(cols) >= LONG_GROUP_MIN {
+        pipelined_loop::<Q, true>(src, cols, glen, n_groups, q)
+    } else {
+        pipelined_loop::<Q, false>(src, cols, glen, n_groups, q)
+    }
+}
+
+/// [`pipelined`]; `LONG`: the rows' groups may be long (see [`LONG_GROUP_MIN`]).
+#[inline(always)]
+unsafe fn pipelined_loop<Q: Pipeline, const LONG: bool>(
+    src: &[f32],
+    cols: usize,
+    glen: usize,
+    n_groups: usize,
+    q: &mut Q,
+) -> bool {
+    if n_groups == 0 {
+        return true;
+    }
+    // How many groups ahead of the one being quantized the codes loop measures.
+    let lead = if LONG { 1 } else { 2 };
+    // `g`: the group being quantized (i); `last`: the last group measured (i + lead - 1), its
+    // measure `pending`; `cur`: group i's parameters when two ahead.
+    let mut g = Group::first(cols, glen);
+    let (mut last, mut cur) = (g, Q::Params::default());
+    if lead == 2 {
+        match q.params(0, q.measure(&src[g.range()])) {
+            Some(p) => cur = p,
+            None => return false,
+        }
+        last = g.next(cols, glen);
+    }
+    let mut pending = q.measure(if lead - 1 < n_groups {
+        &src[last.range()]
+    } else {
+        &[]
+    });
+    for i in 0..n_groups {
+        // Group i + lead - 1 is checked here, before group i's codes: a rejection stops the loop
+        // either way (the streaming callers then zero-fill everything).
+        let p = if i + lead - 1 < n_groups {
+            match q.params(i + lead - 1, pending) {
+                Some(p) => p,
+                None => return false,
+            }
         } else {
-            absmax_bits(next)
+            Q::Params::default()
         };
-        g = following;
+        let p = if lead == 1 {
+            p
+        } else {
+            std::mem::replace(&mut cur, p)
+        };
+        let (r, following) = (g.range(), last.next(cols, glen));
+        let (next, fused, ahead) = look_ahead(src, r.clone(), following, i + lead < n_groups);
+        pending = if LONG && r.len() >= LONG_GROUP_MIN {
+            long_group(src, r.clone(), |piece| {
+                q.codes(&g, piece, p, &[], &[]);
+            });
+            q.measure(next)
+        } else {
+            match q.codes(&g, r, p, fused, ahead) {
+                (0, _) => q.measure(next),
+                (taken, m) => Q::fold(m, &next[taken..]),
+            }
+        };
+        g = g.next(cols, glen);
+        last = following;
     }
     true
 }
 
-/// What the pipelined loops need past the group `r` they quantize: the `following` group's
-/// elements (`next`, empty when there is none), the same when the codes loop may take them in
-/// (`fused`: a group of the same length, else empty) and the part of the input to prefetch
-/// (`ahead`: `PREFETCH_AHEAD` elements past the next group's start, as long as `r`).
+/// What the pipelined loop needs past the group `r` it quantizes: the `following` group to measure
+/// (`next`, empty when there is none), the same when the codes loop may take it in (`fused`: a group
+/// of the same length, else empty) and the part of the input to prefetch (`ahead`:
+/// `PREFETCH_AHEAD` elements past the end of `r`, as long as `r`).
 #[inline(always)]
 fn look_ahead(
     src: &[f32],
@@ -180,7 +333,7 @@ fn look_ahead(
     (next, fused, ahead)
 }
 
-/// A group of the rows that the pipelined loops walk: its range in the input, its row and where
+/// A group of the rows that the pipelined loop walks: its range in the input, its row and where
 /// that row starts (the next group follows from it without a division).
 #[derive(Clone, Copy)]
 struct Group {
@@ -240,32 +393,13 @@ trait Int4Fused {
     ) -> (usize, (usize, (f32, f32, bool)));
 }
 
-/// The 4-bit quantizer on whole rows (as many as `scales` and `zeros` hold), software-pipelined as
-/// [`pipelined_groups`]: each group's codes are computed in the loop that takes the next group's
-/// range. `accept(lo, hi, has_nan)` (the streaming form's check) sees each group's range before any
-/// of its codes; on a rejection the loop stops and returns false. Groups start on a byte (an even
-/// group length, as the dispatch in `kbit` ensures). Inlined into each level's `int4_quant_rows`,
-/// compiled for its features.
+/// The 4-bit quantizer on whole rows (as many as `scales` and `zeros` hold), through [`pipelined`]:
+/// each group's range is taken by the codes loop of an earlier group. `accept(lo, hi, has_nan)` (the
+/// streaming form's check) sees each group's range before any of its codes; on a rejection the loop
+/// stops and returns false. Groups start on a byte (an even group length, as the dispatch in `kbit`
+/// ensures). Inlined into each level's `int4_quant_rows`, compiled for its features.
 #[inline(always)]
 unsafe fn pipelined_int4<B: Int4Fused, A: Fn(f32, f32, bool) -> bool>(
-    src: &[f32],
-    shape: crate::kernels::Shape,
-    dst: &mut [u8],
-    scales: &mut [f32],
-    zeros: &mut [u8],
-    accept: Option<&A>,
-) -> bool {
-    // Two instances, as in `pipelined_groups`.
-    if shape.group_len().min(shape.cols) >= LONG_GROUP_MIN {
-        int4_loop::<B, A, true>(src, shape, dst, scales, zeros, accept)
-    } else {
-        int4_loop::<B, A, false>(src, shape, dst, scales, zeros, accept)
-    }
-}
-
-/// [`pipelined_int4`]; `LONG` as in [`groups_loop`].
-#[inline(always)]
-unsafe fn int4_loop<B: Int4Fused, A: Fn(f32, f32, bool) -> bool, const LONG: bool>(
     src: &[f32],
     shape: crate::kernels::Shape,
     dst: &mut [u8],
@@ -276,64 +410,80 @@ unsafe fn int4_loop<B: Int4Fused, A: Fn(f32, f32, bool) -> bool, const LONG: boo
     let (cols, glen, gpr) = (shape.cols, shape.group_len(), shape.groups_per_row());
     let row_bytes = crate::kernels::kbit::packed_row_bytes(cols, 4);
     let rows = (scales.len().min(zeros.len()) / gpr).min(dst.len() / row_bytes);
-    let n_groups = rows * gpr;
-    let mut g = Group::first(cols, glen);
-    let mut range = if n_groups > 0 {
-        B::lo_hi_nan(&src[g.range()])
-    } else {
-        (0.0, 0.0, false)
+    let mut q = Int4::<B, A> {
+        src,
+        dst,
+        scales,
+        zeros,
+        row_bytes,
+        accept,
+        level: std::marker::PhantomData,
     };
-    let params = scales[..n_groups].iter_mut().zip(&mut zeros[..n_groups]);
-    for (i, (group_scale, group_zero)) in params.enumerate() {
-        let (lo, hi, nan) = range;
-        if accept.is_some_and(|accept| !accept(lo, hi, nan)) {
-            return false;
+    pipelined(src, cols, glen, rows * gpr, &mut q)
+}
+
+/// INT4 as a [`Pipeline`], with a level's bodies `B`: see [`pipelined_int4`].
+struct Int4<'a, B, A> {
+    src: &'a [f32],
+    dst: &'a mut [u8],
+    scales: &'a mut [f32],
+    zeros: &'a mut [u8],
+    row_bytes: usize,
+    accept: Option<&'a A>,
+    level: std::marker::PhantomData<B>,
+}
+
+impl<B: Int4Fused, A: Fn(f32, f32, bool) -> bool> Pipeline for Int4<'_, B, A> {
+    type Measure = (f32, f32, bool);
+    type Params = (f32, f32);
+
+    #[inline(always)]
+    unsafe fn measure(&self, x: &[f32]) -> (f32, f32, bool) {
+        B::lo_hi_nan(x)
+    }
+
+    #[inline(always)]
+    fn fold((mut lo, mut hi, mut nan): (f32, f32, bool), rest: &[f32]) -> (f32, f32, bool) {
+        for &v in rest {
+            lo = if v < lo { v } else { lo };
+            hi = if v > hi { v } else { hi };
+            nan |= v.is_nan();
+        }
+        (lo, hi, nan)
+    }
+
+    #[inline(always)]
+    fn params(&mut self, i: usize, (lo, hi, nan): (f32, f32, bool)) -> Option<(f32, f32)> {
+        if self.accept.is_some_and(|accept| !accept(lo, hi, nan)) {
+            return None;
         }
         let (scale, zero) = crate::kernels::kbit::asym_params(lo, hi, 4);
-        *group_scale = scale;
-        *group_zero = zero as u8;
-        let (r, following) = (g.range(), g.next(cols, glen));
-        let (next, fused, ahead) = look_ahead(src, r.clone(), following, i + 1 < n_groups);
-        // The codes of `src[p]`: the group, or a piece of it at an even offset (so on a byte).
-        let bytes_of = |p: &std::ops::Range<usize>| {
-            let b0 = g.row * row_bytes + (p.start - g.row_start) / 2;
-            b0..b0 + p.len().div_ceil(2)
-        };
-        let (taken, (nlo, nhi, nnan)) = if LONG && r.len() >= LONG_GROUP_MIN {
-            long_group(src, r, |p| {
-                let (x, bytes) = (&src[p.clone()], &mut dst[bytes_of(&p)]);
-                let done = if scale == 0.0 {
-                    0
-                } else {
-                    B::quant(x, scale, zero, bytes, &[], &[]).0
-                };
-                crate::kernels::kbit::int4_group_tail(x, done, scale, zero, bytes);
-            });
-            (0, (0.0, 0.0, false))
-        } else {
-            let (x, bytes) = (&src[r.clone()], &mut dst[bytes_of(&r)]);
-            let (done, taken) = if scale == 0.0 {
-                (0, (0, (0.0, 0.0, false)))
-            } else {
-                B::quant(x, scale, zero, bytes, fused, ahead)
-            };
-            crate::kernels::kbit::int4_group_tail(x, done, scale, zero, bytes);
-            taken
-        };
-        range = if taken == 0 {
-            B::lo_hi_nan(next)
-        } else {
-            let (mut lo, mut hi, mut nan) = (nlo, nhi, nnan);
-            for &v in &next[taken..] {
-                lo = if v < lo { v } else { lo };
-                hi = if v > hi { v } else { hi };
-                nan |= v.is_nan();
-            }
-            (lo, hi, nan)
-        };
-        g = following;
+        self.scales[i] = scale;
+        self.zeros[i] = zero as u8;
+        Some((scale, zero))
     }
-    true
+
+    #[inline(always)]
+    unsafe fn codes(
+        &mut self,
+        g: &Group,
+        p: std::ops::Range<usize>,
+        (scale, zero): (f32, f32),
+        next: &[f32],
+        ahead: &[f32],
+    ) -> (usize, (f32, f32, bool)) {
+        // `p` is the group, or a piece of it at an even offset (so on a byte).
+        let b0 = g.row * self.row_bytes + (p.start - g.row_start) / 2;
+        let x = &self.src[p.clone()];
+        let bytes = &mut self.dst[b0..b0 + p.len().div_ceil(2)];
+        let (done, taken) = if scale == 0.0 {
+            (0, (0, (0.0, 0.0, false)))
+        } else {
+            B::quant(x, scale, zero, bytes, next, ahead)
+        };
+        crate::kernels::kbit::int4_group_tail(x, done, scale, zero, bytes);
+        taken
+    }
 }
 
 /// AVX-512 (F, BW, VL) bodies: 16 lanes, masked loads and stores for the tails.
@@ -437,8 +587,7 @@ pub(crate) mod avx512 {
     /// see [`pipelined_groups`]. With `stream` and `out` 16-byte aligned the codes are written with
     /// non-temporal stores (the caller fences). Returns `64 k` (the tail is the caller's) and
     /// [`NextAbsmax::taken`].
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-    #[inline]
+    #[inline(always)]
     unsafe fn int8_quant_fused(
         x: &[f32],
         s: f32,
@@ -705,8 +854,7 @@ pub(crate) mod avx512 {
     /// Packed INT4 codes of `x[..32 * k]` (the largest multiple of 32) with `(scale != 0, zero)`, into
     /// `out[..16 * k]`, two codes a byte (the even one in the low nibble), and in the same loop the
     /// range of `next[..32 * k]`, prefetching `ahead` (see [`super::Int4Fused::quant`]).
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-    #[inline]
+    #[inline(always)]
     unsafe fn int4_quant_body(
         x: &[f32],
         scale: f32,
@@ -876,7 +1024,7 @@ pub(crate) mod avx512 {
         assert!(out.len() >= n);
         let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
         let block = |i: usize, k: __mmask16| {
-            let c = enc.code::<DIV>(_mm512_maskz_loadu_ps(k, xp.add(i)));
+            let c = enc.code::<DIV, false>(_mm512_maskz_loadu_ps(k, xp.add(i)));
             _mm256_castsi128_si256(_mm512_cvtepi32_epi8(c))
         };
         store_code_run::<1>(op, n, block);
@@ -923,13 +1071,19 @@ pub(crate) mod avx512 {
             }
         }
 
-        /// The codes of `v` (`v / s` when `DIV`), one per i32 lane.
+        /// The codes of `v` (`v / s` when `DIV`), one per i32 lane. `BOUNDED` (with `DIV` only):
+        /// every `|v / s|` is at most the format's largest value plus one unit in the last place of
+        /// an f32, so no code overflows and no clamp is needed (see [`BOUNDED_SCALE_MIN`]).
         #[inline(always)]
-        unsafe fn code<const DIV: bool>(&self, v: __m512) -> __m512i {
+        unsafe fn code<const DIV: bool, const BOUNDED: bool>(&self, v: __m512) -> __m512i {
             let v = if DIV { _mm512_div_ps(v, self.vs) } else { v };
             let bits = _mm512_castps_si512(v);
             let a = _mm512_and_si512(bits, self.abs);
-            let clamped = _mm512_min_epi32(a, self.top);
+            let clamped = if BOUNDED {
+                a
+            } else {
+                _mm512_min_epi32(a, self.top)
+            };
             let c = _mm512_add_epi32(
                 _mm512_max_epi32(_mm512_and_si512(clamped, self.exp_mask), self.floor),
                 self.to_c,
@@ -944,7 +1098,11 @@ pub(crate) mod avx512 {
             );
             // One `min` is the overflow select (`overflow` is `max` or `max + 1`, and a code past
             // `max` is at least `max + 1`).
-            let mag = _mm512_min_epi32(mag, self.overflow);
+            let mag = if BOUNDED {
+                mag
+            } else {
+                _mm512_min_epi32(mag, self.overflow)
+            };
             // A scaled quantizer's input is finite (checked before its codes): no NaN to encode.
             let mag = if DIV {
                 mag
@@ -963,7 +1121,7 @@ pub(crate) mod avx512 {
     /// [`NextAbsmax::taken`]. Always inlined into the rows kernel, which builds the constants once,
     /// as at AVX2.
     #[inline(always)]
-    unsafe fn fp8_scaled_fused(
+    unsafe fn fp8_scaled_fused<const BOUNDED: bool>(
         enc: &Fp8Lanes,
         x: &[f32],
         out: &mut [u8],
@@ -981,7 +1139,8 @@ pub(crate) mod avx512 {
             }
             next_abs.step(i);
             for k in [0, 16, 32, 48] {
-                let q = _mm512_cvtepi32_epi8(enc.code::<true>(_mm512_loadu_ps(xp.add(i + k))));
+                let v = _mm512_loadu_ps(xp.add(i + k));
+                let q = _mm512_cvtepi32_epi8(enc.code::<true, BOUNDED>(v));
                 _mm_storeu_si128(op.add(i + k) as *mut __m128i, q);
             }
             i += 64;
@@ -1180,22 +1339,46 @@ pub(crate) mod avx512 {
         stream: bool,
         accept: impl Fn(f32) -> bool,
     ) -> bool {
-        let codes = |x: &[f32], s: f32, r: std::ops::Range<usize>, next: &[f32], ahead: &[f32]| {
-            let out = &mut dst[r];
-            if s == 0.0 {
-                out.fill(0);
-                return (0, 0);
-            }
-            let (done, taken) = int8_quant_fused(x, s, out, next, ahead, stream);
-            int8_quant_body(&x[done..], s, &mut out[done..]);
-            taken
-        };
-        let absmax = |x: &[f32]| absmax_bits_body(x);
-        let all_accepted = pipelined_groups(src, cols, glen, scales, 127.0, accept, absmax, codes);
+        let all_accepted =
+            pipelined_groups(src, cols, glen, scales, accept, Int8Rows { dst, stream });
         if stream {
             _mm_sfence();
         }
         all_accepted
+    }
+
+    /// The INT8 bodies of [`int8_quant_rows`].
+    struct Int8Rows<'a> {
+        dst: &'a mut [i8],
+        stream: bool,
+    }
+
+    impl super::SymmetricBody for Int8Rows<'_> {
+        const QMAX: f32 = 127.0;
+
+        #[inline(always)]
+        unsafe fn absmax_bits(x: &[f32]) -> u32 {
+            absmax_bits_body(x)
+        }
+
+        #[inline(always)]
+        unsafe fn codes(
+            &mut self,
+            x: &[f32],
+            s: f32,
+            r: std::ops::Range<usize>,
+            next: &[f32],
+            ahead: &[f32],
+        ) -> (usize, u32) {
+            let out = &mut self.dst[r];
+            if s == 0.0 {
+                out.fill(0);
+                return (0, 0);
+            }
+            let (done, taken) = int8_quant_fused(x, s, out, next, ahead, self.stream);
+            int8_quant_body(&x[done..], s, &mut out[done..]);
+            taken
+        }
     }
 
     /// FP8 E4M3 scaled codes and scales of whole rows, software-pipelined as [`int8_quant_rows`];
@@ -1210,25 +1393,56 @@ pub(crate) mod avx512 {
         f: Fp8Spec,
         accept: impl Fn(f32) -> bool,
     ) -> bool {
+        debug_assert!(
+            f.man == 3 && f.bias == 7 && f.max == 0x7e,
+            "E4M3 only (QMAX is its 448)"
+        );
         // The constants once; each group sets its scale.
         let base = Fp8Lanes::new(f, 1.0);
-        let codes = |x: &[f32], s: f32, r: std::ops::Range<usize>, next: &[f32], ahead: &[f32]| {
-            let out = &mut dst[r];
+        pipelined_groups(src, cols, glen, scales, accept, Fp8Rows { dst, base })
+    }
+
+    /// The FP8 E4M3 bodies of [`fp8_quant_rows`].
+    struct Fp8Rows<'a> {
+        dst: &'a mut [u8],
+        base: Fp8Lanes,
+    }
+
+    impl super::SymmetricBody for Fp8Rows<'_> {
+        const QMAX: f32 = crate::kernels::fp8::E4M3_MAX;
+
+        #[inline(always)]
+        unsafe fn absmax_bits(x: &[f32]) -> u32 {
+            absmax_bits_body(x)
+        }
+
+        #[inline(always)]
+        unsafe fn codes(
+            &mut self,
+            x: &[f32],
+            s: f32,
+            r: std::ops::Range<usize>,
+            next: &[f32],
+            ahead: &[f32],
+        ) -> (usize, u32) {
+            let out = &mut self.dst[r];
             if s == 0.0 {
                 out.fill(0);
                 return (0, 0);
             }
             let enc = Fp8Lanes {
                 vs: _mm512_set1_ps(s),
-                ..base
+                ..self.base
             };
-            let (done, taken) = fp8_scaled_fused(&enc, x, out, next, ahead);
+            let (done, taken) = if s >= super::BOUNDED_SCALE_MIN {
+                fp8_scaled_fused::<true>(&enc, x, out, next, ahead)
+            } else {
+                fp8_scaled_fused::<false>(&enc, x, out, next, ahead)
+            };
             // The tail (none when the group is a multiple of 64) with the group's encoder.
             fp8_encode_run::<true>(&enc, &x[done..], &mut out[done..]);
             taken
-        };
-        let absmax = |x: &[f32]| absmax_bits_body(x);
-        pipelined_groups(src, cols, glen, scales, 448.0, accept, absmax, codes)
+        }
     }
 
     /// The 4-bit quantizer on whole rows, compiled for AVX-512: [`super::pipelined_int4`].
@@ -1368,8 +1582,7 @@ pub(crate) mod avx2 {
     /// The codes of `x[..32 * k]`, and in the same loop the absmax bits of `next[..32 * k]` (the group
     /// quantized next), prefetching the two cache lines of `ahead` per 32 codes: see
     /// [`pipelined_groups`]. Returns `32 * k` and [`NextAbsmax::taken`].
-    #[target_feature(enable = "avx2,fma,f16c")]
-    #[inline]
+    #[inline(always)]
     unsafe fn int8_quant_body(
         x: &[f32],
         s: f32,
@@ -1479,8 +1692,7 @@ pub(crate) mod avx2 {
     /// Packed INT4 codes of `x[..32 * k]` (see the AVX-512 version), and in the same loop the range
     /// of `next[..32 * k]`, prefetching `ahead`, as [`int8_quant_body`]; returns `32 * k` and
     /// [`NextRange::taken`].
-    #[target_feature(enable = "avx2,fma,f16c")]
-    #[inline]
+    #[inline(always)]
     unsafe fn int4_quant_body(
         x: &[f32],
         scale: f32,
@@ -1627,11 +1839,19 @@ pub(crate) mod avx2 {
         /// The magnitude codes of `p[..8]` (each divided by the scale first when `DIV`), one per i32
         /// lane; the signs are [`Self::codes_32`]'s.
         #[inline(always)]
-        unsafe fn magnitudes_8<const DIV: bool>(&self, p: *const f32) -> __m256i {
+        unsafe fn magnitudes_8<const DIV: bool, const BOUNDED: bool>(
+            &self,
+            p: *const f32,
+        ) -> __m256i {
             let v = _mm256_loadu_ps(p);
             let v = if DIV { _mm256_div_ps(v, self.vs) } else { v };
             let a = _mm256_and_si256(_mm256_castps_si256(v), self.abs);
-            let clamped = _mm256_min_epi32(a, self.top);
+            // `BOUNDED`: no clamp, as in the AVX-512 encoder (see `BOUNDED_SCALE_MIN`).
+            let clamped = if BOUNDED {
+                a
+            } else {
+                _mm256_min_epi32(a, self.top)
+            };
             let c = _mm256_add_epi32(
                 _mm256_max_epi32(_mm256_and_si256(clamped, self.exp_mask), self.floor),
                 self.to_c,
@@ -1646,7 +1866,11 @@ pub(crate) mod avx2 {
             );
             // `overflow` is `max` (saturating) or `max + 1` (the first code past the finite ones),
             // and a code past `max` is at least `max + 1`: one `min` is the overflow select.
-            let mag = _mm256_min_epi32(mag, self.overflow);
+            let mag = if BOUNDED {
+                mag
+            } else {
+                _mm256_min_epi32(mag, self.overflow)
+            };
             // A quotient of finite values by a scale is finite (the quantizers check their inputs):
             // only the plain casts meet NaN.
             if DIV {
@@ -1661,8 +1885,8 @@ pub(crate) mod avx2 {
         /// scale is positive, so a quotient has its dividend's sign): three packs for 32 codes in
         /// place of a shift, a mask and an or for every 8.
         #[inline(always)]
-        unsafe fn codes_32<const DIV: bool>(&self, p: *const f32) -> __m256i {
-            let m = |k: usize| self.magnitudes_8::<DIV>(p.add(k));
+        unsafe fn codes_32<const DIV: bool, const BOUNDED: bool>(&self, p: *const f32) -> __m256i {
+            let m = |k: usize| self.magnitudes_8::<DIV, BOUNDED>(p.add(k));
             let b = |k: usize| _mm256_loadu_si256(p.add(k) as *const __m256i);
             let mags = _mm256_packus_epi16(
                 _mm256_packus_epi32(m(0), m(8)),
@@ -1703,7 +1927,7 @@ pub(crate) mod avx2 {
         let block = |i: usize| {
             prefetch(x, i + PREFETCH_AHEAD);
             prefetch(x, i + PREFETCH_AHEAD + 16);
-            enc.codes_32::<DIV>(xp.add(i))
+            enc.codes_32::<DIV, false>(xp.add(i))
         };
         // Ordinary stores even for large outputs: streamed, the casts measured 2.3-2.5 G elements/s
         // against 2.7-2.8 (Zen 3, 64 Mi elements, the prefetch above in both).
@@ -1717,7 +1941,7 @@ pub(crate) mod avx2 {
     /// removing the call measured within the noise, in L2 on Zen 3). No closure inside: one would not
     /// inherit the caller's AVX2, having no `target_feature` of its own.
     #[inline(always)]
-    unsafe fn fp8_scaled_fused(
+    unsafe fn fp8_scaled_fused<const BOUNDED: bool>(
         enc: &Fp8Lanes,
         x: &[f32],
         out: &mut [u8],
@@ -1733,7 +1957,7 @@ pub(crate) mod avx2 {
             prefetch(ahead, i);
             prefetch(ahead, i + 16);
             next_abs.step(i);
-            let q = enc.codes_32::<true>(xp.add(i));
+            let q = enc.codes_32::<true, BOUNDED>(xp.add(i));
             _mm256_storeu_si256(op.add(i) as *mut __m256i, q);
             i += 32;
         }
@@ -1906,8 +2130,32 @@ pub(crate) mod avx2 {
         scales: &mut [f32],
         accept: impl Fn(f32) -> bool,
     ) -> bool {
-        let codes = |x: &[f32], s: f32, r: std::ops::Range<usize>, next: &[f32], ahead: &[f32]| {
-            let out = &mut dst[r];
+        pipelined_groups(src, cols, glen, scales, accept, Int8Rows { dst })
+    }
+
+    /// The INT8 bodies of [`int8_quant_rows`].
+    struct Int8Rows<'a> {
+        dst: &'a mut [i8],
+    }
+
+    impl super::SymmetricBody for Int8Rows<'_> {
+        const QMAX: f32 = 127.0;
+
+        #[inline(always)]
+        unsafe fn absmax_bits(x: &[f32]) -> u32 {
+            absmax_bits_body(x)
+        }
+
+        #[inline(always)]
+        unsafe fn codes(
+            &mut self,
+            x: &[f32],
+            s: f32,
+            r: std::ops::Range<usize>,
+            next: &[f32],
+            ahead: &[f32],
+        ) -> (usize, u32) {
+            let out = &mut self.dst[r];
             if s == 0.0 {
                 out.fill(0);
                 return (0, 0);
@@ -1915,17 +2163,7 @@ pub(crate) mod avx2 {
             let (done, taken) = int8_quant_body(x, s, out, next, ahead);
             crate::kernels::int8::quantize_group_fast(&x[done..], s, &mut out[done..]);
             taken
-        };
-        pipelined_groups(
-            src,
-            cols,
-            glen,
-            scales,
-            127.0,
-            accept,
-            |x| absmax_bits_body(x),
-            codes,
-        )
+        }
     }
 
     /// FP8 E4M3 scaled codes and scales of whole rows, as [`int8_quant_rows`].
@@ -1939,32 +2177,55 @@ pub(crate) mod avx2 {
         f: Fp8Spec,
         accept: impl Fn(f32) -> bool,
     ) -> bool {
+        debug_assert!(
+            f.man == 3 && f.bias == 7 && f.max == 0x7e,
+            "E4M3 only (QMAX is its 448)"
+        );
         // The constants once; each group sets its scale.
         let base = Fp8Lanes::new(f, 1.0);
-        let codes = |x: &[f32], s: f32, r: std::ops::Range<usize>, next: &[f32], ahead: &[f32]| {
-            let out = &mut dst[r];
+        pipelined_groups(src, cols, glen, scales, accept, Fp8Rows { dst, base })
+    }
+
+    /// The FP8 E4M3 bodies of [`fp8_quant_rows`].
+    struct Fp8Rows<'a> {
+        dst: &'a mut [u8],
+        base: Fp8Lanes,
+    }
+
+    impl super::SymmetricBody for Fp8Rows<'_> {
+        const QMAX: f32 = crate::kernels::fp8::E4M3_MAX;
+
+        #[inline(always)]
+        unsafe fn absmax_bits(x: &[f32]) -> u32 {
+            absmax_bits_body(x)
+        }
+
+        #[inline(always)]
+        unsafe fn codes(
+            &mut self,
+            x: &[f32],
+            s: f32,
+            r: std::ops::Range<usize>,
+            next: &[f32],
+            ahead: &[f32],
+        ) -> (usize, u32) {
+            let out = &mut self.dst[r];
             if s == 0.0 {
                 out.fill(0);
                 return (0, 0);
             }
             let enc = Fp8Lanes {
                 vs: _mm256_set1_ps(s),
-                ..base
+                ..self.base
             };
-            let (done, taken) = fp8_scaled_fused(&enc, x, out, next, ahead);
+            let (done, taken) = if s >= super::BOUNDED_SCALE_MIN {
+                fp8_scaled_fused::<true>(&enc, x, out, next, ahead)
+            } else {
+                fp8_scaled_fused::<false>(&enc, x, out, next, ahead)
+            };
             crate::kernels::fp8::e4m3_scaled_tail(&x[done..], s, &mut out[done..]);
             taken
-        };
-        pipelined_groups(
-            src,
-            cols,
-            glen,
-            scales,
-            448.0,
-            accept,
-            |x| absmax_bits_body(x),
-            codes,
-        )
+        }
     }
 
     /// An absmax taken 32 elements at a time inside another loop (see [`int8_quant_body`]): four
