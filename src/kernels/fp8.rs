@@ -429,6 +429,12 @@ pub fn fp8_e5m2_to_f32(src: &[u8], dst: &mut [f32]) -> Result<()> {
 /// Largest finite E4M3FN value: the scaled quantizer maps each group's absmax onto it.
 pub(crate) const E4M3_MAX: f32 = 448.0;
 
+/// The format of the scaled quantizer's codes, for the SIMD bodies: E4M3FN, saturating.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn scaled_spec() -> Fp8Spec {
+    spec::<E4m3>(E4m3::MAX)
+}
+
 /// Checks every argument of the scaled quantizer before anything is written.
 /// Returns the absmax of the whole input (one pass that also checks finiteness).
 fn check_quantize(src: &[f32], shape: Shape, dst: &[u8], scales: &[f32]) -> Result<f32> {
@@ -529,15 +535,15 @@ pub fn fp8_e4m3_quantize_streaming(
             // SAFETY: a `SimdLevel` other than `Scalar` is only ever in force when the CPU has it.
             #[cfg(target_arch = "x86_64")]
             SimdLevel::Avx512 => unsafe {
-                let (g, spec) = (shape.group_len(), spec::<E4m3>(E4m3::MAX));
                 let accept = |a: f32| a.is_finite();
-                super::x86::avx512::fp8_quant_rows(rest, cols, g, dst, scales, spec, accept)
+                let g = shape.group_len();
+                super::x86::avx512::fp8_quant_rows(rest, cols, g, dst, scales, accept)
             },
             #[cfg(target_arch = "x86_64")]
             SimdLevel::Avx2 => unsafe {
-                let (g, spec) = (shape.group_len(), spec::<E4m3>(E4m3::MAX));
                 let accept = |a: f32| a.is_finite();
-                super::x86::avx2::fp8_quant_rows(rest, cols, g, dst, scales, spec, accept)
+                let g = shape.group_len();
+                super::x86::avx2::fp8_quant_rows(rest, cols, g, dst, scales, accept)
             },
             _ => {
                 let ok = absmax_bits(exec.level, &rest[..k * cols]) < 0x7F80_0000;
@@ -556,24 +562,18 @@ pub fn fp8_e4m3_quantize_streaming(
 /// go on past those rows: the AVX-512 and AVX2 bodies prefetch from it.
 fn quantize_rows(level: SimdLevel, src: &[f32], shape: Shape, dst: &mut [u8], scales: &mut [f32]) {
     let (cols, gpr, g) = (shape.cols, shape.groups_per_row(), shape.group_len());
-    #[cfg(target_arch = "x86_64")]
-    let spec = spec::<E4m3>(E4m3::MAX);
     match level {
         // SAFETY: a `SimdLevel` other than `Scalar` is only ever in force when the CPU has it.
         #[cfg(target_arch = "x86_64")]
         SimdLevel::Avx512 => {
             return {
-                unsafe {
-                    super::x86::avx512::fp8_quant_rows(src, cols, g, dst, scales, spec, |_| true)
-                };
+                unsafe { super::x86::avx512::fp8_quant_rows(src, cols, g, dst, scales, |_| true) };
             };
         }
         #[cfg(target_arch = "x86_64")]
         SimdLevel::Avx2 => {
             return {
-                unsafe {
-                    super::x86::avx2::fp8_quant_rows(src, cols, g, dst, scales, spec, |_| true)
-                };
+                unsafe { super::x86::avx2::fp8_quant_rows(src, cols, g, dst, scales, |_| true) };
             };
         }
         _ => {}

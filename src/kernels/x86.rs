@@ -1394,15 +1394,10 @@ pub(crate) mod avx512 {
         glen: usize,
         dst: &mut [u8],
         scales: &mut [f32],
-        f: Fp8Spec,
         accept: impl Fn(f32) -> bool,
     ) -> bool {
-        debug_assert!(
-            f.man == 3 && f.bias == 7 && f.max == 0x7e,
-            "E4M3 only (QMAX is its 448)"
-        );
         // The constants once; each group sets its scale.
-        let base = Fp8Lanes::new(f, 1.0);
+        let base = Fp8Lanes::new(crate::kernels::fp8::scaled_spec(), 1.0);
         pipelined_groups(src, cols, glen, scales, accept, Fp8Rows { dst, base })
     }
 
@@ -2178,15 +2173,10 @@ pub(crate) mod avx2 {
         glen: usize,
         dst: &mut [u8],
         scales: &mut [f32],
-        f: Fp8Spec,
         accept: impl Fn(f32) -> bool,
     ) -> bool {
-        debug_assert!(
-            f.man == 3 && f.bias == 7 && f.max == 0x7e,
-            "E4M3 only (QMAX is its 448)"
-        );
         // The constants once; each group sets its scale.
-        let base = Fp8Lanes::new(f, 1.0);
+        let base = Fp8Lanes::new(crate::kernels::fp8::scaled_spec(), 1.0);
         pipelined_groups(src, cols, glen, scales, accept, Fp8Rows { dst, base })
     }
 
