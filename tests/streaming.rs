@@ -189,9 +189,11 @@ fn a_non_finite_value_is_the_checked_error_with_zeroed_outputs() {
     // First element, a late row (after many rows were written), the very last element; NaN and
     // both infinities; two bad values (the first one must be named).
     // A NaN inside a full group, whose range a pipelined body takes while it quantizes the group
-    // before (AVX2).
-    let cases: [&[(usize, f32)]; 6] = [
+    // before (AVX2). A NaN in the second group: the first group whose check the x86 INT4 loop makes
+    // after the codes of the group before it (`Pipeline::LATE`).
+    let cases: [&[(usize, f32)]; 7] = [
         &[(0, f32::NAN)],
+        &[(130, f32::NAN)],
         &[(37 * 3000 + 5, f32::INFINITY)],
         &[(40 * 3000 - 1, f32::NEG_INFINITY)],
         &[(39 * 3000, f32::NAN), (2 * 3000 + 1, f32::INFINITY)],
