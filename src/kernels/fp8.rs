@@ -196,6 +196,8 @@ pub(crate) struct Fp8Spec {
     /// Read by the NEON encoder only (the x86 ones round by addition, see `x86::avx2::Fp8Lanes`).
     #[cfg_attr(not(target_arch = "aarch64"), allow(dead_code))]
     pub(crate) sub_scale: f32,
+    /// Read by the NEON decoder only (the x86 ones decode through f16).
+    #[cfg_attr(not(target_arch = "aarch64"), allow(dead_code))]
     pub(crate) sub_unit: f32,
     pub(crate) ieee: bool,
 }

@@ -7,7 +7,7 @@
 //!
 //! Each body computes exactly what the portable code computes, operation for operation (same
 //! divisions, same comparisons, no fused multiply-add), or where its doc says so (the FP8 encoder's
-//! rounding by addition, the AVX2 FP8 decoder through f16, the INT8 and INT4 quantizers' clamps
+//! rounding by addition, the FP8 decoders through f16, the INT8 and INT4 quantizers' clamps
 //! after the rounding, in integer lanes, the scaled FP8 encoder without its overflow clamps where
 //! the scale is normal) by another exact route to the same bits, so the results are bit-identical:
 //! - `y = x / s` is a vector division (IEEE, correctly rounded like the scalar one);
@@ -1203,53 +1203,37 @@ pub(crate) mod avx512 {
         let n = q.len();
         assert!(out.len() >= n);
         let (qp, op) = (q.as_ptr(), out.as_mut_ptr());
+        // Through f16 (`vcvtph2ps`, exact), as the AVX2 body: the code's magnitude bits shifted to
+        // f16's field boundary are an f16 worth 2^(bias - 15) times the code's value, subnormals
+        // included, scaled back by 2^(15 - bias) in f32; NaN codes become f16 0x7E00 (f32
+        // 0x7FC00000, which the multiplications keep), E5M2's infinity is f16's. The lanes are
+        // 16-bit until the conversion (half-width vectors), where building the f32 bits in 32-bit
+        // lanes took twice as many full-width operations.
+        let shift = _mm_cvtsi32_si128((10 - f.man) as i32);
+        let mag_mask = _mm256_set1_epi16((0x7f << (10 - f.man)) as i16);
+        let sign_mask = _mm256_set1_epi16(0x8000u16 as i16);
+        // The largest magnitude that is not NaN: E4M3's `max`, E5M2's infinity (the code after it).
+        let last = if f.ieee { f.max + 1 } else { f.max };
+        let last = _mm256_set1_epi16((last << (10 - f.man)) as i16);
+        let nan = _mm256_set1_epi16(0x7e00);
+        let rebias = _mm512_set1_ps(f32::from_bits((127 + 15 - f.bias) << 23));
         let vs = _mm512_set1_ps(s);
-        let value = |c: __m512i| {
-            let sign = _mm512_slli_epi32::<24>(_mm512_and_si512(c, _mm512_set1_epi32(0x80)));
-            let mag = _mm512_and_si512(c, _mm512_set1_epi32(0x7f));
-            let normal = _mm512_add_epi32(
-                _mm512_sll_epi32(mag, _mm_cvtsi32_si128((23 - f.man) as i32)),
-                _mm512_set1_epi32(((127 - f.bias) << 23) as i32),
-            );
-            let sub = _mm512_castps_si512(_mm512_mul_ps(
-                _mm512_cvtepi32_ps(mag),
-                _mm512_set1_ps(f.sub_unit),
-            ));
-            let is_sub = _mm512_cmplt_epu32_mask(mag, _mm512_set1_epi32(1 << f.man));
-            let v = _mm512_mask_blend_epi32(is_sub, normal, sub);
-            let v = if f.ieee {
-                let inf_code = _mm512_set1_epi32(0x7c);
-                let v = _mm512_mask_blend_epi32(
-                    _mm512_cmpeq_epu32_mask(mag, inf_code),
-                    v,
-                    _mm512_set1_epi32(0x7f80_0000),
-                );
-                _mm512_mask_blend_epi32(
-                    _mm512_cmpgt_epu32_mask(mag, inf_code),
-                    v,
-                    _mm512_set1_epi32(0x7fc0_0000),
-                )
-            } else {
-                _mm512_mask_blend_epi32(
-                    _mm512_cmpeq_epu32_mask(mag, _mm512_set1_epi32(0x7f)),
-                    v,
-                    _mm512_set1_epi32(0x7fc0_0000),
-                )
-            };
-            let v = _mm512_castsi512_ps(_mm512_or_si512(v, sign));
-            if MUL {
-                _mm512_mul_ps(v, vs)
-            } else {
-                v
-            }
-        };
         let block = |i: usize, k: __mmask16| {
             let c = if k == 0xffff {
                 _mm_loadu_si128(qp.add(i) as *const __m128i)
             } else {
                 _mm_maskz_loadu_epi8(k, qp.add(i) as *const i8)
             };
-            value(_mm512_cvtepu8_epi32(c))
+            let w = _mm256_cvtepu8_epi16(c);
+            let mag = _mm256_and_si256(_mm256_sll_epi16(w, shift), mag_mask);
+            let mag = _mm256_mask_blend_epi16(_mm256_cmpgt_epi16_mask(mag, last), mag, nan);
+            let h = _mm256_or_si256(mag, _mm256_and_si256(_mm256_slli_epi16::<8>(w), sign_mask));
+            let v = _mm512_mul_ps(_mm512_cvtph_ps(h), rebias);
+            if MUL {
+                _mm512_mul_ps(v, vs)
+            } else {
+                v
+            }
         };
         store_f32_blocks(op, n, stream, block)
     }
