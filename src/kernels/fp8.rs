@@ -644,6 +644,18 @@ pub fn fp8_e4m3_dequantize(
         |r, dst, _, _| {
             let src = &src[r.start * cols..r.end * cols];
             let scales = &scales[r.start * gpr..r.end * gpr];
+            #[cfg(target_arch = "x86_64")]
+            if exec.level == SimdLevel::Avx512 {
+                let spec = spec::<E4m3>(E4m3::OVERFLOW);
+                // SAFETY: the level is in force only when the CPU has AVX-512.
+                unsafe {
+                    super::x86::avx512::fp8_decode_groups(src, scales, (cols, g), spec, dst, stream)
+                };
+                if stream {
+                    super::fence_streaming_stores();
+                }
+                return;
+            }
             let rows = src
                 .chunks_exact(cols)
                 .zip(dst.chunks_exact_mut(cols))

@@ -1191,6 +1191,27 @@ pub(crate) mod avx512 {
         fp8_decode_body::<MUL>(q, s, f, out, stream)
     }
 
+    /// [`fp8_decode`] with `MUL` over whole rows of `cols` codes in groups of `glen`, group `k` of
+    /// row `r` scaled by `scales[r * ceil(cols / glen) + k]`: one call for many groups (a call per
+    /// group rebuilt the decoder's constants every 128 values). `q` and `out` hold whole rows.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    pub(crate) unsafe fn fp8_decode_groups(
+        q: &[u8],
+        scales: &[f32],
+        (cols, glen): (usize, usize),
+        f: Fp8Spec,
+        out: &mut [f32],
+        stream: bool,
+    ) {
+        let gpr = cols.div_ceil(glen);
+        let rows = q.chunks_exact(cols).zip(out.chunks_exact_mut(cols));
+        for ((q_row, x_row), s_row) in rows.zip(scales.chunks_exact(gpr)) {
+            for ((q, x), &s) in q_row.chunks(glen).zip(x_row.chunks_mut(glen)).zip(s_row) {
+                fp8_decode_body::<true>(q, s, f, x, stream);
+            }
+        }
+    }
+
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     #[inline]
     unsafe fn fp8_decode_body<const MUL: bool>(
