@@ -414,6 +414,36 @@ fn decode_run<F: Fp8Format, const MUL: bool>(
     }
 }
 
+/// E4M3 codes of whole rows of `cols` times their group's scale (groups of `glen`, `scales` one per
+/// group, row by row) into `out`: [`decode_run`] group by group, or at AVX-512 one call for all the
+/// groups (a call per group of 128 rebuilt the decoder's constants each time: 8.7 against 10.4 G
+/// elements/s in L2).
+fn decode_groups(
+    level: SimdLevel,
+    q: &[u8],
+    scales: &[f32],
+    (cols, glen): (usize, usize),
+    out: &mut [f32],
+    stream: bool,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if level == SimdLevel::Avx512 {
+        let spec = spec::<E4m3>(E4m3::OVERFLOW);
+        // SAFETY: a `SimdLevel` other than `Scalar` is only ever in force when the CPU has it.
+        unsafe {
+            super::x86::avx512::fp8_decode_groups(q, scales, (cols, glen), spec, out, stream)
+        };
+        return;
+    }
+    let gpr = cols.div_ceil(glen);
+    let rows = q.chunks_exact(cols).zip(out.chunks_exact_mut(cols));
+    for ((q_row, x_row), s_row) in rows.zip(scales.chunks_exact(gpr)) {
+        for ((q, x), &s) in q_row.chunks(glen).zip(x_row.chunks_mut(glen)).zip(s_row) {
+            decode_run::<E4m3, true>(level, &E4M3_TABLE, q, s, x, stream);
+        }
+    }
+}
+
 /// Decodes FP8 E4M3FN codes to f32 in `dst[..src.len()]` (exact; NaN codes give a quiet NaN).
 pub fn fp8_e4m3_to_f32(src: &[u8], dst: &mut [f32]) -> Result<()> {
     decode_slice::<E4m3>(&E4M3_TABLE, src, dst)
@@ -644,27 +674,7 @@ pub fn fp8_e4m3_dequantize(
         |r, dst, _, _| {
             let src = &src[r.start * cols..r.end * cols];
             let scales = &scales[r.start * gpr..r.end * gpr];
-            #[cfg(target_arch = "x86_64")]
-            if exec.level == SimdLevel::Avx512 {
-                let spec = spec::<E4m3>(E4m3::OVERFLOW);
-                // SAFETY: the level is in force only when the CPU has AVX-512.
-                unsafe {
-                    super::x86::avx512::fp8_decode_groups(src, scales, (cols, g), spec, dst, stream)
-                };
-                if stream {
-                    super::fence_streaming_stores();
-                }
-                return;
-            }
-            let rows = src
-                .chunks_exact(cols)
-                .zip(dst.chunks_exact_mut(cols))
-                .zip(scales.chunks_exact(gpr));
-            for ((q_row, x_row), s_row) in rows {
-                for ((q, x), &s) in q_row.chunks(g).zip(x_row.chunks_mut(g)).zip(s_row) {
-                    decode_run::<E4m3, true>(exec.level, &E4M3_TABLE, q, s, x, stream);
-                }
-            }
+            decode_groups(exec.level, src, scales, (cols, g), dst, stream);
             if stream {
                 super::fence_streaming_stores();
             }

@@ -285,9 +285,9 @@ unsafe fn pipelined_loop<Q: Pipeline, const LONG: bool>(
     let mut g = Group::first(cols, glen);
     let (mut last, mut cur) = (g, Q::Params::default());
     if lead == 2 {
-        match q.params(0, q.measure(&src[g.range()])) {
-            Some(p) => cur = p,
-            None => return false,
+        let m = q.measure(&src[g.range()]);
+        if !take_params(q, 0, m, &mut cur) {
+            return false;
         }
         last = g.next(cols, glen);
     }
@@ -300,19 +300,13 @@ unsafe fn pipelined_loop<Q: Pipeline, const LONG: bool>(
         // Each group is checked (its parameters computed) before any of its codes: a rejection
         // stops the loop either way (the streaming callers then zero-fill everything). One ahead,
         // group i here; two ahead, group i + 1 here or, `Q::LATE`, after group i's codes.
-        if lead == 1 {
-            match q.params(i, pending) {
-                Some(p) => cur = p,
-                None => return false,
-            }
+        if lead == 1 && !take_params(q, i, pending, &mut cur) {
+            return false;
         }
         let p = cur;
         let check_next = lead == 2 && i + 1 < n_groups;
-        if check_next && !Q::LATE {
-            match q.params(i + 1, pending) {
-                Some(p) => cur = p,
-                None => return false,
-            }
+        if check_next && !Q::LATE && !take_params(q, i + 1, pending, &mut cur) {
+            return false;
         }
         let (r, following) = (g.range(), last.next(cols, glen));
         let (next, fused, ahead) = look_ahead(src, r.clone(), following, i + lead < n_groups);
@@ -327,17 +321,26 @@ unsafe fn pipelined_loop<Q: Pipeline, const LONG: bool>(
                 (taken, m) => Q::fold(m, &next[taken..]),
             }
         };
-        if check_next && Q::LATE {
-            match q.params(i + 1, pending) {
-                Some(p) => cur = p,
-                None => return false,
-            }
+        if check_next && Q::LATE && !take_params(q, i + 1, pending, &mut cur) {
+            return false;
         }
         pending = measured;
         g = g.next(cols, glen);
         last = following;
     }
     true
+}
+
+/// Group `i`'s parameters from its measure `m` into `cur`; false when the group is rejected.
+#[inline(always)]
+fn take_params<Q: Pipeline>(q: &mut Q, i: usize, m: Q::Measure, cur: &mut Q::Params) -> bool {
+    match q.params(i, m) {
+        Some(p) => {
+            *cur = p;
+            true
+        }
+        None => false,
+    }
 }
 
 /// What the pipelined loop needs past the group `r` it quantizes: the `following` group to measure
