@@ -1,0 +1,1 @@
+//! Model readers: tensors by name, dtype and shape, mapped from their files.
