@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# The main job: the model tool on a real model. Quantizes SmolLM2-135M-Instruct into each GGUF type with
+# `quant quantize`, and with llama.cpp's `llama-quantize` beside it, then scores every file on held-out
+# text (the first 300 KB of Austen's Emma) with the tool's own forward pass (`quant eval`) and with
+# llama.cpp's `llama-perplexity`, and prints one table: type, size, bits per weight, time, perplexity.
+#
+#   scripts/model-job.sh                 every type below, 40 chunks of 512 tokens
+#   QUANT_CHUNKS=8 scripts/model-job.sh  a quicker, noisier run
+#   QUANT_TYPES="Q8_0 Q4_0" ...          a subset
+#
+# Installs what it needs on a fresh machine (scripts/inputs.sh, scripts/llama-cpp.sh, gguf-py in a
+# virtualenv), builds the tool in release; outputs go to target/model-job/. Progress on stderr, the
+# table on stdout.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cache=${QUANT_CACHE:-$HOME/.cache/quant}
+chunks=${QUANT_CHUNKS:-40}
+types=${QUANT_TYPES:-"Q8_0 Q6_K Q5_1 Q5_0 Q4_1 Q4_K_M Q4_0"}
+threads=$(nproc)
+
+say() { echo "== $*" >&2; }
+say "inputs (model, texts) and llama.cpp's tools"
+inputs=$(scripts/inputs.sh)
+bin=$(scripts/llama-cpp.sh)
+venv=$cache/venv-gguf
+if ! "$venv/bin/python" -c 'import gguf, numpy' 2>/dev/null; then
+    say "gguf-py: pip install gguf into $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet gguf >&2
+fi
+say "building the model tool (cargo build --release -p quant-cli)"
+cargo build --release -p quant-cli >&2 2>/dev/null || cargo build --release -p quant-cli >&2
+quant=$PWD/target/release/quant
+
+model=$inputs/SmolLM2-135M-Instruct.Q4_1.gguf
+text=$inputs/texts/eval.txt
+out=target/model-job
+mkdir -p "$out"
+
+now() { date +%s.%N; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+
+# Bits per weight of the tensors (metadata and tokenizer left out), and whether two files hold the same
+# tensor bytes.
+bpw() { "$venv/bin/python" - "$1" <<'EOF'
+import sys, gguf
+r = gguf.GGUFReader(sys.argv[1])
+print("%.3f" % (8 * sum(int(t.n_bytes) for t in r.tensors) / sum(int(t.n_elements) for t in r.tensors)))
+EOF
+}
+same_bytes() { "$venv/bin/python" - "$1" "$2" <<'EOF'
+import sys, gguf
+a, b = (gguf.GGUFReader(p) for p in sys.argv[1:3])
+ta = {t.name: t for t in a.tensors}
+diff = [t.name for t in b.tensors if t.name not in ta or bytes(ta[t.name].data.tobytes()) != bytes(t.data.tobytes())]
+print("yes" if not diff and len(ta) == len(b.tensors) else "%d of %d differ" % (len(diff), len(b.tensors)))
+EOF
+}
+ppl_quant() {
+    "$quant" eval "$1" --text "$text" --ctx 512 --chunks "$chunks" | sed -n 's/^Final estimate: PPL = \([0-9.]*\).*/\1/p'
+}
+ppl_llama() {
+    "$bin/llama-perplexity" -m "$1" -f "$text" -c 512 --chunks "$chunks" -t "$threads" 2>&1 |
+        sed -n 's/^Final estimate: PPL = \([0-9.]*\).*/\1/p'
+}
+
+say "the f32 reference: the shipped Q4_1 file dequantized (quant quantize --type F32)"
+"$quant" quantize "$model" "$out/ref-f32.gguf" --type F32 -q
+say "perplexity of the reference ($chunks chunks of 512 tokens; quant eval, then llama-perplexity)"
+ref_q=$(ppl_quant "$out/ref-f32.gguf")
+ref_l=$(ppl_llama "$out/ref-f32.gguf")
+
+rows=()
+for t in $types; do
+    say "$t: quant quantize"
+    t0=$(now); "$quant" quantize "$out/ref-f32.gguf" "$out/quant-$t.gguf" --type "$t" -q; t1=$(now)
+    say "$t: llama-quantize"
+    "$bin/llama-quantize" "$out/ref-f32.gguf" "$out/llama-$t.gguf" "$t" "$threads" >"$out/llama-quantize-$t.log" 2>&1
+    t2=$(now)
+    say "$t: perplexity of quant's file (quant eval, llama-perplexity) and of llama-quantize's (llama-perplexity)"
+    pq=$(ppl_quant "$out/quant-$t.gguf")
+    pl=$(ppl_llama "$out/quant-$t.gguf")
+    pll=$(ppl_llama "$out/llama-$t.gguf")
+    size=$(awk -v b="$(stat -c %s "$out/quant-$t.gguf")" 'BEGIN { printf "%.1f", b / 1048576 }')
+    rows+=("| $t | $size | $(bpw "$out/quant-$t.gguf") | $(secs "$t0" "$t1") | $(secs "$t1" "$t2") | $pq | $pl | $pll | $(same_bytes "$out/quant-$t.gguf" "$out/llama-$t.gguf") |")
+done
+
+size=$(awk -v b="$(stat -c %s "$out/ref-f32.gguf")" 'BEGIN { printf "%.1f", b / 1048576 }')
+echo
+echo "SmolLM2-135M-Instruct; perplexity on the first 300 KB of Emma, $chunks chunks of 512 tokens;"
+echo "$(nproc) threads, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')."
+echo
+echo "| type | file (MiB) | bits/weight | quant quantize (s) | llama-quantize (s) | PPL quant eval | PPL llama-perplexity | PPL of llama-quantize's file | same tensor bytes as llama-quantize |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---|"
+echo "| F32 reference | $size | $(bpw "$out/ref-f32.gguf") | | | $ref_q | $ref_l | | |"
+printf '%s\n' "${rows[@]}"
