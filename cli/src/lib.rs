@@ -6,4 +6,6 @@
 //! work) -> quantize each tensor with the library -> `write` (GGUF, safetensors checkpoints).
 pub mod inspect;
 pub mod model;
+pub mod plan;
+pub mod quantize;
 pub mod write;
