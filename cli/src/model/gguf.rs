@@ -405,13 +405,13 @@ impl Header {
         // The smallest key-value is 8 + 1 + 4 + 1 bytes, the smallest tensor info 8 + 4 + 4 + 8.
         if n_kv > (c.remaining() / 14) as u64 {
             bail!(
-                "corrupt: {n_kv} metadata entries cannot fit in a {}-byte file",
+                "truncated or corrupt: {n_kv} metadata entries cannot fit in a {}-byte file",
                 buf.len()
             );
         }
         if n_tensors > (c.remaining() / 24) as u64 {
             bail!(
-                "corrupt: {n_tensors} tensors cannot fit in a {}-byte file",
+                "truncated or corrupt: {n_tensors} tensors cannot fit in a {}-byte file",
                 buf.len()
             );
         }
