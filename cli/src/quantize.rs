@@ -39,6 +39,8 @@ pub trait Source {
     fn raw(&self, name: &str) -> Result<&[u8]>;
     /// The tensor as f32 into `out` (resized to its element count).
     fn read_f32(&self, name: &str, out: &mut Vec<f32>) -> Result<()>;
+    /// Done with this tensor: its mapped pages may go.
+    fn release(&self, _name: &str) {}
 }
 
 impl Source for GgufFile {
@@ -84,6 +86,12 @@ impl Source for GgufFile {
         out.clear();
         out.resize(t.n_elements() as usize, 0.0);
         self.dequantize_into(t, out)
+    }
+
+    fn release(&self, name: &str) {
+        if let Some(t) = self.tensor(name) {
+            GgufFile::release(self, t);
+        }
     }
 }
 
@@ -322,6 +330,7 @@ pub fn run(input: &Path, output: &Path, opts: &Options) -> Result<Report> {
                 None
             }
         };
+        src.release(&e.name);
         report.bytes_out += e.n_bytes();
         if opts.verbose {
             let n: u64 = e.dims.iter().product();

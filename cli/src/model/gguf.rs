@@ -639,6 +639,27 @@ impl GgufFile {
         &buf[start..start + t.n_bytes as usize]
     }
 
+    /// Tells the kernel that this tensor's mapped pages are no longer needed, so that a pass over
+    /// the whole model keeps one tensor resident rather than the whole file (a later access reads
+    /// them again from the file).
+    pub fn release(&self, t: &TensorInfo) {
+        #[cfg(unix)]
+        if let Some(map) = &self.map {
+            let start = (self.header.data_offset + t.offset) as usize;
+            // SAFETY: the map is read-only and file-backed: MADV_DONTNEED only drops clean pages,
+            // which the next access faults in again from the file with the same contents.
+            let _ = unsafe {
+                map.unchecked_advise_range(
+                    memmap2::UncheckedAdvice::DontNeed,
+                    start,
+                    t.n_bytes as usize,
+                )
+            };
+        }
+        #[cfg(not(unix))]
+        let _ = t;
+    }
+
     /// Dequantizes a tensor to f32 into `out` (exactly `n_elements` long).
     pub fn dequantize_into(&self, t: &TensorInfo, out: &mut [f32]) -> Result<()> {
         dequantize(t.dtype, self.data(t), out)
