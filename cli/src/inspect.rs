@@ -18,7 +18,7 @@ pub fn run(path: &Path, mix: Option<Mix>, rules: Option<&Path>) -> Result<()> {
     };
     let mut out = std::io::stdout().lock();
     let r = (|| -> std::io::Result<()> {
-        let inputs = src.inputs();
+        let inputs = src.tensors();
         let info = src.info();
         writeln!(out, "file          {}", path.display())?;
         writeln!(

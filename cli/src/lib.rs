@@ -4,6 +4,7 @@
 //! Data flows one way, one module per step (see DESIGN.md of the project):
 //! model file(s) -> `model` (tensors by name, mapped) -> `plan` (a rule per tensor, validated before any
 //! work) -> quantize each tensor with the library -> `write` (GGUF, safetensors checkpoints).
+pub mod export;
 pub mod inspect;
 pub mod model;
 pub mod plan;

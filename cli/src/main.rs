@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand};
 // The tool's modules live in the library crate (lib.rs) so that tests and fuzz targets reach them;
 // `crate::model` etc. resolve through these imports in modules declared here.
 #[allow(unused_imports)]
-use quant_cli::{inspect, model, plan, quantize, write};
+use quant_cli::{export, inspect, model, plan, quantize, write};
 
 const RULES_HELP: &str = "\
 Plans: every tensor gets a target type before any work starts, and the whole plan is validated first.
@@ -62,15 +62,29 @@ enum Command {
     /// --type/--rules, the type each tensor would get.
     #[command(after_long_help = RULES_HELP)]
     Inspect {
-        /// A GGUF file.
+        /// A GGUF file, or a Hugging Face folder (config.json, safetensors f32/f16/bf16).
         model: PathBuf,
         #[command(flatten)]
         plan: PlanArgs,
     },
+    /// Write a GGUF Llama model, dequantized, as a Hugging Face folder: config.json, safetensors
+    /// (HF names, q/k rows back in HF order), tokenizer.json for byte-level BPE tokenizers.
+    ExportHf {
+        /// A GGUF file (Llama).
+        model: PathBuf,
+        /// The folder to create (must not exist, or be empty).
+        dir: PathBuf,
+        /// Element type of the weights.
+        #[arg(long, value_enum, default_value = "f32")]
+        dtype: export::ExportDtype,
+        /// Largest shard, in MiB (more shards and model.safetensors.index.json beyond it).
+        #[arg(long, default_value_t = 5000)]
+        shard_size: u64,
+    },
     /// Quantize a model into a GGUF file (metadata and tokenizer carried over).
     #[command(after_long_help = RULES_HELP)]
     Quantize {
-        /// A GGUF file.
+        /// A GGUF file, or a Hugging Face folder (config.json, safetensors f32/f16/bf16).
         model: PathBuf,
         /// The GGUF file to write (must not be the input).
         out: PathBuf,
@@ -91,6 +105,12 @@ enum Command {
 fn run(cmd: Command) -> Result<()> {
     match cmd {
         Command::Inspect { model, plan } => inspect::run(&model, plan.mix, plan.rules.as_deref()),
+        Command::ExportHf {
+            model,
+            dir,
+            dtype,
+            shard_size,
+        } => export::run(&model, &dir, dtype, shard_size.saturating_mul(1 << 20)),
         Command::Quantize {
             model,
             out,

@@ -22,22 +22,9 @@ use anyhow::{anyhow, bail, Context, Result};
 
 use crate::model::DType;
 
+pub use crate::model::ModelInfo;
 /// A tensor the plan decides for.
-#[derive(Clone, Debug)]
-pub struct Input {
-    pub name: String,
-    /// GGUF dims (`dims[0]` the row length).
-    pub dims: Vec<u64>,
-    pub dtype: DType,
-}
-
-/// What the model says that the mix needs.
-#[derive(Clone, Debug, Default)]
-pub struct ModelInfo {
-    pub arch: String,
-    pub n_layer: usize,
-    pub n_expert: usize,
-}
+pub use crate::model::TensorMeta as Input;
 
 /// llama-quantize's file types (`llama_ftype`) that this tool produces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -13,8 +13,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use quant::kernels::ggml::ggml_quantize;
 
 use crate::model::gguf::Value;
-use crate::model::{dequantize, DType, GgufFile};
-use crate::plan::{self, Entry, Mix, ModelInfo, Plan};
+use crate::model::{dequantize, DType, Source};
+use crate::plan::{self, Entry, Mix, Plan};
 use crate::write::gguf::{GgufWriter, TensorSpec};
 
 /// `GGML_QNT_VERSION`, which llama-quantize writes as `general.quantization_version`.
@@ -29,75 +29,9 @@ pub struct Options {
     pub verbose: bool,
 }
 
-/// A model the tool reads: GGUF metadata to carry over, tensors with GGUF names and dims.
-pub trait Source {
-    fn path(&self) -> &Path;
-    fn metadata(&self) -> Vec<(String, Value)>;
-    fn inputs(&self) -> Vec<plan::Input>;
-    fn info(&self) -> ModelInfo;
-    /// The tensor's bytes in its own type, GGUF layout.
-    fn raw(&self, name: &str) -> Result<&[u8]>;
-    /// The tensor as f32 into `out` (resized to its element count).
-    fn read_f32(&self, name: &str, out: &mut Vec<f32>) -> Result<()>;
-    /// Done with this tensor: its mapped pages may go.
-    fn release(&self, _name: &str) {}
-}
-
-impl Source for GgufFile {
-    fn path(&self) -> &Path {
-        GgufFile::path(self)
-    }
-
-    fn metadata(&self) -> Vec<(String, Value)> {
-        GgufFile::metadata(self).to_vec()
-    }
-
-    fn inputs(&self) -> Vec<plan::Input> {
-        self.tensors()
-            .iter()
-            .map(|t| plan::Input {
-                name: t.name.clone(),
-                dims: t.dims.clone(),
-                dtype: t.dtype,
-            })
-            .collect()
-    }
-
-    fn info(&self) -> ModelInfo {
-        ModelInfo {
-            arch: self.architecture().unwrap_or("").to_string(),
-            n_layer: self
-                .arch_get("block_count")
-                .and_then(Value::as_u64)
-                .unwrap_or(0) as usize,
-            n_expert: self
-                .arch_get("expert_count")
-                .and_then(Value::as_u64)
-                .unwrap_or(0) as usize,
-        }
-    }
-
-    fn raw(&self, name: &str) -> Result<&[u8]> {
-        Ok(self.data(self.tensor_info(name)?))
-    }
-
-    fn read_f32(&self, name: &str, out: &mut Vec<f32>) -> Result<()> {
-        let t = self.tensor_info(name)?;
-        out.clear();
-        out.resize(t.n_elements() as usize, 0.0);
-        self.dequantize_into(t, out)
-    }
-
-    fn release(&self, name: &str) {
-        if let Some(t) = self.tensor(name) {
-            GgufFile::release(self, t);
-        }
-    }
-}
-
-/// Opens a model: a GGUF file.
+/// Opens a model: a GGUF file or a safetensors folder.
 pub fn open_source(path: &Path) -> Result<Box<dyn Source>> {
-    Ok(Box::new(GgufFile::open(path)?))
+    crate::model::open(path)
 }
 
 /// The plan for `src` under `opts` (validated).
@@ -106,7 +40,7 @@ pub fn make_plan(src: &dyn Source, mix: Option<Mix>, rules: Option<&Path>) -> Re
         Some(p) => plan::read_rules(p)?,
         None => vec![],
     };
-    Plan::build(&src.inputs(), &src.info(), mix, &rules)
+    Plan::build(&src.tensors(), &src.info(), mix, &rules)
         .with_context(|| format!("{}", src.path().display()))
 }
 
@@ -316,7 +250,7 @@ pub fn run(input: &Path, output: &Path, opts: &Options) -> Result<Report> {
         let raw = src.raw(&e.name)?;
         report.bytes_in += raw.len() as u64;
         let err = if e.is_copy() {
-            w.write_tensor(raw).with_context(out_ctx)?;
+            w.write_tensor(&raw).with_context(out_ctx)?;
             None
         } else {
             src.read_f32(&e.name, &mut x)?;
@@ -352,6 +286,14 @@ pub fn run(input: &Path, output: &Path, opts: &Options) -> Result<Report> {
     bar.finish_and_clear();
     let buf = w.finish().with_context(out_ctx)?;
     drop(buf);
+    // tempfile creates 0600; a model file is as readable as any other output.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .with_context(|| format!("{}: cannot set permissions", output.display()))?;
+    }
     tmp.as_file()
         .sync_all()
         .with_context(|| format!("{}: cannot sync", output.display()))?;

@@ -30,7 +30,16 @@ fn quantizes_a_tiny_model_by_mix_and_rules() {
             "general.name",
             "llama.block_count",
             "llama.embedding_length",
+            "llama.feed_forward_length",
+            "llama.context_length",
+            "llama.attention.head_count",
+            "llama.attention.head_count_kv",
+            "tokenizer.ggml.model",
             "tokenizer.ggml.tokens",
+            "tokenizer.ggml.token_type",
+            "tokenizer.ggml.merges",
+            "tokenizer.ggml.bos_token_id",
+            "tokenizer.ggml.eos_token_id",
             "general.quantization_version",
             "general.file_type"
         ]

@@ -680,5 +680,59 @@ impl GgufFile {
     }
 }
 
+impl crate::model::Source for GgufFile {
+    fn path(&self) -> &Path {
+        GgufFile::path(self)
+    }
+
+    fn metadata(&self) -> Vec<(String, Value)> {
+        GgufFile::metadata(self).to_vec()
+    }
+
+    fn tensors(&self) -> Vec<crate::model::TensorMeta> {
+        GgufFile::tensors(self)
+            .iter()
+            .map(|t| crate::model::TensorMeta {
+                name: t.name.clone(),
+                dims: t.dims.clone(),
+                dtype: t.dtype,
+            })
+            .collect()
+    }
+
+    fn info(&self) -> crate::model::ModelInfo {
+        crate::model::ModelInfo {
+            arch: self.architecture().unwrap_or("").to_string(),
+            n_layer: self
+                .arch_get("block_count")
+                .and_then(Value::as_u64)
+                .unwrap_or(0) as usize,
+            n_expert: self
+                .arch_get("expert_count")
+                .and_then(Value::as_u64)
+                .unwrap_or(0) as usize,
+        }
+    }
+
+    fn raw(&self, name: &str) -> Result<std::borrow::Cow<'_, [u8]>> {
+        Ok(std::borrow::Cow::Borrowed(
+            self.data(self.tensor_info(name)?),
+        ))
+    }
+
+    fn read_f32(&self, name: &str, out: &mut Vec<f32>) -> Result<()> {
+        let t = self.tensor_info(name)?;
+        out.clear();
+        out.resize(t.n_elements() as usize, 0.0);
+        self.dequantize_into(t, out)
+    }
+
+    fn release(&self, name: &str) {
+        if let Some(t) = self.tensor(name) {
+            GgufFile::release(self, t);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -1,2 +1,3 @@
 //! Writers of quantized models: GGUF, then the safetensors checkpoint formats.
 pub mod gguf;
+pub mod safetensors;

@@ -47,6 +47,11 @@ pub fn tiny_llama() -> (Vec<(String, Value)>, Vec<T>) {
         ("general.name".to_string(), Value::string("tiny")),
         ("llama.block_count".to_string(), Value::U32(2)),
         ("llama.embedding_length".to_string(), Value::U32(64)),
+        ("llama.feed_forward_length".to_string(), Value::U32(256)),
+        ("llama.context_length".to_string(), Value::U32(128)),
+        ("llama.attention.head_count".to_string(), Value::U32(4)),
+        ("llama.attention.head_count_kv".to_string(), Value::U32(2)),
+        ("tokenizer.ggml.model".to_string(), Value::string("gpt2")),
         (
             "tokenizer.ggml.tokens".to_string(),
             Value::Array(
@@ -54,6 +59,24 @@ pub fn tiny_llama() -> (Vec<(String, Value)>, Vec<T>) {
                 (0..100).map(|i| Value::string(&format!("t{i}"))).collect(),
             ),
         ),
+        (
+            "tokenizer.ggml.token_type".to_string(),
+            Value::Array(
+                quant_cli::model::ValueType::I32,
+                (0..100)
+                    .map(|i| Value::I32(if i < 2 { 3 } else { 1 }))
+                    .collect(),
+            ),
+        ),
+        (
+            "tokenizer.ggml.merges".to_string(),
+            Value::Array(
+                quant_cli::model::ValueType::String,
+                vec![Value::string("t 1")],
+            ),
+        ),
+        ("tokenizer.ggml.bos_token_id".to_string(), Value::U32(0)),
+        ("tokenizer.ggml.eos_token_id".to_string(), Value::U32(1)),
         ("general.file_type".to_string(), Value::U32(0)),
     ];
     let mut ts = vec![];
