@@ -67,6 +67,20 @@ enum Command {
         #[command(flatten)]
         plan: PlanArgs,
     },
+    /// Write a GGUF Llama model as a 4-bit GPTQ Hugging Face folder (qweight, qzeros, scales, g_idx;
+    /// round-to-nearest codes with zero points; quantization_config in config.json).
+    ExportGptq {
+        /// A GGUF file (Llama).
+        model: PathBuf,
+        /// The folder to create (must not exist, or be empty).
+        dir: PathBuf,
+        /// checkpoint_format: gptq (zero points stored minus one) or gptq_v2.
+        #[arg(long, default_value = "gptq", value_parser = ["gptq", "gptq_v2"])]
+        format: String,
+        /// Input columns per group (must divide every layer's input width).
+        #[arg(long, default_value_t = 128)]
+        group_size: usize,
+    },
     /// Write a GGUF Llama model, dequantized, as a Hugging Face folder: config.json, safetensors
     /// (HF names, q/k rows back in HF order), tokenizer.json for byte-level BPE tokenizers.
     ExportHf {
@@ -105,6 +119,17 @@ enum Command {
 fn run(cmd: Command) -> Result<()> {
     match cmd {
         Command::Inspect { model, plan } => inspect::run(&model, plan.mix, plan.rules.as_deref()),
+        Command::ExportGptq {
+            model,
+            dir,
+            format,
+            group_size,
+        } => write::gptq::run(
+            &model,
+            &dir,
+            if format == "gptq" { 1 } else { 2 },
+            group_size,
+        ),
         Command::ExportHf {
             model,
             dir,
