@@ -17,6 +17,9 @@ use crate::model::{dequantize, DType, Source};
 use crate::plan::{self, Entry, Mix, Plan};
 use crate::write::gguf::{GgufWriter, TensorSpec};
 
+/// Tensors with fewer values are encoded on one thread.
+const MIN_PARALLEL: usize = 1 << 18;
+
 /// `GGML_QNT_VERSION`, which llama-quantize writes as `general.quantization_version`.
 pub const QNT_VERSION: u32 = 2;
 
@@ -89,45 +92,54 @@ pub fn encode(e: &Entry, x: &[f32], out: &mut Vec<u8>, threads: usize) -> Result
         );
     }
     let row_bytes = out.len() / rows;
-    let threads = threads.clamp(1, rows.max(1));
-    let per = rows.div_ceil(threads);
-    let result: Result<()> = std::thread::scope(|s| {
-        let handles: Vec<_> = out
-            .chunks_mut(per * row_bytes)
-            .zip(x.chunks(per * cols))
-            .map(|(o, xs)| {
-                s.spawn(move || -> Result<()> {
-                    let n = xs.len() / cols;
-                    match e.target {
-                        DType::F32 => {
-                            for (b, v) in o.chunks_exact_mut(4).zip(xs) {
-                                b.copy_from_slice(&v.to_le_bytes());
-                            }
-                        }
-                        DType::F16 => {
-                            for (b, v) in o.chunks_exact_mut(2).zip(xs) {
-                                b.copy_from_slice(&f16::from_f32(*v).to_le_bytes());
-                            }
-                        }
-                        DType::BF16 => {
-                            for (b, v) in o.chunks_exact_mut(2).zip(xs) {
-                                b.copy_from_slice(&bf16::from_f32(*v).to_le_bytes());
-                            }
-                        }
-                        t => {
-                            let g = t.ggml().ok_or_else(|| anyhow!("{t} has no quantizer"))?;
-                            ggml_quantize(g, xs, n, cols, o)?;
-                        }
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        for h in handles {
-            h.join()
-                .map_err(|_| anyhow!("a quantization thread panicked"))??;
+    let chunk = |o: &mut [u8], xs: &[f32]| -> Result<()> {
+        match e.target {
+            DType::F32 => {
+                for (b, v) in o.chunks_exact_mut(4).zip(xs) {
+                    b.copy_from_slice(&v.to_le_bytes());
+                }
+            }
+            DType::F16 => {
+                for (b, v) in o.chunks_exact_mut(2).zip(xs) {
+                    b.copy_from_slice(&f16::from_f32(*v).to_le_bytes());
+                }
+            }
+            DType::BF16 => {
+                for (b, v) in o.chunks_exact_mut(2).zip(xs) {
+                    b.copy_from_slice(&bf16::from_f32(*v).to_le_bytes());
+                }
+            }
+            t => {
+                let g = t.ggml().ok_or_else(|| anyhow!("{t} has no quantizer"))?;
+                ggml_quantize(g, xs, xs.len() / cols, cols, o)?;
+            }
         }
         Ok(())
+    };
+    // Small tensors stay on this thread: on a loaded machine, waking a new thread costs more
+    // (scheduling latency, measured at several ms per tensor) than encoding a few hundred thousand
+    // values.
+    let threads = if x.len() < MIN_PARALLEL {
+        1
+    } else {
+        threads.clamp(1, rows)
+    };
+    let per = rows.div_ceil(threads);
+    let result: Result<()> = std::thread::scope(|s| {
+        let mut pieces = out.chunks_mut(per * row_bytes).zip(x.chunks(per * cols));
+        let (first_o, first_x) = pieces.next().expect("at least one row");
+        let handles: Vec<_> = pieces
+            .map(|(o, xs)| s.spawn(move || chunk(o, xs)))
+            .collect();
+        let mut r = chunk(first_o, first_x);
+        for h in handles {
+            let joined = h
+                .join()
+                .map_err(|_| anyhow!("a quantization thread panicked"))
+                .and_then(|x| x);
+            r = r.and(joined);
+        }
+        r
     });
     result.with_context(|| format!("tensor '{}' -> {}", e.name, e.target))
 }
