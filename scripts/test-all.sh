@@ -16,9 +16,9 @@ cargo test --release
 
 echo "== C harness (shared and static library)"
 cargo build --release
-cmake -S c_tests -B build/c_tests -DQUANT_LIB_DIR="$PWD/target/release" >/dev/null
-cmake --build build/c_tests -j 2
-ctest --test-dir build/c_tests --output-on-failure
+cmake -S c_tests -B target/c_tests -DQUANT_LIB_DIR="$PWD/target/release" >/dev/null
+cmake --build target/c_tests -j 2
+ctest --test-dir target/c_tests --output-on-failure
 
 echo "== packaging and bindings (install, out-of-tree C consumer, C++, Go, Zig)"
 scripts/test-bindings.sh
