@@ -130,7 +130,7 @@ do_asan() {
     cmake -S c_tests -B "$build" -DQUANT_LIB_DIR="$lib" -DCMAKE_BUILD_TYPE=Debug \
         -DCMAKE_C_FLAGS="$flags" -DCMAKE_CXX_FLAGS="$flags" \
         -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" >/dev/null || return 1
-    cmake --build "$build" -j2 || return 1
+    cmake --build "$build" -j2 >"$build.log" 2>&1 || { cat "$build.log"; return 1; }
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
         UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
         ctest --test-dir "$build" --output-on-failure || return 1
@@ -151,7 +151,7 @@ do_valgrind() {
     cargo build --release || return 1
     local build=target/c_tests-valgrind t status=0
     cmake -S c_tests -B "$build" -DQUANT_LIB_DIR="$ROOT/target/release" >/dev/null || return 1
-    cmake --build "$build" -j2 || return 1
+    cmake --build "$build" -j2 >"$build.log" 2>&1 || { cat "$build.log"; return 1; }
     # Two programs at a time (valgrind runs a program on one core): the step's time halves on 2 cores.
     memcheck_one() {
         local t0=$SECONDS
