@@ -6,12 +6,16 @@
 //! the relative output error `||X W^T - X Q(W)^T||^2 / ||X W^T||^2` on the other 1024 tokens, and its
 //! throughput (weights quantized per second, single call, this machine).
 //!
+//! The tables go to stdout; progress (one line per layer) goes to stderr, so that
+//! `cargo run --release --example demo > results.txt` keeps the tables clean.
+//!
 //! Run: `cargo run --release --example demo`
+use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use quant::algos::QuantOptions;
 use quant::calib::Calibration;
-use quant::kernels::half;
+use quant::kernels::{half, par, simd};
 use quant::method::QuantMethod;
 use quant::weight;
 
@@ -210,6 +214,42 @@ fn short_name(name: &str) -> String {
     format!("L{layer}.{part}")
 }
 
+/// Progress on stderr: on a terminal one line rewritten in place, elsewhere (a log) one line per
+/// layer.
+struct Progress {
+    tty: bool,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Progress {
+            tty: std::io::stderr().is_terminal(),
+        }
+    }
+
+    /// What is being done now (terminal only).
+    fn show(&self, what: &str) {
+        if self.tty {
+            let mut e = std::io::stderr().lock();
+            let _ = write!(e, "\r\x1b[2K{what}");
+            let _ = e.flush();
+        }
+    }
+
+    /// Erases the line of `show` (before printing to stdout, which may be the same terminal).
+    fn clear(&self) {
+        if self.tty {
+            eprint!("\r\x1b[2K");
+        }
+    }
+
+    /// A step finished: its line stays.
+    fn done(&self, what: &str) {
+        self.clear();
+        eprintln!("{what}");
+    }
+}
+
 fn main() {
     let methods = methods();
     let calib_tokens = 1024;
@@ -220,11 +260,31 @@ fn main() {
     println!(
         "calibration on tokens 0..{calib_tokens} of each layer's real input, error measured on tokens {calib_tokens}..2048"
     );
-    println!("error = ||X W^T - X Q(W)^T||^2 / ||X W^T||^2; compression against FP16; speed = weights quantized per second (one call, one thread)\n");
+    println!("error = ||X W^T - X Q(W)^T||^2 / ||X W^T||^2; compression against FP16; speed = weights quantized per second (one call)");
+    // The speeds depend on both: the SIMD level chosen for this CPU (QUANT_SIMD forces another) and
+    // the kernels' thread count (quant_set_threads; 0 = all cores).
+    let threads = match par::threads() {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    println!(
+        "SIMD level: {}; kernel threads: {threads}\n",
+        simd::simd_level().name()
+    );
+
+    let progress = Progress::new();
+    let started = Instant::now();
 
     // errors[method][layer]
     let mut errors = vec![Vec::new(); methods.len()];
     for (li, layer) in LAYERS.iter().enumerate() {
+        let layer_start = Instant::now();
+        progress.show(&format!(
+            "[{}/{}] {}: loading",
+            li + 1,
+            LAYERS.len(),
+            layer.name
+        ));
         let w = layer.weight();
         let x = layer.activations();
         let (x_cal, x_eval) = x.split_at(calib_tokens * layer.cols);
@@ -238,6 +298,7 @@ fn main() {
         let w_norm = meter.sq_norm_f32(&w);
         let detailed = li == 2; // the layer whose full table is printed
         if detailed {
+            progress.clear();
             println!(
                 "{} ({} x {}), calibration statistics in {:.1} ms",
                 layer.name,
@@ -251,11 +312,21 @@ fn main() {
             );
         }
         for (mi, m) in methods.iter().enumerate() {
+            progress.show(&format!(
+                "[{}/{}] {}: {} ({}/{})",
+                li + 1,
+                LAYERS.len(),
+                layer.name,
+                m.label,
+                mi + 1,
+                methods.len()
+            ));
             match run(m, &w, layer.rows, layer.cols, &calib) {
                 Ok((q, time)) => {
                     let err = meter.relative_error(&w, &q, w_norm);
                     errors[mi].push(Some(err));
                     if detailed {
+                        progress.clear();
                         let bits = effective_bits(m, layer.rows, layer.cols);
                         let rate = (layer.rows * layer.cols) as f64 / time.as_secs_f64() / 1e6;
                         println!(
@@ -271,6 +342,7 @@ fn main() {
                 Err(e) => {
                     errors[mi].push(None);
                     if detailed {
+                        progress.clear();
                         println!("{:<28} not available: {e}", m.label);
                     }
                 }
@@ -279,7 +351,18 @@ fn main() {
         if detailed {
             println!();
         }
+        progress.done(&format!(
+            "[{}/{}] {} ({} x {}): {} methods in {:.1} s",
+            li + 1,
+            LAYERS.len(),
+            layer.name,
+            layer.rows,
+            layer.cols,
+            methods.len(),
+            layer_start.elapsed().as_secs_f64()
+        ));
     }
+    eprintln!("done in {:.1} s", started.elapsed().as_secs_f64());
 
     println!("relative output error on every bundled layer (held-out tokens):");
     print!("{:<28}", "method");

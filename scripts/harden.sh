@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The hardening CI job (issue 7; see docs/security.md). From the repository root:
+# The hardening CI job (see docs/security.md). From the repository root:
 #
 #   bash scripts/harden.sh            # everything: roughly 20 minutes from cold on a 2-core machine (its
 #                                     # steps' sum; most of it builds faer: instrumented, for Miri,
@@ -124,13 +124,13 @@ do_asan() {
     # The library of the fuzz build (its dependency build of quant also makes the staticlib and the
     # cdylib): ASan-instrumented Rust code, without building faer once more with other flags.
     fuzz_build || return 1
-    local lib build=c_tests/build-asan flags="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all"
+    local lib build=target/c_tests-asan flags="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all"
     lib=$(fuzz_bin_dir)/deps
     [ -f "$lib/libquant.a" ] && [ -f "$lib/libquant.so" ] || { echo "no libquant.a/.so in $lib"; return 1; }
     cmake -S c_tests -B "$build" -DQUANT_LIB_DIR="$lib" -DCMAKE_BUILD_TYPE=Debug \
         -DCMAKE_C_FLAGS="$flags" -DCMAKE_CXX_FLAGS="$flags" \
         -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" >/dev/null || return 1
-    cmake --build "$build" -j2 || return 1
+    cmake --build "$build" -j2 >"$build.log" 2>&1 || { cat "$build.log"; return 1; }
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
         UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
         ctest --test-dir "$build" --output-on-failure || return 1
@@ -149,9 +149,9 @@ do_asan() {
 
 do_valgrind() {
     cargo build --release || return 1
-    local build=c_tests/build-valgrind t status=0
+    local build=target/c_tests-valgrind t status=0
     cmake -S c_tests -B "$build" -DQUANT_LIB_DIR="$ROOT/target/release" >/dev/null || return 1
-    cmake --build "$build" -j2 || return 1
+    cmake --build "$build" -j2 >"$build.log" 2>&1 || { cat "$build.log"; return 1; }
     # Two programs at a time (valgrind runs a program on one core): the step's time halves on 2 cores.
     memcheck_one() {
         local t0=$SECONDS

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Packaging and bindings tests of quant, on a fresh machine:
-#   1. cmake -S . -B build/pkg && cmake --build build/pkg && cmake --install build/pkg --prefix <temp>
+#   1. cmake -S . -B target/pkg && cmake --build target/pkg && cmake --install target/pkg --prefix <temp>
 #   2. the out-of-tree C consumer (tests/consumer): find_package shared + static, pkg-config plain and
 #      --static, exports/soname, QUANT_VERSION_* == quant_version(), examples/c/quantize.c
 #   3. the C++17 layer include/quant.hpp: tests/cpp/test_quant_hpp.cpp and examples/cpp/quantize.cpp
@@ -40,18 +40,18 @@ if wants zig; then
 fi
 
 # ---- 1. build and install ---------------------------------------------------------------------------
-echo "== build (cargo --release through CMake) and install"
+echo "== build (cargo through CMake: the dist profile) and install"
 prefix="$(mktemp -d "${TMPDIR:-/tmp}/quant-prefix.XXXXXX")"
 if [ "${QUANT_BINDINGS_KEEP:-0}" = 1 ]; then
     echo "   prefix kept: $prefix"
 else
     trap 'rm -rf "$prefix"' EXIT
 fi
-mkdir -p build
-cmake -S . -B build/pkg -DCMAKE_BUILD_TYPE=Release >build/pkg-configure.log 2>&1 ||
-    { cat build/pkg-configure.log; exit 1; }
-cmake --build build/pkg
-cmake --install build/pkg --prefix "$prefix" >/dev/null
+mkdir -p target
+cmake -S . -B target/pkg -DCMAKE_BUILD_TYPE=Release >target/pkg-configure.log 2>&1 ||
+    { cat target/pkg-configure.log; exit 1; }
+cmake --build target/pkg
+cmake --install target/pkg --prefix "$prefix" >/dev/null
 echo "   installed into $prefix"
 stamp
 
@@ -74,22 +74,22 @@ record coverage $coverage
 # ---- 2. C consumer ----------------------------------------------------------------------------------
 if wants consumer; then
     echo "== C consumer (tests/consumer)"
-    if tests/consumer/run.sh "$prefix" build/consumer "$root/examples/c/quantize.c"; then record consumer ok; else record consumer FAILED; fi
+    if tests/consumer/run.sh "$prefix" target/consumer "$root/examples/c/quantize.c"; then record consumer ok; else record consumer FAILED; fi
     stamp
 fi
 
 # ---- 3. C++ -----------------------------------------------------------------------------------------
 if wants cpp; then
     echo "== C++17 layer (include/quant.hpp): tests/cpp/test_quant_hpp.cpp, examples/cpp/quantize.cpp"
-    mkdir -p build/cpp
+    mkdir -p target/cpp
     cxx=${CXX:-c++}
     link=(-L"$prefix/lib" -lquant -Wl,-rpath,"$prefix/lib")
     cpp_ok=ok
     { $cxx -std=c++17 -O2 -Wall -Wextra -Wpedantic -Werror -I"$prefix/include" \
-        -DQUANT_TEST_DATA_DIR="\"$root/tests/data\"" tests/cpp/test_quant_hpp.cpp "${link[@]}" -o build/cpp/test_quant_hpp &&
-        build/cpp/test_quant_hpp; } || cpp_ok=FAILED
+        -DQUANT_TEST_DATA_DIR="\"$root/tests/data\"" tests/cpp/test_quant_hpp.cpp "${link[@]}" -o target/cpp/test_quant_hpp &&
+        target/cpp/test_quant_hpp; } || cpp_ok=FAILED
     { $cxx -std=c++17 -O2 -Wall -Wextra -Wpedantic -Werror -I"$prefix/include" \
-        examples/cpp/quantize.cpp "${link[@]}" -o build/cpp/quantize_example && build/cpp/quantize_example; } || cpp_ok=FAILED
+        examples/cpp/quantize.cpp "${link[@]}" -o target/cpp/quantize_example && target/cpp/quantize_example; } || cpp_ok=FAILED
     record cpp $cpp_ok
     stamp
 fi
@@ -120,13 +120,24 @@ if wants zig; then
     echo "== Zig binding (bindings/zig): zig build test (shared and static), examples/zig"
     echo "   zig $(zig version)"
     zig_ok=ok
-    zig_args=(-Dquant-prefix="$prefix" -Ddata-dir="$root/tests/data" --cache-dir "$root/build/zig-cache" --summary all)
-    (
-        cd bindings/zig &&
-            zig build test "${zig_args[@]}" &&
-            zig build test -Dstatic=true "${zig_args[@]}" &&
-            zig build example "${zig_args[@]}"
-    ) || zig_ok=FAILED
+    zig_args=(-Dquant-prefix="$prefix" -Ddata-dir="$root/tests/data" --cache-dir "$root/target/zig-cache" --summary all)
+    # zig's build runner reports any stderr output of a passing test as a "failed command": the log is
+    # shown whole on failure, and only its outcome and the programs' own lines on success.
+    zig_step() { # label, zig build arguments...
+        local label=$1 log="$root/target/zig-$1.log"
+        shift
+        if (cd bindings/zig && zig build "$@" "${zig_args[@]}") >"$log" 2>&1; then
+            grep -v -E '^(test|example)( success)?$|^ *[+|]|^failed command:|^Build Summary|^$' "$log" || true
+            echo "   $label: $(grep -m1 -E '^Build Summary' "$log")"
+        else
+            cat "$log"
+            echo "   $label: FAILED"
+            return 1
+        fi
+    }
+    zig_step test-shared test || zig_ok=FAILED
+    zig_step test-static test -Dstatic=true || zig_ok=FAILED
+    zig_step example example || zig_ok=FAILED
     record zig $zig_ok
     stamp
 fi

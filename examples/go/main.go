@@ -38,7 +38,7 @@ func main() {
 	_, err = quant.Quantize(quant.GPTQ(4, 128), nil, w, rows, cols, nil)
 	var qe *quant.Error
 	if errors.As(err, &qe) && errors.Is(err, quant.ErrInvalidArgument) {
-		fmt.Printf("error %d (%v): %s\n", qe.Status, qe.Status, qe.Detail)
+		fmt.Printf("GPTQ without a calibration is refused, as expected: status %d (%v): %s\n", qe.Status, qe.Status, qe.Detail)
 	} else {
 		log.Fatalf("expected an invalid-argument error, got %v", err)
 	}

@@ -63,6 +63,15 @@ check "every function of quant.h is exported" all_declared_exported
 needs_shared() { readelf -d "$1" | grep -q "NEEDED.*\[libquant.so.$major\]"; }
 needs_no_quant() { ! readelf -d "$1" | grep -q 'NEEDED.*libquant'; }
 
+# The program's RUNPATH (or RPATH) holds a directory that is the installed lib/.
+rpath_finds_lib() {
+    local dirs d
+    dirs=$(readelf -d "$1" | sed -n 's/.*R\(UN\)\{0,1\}PATH.*\[\(.*\)\].*/\2/p' | tr ':' ' ')
+    for d in $dirs; do [ -d "$d" ] && [ "$(cd "$d" && pwd -P)" = "$(cd "$lib" && pwd -P)" ] && return 0; done
+    echo "rpath: '${dirs:-none}', installed lib/: $lib"
+    return 1
+}
+
 run_programs() { # kind dir
     local kind="$1" dir="$2"
     check "$kind: check_version runs (QUANT_VERSION_* == quant_version())" "$dir/check_version"
@@ -95,9 +104,9 @@ for mode in shared static; do
     d="$work/pc-$mode"
     rm -rf "$d"; mkdir -p "$d"
     if [ $mode = shared ]; then
+        # quant.pc's Libs carry an rpath to the installed lib/: nothing else is needed to run.
         flags="$(pkg-config --cflags --libs quant)"
-        # The build tree's programs find the library through an rpath to the prefix.
-        extra="-Wl,-rpath,$(pkg-config --variable=libdir quant)"
+        extra=""
     else
         flags="$(pkg-config --cflags --libs --static quant)"
         # -lquant would pick libquant.so when both are installed: ask GNU ld for the archive.
@@ -112,7 +121,16 @@ for mode in shared static; do
     fi
     if [ $built = 1 ]; then
         ok "pkg-config $mode: build"
-        run_programs "pkg-config $mode" "$d"
+        if [ $mode = shared ]; then
+            check "pkg-config shared: the program's rpath leads to $lib" rpath_finds_lib "$d/check_version"
+            # Run as a user would: no LD_LIBRARY_PATH, so only the rpath can find libquant.so.
+            saved_ldpath=${LD_LIBRARY_PATH-}
+            unset LD_LIBRARY_PATH
+            run_programs "pkg-config $mode" "$d"
+            [ -z "$saved_ldpath" ] || export LD_LIBRARY_PATH="$saved_ldpath"
+        else
+            run_programs "pkg-config $mode" "$d"
+        fi
     else
         bad "pkg-config $mode: build"; tail -30 "$d.log"
     fi
