@@ -1,0 +1,9 @@
+//! The `quant` model tool as a library: the binary (`main.rs`), the integration tests and the fuzz
+//! targets share these modules.
+//!
+//! Data flows one way, one module per step (see DESIGN.md of the project):
+//! model file(s) -> `model` (tensors by name, mapped) -> `plan` (a rule per tensor, validated before any
+//! work) -> quantize each tensor with the library -> `write` (GGUF, safetensors checkpoints).
+pub mod inspect;
+pub mod model;
+pub mod write;
