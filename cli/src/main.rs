@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 // The tool's modules live in the library crate (lib.rs) so that tests and fuzz targets reach them;
 // `crate::model` etc. resolve through these imports in modules declared here.
 #[allow(unused_imports)]
-use quant_cli::{inspect, model, write};
+use quant_cli::{eval, inspect, model, write};
 
 #[derive(Parser)]
 #[command(
@@ -32,11 +32,14 @@ enum Command {
         /// A GGUF file.
         model: PathBuf,
     },
+    /// Perplexity of a GGUF model on a text, scored as llama.cpp's llama-perplexity scores it.
+    Eval(eval::EvalArgs),
 }
 
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Inspect { model } => inspect::run(&model),
+        Command::Eval(args) => eval::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
