@@ -7,6 +7,10 @@
 //!   next token, so every scored token sees at least ctx/2 tokens of context;
 //! - the estimate is exp(mean negative log-likelihood) over all scored tokens, its ± the standard error
 //!   of that mean carried through the exponential.
+//!
+//! One difference is left on purpose: llama-perplexity first turns escape sequences in the text (`\n`,
+//! `\t`, `\\`, ...) into the characters they name; the text is scored here as it is. The two agree on
+//! texts without backslashes (the evaluation texts have none).
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 

@@ -319,3 +319,108 @@ fn linear(x: &[f32], t: usize, w: &[f32], out: usize, y: &mut [f32], accum: Accu
         Par::rayon(0),
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small model with pseudo-random weights (a fixed LCG, so runs repeat).
+    fn tiny(tied: bool) -> Llama {
+        let cfg = Config {
+            n_layer: 2,
+            n_embd: 16,
+            n_ff: 24,
+            n_head: 4,
+            n_head_kv: 2,
+            rope_dims: 4,
+            rope_base: 10000.0,
+            rms_eps: 1e-5,
+            n_vocab: 11,
+        };
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        Llama::load(cfg, |name| {
+            if name == "output.weight" && tied {
+                return Ok(None);
+            }
+            let shape = match name {
+                "token_embd.weight" | "output.weight" => vec![11, 16],
+                n if n.ends_with("norm.weight") => vec![16],
+                n if n.ends_with("attn_k.weight") || n.ends_with("attn_v.weight") => vec![8, 16],
+                n if n.ends_with("ffn_gate.weight") || n.ends_with("ffn_up.weight") => vec![24, 16],
+                n if n.ends_with("ffn_down.weight") => vec![16, 24],
+                _ => vec![16, 16],
+            };
+            let data = (0..shape.iter().product::<usize>())
+                .map(|_| {
+                    state = state
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.8
+                })
+                .collect();
+            Ok(Some(Tensor {
+                name: name.into(),
+                shape,
+                data,
+            }))
+        })
+        .unwrap()
+    }
+
+    /// Causal attention: a prefix's logits do not depend on what follows it, and asking for logits
+    /// from a later position returns the same rows.
+    #[test]
+    fn prefix_logits_ignore_later_tokens() {
+        for tied in [true, false] {
+            let m = tiny(tied);
+            let toks = [3, 1, 4, 1, 5, 9, 2, 6, 5, 3];
+            let full = m.forward(&toks, 0).unwrap();
+            let v = m.config().n_vocab;
+            let prefix = m.forward(&toks[..6], 0).unwrap();
+            for (a, b) in prefix.iter().zip(&full[..6 * v]) {
+                assert!((a - b).abs() <= 1e-5 * (1.0 + a.abs()), "{a} vs {b}");
+            }
+            let tail = m.forward(&toks, 7).unwrap();
+            assert_eq!(tail.len(), 3 * v);
+            for (a, b) in tail.iter().zip(&full[7 * v..]) {
+                assert!((a - b).abs() <= 1e-5 * (1.0 + a.abs()), "{a} vs {b}");
+            }
+        }
+    }
+
+    /// RoPE at position 0 is the identity, and it keeps each rotated pair's norm at any position.
+    #[test]
+    fn rope_rotates_pairs() {
+        let m = tiny(true);
+        let (cos, sin) = m.rope_tables(3);
+        let mut x: Vec<f32> = (0..3 * 16).map(|i| i as f32 * 0.1 - 1.0).collect();
+        let before = x.clone();
+        rope(&mut x, 4, 4, &cos, &sin);
+        assert_eq!(&x[..16], &before[..16]);
+        for (a, b) in x[16..].chunks_exact(2).zip(before[16..].chunks_exact(2)) {
+            let (na, nb) = (a[0].hypot(a[1]), b[0].hypot(b[1]));
+            assert!((na - nb).abs() < 1e-5, "{na} vs {nb}");
+        }
+        // Position 1, first pair of a head: angle 1 radian.
+        let (c, s) = (1f32.cos(), 1f32.sin());
+        let (a, b) = (before[16], before[17]);
+        assert!((x[16] - (a * c - b * s)).abs() < 1e-6);
+        assert!((x[17] - (a * s + b * c)).abs() < 1e-6);
+    }
+
+    #[test]
+    fn wrong_shapes_and_ids_are_errors() {
+        let cfg = tiny(true).config().clone();
+        let err = Llama::load(cfg, |name| {
+            Ok(Some(Tensor {
+                name: name.into(),
+                shape: vec![2, 2],
+                data: vec![0.0; 4],
+            }))
+        })
+        .err()
+        .unwrap();
+        assert!(format!("{err:#}").contains("token_embd.weight"), "{err:#}");
+        assert!(tiny(true).forward(&[11], 0).is_err());
+    }
+}
