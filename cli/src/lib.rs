@@ -7,7 +7,10 @@
 //! `arch` + `tokenizer` + `eval` run the model's own forward pass for perplexity.
 pub mod arch;
 pub mod eval;
+pub mod export;
 pub mod inspect;
 pub mod model;
+pub mod plan;
+pub mod quantize;
 pub mod tokenizer;
 pub mod write;

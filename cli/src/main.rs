@@ -7,41 +7,175 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 // The tool's modules live in the library crate (lib.rs) so that tests and fuzz targets reach them;
 // `crate::model` etc. resolve through these imports in modules declared here.
 #[allow(unused_imports)]
-use quant_cli::{eval, inspect, model, write};
+use quant_cli::{eval, export, inspect, model, plan, quantize, write};
+
+const RULES_HELP: &str = "\
+Plans: every tensor gets a target type before any work starts, and the whole plan is validated first.
+  --type T     llama-quantize's mix for file type T: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1,
+               Q4_K_M, Q6_K. 1-D tensors and norms stay as they are; the output (and a tied token
+               embedding) gets Q6_K, or Q8_0 when its rows do not fit; Q4_K_M raises some attn_v and
+               ffn_down layers to Q6_K; rows a 256-value block does not divide fall back
+               (Q4_K -> Q5_0, Q6_K -> Q8_0).
+  --rules FILE one rule per line, first match wins, before the mix:
+                   # comment
+                   token_embd.weight          = Q8_0
+                   blk.{0,1,2}.attn_v.weight  = Q6_K
+                   blk.*.ffn_down.weight      = Q4_K
+                   *_norm.weight              = keep
+               Patterns are globs over GGUF tensor names (* ? [0-9] {a,b}); types are F32, F16, BF16,
+               Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q6_K, or keep. A rule that matches no tensor, an
+               unknown type or a shape the type cannot take is an error. Without --type, tensors no
+               rule names are kept.
+A tensor whose target is its current type is copied as it is (like llama-quantize).";
 
 #[derive(Parser)]
 #[command(
     name = "quant",
     version,
-    about = "Quantize a whole model with the quant library"
+    about = "Quantize a whole model with the quant library",
+    after_long_help = RULES_HELP
 )]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
+#[derive(clap::Args)]
+struct PlanArgs {
+    /// llama-quantize file type (mix): F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K_M, Q6_K.
+    #[arg(long = "type", value_name = "T", value_parser = plan::Mix::parse)]
+    mix: Option<plan::Mix>,
+    /// Per-tensor rules (PATTERN = TYPE lines, first match wins; see `quant help`).
+    #[arg(long, value_name = "FILE")]
+    rules: Option<PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum Command {
-    /// Show a model: architecture, metadata, tensors (name, type, shape), parameters and size.
+    /// Show a model: architecture, metadata, tensors (name, type, shape), parameters and size; with
+    /// --type/--rules, the type each tensor would get.
+    #[command(after_long_help = RULES_HELP)]
     Inspect {
-        /// A GGUF file.
+        /// A GGUF file, or a Hugging Face folder (config.json, safetensors f32/f16/bf16).
         model: PathBuf,
+        #[command(flatten)]
+        plan: PlanArgs,
+    },
+    /// Write a GGUF Llama model as a 4-bit GPTQ Hugging Face folder (qweight, qzeros, scales, g_idx;
+    /// round-to-nearest codes with zero points; quantization_config in config.json).
+    ExportGptq {
+        /// A GGUF file (Llama).
+        model: PathBuf,
+        /// The folder to create (must not exist, or be empty).
+        dir: PathBuf,
+        /// checkpoint_format: gptq (zero points stored minus one) or gptq_v2.
+        #[arg(long, default_value = "gptq", value_parser = ["gptq", "gptq_v2"])]
+        format: String,
+        /// Input columns per group (must divide every layer's input width).
+        #[arg(long, default_value_t = 128)]
+        group_size: usize,
+    },
+    /// Write a GGUF Llama model, dequantized, as a Hugging Face folder: config.json, safetensors
+    /// (HF names, q/k rows back in HF order), tokenizer.json for byte-level BPE tokenizers.
+    ExportHf {
+        /// A GGUF file (Llama).
+        model: PathBuf,
+        /// The folder to create (must not exist, or be empty).
+        dir: PathBuf,
+        /// Element type of the weights.
+        #[arg(long, value_enum, default_value = "f32")]
+        dtype: export::ExportDtype,
+        /// Largest shard, in MiB (more shards and model.safetensors.index.json beyond it).
+        #[arg(long, default_value_t = 5000)]
+        shard_size: u64,
+    },
+    /// Quantize a model into a GGUF file (metadata and tokenizer carried over).
+    #[command(after_long_help = RULES_HELP)]
+    Quantize {
+        /// A GGUF file, or a Hugging Face folder (config.json, safetensors f32/f16/bf16).
+        model: PathBuf,
+        /// The GGUF file to write (must not be the input).
+        out: PathBuf,
+        #[command(flatten)]
+        plan: PlanArgs,
+        /// Worker threads (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// No progress bar or summary.
+        #[arg(long, short)]
+        quiet: bool,
+        /// A line per tensor: types, bits per weight, relative error, time.
+        #[arg(long, short)]
+        verbose: bool,
     },
     /// Perplexity of a GGUF model on a text, scored as llama.cpp's llama-perplexity scores it.
     Eval(eval::EvalArgs),
 }
 
-fn main() -> ExitCode {
-    let result = match Cli::parse().command {
-        Command::Inspect { model } => inspect::run(&model),
+fn run(cmd: Command) -> Result<()> {
+    match cmd {
+        Command::Inspect { model, plan } => inspect::run(&model, plan.mix, plan.rules.as_deref()),
         Command::Eval(args) => eval::run(&args),
-    };
-    match result {
+        Command::ExportGptq {
+            model,
+            dir,
+            format,
+            group_size,
+        } => write::gptq::run(
+            &model,
+            &dir,
+            if format == "gptq" { 1 } else { 2 },
+            group_size,
+        ),
+        Command::ExportHf {
+            model,
+            dir,
+            dtype,
+            shard_size,
+        } => export::run(&model, &dir, dtype, shard_size.saturating_mul(1 << 20)),
+        Command::Quantize {
+            model,
+            out,
+            plan,
+            threads,
+            quiet,
+            verbose,
+        } => {
+            let threads = threads
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            let opts = quantize::Options {
+                mix: plan.mix,
+                rules: plan.rules,
+                threads,
+                quiet,
+                verbose,
+            };
+            let r = quantize::run(&model, &out, &opts)?;
+            if !quiet {
+                eprintln!(
+                    "{}: {} tensors ({} quantized, {} copied), {:.2} MiB -> {:.2} MiB in {:.2} s",
+                    out.display(),
+                    r.tensors,
+                    r.quantized,
+                    r.tensors - r.quantized,
+                    r.bytes_in as f64 / 1048576.0,
+                    r.bytes_out as f64 / 1048576.0,
+                    r.elapsed.as_secs_f64()
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse().command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -405,13 +405,13 @@ impl Header {
         // The smallest key-value is 8 + 1 + 4 + 1 bytes, the smallest tensor info 8 + 4 + 4 + 8.
         if n_kv > (c.remaining() / 14) as u64 {
             bail!(
-                "corrupt: {n_kv} metadata entries cannot fit in a {}-byte file",
+                "truncated or corrupt: {n_kv} metadata entries cannot fit in a {}-byte file",
                 buf.len()
             );
         }
         if n_tensors > (c.remaining() / 24) as u64 {
             bail!(
-                "corrupt: {n_tensors} tensors cannot fit in a {}-byte file",
+                "truncated or corrupt: {n_tensors} tensors cannot fit in a {}-byte file",
                 buf.len()
             );
         }
@@ -639,6 +639,27 @@ impl GgufFile {
         &buf[start..start + t.n_bytes as usize]
     }
 
+    /// Tells the kernel that this tensor's mapped pages are no longer needed, so that a pass over
+    /// the whole model keeps one tensor resident rather than the whole file (a later access reads
+    /// them again from the file).
+    pub fn release(&self, t: &TensorInfo) {
+        #[cfg(unix)]
+        if let Some(map) = &self.map {
+            let start = (self.header.data_offset + t.offset) as usize;
+            // SAFETY: the map is read-only and file-backed: MADV_DONTNEED only drops clean pages,
+            // which the next access faults in again from the file with the same contents.
+            let _ = unsafe {
+                map.unchecked_advise_range(
+                    memmap2::UncheckedAdvice::DontNeed,
+                    start,
+                    t.n_bytes as usize,
+                )
+            };
+        }
+        #[cfg(not(unix))]
+        let _ = t;
+    }
+
     /// Dequantizes a tensor to f32 into `out` (exactly `n_elements` long).
     pub fn dequantize_into(&self, t: &TensorInfo, out: &mut [f32]) -> Result<()> {
         dequantize(t.dtype, self.data(t), out)
@@ -656,6 +677,60 @@ impl GgufFile {
             shape: t.shape(),
             data,
         })
+    }
+}
+
+impl crate::model::Source for GgufFile {
+    fn path(&self) -> &Path {
+        GgufFile::path(self)
+    }
+
+    fn metadata(&self) -> Vec<(String, Value)> {
+        GgufFile::metadata(self).to_vec()
+    }
+
+    fn tensors(&self) -> Vec<crate::model::TensorMeta> {
+        GgufFile::tensors(self)
+            .iter()
+            .map(|t| crate::model::TensorMeta {
+                name: t.name.clone(),
+                dims: t.dims.clone(),
+                dtype: t.dtype,
+            })
+            .collect()
+    }
+
+    fn info(&self) -> crate::model::ModelInfo {
+        crate::model::ModelInfo {
+            arch: self.architecture().unwrap_or("").to_string(),
+            n_layer: self
+                .arch_get("block_count")
+                .and_then(Value::as_u64)
+                .unwrap_or(0) as usize,
+            n_expert: self
+                .arch_get("expert_count")
+                .and_then(Value::as_u64)
+                .unwrap_or(0) as usize,
+        }
+    }
+
+    fn raw(&self, name: &str) -> Result<std::borrow::Cow<'_, [u8]>> {
+        Ok(std::borrow::Cow::Borrowed(
+            self.data(self.tensor_info(name)?),
+        ))
+    }
+
+    fn read_f32(&self, name: &str, out: &mut Vec<f32>) -> Result<()> {
+        let t = self.tensor_info(name)?;
+        out.clear();
+        out.resize(t.n_elements() as usize, 0.0);
+        self.dequantize_into(t, out)
+    }
+
+    fn release(&self, name: &str) {
+        if let Some(t) = self.tensor(name) {
+            GgufFile::release(self, t);
+        }
     }
 }
 

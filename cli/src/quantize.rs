@@ -1,0 +1,309 @@
+//! `quant quantize`: model -> plan -> each tensor quantized with the library -> GGUF.
+//!
+//! The output is written tensor by tensor (one f32 tensor and its encoding in memory at a time) into
+//! a temporary file beside the output, renamed over it only when complete; on any error the
+//! temporary file is removed.
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use half::{bf16, f16};
+use indicatif::{ProgressBar, ProgressStyle};
+use quant::kernels::ggml::ggml_quantize;
+
+use crate::model::gguf::Value;
+use crate::model::{dequantize, DType, Source};
+use crate::plan::{self, Entry, Mix, Plan};
+use crate::write::gguf::{GgufWriter, TensorSpec};
+
+/// `GGML_QNT_VERSION`, which llama-quantize writes as `general.quantization_version`.
+pub const QNT_VERSION: u32 = 2;
+
+pub struct Options {
+    pub mix: Option<Mix>,
+    pub rules: Option<PathBuf>,
+    pub threads: usize,
+    pub quiet: bool,
+    /// Print a line per tensor (type, bits per weight, relative error, time).
+    pub verbose: bool,
+}
+
+/// Opens a model: a GGUF file or a safetensors folder.
+pub fn open_source(path: &Path) -> Result<Box<dyn Source>> {
+    crate::model::open(path)
+}
+
+/// The plan for `src` under `opts` (validated).
+pub fn make_plan(src: &dyn Source, mix: Option<Mix>, rules: Option<&Path>) -> Result<Plan> {
+    let rules = match rules {
+        Some(p) => plan::read_rules(p)?,
+        None => vec![],
+    };
+    Plan::build(&src.tensors(), &src.info(), mix, &rules)
+        .with_context(|| format!("{}", src.path().display()))
+}
+
+/// The output metadata: the input's, in order, then `general.quantization_version` and
+/// `general.file_type` moved to the end with their new values and the split keys dropped, as
+/// llama-quantize does.
+pub fn output_metadata(src: &[(String, Value)], file_type: Option<u32>) -> Vec<(String, Value)> {
+    let mut m: Vec<(String, Value)> = src
+        .iter()
+        .filter(|(k, _)| {
+            !matches!(
+                k.as_str(),
+                "split.no" | "split.count" | "split.tensors.count"
+            )
+        })
+        .cloned()
+        .collect();
+    let mut set = |k: &str, v: Value| {
+        m.retain(|(key, _)| key != k);
+        m.push((k.to_string(), v));
+    };
+    set("general.quantization_version", Value::U32(QNT_VERSION));
+    if let Some(ft) = file_type {
+        set("general.file_type", Value::U32(ft));
+    }
+    m
+}
+
+/// Encodes `x` (one tensor, `rows` rows of `dims[0]`) as `target` into `out`, on `threads` threads
+/// (rows split into contiguous ranges: the bytes do not depend on the split).
+pub fn encode(e: &Entry, x: &[f32], out: &mut Vec<u8>, threads: usize) -> Result<()> {
+    let cols = e.dims.first().copied().unwrap_or(1) as usize;
+    let rows = x.len().checked_div(cols).unwrap_or(0);
+    out.clear();
+    out.resize(e.n_bytes() as usize, 0);
+    if x.is_empty() {
+        return Ok(());
+    }
+    if let Some(i) = x.iter().position(|v| !v.is_finite()) {
+        bail!(
+            "tensor '{}': element {i} (row {}, column {}) is {}: cannot quantize a non-finite weight",
+            e.name,
+            i / cols,
+            i % cols,
+            x[i]
+        );
+    }
+    let row_bytes = out.len() / rows;
+    let threads = threads.clamp(1, rows.max(1));
+    let per = rows.div_ceil(threads);
+    let result: Result<()> = std::thread::scope(|s| {
+        let handles: Vec<_> = out
+            .chunks_mut(per * row_bytes)
+            .zip(x.chunks(per * cols))
+            .map(|(o, xs)| {
+                s.spawn(move || -> Result<()> {
+                    let n = xs.len() / cols;
+                    match e.target {
+                        DType::F32 => {
+                            for (b, v) in o.chunks_exact_mut(4).zip(xs) {
+                                b.copy_from_slice(&v.to_le_bytes());
+                            }
+                        }
+                        DType::F16 => {
+                            for (b, v) in o.chunks_exact_mut(2).zip(xs) {
+                                b.copy_from_slice(&f16::from_f32(*v).to_le_bytes());
+                            }
+                        }
+                        DType::BF16 => {
+                            for (b, v) in o.chunks_exact_mut(2).zip(xs) {
+                                b.copy_from_slice(&bf16::from_f32(*v).to_le_bytes());
+                            }
+                        }
+                        t => {
+                            let g = t.ggml().ok_or_else(|| anyhow!("{t} has no quantizer"))?;
+                            ggml_quantize(g, xs, n, cols, o)?;
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join()
+                .map_err(|_| anyhow!("a quantization thread panicked"))??;
+        }
+        Ok(())
+    });
+    result.with_context(|| format!("tensor '{}' -> {}", e.name, e.target))
+}
+
+/// Relative error ||deq(q) - x|| / ||x|| of an encoding (0 for an exact copy of f32).
+fn relative_error(target: DType, bytes: &[u8], x: &[f32], scratch: &mut Vec<f32>) -> Option<f64> {
+    scratch.clear();
+    scratch.resize(x.len(), 0.0);
+    dequantize(target, bytes, scratch).ok()?;
+    let (mut num, mut den) = (0f64, 0f64);
+    for (a, b) in scratch.iter().zip(x) {
+        num += (f64::from(*a) - f64::from(*b)).powi(2);
+        den += f64::from(*b).powi(2);
+    }
+    Some(if den == 0.0 { 0.0 } else { (num / den).sqrt() })
+}
+
+/// Refuses an output that is the input (or would replace it).
+fn check_paths(input: &Path, output: &Path) -> Result<()> {
+    let canon_in = input
+        .canonicalize()
+        .with_context(|| format!("{}: cannot resolve", input.display()))?;
+    let canon_out = match output.canonicalize() {
+        Ok(p) => p,
+        Err(_) => {
+            let parent = match output.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            let parent = parent
+                .canonicalize()
+                .with_context(|| format!("{}: its folder does not exist", output.display()))?;
+            parent.join(
+                output
+                    .file_name()
+                    .ok_or_else(|| anyhow!("{}: not a file name", output.display()))?,
+            )
+        }
+    };
+    if canon_in == canon_out || canon_out.starts_with(&canon_in) && canon_in.is_dir() {
+        bail!(
+            "the output {} is the input {}: write to another file",
+            output.display(),
+            input.display()
+        );
+    }
+    if canon_out.is_dir() {
+        bail!("the output {} is a folder", output.display());
+    }
+    Ok(())
+}
+
+/// Summary of a run.
+pub struct Report {
+    pub tensors: usize,
+    pub quantized: usize,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub elapsed: Duration,
+}
+
+/// Quantizes `input` into the GGUF file `output`.
+pub fn run(input: &Path, output: &Path, opts: &Options) -> Result<Report> {
+    let start = Instant::now();
+    check_paths(input, output)?;
+    let src = open_source(input)?;
+    let plan = make_plan(src.as_ref(), opts.mix, opts.rules.as_deref())?;
+    let metadata = output_metadata(&src.metadata(), plan.file_type());
+    let specs: Vec<TensorSpec> = plan
+        .entries
+        .iter()
+        .map(|e| TensorSpec {
+            name: e.name.clone(),
+            dims: e.dims.clone(),
+            dtype: e.target,
+        })
+        .collect();
+
+    let dir = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let file_name = output
+        .file_name()
+        .ok_or_else(|| anyhow!("{}: not a file name", output.display()))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{}.", file_name.to_string_lossy()))
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .with_context(|| format!("{}: cannot create a temporary file", dir.display()))?;
+    let out_ctx = || format!("{}", output.display());
+    let mut w = GgufWriter::new(
+        BufWriter::with_capacity(1 << 20, tmp.as_file()),
+        &metadata,
+        specs,
+    )
+    .with_context(out_ctx)?;
+
+    let bar = if opts.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(plan.entries.len() as u64)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    let (mut x, mut q, mut scratch) = (Vec::new(), Vec::new(), Vec::new());
+    let mut report = Report {
+        tensors: plan.entries.len(),
+        quantized: 0,
+        bytes_in: 0,
+        bytes_out: 0,
+        elapsed: Duration::ZERO,
+    };
+    for e in &plan.entries {
+        bar.set_message(e.name.clone());
+        let t0 = Instant::now();
+        let raw = src.raw(&e.name)?;
+        report.bytes_in += raw.len() as u64;
+        let err = if e.is_copy() {
+            w.write_tensor(&raw).with_context(out_ctx)?;
+            None
+        } else {
+            src.read_f32(&e.name, &mut x)?;
+            encode(e, &x, &mut q, opts.threads)
+                .with_context(|| format!("{}", src.path().display()))?;
+            w.write_tensor(&q).with_context(out_ctx)?;
+            report.quantized += 1;
+            if opts.verbose {
+                relative_error(e.target, &q, &x, &mut scratch)
+            } else {
+                None
+            }
+        };
+        src.release(&e.name);
+        report.bytes_out += e.n_bytes();
+        if opts.verbose {
+            let n: u64 = e.dims.iter().product();
+            bar.suspend(|| {
+                println!(
+                    "{:<32} {:>6} -> {:<6} {:>6.2} bpw  rel.err {:<10} {:>7.1} ms  {}",
+                    e.name,
+                    e.src.to_string(),
+                    e.target.to_string(),
+                    e.n_bytes() as f64 * 8.0 / n.max(1) as f64,
+                    err.map_or("-".to_string(), |v| format!("{v:.3e}")),
+                    t0.elapsed().as_secs_f64() * 1e3,
+                    e.why
+                )
+            });
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let buf = w.finish().with_context(out_ctx)?;
+    drop(buf);
+    // tempfile creates 0600; a model file is as readable as any other output.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .with_context(|| format!("{}: cannot set permissions", output.display()))?;
+    }
+    tmp.as_file()
+        .sync_all()
+        .with_context(|| format!("{}: cannot sync", output.display()))?;
+    tmp.persist(output).map_err(|e| {
+        anyhow!(
+            "{}: cannot rename the finished file into place: {}",
+            output.display(),
+            e.error
+        )
+    })?;
+    report.elapsed = start.elapsed();
+    Ok(report)
+}
