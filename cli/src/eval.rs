@@ -57,10 +57,8 @@ pub struct Perplexity {
 }
 
 pub fn run(args: &EvalArgs) -> Result<()> {
-    let t0 = Instant::now();
-    let (model, tokenizer) = load(&args.model)?;
-    let load_s = t0.elapsed().as_secs_f64();
-
+    let g = GgufFile::open(&args.model)?;
+    let tokenizer = tokenizer(&g)?;
     let mut bytes =
         std::fs::read(&args.text).with_context(|| format!("reading {}", args.text.display()))?;
     if let Some(max) = args.max_bytes {
@@ -72,12 +70,20 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     }
     let text = String::from_utf8(bytes)
         .with_context(|| format!("{} is not UTF-8", args.text.display()))?;
-    let t1 = Instant::now();
+    let t0 = Instant::now();
     let tokens = tokenizer.encode(&text)?;
     eprintln!(
-        "eval: {} bytes -> {} tokens in {:.2} s (model loaded in {load_s:.1} s)",
+        "eval: {} bytes -> {} tokens in {:.2} s",
         text.len(),
         tokens.len(),
+        t0.elapsed().as_secs_f64()
+    );
+    // A text too short fails before the weights are read.
+    chunk_count(tokens.len(), args.ctx, args.chunks)?;
+    let t1 = Instant::now();
+    let model = llama(&g)?;
+    eprintln!(
+        "eval: weights dequantized in {:.1} s",
         t1.elapsed().as_secs_f64()
     );
     let bos = if tokenizer.adds_bos() {
@@ -100,6 +106,23 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     Ok(())
 }
 
+/// How many chunks of `ctx` tokens are scored, or why none can be.
+fn chunk_count(n_tokens: usize, ctx: usize, chunks: Option<usize>) -> Result<usize> {
+    if ctx < 4 {
+        bail!("eval: a context of {ctx} tokens is too short to score");
+    }
+    if n_tokens < 2 * ctx {
+        bail!(
+            "eval: the text is {n_tokens} tokens; a context of {ctx} needs at least {} (llama-perplexity's rule)",
+            2 * ctx
+        );
+    }
+    match chunks.map_or(n_tokens / ctx, |c| c.min(n_tokens / ctx)) {
+        0 => bail!("eval: --chunks 0 scores nothing"),
+        n => Ok(n),
+    }
+}
+
 /// Scores `tokens` in chunks of `ctx` (see the module's doc); `bos`: the token that replaces each
 /// chunk's first one, when the model adds BOS.
 pub fn perplexity(
@@ -110,20 +133,7 @@ pub fn perplexity(
     bos: Option<u32>,
     quiet: bool,
 ) -> Result<Perplexity> {
-    if ctx < 4 {
-        bail!("eval: a context of {ctx} tokens is too short to score");
-    }
-    if tokens.len() < 2 * ctx {
-        bail!(
-            "eval: the text is {} tokens; a context of {ctx} needs at least {} (llama-perplexity's rule)",
-            tokens.len(),
-            2 * ctx
-        );
-    }
-    let n_chunk = chunks.map_or(tokens.len() / ctx, |c| c.min(tokens.len() / ctx));
-    if n_chunk == 0 {
-        bail!("eval: --chunks 0 scores nothing");
-    }
+    let n_chunk = chunk_count(tokens.len(), ctx, chunks)?;
     let first = ctx / 2;
     let n_vocab = model.config().n_vocab;
     let bar = if quiet {
