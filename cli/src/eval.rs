@@ -38,9 +38,13 @@ pub struct EvalArgs {
     /// Read only the first B bytes of the text (cut back to a character boundary).
     #[arg(long)]
     pub max_bytes: Option<usize>,
-    /// No progress bar.
-    #[arg(long)]
+    /// No progress bar and no timings on stderr.
+    #[arg(long, short)]
     pub quiet: bool,
+    /// The result as one JSON object on stdout (model, text, ctx, chunks, scored, ppl, ppl_err,
+    /// tokens_per_sec) instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// The result of a perplexity run.
@@ -72,26 +76,45 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         .with_context(|| format!("{} is not UTF-8", args.text.display()))?;
     let t0 = Instant::now();
     let tokens = tokenizer.encode(&text)?;
-    eprintln!(
+    let note = |msg: String| {
+        if !args.quiet {
+            eprintln!("{msg}");
+        }
+    };
+    note(format!(
         "eval: {} bytes -> {} tokens in {:.2} s",
         text.len(),
         tokens.len(),
         t0.elapsed().as_secs_f64()
-    );
+    ));
     // A text too short fails before the weights are read.
     chunk_count(tokens.len(), args.ctx, args.chunks)?;
     let t1 = Instant::now();
     let model = llama(&g)?;
-    eprintln!(
+    note(format!(
         "eval: weights dequantized in {:.1} s",
         t1.elapsed().as_secs_f64()
-    );
+    ));
     let bos = if tokenizer.adds_bos() {
         tokenizer.bos()
     } else {
         None
     };
     let r = perplexity(&model, &tokens, args.ctx, args.chunks, bos, args.quiet)?;
+    if args.json {
+        let j = serde_json::json!({
+            "model": args.model.display().to_string(),
+            "text": args.text.display().to_string(),
+            "ctx": args.ctx,
+            "chunks": r.chunks,
+            "scored": r.scored,
+            "ppl": r.ppl,
+            "ppl_err": r.err,
+            "tokens_per_sec": r.tokens_per_sec,
+        });
+        println!("{j}");
+        return Ok(());
+    }
     println!(
         "{}: ctx {}, {} chunks, {} tokens scored: PPL = {:.4} +/- {:.5}",
         args.model.display(),
@@ -102,7 +125,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         r.err
     );
     println!("Final estimate: PPL = {:.4} +/- {:.5}", r.ppl, r.err);
-    eprintln!("eval: {:.1} tokens/s", r.tokens_per_sec);
+    note(format!("eval: {:.1} tokens/s", r.tokens_per_sec));
     Ok(())
 }
 
