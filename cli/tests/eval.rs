@@ -192,4 +192,14 @@ fn perplexity_agrees_with_llama_perplexity() {
         .arg("Q8_0"));
     let (ours, theirs) = both_ppl(&bin, &q, &text, "4");
     assert_close("llama-quantize Q8_0", ours, theirs);
+
+    // A file that this tool quantized (k-quants, the mix's fallbacks), which llama.cpp then loads.
+    let q = dir.path().join("q4_k_m.gguf");
+    run(Command::new(env!("CARGO_BIN_EXE_quant"))
+        .arg("quantize")
+        .arg(&model)
+        .arg(&q)
+        .args(["--type", "Q4_K_M", "--quiet"]));
+    let (ours, theirs) = both_ppl(&bin, &q, &text, "4");
+    assert_close("quant quantize Q4_K_M", ours, theirs);
 }
