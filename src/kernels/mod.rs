@@ -1,18 +1,34 @@
-//! Allocation-free slice kernels, one file per number format. Each fast kernel keeps its scalar
-//! reference (`*_ref`) beside it and the tests hold them to each other.
+//! Allocation-free slice kernels, one folder per number format. Each format's folder holds its
+//! portable kernels with their scalar references (`*_ref`, which the tests hold the fast paths to, bit
+//! for bit), the dispatch to a SIMD level, and its SIMD bodies (`x86.rs`: AVX2 and AVX-512; `neon.rs`):
+//! - [`int8`]: symmetric INT8;
+//! - [`fp8`]: the FP8 E4M3/E5M2 casts and the scaled FP8 E4M3 quantizer;
+//! - [`kbit`]: asymmetric 1- to 8-bit codes, and INT4 ([`int4`], its 4-bit case, with SIMD bodies);
+//! - [`half`]: the f16 and bf16 casts;
+//! - [`ggml`]: ggml's block formats (Q4_0 to Q8_0, Q4_K, Q6_K).
 //!
-//! This file holds what every kernel shares: the matrix/group geometry and the input checks, so that
-//! each kernel validates everything before it writes anything (the one exception, opt-in: the
-//! one-pass `*_quantize_streaming` forms, see `streaming.rs`).
+//! What every format shares sits here, below them: this file (the matrix/group geometry, the input
+//! checks, so that each kernel validates everything before it writes anything, and the absmax pass),
+//! [`simd`] (the SIMD level), [`par`] (threads), `streaming.rs` (the one-pass row driver), `x86.rs`
+//! and `neon.rs` (the software-pipelined loop, the streaming stores and the SIMD reductions that
+//! several formats use), `minifloat.rs` (the reference encoder of small binary floats). [`source`]
+//! (f16/bf16 sources) sits above the formats and calls them.
+//!
+//! The rule that keeps the imports acyclic: the shared files never import from a format folder; a
+//! format folder imports from the shared files and from no other format (its `x86.rs` and `neon.rs`
+//! from its own `mod.rs` and the shared files); only [`source`] and [`ggml`] (which takes a
+//! [`source::Src`]) reach across formats. `grep -n "kernels::\(int8\|fp8\|kbit\|half\|ggml\)"`
+//! over the shared files finds nothing.
 use crate::error::{QuantError, Result};
+use par::Exec;
+use simd::SimdLevel;
 
 pub mod fp8;
 pub mod ggml;
-pub mod ggml_k;
 pub mod half;
-pub mod int4;
 pub mod int8;
 pub mod kbit;
+mod minifloat;
 #[cfg(target_arch = "aarch64")]
 mod neon;
 pub mod par;
@@ -21,6 +37,8 @@ pub mod source;
 mod streaming;
 #[cfg(target_arch = "x86_64")]
 mod x86;
+
+pub use kbit::int4;
 
 /// Outputs of at least this many elements are written with non-temporal (streaming) stores where a
 /// SIMD level has them (AVX2: every large output; AVX-512: the f32 outputs of the dequantizers and
@@ -133,7 +151,7 @@ pub fn check_len(what: &str, got: usize, need: usize) -> Result<()> {
 pub fn check_finite(values: &[f32], what: &str) -> Result<()> {
     let exec = par::Exec::current();
     let t = exec.threads_for(values.len(), usize::MAX);
-    let absmax = par::reduce(t, values, |c| int8::absmax_bits(exec.level, c), u32::max);
+    let absmax = par::reduce(t, values, |c| absmax_bits(exec.level, c), u32::max);
     if f32::from_bits(absmax).is_finite() {
         return Ok(());
     }
@@ -155,6 +173,62 @@ pub fn check_finite(values: &[f32], what: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `1.5 * 2^23`: for `|y| < 2^22`, `y + MAGIC` rounds `y` to the nearest integer, ties to even (the
+/// default IEEE rounding of the addition), and that integer sits in the low mantissa bits of the sum.
+pub(crate) const ROUND_MAGIC: f32 = 12_582_912.0;
+
+/// Lane count of the chunked loops (a multiple of every SIMD width the compiler may use).
+const LANES: usize = 8;
+
+/// The largest magnitude in `values`, or `NonFinite` naming the first NaN or infinity: non-finite values
+/// are exactly those whose sign-cleared bits are at least those of infinity, so the one vectorized
+/// absmax pass checks both (on `exec`'s threads and SIMD level), and the index is searched only on
+/// failure.
+pub(crate) fn finite_absmax(values: &[f32], what: &str, exec: Exec) -> Result<f32> {
+    let t = exec.threads_for(values.len(), usize::MAX);
+    let absmax = par::reduce(t, values, |c| absmax_bits(exec.level, c), u32::max);
+    let absmax = f32::from_bits(absmax);
+    if absmax.is_finite() {
+        return Ok(absmax);
+    }
+    check_finite(values, what)?;
+    Err(QuantError::Internal(format!(
+        "{what}: a non-finite magnitude without a non-finite value"
+    )))
+}
+
+/// The largest sign-cleared bit pattern of `x`, with the body of `level`.
+pub(crate) fn absmax_bits(level: SimdLevel, x: &[f32]) -> u32 {
+    match level {
+        // SAFETY: a `SimdLevel` other than `Scalar` is only ever in force when the CPU has it.
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx512 => unsafe { x86::avx512::absmax_bits(x) },
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx2 => unsafe { x86::avx2::absmax_bits(x) },
+        #[cfg(target_arch = "aarch64")]
+        SimdLevel::Neon => unsafe { neon::absmax_bits(x) },
+        _ => absmax_fast(x).to_bits(),
+    }
+}
+
+/// Absolute maximum: the maximum of the sign-cleared bit patterns, which order like the magnitudes they
+/// encode (infinity above every finite value, NaN above infinity). An integer reduction over 8 lanes,
+/// so it vectorizes.
+pub(crate) fn absmax_fast(x: &[f32]) -> f32 {
+    let mut acc = [0u32; LANES];
+    let mut chunks = x.chunks_exact(LANES);
+    for c in &mut chunks {
+        for i in 0..LANES {
+            acc[i] = acc[i].max(c[i].to_bits() & 0x7fff_ffff);
+        }
+    }
+    let mut m = acc.iter().copied().max().unwrap_or(0);
+    for v in chunks.remainder() {
+        m = m.max(v.to_bits() & 0x7fff_ffff);
+    }
+    f32::from_bits(m)
 }
 
 #[cfg(test)]

@@ -20,18 +20,16 @@
 //! are tested against, bit for bit. Both validate everything before they write anything.
 use super::par::{self, Exec};
 use super::simd::SimdLevel;
-use super::{check_finite, check_len, Shape};
+use super::{absmax_bits, absmax_fast, check_finite, check_len, finite_absmax, Shape, ROUND_MAGIC};
 use crate::error::{QuantError, Result};
+
+#[cfg(target_arch = "aarch64")]
+mod neon;
+#[cfg(target_arch = "x86_64")]
+mod x86;
 
 /// Largest code magnitude: the range is symmetric, -127..=127.
 const QMAX: f32 = 127.0;
-
-/// `1.5 * 2^23`: for `|y| < 2^22`, `y + MAGIC` rounds `y` to the nearest integer, ties to even (the
-/// default IEEE rounding of the addition), and that integer sits in the low mantissa bits of the sum.
-pub(crate) const ROUND_MAGIC: f32 = 12_582_912.0;
-
-/// Lane count of the chunked loops (a multiple of every SIMD width the compiler may use).
-const LANES: usize = 8;
 
 /// Validates every argument before anything is written, and returns the absmax of the whole input.
 fn check_quantize_args(
@@ -83,23 +81,6 @@ fn check_values(src: &[f32], shape: Shape, exec: Exec) -> Result<f32> {
         }
     }
     Ok(absmax)
-}
-
-/// The largest magnitude in `values`, or `NonFinite` naming the first NaN or infinity: non-finite values
-/// are exactly those whose sign-cleared bits are at least those of infinity, so the one vectorized
-/// absmax pass checks both (on `exec`'s threads and SIMD level), and the index is searched only on
-/// failure.
-pub(crate) fn finite_absmax(values: &[f32], what: &str, exec: Exec) -> Result<f32> {
-    let t = exec.threads_for(values.len(), usize::MAX);
-    let absmax = par::reduce(t, values, |c| absmax_bits(exec.level, c), u32::max);
-    let absmax = f32::from_bits(absmax);
-    if absmax.is_finite() {
-        return Ok(absmax);
-    }
-    check_finite(values, what)?;
-    Err(QuantError::Internal(format!(
-        "{what}: a non-finite magnitude without a non-finite value"
-    )))
 }
 
 fn check_dequantize_args(src: &[i8], scales: &[f32], shape: Shape, dst: &[f32]) -> Result<()> {
@@ -202,12 +183,12 @@ pub fn int8_quantize_streaming(
             SimdLevel::Avx512 => unsafe {
                 let accept = |a: f32| (a / QMAX * QMAX).is_finite();
                 let stream = shape.len() >= super::STREAM_STORES_MIN;
-                super::x86::avx512::int8_quant_rows(rest, cols, glen, dst, scales, stream, accept)
+                x86::avx512::int8_quant_rows(rest, cols, glen, dst, scales, stream, accept)
             },
             #[cfg(target_arch = "x86_64")]
             SimdLevel::Avx2 => unsafe {
                 let accept = |a: f32| (a / QMAX * QMAX).is_finite();
-                super::x86::avx2::int8_quant_rows(rest, cols, glen, dst, scales, accept)
+                x86::avx2::int8_quant_rows(rest, cols, glen, dst, scales, accept)
             },
             _ => {
                 let rows = Shape { rows: k, ..shape };
@@ -233,17 +214,13 @@ fn quantize_rows(level: SimdLevel, src: &[f32], shape: Shape, dst: &mut [i8], sc
         SimdLevel::Avx512 => {
             let stream = shape.len() >= super::STREAM_STORES_MIN;
             let accept = |_| true;
-            unsafe {
-                super::x86::avx512::int8_quant_rows(src, cols, glen, dst, scales, stream, accept)
-            };
+            unsafe { x86::avx512::int8_quant_rows(src, cols, glen, dst, scales, stream, accept) };
             return;
         }
         #[cfg(target_arch = "x86_64")]
         SimdLevel::Avx2 => {
             return {
-                unsafe {
-                    super::x86::avx2::int8_quant_rows(src, cols, glen, dst, scales, |_| true)
-                };
+                unsafe { x86::avx2::int8_quant_rows(src, cols, glen, dst, scales, |_| true) };
             };
         }
         _ => {}
@@ -264,20 +241,6 @@ fn quantize_rows(level: SimdLevel, src: &[f32], shape: Shape, dst: &mut [i8], sc
     }
 }
 
-/// The largest sign-cleared bit pattern of `x`, with the body of `level`.
-pub(crate) fn absmax_bits(level: SimdLevel, x: &[f32]) -> u32 {
-    match level {
-        // SAFETY: a `SimdLevel` other than `Scalar` is only ever in force when the CPU has it.
-        #[cfg(target_arch = "x86_64")]
-        SimdLevel::Avx512 => unsafe { super::x86::avx512::absmax_bits(x) },
-        #[cfg(target_arch = "x86_64")]
-        SimdLevel::Avx2 => unsafe { super::x86::avx2::absmax_bits(x) },
-        #[cfg(target_arch = "aarch64")]
-        SimdLevel::Neon => unsafe { super::neon::absmax_bits(x) },
-        _ => absmax_fast(x).to_bits(),
-    }
-}
-
 /// Codes of one group with scale `s`, with the body of `level`.
 fn quantize_group(level: SimdLevel, x: &[f32], s: f32, out: &mut [i8]) {
     if s == 0.0 {
@@ -288,13 +251,13 @@ fn quantize_group(level: SimdLevel, x: &[f32], s: f32, out: &mut [i8]) {
         // SAFETY: as in `absmax_bits`.
         #[cfg(target_arch = "x86_64")]
         SimdLevel::Avx512 => {
-            unsafe { super::x86::avx512::int8_quant(x, s, out) };
+            unsafe { x86::avx512::int8_quant(x, s, out) };
             x.len()
         }
         #[cfg(target_arch = "x86_64")]
-        SimdLevel::Avx2 => unsafe { super::x86::avx2::int8_quant(x, s, out) },
+        SimdLevel::Avx2 => unsafe { x86::avx2::int8_quant(x, s, out) },
         #[cfg(target_arch = "aarch64")]
-        SimdLevel::Neon => unsafe { super::neon::int8_quant(x, s, out) },
+        SimdLevel::Neon => unsafe { neon::int8_quant(x, s, out) },
         _ => 0,
     };
     quantize_group_fast(&x[done..], s, &mut out[done..]);
@@ -308,36 +271,18 @@ fn dequantize_group(level: SimdLevel, q: &[i8], s: f32, out: &mut [f32], stream:
         // SAFETY: as in `absmax_bits`.
         #[cfg(target_arch = "x86_64")]
         SimdLevel::Avx512 => {
-            unsafe { super::x86::avx512::int8_dequant(q, s, out, stream) };
+            unsafe { x86::avx512::int8_dequant(q, s, out, stream) };
             q.len()
         }
         #[cfg(target_arch = "x86_64")]
-        SimdLevel::Avx2 => unsafe { super::x86::avx2::int8_dequant(q, s, out, stream) },
+        SimdLevel::Avx2 => unsafe { x86::avx2::int8_dequant(q, s, out, stream) },
         #[cfg(target_arch = "aarch64")]
-        SimdLevel::Neon => unsafe { super::neon::int8_dequant(q, s, out) },
+        SimdLevel::Neon => unsafe { neon::int8_dequant(q, s, out) },
         _ => 0,
     };
     for (o, &q) in out[done..].iter_mut().zip(&q[done..]) {
         *o = f32::from(q) * s;
     }
-}
-
-/// Absolute maximum: the maximum of the sign-cleared bit patterns, which order like the magnitudes they
-/// encode (infinity above every finite value, NaN above infinity). An integer reduction over 8 lanes,
-/// so it vectorizes.
-pub(crate) fn absmax_fast(x: &[f32]) -> f32 {
-    let mut acc = [0u32; LANES];
-    let mut chunks = x.chunks_exact(LANES);
-    for c in &mut chunks {
-        for i in 0..LANES {
-            acc[i] = acc[i].max(c[i].to_bits() & 0x7fff_ffff);
-        }
-    }
-    let mut m = acc.iter().copied().max().unwrap_or(0);
-    for v in chunks.remainder() {
-        m = m.max(v.to_bits() & 0x7fff_ffff);
-    }
-    f32::from_bits(m)
 }
 
 /// Codes of one group with scale `s`: `y = x / s` clamped to [-127, 127], then rounded to even by the

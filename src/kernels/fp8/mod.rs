@@ -36,18 +36,15 @@
 //! from the definition of the formats with exact f64 arithmetic; `tests/casts.rs` holds the fast paths
 //! to them over a dense sweep of the 2^32 f32 patterns and to ml_dtypes through golden fixtures.
 use crate::error::Result;
-use crate::kernels::int8::{absmax_bits, finite_absmax};
+use crate::kernels::minifloat::{decode_magnitude_ref, encode_magnitude_ref, MiniFloat};
 use crate::kernels::par::{self, Exec};
 use crate::kernels::simd::SimdLevel;
-use crate::kernels::{check_finite, check_len, Shape};
+use crate::kernels::{absmax_bits, check_finite, check_len, finite_absmax, Shape};
 
-/// A binary floating-point format described by its significand width and exponent bias, for the
-/// scalar references (the special values are handled by each caller).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct MiniFloat {
-    pub(crate) man_bits: u32,
-    pub(crate) bias: i32,
-}
+#[cfg(target_arch = "aarch64")]
+mod neon;
+#[cfg(target_arch = "x86_64")]
+mod x86;
 
 const E4M3_FORMAT: MiniFloat = MiniFloat {
     man_bits: 3,
@@ -57,46 +54,6 @@ const E5M2_FORMAT: MiniFloat = MiniFloat {
     man_bits: 2,
     bias: 15,
 };
-
-/// 2^k as an f64 (exact; `k` within the normal f64 range).
-fn pow2(k: i32) -> f64 {
-    f64::from_bits(((1023 + k) as u64) << 52)
-}
-
-/// Reference encoder: the code (exponent field and significand, no sign) of the magnitude `a >= 0`
-/// rounded to nearest even in `fmt`, with the exponent unbounded above (so the caller sees overflow as
-/// a code beyond its largest finite one). An infinity gives `u32::MAX`.
-pub(crate) fn encode_magnitude_ref(a: f32, fmt: MiniFloat) -> u32 {
-    if a.is_infinite() {
-        return u32::MAX;
-    }
-    if a == 0.0 {
-        return 0;
-    }
-    let a = a as f64; // exact, and normal in f64 even for f32 subnormals
-    let e = ((a.to_bits() >> 52) & 0x7FF) as i32 - 1023;
-    let emin = 1 - fmt.bias;
-    let e_eff = e.max(emin);
-    // Multiples of `quantum` are exactly the format's values in the binade of `a` (or, below the
-    // smallest normal, the subnormal grid).
-    let quantum = pow2(e_eff - fmt.man_bits as i32);
-    let n = (a / quantum).round_ties_even() as u64; // in [0, 2^(man_bits+1)]
-                                                    // Exponent field e_eff + bias for n >= 2^man_bits (n = 2^(man_bits+1) carries into the next
-                                                    // binade); subnormal codes are n itself.
-    ((((e_eff + fmt.bias - 1) as u64) << fmt.man_bits) + n) as u32
-}
-
-/// Reference decoder of a magnitude code (no sign; the caller handles infinities and NaNs).
-pub(crate) fn decode_magnitude_ref(code: u32, fmt: MiniFloat) -> f64 {
-    let exp = (code >> fmt.man_bits) as i32;
-    let man = (code & ((1 << fmt.man_bits) - 1)) as f64;
-    let m = fmt.man_bits as i32;
-    if exp == 0 {
-        man * pow2(1 - fmt.bias - m)
-    } else {
-        (pow2(m) + man) * pow2(exp - fmt.bias - m)
-    }
-}
 
 /// Reference f32 -> FP8 E4M3FN of one value (see the module docs for rounding, overflow and NaN).
 pub fn f32_to_fp8_e4m3_ref(x: f32, saturate: bool) -> u8 {
@@ -295,13 +252,13 @@ fn encode_run<F: Fp8Format, const DIV: bool>(
         // SAFETY: a `SimdLevel` other than `Scalar` is only ever in force when the CPU has it.
         #[cfg(target_arch = "x86_64")]
         SimdLevel::Avx512 => {
-            unsafe { super::x86::avx512::fp8_encode::<DIV>(x, s, _spec, out) };
+            unsafe { x86::avx512::fp8_encode::<DIV>(x, s, _spec, out) };
             x.len()
         }
         #[cfg(target_arch = "x86_64")]
-        SimdLevel::Avx2 => unsafe { super::x86::avx2::fp8_encode::<DIV>(x, s, _spec, out) },
+        SimdLevel::Avx2 => unsafe { x86::avx2::fp8_encode::<DIV>(x, s, _spec, out) },
         #[cfg(target_arch = "aarch64")]
-        SimdLevel::Neon => unsafe { super::neon::fp8_encode::<DIV>(x, s, _spec, out) },
+        SimdLevel::Neon => unsafe { neon::fp8_encode::<DIV>(x, s, _spec, out) },
         _ => 0,
     };
     for (d, &v) in out[done..x.len()].iter_mut().zip(&x[done..]) {
@@ -399,13 +356,13 @@ fn decode_run<F: Fp8Format, const MUL: bool>(
         // SAFETY: a `SimdLevel` other than `Scalar` is only ever in force when the CPU has it.
         #[cfg(target_arch = "x86_64")]
         SimdLevel::Avx512 => {
-            unsafe { super::x86::avx512::fp8_decode::<MUL>(q, s, _spec, out, stream) };
+            unsafe { x86::avx512::fp8_decode::<MUL>(q, s, _spec, out, stream) };
             q.len()
         }
         #[cfg(target_arch = "x86_64")]
-        SimdLevel::Avx2 => unsafe { super::x86::avx2::fp8_decode::<MUL>(q, s, _spec, out, stream) },
+        SimdLevel::Avx2 => unsafe { x86::avx2::fp8_decode::<MUL>(q, s, _spec, out, stream) },
         #[cfg(target_arch = "aarch64")]
-        SimdLevel::Neon => unsafe { super::neon::fp8_decode::<MUL>(q, s, _spec, out) },
+        SimdLevel::Neon => unsafe { neon::fp8_decode::<MUL>(q, s, _spec, out) },
         _ => 0,
     };
     for (d, &c) in out[done..q.len()].iter_mut().zip(&q[done..]) {
@@ -430,9 +387,7 @@ fn decode_groups(
     if level == SimdLevel::Avx512 {
         let spec = spec::<E4m3>(E4m3::OVERFLOW);
         // SAFETY: a `SimdLevel` other than `Scalar` is only ever in force when the CPU has it.
-        unsafe {
-            super::x86::avx512::fp8_decode_groups(q, scales, (cols, glen), spec, out, stream)
-        };
+        unsafe { x86::avx512::fp8_decode_groups(q, scales, (cols, glen), spec, out, stream) };
         return;
     }
     let gpr = cols.div_ceil(glen);
@@ -569,13 +524,13 @@ pub fn fp8_e4m3_quantize_streaming(
             SimdLevel::Avx512 => unsafe {
                 let accept = |a: f32| a.is_finite();
                 let g = shape.group_len();
-                super::x86::avx512::fp8_quant_rows(rest, cols, g, dst, scales, accept)
+                x86::avx512::fp8_quant_rows(rest, cols, g, dst, scales, accept)
             },
             #[cfg(target_arch = "x86_64")]
             SimdLevel::Avx2 => unsafe {
                 let accept = |a: f32| a.is_finite();
                 let g = shape.group_len();
-                super::x86::avx2::fp8_quant_rows(rest, cols, g, dst, scales, accept)
+                x86::avx2::fp8_quant_rows(rest, cols, g, dst, scales, accept)
             },
             _ => {
                 let ok = absmax_bits(exec.level, &rest[..k * cols]) < 0x7F80_0000;
@@ -599,13 +554,13 @@ fn quantize_rows(level: SimdLevel, src: &[f32], shape: Shape, dst: &mut [u8], sc
         #[cfg(target_arch = "x86_64")]
         SimdLevel::Avx512 => {
             return {
-                unsafe { super::x86::avx512::fp8_quant_rows(src, cols, g, dst, scales, |_| true) };
+                unsafe { x86::avx512::fp8_quant_rows(src, cols, g, dst, scales, |_| true) };
             };
         }
         #[cfg(target_arch = "x86_64")]
         SimdLevel::Avx2 => {
             return {
-                unsafe { super::x86::avx2::fp8_quant_rows(src, cols, g, dst, scales, |_| true) };
+                unsafe { x86::avx2::fp8_quant_rows(src, cols, g, dst, scales, |_| true) };
             };
         }
         _ => {}

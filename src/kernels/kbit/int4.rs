@@ -1,17 +1,17 @@
 //! INT4 asymmetric quantization (the API's `QUANT_INT4_ASYMMETRIC`): the b-bit kernels of
-//! [`super::kbit`] with b = 4, and the seed's signed-nibble pack/unpack helpers done right.
+//! [`super`] with b = 4, and the seed's signed-nibble pack/unpack helpers done right.
 //!
 //! Per group: `lo = min(min x, 0)`, `hi = max(max x, 0)`, `scale = (hi - lo) / 15`,
 //! `zero = clamp(round_half_even(-lo / scale), 0, 15)`, `q = clamp(round_half_even(x / scale) + zero, 0, 15)`,
 //! `x' = (q - zero) * scale`. Codes are packed two a byte, the even column in the low nibble, each row
-//! starting on a byte (`ceil(cols / 2)` bytes a row). See [`super::kbit`] for the edge cases (all-zero
+//! starting on a byte (`ceil(cols / 2)` bytes a row). See [`super`] for the edge cases (all-zero
 //! groups, overflowing ranges) and the error conditions.
 //!
 //! The fast path is the 4-bit instance of the monomorphized k-bit kernel (nibble packing, vectorizable
 //! loops); the `*_ref` functions are the scalar references, and the tests hold the two equal bit for bit.
-use super::kbit::{kbit_dequantize, kbit_dequantize_ref, kbit_quantize, kbit_quantize_ref};
-use super::{check_len, Shape};
+use super::{kbit_dequantize, kbit_dequantize_ref, kbit_quantize, kbit_quantize_ref};
 use crate::error::{QuantError, Result};
+use crate::kernels::{check_len, Shape};
 
 const BITS: u32 = 4;
 
@@ -36,7 +36,7 @@ pub fn int4_quantize(
     kbit_quantize(src, shape, BITS, dst, scales, zeros)
 }
 
-/// [`int4_quantize`] in one pass over `src` (see [`super::kbit::kbit_quantize_streaming`]): the same
+/// [`int4_quantize`] in one pass over `src` (see [`super::kbit_quantize_streaming`]): the same
 /// results; on a value error the same error with the outputs' prefixes zero-filled, not untouched.
 pub fn int4_quantize_streaming(
     src: &[f32],
@@ -45,7 +45,7 @@ pub fn int4_quantize_streaming(
     scales: &mut [f32],
     zeros: &mut [u8],
 ) -> Result<()> {
-    super::kbit::kbit_quantize_streaming(src, shape, BITS, dst, scales, zeros)
+    super::kbit_quantize_streaming(src, shape, BITS, dst, scales, zeros)
 }
 
 /// Scalar reference of [`int4_quantize`].

@@ -50,8 +50,10 @@
 use ::half::f16;
 
 use super::source::Src;
-use super::{check_len, ggml_k, Shape};
+use super::{check_len, Shape};
 use crate::error::{QuantError, Result};
+
+pub(crate) mod k;
 
 /// GGML type id of Q4_0 (32 values in 18 bytes: f16 scale, 4-bit codes, `(q - 8) * d`).
 pub const QUANT_GGML_TYPE_Q4_0: i32 = 2;
@@ -154,7 +156,7 @@ impl GgmlType {
     /// Values per block (`ggml_blck_size`): 32, or 256 for the K-quants.
     pub fn block_size(self) -> usize {
         match self {
-            Self::Q4_K | Self::Q6_K => ggml_k::QK_K,
+            Self::Q4_K | Self::Q6_K => k::QK_K,
             _ => 32,
         }
     }
@@ -167,8 +169,8 @@ impl GgmlType {
             Self::Q5_0 => 22,
             Self::Q5_1 => 24,
             Self::Q8_0 => 34,
-            Self::Q4_K => ggml_k::Q4_K_BYTES,
-            Self::Q6_K => ggml_k::Q6_K_BYTES,
+            Self::Q4_K => k::Q4_K_BYTES,
+            Self::Q6_K => k::Q6_K_BYTES,
         }
     }
 
@@ -189,8 +191,8 @@ impl GgmlType {
             Self::Q5_0 => quantize_q5_0(x, y),
             Self::Q5_1 => quantize_q5_1(x, y),
             Self::Q8_0 => quantize_q8_0(x, y),
-            Self::Q4_K => ggml_k::quantize_q4_k(x, y),
-            Self::Q6_K => ggml_k::quantize_q6_k(x, y),
+            Self::Q4_K => k::quantize_q4_k(x, y),
+            Self::Q6_K => k::quantize_q6_k(x, y),
         }
     }
 
@@ -202,8 +204,8 @@ impl GgmlType {
             Self::Q5_0 => dequantize_q5_0(b, y),
             Self::Q5_1 => dequantize_q5_1(b, y),
             Self::Q8_0 => dequantize_q8_0(b, y),
-            Self::Q4_K => ggml_k::dequantize_q4_k(b, y),
-            Self::Q6_K => ggml_k::dequantize_q6_k(b, y),
+            Self::Q4_K => k::dequantize_q4_k(b, y),
+            Self::Q6_K => k::dequantize_q6_k(b, y),
         }
     }
 
@@ -439,7 +441,7 @@ pub fn ggml_quantize_src(
     src.check_finite("src")?;
     check_headers(ty, src)?;
     let (bs, ts) = (ty.block_size(), ty.type_size());
-    let mut block = [0f32; ggml_k::QK_K];
+    let mut block = [0f32; k::QK_K];
     for (i, y) in dst[..need].chunks_exact_mut(ts).enumerate() {
         match src {
             Src::F32(s) => ty.quantize_block(&s[i * bs..(i + 1) * bs], y),
@@ -465,7 +467,7 @@ fn check_headers(ty: GgmlType, src: Src) -> Result<()> {
     let bs = ty.block_size();
     let mut record = [0u8; 256];
     let record = &mut record[..ty.type_size()];
-    let mut block = [0f32; ggml_k::QK_K];
+    let mut block = [0f32; k::QK_K];
     for i in 0..src.len() / bs {
         src.convert(i * bs, &mut block[..bs]);
         ty.quantize_block(&block[..bs], record);

@@ -24,11 +24,16 @@
 //! The fast paths process a row in chunks of 64 columns (8 codes of b bits are exactly b bytes, so a chunk
 //! always ends on a byte), with a kernel monomorphized per bit width; the `*_ref` functions are the scalar
 //! references they are tested against, bit for bit.
-use super::int8::{finite_absmax, ROUND_MAGIC};
 use super::par::{self, Exec};
 use super::simd::SimdLevel;
-use super::{check_finite, check_len, Shape};
+use super::{check_finite, check_len, finite_absmax, Shape, ROUND_MAGIC};
 use crate::error::{QuantError, Result};
+
+pub mod int4;
+#[cfg(target_arch = "aarch64")]
+mod neon;
+#[cfg(target_arch = "x86_64")]
+mod x86;
 
 /// Columns per chunk of the fast paths: a multiple of 8, so that a chunk's codes fill whole bytes.
 const CHUNK: usize = 64;
@@ -557,11 +562,11 @@ fn lo_hi(level: SimdLevel, x: &[f32]) -> (f32, f32) {
     match level {
         // SAFETY: a `SimdLevel` other than `Scalar` is only ever in force when the CPU has it.
         #[cfg(target_arch = "x86_64")]
-        SimdLevel::Avx512 => unsafe { super::x86::avx512::lo_hi(x) },
+        SimdLevel::Avx512 => unsafe { x86::avx512::lo_hi(x) },
         #[cfg(target_arch = "x86_64")]
-        SimdLevel::Avx2 => unsafe { super::x86::avx2::lo_hi(x) },
+        SimdLevel::Avx2 => unsafe { x86::avx2::lo_hi(x) },
         #[cfg(target_arch = "aarch64")]
-        SimdLevel::Neon => unsafe { super::neon::lo_hi(x) },
+        SimdLevel::Neon => unsafe { neon::lo_hi(x) },
         _ => lo_hi_fast(x),
     }
 }
@@ -701,16 +706,14 @@ fn quantize_int4_simd<A: Fn(f32, f32, bool) -> bool>(
         match level {
             #[cfg(target_arch = "x86_64")]
             SimdLevel::Avx512 => {
-                super::x86::avx512::int4_quant_rows(src, shape, dst, scales, zeros, accept)
+                x86::avx512::int4_quant_rows(src, shape, dst, scales, zeros, accept)
             }
             #[cfg(target_arch = "x86_64")]
-            SimdLevel::Avx2 => {
-                super::x86::avx2::int4_quant_rows(src, shape, dst, scales, zeros, accept)
-            }
+            SimdLevel::Avx2 => x86::avx2::int4_quant_rows(src, shape, dst, scales, zeros, accept),
             #[cfg(target_arch = "aarch64")]
-            SimdLevel::Neon => quantize_int4_generic::<super::neon::Body>(
-                src, shape, dst, scales, zeros, accept_dyn,
-            ),
+            SimdLevel::Neon => {
+                quantize_int4_generic::<neon::Body>(src, shape, dst, scales, zeros, accept_dyn)
+            }
             _ => unreachable!("the 4-bit SIMD quantizer at the scalar level"),
         }
     }
@@ -741,15 +744,11 @@ fn dequantize_int4_simd(
             let done = match level {
                 // SAFETY: as in `lo_hi`.
                 #[cfg(target_arch = "x86_64")]
-                SimdLevel::Avx512 => unsafe {
-                    super::x86::avx512::int4_dequant(bytes, s, z, out, stream)
-                },
+                SimdLevel::Avx512 => unsafe { x86::avx512::int4_dequant(bytes, s, z, out, stream) },
                 #[cfg(target_arch = "x86_64")]
-                SimdLevel::Avx2 => unsafe {
-                    super::x86::avx2::int4_dequant(bytes, s, z, out, stream)
-                },
+                SimdLevel::Avx2 => unsafe { x86::avx2::int4_dequant(bytes, s, z, out, stream) },
                 #[cfg(target_arch = "aarch64")]
-                SimdLevel::Neon => unsafe { super::neon::int4_dequant(bytes, s, z, out) },
+                SimdLevel::Neon => unsafe { neon::int4_dequant(bytes, s, z, out) },
                 _ => 0,
             };
             let mut codes = [0u8; CHUNK];
