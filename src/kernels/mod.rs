@@ -59,6 +59,86 @@ pub(crate) fn fence_streaming_stores() {
     }
 }
 
+/// One thread's part of a dequantizer's output, from [`dequantize_blocks`].
+pub(crate) struct Block {
+    /// The rows of the matrix it covers.
+    pub(crate) rows: std::ops::Range<usize>,
+    /// Its geometry: those rows, or a piece of the single row of a matrix with one group (then a row
+    /// of its own, with one group).
+    pub(crate) shape: Shape,
+    /// Its elements in the matrix (`shape.len()` of them).
+    pub(crate) elements: std::ops::Range<usize>,
+    /// Its groups in the matrix (the indices of their scales).
+    pub(crate) groups: std::ops::Range<usize>,
+    /// The whole output is large: its stores may be streamed (see [`STREAM_STORES_MIN`]).
+    pub(crate) stream: bool,
+}
+
+/// The thread driver of the dequantizers: runs `f(block, out)` over contiguous blocks of the rows of
+/// `dst` (`out` the block's part of it) on the threads of `exec`, and fences each block's streamed
+/// stores after it. With `split_row`, a matrix of one row and one group (one scale for everything)
+/// is split by elements instead, each piece a [`Block`] of one row.
+pub(crate) fn dequantize_blocks(
+    exec: Exec,
+    shape: Shape,
+    split_row: bool,
+    dst: &mut [f32],
+    f: impl Fn(Block, &mut [f32]) + Sync,
+) {
+    let stream = shape.len() >= STREAM_STORES_MIN;
+    let run = |block: Block, out: &mut [f32]| {
+        f(block, out);
+        if stream {
+            fence_streaming_stores();
+        }
+    };
+    let (cols, gpr) = (shape.cols, shape.groups_per_row());
+    if split_row && shape.rows == 1 && gpr == 1 {
+        let t = exec.threads_for(cols, usize::MAX);
+        par::for_elements(t, cols, dst, |r, out| {
+            let shape = Shape {
+                rows: 1,
+                cols: r.len(),
+                group_size: 0,
+            };
+            let (rows, groups) = (0..1, 0..1);
+            run(
+                Block {
+                    rows,
+                    shape,
+                    elements: r,
+                    groups,
+                    stream,
+                },
+                out,
+            )
+        });
+        return;
+    }
+    let t = exec.threads_for(shape.len(), shape.rows);
+    let none = || (&mut [] as &mut [u8], 0);
+    par::for_rows(
+        t,
+        shape.rows,
+        (dst, cols),
+        none(),
+        none(),
+        |r, out, _, _| {
+            let block = Block {
+                shape: Shape {
+                    rows: r.len(),
+                    ..shape
+                },
+                elements: r.start * cols..r.end * cols,
+                groups: r.start * gpr..r.end * gpr,
+                rows: r,
+                stream,
+            };
+            run(block, out)
+        },
+    );
+}
+
 /// Geometry of a row-major `rows x cols` matrix quantized in groups along its rows.
 ///
 /// `group_size` 0 means one group per row; `k > 0` means groups of `k` consecutive columns of a row

@@ -607,34 +607,11 @@ pub fn fp8_e4m3_dequantize(
 ) -> Result<()> {
     check_dequantize(src, scales, shape, dst)?;
     let exec = Exec::current();
-    let stream = shape.len() >= super::STREAM_STORES_MIN;
-    let (cols, gpr, g) = (shape.cols, shape.groups_per_row(), shape.group_len());
-    if shape.rows == 1 && gpr == 1 {
-        let t = exec.threads_for(cols, usize::MAX);
-        par::for_elements(t, cols, dst, |r, x| {
-            decode_run::<E4m3, true>(exec.level, &E4M3_TABLE, &src[r], scales[0], x, stream);
-            if stream {
-                super::fence_streaming_stores();
-            }
-        });
-        return Ok(());
-    }
-    let t = exec.threads_for(shape.len(), shape.rows);
-    par::for_rows(
-        t,
-        shape.rows,
-        (dst, cols),
-        (&mut [] as &mut [u8], 0),
-        (&mut [] as &mut [u8], 0),
-        |r, dst, _, _| {
-            let src = &src[r.start * cols..r.end * cols];
-            let scales = &scales[r.start * gpr..r.end * gpr];
-            decode_groups(exec.level, src, scales, (cols, g), dst, stream);
-            if stream {
-                super::fence_streaming_stores();
-            }
-        },
-    );
+    super::dequantize_blocks(exec, shape, true, dst, |b, dst| {
+        let (src, scales) = (&src[b.elements], &scales[b.groups]);
+        let groups = (b.shape.cols, b.shape.group_len());
+        decode_groups(exec.level, src, scales, groups, dst, b.stream);
+    });
     Ok(())
 }
 

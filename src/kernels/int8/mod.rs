@@ -339,42 +339,31 @@ pub fn int8_quantize_ref(
 pub fn int8_dequantize(src: &[i8], scales: &[f32], shape: Shape, dst: &mut [f32]) -> Result<()> {
     check_dequantize_args(src, scales, shape, dst)?;
     let exec = Exec::current();
-    let (cols, gpr, glen) = (shape.cols, shape.groups_per_row(), shape.group_len());
-    let stream = shape.len() >= super::STREAM_STORES_MIN;
-    if shape.rows == 1 && gpr == 1 {
-        let t = exec.threads_for(cols, usize::MAX);
-        par::for_elements(t, cols, dst, |r, out| {
-            dequantize_group(exec.level, &src[r], scales[0], out, stream);
-            if stream {
-                super::fence_streaming_stores();
-            }
-        });
-        return Ok(());
-    }
-    let t = exec.threads_for(shape.len(), shape.rows);
-    par::for_rows(
-        t,
-        shape.rows,
-        (dst, cols),
-        (&mut [] as &mut [u8], 0),
-        (&mut [] as &mut [u8], 0),
-        |r, dst, _, _| {
-            let src = &src[r.start * cols..r.end * cols];
-            let scales = &scales[r.start * gpr..r.end * gpr];
-            let rows = src.chunks_exact(cols);
-            let out_rows = dst.chunks_exact_mut(cols);
-            for ((row, out), row_scales) in rows.zip(out_rows).zip(scales.chunks_exact(gpr)) {
-                for ((group, out), &s) in row.chunks(glen).zip(out.chunks_mut(glen)).zip(row_scales)
-                {
-                    dequantize_group(exec.level, group, s, out, stream);
-                }
-            }
-            if stream {
-                super::fence_streaming_stores();
-            }
-        },
-    );
+    super::dequantize_blocks(exec, shape, true, dst, |b, dst| {
+        let (src, scales) = (&src[b.elements], &scales[b.groups]);
+        dequantize_rows(exec.level, src, scales, b.shape, dst, b.stream)
+    });
     Ok(())
+}
+
+/// The values of the rows of `src` (`shape.rows` of them, their scales in `scales`) into `dst`, with
+/// the bodies of `level`.
+fn dequantize_rows(
+    level: SimdLevel,
+    src: &[i8],
+    scales: &[f32],
+    shape: Shape,
+    dst: &mut [f32],
+    stream: bool,
+) {
+    let (cols, gpr, glen) = (shape.cols, shape.groups_per_row(), shape.group_len());
+    let rows = src.chunks_exact(cols);
+    let out_rows = dst.chunks_exact_mut(cols);
+    for ((row, out), row_scales) in rows.zip(out_rows).zip(scales.chunks_exact(gpr)) {
+        for ((group, out), &s) in row.chunks(glen).zip(out.chunks_mut(glen)).zip(row_scales) {
+            dequantize_group(level, group, s, out, stream);
+        }
+    }
 }
 
 /// Scalar reference of [`int8_dequantize`].

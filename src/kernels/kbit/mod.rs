@@ -899,36 +899,18 @@ pub fn kbit_dequantize(
 ) -> Result<()> {
     check_dequantize_args(src, scales, zeros, shape, bits, dst)?;
     let exec = Exec::current();
-    let (cols, gpr) = (shape.cols, shape.groups_per_row());
-    let row_bytes = packed_row_bytes(cols, bits);
+    let row_bytes = packed_row_bytes(shape.cols, bits);
     let simd_int4 =
         bits == 4 && exec.level != SimdLevel::Scalar && shape.group_len().is_multiple_of(2);
-    let stream = shape.len() >= super::STREAM_STORES_MIN;
-    let t = exec.threads_for(shape.len(), shape.rows);
-    par::for_rows(
-        t,
-        shape.rows,
-        (dst, cols),
-        (&mut [] as &mut [u8], 0),
-        (&mut [] as &mut [u8], 0),
-        |r, dst, _, _| {
-            let src = &src[r.start * row_bytes..r.end * row_bytes];
-            let scales = &scales[r.start * gpr..r.end * gpr];
-            let zeros = &zeros[r.start * gpr..r.end * gpr];
-            let shape = Shape {
-                rows: r.len(),
-                ..shape
-            };
-            if simd_int4 {
-                dequantize_int4_simd(exec.level, src, scales, zeros, shape, dst, stream);
-                if stream {
-                    super::fence_streaming_stores();
-                }
-            } else {
-                dequantize_portable(src, scales, zeros, shape, bits, dst);
-            }
-        },
-    );
+    super::dequantize_blocks(exec, shape, false, dst, |b, dst| {
+        let src = &src[b.rows.start * row_bytes..b.rows.end * row_bytes];
+        let (scales, zeros) = (&scales[b.groups.clone()], &zeros[b.groups]);
+        if simd_int4 {
+            dequantize_int4_simd(exec.level, src, scales, zeros, b.shape, dst, b.stream);
+        } else {
+            dequantize_portable(src, scales, zeros, b.shape, bits, dst);
+        }
+    });
     Ok(())
 }
 
