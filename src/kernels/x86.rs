@@ -116,8 +116,12 @@ pub(crate) trait SymmetricBody {
     /// The whole-group absmax of `x` (sign-cleared bits), for the groups the codes loop could not
     /// take.
     unsafe fn absmax_bits(x: &[f32]) -> u32;
-    /// Writes the codes of `x = src[r]` with scale `s` (0: all zero codes) into the output at `r`,
-    /// taking in the same loop the absmax of `next[..k]` (a multiple of the level's step, 32 or 64)
+    /// A code (the default is the code of zero).
+    type Code: Copy + Default;
+    /// The codes of the rows.
+    fn dst(&mut self) -> &mut [Self::Code];
+    /// Writes the codes of `x = src[r]` with scale `s != 0` into the output at `r`, taking in the
+    /// same loop the absmax of `next[..k]` (a multiple of the level's step, 32 or 64)
     /// and prefetching `ahead`: returns `k` (0 when it took none) and its bits.
     unsafe fn codes(
         &mut self,
@@ -203,6 +207,10 @@ impl<Accept: Fn(f32) -> bool, B: SymmetricBody> Pipeline for Symmetric<'_, Accep
         next: &[f32],
         ahead: &[f32],
     ) -> (usize, u32) {
+        if s == 0.0 {
+            self.body.dst()[r].fill(B::Code::default());
+            return (0, 0);
+        }
         self.body.codes(&self.src[r.clone()], s, r, next, ahead)
     }
 }

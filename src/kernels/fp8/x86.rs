@@ -16,9 +16,90 @@ use crate::kernels::x86::{pipelined_groups, prefetch, SymmetricBody, PREFETCH_AH
 /// the repository, best of 9 over four paired series).
 const BOUNDED_SCALE_MIN: f32 = f32::MIN_POSITIVE;
 
+/// A level's FP8 encoder as the scaled quantizer's rows kernel ([`quant_rows`]) uses it. Every
+/// method is always inlined into the level's `fp8_quant_rows`, compiled for its features.
+trait ScaledEncoder: Copy {
+    /// The encoder of format `f` with scale `s` (its constants).
+    unsafe fn new(f: Fp8Spec, s: f32) -> Self;
+    /// This encoder with the scale `s` (the other constants kept).
+    unsafe fn with_scale(&self, s: f32) -> Self;
+    /// The level's absmax bits of `x`.
+    unsafe fn absmax_bits(x: &[f32]) -> u32;
+    /// The codes of `x[..k]` (the largest multiple of the level's step) into `out`, and in the same
+    /// loop the absmax of `next[..k]`, prefetching `ahead`: returns `k` and (how much of `next` it
+    /// took, its absmax bits). `BOUNDED`: no overflow clamps (see [`BOUNDED_SCALE_MIN`]).
+    unsafe fn fused<const BOUNDED: bool>(
+        &self,
+        x: &[f32],
+        out: &mut [u8],
+        next: &[f32],
+        ahead: &[f32],
+    ) -> (usize, (usize, u32));
+    /// The codes of the rest of a group, `x` (what `fused` left), with scale `s`.
+    unsafe fn tail(&self, x: &[f32], s: f32, out: &mut [u8]);
+}
+
+/// FP8 E4M3 scaled codes and scales of whole rows through [`pipelined_groups`], with a level's
+/// encoder `E`, whose constants are built once (each group sets its scale). Stops and returns false
+/// at the first group whose absmax `accept` rejects (the groups before it are written).
+#[inline(always)]
+unsafe fn quant_rows<E: ScaledEncoder>(
+    src: &[f32],
+    cols: usize,
+    glen: usize,
+    dst: &mut [u8],
+    scales: &mut [f32],
+    accept: impl Fn(f32) -> bool,
+) -> bool {
+    let base = E::new(crate::kernels::fp8::scaled_spec(), 1.0);
+    pipelined_groups(src, cols, glen, scales, accept, Fp8Rows { dst, base })
+}
+
+/// The scaled FP8 E4M3 bodies of [`quant_rows`], with a level's encoder `E`.
+struct Fp8Rows<'a, E> {
+    dst: &'a mut [u8],
+    base: E,
+}
+
+impl<E: ScaledEncoder> SymmetricBody for Fp8Rows<'_, E> {
+    const QMAX: f32 = crate::kernels::fp8::E4M3_MAX;
+
+    #[inline(always)]
+    unsafe fn absmax_bits(x: &[f32]) -> u32 {
+        E::absmax_bits(x)
+    }
+
+    type Code = u8;
+
+    #[inline(always)]
+    fn dst(&mut self) -> &mut [u8] {
+        self.dst
+    }
+
+    #[inline(always)]
+    unsafe fn codes(
+        &mut self,
+        x: &[f32],
+        s: f32,
+        r: std::ops::Range<usize>,
+        next: &[f32],
+        ahead: &[f32],
+    ) -> (usize, u32) {
+        let out = &mut self.dst[r];
+        let enc = self.base.with_scale(s);
+        let (done, taken) = if s >= BOUNDED_SCALE_MIN {
+            enc.fused::<true>(x, out, next, ahead)
+        } else {
+            enc.fused::<false>(x, out, next, ahead)
+        };
+        enc.tail(&x[done..], s, &mut out[done..]);
+        taken
+    }
+}
+
 /// AVX-512 (F, BW, VL) bodies: 16 lanes, masked loads and stores for the tails.
 pub(crate) mod avx512 {
-    use super::{pipelined_groups, prefetch, Fp8Spec};
+    use super::{prefetch, Fp8Spec};
     use crate::kernels::x86::avx512::{
         absmax_bits_body, store_code_run, store_f32_blocks, NextAbsmax,
     };
@@ -257,8 +338,8 @@ pub(crate) mod avx512 {
         store_f32_blocks(op, n, stream, block)
     }
 
-    /// FP8 E4M3 scaled codes and scales of whole rows, software-pipelined as [`int8_quant_rows`];
-    /// `accept` as there.
+    /// FP8 E4M3 scaled codes and scales of whole rows, software-pipelined as the INT8 ones
+    /// (`int8::x86::avx512::int8_quant_rows`), through [`super::quant_rows`]; `accept` as there.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     pub(crate) unsafe fn fp8_quant_rows(
         src: &[f32],
@@ -268,19 +349,22 @@ pub(crate) mod avx512 {
         scales: &mut [f32],
         accept: impl Fn(f32) -> bool,
     ) -> bool {
-        // The constants once; each group sets its scale.
-        let base = Fp8Lanes::new(crate::kernels::fp8::scaled_spec(), 1.0);
-        pipelined_groups(src, cols, glen, scales, accept, Fp8Rows { dst, base })
+        super::quant_rows::<Fp8Lanes>(src, cols, glen, dst, scales, accept)
     }
 
-    /// The FP8 E4M3 bodies of [`fp8_quant_rows`].
-    struct Fp8Rows<'a> {
-        dst: &'a mut [u8],
-        base: Fp8Lanes,
-    }
+    impl super::ScaledEncoder for Fp8Lanes {
+        #[inline(always)]
+        unsafe fn new(f: Fp8Spec, s: f32) -> Self {
+            Fp8Lanes::new(f, s)
+        }
 
-    impl super::SymmetricBody for Fp8Rows<'_> {
-        const QMAX: f32 = crate::kernels::fp8::E4M3_MAX;
+        #[inline(always)]
+        unsafe fn with_scale(&self, s: f32) -> Self {
+            Fp8Lanes {
+                vs: _mm512_set1_ps(s),
+                ..*self
+            }
+        }
 
         #[inline(always)]
         unsafe fn absmax_bits(x: &[f32]) -> u32 {
@@ -288,31 +372,20 @@ pub(crate) mod avx512 {
         }
 
         #[inline(always)]
-        unsafe fn codes(
-            &mut self,
+        unsafe fn fused<const BOUNDED: bool>(
+            &self,
             x: &[f32],
-            s: f32,
-            r: std::ops::Range<usize>,
+            out: &mut [u8],
             next: &[f32],
             ahead: &[f32],
-        ) -> (usize, u32) {
-            let out = &mut self.dst[r];
-            if s == 0.0 {
-                out.fill(0);
-                return (0, 0);
-            }
-            let enc = Fp8Lanes {
-                vs: _mm512_set1_ps(s),
-                ..self.base
-            };
-            let (done, taken) = if s >= super::BOUNDED_SCALE_MIN {
-                fp8_scaled_fused::<true>(&enc, x, out, next, ahead)
-            } else {
-                fp8_scaled_fused::<false>(&enc, x, out, next, ahead)
-            };
-            // The tail (none when the group is a multiple of 64) with the group's encoder.
-            fp8_encode_run::<true>(&enc, &x[done..], &mut out[done..]);
-            taken
+        ) -> (usize, (usize, u32)) {
+            fp8_scaled_fused::<BOUNDED>(self, x, out, next, ahead)
+        }
+
+        /// The tail (none when the group is a multiple of 64) with the group's encoder.
+        #[inline(always)]
+        unsafe fn tail(&self, x: &[f32], _: f32, out: &mut [u8]) {
+            fp8_encode_run::<true>(self, x, out);
         }
     }
 }
@@ -320,7 +393,7 @@ pub(crate) mod avx512 {
 /// AVX2 bodies: 8 lanes; each function handles the largest multiple of its block and leaves the tail
 /// to the portable code (it returns how many elements it did).
 pub(crate) mod avx2 {
-    use super::{pipelined_groups, prefetch, Fp8Spec, PREFETCH_AHEAD};
+    use super::{prefetch, Fp8Spec, PREFETCH_AHEAD};
     use crate::kernels::x86::avx2::{absmax_bits_body, store_blocks_256, NextAbsmax};
     use std::arch::x86_64::*;
 
@@ -557,7 +630,8 @@ pub(crate) mod avx2 {
         store_blocks_256(op as *mut u8, 4, n, 8, stream, block)
     }
 
-    /// FP8 E4M3 scaled codes and scales of whole rows, as [`int8_quant_rows`].
+    /// FP8 E4M3 scaled codes and scales of whole rows, as the INT8 ones (`int8_quant_rows`),
+    /// through [`super::quant_rows`].
     #[target_feature(enable = "avx2,fma,f16c")]
     pub(crate) unsafe fn fp8_quant_rows(
         src: &[f32],
@@ -567,19 +641,22 @@ pub(crate) mod avx2 {
         scales: &mut [f32],
         accept: impl Fn(f32) -> bool,
     ) -> bool {
-        // The constants once; each group sets its scale.
-        let base = Fp8Lanes::new(crate::kernels::fp8::scaled_spec(), 1.0);
-        pipelined_groups(src, cols, glen, scales, accept, Fp8Rows { dst, base })
+        super::quant_rows::<Fp8Lanes>(src, cols, glen, dst, scales, accept)
     }
 
-    /// The FP8 E4M3 bodies of [`fp8_quant_rows`].
-    struct Fp8Rows<'a> {
-        dst: &'a mut [u8],
-        base: Fp8Lanes,
-    }
+    impl super::ScaledEncoder for Fp8Lanes {
+        #[inline(always)]
+        unsafe fn new(f: Fp8Spec, s: f32) -> Self {
+            Fp8Lanes::new(f, s)
+        }
 
-    impl super::SymmetricBody for Fp8Rows<'_> {
-        const QMAX: f32 = crate::kernels::fp8::E4M3_MAX;
+        #[inline(always)]
+        unsafe fn with_scale(&self, s: f32) -> Self {
+            Fp8Lanes {
+                vs: _mm256_set1_ps(s),
+                ..*self
+            }
+        }
 
         #[inline(always)]
         unsafe fn absmax_bits(x: &[f32]) -> u32 {
@@ -587,30 +664,20 @@ pub(crate) mod avx2 {
         }
 
         #[inline(always)]
-        unsafe fn codes(
-            &mut self,
+        unsafe fn fused<const BOUNDED: bool>(
+            &self,
             x: &[f32],
-            s: f32,
-            r: std::ops::Range<usize>,
+            out: &mut [u8],
             next: &[f32],
             ahead: &[f32],
-        ) -> (usize, u32) {
-            let out = &mut self.dst[r];
-            if s == 0.0 {
-                out.fill(0);
-                return (0, 0);
-            }
-            let enc = Fp8Lanes {
-                vs: _mm256_set1_ps(s),
-                ..self.base
-            };
-            let (done, taken) = if s >= super::BOUNDED_SCALE_MIN {
-                fp8_scaled_fused::<true>(&enc, x, out, next, ahead)
-            } else {
-                fp8_scaled_fused::<false>(&enc, x, out, next, ahead)
-            };
-            crate::kernels::fp8::e4m3_scaled_tail(&x[done..], s, &mut out[done..]);
-            taken
+        ) -> (usize, (usize, u32)) {
+            fp8_scaled_fused::<BOUNDED>(self, x, out, next, ahead)
+        }
+
+        /// The tail (fewer than 32 codes) in portable code.
+        #[inline(always)]
+        unsafe fn tail(&self, x: &[f32], s: f32, out: &mut [u8]) {
+            crate::kernels::fp8::e4m3_scaled_tail(x, s, out);
         }
     }
 }

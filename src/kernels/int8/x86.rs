@@ -158,6 +158,13 @@ pub(crate) mod avx512 {
             absmax_bits_body(x)
         }
 
+        type Code = i8;
+
+        #[inline(always)]
+        fn dst(&mut self) -> &mut [i8] {
+            self.dst
+        }
+
         #[inline(always)]
         unsafe fn codes(
             &mut self,
@@ -168,10 +175,6 @@ pub(crate) mod avx512 {
             ahead: &[f32],
         ) -> (usize, u32) {
             let out = &mut self.dst[r];
-            if s == 0.0 {
-                out.fill(0);
-                return (0, 0);
-            }
             let (done, taken) = int8_quant_fused(x, s, out, next, ahead, self.stream);
             int8_quant_body(&x[done..], s, &mut out[done..]);
             taken
@@ -280,6 +283,13 @@ pub(crate) mod avx2 {
             absmax_bits_body(x)
         }
 
+        type Code = i8;
+
+        #[inline(always)]
+        fn dst(&mut self) -> &mut [i8] {
+            self.dst
+        }
+
         #[inline(always)]
         unsafe fn codes(
             &mut self,
@@ -290,10 +300,6 @@ pub(crate) mod avx2 {
             ahead: &[f32],
         ) -> (usize, u32) {
             let out = &mut self.dst[r];
-            if s == 0.0 {
-                out.fill(0);
-                return (0, 0);
-            }
             let (done, taken) = int8_quant_body(x, s, out, next, ahead);
             crate::kernels::int8::quantize_group_fast(&x[done..], s, &mut out[done..]);
             taken
