@@ -372,6 +372,23 @@ unsafe fn src_in<'a>(dtype: i32, ptr: *const c_void, len: usize, what: &str) -> 
     })
 }
 
+/// The arguments of an `_ex` quantizer with one scale per group (INT8, FP8) as slices: the source of
+/// `shape.len()` elements of type `dtype`, the codes and the scales.
+///
+/// # Safety
+/// As [`src_in`] and `slice_out` for each pointer.
+#[allow(clippy::type_complexity)]
+unsafe fn scaled_ex<'a, C>(
+    (dtype, src): (i32, *const c_void),
+    shape: Shape,
+    (dst, dst_len): (*mut C, usize),
+    (scales, scales_len): (*mut f32, usize),
+) -> Result<(Src<'a>, &'a mut [C], &'a mut [f32])> {
+    let src = src_in(dtype, src, shape.len(), "src")?;
+    let dst = slice_out(dst, dst_len, "dst")?;
+    Ok((src, dst, slice_out(scales, scales_len, "scales")?))
+}
+
 /// `quant_int8_quantize` of a source of element type `src_dtype`: `QUANT_DTYPE_F32` (float),
 /// `QUANT_DTYPE_F16` or `QUANT_DTYPE_BF16` (raw bits in `uint16_t`, 2-byte aligned). The outputs equal
 /// bit for bit those of `quant_int8_quantize` on the same values as float; the matrix is converted
@@ -395,10 +412,15 @@ pub extern "C" fn quant_int8_quantize_ex(
 ) -> quant_status {
     boundary(|| {
         let shape = Shape::new(rows, cols, group_size)?;
-        let src = unsafe { src_in(src_dtype, src, shape.len(), "src") }?;
-        let dst = unsafe { slice_out(dst, dst_len, "dst") }?;
-        let scales = unsafe { slice_out(scales, scales_len, "scales") }?;
-        int8_quantize_src(src, shape, dst, scales)
+        unsafe {
+            scaled_ex(
+                (src_dtype, src),
+                shape,
+                (dst, dst_len),
+                (scales, scales_len),
+            )
+        }
+        .and_then(|(src, dst, scales)| int8_quantize_src(src, shape, dst, scales))
     })
 }
 
@@ -458,10 +480,15 @@ pub extern "C" fn quant_fp8_e4m3_quantize_ex(
 ) -> quant_status {
     boundary(|| {
         let shape = Shape::new(rows, cols, group_size)?;
-        let src = unsafe { src_in(src_dtype, src, shape.len(), "src") }?;
-        let dst = unsafe { slice_out(dst, dst_len, "dst") }?;
-        let scales = unsafe { slice_out(scales, scales_len, "scales") }?;
-        fp8_e4m3_quantize_src(src, shape, dst, scales)
+        unsafe {
+            scaled_ex(
+                (src_dtype, src),
+                shape,
+                (dst, dst_len),
+                (scales, scales_len),
+            )
+        }
+        .and_then(|(src, dst, scales)| fp8_e4m3_quantize_src(src, shape, dst, scales))
     })
 }
 

@@ -189,25 +189,38 @@ fn scaled_quantize_src<C: Copy + Default>(
     src.check_shape(shape)?;
     check_len("dst", dst.len(), shape.len())?;
     check_len("scales", scales.len(), shape.n_groups())?;
+    let (cols, gpr) = (shape.cols, shape.groups_per_row());
+    let dry = || {
+        let mut codes = try_vec(cols, C::default(), "validation scratch")?;
+        let mut s = try_vec(gpr, 0f32, "validation scratch")?;
+        Ok(move |row: &[f32], rs: Shape| kernel(row, rs, &mut codes, &mut s))
+    };
+    by_rows(src, shape, dry, |row, rs, r| {
+        let (codes, s) = (r * cols..(r + 1) * cols, r * gpr..(r + 1) * gpr);
+        kernel(row, rs, &mut dst[codes], &mut scales[s])
+    })
+}
+
+/// Runs `kernel(row, row_shape, r)` on every row `r` of a source converted one row at a time
+/// (`row_shape`: one row of `shape`), once every check has passed: every value finite, and where a
+/// row could still be rejected (a bf16 group whose range or dequantized values overflow f32), a dry
+/// run of every row through the kernel that `dry_kernel` gives (into scratch outputs), so that the
+/// rejection comes before the first write.
+fn by_rows<D: FnMut(&[f32], Shape) -> Result<()>>(
+    src: Src,
+    shape: Shape,
+    dry_kernel: impl FnOnce() -> Result<D>,
+    mut kernel: impl FnMut(&[f32], Shape, usize) -> Result<()>,
+) -> Result<()> {
     src.check_finite("src")?;
     let mut scratch = src.scratch(shape.cols)?;
-    let gpr = shape.groups_per_row();
     if needs_dry_run(src) {
-        let mut codes = try_vec(shape.cols, C::default(), "validation scratch")?;
-        let mut s = try_vec(gpr, 0f32, "validation scratch")?;
-        dry_run(src, shape, &mut scratch, |row, rs| {
-            kernel(row, rs, &mut codes, &mut s)
-        })?;
+        dry_run(src, shape, &mut scratch, dry_kernel()?)?;
     }
     let row_shape = Shape::new(1, shape.cols, shape.group_size)?;
     for r in 0..shape.rows {
         let row = src.row(r, shape.cols, &mut scratch);
-        kernel(
-            row,
-            row_shape,
-            &mut dst[r * shape.cols..(r + 1) * shape.cols],
-            &mut scales[r * gpr..(r + 1) * gpr],
-        )?;
+        kernel(row, row_shape, r)?;
     }
     Ok(())
 }
@@ -236,30 +249,18 @@ pub fn kbit_quantize_src(
     check_len("dst", dst.len(), shape.rows * row_bytes)?;
     check_len("scales", scales.len(), shape.n_groups())?;
     check_len("zeros", zeros.len(), shape.n_groups())?;
-    src.check_finite("src")?;
-    let mut scratch = src.scratch(shape.cols)?;
     let gpr = shape.groups_per_row();
-    if needs_dry_run(src) {
+    let dry = || {
         let mut codes = try_vec(row_bytes, 0u8, "validation scratch")?;
         let mut s = try_vec(gpr, 0f32, "validation scratch")?;
         let mut z = try_vec(gpr, 0u8, "validation scratch")?;
-        dry_run(src, shape, &mut scratch, |row, rs| {
-            kbit_quantize(row, rs, bits, &mut codes, &mut s, &mut z)
-        })?;
-    }
-    let row_shape = Shape::new(1, shape.cols, shape.group_size)?;
-    for r in 0..shape.rows {
-        let row = src.row(r, shape.cols, &mut scratch);
-        kbit_quantize(
-            row,
-            row_shape,
-            bits,
-            &mut dst[r * row_bytes..(r + 1) * row_bytes],
-            &mut scales[r * gpr..(r + 1) * gpr],
-            &mut zeros[r * gpr..(r + 1) * gpr],
-        )?;
-    }
-    Ok(())
+        Ok(move |row: &[f32], rs: Shape| kbit_quantize(row, rs, bits, &mut codes, &mut s, &mut z))
+    };
+    by_rows(src, shape, dry, |row, rs, r| {
+        let (codes, g) = (r * row_bytes..(r + 1) * row_bytes, r * gpr..(r + 1) * gpr);
+        let (scales, zeros) = (&mut scales[g.clone()], &mut zeros[g]);
+        kbit_quantize(row, rs, bits, &mut dst[codes], scales, zeros)
+    })
 }
 
 /// [`kbit_quantize_src`] with 4 bits (the INT4 kernel).
