@@ -45,7 +45,7 @@ pub use kbit::int4;
 /// casts): they bypass the caches, so memory no longer reads each output line before it is written.
 /// Measured on Zen 3 (AVX2, 64 Mi elements): f32 -> f16 0.80-0.87 of the ceiling loop with ordinary
 /// stores, 0.92-1.00 streaming; f16 -> f32 1.3-1.45 of the write-bound loop. On Zen 4 (AVX-512) the
-/// INT8 dequantizers went from 0.86-0.95 to 1.18-1.31 of the write-bound loop. Below this size
+/// INT8 dequantizers run at 1.18-1.31 of the write-bound loop streaming, 0.86-0.95 without. Below this size
 /// (16 MiB of f32) the output is left in the caches for whoever reads it next.
 pub(crate) const STREAM_STORES_MIN: usize = 4 << 20;
 

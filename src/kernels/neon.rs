@@ -1,13 +1,14 @@
-//! NEON (aarch64 Advanced SIMD) bodies of the kernels, chosen at run time (see [`super::simd`]).
+//! What the NEON (aarch64 Advanced SIMD) bodies of the formats (`<format>/neon.rs`, chosen at run
+//! time, see [`super::simd`]) share: the absmax reduction and the clamped rounding; and their rules.
 //!
-//! Written to the same rules as the x86 bodies (`x86.rs`): the same operations as the portable code in
+//! Written to the same rules as the x86 bodies (`kernels/x86.rs`): the same operations as the portable code in
 //! the same order, no fused multiply-add, so the results are bit-identical. Rounding to an integer uses
 //! `fcvtns` (to nearest, ties to even, whatever the FPCR says); comparisons and selects are written out
 //! where NEON's `fmin`/`fmax` would order -0.0 below +0.0 differently from the portable code.
 //!
-//! No aarch64 machine was at hand: these bodies have run only under user-mode emulation
-//! (`scripts/test-neon.sh`, qemu-aarch64), where `tests/simd_paths.rs` and the other kernel tests hold
-//! them to the scalar references bit for bit. They run the same tests on any aarch64 machine.
+//! The NEON bodies are tested under user-mode emulation (`scripts/test-neon.sh`, qemu-aarch64), where
+//! `tests/simd_paths.rs` and the other kernel tests hold them to the scalar references bit for bit;
+//! the same tests run on any aarch64 machine.
 #![allow(clippy::missing_safety_doc)]
 
 use std::arch::aarch64::*;

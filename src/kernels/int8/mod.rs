@@ -1,7 +1,7 @@
 //! INT8 symmetric round-to-nearest quantization, per row or per group of columns (see [`Shape`]).
 //!
 //! For each group: `scale = absmax / 127` (f32) and `q = clamp(round_half_even(x / scale), -127, 127)`;
-//! dequantization is `x' = q * scale`. The range is symmetric (-127..=127, never -128, unlike the seed).
+//! dequantization is `x' = q * scale`. The range is symmetric (-127..=127, never -128).
 //! An all-zero group has scale 0 and codes 0, and so has a group whose absmax is so small (at most
 //! 63 * 2^-149, about 8.8e-44, deep in the subnormals) that `absmax / 127` rounds to 0: it dequantizes to
 //! exact zeros.

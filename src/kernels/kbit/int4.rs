@@ -1,5 +1,5 @@
 //! INT4 asymmetric quantization (the API's `QUANT_INT4_ASYMMETRIC`): the b-bit kernels of
-//! [`super`] with b = 4, and the seed's signed-nibble pack/unpack helpers done right.
+//! [`super`] with b = 4, and the signed-nibble pack/unpack helpers.
 //!
 //! Per group: `lo = min(min x, 0)`, `hi = max(max x, 0)`, `scale = (hi - lo) / 15`,
 //! `zero = clamp(round_half_even(-lo / scale), 0, 15)`, `q = clamp(round_half_even(x / scale) + zero, 0, 15)`,
@@ -89,7 +89,7 @@ pub fn int4_dequantize_ref(
 ///
 /// `dst` needs at least `ceil(values.len() / 2)` bytes (else `BufferTooSmall`); only those are written.
 /// A value outside -8..=7 cannot be stored in a nibble: it is `InvalidArgument` naming the first such
-/// index (the seed silently kept its low four bits, so 9 came back as -7). Nothing is written on error.
+/// index (keeping its low four bits would bring 9 back as -7). Nothing is written on error.
 pub fn pack_int4(values: &[i8], dst: &mut [u8]) -> Result<()> {
     let need = values.len().div_ceil(2);
     check_len("dst", dst.len(), need)?;

@@ -539,7 +539,7 @@ pub(crate) fn int4_group_tail(group: &[f32], done: usize, scale: f32, zero: f32,
 }
 
 /// [`quantize_int4_generic`] at `level` (not `Scalar`).
-/// `accept` is generic, not `dyn`, so that the AVX2 loop inlines it: through a pointer it was a call
+/// `accept` is generic, not `dyn`, so that the AVX2 loop inlines it: through a pointer it is a call
 /// per group, with a `vzeroupper` before it and the loop's vector constants reloaded after it.
 fn quantize_int4_simd<A: Fn(f32, f32, bool) -> bool>(
     level: SimdLevel,
