@@ -8,21 +8,26 @@
 //! - [`ggml`]: ggml's block formats (Q4_0 to Q8_0, Q4_K, Q6_K).
 //!
 //! What every format shares sits here, below them: this file (the matrix/group geometry, the input
-//! checks, so that each kernel validates everything before it writes anything, and the absmax pass),
-//! [`simd`] (the SIMD level), [`par`] (threads), `streaming.rs` (the one-pass row driver), `x86.rs`
-//! and `neon.rs` (the software-pipelined loop, the streaming stores and the SIMD reductions that
-//! several formats use), `minifloat.rs` (the reference encoder of small binary floats). [`source`]
-//! (f16/bf16 sources) sits above the formats and calls them.
+//! checks, so that each kernel validates everything before it writes anything, the absmax pass and
+//! the dequantizers' thread driver), [`simd`] (the SIMD level), [`par`] (threads), `streaming.rs`
+//! (the one-pass row driver), `x86.rs` and `neon.rs` (the software-pipelined loop, the streaming
+//! stores and the SIMD reductions that several formats use), `minifloat.rs` (the reference encoder
+//! of small binary floats) and `elements.rs` ([`source::Src`], an f32/f16/bf16 input). [`source`]
+//! (the 16-bit source forms of the INT8, FP8 and k-bit quantizers) sits above the formats and calls
+//! them.
 //!
-//! The rule that keeps the imports acyclic: the shared files never import from a format folder; a
-//! format folder imports from the shared files and from no other format (its `x86.rs` and `neon.rs`
-//! from its own `mod.rs` and the shared files); only [`source`] and [`ggml`] (which takes a
-//! [`source::Src`]) reach across formats. `grep -n "kernels::\(int8\|fp8\|kbit\|half\|ggml\)"`
-//! over the shared files finds nothing.
+//! The rule that keeps the imports acyclic: no import runs upward. The shared files use nothing of a
+//! format folder (this file only declares them and re-exports `kbit::int4` as [`int4`]); a format
+//! folder uses the shared files and no other format (its `x86.rs` and `neon.rs` use their own
+//! `mod.rs` and the shared files); only [`source`] uses several formats. Checked with
+//! `grep -n "int8::\|fp8::\|kbit::\|half::\|ggml::\|source::" src/kernels/*.rs` (only
+//! `source.rs` and the module declarations match) and, for each format folder, the same grep without
+//! its own name (nothing matches).
 use crate::error::{QuantError, Result};
 use par::Exec;
 use simd::SimdLevel;
 
+mod elements;
 pub mod fp8;
 pub mod ggml;
 pub mod half;

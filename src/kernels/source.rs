@@ -6,8 +6,7 @@
 //! the f32 kernel on it. Every kernel works row by row, so the results equal, bit for bit, those of the
 //! same values given as f32; the whole matrix is never copied to f32. f32 sources go straight to the
 //! f32 kernels (no scratch).
-use ::half::{bf16, f16};
-
+pub use super::elements::Src;
 use super::fp8::fp8_e4m3_quantize;
 use super::int8::int8_quantize;
 use super::kbit::{kbit_quantize, packed_row_bytes};
@@ -24,120 +23,6 @@ pub const QUANT_DTYPE_F32: i32 = 0;
 pub const QUANT_DTYPE_F16: i32 = 1;
 /// Source element type bf16 (bfloat16 bits in a `uint16_t`: the top half of an f32).
 pub const QUANT_DTYPE_BF16: i32 = 2;
-
-/// A borrowed row-major source matrix (or vector) of one element type; 16-bit types hold raw bits.
-#[derive(Debug, Clone, Copy)]
-pub enum Src<'a> {
-    F32(&'a [f32]),
-    F16(&'a [u16]),
-    Bf16(&'a [u16]),
-}
-
-impl<'a> Src<'a> {
-    /// Number of elements.
-    pub fn len(&self) -> usize {
-        match self {
-            Self::F32(s) => s.len(),
-            Self::F16(s) | Self::Bf16(s) => s.len(),
-        }
-    }
-
-    /// True when there is no element.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Element `i` as f32 (exact).
-    pub(crate) fn get(&self, i: usize) -> f32 {
-        match self {
-            Self::F32(s) => s[i],
-            Self::F16(s) => f16::from_bits(s[i]).to_f32(),
-            Self::Bf16(s) => bf16::from_bits(s[i]).to_f32(),
-        }
-    }
-
-    /// Elements `start..start + out.len()` converted into `out` (exact).
-    pub(crate) fn convert(&self, start: usize, out: &mut [f32]) {
-        let end = start + out.len();
-        match self {
-            Self::F32(s) => out.copy_from_slice(&s[start..end]),
-            Self::F16(s) => {
-                for (o, &h) in out.iter_mut().zip(&s[start..end]) {
-                    *o = f16::from_bits(h).to_f32();
-                }
-            }
-            Self::Bf16(s) => {
-                for (o, &h) in out.iter_mut().zip(&s[start..end]) {
-                    *o = f32::from_bits(u32::from(h) << 16);
-                }
-            }
-        }
-    }
-
-    /// Row `r` of `cols` elements as f32: borrowed for f32, converted into `scratch` otherwise.
-    fn row<'s>(&'s self, r: usize, cols: usize, scratch: &'s mut [f32]) -> &'s [f32] {
-        match self {
-            Self::F32(s) => &s[r * cols..(r + 1) * cols],
-            _ => {
-                self.convert(r * cols, &mut scratch[..cols]);
-                &scratch[..cols]
-            }
-        }
-    }
-
-    /// A scratch row for [`row`](Self::row): empty for f32, `cols` floats otherwise.
-    fn scratch(&self, cols: usize) -> Result<Vec<f32>> {
-        match self {
-            Self::F32(_) => Ok(Vec::new()),
-            _ => try_vec(cols, 0f32, "conversion scratch row"),
-        }
-    }
-
-    /// Fails with `NonFinite`, naming the first index, when an element is NaN or infinite (tested on
-    /// the bit patterns for the 16-bit types).
-    pub fn check_finite(&self, what: &str) -> Result<()> {
-        let bad = match self {
-            Self::F32(s) => return super::check_finite(s, what),
-            Self::F16(s) => s.iter().position(|&h| h & 0x7C00 == 0x7C00),
-            Self::Bf16(s) => s.iter().position(|&h| h & 0x7F80 == 0x7F80),
-        };
-        match bad {
-            None => Ok(()),
-            Some(index) => Err(QuantError::NonFinite {
-                what: what.to_string(),
-                index,
-                value: self.get(index),
-            }),
-        }
-    }
-
-    /// Checks that the source holds exactly `shape.len()` elements.
-    fn check_shape(&self, shape: Shape) -> Result<()> {
-        if self.len() != shape.len() {
-            return Err(QuantError::ShapeMismatch(format!(
-                "src holds {} elements but the shape {} x {} needs {}",
-                self.len(),
-                shape.rows,
-                shape.cols,
-                shape.len()
-            )));
-        }
-        Ok(())
-    }
-
-    /// The source as f32: the slice itself for f32, a converted copy otherwise (used only where an
-    /// algorithm needs an f32 working copy of the whole matrix anyway).
-    fn to_f32_vec(self) -> Result<std::borrow::Cow<'a, [f32]>> {
-        match self {
-            Self::F32(s) => Ok(std::borrow::Cow::Borrowed(s)),
-            other => {
-                let mut v = try_vec(other.len(), 0f32, "f32 working copy")?;
-                other.convert(0, &mut v);
-                Ok(std::borrow::Cow::Owned(v))
-            }
-        }
-    }
-}
 
 /// The element type named by a `QUANT_DTYPE_*` code, or `InvalidArgument`.
 pub fn dtype_name(code: i32) -> Result<&'static str> {
@@ -398,6 +283,7 @@ fn quantize_rtn_src(method: &QuantMethod, w: Src, shape: Shape) -> Result<Quanti
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ::half::bf16;
 
     #[test]
     fn the_bf16_threshold_is_2_to_the_126() {

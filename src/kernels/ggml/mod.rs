@@ -49,7 +49,7 @@
 //! - Everything is validated before anything is written.
 use ::half::f16;
 
-use super::source::Src;
+use super::elements::Src;
 use super::{check_len, Shape};
 use crate::error::{QuantError, Result};
 
