@@ -27,10 +27,10 @@
 
 /** Version of this header; compare with quant_version() to detect a mismatched library. */
 #define QUANT_VERSION_MAJOR 0
-#define QUANT_VERSION_MINOR 1
+#define QUANT_VERSION_MINOR 2
 #define QUANT_VERSION_PATCH 0
 #define QUANT_VERSION_NUMBER ((QUANT_VERSION_MAJOR << 16) | (QUANT_VERSION_MINOR << 8) | QUANT_VERSION_PATCH)
-#define QUANT_VERSION_STRING "0.1.0"
+#define QUANT_VERSION_STRING "0.2.0"
 
 
 /**
@@ -587,11 +587,17 @@ quant_status quant_fp8_e5m2_to_f32(const uint8_t *src,
  * `quant_scale_count(rows, cols, group_size)` scales, row by row (`scales_len` >= that count).
  * Thread-safe.
  *
- * Errors (nothing written): QUANT_ERR_INVALID_ARGUMENT when `rows` or `cols` is 0 or `rows * cols`
- * overflows; QUANT_ERR_NULL_POINTER when a pointer is NULL (`dst`/`scales` may be NULL only with a
- * length of 0, which is then too small); QUANT_ERR_BUFFER_TOO_SMALL when `dst_len` or `scales_len` is
- * too small; QUANT_ERR_NON_FINITE when `src` holds a NaN or an infinity (the detail names the first
- * bad index).
+ * One pass over `src`, as `quant_int8_quantize`: every argument is checked before anything is
+ * written, each group's values just before the group is quantized.
+ *
+ * Argument errors (nothing written): QUANT_ERR_INVALID_ARGUMENT when `rows` or `cols` is 0 or
+ * `rows * cols` overflows; QUANT_ERR_NULL_POINTER when a pointer is NULL (`dst`/`scales` may be NULL
+ * only with a length of 0, which is then too small); QUANT_ERR_BUFFER_TOO_SMALL when `dst_len` or
+ * `scales_len` is too small.
+ *
+ * Value error: QUANT_ERR_NON_FINITE when `src` holds a NaN or an infinity; the detail names the first
+ * bad index, and `dst[0 .. rows * cols)` and `scales[0 .. scale count)` are zero-filled (never left
+ * half written; nothing past them is touched).
  */
 quant_status quant_fp8_e4m3_quantize(const float *src,
                                      size_t rows,
@@ -853,10 +859,11 @@ quant_status quant_weight_pack_awq(const struct quant_weight *q,
  * bit for bit those of `quant_int8_quantize` on the same values as float; the matrix is converted
  * one row at a time (one scratch row of `cols` floats is allocated for the 16-bit types).
  *
- * Errors: those of `quant_int8_quantize`, and `QUANT_ERR_INVALID_ARGUMENT` for an unknown
- * `src_dtype` or a misaligned `src`; `QUANT_ERR_OUT_OF_MEMORY` if the scratch row cannot be
- * allocated. NaN or infinity (as f16/bf16 bit patterns) is `QUANT_ERR_NON_FINITE`. Nothing is written
- * on error. Thread-safe.
+ * One pass over `src`, as `quant_int8_quantize`. Errors: those of `quant_int8_quantize` (the same
+ * value errors with the same details and zero-filled outputs; NaN or infinity as f16/bf16 bit patterns
+ * is `QUANT_ERR_NON_FINITE`), and, before anything is written, `QUANT_ERR_INVALID_ARGUMENT` for an
+ * unknown `src_dtype` or a misaligned `src` and `QUANT_ERR_OUT_OF_MEMORY` if the scratch row cannot
+ * be allocated. Thread-safe.
  */
 quant_status quant_int8_quantize_ex(int32_t src_dtype,
                                     const void *src,
@@ -873,10 +880,11 @@ quant_status quant_int8_quantize_ex(int32_t src_dtype,
  * `_BF16`, see `quant_int8_quantize_ex`). The outputs equal bit for bit those of
  * `quant_int4_quantize` on the same values as float.
  *
- * Errors: those of `quant_int4_quantize` (a bf16 group whose range overflows float is
- * `QUANT_ERR_INVALID_ARGUMENT`), and `QUANT_ERR_INVALID_ARGUMENT` for an unknown `src_dtype` or a
- * misaligned `src`; `QUANT_ERR_OUT_OF_MEMORY` if the scratch row cannot be allocated. Nothing is
- * written on error. Thread-safe.
+ * One pass over `src`, as `quant_int4_quantize`. Errors: those of `quant_int4_quantize` (the same
+ * value errors with the same details and zero-filled outputs; a bf16 group whose range overflows
+ * float is one of them), and, before anything is written, `QUANT_ERR_INVALID_ARGUMENT` for an unknown
+ * `src_dtype` or a misaligned `src` and `QUANT_ERR_OUT_OF_MEMORY` if the scratch row cannot be
+ * allocated. Thread-safe.
  */
 quant_status quant_int4_quantize_ex(int32_t src_dtype,
                                     const void *src,
@@ -896,11 +904,13 @@ quant_status quant_int4_quantize_ex(int32_t src_dtype,
  * `quant_int8_quantize_ex`). The outputs equal bit for bit those of the float kernel on the same
  * values.
  *
- * Errors (nothing written): `QUANT_ERR_INVALID_ARGUMENT` for zero rows or cols, an overflowing size,
- * an unknown `src_dtype` or a misaligned `src`; `QUANT_ERR_NULL_POINTER` for `src` NULL or an output
- * NULL with a non-zero length; `QUANT_ERR_BUFFER_TOO_SMALL` for `dst_len < rows * cols` or
- * `scales_len` below the scale count; `QUANT_ERR_NON_FINITE` for NaN or infinity in `src`;
- * `QUANT_ERR_OUT_OF_MEMORY` if the scratch row cannot be allocated. Thread-safe.
+ * One pass over `src`, as `quant_fp8_e4m3_quantize`. Argument errors (nothing written):
+ * `QUANT_ERR_INVALID_ARGUMENT` for zero rows or cols, an overflowing size, an unknown `src_dtype` or a
+ * misaligned `src`; `QUANT_ERR_NULL_POINTER` for `src` NULL or an output NULL with a non-zero length;
+ * `QUANT_ERR_BUFFER_TOO_SMALL` for `dst_len < rows * cols` or `scales_len` below the scale count;
+ * `QUANT_ERR_OUT_OF_MEMORY` if the scratch row cannot be allocated. Value error:
+ * `QUANT_ERR_NON_FINITE` for NaN or infinity in `src` (the detail names the first bad index;
+ * `dst[0 .. rows * cols)` and `scales[0 .. scale count)` are zero-filled). Thread-safe.
  */
 quant_status quant_fp8_e4m3_quantize_ex(int32_t src_dtype,
                                         const void *src,
@@ -1182,12 +1192,20 @@ size_t quant_scale_count(size_t rows,
  * Only the needed prefix of each output is written. The caller owns every buffer; the buffers must not
  * overlap. No allocation; thread-safe.
  *
- * Errors (nothing is written on any of them):
- * - `QUANT_ERR_INVALID_ARGUMENT`: `rows` or `cols` is 0, `rows * cols` overflows, or a group's absmax
- *   is exactly `FLT_MAX` (its dequantized value `127 * scale` would round to infinity).
+ * One pass over `src`: every argument is checked before anything is written, and each group's values
+ * just before the group is quantized, so the input is read from memory once.
+ *
+ * Argument errors (nothing is written):
+ * - `QUANT_ERR_INVALID_ARGUMENT`: `rows` or `cols` is 0, or `rows * cols` overflows.
  * - `QUANT_ERR_NULL_POINTER`: `src` is NULL, or `dst` / `scales` is NULL with a non-zero length.
  * - `QUANT_ERR_BUFFER_TOO_SMALL`: `dst_len < rows * cols` or `scales_len` below the scale count.
+ *
+ * Value errors (`dst[0 .. rows * cols)` and `scales[0 .. scale count)` are zero-filled, never left
+ * half written; nothing past them is touched):
  * - `QUANT_ERR_NON_FINITE`: a NaN or infinity in `src`; the detail names the first bad index.
+ * - `QUANT_ERR_INVALID_ARGUMENT`: every value is finite but a group's absmax is exactly `FLT_MAX` (its
+ *   dequantized value `127 * scale` would round to infinity); the detail names the first such row
+ *   and group.
  */
 quant_status quant_int8_quantize(const float *src,
                                  size_t rows,
@@ -1253,13 +1271,21 @@ size_t quant_int4_packed_size(size_t rows,
  * Only the needed prefix of each output is written. The caller owns every buffer; the buffers must not
  * overlap. No allocation; thread-safe.
  *
- * Errors (nothing is written on any of them):
- * - `QUANT_ERR_INVALID_ARGUMENT`: `rows` or `cols` is 0, `rows * cols` overflows, or a group's range
- *   `hi - lo` overflows float (e.g. -3e38 and 3e38 in one group), or one of its dequantized values would
- *   round to infinity (only possible within a few ulps of `FLT_MAX`); the detail names row and group.
+ * One pass over `src`, as `quant_int8_quantize`: every argument is checked before anything is
+ * written, each group's values just before the group is quantized.
+ *
+ * Argument errors (nothing is written):
+ * - `QUANT_ERR_INVALID_ARGUMENT`: `rows` or `cols` is 0, or `rows * cols` overflows.
  * - `QUANT_ERR_NULL_POINTER`: `src` is NULL, or an output is NULL with a non-zero length.
- * - `QUANT_ERR_BUFFER_TOO_SMALL`: `dst_len` below the packed size or `groups_len` below the scale count.
+ * - `QUANT_ERR_BUFFER_TOO_SMALL`: `dst_len` (bytes) below the packed size, or `groups_len`
+ *   (elements) below the scale count.
+ *
+ * Value errors (`dst[0 .. quant_int4_packed_size(rows, cols))`, `scales[0 .. scale count)` and
+ * `zeros[0 .. scale count)` are zero-filled, never left half written; nothing past them is touched):
  * - `QUANT_ERR_NON_FINITE`: a NaN or infinity in `src`; the detail names the first bad index.
+ * - `QUANT_ERR_INVALID_ARGUMENT`: every value is finite but a group's range `hi - lo` overflows float
+ *   (e.g. -3e38 and 3e38 in one group), or one of its dequantized values would round to infinity
+ *   (only possible within a few ulps of `FLT_MAX`); the detail names the first such row and group.
  */
 quant_status quant_int4_quantize(const float *src,
                                  size_t rows,
@@ -1415,75 +1441,9 @@ size_t quant_last_error(char *buf, size_t buf_len);
 uint32_t quant_version(void);
 
 /**
- * The library's version as a static string such as "0.1.0" (never NULL, owned by the library).
+ * The library's version as a static string such as "0.2.0" (never NULL, owned by the library).
  */
 const char *quant_version_string(void);
-
-/**
- * `quant_int8_quantize` in one pass over `src`: the same arguments, the same codes and scales bit for
- * bit, the same errors and error details; on a matrix larger than the CPU caches, 1.3 to 2 times
- * as fast on the benchmark machines (docs/speed.md).
- *
- * The one difference: the checked form reads the whole input (to find any NaN, infinity or
- * `FLT_MAX` absmax) before it writes anything, which costs a second read from memory of an input
- * larger than the caches. This form checks the input as it goes, each group (at the scalar and NEON
- * levels, each block of a few rows) just before quantizing it, so on
- * `QUANT_ERR_NON_FINITE` and on the `FLT_MAX` `QUANT_ERR_INVALID_ARGUMENT` it has already written
- * earlier rows: it then zero-fills `dst[0 .. rows * cols)` and `scales[0 .. scale count)` before
- * returning, so the outputs never hold a mix of old and new values. Every other error (NULL
- * pointers, shape, `QUANT_ERR_BUFFER_TOO_SMALL`) is found before anything is written, as in the
- * checked form. With `rows == 1` (which includes one scale for the whole input: it needs every
- * element first) this is the checked form, and writes nothing on error.
- *
- * Use it when the weights are known to be finite (they come from a checkpoint) and speed matters;
- * use `quant_int8_quantize` when the input is untrusted and the outputs must survive an error.
- * Thread-safe; no allocation.
- */
-quant_status quant_int8_quantize_streaming(const float *src,
-                                           size_t rows,
-                                           size_t cols,
-                                           size_t group_size,
-                                           int8_t *dst,
-                                           size_t dst_len,
-                                           float *scales,
-                                           size_t scales_len);
-
-/**
- * `quant_int4_quantize` in one pass over `src`: the same arguments, the same packed codes, scales and
- * zero points bit for bit, the same errors and error details.
- *
- * As `quant_int8_quantize_streaming`: on `QUANT_ERR_NON_FINITE`, and on the
- * `QUANT_ERR_INVALID_ARGUMENT` of a group whose range overflows, it zero-fills
- * `dst[0 .. quant_int4_packed_size(rows, cols))`, `scales[0 .. scale count)` and
- * `zeros[0 .. scale count)` before returning; every other error writes nothing; `rows == 1` is the
- * checked form. Thread-safe; no allocation.
- */
-quant_status quant_int4_quantize_streaming(const float *src,
-                                           size_t rows,
-                                           size_t cols,
-                                           size_t group_size,
-                                           uint8_t *dst,
-                                           size_t dst_len,
-                                           float *scales,
-                                           uint8_t *zeros,
-                                           size_t groups_len);
-
-/**
- * `quant_fp8_e4m3_quantize` in one pass over `src`: the same arguments, the same codes and scales bit
- * for bit, the same errors and error details.
- *
- * As `quant_int8_quantize_streaming`: on `QUANT_ERR_NON_FINITE` it zero-fills `dst[0 .. rows * cols)`
- * and `scales[0 .. scale count)` before returning; every other error writes nothing; `rows == 1` is
- * the checked form. Thread-safe; no allocation.
- */
-quant_status quant_fp8_e4m3_quantize_streaming(const float *src,
-                                               size_t rows,
-                                               size_t cols,
-                                               size_t group_size,
-                                               uint8_t *dst,
-                                               size_t dst_len,
-                                               float *scales,
-                                               size_t scales_len);
 
 /**
  * Quantizes one row-major `rows x cols` float matrix `w` (rows = output features, cols = input

@@ -730,7 +730,7 @@ fn scaled_group_geometry() {
 }
 
 #[test]
-fn scaled_errors_write_nothing() {
+fn scaled_argument_errors_write_nothing_value_errors_zero_fill() {
     let shape = Shape::new(2, 3, 2).unwrap(); // 6 elements, 4 groups
     let x = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0];
     let mut q = [0xA5u8; 6];
@@ -771,14 +771,19 @@ fn scaled_errors_write_nothing() {
         ),
         "{e:?}"
     );
+    // The argument errors above wrote nothing.
+    assert_eq!(q, [0xA5; 6]);
+    assert_eq!(s, [7.0; 4]);
+    // A value error zero-fills the outputs' prefixes (here, all of them) and names the index.
     for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
         let mut xb = x;
         xb[4] = bad;
+        let (mut q, mut s) = ([0xA5u8; 7], [7f32; 5]);
         let e = fp8_e4m3_quantize(&xb, shape, &mut q, &mut s).unwrap_err();
         assert!(matches!(e, QuantError::NonFinite { index: 4, .. }), "{e:?}");
+        assert_eq!(q, [0, 0, 0, 0, 0, 0, 0xA5]);
+        assert_eq!(s, [0.0, 0.0, 0.0, 0.0, 7.0]);
     }
-    assert_eq!(q, [0xA5; 6]);
-    assert_eq!(s, [7.0; 4]);
 
     let mut y = [9f32; 6];
     let codes = [0x38u8; 6];

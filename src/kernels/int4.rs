@@ -25,7 +25,8 @@ pub fn int4_packed_size(rows: usize, cols: usize) -> usize {
 
 /// Quantizes `src` to packed INT4 codes with per-group scales and zero points (module docs).
 /// `dst` needs `int4_packed_size(rows, cols)` bytes, `scales` and `zeros` `shape.n_groups()` elements.
-/// Errors as [`kbit_quantize`]; nothing is written on error.
+/// One pass over `src`; errors as [`kbit_quantize`] (argument errors write nothing, value errors
+/// zero-fill the outputs' prefixes).
 pub fn int4_quantize(
     src: &[f32],
     shape: Shape,
@@ -34,18 +35,6 @@ pub fn int4_quantize(
     zeros: &mut [u8],
 ) -> Result<()> {
     kbit_quantize(src, shape, BITS, dst, scales, zeros)
-}
-
-/// [`int4_quantize`] in one pass over `src` (see [`super::kbit::kbit_quantize_streaming`]): the same
-/// results; on a value error the same error with the outputs' prefixes zero-filled, not untouched.
-pub fn int4_quantize_streaming(
-    src: &[f32],
-    shape: Shape,
-    dst: &mut [u8],
-    scales: &mut [f32],
-    zeros: &mut [u8],
-) -> Result<()> {
-    super::kbit::kbit_quantize_streaming(src, shape, BITS, dst, scales, zeros)
 }
 
 /// Scalar reference of [`int4_quantize`].

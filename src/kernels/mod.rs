@@ -1,9 +1,9 @@
 //! Allocation-free slice kernels, one file per number format. Each fast kernel keeps its scalar
 //! reference (`*_ref`) beside it and the tests hold them to each other.
 //!
-//! This file holds what every kernel shares: the matrix/group geometry and the input checks, so that
-//! each kernel validates everything before it writes anything (the one exception, opt-in: the
-//! one-pass `*_quantize_streaming` forms, see `streaming.rs`).
+//! This file holds what every kernel shares: the matrix/group geometry and the input checks. Each
+//! kernel validates its arguments before it writes anything; the row quantizers check the values as
+//! they go, in one pass, and zero-fill their outputs on a value error (see `streaming.rs`).
 use crate::error::{QuantError, Result};
 
 pub mod fp8;
@@ -18,7 +18,7 @@ mod neon;
 pub mod par;
 pub mod simd;
 pub mod source;
-mod streaming;
+pub(crate) mod streaming;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
