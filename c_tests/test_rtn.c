@@ -29,7 +29,7 @@ static void test_scale_count(void) {
 }
 
 static void test_int8_quantize(void) {
-    /* The seed's row per row: -0.5 / (1/127) is exactly -63.5 and rounds to even, -64. */
+    /* A small row, per row: -0.5 / (1/127) is exactly -63.5 and rounds to even, -64. */
     {
         const float x[4] = {1.0f, -0.5f, 0.25f, -1.0f};
         int8_t q[6];
@@ -217,7 +217,7 @@ static void test_int4(void) {
     EXPECT_STATUS(quant_int4_quantize(x, 2, 0, 4, pq, 8, sq, zq, 4), QUANT_ERR_INVALID_ARGUMENT);
     EXPECT_STATUS(quant_int4_quantize(x, SIZE_MAX / 4, 7, 4, pq, 8, sq, zq, 4), QUANT_ERR_INVALID_ARGUMENT);
     EXPECT_STATUS(quant_int4_quantize(x, 2, 7, 4, pq, 7, sq, zq, 4), QUANT_ERR_BUFFER_TOO_SMALL);
-    EXPECT_DETAIL_CONTAINS("dst");
+    EXPECT_DETAIL_CONTAINS("dst holds 7 bytes but 8 are needed"); /* dst_len counts bytes */
     EXPECT_STATUS(quant_int4_quantize(x, 2, 7, 4, pq, 8, sq, zq, 3), QUANT_ERR_BUFFER_TOO_SMALL);
     EXPECT_DETAIL_CONTAINS("scales");
     CHECK(UNTOUCHED(pq, sizeof pq) && UNTOUCHED(sq, sizeof sq) && UNTOUCHED(zq, sizeof zq));
@@ -268,7 +268,7 @@ static void test_int4(void) {
 }
 
 static void test_pack_unpack(void) {
-    /* The seed's values: low nibble first, two's-complement nibbles, the odd count's pad nibble 0. */
+    /* Low nibble first, two's-complement nibbles, the odd count's pad nibble 0. */
     const int8_t v[7] = {1, -2, 3, -4, 5, 6, 7};
     uint8_t p[5];
     FILL(p, sizeof p);

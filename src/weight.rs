@@ -4,7 +4,7 @@
 //! # Layout of a quantized weight
 //! A `rows x cols` matrix (rows = output features, cols = input features) is cut into groups along its
 //! rows (see [`Shape`]: `group_size` 0 = one group per row). Then:
-//! - `data` holds the codes, row by row, each row starting on a byte (API.md "Packed codes"): element `j`
+//! - `data` holds the codes, row by row, each row starting on a byte: element `j`
 //!   of a row takes bits `[j*b, (j+1)*b)` of the row's bit string, least significant bit first, with
 //!   `b` = [`code_bits`]: 8 for INT8 and SmoothQuant (two's complement), 8 for FP8 (raw E4M3FN codes),
 //!   4 for INT4, `bits` for AWQ and GPTQ (unsigned).
@@ -27,7 +27,7 @@ use crate::kernels::kbit::{packed_row_bytes, unpack_row};
 use crate::kernels::{check_finite, check_len, Shape};
 use crate::method::QuantMethod;
 
-/// A quantized weight matrix (the seed's `QuantizedWeight`, done right). See the module docs for the
+/// A quantized weight matrix. See the module docs for the
 /// layout of each field. The fields are public so that the algorithms can build results; the
 /// constructor [`QuantizedWeight::alloc`] and [`QuantizedWeight::check`] keep them consistent.
 #[derive(Debug, Clone, PartialEq)]

@@ -14,7 +14,7 @@
 //! do not quiet (f16) or canonicalize (bf16): for those a NaN expectation from the fixtures is checked
 //! as "NaN of the same sign", and every output (NaN included) is compared bit for bit with `half`.
 //!
-//! The saturating FP8 expectation is derived from the non-saturating one as API.md defines it.
+//! The saturating FP8 expectation is derived from the non-saturating one as the header documents it.
 use ::half::{bf16, f16};
 use proptest::prelude::*;
 use quant::kernels::fp8::{self, *};
@@ -68,7 +68,7 @@ fn bf16_is_nan(h: u16) -> bool {
     h & 0x7F80 == 0x7F80 && h & 0x007F != 0
 }
 
-/// The saturating E4M3 code derived from the non-saturating one (API.md).
+/// The saturating E4M3 code derived from the non-saturating one (as the header documents it).
 fn e4m3_sat(x: f32, code: u8) -> u8 {
     if !x.is_nan() && code & 0x7F == 0x7F {
         (code & 0x80) | 0x7E
@@ -76,7 +76,7 @@ fn e4m3_sat(x: f32, code: u8) -> u8 {
         code
     }
 }
-/// The saturating E5M2 code derived from the non-saturating one (API.md).
+/// The saturating E5M2 code derived from the non-saturating one (as the header documents it).
 fn e5m2_sat(x: f32, code: u8) -> u8 {
     if !x.is_nan() && code & 0x7F == 0x7C {
         (code & 0x80) | 0x7B

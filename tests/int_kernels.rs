@@ -355,7 +355,7 @@ proptest! {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Hand-made cases: ties, the seed's values, group geometry
+// Hand-made cases: ties, a small documented row, group geometry
 
 #[test]
 fn int8_ties_round_to_even() {
@@ -365,7 +365,7 @@ fn int8_ties_round_to_even() {
     let out = int8_run(&x, shape);
     assert_eq!(out.scales, [1.0]);
     assert_eq!(out.codes, [127, 0, 2, 2, -2, 0, 126, -4, -126]);
-    // The seed's row: -0.5 / (1/127) is exactly -63.5 in f32 and rounds to -64, 0.25 -> 31.75 -> 32.
+    // A small row: -0.5 / (1/127) is exactly -63.5 in f32 and rounds to -64, 0.25 -> 31.75 -> 32.
     let out = int8_run(&[1.0, -0.5, 0.25, -1.0], Shape::new(1, 4, 0).unwrap());
     assert_eq!(out.codes, [127, -64, 32, -127]);
     // Symmetric: never -128, even for the most negative value.

@@ -1,4 +1,4 @@
-//! Round-to-nearest kernels: INT8 symmetric, INT4 asymmetric, and the seed's signed-nibble helpers.
+//! Round-to-nearest kernels: INT8 symmetric, INT4 asymmetric, and the signed-nibble helpers.
 //!
 //! Each export checks pointers and lengths, builds slices and calls the safe kernels of
 //! `crate::kernels::{int8, int4}`: the quantizers check the values as they quantize them (one pass;

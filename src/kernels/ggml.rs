@@ -50,7 +50,7 @@
 use ::half::f16;
 
 use super::source::Src;
-use super::{check_len, ggml_k, Shape};
+use super::{check_bytes, check_len, ggml_k, Shape};
 use crate::error::{QuantError, Result};
 
 /// GGML type id of Q4_0 (32 values in 18 bytes: f16 scale, 4-bit codes, `(q - 8) * d`).
@@ -435,7 +435,7 @@ pub fn ggml_quantize_src(
     }
     // Cannot overflow: a row takes fewer bytes than its f32 values, and Shape bounds those.
     let need = nrows * row_size;
-    check_len("dst", dst.len(), need)?;
+    check_bytes("dst", dst.len(), need)?;
     src.check_finite("src")?;
     check_headers(ty, src)?;
     let (bs, ts) = (ty.block_size(), ty.type_size());
@@ -500,7 +500,7 @@ pub fn ggml_dequantize(ty: GgmlType, src: &[u8], n: usize, dst: &mut [f32]) -> R
     let need = (n / bs)
         .checked_mul(ts)
         .ok_or_else(|| QuantError::invalid(format!("n is {n}: the blocks overflow memory")))?;
-    check_len("src", src.len(), need)?;
+    check_bytes("src", src.len(), need)?;
     check_len("dst", dst.len(), n)?;
     for (i, record) in src[..need].chunks_exact(ts).enumerate() {
         if let Some((offset, value)) = ty.bad_header(record) {

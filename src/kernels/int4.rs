@@ -10,7 +10,7 @@
 //! The fast path is the 4-bit instance of the monomorphized k-bit kernel (nibble packing, vectorizable
 //! loops); the `*_ref` functions are the scalar references, and the tests hold the two equal bit for bit.
 use super::kbit::{kbit_dequantize, kbit_dequantize_ref, kbit_quantize, kbit_quantize_ref};
-use super::{check_len, Shape};
+use super::{check_bytes, check_len, Shape};
 use crate::error::{QuantError, Result};
 
 const BITS: u32 = 4;
@@ -81,7 +81,7 @@ pub fn int4_dequantize_ref(
 /// index (the seed silently kept its low four bits, so 9 came back as -7). Nothing is written on error.
 pub fn pack_int4(values: &[i8], dst: &mut [u8]) -> Result<()> {
     let need = values.len().div_ceil(2);
-    check_len("dst", dst.len(), need)?;
+    check_bytes("dst", dst.len(), need)?;
     if let Some((i, &v)) = values
         .iter()
         .enumerate()
@@ -105,7 +105,7 @@ pub fn pack_int4(values: &[i8], dst: &mut [u8]) -> Result<()> {
 /// (0x8..=0xF -> -8..=-1). `src` needs at least `ceil(n / 2)` bytes and `dst` at least `n` elements
 /// (else `BufferTooSmall`); only the first `n` of `dst` are written. Nothing is written on error.
 pub fn unpack_int4(src: &[u8], n: usize, dst: &mut [i8]) -> Result<()> {
-    check_len("src", src.len(), n.div_ceil(2))?;
+    check_bytes("src", src.len(), n.div_ceil(2))?;
     check_len("dst", dst.len(), n)?;
     // Shifting the nibble to the top of a byte and back arithmetically sign-extends it.
     let sext = |nibble: u8| ((nibble << 4) as i8) >> 4;

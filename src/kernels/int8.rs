@@ -436,7 +436,7 @@ mod tests {
     }
 
     #[test]
-    fn the_seed_row_and_its_tie() {
+    fn a_small_row_and_its_tie() {
         let shape = Shape::new(1, 4, 0).unwrap();
         let mut q = [0i8; 4];
         let mut s = [0f32; 1];

@@ -27,7 +27,7 @@
 use super::int8::{finite_absmax, ROUND_MAGIC};
 use super::par::{self, Exec};
 use super::simd::SimdLevel;
-use super::{check_finite, check_len, Shape};
+use super::{check_bytes, check_finite, check_len, Shape};
 use crate::error::{QuantError, Result};
 
 /// Columns per chunk of the fast paths: a multiple of 8, so that a chunk's codes fill whole bytes.
@@ -302,7 +302,7 @@ fn check_sizes(
             shape.len()
         )));
     }
-    check_len(
+    check_bytes(
         "dst",
         dst.len(),
         shape.rows * packed_row_bytes(shape.cols, bits),

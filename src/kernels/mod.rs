@@ -120,6 +120,21 @@ pub fn check_len(what: &str, got: usize, need: usize) -> Result<()> {
             what: what.to_string(),
             got,
             need,
+            unit: "elements",
+        });
+    }
+    Ok(())
+}
+
+/// [`check_len`] for a buffer of packed bytes (INT4 and k-bit codes, GGML blocks), whose length is
+/// given in bytes: the error counts bytes.
+pub fn check_bytes(what: &str, got: usize, need: usize) -> Result<()> {
+    if got < need {
+        return Err(QuantError::BufferTooSmall {
+            what: what.to_string(),
+            got,
+            need,
+            unit: "bytes",
         });
     }
     Ok(())

@@ -13,7 +13,7 @@ use ::half::{bf16, f16};
 use super::fp8::fp8_e4m3_quantize;
 use super::int8::int8_quantize;
 use super::kbit::{kbit_quantize, packed_row_bytes};
-use super::{check_len, Shape};
+use super::{check_bytes, check_len, Shape};
 use crate::algos::QuantOptions;
 use crate::calib::Calibration;
 use crate::error::{try_vec, QuantError, Result};
@@ -234,7 +234,7 @@ pub fn kbit_quantize_src(
     }
     src.check_shape(shape)?;
     let row_bytes = packed_row_bytes(shape.cols, bits);
-    check_len("dst", dst.len(), shape.rows * row_bytes)?;
+    check_bytes("dst", dst.len(), shape.rows * row_bytes)?;
     check_len("scales", scales.len(), shape.n_groups())?;
     check_len("zeros", zeros.len(), shape.n_groups())?;
     let mut scratch = src.scratch(shape.cols)?;
