@@ -719,6 +719,7 @@ class options {
     /// Tokens a calibration keeps for AWQ's searches (default 512).
     options &sample_tokens(std::size_t v) { detail::check(quant_options_set_sample_tokens(handle_, v), "quant_options_set_sample_tokens"); return *this; }
     /// Worker threads, 0 = all cores.
+    /// Worker threads of GPTQ, AWQ and the Hessian: 0 = all cores, at most QUANT_MAX_THREADS, default 1.
     options &threads(std::size_t v) { detail::check(quant_options_set_threads(handle_, v), "quant_options_set_threads"); return *this; }
 
     quant_options *get() const noexcept { return handle_; }
@@ -776,6 +777,14 @@ class calib {
     }
     /// Tokens added so far.
     std::uint64_t tokens() const noexcept { return quant_calib_tokens(handle_); }
+    /// How many calibration tokens `kind` should be fitted on for a layer with `cols` input columns
+    /// (quant_calib_recommended_tokens): 0 for round-to-nearest, 16 * cols for GPTQ, 512 for AWQ and
+    /// SmoothQuant. Compare it with tokens().
+    static std::uint64_t recommended_tokens(quant_method_kind kind, std::size_t cols) {
+        std::uint64_t t = 0;
+        detail::check(quant_calib_recommended_tokens(kind, cols, &t), "quant_calib_recommended_tokens");
+        return t;
+    }
     /// The input width.
     std::size_t cols() const noexcept { return cols_; }
 

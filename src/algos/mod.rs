@@ -252,7 +252,9 @@ mod tests {
         }
         assert!(o.set_block_size(0).is_err());
         assert!(o.set_sample_tokens(0).is_err());
-        assert!(o.set_threads(MAX_THREADS + 1).is_err());
+        assert!(o
+            .set_threads(crate::kernels::par::QUANT_MAX_THREADS + 1)
+            .is_err());
         assert_eq!(o, QuantOptions::default());
         o.set_damp_percent(0.1).unwrap();
         o.set_block_size(32).unwrap();

@@ -312,6 +312,10 @@ static void test_calibrated() {
     quant::calib c(cols);
     c.add(quant::span<const float>(x.data(), 512 * cols)).add(quant::span<const float>(x.data() + 512 * cols, 512 * cols), 512, cols);
     CHECK(c.tokens() == half && c.cols() == cols);
+    CHECK(quant::calib::recommended_tokens(QUANT_GPTQ, cols) == 16 * cols);
+    CHECK(quant::calib::recommended_tokens(QUANT_AWQ, cols) == 512);
+    CHECK(quant::calib::recommended_tokens(QUANT_INT8_SYMMETRIC, cols) == 0);
+    EXPECT_ERROR(quant::calib::recommended_tokens(QUANT_GPTQ, 0), QUANT_ERR_INVALID_ARGUMENT);
     EXPECT_ERROR(c.add(quant::span<const float>(x.data(), cols + 1)), QUANT_ERR_SHAPE_MISMATCH);
     EXPECT_ERROR(c.add(x, 1, cols + 1), QUANT_ERR_SHAPE_MISMATCH);
     std::vector<float> nan_x(cols, 1.0f);

@@ -481,6 +481,14 @@ pub const Calib = struct {
     pub fn tokens(self: Calib) u64 {
         return c.quant_calib_tokens(self.handle);
     }
+    /// How many calibration tokens `kind` should be fitted on for a layer with `cols` input columns
+    /// (quant_calib_recommended_tokens): 0 for round-to-nearest, 16 * cols for GPTQ, 512 for AWQ and
+    /// SmoothQuant. Compare it with tokens().
+    pub fn recommendedTokens(kind: MethodKind, cols: usize) Error!u64 {
+        var t: u64 = 0;
+        try call(c.quant_calib_recommended_tokens(@intFromEnum(kind), cols, &t));
+        return t;
+    }
 };
 
 /// Optional knobs of the methods (quant_options); every setter rejects a bad value with
@@ -525,7 +533,7 @@ pub const Options = struct {
     pub fn setSampleTokens(self: *Options, v: usize) Error!void {
         try call(c.quant_options_set_sample_tokens(self.handle, v));
     }
-    /// Worker threads, 0 = all cores.
+    /// Worker threads of GPTQ, AWQ and the Hessian: 0 = all cores, at most QUANT_MAX_THREADS, default 1.
     pub fn setThreads(self: *Options, v: usize) Error!void {
         try call(c.quant_options_set_threads(self.handle, v));
     }

@@ -363,6 +363,10 @@ test "calibration, options, GPTQ, AWQ and SmoothQuant on real layers" {
     try cal.add(x[0 .. 512 * cols]);
     try cal.addTokens(x[512 * cols .. calib_tokens * cols], 512, cols);
     try testing.expectEqual(@as(u64, calib_tokens), cal.tokens());
+    try testing.expectEqual(@as(u64, 16 * cols), try quant.Calib.recommendedTokens(.gptq, cols));
+    try testing.expectEqual(@as(u64, 512), try quant.Calib.recommendedTokens(.awq, cols));
+    try testing.expectEqual(@as(u64, 0), try quant.Calib.recommendedTokens(.int4_asymmetric, cols));
+    try expectFail(error.InvalidArgument, quant.Calib.recommendedTokens(.gptq, 0));
     try expectFail(error.ShapeMismatch, cal.add(x[0 .. cols + 1]));
     try expectFail(error.ShapeMismatch, cal.addTokens(x, 1, cols + 1));
     try expectFail(error.BufferTooSmall, cal.addTokens(x[0..cols], 2, cols));
