@@ -1,5 +1,5 @@
 //! GPTQ and AWQ timings on one 4096 x 4096 layer, with the f32 product X^T X measured in the same run
-//! as the yardstick (issue 4).
+//! as the yardstick.
 //!
 //! Run: `cargo bench --bench algos` (`QUANT_BENCH_REPS`, default 3, repetitions of each figure; the
 //! median is printed). GPTQ: 2048 calibration tokens, 4 bits, groups of 128; the Hessian accumulation
@@ -10,7 +10,7 @@
 //! import torch: the reference PyTorch GPTQ (`benches/gptq_reference.py`) on the same shapes, with 1
 //! and 2 threads, and our totals as a fraction of its.
 //!
-//! Peak memory (issue 4: "no more than twice (Hessian + weight)"), measured first, in an untimed pass
+//! Peak memory (the bound: no more than twice (Hessian + weight)), measured first, in an untimed pass
 //! per thread count: this binary's global allocator counts the live heap bytes and their peak, which is
 //! reset at the start of each phase. The accumulation phase counts the weight, the 2048 x 4096 f32
 //! activations handed to `add` and the calibration it builds; the solve counts the weight, the
@@ -340,6 +340,6 @@ fn main() {
         calib.sample_len()
     );
     println!();
-    println!("Reference figures given in issue 4 (PyTorch fp32 CPU, on the Zen 5 it was written on): GPTQ 1 thread 1.7 s");
+    println!("Reference figures (PyTorch fp32 CPU, measured on a Zen 5): GPTQ 1 thread 1.7 s");
     println!("Hessian + 4.7 s solve, 2 threads 1.0 s + 3.1 s; X^T X (numpy/OpenBLAS, 1 thread) 0.4-0.5 s.");
 }

@@ -2,8 +2,8 @@
 timed on the layer of `cargo bench --bench algos`: 4096 x 4096 weights, 2048 calibration tokens, 4 bits,
 groups of 128, block 128, damping 1%, no act-order.
 
-It is the peer of the bench's GPTQ figures (issue 4: "at most half the time of the reference PyTorch
-implementation on the same machine and thread count"). Run by the bench when python3 can import torch;
+It is the peer of the bench's GPTQ figures (the target: at most half the time of the reference PyTorch
+implementation on the same machine and thread count). Run by the bench when python3 can import torch;
 alone:
 
     python3 benches/gptq_reference.py THREADS [REPS]

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The hardening CI job (issue 7; see docs/security.md). From the repository root:
+# The hardening CI job (see docs/security.md). From the repository root:
 #
 #   bash scripts/harden.sh            # everything: roughly 20 minutes from cold on a 2-core machine (its
 #                                     # steps' sum; most of it builds faer: instrumented, for Miri,

@@ -25,7 +25,6 @@ pub mod options;
 pub mod rtn;
 pub mod simd;
 pub mod status;
-pub mod streaming;
 pub mod weight;
 
 /// Runs the body of a status-returning export: `Ok` clears the thread's error detail and gives

@@ -8,8 +8,7 @@
 //! - [`ggml`]: ggml's block formats (Q4_0 to Q8_0, Q4_K, Q6_K).
 //!
 //! What every format shares sits here, below them: this file (the matrix/group geometry, the input
-//! checks, so that each kernel validates everything before it writes anything, the absmax pass and
-//! the dequantizers' thread driver), [`simd`] (the SIMD level), [`par`] (threads), `streaming.rs`
+//! checks, the absmax pass and the dequantizers' thread driver), [`simd`] (the SIMD level), [`par`] (threads), `streaming.rs`
 //! (the one-pass row driver), `x86.rs` and `neon.rs` (the software-pipelined loop, the streaming
 //! stores and the SIMD reductions that several formats use), `minifloat.rs` (the reference encoder
 //! of small binary floats) and `elements.rs` ([`source::Src`], an f32/f16/bf16 input). [`source`]
@@ -23,6 +22,9 @@
 //! `grep -n "int8::\|fp8::\|kbit::\|half::\|ggml::\|source::" src/kernels/*.rs` (only
 //! `source.rs` and the module declarations match) and, for each format folder, the same grep without
 //! its own name (nothing matches).
+//!
+//! Each kernel validates its arguments before it writes anything; the row quantizers check the values
+//! as they go, in one pass, and zero-fill their outputs on a value error (see `streaming.rs`).
 use crate::error::{QuantError, Result};
 use par::Exec;
 use simd::SimdLevel;
@@ -39,7 +41,7 @@ mod neon;
 pub mod par;
 pub mod simd;
 pub mod source;
-mod streaming;
+pub(crate) mod streaming;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
@@ -223,6 +225,21 @@ pub fn check_len(what: &str, got: usize, need: usize) -> Result<()> {
             what: what.to_string(),
             got,
             need,
+            unit: "elements",
+        });
+    }
+    Ok(())
+}
+
+/// [`check_len`] for a buffer of packed bytes (INT4 and k-bit codes, GGML blocks), whose length is
+/// given in bytes: the error counts bytes.
+pub fn check_bytes(what: &str, got: usize, need: usize) -> Result<()> {
+    if got < need {
+        return Err(QuantError::BufferTooSmall {
+            what: what.to_string(),
+            got,
+            need,
+            unit: "bytes",
         });
     }
     Ok(())

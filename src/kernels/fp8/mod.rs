@@ -422,13 +422,11 @@ pub(crate) fn scaled_spec() -> Fp8Spec {
     spec::<E4m3>(E4m3::MAX)
 }
 
-/// Checks every argument of the scaled quantizer before anything is written.
-/// Returns the absmax of the whole input (one pass that also checks finiteness).
-fn check_quantize(src: &[f32], shape: Shape, dst: &[u8], scales: &[f32]) -> Result<f32> {
+/// The length checks of the scaled quantizer, made before anything is written.
+fn check_sizes(src: &[f32], shape: Shape, dst: &[u8], scales: &[f32]) -> Result<()> {
     check_len("src", src.len(), shape.len())?;
     check_len("dst", dst.len(), shape.len())?;
-    check_len("scales", scales.len(), shape.n_groups())?;
-    finite_absmax(&src[..shape.len()], "src", Exec::current())
+    check_len("scales", scales.len(), shape.n_groups())
 }
 
 fn check_dequantize(src: &[u8], scales: &[f32], shape: Shape, dst: &[f32]) -> Result<()> {
@@ -444,77 +442,33 @@ fn check_dequantize(src: &[u8], scales: &[f32], shape: Shape, dst: &[f32]) -> Re
 /// maps to +-448 even when the division rounds above it). A group whose scale is 0 (all zeros, or an
 /// absmax so small that `absmax / 448` underflows) gets scale 0 and codes `0x00`.
 ///
-/// `dst[..rows*cols]` receives the codes, `scales[..n_groups]` the scales, row-major by group.
-/// Errors (nothing written): `BufferTooSmall` when `src`, `dst` or `scales` is too short;
-/// `NonFinite` (naming the first bad index of `src`) when any input element is NaN or infinite.
+/// `dst[..rows*cols]` receives the codes, `scales[..n_groups]` the scales, row-major by group. One
+/// pass over `src`: each group is checked just before it is quantized (see [`super::streaming`]).
+/// Errors: `BufferTooSmall` when `src`, `dst` or `scales` is too short (nothing written); `NonFinite`
+/// (naming the first bad index of `src`) when an input element is NaN or infinite, with
+/// `dst[..rows*cols]` and `scales[..n_groups]` zero-filled.
 pub fn fp8_e4m3_quantize(
     src: &[f32],
     shape: Shape,
     dst: &mut [u8],
     scales: &mut [f32],
 ) -> Result<()> {
-    let absmax = check_quantize(src, shape, dst, scales)?;
-    let exec = Exec::current();
+    check_sizes(src, shape, dst, scales)?;
     let (cols, gpr) = (shape.cols, shape.groups_per_row());
-    if shape.rows == 1 && gpr == 1 {
-        // One scale for everything (per tensor): the validation pass gave the absmax.
-        let scale = absmax / E4M3_MAX;
-        scales[0] = scale;
-        let t = exec.threads_for(cols, usize::MAX);
-        par::for_elements(t, cols, dst, |r, q| {
-            if scale == 0.0 {
-                q.fill(0);
-            } else {
-                encode_run::<E4m3, true>(exec.level, &src[r], scale, E4m3::MAX, q);
-            }
-        });
-        return Ok(());
-    }
-    let t = exec.threads_for(shape.len(), shape.rows);
-    par::for_rows(
-        t,
-        shape.rows,
-        (dst, cols),
-        (scales, gpr),
-        (&mut [] as &mut [u8], 0),
-        |r, dst, scales, _| {
-            quantize_rows(
-                exec.level,
-                &src[r.start * cols..r.end * cols],
-                shape,
-                dst,
-                scales,
-            )
-        },
-    );
-    Ok(())
-}
-
-/// [`fp8_e4m3_quantize`] in one pass over `src`, for inputs larger than the caches: each row is
-/// checked just before it is quantized. The same results on success; on `NonFinite` the same error,
-/// with `dst[..rows * cols]` and `scales[..n_groups]` zero-filled instead of untouched (see
-/// [`super::streaming`]). Argument errors write nothing.
-pub fn fp8_e4m3_quantize_streaming(
-    src: &[f32],
-    shape: Shape,
-    dst: &mut [u8],
-    scales: &mut [f32],
-) -> Result<()> {
-    let (cols, gpr) = (shape.cols, shape.groups_per_row());
-    if shape.rows == 1 {
-        return fp8_e4m3_quantize(src, shape, dst, scales);
-    }
-    check_len("src", src.len(), shape.len())?;
-    check_len("dst", dst.len(), shape.len())?;
-    check_len("scales", scales.len(), shape.n_groups())?;
     let src = &src[..shape.len()];
+    let (dst, scales) = (&mut dst[..shape.len()], &mut scales[..shape.n_groups()]);
     let exec = Exec::current();
+    if shape.rows == 1 && gpr == 1 {
+        // One scale for everything (per tensor): it needs the absmax of every element first.
+        let result = quantize_per_tensor(src, dst, scales, exec);
+        return super::streaming::zero_on_error(result, dst, scales, &mut [0u8; 0]);
+    }
     super::streaming::rows(
         exec.threads_for(shape.len(), shape.rows),
         cols,
         src,
-        (&mut dst[..shape.len()], cols),
-        (&mut scales[..shape.n_groups()], gpr),
+        (dst, cols),
+        (scales, gpr),
         (&mut [] as &mut [u8], 0),
         |rest, k, dst, scales, _| match exec.level {
             // The AVX-512 and AVX2 bodies check each group's absmax themselves, without a pass of
@@ -542,6 +496,22 @@ pub fn fp8_e4m3_quantize_streaming(
         },
         || check_finite(src, "src"),
     )
+}
+
+/// One scale for the single row `src` (from the absmax pass, which checks it), its codes into `dst`;
+/// the elements split across threads.
+fn quantize_per_tensor(src: &[f32], dst: &mut [u8], scales: &mut [f32], exec: Exec) -> Result<()> {
+    let scale = finite_absmax(src, "src", exec)? / E4M3_MAX;
+    scales[0] = scale;
+    let t = exec.threads_for(src.len(), usize::MAX);
+    par::for_elements(t, src.len(), dst, |r, q| {
+        if scale == 0.0 {
+            q.fill(0);
+        } else {
+            encode_run::<E4m3, true>(exec.level, &src[r], scale, E4m3::MAX, q);
+        }
+    });
+    Ok(())
 }
 
 /// The codes and scales of the rows that `scales` holds (`scales.len() / groups_per_row` of them,
@@ -622,7 +592,12 @@ pub fn fp8_e4m3_quantize_ref(
     dst: &mut [u8],
     scales: &mut [f32],
 ) -> Result<()> {
-    check_quantize(src, shape, dst, scales)?;
+    check_sizes(src, shape, dst, scales)?;
+    if let Err(e) = check_finite(&src[..shape.len()], "src") {
+        dst[..shape.len()].fill(0);
+        scales[..shape.n_groups()].fill(0.0);
+        return Err(e);
+    }
     let g = shape.group_len();
     for r in 0..shape.rows {
         for k in 0..shape.groups_per_row() {

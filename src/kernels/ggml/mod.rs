@@ -1,5 +1,5 @@
 //! GGML / GGUF block formats: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 and the K-quants Q4_K and Q6_K (in
-//! [`super::ggml_k`]), byte-exact with ggml's reference quantizers (`quantize_row_*_ref` in
+//! [`k`]), byte-exact with ggml's reference quantizers (`quantize_row_*_ref` in
 //! `ggml-quants.c`), which gguf-py's `gguf.quants` reproduces.
 //!
 //! # Layouts (little-endian; `f16` is IEEE binary16, rounded to nearest even from f32)
@@ -14,8 +14,8 @@
 //! | Q5_0 | 6  | 32  | 22  | `d: f16, qh: u32, qs[16]` | `(q - 16) * d` |
 //! | Q5_1 | 7  | 32  | 24  | `d: f16, m: f16, qh: u32, qs[16]` | `q * d + m` |
 //! | Q8_0 | 8  | 32  | 34  | `d: f16, qs: i8[32]` | `q * d` |
-//! | Q4_K | 12 | 256 | 144 | `d, dmin: f16, scales[12], qs[128]` | see [`super::ggml_k`] |
-//! | Q6_K | 14 | 256 | 210 | `ql[128], qh[64], scales: i8[16], d: f16` | see [`super::ggml_k`] |
+//! | Q4_K | 12 | 256 | 144 | `d, dmin: f16, scales[12], qs[128]` | see [`k`] |
+//! | Q6_K | 14 | 256 | 210 | `ql[128], qh[64], scales: i8[16], d: f16` | see [`k`] |
 //!
 //! In the 32-value types, byte `qs[j]` holds element `j` in its low nibble and element `j + 16` in its
 //! high nibble; for Q5 the fifth bit of element `j` is bit `j` of `qh`.
@@ -50,7 +50,7 @@
 use ::half::f16;
 
 use super::elements::Src;
-use super::{check_len, Shape};
+use super::{check_bytes, check_len, Shape};
 use crate::error::{QuantError, Result};
 
 pub(crate) mod k;
@@ -437,7 +437,7 @@ pub fn ggml_quantize_src(
     }
     // Cannot overflow: a row takes fewer bytes than its f32 values, and Shape bounds those.
     let need = nrows * row_size;
-    check_len("dst", dst.len(), need)?;
+    check_bytes("dst", dst.len(), need)?;
     src.check_finite("src")?;
     check_headers(ty, src)?;
     let (bs, ts) = (ty.block_size(), ty.type_size());
@@ -502,7 +502,7 @@ pub fn ggml_dequantize(ty: GgmlType, src: &[u8], n: usize, dst: &mut [f32]) -> R
     let need = (n / bs)
         .checked_mul(ts)
         .ok_or_else(|| QuantError::invalid(format!("n is {n}: the blocks overflow memory")))?;
-    check_len("src", src.len(), need)?;
+    check_bytes("src", src.len(), need)?;
     check_len("dst", dst.len(), n)?;
     for (i, record) in src[..need].chunks_exact(ts).enumerate() {
         if let Some((offset, value)) = ty.bad_header(record) {

@@ -17,7 +17,9 @@
 //!
 //! [`int8_quantize`] and [`int8_dequantize`] are the fast paths (branch-free chunked loops that the
 //! compiler vectorizes); [`int8_quantize_ref`] and [`int8_dequantize_ref`] are the scalar references they
-//! are tested against, bit for bit. Both validate everything before they write anything.
+//! are tested against, bit for bit. The quantizers check their arguments before they write anything
+//! and the values as they go (on a value error they zero-fill their outputs); the dequantizers check
+//! everything before they write anything.
 use super::par::{self, Exec};
 use super::simd::SimdLevel;
 use super::{absmax_bits, absmax_fast, check_finite, check_len, finite_absmax, Shape, ROUND_MAGIC};
@@ -30,18 +32,6 @@ mod x86;
 
 /// Largest code magnitude: the range is symmetric, -127..=127.
 const QMAX: f32 = 127.0;
-
-/// Validates every argument before anything is written, and returns the absmax of the whole input.
-fn check_quantize_args(
-    src: &[f32],
-    shape: Shape,
-    dst: &[i8],
-    scales: &[f32],
-    exec: Exec,
-) -> Result<f32> {
-    check_sizes(src, shape, dst, scales)?;
-    check_values(src, shape, exec)
-}
 
 /// The length checks of the quantizer's arguments.
 fn check_sizes(src: &[f32], shape: Shape, dst: &[i8], scales: &[f32]) -> Result<()> {
@@ -107,64 +97,25 @@ fn check_dequantize_args(src: &[i8], scales: &[f32], shape: Shape, dst: &[f32]) 
     check_finite(scales, "scales")
 }
 
-/// Quantizes `src` (`shape.rows x shape.cols`, row-major) to INT8 symmetric codes.
+/// Quantizes `src` (`shape.rows x shape.cols`, row-major) to INT8 symmetric codes, in one pass over
+/// `src` (each group is checked just before it is quantized; see [`super::streaming`]).
 ///
 /// `src` must hold exactly `shape.len()` elements (else `ShapeMismatch`); `dst` at least `shape.len()`
 /// codes and `scales` at least `shape.n_groups()` elements (else `BufferTooSmall`); only those prefixes
-/// are written. A NaN or infinity anywhere in `src` is `NonFinite` naming its index; a group whose
-/// dequantized absmax would overflow (an absmax of exactly `f32::MAX`) is `InvalidArgument`. All
-/// checks happen before anything is written: on error `dst` and `scales` are untouched.
+/// are written. These argument errors are found before anything is written. A NaN or infinity in
+/// `src` is `NonFinite` naming the first bad index; a group whose dequantized absmax would overflow (an
+/// absmax of exactly `f32::MAX`) is `InvalidArgument` naming its row and group. On these value errors
+/// `dst[..shape.len()]` and `scales[..shape.n_groups()]` are zero-filled.
 pub fn int8_quantize(src: &[f32], shape: Shape, dst: &mut [i8], scales: &mut [f32]) -> Result<()> {
-    let exec = Exec::current();
-    let absmax = check_quantize_args(src, shape, dst, scales, exec)?;
-    let (cols, gpr) = (shape.cols, shape.groups_per_row());
-    if shape.rows == 1 && gpr == 1 {
-        // One scale for everything (per tensor): the validation pass gave the absmax, and the elements
-        // split across threads.
-        let s = absmax / QMAX;
-        scales[0] = s;
-        let t = exec.threads_for(cols, usize::MAX);
-        par::for_elements(t, cols, dst, |r, out| {
-            quantize_group(exec.level, &src[r], s, out)
-        });
-        return Ok(());
-    }
-    let t = exec.threads_for(shape.len(), shape.rows);
-    par::for_rows(
-        t,
-        shape.rows,
-        (dst, cols),
-        (scales, gpr),
-        (&mut [] as &mut [u8], 0),
-        |r, dst, scales, _| {
-            quantize_rows(
-                exec.level,
-                &src[r.start * cols..r.end * cols],
-                shape,
-                dst,
-                scales,
-            )
-        },
-    );
-    Ok(())
-}
-
-/// [`int8_quantize`] in one pass over `src`, for inputs larger than the caches: each row is checked
-/// just before it is quantized. The same results on success; on a value error (`NonFinite`, or the
-/// overflow `InvalidArgument`) the same error, with `dst[..rows * cols]` and `scales[..n_groups]`
-/// zero-filled instead of untouched (see [`super::streaming`]). Argument errors write nothing.
-pub fn int8_quantize_streaming(
-    src: &[f32],
-    shape: Shape,
-    dst: &mut [i8],
-    scales: &mut [f32],
-) -> Result<()> {
-    if shape.rows == 1 {
-        return int8_quantize(src, shape, dst, scales);
-    }
     check_sizes(src, shape, dst, scales)?;
     let exec = Exec::current();
     let (cols, gpr) = (shape.cols, shape.groups_per_row());
+    let (dst, scales) = (&mut dst[..shape.len()], &mut scales[..shape.n_groups()]);
+    if shape.rows == 1 && gpr == 1 {
+        // One scale for everything (per tensor): it needs the absmax of every element first.
+        let result = quantize_per_tensor(src, dst, scales, exec);
+        return super::streaming::zero_on_error(result, dst, scales, &mut [0u8; 0]);
+    }
     #[cfg(target_arch = "x86_64")]
     let glen = shape.group_len(); // the one-pass bodies take the group length
     let row_exec = Exec { threads: 1, ..exec };
@@ -172,8 +123,8 @@ pub fn int8_quantize_streaming(
         exec.threads_for(shape.len(), shape.rows),
         cols,
         src,
-        (&mut dst[..shape.len()], cols),
-        (&mut scales[..shape.n_groups()], gpr),
+        (dst, cols),
+        (scales, gpr),
         (&mut [] as &mut [u8], 0),
         |rest, k, dst, scales, _| match exec.level {
             // The AVX-512 and AVX2 bodies check each group's absmax themselves (a NaN or infinity
@@ -201,6 +152,19 @@ pub fn int8_quantize_streaming(
         },
         || check_values(src, shape, exec).map(|_| ()),
     )
+}
+
+/// One scale for the single row `src` (checked by the absmax pass), its codes into `dst`; the elements
+/// split across threads.
+fn quantize_per_tensor(src: &[f32], dst: &mut [i8], scales: &mut [f32], exec: Exec) -> Result<()> {
+    let shape = Shape::new(1, src.len(), 0)?;
+    let s = check_values(src, shape, exec)? / QMAX;
+    scales[0] = s;
+    let t = exec.threads_for(src.len(), usize::MAX);
+    par::for_elements(t, src.len(), dst, |r, out| {
+        quantize_group(exec.level, &src[r], s, out)
+    });
+    Ok(())
 }
 
 /// The codes and scales of the rows that `scales` holds (`scales.len() / groups_per_row` of them,
@@ -302,14 +266,20 @@ pub(crate) fn quantize_group_fast(x: &[f32], s: f32, out: &mut [i8]) {
     }
 }
 
-/// Scalar reference of [`int8_quantize`]: the formulas written out, one element at a time.
+/// Scalar reference of [`int8_quantize`]: the formulas written out, one element at a time, after a
+/// check of the whole input (the same errors; on a value error the same zero-filled outputs).
 pub fn int8_quantize_ref(
     src: &[f32],
     shape: Shape,
     dst: &mut [i8],
     scales: &mut [f32],
 ) -> Result<()> {
-    check_quantize_args(src, shape, dst, scales, Exec::current())?;
+    check_sizes(src, shape, dst, scales)?;
+    if let Err(e) = check_values(src, shape, Exec::current()) {
+        dst[..shape.len()].fill(0);
+        scales[..shape.n_groups()].fill(0.0);
+        return Err(e);
+    }
     let glen = shape.group_len();
     let gpr = shape.groups_per_row();
     for r in 0..shape.rows {
@@ -400,7 +370,7 @@ mod tests {
     }
 
     #[test]
-    fn the_seed_row_and_its_tie() {
+    fn a_small_row_and_its_tie() {
         let shape = Shape::new(1, 4, 0).unwrap();
         let mut q = [0i8; 4];
         let mut s = [0f32; 1];

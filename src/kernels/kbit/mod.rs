@@ -24,9 +24,9 @@
 //! The fast paths process a row in chunks of 64 columns (8 codes of b bits are exactly b bytes, so a chunk
 //! always ends on a byte), with a kernel monomorphized per bit width; the `*_ref` functions are the scalar
 //! references they are tested against, bit for bit.
-use super::par::{self, Exec};
+use super::par::Exec;
 use super::simd::SimdLevel;
-use super::{check_finite, check_len, finite_absmax, Shape, ROUND_MAGIC};
+use super::{check_bytes, check_finite, check_len, finite_absmax, Shape, ROUND_MAGIC};
 use crate::error::{QuantError, Result};
 use pack::{pack_fixed, unpack_fixed};
 pub use pack::{pack_row, pack_row_ref, unpack_row, unpack_row_ref};
@@ -139,20 +139,6 @@ fn lo_hi_fast(x: &[f32]) -> (f32, f32) {
     (l, h)
 }
 
-/// Shared validation of the quantizers: bits, lengths, finiteness, and groups whose range overflows.
-fn check_quantize_args(
-    src: &[f32],
-    shape: Shape,
-    bits: u32,
-    dst: &[u8],
-    scales: &[f32],
-    zeros: &[u8],
-    exec: Exec,
-) -> Result<()> {
-    check_sizes(src, shape, bits, dst, scales, zeros)?;
-    check_values(src, shape, bits, exec)
-}
-
 /// The argument checks of the quantizer: bit width and lengths.
 fn check_sizes(
     src: &[f32],
@@ -172,7 +158,7 @@ fn check_sizes(
             shape.len()
         )));
     }
-    check_len(
+    check_bytes(
         "dst",
         dst.len(),
         shape.rows * packed_row_bytes(shape.cols, bits),
@@ -276,13 +262,17 @@ fn check_dequantize_args(
     Ok(())
 }
 
-/// Quantizes `src` (`shape.rows x shape.cols`, row-major) to packed `bits`-bit codes (module docs).
+/// Quantizes `src` (`shape.rows x shape.cols`, row-major) to packed `bits`-bit codes (module docs), in
+/// one pass over `src` (each group is checked just before it is quantized; see
+/// [`super::streaming`]).
 ///
 /// `bits` must be in 1..=8 (else `InvalidArgument`); `src` must hold exactly `shape.len()` elements
 /// (else `ShapeMismatch`); `dst` at least `rows * packed_row_bytes(cols, bits)` bytes, `scales` and `zeros`
-/// at least `shape.n_groups()` elements (else `BufferTooSmall`); only those prefixes are written. NaN or
-/// infinity in `src` is `NonFinite` naming the first bad index; a group whose range, or one of whose
-/// dequantized values, overflows f32 is `InvalidArgument`. Nothing is written on error.
+/// at least `shape.n_groups()` elements (else `BufferTooSmall`); only those prefixes are written. These
+/// argument errors are found before anything is written. NaN or infinity in `src` is `NonFinite`
+/// naming the first bad index; a group whose range, or one of whose dequantized values, overflows f32
+/// is `InvalidArgument` naming its row and group. On these value errors the prefixes of `dst`,
+/// `scales` and `zeros` are zero-filled.
 pub fn kbit_quantize(
     src: &[f32],
     shape: Shape,
@@ -291,45 +281,6 @@ pub fn kbit_quantize(
     scales: &mut [f32],
     zeros: &mut [u8],
 ) -> Result<()> {
-    let exec = Exec::current();
-    check_quantize_args(src, shape, bits, dst, scales, zeros, exec)?;
-    let (cols, gpr) = (shape.cols, shape.groups_per_row());
-    let row_bytes = packed_row_bytes(cols, bits);
-    let t = exec.threads_for(shape.len(), shape.rows);
-    par::for_rows(
-        t,
-        shape.rows,
-        (dst, row_bytes),
-        (scales, gpr),
-        (zeros, gpr),
-        |r, dst, scales, zeros| {
-            let src = &src[r.start * cols..r.end * cols];
-            let shape = Shape {
-                rows: r.len(),
-                ..shape
-            };
-            quantize_rows(exec.level, src, shape, bits, dst, scales, zeros)
-        },
-    );
-    Ok(())
-}
-
-/// [`kbit_quantize`] in one pass over `src`, for inputs larger than the caches: each row is checked
-/// just before it is quantized. The same results on success; on a value error (`NonFinite`, or an
-/// overflow `InvalidArgument`) the same error, with the prefixes of `dst`, `scales` and `zeros` that
-/// a success writes zero-filled instead of untouched (see [`super::streaming`]). Argument errors
-/// write nothing.
-pub fn kbit_quantize_streaming(
-    src: &[f32],
-    shape: Shape,
-    bits: u32,
-    dst: &mut [u8],
-    scales: &mut [f32],
-    zeros: &mut [u8],
-) -> Result<()> {
-    if shape.rows == 1 {
-        return kbit_quantize(src, shape, bits, dst, scales, zeros);
-    }
     check_sizes(src, shape, bits, dst, scales, zeros)?;
     let exec = Exec::current();
     let (cols, gpr, n_groups) = (shape.cols, shape.groups_per_row(), shape.n_groups());
@@ -702,13 +653,18 @@ pub fn kbit_quantize_ref(
     scales: &mut [f32],
     zeros: &mut [u8],
 ) -> Result<()> {
-    check_quantize_args(src, shape, bits, dst, scales, zeros, Exec::current())?;
+    check_sizes(src, shape, bits, dst, scales, zeros)?;
     let b = bits as usize;
     let maxq = maxq_of(bits);
     let glen = shape.group_len();
     let gpr = shape.groups_per_row();
     let row_bytes = packed_row_bytes(shape.cols, bits);
     dst[..shape.rows * row_bytes].fill(0);
+    if let Err(e) = check_values(src, shape, bits, Exec::current()) {
+        scales[..shape.n_groups()].fill(0.0);
+        zeros[..shape.n_groups()].fill(0);
+        return Err(e);
+    }
     for r in 0..shape.rows {
         for g in 0..gpr {
             let start = r * shape.cols + g * glen;
