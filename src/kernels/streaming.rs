@@ -14,7 +14,7 @@
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::par;
+use super::{par, Shape};
 use crate::error::{QuantError, Result};
 
 /// Rows handed to one call of the kernel in [`rows`]: enough for its software pipeline to run from one
@@ -95,4 +95,39 @@ pub(crate) fn zero_on_error<A: Copy + Default, B: Copy + Default, C: Copy + Defa
         c.fill(C::default());
     }
     result
+}
+
+/// The one-pass driver of the quantizers with one scale per group and no other parameter (INT8,
+/// scaled FP8): `shape` (already checked against the outputs' lengths) quantized from `src` into
+/// `dst[..shape.len()]` and `scales[..shape.n_groups()]`. A matrix of one row and one group (one scale
+/// for everything, which needs every element first) goes to `per_tensor`, its outputs zero-filled on
+/// error; any other to [`rows`], `quantize(rest, k, dst, scales)` quantizing `k` rows, `check_all` the
+/// value check of the whole input.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn symmetric<C: Send + Copy + Default>(
+    threads: usize,
+    src: &[f32],
+    shape: Shape,
+    dst: &mut [C],
+    scales: &mut [f32],
+    per_tensor: impl FnOnce(&mut [C], &mut [f32]) -> Result<()>,
+    quantize: impl Fn(&[f32], usize, &mut [C], &mut [f32]) -> bool + Sync,
+    check_all: impl FnOnce() -> Result<()>,
+) -> Result<()> {
+    let (cols, gpr) = (shape.cols, shape.groups_per_row());
+    let (dst, scales) = (&mut dst[..shape.len()], &mut scales[..shape.n_groups()]);
+    if shape.rows == 1 && gpr == 1 {
+        let result = per_tensor(dst, scales);
+        return zero_on_error(result, dst, scales, &mut [0u8; 0]);
+    }
+    rows(
+        threads,
+        cols,
+        src,
+        (dst, cols),
+        (scales, gpr),
+        (&mut [] as &mut [u8], 0),
+        |rest, k, dst, scales, _| quantize(rest, k, dst, scales),
+        check_all,
+    )
 }

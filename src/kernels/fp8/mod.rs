@@ -454,23 +454,18 @@ pub fn fp8_e4m3_quantize(
     scales: &mut [f32],
 ) -> Result<()> {
     check_sizes(src, shape, dst, scales)?;
-    let (cols, gpr) = (shape.cols, shape.groups_per_row());
+    let cols = shape.cols;
     let src = &src[..shape.len()];
-    let (dst, scales) = (&mut dst[..shape.len()], &mut scales[..shape.n_groups()]);
     let exec = Exec::current();
-    if shape.rows == 1 && gpr == 1 {
-        // One scale for everything (per tensor): it needs the absmax of every element first.
-        let result = quantize_per_tensor(src, dst, scales, exec);
-        return super::streaming::zero_on_error(result, dst, scales, &mut [0u8; 0]);
-    }
-    super::streaming::rows(
+    super::streaming::symmetric(
         exec.threads_for(shape.len(), shape.rows),
-        cols,
         src,
-        (dst, cols),
-        (scales, gpr),
-        (&mut [] as &mut [u8], 0),
-        |rest, k, dst, scales, _| match exec.level {
+        shape,
+        dst,
+        scales,
+        // One scale for everything (per tensor): it needs the absmax of every element first.
+        |dst, scales| quantize_per_tensor(src, dst, scales, exec),
+        |rest, k, dst, scales| match exec.level {
             // The AVX-512 and AVX2 bodies check each group's absmax themselves, without a pass of
             // their own.
             // SAFETY: a `SimdLevel` other than `Scalar` is only ever in force when the CPU has it.

@@ -109,24 +109,19 @@ fn check_dequantize_args(src: &[i8], scales: &[f32], shape: Shape, dst: &[f32]) 
 pub fn int8_quantize(src: &[f32], shape: Shape, dst: &mut [i8], scales: &mut [f32]) -> Result<()> {
     check_sizes(src, shape, dst, scales)?;
     let exec = Exec::current();
-    let (cols, gpr) = (shape.cols, shape.groups_per_row());
-    let (dst, scales) = (&mut dst[..shape.len()], &mut scales[..shape.n_groups()]);
-    if shape.rows == 1 && gpr == 1 {
-        // One scale for everything (per tensor): it needs the absmax of every element first.
-        let result = quantize_per_tensor(src, dst, scales, exec);
-        return super::streaming::zero_on_error(result, dst, scales, &mut [0u8; 0]);
-    }
+    let cols = shape.cols;
     #[cfg(target_arch = "x86_64")]
     let glen = shape.group_len(); // the one-pass bodies take the group length
     let row_exec = Exec { threads: 1, ..exec };
-    super::streaming::rows(
+    super::streaming::symmetric(
         exec.threads_for(shape.len(), shape.rows),
-        cols,
         src,
-        (dst, cols),
-        (scales, gpr),
-        (&mut [] as &mut [u8], 0),
-        |rest, k, dst, scales, _| match exec.level {
+        shape,
+        dst,
+        scales,
+        // One scale for everything (per tensor): it needs the absmax of every element first.
+        |dst, scales| quantize_per_tensor(src, dst, scales, exec),
+        |rest, k, dst, scales| match exec.level {
             // The AVX-512 and AVX2 bodies check each group's absmax themselves (a NaN or infinity
             // makes it non-finite; the overflow test is `check_values`'s), without a pass of their own.
             // SAFETY: a `SimdLevel` other than `Scalar` is only ever in force when the CPU has it.
