@@ -134,17 +134,6 @@
 #define QUANT_DTYPE_BF16 2
 
 /**
- * Calibration tokens per input column that GPTQ is recommended to be fitted on (see
- * [`QuantMethod::recommended_calibration_tokens`]).
- */
-#define GPTQ_TOKENS_PER_COLUMN 16
-
-/**
- * Calibration tokens recommended for AWQ and SmoothQuant, whatever the layer width.
- */
-#define ACTIVATION_STATS_TOKENS 512
-
-/**
  * Activation statistics for one layer input of width `cols`: the GPTQ Hessian `H = (2/n) sum x x^T`
  * (f64, optional), the per-channel max|x| (SmoothQuant) and mean|x| (AWQ), and a bounded,
  * deterministic sample of tokens (AWQ). Memory stays bounded (`cols^2` doubles for the Hessian plus

@@ -224,10 +224,10 @@ impl QuantMethod {
 
 /// Calibration tokens per input column that GPTQ is recommended to be fitted on (see
 /// [`QuantMethod::recommended_calibration_tokens`]).
-pub const GPTQ_TOKENS_PER_COLUMN: u64 = 16;
+const GPTQ_TOKENS_PER_COLUMN: u64 = 16;
 
 /// Calibration tokens recommended for AWQ and SmoothQuant, whatever the layer width.
-pub const ACTIVATION_STATS_TOKENS: u64 = 512;
+const ACTIVATION_STATS_TOKENS: u64 = 512;
 
 impl QuantMethod {
     /// How many calibration tokens (rows of the layer's input activations) this method should be fitted
