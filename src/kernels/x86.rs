@@ -453,7 +453,7 @@ pub(crate) mod avx512 {
         _mm512_reduce_max_epu32(a)
     }
 
-    /// An absmax taken 64 elements at a time inside another loop (see [`int8_quant_fused`]): four
+    /// An absmax taken 64 elements at a time inside another loop (see `int8::x86::avx512::int8_quant_fused`): four
     /// accumulators of sign-cleared bit patterns.
     pub(crate) struct NextAbsmax {
         p: *const f32,
@@ -702,7 +702,7 @@ pub(crate) mod avx2 {
         r
     }
 
-    /// An absmax taken 32 elements at a time inside another loop (see [`int8_quant_body`]): four
+    /// An absmax taken 32 elements at a time inside another loop (see `int8::x86::avx2::int8_quant_body`): four
     /// accumulators of sign-cleared bit patterns.
     pub(crate) struct NextAbsmax {
         p: *const f32,

@@ -99,7 +99,7 @@ impl<E: ScaledEncoder> SymmetricBody for Fp8Rows<'_, E> {
 
 /// AVX-512 (F, BW, VL) bodies: 16 lanes, masked loads and stores for the tails.
 pub(crate) mod avx512 {
-    use super::{prefetch, Fp8Spec};
+    use super::{prefetch, Fp8Spec, ScaledEncoder};
     use crate::kernels::x86::avx512::{
         absmax_bits_body, store_code_run, store_f32_blocks, NextAbsmax,
     };
@@ -159,26 +159,6 @@ pub(crate) mod avx512 {
     }
 
     impl Fp8Lanes {
-        #[inline(always)]
-        unsafe fn new(f: Fp8Spec, s: f32) -> Self {
-            debug_assert!(f.overflow == f.max || f.overflow == f.max + 1);
-            let emin = 1 - f.bias as i32;
-            let emax = (f.max >> f.man) as i32 - f.bias as i32;
-            Self {
-                vs: _mm512_set1_ps(s),
-                abs: _mm512_set1_epi32(0x7fff_ffff),
-                exp_mask: _mm512_set1_epi32(0x7f80_0000),
-                top: _mm512_set1_epi32((127 + emax + 1) << 23),
-                floor: _mm512_set1_epi32((127 + emin) << 23),
-                to_c: _mm512_set1_epi32(((23 - f.man) << 23) as i32),
-                c_shift: _mm_cvtsi32_si128((23 - f.man) as i32),
-                offset: _mm512_set1_epi32((emin + 150 - f.man as i32) << f.man),
-                overflow: _mm512_set1_epi32(f.overflow as i32),
-                nan: _mm512_set1_epi32(f.nan as i32),
-                signbit: _mm512_set1_epi32(0x80),
-            }
-        }
-
         /// The codes of `v` (`v / s` when `DIV`), one per i32 lane. `BOUNDED` (with `DIV` only):
         /// every `|v / s|` is at most the format's largest value plus one unit in the last place of
         /// an f32, so no code overflows and no clamp is needed (see [`BOUNDED_SCALE_MIN`]).
@@ -221,39 +201,6 @@ pub(crate) mod avx512 {
             // mag | (bits >> 24 & 0x80): the sign into the code's top bit, one ternary-logic op.
             _mm512_ternarylogic_epi32::<0xf8>(mag, _mm512_srli_epi32::<24>(bits), self.signbit)
         }
-    }
-
-    /// The scaled FP8 codes of `x[..64 k]` (the encoder `enc` holds the scale), and in the same
-    /// loop the absmax of `next[..64 k]`, prefetching `ahead`, as [`int8_quant_fused`] (ordinary
-    /// stores: streamed, the codes measured no faster on Zen 4). Returns `64 k` and
-    /// [`NextAbsmax::taken`]. Always inlined into the rows kernel, which builds the constants once,
-    /// as at AVX2.
-    #[inline(always)]
-    unsafe fn fp8_scaled_fused<const BOUNDED: bool>(
-        enc: &Fp8Lanes,
-        x: &[f32],
-        out: &mut [u8],
-        next: &[f32],
-        ahead: &[f32],
-    ) -> (usize, (usize, u32)) {
-        let n = x.len() / 64 * 64;
-        assert!(out.len() >= n);
-        let mut next_abs = NextAbsmax::new(next, n);
-        let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
-        let mut i = 0;
-        while i < n {
-            for k in [0, 16, 32, 48] {
-                prefetch(ahead, i + k);
-            }
-            next_abs.step(i);
-            for k in [0, 16, 32, 48] {
-                let v = _mm512_loadu_ps(xp.add(i + k));
-                let q = _mm512_cvtepi32_epi8(enc.code::<true, BOUNDED>(v));
-                _mm_storeu_si128(op.add(i + k) as *mut __m128i, q);
-            }
-            i += 64;
-        }
-        (n, next_abs.taken())
     }
 
     /// f32 values of FP8 codes (times `s` when `MUL`): exactly the decode tables of `fp8.rs`.
@@ -351,10 +298,25 @@ pub(crate) mod avx512 {
         super::quant_rows::<Fp8Lanes>(src, cols, glen, dst, scales, accept)
     }
 
-    impl super::ScaledEncoder for Fp8Lanes {
+    impl ScaledEncoder for Fp8Lanes {
         #[inline(always)]
         unsafe fn new(f: Fp8Spec, s: f32) -> Self {
-            Fp8Lanes::new(f, s)
+            debug_assert!(f.overflow == f.max || f.overflow == f.max + 1);
+            let emin = 1 - f.bias as i32;
+            let emax = (f.max >> f.man) as i32 - f.bias as i32;
+            Self {
+                vs: _mm512_set1_ps(s),
+                abs: _mm512_set1_epi32(0x7fff_ffff),
+                exp_mask: _mm512_set1_epi32(0x7f80_0000),
+                top: _mm512_set1_epi32((127 + emax + 1) << 23),
+                floor: _mm512_set1_epi32((127 + emin) << 23),
+                to_c: _mm512_set1_epi32(((23 - f.man) << 23) as i32),
+                c_shift: _mm_cvtsi32_si128((23 - f.man) as i32),
+                offset: _mm512_set1_epi32((emin + 150 - f.man as i32) << f.man),
+                overflow: _mm512_set1_epi32(f.overflow as i32),
+                nan: _mm512_set1_epi32(f.nan as i32),
+                signbit: _mm512_set1_epi32(0x80),
+            }
         }
 
         #[inline(always)]
@@ -370,6 +332,11 @@ pub(crate) mod avx512 {
             absmax_bits_body(x)
         }
 
+        /// The scaled FP8 codes of `x[..64 k]` (this encoder holds the scale), and in the same loop
+        /// the absmax of `next[..64 k]`, prefetching `ahead`, as the INT8 quantizer
+        /// (`int8_quant_fused`; ordinary stores: streamed, the codes measure no faster on Zen 4).
+        /// Returns `64 k` and [`NextAbsmax::taken`]. Always inlined into the rows kernel, which
+        /// builds the constants once, as at AVX2.
         #[inline(always)]
         unsafe fn fused<const BOUNDED: bool>(
             &self,
@@ -378,7 +345,24 @@ pub(crate) mod avx512 {
             next: &[f32],
             ahead: &[f32],
         ) -> (usize, (usize, u32)) {
-            fp8_scaled_fused::<BOUNDED>(self, x, out, next, ahead)
+            let n = x.len() / 64 * 64;
+            assert!(out.len() >= n);
+            let mut next_abs = NextAbsmax::new(next, n);
+            let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
+            let mut i = 0;
+            while i < n {
+                for k in [0, 16, 32, 48] {
+                    prefetch(ahead, i + k);
+                }
+                next_abs.step(i);
+                for k in [0, 16, 32, 48] {
+                    let v = _mm512_loadu_ps(xp.add(i + k));
+                    let q = _mm512_cvtepi32_epi8(self.code::<true, BOUNDED>(v));
+                    _mm_storeu_si128(op.add(i + k) as *mut __m128i, q);
+                }
+                i += 64;
+            }
+            (n, next_abs.taken())
         }
 
         /// The tail (none when the group is a multiple of 64) with the group's encoder.
@@ -392,7 +376,7 @@ pub(crate) mod avx512 {
 /// AVX2 bodies: 8 lanes; each function handles the largest multiple of its block and leaves the tail
 /// to the portable code (it returns how many elements it did).
 pub(crate) mod avx2 {
-    use super::{prefetch, Fp8Spec, PREFETCH_AHEAD};
+    use super::{prefetch, Fp8Spec, ScaledEncoder, PREFETCH_AHEAD};
     use crate::kernels::x86::avx2::{absmax_bits_body, store_blocks_256, NextAbsmax};
     use std::arch::x86_64::*;
 
@@ -426,29 +410,6 @@ pub(crate) mod avx2 {
     }
 
     impl Fp8Lanes {
-        #[inline(always)]
-        unsafe fn new(f: Fp8Spec, s: f32) -> Self {
-            // What the overflow select and the packed signs rest on (see the methods).
-            debug_assert!(f.overflow == f.max || f.overflow == f.max + 1);
-            debug_assert!(s > 0.0);
-            let emin = 1 - f.bias as i32;
-            let emax = (f.max >> f.man) as i32 - f.bias as i32;
-            Self {
-                vs: _mm256_set1_ps(s),
-                abs: _mm256_set1_epi32(0x7fff_ffff),
-                exp_mask: _mm256_set1_epi32(0x7f80_0000),
-                top: _mm256_set1_epi32((127 + emax + 1) << 23),
-                floor: _mm256_set1_epi32((127 + emin) << 23),
-                to_c: _mm256_set1_epi32(((23 - f.man) << 23) as i32),
-                c_shift: _mm_cvtsi32_si128((23 - f.man) as i32),
-                offset: _mm256_set1_epi32((emin + 150 - f.man as i32) << f.man),
-                overflow: _mm256_set1_epi32(f.overflow as i32),
-                nan: _mm256_set1_epi32(f.nan as i32),
-                signbit: _mm256_set1_epi8(0x80u8 as i8),
-                perm: _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7),
-            }
-        }
-
         /// The magnitude codes of `p[..8]` (each divided by the scale first when `DIV`), one per i32
         /// lane; the signs are [`Self::codes_32`]'s.
         #[inline(always)]
@@ -547,36 +508,6 @@ pub(crate) mod avx2 {
         store_blocks_256(op, 1, x.len(), 32, false, block)
     }
 
-    /// The scaled codes of `x[..32 * k]` (the encoder `enc` holds the scale), with the absmax of
-    /// `next` and the prefetch of `ahead` as in [`int8_quant_body`]; returns `32 * k` and
-    /// [`NextAbsmax::taken`]. Always inlined into the rows kernel, which builds the constants once
-    /// (as an `#[inline]` function LLVM keeps it out of line: a call per group that rebuilds them). No
-    /// closure inside: one would not inherit the caller's AVX2, having no `target_feature` of its
-    /// own.
-    #[inline(always)]
-    unsafe fn fp8_scaled_fused<const BOUNDED: bool>(
-        enc: &Fp8Lanes,
-        x: &[f32],
-        out: &mut [u8],
-        next: &[f32],
-        ahead: &[f32],
-    ) -> (usize, (usize, u32)) {
-        let n = x.len() / 32 * 32;
-        assert!(out.len() >= n);
-        let mut next_abs = NextAbsmax::new(next, n);
-        let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
-        let mut i = 0;
-        while i < n {
-            prefetch(ahead, i);
-            prefetch(ahead, i + 16);
-            next_abs.step(i);
-            let q = enc.codes_32::<true, BOUNDED>(xp.add(i));
-            _mm256_storeu_si256(op.add(i) as *mut __m256i, q);
-            i += 32;
-        }
-        (n, next_abs.taken())
-    }
-
     /// f32 values of a prefix of the FP8 codes `q` (times `s` when `MUL`); returns its length (see
     /// [`store_blocks_256`]: large outputs are streamed).
     #[target_feature(enable = "avx2,fma,f16c")]
@@ -643,10 +574,28 @@ pub(crate) mod avx2 {
         super::quant_rows::<Fp8Lanes>(src, cols, glen, dst, scales, accept)
     }
 
-    impl super::ScaledEncoder for Fp8Lanes {
+    impl ScaledEncoder for Fp8Lanes {
         #[inline(always)]
         unsafe fn new(f: Fp8Spec, s: f32) -> Self {
-            Fp8Lanes::new(f, s)
+            // What the overflow select and the packed signs rest on (see the methods).
+            debug_assert!(f.overflow == f.max || f.overflow == f.max + 1);
+            debug_assert!(s > 0.0);
+            let emin = 1 - f.bias as i32;
+            let emax = (f.max >> f.man) as i32 - f.bias as i32;
+            Self {
+                vs: _mm256_set1_ps(s),
+                abs: _mm256_set1_epi32(0x7fff_ffff),
+                exp_mask: _mm256_set1_epi32(0x7f80_0000),
+                top: _mm256_set1_epi32((127 + emax + 1) << 23),
+                floor: _mm256_set1_epi32((127 + emin) << 23),
+                to_c: _mm256_set1_epi32(((23 - f.man) << 23) as i32),
+                c_shift: _mm_cvtsi32_si128((23 - f.man) as i32),
+                offset: _mm256_set1_epi32((emin + 150 - f.man as i32) << f.man),
+                overflow: _mm256_set1_epi32(f.overflow as i32),
+                nan: _mm256_set1_epi32(f.nan as i32),
+                signbit: _mm256_set1_epi8(0x80u8 as i8),
+                perm: _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7),
+            }
         }
 
         #[inline(always)]
@@ -662,6 +611,12 @@ pub(crate) mod avx2 {
             absmax_bits_body(x)
         }
 
+        /// The scaled codes of `x[..32 * k]` (this encoder holds the scale), with the absmax of
+        /// `next` and the prefetch of `ahead` as in the INT8 quantizer (`int8_quant_body`); returns
+        /// `32 * k` and [`NextAbsmax::taken`]. Always inlined into the rows kernel, which builds the
+        /// constants once (as an `#[inline]` function LLVM keeps it out of line: a call per group
+        /// that rebuilds them). No closure inside: one would not inherit the caller's AVX2, having no
+        /// `target_feature` of its own.
         #[inline(always)]
         unsafe fn fused<const BOUNDED: bool>(
             &self,
@@ -670,7 +625,20 @@ pub(crate) mod avx2 {
             next: &[f32],
             ahead: &[f32],
         ) -> (usize, (usize, u32)) {
-            fp8_scaled_fused::<BOUNDED>(self, x, out, next, ahead)
+            let n = x.len() / 32 * 32;
+            assert!(out.len() >= n);
+            let mut next_abs = NextAbsmax::new(next, n);
+            let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
+            let mut i = 0;
+            while i < n {
+                prefetch(ahead, i);
+                prefetch(ahead, i + 16);
+                next_abs.step(i);
+                let q = self.codes_32::<true, BOUNDED>(xp.add(i));
+                _mm256_storeu_si256(op.add(i) as *mut __m256i, q);
+                i += 32;
+            }
+            (n, next_abs.taken())
         }
 
         /// The tail (fewer than 32 codes) in portable code.

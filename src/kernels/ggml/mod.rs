@@ -53,7 +53,7 @@ use super::elements::Src;
 use super::{check_bytes, check_len, Shape};
 use crate::error::{QuantError, Result};
 
-pub(crate) mod k;
+pub mod k;
 
 /// GGML type id of Q4_0 (32 values in 18 bytes: f16 scale, 4-bit codes, `(q - 8) * d`).
 pub const QUANT_GGML_TYPE_Q4_0: i32 = 2;

@@ -424,7 +424,7 @@ pub(crate) mod avx2 {
     }
 
     /// Packed INT4 codes of `x[..32 * k]` (see the AVX-512 version), and in the same loop the range
-    /// of `next[..32 * k]`, prefetching `ahead`, as [`int8_quant_body`]; returns `32 * k` and
+    /// of `next[..32 * k]`, prefetching `ahead`, as `int8_quant_body` (INT8); returns `32 * k` and
     /// [`NextRange::taken`].
     #[inline(always)]
     unsafe fn int4_quant_body(
