@@ -8,12 +8,12 @@
 //! - [`ggml`]: ggml's block formats (Q4_0 to Q8_0, Q4_K, Q6_K).
 //!
 //! What every format shares sits here, below them: this file (the matrix/group geometry, the input
-//! checks, the absmax pass and the dequantizers' thread driver), [`simd`] (the SIMD level), [`par`] (threads), `streaming.rs`
-//! (the one-pass row driver), `x86.rs` and `neon.rs` (the software-pipelined loop, the streaming
-//! stores and the SIMD reductions that several formats use), `minifloat.rs` (the reference encoder
-//! of small binary floats) and `elements.rs` ([`source::Src`], an f32/f16/bf16 input). [`source`]
-//! (the 16-bit source forms of the INT8, FP8 and k-bit quantizers) sits above the formats and calls
-//! them.
+//! checks, the absmax pass and the dequantizers' thread driver), [`simd`] (the SIMD level), [`par`]
+//! (threads), `streaming.rs` (the one-pass drivers of the row quantizers), `x86.rs` and `neon.rs`
+//! (the software-pipelined loop, the streaming stores and the SIMD reductions that several formats
+//! use), `minifloat.rs` (the reference encoder of small binary floats) and `elements.rs`
+//! ([`source::Src`], an f32/f16/bf16 input). [`source`] (the 16-bit source forms of the INT8, FP8
+//! and k-bit quantizers) sits above the formats and calls them.
 //!
 //! The rule that keeps the imports acyclic: no import runs upward. The shared files use nothing of a
 //! format folder (this file only declares them and re-exports `kbit::int4` as [`int4`]); a format
