@@ -161,3 +161,19 @@ fn recommended_calibration_tokens() {
     );
     assert_eq!(t, 7);
 }
+
+#[test]
+fn the_activation_quantizer_writes_nothing_on_error() {
+    use quant::algos::smoothquant::quantize_activations;
+    // Unlike the weight quantizers, it checks every token before writing: FLT_MAX has no scale.
+    let mut x = [0.5f32; 12];
+    x[7] = f32::MAX;
+    let (mut q, mut s) = ([5i8; 12], [9f32; 3]);
+    let e = quantize_activations(&x, 3, 4, None, &mut q, &mut s).unwrap_err();
+    assert!(e.to_string().starts_with("x[1][3] is"), "{e}");
+    assert_eq!((q, s), ([5i8; 12], [9f32; 3]));
+    x[7] = f32::NAN;
+    let e = quantize_activations(&x, 3, 4, None, &mut q, &mut s).unwrap_err();
+    assert!(matches!(e, QuantError::NonFinite { index: 7, .. }), "{e:?}");
+    assert_eq!((q, s), ([5i8; 12], [9f32; 3]));
+}

@@ -226,16 +226,22 @@ pub fn quantize_activations(
             )));
         }
     }
-    if let Some(s) = input_scales {
-        // x / s can overflow even when both are finite: check every token before writing anything.
-        for (t, xt) in x.chunks_exact(cols).enumerate() {
-            for (j, (&v, &sj)) in xt.iter().zip(s).enumerate() {
-                let y = v / sj;
-                if !y.is_finite() || y.abs() == f32::MAX {
-                    return Err(QuantError::invalid(format!(
+    // x / s can overflow even when both are finite, and a token whose absmax is FLT_MAX has no
+    // scale (127 * scale would be infinite): check every token before writing anything.
+    for (t, xt) in x.chunks_exact(cols).enumerate() {
+        for (j, &v) in xt.iter().enumerate() {
+            let sj = input_scales.map_or(1.0, |s| s[j]);
+            let y = v / sj;
+            if !y.is_finite() || y.abs() == f32::MAX {
+                return Err(QuantError::invalid(match input_scales {
+                    Some(_) => format!(
                         "x[{t}][{j}] / input_scales[{j}] = {v:e} / {sj:e} = {y:e}: beyond the float range"
-                    )));
-                }
+                    ),
+                    None => format!(
+                        "x[{t}][{j}] is {v:e}: its token's dequantized absmax 127 * scale would \
+                         overflow to infinity"
+                    ),
+                }));
             }
         }
     }

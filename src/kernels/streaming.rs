@@ -27,7 +27,7 @@ const CALL_ELEMENTS: usize = 16 * 1024;
 /// any part of them). `rest` is the input from the first of them to the end of the thread's block,
 /// so that a kernel can prefetch the next rows while it works on these. Every thread stops at the
 /// first failure; then `a`, `b` and `c` (the prefixes a success writes) are zero-filled and the error
-/// is that of `check_all`, the checked form's value check of the whole input.
+/// is that of `check_all`, the value check of the whole input (which names the first bad index).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn rows<A: Send + Copy + Default, B: Send + Copy + Default, C: Send + Copy + Default>(
     threads: usize,

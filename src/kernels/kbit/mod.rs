@@ -213,7 +213,7 @@ fn range_overflow(lo: f32, hi: f32, bits: u32) -> Option<String> {
 }
 
 /// Whether a group with range `[lo, hi]` (`nan`: it holds a NaN) passes [`check_values`]: the
-/// streaming quantizer's check of one group, from the range it computes anyway.
+/// quantizer's check of one group, from the range it computes anyway.
 fn group_passes(lo: f32, hi: f32, nan: bool, bits: u32) -> bool {
     let finite = !nan && lo.is_finite() && hi.is_finite();
     finite
@@ -432,7 +432,7 @@ pub(crate) unsafe fn quantize_int4_generic<K: Int4Body>(
             let span = |g: usize| g * glen..((g + 1) * glen).min(cols);
             let mut ranges = [(0f32, 0f32); 32];
             if let Some(accept) = accept {
-                // The streaming form: check each group from its range before any code of the span.
+                // With `accept`: check each group from its range before any code of the span.
                 for (k, r) in ranges[..sc.len()].iter_mut().enumerate() {
                     let (lo, hi, nan) = K::lo_hi_nan(&row[span(g0 + k)]);
                     if !accept(lo, hi, nan) {
