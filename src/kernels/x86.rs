@@ -296,7 +296,7 @@ unsafe fn pipelined_loop<Q: Pipeline, const LONG: bool>(
     });
     for i in 0..n_groups {
         // Each group is checked (its parameters computed) before any of its codes: a rejection
-        // stops the loop either way (the streaming callers then zero-fill everything). One ahead,
+        // stops the loop either way (the callers then zero-fill everything). One ahead,
         // group i here; two ahead, group i + 1 here or, `Q::LATE`, after group i's codes.
         if lead == 1 && !take_params(q, i, pending, &mut cur) {
             return false;
