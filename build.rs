@@ -45,7 +45,7 @@ fn main() {
         std::fs::copy(&generated, crate_dir.join("include/quant.h")).unwrap();
     }
 
-    // A soname lets the dynamic linker tell ABI generations apart (libquant.so.0 -> libquant.so.0.1.0).
+    // A soname lets the dynamic linker tell ABI generations apart (libquant.so.0 -> libquant.so.0.2.0).
     let target_os = env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
     if target_os == "linux" || target_os == "android" || target_os.ends_with("bsd") {
         println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libquant.so.{major}");

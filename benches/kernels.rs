@@ -19,15 +19,11 @@ use std::time::Instant;
 
 use quant::kernels::fp8::{
     f32_to_fp8_e4m3, f32_to_fp8_e4m3_ref, f32_to_fp8_e5m2, fp8_e4m3_dequantize, fp8_e4m3_quantize,
-    fp8_e4m3_quantize_ref, fp8_e4m3_quantize_streaming, fp8_e4m3_to_f32, fp8_e5m2_to_f32,
+    fp8_e4m3_quantize_ref, fp8_e4m3_to_f32, fp8_e5m2_to_f32,
 };
 use quant::kernels::half::{bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_f16, f32_to_f16_ref};
-use quant::kernels::int4::{
-    int4_dequantize, int4_quantize, int4_quantize_ref, int4_quantize_streaming,
-};
-use quant::kernels::int8::{
-    int8_dequantize, int8_quantize, int8_quantize_ref, int8_quantize_streaming,
-};
+use quant::kernels::int4::{int4_dequantize, int4_quantize, int4_quantize_ref};
+use quant::kernels::int8::{int8_dequantize, int8_quantize, int8_quantize_ref};
 use quant::kernels::par::with_threads;
 use quant::kernels::simd::simd_level;
 use quant::kernels::{check_finite, Shape};
@@ -462,15 +458,6 @@ fn main() {
                     int8_quantize(x, shape, &mut q8[..n], &mut scales[..ng]).unwrap();
                 },
             );
-            b.run(
-                &format!("INT8 quantize {label}, streaming"),
-                size,
-                Class::FromF32,
-                n,
-                &mut || {
-                    int8_quantize_streaming(x, shape, &mut q8[..n], &mut scales[..ng]).unwrap();
-                },
-            );
             int8_quantize(x, shape, &mut q8[..n], &mut scales[..ng]).unwrap();
             b.run(
                 &format!("INT8 dequantize {label}"),
@@ -494,22 +481,6 @@ fn main() {
             )
             .unwrap();
         });
-        b.run(
-            "INT4 quantize g128, streaming",
-            size,
-            Class::FromF32,
-            n,
-            &mut || {
-                int4_quantize_streaming(
-                    x,
-                    shape,
-                    &mut u8s[..n / 2],
-                    &mut scales[..ng],
-                    &mut zeros[..ng],
-                )
-                .unwrap();
-            },
-        );
         int4_quantize(
             x,
             shape,
@@ -538,16 +509,6 @@ fn main() {
                 n,
                 &mut || {
                     fp8_e4m3_quantize(x, shape, &mut u8s[..n], &mut scales[..ng]).unwrap();
-                },
-            );
-            b.run(
-                &format!("FP8 E4M3 quantize {label}, streaming"),
-                size,
-                Class::FromF32,
-                n,
-                &mut || {
-                    fp8_e4m3_quantize_streaming(x, shape, &mut u8s[..n], &mut scales[..ng])
-                        .unwrap();
                 },
             );
             fp8_e4m3_quantize(x, shape, &mut u8s[..n], &mut scales[..ng]).unwrap();
@@ -713,41 +674,6 @@ fn print_table(b: &Bench) {
                 |x| format!("{x:.2}")
             ),
             speedup
-        );
-    }
-    println!();
-    println!(
-        "What the validation pass costs the quantizers (1 thread; derived from the medians above:"
-    );
-    println!(
-        "time of the kernel minus time of the validation scan alone, against the ceiling loop):"
-    );
-    println!();
-    println!("| kernel | size | validation share of the time | ratio of the rest to the ceiling |");
-    println!("|---|---|---:|---:|");
-    for r in &b.rows {
-        let is_quantizer = r.name.contains("quantize") && !r.name.contains("dequantize");
-        if !is_quantizer || r.name.starts_with("peer") || r.name.contains("streaming") {
-            continue;
-        }
-        let (Some(scan), Some(ceil)) = (
-            b.reference("validation scan (check_finite)", r.size),
-            b.reference("ceiling: f32 -> i8 loop", r.size),
-        ) else {
-            continue;
-        };
-        let (tk, ts, tc) = (1.0 / r.gps[0], 1.0 / scan[0], 1.0 / ceil[0]);
-        let rest = if tk > ts {
-            format!("{:.2}", tc / (tk - ts))
-        } else {
-            "n/a".into()
-        };
-        println!(
-            "| {} | {} | {:.0}% | {} |",
-            r.name,
-            r.size,
-            100.0 * ts / tk,
-            rest
         );
     }
     println!();

@@ -65,6 +65,8 @@ static inline int harness_untouched(const void *buf, size_t len, unsigned char b
 #define SENTINEL 0xA5
 #define FILL(buf, len) memset((buf), SENTINEL, (len))
 #define UNTOUCHED(buf, len) harness_untouched((buf), (len), SENTINEL)
+/* Every byte of buf[0..len) is 0: a quantizer zero-filled its output on a value error. */
+#define ZEROED(buf, len) harness_untouched((buf), (len), 0)
 
 #define END()                                                                          \
     do {                                                                               \

@@ -89,6 +89,15 @@ static void test_real_layers(void) {
     quant_weight *g1 = NULL, *g2 = NULL;
     EXPECT_STATUS(quant_quantize(&gptq, o, wq, D, D, calib, &g1), QUANT_OK);
     EXPECT_STATUS(quant_options_set_threads(o, 2), QUANT_OK);
+    /* One rule for every thread count: 0 = all cores, at most QUANT_MAX_THREADS, as quant_set_threads. */
+    EXPECT_STATUS(quant_options_set_threads(o, QUANT_MAX_THREADS + 1), QUANT_ERR_INVALID_ARGUMENT);
+    EXPECT_DETAIL_CONTAINS("at most 1024");
+    EXPECT_STATUS(quant_set_threads(QUANT_MAX_THREADS + 1), QUANT_ERR_INVALID_ARGUMENT);
+    EXPECT_DETAIL_CONTAINS("at most 1024");
+    CHECK(quant_threads() == 1); /* the default, unchanged by the refused call */
+    EXPECT_STATUS(quant_options_set_threads(o, QUANT_MAX_THREADS), QUANT_OK);
+    EXPECT_STATUS(quant_options_set_threads(o, 0), QUANT_OK);
+    EXPECT_STATUS(quant_options_set_threads(o, 2), QUANT_OK);
     EXPECT_STATUS(quant_quantize(&gptq, o, wq, D, D, calib, &g2), QUANT_OK);
     size_t len1 = 0, len2 = 0;
     const uint8_t *d1 = quant_weight_data(g1, &len1);

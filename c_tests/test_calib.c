@@ -151,7 +151,43 @@ static void test_options(void) {
     quant_options_free(NULL);
 }
 
+/* How many tokens each method should be fitted on: 0 for round-to-nearest, 16 * cols for GPTQ, 512 for
+ * AWQ and SmoothQuant; errors leave the output unchanged. */
+static void test_recommended_tokens(void) {
+    uint64_t t = 0;
+    EXPECT_STATUS(quant_calib_recommended_tokens(QUANT_GPTQ, 512, &t), QUANT_OK);
+    CHECK(t == 8192);
+    EXPECT_STATUS(quant_calib_recommended_tokens(QUANT_GPTQ, 4096, &t), QUANT_OK);
+    CHECK(t == 65536);
+    EXPECT_STATUS(quant_calib_recommended_tokens(QUANT_AWQ, 4096, &t), QUANT_OK);
+    CHECK(t == 512);
+    EXPECT_STATUS(quant_calib_recommended_tokens(QUANT_SMOOTHQUANT, 64, &t), QUANT_OK);
+    CHECK(t == 512);
+    const quant_method_kind rtn[3] = {QUANT_INT8_SYMMETRIC, QUANT_INT4_ASYMMETRIC, QUANT_FP8_E4M3};
+    for (int i = 0; i < 3; i++) {
+        t = 99;
+        EXPECT_STATUS(quant_calib_recommended_tokens(rtn[i], 4096, &t), QUANT_OK);
+        CHECK(t == 0);
+    }
+    t = 7;
+    EXPECT_STATUS(quant_calib_recommended_tokens(6, 64, &t), QUANT_ERR_INVALID_ARGUMENT);
+    EXPECT_DETAIL_CONTAINS("kind");
+    EXPECT_STATUS(quant_calib_recommended_tokens(-1, 64, &t), QUANT_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(quant_calib_recommended_tokens(QUANT_GPTQ, 0, &t), QUANT_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(quant_calib_recommended_tokens(QUANT_GPTQ, 64, NULL), QUANT_ERR_NULL_POINTER);
+    CHECK(t == 7);
+    /* A calibration compares with it through quant_calib_tokens. */
+    quant_calib *c = NULL;
+    EXPECT_STATUS(quant_calib_new(8, &c), QUANT_OK);
+    float x[8 * 4] = {0};
+    EXPECT_STATUS(quant_calib_add(c, x, 4, 8), QUANT_OK);
+    EXPECT_STATUS(quant_calib_recommended_tokens(QUANT_GPTQ, 8, &t), QUANT_OK);
+    CHECK(quant_calib_tokens(c) == 4 && t == 128);
+    quant_calib_free(c);
+}
+
 int main(void) {
+    test_recommended_tokens();
     test_new_and_free();
     test_add();
     test_set_hessian();

@@ -181,6 +181,9 @@ static void scaled_fp8(void) {
     EXPECT_STATUS(quant_fp8_e4m3_quantize(x, R, C, G, q, R * C, s, NG - 1), QUANT_ERR_BUFFER_TOO_SMALL);
     EXPECT_DETAIL_CONTAINS("scales");
     EXPECT_STATUS(quant_fp8_e4m3_quantize(x, R, C, G, q, 0, s, NG), QUANT_ERR_BUFFER_TOO_SMALL);
+    /* Argument errors write nothing; a value error zero-fills the outputs. */
+    CHECK(UNTOUCHED(q, sizeof q));
+    CHECK(UNTOUCHED(s, sizeof s));
     float bad[R * C];
     memcpy(bad, x, sizeof bad);
     bad[7] = float_of(0x7FC00000u);
@@ -190,8 +193,10 @@ static void scaled_fp8(void) {
     bad[3] = -float_of(0x7F800000u);
     EXPECT_STATUS(quant_fp8_e4m3_quantize(bad, R, C, G, q, R * C, s, NG), QUANT_ERR_NON_FINITE);
     EXPECT_DETAIL_CONTAINS("src[3]");
-    CHECK(UNTOUCHED(q, sizeof q));
-    CHECK(UNTOUCHED(s, sizeof s));
+    CHECK(ZEROED(q, sizeof q));
+    CHECK(ZEROED(s, sizeof s));
+    FILL(q, sizeof q);
+    FILL(s, sizeof s);
 
     const float good_s[NG] = {1, 1, 1, 1, 1, 1};
     const uint8_t codes[R * C] = {0x38, 0x38, 0x38, 0x38, 0x38, 0x38, 0x38, 0x38, 0x38, 0x38};

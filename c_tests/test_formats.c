@@ -473,7 +473,7 @@ static void test_sources(void) {
         quant_weight_free(bw);
     }
 
-    /* Errors: nothing written. */
+    /* Argument errors: nothing written. Value errors: the outputs zero-filled. */
     int8_t c[SN];
     uint8_t p[SN], z[SNG];
     float s[SNG];
@@ -502,11 +502,19 @@ static void test_sources(void) {
     uint16_t bad[SN];
     memcpy(bad, h, sizeof bad);
     bad[77] = 0x7C00; /* +inf */
+    CHECK(UNTOUCHED(c, sizeof c) && UNTOUCHED(s, sizeof s));
     EXPECT_STATUS(quant_int8_quantize_ex(QUANT_DTYPE_F16, bad, SR, SC, SG, c, SN, s, SNG),
                   QUANT_ERR_NON_FINITE);
     EXPECT_DETAIL_CONTAINS("77");
+    CHECK(ZEROED(c, sizeof c) && ZEROED(s, sizeof s));
+    FILL(c, sizeof c);
+    FILL(s, sizeof s);
     EXPECT_STATUS(quant_int4_quantize_ex(QUANT_DTYPE_F16, bad, SR, SC, SG, p, SN / 2, s, z, SNG),
                   QUANT_ERR_NON_FINITE);
+    CHECK(ZEROED(p, SN / 2) && UNTOUCHED(p + SN / 2, SN - SN / 2) && ZEROED(z, sizeof z) && ZEROED(s, sizeof s));
+    FILL(p, sizeof p);
+    FILL(z, sizeof z);
+    FILL(s, sizeof s);
     EXPECT_STATUS(quant_int4_quantize_ex(7, h, SR, SC, SG, p, SN / 2, s, z, SNG), QUANT_ERR_INVALID_ARGUMENT);
     EXPECT_STATUS(quant_int4_quantize_ex(QUANT_DTYPE_F16, NULL, SR, SC, SG, p, SN / 2, s, z, SNG),
                   QUANT_ERR_NULL_POINTER);
@@ -525,8 +533,15 @@ static void test_sources(void) {
     EXPECT_STATUS(quant_int4_quantize_ex(QUANT_DTYPE_BF16, wide, SR, SC, SG, p, SN / 2, s, z, SNG),
                   QUANT_ERR_INVALID_ARGUMENT);
     EXPECT_DETAIL_CONTAINS("range");
+    CHECK(ZEROED(p, SN / 2) && ZEROED(z, sizeof z) && ZEROED(s, sizeof s));
+    FILL(p, sizeof p);
+    FILL(z, sizeof z);
+    FILL(s, sizeof s);
     EXPECT_STATUS(quant_fp8_e4m3_quantize_ex(QUANT_DTYPE_F16, bad, SR, SC, SG, p, SN, s, SNG),
                   QUANT_ERR_NON_FINITE);
+    CHECK(ZEROED(p, sizeof p) && ZEROED(s, sizeof s));
+    FILL(p, sizeof p);
+    FILL(s, sizeof s);
     EXPECT_STATUS(quant_fp8_e4m3_quantize_ex(5, h, SR, SC, SG, p, SN, s, SNG), QUANT_ERR_INVALID_ARGUMENT);
     EXPECT_STATUS(quant_fp8_e4m3_quantize_ex(QUANT_DTYPE_BF16, NULL, SR, SC, SG, p, SN, s, SNG),
                   QUANT_ERR_NULL_POINTER);

@@ -29,7 +29,7 @@ static void test_scale_count(void) {
 }
 
 static void test_int8_quantize(void) {
-    /* The seed's row per row: -0.5 / (1/127) is exactly -63.5 and rounds to even, -64. */
+    /* A small row, per row: -0.5 / (1/127) is exactly -63.5 and rounds to even, -64. */
     {
         const float x[4] = {1.0f, -0.5f, 0.25f, -1.0f};
         int8_t q[6];
@@ -67,7 +67,7 @@ static void test_int8_quantize(void) {
         CHECK(q[5] == 127 && q[6] == 64 && q[7] == 0 && q[8] == 127 && q[9] == 0);
     }
 
-    /* Errors: nothing written. */
+    /* Argument errors: nothing written. Value errors: the outputs zero-filled. */
     const float x[6] = {1, 2, 3, -4, 5, 6};
     int8_t q[6];
     float s[4];
@@ -88,6 +88,8 @@ static void test_int8_quantize(void) {
     EXPECT_DETAIL_CONTAINS("scales");
     /* A NULL output with length 0 is a too-small buffer, not a NULL pointer. */
     EXPECT_STATUS(quant_int8_quantize(x, 2, 3, 2, NULL, 0, s, 4), QUANT_ERR_BUFFER_TOO_SMALL);
+    CHECK(UNTOUCHED(q, sizeof q));
+    CHECK(UNTOUCHED(s, sizeof s));
     float bad[6] = {1, 2, 3, -4, 5, 6};
     bad[5] = NAN;
     EXPECT_STATUS(quant_int8_quantize(bad, 2, 3, 2, q, 6, s, 4), QUANT_ERR_NON_FINITE);
@@ -105,8 +107,8 @@ static void test_int8_quantize(void) {
     bad[4] = -FLT_MAX;
     EXPECT_STATUS(quant_int8_quantize(bad, 2, 3, 2, q, 6, s, 4), QUANT_ERR_INVALID_ARGUMENT);
     EXPECT_DETAIL_CONTAINS("row 1, group 0");
-    CHECK(UNTOUCHED(q, sizeof q));
-    CHECK(UNTOUCHED(s, sizeof s));
+    CHECK(ZEROED(q, sizeof q));
+    CHECK(ZEROED(s, sizeof s));
 }
 
 static void test_int8_dequantize(void) {
@@ -215,9 +217,10 @@ static void test_int4(void) {
     EXPECT_STATUS(quant_int4_quantize(x, 2, 0, 4, pq, 8, sq, zq, 4), QUANT_ERR_INVALID_ARGUMENT);
     EXPECT_STATUS(quant_int4_quantize(x, SIZE_MAX / 4, 7, 4, pq, 8, sq, zq, 4), QUANT_ERR_INVALID_ARGUMENT);
     EXPECT_STATUS(quant_int4_quantize(x, 2, 7, 4, pq, 7, sq, zq, 4), QUANT_ERR_BUFFER_TOO_SMALL);
-    EXPECT_DETAIL_CONTAINS("dst");
+    EXPECT_DETAIL_CONTAINS("dst holds 7 bytes but 8 are needed"); /* dst_len counts bytes */
     EXPECT_STATUS(quant_int4_quantize(x, 2, 7, 4, pq, 8, sq, zq, 3), QUANT_ERR_BUFFER_TOO_SMALL);
     EXPECT_DETAIL_CONTAINS("scales");
+    CHECK(UNTOUCHED(pq, sizeof pq) && UNTOUCHED(sq, sizeof sq) && UNTOUCHED(zq, sizeof zq));
     float bad[14];
     memcpy(bad, x, sizeof bad);
     bad[9] = NAN;
@@ -236,7 +239,7 @@ static void test_int4(void) {
     bad[12] = 3e38f;
     EXPECT_STATUS(quant_int4_quantize(bad, 2, 7, 4, pq, 8, sq, zq, 4), QUANT_ERR_INVALID_ARGUMENT);
     EXPECT_DETAIL_CONTAINS("row 1, group 1");
-    CHECK(UNTOUCHED(pq, sizeof pq) && UNTOUCHED(sq, sizeof sq) && UNTOUCHED(zq, sizeof zq));
+    CHECK(ZEROED(pq, sizeof pq) && ZEROED(sq, sizeof sq) && ZEROED(zq, sizeof zq));
 
     /* Dequantize errors: nothing written. */
     FILL(y, sizeof y);
@@ -265,7 +268,7 @@ static void test_int4(void) {
 }
 
 static void test_pack_unpack(void) {
-    /* The seed's values: low nibble first, two's-complement nibbles, the odd count's pad nibble 0. */
+    /* Low nibble first, two's-complement nibbles, the odd count's pad nibble 0. */
     const int8_t v[7] = {1, -2, 3, -4, 5, 6, 7};
     uint8_t p[5];
     FILL(p, sizeof p);

@@ -309,7 +309,7 @@ static uint64_t one_round(struct job *j, int id) {
             h = hash(h, back, 7 * 256 * sizeof *back);
         }
         T_CHECK(j, quant_ggml_quantize(QUANT_GGML_TYPE_Q8_0, g_w, 1, 32, blocks, (size_t)id) == QUANT_ERR_BUFFER_TOO_SMALL);
-        snprintf(want, sizeof want, "holds %d elements", id);
+        snprintf(want, sizeof want, "holds %d bytes", id); /* blocks are counted in bytes */
         T_CHECK(j, detail_contains(want));
         free(blocks);
         size_t a1, a2, a3, a4;

@@ -207,7 +207,7 @@ static void test_quantize_errors(void) {
         EXPECT_STATUS(quant_quantize(&m, NULL, bad, R, C, NULL, &out), QUANT_ERR_NON_FINITE);
     }
 
-    /* The calibration-based kinds need calib (issue 3): NULL is INVALID_ARGUMENT. */
+    /* The calibration-based kinds need calib: NULL is INVALID_ARGUMENT. */
     const quant_method calibrated[3] = {method(QUANT_AWQ, 4, 4, 0.0), method(QUANT_SMOOTHQUANT, 0, 0, 0.5),
                                         method(QUANT_GPTQ, 4, 4, 0.0)};
     for (int k = 0; k < 3; k++) {

@@ -136,7 +136,7 @@ template <class T> class span {
 
 /// The library's version as (major << 16) | (minor << 8) | patch.
 inline std::uint32_t version() noexcept { return quant_version(); }
-/// The library's version as text, e.g. "0.1.0".
+/// The library's version as text, e.g. "0.2.0".
 inline const char *version_string() noexcept { return quant_version_string(); }
 /// True when the library's version equals the version of the header this program was compiled with.
 inline bool version_matches() noexcept { return quant_version() == (std::uint32_t)QUANT_VERSION_NUMBER; }
@@ -362,23 +362,15 @@ struct int4_matrix {
     std::vector<float> scales;
     std::vector<std::uint8_t> zeros;
 };
-/// INT8 symmetric quantization of a row-major rows x cols matrix into caller buffers.
+/// INT8 symmetric quantization of a row-major rows x cols matrix into caller buffers, in one pass over
+/// src. Throws on error: after an argument error nothing was written; after a value error (NaN or
+/// infinity, an overflowing group) dst and scales hold zeros.
 inline void int8_quantize(span<const float> src, std::size_t rows, std::size_t cols, std::size_t group_size,
                           span<std::int8_t> dst, span<float> scales) {
     detail::need(src.size(), detail::product(rows, cols), "src", "quant_int8_quantize");
     detail::check(quant_int8_quantize(src.data(), rows, cols, group_size, dst.data(), dst.size(), scales.data(),
                                       scales.size()),
                   "quant_int8_quantize");
-}
-/// The one-pass form (quant_int8_quantize_streaming): same results; on a NaN/infinity or an overflowing
-/// group it throws after zero-filling dst and scales, where the checked form leaves them untouched.
-inline void int8_quantize_streaming(span<const float> src, std::size_t rows, std::size_t cols,
-                                    std::size_t group_size, span<std::int8_t> dst, span<float> scales) {
-    const char *fn = "quant_int8_quantize_streaming";
-    detail::need(src.size(), detail::product(rows, cols), "src", fn);
-    detail::check(quant_int8_quantize_streaming(src.data(), rows, cols, group_size, dst.data(), dst.size(),
-                                                scales.data(), scales.size()),
-                  fn);
 }
 inline int8_matrix int8_quantize(span<const float> src, std::size_t rows, std::size_t cols, std::size_t group_size) {
     detail::need(src.size(), detail::product(rows, cols), "src", "quant_int8_quantize");
@@ -405,6 +397,7 @@ inline std::vector<float> int8_dequantize(const int8_matrix &q, std::size_t rows
 }
 
 /// INT4 asymmetric quantization (zero points) into caller buffers; scales and zeros hold one per group.
+/// One pass over src; errors as int8_quantize (a value error leaves dst, scales and zeros zero-filled).
 inline void int4_quantize(span<const float> src, std::size_t rows, std::size_t cols, std::size_t group_size,
                           span<std::uint8_t> dst, span<float> scales, span<std::uint8_t> zeros) {
     const char *fn = "quant_int4_quantize";
@@ -414,19 +407,6 @@ inline void int4_quantize(span<const float> src, std::size_t rows, std::size_t c
     }
     detail::check(quant_int4_quantize(src.data(), rows, cols, group_size, dst.data(), dst.size(), scales.data(),
                                       zeros.data(), scales.size()),
-                  fn);
-}
-/// The one-pass form (quant_int4_quantize_streaming): as int8_quantize_streaming.
-inline void int4_quantize_streaming(span<const float> src, std::size_t rows, std::size_t cols,
-                                    std::size_t group_size, span<std::uint8_t> dst, span<float> scales,
-                                    span<std::uint8_t> zeros) {
-    const char *fn = "quant_int4_quantize_streaming";
-    detail::need(src.size(), detail::product(rows, cols), "src", fn);
-    if (scales.size() != zeros.size()) {
-        detail::fail(QUANT_ERR_SHAPE_MISMATCH, fn, "scales and zeros differ in length");
-    }
-    detail::check(quant_int4_quantize_streaming(src.data(), rows, cols, group_size, dst.data(), dst.size(),
-                                                scales.data(), zeros.data(), scales.size()),
                   fn);
 }
 inline int4_matrix int4_quantize(span<const float> src, std::size_t rows, std::size_t cols, std::size_t group_size) {
@@ -488,22 +468,14 @@ struct fp8_matrix {
     std::vector<float> scales;
 };
 
-/// FP8 E4M3 scaled quantization (scale = absmax / 448 per group) into caller buffers.
+/// FP8 E4M3 scaled quantization (scale = absmax / 448 per group) into caller buffers. One pass over
+/// src; errors as int8_quantize (a NaN or infinity leaves dst and scales zero-filled).
 inline void fp8_e4m3_quantize(span<const float> src, std::size_t rows, std::size_t cols, std::size_t group_size,
                               span<std::uint8_t> dst, span<float> scales) {
     detail::need(src.size(), detail::product(rows, cols), "src", "quant_fp8_e4m3_quantize");
     detail::check(quant_fp8_e4m3_quantize(src.data(), rows, cols, group_size, dst.data(), dst.size(), scales.data(),
                                           scales.size()),
                   "quant_fp8_e4m3_quantize");
-}
-/// The one-pass form (quant_fp8_e4m3_quantize_streaming): as int8_quantize_streaming.
-inline void fp8_e4m3_quantize_streaming(span<const float> src, std::size_t rows, std::size_t cols,
-                                        std::size_t group_size, span<std::uint8_t> dst, span<float> scales) {
-    const char *fn = "quant_fp8_e4m3_quantize_streaming";
-    detail::need(src.size(), detail::product(rows, cols), "src", fn);
-    detail::check(quant_fp8_e4m3_quantize_streaming(src.data(), rows, cols, group_size, dst.data(), dst.size(),
-                                                    scales.data(), scales.size()),
-                  fn);
 }
 inline fp8_matrix fp8_e4m3_quantize(span<const float> src, std::size_t rows, std::size_t cols, std::size_t group_size) {
     detail::need(src.size(), detail::product(rows, cols), "src", "quant_fp8_e4m3_quantize");
@@ -747,6 +719,7 @@ class options {
     /// Tokens a calibration keeps for AWQ's searches (default 512).
     options &sample_tokens(std::size_t v) { detail::check(quant_options_set_sample_tokens(handle_, v), "quant_options_set_sample_tokens"); return *this; }
     /// Worker threads, 0 = all cores.
+    /// Worker threads of GPTQ, AWQ and the Hessian: 0 = all cores, at most QUANT_MAX_THREADS, default 1.
     options &threads(std::size_t v) { detail::check(quant_options_set_threads(handle_, v), "quant_options_set_threads"); return *this; }
 
     quant_options *get() const noexcept { return handle_; }
@@ -804,6 +777,14 @@ class calib {
     }
     /// Tokens added so far.
     std::uint64_t tokens() const noexcept { return quant_calib_tokens(handle_); }
+    /// How many calibration tokens `kind` should be fitted on for a layer with `cols` input columns
+    /// (quant_calib_recommended_tokens): 0 for round-to-nearest, 16 * cols for GPTQ, 512 for AWQ and
+    /// SmoothQuant. Compare it with tokens().
+    static std::uint64_t recommended_tokens(quant_method_kind kind, std::size_t cols) {
+        std::uint64_t t = 0;
+        detail::check(quant_calib_recommended_tokens(kind, cols, &t), "quant_calib_recommended_tokens");
+        return t;
+    }
     /// The input width.
     std::size_t cols() const noexcept { return cols_; }
 

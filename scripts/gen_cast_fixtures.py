@@ -7,7 +7,7 @@
 
 References: numpy `float16` for FP16, ml_dtypes `bfloat16`, `float8_e4m3fn` and `float8_e5m2` for BF16 and
 FP8, each cast from float32 (encoding) or to float32 (decoding). Only the non-saturating conversions are
-stored; the tests derive the saturating expectation from them as API.md defines it (a non-NaN input whose
+stored; the tests derive the saturating expectation from them as the header documents it (a non-NaN input whose
 code is an infinity or a NaN becomes +-max). The layout of every file is in tests/data/golden/README.md,
 which this script also writes.
 """
@@ -172,7 +172,7 @@ All files are raw little-endian records without headers ({total} bytes in all).
 ## References
 - FP16: numpy `float16`; BF16, FP8: ml_dtypes `bfloat16`, `float8_e4m3fn`, `float8_e5m2`; each a cast
   from float32 (`astype`) or to float32.
-- Only the non-saturating encodings are stored. The saturating expectation is derived as API.md defines
+- Only the non-saturating encodings are stored. The saturating expectation is derived as the header documents
   it: for a non-NaN input whose stored code is a NaN (E4M3FN) or an infinity (E5M2), +-max
   (`0x7E`/`0xFE`, `0x7B`/`0xFB`); otherwise the stored code.
 

@@ -25,8 +25,9 @@
 #                         bit for bit: absmax, INT8, INT4 min/max, quantize and dequantize, FP8 encode
 #                         and decode (plain and scaled), BF16 both ways; ties, clamps, edge bit
 #                         patterns, threads. This is the test that covers every NEON body.
-#   --test streaming      the one-pass quantizers against the checked ones (their per-row checks at
-#                         the NEON level), every level, several thread counts
+#   --test quantize_one_pass  the quantizers against their references (their per-row checks at
+#                         the NEON level; zero-filled outputs on a value error), every level,
+#                         several thread counts
 #   --test int_kernels    INT8/k-bit fast paths (NEON) against the references, property tests
 #   --test casts          the casts (NEON for BF16 and FP8) against numpy/ml_dtypes golden fixtures,
 #                         and the fast paths against the references on one f32 pattern in 199 (the
@@ -92,7 +93,7 @@ LIB_SLOW=(algos::factor::tests:: algos::gptq::tests::the_in_place_factor_has_the
 LIB_SKIP=()
 for t in "${LIB_SLOW[@]}"; do LIB_SKIP+=(--skip "$t"); done
 
-tests=(--lib --test simd_paths --test streaming --test int_kernels --test casts --test ffi_miri --test ffi_exports
+tests=(--lib --test simd_paths --test quantize_one_pass --test int_kernels --test casts --test ffi_miri --test ffi_exports
     --test weight --test types --test thread_exit)
 if [ "$FULL" = 1 ]; then
     tests+=(--test ggml --test formats --test real_data_rtn --test algos_calib --test algos_smoothquant

@@ -41,7 +41,8 @@ pub struct CalibrationOptions {
     pub hessian: bool,
     /// Tokens kept in the sample (AWQ), > 0.
     pub sample_tokens: usize,
-    /// Worker threads for the Hessian product; 0 means all cores.
+    /// Worker threads for the Hessian product; 0 means all cores. Default 1 (as every thread count
+    /// of the library: no thread is started unless asked).
     pub threads: usize,
 }
 
@@ -50,7 +51,7 @@ impl Default for CalibrationOptions {
         Self {
             hessian: true,
             sample_tokens: 512,
-            threads: 0,
+            threads: 1,
         }
     }
 }

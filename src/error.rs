@@ -40,11 +40,14 @@ pub enum QuantError {
     NullPointer(String),
     #[error("{0}")]
     InvalidArgument(String),
-    #[error("{what} holds {got} elements but {need} are needed")]
+    /// `got` and `need` count in `unit`, the unit of the buffer's length parameter: "elements", or
+    /// "bytes" for the packed codes (INT4, k-bit, GGML blocks).
+    #[error("{what} holds {got} {unit} but {need} are needed")]
     BufferTooSmall {
         what: String,
         got: usize,
         need: usize,
+        unit: &'static str,
     },
     #[error("{0}")]
     ShapeMismatch(String),
@@ -167,6 +170,7 @@ mod tests {
                 what: "dst".into(),
                 got: 1,
                 need: 2,
+                unit: "elements",
             },
             QuantError::ShapeMismatch("x".into()),
             QuantError::NonFinite {

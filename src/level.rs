@@ -1,4 +1,4 @@
-//! Quantization levels of model weights (seed 001): FP32, FP16, BF16, INT8, INT4.
+//! Quantization levels of model weights: FP32, FP16, BF16, INT8, INT4.
 //!
 //! A level is a storage width per parameter, used for coarse memory planning. The C ABI passes a level
 //! as an integer code (`QUANT_LEVEL_FP32` = 0 .. `QUANT_LEVEL_INT4` = 4, see [`QuantizationLevel::code`]).
@@ -83,7 +83,7 @@ impl QuantizationLevel {
         }
     }
 
-    /// The level with `bits` per parameter: 32 -> FP32, 16 -> FP16 (not BF16, as in the seed),
+    /// The level with `bits` per parameter: 32 -> FP32, 16 -> FP16 (not BF16),
     /// 8 -> INT8, 4 -> INT4; any other width is `InvalidArgument`.
     pub fn from_bits(bits: u32) -> Result<Self> {
         match bits {

@@ -4,7 +4,7 @@
 //! # Layout of a quantized weight
 //! A `rows x cols` matrix (rows = output features, cols = input features) is cut into groups along its
 //! rows (see [`Shape`]: `group_size` 0 = one group per row). Then:
-//! - `data` holds the codes, row by row, each row starting on a byte (API.md "Packed codes"): element `j`
+//! - `data` holds the codes, row by row, each row starting on a byte: element `j`
 //!   of a row takes bits `[j*b, (j+1)*b)` of the row's bit string, least significant bit first, with
 //!   `b` = [`code_bits`]: 8 for INT8 and SmoothQuant (two's complement), 8 for FP8 (raw E4M3FN codes),
 //!   4 for INT4, `bits` for AWQ and GPTQ (unsigned).
@@ -27,7 +27,7 @@ use crate::kernels::kbit::{packed_row_bytes, unpack_row};
 use crate::kernels::{check_finite, check_len, Shape};
 use crate::method::QuantMethod;
 
-/// A quantized weight matrix (the seed's `QuantizedWeight`, done right). See the module docs for the
+/// A quantized weight matrix. See the module docs for the
 /// layout of each field. The fields are public so that the algorithms can build results; the
 /// constructor [`QuantizedWeight::alloc`] and [`QuantizedWeight::check`] keep them consistent.
 #[derive(Debug, Clone, PartialEq)]
@@ -413,7 +413,9 @@ fn require_calibration<'a>(
     Ok(calib)
 }
 
-/// Round-to-nearest quantization of one validated matrix with the INT8, INT4 or FP8 kernel.
+/// Round-to-nearest quantization of one validated matrix with the INT8, INT4 or FP8 kernel, in one
+/// pass over `w` (the kernel checks each group as it goes; the result is dropped on error). A NaN or
+/// infinity is `NonFinite` naming `name` and the first bad index.
 fn quantize_rtn(
     method: &QuantMethod,
     w: &[f32],
@@ -423,28 +425,24 @@ fn quantize_rtn(
 ) -> Result<QuantizedWeight> {
     // Allocate first: a matrix too large for memory fails here, before its elements are read.
     let mut q = QuantizedWeight::alloc(method, rows, cols)?;
-    check_finite(w, name)?;
     let shape = q.shape()?;
+    let named = |e: QuantError| match e {
+        QuantError::NonFinite { index, value, .. } => QuantError::NonFinite {
+            what: name.to_string(),
+            index,
+            value,
+        },
+        other => other,
+    };
     match method {
         QuantMethod::Int8Symmetric { .. } => {
-            // Row by row through a small signed scratch row, copied as two's-complement bytes.
-            let mut codes = try_vec(cols, 0i8, "quantization scratch")?;
-            let gpr = shape.groups_per_row();
-            let row_shape = Shape::new(1, cols, shape.group_size)?;
-            for ((row, out), scales) in w
-                .chunks_exact(cols)
-                .zip(q.data.chunks_exact_mut(cols))
-                .zip(q.scales.chunks_exact_mut(gpr))
-            {
-                int8_quantize(row, row_shape, &mut codes, scales)?;
-                for (o, &c) in out.iter_mut().zip(&codes) {
-                    *o = c as u8;
-                }
-            }
+            // The codes as two's-complement bytes: the same storage seen as i8.
+            let codes: &mut [i8] = bytemuck::cast_slice_mut(&mut q.data);
+            int8_quantize(w, shape, codes, &mut q.scales).map_err(named)?;
         }
         QuantMethod::Int4Asymmetric { .. } => {
             let mut zeros = try_vec(shape.n_groups(), 0u8, "zero points")?;
-            int4_quantize(w, shape, &mut q.data, &mut q.scales, &mut zeros)?;
+            int4_quantize(w, shape, &mut q.data, &mut q.scales, &mut zeros).map_err(named)?;
             if let Some(z) = q.zero_points.as_mut() {
                 for (o, &v) in z.iter_mut().zip(&zeros) {
                     *o = f32::from(v);
@@ -452,7 +450,7 @@ fn quantize_rtn(
             }
         }
         QuantMethod::Fp8E4m3 { .. } => {
-            fp8_e4m3_quantize(w, shape, &mut q.data, &mut q.scales)?;
+            fp8_e4m3_quantize(w, shape, &mut q.data, &mut q.scales).map_err(named)?;
         }
         other => {
             return Err(QuantError::Internal(format!(

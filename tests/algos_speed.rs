@@ -1,4 +1,4 @@
-//! A timing probe of the calibration-based methods at the size of issue 4 (a 4096 x 4096 layer, 2048
+//! A timing probe of the calibration-based methods at the size of the performance target (a 4096 x 4096 layer, 2048
 //! calibration tokens, 4-bit group 128; AWQ with 512 sample tokens). Ignored by default (it takes
 //! tens of seconds); timings are printed, never asserted:
 //!

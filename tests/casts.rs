@@ -14,7 +14,7 @@
 //! do not quiet (f16) or canonicalize (bf16): for those a NaN expectation from the fixtures is checked
 //! as "NaN of the same sign", and every output (NaN included) is compared bit for bit with `half`.
 //!
-//! The saturating FP8 expectation is derived from the non-saturating one as API.md defines it.
+//! The saturating FP8 expectation is derived from the non-saturating one as the header documents it.
 use ::half::{bf16, f16};
 use proptest::prelude::*;
 use quant::kernels::fp8::{self, *};
@@ -68,7 +68,7 @@ fn bf16_is_nan(h: u16) -> bool {
     h & 0x7F80 == 0x7F80 && h & 0x007F != 0
 }
 
-/// The saturating E4M3 code derived from the non-saturating one (API.md).
+/// The saturating E4M3 code derived from the non-saturating one (as the header documents it).
 fn e4m3_sat(x: f32, code: u8) -> u8 {
     if !x.is_nan() && code & 0x7F == 0x7F {
         (code & 0x80) | 0x7E
@@ -76,7 +76,7 @@ fn e4m3_sat(x: f32, code: u8) -> u8 {
         code
     }
 }
-/// The saturating E5M2 code derived from the non-saturating one (API.md).
+/// The saturating E5M2 code derived from the non-saturating one (as the header documents it).
 fn e5m2_sat(x: f32, code: u8) -> u8 {
     if !x.is_nan() && code & 0x7F == 0x7C {
         (code & 0x80) | 0x7B
@@ -730,7 +730,7 @@ fn scaled_group_geometry() {
 }
 
 #[test]
-fn scaled_errors_write_nothing() {
+fn scaled_argument_errors_write_nothing_value_errors_zero_fill() {
     let shape = Shape::new(2, 3, 2).unwrap(); // 6 elements, 4 groups
     let x = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0];
     let mut q = [0xA5u8; 6];
@@ -771,14 +771,19 @@ fn scaled_errors_write_nothing() {
         ),
         "{e:?}"
     );
+    // The argument errors above wrote nothing.
+    assert_eq!(q, [0xA5; 6]);
+    assert_eq!(s, [7.0; 4]);
+    // A value error zero-fills the outputs' prefixes (here, all of them) and names the index.
     for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
         let mut xb = x;
         xb[4] = bad;
+        let (mut q, mut s) = ([0xA5u8; 7], [7f32; 5]);
         let e = fp8_e4m3_quantize(&xb, shape, &mut q, &mut s).unwrap_err();
         assert!(matches!(e, QuantError::NonFinite { index: 4, .. }), "{e:?}");
+        assert_eq!(q, [0, 0, 0, 0, 0, 0, 0xA5]);
+        assert_eq!(s, [0.0, 0.0, 0.0, 0.0, 7.0]);
     }
-    assert_eq!(q, [0xA5; 6]);
-    assert_eq!(s, [7.0; 4]);
 
     let mut y = [9f32; 6];
     let codes = [0x38u8; 6];

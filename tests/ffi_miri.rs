@@ -1,6 +1,7 @@
 //! Tests of the unsafe `ffi` layer that Miri can run (small buffers, no files, short loops): pointer
 //! checks, slice building (NULL, zero length, dangling-but-aligned pointers with length 0, overflowing
-//! lengths), outputs untouched on error, handle lifetimes (every handle made is freed exactly once:
+//! lengths), outputs untouched on argument errors (zero-filled on the quantizers' value errors), handle
+//! lifetimes (every handle made is freed exactly once:
 //! Miri reports leaks and use-after-free), and concurrent reads of shared handles (Miri reports data
 //! races).
 //!
@@ -17,7 +18,6 @@ use quant::ffi::level::*;
 use quant::ffi::method::*;
 use quant::ffi::rtn::*;
 use quant::ffi::status::*;
-use quant::ffi::streaming::*;
 use quant::ffi::weight::*;
 use quant::ffi::{in_ref, matrix_len, out_param, slice_in, slice_out};
 
@@ -175,7 +175,7 @@ fn casts_with_null_empty_and_small_buffers() {
 }
 
 #[test]
-fn rtn_kernels_validate_before_writing() {
+fn rtn_kernels_check_arguments_before_writing() {
     let src = [0.5f32, -1.0, 2.0, 0.0, 3.0, -0.25];
     let mut q = [S8 as i8; 7];
     let mut s = [f32::from_bits(0xA5A5_A5A5); 3];
@@ -216,7 +216,9 @@ fn rtn_kernels_validate_before_writing() {
         QUANT_ERR_NON_FINITE
     );
     assert!(detail().contains("[4]"), "{}", detail());
-    assert!(untouched(&q, &s));
+    // A value error zero-fills the prefixes a success writes, nothing past them.
+    assert!(q[..6].iter().all(|&v| v == 0) && q[6] as u8 == S8);
+    assert!(s[..2].iter().all(|v| v.to_bits() == 0) && s[2].to_bits() == 0xA5A5_A5A5);
     // Success writes only the needed prefixes.
     assert_eq!(
         quant_int8_quantize(src.as_ptr(), 2, 3, 0, q.as_mut_ptr(), 7, s.as_mut_ptr(), 3),
@@ -655,8 +657,8 @@ fn quantize_activations_validates_every_token_before_writing() {
 }
 
 #[test]
-fn streaming_quantizers_write_the_checked_outputs_or_zeros() {
-    // 3 rows of 5 (the streaming path needs more than one row), groups of 2.
+fn quantizers_write_the_reference_outputs_or_zeros() {
+    // 3 rows of 5 (rows are checked and quantized a block at a time), groups of 2.
     let mut src = [0f32; 15];
     for (i, v) in src.iter_mut().enumerate() {
         *v = i as f32 * 0.37 - 2.0;
@@ -676,24 +678,13 @@ fn streaming_quantizers_write_the_checked_outputs_or_zeros() {
         ),
         QUANT_OK
     );
-    assert_eq!(
-        quant_int8_quantize_streaming(
-            src.as_ptr(),
-            3,
-            5,
-            2,
-            q2.as_mut_ptr(),
-            16,
-            s2.as_mut_ptr(),
-            10
-        ),
-        QUANT_OK
-    );
+    let shape = quant::kernels::Shape::new(3, 5, 2).unwrap();
+    quant::kernels::int8::int8_quantize_ref(&src, shape, &mut q2, &mut s2).unwrap();
     assert_eq!((q1, s1.map(f32::to_bits)), (q2, s2.map(f32::to_bits)));
     // A NaN in the last row: rows 0 and 1 were written, then everything is zeroed; q[15] untouched.
     src[12] = f32::NAN;
     assert_eq!(
-        quant_int8_quantize_streaming(
+        quant_int8_quantize(
             src.as_ptr(),
             3,
             5,
@@ -711,7 +702,7 @@ fn streaming_quantizers_write_the_checked_outputs_or_zeros() {
     // INT4 and FP8: the same with their outputs; NULL and short buffers write nothing.
     let (mut p, mut z, mut s) = ([S8; 10], [S8; 9], [0f32; 9]);
     assert_eq!(
-        quant_int4_quantize_streaming(
+        quant_int4_quantize(
             src.as_ptr(),
             3,
             5,
@@ -727,30 +718,12 @@ fn streaming_quantizers_write_the_checked_outputs_or_zeros() {
     assert!(p[..9].iter().all(|&v| v == 0) && p[9] == S8 && z.iter().all(|&v| v == 0));
     let mut f = [S8; 15];
     assert_eq!(
-        quant_fp8_e4m3_quantize_streaming(
-            src.as_ptr(),
-            3,
-            5,
-            2,
-            f.as_mut_ptr(),
-            14,
-            s.as_mut_ptr(),
-            9
-        ),
+        quant_fp8_e4m3_quantize(src.as_ptr(), 3, 5, 2, f.as_mut_ptr(), 14, s.as_mut_ptr(), 9),
         QUANT_ERR_BUFFER_TOO_SMALL
     );
     assert!(f.iter().all(|&v| v == S8));
     assert_eq!(
-        quant_fp8_e4m3_quantize_streaming(
-            ptr::null(),
-            3,
-            5,
-            2,
-            f.as_mut_ptr(),
-            15,
-            s.as_mut_ptr(),
-            9
-        ),
+        quant_fp8_e4m3_quantize(ptr::null(), 3, 5, 2, f.as_mut_ptr(), 15, s.as_mut_ptr(), 9),
         QUANT_ERR_NULL_POINTER
     );
     assert!(f.iter().all(|&v| v == S8));

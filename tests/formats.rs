@@ -759,7 +759,7 @@ fn quantize_gives_the_same_weight_from_f16_bf16_as_from_f32_on_a_real_layer() {
 }
 
 #[test]
-fn sixteen_bit_sources_report_non_finite_and_overflow_before_writing() {
+fn sixteen_bit_sources_report_non_finite_and_overflow_as_float_sources_do() {
     let shape = Shape::new(2, 8, 0).unwrap();
     let mut h = to_f16(&[0.5; 16]);
     h[11] = 0x7E00; // NaN
@@ -795,12 +795,36 @@ fn sixteen_bit_sources_report_non_finite_and_overflow_before_writing() {
         .map_err(|e| e.to_string());
     assert_eq!(src_err, f32_err);
     assert!(src_err.is_ok());
-    // Short buffers and a wrong source length.
+    // Short buffers and a wrong source length: nothing written, even with a bad value in the input.
+    let (mut dst, mut d8, mut sc, mut z) =
+        (vec![9i8; 16], vec![9u8; 16], vec![9f32; 2], vec![9u8; 2]);
     assert!(int8_quantize_src(Src::F16(&h[..15]), shape, &mut dst, &mut sc).is_err());
     assert!(int8_quantize_src(Src::Bf16(&b), shape, &mut dst[..15], &mut sc).is_err());
     assert!(int4_quantize_src(Src::Bf16(&b), shape, &mut d8, &mut sc, &mut z[..1]).is_err());
     assert!(dst.iter().all(|&v| v == 9) && d8.iter().all(|&v| v == 9));
     assert!(sc.iter().all(|&v| v == 9.0) && z.iter().all(|&v| v == 9));
+    // A value error in the second row zero-fills every output, the first row's included, and the
+    // error is that of the same values as f32 (a NaN in a later row comes before an overflow).
+    let mut b2 = b.clone();
+    b2[15] = 0x7FC0; // NaN
+    let (mut d8, mut sc, mut z) = (vec![9u8; 17], vec![9f32; 3], vec![9u8; 3]);
+    let e = int4_quantize_src(Src::Bf16(&b2), shape, &mut d8, &mut sc, &mut z).unwrap_err();
+    assert!(
+        matches!(e, QuantError::NonFinite { index: 15, .. }),
+        "{e:?}"
+    );
+    assert!(d8[..8].iter().all(|&v| v == 0) && d8[8..].iter().all(|&v| v == 9));
+    assert_eq!((sc, z), (vec![0.0, 0.0, 9.0], vec![0, 0, 9]));
+    let mut h2 = to_f16(&[0.5; 16]);
+    h2[14] = 0x7C00; // +inf in row 1: row 0 was written, then zeroed
+    let (mut dst, mut sc) = (vec![9i8; 17], vec![9f32; 3]);
+    let e = int8_quantize_src(Src::F16(&h2), shape, &mut dst, &mut sc).unwrap_err();
+    assert!(
+        matches!(e, QuantError::NonFinite { index: 14, .. }),
+        "{e:?}"
+    );
+    assert!(dst[..16].iter().all(|&v| v == 0) && dst[16] == 9);
+    assert_eq!(sc, [0.0, 0.0, 9.0]);
     // Whole-layer quantization names the weight.
     let e = quantize_src(
         &QuantMethod::Int4Asymmetric { group_size: 0 },

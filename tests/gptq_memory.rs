@@ -1,4 +1,4 @@
-//! Peak heap of the GPTQ solve (issue 4: "no more than twice (Hessian + weight)"), on a 512 x 512
+//! Peak heap of the GPTQ solve (the bound: no more than twice (Hessian + weight)), on a 512 x 512
 //! layer: this binary's global allocator counts the live heap bytes and their peak. A memory bound,
 //! not a timing.
 //!

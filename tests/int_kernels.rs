@@ -1,7 +1,8 @@
 //! The integer round-to-nearest kernels (INT8 symmetric, k-bit/INT4 asymmetric, the signed-nibble
 //! helpers) through the safe rlib API: round-trip bounds, all-zero groups, ties to even, idempotence,
-//! packing at every width, fast paths equal to the scalar references bit for bit, every error leaving the
-//! outputs untouched, and the relative output error on a real MiniLM layer.
+//! packing at every width, fast paths equal to the scalar references bit for bit, every argument error
+//! leaving the outputs untouched and every value error zero-filling them, and the relative output
+//! error on a real MiniLM layer.
 use proptest::prelude::*;
 use quant::error::QuantError;
 use quant::kernels::int4::{
@@ -354,7 +355,7 @@ proptest! {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Hand-made cases: ties, the seed's values, group geometry
+// Hand-made cases: ties, a small documented row, group geometry
 
 #[test]
 fn int8_ties_round_to_even() {
@@ -364,7 +365,7 @@ fn int8_ties_round_to_even() {
     let out = int8_run(&x, shape);
     assert_eq!(out.scales, [1.0]);
     assert_eq!(out.codes, [127, 0, 2, 2, -2, 0, 126, -4, -126]);
-    // The seed's row: -0.5 / (1/127) is exactly -63.5 in f32 and rounds to -64, 0.25 -> 31.75 -> 32.
+    // A small row: -0.5 / (1/127) is exactly -63.5 in f32 and rounds to -64, 0.25 -> 31.75 -> 32.
     let out = int8_run(&[1.0, -0.5, 0.25, -1.0], Shape::new(1, 4, 0).unwrap());
     assert_eq!(out.codes, [127, -64, 32, -127]);
     // Symmetric: never -128, even for the most negative value.
@@ -499,17 +500,33 @@ const SU8: u8 = 0xA5;
 const SF: f32 = -12345.5;
 
 #[test]
-fn int8_errors_leave_outputs_untouched() {
+fn int8_argument_errors_leave_outputs_untouched_value_errors_zero_them() {
     let shape = Shape::new(2, 3, 2).unwrap(); // 6 elements, 4 groups
     let x = [1.0f32, 2.0, 3.0, -4.0, 5.0, 6.0];
     let check = |src: &[f32], dlen: usize, slen: usize| -> QuantError {
-        let mut dst = vec![S8; dlen];
-        let mut scales = vec![SF; slen];
-        let fast = int8_quantize(src, shape, &mut dst, &mut scales).unwrap_err();
-        assert!(dst.iter().all(|&v| v == S8) && scales.iter().all(|&v| v == SF));
-        let slow = int8_quantize_ref(src, shape, &mut dst, &mut scales).unwrap_err();
-        assert!(dst.iter().all(|&v| v == S8) && scales.iter().all(|&v| v == SF));
+        let mut fast_out = (vec![S8; dlen], vec![SF; slen]);
+        let fast = int8_quantize(src, shape, &mut fast_out.0, &mut fast_out.1).unwrap_err();
+        let mut slow_out = (vec![S8; dlen], vec![SF; slen]);
+        let slow = int8_quantize_ref(src, shape, &mut slow_out.0, &mut slow_out.1).unwrap_err();
         assert_eq!(fast.to_string(), slow.to_string());
+        let (dst, scales) = &fast_out;
+        if matches!(fast, QuantError::NonFinite { .. }) {
+            // A value error: the 6 codes and 4 scales zero-filled, nothing past them touched.
+            assert!(dst[..6].iter().all(|&v| v == 0) && dst[6..].iter().all(|&v| v == S8));
+            assert!(scales[..4].iter().all(|&v| v == 0.0) && scales[4..].iter().all(|&v| v == SF));
+        } else {
+            assert!(dst.iter().all(|&v| v == S8) && scales.iter().all(|&v| v == SF));
+        }
+        assert_eq!(
+            (
+                &fast_out.0,
+                fast_out.1.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+            ),
+            (
+                &slow_out.0,
+                slow_out.1.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+            )
+        );
         fast
     };
     assert!(matches!(
@@ -532,7 +549,7 @@ fn int8_errors_leave_outputs_untouched() {
     for (i, bad) in [(5, f32::NAN), (3, f32::INFINITY), (0, f32::NEG_INFINITY)] {
         let mut y = x;
         y[i] = bad;
-        match check(&y, 6, 4) {
+        match check(&y, 7, 5) {
             QuantError::NonFinite { index, .. } => assert_eq!(index, i),
             other => panic!("{other:?}"),
         }
@@ -568,7 +585,7 @@ fn int8_errors_leave_outputs_untouched() {
 }
 
 #[test]
-fn kbit_errors_leave_outputs_untouched() {
+fn kbit_argument_errors_leave_outputs_untouched_value_errors_zero_them() {
     let shape = Shape::new(2, 3, 2).unwrap(); // 4 groups, rows of ceil(3 * 3 / 8) = 2 bytes at 3 bits
     let x = [1.0f32, 2.0, 3.0, -4.0, 5.0, 6.0];
     let check = |src: &[f32], bits: u32, dlen: usize, slen: usize, zlen: usize| -> QuantError {
@@ -576,13 +593,20 @@ fn kbit_errors_leave_outputs_untouched() {
         let mut scales = vec![SF; slen];
         let mut zeros = vec![SU8; zlen];
         let fast = kbit_quantize(src, shape, bits, &mut dst, &mut scales, &mut zeros).unwrap_err();
-        let untouched = |d: &[u8], s: &[f32], z: &[u8]| {
-            d.iter().all(|&v| v == SU8) && s.iter().all(|&v| v == SF) && z.iter().all(|&v| v == SU8)
+        let filled = |d: &[u8], s: &[f32], z: &[u8], v: (u8, f32)| {
+            d.iter().all(|&x| x == v.0)
+                && s.iter().all(|&x| x == v.1)
+                && z.iter().all(|&x| x == v.0)
         };
-        assert!(untouched(&dst, &scales, &zeros));
+        // An argument error writes nothing; a value error zero-fills all of these exact-size buffers.
+        let value_error = matches!(fast, QuantError::NonFinite { .. })
+            || matches!(&fast, QuantError::InvalidArgument(m) if m.contains("group"));
+        let want = if value_error { (0, 0.0) } else { (SU8, SF) };
+        assert!(filled(&dst, &scales, &zeros, want), "{fast:?}");
+        let (mut dst, mut scales, mut zeros) = (vec![SU8; dlen], vec![SF; slen], vec![SU8; zlen]);
         let slow =
             kbit_quantize_ref(src, shape, bits, &mut dst, &mut scales, &mut zeros).unwrap_err();
-        assert!(untouched(&dst, &scales, &zeros));
+        assert!(filled(&dst, &scales, &zeros, want), "{slow:?}");
         assert_eq!(fast.to_string(), slow.to_string());
         fast
     };
@@ -694,14 +718,15 @@ fn values_whose_dequantization_would_overflow_are_rejected() {
     let below = f32::from_bits(max.to_bits() - 1);
     let shape = Shape::new(2, 2, 0).unwrap();
     // INT8: only an absmax of exactly f32::MAX makes 127 * scale round to infinity.
-    let mut q = [S8; 4];
-    let mut s = [SF; 2];
+    let (q, s) = ([S8; 4], [SF; 2]);
     for f in [int8_quantize, int8_quantize_ref] {
+        let (mut q, mut s) = (q, s);
         match f(&[1.0, 2.0, -max, 1.0], shape, &mut q, &mut s).unwrap_err() {
             QuantError::InvalidArgument(msg) => assert!(msg.contains("row 1, group 0"), "{msg}"),
             other => panic!("{other:?}"),
         }
-        assert_eq!((q, s.map(f32::to_bits)), ([S8; 4], [SF.to_bits(); 2]));
+        // A value error: the outputs zero-filled.
+        assert_eq!((q, s.map(f32::to_bits)), ([0; 4], [0; 2]));
     }
     let out = int8_run(&[below, -below, 1.0, -3e38], shape);
     assert!(out.deq.iter().all(|v| v.is_finite()));
@@ -713,14 +738,15 @@ fn values_whose_dequantization_would_overflow_are_rejected() {
         let mut p = [SU8; 2];
         let mut sc = [SF; 1];
         let mut z = [SU8; 1];
-        let a = kbit_quantize(&x, shape, bits, &mut p, &mut sc, &mut z).unwrap_err();
         let b = kbit_quantize_ref(&x, shape, bits, &mut p, &mut sc, &mut z).unwrap_err();
+        let (mut p, mut sc, mut z) = ([SU8; 2], [SF; 1], [SU8; 1]);
+        let a = kbit_quantize(&x, shape, bits, &mut p, &mut sc, &mut z).unwrap_err();
         assert_eq!(a.to_string(), b.to_string());
         assert!(
             matches!(&a, QuantError::InvalidArgument(m) if m.contains("row 0, group 0")),
             "{a:?}"
         );
-        assert_eq!((p, sc[0].to_bits(), z), ([SU8; 2], SF.to_bits(), [SU8; 1]));
+        assert_eq!((p, sc[0].to_bits(), z), ([0; 2], 0, [0; 1]));
     }
     // Near the top of the range a quantization either fails or dequantizes to finite values.
     let mut accepted = 0;

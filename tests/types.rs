@@ -1,6 +1,5 @@
-//! The seed's types through the safe Rust API: levels (seed 001), methods, memory estimates and the
-//! per-layer configuration (seed 000). The seed's own tests are ported where the seed is right, then
-//! extended with the edge cases the seed missed.
+//! The basic types through the safe Rust API: levels, methods, memory estimates and the per-layer
+//! configuration, with their edge cases.
 use quant::error::{QuantError, QUANT_ERR_INVALID_ARGUMENT};
 use quant::level::QuantizationLevel;
 use quant::method::{QuantConfig, QuantMethod};
@@ -27,7 +26,7 @@ const GPTQ: QuantMethod = QuantMethod::Gptq {
     bits: 4,
 };
 
-// ---------------------------------------------------------------- levels (seed 001)
+// ---------------------------------------------------------------- levels
 
 #[test]
 fn level_bits_and_reduction_factor() {
@@ -51,7 +50,7 @@ fn level_bits_and_reduction_factor() {
 fn level_from_bits() {
     use QuantizationLevel::*;
     assert_eq!(QuantizationLevel::try_from(32u32).unwrap(), Fp32);
-    // 16 bits is FP16, never BF16 (as in the seed).
+    // 16 bits is FP16, never BF16.
     assert_eq!(QuantizationLevel::try_from(16u32).unwrap(), Fp16);
     assert_eq!(QuantizationLevel::try_from(8u32).unwrap(), Int8);
     assert_eq!(QuantizationLevel::try_from(4u32).unwrap(), Int4);
@@ -72,7 +71,7 @@ fn level_codes_round_trip_and_reject_unknown_values() {
     }
 }
 
-// ---------------------------------------------------------------- methods (seed 000)
+// ---------------------------------------------------------------- methods
 
 #[test]
 fn seed_display_strings() {
@@ -86,7 +85,7 @@ fn seed_display_strings() {
 
 #[test]
 fn display_details() {
-    // The group size of the round-to-nearest kinds and of SmoothQuant is not shown (as in the seed).
+    // The group size of the round-to-nearest kinds and of SmoothQuant is not shown.
     assert_eq!(
         QuantMethod::Int8Symmetric { group_size: 64 }.to_string(),
         "INT8-Symmetric"
@@ -400,7 +399,7 @@ fn estimate_memory_overflow_is_an_error_not_a_wrap() {
     assert!(matches!(bad.estimate_memory(10), Err(InvalidArgument(_))));
 }
 
-// ---------------------------------------------------------------- configuration (seed 000)
+// ---------------------------------------------------------------- configuration
 
 #[test]
 fn seed_quant_config() {

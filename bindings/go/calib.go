@@ -91,6 +91,25 @@ func (c *Calib) AddTokens(x []float32, nTokens, cols int) error {
 	return err
 }
 
+// RecommendedTokens is how many calibration tokens the method kind should be fitted on for a layer
+// with cols input columns (quant_calib_recommended_tokens): 0 for round-to-nearest, 16*cols for GPTQ
+// (fewer than a few times cols overfit and can lose to round-to-nearest), 512 for AWQ and
+// SmoothQuant. Compare it with Tokens.
+func RecommendedTokens(kind MethodKind, cols int) (uint64, error) {
+	const fn = "quant_calib_recommended_tokens"
+	n, err := size(fn, "cols", cols)
+	if err != nil {
+		return 0, err
+	}
+	var tokens C.uint64_t
+	if err := call(fn, func() C.quant_status {
+		return C.quant_calib_recommended_tokens(C.quant_method_kind(kind), n, &tokens)
+	}); err != nil {
+		return 0, err
+	}
+	return uint64(tokens), nil
+}
+
 // Tokens is the number of tokens added so far.
 func (c *Calib) Tokens() uint64 {
 	n := uint64(C.quant_calib_tokens(c.p))
@@ -193,7 +212,8 @@ func (o *Options) SetSampleTokens(v int) error {
 	return o.set(fn, func(p *C.quant_options) C.quant_status { return C.quant_options_set_sample_tokens(p, n) })
 }
 
-// SetThreads sets the worker threads; 0 means all cores.
+// SetThreads sets the worker threads of GPTQ, AWQ and the Hessian: 0 means all cores, at most
+// MaxThreads, default 1 (the rule of SetThreads for the kernels too).
 func (o *Options) SetThreads(v int) error {
 	const fn = "quant_options_set_threads"
 	n, err := size(fn, "threads", v)

@@ -29,6 +29,19 @@ func TestCalibAndOptions(t *testing.T) {
 	if c.Tokens() != 7 {
 		t.Errorf("tokens changed on error: %d", c.Tokens())
 	}
+	if n, err := RecommendedTokens(KindGPTQ, 512); err != nil || n != 8192 {
+		t.Errorf("GPTQ on 512 columns: %d tokens recommended (%v)", n, err)
+	}
+	if n, err := RecommendedTokens(KindAWQ, 4096); err != nil || n != 512 {
+		t.Errorf("AWQ: %d tokens recommended (%v)", n, err)
+	}
+	if n, err := RecommendedTokens(KindInt4Asymmetric, 4096); err != nil || n != 0 {
+		t.Errorf("INT4: %d tokens recommended (%v)", n, err)
+	}
+	_, err = RecommendedTokens(MethodKind(6), 64)
+	expectErr(t, err, ErrInvalidArgument)
+	_, err = RecommendedTokens(KindGPTQ, 0)
+	expectErr(t, err, ErrInvalidArgument)
 	_, err = NewCalib(0)
 	expectErr(t, err, ErrInvalidArgument)
 	_, err = NewCalib(-3)

@@ -159,7 +159,8 @@ func FP8E4M3Quantize(src []float32, rows, cols, groupSize int) (codes []uint8, s
 	return codes, scales, nil
 }
 
-// FP8E4M3QuantizeInto quantizes into dst (rows*cols codes) and scales (ScaleCount values).
+// FP8E4M3QuantizeInto quantizes into dst (rows*cols codes) and scales (ScaleCount values), in one
+// pass over src; errors as Int8QuantizeInto (a NaN or infinity leaves dst and scales zero-filled).
 func FP8E4M3QuantizeInto(dst []uint8, scales []float32, src []float32, rows, cols, groupSize int) error {
 	const fn = "quant_fp8_e4m3_quantize"
 	r, c, g, err := dims(fn, len(src), rows, cols, groupSize)
@@ -169,20 +170,6 @@ func FP8E4M3QuantizeInto(dst []uint8, scales []float32, src []float32, rows, col
 	return call(fn, func() C.quant_status {
 		return C.quant_fp8_e4m3_quantize((*C.float)(ptr(src)), r, c, g, (*C.uint8_t)(ptr(dst)), C.size_t(len(dst)),
 			(*C.float)(ptr(scales)), C.size_t(len(scales)))
-	})
-}
-
-// FP8E4M3QuantizeStreamingInto is FP8E4M3QuantizeInto in one pass over src
-// (quant_fp8_e4m3_quantize_streaming): as Int8QuantizeStreamingInto.
-func FP8E4M3QuantizeStreamingInto(dst []uint8, scales []float32, src []float32, rows, cols, groupSize int) error {
-	const fn = "quant_fp8_e4m3_quantize_streaming"
-	r, c, g, err := dims(fn, len(src), rows, cols, groupSize)
-	if err != nil {
-		return err
-	}
-	return call(fn, func() C.quant_status {
-		return C.quant_fp8_e4m3_quantize_streaming((*C.float)(ptr(src)), r, c, g, (*C.uint8_t)(ptr(dst)),
-			C.size_t(len(dst)), (*C.float)(ptr(scales)), C.size_t(len(scales)))
 	})
 }
 

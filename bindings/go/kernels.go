@@ -36,8 +36,9 @@ func Int8Quantize(src []float32, rows, cols, groupSize int) (codes []int8, scale
 	return codes, scales, nil
 }
 
-// Int8QuantizeInto quantizes into dst (rows*cols codes) and scales (ScaleCount values).
-// Nothing is written on error.
+// Int8QuantizeInto quantizes into dst (rows*cols codes) and scales (ScaleCount values), in one
+// pass over src. After an argument error (shape, lengths) nothing was written; after a value error
+// (ErrNonFinite, or an overflowing group) dst and scales hold zeros.
 func Int8QuantizeInto(dst []int8, scales []float32, src []float32, rows, cols, groupSize int) error {
 	const fn = "quant_int8_quantize"
 	r, c, g, err := dims(fn, len(src), rows, cols, groupSize)
@@ -47,21 +48,6 @@ func Int8QuantizeInto(dst []int8, scales []float32, src []float32, rows, cols, g
 	return call(fn, func() C.quant_status {
 		return C.quant_int8_quantize((*C.float)(ptr(src)), r, c, g, (*C.int8_t)(ptr(dst)), C.size_t(len(dst)),
 			(*C.float)(ptr(scales)), C.size_t(len(scales)))
-	})
-}
-
-// Int8QuantizeStreamingInto is Int8QuantizeInto in one pass over src (quant_int8_quantize_streaming):
-// the same results and errors, about 1.6 times as fast on weights larger than the CPU caches, but on
-// a NaN, an infinity or an overflowing group dst and scales are zero-filled instead of untouched.
-func Int8QuantizeStreamingInto(dst []int8, scales []float32, src []float32, rows, cols, groupSize int) error {
-	const fn = "quant_int8_quantize_streaming"
-	r, c, g, err := dims(fn, len(src), rows, cols, groupSize)
-	if err != nil {
-		return err
-	}
-	return call(fn, func() C.quant_status {
-		return C.quant_int8_quantize_streaming((*C.float)(ptr(src)), r, c, g, (*C.int8_t)(ptr(dst)),
-			C.size_t(len(dst)), (*C.float)(ptr(scales)), C.size_t(len(scales)))
 	})
 }
 
@@ -110,7 +96,8 @@ func Int4Quantize(src []float32, rows, cols, groupSize int) (codes []uint8, scal
 	return codes, scales, zeros, nil
 }
 
-// Int4QuantizeInto quantizes into dst (Int4PackedSize bytes), scales and zeros (ScaleCount each).
+// Int4QuantizeInto quantizes into dst (Int4PackedSize bytes), scales and zeros (ScaleCount each), in
+// one pass over src; errors as Int8QuantizeInto (a value error leaves dst, scales and zeros zero-filled).
 func Int4QuantizeInto(dst []uint8, scales []float32, zeros []uint8, src []float32, rows, cols, groupSize int) error {
 	const fn = "quant_int4_quantize"
 	r, c, g, err := dims(fn, len(src), rows, cols, groupSize)
@@ -123,23 +110,6 @@ func Int4QuantizeInto(dst []uint8, scales []float32, zeros []uint8, src []float3
 	return call(fn, func() C.quant_status {
 		return C.quant_int4_quantize((*C.float)(ptr(src)), r, c, g, (*C.uint8_t)(ptr(dst)), C.size_t(len(dst)),
 			(*C.float)(ptr(scales)), (*C.uint8_t)(ptr(zeros)), C.size_t(len(scales)))
-	})
-}
-
-// Int4QuantizeStreamingInto is Int4QuantizeInto in one pass over src (quant_int4_quantize_streaming):
-// as Int8QuantizeStreamingInto.
-func Int4QuantizeStreamingInto(dst []uint8, scales []float32, zeros []uint8, src []float32, rows, cols, groupSize int) error {
-	const fn = "quant_int4_quantize_streaming"
-	r, c, g, err := dims(fn, len(src), rows, cols, groupSize)
-	if err != nil {
-		return err
-	}
-	if len(scales) != len(zeros) {
-		return fail(StatusShapeMismatch, fn, "scales (%d) and zeros (%d) differ in length", len(scales), len(zeros))
-	}
-	return call(fn, func() C.quant_status {
-		return C.quant_int4_quantize_streaming((*C.float)(ptr(src)), r, c, g, (*C.uint8_t)(ptr(dst)),
-			C.size_t(len(dst)), (*C.float)(ptr(scales)), (*C.uint8_t)(ptr(zeros)), C.size_t(len(scales)))
 	})
 }
 

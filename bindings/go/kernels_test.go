@@ -54,31 +54,42 @@ func TestInt8(t *testing.T) {
 	bad[7] = float32(math.NaN())
 	_, _, err = Int8Quantize(bad, rows, cols, group)
 	expectErr(t, err, ErrNonFinite)
-	// The one-pass forms: the same outputs; on a NaN zero-filled ones.
+	// Into caller buffers: the same outputs; on a NaN zero-filled ones; on an argument error
+	// nothing written.
 	c2, s2 := make([]int8, rows*cols), make([]float32, 9)
-	must(t, Int8QuantizeStreamingInto(c2, s2, w, rows, cols, group))
+	must(t, Int8QuantizeInto(c2, s2, w, rows, cols, group))
 	if !reflect.DeepEqual(c2, codes) || !reflect.DeepEqual(s2, scales) {
-		t.Error("Int8QuantizeStreamingInto differs from Int8Quantize")
+		t.Error("Int8QuantizeInto differs from Int8Quantize")
 	}
-	expectErr(t, Int8QuantizeStreamingInto(c2, s2, bad, rows, cols, group), ErrNonFinite)
-	for _, v := range c2 {
-		if v != 0 {
-			t.Fatal("streaming codes not zero-filled after a NaN")
+	expectErr(t, Int8QuantizeInto(c2, s2[:8], bad, rows, cols, group), ErrBufferTooSmall)
+	if !reflect.DeepEqual(c2, codes) || !reflect.DeepEqual(s2, scales) {
+		t.Error("Int8QuantizeInto wrote on an argument error")
+	}
+	expectErr(t, Int8QuantizeInto(c2, s2, bad, rows, cols, group), ErrNonFinite)
+	for i, v := range c2 {
+		if v != 0 || (i < len(s2) && s2[i] != 0) {
+			t.Fatal("codes and scales not zero-filled after a NaN")
 		}
 	}
 	p4, s4, z4, err := Int4Quantize(w, rows, cols, group)
 	must(t, err)
 	p4s, s4s, z4s := make([]uint8, len(p4)), make([]float32, len(s4)), make([]uint8, len(z4))
-	must(t, Int4QuantizeStreamingInto(p4s, s4s, z4s, w, rows, cols, group))
+	must(t, Int4QuantizeInto(p4s, s4s, z4s, w, rows, cols, group))
 	if !reflect.DeepEqual(p4, p4s) || !reflect.DeepEqual(s4, s4s) || !reflect.DeepEqual(z4, z4s) {
-		t.Error("Int4QuantizeStreamingInto differs from Int4Quantize")
+		t.Error("Int4QuantizeInto differs from Int4Quantize")
+	}
+	expectErr(t, Int4QuantizeInto(p4s, s4s, z4s, bad, rows, cols, group), ErrNonFinite)
+	for _, v := range z4s {
+		if v != 0 {
+			t.Fatal("zero points not zero-filled after a NaN")
+		}
 	}
 	f8, f8s, err := FP8E4M3Quantize(w, rows, cols, group)
 	must(t, err)
 	g8, g8s := make([]uint8, len(f8)), make([]float32, len(f8s))
-	must(t, FP8E4M3QuantizeStreamingInto(g8, g8s, w, rows, cols, group))
+	must(t, FP8E4M3QuantizeInto(g8, g8s, w, rows, cols, group))
 	if !reflect.DeepEqual(f8, g8) || !reflect.DeepEqual(f8s, g8s) {
-		t.Error("FP8E4M3QuantizeStreamingInto differs from FP8E4M3Quantize")
+		t.Error("FP8E4M3QuantizeInto differs from FP8E4M3Quantize")
 	}
 	_, err = Int8Dequantize(codes, scales[:2], rows, cols, group)
 	expectErr(t, err, ErrBufferTooSmall)

@@ -92,7 +92,7 @@ var (
 // Version is the library's version as (major << 16) | (minor << 8) | patch.
 func Version() uint32 { return uint32(C.quant_version()) }
 
-// VersionString is the library's version as text, e.g. "0.1.0".
+// VersionString is the library's version as text, e.g. "0.2.0".
 func VersionString() string { return C.GoString(C.quant_version_string()) }
 
 // HeaderVersion is the version of quant.h this package was compiled against; it equals Version()

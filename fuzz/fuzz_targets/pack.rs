@@ -1,4 +1,4 @@
-//! The seed's signed-nibble helpers, `quant_pack_int4` / `quant_unpack_int4`: arbitrary values (also
+//! The signed-nibble helpers, `quant_pack_int4` / `quant_unpack_int4`: arbitrary values (also
 //! outside -8..=7), counts, buffer lengths (also one too small) and NULLs. On error the output is
 //! untouched; on success only the needed prefix is written and unpacking gives the values back.
 #![no_main]

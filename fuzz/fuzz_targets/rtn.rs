@@ -1,7 +1,8 @@
 //! Round-to-nearest kernels (INT8 symmetric, INT4 asymmetric, FP8 E4M3 scaled) and their
 //! dequantization, plus the size queries, through the C exports. Inputs pick shapes (also zero,
 //! overflowing), group sizes, buffer lengths (also one too small), NULLs and special floats.
-//! On error every output is untouched; on success the result equals the scalar reference bit for bit,
+//! On an argument error every output is untouched, on a value error (NaN, infinity, an overflowing
+//! group: the arguments all valid) the quantizers' outputs are zero-filled prefixes; on success the result equals the scalar reference bit for bit,
 //! only the needed prefix of each output is written, and the round trip stays within the documented
 //! bound.
 #![no_main]
@@ -74,6 +75,14 @@ fn status_of(r: quant::Result<()>) -> i32 {
     }
 }
 
+/// Whether a failed quantizer call's outputs may be zero-filled: a value error, reported only once
+/// every argument (shape, pointers, lengths) passed.
+fn value_error(status: i32, args_ok: bool) -> bool {
+    args_ok
+        && (status == quant::error::QUANT_ERR_NON_FINITE
+            || status == quant::error::QUANT_ERR_INVALID_ARGUMENT)
+}
+
 /// Index of the group of element `i` in the scales array.
 fn group_of(s: &Shape, i: usize) -> usize {
     let (r, c) = (i / s.cols, i % s.cols);
@@ -122,6 +131,13 @@ fuzz_target!(|data: &[u8]| {
     let null_a = inp.null();
     let null_b = inp.null();
     let null_c = inp.null();
+    let args_ok = g.shape.is_some()
+        && !null_src
+        && !null_a
+        && !null_b
+        && (op != 2 || !null_c)
+        && dst_len >= need_dst
+        && groups_len >= n_groups;
     match op {
         0 | 2 | 4 => {
             let src: Vec<f32> = (0..g.real).map(|_| inp.f32()).collect();
@@ -176,6 +192,8 @@ fuzz_target!(|data: &[u8]| {
                             "int8 round trip of {x:e}: {y:e}, scale {sc:e}"
                         );
                     }
+                } else if value_error(status, args_ok) {
+                    assert!(dst.zeroed_to(need_dst), "int8 codes not zero-filled");
                 } else {
                     assert!(dst.untouched());
                     if !null_src && !null_a && !null_b {
@@ -251,6 +269,8 @@ fuzz_target!(|data: &[u8]| {
                         );
                         assert!(y.is_finite());
                     }
+                } else if value_error(status, args_ok) {
+                    assert!(dst.zeroed_to(need_dst) && zeros.zeroed_to(n_groups));
                 } else {
                     assert!(dst.untouched() && zeros.untouched());
                     if !null_src && !null_a && !null_b && !null_c {
@@ -311,6 +331,8 @@ fuzz_target!(|data: &[u8]| {
                         let bound = (x.abs() as f64) * (0.0625 + 1e-6) + sc * 0.002 + 1e-40;
                         assert!(err <= bound, "fp8 round trip of {x:e}: {y:e}, scale {sc:e}");
                     }
+                } else if value_error(status, args_ok) {
+                    assert!(dst.zeroed_to(need_dst), "fp8 codes not zero-filled");
                 } else {
                     assert!(dst.untouched());
                     if !null_src && !null_a && !null_b {
@@ -327,8 +349,13 @@ fuzz_target!(|data: &[u8]| {
                     }
                 }
             }
-            if !ok {
-                assert!(scales.untouched(), "scales written on error");
+            if !ok && value_error(status, args_ok) {
+                assert!(
+                    scales.zeroed_to(n_groups),
+                    "scales not zero-filled on a value error"
+                );
+            } else if !ok {
+                assert!(scales.untouched(), "scales written on an argument error");
             }
         }
         _ => {

@@ -2,7 +2,7 @@
 //! `quant_quantize_activations` (any activations and input scales, buffer lengths, NULLs) and
 //! `quant_int8_gemm` (any codes, scales, m/n/k including k above the limit and overflowing sizes).
 //! On error outputs are untouched; on success the GEMM equals the scalar reference bit for bit, the
-//! activation codes round-trip within half a step, and the smooth scales follow the seed's formula.
+//! activation codes round-trip within half a step, and the smooth scales follow their formula.
 #![no_main]
 use fuzz_common::*;
 use libfuzzer_sys::fuzz_target;

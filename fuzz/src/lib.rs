@@ -183,6 +183,17 @@ impl<T: Copy> Out<T> {
     pub fn untouched(&self) -> bool {
         self.untouched_from(0)
     }
+
+    /// True when `buf[..n]` is all zero bytes and nothing past it was written: the outputs of a
+    /// quantizer after a value error.
+    pub fn zeroed_to(&self, n: usize) -> bool {
+        let n = n.min(self.buf.len());
+        let head = &self.buf[..n];
+        let bytes = unsafe {
+            std::slice::from_raw_parts(head.as_ptr() as *const u8, std::mem::size_of_val(head))
+        };
+        bytes.iter().all(|&b| b == 0) && self.untouched_from(n)
+    }
 }
 
 /// An input pointer: NULL on request, else the buffer's (possibly dangling-but-aligned when empty).

@@ -40,7 +40,7 @@ pub struct QuantOptions {
     pub mse_search: bool,
     /// Tokens kept by a calibration for AWQ's loss and clip search.
     pub sample_tokens: usize,
-    /// Worker threads; 0 means all cores.
+    /// Worker threads; 0 means all cores. Default 1: the library starts no thread unless asked.
     pub threads: usize,
 }
 
@@ -54,14 +54,14 @@ impl Default for QuantOptions {
             static_groups: false,
             mse_search: false,
             sample_tokens: 512,
-            threads: 0,
+            threads: 1,
         }
     }
 }
 
 impl QuantOptions {
     /// Checks every field: `damp_percent` finite in (0, 1), `block_size > 0`, `sample_tokens > 0`,
-    /// `threads <= MAX_THREADS`.
+    /// `threads <= QUANT_MAX_THREADS`.
     pub fn validate(&self) -> Result<()> {
         check_damp(self.damp_percent)?;
         check_threads(self.threads)?;
@@ -111,7 +111,7 @@ impl QuantOptions {
         Ok(())
     }
 
-    /// Worker threads, 0 = all cores; at most 4096, else `InvalidArgument`
+    /// Worker threads, 0 = all cores; at most `QUANT_MAX_THREADS` (1024), else `InvalidArgument`
     /// (options unchanged).
     pub fn set_threads(&mut self, value: usize) -> Result<()> {
         check_threads(value)?;
@@ -226,18 +226,9 @@ fn check_damp(value: f64) -> Result<()> {
     }
 }
 
-/// The largest thread count accepted (not a header constant: documented as 4096).
-pub(crate) const MAX_THREADS: usize = 4096;
-
+/// A thread count: 0 (all cores) to `QUANT_MAX_THREADS`, the rule of `quant_set_threads` too.
 fn check_threads(value: usize) -> Result<()> {
-    if value > MAX_THREADS {
-        Err(QuantError::invalid(format!(
-            "threads is {value}: at most {} (0 = all cores)",
-            MAX_THREADS
-        )))
-    } else {
-        Ok(())
-    }
+    crate::kernels::par::check(value)
 }
 
 fn check_positive(what: &str, value: usize) -> Result<()> {
@@ -261,7 +252,9 @@ mod tests {
         }
         assert!(o.set_block_size(0).is_err());
         assert!(o.set_sample_tokens(0).is_err());
-        assert!(o.set_threads(MAX_THREADS + 1).is_err());
+        assert!(o
+            .set_threads(crate::kernels::par::QUANT_MAX_THREADS + 1)
+            .is_err());
         assert_eq!(o, QuantOptions::default());
         o.set_damp_percent(0.1).unwrap();
         o.set_block_size(32).unwrap();

@@ -1,6 +1,6 @@
 //! The k-bit group quantizer shared by GPTQ and AWQ: scale and zero point of a group, code of a value.
 //!
-//! Asymmetric (the library's convention, API.md's INT4 rule at any width: `crate::kernels::kbit`): lo = min(min x, 0),
+//! Asymmetric (the library's convention, the INT4 rule at any width: `crate::kernels::kbit`): lo = min(min x, 0),
 //! hi = max(max x, 0), scale = (hi - lo) / maxq, zero = clamp(round_half_even(-lo / scale), 0, maxq),
 //! q = clamp(round_half_even(x / scale) + zero, 0, maxq), x' = (q - zero) * scale; an all-zero group has
 //! scale 0, zero 0 and codes 0.

@@ -110,12 +110,12 @@ pub fn migration_scales(act_absmax: &[f32], weight_absmax: &[f32], alpha: f64) -
         .collect())
 }
 
-/// The seed's `smooth_quant_scales` (`quant_smooth_scales`): `s_j = a_j^alpha / w_j^(1 - alpha)` in
+/// SmoothQuant migration scales without clamping (`quant_smooth_scales`): `s_j = a_j^alpha / w_j^(1 - alpha)` in
 /// f64, and 1 where both maxima are 0 or where the weight part is 0; no clamping. Writes `out` only
 /// when every check passed. Errors: alpha outside [0, 1] or NaN is `InvalidArgument`; `out` shorter
 /// than the inputs `BufferTooSmall`; inputs of different lengths `ShapeMismatch`; NaN or infinity
-/// `NonFinite`; a negative maximum `InvalidArgument` (the seed would give NaN).
-pub fn seed_smooth_scales(
+/// `NonFinite`; a negative maximum `InvalidArgument` (its power would be NaN).
+pub fn smooth_scales_unclamped(
     weight_absmax: &[f32],
     act_absmax: &[f32],
     alpha: f64,
@@ -226,16 +226,22 @@ pub fn quantize_activations(
             )));
         }
     }
-    if let Some(s) = input_scales {
-        // x / s can overflow even when both are finite: check every token before writing anything.
-        for (t, xt) in x.chunks_exact(cols).enumerate() {
-            for (j, (&v, &sj)) in xt.iter().zip(s).enumerate() {
-                let y = v / sj;
-                if !y.is_finite() || y.abs() == f32::MAX {
-                    return Err(QuantError::invalid(format!(
+    // x / s can overflow even when both are finite, and a token whose absmax is FLT_MAX has no
+    // scale (127 * scale would be infinite): check every token before writing anything.
+    for (t, xt) in x.chunks_exact(cols).enumerate() {
+        for (j, &v) in xt.iter().enumerate() {
+            let sj = input_scales.map_or(1.0, |s| s[j]);
+            let y = v / sj;
+            if !y.is_finite() || y.abs() == f32::MAX {
+                return Err(QuantError::invalid(match input_scales {
+                    Some(_) => format!(
                         "x[{t}][{j}] / input_scales[{j}] = {v:e} / {sj:e} = {y:e}: beyond the float range"
-                    )));
-                }
+                    ),
+                    None => format!(
+                        "x[{t}][{j}] is {v:e}: its token's dequantized absmax 127 * scale would \
+                         overflow to infinity"
+                    ),
+                }));
             }
         }
     }
@@ -365,11 +371,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn seed_scales_behave_as_the_seed() {
+    fn unclamped_scales_follow_the_formula() {
         let w = [0.0f32, 0.0, 2.0, 4.0, 1.0];
         let a = [0.0f32, 3.0, 8.0, 0.0, 1.0];
         let mut out = [9.0f32; 5];
-        seed_smooth_scales(&w, &a, 0.5, &mut out).unwrap();
+        smooth_scales_unclamped(&w, &a, 0.5, &mut out).unwrap();
         assert_eq!(out[0], 1.0);
         assert_eq!(out[1], 1.0); // weight part 0
         assert_eq!(out[2], 2.0);
@@ -377,13 +383,13 @@ mod tests {
         assert_eq!(out[4], 1.0);
         let mut out2 = [9.0f32; 5];
         for bad in [-0.1, 1.1, f64::NAN] {
-            assert!(seed_smooth_scales(&w, &a, bad, &mut out2).is_err());
+            assert!(smooth_scales_unclamped(&w, &a, bad, &mut out2).is_err());
         }
-        assert!(seed_smooth_scales(&w, &a, 0.5, &mut out2[..4]).is_err());
-        assert!(seed_smooth_scales(&w[..4], &a, 0.5, &mut out2).is_err());
+        assert!(smooth_scales_unclamped(&w, &a, 0.5, &mut out2[..4]).is_err());
+        assert!(smooth_scales_unclamped(&w[..4], &a, 0.5, &mut out2).is_err());
         assert_eq!(out2, [9.0; 5]);
         // alpha = 1: s = a (w^0 = 1), even where w is 0.
-        seed_smooth_scales(&w, &a, 1.0, &mut out2).unwrap();
+        smooth_scales_unclamped(&w, &a, 1.0, &mut out2).unwrap();
         assert_eq!(out2, [1.0, 3.0, 8.0, 0.0, 1.0]);
     }
 

@@ -1,17 +1,17 @@
-//! C exports of the SmoothQuant helpers: the seed's migration scales and what an engine needs to run a
+//! C exports of the SmoothQuant helpers: the unclamped migration scales and what an engine needs to run a
 //! W8A8 layer (per-token INT8 activations, an INT8 matrix product).
 use crate::algos::smoothquant;
 use crate::error::{quant_status, QuantError};
 use crate::ffi::{boundary, matrix_len, slice_in, slice_out};
 
-/// The seed's SmoothQuant scales: for each of the `n` channels,
+/// SmoothQuant migration scales without clamping: for each of the `n` channels,
 /// `out[j] = act_absmax[j]^alpha / weight_absmax[j]^(1 - alpha)` (computed in double), and 1 where both
 /// maxima are 0 or where the weight part is 0. No clamping (the whole-layer `QUANT_SMOOTHQUANT` method
 /// uses the published clamped formula instead; see `quant_quantize`). `out` holds `n` floats.
 ///
 /// Errors (nothing written): `QUANT_ERR_NULL_POINTER` (a NULL array with `n > 0`),
-/// `QUANT_ERR_INVALID_ARGUMENT` (alpha NaN or outside [0, 1]; a negative maximum, for which the seed
-/// would give NaN), `QUANT_ERR_NON_FINITE` (NaN or infinity in a maximum).
+/// `QUANT_ERR_INVALID_ARGUMENT` (alpha NaN or outside [0, 1]; a negative maximum, whose power would be
+/// NaN), `QUANT_ERR_NON_FINITE` (NaN or infinity in a maximum).
 #[no_mangle]
 pub extern "C" fn quant_smooth_scales(
     weight_absmax: *const f32,
@@ -24,7 +24,7 @@ pub extern "C" fn quant_smooth_scales(
         let w = unsafe { slice_in(weight_absmax, n, "weight_absmax") }?;
         let a = unsafe { slice_in(act_absmax, n, "act_absmax") }?;
         let out = unsafe { slice_out(out, n, "out") }?;
-        smoothquant::seed_smooth_scales(w, a, alpha, out)
+        smoothquant::smooth_scales_unclamped(w, a, alpha, out)
     })
 }
 

@@ -175,11 +175,17 @@ pub extern "C" fn quant_fp8_e5m2_to_f32(src: *const u8, dst: *mut f32, n: usize)
 /// `quant_scale_count(rows, cols, group_size)` scales, row by row (`scales_len` >= that count).
 /// Thread-safe.
 ///
-/// Errors (nothing written): QUANT_ERR_INVALID_ARGUMENT when `rows` or `cols` is 0 or `rows * cols`
-/// overflows; QUANT_ERR_NULL_POINTER when a pointer is NULL (`dst`/`scales` may be NULL only with a
-/// length of 0, which is then too small); QUANT_ERR_BUFFER_TOO_SMALL when `dst_len` or `scales_len` is
-/// too small; QUANT_ERR_NON_FINITE when `src` holds a NaN or an infinity (the detail names the first
-/// bad index).
+/// One pass over `src`, as `quant_int8_quantize`: every argument is checked before anything is
+/// written, each group's values just before the group is quantized.
+///
+/// Argument errors (nothing written): QUANT_ERR_INVALID_ARGUMENT when `rows` or `cols` is 0 or
+/// `rows * cols` overflows; QUANT_ERR_NULL_POINTER when a pointer is NULL (`dst`/`scales` may be NULL
+/// only with a length of 0, which is then too small); QUANT_ERR_BUFFER_TOO_SMALL when `dst_len` or
+/// `scales_len` is too small.
+///
+/// Value error: QUANT_ERR_NON_FINITE when `src` holds a NaN or an infinity; the detail names the first
+/// bad index, and `dst[0 .. rows * cols)` and `scales[0 .. scale count)` are zero-filled (never left
+/// half written; nothing past them is touched).
 #[allow(clippy::too_many_arguments)]
 #[no_mangle]
 pub extern "C" fn quant_fp8_e4m3_quantize(

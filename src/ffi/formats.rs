@@ -372,15 +372,33 @@ unsafe fn src_in<'a>(dtype: i32, ptr: *const c_void, len: usize, what: &str) -> 
     })
 }
 
+/// The arguments of an `_ex` quantizer with one scale per group (INT8, FP8) as slices: the source of
+/// `shape.len()` elements of type `dtype`, the codes and the scales.
+///
+/// # Safety
+/// As [`src_in`] and `slice_out` for each pointer.
+#[allow(clippy::type_complexity)]
+unsafe fn scaled_ex<'a, C>(
+    (dtype, src): (i32, *const c_void),
+    shape: Shape,
+    (dst, dst_len): (*mut C, usize),
+    (scales, scales_len): (*mut f32, usize),
+) -> Result<(Src<'a>, &'a mut [C], &'a mut [f32])> {
+    let src = src_in(dtype, src, shape.len(), "src")?;
+    let dst = slice_out(dst, dst_len, "dst")?;
+    Ok((src, dst, slice_out(scales, scales_len, "scales")?))
+}
+
 /// `quant_int8_quantize` of a source of element type `src_dtype`: `QUANT_DTYPE_F32` (float),
 /// `QUANT_DTYPE_F16` or `QUANT_DTYPE_BF16` (raw bits in `uint16_t`, 2-byte aligned). The outputs equal
 /// bit for bit those of `quant_int8_quantize` on the same values as float; the matrix is converted
 /// one row at a time (one scratch row of `cols` floats is allocated for the 16-bit types).
 ///
-/// Errors: those of `quant_int8_quantize`, and `QUANT_ERR_INVALID_ARGUMENT` for an unknown
-/// `src_dtype` or a misaligned `src`; `QUANT_ERR_OUT_OF_MEMORY` if the scratch row cannot be
-/// allocated. NaN or infinity (as f16/bf16 bit patterns) is `QUANT_ERR_NON_FINITE`. Nothing is written
-/// on error. Thread-safe.
+/// One pass over `src`, as `quant_int8_quantize`. Errors: those of `quant_int8_quantize` (the same
+/// value errors with the same details and zero-filled outputs; NaN or infinity as f16/bf16 bit patterns
+/// is `QUANT_ERR_NON_FINITE`), and, before anything is written, `QUANT_ERR_INVALID_ARGUMENT` for an
+/// unknown `src_dtype` or a misaligned `src` and `QUANT_ERR_OUT_OF_MEMORY` if the scratch row cannot
+/// be allocated. Thread-safe.
 #[no_mangle]
 pub extern "C" fn quant_int8_quantize_ex(
     src_dtype: i32,
@@ -395,10 +413,15 @@ pub extern "C" fn quant_int8_quantize_ex(
 ) -> quant_status {
     boundary(|| {
         let shape = Shape::new(rows, cols, group_size)?;
-        let src = unsafe { src_in(src_dtype, src, shape.len(), "src") }?;
-        let dst = unsafe { slice_out(dst, dst_len, "dst") }?;
-        let scales = unsafe { slice_out(scales, scales_len, "scales") }?;
-        int8_quantize_src(src, shape, dst, scales)
+        unsafe {
+            scaled_ex(
+                (src_dtype, src),
+                shape,
+                (dst, dst_len),
+                (scales, scales_len),
+            )
+        }
+        .and_then(|(src, dst, scales)| int8_quantize_src(src, shape, dst, scales))
     })
 }
 
@@ -406,10 +429,11 @@ pub extern "C" fn quant_int8_quantize_ex(
 /// `_BF16`, see `quant_int8_quantize_ex`). The outputs equal bit for bit those of
 /// `quant_int4_quantize` on the same values as float.
 ///
-/// Errors: those of `quant_int4_quantize` (a bf16 group whose range overflows float is
-/// `QUANT_ERR_INVALID_ARGUMENT`), and `QUANT_ERR_INVALID_ARGUMENT` for an unknown `src_dtype` or a
-/// misaligned `src`; `QUANT_ERR_OUT_OF_MEMORY` if the scratch row cannot be allocated. Nothing is
-/// written on error. Thread-safe.
+/// One pass over `src`, as `quant_int4_quantize`. Errors: those of `quant_int4_quantize` (the same
+/// value errors with the same details and zero-filled outputs; a bf16 group whose range overflows
+/// float is one of them), and, before anything is written, `QUANT_ERR_INVALID_ARGUMENT` for an unknown
+/// `src_dtype` or a misaligned `src` and `QUANT_ERR_OUT_OF_MEMORY` if the scratch row cannot be
+/// allocated. Thread-safe.
 #[no_mangle]
 pub extern "C" fn quant_int4_quantize_ex(
     src_dtype: i32,
@@ -439,11 +463,13 @@ pub extern "C" fn quant_int4_quantize_ex(
 /// `quant_int8_quantize_ex`). The outputs equal bit for bit those of the float kernel on the same
 /// values.
 ///
-/// Errors (nothing written): `QUANT_ERR_INVALID_ARGUMENT` for zero rows or cols, an overflowing size,
-/// an unknown `src_dtype` or a misaligned `src`; `QUANT_ERR_NULL_POINTER` for `src` NULL or an output
-/// NULL with a non-zero length; `QUANT_ERR_BUFFER_TOO_SMALL` for `dst_len < rows * cols` or
-/// `scales_len` below the scale count; `QUANT_ERR_NON_FINITE` for NaN or infinity in `src`;
-/// `QUANT_ERR_OUT_OF_MEMORY` if the scratch row cannot be allocated. Thread-safe.
+/// One pass over `src`, as `quant_fp8_e4m3_quantize`. Argument errors (nothing written):
+/// `QUANT_ERR_INVALID_ARGUMENT` for zero rows or cols, an overflowing size, an unknown `src_dtype` or a
+/// misaligned `src`; `QUANT_ERR_NULL_POINTER` for `src` NULL or an output NULL with a non-zero length;
+/// `QUANT_ERR_BUFFER_TOO_SMALL` for `dst_len < rows * cols` or `scales_len` below the scale count;
+/// `QUANT_ERR_OUT_OF_MEMORY` if the scratch row cannot be allocated. Value error:
+/// `QUANT_ERR_NON_FINITE` for NaN or infinity in `src` (the detail names the first bad index;
+/// `dst[0 .. rows * cols)` and `scales[0 .. scale count)` are zero-filled). Thread-safe.
 #[no_mangle]
 pub extern "C" fn quant_fp8_e4m3_quantize_ex(
     src_dtype: i32,
@@ -458,10 +484,15 @@ pub extern "C" fn quant_fp8_e4m3_quantize_ex(
 ) -> quant_status {
     boundary(|| {
         let shape = Shape::new(rows, cols, group_size)?;
-        let src = unsafe { src_in(src_dtype, src, shape.len(), "src") }?;
-        let dst = unsafe { slice_out(dst, dst_len, "dst") }?;
-        let scales = unsafe { slice_out(scales, scales_len, "scales") }?;
-        fp8_e4m3_quantize_src(src, shape, dst, scales)
+        unsafe {
+            scaled_ex(
+                (src_dtype, src),
+                shape,
+                (dst, dst_len),
+                (scales, scales_len),
+            )
+        }
+        .and_then(|(src, dst, scales)| fp8_e4m3_quantize_src(src, shape, dst, scales))
     })
 }
 

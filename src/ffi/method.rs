@@ -161,7 +161,7 @@ pub extern "C" fn quant_method_validate(m: *const quant_method) -> quant_status 
     })
 }
 
-/// Nominal bits per weight of `*m`, as the seed: 8 (INT8), 4 (INT4), 8 (FP8), `bits` (AWQ), 8
+/// Nominal bits per weight of `*m`: 8 (INT8), 4 (INT4), 8 (FP8), `bits` (AWQ), 8
 /// (SmoothQuant), `bits` (GPTQ). Scales and zero points are not counted (see
 /// `quant_method_effective_bits`). Returns 0 when `m` is NULL or invalid (see `quant_method_validate`),
 /// and records the detail for `quant_last_error`. Thread-safe.
@@ -172,7 +172,7 @@ pub extern "C" fn quant_method_bits_per_weight(m: *const quant_method) -> u32 {
     })
 }
 
-/// Compression ratio of `*m` versus FP16, as the seed: 16 / nominal bits per weight (2 for INT8, 4 for
+/// Compression ratio of `*m` versus FP16: 16 / nominal bits per weight (2 for INT8, 4 for
 /// INT4). Returns 0 when `m` is NULL or invalid, and records the detail. Thread-safe.
 #[no_mangle]
 pub extern "C" fn quant_method_compression_ratio(m: *const quant_method) -> f64 {
@@ -194,7 +194,7 @@ pub extern "C" fn quant_method_effective_bits(m: *const quant_method, cols: usiz
     boundary_value(0.0, || unsafe { method_in(m, "m") }?.effective_bits(cols))
 }
 
-/// Writes the display name of `*m` (the seed's strings: "INT8-Symmetric", "INT4-Asymmetric",
+/// Writes the display name of `*m` ("INT8-Symmetric", "INT4-Asymmetric",
 /// "FP8-E4M3", "AWQ(group=128)" — "AWQ(3bit, group=128)" when AWQ's bits are not 4 —,
 /// "SmoothQuant(α=0.50)", "GPTQ(4bit, group=128)") into `buf` as a NUL-terminated UTF-8 string,
 /// truncated to fit in `buf_len` bytes, and returns the full length of the name in bytes (without the
@@ -216,7 +216,7 @@ pub extern "C" fn quant_method_name(
     })
 }
 
-/// Memory estimate for `num_params` weights quantized with `*m`, as the seed:
+/// Memory estimate for `num_params` weights quantized with `*m`:
 /// `*fp16_bytes = num_params * 2` and `*quant_bytes = ceil(num_params * nominal bits / 8)` (scales and
 /// zero points are not counted; see `quant_method_effective_bits` for them).
 ///

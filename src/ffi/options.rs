@@ -8,8 +8,7 @@ use crate::ffi::{boundary, free_handle, into_handle, out_param};
 /// defaults. May be read from several threads at once, but not set while read.
 ///
 /// Defaults: act_order false, damp_percent 0.01, block_size 128, symmetric false, static_groups false,
-/// mse_search false, sample_tokens 512, threads 0 (all cores). The round-to-nearest kinds ignore every
-/// option.
+/// mse_search false, sample_tokens 512, threads 1. The round-to-nearest kinds ignore every option.
 pub struct quant_options {
     pub(crate) inner: QuantOptions,
 }
@@ -111,10 +110,12 @@ pub extern "C" fn quant_options_set_sample_tokens(
     boundary(|| unsafe { out_param(o, "o") }?.inner.set_sample_tokens(value))
 }
 
-/// Worker threads of GPTQ, AWQ and the Hessian accumulation; 0 (the default) means every available
-/// core. The threads live only for the duration of a call (no global pool), and the results are the
-/// same whatever the count. Errors (options unchanged): `QUANT_ERR_NULL_POINTER`,
-/// `QUANT_ERR_INVALID_ARGUMENT` (more than 4096).
+/// Worker threads of GPTQ, AWQ and the Hessian accumulation (of a calibration made with
+/// `quant_calib_new_ex` and these options). The rule of every thread count in this API (as
+/// `quant_set_threads`): 0 means every available core, 1 to `QUANT_MAX_THREADS` that many threads;
+/// the default is 1 (the library starts no thread unless asked). The threads live only for the duration
+/// of a call (no global pool), and the results are the same whatever the count. Errors (options
+/// unchanged): `QUANT_ERR_NULL_POINTER`, `QUANT_ERR_INVALID_ARGUMENT` (more than `QUANT_MAX_THREADS`).
 #[no_mangle]
 pub extern "C" fn quant_options_set_threads(o: *mut quant_options, value: usize) -> quant_status {
     boundary(|| unsafe { out_param(o, "o") }?.inner.set_threads(value))

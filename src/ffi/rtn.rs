@@ -1,7 +1,8 @@
-//! Round-to-nearest kernels: INT8 symmetric, INT4 asymmetric, and the seed's signed-nibble helpers.
+//! Round-to-nearest kernels: INT8 symmetric, INT4 asymmetric, and the signed-nibble helpers.
 //!
 //! Each export checks pointers and lengths, builds slices and calls the safe kernels of
-//! `crate::kernels::{int8, int4}`, which validate everything before writing anything.
+//! `crate::kernels::{int8, int4}`: the quantizers check the values as they quantize them (one pass;
+//! zero-filled outputs on a value error), the other functions before writing anything.
 use crate::error::{quant_status, Result};
 use crate::ffi::{boundary, boundary_value, slice_in, slice_out};
 use crate::kernels::int4::{
@@ -38,12 +39,20 @@ pub extern "C" fn quant_scale_count(rows: usize, cols: usize, group_size: usize)
 /// Only the needed prefix of each output is written. The caller owns every buffer; the buffers must not
 /// overlap. No allocation; thread-safe.
 ///
-/// Errors (nothing is written on any of them):
-/// - `QUANT_ERR_INVALID_ARGUMENT`: `rows` or `cols` is 0, `rows * cols` overflows, or a group's absmax
-///   is exactly `FLT_MAX` (its dequantized value `127 * scale` would round to infinity).
+/// One pass over `src`: every argument is checked before anything is written, and each group's values
+/// just before the group is quantized, so the input is read from memory once.
+///
+/// Argument errors (nothing is written):
+/// - `QUANT_ERR_INVALID_ARGUMENT`: `rows` or `cols` is 0, or `rows * cols` overflows.
 /// - `QUANT_ERR_NULL_POINTER`: `src` is NULL, or `dst` / `scales` is NULL with a non-zero length.
 /// - `QUANT_ERR_BUFFER_TOO_SMALL`: `dst_len < rows * cols` or `scales_len` below the scale count.
+///
+/// Value errors (`dst[0 .. rows * cols)` and `scales[0 .. scale count)` are zero-filled, never left
+/// half written; nothing past them is touched):
 /// - `QUANT_ERR_NON_FINITE`: a NaN or infinity in `src`; the detail names the first bad index.
+/// - `QUANT_ERR_INVALID_ARGUMENT`: every value is finite but a group's absmax is exactly `FLT_MAX` (its
+///   dequantized value `127 * scale` would round to infinity); the detail names the first such row
+///   and group.
 #[no_mangle]
 pub extern "C" fn quant_int8_quantize(
     src: *const f32,
@@ -130,13 +139,21 @@ pub extern "C" fn quant_int4_packed_size(rows: usize, cols: usize) -> usize {
 /// Only the needed prefix of each output is written. The caller owns every buffer; the buffers must not
 /// overlap. No allocation; thread-safe.
 ///
-/// Errors (nothing is written on any of them):
-/// - `QUANT_ERR_INVALID_ARGUMENT`: `rows` or `cols` is 0, `rows * cols` overflows, or a group's range
-///   `hi - lo` overflows float (e.g. -3e38 and 3e38 in one group), or one of its dequantized values would
-///   round to infinity (only possible within a few ulps of `FLT_MAX`); the detail names row and group.
+/// One pass over `src`, as `quant_int8_quantize`: every argument is checked before anything is
+/// written, each group's values just before the group is quantized.
+///
+/// Argument errors (nothing is written):
+/// - `QUANT_ERR_INVALID_ARGUMENT`: `rows` or `cols` is 0, or `rows * cols` overflows.
 /// - `QUANT_ERR_NULL_POINTER`: `src` is NULL, or an output is NULL with a non-zero length.
-/// - `QUANT_ERR_BUFFER_TOO_SMALL`: `dst_len` below the packed size or `groups_len` below the scale count.
+/// - `QUANT_ERR_BUFFER_TOO_SMALL`: `dst_len` (bytes) below the packed size, or `groups_len`
+///   (elements) below the scale count.
+///
+/// Value errors (`dst[0 .. quant_int4_packed_size(rows, cols))`, `scales[0 .. scale count)` and
+/// `zeros[0 .. scale count)` are zero-filled, never left half written; nothing past them is touched):
 /// - `QUANT_ERR_NON_FINITE`: a NaN or infinity in `src`; the detail names the first bad index.
+/// - `QUANT_ERR_INVALID_ARGUMENT`: every value is finite but a group's range `hi - lo` overflows float
+///   (e.g. -3e38 and 3e38 in one group), or one of its dequantized values would round to infinity
+///   (only possible within a few ulps of `FLT_MAX`); the detail names the first such row and group.
 #[no_mangle]
 pub extern "C" fn quant_int4_quantize(
     src: *const f32,

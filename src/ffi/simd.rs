@@ -62,8 +62,9 @@ pub extern "C" fn quant_simd_level_name(level: i32) -> *const c_char {
 
 /// Sets how many threads one call of a large kernel may use, for the whole process: the round-to-nearest
 /// quantizers and dequantizers (`quant_int8_*`, `quant_int4_*`, `quant_fp8_e4m3_quantize/dequantize`)
-/// and the plain casts. `n = 0` means all the cores of the machine; the default is 1 (the kernels then
-/// start no thread).
+/// and the plain casts. The rule of every thread count in this API (as `quant_options_set_threads`):
+/// `n = 0` means all the cores of the machine, 1 to `QUANT_MAX_THREADS` that many threads; the default
+/// is 1 (the library starts no thread unless asked).
 ///
 /// With `n > 1` a call splits its rows (casts: its elements) into at most `n` contiguous blocks and runs
 /// them on threads started for the call and joined before it returns (`std::thread::scope`; there is no

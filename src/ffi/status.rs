@@ -52,7 +52,7 @@ pub extern "C" fn quant_version() -> u32 {
     boundary_value(0, || Ok(crate::version_number()))
 }
 
-/// The library's version as a static string such as "0.1.0" (never NULL, owned by the library).
+/// The library's version as a static string such as "0.2.0" (never NULL, owned by the library).
 #[no_mangle]
 pub extern "C" fn quant_version_string() -> *const c_char {
     boundary_value(c"".as_ptr(), || Ok(crate::VERSION_CSTR.as_ptr()))

@@ -46,7 +46,9 @@ unsafe fn calib_in<'a>(c: *const quant_calib) -> Option<&'a Calibration> {
 /// - `o`: options, or NULL for the defaults. The round-to-nearest kinds ignore them.
 /// - `w`: `rows * cols` floats, read only; they must all be finite.
 /// - `calib`: the statistics of this layer's input (width `cols`). May be NULL for INT8, INT4 and FP8
-///   (ignored by them); AWQ, SmoothQuant and GPTQ require it.
+///   (ignored by them); AWQ, SmoothQuant and GPTQ require it, with enough tokens:
+///   `quant_calib_recommended_tokens` tells how many (GPTQ: 16 times `cols`; on fewer than a few times
+///   `cols` it can come out worse than INT4 round-to-nearest).
 /// - `out`: receives the handle, owned by the caller and released with `quant_weight_free`. Written only
 ///   on success.
 ///
@@ -233,7 +235,7 @@ unsafe fn accessor<T>(
     Ok(ptr)
 }
 
-/// The packed codes (API.md "Packed codes"): `rows` rows of `ceil(cols * b / 8)` bytes each, every row
+/// The packed codes: `rows` rows of `ceil(cols * b / 8)` bytes each, every row
 /// starting on a byte; element `j` of a row takes bits `[j*b, (j+1)*b)` of the row's bit string, least
 /// significant bit first. `b` is 8 for INT8 and SmoothQuant (two's-complement codes), 8 for FP8 (raw
 /// E4M3FN codes), 4 for INT4 (the even column in the low nibble), `bits` for AWQ and GPTQ (unsigned

@@ -48,7 +48,7 @@ impl Exec {
 /// Fewest elements a thread is given: below this, starting a thread costs more than it saves.
 pub(crate) const MIN_PER_THREAD: usize = 1 << 16;
 
-/// Largest thread count `quant_set_threads` accepts.
+/// Largest thread count accepted anywhere (`quant_set_threads`, `quant_options_set_threads`).
 pub const QUANT_MAX_THREADS: usize = 1024;
 
 static GLOBAL: AtomicUsize = AtomicUsize::new(1);
@@ -57,7 +57,8 @@ thread_local! {
     static SCOPED: Cell<Option<usize>> = const { Cell::new(None) };
 }
 
-fn check(n: usize) -> Result<()> {
+/// Checks a thread count (0 = all cores): `InvalidArgument` above [`QUANT_MAX_THREADS`].
+pub(crate) fn check(n: usize) -> Result<()> {
     if n > QUANT_MAX_THREADS {
         return Err(QuantError::invalid(format!(
             "threads is {n}: at most {QUANT_MAX_THREADS} (0 = all cores)"

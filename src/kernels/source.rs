@@ -1,17 +1,19 @@
 //! f16 and bf16 source weights for the round-to-nearest kernels and whole-layer quantization.
 //!
-//! A [`Src`] borrows a row-major matrix of f32, f16 or bf16 elements. The `*_src` functions validate
-//! the whole input first (lengths, NaN/infinity by bit pattern, overflowing ranges), then convert one
-//! row at a time into a scratch row of `cols` f32 (the conversions f16/bf16 -> f32 are exact) and run
-//! the f32 kernel on it. Every kernel works row by row, so the results equal, bit for bit, those of the
+//! A [`Src`] borrows a row-major matrix of f32, f16 or bf16 elements. The `*_src` functions check the
+//! arguments (lengths) first, then convert one row at a time into a scratch row of `cols` f32 (the
+//! conversions f16/bf16 -> f32 are exact) and run the f32 kernel on it, which checks the row's values
+//! as it quantizes them: one pass over the input. On a value error (NaN or infinity, a group whose
+//! range overflows) the outputs are zero-filled and the error is that of the same values as f32 (the
+//! first bad index of the whole input). Every kernel works row by row, so the results equal, bit for bit, those of the
 //! same values given as f32; the whole matrix is never copied to f32. f32 sources go straight to the
 //! f32 kernels (no scratch).
-use ::half::{bf16, f16};
 
+pub use super::elements::Src;
 use super::fp8::fp8_e4m3_quantize;
 use super::int8::int8_quantize;
 use super::kbit::{kbit_quantize, packed_row_bytes};
-use super::{check_len, Shape};
+use super::{check_bytes, check_len, Shape};
 use crate::algos::QuantOptions;
 use crate::calib::Calibration;
 use crate::error::{try_vec, QuantError, Result};
@@ -24,120 +26,6 @@ pub const QUANT_DTYPE_F32: i32 = 0;
 pub const QUANT_DTYPE_F16: i32 = 1;
 /// Source element type bf16 (bfloat16 bits in a `uint16_t`: the top half of an f32).
 pub const QUANT_DTYPE_BF16: i32 = 2;
-
-/// A borrowed row-major source matrix (or vector) of one element type; 16-bit types hold raw bits.
-#[derive(Debug, Clone, Copy)]
-pub enum Src<'a> {
-    F32(&'a [f32]),
-    F16(&'a [u16]),
-    Bf16(&'a [u16]),
-}
-
-impl<'a> Src<'a> {
-    /// Number of elements.
-    pub fn len(&self) -> usize {
-        match self {
-            Self::F32(s) => s.len(),
-            Self::F16(s) | Self::Bf16(s) => s.len(),
-        }
-    }
-
-    /// True when there is no element.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Element `i` as f32 (exact).
-    pub(crate) fn get(&self, i: usize) -> f32 {
-        match self {
-            Self::F32(s) => s[i],
-            Self::F16(s) => f16::from_bits(s[i]).to_f32(),
-            Self::Bf16(s) => bf16::from_bits(s[i]).to_f32(),
-        }
-    }
-
-    /// Elements `start..start + out.len()` converted into `out` (exact).
-    pub(crate) fn convert(&self, start: usize, out: &mut [f32]) {
-        let end = start + out.len();
-        match self {
-            Self::F32(s) => out.copy_from_slice(&s[start..end]),
-            Self::F16(s) => {
-                for (o, &h) in out.iter_mut().zip(&s[start..end]) {
-                    *o = f16::from_bits(h).to_f32();
-                }
-            }
-            Self::Bf16(s) => {
-                for (o, &h) in out.iter_mut().zip(&s[start..end]) {
-                    *o = f32::from_bits(u32::from(h) << 16);
-                }
-            }
-        }
-    }
-
-    /// Row `r` of `cols` elements as f32: borrowed for f32, converted into `scratch` otherwise.
-    fn row<'s>(&'s self, r: usize, cols: usize, scratch: &'s mut [f32]) -> &'s [f32] {
-        match self {
-            Self::F32(s) => &s[r * cols..(r + 1) * cols],
-            _ => {
-                self.convert(r * cols, &mut scratch[..cols]);
-                &scratch[..cols]
-            }
-        }
-    }
-
-    /// A scratch row for [`row`](Self::row): empty for f32, `cols` floats otherwise.
-    fn scratch(&self, cols: usize) -> Result<Vec<f32>> {
-        match self {
-            Self::F32(_) => Ok(Vec::new()),
-            _ => try_vec(cols, 0f32, "conversion scratch row"),
-        }
-    }
-
-    /// Fails with `NonFinite`, naming the first index, when an element is NaN or infinite (tested on
-    /// the bit patterns for the 16-bit types).
-    pub fn check_finite(&self, what: &str) -> Result<()> {
-        let bad = match self {
-            Self::F32(s) => return super::check_finite(s, what),
-            Self::F16(s) => s.iter().position(|&h| h & 0x7C00 == 0x7C00),
-            Self::Bf16(s) => s.iter().position(|&h| h & 0x7F80 == 0x7F80),
-        };
-        match bad {
-            None => Ok(()),
-            Some(index) => Err(QuantError::NonFinite {
-                what: what.to_string(),
-                index,
-                value: self.get(index),
-            }),
-        }
-    }
-
-    /// Checks that the source holds exactly `shape.len()` elements.
-    fn check_shape(&self, shape: Shape) -> Result<()> {
-        if self.len() != shape.len() {
-            return Err(QuantError::ShapeMismatch(format!(
-                "src holds {} elements but the shape {} x {} needs {}",
-                self.len(),
-                shape.rows,
-                shape.cols,
-                shape.len()
-            )));
-        }
-        Ok(())
-    }
-
-    /// The source as f32: the slice itself for f32, a converted copy otherwise (used only where an
-    /// algorithm needs an f32 working copy of the whole matrix anyway).
-    fn to_f32_vec(self) -> Result<std::borrow::Cow<'a, [f32]>> {
-        match self {
-            Self::F32(s) => Ok(std::borrow::Cow::Borrowed(s)),
-            other => {
-                let mut v = try_vec(other.len(), 0f32, "f32 working copy")?;
-                other.convert(0, &mut v);
-                Ok(std::borrow::Cow::Owned(v))
-            }
-        }
-    }
-}
 
 /// The element type named by a `QUANT_DTYPE_*` code, or `InvalidArgument`.
 pub fn dtype_name(code: i32) -> Result<&'static str> {
@@ -153,14 +41,15 @@ pub fn dtype_name(code: i32) -> Result<&'static str> {
 }
 
 /// [`int8_quantize`] of an f32, f16 or bf16 source; the results equal those of the same values as f32.
-/// Errors as [`int8_quantize`] (nothing written); allocates one scratch row for 16-bit sources
+/// Errors as [`int8_quantize`] (argument errors write nothing, value errors zero-fill the outputs);
+/// allocates one scratch row for 16-bit sources
 /// (`OutOfMemory` if that fails).
 pub fn int8_quantize_src(src: Src, shape: Shape, dst: &mut [i8], scales: &mut [f32]) -> Result<()> {
     scaled_quantize_src(src, shape, dst, scales, int8_quantize)
 }
 
 /// [`fp8_e4m3_quantize`] of an f32, f16 or bf16 source; the results equal those of the same values as
-/// f32. Errors as [`fp8_e4m3_quantize`] (nothing written), plus `ShapeMismatch` when `src` does not hold
+/// f32. Errors as [`fp8_e4m3_quantize`], plus `ShapeMismatch` (nothing written) when `src` does not hold
 /// exactly `shape.len()` elements; allocates one scratch row for 16-bit sources.
 pub fn fp8_e4m3_quantize_src(
     src: Src,
@@ -174,8 +63,8 @@ pub fn fp8_e4m3_quantize_src(
 /// An f32 kernel with one scale per group and codes of type `C`: [`int8_quantize`], [`fp8_e4m3_quantize`].
 type ScaledKernel<C> = fn(&[f32], Shape, &mut [C], &mut [f32]) -> Result<()>;
 
-/// Runs a one-scale-per-group f32 kernel (INT8, FP8) over a 16-bit source one converted row at a time:
-/// every check (and, where a row could still fail, a dry run of every row) comes before the first write.
+/// Runs a one-scale-per-group f32 kernel (INT8, FP8) over a 16-bit source one converted row at a time,
+/// after the length checks; a row's value error zero-fills the outputs (see [`value_error`]).
 fn scaled_quantize_src<C: Copy + Default>(
     src: Src,
     shape: Shape,
@@ -189,32 +78,48 @@ fn scaled_quantize_src<C: Copy + Default>(
     src.check_shape(shape)?;
     check_len("dst", dst.len(), shape.len())?;
     check_len("scales", scales.len(), shape.n_groups())?;
-    src.check_finite("src")?;
+    let (cols, gpr) = (shape.cols, shape.groups_per_row());
+    let out = (&mut dst[..shape.len()], &mut scales[..shape.n_groups()]);
+    by_rows(
+        src,
+        shape,
+        out,
+        |row, rs, r, (dst, scales)| {
+            let (codes, s) = (r * cols..(r + 1) * cols, r * gpr..(r + 1) * gpr);
+            kernel(row, rs, &mut dst[codes], &mut scales[s])
+        },
+        |(dst, scales)| {
+            dst.fill(C::default());
+            scales.fill(0.0);
+        },
+    )
+}
+
+/// Runs `kernel(row, row_shape, r, out)` on every row `r` of a 16-bit source converted one row at a
+/// time (`row_shape`: one row of `shape`), `out` holding the outputs; on a row's value error,
+/// `clear(out)` zero-fills them and the error is that of the whole input (see [`value_error`]).
+fn by_rows<O>(
+    src: Src,
+    shape: Shape,
+    mut out: O,
+    mut kernel: impl FnMut(&[f32], Shape, usize, &mut O) -> Result<()>,
+    clear: impl FnOnce(O),
+) -> Result<()> {
     let mut scratch = src.scratch(shape.cols)?;
-    let gpr = shape.groups_per_row();
-    if needs_dry_run(src) {
-        let mut codes = try_vec(shape.cols, C::default(), "validation scratch")?;
-        let mut s = try_vec(gpr, 0f32, "validation scratch")?;
-        dry_run(src, shape, &mut scratch, |row, rs| {
-            kernel(row, rs, &mut codes, &mut s)
-        })?;
-    }
     let row_shape = Shape::new(1, shape.cols, shape.group_size)?;
     for r in 0..shape.rows {
         let row = src.row(r, shape.cols, &mut scratch);
-        kernel(
-            row,
-            row_shape,
-            &mut dst[r * shape.cols..(r + 1) * shape.cols],
-            &mut scales[r * gpr..(r + 1) * gpr],
-        )?;
+        if let Err(e) = kernel(row, row_shape, r, &mut out) {
+            clear(out);
+            return Err(value_error(src, "src", r, e));
+        }
     }
     Ok(())
 }
 
 /// [`kbit_quantize`] of an f32, f16 or bf16 source; the results equal those of the same values as f32.
-/// Errors as [`kbit_quantize`] (nothing written; a bf16 group whose range overflows f32 is found before
-/// anything is written); allocates one scratch row for 16-bit sources.
+/// Errors as [`kbit_quantize`] (argument errors write nothing; value errors, such as a bf16 group whose
+/// range overflows f32, zero-fill the outputs); allocates one scratch row for 16-bit sources.
 pub fn kbit_quantize_src(
     src: Src,
     shape: Shape,
@@ -233,33 +138,30 @@ pub fn kbit_quantize_src(
     }
     src.check_shape(shape)?;
     let row_bytes = packed_row_bytes(shape.cols, bits);
-    check_len("dst", dst.len(), shape.rows * row_bytes)?;
+    check_bytes("dst", dst.len(), shape.rows * row_bytes)?;
     check_len("scales", scales.len(), shape.n_groups())?;
     check_len("zeros", zeros.len(), shape.n_groups())?;
-    src.check_finite("src")?;
-    let mut scratch = src.scratch(shape.cols)?;
-    let gpr = shape.groups_per_row();
-    if needs_dry_run(src) {
-        let mut codes = try_vec(row_bytes, 0u8, "validation scratch")?;
-        let mut s = try_vec(gpr, 0f32, "validation scratch")?;
-        let mut z = try_vec(gpr, 0u8, "validation scratch")?;
-        dry_run(src, shape, &mut scratch, |row, rs| {
-            kbit_quantize(row, rs, bits, &mut codes, &mut s, &mut z)
-        })?;
-    }
-    let row_shape = Shape::new(1, shape.cols, shape.group_size)?;
-    for r in 0..shape.rows {
-        let row = src.row(r, shape.cols, &mut scratch);
-        kbit_quantize(
-            row,
-            row_shape,
-            bits,
-            &mut dst[r * row_bytes..(r + 1) * row_bytes],
-            &mut scales[r * gpr..(r + 1) * gpr],
-            &mut zeros[r * gpr..(r + 1) * gpr],
-        )?;
-    }
-    Ok(())
+    let (gpr, n_groups) = (shape.groups_per_row(), shape.n_groups());
+    let out = (
+        &mut dst[..shape.rows * row_bytes],
+        &mut scales[..n_groups],
+        &mut zeros[..n_groups],
+    );
+    by_rows(
+        src,
+        shape,
+        out,
+        |row, rs, r, (dst, scales, zeros)| {
+            let (codes, g) = (r * row_bytes..(r + 1) * row_bytes, r * gpr..(r + 1) * gpr);
+            let (scales, zeros) = (&mut scales[g.clone()], &mut zeros[g]);
+            kbit_quantize(row, rs, bits, &mut dst[codes], scales, zeros)
+        },
+        |(dst, scales, zeros)| {
+            dst.fill(0);
+            scales.fill(0.0);
+            zeros.fill(0);
+        },
+    )
 }
 
 /// [`kbit_quantize_src`] with 4 bits (the INT4 kernel).
@@ -273,33 +175,14 @@ pub fn int4_quantize_src(
     kbit_quantize_src(src, shape, 4, dst, scales, zeros)
 }
 
-/// bf16 bits of `2^126`, the magnitude below which no kernel rejects a finite value (no group's range
-/// and no dequantized value can overflow f32). f16 sources never reach it; bf16 ones may.
-const BF16_SAFE_ABSMAX: u16 = 0x7E80;
-
-/// True when a finite source may hold values that a kernel rejects (only bf16 can).
-fn needs_dry_run(src: Src) -> bool {
-    match src {
-        Src::Bf16(s) => s.iter().any(|&h| h & 0x7FFF >= BF16_SAFE_ABSMAX),
-        _ => false,
+/// The error of the whole input when row `r`'s one-row kernel call failed with `e`: a NaN or
+/// infinity anywhere in `src` comes first (the error of the same values as f32, which names the first
+/// bad index), else `e` with its row numbered in the matrix.
+fn value_error(src: Src, what: &str, r: usize, e: QuantError) -> QuantError {
+    match src.check_finite(what) {
+        Err(non_finite) => non_finite,
+        Ok(()) => in_row(r)(e),
     }
-}
-
-/// Runs `kernel` on every row of `src` into scratch outputs, so that a rejection (a bf16 group whose
-/// range or dequantized values overflow f32) is found before anything is written. The detail names
-/// the row of the matrix.
-fn dry_run(
-    src: Src,
-    shape: Shape,
-    scratch: &mut [f32],
-    mut kernel: impl FnMut(&[f32], Shape) -> Result<()>,
-) -> Result<()> {
-    let row_shape = Shape::new(1, shape.cols, shape.group_size)?;
-    for r in 0..shape.rows {
-        let row = src.row(r, shape.cols, scratch);
-        kernel(row, row_shape).map_err(in_row(r))?;
-    }
-    Ok(())
 }
 
 /// Maps a kernel error on a one-row call to the row `r` of the matrix ("row 0, group g: .." ->
@@ -349,11 +232,11 @@ pub fn quantize_src(
     }
 }
 
-/// Round-to-nearest quantization of a 16-bit source, row by row into the result's buffers.
+/// Round-to-nearest quantization of a 16-bit source, row by row into the result's buffers, in one
+/// pass over `w` (each row's kernel checks its values; the result is dropped on error).
 fn quantize_rtn_src(method: &QuantMethod, w: Src, shape: Shape) -> Result<QuantizedWeight> {
     // Allocate first: a matrix too large for memory fails here, before its elements are read.
     let mut q = QuantizedWeight::alloc(method, shape.rows, shape.cols)?;
-    w.check_finite("w")?;
     let cols = shape.cols;
     let gpr = shape.groups_per_row();
     let row_bytes = q.row_bytes();
@@ -365,7 +248,7 @@ fn quantize_rtn_src(method: &QuantMethod, w: Src, shape: Shape) -> Result<Quanti
         let row = w.row(r, cols, &mut scratch);
         let data = &mut q.data[r * row_bytes..(r + 1) * row_bytes];
         let scales = &mut q.scales[r * gpr..(r + 1) * gpr];
-        let in_row = in_row(r);
+        let in_row = |e| value_error(w, "w", r, e);
         match method {
             QuantMethod::Int8Symmetric { .. } => {
                 int8_quantize(row, row_shape, &mut codes, scales).map_err(&in_row)?;
@@ -392,14 +275,4 @@ fn quantize_rtn_src(method: &QuantMethod, w: Src, shape: Shape) -> Result<Quanti
         }
     }
     Ok(q)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_bf16_threshold_is_2_to_the_126() {
-        assert_eq!(bf16::from_bits(BF16_SAFE_ABSMAX).to_f32(), 2f32.powi(126));
-    }
 }

@@ -1,25 +1,20 @@
-//! The one-pass (streaming) form of the row quantizers: the input is checked as it is quantized (each
-//! group just before its codes, or at the portable levels each call's block of rows before it), instead
-//! of the whole input before anything is written.
+//! The one-pass loop of the row quantizers (INT8, k-bit/INT4, FP8 E4M3): the input is checked as it
+//! is quantized (each group just before its codes, or at the portable levels each call's block of
+//! rows before it), so that an input larger than the caches is read from memory once.
 //!
-//! The checked quantizers keep API.md's promise that nothing is written on error. For an input larger
-//! than the caches that promise costs a second read of the input from memory: the first code may be
-//! written only after the last element has been seen (docs/speed.md measures it). The streaming forms
-//! (`int8_quantize_streaming`, `int4_quantize_streaming`, `fp8_e4m3_quantize_streaming`) read the
-//! input once and give that promise up for the value errors only:
-//! - the argument errors (NULL, lengths, shape) are found before anything is written, as always;
+//! The contract of every row quantizer:
+//! - the argument errors (lengths, shape, bit width) are found before anything is written;
 //! - on a value error (a NaN or infinity, `NonFinite`; a group whose dequantized range overflows,
 //!   `InvalidArgument`) the prefixes of the outputs that a success would have written (codes, scales,
-//!   zero points) are zero-filled, never left half written, and the error and its detail are exactly
-//!   those of the checked form (the first bad index of the whole input).
+//!   zero points) are zero-filled, never left half written, and the error names the first bad index
+//!   of the whole input (or the first bad group, when every value is finite).
 //!
-//! On success the outputs are bit for bit those of the checked form (tested). A single row (which
-//! includes a per-tensor scale, one that depends on every element) is the checked form itself: the
-//! one-pass form gains nothing there.
+//! One scale for a whole single row (per tensor) depends on every element, so that case reads the
+//! input twice (the absmax, then the codes); it keeps the same contract ([`zero_on_error`]).
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::par;
+use super::{par, Shape};
 use crate::error::{QuantError, Result};
 
 /// Rows handed to one call of the kernel in [`rows`]: enough for its software pipeline to run from one
@@ -32,7 +27,7 @@ const CALL_ELEMENTS: usize = 16 * 1024;
 /// any part of them). `rest` is the input from the first of them to the end of the thread's block,
 /// so that a kernel can prefetch the next rows while it works on these. Every thread stops at the
 /// first failure; then `a`, `b` and `c` (the prefixes a success writes) are zero-filled and the error
-/// is that of `check_all`, the checked form's value check of the whole input.
+/// is that of `check_all`, the value check of the whole input (which names the first bad index).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn rows<A: Send + Copy + Default, B: Send + Copy + Default, C: Send + Copy + Default>(
     threads: usize,
@@ -83,4 +78,56 @@ pub(crate) fn rows<A: Send + Copy + Default, B: Send + Copy + Default, C: Send +
     Err(QuantError::Internal(
         "a row failed its check, and the whole input passed it".into(),
     ))
+}
+
+/// `result` of a quantizer whose arguments have all been checked: on an error (a value error) the
+/// outputs' prefixes `a`, `b`, `c` are zero-filled, so that an error never leaves them half written
+/// and every row quantizer fails the same way.
+pub(crate) fn zero_on_error<A: Copy + Default, B: Copy + Default, C: Copy + Default>(
+    result: Result<()>,
+    a: &mut [A],
+    b: &mut [B],
+    c: &mut [C],
+) -> Result<()> {
+    if result.is_err() {
+        a.fill(A::default());
+        b.fill(B::default());
+        c.fill(C::default());
+    }
+    result
+}
+
+/// The one-pass driver of the quantizers with one scale per group and no other parameter (INT8,
+/// scaled FP8): `shape` (already checked against the outputs' lengths) quantized from `src` into
+/// `dst[..shape.len()]` and `scales[..shape.n_groups()]`. A matrix of one row and one group (one scale
+/// for everything, which needs every element first) goes to `per_tensor`, its outputs zero-filled on
+/// error; any other to [`rows`], `quantize(rest, k, dst, scales)` quantizing `k` rows, `check_all` the
+/// value check of the whole input.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn symmetric<C: Send + Copy + Default>(
+    threads: usize,
+    src: &[f32],
+    shape: Shape,
+    dst: &mut [C],
+    scales: &mut [f32],
+    per_tensor: impl FnOnce(&mut [C], &mut [f32]) -> Result<()>,
+    quantize: impl Fn(&[f32], usize, &mut [C], &mut [f32]) -> bool + Sync,
+    check_all: impl FnOnce() -> Result<()>,
+) -> Result<()> {
+    let (cols, gpr) = (shape.cols, shape.groups_per_row());
+    let (dst, scales) = (&mut dst[..shape.len()], &mut scales[..shape.n_groups()]);
+    if shape.rows == 1 && gpr == 1 {
+        let result = per_tensor(dst, scales);
+        return zero_on_error(result, dst, scales, &mut [0u8; 0]);
+    }
+    rows(
+        threads,
+        cols,
+        src,
+        (dst, cols),
+        (scales, gpr),
+        (&mut [] as &mut [u8], 0),
+        |rest, k, dst, scales, _| quantize(rest, k, dst, scales),
+        check_all,
+    )
 }

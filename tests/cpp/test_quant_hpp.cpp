@@ -205,20 +205,29 @@ static void test_kernels() {
     EXPECT_ERROR(quant::int4_quantize(w, rows, cols, group, c4, s4, z4), QUANT_ERR_SHAPE_MISMATCH);
     EXPECT_ERROR(quant::int4_quantize(bad, rows, cols, group), QUANT_ERR_NON_FINITE);
 
-    // The one-pass forms: the same outputs; on a NaN an exception and zero-filled outputs.
+    // Into caller buffers: the same outputs; on a NaN an exception and zero-filled outputs, on an
+    // argument error an exception and nothing written.
     std::vector<std::int8_t> c8s(rows * cols);
     std::vector<float> s8s(9);
-    quant::int8_quantize_streaming(w, rows, cols, group, c8s, s8s);
+    quant::int8_quantize(w, rows, cols, group, c8s, s8s);
     CHECK(c8s == q8.codes && s8s == q8.scales);
     std::vector<std::uint8_t> c4s(15), z4s(9);
     std::vector<float> s4s(9);
-    quant::int4_quantize_streaming(w, rows, cols, group, c4s, s4s, z4s);
+    quant::int4_quantize(w, rows, cols, group, c4s, s4s, z4s);
     CHECK(c4s == q4.codes && s4s == q4.scales && z4s == q4.zeros);
-    EXPECT_ERROR(quant::int8_quantize_streaming(bad, rows, cols, group, c8s, s8s), QUANT_ERR_NON_FINITE);
+    EXPECT_ERROR(quant::int8_quantize(bad, rows, cols, group, c8s, s8s), QUANT_ERR_NON_FINITE);
     CHECK(std::all_of(c8s.begin(), c8s.end(), [](std::int8_t v) { return v == 0; }));
+    CHECK(std::all_of(s8s.begin(), s8s.end(), [](float v) { return v == 0.0f; }));
+    EXPECT_ERROR(quant::int4_quantize(bad, rows, cols, group, c4s, s4s, z4s), QUANT_ERR_NON_FINITE);
+    CHECK(std::all_of(c4s.begin(), c4s.end(), [](std::uint8_t v) { return v == 0; }));
+    CHECK(std::all_of(z4s.begin(), z4s.end(), [](std::uint8_t v) { return v == 0; }));
+    quant::int8_quantize(w, rows, cols, group, c8s, s8s);
+    EXPECT_ERROR(quant::int8_quantize(bad, rows, cols, group, c8s, quant::span<float>(s8s.data(), 8)),
+                 QUANT_ERR_BUFFER_TOO_SMALL);
+    CHECK(c8s == q8.codes && s8s == q8.scales);
     quant::fp8_matrix f8 = quant::fp8_e4m3_quantize(w, rows, cols, group);
     std::vector<std::uint8_t> f8s(rows * cols);
-    quant::fp8_e4m3_quantize_streaming(w, rows, cols, group, f8s, s8s);
+    quant::fp8_e4m3_quantize(w, rows, cols, group, f8s, s8s);
     CHECK(f8s == f8.codes && s8s == f8.scales);
 
     std::vector<std::int8_t> vals{-8, 7, 3, -1, 5};
@@ -303,6 +312,10 @@ static void test_calibrated() {
     quant::calib c(cols);
     c.add(quant::span<const float>(x.data(), 512 * cols)).add(quant::span<const float>(x.data() + 512 * cols, 512 * cols), 512, cols);
     CHECK(c.tokens() == half && c.cols() == cols);
+    CHECK(quant::calib::recommended_tokens(QUANT_GPTQ, cols) == 16 * cols);
+    CHECK(quant::calib::recommended_tokens(QUANT_AWQ, cols) == 512);
+    CHECK(quant::calib::recommended_tokens(QUANT_INT8_SYMMETRIC, cols) == 0);
+    EXPECT_ERROR(quant::calib::recommended_tokens(QUANT_GPTQ, 0), QUANT_ERR_INVALID_ARGUMENT);
     EXPECT_ERROR(c.add(quant::span<const float>(x.data(), cols + 1)), QUANT_ERR_SHAPE_MISMATCH);
     EXPECT_ERROR(c.add(x, 1, cols + 1), QUANT_ERR_SHAPE_MISMATCH);
     std::vector<float> nan_x(cols, 1.0f);

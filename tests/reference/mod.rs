@@ -186,7 +186,7 @@ pub fn rel_output_error(y: &[f64], yq: &[f64]) -> f64 {
     num / den
 }
 
-/// The asymmetric k-bit quantizer of the published methods (and API.md's INT4 rule), in f64 with
+/// The asymmetric k-bit quantizer of the published methods (and the library's INT4 rule), in f64 with
 /// round-half-to-even: returns (scale, zero) for values in [lo, hi] with 0 put inside the range.
 pub fn asym(lo: f64, hi: f64, bits: u32) -> (f64, f64) {
     let maxq = ((1u32 << bits) - 1) as f64;

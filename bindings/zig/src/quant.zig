@@ -118,7 +118,7 @@ pub fn version() u32 {
     return c.quant_version();
 }
 
-/// The library's version as text, e.g. "0.1.0".
+/// The library's version as text, e.g. "0.2.0".
 pub fn versionString() [:0]const u8 {
     return std.mem.span(c.quant_version_string());
 }
@@ -379,15 +379,11 @@ pub fn int4PackedSize(rows: usize, cols: usize) usize {
 }
 
 /// INT8 symmetric: scale = absmax / 127 per group; dst holds rows*cols codes, scales scaleCount().
+/// One pass over src: after an argument error nothing was written; after a value error (NonFinite,
+/// or an overflowing group) dst and scales hold zeros.
 pub fn int8Quantize(src: []const f32, rows: usize, cols: usize, group_size: usize, dst: []i8, scales: []f32) Error!void {
     try srcCheck(src.len, rows, cols);
     try call(c.quant_int8_quantize(src.ptr, rows, cols, group_size, dst.ptr, dst.len, scales.ptr, scales.len));
-}
-/// int8Quantize in one pass (quant_int8_quantize_streaming): the same results and errors, but on a
-/// NaN/infinity or an overflowing group dst and scales are zero-filled, not left untouched.
-pub fn int8QuantizeStreaming(src: []const f32, rows: usize, cols: usize, group_size: usize, dst: []i8, scales: []f32) Error!void {
-    try srcCheck(src.len, rows, cols);
-    try call(c.quant_int8_quantize_streaming(src.ptr, rows, cols, group_size, dst.ptr, dst.len, scales.ptr, scales.len));
 }
 /// x' = code * scale.
 pub fn int8Dequantize(src: []const i8, scales: []const f32, rows: usize, cols: usize, group_size: usize, dst: []f32) Error!void {
@@ -396,17 +392,12 @@ pub fn int8Dequantize(src: []const i8, scales: []const f32, rows: usize, cols: u
     try call(c.quant_int8_dequantize(src.ptr, scales.ptr, rows, cols, group_size, dst.ptr, dst.len));
 }
 /// INT4 asymmetric with integer zero points; dst holds int4PackedSize() bytes (two codes a byte,
-/// even column in the low nibble), scales and zeros scaleCount() each.
+/// even column in the low nibble), scales and zeros scaleCount() each. One pass over src; errors as
+/// int8Quantize (a value error leaves dst, scales and zeros zero-filled).
 pub fn int4Quantize(src: []const f32, rows: usize, cols: usize, group_size: usize, dst: []u8, scales: []f32, zeros: []u8) Error!void {
     try srcCheck(src.len, rows, cols);
     if (scales.len != zeros.len) return fail(error.ShapeMismatch, "scales ({d}) and zeros ({d}) differ in length", .{ scales.len, zeros.len });
     try call(c.quant_int4_quantize(src.ptr, rows, cols, group_size, dst.ptr, dst.len, scales.ptr, zeros.ptr, scales.len));
-}
-/// int4Quantize in one pass (quant_int4_quantize_streaming): as int8QuantizeStreaming.
-pub fn int4QuantizeStreaming(src: []const f32, rows: usize, cols: usize, group_size: usize, dst: []u8, scales: []f32, zeros: []u8) Error!void {
-    try srcCheck(src.len, rows, cols);
-    if (scales.len != zeros.len) return fail(error.ShapeMismatch, "scales ({d}) and zeros ({d}) differ in length", .{ scales.len, zeros.len });
-    try call(c.quant_int4_quantize_streaming(src.ptr, rows, cols, group_size, dst.ptr, dst.len, scales.ptr, zeros.ptr, scales.len));
 }
 /// x' = (q - zero) * scale.
 pub fn int4Dequantize(src: []const u8, scales: []const f32, zeros: []const u8, rows: usize, cols: usize, group_size: usize, dst: []f32) Error!void {
@@ -417,15 +408,11 @@ pub fn int4Dequantize(src: []const u8, scales: []const f32, zeros: []const u8, r
     }
     try call(c.quant_int4_dequantize(src.ptr, scales.ptr, zeros.ptr, rows, cols, group_size, dst.ptr, dst.len));
 }
-/// FP8 E4M3 scaled: scale = absmax / 448 per group, saturating codes.
+/// FP8 E4M3 scaled: scale = absmax / 448 per group, saturating codes. One pass over src; errors as
+/// int8Quantize (a NaN or infinity leaves dst and scales zero-filled).
 pub fn fp8E4m3Quantize(src: []const f32, rows: usize, cols: usize, group_size: usize, dst: []u8, scales: []f32) Error!void {
     try srcCheck(src.len, rows, cols);
     try call(c.quant_fp8_e4m3_quantize(src.ptr, rows, cols, group_size, dst.ptr, dst.len, scales.ptr, scales.len));
-}
-/// fp8E4m3Quantize in one pass (quant_fp8_e4m3_quantize_streaming): as int8QuantizeStreaming.
-pub fn fp8E4m3QuantizeStreaming(src: []const f32, rows: usize, cols: usize, group_size: usize, dst: []u8, scales: []f32) Error!void {
-    try srcCheck(src.len, rows, cols);
-    try call(c.quant_fp8_e4m3_quantize_streaming(src.ptr, rows, cols, group_size, dst.ptr, dst.len, scales.ptr, scales.len));
 }
 /// x' = f32(code) * scale.
 pub fn fp8E4m3Dequantize(src: []const u8, scales: []const f32, rows: usize, cols: usize, group_size: usize, dst: []f32) Error!void {
@@ -494,6 +481,14 @@ pub const Calib = struct {
     pub fn tokens(self: Calib) u64 {
         return c.quant_calib_tokens(self.handle);
     }
+    /// How many calibration tokens `kind` should be fitted on for a layer with `cols` input columns
+    /// (quant_calib_recommended_tokens): 0 for round-to-nearest, 16 * cols for GPTQ, 512 for AWQ and
+    /// SmoothQuant. Compare it with tokens().
+    pub fn recommendedTokens(kind: MethodKind, cols: usize) Error!u64 {
+        var t: u64 = 0;
+        try call(c.quant_calib_recommended_tokens(@intFromEnum(kind), cols, &t));
+        return t;
+    }
 };
 
 /// Optional knobs of the methods (quant_options); every setter rejects a bad value with
@@ -538,7 +533,7 @@ pub const Options = struct {
     pub fn setSampleTokens(self: *Options, v: usize) Error!void {
         try call(c.quant_options_set_sample_tokens(self.handle, v));
     }
-    /// Worker threads, 0 = all cores.
+    /// Worker threads of GPTQ, AWQ and the Hessian: 0 = all cores, at most QUANT_MAX_THREADS, default 1.
     pub fn setThreads(self: *Options, v: usize) Error!void {
         try call(c.quant_options_set_threads(self.handle, v));
     }

@@ -219,30 +219,24 @@ test "round-to-nearest kernels" {
     var bad = w;
     bad[7] = std.math.nan(f32);
     try expectFail(error.NonFinite, quant.int8Quantize(&bad, rows, cols, group, &codes, &scales));
-    // The one-pass forms: the same outputs; on a NaN zero-filled ones.
+    // A value error zero-fills the outputs; the argument errors above wrote nothing.
     {
         var c2: [rows * cols]i8 = undefined;
         var s2: [9]f32 = undefined;
         try quant.int8Quantize(&w, rows, cols, group, &codes, &scales);
-        try quant.int8QuantizeStreaming(&w, rows, cols, group, &c2, &s2);
+        try quant.int8Quantize(&w, rows, cols, group, &c2, &s2);
         try testing.expectEqualSlices(i8, &codes, &c2);
-        try testing.expectEqualSlices(f32, &scales, &s2);
-        try expectFail(error.NonFinite, quant.int8QuantizeStreaming(&bad, rows, cols, group, &c2, &s2));
+        try expectFail(error.NonFinite, quant.int8Quantize(&bad, rows, cols, group, &c2, &s2));
         for (c2) |v| try testing.expectEqual(@as(i8, 0), v);
+        for (s2) |v| try testing.expectEqual(@as(f32, 0), v);
         var p1: [15]u8 = undefined;
-        var p2: [15]u8 = undefined;
         var z1: [9]u8 = undefined;
-        var z2: [9]u8 = undefined;
-        try quant.int4Quantize(&w, rows, cols, group, &p1, &s2, &z1);
-        try quant.int4QuantizeStreaming(&w, rows, cols, group, &p2, &scales, &z2);
-        try testing.expectEqualSlices(u8, &p1, &p2);
-        try testing.expectEqualSlices(u8, &z1, &z2);
+        try expectFail(error.NonFinite, quant.int4Quantize(&bad, rows, cols, group, &p1, &s2, &z1));
+        for (p1) |v| try testing.expectEqual(@as(u8, 0), v);
+        for (z1) |v| try testing.expectEqual(@as(u8, 0), v);
         var f1: [rows * cols]u8 = undefined;
-        var f2: [rows * cols]u8 = undefined;
-        try quant.fp8E4m3Quantize(&w, rows, cols, group, &f1, &s2);
-        try quant.fp8E4m3QuantizeStreaming(&w, rows, cols, group, &f2, &scales);
-        try testing.expectEqualSlices(u8, &f1, &f2);
-        try testing.expectEqualSlices(f32, &s2, &scales);
+        try expectFail(error.NonFinite, quant.fp8E4m3Quantize(&bad, rows, cols, group, &f1, &s2));
+        for (f1) |v| try testing.expectEqual(@as(u8, 0), v);
         try quant.int8Quantize(&w, rows, cols, group, &codes, &scales);
     }
     try expectFail(error.BufferTooSmall, quant.int8Dequantize(&codes, scales[0..2], rows, cols, group, &back));
@@ -369,6 +363,10 @@ test "calibration, options, GPTQ, AWQ and SmoothQuant on real layers" {
     try cal.add(x[0 .. 512 * cols]);
     try cal.addTokens(x[512 * cols .. calib_tokens * cols], 512, cols);
     try testing.expectEqual(@as(u64, calib_tokens), cal.tokens());
+    try testing.expectEqual(@as(u64, 16 * cols), try quant.Calib.recommendedTokens(.gptq, cols));
+    try testing.expectEqual(@as(u64, 512), try quant.Calib.recommendedTokens(.awq, cols));
+    try testing.expectEqual(@as(u64, 0), try quant.Calib.recommendedTokens(.int4_asymmetric, cols));
+    try expectFail(error.InvalidArgument, quant.Calib.recommendedTokens(.gptq, 0));
     try expectFail(error.ShapeMismatch, cal.add(x[0 .. cols + 1]));
     try expectFail(error.ShapeMismatch, cal.addTokens(x, 1, cols + 1));
     try expectFail(error.BufferTooSmall, cal.addTokens(x[0..cols], 2, cols));

@@ -24,11 +24,19 @@
 //! The fast paths process a row in chunks of 64 columns (8 codes of b bits are exactly b bytes, so a chunk
 //! always ends on a byte), with a kernel monomorphized per bit width; the `*_ref` functions are the scalar
 //! references they are tested against, bit for bit.
-use super::int8::{finite_absmax, ROUND_MAGIC};
-use super::par::{self, Exec};
+use super::par::Exec;
 use super::simd::SimdLevel;
-use super::{check_finite, check_len, Shape};
+use super::{check_bytes, check_finite, check_len, finite_absmax, Shape, ROUND_MAGIC};
 use crate::error::{QuantError, Result};
+use pack::{pack_fixed, unpack_fixed};
+pub use pack::{pack_row, pack_row_ref, unpack_row, unpack_row_ref};
+
+pub mod int4;
+#[cfg(target_arch = "aarch64")]
+mod neon;
+mod pack;
+#[cfg(target_arch = "x86_64")]
+mod x86;
 
 /// Columns per chunk of the fast paths: a multiple of 8, so that a chunk's codes fill whole bytes.
 const CHUNK: usize = 64;
@@ -106,158 +114,6 @@ fn check_bits(bits: u32) -> Result<()> {
     Ok(())
 }
 
-/// Packs `codes` (one row) into `dst`, `bits` bits each, least significant bit first; only the low `bits`
-/// bits of each code are stored. Writes exactly `packed_row_bytes(codes.len(), bits)` bytes (the unused
-/// high bits of the last byte are 0) and leaves the rest of `dst` alone.
-///
-/// # Panics
-/// If `bits` is not in 1..=8 or `dst` is shorter than `packed_row_bytes(codes.len(), bits)` (the kernels
-/// check both before calling it).
-pub fn pack_row(codes: &[u8], bits: u32, dst: &mut [u8]) {
-    let nbytes = packed_row_bytes(codes.len(), bits);
-    let dst = &mut dst[..nbytes];
-    match bits {
-        1 => pack_fixed::<1>(codes, dst),
-        2 => pack_fixed::<2>(codes, dst),
-        3 => pack_fixed::<3>(codes, dst),
-        4 => pack_fixed::<4>(codes, dst),
-        5 => pack_fixed::<5>(codes, dst),
-        6 => pack_fixed::<6>(codes, dst),
-        7 => pack_fixed::<7>(codes, dst),
-        8 => pack_fixed::<8>(codes, dst),
-        _ => panic!("pack_row: bits is {bits}, not in 1..=8"),
-    }
-}
-
-/// Unpacks `codes.len()` codes of `bits` bits from `src` (the layout of [`pack_row`]); reads
-/// `packed_row_bytes(codes.len(), bits)` bytes.
-///
-/// # Panics
-/// If `bits` is not in 1..=8 or `src` is shorter than `packed_row_bytes(codes.len(), bits)`.
-pub fn unpack_row(src: &[u8], bits: u32, codes: &mut [u8]) {
-    let src = &src[..packed_row_bytes(codes.len(), bits)];
-    match bits {
-        1 => unpack_fixed::<1>(src, codes),
-        2 => unpack_fixed::<2>(src, codes),
-        3 => unpack_fixed::<3>(src, codes),
-        4 => unpack_fixed::<4>(src, codes),
-        5 => unpack_fixed::<5>(src, codes),
-        6 => unpack_fixed::<6>(src, codes),
-        7 => unpack_fixed::<7>(src, codes),
-        8 => unpack_fixed::<8>(src, codes),
-        _ => panic!("unpack_row: bits is {bits}, not in 1..=8"),
-    }
-}
-
-/// Packs with a compile-time width: 8 codes of B bits make exactly B bytes (one u64 word); special
-/// cases for whole bytes (B = 8) and nibbles (B = 4). `dst` is exactly the packed size.
-fn pack_fixed<const B: usize>(codes: &[u8], dst: &mut [u8]) {
-    let mask = ((1u16 << B) - 1) as u8;
-    if B == 8 {
-        dst.copy_from_slice(codes);
-        return;
-    }
-    if B == 4 {
-        let mut pairs = codes.chunks_exact(2);
-        for (d, p) in dst.iter_mut().zip(&mut pairs) {
-            *d = (p[0] & 0x0f) | (p[1] << 4);
-        }
-        if let [last] = pairs.remainder() {
-            dst[codes.len() / 2] = last & 0x0f;
-        }
-        return;
-    }
-    // `full` words of 8 codes fill `full * B` bytes; the tail (fewer than 8 codes) the rest of `dst`.
-    let full = codes.len() / 8;
-    let (head, tail) = dst.split_at_mut(full * B);
-    for (c, d) in codes.chunks_exact(8).zip(head.chunks_exact_mut(B)) {
-        let mut acc = 0u64;
-        for (i, &q) in c.iter().enumerate() {
-            acc |= u64::from(q & mask) << (i * B);
-        }
-        d.copy_from_slice(&acc.to_le_bytes()[..B]);
-    }
-    if !tail.is_empty() {
-        let mut acc = 0u64;
-        for (i, &q) in codes[full * 8..].iter().enumerate() {
-            acc |= u64::from(q & mask) << (i * B);
-        }
-        let n = tail.len();
-        tail.copy_from_slice(&acc.to_le_bytes()[..n]);
-    }
-}
-
-/// Unpacks with a compile-time width (the inverse of [`pack_fixed`]). `src` is exactly the packed size.
-fn unpack_fixed<const B: usize>(src: &[u8], codes: &mut [u8]) {
-    let mask = ((1u16 << B) - 1) as u64;
-    if B == 8 {
-        codes.copy_from_slice(src);
-        return;
-    }
-    if B == 4 {
-        let mut pairs = codes.chunks_exact_mut(2);
-        for (p, &s) in (&mut pairs).zip(src) {
-            p[0] = s & 0x0f;
-            p[1] = s >> 4;
-        }
-        let n = codes.len();
-        if n % 2 == 1 {
-            codes[n - 1] = src[n / 2] & 0x0f;
-        }
-        return;
-    }
-    let full = codes.len() / 8;
-    let (head, rest) = codes.split_at_mut(full * 8);
-    for (c, s) in head.chunks_exact_mut(8).zip(src.chunks_exact(B)) {
-        let mut bytes = [0u8; 8];
-        bytes[..B].copy_from_slice(s);
-        let acc = u64::from_le_bytes(bytes);
-        for (i, q) in c.iter_mut().enumerate() {
-            *q = ((acc >> (i * B)) & mask) as u8;
-        }
-    }
-    if !rest.is_empty() {
-        let s = &src[full * B..];
-        let mut bytes = [0u8; 8];
-        bytes[..s.len()].copy_from_slice(s);
-        let acc = u64::from_le_bytes(bytes);
-        for (i, q) in rest.iter_mut().enumerate() {
-            *q = ((acc >> (i * B)) & mask) as u8;
-        }
-    }
-}
-
-/// Scalar reference of [`pack_row`]: one bit at a time.
-pub fn pack_row_ref(codes: &[u8], bits: u32, dst: &mut [u8]) {
-    assert!((1..=8).contains(&bits), "bits is {bits}, not in 1..=8");
-    let b = bits as usize;
-    let nbytes = packed_row_bytes(codes.len(), bits);
-    dst[..nbytes].fill(0);
-    for (j, &q) in codes.iter().enumerate() {
-        for k in 0..b {
-            if (q >> k) & 1 == 1 {
-                let bit = j * b + k;
-                dst[bit / 8] |= 1 << (bit % 8);
-            }
-        }
-    }
-}
-
-/// Scalar reference of [`unpack_row`]: one bit at a time.
-pub fn unpack_row_ref(src: &[u8], bits: u32, codes: &mut [u8]) {
-    assert!((1..=8).contains(&bits), "bits is {bits}, not in 1..=8");
-    let b = bits as usize;
-    assert!(src.len() >= packed_row_bytes(codes.len(), bits));
-    for (j, q) in codes.iter_mut().enumerate() {
-        let mut v = 0u8;
-        for k in 0..b {
-            let bit = j * b + k;
-            v |= ((src[bit / 8] >> (bit % 8)) & 1) << k;
-        }
-        *q = v;
-    }
-}
-
 /// Minimum and maximum of finite values, folded with 0 (the `lo` and `hi` of [`asym_params`]), over 8
 /// lanes of compare-and-select so that it vectorizes. Starting from +0.0 and replacing only on a strict
 /// comparison, the result never depends on the order of the elements.
@@ -283,20 +139,6 @@ fn lo_hi_fast(x: &[f32]) -> (f32, f32) {
     (l, h)
 }
 
-/// Shared validation of the quantizers: bits, lengths, finiteness, and groups whose range overflows.
-fn check_quantize_args(
-    src: &[f32],
-    shape: Shape,
-    bits: u32,
-    dst: &[u8],
-    scales: &[f32],
-    zeros: &[u8],
-    exec: Exec,
-) -> Result<()> {
-    check_sizes(src, shape, bits, dst, scales, zeros)?;
-    check_values(src, shape, bits, exec)
-}
-
 /// The argument checks of the quantizer: bit width and lengths.
 fn check_sizes(
     src: &[f32],
@@ -316,7 +158,7 @@ fn check_sizes(
             shape.len()
         )));
     }
-    check_len(
+    check_bytes(
         "dst",
         dst.len(),
         shape.rows * packed_row_bytes(shape.cols, bits),
@@ -371,7 +213,7 @@ fn range_overflow(lo: f32, hi: f32, bits: u32) -> Option<String> {
 }
 
 /// Whether a group with range `[lo, hi]` (`nan`: it holds a NaN) passes [`check_values`]: the
-/// streaming quantizer's check of one group, from the range it computes anyway.
+/// quantizer's check of one group, from the range it computes anyway.
 fn group_passes(lo: f32, hi: f32, nan: bool, bits: u32) -> bool {
     let finite = !nan && lo.is_finite() && hi.is_finite();
     finite
@@ -420,13 +262,17 @@ fn check_dequantize_args(
     Ok(())
 }
 
-/// Quantizes `src` (`shape.rows x shape.cols`, row-major) to packed `bits`-bit codes (module docs).
+/// Quantizes `src` (`shape.rows x shape.cols`, row-major) to packed `bits`-bit codes (module docs), in
+/// one pass over `src` (each group is checked just before it is quantized; see
+/// [`super::streaming`]).
 ///
 /// `bits` must be in 1..=8 (else `InvalidArgument`); `src` must hold exactly `shape.len()` elements
 /// (else `ShapeMismatch`); `dst` at least `rows * packed_row_bytes(cols, bits)` bytes, `scales` and `zeros`
-/// at least `shape.n_groups()` elements (else `BufferTooSmall`); only those prefixes are written. NaN or
-/// infinity in `src` is `NonFinite` naming the first bad index; a group whose range, or one of whose
-/// dequantized values, overflows f32 is `InvalidArgument`. Nothing is written on error.
+/// at least `shape.n_groups()` elements (else `BufferTooSmall`); only those prefixes are written. These
+/// argument errors are found before anything is written. NaN or infinity in `src` is `NonFinite`
+/// naming the first bad index; a group whose range, or one of whose dequantized values, overflows f32
+/// is `InvalidArgument` naming its row and group. On these value errors the prefixes of `dst`,
+/// `scales` and `zeros` are zero-filled.
 pub fn kbit_quantize(
     src: &[f32],
     shape: Shape,
@@ -435,45 +281,6 @@ pub fn kbit_quantize(
     scales: &mut [f32],
     zeros: &mut [u8],
 ) -> Result<()> {
-    let exec = Exec::current();
-    check_quantize_args(src, shape, bits, dst, scales, zeros, exec)?;
-    let (cols, gpr) = (shape.cols, shape.groups_per_row());
-    let row_bytes = packed_row_bytes(cols, bits);
-    let t = exec.threads_for(shape.len(), shape.rows);
-    par::for_rows(
-        t,
-        shape.rows,
-        (dst, row_bytes),
-        (scales, gpr),
-        (zeros, gpr),
-        |r, dst, scales, zeros| {
-            let src = &src[r.start * cols..r.end * cols];
-            let shape = Shape {
-                rows: r.len(),
-                ..shape
-            };
-            quantize_rows(exec.level, src, shape, bits, dst, scales, zeros)
-        },
-    );
-    Ok(())
-}
-
-/// [`kbit_quantize`] in one pass over `src`, for inputs larger than the caches: each row is checked
-/// just before it is quantized. The same results on success; on a value error (`NonFinite`, or an
-/// overflow `InvalidArgument`) the same error, with the prefixes of `dst`, `scales` and `zeros` that
-/// a success writes zero-filled instead of untouched (see [`super::streaming`]). Argument errors
-/// write nothing.
-pub fn kbit_quantize_streaming(
-    src: &[f32],
-    shape: Shape,
-    bits: u32,
-    dst: &mut [u8],
-    scales: &mut [f32],
-    zeros: &mut [u8],
-) -> Result<()> {
-    if shape.rows == 1 {
-        return kbit_quantize(src, shape, bits, dst, scales, zeros);
-    }
     check_sizes(src, shape, bits, dst, scales, zeros)?;
     let exec = Exec::current();
     let (cols, gpr, n_groups) = (shape.cols, shape.groups_per_row(), shape.n_groups());
@@ -557,11 +364,11 @@ fn lo_hi(level: SimdLevel, x: &[f32]) -> (f32, f32) {
     match level {
         // SAFETY: a `SimdLevel` other than `Scalar` is only ever in force when the CPU has it.
         #[cfg(target_arch = "x86_64")]
-        SimdLevel::Avx512 => unsafe { super::x86::avx512::lo_hi(x) },
+        SimdLevel::Avx512 => unsafe { x86::avx512::lo_hi(x) },
         #[cfg(target_arch = "x86_64")]
-        SimdLevel::Avx2 => unsafe { super::x86::avx2::lo_hi(x) },
+        SimdLevel::Avx2 => unsafe { x86::avx2::lo_hi(x) },
         #[cfg(target_arch = "aarch64")]
-        SimdLevel::Neon => unsafe { super::neon::lo_hi(x) },
+        SimdLevel::Neon => unsafe { neon::lo_hi(x) },
         _ => lo_hi_fast(x),
     }
 }
@@ -625,7 +432,7 @@ pub(crate) unsafe fn quantize_int4_generic<K: Int4Body>(
             let span = |g: usize| g * glen..((g + 1) * glen).min(cols);
             let mut ranges = [(0f32, 0f32); 32];
             if let Some(accept) = accept {
-                // The streaming form: check each group from its range before any code of the span.
+                // With `accept`: check each group from its range before any code of the span.
                 for (k, r) in ranges[..sc.len()].iter_mut().enumerate() {
                     let (lo, hi, nan) = K::lo_hi_nan(&row[span(g0 + k)]);
                     if !accept(lo, hi, nan) {
@@ -683,7 +490,7 @@ pub(crate) fn int4_group_tail(group: &[f32], done: usize, scale: f32, zero: f32,
 }
 
 /// [`quantize_int4_generic`] at `level` (not `Scalar`).
-/// `accept` is generic, not `dyn`, so that the AVX2 loop inlines it: through a pointer it was a call
+/// `accept` is generic, not `dyn`, so that the AVX2 loop inlines it: through a pointer it is a call
 /// per group, with a `vzeroupper` before it and the loop's vector constants reloaded after it.
 fn quantize_int4_simd<A: Fn(f32, f32, bool) -> bool>(
     level: SimdLevel,
@@ -701,16 +508,14 @@ fn quantize_int4_simd<A: Fn(f32, f32, bool) -> bool>(
         match level {
             #[cfg(target_arch = "x86_64")]
             SimdLevel::Avx512 => {
-                super::x86::avx512::int4_quant_rows(src, shape, dst, scales, zeros, accept)
+                x86::avx512::int4_quant_rows(src, shape, dst, scales, zeros, accept)
             }
             #[cfg(target_arch = "x86_64")]
-            SimdLevel::Avx2 => {
-                super::x86::avx2::int4_quant_rows(src, shape, dst, scales, zeros, accept)
-            }
+            SimdLevel::Avx2 => x86::avx2::int4_quant_rows(src, shape, dst, scales, zeros, accept),
             #[cfg(target_arch = "aarch64")]
-            SimdLevel::Neon => quantize_int4_generic::<super::neon::Body>(
-                src, shape, dst, scales, zeros, accept_dyn,
-            ),
+            SimdLevel::Neon => {
+                quantize_int4_generic::<neon::Body>(src, shape, dst, scales, zeros, accept_dyn)
+            }
             _ => unreachable!("the 4-bit SIMD quantizer at the scalar level"),
         }
     }
@@ -741,15 +546,11 @@ fn dequantize_int4_simd(
             let done = match level {
                 // SAFETY: as in `lo_hi`.
                 #[cfg(target_arch = "x86_64")]
-                SimdLevel::Avx512 => unsafe {
-                    super::x86::avx512::int4_dequant(bytes, s, z, out, stream)
-                },
+                SimdLevel::Avx512 => unsafe { x86::avx512::int4_dequant(bytes, s, z, out, stream) },
                 #[cfg(target_arch = "x86_64")]
-                SimdLevel::Avx2 => unsafe {
-                    super::x86::avx2::int4_dequant(bytes, s, z, out, stream)
-                },
+                SimdLevel::Avx2 => unsafe { x86::avx2::int4_dequant(bytes, s, z, out, stream) },
                 #[cfg(target_arch = "aarch64")]
-                SimdLevel::Neon => unsafe { super::neon::int4_dequant(bytes, s, z, out) },
+                SimdLevel::Neon => unsafe { neon::int4_dequant(bytes, s, z, out) },
                 _ => 0,
             };
             let mut codes = [0u8; CHUNK];
@@ -852,13 +653,18 @@ pub fn kbit_quantize_ref(
     scales: &mut [f32],
     zeros: &mut [u8],
 ) -> Result<()> {
-    check_quantize_args(src, shape, bits, dst, scales, zeros, Exec::current())?;
+    check_sizes(src, shape, bits, dst, scales, zeros)?;
     let b = bits as usize;
     let maxq = maxq_of(bits);
     let glen = shape.group_len();
     let gpr = shape.groups_per_row();
     let row_bytes = packed_row_bytes(shape.cols, bits);
     dst[..shape.rows * row_bytes].fill(0);
+    if let Err(e) = check_values(src, shape, bits, Exec::current()) {
+        scales[..shape.n_groups()].fill(0.0);
+        zeros[..shape.n_groups()].fill(0);
+        return Err(e);
+    }
     for r in 0..shape.rows {
         for g in 0..gpr {
             let start = r * shape.cols + g * glen;
@@ -900,36 +706,18 @@ pub fn kbit_dequantize(
 ) -> Result<()> {
     check_dequantize_args(src, scales, zeros, shape, bits, dst)?;
     let exec = Exec::current();
-    let (cols, gpr) = (shape.cols, shape.groups_per_row());
-    let row_bytes = packed_row_bytes(cols, bits);
+    let row_bytes = packed_row_bytes(shape.cols, bits);
     let simd_int4 =
         bits == 4 && exec.level != SimdLevel::Scalar && shape.group_len().is_multiple_of(2);
-    let stream = shape.len() >= super::STREAM_STORES_MIN;
-    let t = exec.threads_for(shape.len(), shape.rows);
-    par::for_rows(
-        t,
-        shape.rows,
-        (dst, cols),
-        (&mut [] as &mut [u8], 0),
-        (&mut [] as &mut [u8], 0),
-        |r, dst, _, _| {
-            let src = &src[r.start * row_bytes..r.end * row_bytes];
-            let scales = &scales[r.start * gpr..r.end * gpr];
-            let zeros = &zeros[r.start * gpr..r.end * gpr];
-            let shape = Shape {
-                rows: r.len(),
-                ..shape
-            };
-            if simd_int4 {
-                dequantize_int4_simd(exec.level, src, scales, zeros, shape, dst, stream);
-                if stream {
-                    super::fence_streaming_stores();
-                }
-            } else {
-                dequantize_portable(src, scales, zeros, shape, bits, dst);
-            }
-        },
-    );
+    super::dequantize_blocks(exec, shape, false, dst, |b, dst| {
+        let src = &src[b.rows.start * row_bytes..b.rows.end * row_bytes];
+        let (scales, zeros) = (&scales[b.groups.clone()], &zeros[b.groups]);
+        if simd_int4 {
+            dequantize_int4_simd(exec.level, src, scales, zeros, b.shape, dst, b.stream);
+        } else {
+            dequantize_portable(src, scales, zeros, b.shape, bits, dst);
+        }
+    });
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 //! INT8 symmetric round-to-nearest quantization, per row or per group of columns (see [`Shape`]).
 //!
 //! For each group: `scale = absmax / 127` (f32) and `q = clamp(round_half_even(x / scale), -127, 127)`;
-//! dequantization is `x' = q * scale`. The range is symmetric (-127..=127, never -128, unlike the seed).
+//! dequantization is `x' = q * scale`. The range is symmetric (-127..=127, never -128).
 //! An all-zero group has scale 0 and codes 0, and so has a group whose absmax is so small (at most
 //! 63 * 2^-149, about 8.8e-44, deep in the subnormals) that `absmax / 127` rounds to 0: it dequantizes to
 //! exact zeros.
@@ -17,33 +17,21 @@
 //!
 //! [`int8_quantize`] and [`int8_dequantize`] are the fast paths (branch-free chunked loops that the
 //! compiler vectorizes); [`int8_quantize_ref`] and [`int8_dequantize_ref`] are the scalar references they
-//! are tested against, bit for bit. Both validate everything before they write anything.
+//! are tested against, bit for bit. The quantizers check their arguments before they write anything
+//! and the values as they go (on a value error they zero-fill their outputs); the dequantizers check
+//! everything before they write anything.
 use super::par::{self, Exec};
 use super::simd::SimdLevel;
-use super::{check_finite, check_len, Shape};
+use super::{absmax_bits, absmax_fast, check_finite, check_len, finite_absmax, Shape, ROUND_MAGIC};
 use crate::error::{QuantError, Result};
+
+#[cfg(target_arch = "aarch64")]
+mod neon;
+#[cfg(target_arch = "x86_64")]
+mod x86;
 
 /// Largest code magnitude: the range is symmetric, -127..=127.
 const QMAX: f32 = 127.0;
-
-/// `1.5 * 2^23`: for `|y| < 2^22`, `y + MAGIC` rounds `y` to the nearest integer, ties to even (the
-/// default IEEE rounding of the addition), and that integer sits in the low mantissa bits of the sum.
-pub(crate) const ROUND_MAGIC: f32 = 12_582_912.0;
-
-/// Lane count of the chunked loops (a multiple of every SIMD width the compiler may use).
-const LANES: usize = 8;
-
-/// Validates every argument before anything is written, and returns the absmax of the whole input.
-fn check_quantize_args(
-    src: &[f32],
-    shape: Shape,
-    dst: &[i8],
-    scales: &[f32],
-    exec: Exec,
-) -> Result<f32> {
-    check_sizes(src, shape, dst, scales)?;
-    check_values(src, shape, exec)
-}
 
 /// The length checks of the quantizer's arguments.
 fn check_sizes(src: &[f32], shape: Shape, dst: &[i8], scales: &[f32]) -> Result<()> {
@@ -85,23 +73,6 @@ fn check_values(src: &[f32], shape: Shape, exec: Exec) -> Result<f32> {
     Ok(absmax)
 }
 
-/// The largest magnitude in `values`, or `NonFinite` naming the first NaN or infinity: non-finite values
-/// are exactly those whose sign-cleared bits are at least those of infinity, so the one vectorized
-/// absmax pass checks both (on `exec`'s threads and SIMD level), and the index is searched only on
-/// failure.
-pub(crate) fn finite_absmax(values: &[f32], what: &str, exec: Exec) -> Result<f32> {
-    let t = exec.threads_for(values.len(), usize::MAX);
-    let absmax = par::reduce(t, values, |c| absmax_bits(exec.level, c), u32::max);
-    let absmax = f32::from_bits(absmax);
-    if absmax.is_finite() {
-        return Ok(absmax);
-    }
-    check_finite(values, what)?;
-    Err(QuantError::Internal(format!(
-        "{what}: a non-finite magnitude without a non-finite value"
-    )))
-}
-
 fn check_dequantize_args(src: &[i8], scales: &[f32], shape: Shape, dst: &[f32]) -> Result<()> {
     if src.len() != shape.len() {
         return Err(QuantError::ShapeMismatch(format!(
@@ -126,75 +97,31 @@ fn check_dequantize_args(src: &[i8], scales: &[f32], shape: Shape, dst: &[f32]) 
     check_finite(scales, "scales")
 }
 
-/// Quantizes `src` (`shape.rows x shape.cols`, row-major) to INT8 symmetric codes.
+/// Quantizes `src` (`shape.rows x shape.cols`, row-major) to INT8 symmetric codes, in one pass over
+/// `src` (each group is checked just before it is quantized; see [`super::streaming`]).
 ///
 /// `src` must hold exactly `shape.len()` elements (else `ShapeMismatch`); `dst` at least `shape.len()`
 /// codes and `scales` at least `shape.n_groups()` elements (else `BufferTooSmall`); only those prefixes
-/// are written. A NaN or infinity anywhere in `src` is `NonFinite` naming its index; a group whose
-/// dequantized absmax would overflow (an absmax of exactly `f32::MAX`) is `InvalidArgument`. All
-/// checks happen before anything is written: on error `dst` and `scales` are untouched.
+/// are written. These argument errors are found before anything is written. A NaN or infinity in
+/// `src` is `NonFinite` naming the first bad index; a group whose dequantized absmax would overflow (an
+/// absmax of exactly `f32::MAX`) is `InvalidArgument` naming its row and group. On these value errors
+/// `dst[..shape.len()]` and `scales[..shape.n_groups()]` are zero-filled.
 pub fn int8_quantize(src: &[f32], shape: Shape, dst: &mut [i8], scales: &mut [f32]) -> Result<()> {
-    let exec = Exec::current();
-    let absmax = check_quantize_args(src, shape, dst, scales, exec)?;
-    let (cols, gpr) = (shape.cols, shape.groups_per_row());
-    if shape.rows == 1 && gpr == 1 {
-        // One scale for everything (per tensor): the validation pass gave the absmax, and the elements
-        // split across threads.
-        let s = absmax / QMAX;
-        scales[0] = s;
-        let t = exec.threads_for(cols, usize::MAX);
-        par::for_elements(t, cols, dst, |r, out| {
-            quantize_group(exec.level, &src[r], s, out)
-        });
-        return Ok(());
-    }
-    let t = exec.threads_for(shape.len(), shape.rows);
-    par::for_rows(
-        t,
-        shape.rows,
-        (dst, cols),
-        (scales, gpr),
-        (&mut [] as &mut [u8], 0),
-        |r, dst, scales, _| {
-            quantize_rows(
-                exec.level,
-                &src[r.start * cols..r.end * cols],
-                shape,
-                dst,
-                scales,
-            )
-        },
-    );
-    Ok(())
-}
-
-/// [`int8_quantize`] in one pass over `src`, for inputs larger than the caches: each row is checked
-/// just before it is quantized. The same results on success; on a value error (`NonFinite`, or the
-/// overflow `InvalidArgument`) the same error, with `dst[..rows * cols]` and `scales[..n_groups]`
-/// zero-filled instead of untouched (see [`super::streaming`]). Argument errors write nothing.
-pub fn int8_quantize_streaming(
-    src: &[f32],
-    shape: Shape,
-    dst: &mut [i8],
-    scales: &mut [f32],
-) -> Result<()> {
-    if shape.rows == 1 {
-        return int8_quantize(src, shape, dst, scales);
-    }
     check_sizes(src, shape, dst, scales)?;
     let exec = Exec::current();
-    let (cols, gpr) = (shape.cols, shape.groups_per_row());
+    let cols = shape.cols;
     #[cfg(target_arch = "x86_64")]
     let glen = shape.group_len(); // the one-pass bodies take the group length
     let row_exec = Exec { threads: 1, ..exec };
-    super::streaming::rows(
+    super::streaming::symmetric(
         exec.threads_for(shape.len(), shape.rows),
-        cols,
         src,
-        (&mut dst[..shape.len()], cols),
-        (&mut scales[..shape.n_groups()], gpr),
-        (&mut [] as &mut [u8], 0),
-        |rest, k, dst, scales, _| match exec.level {
+        shape,
+        dst,
+        scales,
+        // One scale for everything (per tensor): it needs the absmax of every element first.
+        |dst, scales| quantize_per_tensor(src, dst, scales, exec),
+        |rest, k, dst, scales| match exec.level {
             // The AVX-512 and AVX2 bodies check each group's absmax themselves (a NaN or infinity
             // makes it non-finite; the overflow test is `check_values`'s), without a pass of their own.
             // SAFETY: a `SimdLevel` other than `Scalar` is only ever in force when the CPU has it.
@@ -202,12 +129,12 @@ pub fn int8_quantize_streaming(
             SimdLevel::Avx512 => unsafe {
                 let accept = |a: f32| (a / QMAX * QMAX).is_finite();
                 let stream = shape.len() >= super::STREAM_STORES_MIN;
-                super::x86::avx512::int8_quant_rows(rest, cols, glen, dst, scales, stream, accept)
+                x86::avx512::int8_quant_rows(rest, cols, glen, dst, scales, stream, accept)
             },
             #[cfg(target_arch = "x86_64")]
             SimdLevel::Avx2 => unsafe {
                 let accept = |a: f32| (a / QMAX * QMAX).is_finite();
-                super::x86::avx2::int8_quant_rows(rest, cols, glen, dst, scales, accept)
+                x86::avx2::int8_quant_rows(rest, cols, glen, dst, scales, accept)
             },
             _ => {
                 let rows = Shape { rows: k, ..shape };
@@ -222,6 +149,19 @@ pub fn int8_quantize_streaming(
     )
 }
 
+/// One scale for the single row `src` (checked by the absmax pass), its codes into `dst`; the elements
+/// split across threads.
+fn quantize_per_tensor(src: &[f32], dst: &mut [i8], scales: &mut [f32], exec: Exec) -> Result<()> {
+    let shape = Shape::new(1, src.len(), 0)?;
+    let s = check_values(src, shape, exec)? / QMAX;
+    scales[0] = s;
+    let t = exec.threads_for(src.len(), usize::MAX);
+    par::for_elements(t, src.len(), dst, |r, out| {
+        quantize_group(exec.level, &src[r], s, out)
+    });
+    Ok(())
+}
+
 /// The codes and scales of the rows that `scales` holds (`scales.len() / groups_per_row` of them,
 /// `dst` holding their codes), read from the start of `src`, with the bodies of `level`. `src` may
 /// go on past those rows: the AVX-512 and AVX2 bodies prefetch from it.
@@ -233,17 +173,13 @@ fn quantize_rows(level: SimdLevel, src: &[f32], shape: Shape, dst: &mut [i8], sc
         SimdLevel::Avx512 => {
             let stream = shape.len() >= super::STREAM_STORES_MIN;
             let accept = |_| true;
-            unsafe {
-                super::x86::avx512::int8_quant_rows(src, cols, glen, dst, scales, stream, accept)
-            };
+            unsafe { x86::avx512::int8_quant_rows(src, cols, glen, dst, scales, stream, accept) };
             return;
         }
         #[cfg(target_arch = "x86_64")]
         SimdLevel::Avx2 => {
             return {
-                unsafe {
-                    super::x86::avx2::int8_quant_rows(src, cols, glen, dst, scales, |_| true)
-                };
+                unsafe { x86::avx2::int8_quant_rows(src, cols, glen, dst, scales, |_| true) };
             };
         }
         _ => {}
@@ -264,20 +200,6 @@ fn quantize_rows(level: SimdLevel, src: &[f32], shape: Shape, dst: &mut [i8], sc
     }
 }
 
-/// The largest sign-cleared bit pattern of `x`, with the body of `level`.
-pub(crate) fn absmax_bits(level: SimdLevel, x: &[f32]) -> u32 {
-    match level {
-        // SAFETY: a `SimdLevel` other than `Scalar` is only ever in force when the CPU has it.
-        #[cfg(target_arch = "x86_64")]
-        SimdLevel::Avx512 => unsafe { super::x86::avx512::absmax_bits(x) },
-        #[cfg(target_arch = "x86_64")]
-        SimdLevel::Avx2 => unsafe { super::x86::avx2::absmax_bits(x) },
-        #[cfg(target_arch = "aarch64")]
-        SimdLevel::Neon => unsafe { super::neon::absmax_bits(x) },
-        _ => absmax_fast(x).to_bits(),
-    }
-}
-
 /// Codes of one group with scale `s`, with the body of `level`.
 fn quantize_group(level: SimdLevel, x: &[f32], s: f32, out: &mut [i8]) {
     if s == 0.0 {
@@ -288,13 +210,13 @@ fn quantize_group(level: SimdLevel, x: &[f32], s: f32, out: &mut [i8]) {
         // SAFETY: as in `absmax_bits`.
         #[cfg(target_arch = "x86_64")]
         SimdLevel::Avx512 => {
-            unsafe { super::x86::avx512::int8_quant(x, s, out) };
+            unsafe { x86::avx512::int8_quant(x, s, out) };
             x.len()
         }
         #[cfg(target_arch = "x86_64")]
-        SimdLevel::Avx2 => unsafe { super::x86::avx2::int8_quant(x, s, out) },
+        SimdLevel::Avx2 => unsafe { x86::avx2::int8_quant(x, s, out) },
         #[cfg(target_arch = "aarch64")]
-        SimdLevel::Neon => unsafe { super::neon::int8_quant(x, s, out) },
+        SimdLevel::Neon => unsafe { neon::int8_quant(x, s, out) },
         _ => 0,
     };
     quantize_group_fast(&x[done..], s, &mut out[done..]);
@@ -308,36 +230,18 @@ fn dequantize_group(level: SimdLevel, q: &[i8], s: f32, out: &mut [f32], stream:
         // SAFETY: as in `absmax_bits`.
         #[cfg(target_arch = "x86_64")]
         SimdLevel::Avx512 => {
-            unsafe { super::x86::avx512::int8_dequant(q, s, out, stream) };
+            unsafe { x86::avx512::int8_dequant(q, s, out, stream) };
             q.len()
         }
         #[cfg(target_arch = "x86_64")]
-        SimdLevel::Avx2 => unsafe { super::x86::avx2::int8_dequant(q, s, out, stream) },
+        SimdLevel::Avx2 => unsafe { x86::avx2::int8_dequant(q, s, out, stream) },
         #[cfg(target_arch = "aarch64")]
-        SimdLevel::Neon => unsafe { super::neon::int8_dequant(q, s, out) },
+        SimdLevel::Neon => unsafe { neon::int8_dequant(q, s, out) },
         _ => 0,
     };
     for (o, &q) in out[done..].iter_mut().zip(&q[done..]) {
         *o = f32::from(q) * s;
     }
-}
-
-/// Absolute maximum: the maximum of the sign-cleared bit patterns, which order like the magnitudes they
-/// encode (infinity above every finite value, NaN above infinity). An integer reduction over 8 lanes,
-/// so it vectorizes.
-pub(crate) fn absmax_fast(x: &[f32]) -> f32 {
-    let mut acc = [0u32; LANES];
-    let mut chunks = x.chunks_exact(LANES);
-    for c in &mut chunks {
-        for i in 0..LANES {
-            acc[i] = acc[i].max(c[i].to_bits() & 0x7fff_ffff);
-        }
-    }
-    let mut m = acc.iter().copied().max().unwrap_or(0);
-    for v in chunks.remainder() {
-        m = m.max(v.to_bits() & 0x7fff_ffff);
-    }
-    f32::from_bits(m)
 }
 
 /// Codes of one group with scale `s`: `y = x / s` clamped to [-127, 127], then rounded to even by the
@@ -357,14 +261,20 @@ pub(crate) fn quantize_group_fast(x: &[f32], s: f32, out: &mut [i8]) {
     }
 }
 
-/// Scalar reference of [`int8_quantize`]: the formulas written out, one element at a time.
+/// Scalar reference of [`int8_quantize`]: the formulas written out, one element at a time, after a
+/// check of the whole input (the same errors; on a value error the same zero-filled outputs).
 pub fn int8_quantize_ref(
     src: &[f32],
     shape: Shape,
     dst: &mut [i8],
     scales: &mut [f32],
 ) -> Result<()> {
-    check_quantize_args(src, shape, dst, scales, Exec::current())?;
+    check_sizes(src, shape, dst, scales)?;
+    if let Err(e) = check_values(src, shape, Exec::current()) {
+        dst[..shape.len()].fill(0);
+        scales[..shape.n_groups()].fill(0.0);
+        return Err(e);
+    }
     let glen = shape.group_len();
     let gpr = shape.groups_per_row();
     for r in 0..shape.rows {
@@ -394,42 +304,31 @@ pub fn int8_quantize_ref(
 pub fn int8_dequantize(src: &[i8], scales: &[f32], shape: Shape, dst: &mut [f32]) -> Result<()> {
     check_dequantize_args(src, scales, shape, dst)?;
     let exec = Exec::current();
-    let (cols, gpr, glen) = (shape.cols, shape.groups_per_row(), shape.group_len());
-    let stream = shape.len() >= super::STREAM_STORES_MIN;
-    if shape.rows == 1 && gpr == 1 {
-        let t = exec.threads_for(cols, usize::MAX);
-        par::for_elements(t, cols, dst, |r, out| {
-            dequantize_group(exec.level, &src[r], scales[0], out, stream);
-            if stream {
-                super::fence_streaming_stores();
-            }
-        });
-        return Ok(());
-    }
-    let t = exec.threads_for(shape.len(), shape.rows);
-    par::for_rows(
-        t,
-        shape.rows,
-        (dst, cols),
-        (&mut [] as &mut [u8], 0),
-        (&mut [] as &mut [u8], 0),
-        |r, dst, _, _| {
-            let src = &src[r.start * cols..r.end * cols];
-            let scales = &scales[r.start * gpr..r.end * gpr];
-            let rows = src.chunks_exact(cols);
-            let out_rows = dst.chunks_exact_mut(cols);
-            for ((row, out), row_scales) in rows.zip(out_rows).zip(scales.chunks_exact(gpr)) {
-                for ((group, out), &s) in row.chunks(glen).zip(out.chunks_mut(glen)).zip(row_scales)
-                {
-                    dequantize_group(exec.level, group, s, out, stream);
-                }
-            }
-            if stream {
-                super::fence_streaming_stores();
-            }
-        },
-    );
+    super::dequantize_blocks(exec, shape, true, dst, |b, dst| {
+        let (src, scales) = (&src[b.elements], &scales[b.groups]);
+        dequantize_rows(exec.level, src, scales, b.shape, dst, b.stream)
+    });
     Ok(())
+}
+
+/// The values of the rows of `src` (`shape.rows` of them, their scales in `scales`) into `dst`, with
+/// the bodies of `level`.
+fn dequantize_rows(
+    level: SimdLevel,
+    src: &[i8],
+    scales: &[f32],
+    shape: Shape,
+    dst: &mut [f32],
+    stream: bool,
+) {
+    let (cols, gpr, glen) = (shape.cols, shape.groups_per_row(), shape.group_len());
+    let rows = src.chunks_exact(cols);
+    let out_rows = dst.chunks_exact_mut(cols);
+    for ((row, out), row_scales) in rows.zip(out_rows).zip(scales.chunks_exact(gpr)) {
+        for ((group, out), &s) in row.chunks(glen).zip(out.chunks_mut(glen)).zip(row_scales) {
+            dequantize_group(level, group, s, out, stream);
+        }
+    }
 }
 
 /// Scalar reference of [`int8_dequantize`].
@@ -466,7 +365,7 @@ mod tests {
     }
 
     #[test]
-    fn the_seed_row_and_its_tie() {
+    fn a_small_row_and_its_tie() {
         let shape = Shape::new(1, 4, 0).unwrap();
         let mut q = [0i8; 4];
         let mut s = [0f32; 1];

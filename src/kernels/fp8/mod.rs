@@ -36,18 +36,15 @@
 //! from the definition of the formats with exact f64 arithmetic; `tests/casts.rs` holds the fast paths
 //! to them over a dense sweep of the 2^32 f32 patterns and to ml_dtypes through golden fixtures.
 use crate::error::Result;
-use crate::kernels::int8::{absmax_bits, finite_absmax};
+use crate::kernels::minifloat::{decode_magnitude_ref, encode_magnitude_ref, MiniFloat};
 use crate::kernels::par::{self, Exec};
 use crate::kernels::simd::SimdLevel;
-use crate::kernels::{check_finite, check_len, Shape};
+use crate::kernels::{absmax_bits, check_finite, check_len, finite_absmax, Shape};
 
-/// A binary floating-point format described by its significand width and exponent bias, for the
-/// scalar references (the special values are handled by each caller).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct MiniFloat {
-    pub(crate) man_bits: u32,
-    pub(crate) bias: i32,
-}
+#[cfg(target_arch = "aarch64")]
+mod neon;
+#[cfg(target_arch = "x86_64")]
+mod x86;
 
 const E4M3_FORMAT: MiniFloat = MiniFloat {
     man_bits: 3,
@@ -57,46 +54,6 @@ const E5M2_FORMAT: MiniFloat = MiniFloat {
     man_bits: 2,
     bias: 15,
 };
-
-/// 2^k as an f64 (exact; `k` within the normal f64 range).
-fn pow2(k: i32) -> f64 {
-    f64::from_bits(((1023 + k) as u64) << 52)
-}
-
-/// Reference encoder: the code (exponent field and significand, no sign) of the magnitude `a >= 0`
-/// rounded to nearest even in `fmt`, with the exponent unbounded above (so the caller sees overflow as
-/// a code beyond its largest finite one). An infinity gives `u32::MAX`.
-pub(crate) fn encode_magnitude_ref(a: f32, fmt: MiniFloat) -> u32 {
-    if a.is_infinite() {
-        return u32::MAX;
-    }
-    if a == 0.0 {
-        return 0;
-    }
-    let a = a as f64; // exact, and normal in f64 even for f32 subnormals
-    let e = ((a.to_bits() >> 52) & 0x7FF) as i32 - 1023;
-    let emin = 1 - fmt.bias;
-    let e_eff = e.max(emin);
-    // Multiples of `quantum` are exactly the format's values in the binade of `a` (or, below the
-    // smallest normal, the subnormal grid).
-    let quantum = pow2(e_eff - fmt.man_bits as i32);
-    let n = (a / quantum).round_ties_even() as u64; // in [0, 2^(man_bits+1)]
-                                                    // Exponent field e_eff + bias for n >= 2^man_bits (n = 2^(man_bits+1) carries into the next
-                                                    // binade); subnormal codes are n itself.
-    ((((e_eff + fmt.bias - 1) as u64) << fmt.man_bits) + n) as u32
-}
-
-/// Reference decoder of a magnitude code (no sign; the caller handles infinities and NaNs).
-pub(crate) fn decode_magnitude_ref(code: u32, fmt: MiniFloat) -> f64 {
-    let exp = (code >> fmt.man_bits) as i32;
-    let man = (code & ((1 << fmt.man_bits) - 1)) as f64;
-    let m = fmt.man_bits as i32;
-    if exp == 0 {
-        man * pow2(1 - fmt.bias - m)
-    } else {
-        (pow2(m) + man) * pow2(exp - fmt.bias - m)
-    }
-}
 
 /// Reference f32 -> FP8 E4M3FN of one value (see the module docs for rounding, overflow and NaN).
 pub fn f32_to_fp8_e4m3_ref(x: f32, saturate: bool) -> u8 {
@@ -295,13 +252,13 @@ fn encode_run<F: Fp8Format, const DIV: bool>(
         // SAFETY: a `SimdLevel` other than `Scalar` is only ever in force when the CPU has it.
         #[cfg(target_arch = "x86_64")]
         SimdLevel::Avx512 => {
-            unsafe { super::x86::avx512::fp8_encode::<DIV>(x, s, _spec, out) };
+            unsafe { x86::avx512::fp8_encode::<DIV>(x, s, _spec, out) };
             x.len()
         }
         #[cfg(target_arch = "x86_64")]
-        SimdLevel::Avx2 => unsafe { super::x86::avx2::fp8_encode::<DIV>(x, s, _spec, out) },
+        SimdLevel::Avx2 => unsafe { x86::avx2::fp8_encode::<DIV>(x, s, _spec, out) },
         #[cfg(target_arch = "aarch64")]
-        SimdLevel::Neon => unsafe { super::neon::fp8_encode::<DIV>(x, s, _spec, out) },
+        SimdLevel::Neon => unsafe { neon::fp8_encode::<DIV>(x, s, _spec, out) },
         _ => 0,
     };
     for (d, &v) in out[done..x.len()].iter_mut().zip(&x[done..]) {
@@ -399,13 +356,13 @@ fn decode_run<F: Fp8Format, const MUL: bool>(
         // SAFETY: a `SimdLevel` other than `Scalar` is only ever in force when the CPU has it.
         #[cfg(target_arch = "x86_64")]
         SimdLevel::Avx512 => {
-            unsafe { super::x86::avx512::fp8_decode::<MUL>(q, s, _spec, out, stream) };
+            unsafe { x86::avx512::fp8_decode::<MUL>(q, s, _spec, out, stream) };
             q.len()
         }
         #[cfg(target_arch = "x86_64")]
-        SimdLevel::Avx2 => unsafe { super::x86::avx2::fp8_decode::<MUL>(q, s, _spec, out, stream) },
+        SimdLevel::Avx2 => unsafe { x86::avx2::fp8_decode::<MUL>(q, s, _spec, out, stream) },
         #[cfg(target_arch = "aarch64")]
-        SimdLevel::Neon => unsafe { super::neon::fp8_decode::<MUL>(q, s, _spec, out) },
+        SimdLevel::Neon => unsafe { neon::fp8_decode::<MUL>(q, s, _spec, out) },
         _ => 0,
     };
     for (d, &c) in out[done..q.len()].iter_mut().zip(&q[done..]) {
@@ -430,9 +387,7 @@ fn decode_groups(
     if level == SimdLevel::Avx512 {
         let spec = spec::<E4m3>(E4m3::OVERFLOW);
         // SAFETY: a `SimdLevel` other than `Scalar` is only ever in force when the CPU has it.
-        unsafe {
-            super::x86::avx512::fp8_decode_groups(q, scales, (cols, glen), spec, out, stream)
-        };
+        unsafe { x86::avx512::fp8_decode_groups(q, scales, (cols, glen), spec, out, stream) };
         return;
     }
     let gpr = cols.div_ceil(glen);
@@ -467,13 +422,11 @@ pub(crate) fn scaled_spec() -> Fp8Spec {
     spec::<E4m3>(E4m3::MAX)
 }
 
-/// Checks every argument of the scaled quantizer before anything is written.
-/// Returns the absmax of the whole input (one pass that also checks finiteness).
-fn check_quantize(src: &[f32], shape: Shape, dst: &[u8], scales: &[f32]) -> Result<f32> {
+/// The length checks of the scaled quantizer, made before anything is written.
+fn check_sizes(src: &[f32], shape: Shape, dst: &[u8], scales: &[f32]) -> Result<()> {
     check_len("src", src.len(), shape.len())?;
     check_len("dst", dst.len(), shape.len())?;
-    check_len("scales", scales.len(), shape.n_groups())?;
-    finite_absmax(&src[..shape.len()], "src", Exec::current())
+    check_len("scales", scales.len(), shape.n_groups())
 }
 
 fn check_dequantize(src: &[u8], scales: &[f32], shape: Shape, dst: &[f32]) -> Result<()> {
@@ -489,79 +442,30 @@ fn check_dequantize(src: &[u8], scales: &[f32], shape: Shape, dst: &[f32]) -> Re
 /// maps to +-448 even when the division rounds above it). A group whose scale is 0 (all zeros, or an
 /// absmax so small that `absmax / 448` underflows) gets scale 0 and codes `0x00`.
 ///
-/// `dst[..rows*cols]` receives the codes, `scales[..n_groups]` the scales, row-major by group.
-/// Errors (nothing written): `BufferTooSmall` when `src`, `dst` or `scales` is too short;
-/// `NonFinite` (naming the first bad index of `src`) when any input element is NaN or infinite.
+/// `dst[..rows*cols]` receives the codes, `scales[..n_groups]` the scales, row-major by group. One
+/// pass over `src`: each group is checked just before it is quantized (see [`super::streaming`]).
+/// Errors: `BufferTooSmall` when `src`, `dst` or `scales` is too short (nothing written); `NonFinite`
+/// (naming the first bad index of `src`) when an input element is NaN or infinite, with
+/// `dst[..rows*cols]` and `scales[..n_groups]` zero-filled.
 pub fn fp8_e4m3_quantize(
     src: &[f32],
     shape: Shape,
     dst: &mut [u8],
     scales: &mut [f32],
 ) -> Result<()> {
-    let absmax = check_quantize(src, shape, dst, scales)?;
-    let exec = Exec::current();
-    let (cols, gpr) = (shape.cols, shape.groups_per_row());
-    if shape.rows == 1 && gpr == 1 {
-        // One scale for everything (per tensor): the validation pass gave the absmax.
-        let scale = absmax / E4M3_MAX;
-        scales[0] = scale;
-        let t = exec.threads_for(cols, usize::MAX);
-        par::for_elements(t, cols, dst, |r, q| {
-            if scale == 0.0 {
-                q.fill(0);
-            } else {
-                encode_run::<E4m3, true>(exec.level, &src[r], scale, E4m3::MAX, q);
-            }
-        });
-        return Ok(());
-    }
-    let t = exec.threads_for(shape.len(), shape.rows);
-    par::for_rows(
-        t,
-        shape.rows,
-        (dst, cols),
-        (scales, gpr),
-        (&mut [] as &mut [u8], 0),
-        |r, dst, scales, _| {
-            quantize_rows(
-                exec.level,
-                &src[r.start * cols..r.end * cols],
-                shape,
-                dst,
-                scales,
-            )
-        },
-    );
-    Ok(())
-}
-
-/// [`fp8_e4m3_quantize`] in one pass over `src`, for inputs larger than the caches: each row is
-/// checked just before it is quantized. The same results on success; on `NonFinite` the same error,
-/// with `dst[..rows * cols]` and `scales[..n_groups]` zero-filled instead of untouched (see
-/// [`super::streaming`]). Argument errors write nothing.
-pub fn fp8_e4m3_quantize_streaming(
-    src: &[f32],
-    shape: Shape,
-    dst: &mut [u8],
-    scales: &mut [f32],
-) -> Result<()> {
-    let (cols, gpr) = (shape.cols, shape.groups_per_row());
-    if shape.rows == 1 {
-        return fp8_e4m3_quantize(src, shape, dst, scales);
-    }
-    check_len("src", src.len(), shape.len())?;
-    check_len("dst", dst.len(), shape.len())?;
-    check_len("scales", scales.len(), shape.n_groups())?;
+    check_sizes(src, shape, dst, scales)?;
+    let cols = shape.cols;
     let src = &src[..shape.len()];
     let exec = Exec::current();
-    super::streaming::rows(
+    super::streaming::symmetric(
         exec.threads_for(shape.len(), shape.rows),
-        cols,
         src,
-        (&mut dst[..shape.len()], cols),
-        (&mut scales[..shape.n_groups()], gpr),
-        (&mut [] as &mut [u8], 0),
-        |rest, k, dst, scales, _| match exec.level {
+        shape,
+        dst,
+        scales,
+        // One scale for everything (per tensor): it needs the absmax of every element first.
+        |dst, scales| quantize_per_tensor(src, dst, scales, exec),
+        |rest, k, dst, scales| match exec.level {
             // The AVX-512 and AVX2 bodies check each group's absmax themselves, without a pass of
             // their own.
             // SAFETY: a `SimdLevel` other than `Scalar` is only ever in force when the CPU has it.
@@ -569,13 +473,13 @@ pub fn fp8_e4m3_quantize_streaming(
             SimdLevel::Avx512 => unsafe {
                 let accept = |a: f32| a.is_finite();
                 let g = shape.group_len();
-                super::x86::avx512::fp8_quant_rows(rest, cols, g, dst, scales, accept)
+                x86::avx512::fp8_quant_rows(rest, cols, g, dst, scales, accept)
             },
             #[cfg(target_arch = "x86_64")]
             SimdLevel::Avx2 => unsafe {
                 let accept = |a: f32| a.is_finite();
                 let g = shape.group_len();
-                super::x86::avx2::fp8_quant_rows(rest, cols, g, dst, scales, accept)
+                x86::avx2::fp8_quant_rows(rest, cols, g, dst, scales, accept)
             },
             _ => {
                 let ok = absmax_bits(exec.level, &rest[..k * cols]) < 0x7F80_0000;
@@ -589,6 +493,22 @@ pub fn fp8_e4m3_quantize_streaming(
     )
 }
 
+/// One scale for the single row `src` (from the absmax pass, which checks it), its codes into `dst`;
+/// the elements split across threads.
+fn quantize_per_tensor(src: &[f32], dst: &mut [u8], scales: &mut [f32], exec: Exec) -> Result<()> {
+    let scale = finite_absmax(src, "src", exec)? / E4M3_MAX;
+    scales[0] = scale;
+    let t = exec.threads_for(src.len(), usize::MAX);
+    par::for_elements(t, src.len(), dst, |r, q| {
+        if scale == 0.0 {
+            q.fill(0);
+        } else {
+            encode_run::<E4m3, true>(exec.level, &src[r], scale, E4m3::MAX, q);
+        }
+    });
+    Ok(())
+}
+
 /// The codes and scales of the rows that `scales` holds (`scales.len() / groups_per_row` of them,
 /// `dst` holding their codes), read from the start of `src`, with the bodies of `level`. `src` may
 /// go on past those rows: the AVX-512 and AVX2 bodies prefetch from it.
@@ -599,13 +519,13 @@ fn quantize_rows(level: SimdLevel, src: &[f32], shape: Shape, dst: &mut [u8], sc
         #[cfg(target_arch = "x86_64")]
         SimdLevel::Avx512 => {
             return {
-                unsafe { super::x86::avx512::fp8_quant_rows(src, cols, g, dst, scales, |_| true) };
+                unsafe { x86::avx512::fp8_quant_rows(src, cols, g, dst, scales, |_| true) };
             };
         }
         #[cfg(target_arch = "x86_64")]
         SimdLevel::Avx2 => {
             return {
-                unsafe { super::x86::avx2::fp8_quant_rows(src, cols, g, dst, scales, |_| true) };
+                unsafe { x86::avx2::fp8_quant_rows(src, cols, g, dst, scales, |_| true) };
             };
         }
         _ => {}
@@ -652,34 +572,11 @@ pub fn fp8_e4m3_dequantize(
 ) -> Result<()> {
     check_dequantize(src, scales, shape, dst)?;
     let exec = Exec::current();
-    let stream = shape.len() >= super::STREAM_STORES_MIN;
-    let (cols, gpr, g) = (shape.cols, shape.groups_per_row(), shape.group_len());
-    if shape.rows == 1 && gpr == 1 {
-        let t = exec.threads_for(cols, usize::MAX);
-        par::for_elements(t, cols, dst, |r, x| {
-            decode_run::<E4m3, true>(exec.level, &E4M3_TABLE, &src[r], scales[0], x, stream);
-            if stream {
-                super::fence_streaming_stores();
-            }
-        });
-        return Ok(());
-    }
-    let t = exec.threads_for(shape.len(), shape.rows);
-    par::for_rows(
-        t,
-        shape.rows,
-        (dst, cols),
-        (&mut [] as &mut [u8], 0),
-        (&mut [] as &mut [u8], 0),
-        |r, dst, _, _| {
-            let src = &src[r.start * cols..r.end * cols];
-            let scales = &scales[r.start * gpr..r.end * gpr];
-            decode_groups(exec.level, src, scales, (cols, g), dst, stream);
-            if stream {
-                super::fence_streaming_stores();
-            }
-        },
-    );
+    super::dequantize_blocks(exec, shape, true, dst, |b, dst| {
+        let (src, scales) = (&src[b.elements], &scales[b.groups]);
+        let groups = (b.shape.cols, b.shape.group_len());
+        decode_groups(exec.level, src, scales, groups, dst, b.stream);
+    });
     Ok(())
 }
 
@@ -690,7 +587,12 @@ pub fn fp8_e4m3_quantize_ref(
     dst: &mut [u8],
     scales: &mut [f32],
 ) -> Result<()> {
-    check_quantize(src, shape, dst, scales)?;
+    check_sizes(src, shape, dst, scales)?;
+    if let Err(e) = check_finite(&src[..shape.len()], "src") {
+        dst[..shape.len()].fill(0);
+        scales[..shape.n_groups()].fill(0.0);
+        return Err(e);
+    }
     let g = shape.group_len();
     for r in 0..shape.rows {
         for k in 0..shape.groups_per_row() {

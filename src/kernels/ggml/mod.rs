@@ -1,5 +1,5 @@
 //! GGML / GGUF block formats: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 and the K-quants Q4_K and Q6_K (in
-//! [`super::ggml_k`]), byte-exact with ggml's reference quantizers (`quantize_row_*_ref` in
+//! [`k`]), byte-exact with ggml's reference quantizers (`quantize_row_*_ref` in
 //! `ggml-quants.c`), which gguf-py's `gguf.quants` reproduces.
 //!
 //! # Layouts (little-endian; `f16` is IEEE binary16, rounded to nearest even from f32)
@@ -14,8 +14,8 @@
 //! | Q5_0 | 6  | 32  | 22  | `d: f16, qh: u32, qs[16]` | `(q - 16) * d` |
 //! | Q5_1 | 7  | 32  | 24  | `d: f16, m: f16, qh: u32, qs[16]` | `q * d + m` |
 //! | Q8_0 | 8  | 32  | 34  | `d: f16, qs: i8[32]` | `q * d` |
-//! | Q4_K | 12 | 256 | 144 | `d, dmin: f16, scales[12], qs[128]` | see [`super::ggml_k`] |
-//! | Q6_K | 14 | 256 | 210 | `ql[128], qh[64], scales: i8[16], d: f16` | see [`super::ggml_k`] |
+//! | Q4_K | 12 | 256 | 144 | `d, dmin: f16, scales[12], qs[128]` | see [`k`] |
+//! | Q6_K | 14 | 256 | 210 | `ql[128], qh[64], scales: i8[16], d: f16` | see [`k`] |
 //!
 //! In the 32-value types, byte `qs[j]` holds element `j` in its low nibble and element `j + 16` in its
 //! high nibble; for Q5 the fifth bit of element `j` is bit `j` of `qh`.
@@ -49,9 +49,11 @@
 //! - Everything is validated before anything is written.
 use ::half::f16;
 
-use super::source::Src;
-use super::{check_len, ggml_k, Shape};
+use super::elements::Src;
+use super::{check_bytes, check_len, Shape};
 use crate::error::{QuantError, Result};
+
+pub mod k;
 
 /// GGML type id of Q4_0 (32 values in 18 bytes: f16 scale, 4-bit codes, `(q - 8) * d`).
 pub const QUANT_GGML_TYPE_Q4_0: i32 = 2;
@@ -154,7 +156,7 @@ impl GgmlType {
     /// Values per block (`ggml_blck_size`): 32, or 256 for the K-quants.
     pub fn block_size(self) -> usize {
         match self {
-            Self::Q4_K | Self::Q6_K => ggml_k::QK_K,
+            Self::Q4_K | Self::Q6_K => k::QK_K,
             _ => 32,
         }
     }
@@ -167,8 +169,8 @@ impl GgmlType {
             Self::Q5_0 => 22,
             Self::Q5_1 => 24,
             Self::Q8_0 => 34,
-            Self::Q4_K => ggml_k::Q4_K_BYTES,
-            Self::Q6_K => ggml_k::Q6_K_BYTES,
+            Self::Q4_K => k::Q4_K_BYTES,
+            Self::Q6_K => k::Q6_K_BYTES,
         }
     }
 
@@ -189,8 +191,8 @@ impl GgmlType {
             Self::Q5_0 => quantize_q5_0(x, y),
             Self::Q5_1 => quantize_q5_1(x, y),
             Self::Q8_0 => quantize_q8_0(x, y),
-            Self::Q4_K => ggml_k::quantize_q4_k(x, y),
-            Self::Q6_K => ggml_k::quantize_q6_k(x, y),
+            Self::Q4_K => k::quantize_q4_k(x, y),
+            Self::Q6_K => k::quantize_q6_k(x, y),
         }
     }
 
@@ -202,8 +204,8 @@ impl GgmlType {
             Self::Q5_0 => dequantize_q5_0(b, y),
             Self::Q5_1 => dequantize_q5_1(b, y),
             Self::Q8_0 => dequantize_q8_0(b, y),
-            Self::Q4_K => ggml_k::dequantize_q4_k(b, y),
-            Self::Q6_K => ggml_k::dequantize_q6_k(b, y),
+            Self::Q4_K => k::dequantize_q4_k(b, y),
+            Self::Q6_K => k::dequantize_q6_k(b, y),
         }
     }
 
@@ -435,11 +437,11 @@ pub fn ggml_quantize_src(
     }
     // Cannot overflow: a row takes fewer bytes than its f32 values, and Shape bounds those.
     let need = nrows * row_size;
-    check_len("dst", dst.len(), need)?;
+    check_bytes("dst", dst.len(), need)?;
     src.check_finite("src")?;
     check_headers(ty, src)?;
     let (bs, ts) = (ty.block_size(), ty.type_size());
-    let mut block = [0f32; ggml_k::QK_K];
+    let mut block = [0f32; k::QK_K];
     for (i, y) in dst[..need].chunks_exact_mut(ts).enumerate() {
         match src {
             Src::F32(s) => ty.quantize_block(&s[i * bs..(i + 1) * bs], y),
@@ -465,7 +467,7 @@ fn check_headers(ty: GgmlType, src: Src) -> Result<()> {
     let bs = ty.block_size();
     let mut record = [0u8; 256];
     let record = &mut record[..ty.type_size()];
-    let mut block = [0f32; ggml_k::QK_K];
+    let mut block = [0f32; k::QK_K];
     for i in 0..src.len() / bs {
         src.convert(i * bs, &mut block[..bs]);
         ty.quantize_block(&block[..bs], record);
@@ -500,7 +502,7 @@ pub fn ggml_dequantize(ty: GgmlType, src: &[u8], n: usize, dst: &mut [f32]) -> R
     let need = (n / bs)
         .checked_mul(ts)
         .ok_or_else(|| QuantError::invalid(format!("n is {n}: the blocks overflow memory")))?;
-    check_len("src", src.len(), need)?;
+    check_bytes("src", src.len(), need)?;
     check_len("dst", dst.len(), n)?;
     for (i, record) in src[..need].chunks_exact(ts).enumerate() {
         if let Some((offset, value)) = ty.bad_header(record) {

@@ -36,6 +36,11 @@ use crate::kernels::check_len;
 use crate::kernels::par::{self, Exec};
 use crate::kernels::simd::SimdLevel;
 
+#[cfg(target_arch = "aarch64")]
+mod neon;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
 /// Converts `src` to FP16 bits in `dst[..src.len()]` (round to nearest even; see the module docs for
 /// overflow and NaN). Fails with `BufferTooSmall` (writing nothing) when `dst` is shorter than `src`.
 pub fn f32_to_f16(src: &[f32], dst: &mut [u16]) -> Result<()> {
@@ -45,11 +50,11 @@ pub fn f32_to_f16(src: &[f32], dst: &mut [u16]) -> Result<()> {
             // SAFETY: a `SimdLevel` other than `Scalar` is only ever in force when the CPU has it.
             #[cfg(target_arch = "x86_64")]
             SimdLevel::Avx512 => {
-                unsafe { super::x86::avx512::f32_to_f16(x, d) };
+                unsafe { x86::avx512::f32_to_f16(x, d) };
                 x.len()
             }
             #[cfg(target_arch = "x86_64")]
-            SimdLevel::Avx2 => unsafe { super::x86::avx2::f32_to_f16(x, d) },
+            SimdLevel::Avx2 => unsafe { x86::avx2::f32_to_f16(x, d) },
             _ => 0,
         };
         let d: &mut [f16] = d[done..].reinterpret_cast_mut();
@@ -66,11 +71,11 @@ pub fn f16_to_f32(src: &[u16], dst: &mut [f32]) -> Result<()> {
             // SAFETY: as in `f32_to_f16`.
             #[cfg(target_arch = "x86_64")]
             SimdLevel::Avx512 => {
-                unsafe { super::x86::avx512::f16_to_f32(h, d) };
+                unsafe { x86::avx512::f16_to_f32(h, d) };
                 h.len()
             }
             #[cfg(target_arch = "x86_64")]
-            SimdLevel::Avx2 => unsafe { super::x86::avx2::f16_to_f32(h, d) },
+            SimdLevel::Avx2 => unsafe { x86::avx2::f16_to_f32(h, d) },
             _ => 0,
         };
         let h: &[f16] = h[done..].reinterpret_cast();
@@ -87,13 +92,13 @@ pub fn f32_to_bf16(src: &[f32], dst: &mut [u16]) -> Result<()> {
             // SAFETY: as in `f32_to_f16`.
             #[cfg(target_arch = "x86_64")]
             SimdLevel::Avx512 => {
-                unsafe { super::x86::avx512::f32_to_bf16(x, d) };
+                unsafe { x86::avx512::f32_to_bf16(x, d) };
                 x.len()
             }
             #[cfg(target_arch = "x86_64")]
-            SimdLevel::Avx2 => unsafe { super::x86::avx2::f32_to_bf16(x, d) },
+            SimdLevel::Avx2 => unsafe { x86::avx2::f32_to_bf16(x, d) },
             #[cfg(target_arch = "aarch64")]
-            SimdLevel::Neon => unsafe { super::neon::f32_to_bf16(x, d) },
+            SimdLevel::Neon => unsafe { neon::f32_to_bf16(x, d) },
             _ => 0,
         };
         for (d, s) in d[done..].iter_mut().zip(&x[done..]) {
@@ -111,13 +116,13 @@ pub fn bf16_to_f32(src: &[u16], dst: &mut [f32]) -> Result<()> {
             // SAFETY: as in `f32_to_f16`.
             #[cfg(target_arch = "x86_64")]
             SimdLevel::Avx512 => {
-                unsafe { super::x86::avx512::bf16_to_f32(h, d) };
+                unsafe { x86::avx512::bf16_to_f32(h, d) };
                 h.len()
             }
             #[cfg(target_arch = "x86_64")]
-            SimdLevel::Avx2 => unsafe { super::x86::avx2::bf16_to_f32(h, d) },
+            SimdLevel::Avx2 => unsafe { x86::avx2::bf16_to_f32(h, d) },
             #[cfg(target_arch = "aarch64")]
-            SimdLevel::Neon => unsafe { super::neon::bf16_to_f32(h, d) },
+            SimdLevel::Neon => unsafe { neon::bf16_to_f32(h, d) },
             _ => 0,
         };
         for (d, &s) in d[done..].iter_mut().zip(&h[done..]) {
@@ -164,7 +169,7 @@ pub fn f32_to_f16_ref(x: f32) -> u16 {
     if x.is_nan() {
         return sign | 0x7E00 | ((bits & 0x007F_FFFF) >> 13) as u16;
     }
-    let mag = super::fp8::encode_magnitude_ref(x.abs(), F16_FORMAT);
+    let mag = super::minifloat::encode_magnitude_ref(x.abs(), F16_FORMAT);
     // Largest finite f16 is 0x7BFF; anything beyond (infinities included) is infinity.
     sign | mag.min(0x7C00) as u16
 }
@@ -180,7 +185,7 @@ pub fn f16_to_f32_ref(h: u16) -> f32 {
             sign | 0x7FC0_0000 | (man << 13)
         });
     }
-    let v = super::fp8::decode_magnitude_ref((h & 0x7FFF) as u32, F16_FORMAT) as f32;
+    let v = super::minifloat::decode_magnitude_ref((h & 0x7FFF) as u32, F16_FORMAT) as f32;
     f32::from_bits(sign | v.to_bits())
 }
 
@@ -191,7 +196,7 @@ pub fn f32_to_bf16_ref(x: f32) -> u16 {
     if x.is_nan() {
         return ((bits >> 16) | 0x0040) as u16;
     }
-    let mag = super::fp8::encode_magnitude_ref(x.abs(), BF16_FORMAT);
+    let mag = super::minifloat::encode_magnitude_ref(x.abs(), BF16_FORMAT);
     sign | mag.min(0x7F80) as u16
 }
 
@@ -206,17 +211,17 @@ pub fn bf16_to_f32_ref(h: u16) -> f32 {
             sign | 0x7FC0_0000 | (man << 16)
         });
     }
-    let v = super::fp8::decode_magnitude_ref((h & 0x7FFF) as u32, BF16_FORMAT) as f32;
+    let v = super::minifloat::decode_magnitude_ref((h & 0x7FFF) as u32, BF16_FORMAT) as f32;
     f32::from_bits(sign | v.to_bits())
 }
 
 /// binary16: 10 significand bits, bias 15.
-const F16_FORMAT: super::fp8::MiniFloat = super::fp8::MiniFloat {
+const F16_FORMAT: super::minifloat::MiniFloat = super::minifloat::MiniFloat {
     man_bits: 10,
     bias: 15,
 };
 /// bfloat16: 7 significand bits, bias 127.
-const BF16_FORMAT: super::fp8::MiniFloat = super::fp8::MiniFloat {
+const BF16_FORMAT: super::minifloat::MiniFloat = super::minifloat::MiniFloat {
     man_bits: 7,
     bias: 127,
 };

@@ -1,17 +1,17 @@
 //! INT4 asymmetric quantization (the API's `QUANT_INT4_ASYMMETRIC`): the b-bit kernels of
-//! [`super::kbit`] with b = 4, and the seed's signed-nibble pack/unpack helpers done right.
+//! [`super`] with b = 4, and the signed-nibble pack/unpack helpers.
 //!
 //! Per group: `lo = min(min x, 0)`, `hi = max(max x, 0)`, `scale = (hi - lo) / 15`,
 //! `zero = clamp(round_half_even(-lo / scale), 0, 15)`, `q = clamp(round_half_even(x / scale) + zero, 0, 15)`,
 //! `x' = (q - zero) * scale`. Codes are packed two a byte, the even column in the low nibble, each row
-//! starting on a byte (`ceil(cols / 2)` bytes a row). See [`super::kbit`] for the edge cases (all-zero
+//! starting on a byte (`ceil(cols / 2)` bytes a row). See [`super`] for the edge cases (all-zero
 //! groups, overflowing ranges) and the error conditions.
 //!
 //! The fast path is the 4-bit instance of the monomorphized k-bit kernel (nibble packing, vectorizable
 //! loops); the `*_ref` functions are the scalar references, and the tests hold the two equal bit for bit.
-use super::kbit::{kbit_dequantize, kbit_dequantize_ref, kbit_quantize, kbit_quantize_ref};
-use super::{check_len, Shape};
+use super::{kbit_dequantize, kbit_dequantize_ref, kbit_quantize, kbit_quantize_ref};
 use crate::error::{QuantError, Result};
+use crate::kernels::{check_bytes, check_len, Shape};
 
 const BITS: u32 = 4;
 
@@ -25,7 +25,8 @@ pub fn int4_packed_size(rows: usize, cols: usize) -> usize {
 
 /// Quantizes `src` to packed INT4 codes with per-group scales and zero points (module docs).
 /// `dst` needs `int4_packed_size(rows, cols)` bytes, `scales` and `zeros` `shape.n_groups()` elements.
-/// Errors as [`kbit_quantize`]; nothing is written on error.
+/// One pass over `src`; errors as [`kbit_quantize`] (argument errors write nothing, value errors
+/// zero-fill the outputs' prefixes).
 pub fn int4_quantize(
     src: &[f32],
     shape: Shape,
@@ -34,18 +35,6 @@ pub fn int4_quantize(
     zeros: &mut [u8],
 ) -> Result<()> {
     kbit_quantize(src, shape, BITS, dst, scales, zeros)
-}
-
-/// [`int4_quantize`] in one pass over `src` (see [`super::kbit::kbit_quantize_streaming`]): the same
-/// results; on a value error the same error with the outputs' prefixes zero-filled, not untouched.
-pub fn int4_quantize_streaming(
-    src: &[f32],
-    shape: Shape,
-    dst: &mut [u8],
-    scales: &mut [f32],
-    zeros: &mut [u8],
-) -> Result<()> {
-    super::kbit::kbit_quantize_streaming(src, shape, BITS, dst, scales, zeros)
 }
 
 /// Scalar reference of [`int4_quantize`].
@@ -89,10 +78,10 @@ pub fn int4_dequantize_ref(
 ///
 /// `dst` needs at least `ceil(values.len() / 2)` bytes (else `BufferTooSmall`); only those are written.
 /// A value outside -8..=7 cannot be stored in a nibble: it is `InvalidArgument` naming the first such
-/// index (the seed silently kept its low four bits, so 9 came back as -7). Nothing is written on error.
+/// index (keeping its low four bits would bring 9 back as -7). Nothing is written on error.
 pub fn pack_int4(values: &[i8], dst: &mut [u8]) -> Result<()> {
     let need = values.len().div_ceil(2);
-    check_len("dst", dst.len(), need)?;
+    check_bytes("dst", dst.len(), need)?;
     if let Some((i, &v)) = values
         .iter()
         .enumerate()
@@ -116,7 +105,7 @@ pub fn pack_int4(values: &[i8], dst: &mut [u8]) -> Result<()> {
 /// (0x8..=0xF -> -8..=-1). `src` needs at least `ceil(n / 2)` bytes and `dst` at least `n` elements
 /// (else `BufferTooSmall`); only the first `n` of `dst` are written. Nothing is written on error.
 pub fn unpack_int4(src: &[u8], n: usize, dst: &mut [i8]) -> Result<()> {
-    check_len("src", src.len(), n.div_ceil(2))?;
+    check_bytes("src", src.len(), n.div_ceil(2))?;
     check_len("dst", dst.len(), n)?;
     // Shifting the nibble to the top of a byte and back arithmetically sign-extends it.
     let sext = |nibble: u8| ((nibble << 4) as i8) >> 4;

@@ -19,7 +19,7 @@
 //! `(ql[l + 32] & 15) | (((qh[l] >> 2) & 3) << 4)`, `(ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)`,
 //! `(ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)`. Value: `(d * scales[i / 16]) * (q - 32)`.
 
-use super::ggml::{fp16, read_fp16};
+use super::{fp16, read_fp16};
 
 /// Values per K-quant super-block.
 pub(crate) const QK_K: usize = 256;
