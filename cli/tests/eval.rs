@@ -1,6 +1,6 @@
 //! The tokenizer and `quant eval` against llama.cpp on the real model and texts.
 //!
-//! Inputs come from the environment (scripts/test-eval.sh sets them):
+//! Inputs come from the environment (scripts/test-model.sh sets them):
 //!   QUANT_MODEL       the reference GGUF (SmolLM2-135M-Instruct.Q4_1.gguf)
 //!   QUANT_LLAMA_BIN   the folder holding llama-tokenize, llama-perplexity, llama-quantize
 //!   QUANT_TEXTS       the inputs folder: austen/, shakespeare/, texts/eval.txt
@@ -14,7 +14,7 @@ use quant_cli::model::GgufFile;
 /// The path in `var`, or None (the test then skips) when the variable is unset.
 fn input(var: &str, sub: &str) -> Option<PathBuf> {
     let Ok(v) = std::env::var(var) else {
-        eprintln!("skipped: {var} is not set (scripts/test-eval.sh sets it)");
+        eprintln!("skipped: {var} is not set (scripts/test-model.sh sets it)");
         return None;
     };
     let p = if sub.is_empty() {
