@@ -67,8 +67,11 @@ ppl_llama() {
 say "the f32 reference: the shipped Q4_1 file dequantized (quant quantize --type F32)"
 "$quant" quantize "$model" "$out/ref-f32.gguf" --type F32 -q
 say "perplexity of the reference ($chunks chunks of 512 tokens; quant eval, then llama-perplexity)"
-ref_q=$(ppl_quant "$out/ref-f32.gguf")
-ref_l=$(ppl_llama "$out/ref-f32.gguf")
+t0=$(now); ref_q=$(ppl_quant "$out/ref-f32.gguf"); t1=$(now)
+ref_l=$(ppl_llama "$out/ref-f32.gguf"); t2=$(now)
+# Forward-pass speed on the f32 reference, whole commands (loading and tokenizing included).
+tps() { awk -v n="$((chunks * 512))" -v a="$1" -v b="$2" 'BEGIN { printf "%.0f", n / (b - a) }'; }
+speed="forward pass of the f32 reference: quant eval $(tps "$t0" "$t1") tokens/s, llama-perplexity $(tps "$t1" "$t2") tokens/s"
 
 rows=()
 for t in $types; do
@@ -94,3 +97,5 @@ echo "| type | file (MiB) | bits/weight | quant quantize (s) | llama-quantize (s
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---|"
 echo "| F32 reference | $size | $(bpw "$out/ref-f32.gguf") | | | $ref_q | $ref_l | | |"
 printf '%s\n' "${rows[@]}"
+echo
+echo "$speed (whole commands)."
