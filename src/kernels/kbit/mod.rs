@@ -14,7 +14,7 @@
 //! comes back within one step: `|x - x'| <= scale` (half a step of rounding, plus the rounding of the zero
 //! point).
 //!
-//! Packed codes (API.md "Packed codes"): each row starts on a byte and takes
+//! Packed codes: each row starts on a byte and takes
 //! [`packed_row_bytes`]`(cols, b) = ceil(cols * b / 8)` bytes; element `j` of a row takes bits
 //! `[j*b, (j+1)*b)` of the row's bit string, least significant bit first (b = 4: the even column in the
 //! low nibble; b = 3: element 2 spans bits 6..9, the top two bits of byte 0 and the lowest of byte 1).
