@@ -81,6 +81,17 @@ enum Command {
         #[arg(long, default_value_t = 128)]
         group_size: usize,
     },
+    /// Write a GGUF Llama model as a 4-bit AWQ GEMM Hugging Face folder (qweight, qzeros, scales in
+    /// AutoAWQ's layout; round-to-nearest codes with zero points; quantization_config in config.json).
+    ExportAwq {
+        /// A GGUF file (Llama).
+        model: PathBuf,
+        /// The folder to create (must not exist, or be empty).
+        dir: PathBuf,
+        /// Input columns per group (must divide every layer's input width).
+        #[arg(long, default_value_t = 128)]
+        group_size: usize,
+    },
     /// Write a GGUF Llama model, dequantized, as a Hugging Face folder: config.json, safetensors
     /// (HF names, q/k rows back in HF order), tokenizer.json for byte-level BPE tokenizers.
     ExportHf {
@@ -133,6 +144,11 @@ fn run(cmd: Command) -> Result<()> {
             if format == "gptq" { 1 } else { 2 },
             group_size,
         ),
+        Command::ExportAwq {
+            model,
+            dir,
+            group_size,
+        } => write::awq::run(&model, &dir, group_size),
         Command::ExportHf {
             model,
             dir,
