@@ -2,6 +2,7 @@
 //! `checkpoint`, and a packer per format).
 pub mod awq;
 pub mod checkpoint;
+pub mod compressed;
 pub mod gguf;
 pub mod gptq;
 pub mod safetensors;
