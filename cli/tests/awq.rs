@@ -3,6 +3,7 @@
 mod common;
 
 use common::*;
+use quant_cli::model::GgufFile;
 use safetensors::SafeTensors;
 
 fn i32s(b: &[u8]) -> Vec<i32> {
@@ -13,6 +14,64 @@ fn i32s(b: &[u8]) -> Vec<i32> {
 
 /// AutoAWQ's `AWQ_REVERSE_ORDER`: output `8c + k` sits in nibble `REVERSE[k]` of word `c`.
 const REVERSE: [usize; 8] = [0, 4, 1, 5, 2, 6, 3, 7];
+
+/// Decodes tensor `p` (`rows x cols`, groups of `group` inputs) with AutoAWQ's formula and compares
+/// it with `weights` (HF row order).
+fn check_decodes(
+    st: &SafeTensors,
+    p: &str,
+    rows: usize,
+    cols: usize,
+    group: usize,
+    weights: &[f32],
+) {
+    let groups = cols / group;
+    assert_eq!(
+        st.tensor(&format!("{p}.qweight")).unwrap().shape(),
+        [cols, rows / 8]
+    );
+    assert_eq!(
+        st.tensor(&format!("{p}.qzeros")).unwrap().shape(),
+        [groups, rows / 8]
+    );
+    assert_eq!(
+        st.tensor(&format!("{p}.scales")).unwrap().shape(),
+        [groups, rows]
+    );
+    let qw = i32s(st.tensor(&format!("{p}.qweight")).unwrap().data());
+    let qz = i32s(st.tensor(&format!("{p}.qzeros")).unwrap().data());
+    let sc: Vec<f32> = st
+        .tensor(&format!("{p}.scales"))
+        .unwrap()
+        .data()
+        .chunks_exact(2)
+        .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+        .collect();
+    let wpr = rows / 8;
+    // Decoding with the identity order instead must fail somewhere: the order is checked.
+    let mut identity_misses = 0;
+    let nib = |word: i32, k: usize| (word >> (4 * k)) & 15;
+    for r in 0..rows {
+        for c in 0..cols {
+            let g = c / group;
+            let q = nib(qw[c * wpr + r / 8], REVERSE[r % 8]);
+            let z = nib(qz[g * wpr + r / 8], REVERSE[r % 8]);
+            let s = sc[g * rows + r];
+            let w = (q - z) as f32 * s;
+            let x = weights[r * cols + c];
+            assert!(
+                (w - x).abs() <= s * 0.5 + 1e-3 * x.abs() + 1e-6,
+                "{p} r{r} c{c}: {w} vs {x} (s {s})"
+            );
+            let wrong =
+                (nib(qw[c * wpr + r / 8], r % 8) - nib(qz[g * wpr + r / 8], r % 8)) as f32 * s;
+            if (wrong - x).abs() > s * 0.5 + 1e-3 * x.abs() + 1e-6 {
+                identity_misses += 1;
+            }
+        }
+    }
+    assert!(identity_misses > 0);
+}
 
 #[test]
 fn awq_folder_decodes_to_the_weights() {
@@ -45,52 +104,20 @@ fn awq_folder_decodes_to_the_weights() {
     );
     assert!(st.tensor("model.layers.0.mlp.up_proj.qweight").is_ok());
     // k_proj of block 1: 32 outputs x 64 inputs, HF order = GGUF rows un-permuted (2 KV heads).
-    let p = "model.layers.1.self_attn.k_proj";
-    let (rows, cols, group) = (32usize, 64usize, 32usize);
-    assert_eq!(st.tensor(&format!("{p}.qweight")).unwrap().shape(), [64, 4]);
-    assert_eq!(st.tensor(&format!("{p}.qzeros")).unwrap().shape(), [2, 4]);
-    assert_eq!(st.tensor(&format!("{p}.scales")).unwrap().shape(), [2, 32]);
-    let qw = i32s(st.tensor(&format!("{p}.qweight")).unwrap().data());
-    let qz = i32s(st.tensor(&format!("{p}.qzeros")).unwrap().data());
-    let sc: Vec<f32> = st
-        .tensor(&format!("{p}.scales"))
-        .unwrap()
-        .data()
-        .chunks_exact(2)
-        .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-        .collect();
     let gguf = &ts
         .iter()
         .find(|t| t.name == "blk.1.attn_k.weight")
         .unwrap()
         .data;
-    let (hd, half) = (16, 8);
-    let wpr = rows / 8;
-    // Decoding with the identity order instead must fail somewhere: the order is checked.
-    let mut identity_misses = 0;
+    let (rows, cols, hd, half) = (32usize, 64usize, 16, 8);
+    let mut hf = vec![0f32; rows * cols];
     for r in 0..rows {
         let (h, i, j) = (r / hd, (r % hd) / half, r % half);
         let g_row = h * hd + 2 * j + i;
-        let nib = |word: i32, k: usize| (word >> (4 * k)) & 15;
-        for c in 0..cols {
-            let g = c / group;
-            let q = nib(qw[c * wpr + r / 8], REVERSE[r % 8]);
-            let z = nib(qz[g * wpr + r / 8], REVERSE[r % 8]);
-            let s = sc[g * rows + r];
-            let w = (q - z) as f32 * s;
-            let x = gguf[g_row * cols + c];
-            assert!(
-                (w - x).abs() <= s * 0.5 + 1e-3 * x.abs() + 1e-6,
-                "r{r} c{c}: {w} vs {x} (s {s})"
-            );
-            let wrong =
-                (nib(qw[c * wpr + r / 8], r % 8) - nib(qz[g * wpr + r / 8], r % 8)) as f32 * s;
-            if (wrong - x).abs() > s * 0.5 + 1e-3 * x.abs() + 1e-6 {
-                identity_misses += 1;
-            }
-        }
+        hf[r * cols..(r + 1) * cols].copy_from_slice(&gguf[g_row * cols..(g_row + 1) * cols]);
     }
-    assert!(identity_misses > 0);
+    let p = "model.layers.1.self_attn.k_proj";
+    check_decodes(&st, p, rows, cols, 32, &hf);
     let o = run(&[
         "export-awq",
         input.to_str().unwrap(),
@@ -103,4 +130,31 @@ fn awq_folder_decodes_to_the_weights() {
         "{}",
         stderr(&o)
     );
+}
+
+#[test]
+fn real_model_folder_decodes_to_its_weights() {
+    let Some(model) = env_path("QUANT_MODEL", "the real model") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("awq");
+    // SmolLM2-135M's 576-wide inputs take groups of 64, not the default 128.
+    let o = run(&[
+        "export-awq",
+        model.to_str().unwrap(),
+        out.to_str().unwrap(),
+        "--group-size",
+        "64",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let bytes = std::fs::read(out.join("model.safetensors")).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    // ffn_down: 576 outputs x 1536 inputs, rows in the same order in GGUF and HF.
+    let w = GgufFile::open(&model)
+        .unwrap()
+        .tensor_f32("blk.3.ffn_down.weight")
+        .unwrap();
+    let p = "model.layers.3.mlp.down_proj";
+    check_decodes(&st, p, w.shape[0], w.shape[1], 64, &w.data);
 }
