@@ -30,11 +30,13 @@ use serde_json::json;
 use crate::write::checkpoint::{self, le_bytes_i32, le_bytes_u16, Packer};
 use crate::write::safetensors::StTensor;
 
+/// The weight scheme of a pack-quantized folder (`config_groups.group_0.weights`).
 pub struct Compressed {
     /// 4 or 8.
     pub bits: u32,
     /// Input columns per group; 0 for one scale per output channel.
     pub group_size: usize,
+    /// No zero points (the INT8 kernel); else the k-bit kernel's integer zero points.
     pub symmetric: bool,
 }
 
@@ -49,13 +51,13 @@ impl Compressed {
 
 /// `values` (`n x len`, row-major, each below `2^bits`) packed `32 / bits` a word along the rows
 /// (`along_rows`: word `[k][c]` holds rows `k * pf ..`) or along each row (word `[r][k]`).
-fn pack_words(values: &[u32], n: usize, len: usize, bits: u32, along_rows: bool) -> Vec<i32> {
+fn pack_words(values: &[u8], n: usize, len: usize, bits: u32, along_rows: bool) -> Vec<i32> {
     let pf = 32 / bits as usize;
     let mut out = vec![0u32; n * len / pf];
     for r in 0..n {
         for c in 0..len {
-            let v =
-                values[r * len + c] << (bits as usize * if along_rows { r % pf } else { c % pf });
+            let v = u32::from(values[r * len + c])
+                << (bits as usize * if along_rows { r % pf } else { c % pf });
             if along_rows {
                 out[(r / pf) * len + c] |= v;
             } else {
@@ -125,16 +127,13 @@ impl Packer for Compressed {
         let shape = Shape::new(rows, cols, self.group_size)?;
         let groups = self.groups(cols);
         let mut scales = vec![0f32; shape.n_groups()];
-        let offset = 1u32 << (self.bits - 1);
         let mut out = vec![];
         let zeros = if self.symmetric {
             // Only the INT8 kernel is symmetric (checked in `run`).
             let mut q = vec![0i8; rows * cols];
             int8_quantize(x, shape, &mut q, &mut scales)?;
-            let u: Vec<u32> = q
-                .iter()
-                .map(|&v| (i32::from(v) + offset as i32) as u32)
-                .collect();
+            // Signed codes -127..=127 stored plus 2^(8-1): 1..=255, a byte.
+            let u: Vec<u8> = q.iter().map(|&v| (i16::from(v) + 128) as u8).collect();
             out.push(le_bytes_i32(&pack_words(&u, rows, cols, self.bits, false)));
             None
         } else {
@@ -146,8 +145,9 @@ impl Packer for Compressed {
             for (src, dst) in packed.chunks_exact(rb).zip(codes.chunks_exact_mut(cols)) {
                 unpack_row(src, self.bits, dst);
             }
-            let u: Vec<u32> = codes.iter().map(|&v| u32::from(v)).collect();
-            out.push(le_bytes_i32(&pack_words(&u, rows, cols, self.bits, false)));
+            out.push(le_bytes_i32(&pack_words(
+                &codes, rows, cols, self.bits, false,
+            )));
             Some(zeros)
         };
         if let Some((i, s)) = scales
@@ -160,7 +160,6 @@ impl Packer for Compressed {
         let sc: Vec<u16> = scales.iter().map(|s| f16::from_f32(*s).to_bits()).collect();
         out.push(le_bytes_u16(&sc));
         if let Some(z) = zeros {
-            let z: Vec<u32> = z.iter().map(|&v| u32::from(v)).collect();
             out.push(le_bytes_i32(&pack_words(&z, rows, groups, self.bits, true)));
         }
         out.push(
