@@ -81,6 +81,38 @@ enum Command {
         #[arg(long, default_value_t = 128)]
         group_size: usize,
     },
+    /// Write a GGUF Llama model as a 4-bit AWQ GEMM Hugging Face folder (qweight, qzeros, scales in
+    /// AutoAWQ's layout; round-to-nearest codes with zero points; quantization_config in config.json).
+    ExportAwq {
+        /// A GGUF file (Llama).
+        model: PathBuf,
+        /// The folder to create (must not exist, or be empty).
+        dir: PathBuf,
+        /// Input columns per group (must divide every layer's input width).
+        #[arg(long, default_value_t = 128)]
+        group_size: usize,
+    },
+    /// Write a GGUF Llama model as a compressed-tensors pack-quantized Hugging Face folder
+    /// (weight_packed, weight_scale, weight_zero_point, weight_shape; W4A16 or W8A16 round-to-nearest
+    /// codes; quantization_config in config.json).
+    ExportCompressed {
+        /// A GGUF file (Llama).
+        model: PathBuf,
+        /// The folder to create (must not exist, or be empty).
+        dir: PathBuf,
+        /// Bits per weight code.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(4..=8))]
+        bits: u32,
+        /// Input columns per group (must divide every layer's input width).
+        #[arg(long, default_value_t = 128, conflicts_with = "channel")]
+        group_size: usize,
+        /// One scale per output channel instead of groups (strategy "channel").
+        #[arg(long)]
+        channel: bool,
+        /// Symmetric codes, no zero points (8 bits only: the library's symmetric kernel is INT8).
+        #[arg(long)]
+        symmetric: bool,
+    },
     /// Write a GGUF Llama model, dequantized, as a Hugging Face folder: config.json, safetensors
     /// (HF names, q/k rows back in HF order), tokenizer.json for byte-level BPE tokenizers.
     ExportHf {
@@ -132,6 +164,27 @@ fn run(cmd: Command) -> Result<()> {
             &dir,
             if format == "gptq" { 1 } else { 2 },
             group_size,
+        ),
+        Command::ExportAwq {
+            model,
+            dir,
+            group_size,
+        } => write::awq::run(&model, &dir, group_size),
+        Command::ExportCompressed {
+            model,
+            dir,
+            bits,
+            group_size,
+            channel,
+            symmetric,
+        } => write::compressed::run(
+            &model,
+            &dir,
+            &write::compressed::Compressed {
+                bits,
+                group_size: if channel { 0 } else { group_size },
+                symmetric,
+            },
         ),
         Command::ExportHf {
             model,
