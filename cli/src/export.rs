@@ -122,19 +122,7 @@ pub fn run(input: &Path, out: &Path, dtype: ExportDtype, shard_bytes: u64) -> Re
             .collect()
     };
 
-    let parent = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!(
-            ".{}.",
-            out.file_name()
-                .map(|n| n.to_string_lossy())
-                .unwrap_or_default()
-        ))
-        .tempdir_in(parent)
-        .with_context(|| format!("{}: cannot create a temporary folder", parent.display()))?;
+    let tmp = crate::write::folder_beside(out)?;
     let (mut x, mut bytes) = (Vec::new(), Vec::new());
     let mut weight_map = serde_json::Map::new();
     let mut total = 0u64;
@@ -191,21 +179,6 @@ pub fn run(input: &Path, out: &Path, dtype: ExportDtype, shard_bytes: u64) -> Re
         write_json(tmp.path(), "tokenizer.json", &tok)?;
         write_json(tmp.path(), "tokenizer_config.json", &tcfg)?;
     }
-    if out.exists() {
-        std::fs::remove_dir(out).with_context(|| format!("{}: cannot replace", out.display()))?;
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755))?;
-    }
-    let kept = tmp.keep();
-    std::fs::rename(&kept, out).map_err(|e| {
-        let _ = std::fs::remove_dir_all(&kept);
-        anyhow!(
-            "{}: cannot rename the finished folder into place: {e}",
-            out.display()
-        )
-    })?;
+    crate::write::finish_folder(tmp, out)?;
     Ok(())
 }

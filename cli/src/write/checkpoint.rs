@@ -116,19 +116,7 @@ pub fn write(input: &Path, out: &Path, packer: &dyn Packer) -> Result<()> {
         );
     }
 
-    let parent = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!(
-            ".{}.",
-            out.file_name()
-                .map(|n| n.to_string_lossy())
-                .unwrap_or_default()
-        ))
-        .tempdir_in(parent)
-        .with_context(|| format!("{}: cannot create a temporary folder", parent.display()))?;
+    let tmp = super::folder_beside(out)?;
     let file = tmp.path().join("model.safetensors");
     let f = std::fs::File::create(&file)
         .with_context(|| format!("{}: cannot create", file.display()))?;
@@ -192,20 +180,5 @@ pub fn write(input: &Path, out: &Path, packer: &dyn Packer) -> Result<()> {
         json("tokenizer.json", &tok)?;
         json("tokenizer_config.json", &tcfg)?;
     }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755))?;
-    }
-    if out.exists() {
-        std::fs::remove_dir(out).with_context(|| format!("{}: cannot replace", out.display()))?;
-    }
-    let kept = tmp.keep();
-    std::fs::rename(&kept, out).map_err(|e| {
-        let _ = std::fs::remove_dir_all(&kept);
-        anyhow!(
-            "{}: cannot rename the finished folder into place: {e}",
-            out.display()
-        )
-    })
+    super::finish_folder(tmp, out)
 }
