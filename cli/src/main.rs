@@ -56,6 +56,15 @@ struct PlanArgs {
     rules: Option<PathBuf>,
 }
 
+/// The code type of `export-compressed` (compressed-tensors' `weights.type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum WeightType {
+    /// Integer codes packed into int32 words (format pack-quantized).
+    Int,
+    /// FP8 E4M3 codes (format float-quantized).
+    Float,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Show a model: architecture, metadata, tensors (name, type, shape), parameters and size; with
@@ -92,24 +101,34 @@ enum Command {
         #[arg(long, default_value_t = 128)]
         group_size: usize,
     },
-    /// Write a GGUF Llama model as a compressed-tensors pack-quantized Hugging Face folder
+    /// Write a GGUF Llama model as a compressed-tensors Hugging Face folder: pack-quantized
     /// (weight_packed, weight_scale, weight_zero_point, weight_shape; W4A16 or W8A16 round-to-nearest
-    /// codes; quantization_config in config.json).
+    /// codes) or, with --type float, float-quantized (FP8 E4M3 weight and weight_scale, FP8_DYNAMIC);
+    /// quantization_config in config.json.
     ExportCompressed {
         /// A GGUF file (Llama).
         model: PathBuf,
         /// The folder to create (must not exist, or be empty).
         dir: PathBuf,
-        /// Bits per weight code.
-        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(4..=8))]
-        bits: u32,
-        /// Input columns per group (must divide every layer's input width).
-        #[arg(long, default_value_t = 128, conflicts_with = "channel")]
-        group_size: usize,
-        /// One scale per output channel instead of groups (strategy "channel").
-        #[arg(long)]
+        /// Weight codes: int (pack-quantized) or float (FP8 E4M3, float-quantized).
+        #[arg(long = "type", value_enum, default_value = "int")]
+        kind: WeightType,
+        /// Bits per weight code [default: 4; 8 with --type float, the only width it takes].
+        #[arg(long, value_parser = clap::value_parser!(u32).range(4..=8))]
+        bits: Option<u32>,
+        /// Input columns per group (must divide every layer's input width) [default: 128; --type int
+        /// only].
+        #[arg(long, conflicts_with_all = ["channel", "tensor"])]
+        group_size: Option<usize>,
+        /// One scale per output channel instead of groups (strategy "channel"; the default of
+        /// --type float).
+        #[arg(long, conflicts_with = "tensor")]
         channel: bool,
-        /// Symmetric codes, no zero points (8 bits only: the library's symmetric kernel is INT8).
+        /// One scale for the whole weight (strategy "tensor"; --type float only).
+        #[arg(long)]
+        tensor: bool,
+        /// Symmetric codes, no zero points (8 bits only: the library's symmetric kernel is INT8;
+        /// FP8 codes are always symmetric).
         #[arg(long)]
         symmetric: bool,
     },
@@ -173,19 +192,50 @@ fn run(cmd: Command) -> Result<()> {
         Command::ExportCompressed {
             model,
             dir,
+            kind,
             bits,
             group_size,
             channel,
+            tensor,
             symmetric,
-        } => write::compressed::run(
-            &model,
-            &dir,
-            &write::compressed::Compressed {
-                bits,
-                group_size: if channel { 0 } else { group_size },
-                symmetric,
-            },
-        ),
+        } => match kind {
+            WeightType::Int => {
+                if tensor {
+                    anyhow::bail!(
+                        "--tensor needs --type float: pack-quantized folders have groups or \
+                         channels"
+                    );
+                }
+                write::compressed::run(
+                    &model,
+                    &dir,
+                    &write::compressed::Compressed {
+                        bits: bits.unwrap_or(4),
+                        group_size: if channel {
+                            0
+                        } else {
+                            group_size.unwrap_or(128)
+                        },
+                        symmetric,
+                    },
+                )
+            }
+            WeightType::Float => {
+                if let Some(b) = bits.filter(|&b| b != 8) {
+                    anyhow::bail!("--bits {b}: --type float writes 8-bit FP8 E4M3 codes");
+                }
+                if group_size.is_some() {
+                    anyhow::bail!(
+                        "--group-size: --type float takes --channel (the default) or --tensor"
+                    );
+                }
+                write::compressed_fp8::run(
+                    &model,
+                    &dir,
+                    &write::compressed_fp8::Fp8Compressed { per_tensor: tensor },
+                )
+            }
+        },
         Command::ExportHf {
             model,
             dir,

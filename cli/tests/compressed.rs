@@ -1,14 +1,71 @@
-//! `quant export-compressed`: the pack-quantized tensors decode with compressed-tensors' formula
-//! (`unpack_from_int32`: unsigned fields minus `2^(b-1)`, then `(q - zp) * scale`) to the source
-//! weights within half a quantization step, in HF row order, for W4A16 (asymmetric, groups) and
-//! W8A16 (symmetric, per channel).
+//! `quant export-compressed`: compressed-tensors folders, pack-quantized (W4A16 asymmetric groups,
+//! W8A16 symmetric channels) and float-quantized (FP8 E4M3 per channel and per tensor).
+//!
+//! Each folder is decoded here as compressed-tensors' formulas say (pack-quantized:
+//! `unpack_from_int32`'s unsigned fields minus `2^(b-1)`, then `(q - zp) * scale`; float-quantized:
+//! the library's E4M3 dequantization times the scale) and the result compared with the source
+//! weights within the codes' rounding. With `QUANT_TORCH_PYTHON` (a python with torch,
+//! compressed-tensors and transformers; scripts/test-model.sh builds it), that decoding of every
+//! quantized layer is also written to a safetensors file and scripts/check_compressed.py has
+//! compressed-tensors and transformers load the folder and compare their weights with it bit for bit.
 mod common;
 
 use common::*;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use quant::kernels::fp8::fp8_e4m3_dequantize;
+use quant::kernels::Shape;
 use quant_cli::model::GgufFile;
-use safetensors::SafeTensors;
+use safetensors::{Dtype, SafeTensors};
+
+/// A weight scheme of `export-compressed`, as the tests pass it and decode it.
+#[derive(Clone, Copy, Debug)]
+enum Scheme {
+    /// pack-quantized: `bits`, symmetric or not, `group` columns per scale (0: per channel).
+    Int { bits: u32, sym: bool, group: usize },
+    /// float-quantized FP8 E4M3: one scale per output row, or one for the whole weight.
+    Fp8 { per_tensor: bool },
+}
+
+impl Scheme {
+    fn args(self) -> Vec<String> {
+        let v: Vec<&str> = match self {
+            Scheme::Int {
+                bits: 4,
+                sym: false,
+                group: 32,
+            } => vec!["--bits", "4", "--group-size", "32"],
+            Scheme::Int {
+                bits: 4,
+                sym: false,
+                group: 64,
+            } => vec!["--bits", "4", "--group-size", "64"],
+            Scheme::Int {
+                bits: 8,
+                sym: true,
+                group: 0,
+            } => vec!["--bits", "8", "--channel", "--symmetric"],
+            Scheme::Int {
+                bits: 8,
+                sym: false,
+                group: 16,
+            } => vec!["--bits", "8", "--group-size", "16"],
+            Scheme::Fp8 { per_tensor: false } => vec!["--type", "float"],
+            Scheme::Fp8 { per_tensor: true } => vec!["--type", "float", "--tensor"],
+            s => panic!("no arguments for {s:?}"),
+        };
+        v.into_iter().map(String::from).collect()
+    }
+
+    fn name(self) -> String {
+        match self {
+            Scheme::Int { bits, sym, group } => format!("int{bits}-{sym}-{group}"),
+            Scheme::Fp8 { per_tensor } => {
+                format!("fp8-{}", if per_tensor { "tensor" } else { "channel" })
+            }
+        }
+    }
+}
 
 fn i32s(b: &[u8]) -> Vec<i32> {
     b.chunks_exact(4)
@@ -16,55 +73,55 @@ fn i32s(b: &[u8]) -> Vec<i32> {
         .collect()
 }
 
-/// Decodes tensor `p` (`rows x cols`) of the folder `out` as compressed-tensors does and compares
-/// it with `weights` (HF row order); `group` 0 is per channel.
-#[allow(clippy::too_many_arguments)]
-fn check_decodes(
-    out: &Path,
-    bits: u32,
-    sym: bool,
-    group: usize,
-    p: &str,
+fn f16s(b: &[u8]) -> Vec<f32> {
+    b.chunks_exact(2)
+        .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+        .collect()
+}
+
+/// A quantized layer decoded: `rows x cols` weights, and the scale of each weight.
+struct Decoded {
     rows: usize,
     cols: usize,
-    weights: &[f32],
-) {
-    let bytes = std::fs::read(out.join("model.safetensors")).unwrap();
-    let st = SafeTensors::deserialize(&bytes).unwrap();
-    assert_eq!(
-        st.tensor("model.embed_tokens.weight").unwrap().dtype(),
-        safetensors::Dtype::F16
-    );
+    w: Vec<f32>,
+    scale: Vec<f32>,
+}
+
+/// Decodes layer `p` of a pack-quantized folder as compressed-tensors does, checking every tensor's
+/// dtype and shape on the way.
+fn decode_int(st: &SafeTensors, p: &str, bits: u32, sym: bool, group: usize) -> Decoded {
+    let shape = st.tensor(&format!("{p}.weight_shape")).unwrap();
+    assert_eq!(shape.dtype(), Dtype::I64);
+    assert_eq!(shape.shape(), [2]);
+    let d: Vec<usize> = shape
+        .data()
+        .chunks_exact(8)
+        .map(|b| i64::from_le_bytes(b.try_into().unwrap()) as usize)
+        .collect();
+    let (rows, cols) = (d[0], d[1]);
     let pf = 32 / bits as usize;
     let groups = cols.checked_div(group).unwrap_or(1);
     let glen = cols / groups;
     let packed = st.tensor(&format!("{p}.weight_packed")).unwrap();
-    assert_eq!(packed.dtype(), safetensors::Dtype::I32);
+    assert_eq!(packed.dtype(), Dtype::I32);
     assert_eq!(packed.shape(), [rows, cols / pf]);
-    let shape = st.tensor(&format!("{p}.weight_shape")).unwrap();
-    assert_eq!(shape.dtype(), safetensors::Dtype::I64);
-    assert_eq!(
-        shape.data(),
-        [(rows as i64).to_le_bytes(), (cols as i64).to_le_bytes()].concat()
-    );
     let scale = st.tensor(&format!("{p}.weight_scale")).unwrap();
+    assert_eq!(scale.dtype(), Dtype::F16);
     assert_eq!(scale.shape(), [rows, groups]);
     let zp = st.tensor(&format!("{p}.weight_zero_point"));
     assert_eq!(zp.is_ok(), !sym);
+    assert!(st.tensor(&format!("{p}.weight")).is_err());
     let qw = i32s(packed.data());
-    let sc: Vec<f32> = scale
-        .data()
-        .chunks_exact(2)
-        .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-        .collect();
+    let sc = f16s(scale.data());
     let mask = (1i32 << bits) - 1;
     let offset = 1i32 << (bits - 1);
     let field = |word: i32, i: usize| ((word >> (bits as usize * i)) & mask) - offset;
     let zps = zp.ok().map(|t| {
-        assert_eq!(t.dtype(), safetensors::Dtype::I32);
+        assert_eq!(t.dtype(), Dtype::I32);
         assert_eq!(t.shape(), [rows / pf, groups]);
         i32s(t.data())
     });
+    let (mut w, mut s) = (vec![0f32; rows * cols], vec![0f32; rows * cols]);
     let mut negative = 0;
     for r in 0..rows {
         for c in 0..cols {
@@ -74,20 +131,209 @@ fn check_decodes(
                 .as_ref()
                 .map_or(0, |z| field(z[(r / pf) * groups + g], r % pf));
             negative += usize::from(q < 0);
-            let s = sc[r * groups + g];
-            let w = (q - z) as f32 * s;
-            let x = weights[r * cols + c];
-            // Half a step, plus the f16 rounding of the scale times the code.
-            let tol = s * 0.5 + (q - z).abs() as f32 * s / 2048.0 + 1e-6;
-            assert!(
-                (w - x).abs() <= tol,
-                "{bits} bits r{r} c{c}: {w} vs {x} (s {s})"
-            );
+            s[r * cols + c] = sc[r * groups + g];
+            w[r * cols + c] = (q - z) as f32 * sc[r * groups + g];
         }
     }
     // The signed codes use their negative half (the offset is applied).
-    assert!(negative > 0);
+    assert!(negative > 0, "{p}: no negative code");
+    Decoded {
+        rows,
+        cols,
+        w,
+        scale: s,
+    }
 }
+
+/// Decodes layer `p` of a float-quantized folder with the library's E4M3 dequantization, checking
+/// every tensor's dtype and shape, and that each scale's largest code is +-448 (scale = absmax / 448).
+fn decode_fp8(st: &SafeTensors, p: &str, per_tensor: bool) -> Decoded {
+    let codes = st.tensor(&format!("{p}.weight")).unwrap();
+    assert_eq!(codes.dtype(), Dtype::F8_E4M3);
+    let (rows, cols) = (codes.shape()[0], codes.shape()[1]);
+    assert_eq!(codes.shape().len(), 2);
+    let scale = st.tensor(&format!("{p}.weight_scale")).unwrap();
+    assert_eq!(scale.dtype(), Dtype::F16);
+    let sc = f16s(scale.data());
+    let shape = if per_tensor {
+        assert_eq!(scale.shape(), [1]);
+        Shape::new(1, rows * cols, 0).unwrap()
+    } else {
+        assert_eq!(scale.shape(), [rows, 1]);
+        Shape::new(rows, cols, 0).unwrap()
+    };
+    for name in ["weight_packed", "weight_zero_point", "weight_shape"] {
+        assert!(st.tensor(&format!("{p}.{name}")).is_err(), "{p}.{name}");
+    }
+    let mut w = vec![0f32; rows * cols];
+    fp8_e4m3_dequantize(codes.data(), &sc, shape, &mut w).unwrap();
+    let glen = shape.cols;
+    for (g, (run, s)) in codes.data().chunks(glen).zip(&sc).enumerate() {
+        let top = run.iter().map(|&c| c & 0x7F).max().unwrap();
+        assert!(
+            *s == 0.0 || top == 0x7E,
+            "{p}: group {g}: largest code {top:#x}"
+        );
+    }
+    let s = (0..rows * cols).map(|i| sc[i / glen]).collect();
+    Decoded {
+        rows,
+        cols,
+        w,
+        scale: s,
+    }
+}
+
+fn decode(st: &SafeTensors, p: &str, s: Scheme) -> Decoded {
+    match s {
+        Scheme::Int { bits, sym, group } => decode_int(st, p, bits, sym, group),
+        Scheme::Fp8 { per_tensor } => decode_fp8(st, p, per_tensor),
+    }
+}
+
+/// `d` equals the source `x` (HF row order) within the rounding of its codes: half a step of the
+/// integer grid, or half an E4M3 step (2^-4 of the value, 2^-10 of the scale below E4M3's normal
+/// range); plus the f16 rounding of the scale (2^-11 of the value) and f32 slack.
+fn assert_near(d: &Decoded, x: &[f32], s: Scheme, what: &str) {
+    assert_eq!(x.len(), d.w.len());
+    for (i, ((&w, &x), &sc)) in d.w.iter().zip(x).zip(&d.scale).enumerate() {
+        let code = match s {
+            Scheme::Int { .. } => sc * 0.5,
+            Scheme::Fp8 { .. } => (x.abs() / 16.0).max(sc / 1024.0),
+        };
+        let tol = code + w.abs() / 2048.0 + x.abs() * 1e-6 + 1e-7;
+        assert!(
+            (w - x).abs() <= tol,
+            "{what}: r{} c{}: {w} vs {x} (scale {sc})",
+            i / d.cols,
+            i % d.cols
+        );
+    }
+}
+
+/// Runs `export-compressed` on `input` into `dir/<scheme>` and checks its config.json.
+fn export(input: &Path, dir: &Path, s: Scheme) -> PathBuf {
+    let out = dir.join(s.name());
+    let mut a = vec![
+        "export-compressed".to_string(),
+        input.display().to_string(),
+        out.display().to_string(),
+    ];
+    a.extend(s.args());
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let o = run(&a);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["torch_dtype"], "float16");
+    let qc = &cfg["quantization_config"];
+    assert_eq!(qc["quant_method"], "compressed-tensors");
+    assert_eq!(qc["ignore"], serde_json::json!(["lm_head"]));
+    let g0 = &qc["config_groups"]["group_0"];
+    assert_eq!(g0["targets"], serde_json::json!(["Linear"]));
+    let w = &g0["weights"];
+    match s {
+        Scheme::Int { bits, sym, group } => {
+            assert_eq!(qc["format"], "pack-quantized");
+            assert!(g0["input_activations"].is_null());
+            assert_eq!(w["num_bits"], bits);
+            assert_eq!(w["type"], "int");
+            assert_eq!(w["symmetric"], sym);
+            if group == 0 {
+                assert_eq!(w["strategy"], "channel");
+                assert!(w["group_size"].is_null());
+            } else {
+                assert_eq!(w["strategy"], "group");
+                assert_eq!(w["group_size"], group);
+            }
+        }
+        Scheme::Fp8 { per_tensor } => {
+            assert_eq!(qc["format"], "float-quantized");
+            assert_eq!(w["num_bits"], 8);
+            assert_eq!(w["type"], "float");
+            assert_eq!(w["symmetric"], true);
+            assert_eq!(w["strategy"], if per_tensor { "tensor" } else { "channel" });
+            assert!(w["group_size"].is_null());
+            let a = &g0["input_activations"];
+            assert_eq!(a["type"], "float");
+            assert_eq!(a["strategy"], "token");
+            assert_eq!(a["dynamic"], true);
+        }
+    }
+    out
+}
+
+/// With `QUANT_TORCH_PYTHON`: our decoding of every quantized layer of `out` (each module with a
+/// `weight_scale`) written as f32 `<module>.weight`, then scripts/check_compressed.py has
+/// compressed-tensors and transformers load `out` and compare.
+fn check_with_loaders(out: &Path, s: Scheme) {
+    let Some(python) = env_path(
+        "QUANT_TORCH_PYTHON",
+        "a python with torch, compressed-tensors and transformers",
+    ) else {
+        return;
+    };
+    let bytes = std::fs::read(out.join("model.safetensors")).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let mut layers: Vec<String> = st
+        .names()
+        .into_iter()
+        .filter_map(|n| n.strip_suffix(".weight_scale").map(String::from))
+        .collect();
+    layers.sort();
+    assert!(!layers.is_empty());
+    let decoded: Vec<(String, Decoded, Vec<u8>)> = layers
+        .iter()
+        .map(|p| {
+            let d = decode(&st, p, s);
+            let b = d.w.iter().flat_map(|v| v.to_le_bytes()).collect();
+            (format!("{p}.weight"), d, b)
+        })
+        .collect();
+    let views: Vec<(&str, safetensors::tensor::TensorView)> = decoded
+        .iter()
+        .map(|(n, d, b)| {
+            let v = safetensors::tensor::TensorView::new(Dtype::F32, vec![d.rows, d.cols], b);
+            (n.as_str(), v.unwrap())
+        })
+        .collect();
+    let reference = out.with_extension("reference.safetensors");
+    safetensors::tensor::serialize_to_file(views, None, &reference).unwrap();
+    drop(decoded);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/check_compressed.py");
+    let o = std::process::Command::new(&python)
+        .arg(&script)
+        .arg(out)
+        .arg(&reference)
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", python.display()));
+    let text = String::from_utf8_lossy(&o.stdout);
+    print!("{text}");
+    assert!(
+        o.status.success(),
+        "{} {} failed:\n{text}{}",
+        python.display(),
+        script.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    std::fs::remove_file(&reference).unwrap();
+}
+
+/// Every scheme the loaders are checked on.
+const SCHEMES: [Scheme; 4] = [
+    Scheme::Int {
+        bits: 4,
+        sym: false,
+        group: 32,
+    },
+    Scheme::Int {
+        bits: 8,
+        sym: true,
+        group: 0,
+    },
+    Scheme::Fp8 { per_tensor: false },
+    Scheme::Fp8 { per_tensor: true },
+];
 
 #[test]
 fn compressed_folder_decodes_to_the_weights() {
@@ -95,45 +341,13 @@ fn compressed_folder_decodes_to_the_weights() {
     let (meta, ts) = tiny_llama();
     let input = dir.path().join("tiny.gguf");
     write_gguf(&input, &meta, &ts);
-    let cases: [(u32, &[&str], bool, usize); 3] = [
-        (4, &["--group-size", "32"], false, 32),
-        (8, &["--channel", "--symmetric"], true, 0),
-        (8, &["--group-size", "16"], false, 16),
-    ];
-    for (bits, args, sym, group) in cases {
-        let out = dir.path().join(format!("ct{bits}{sym}{group}"));
-        let b = bits.to_string();
-        let mut a = vec![
-            "export-compressed",
-            input.to_str().unwrap(),
-            out.to_str().unwrap(),
-            "--bits",
-            &b,
-        ];
-        a.extend_from_slice(args);
-        let o = run(&a);
-        assert!(o.status.success(), "{}", stderr(&o));
-        let cfg: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(out.join("config.json")).unwrap()).unwrap();
-        let qc = &cfg["quantization_config"];
-        assert_eq!(qc["quant_method"], "compressed-tensors");
-        assert_eq!(qc["format"], "pack-quantized");
-        assert_eq!(qc["ignore"], serde_json::json!(["lm_head"]));
-        let g0 = &qc["config_groups"]["group_0"];
-        assert_eq!(g0["targets"], serde_json::json!(["Linear"]));
-        assert!(g0["input_activations"].is_null());
-        let w = &g0["weights"];
-        assert_eq!(w["num_bits"], bits);
-        assert_eq!(w["type"], "int");
-        assert_eq!(w["symmetric"], sym);
-        if group == 0 {
-            assert_eq!(w["strategy"], "channel");
-            assert!(w["group_size"].is_null());
-        } else {
-            assert_eq!(w["strategy"], "group");
-            assert_eq!(w["group_size"], group);
-        }
-
+    let more = Scheme::Int {
+        bits: 8,
+        sym: false,
+        group: 16,
+    };
+    for s in SCHEMES.into_iter().chain([more]) {
+        let out = export(&input, dir.path(), s);
         // k_proj of block 1: 32 outputs x 64 inputs, HF order = GGUF rows un-permuted (2 KV heads).
         let gguf = &ts
             .iter()
@@ -147,8 +361,17 @@ fn compressed_folder_decodes_to_the_weights() {
             let g_row = h * hd + 2 * j + i;
             hf[r * cols..(r + 1) * cols].copy_from_slice(&gguf[g_row * cols..(g_row + 1) * cols]);
         }
+        let bytes = std::fs::read(out.join("model.safetensors")).unwrap();
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        assert_eq!(
+            st.tensor("model.embed_tokens.weight").unwrap().dtype(),
+            Dtype::F16
+        );
         let p = "model.layers.1.self_attn.k_proj";
-        check_decodes(&out, bits, sym, group, p, rows, cols, &hf);
+        let d = decode(&st, p, s);
+        assert_eq!((d.rows, d.cols), (rows, cols));
+        assert_near(&d, &hf, s, &format!("{} {p}", s.name()));
+        check_with_loaders(&out, s);
     }
     let bad = dir.path().join("bad");
     for (args, msg) in [
@@ -157,6 +380,15 @@ fn compressed_folder_decodes_to_the_weights() {
             "--symmetric needs --bits 8",
         ),
         (&["--group-size", "48"][..], "group size 48"),
+        (&["--tensor"][..], "--tensor needs --type float"),
+        (
+            &["--type", "float", "--bits", "4"][..],
+            "--type float writes 8-bit",
+        ),
+        (
+            &["--type", "float", "--group-size", "32"][..],
+            "--type float takes --channel",
+        ),
     ] {
         let mut a = vec![
             "export-compressed",
@@ -167,9 +399,10 @@ fn compressed_folder_decodes_to_the_weights() {
         let o = run(&a);
         assert!(
             !o.status.success() && stderr(&o).contains(msg),
-            "{}",
+            "{args:?}: {}",
             stderr(&o)
         );
+        assert!(!bad.exists());
     }
 }
 
@@ -184,24 +417,26 @@ fn real_model_folders_decode_to_its_weights() {
         .unwrap()
         .tensor_f32("blk.3.ffn_down.weight")
         .unwrap();
-    let (rows, cols) = (w.shape[0], w.shape[1]);
-    for (bits, args, sym, group) in [
-        (4u32, &["--group-size", "64"][..], false, 64),
-        (8, &["--channel", "--symmetric"][..], true, 0),
-    ] {
-        let out = dir.path().join(format!("ct{bits}"));
-        let b = bits.to_string();
-        let mut a = vec![
-            "export-compressed",
-            model.to_str().unwrap(),
-            out.to_str().unwrap(),
-            "--bits",
-            &b,
-        ];
-        a.extend_from_slice(args);
-        let o = run(&a);
-        assert!(o.status.success(), "{}", stderr(&o));
+    let schemes = [
+        Scheme::Int {
+            bits: 4,
+            sym: false,
+            group: 64,
+        },
+        SCHEMES[1],
+        SCHEMES[2],
+        SCHEMES[3],
+    ];
+    for s in schemes {
+        let out = export(&model, dir.path(), s);
+        let bytes = std::fs::read(out.join("model.safetensors")).unwrap();
+        let st = SafeTensors::deserialize(&bytes).unwrap();
         let p = "model.layers.3.mlp.down_proj";
-        check_decodes(&out, bits, sym, group, p, rows, cols, &w.data);
+        let d = decode(&st, p, s);
+        assert_eq!((d.rows, d.cols), (w.shape[0], w.shape[1]));
+        assert_near(&d, &w.data, s, &format!("{} {p}", s.name()));
+        drop(bytes);
+        check_with_loaders(&out, s);
+        std::fs::remove_dir_all(&out).unwrap();
     }
 }

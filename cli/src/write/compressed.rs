@@ -173,34 +173,49 @@ impl Packer for Compressed {
 
     fn config(&self) -> serde_json::Value {
         let channel = self.group_size == 0;
-        json!({
-            "quant_method": "compressed-tensors",
-            "format": "pack-quantized",
-            "quantization_status": "compressed",
-            "config_groups": {
-                "group_0": {
-                    "targets": ["Linear"],
-                    "weights": {
-                        "num_bits": self.bits,
-                        "type": "int",
-                        "symmetric": self.symmetric,
-                        "strategy": if channel { "channel" } else { "group" },
-                        "group_size": if channel { None } else { Some(self.group_size) },
-                        "dynamic": false,
-                        "actorder": null,
-                        "block_structure": null,
-                        "observer": "minmax",
-                        "observer_kwargs": {},
-                    },
-                    "input_activations": null,
-                    "output_activations": null,
-                },
-            },
-            "ignore": ["lm_head"],
-            "kv_cache_scheme": null,
-            "global_compression_ratio": null,
-        })
+        quantization_config(
+            "pack-quantized",
+            json!({
+                "num_bits": self.bits,
+                "type": "int",
+                "symmetric": self.symmetric,
+                "strategy": if channel { "channel" } else { "group" },
+                "group_size": if channel { None } else { Some(self.group_size) },
+                "dynamic": false,
+                "actorder": null,
+                "block_structure": null,
+                "observer": "minmax",
+                "observer_kwargs": {},
+            }),
+            serde_json::Value::Null,
+        )
     }
+}
+
+/// config.json's `quantization_config` of a compressed-tensors folder in `format`: one config group
+/// targeting every `Linear` with the `weights` (and `input_activations`) arguments, lm_head left as
+/// it is.
+pub(crate) fn quantization_config(
+    format: &str,
+    weights: serde_json::Value,
+    input_activations: serde_json::Value,
+) -> serde_json::Value {
+    json!({
+        "quant_method": "compressed-tensors",
+        "format": format,
+        "quantization_status": "compressed",
+        "config_groups": {
+            "group_0": {
+                "targets": ["Linear"],
+                "weights": weights,
+                "input_activations": input_activations,
+                "output_activations": null,
+            },
+        },
+        "ignore": ["lm_head"],
+        "kv_cache_scheme": null,
+        "global_compression_ratio": null,
+    })
 }
 
 /// Writes `input` (a GGUF Llama model) as a compressed-tensors pack-quantized folder `out`.
