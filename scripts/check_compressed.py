@@ -2,7 +2,7 @@
 """Loads a compressed-tensors folder written by `quant export-compressed` with compressed-tensors'
 own loaders and compares every decompressed weight with the tool's dequantization of the same codes.
 
-    check_compressed.py FOLDER REFERENCE.safetensors
+    check_compressed.py FOLDER REFERENCE.safetensors [FOLDER REFERENCE.safetensors ...]
 
 REFERENCE holds `<module>.weight` (f32) for every quantized linear layer of FOLDER: the tool's own
 dequantization of the folder's codes. Two loaders decompress FOLDER:
@@ -129,12 +129,7 @@ def check_transformers(folder, tensors, reference):
     return plain
 
 
-def main():
-    if len(sys.argv) != 3:
-        fail("usage: check_compressed.py FOLDER REFERENCE.safetensors")
-    folder, reference = Path(sys.argv[1]), load_file(sys.argv[2])
-    if not reference:
-        fail(f"{sys.argv[2]}: no reference weights")
+def check(folder, reference):
     fmt = check_formats(folder)
     tensors = folder_tensors(folder)
     # The reference covers every quantized layer (each has a weight_scale), and nothing else.
@@ -148,7 +143,19 @@ def main():
     print(f"{folder.name}: {fmt}: compressed-tensors decompressed {n} weights, equal to the reference")
     plain = check_transformers(folder, tensors, reference)
     print(f"{folder.name}: {fmt}: transformers loaded {n} weights equal to the reference "
-          f"and {plain} other tensors unchanged")
+          f"and {plain} other tensors unchanged", flush=True)
+
+
+def main():
+    args = sys.argv[1:]
+    if not args or len(args) % 2:
+        fail("usage: check_compressed.py FOLDER REFERENCE.safetensors [FOLDER REFERENCE ...]")
+    # Several folders in one run: importing torch and transformers takes longer than a check.
+    for folder, reference in zip(args[::2], args[1::2]):
+        ref = load_file(reference)
+        if not ref:
+            fail(f"{reference}: no reference weights")
+        check(Path(folder), ref)
 
 
 if __name__ == "__main__":

@@ -263,16 +263,9 @@ fn export(input: &Path, dir: &Path, s: Scheme) -> PathBuf {
     out
 }
 
-/// With `QUANT_TORCH_PYTHON`: our decoding of every quantized layer of `out` (each module with a
-/// `weight_scale`) written as f32 `<module>.weight`, then scripts/check_compressed.py has
-/// compressed-tensors and transformers load `out` and compare.
-fn check_with_loaders(out: &Path, s: Scheme) {
-    let Some(python) = env_path(
-        "QUANT_TORCH_PYTHON",
-        "a python with torch, compressed-tensors and transformers",
-    ) else {
-        return;
-    };
+/// Our decoding of every quantized layer of `out` (each module with a `weight_scale`), as f32
+/// `<module>.weight`, into `out` + `.reference.safetensors`; returns that path.
+fn write_reference(out: &Path, s: Scheme) -> PathBuf {
     let bytes = std::fs::read(out.join("model.safetensors")).unwrap();
     let st = SafeTensors::deserialize(&bytes).unwrap();
     let mut layers: Vec<String> = st
@@ -299,12 +292,24 @@ fn check_with_loaders(out: &Path, s: Scheme) {
         .collect();
     let reference = out.with_extension("reference.safetensors");
     safetensors::tensor::serialize_to_file(views, None, &reference).unwrap();
-    drop(decoded);
+    reference
+}
+
+/// The python of `QUANT_TORCH_PYTHON` (torch, compressed-tensors, transformers), when it is set.
+fn torch_python() -> Option<PathBuf> {
+    env_path(
+        "QUANT_TORCH_PYTHON",
+        "a python with torch, compressed-tensors and transformers",
+    )
+}
+
+/// scripts/check_compressed.py: compressed-tensors and transformers load each folder of `checks`
+/// and compare its weights with the reference beside it, bit for bit.
+fn check_with_loaders(python: &Path, checks: &[(PathBuf, PathBuf)]) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/check_compressed.py");
-    let o = std::process::Command::new(&python)
+    let o = std::process::Command::new(python)
         .arg(&script)
-        .arg(out)
-        .arg(&reference)
+        .args(checks.iter().flat_map(|(f, r)| [f, r]))
         .output()
         .unwrap_or_else(|e| panic!("{}: {e}", python.display()));
     let text = String::from_utf8_lossy(&o.stdout);
@@ -316,7 +321,8 @@ fn check_with_loaders(out: &Path, s: Scheme) {
         script.display(),
         String::from_utf8_lossy(&o.stderr)
     );
-    std::fs::remove_file(&reference).unwrap();
+    // Each folder printed its two lines (one per loader).
+    assert_eq!(text.lines().count(), 2 * checks.len(), "{text}");
 }
 
 /// Every scheme the loaders are checked on.
@@ -346,6 +352,8 @@ fn compressed_folder_decodes_to_the_weights() {
         sym: false,
         group: 16,
     };
+    let python = torch_python();
+    let mut checks = vec![];
     for s in SCHEMES.into_iter().chain([more]) {
         let out = export(&input, dir.path(), s);
         // k_proj of block 1: 32 outputs x 64 inputs, HF order = GGUF rows un-permuted (2 KV heads).
@@ -371,7 +379,12 @@ fn compressed_folder_decodes_to_the_weights() {
         let d = decode(&st, p, s);
         assert_eq!((d.rows, d.cols), (rows, cols));
         assert_near(&d, &hf, s, &format!("{} {p}", s.name()));
-        check_with_loaders(&out, s);
+        if python.is_some() {
+            checks.push((out.clone(), write_reference(&out, s)));
+        }
+    }
+    if let Some(python) = python {
+        check_with_loaders(&python, &checks);
     }
     let bad = dir.path().join("bad");
     for (args, msg) in [
@@ -427,6 +440,8 @@ fn real_model_folders_decode_to_its_weights() {
         SCHEMES[2],
         SCHEMES[3],
     ];
+    let python = torch_python();
+    let mut checks = vec![];
     for s in schemes {
         let out = export(&model, dir.path(), s);
         let bytes = std::fs::read(out.join("model.safetensors")).unwrap();
@@ -435,8 +450,11 @@ fn real_model_folders_decode_to_its_weights() {
         let d = decode(&st, p, s);
         assert_eq!((d.rows, d.cols), (w.shape[0], w.shape[1]));
         assert_near(&d, &w.data, s, &format!("{} {p}", s.name()));
-        drop(bytes);
-        check_with_loaders(&out, s);
-        std::fs::remove_dir_all(&out).unwrap();
+        if python.is_some() {
+            checks.push((out.clone(), write_reference(&out, s)));
+        }
+    }
+    if let Some(python) = python {
+        check_with_loaders(&python, &checks);
     }
 }
