@@ -111,7 +111,7 @@ enum Command {
         /// The folder to create (must not exist, or be empty).
         dir: PathBuf,
         /// Weight codes: int (pack-quantized) or float (FP8 E4M3, float-quantized).
-        #[arg(long = "type", value_enum, default_value = "int")]
+        #[arg(long = "type", value_name = "TYPE", value_enum, default_value = "int")]
         kind: WeightType,
         /// Bits per weight code [default: 4; 8 with --type float, the only width it takes].
         #[arg(long, value_parser = clap::value_parser!(u32).range(4..=8))]
