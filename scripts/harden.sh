@@ -9,7 +9,8 @@
 # Steps (each bounded by `timeout`; any failure fails the job, the summary lists every step):
 #   setup     nightly toolchain with Miri and rust-src, valgrind, cmake (installed if missing)
 #   fuzz      every cargo-fuzz target for FUZZ_SECONDS (default 30) on its committed corpus, two at a
-#             time; new inputs go to a scratch directory, crashes to fuzz/artifacts/
+#             time: the library's (fuzz/) and the model tool's file readers (cli/fuzz/); new inputs go
+#             to a scratch directory, crashes to <fuzz dir>/artifacts/
 #   asan      the C harness built with -fsanitize=address,undefined (shared and static) against the
 #             library of the fuzz build (-Zsanitizer=address, with cargo-fuzz's coverage and debug
 #             assertions), plus a canary that must be caught inside the library's code (proves the Rust
@@ -69,26 +70,29 @@ do_setup() {
 FUZZ_RUSTFLAGS="--cfg fuzzing -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
 -Cllvm-args=-sanitizer-coverage-trace-compares -Zsanitizer=address -Cdebug-assertions -Coverflow-checks"
-fuzz_bin_dir() { echo "$ROOT/fuzz/target/$HOST/release"; }
-fuzz_build() {
-    (cd fuzz && RUSTFLAGS="$FUZZ_RUSTFLAGS" cargo +nightly build --release --target "$HOST" --bins)
+# The fuzz packages: the library's, and the model tool's (its own workspace, so the library's fuzz
+# build does not compile the tool's dependencies).
+FUZZ_DIRS="fuzz cli/fuzz"
+fuzz_bin_dir() { echo "$ROOT/${1:-fuzz}/target/$HOST/release"; } # fuzz_bin_dir [DIR]
+fuzz_build() { # fuzz_build [DIR]: the fuzz package in DIR (default fuzz/)
+    (cd "${1:-fuzz}" && RUSTFLAGS="$FUZZ_RUSTFLAGS" cargo +nightly build --release --target "$HOST" --bins)
 }
 
-fuzz_one() { # fuzz_one TARGET: runs it for FUZZ_SECONDS into its own log; prints the log when done
-    local t=$1 scratch log rc
+fuzz_one() { # fuzz_one DIR/TARGET: runs it for FUZZ_SECONDS into its own log; prints the log when done
+    local dir=${1%/*} t=${1##*/} scratch log rc
     scratch=$(mktemp -d)
     log=$(mktemp)
     # The first directory receives new inputs (scratch); the committed corpus is only read.
     # allocator_may_return_null: a huge allocation fails as it would without ASan (the library then
     # reports OUT_OF_MEMORY) instead of ASan aborting on it.
-    (cd fuzz && ASAN_OPTIONS=allocator_may_return_null=1 "$(fuzz_bin_dir)/$t" "$scratch" "corpus/$t" \
+    (cd "$dir" && ASAN_OPTIONS=allocator_may_return_null=1 "$(fuzz_bin_dir "$dir")/$t" "$scratch" "corpus/$t" \
         -max_total_time="$FUZZ_SECONDS" -timeout=30 -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="artifacts/$t-" \
         >"$log" 2>&1)
     rc=$?
-    echo "--- fuzz $t for ${FUZZ_SECONDS}s: exit $rc"
+    echo "--- fuzz $dir/$t for ${FUZZ_SECONDS}s: exit $rc"
     grep -E '^(INFO: seed corpus|#[0-9]+ +DONE|stat::number_of_executed_units|==[0-9]+==|thread .* panicked|SUMMARY|Done)' "$log" |
         tail -n 20
-    [ "$rc" -eq 0 ] || echo "FUZZ FAILURE in $t: see fuzz/artifacts/$t-*"
+    [ "$rc" -eq 0 ] || echo "FUZZ FAILURE in $dir/$t: see $dir/artifacts/$t-*"
     rm -rf "$scratch" "$log"
     return $rc
 }
@@ -112,11 +116,13 @@ two_at_a_time() {
 }
 
 do_fuzz() {
-    local t
+    local d t
     local -a targets=()
-    fuzz_build || return 1
-    mkdir -p fuzz/artifacts
-    for t in fuzz/fuzz_targets/*.rs; do targets+=("$(basename "$t" .rs)"); done
+    for d in $FUZZ_DIRS; do
+        fuzz_build "$d" || return 1
+        mkdir -p "$d/artifacts"
+        for t in "$d"/fuzz_targets/*.rs; do targets+=("$d/$(basename "$t" .rs)"); done
+    done
     two_at_a_time fuzz_one "${targets[@]}"
 }
 
@@ -207,7 +213,7 @@ fi
 for s in $STEPS; do
     case $s in
     setup) step setup 900 do_setup ;;
-    fuzz) step fuzz $((FUZZ_SECONDS * 5 + 1200)) do_fuzz ;; # the instrumented build of faer takes minutes
+    fuzz) step fuzz $((FUZZ_SECONDS * 6 + 2100)) do_fuzz ;; # the instrumented builds of faer (library, tool) take minutes
     asan) step asan 900 do_asan ;;
     valgrind) step valgrind 900 do_valgrind ;;
     miri) step miri 1500 do_miri ;;

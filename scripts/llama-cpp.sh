@@ -22,9 +22,15 @@ have_all() {
 
 if ! have_all; then
     cd "$(dirname "$0")/.."
+    mkdir -p "$cache"
+    # One build at a time: a second run (another test script, CI beside a developer) waits for the first
+    # and then finds the tools built.
+    exec 9>"$root.lock"
+    flock 9
+fi
+if ! have_all; then
     source scripts/apt-need.sh
     apt_need cmake:cmake c++:g++ >&2
-    mkdir -p "$cache"
     if [ ! -f "$root/src/CMakeLists.txt" ]; then
         echo "   llama.cpp: downloading the llama-cpp-python $version source distribution (pip)" >&2
         dl=$(mktemp -d)
