@@ -91,6 +91,48 @@ fn basic_types_are_byte_exact_with_gguf_py() {
     }
 }
 
+/// `(name, rows, cols)` of the inputs of ggml's own golden blocks (golden/manifest.json).
+const GOLDEN: [(&str, usize, usize); 3] = [("random", 3, 512), ("real", 2, 1536), ("edge", 1, 2048)];
+
+#[test]
+fn every_type_is_byte_exact_with_ggml_itself() {
+    let manifest = String::from_utf8(fixture("golden/manifest.json")).unwrap();
+    for ty in GgmlType::all() {
+        assert!(
+            manifest.contains(&format!("\"{}\"", ty.name())),
+            "golden/manifest.json lists no {}: regenerate with scripts/ggml-golden.sh",
+            ty.name()
+        );
+    }
+    for (input, rows, cols) in GOLDEN {
+        assert!(manifest.contains(&format!("\"{input}\": [{rows}, {cols}]")), "{input}");
+        let x = fixture_f32(&format!("golden/{input}.f32"));
+        assert_eq!(x.len(), rows * cols);
+        for ty in GgmlType::all() {
+            let want = fixture(&format!("golden/{input}.{}.bin", file_name(ty)));
+            let size = ty.row_size(cols).unwrap() * rows;
+            assert_eq!(want.len(), size, "{input} {}", ty.name());
+            let mut got = vec![0u8; size];
+            assert_eq!(ggml_quantize(ty, &x, rows, cols, &mut got).unwrap(), size);
+            if let Some(i) = first_difference(&got, &want) {
+                let ts = ty.type_size();
+                panic!(
+                    "{input} {}: byte {i} (block {}, byte {} of it) differs: {:?} vs ggml {:?}",
+                    ty.name(),
+                    i / ts,
+                    i % ts,
+                    &got[i / ts * ts..(i / ts + 1) * ts],
+                    &want[i / ts * ts..(i / ts + 1) * ts]
+                );
+            }
+            let deq = fixture_f32(&format!("golden/{input}.{}.deq.f32", file_name(ty)));
+            let mut back = vec![0f32; rows * cols];
+            ggml_dequantize(ty, &want, rows * cols, &mut back).unwrap();
+            assert_bits_eq(&back, &deq, &format!("{input} {} dequantized", ty.name()));
+        }
+    }
+}
+
 #[test]
 fn dequantizers_match_gguf_py_on_random_records() {
     for ty in GgmlType::all() {
