@@ -209,7 +209,7 @@ fn ggml_round_trip(ty: GgmlType, w: &[f32], rows: usize, cols: usize) -> Vec<f32
 }
 
 #[test]
-fn k_quants_are_no_worse_than_q4_0_and_q8_0_on_the_real_layers() {
+fn k_quants_output_error_on_the_real_layers() {
     for l in LAYERS.iter().filter(|l| l.cols == 384) {
         let w = l.weight();
         let x = l.activations();
@@ -219,12 +219,19 @@ fn k_quants_are_no_worse_than_q4_0_and_q8_0_on_the_real_layers() {
         let (q4_0, q4_k) = (err(GgmlType::Q4_0), err(GgmlType::Q4_K));
         let (q5_0, q5_1) = (err(GgmlType::Q5_0), err(GgmlType::Q5_1));
         let (q8_0, q6_k) = (err(GgmlType::Q8_0), err(GgmlType::Q6_K));
+        let (q2_k, q3_k, q5_k) = (
+            err(GgmlType::Q2_K),
+            err(GgmlType::Q3_K),
+            err(GgmlType::Q5_K),
+        );
         eprintln!(
-            "{}: Q4_0 {q4_0:.4e} Q4_K {q4_k:.4e} | Q5_0 {q5_0:.4e} Q5_1 {q5_1:.4e} Q6_K {q6_k:.4e} \
-             | Q8_0 {q8_0:.4e}",
+            "{}: Q2_K {q2_k:.4e} Q3_K {q3_k:.4e} | Q4_0 {q4_0:.4e} Q4_K {q4_k:.4e} | Q5_0 {q5_0:.4e} \
+             Q5_1 {q5_1:.4e} Q5_K {q5_k:.4e} Q6_K {q6_k:.4e} | Q8_0 {q8_0:.4e}",
             l.name
         );
         assert!(q4_k <= q4_0, "{}: Q4_K {q4_k:e} > Q4_0 {q4_0:e}", l.name);
+        assert!(q5_k <= q5_1, "{}: Q5_K {q5_k:e} > Q5_1 {q5_1:e}", l.name);
+        assert!(q4_k < q3_k && q3_k < q2_k, "{}: Q2_K {q2_k:e} Q3_K {q3_k:e}", l.name);
         // Q6_K (6.56 bits a weight, steps of about absmax/32 per 16 values) cannot match Q8_0 (8.5
         // bits, steps of absmax/127 per 32): two bits fewer cost up to 16x in squared error, and ggml's
         // reference algorithm is what it is. It must beat every 5-bit type and stay within that 16x.
