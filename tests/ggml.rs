@@ -108,7 +108,8 @@ fn basic_types_are_byte_exact_with_gguf_py() {
 }
 
 /// `(name, rows, cols)` of the inputs of ggml's own golden blocks (golden/manifest.json).
-const GOLDEN: [(&str, usize, usize); 3] = [("random", 3, 512), ("real", 2, 1536), ("edge", 1, 2048)];
+const GOLDEN: [(&str, usize, usize); 3] =
+    [("random", 3, 512), ("real", 2, 1536), ("edge", 1, 2048)];
 
 #[test]
 fn every_type_is_byte_exact_with_ggml_itself() {
@@ -121,7 +122,10 @@ fn every_type_is_byte_exact_with_ggml_itself() {
         );
     }
     for (input, rows, cols) in GOLDEN {
-        assert!(manifest.contains(&format!("\"{input}\": [{rows}, {cols}]")), "{input}");
+        assert!(
+            manifest.contains(&format!("\"{input}\": [{rows}, {cols}]")),
+            "{input}"
+        );
         let x = fixture_f32(&format!("golden/{input}.f32"));
         assert_eq!(x.len(), rows * cols);
         for ty in GgmlType::all() {
@@ -231,7 +235,11 @@ fn k_quants_output_error_on_the_real_layers() {
         );
         assert!(q4_k <= q4_0, "{}: Q4_K {q4_k:e} > Q4_0 {q4_0:e}", l.name);
         assert!(q5_k <= q5_1, "{}: Q5_K {q5_k:e} > Q5_1 {q5_1:e}", l.name);
-        assert!(q4_k < q3_k && q3_k < q2_k, "{}: Q2_K {q2_k:e} Q3_K {q3_k:e}", l.name);
+        assert!(
+            q4_k < q3_k && q3_k < q2_k,
+            "{}: Q2_K {q2_k:e} Q3_K {q3_k:e}",
+            l.name
+        );
         // Q6_K (6.56 bits a weight, steps of about absmax/32 per 16 values) cannot match Q8_0 (8.5
         // bits, steps of absmax/127 per 32): two bits fewer cost up to 16x in squared error, and ggml's
         // reference algorithm is what it is. It must beat every 5-bit type and stay within that 16x.

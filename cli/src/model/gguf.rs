@@ -632,11 +632,7 @@ impl GgufFile {
             .arch_get("attention.head_count_kv")
             .and_then(first)
             .unwrap_or(n_head);
-        if n_head_kv == 0 {
-            0
-        } else {
-            (n_head / n_head_kv) as usize
-        }
+        n_head.checked_div(n_head_kv).unwrap_or(0) as usize
     }
 
     /// Tensor infos in file order.
