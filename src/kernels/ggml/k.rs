@@ -646,6 +646,17 @@ fn q3_k_scale(scales: &[u8], j: usize) -> i8 {
     ((low | (high << 4)) as i8) - 32
 }
 
+/// Packs the 6-bit scale `q` (0..64, the signed scale plus 32) of sub-block `j` into a Q3_K
+/// `scales` array that starts zeroed (the inverse of [`q3_k_scale`]).
+fn put_q3_k_scale(j: usize, q: u8, sc: &mut [u8]) {
+    if j < 8 {
+        sc[j] = q & 0xF;
+    } else {
+        sc[j - 8] |= (q & 0xF) << 4;
+    }
+    sc[8 + j % 4] |= (q >> 4) << (2 * (j / 4));
+}
+
 /// ggml's `quantize_row_q3_K_ref` for one super-block of 256 values into a 110-byte record.
 pub(crate) fn quantize_q3_k(x: &[f32], y: &mut [u8]) {
     let mut l = [0i8; QK_K];
@@ -670,12 +681,7 @@ pub(crate) fn quantize_q3_k(x: &[f32], y: &mut [u8]) {
             // `int8_t l = nearest_int(..)` keeps the low byte before the clamp.
             let q = nearest_int(iscale * scales[j]) as i8;
             let q = (i32::from(q).clamp(-32, 31) + 32) as u8;
-            if j < 8 {
-                sc[j] = q & 0xF;
-            } else {
-                sc[j - 8] |= (q & 0xF) << 4;
-            }
-            sc[8 + j % 4] |= (q >> 4) << (2 * (j / 4));
+            put_q3_k_scale(j, q, sc);
         }
         head.copy_from_slice(&fp16(1.0 / iscale).to_le_bytes());
     } else {
@@ -731,6 +737,33 @@ mod tests {
         assert_eq!(nearest_int(-2.5), -2);
         assert_eq!(nearest_int(-0.4), 0);
         assert_eq!(nearest_int(62.6), 63);
+    }
+
+    #[test]
+    fn q3_k_scale_packing_round_trips() {
+        let scales: [i8; 16] = [
+            -32, 31, 0, -1, 17, -17, 5, -5, 30, -30, 1, 2, -3, 12, -12, 24,
+        ];
+        let mut sc = [0u8; 12];
+        for (j, &s) in scales.iter().enumerate() {
+            put_q3_k_scale(j, (s + 32) as u8, &mut sc);
+        }
+        for (j, &s) in scales.iter().enumerate() {
+            assert_eq!(q3_k_scale(&sc, j), s, "sub-block {j}");
+        }
+    }
+
+    #[test]
+    fn two_bit_packing_puts_each_value_where_code_2bit_reads_it() {
+        let mut l = [0u8; QK_K];
+        for (o, v) in l.iter_mut().enumerate() {
+            *v = ((o * 7 + o / 32) % 4) as u8;
+        }
+        let mut qs = [0u8; 64];
+        pack_2bit(&l, &mut qs);
+        for (o, &v) in l.iter().enumerate() {
+            assert_eq!(code_2bit(&qs, o), v, "value {o}");
+        }
     }
 
     #[test]
