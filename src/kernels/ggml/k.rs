@@ -677,9 +677,9 @@ pub(crate) fn quantize_q3_k(x: &[f32], y: &mut [u8]) {
     let (sc, head) = rest.split_at_mut(12);
     if max_scale != 0.0 {
         let iscale = -32.0 / max_scale;
-        for j in 0..16 {
+        for (j, &scale) in scales.iter().enumerate() {
             // `int8_t l = nearest_int(..)` keeps the low byte before the clamp.
-            let q = nearest_int(iscale * scales[j]) as i8;
+            let q = nearest_int(iscale * scale) as i8;
             let q = (i32::from(q).clamp(-32, 31) + 32) as u8;
             put_q3_k_scale(j, q, sc);
         }
