@@ -51,13 +51,14 @@ static size_t detail_len(void) { return quant_last_error(NULL, 0); }
 /* ------------------------------------------------------------------------------------------- */
 
 static void test_ggml_sizes(void) {
-    const int32_t types[7] = {QUANT_GGML_TYPE_Q4_0, QUANT_GGML_TYPE_Q4_1, QUANT_GGML_TYPE_Q5_0,
-                              QUANT_GGML_TYPE_Q5_1, QUANT_GGML_TYPE_Q8_0, QUANT_GGML_TYPE_Q4_K,
-                              QUANT_GGML_TYPE_Q6_K};
-    const size_t blocks[7] = {32, 32, 32, 32, 32, 256, 256};
-    const size_t bytes[7] = {18, 20, 22, 24, 34, 144, 210};
-    const char *names[7] = {"q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q4_K", "q6_K"};
-    for (int i = 0; i < 7; i++) {
+    const int32_t types[10] = {QUANT_GGML_TYPE_Q4_0, QUANT_GGML_TYPE_Q4_1, QUANT_GGML_TYPE_Q5_0,
+                               QUANT_GGML_TYPE_Q5_1, QUANT_GGML_TYPE_Q8_0, QUANT_GGML_TYPE_Q2_K,
+                               QUANT_GGML_TYPE_Q3_K, QUANT_GGML_TYPE_Q4_K, QUANT_GGML_TYPE_Q5_K,
+                               QUANT_GGML_TYPE_Q6_K};
+    const size_t blocks[10] = {32, 32, 32, 32, 32, 256, 256, 256, 256, 256};
+    const size_t bytes[10] = {18, 20, 22, 24, 34, 84, 110, 144, 176, 210};
+    const char *names[10] = {"q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q2_K", "q3_K", "q4_K", "q5_K", "q6_K"};
+    for (int i = 0; i < 10; i++) {
         CHECK(quant_ggml_block_size(types[i]) == blocks[i]);
         CHECK(quant_ggml_type_size(types[i]) == bytes[i]);
         CHECK(quant_ggml_row_size(types[i], 4096) == 4096 / blocks[i] * bytes[i]);
@@ -66,6 +67,7 @@ static void test_ggml_sizes(void) {
         CHECK(name != NULL && strcmp(name, names[i]) == 0);
     }
     CHECK(QUANT_GGML_TYPE_Q4_0 == 2 && QUANT_GGML_TYPE_Q8_0 == 8 && QUANT_GGML_TYPE_Q6_K == 14);
+    CHECK(QUANT_GGML_TYPE_Q2_K == 10 && QUANT_GGML_TYPE_Q3_K == 11 && QUANT_GGML_TYPE_Q5_K == 13);
     /* Unknown types (F32 = 0, F16 = 1, Q8_1 = 9, negative) and rows that are not whole blocks. */
     const int32_t unknown[4] = {0, 1, 9, -1};
     for (int i = 0; i < 4; i++) {
@@ -77,6 +79,8 @@ static void test_ggml_sizes(void) {
     CHECK(quant_ggml_row_size(QUANT_GGML_TYPE_Q4_0, 33) == 0);
     EXPECT_DETAIL_CONTAINS("multiple");
     CHECK(quant_ggml_row_size(QUANT_GGML_TYPE_Q4_K, 384) == 0);
+    CHECK(quant_ggml_row_size(QUANT_GGML_TYPE_Q2_K, 384) == 0);
+    EXPECT_DETAIL_CONTAINS("q2_K");
     CHECK(quant_ggml_row_size(QUANT_GGML_TYPE_Q8_0, SIZE_MAX / 32 * 32) == 0);
     EXPECT_DETAIL_CONTAINS("overflows");
 }
@@ -106,6 +110,93 @@ static void test_ggml_fixture(void) {
     free(x);
     free(want);
     free(deq);
+}
+
+/* Byte-exactness with ggml itself through the ABI: the new K-quants of the golden fixtures that
+ * ggml_quantize_chunk wrote (tests/data/ggml/golden), quantized from float and from f16, and decoded. */
+static void test_ggml_golden_k_quants(void) {
+    const int32_t types[3] = {QUANT_GGML_TYPE_Q2_K, QUANT_GGML_TYPE_Q3_K, QUANT_GGML_TYPE_Q5_K};
+    const char *files[3] = {"q2_k", "q3_k", "q5_k"};
+    enum { ROWS = 2, COLS = 1536, N = ROWS * COLS };
+    size_t xlen = 0;
+    float *x = (float *)read_fixture("ggml/golden/real.f32", &xlen);
+    CHECK(x && xlen == N * 4);
+    if (!x) return;
+    for (int t = 0; t < 3; t++) {
+        char name[128];
+        size_t qlen = 0, dlen = 0;
+        snprintf(name, sizeof name, "ggml/golden/real.%s.bin", files[t]);
+        uint8_t *want = (uint8_t *)read_fixture(name, &qlen);
+        snprintf(name, sizeof name, "ggml/golden/real.%s.deq.f32", files[t]);
+        float *deq = (float *)read_fixture(name, &dlen);
+        CHECK(want && deq);
+        if (!(want && deq)) continue;
+        const size_t size = ROWS * quant_ggml_row_size(types[t], COLS);
+        CHECK(size == qlen && dlen == N * 4);
+        uint8_t *q = (uint8_t *)malloc(size + 1);
+        q[size] = 0x5A;
+        EXPECT_STATUS(quant_ggml_quantize(types[t], x, ROWS, COLS, q, size + 1), QUANT_OK);
+        CHECK(memcmp(q, want, size) == 0 && q[size] == 0x5A);
+        float *back = (float *)malloc(N * sizeof(float));
+        EXPECT_STATUS(quant_ggml_dequantize(types[t], q, size, back, N), QUANT_OK);
+        CHECK(memcmp(back, deq, dlen) == 0);
+        /* An f16 source gives the bytes of its values as float. */
+        uint16_t *h = (uint16_t *)malloc(N * sizeof(uint16_t));
+        EXPECT_STATUS(quant_f32_to_f16(x, h, N), QUANT_OK);
+        EXPECT_STATUS(quant_f16_to_f32(h, back, N), QUANT_OK);
+        uint8_t *q16 = (uint8_t *)malloc(size);
+        EXPECT_STATUS(quant_ggml_quantize_ex(types[t], QUANT_DTYPE_F16, h, ROWS, COLS, q16, size), QUANT_OK);
+        EXPECT_STATUS(quant_ggml_quantize(types[t], back, ROWS, COLS, q, size), QUANT_OK);
+        CHECK(memcmp(q16, q, size) == 0);
+        free(q16);
+        free(h);
+        free(back);
+        free(q);
+        free(want);
+        free(deq);
+    }
+    free(x);
+}
+
+/* The error paths of the K-quants whose records put their f16 headers at the end (Q2_K: d and dmin
+ * at 80 and 82, Q3_K: d at 108) or beside Q4_K's (Q5_K: 0 and 2). */
+static void test_ggml_k_quant_errors(void) {
+    const int32_t types[3] = {QUANT_GGML_TYPE_Q2_K, QUANT_GGML_TYPE_Q3_K, QUANT_GGML_TYPE_Q5_K};
+    const size_t inf_at[3] = {82, 108, 2};
+    float x[512];
+    fill_matrix(x, 512, 21);
+    for (int t = 0; t < 3; t++) {
+        const size_t ts = quant_ggml_type_size(types[t]);
+        uint8_t dst[2 * 176 + 8];
+        FILL(dst, sizeof dst);
+        EXPECT_STATUS(quant_ggml_quantize(types[t], x, 2, 128, dst, sizeof dst), QUANT_ERR_INVALID_ARGUMENT);
+        EXPECT_DETAIL_CONTAINS("256");
+        EXPECT_STATUS(quant_ggml_quantize(types[t], x, 2, 256, dst, 2 * ts - 1), QUANT_ERR_BUFFER_TOO_SMALL);
+        float bad[512];
+        memcpy(bad, x, sizeof bad);
+        bad[300] = INFINITY;
+        EXPECT_STATUS(quant_ggml_quantize(types[t], bad, 2, 256, dst, sizeof dst), QUANT_ERR_NON_FINITE);
+        EXPECT_DETAIL_CONTAINS("300");
+        CHECK(UNTOUCHED(dst, sizeof dst));
+        EXPECT_STATUS(quant_ggml_quantize(types[t], x, 2, 256, dst, 2 * ts), QUANT_OK);
+        CHECK(UNTOUCHED(dst + 2 * ts, sizeof dst - 2 * ts));
+
+        float out[512];
+        FILL(out, sizeof out);
+        EXPECT_STATUS(quant_ggml_dequantize(types[t], dst, 2 * ts, out, 384), QUANT_ERR_INVALID_ARGUMENT);
+        EXPECT_STATUS(quant_ggml_dequantize(types[t], dst, 2 * ts - 1, out, 512), QUANT_ERR_BUFFER_TOO_SMALL);
+        uint8_t inf_rec[2 * 176];
+        memcpy(inf_rec, dst, 2 * ts);
+        inf_rec[ts + inf_at[t]] = 0x00;
+        inf_rec[ts + inf_at[t] + 1] = 0xFC; /* block 1: -inf */
+        EXPECT_STATUS(quant_ggml_dequantize(types[t], inf_rec, 2 * ts, out, 512), QUANT_ERR_NON_FINITE);
+        EXPECT_DETAIL_CONTAINS("block 1");
+        CHECK(UNTOUCHED(out, sizeof out));
+        EXPECT_STATUS(quant_ggml_dequantize(types[t], dst, 2 * ts, out, 512), QUANT_OK);
+        /* Values of about [-0.4, 0.4]: 2-bit codes come back within 0.2, the others within 0.1. */
+        const float tol = types[t] == QUANT_GGML_TYPE_Q2_K ? 0.2f : 0.1f;
+        for (int i = 0; i < 512; i++) CHECK(fabsf(out[i] - x[i]) < tol);
+    }
 }
 
 static void test_ggml_errors(void) {
@@ -682,7 +773,9 @@ static void test_calibrated(void) {
 int main(void) {
     test_ggml_sizes();
     test_ggml_fixture();
+    test_ggml_golden_k_quants();
     test_ggml_errors();
+    test_ggml_k_quant_errors();
     test_gptq();
     test_awq();
     test_sources();

@@ -76,10 +76,28 @@
 #define QUANT_GGML_TYPE_Q8_0 8
 
 /**
+ * GGML type id of Q2_K (256 values in 84 bytes: sixteen 4-bit sub-block scales and mins, f16
+ * super-block scales, 2-bit codes).
+ */
+#define QUANT_GGML_TYPE_Q2_K 10
+
+/**
+ * GGML type id of Q3_K (256 values in 110 bytes: sixteen 6-bit signed sub-block scales, f16
+ * super-block scale, 3-bit codes).
+ */
+#define QUANT_GGML_TYPE_Q3_K 11
+
+/**
  * GGML type id of Q4_K (256 values in 144 bytes: super-block f16 scales, eight 6-bit sub-block
  * scales and mins, 4-bit codes).
  */
 #define QUANT_GGML_TYPE_Q4_K 12
+
+/**
+ * GGML type id of Q5_K (256 values in 176 bytes: super-block f16 scales, eight 6-bit sub-block
+ * scales and mins, 5-bit codes).
+ */
+#define QUANT_GGML_TYPE_Q5_K 13
 
 /**
  * GGML type id of Q6_K (256 values in 210 bytes: sixteen int8 sub-block scales, f16 super-block
@@ -662,7 +680,7 @@ quant_status quant_fp8_e4m3_dequantize(const uint8_t *src,
 
 /**
  * Values per block of the GGML type `ggml_type` (like ggml's `ggml_blck_size`): 32 for Q4_0, Q4_1,
- * Q5_0, Q5_1 and Q8_0; 256 for Q4_K and Q6_K. The type ids are GGML's own (`QUANT_GGML_TYPE_*`).
+ * Q5_0, Q5_1 and Q8_0; 256 for the K-quants Q2_K, Q3_K, Q4_K, Q5_K and Q6_K. The type ids are GGML's own (`QUANT_GGML_TYPE_*`).
  *
  * Returns 0 for an unsupported type (and records a detail). Thread-safe; no allocation.
  */
@@ -670,7 +688,7 @@ size_t quant_ggml_block_size(int32_t ggml_type);
 
 /**
  * Bytes per block of the GGML type `ggml_type` (like ggml's `ggml_type_size`): Q4_0 18, Q4_1 20,
- * Q5_0 22, Q5_1 24, Q8_0 34, Q4_K 144, Q6_K 210.
+ * Q5_0 22, Q5_1 24, Q8_0 34, Q2_K 84, Q3_K 110, Q4_K 144, Q5_K 176, Q6_K 210.
  *
  * Returns 0 for an unsupported type (and records a detail). Thread-safe; no allocation.
  */
@@ -687,8 +705,8 @@ size_t quant_ggml_type_size(int32_t ggml_type);
 size_t quant_ggml_row_size(int32_t ggml_type, size_t n_per_row);
 
 /**
- * GGML's name of the type `ggml_type` ("q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q4_K", "q6_K", as
- * ggml's `ggml_type_name`), a static NUL-terminated string owned by the library (do not free it).
+ * GGML's name of the type `ggml_type` ("q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q2_K", "q3_K",
+ * "q4_K", "q5_K", "q6_K", as ggml's `ggml_type_name`), a static NUL-terminated string owned by the library (do not free it).
  *
  * Returns NULL for an unsupported type (and records a detail). Thread-safe.
  */
@@ -697,7 +715,7 @@ const char *quant_ggml_type_name(int32_t ggml_type);
 /**
  * Quantizes `nrows` rows of `n_per_row` floats (`src`, row-major) to GGML blocks of type
  * `ggml_type`, byte for byte as ggml's reference quantizers (`quantize_row_*_ref`, ggml's
- * `quantize_*` without an importance matrix) and gguf-py's `gguf.quants.quantize`.
+ * `quantize_*` without an importance matrix, which `ggml_quantize_chunk` runs when it is given none).
  *
  * Layouts (little-endian, `f16` = IEEE binary16 rounded to nearest even; a row is
  * `n_per_row / block` records back to back, rows back to back):
@@ -710,14 +728,24 @@ const char *quant_ggml_type_name(int32_t ggml_type);
  * - `QUANT_GGML_TYPE_Q8_0` (8), 32 values, 34 bytes: `f16 d; int8 qs[32]`; value `q * d`.
  * - In these, `qs[j]` holds value `j` in its low nibble and value `j + 16` in its high nibble; the
  *   fifth bit of value `j` of a Q5 block is bit `j` of `qh`.
+ * - `QUANT_GGML_TYPE_Q2_K` (10), 256 values, 84 bytes: `uint8 scales[16], qs[64]; f16 d, dmin`:
+ *   sixteen sub-blocks of 16, `scales[j]` = 4-bit scale (low nibble) and min (high nibble); value
+ *   `d * sc * q - dmin * m` with 2-bit `q`.
+ * - `QUANT_GGML_TYPE_Q3_K` (11), 256 values, 110 bytes: `uint8 hmask[32], qs[64], scales[12];
+ *   f16 d`: sixteen sub-blocks of 16 with 6-bit scales stored plus 32; value
+ *   `d * (sc - 32) * (q - 4)` with 3-bit `q` (low two bits in `qs`, the third in `hmask`).
  * - `QUANT_GGML_TYPE_Q4_K` (12), 256 values, 144 bytes: `f16 d, dmin; uint8 scales[12];
  *   uint8 qs[128]`: eight sub-blocks of 32 with 6-bit scales and mins (ggml's `get_scale_min_k4`
  *   packing); value `d * sc * q - dmin * m`.
+ * - `QUANT_GGML_TYPE_Q5_K` (13), 256 values, 176 bytes: `f16 d, dmin; uint8 scales[12], qh[32];
+ *   uint8 qs[128]`: Q4_K's scales and nibbles plus a fifth bit per value in `qh`; value
+ *   `d * sc * q - dmin * m`.
  * - `QUANT_GGML_TYPE_Q6_K` (14), 256 values, 210 bytes: `uint8 ql[128], qh[64]; int8 scales[16];
  *   f16 d`: sixteen sub-blocks of 16; value `d * scale * (q - 32)` with 6-bit `q`.
  *
- * Q4_K and Q6_K follow ggml's `quantize_row_q4_K_ref` / `quantize_row_q6_K_ref` algorithms
- * (`make_qkx2_quants`, `make_qx_quants`).
+ * The K-quants follow ggml's `quantize_row_q2_K_ref` ... `quantize_row_q6_K_ref` algorithms
+ * (`make_qkx2_quants`, `make_q3_quants`, `make_qx_quants`); `src/kernels/ggml/k.rs` documents
+ * every bit of their layouts.
  *
  * - `dst`: receives `nrows * quant_ggml_row_size(ggml_type, n_per_row)` bytes; `dst_len` is its
  *   length in bytes (only that prefix is written). The caller owns every buffer; no allocation;
@@ -759,7 +787,7 @@ quant_status quant_ggml_quantize_ex(int32_t ggml_type,
 /**
  * Dequantizes the first `n` values of GGML blocks of type `ggml_type` (`src`, the layout of
  * `quant_ggml_quantize`) into `dst[0 .. n)`, as ggml's `dequantize_row_*` and gguf-py's
- * `gguf.quants.dequantize` (bit for bit).
+ * `gguf.quants.dequantize` (bit for bit, every type).
  *
  * - `src`: `src_len` bytes, of which the first `n / block_size * type_size` are read.
  * - `dst`: `n` floats; `n` must be a positive multiple of the block size.

@@ -595,7 +595,10 @@ constexpr std::int32_t q4_1 = QUANT_GGML_TYPE_Q4_1;
 constexpr std::int32_t q5_0 = QUANT_GGML_TYPE_Q5_0;
 constexpr std::int32_t q5_1 = QUANT_GGML_TYPE_Q5_1;
 constexpr std::int32_t q8_0 = QUANT_GGML_TYPE_Q8_0;
+constexpr std::int32_t q2_k = QUANT_GGML_TYPE_Q2_K;
+constexpr std::int32_t q3_k = QUANT_GGML_TYPE_Q3_K;
 constexpr std::int32_t q4_k = QUANT_GGML_TYPE_Q4_K;
+constexpr std::int32_t q5_k = QUANT_GGML_TYPE_Q5_K;
 constexpr std::int32_t q6_k = QUANT_GGML_TYPE_Q6_K;
 } // namespace ggml
 

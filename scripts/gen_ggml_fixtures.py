@@ -16,12 +16,13 @@ What it writes (raw little-endian files, shapes in manifest.json):
 - For each input and each of Q8_0, Q4_0, Q4_1, Q5_0, Q5_1: <input>.<type>.bin = gguf-py's
   gguf.quants.quantize (which reproduces ggml's quantize_row_*_ref byte for byte) and
   <input>.<type>.deq.f32 = gguf-py's dequantize of those bytes.
-- records.<type>.bin: random records of every type (Q4_K and Q6_K included) with random finite f16
+- records.<type>.bin: random records of every type (the K-quants included) with random finite f16
   headers, and records.<type>.deq.f32 = gguf-py's dequantize: the dequantizers on every bit pattern.
-- With --lib (the K-quants have no quantizer in gguf-py): kinput.f32 (random and real super-blocks,
+- With --lib (gguf-py has no K-quant quantizer): kinput.f32 (random and real super-blocks,
   an all-zero one and one with an all-zero sub-block), kq.<type>.bin = this library's
-  quant_ggml_quantize (Q4_K, Q6_K), kq.<type>.deq.f32 = gguf-py's dequantize of those blocks. The test
-  then checks that the library still writes the same blocks and decodes them exactly as gguf-py does.
+  quant_ggml_quantize (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K), kq.<type>.deq.f32 = gguf-py's dequantize of
+  those blocks. The test then checks that the library still writes the same blocks and decodes them
+  exactly as gguf-py does. (ggml's own bytes for every type are in golden/, by scripts/ggml-golden.sh.)
 """
 import argparse
 import ctypes
@@ -39,10 +40,10 @@ OUT = ROOT / "tests" / "data" / "ggml"
 MINILM = ROOT / "tests" / "data" / "minilm"
 
 BASIC = {"q8_0": T.Q8_0, "q4_0": T.Q4_0, "q4_1": T.Q4_1, "q5_0": T.Q5_0, "q5_1": T.Q5_1}
-KQ = {"q4_k": T.Q4_K, "q6_k": T.Q6_K}
+KQ = {"q2_k": T.Q2_K, "q3_k": T.Q3_K, "q4_k": T.Q4_K, "q5_k": T.Q5_K, "q6_k": T.Q6_K}
 # Byte offsets of the f16 headers of each record (kept finite in the random records).
 HEADERS = {"q8_0": [0], "q4_0": [0], "q4_1": [0, 2], "q5_0": [0], "q5_1": [0, 2],
-           "q4_k": [0, 2], "q6_k": [208]}
+           "q2_k": [80, 82], "q3_k": [108], "q4_k": [0, 2], "q5_k": [0, 2], "q6_k": [208]}
 ALL = {**BASIC, **KQ}
 
 
@@ -124,7 +125,7 @@ def main():
         rand = rng.standard_normal((4, 512)).astype(np.float32) * row_scales[:4, None]
         special = np.zeros((1, 512), dtype=np.float32)
         special[0, 256:] = rng.standard_normal(256)
-        special[0, 256 + 16:256 + 48] = 0.0   # all-zero sub-blocks of both K types
+        special[0, 256 + 16:256 + 48] = 0.0   # all-zero sub-blocks of every K type
         kin = np.concatenate([real.reshape(-1, 512), rand, special]).astype(np.float32)
         save(OUT / "kinput.f32", kin)
         manifest["inputs"]["kinput"] = list(kin.shape)

@@ -1,5 +1,12 @@
-//! GGML block formats against gguf-py (`pip install gguf`), whose `gguf.quants` reproduces ggml's
-//! reference quantizers byte for byte.
+//! GGML block formats against ggml itself and against gguf-py (`pip install gguf`), whose
+//! `gguf.quants` reproduces ggml's reference quantizers of the 32-value types byte for byte.
+//!
+//! `tests/data/ggml/golden/` holds blocks of every type written by ggml's `ggml_quantize_chunk` and
+//! decoded by ggml's dequantizers (`scripts/ggml-golden.sh`, against the llama.cpp build of
+//! `scripts/llama-cpp.sh`; version in its manifest.json): the library writes exactly those bytes and
+//! decodes them to exactly those values, for random rows, real MiniLM rows and hand-made edge
+//! super-blocks (all zero, zero sub-blocks, huge, tiny, f16-underflowing scales, outliers, constant,
+//! all negative, exact ties).
 //!
 //! The fixtures in `tests/data/ggml/` were made by gguf-py 0.19.0; regenerate them with
 //! `cargo build --release && python3 scripts/gen_ggml_fixtures.py --lib target/release/libquant.so`
@@ -10,9 +17,10 @@
 //!   values bit for bit;
 //! - every type's dequantizer on random records (random bytes, random finite f16 headers) gives
 //!   gguf-py's values bit for bit;
-//! - Q4_K and Q6_K: the library still writes the committed blocks, and gguf-py's dequantizer decodes
-//!   them to exactly the library's dequantization;
-//! - on the real layers, Q4_K's output error is no worse than Q4_0's and Q6_K's no worse than Q8_0's.
+//! - the K-quants (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K): the library still writes the committed blocks, and
+//!   gguf-py's dequantizer decodes them to exactly the library's dequantization;
+//! - on the real layers, more bits give less error (Q2_K > Q3_K > Q4_K, Q5_K <= Q5_1, Q4_K <= Q4_0,
+//!   Q6_K <= Q5_x and within 16x of Q8_0).
 mod common;
 
 use std::path::PathBuf;
@@ -45,6 +53,14 @@ const BASIC: [GgmlType; 5] = [
     GgmlType::Q4_1,
     GgmlType::Q5_0,
     GgmlType::Q5_1,
+];
+
+const K_QUANTS: [GgmlType; 5] = [
+    GgmlType::Q2_K,
+    GgmlType::Q3_K,
+    GgmlType::Q4_K,
+    GgmlType::Q5_K,
+    GgmlType::Q6_K,
 ];
 
 /// `(name, rows, cols)` of the inputs of the 32-value types (manifest.json).
@@ -91,6 +107,52 @@ fn basic_types_are_byte_exact_with_gguf_py() {
     }
 }
 
+/// `(name, rows, cols)` of the inputs of ggml's own golden blocks (golden/manifest.json).
+const GOLDEN: [(&str, usize, usize); 3] =
+    [("random", 3, 512), ("real", 2, 1536), ("edge", 1, 2048)];
+
+#[test]
+fn every_type_is_byte_exact_with_ggml_itself() {
+    let manifest = String::from_utf8(fixture("golden/manifest.json")).unwrap();
+    for ty in GgmlType::all() {
+        assert!(
+            manifest.contains(&format!("\"{}\"", ty.name())),
+            "golden/manifest.json lists no {}: regenerate with scripts/ggml-golden.sh",
+            ty.name()
+        );
+    }
+    for (input, rows, cols) in GOLDEN {
+        assert!(
+            manifest.contains(&format!("\"{input}\": [{rows}, {cols}]")),
+            "{input}"
+        );
+        let x = fixture_f32(&format!("golden/{input}.f32"));
+        assert_eq!(x.len(), rows * cols);
+        for ty in GgmlType::all() {
+            let want = fixture(&format!("golden/{input}.{}.bin", file_name(ty)));
+            let size = ty.row_size(cols).unwrap() * rows;
+            assert_eq!(want.len(), size, "{input} {}", ty.name());
+            let mut got = vec![0u8; size];
+            assert_eq!(ggml_quantize(ty, &x, rows, cols, &mut got).unwrap(), size);
+            if let Some(i) = first_difference(&got, &want) {
+                let ts = ty.type_size();
+                panic!(
+                    "{input} {}: byte {i} (block {}, byte {} of it) differs: {:?} vs ggml {:?}",
+                    ty.name(),
+                    i / ts,
+                    i % ts,
+                    &got[i / ts * ts..(i / ts + 1) * ts],
+                    &want[i / ts * ts..(i / ts + 1) * ts]
+                );
+            }
+            let deq = fixture_f32(&format!("golden/{input}.{}.deq.f32", file_name(ty)));
+            let mut back = vec![0f32; rows * cols];
+            ggml_dequantize(ty, &want, rows * cols, &mut back).unwrap();
+            assert_bits_eq(&back, &deq, &format!("{input} {} dequantized", ty.name()));
+        }
+    }
+}
+
 #[test]
 fn dequantizers_match_gguf_py_on_random_records() {
     for ty in GgmlType::all() {
@@ -109,7 +171,7 @@ fn k_quants_write_the_committed_blocks_and_gguf_py_decodes_them_exactly() {
     let x = fixture_f32("kinput.f32");
     let (rows, cols) = (29, 512);
     assert_eq!(x.len(), rows * cols);
-    for ty in [GgmlType::Q4_K, GgmlType::Q6_K] {
+    for ty in K_QUANTS {
         let want = fixture(&format!("kq.{}.bin", file_name(ty)));
         let mut got = vec![0u8; rows * ty.row_size(cols).unwrap()];
         ggml_quantize(ty, &x, rows, cols, &mut got).unwrap();
@@ -151,7 +213,7 @@ fn ggml_round_trip(ty: GgmlType, w: &[f32], rows: usize, cols: usize) -> Vec<f32
 }
 
 #[test]
-fn k_quants_are_no_worse_than_q4_0_and_q8_0_on_the_real_layers() {
+fn k_quants_output_error_on_the_real_layers() {
     for l in LAYERS.iter().filter(|l| l.cols == 384) {
         let w = l.weight();
         let x = l.activations();
@@ -161,12 +223,23 @@ fn k_quants_are_no_worse_than_q4_0_and_q8_0_on_the_real_layers() {
         let (q4_0, q4_k) = (err(GgmlType::Q4_0), err(GgmlType::Q4_K));
         let (q5_0, q5_1) = (err(GgmlType::Q5_0), err(GgmlType::Q5_1));
         let (q8_0, q6_k) = (err(GgmlType::Q8_0), err(GgmlType::Q6_K));
+        let (q2_k, q3_k, q5_k) = (
+            err(GgmlType::Q2_K),
+            err(GgmlType::Q3_K),
+            err(GgmlType::Q5_K),
+        );
         eprintln!(
-            "{}: Q4_0 {q4_0:.4e} Q4_K {q4_k:.4e} | Q5_0 {q5_0:.4e} Q5_1 {q5_1:.4e} Q6_K {q6_k:.4e} \
-             | Q8_0 {q8_0:.4e}",
+            "{}: Q2_K {q2_k:.4e} Q3_K {q3_k:.4e} | Q4_0 {q4_0:.4e} Q4_K {q4_k:.4e} | Q5_0 {q5_0:.4e} \
+             Q5_1 {q5_1:.4e} Q5_K {q5_k:.4e} Q6_K {q6_k:.4e} | Q8_0 {q8_0:.4e}",
             l.name
         );
         assert!(q4_k <= q4_0, "{}: Q4_K {q4_k:e} > Q4_0 {q4_0:e}", l.name);
+        assert!(q5_k <= q5_1, "{}: Q5_K {q5_k:e} > Q5_1 {q5_1:e}", l.name);
+        assert!(
+            q4_k < q3_k && q3_k < q2_k,
+            "{}: Q2_K {q2_k:e} Q3_K {q3_k:e}",
+            l.name
+        );
         // Q6_K (6.56 bits a weight, steps of about absmax/32 per 16 values) cannot match Q8_0 (8.5
         // bits, steps of absmax/127 per 32): two bits fewer cost up to 16x in squared error, and ggml's
         // reference algorithm is what it is. It must beat every 5-bit type and stay within that 16x.
@@ -206,8 +279,22 @@ fn k_quants_beat_q4_0_and_q5_in_weight_error_on_every_layer() {
             err(GgmlType::Q5_1),
             err(GgmlType::Q6_K),
         );
+        let (q2_k, q3_k, q5_k) = (
+            err(GgmlType::Q2_K),
+            err(GgmlType::Q3_K),
+            err(GgmlType::Q5_K),
+        );
+        eprintln!(
+            "{}: Q2_K {q2_k:.3e} Q3_K {q3_k:.3e} Q4_K {q4_k:.3e} Q4_0 {q4_0:.3e} Q5_K {q5_k:.3e} \
+             Q5_1 {q5_1:.3e} Q6_K {q6_k:.3e}",
+            l.name
+        );
         assert!(q4_k <= q4_0, "{}: Q4_K {q4_k:e} > Q4_0 {q4_0:e}", l.name);
         assert!(q6_k <= q5_1, "{}: Q6_K {q6_k:e} > Q5_1 {q5_1:e}", l.name);
+        assert!(q3_k < q2_k, "{}: Q3_K {q3_k:e} >= Q2_K {q2_k:e}", l.name);
+        assert!(q4_k < q3_k, "{}: Q4_K {q4_k:e} >= Q3_K {q3_k:e}", l.name);
+        assert!(q5_k < q4_k, "{}: Q5_K {q5_k:e} >= Q4_K {q4_k:e}", l.name);
+        assert!(q5_k <= q5_1, "{}: Q5_K {q5_k:e} > Q5_1 {q5_1:e}", l.name);
     }
 }
 

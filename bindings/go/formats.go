@@ -22,7 +22,10 @@ const (
 	GGMLQ5_0 GGMLType = C.QUANT_GGML_TYPE_Q5_0 // 32 values in 22 bytes: f16 d, 5-bit codes, (q - 16) * d
 	GGMLQ5_1 GGMLType = C.QUANT_GGML_TYPE_Q5_1 // 32 values in 24 bytes: f16 d, m, 5-bit codes, q * d + m
 	GGMLQ8_0 GGMLType = C.QUANT_GGML_TYPE_Q8_0 // 32 values in 34 bytes: f16 d, int8 codes, q * d
+	GGMLQ2_K GGMLType = C.QUANT_GGML_TYPE_Q2_K // 256 values in 84 bytes (16 4-bit sub-scales and mins, 2-bit codes)
+	GGMLQ3_K GGMLType = C.QUANT_GGML_TYPE_Q3_K // 256 values in 110 bytes (16 6-bit sub-scales, 3-bit codes)
 	GGMLQ4_K GGMLType = C.QUANT_GGML_TYPE_Q4_K // 256 values in 144 bytes (super-block with 6-bit sub-scales)
+	GGMLQ5_K GGMLType = C.QUANT_GGML_TYPE_Q5_K // 256 values in 176 bytes (Q4_K's sub-scales, 5-bit codes)
 	GGMLQ6_K GGMLType = C.QUANT_GGML_TYPE_Q6_K // 256 values in 210 bytes (16 int8 sub-scales, 6-bit codes)
 )
 

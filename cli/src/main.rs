@@ -18,10 +18,11 @@ use quant_cli::{eval, export, inspect, model, plan, quantize, write};
 const RULES_HELP: &str = "\
 Plans: every tensor gets a target type before any work starts, and the whole plan is validated first.
   --type T     llama-quantize's mix for file type T: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1,
-               Q4_K_M, Q6_K. 1-D tensors and norms stay as they are; the output (and a tied token
-               embedding) gets Q6_K, or Q8_0 when its rows do not fit; Q4_K_M raises some attn_v and
-               ffn_down layers to Q6_K; rows a 256-value block does not divide fall back
-               (Q4_K -> Q5_0, Q6_K -> Q8_0).
+               Q2_K, Q3_K_S, Q3_K_M, Q3_K_L, Q4_K_S, Q4_K_M, Q5_K_S, Q5_K_M, Q6_K. 1-D tensors and
+               norms stay as they are; the output (and a tied token embedding) gets Q6_K, or Q8_0
+               when its rows do not fit; the K mixes raise some attn_v, attn_output and ffn_down
+               layers to higher K types as llama-quantize does; rows a 256-value block does not
+               divide fall back (Q2_K, Q3_K -> Q4_0, Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0).
   --rules FILE one rule per line, first match wins, before the mix:
                    # comment
                    token_embd.weight          = Q8_0
@@ -29,9 +30,9 @@ Plans: every tensor gets a target type before any work starts, and the whole pla
                    blk.*.ffn_down.weight      = Q4_K
                    *_norm.weight              = keep
                Patterns are globs over GGUF tensor names (* ? [0-9] {a,b}); types are F32, F16, BF16,
-               Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q6_K, or keep. A rule that matches no tensor, an
-               unknown type or a shape the type cannot take is an error. Without --type, tensors no
-               rule names are kept.
+               Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, or keep. A rule that
+               matches no tensor, an unknown type or a shape the type cannot take is an error.
+               Without --type, tensors no rule names are kept.
 A tensor whose target is its current type is copied as it is (like llama-quantize).";
 
 #[derive(Parser)]
@@ -48,7 +49,8 @@ struct Cli {
 
 #[derive(clap::Args)]
 struct PlanArgs {
-    /// llama-quantize file type (mix): F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K_M, Q6_K.
+    /// llama-quantize file type (mix): F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K_S,
+    /// Q3_K_M, Q3_K_L, Q4_K_S, Q4_K_M, Q5_K_S, Q5_K_M, Q6_K.
     #[arg(long = "type", value_name = "T", value_parser = plan::Mix::parse)]
     mix: Option<plan::Mix>,
     /// Per-tensor rules (PATTERN = TYPE lines, first match wins; see `quant help`).

@@ -4,14 +4,17 @@
 //! 1. Rules (`--rules FILE`): `PATTERN = TYPE` lines, first match wins. A pattern is a glob over the
 //!    GGUF tensor name (`*` any run of characters, `?` one character, `[0-9]` a class,
 //!    `{a,b,c}` alternatives, everything else literal). TYPE is a ggml type name (F32, F16, BF16,
-//!    Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q6_K) or `keep` (copy the tensor as it is). Blank lines and
+//!    Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K) or `keep` (copy the tensor as it
+//!    is). Blank lines and
 //!    `#` comments are ignored; patterns and types may be quoted (`"blk.*.ffn_down.weight" = "Q6_K"`).
 //!    A rule matching no tensor, an unknown type, or a tensor whose rows a type cannot take is an error.
 //! 2. The mix (`--type T`), llama-quantize's choice for its file type `T` (src/llama-quant.cpp,
 //!    `llama_tensor_get_type`): 1-D tensors, norms and a few small tables keep their type; the output
 //!    (and the token embedding when it is tied to it) gets Q6_K (Q8_0 for a Q8_0 file or rows that do
-//!    not fit the file's blocks); Q4_K_M gives Q6_K to some attn_v and ffn_down layers; a tensor whose
-//!    rows do not fit a 256-value block falls back (Q4_K -> Q5_0, Q6_K -> Q8_0) and to F16 when even
+//!    not fit the file's blocks); the K mixes raise some attn_v, attn_output and ffn_down tensors
+//!    (Q2_K: attn_v Q3_K or Q4_K, attn_output and ffn_down Q3_K; Q3_K_M/L, Q4_K_S/M, Q5_K_M: the
+//!    first or every few layers one or two types up); a tensor whose rows do not fit a 256-value block
+//!    falls back (Q2_K, Q3_K -> Q4_0, Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0) and to F16 when even
 //!    32 does not fit. Without `--type`, tensors no rule names are kept.
 //!
 //! A tensor whose target equals its type is copied, not requantized (as llama-quantize does).
@@ -38,12 +41,19 @@ pub enum Mix {
     Q5_0,
     Q5_1,
     Q8_0,
+    Q2_K,
+    Q3_K_S,
+    Q3_K_M,
+    Q3_K_L,
+    Q4_K_S,
     Q4_K_M,
+    Q5_K_S,
+    Q5_K_M,
     Q6_K,
 }
 
 impl Mix {
-    pub const ALL: [Mix; 10] = [
+    pub const ALL: [Mix; 17] = [
         Mix::F32,
         Mix::F16,
         Mix::BF16,
@@ -52,7 +62,14 @@ impl Mix {
         Mix::Q5_0,
         Mix::Q5_1,
         Mix::Q8_0,
+        Mix::Q2_K,
+        Mix::Q3_K_S,
+        Mix::Q3_K_M,
+        Mix::Q3_K_L,
+        Mix::Q4_K_S,
         Mix::Q4_K_M,
+        Mix::Q5_K_S,
+        Mix::Q5_K_M,
         Mix::Q6_K,
     ];
 
@@ -66,7 +83,14 @@ impl Mix {
             Mix::Q5_0 => "Q5_0",
             Mix::Q5_1 => "Q5_1",
             Mix::Q8_0 => "Q8_0",
+            Mix::Q2_K => "Q2_K",
+            Mix::Q3_K_S => "Q3_K_S",
+            Mix::Q3_K_M => "Q3_K_M",
+            Mix::Q3_K_L => "Q3_K_L",
+            Mix::Q4_K_S => "Q4_K_S",
             Mix::Q4_K_M => "Q4_K_M",
+            Mix::Q5_K_S => "Q5_K_S",
+            Mix::Q5_K_M => "Q5_K_M",
             Mix::Q6_K => "Q6_K",
         }
     }
@@ -91,7 +115,14 @@ impl Mix {
             Mix::Q8_0 => 7,
             Mix::Q5_0 => 8,
             Mix::Q5_1 => 9,
+            Mix::Q2_K => 10,
+            Mix::Q3_K_S => 11,
+            Mix::Q3_K_M => 12,
+            Mix::Q3_K_L => 13,
+            Mix::Q4_K_S => 14,
             Mix::Q4_K_M => 15,
+            Mix::Q5_K_S => 16,
+            Mix::Q5_K_M => 17,
             Mix::Q6_K => 18,
             Mix::BF16 => 32,
         }
@@ -108,7 +139,10 @@ impl Mix {
             Mix::Q5_0 => DType::Q5_0,
             Mix::Q5_1 => DType::Q5_1,
             Mix::Q8_0 => DType::Q8_0,
-            Mix::Q4_K_M => DType::Q4_K,
+            Mix::Q2_K => DType::Q2_K,
+            Mix::Q3_K_S | Mix::Q3_K_M | Mix::Q3_K_L => DType::Q3_K,
+            Mix::Q4_K_S | Mix::Q4_K_M => DType::Q4_K,
+            Mix::Q5_K_S | Mix::Q5_K_M => DType::Q5_K,
             Mix::Q6_K => DType::Q6_K,
         }
     }
@@ -283,7 +317,7 @@ pub fn parse_rules(text: &str, origin: &str) -> Result<Vec<Rule>> {
             if !can_write(t) {
                 bail!(
                     "{at}: type {t} cannot be written (the quant library quantizes Q4_0, Q4_1, Q5_0, \
-                     Q5_1, Q8_0, Q4_K, Q6_K; F32, F16, BF16 are casts)"
+                     Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K; F32, F16, BF16 are casts)"
                 );
             }
             Target::Type(t)
@@ -434,7 +468,9 @@ fn fallback(ne0: u64, t: DType) -> (DType, bool) {
         return (t, false);
     }
     let f = match t {
+        DType::Q2_K | DType::Q3_K => DType::Q4_0,
         DType::Q4_K => DType::Q5_0,
+        DType::Q5_K => DType::Q5_1,
         DType::Q6_K => DType::Q8_0,
         t => t,
     };
@@ -453,8 +489,8 @@ struct MixState {
 }
 
 /// llama-quantize's choice for one quantizable tensor (`llama_tensor_get_type_impl`), before the
-/// fallback; the architectures' special cases this tool cannot reach (Falcon, MXFP4 MoE, the
-/// IQ and low-bit K files) are left out.
+/// fallback; the architectures' special cases this tool cannot reach (MXFP4 MoE, GLM5-next) and the
+/// IQ files are left out. Falcon's, the 8-expert models' and the 70B ones' are kept as written there.
 fn mix_type(mix: Mix, t: &Input, info: &ModelInfo, st: &mut MixState) -> DType {
     use Category::*;
     let default = mix.default_type();
@@ -463,24 +499,37 @@ fn mix_type(mix: Mix, t: &Input, info: &ModelInfo, st: &mut MixState) -> DType {
         return default;
     }
     let cat = category(&t.name);
+    let falcon = info.arch == "falcon";
     let mut new = default;
     let attn_v_like = matches!(cat, AttnV | AttnQkv | AttnKvB);
     if cat == Output || (st.tied && cat == TokenEmbd) {
         let nx = t.dims[0];
         let bs = default.block_size().unwrap_or(1) as u64;
-        if info.arch == "falcon" || nx % bs != 0 || default == DType::Q8_0 {
+        if falcon || nx % bs != 0 || default == DType::Q8_0 {
             new = DType::Q8_0;
         } else {
             new = DType::Q6_K;
         }
     } else if cat == TokenEmbd {
     } else if attn_v_like {
-        if mix == Mix::Q4_K_M && use_more_bits(st.i_attention_wv, st.n_attention_wv) {
-            new = DType::Q6_K;
+        let i = st.i_attention_wv;
+        match mix {
+            Mix::Q2_K => {
+                new = if info.n_gqa >= 4 {
+                    DType::Q4_K
+                } else {
+                    DType::Q3_K
+                }
+            }
+            Mix::Q3_K_M => new = if i < 2 { DType::Q5_K } else { DType::Q4_K },
+            Mix::Q3_K_L => new = DType::Q5_K,
+            Mix::Q4_K_M | Mix::Q5_K_M if use_more_bits(i, st.n_attention_wv) => new = DType::Q6_K,
+            Mix::Q4_K_S if i < 4 => new = DType::Q5_K,
+            _ => {}
         }
-        if info.arch == "llama" && info.n_layer == 80 && new == DType::Q4_K {
-            // LLM_TYPE_70B: attn_v is 8x smaller than attn_q there.
-            new = DType(13);
+        // LLM_TYPE_70B (llama with 80 layers): attn_v is 8x smaller than attn_q there.
+        if info.arch == "llama" && info.n_layer == 80 && matches!(new, DType::Q3_K | DType::Q4_K) {
+            new = DType::Q5_K;
         }
         if info.n_expert == 8 {
             new = DType::Q8_0;
@@ -501,23 +550,53 @@ fn mix_type(mix: Mix, t: &Input, info: &ModelInfo, st: &mut MixState) -> DType {
             st.i_ffn_down
         };
         let n_layer = info.n_layer as i64;
-        if mix == Mix::Q4_K_M {
-            if info.arch == "falcon" {
+        let more = use_more_bits(i_layer, n_layer);
+        match mix {
+            Mix::Q2_K => new = DType::Q3_K,
+            Mix::Q3_K_M => {
+                new = if i_layer < n_layer / 16 {
+                    DType::Q5_K
+                } else if !falcon || more {
+                    DType::Q4_K
+                } else {
+                    DType::Q3_K
+                }
+            }
+            Mix::Q3_K_L => new = if falcon { DType::Q4_K } else { DType::Q5_K },
+            Mix::Q4_K_M if falcon => {
                 new = if i_layer < n_layer / 16 {
                     DType::Q6_K
-                } else if use_more_bits(i_layer, n_layer) {
-                    DType(13)
+                } else if more {
+                    DType::Q5_K
                 } else {
                     DType::Q4_K
-                };
-            } else if use_more_bits(i_layer, n_layer) {
-                new = DType::Q6_K;
+                }
             }
+            Mix::Q4_K_M | Mix::Q5_K_M if more => new = DType::Q6_K,
+            Mix::Q4_K_S if !falcon && i_layer < n_layer / 8 => new = DType::Q5_K,
+            _ => {}
         }
         st.i_ffn_down += 1;
-    } else if cat == AttnOutput && info.arch != "falcon" && info.n_expert == 8 && mix == Mix::Q4_K_M
-    {
-        new = DType(13);
+    } else if cat == AttnOutput {
+        if !falcon {
+            if info.n_expert == 8 {
+                if matches!(
+                    mix,
+                    Mix::Q2_K | Mix::Q3_K_S | Mix::Q3_K_M | Mix::Q4_K_S | Mix::Q4_K_M
+                ) {
+                    new = DType::Q5_K;
+                }
+            } else {
+                match mix {
+                    Mix::Q2_K => new = DType::Q3_K,
+                    Mix::Q3_K_M => new = DType::Q4_K,
+                    Mix::Q3_K_L => new = DType::Q5_K,
+                    _ => {}
+                }
+            }
+        } else if mix == Mix::Q3_K_L {
+            new = DType::Q4_K;
+        }
     }
     // llama.cpp's own ATTENTION_QKV branch is unreachable there (attn_qkv is attn_v-like above).
     new
@@ -702,6 +781,8 @@ mod tests {
             arch: "llama".into(),
             n_layer: 30,
             n_expert: 0,
+            // SmolLM2-135M: 9 query heads over 3 KV heads.
+            n_gqa: 3,
         }
     }
 
@@ -772,6 +853,71 @@ mod tests {
     }
 
     #[test]
+    fn k_mixes_match_llama_quantize_on_smollm2() {
+        use DType as D;
+        let t = smollm(30);
+        // use_more_bits(i, 30): i < 3, i >= 26, (i - 3) % 3 == 2.
+        let more = |i: i64| !(3..26).contains(&i) || (i - 3) % 3 == 2;
+        // (mix, layer) -> llama-quantize's choice for attn_v, attn_output, attn_q, ffn_down before
+        // the 576-wide rows fall back (ffn_down rows are 1536 wide and keep their K type).
+        type Choice = fn(i64, &dyn Fn(i64) -> bool) -> [DType; 4];
+        let cases: [(Mix, Choice); 7] = [
+            (Mix::Q2_K, |_, _| [D::Q3_K, D::Q3_K, D::Q2_K, D::Q3_K]),
+            (Mix::Q3_K_S, |_, _| [D::Q3_K, D::Q3_K, D::Q3_K, D::Q3_K]),
+            (Mix::Q3_K_M, |i, _| {
+                let v = if i < 2 { D::Q5_K } else { D::Q4_K };
+                let d = if i < 30 / 16 { D::Q5_K } else { D::Q4_K };
+                [v, D::Q4_K, D::Q3_K, d]
+            }),
+            (Mix::Q3_K_L, |_, _| [D::Q5_K, D::Q5_K, D::Q3_K, D::Q5_K]),
+            (Mix::Q4_K_S, |i, _| {
+                let v = if i < 4 { D::Q5_K } else { D::Q4_K };
+                let d = if i < 30 / 8 { D::Q5_K } else { D::Q4_K };
+                [v, D::Q4_K, D::Q4_K, d]
+            }),
+            (Mix::Q5_K_S, |_, _| [D::Q5_K, D::Q5_K, D::Q5_K, D::Q5_K]),
+            (Mix::Q5_K_M, |i, more| {
+                let k = if more(i) { D::Q6_K } else { D::Q5_K };
+                [k, D::Q5_K, D::Q5_K, k]
+            }),
+        ];
+        let fell = |t: DType| match t {
+            D::Q2_K | D::Q3_K => D::Q4_0,
+            D::Q4_K => D::Q5_0,
+            D::Q5_K => D::Q5_1,
+            D::Q6_K => D::Q8_0,
+            t => t,
+        };
+        for (mix, choice) in cases {
+            let p = Plan::build(&t, &info(), Some(mix), &[]).unwrap();
+            assert_eq!(target(&p, "token_embd.weight"), D::Q8_0, "{mix:?}");
+            assert_eq!(target(&p, "blk.0.attn_norm.weight"), D::F32, "{mix:?}");
+            for i in 0..30i64 {
+                let [v, o, q, d] = choice(i, &more);
+                let at = |n: &str| target(&p, &format!("blk.{i}.{n}.weight"));
+                assert_eq!(at("attn_v"), fell(v), "{mix:?} attn_v {i}");
+                assert_eq!(at("attn_output"), fell(o), "{mix:?} attn_output {i}");
+                assert_eq!(at("attn_q"), fell(q), "{mix:?} attn_q {i}");
+                assert_eq!(at("ffn_up"), fell(mix.default_type()), "{mix:?} ffn_up {i}");
+                assert_eq!(at("ffn_down"), d, "{mix:?} ffn_down {i}");
+            }
+        }
+        // Q2_K's attn_v is Q4_K when four or more query heads share a KV head (then Q5_0 here).
+        let gqa4 = ModelInfo { n_gqa: 4, ..info() };
+        let p = Plan::build(&t, &gqa4, Some(Mix::Q2_K), &[]).unwrap();
+        assert_eq!(target(&p, "blk.5.attn_v.weight"), D::Q5_0);
+        // A 70B llama (80 layers): Q3_K_M's attn_v is Q5_K where it would be Q3_K or Q4_K.
+        let big = ModelInfo {
+            n_layer: 80,
+            ..info()
+        };
+        let p = Plan::build(&smollm(80), &big, Some(Mix::Q3_K_M), &[]).unwrap();
+        assert_eq!(target(&p, "blk.40.attn_v.weight"), D::Q5_1);
+        assert_eq!(Mix::parse("q3_k_m").unwrap(), Mix::Q3_K_M);
+        assert_eq!(Mix::Q5_K_M.file_type(), 17);
+    }
+
+    #[test]
     fn untied_output_gets_q6_k_and_embedding_the_body_type() {
         let mut t = smollm(2);
         for x in &mut t {
@@ -815,7 +961,7 @@ mod tests {
             }
         };
         assert!(e("x = Q9_9").contains("r:1: unknown type 'Q9_9'"));
-        assert!(e("x = Q5_K").contains("cannot be written"));
+        assert!(e("x = IQ4_NL").contains("cannot be written"));
         assert!(e("nothing.* = Q8_0").contains("'nothing.*' matches no tensor"));
         let s = e("blk.*.attn_q.weight = Q4_K");
         assert!(
@@ -827,8 +973,8 @@ mod tests {
     }
 
     #[test]
-    fn mix_needing_a_missing_type_is_an_error() {
-        // A 70B Llama (80 blocks) gets Q5_K for most attn_v, which the library lacks.
+    fn seventy_b_llama_gets_q5_k_attn_v() {
+        // A 70B Llama (80 blocks): Q4_K_M gives Q5_K to the attn_v that would be Q4_K.
         let mut t = smollm(80);
         for x in &mut t {
             x.dims[0] = 512;
@@ -837,13 +983,9 @@ mod tests {
             n_layer: 80,
             ..info()
         };
-        let e = format!(
-            "{:#}",
-            Plan::build(&t, &i, Some(Mix::Q4_K_M), &[]).unwrap_err()
-        );
-        assert!(
-            e.contains("'blk.10.attn_v.weight'") && e.contains("Q5_K"),
-            "{e}"
-        );
+        let p = Plan::build(&t, &i, Some(Mix::Q4_K_M), &[]).unwrap();
+        assert_eq!(target(&p, "blk.10.attn_v.weight"), DType::Q5_K);
+        assert_eq!(target(&p, "blk.0.attn_v.weight"), DType::Q6_K);
+        assert_eq!(target(&p, "blk.10.attn_q.weight"), DType::Q4_K);
     }
 }

@@ -16,7 +16,10 @@ use std::time::Instant;
 use common::*;
 use quant_cli::model::GgufFile;
 
-const TYPES: [&str; 7] = ["Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K_M", "Q6_K"];
+const TYPES: [&str; 14] = [
+    "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_K_S",
+    "Q4_K_M", "Q5_K_S", "Q5_K_M", "Q6_K",
+];
 
 fn quant(input: &Path, out: &Path, ty: &str) -> f64 {
     let t = Instant::now();
@@ -160,7 +163,7 @@ fn outputs_load_in_gguf_py_and_llama_cpp() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let outs: Vec<_> = ["Q4_K_M", "Q8_0"]
+    let outs: Vec<_> = ["Q4_K_M", "Q3_K_M", "Q8_0"]
         .iter()
         .map(|ty| {
             let p = dir.path().join(format!("m-{ty}.gguf"));

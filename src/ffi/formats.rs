@@ -24,7 +24,7 @@ use crate::pack;
 // GGML / GGUF blocks
 
 /// Values per block of the GGML type `ggml_type` (like ggml's `ggml_blck_size`): 32 for Q4_0, Q4_1,
-/// Q5_0, Q5_1 and Q8_0; 256 for Q4_K and Q6_K. The type ids are GGML's own (`QUANT_GGML_TYPE_*`).
+/// Q5_0, Q5_1 and Q8_0; 256 for the K-quants Q2_K, Q3_K, Q4_K, Q5_K and Q6_K. The type ids are GGML's own (`QUANT_GGML_TYPE_*`).
 ///
 /// Returns 0 for an unsupported type (and records a detail). Thread-safe; no allocation.
 #[no_mangle]
@@ -33,7 +33,7 @@ pub extern "C" fn quant_ggml_block_size(ggml_type: i32) -> usize {
 }
 
 /// Bytes per block of the GGML type `ggml_type` (like ggml's `ggml_type_size`): Q4_0 18, Q4_1 20,
-/// Q5_0 22, Q5_1 24, Q8_0 34, Q4_K 144, Q6_K 210.
+/// Q5_0 22, Q5_1 24, Q8_0 34, Q2_K 84, Q3_K 110, Q4_K 144, Q5_K 176, Q6_K 210.
 ///
 /// Returns 0 for an unsupported type (and records a detail). Thread-safe; no allocation.
 #[no_mangle]
@@ -65,8 +65,8 @@ pub extern "C" fn quant_ggml_row_size(ggml_type: i32, n_per_row: usize) -> usize
     })
 }
 
-/// GGML's name of the type `ggml_type` ("q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q4_K", "q6_K", as
-/// ggml's `ggml_type_name`), a static NUL-terminated string owned by the library (do not free it).
+/// GGML's name of the type `ggml_type` ("q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q2_K", "q3_K",
+/// "q4_K", "q5_K", "q6_K", as ggml's `ggml_type_name`), a static NUL-terminated string owned by the library (do not free it).
 ///
 /// Returns NULL for an unsupported type (and records a detail). Thread-safe.
 #[no_mangle]
@@ -78,7 +78,7 @@ pub extern "C" fn quant_ggml_type_name(ggml_type: i32) -> *const c_char {
 
 /// Quantizes `nrows` rows of `n_per_row` floats (`src`, row-major) to GGML blocks of type
 /// `ggml_type`, byte for byte as ggml's reference quantizers (`quantize_row_*_ref`, ggml's
-/// `quantize_*` without an importance matrix) and gguf-py's `gguf.quants.quantize`.
+/// `quantize_*` without an importance matrix, which `ggml_quantize_chunk` runs when it is given none).
 ///
 /// Layouts (little-endian, `f16` = IEEE binary16 rounded to nearest even; a row is
 /// `n_per_row / block` records back to back, rows back to back):
@@ -91,14 +91,24 @@ pub extern "C" fn quant_ggml_type_name(ggml_type: i32) -> *const c_char {
 /// - `QUANT_GGML_TYPE_Q8_0` (8), 32 values, 34 bytes: `f16 d; int8 qs[32]`; value `q * d`.
 /// - In these, `qs[j]` holds value `j` in its low nibble and value `j + 16` in its high nibble; the
 ///   fifth bit of value `j` of a Q5 block is bit `j` of `qh`.
+/// - `QUANT_GGML_TYPE_Q2_K` (10), 256 values, 84 bytes: `uint8 scales[16], qs[64]; f16 d, dmin`:
+///   sixteen sub-blocks of 16, `scales[j]` = 4-bit scale (low nibble) and min (high nibble); value
+///   `d * sc * q - dmin * m` with 2-bit `q`.
+/// - `QUANT_GGML_TYPE_Q3_K` (11), 256 values, 110 bytes: `uint8 hmask[32], qs[64], scales[12];
+///   f16 d`: sixteen sub-blocks of 16 with 6-bit scales stored plus 32; value
+///   `d * (sc - 32) * (q - 4)` with 3-bit `q` (low two bits in `qs`, the third in `hmask`).
 /// - `QUANT_GGML_TYPE_Q4_K` (12), 256 values, 144 bytes: `f16 d, dmin; uint8 scales[12];
 ///   uint8 qs[128]`: eight sub-blocks of 32 with 6-bit scales and mins (ggml's `get_scale_min_k4`
 ///   packing); value `d * sc * q - dmin * m`.
+/// - `QUANT_GGML_TYPE_Q5_K` (13), 256 values, 176 bytes: `f16 d, dmin; uint8 scales[12], qh[32];
+///   uint8 qs[128]`: Q4_K's scales and nibbles plus a fifth bit per value in `qh`; value
+///   `d * sc * q - dmin * m`.
 /// - `QUANT_GGML_TYPE_Q6_K` (14), 256 values, 210 bytes: `uint8 ql[128], qh[64]; int8 scales[16];
 ///   f16 d`: sixteen sub-blocks of 16; value `d * scale * (q - 32)` with 6-bit `q`.
 ///
-/// Q4_K and Q6_K follow ggml's `quantize_row_q4_K_ref` / `quantize_row_q6_K_ref` algorithms
-/// (`make_qkx2_quants`, `make_qx_quants`).
+/// The K-quants follow ggml's `quantize_row_q2_K_ref` ... `quantize_row_q6_K_ref` algorithms
+/// (`make_qkx2_quants`, `make_q3_quants`, `make_qx_quants`); `src/kernels/ggml/k.rs` documents
+/// every bit of their layouts.
 ///
 /// - `dst`: receives `nrows * quant_ggml_row_size(ggml_type, n_per_row)` bytes; `dst_len` is its
 ///   length in bytes (only that prefix is written). The caller owns every buffer; no allocation;
@@ -158,7 +168,7 @@ pub extern "C" fn quant_ggml_quantize_ex(
 
 /// Dequantizes the first `n` values of GGML blocks of type `ggml_type` (`src`, the layout of
 /// `quant_ggml_quantize`) into `dst[0 .. n)`, as ggml's `dequantize_row_*` and gguf-py's
-/// `gguf.quants.dequantize` (bit for bit).
+/// `gguf.quants.dequantize` (bit for bit, every type).
 ///
 /// - `src`: `src_len` bytes, of which the first `n / block_size * type_size` are read.
 /// - `dst`: `n` floats; `n` must be a positive multiple of the block size.

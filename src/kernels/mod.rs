@@ -5,7 +5,7 @@
 //! - [`fp8`]: the FP8 E4M3/E5M2 casts and the scaled FP8 E4M3 quantizer;
 //! - [`kbit`]: asymmetric 1- to 8-bit codes, and INT4 ([`int4`], its 4-bit case, with SIMD bodies);
 //! - [`half`]: the f16 and bf16 casts;
-//! - [`ggml`]: ggml's block formats (Q4_0 to Q8_0, Q4_K, Q6_K).
+//! - [`ggml`]: ggml's block formats (Q4_0 to Q8_0, the K-quants Q2_K to Q6_K).
 //!
 //! What every format shares sits here, below them: this file (the matrix/group geometry, the input
 //! checks, the absmax pass and the dequantizers' thread driver), [`simd`] (the SIMD level), [`par`]

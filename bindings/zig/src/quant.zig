@@ -709,8 +709,14 @@ pub const GgmlType = enum(i32) {
     q5_1 = c.QUANT_GGML_TYPE_Q5_1,
     /// 32 values in 34 bytes: f16 d, int8 codes, q * d.
     q8_0 = c.QUANT_GGML_TYPE_Q8_0,
+    /// 256 values in 84 bytes (sixteen 4-bit sub-block scales and mins, 2-bit codes).
+    q2_K = c.QUANT_GGML_TYPE_Q2_K,
+    /// 256 values in 110 bytes (sixteen 6-bit sub-block scales, 3-bit codes).
+    q3_K = c.QUANT_GGML_TYPE_Q3_K,
     /// 256 values in 144 bytes (super-block scales, eight 6-bit sub-block scales and mins).
     q4_K = c.QUANT_GGML_TYPE_Q4_K,
+    /// 256 values in 176 bytes (Q4_K's sub-block scales and mins, 5-bit codes).
+    q5_K = c.QUANT_GGML_TYPE_Q5_K,
     /// 256 values in 210 bytes (sixteen int8 sub-block scales, 6-bit codes).
     q6_K = c.QUANT_GGML_TYPE_Q6_K,
     _,
@@ -721,7 +727,7 @@ pub const GgmlType = enum(i32) {
         const n = c.quant_ggml_block_size(@backingInt(t));
         return if (n == 0) error.InvalidArgument else n;
     }
-    /// Bytes per block (18, 20, 22, 24, 34, 144, 210); error.InvalidArgument for an unknown type.
+    /// Bytes per block (18, 20, 22, 24, 34, 84, 110, 144, 176, 210); error.InvalidArgument for an unknown type.
     pub fn typeSize(t: GgmlType) Error!usize {
         binding_detail_len = 0;
         const n = c.quant_ggml_type_size(@backingInt(t));
@@ -734,8 +740,8 @@ pub const GgmlType = enum(i32) {
         const n = c.quant_ggml_row_size(@backingInt(t), n_per_row);
         return if (n == 0 and n_per_row != 0) error.InvalidArgument else n;
     }
-    /// GGML's name ("q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q4_K", "q6_K"); error.InvalidArgument
-    /// for an unknown type.
+    /// GGML's name ("q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q2_K", "q3_K", "q4_K", "q5_K", "q6_K");
+    /// error.InvalidArgument for an unknown type.
     pub fn name(t: GgmlType) Error![:0]const u8 {
         binding_detail_len = 0;
         const p = c.quant_ggml_type_name(@backingInt(t));

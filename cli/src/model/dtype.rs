@@ -60,7 +60,10 @@ impl DType {
     pub const Q5_0: DType = DType(6);
     pub const Q5_1: DType = DType(7);
     pub const Q8_0: DType = DType(8);
+    pub const Q2_K: DType = DType(10);
+    pub const Q3_K: DType = DType(11);
     pub const Q4_K: DType = DType(12);
+    pub const Q5_K: DType = DType(13);
     pub const Q6_K: DType = DType(14);
     pub const BF16: DType = DType(30);
 
@@ -105,7 +108,7 @@ impl DType {
         (n / bs).checked_mul(ts)
     }
 
-    /// The quant library's block type for this id (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q6_K).
+    /// The quant library's block type for this id (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K ... Q6_K).
     pub fn ggml(self) -> Option<GgmlType> {
         GgmlType::from_id(self.0 as i32)
     }
@@ -166,7 +169,7 @@ pub fn dequantize(dtype: DType, src: &[u8], out: &mut [f32]) -> Result<()> {
         }
         _ => match dtype.ggml() {
             Some(t) => ggml_dequantize(t, src, out.len(), out)?,
-            None => bail!("{dtype} cannot be dequantized by this tool (it decodes F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q6_K)"),
+            None => bail!("{dtype} cannot be dequantized by this tool (it decodes F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K)"),
         },
     }
     Ok(())
@@ -198,6 +201,7 @@ mod tests {
         dequantize(DType::BF16, &[0x80, 0x3f, 0x00, 0x40], &mut out).unwrap();
         assert_eq!(out, [1.0, 2.0]);
         assert!(dequantize(DType::F32, &[0; 7], &mut out).is_err());
-        assert!(dequantize(DType(13), &[0; 176], &mut [0f32; 256]).is_err());
+        // IQ4_NL: known to ggml, not to the library.
+        assert!(dequantize(DType(20), &[0; 18], &mut [0f32; 32]).is_err());
     }
 }

@@ -617,6 +617,24 @@ impl GgufFile {
         self.get(&format!("{}.{suffix}", self.architecture()?))
     }
 
+    /// llama.cpp's `n_gqa()`: query heads over KV heads in layer 0 (the head counts may be per-layer
+    /// arrays; a missing KV count means as many KV heads as query heads), 0 when unknown.
+    pub fn n_gqa(&self) -> usize {
+        let first = |v: &Value| match v {
+            Value::Array(_, items) => items.first().and_then(Value::as_u64),
+            v => v.as_u64(),
+        };
+        let n_head = self
+            .arch_get("attention.head_count")
+            .and_then(first)
+            .unwrap_or(0);
+        let n_head_kv = self
+            .arch_get("attention.head_count_kv")
+            .and_then(first)
+            .unwrap_or(n_head);
+        n_head.checked_div(n_head_kv).unwrap_or(0) as usize
+    }
+
     /// Tensor infos in file order.
     pub fn tensors(&self) -> &[TensorInfo] {
         &self.header.tensors
@@ -711,6 +729,7 @@ impl crate::model::Source for GgufFile {
                 .arch_get("expert_count")
                 .and_then(Value::as_u64)
                 .unwrap_or(0) as usize,
+            n_gqa: self.n_gqa(),
         }
     }
 

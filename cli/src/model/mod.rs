@@ -26,6 +26,8 @@ pub struct ModelInfo {
     pub arch: String,
     pub n_layer: usize,
     pub n_expert: usize,
+    /// Query heads per KV head in the first layer (llama.cpp's `n_gqa()`; 0 when unknown).
+    pub n_gqa: usize,
 }
 
 /// A model the tool reads (a GGUF file, a Hugging Face safetensors folder), seen as GGUF: metadata

@@ -210,6 +210,11 @@ impl Source for SafetensorsDir {
             arch: "llama".into(),
             n_layer: self.config.n_layer as usize,
             n_expert: 0,
+            n_gqa: self
+                .config
+                .n_head
+                .checked_div(self.config.n_head_kv)
+                .unwrap_or(0) as usize,
         }
     }
 

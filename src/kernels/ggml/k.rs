@@ -1,7 +1,21 @@
-//! GGML K-quants Q4_K and Q6_K: super-blocks of 256 values, following ggml's reference quantizers
-//! `quantize_row_q4_K_ref` (with `make_qkx2_quants`) and `quantize_row_q6_K_ref` (with
-//! `make_qx_quants`), operation for operation in f32 (no fused multiply-add), and ggml's dequantizers.
-//! The entry points are those of [`super::ggml`] with `GgmlType::Q4_K` / `GgmlType::Q6_K`.
+//! GGML K-quants Q2_K, Q3_K, Q4_K, Q5_K and Q6_K: super-blocks of 256 values, following ggml's
+//! reference quantizers `quantize_row_q2_K_ref`, `_q4_K_ref` and `_q5_K_ref` (with
+//! `make_qkx2_quants`), `quantize_row_q3_K_ref` (with `make_q3_quants`) and `quantize_row_q6_K_ref`
+//! (with `make_qx_quants`), operation for operation in f32 (no fused multiply-add), and ggml's
+//! dequantizers. The entry points are those of [`super::ggml`] with `GgmlType::Q2_K` ... `Q6_K`.
+//!
+//! # Q2_K (84 bytes per 256 values)
+//! `scales[16], qs[64], d: f16, dmin: f16`. Sixteen sub-blocks of 16 values; `scales[j]` holds the
+//! 4-bit scale of sub-block `j` in its low nibble and its 4-bit min in its high nibble. Codes: for each
+//! half `h` (128 values) and `i` in 0..32, byte `qs[32h + i]` holds values `128h + i + 32k` (`k` =
+//! 0..4) in bits `2k..2k+2`. Value: `(d * sc_j) * q - (dmin * m_j)`.
+//!
+//! # Q3_K (110 bytes per 256 values)
+//! `hmask[32], qs[64], scales[12], d: f16`. Sixteen sub-blocks of 16 values with signed 6-bit scales
+//! (stored plus 32): the low four bits of scale `j` are the low nibble of `scales[j]` (`j < 8`) or the
+//! high nibble of `scales[j - 8]`, its high two bits are bits `2(j/4)..` of `scales[8 + j % 4]`. The
+//! low two bits of the 3-bit codes are packed in `qs` as in Q2_K; the third bit of value `o` is bit
+//! `o / 32` of `hmask[o % 32]`. Value: `(d * (sc_j - 32)) * (q - 4)` with `q` the 3-bit code.
 //!
 //! # Q4_K (144 bytes per 256 values)
 //! `d: f16, dmin: f16, scales[12], qs[128]`. Eight sub-blocks of 32 values; sub-block `j` has a 6-bit
@@ -11,6 +25,11 @@
 //! `m_j = (scales[j + 4] >> 4) | ((scales[j] >> 6) << 4)`. Codes: for each 64 values `c..c+64`, byte
 //! `qs[c/2 + l]` holds value `c + l` in its low nibble and `c + 32 + l` in its high nibble.
 //! Value: `(d * sc_j) * q - (dmin * m_j)`.
+//!
+//! # Q5_K (176 bytes per 256 values)
+//! `d: f16, dmin: f16, scales[12], qh[32], qs[128]`: Q4_K's header and nibbles, plus a fifth bit per
+//! value: for the 64 values `64c..64c+64`, bit `2c` of `qh[l]` belongs to value `64c + l` and bit
+//! `2c + 1` to value `64c + 32 + l`. Value: `(d * sc_j) * q - (dmin * m_j)`, `q` in 0..32.
 //!
 //! # Q6_K (210 bytes per 256 values)
 //! `ql[128], qh[64], scales: i8[16], d: f16`. Sixteen sub-blocks of 16 values with int8 scales. For
@@ -23,8 +42,14 @@ use super::{fp16, read_fp16};
 
 /// Values per K-quant super-block.
 pub(crate) const QK_K: usize = 256;
+/// Bytes of a Q2_K record.
+pub(crate) const Q2_K_BYTES: usize = 84;
+/// Bytes of a Q3_K record.
+pub(crate) const Q3_K_BYTES: usize = 110;
 /// Bytes of a Q4_K record.
 pub(crate) const Q4_K_BYTES: usize = 144;
+/// Bytes of a Q5_K record.
+pub(crate) const Q5_K_BYTES: usize = 176;
 /// Bytes of a Q6_K record.
 pub(crate) const Q6_K_BYTES: usize = 210;
 
@@ -197,9 +222,30 @@ fn get_scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
     }
 }
 
-/// ggml's `quantize_row_q4_K_ref` for one super-block of 256 values into a 144-byte record.
-pub(crate) fn quantize_q4_k(x: &[f32], y: &mut [u8]) {
-    let mut l = [0u8; QK_K];
+/// Packs the 6-bit scale `ls` and min `lm` of sub-block `j` into the 12-byte `scales` array of a
+/// Q4_K / Q5_K record (the inverse of [`get_scale_min_k4`]; `scales` starts zeroed).
+fn put_scale_min_k4(j: usize, ls: u8, lm: u8, sc: &mut [u8]) {
+    if j < 4 {
+        sc[j] = ls;
+        sc[j + 4] = lm;
+    } else {
+        sc[j + 4] = (ls & 0xF) | ((lm & 0xF) << 4);
+        sc[j - 4] |= (ls >> 4) << 6;
+        sc[j] |= (lm >> 4) << 6;
+    }
+}
+
+/// The header and codes shared by Q4_K and Q5_K (`quantize_row_q4_K_ref` / `_q5_K_ref` differ only
+/// in `nmax` and the search of `make_qkx2_quants`): fits each 32-value sub-block, writes `d`, `dmin`
+/// and the packed 6-bit scales and mins into `head[0..16]`, and leaves the codes (`0..=nmax`) in `l`.
+fn quantize_scale_min_k4(
+    x: &[f32],
+    head: &mut [u8],
+    l: &mut [u8; QK_K],
+    nmax: i32,
+    rmin: f32,
+    nstep: i32,
+) {
     let mut laux = [0u8; 32];
     let mut weights = [0.0f32; 32];
     let mut mins = [0.0f32; 8];
@@ -217,14 +263,14 @@ pub(crate) fn quantize_q4_k(x: &[f32], y: &mut [u8]) {
             *w = av_x + v.abs();
         }
         let (scale, min) = make_qkx2_quants(
-            15,
+            nmax,
             xb,
             &weights,
             &mut l[32 * j..32 * j + 32],
             &mut laux,
-            -1.0,
+            rmin,
             0.1,
-            20,
+            nstep,
             false,
         );
         scales[j] = scale;
@@ -242,27 +288,20 @@ pub(crate) fn quantize_q4_k(x: &[f32], y: &mut [u8]) {
         0.0
     };
     let inv_min = if max_min > 0.0 { 63.0 / max_min } else { 0.0 };
-    let sc = &mut y[4..16];
+    let sc = &mut head[4..16];
     sc.fill(0);
     for j in 0..8 {
         // `uint8_t ls = nearest_int(..)` keeps the low byte, then MIN(63, ls).
         let ls = (nearest_int(inv_scale * scales[j]) as u8).min(63);
         let lm = (nearest_int(inv_min * mins[j]) as u8).min(63);
-        if j < 4 {
-            sc[j] = ls;
-            sc[j + 4] = lm;
-        } else {
-            sc[j + 4] = (ls & 0xF) | ((lm & 0xF) << 4);
-            sc[j - 4] |= (ls >> 4) << 6;
-            sc[j] |= (lm >> 4) << 6;
-        }
+        put_scale_min_k4(j, ls, lm, sc);
     }
-    y[0..2].copy_from_slice(&fp16(max_scale / 63.0).to_le_bytes());
-    y[2..4].copy_from_slice(&fp16(max_min / 63.0).to_le_bytes());
-    let d_all = read_fp16(&y[0..2]);
-    let dmin_all = read_fp16(&y[2..4]);
+    head[0..2].copy_from_slice(&fp16(max_scale / 63.0).to_le_bytes());
+    head[2..4].copy_from_slice(&fp16(max_min / 63.0).to_le_bytes());
+    let d_all = read_fp16(&head[0..2]);
+    let dmin_all = read_fp16(&head[2..4]);
     for j in 0..8 {
-        let (s, m) = get_scale_min_k4(j, &y[4..16]);
+        let (s, m) = get_scale_min_k4(j, &head[4..16]);
         let d = d_all * f32::from(s);
         if d == 0.0 {
             continue;
@@ -270,13 +309,34 @@ pub(crate) fn quantize_q4_k(x: &[f32], y: &mut [u8]) {
         let dm = dmin_all * f32::from(m);
         for ii in 0..32 {
             let q = nearest_int((x[32 * j + ii] + dm) / d);
-            l[32 * j + ii] = q.clamp(0, 15) as u8;
+            l[32 * j + ii] = q.clamp(0, nmax) as u8;
         }
     }
+}
+
+/// ggml's `quantize_row_q4_K_ref` for one super-block of 256 values into a 144-byte record.
+pub(crate) fn quantize_q4_k(x: &[f32], y: &mut [u8]) {
+    let mut l = [0u8; QK_K];
+    quantize_scale_min_k4(x, &mut y[0..16], &mut l, 15, -1.0, 20);
     let qs = &mut y[16..144];
     for (c, chunk) in l.chunks_exact(64).enumerate() {
         for i in 0..32 {
             qs[32 * c + i] = chunk[i] | (chunk[i + 32] << 4);
+        }
+    }
+}
+
+/// ggml's `quantize_row_q5_K_ref` for one super-block of 256 values into a 176-byte record.
+pub(crate) fn quantize_q5_k(x: &[f32], y: &mut [u8]) {
+    let mut l = [0u8; QK_K];
+    quantize_scale_min_k4(x, &mut y[0..16], &mut l, 31, -0.5, 15);
+    let (qh, qs) = y[16..176].split_at_mut(32);
+    qh.fill(0);
+    for (c, chunk) in l.chunks_exact(64).enumerate() {
+        for i in 0..32 {
+            let (lo, hi) = (chunk[i], chunk[i + 32]);
+            qh[i] |= ((lo >> 4) << (2 * c)) | ((hi >> 4) << (2 * c + 1));
+            qs[32 * c + i] = (lo & 0xF) | ((hi & 0xF) << 4);
         }
     }
 }
@@ -298,6 +358,31 @@ pub(crate) fn dequantize_q4_k(b: &[u8], y: &mut [f32]) {
             let p = d1 * f32::from(q[i] & 0xF);
             out[i] = p - m1;
             let p = d2 * f32::from(q[i] >> 4);
+            out[32 + i] = p - m2;
+        }
+    }
+}
+
+/// ggml's `dequantize_row_q5_K` for one 176-byte record.
+pub(crate) fn dequantize_q5_k(b: &[u8], y: &mut [f32]) {
+    let d = read_fp16(&b[0..2]);
+    let min = read_fp16(&b[2..4]);
+    let scales = &b[4..16];
+    let qh = &b[16..48];
+    let qs = &b[48..176];
+    for c in 0..4 {
+        let (s1, m1) = get_scale_min_k4(2 * c, scales);
+        let (s2, m2) = get_scale_min_k4(2 * c + 1, scales);
+        let (d1, m1) = (d * f32::from(s1), min * f32::from(m1));
+        let (d2, m2) = (d * f32::from(s2), min * f32::from(m2));
+        let q = &qs[32 * c..32 * c + 32];
+        let out = &mut y[64 * c..64 * c + 64];
+        for i in 0..32 {
+            let lo = (q[i] & 0xF) | (((qh[i] >> (2 * c)) & 1) << 4);
+            let hi = (q[i] >> 4) | (((qh[i] >> (2 * c + 1)) & 1) << 4);
+            let p = d1 * f32::from(lo);
+            out[i] = p - m1;
+            let p = d2 * f32::from(hi);
             out[32 + i] = p - m2;
         }
     }
@@ -378,6 +463,269 @@ pub(crate) fn dequantize_q6_k(b: &[u8], y: &mut [f32]) {
     }
 }
 
+/// ggml's `make_q3_quants` with `do_rmse`: symmetric codes `L[i] = l + nmax`, `l` in `-nmax..nmax`,
+/// first rounded at `iscale = -nmax / max`, then improved one value at a time (up to five passes) while
+/// that raises `sumlx^2 / suml2` under the weights `x^2`; returns the least-squares scale
+/// `sumlx / suml2`.
+fn make_q3_quants_rmse(nmax: i32, x: &[f32], l_out: &mut [i8]) -> f32 {
+    let n = x.len();
+    let mut max = 0.0f32;
+    let mut amax = 0.0f32;
+    for &v in x {
+        let ax = v.abs();
+        if ax > amax {
+            amax = ax;
+            max = v;
+        }
+    }
+    if amax < GROUP_MAX_EPS {
+        l_out[..n].fill(0);
+        return 0.0;
+    }
+    let iscale = -(nmax as f32) / max;
+    let mut sumlx = 0.0f32;
+    let mut suml2 = 0.0f32;
+    for i in 0..n {
+        let l = nearest_int(iscale * x[i]).clamp(-nmax, nmax - 1);
+        l_out[i] = l as i8;
+        let w = x[i] * x[i];
+        let lf = l as f32;
+        sumlx += w * x[i] * lf;
+        suml2 += w * lf * lf;
+    }
+    for _ in 0..5 {
+        let mut n_changed = 0;
+        for i in 0..n {
+            let w = x[i] * x[i];
+            let li = f32::from(l_out[i]);
+            let mut slx = sumlx - w * x[i] * li;
+            if slx > 0.0 {
+                let mut sl2 = suml2 - w * li * li;
+                let new_l = nearest_int(x[i] * sl2 / slx).clamp(-nmax, nmax - 1);
+                if new_l != i32::from(l_out[i]) {
+                    let nl = new_l as f32;
+                    slx += w * x[i] * nl;
+                    sl2 += w * nl * nl;
+                    if sl2 > 0.0 && slx * slx * suml2 > sumlx * sumlx * sl2 {
+                        l_out[i] = new_l as i8;
+                        sumlx = slx;
+                        suml2 = sl2;
+                        n_changed += 1;
+                    }
+                }
+            }
+        }
+        if n_changed == 0 {
+            break;
+        }
+    }
+    for v in &mut l_out[..n] {
+        *v += nmax as i8;
+    }
+    if suml2 > 0.0 {
+        sumlx / suml2
+    } else {
+        0.0
+    }
+}
+
+/// Packs 256 two-bit codes as Q2_K and Q3_K do: for each half `h` (128 values) and `i` in 0..32, byte
+/// `qs[32h + i]` holds values `128h + i + 32k` (`k` = 0..4) in bits `2k..2k+2`.
+fn pack_2bit(l: &[u8; QK_K], qs: &mut [u8]) {
+    for h in 0..2 {
+        let lh = &l[128 * h..128 * h + 128];
+        for i in 0..32 {
+            qs[32 * h + i] = lh[i] | (lh[i + 32] << 2) | (lh[i + 64] << 4) | (lh[i + 96] << 6);
+        }
+    }
+}
+
+/// The two-bit code of value `o` (0..256) in a `qs` packed by [`pack_2bit`].
+fn code_2bit(qs: &[u8], o: usize) -> u8 {
+    (qs[32 * (o / 128) + o % 32] >> (2 * ((o % 128) / 32))) & 3
+}
+
+/// ggml's `quantize_row_q2_K_ref` for one super-block of 256 values into an 84-byte record.
+pub(crate) fn quantize_q2_k(x: &[f32], y: &mut [u8]) {
+    const Q4SCALE: f32 = 15.0;
+    let mut l = [0u8; QK_K];
+    let mut laux = [0u8; 16];
+    let mut weights = [0.0f32; 16];
+    let mut mins = [0.0f32; 16];
+    let mut scales = [0.0f32; 16];
+    let mut max_scale = 0.0f32;
+    let mut max_min = 0.0f32;
+    for j in 0..16 {
+        let xb = &x[16 * j..16 * j + 16];
+        for (w, &v) in weights.iter_mut().zip(xb) {
+            *w = v.abs();
+        }
+        let (scale, min) = make_qkx2_quants(
+            3,
+            xb,
+            &weights,
+            &mut l[16 * j..16 * j + 16],
+            &mut laux,
+            -0.5,
+            0.1,
+            15,
+            true,
+        );
+        scales[j] = scale;
+        mins[j] = min;
+        if scale > max_scale {
+            max_scale = scale;
+        }
+        if min > max_min {
+            max_min = min;
+        }
+    }
+    let (sc, rest) = y.split_at_mut(16);
+    let (qs, head) = rest.split_at_mut(64);
+    // `scales[j] = l` and `scales[j] |= l << 4` store the low byte of C's int.
+    if max_scale > 0.0 {
+        let iscale = Q4SCALE / max_scale;
+        for j in 0..16 {
+            sc[j] = nearest_int(iscale * scales[j]) as u8;
+        }
+        head[0..2].copy_from_slice(&fp16(max_scale / Q4SCALE).to_le_bytes());
+    } else {
+        sc.fill(0);
+        head[0..2].copy_from_slice(&fp16(0.0).to_le_bytes());
+    }
+    if max_min > 0.0 {
+        let iscale = Q4SCALE / max_min;
+        for j in 0..16 {
+            sc[j] |= (nearest_int(iscale * mins[j]) << 4) as u8;
+        }
+        head[2..4].copy_from_slice(&fp16(max_min / Q4SCALE).to_le_bytes());
+    } else {
+        head[2..4].copy_from_slice(&fp16(0.0).to_le_bytes());
+    }
+    let d_all = read_fp16(&head[0..2]);
+    let dmin_all = read_fp16(&head[2..4]);
+    for j in 0..16 {
+        let d = d_all * f32::from(sc[j] & 0xF);
+        if d == 0.0 {
+            continue;
+        }
+        let dm = dmin_all * f32::from(sc[j] >> 4);
+        for ii in 0..16 {
+            let q = nearest_int((x[16 * j + ii] + dm) / d);
+            l[16 * j + ii] = q.clamp(0, 3) as u8;
+        }
+    }
+    pack_2bit(&l, qs);
+}
+
+/// ggml's `dequantize_row_q2_K` for one 84-byte record.
+pub(crate) fn dequantize_q2_k(b: &[u8], y: &mut [f32]) {
+    let sc = &b[0..16];
+    let qs = &b[16..80];
+    let d = read_fp16(&b[80..82]);
+    let min = read_fp16(&b[82..84]);
+    for (o, out) in y[..QK_K].iter_mut().enumerate() {
+        let s = sc[o / 16];
+        let dl = d * f32::from(s & 0xF);
+        let ml = min * f32::from(s >> 4);
+        let p = dl * f32::from(code_2bit(qs, o));
+        *out = p - ml;
+    }
+}
+
+/// The signed 6-bit scale of sub-block `j` (0..16) of a Q3_K `scales` array: low four bits from
+/// `scales[j]` (`j < 8`) or the high nibble of `scales[j - 8]`, high two bits from bits `2(j/4)..` of
+/// `scales[8 + j % 4]`, minus 32.
+fn q3_k_scale(scales: &[u8], j: usize) -> i8 {
+    let low = if j < 8 {
+        scales[j] & 0xF
+    } else {
+        scales[j - 8] >> 4
+    };
+    let high = (scales[8 + j % 4] >> (2 * (j / 4))) & 3;
+    ((low | (high << 4)) as i8) - 32
+}
+
+/// Packs the 6-bit scale `q` (0..64, the signed scale plus 32) of sub-block `j` into a Q3_K
+/// `scales` array that starts zeroed (the inverse of [`q3_k_scale`]).
+fn put_q3_k_scale(j: usize, q: u8, sc: &mut [u8]) {
+    if j < 8 {
+        sc[j] = q & 0xF;
+    } else {
+        sc[j - 8] |= (q & 0xF) << 4;
+    }
+    sc[8 + j % 4] |= (q >> 4) << (2 * (j / 4));
+}
+
+/// ggml's `quantize_row_q3_K_ref` for one super-block of 256 values into a 110-byte record.
+pub(crate) fn quantize_q3_k(x: &[f32], y: &mut [u8]) {
+    let mut l = [0i8; QK_K];
+    let mut scales = [0.0f32; 16];
+    let mut max_scale = 0.0f32;
+    let mut amax = 0.0f32;
+    for j in 0..16 {
+        scales[j] = make_q3_quants_rmse(4, &x[16 * j..16 * j + 16], &mut l[16 * j..16 * j + 16]);
+        let scale = scales[j].abs();
+        if scale > amax {
+            amax = scale;
+            max_scale = scales[j];
+        }
+    }
+    y[..Q3_K_BYTES].fill(0);
+    let (hmask, rest) = y.split_at_mut(32);
+    let (qs, rest) = rest.split_at_mut(64);
+    let (sc, head) = rest.split_at_mut(12);
+    if max_scale != 0.0 {
+        let iscale = -32.0 / max_scale;
+        for (j, &scale) in scales.iter().enumerate() {
+            // `int8_t l = nearest_int(..)` keeps the low byte before the clamp.
+            let q = nearest_int(iscale * scale) as i8;
+            let q = (i32::from(q).clamp(-32, 31) + 32) as u8;
+            put_q3_k_scale(j, q, sc);
+        }
+        head.copy_from_slice(&fp16(1.0 / iscale).to_le_bytes());
+    } else {
+        head.copy_from_slice(&fp16(0.0).to_le_bytes());
+    }
+    let d_all = read_fp16(head);
+    for j in 0..16 {
+        let d = d_all * f32::from(q3_k_scale(sc, j));
+        if d == 0.0 {
+            continue;
+        }
+        for ii in 0..16 {
+            let q = nearest_int(x[16 * j + ii] / d).clamp(-4, 3);
+            l[16 * j + ii] = (q + 4) as i8;
+        }
+    }
+    // The third bit of value `o` goes to bit `o / 32` of `hmask[o % 32]`; the low two bits to `qs`.
+    let mut low = [0u8; QK_K];
+    for (o, (&q, lo)) in l.iter().zip(low.iter_mut()).enumerate() {
+        let q = q as u8;
+        if q > 3 {
+            hmask[o % 32] |= 1 << (o / 32);
+            *lo = q - 4;
+        } else {
+            *lo = q;
+        }
+    }
+    pack_2bit(&low, qs);
+}
+
+/// ggml's `dequantize_row_q3_K` for one 110-byte record.
+pub(crate) fn dequantize_q3_k(b: &[u8], y: &mut [f32]) {
+    let hmask = &b[0..32];
+    let qs = &b[32..96];
+    let sc = &b[96..108];
+    let d_all = read_fp16(&b[108..110]);
+    for (o, out) in y[..QK_K].iter_mut().enumerate() {
+        let dl = d_all * f32::from(q3_k_scale(sc, o / 16));
+        let high = hmask[o % 32] & (1 << (o / 32)) != 0;
+        let q = i32::from(code_2bit(qs, o)) - if high { 0 } else { 4 };
+        *out = dl * q as f32;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -392,8 +740,35 @@ mod tests {
     }
 
     #[test]
+    fn q3_k_scale_packing_round_trips() {
+        let scales: [i8; 16] = [
+            -32, 31, 0, -1, 17, -17, 5, -5, 30, -30, 1, 2, -3, 12, -12, 24,
+        ];
+        let mut sc = [0u8; 12];
+        for (j, &s) in scales.iter().enumerate() {
+            put_q3_k_scale(j, (s + 32) as u8, &mut sc);
+        }
+        for (j, &s) in scales.iter().enumerate() {
+            assert_eq!(q3_k_scale(&sc, j), s, "sub-block {j}");
+        }
+    }
+
+    #[test]
+    fn two_bit_packing_puts_each_value_where_code_2bit_reads_it() {
+        let mut l = [0u8; QK_K];
+        for (o, v) in l.iter_mut().enumerate() {
+            *v = ((o * 7 + o / 32) % 4) as u8;
+        }
+        let mut qs = [0u8; 64];
+        pack_2bit(&l, &mut qs);
+        for (o, &v) in l.iter().enumerate() {
+            assert_eq!(code_2bit(&qs, o), v, "value {o}");
+        }
+    }
+
+    #[test]
     fn scale_min_packing_round_trips() {
-        // Pack eight (scale, min) pairs as quantize_q4_k does and read them back.
+        // Pack eight (scale, min) pairs as Q4_K and Q5_K do and read them back.
         let pairs: [(u8, u8); 8] = [
             (1, 63),
             (63, 0),
@@ -406,14 +781,7 @@ mod tests {
         ];
         let mut sc = [0u8; 12];
         for (j, &(ls, lm)) in pairs.iter().enumerate() {
-            if j < 4 {
-                sc[j] = ls;
-                sc[j + 4] = lm;
-            } else {
-                sc[j + 4] = (ls & 0xF) | ((lm & 0xF) << 4);
-                sc[j - 4] |= (ls >> 4) << 6;
-                sc[j] |= (lm >> 4) << 6;
-            }
+            put_scale_min_k4(j, ls, lm, &mut sc);
         }
         for (j, &p) in pairs.iter().enumerate() {
             assert_eq!(get_scale_min_k4(j, &sc), p, "sub-block {j}");

@@ -1,6 +1,6 @@
-//! GGML / GGUF block formats: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 and the K-quants Q4_K and Q6_K (in
-//! [`k`]), byte-exact with ggml's reference quantizers (`quantize_row_*_ref` in
-//! `ggml-quants.c`), which gguf-py's `gguf.quants` reproduces.
+//! GGML / GGUF block formats: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 and the K-quants Q2_K, Q3_K, Q4_K, Q5_K
+//! and Q6_K (in [`k`]), byte-exact with ggml's reference quantizers (`quantize_row_*_ref` in
+//! `ggml-quants.c`, what `ggml_quantize_chunk` runs without an importance matrix).
 //!
 //! # Layouts (little-endian; `f16` is IEEE binary16, rounded to nearest even from f32)
 //! A row of `n_per_row` values (a multiple of the block size) is cut into consecutive blocks, each
@@ -14,7 +14,10 @@
 //! | Q5_0 | 6  | 32  | 22  | `d: f16, qh: u32, qs[16]` | `(q - 16) * d` |
 //! | Q5_1 | 7  | 32  | 24  | `d: f16, m: f16, qh: u32, qs[16]` | `q * d + m` |
 //! | Q8_0 | 8  | 32  | 34  | `d: f16, qs: i8[32]` | `q * d` |
+//! | Q2_K | 10 | 256 | 84  | `scales[16], qs[64], d, dmin: f16` | see [`k`] |
+//! | Q3_K | 11 | 256 | 110 | `hmask[32], qs[64], scales[12], d: f16` | see [`k`] |
 //! | Q4_K | 12 | 256 | 144 | `d, dmin: f16, scales[12], qs[128]` | see [`k`] |
+//! | Q5_K | 13 | 256 | 176 | `d, dmin: f16, scales[12], qh[32], qs[128]` | see [`k`] |
 //! | Q6_K | 14 | 256 | 210 | `ql[128], qh[64], scales: i8[16], d: f16` | see [`k`] |
 //!
 //! In the 32-value types, byte `qs[j]` holds element `j` in its low nibble and element `j + 16` in its
@@ -65,9 +68,18 @@ pub const QUANT_GGML_TYPE_Q5_0: i32 = 6;
 pub const QUANT_GGML_TYPE_Q5_1: i32 = 7;
 /// GGML type id of Q8_0 (32 values in 34 bytes: f16 scale, int8 codes, `q * d`).
 pub const QUANT_GGML_TYPE_Q8_0: i32 = 8;
+/// GGML type id of Q2_K (256 values in 84 bytes: sixteen 4-bit sub-block scales and mins, f16
+/// super-block scales, 2-bit codes).
+pub const QUANT_GGML_TYPE_Q2_K: i32 = 10;
+/// GGML type id of Q3_K (256 values in 110 bytes: sixteen 6-bit signed sub-block scales, f16
+/// super-block scale, 3-bit codes).
+pub const QUANT_GGML_TYPE_Q3_K: i32 = 11;
 /// GGML type id of Q4_K (256 values in 144 bytes: super-block f16 scales, eight 6-bit sub-block
 /// scales and mins, 4-bit codes).
 pub const QUANT_GGML_TYPE_Q4_K: i32 = 12;
+/// GGML type id of Q5_K (256 values in 176 bytes: super-block f16 scales, eight 6-bit sub-block
+/// scales and mins, 5-bit codes).
+pub const QUANT_GGML_TYPE_Q5_K: i32 = 13;
 /// GGML type id of Q6_K (256 values in 210 bytes: sixteen int8 sub-block scales, f16 super-block
 /// scale, 6-bit codes).
 pub const QUANT_GGML_TYPE_Q6_K: i32 = 14;
@@ -81,20 +93,26 @@ pub enum GgmlType {
     Q5_0,
     Q5_1,
     Q8_0,
+    Q2_K,
+    Q3_K,
     Q4_K,
+    Q5_K,
     Q6_K,
 }
 
 impl GgmlType {
     /// Every supported type, in the order of their ids.
-    pub fn all() -> [GgmlType; 7] {
+    pub fn all() -> [GgmlType; 10] {
         [
             Self::Q4_0,
             Self::Q4_1,
             Self::Q5_0,
             Self::Q5_1,
             Self::Q8_0,
+            Self::Q2_K,
+            Self::Q3_K,
             Self::Q4_K,
+            Self::Q5_K,
             Self::Q6_K,
         ]
     }
@@ -109,7 +127,7 @@ impl GgmlType {
         Self::from_id(id).ok_or_else(|| {
             QuantError::invalid(format!(
                 "ggml type {id} is not supported: use Q4_0 (2), Q4_1 (3), Q5_0 (6), Q5_1 (7), \
-                 Q8_0 (8), Q4_K (12) or Q6_K (14)"
+                 Q8_0 (8), Q2_K (10), Q3_K (11), Q4_K (12), Q5_K (13) or Q6_K (14)"
             ))
         })
     }
@@ -122,12 +140,15 @@ impl GgmlType {
             Self::Q5_0 => QUANT_GGML_TYPE_Q5_0,
             Self::Q5_1 => QUANT_GGML_TYPE_Q5_1,
             Self::Q8_0 => QUANT_GGML_TYPE_Q8_0,
+            Self::Q2_K => QUANT_GGML_TYPE_Q2_K,
+            Self::Q3_K => QUANT_GGML_TYPE_Q3_K,
             Self::Q4_K => QUANT_GGML_TYPE_Q4_K,
+            Self::Q5_K => QUANT_GGML_TYPE_Q5_K,
             Self::Q6_K => QUANT_GGML_TYPE_Q6_K,
         }
     }
 
-    /// GGML's name of the type (`ggml_type_name`): "q4_0", ..., "q4_K", "q6_K".
+    /// GGML's name of the type (`ggml_type_name`): "q4_0", ..., "q2_K", ..., "q6_K".
     pub fn name(self) -> &'static str {
         match self {
             Self::Q4_0 => "q4_0",
@@ -135,7 +156,10 @@ impl GgmlType {
             Self::Q5_0 => "q5_0",
             Self::Q5_1 => "q5_1",
             Self::Q8_0 => "q8_0",
+            Self::Q2_K => "q2_K",
+            Self::Q3_K => "q3_K",
             Self::Q4_K => "q4_K",
+            Self::Q5_K => "q5_K",
             Self::Q6_K => "q6_K",
         }
     }
@@ -148,7 +172,10 @@ impl GgmlType {
             Self::Q5_0 => c"q5_0",
             Self::Q5_1 => c"q5_1",
             Self::Q8_0 => c"q8_0",
+            Self::Q2_K => c"q2_K",
+            Self::Q3_K => c"q3_K",
             Self::Q4_K => c"q4_K",
+            Self::Q5_K => c"q5_K",
             Self::Q6_K => c"q6_K",
         }
     }
@@ -156,7 +183,7 @@ impl GgmlType {
     /// Values per block (`ggml_blck_size`): 32, or 256 for the K-quants.
     pub fn block_size(self) -> usize {
         match self {
-            Self::Q4_K | Self::Q6_K => k::QK_K,
+            Self::Q2_K | Self::Q3_K | Self::Q4_K | Self::Q5_K | Self::Q6_K => k::QK_K,
             _ => 32,
         }
     }
@@ -169,7 +196,10 @@ impl GgmlType {
             Self::Q5_0 => 22,
             Self::Q5_1 => 24,
             Self::Q8_0 => 34,
+            Self::Q2_K => k::Q2_K_BYTES,
+            Self::Q3_K => k::Q3_K_BYTES,
             Self::Q4_K => k::Q4_K_BYTES,
+            Self::Q5_K => k::Q5_K_BYTES,
             Self::Q6_K => k::Q6_K_BYTES,
         }
     }
@@ -191,7 +221,10 @@ impl GgmlType {
             Self::Q5_0 => quantize_q5_0(x, y),
             Self::Q5_1 => quantize_q5_1(x, y),
             Self::Q8_0 => quantize_q8_0(x, y),
+            Self::Q2_K => k::quantize_q2_k(x, y),
+            Self::Q3_K => k::quantize_q3_k(x, y),
             Self::Q4_K => k::quantize_q4_k(x, y),
+            Self::Q5_K => k::quantize_q5_k(x, y),
             Self::Q6_K => k::quantize_q6_k(x, y),
         }
     }
@@ -204,7 +237,10 @@ impl GgmlType {
             Self::Q5_0 => dequantize_q5_0(b, y),
             Self::Q5_1 => dequantize_q5_1(b, y),
             Self::Q8_0 => dequantize_q8_0(b, y),
+            Self::Q2_K => k::dequantize_q2_k(b, y),
+            Self::Q3_K => k::dequantize_q3_k(b, y),
             Self::Q4_K => k::dequantize_q4_k(b, y),
+            Self::Q5_K => k::dequantize_q5_k(b, y),
             Self::Q6_K => k::dequantize_q6_k(b, y),
         }
     }
@@ -213,7 +249,9 @@ impl GgmlType {
     fn header_offsets(self) -> &'static [usize] {
         match self {
             Self::Q4_0 | Self::Q5_0 | Self::Q8_0 => &[0],
-            Self::Q4_1 | Self::Q5_1 | Self::Q4_K => &[0, 2],
+            Self::Q4_1 | Self::Q5_1 | Self::Q4_K | Self::Q5_K => &[0, 2],
+            Self::Q2_K => &[80, 82],
+            Self::Q3_K => &[108],
             Self::Q6_K => &[208],
         }
     }
@@ -540,7 +578,10 @@ mod tests {
                 (6, 32, 22),
                 (7, 32, 24),
                 (8, 32, 34),
+                (10, 256, 84),
+                (11, 256, 110),
                 (12, 256, 144),
+                (13, 256, 176),
                 (14, 256, 210)
             ]
         );

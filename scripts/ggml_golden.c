@@ -1,0 +1,173 @@
+/* Golden GGML blocks written by ggml itself, for tests/ggml.rs (run through scripts/ggml-golden.sh,
+ * which compiles this file against the ggml of the llama.cpp build that scripts/llama-cpp.sh caches).
+ *
+ *   ggml_golden <minilm folder> <output folder> <llama-cpp-python version>
+ *
+ * For each input (float32, row-major) it writes, for every block type the quant library has:
+ *   <input>.<type>.bin      ggml_quantize_chunk(type, ..., imatrix = NULL): what llama-quantize writes
+ *                           without an importance matrix (quantize_row_*_ref for every type here)
+ *   <input>.<type>.deq.f32  ggml's own dequantizer (type traits' to_float) of those bytes
+ * and manifest.json (input shapes, types, ggml's version and commit).
+ *
+ * Inputs:
+ *   random  3 x 512: normal values at scales 1, 1e-3 and 40 (a fixed splitmix64 + Box-Muller stream)
+ *   real    2 x 1536: rows 0 and 1 of MiniLM's encoder.layer.0.output.dense weight
+ *   edge    1 x 2048: eight hand-made 256-value super-blocks (see edge_rows)
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ggml.h"
+
+static const enum ggml_type TYPES[] = {
+    GGML_TYPE_Q4_0, GGML_TYPE_Q4_1, GGML_TYPE_Q5_0, GGML_TYPE_Q5_1, GGML_TYPE_Q8_0,
+    GGML_TYPE_Q2_K, GGML_TYPE_Q3_K, GGML_TYPE_Q4_K, GGML_TYPE_Q5_K, GGML_TYPE_Q6_K,
+};
+#define NTYPES (sizeof TYPES / sizeof TYPES[0])
+
+static uint64_t rng_state = 0x5EEDC0DE20261206ull;
+
+static uint64_t splitmix64(void) {
+    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* Uniform in (0, 1]. */
+static double uniform(void) { return ((double)(splitmix64() >> 11) + 1.0) / 9007199254740992.0; }
+
+static float normal(void) {
+    double r = sqrt(-2.0 * log(uniform()));
+    return (float)(r * cos(6.283185307179586 * uniform()));
+}
+
+static void die(const char *what, const char *path) {
+    fprintf(stderr, "ggml_golden: %s %s\n", what, path);
+    exit(1);
+}
+
+static void write_file(const char *dir, const char *name, const void *data, size_t len) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(data, 1, len, f) != len || fclose(f) != 0) die("cannot write", path);
+}
+
+static void read_f32(const char *path, float *out, size_t n) {
+    FILE *f = fopen(path, "rb");
+    if (!f || fread(out, sizeof(float), n, f) != n) die("cannot read", path);
+    fclose(f);
+}
+
+/* Eight super-blocks of 256 values, each an edge of some type's algorithm. */
+static void edge_rows(float *x) {
+    float *b;
+    /* 0: all zero (every scale 0; Q4_0/Q5_0 keep max = +0.0 so d = -0.0). */
+    memset(x, 0, 256 * sizeof(float));
+    /* 1: normal data with zero sub-blocks: values 0..16 (a K-quant 16-value sub-block) and 32..64 (a
+     * 32-value block or sub-block), a negative zero among them. */
+    b = x + 256;
+    for (int i = 0; i < 256; ++i) b[i] = normal();
+    for (int i = 0; i < 16; ++i) b[i] = 0.0f;
+    for (int i = 32; i < 64; ++i) b[i] = 0.0f;
+    b[40] = -0.0f;
+    /* 2: huge values (headers far from f16 overflow: Q4_0's d is about 1e4). */
+    b = x + 512;
+    for (int i = 0; i < 256; ++i) b[i] = 2e4f * normal();
+    /* 3: tiny values: f16-subnormal scales. */
+    b = x + 768;
+    for (int i = 0; i < 256; ++i) b[i] = 1e-6f * normal();
+    /* 4: tinier values: the f16 scales round to zero. */
+    b = x + 1024;
+    for (int i = 0; i < 256; ++i) b[i] = 1e-9f * normal();
+    /* 5: small values with one outlier of each sign. */
+    b = x + 1280;
+    for (int i = 0; i < 256; ++i) b[i] = 0.01f * normal();
+    b[77] = 5.0f;
+    b[200] = -7.0f;
+    /* 6: a positive constant (the min is clamped to 0), then all negative values. */
+    b = x + 1536;
+    for (int i = 0; i < 128; ++i) b[i] = 0.37f;
+    for (int i = 128; i < 256; ++i) b[i] = -fabsf(normal());
+    /* 7: multiples of one half: exact ties in the scaled values. */
+    b = x + 1792;
+    for (int i = 0; i < 256; ++i) b[i] = roundf(4.0f * normal()) / 2.0f;
+}
+
+struct input {
+    const char *name;
+    int64_t rows, cols;
+    float *x;
+};
+
+int main(int argc, char **argv) {
+    if (argc != 4) {
+        fprintf(stderr, "usage: ggml_golden <minilm folder> <output folder> <llama-cpp-python version>\n");
+        return 2;
+    }
+    const char *minilm = argv[1], *out = argv[2], *version = argv[3];
+
+    struct input inputs[3] = {{"random", 3, 512, NULL}, {"real", 2, 1536, NULL}, {"edge", 1, 2048, NULL}};
+    for (int k = 0; k < 3; ++k) {
+        inputs[k].x = malloc((size_t)(inputs[k].rows * inputs[k].cols) * sizeof(float));
+        if (!inputs[k].x) die("out of memory for", inputs[k].name);
+    }
+    const float row_scale[3] = {1.0f, 1e-3f, 40.0f};
+    for (int r = 0; r < 3; ++r)
+        for (int i = 0; i < 512; ++i) inputs[0].x[r * 512 + i] = row_scale[r] * normal();
+    char path[4096];
+    snprintf(path, sizeof path, "%s/encoder.layer.0.output.dense.weight.f32", minilm);
+    read_f32(path, inputs[1].x, 2 * 1536);
+    edge_rows(inputs[2].x);
+
+    char name[256];
+    for (int k = 0; k < 3; ++k) {
+        const struct input *in = &inputs[k];
+        const int64_t n = in->rows * in->cols;
+        snprintf(name, sizeof name, "%s.f32", in->name);
+        write_file(out, name, in->x, (size_t)n * sizeof(float));
+        for (size_t t = 0; t < NTYPES; ++t) {
+            const enum ggml_type type = TYPES[t];
+            const size_t size = (size_t)in->rows * ggml_row_size(type, in->cols);
+            void *q = malloc(size);
+            float *deq = malloc((size_t)n * sizeof(float));
+            if (!q || !deq) die("out of memory for", in->name);
+            const size_t written = ggml_quantize_chunk(type, in->x, q, 0, in->rows, in->cols, NULL);
+            if (written != size) die("ggml_quantize_chunk wrote an unexpected size for", in->name);
+            ggml_get_type_traits(type)->to_float(q, deq, n);
+            char tname[32];
+            snprintf(tname, sizeof tname, "%s", ggml_type_name(type));
+            for (char *c = tname; *c; ++c)
+                if (*c >= 'A' && *c <= 'Z') *c = (char)(*c - 'A' + 'a');
+            snprintf(name, sizeof name, "%s.%s.bin", in->name, tname);
+            write_file(out, name, q, size);
+            snprintf(name, sizeof name, "%s.%s.deq.f32", in->name, tname);
+            write_file(out, name, deq, (size_t)n * sizeof(float));
+            free(q);
+            free(deq);
+        }
+    }
+
+    char manifest[4096];
+    int len = snprintf(manifest, sizeof manifest,
+                       "{\n \"generator\": \"scripts/ggml-golden.sh (scripts/ggml_golden.c)\",\n"
+                       " \"llama_cpp_python_version\": \"%s\",\n \"ggml_version\": \"%s\",\n"
+                       " \"ggml_commit\": \"%s\",\n \"quantizer\": \"ggml_quantize_chunk, imatrix NULL\",\n"
+                       " \"inputs\": {",
+                       version, ggml_version(), ggml_commit());
+    for (int k = 0; k < 3; ++k)
+        len += snprintf(manifest + len, sizeof manifest - (size_t)len, "%s\n  \"%s\": [%lld, %lld]",
+                        k ? "," : "", inputs[k].name, (long long)inputs[k].rows, (long long)inputs[k].cols);
+    len += snprintf(manifest + len, sizeof manifest - (size_t)len, "\n },\n \"types\": [");
+    for (size_t t = 0; t < NTYPES; ++t)
+        len += snprintf(manifest + len, sizeof manifest - (size_t)len, "%s\"%s\"", t ? ", " : "",
+                        ggml_type_name(TYPES[t]));
+    len += snprintf(manifest + len, sizeof manifest - (size_t)len, "]\n}\n");
+    write_file(out, "manifest.json", manifest, (size_t)len);
+    for (int k = 0; k < 3; ++k) free(inputs[k].x);
+    return 0;
+}
