@@ -265,13 +265,20 @@ pub fn run(input: &Path, output: &Path, opts: &Options) -> Result<Report> {
             w.write_tensor(&raw).with_context(out_ctx)?;
             None
         } else {
-            src.read_f32(&e.name, &mut x)?;
-            encode(e, &x, &mut q, opts.threads)
+            // An f32 input is encoded from its mapped pages: no copy of the tensor in memory.
+            let xs = match src.f32_in_place(&e.name) {
+                Some(xs) => xs,
+                None => {
+                    src.read_f32(&e.name, &mut x)?;
+                    &x[..]
+                }
+            };
+            encode(e, xs, &mut q, opts.threads)
                 .with_context(|| format!("{}", src.path().display()))?;
             w.write_tensor(&q).with_context(out_ctx)?;
             report.quantized += 1;
             if opts.verbose {
-                relative_error(e.target, &q, &x, &mut scratch)
+                relative_error(e.target, &q, xs, &mut scratch)
             } else {
                 None
             }
