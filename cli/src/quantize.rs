@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use half::{bf16, f16};
 use indicatif::{ProgressBar, ProgressStyle};
+use quant::kernels::check_finite;
 use quant::kernels::ggml::ggml_quantize;
+use quant::QuantError;
 
 use crate::model::gguf::Value;
 use crate::model::{dequantize, DType, Source};
@@ -82,14 +84,16 @@ pub fn encode(e: &Entry, x: &[f32], out: &mut Vec<u8>, threads: usize) -> Result
     if x.is_empty() {
         return Ok(());
     }
-    if let Some(i) = x.iter().position(|v| !v.is_finite()) {
-        bail!(
-            "tensor '{}': element {i} (row {}, column {}) is {}: cannot quantize a non-finite weight",
+    // The library's check: a SIMD absmax over the tensor, the exact index searched only on failure.
+    match check_finite(x, &e.name) {
+        Ok(()) => {}
+        Err(QuantError::NonFinite { index: i, value, .. }) => bail!(
+            "tensor '{}': element {i} (row {}, column {}) is {value}: cannot quantize a non-finite weight",
             e.name,
             i / cols,
             i % cols,
-            x[i]
-        );
+        ),
+        Err(other) => return Err(other.into()),
     }
     let row_bytes = out.len() / rows;
     let chunk = |o: &mut [u8], xs: &[f32]| -> Result<()> {
