@@ -7,7 +7,7 @@
 #
 #   scripts/bench-model.sh                          3 runs on 1 thread and on every core
 #   QUANT_BENCH_RUNS=5 QUANT_BENCH_THREADS="2" ...  runs and thread counts
-#   QUANT_CHUNKS=20 ...                             chunks of 512 tokens per eval (default 10)
+#   QUANT_CHUNKS=10 ...                             chunks of 512 tokens per eval (default 4)
 #
 # Quantize cases: the f32 reference (the shipped Q4_1 weights dequantized, as in scripts/model-job.sh)
 # to Q8_0, Q4_0 and Q4_K_M, and the shipped Q4_1 file itself to Q8_0 and Q4_K_M (llama-quantize with
@@ -15,7 +15,7 @@
 # Outputs and the raw figures (results.txt) go to target/bench-model/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export QUANT_CHUNKS=${QUANT_CHUNKS:-10}
+export QUANT_CHUNKS=${QUANT_CHUNKS:-4}
 runs=${QUANT_BENCH_RUNS:-3}
 thread_counts=${QUANT_BENCH_THREADS:-$( ([ "$(nproc)" -gt 1 ] && echo "1 $(nproc)") || echo 1)}
 source scripts/model-common.sh
@@ -111,9 +111,10 @@ for key in order:
         m("quant.hwm_mib"), m("llama.hwm_mib")))
 
 print()
-print("Eval of the f32 reference (context 512): tokens/s as each tool reports its forward passes (quant")
-print("eval's --json tokens_per_sec; llama-perplexity's prompt-eval rate), and the whole command's time")
-print("(loading, tokenizing, dequantizing included). Ratios: quant's rate over llama-perplexity's.")
+print("Eval of the f32 reference (context 512): tokens/s of the scoring passes as each tool times them")
+print("(quant eval's --json tokens_per_sec over every chunk; llama-perplexity's first pass, a batch of")
+print("up to 4 chunks), and the whole command's time (loading, tokenizing, dequantizing included).")
+print("Ratio: quant's rate over llama-perplexity's.")
 print()
 print("| threads | quant eval tokens/s | llama-perplexity tokens/s | speed ratio | whole command (s) quant / llama | anon MiB quant / llama | PPL quant / llama |")
 print("|---:|---:|---:|---:|---:|---:|---:|")

@@ -9,7 +9,7 @@
 #   ppl_quant FILE [THREADS]   quant eval's final perplexity ($chunks chunks of 512 tokens)
 #   ppl_llama FILE [THREADS]   llama-perplexity's, on the same text, context and chunks
 #   eval_quant FILE THREADS    "PPL TOKENS/S": quant eval, its own forward-pass rate (--json)
-#   eval_llama FILE THREADS    "PPL TOKENS/S": llama-perplexity, its own prompt-eval rate
+#   eval_llama FILE THREADS    "PPL TOKENS/S": llama-perplexity, the rate of its first pass
 #
 # Thread counts default to all cores; quant eval's matmuls run on rayon, so RAYON_NUM_THREADS sets them.
 # The array `wrap`, when set, is a command the eval helpers run the tools under (scripts/bench-model.sh
@@ -43,11 +43,13 @@ eval_quant() {
         python3 -c 'import json, sys; j = json.load(sys.stdin); print("%.4f %.1f" % (j["ppl"], j["tokens_per_sec"]))'
 }
 eval_llama() {
-    # llama.cpp's own timing line: "prompt eval time = T ms / N tokens (... , R tokens per second)".
+    # llama-perplexity times its first pass ("T seconds per pass"), a batch of n_seq chunks of 512
+    # tokens; its llama_perf prompt-eval counters are not kept by this tool.
     ${wrap[@]+"${wrap[@]}"} "$bin/llama-perplexity" -m "$1" -f "$text" -c 512 --chunks "$chunks" -t "${2:-$(nproc)}" 2>&1 | awk '
         /Final estimate: PPL =/ { sub(/.*PPL = /, ""); ppl = $1 }
-        /prompt eval time/ { sub(/ tokens per second.*/, ""); rate = $NF }
-        END { if (ppl == "" || rate == "") exit 1; print ppl, rate }'
+        /n_seq=/ { sub(/.*n_seq=/, ""); n_seq = $1 + 0 }
+        /seconds per pass/ { sub(/ seconds per pass.*/, ""); secs = $NF }
+        END { if (ppl == "" || secs == "" || n_seq == "") exit 1; printf "%s %.1f\n", ppl, 512 * n_seq / secs }'
 }
 ppl_quant() { eval_quant "$1" "${2:-}" | cut -d' ' -f1; }
 ppl_llama() { eval_llama "$1" "${2:-}" | cut -d' ' -f1; }
