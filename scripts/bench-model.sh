@@ -94,19 +94,20 @@ for line in open(sys.argv[1]):
 med = lambda key, name: statistics.median(rows[key][name])
 
 print()
-print("Quantize: wall time of the whole command; peak memory: RssAnon (own memory) and RssFile (mapped")
-print("file pages) sampled every 5 ms, VmHWM (total resident peak). Ratio: llama-quantize's time over")
-print("quant's (above 1: quant is faster).")
+print("Quantize: wall time and CPU time (user + system) of the whole command; peak memory: RssAnon (own")
+print("memory) and RssFile (mapped file pages) sampled every 5 ms, VmHWM (total resident peak). Ratios:")
+print("llama-quantize's time over quant's (above 1: quant is faster).")
 print()
-print("| input -> type | threads | quant (s) | llama-quantize (s) | speed ratio | anon MiB quant / llama | file MiB quant / llama | VmHWM MiB quant / llama |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|")
+print("| input -> type | threads | wall (s) quant / llama | ratio | CPU (s) quant / llama | ratio | anon MiB quant / llama | file MiB quant / llama | VmHWM MiB quant / llama |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 for key in order:
     if key[0] != "quantize":
         continue
     m = lambda n: med(key, n)
-    print("| %s | %d | %.2f | %.2f | %.2f | %.0f / %.0f | %.0f / %.0f | %.0f / %.0f |" % (
+    print("| %s | %d | %.2f / %.2f | %.2f | %.2f / %.2f | %.2f | %.0f / %.0f | %.0f / %.0f | %.0f / %.0f |" % (
         key[1].replace("->", " -> "),
         key[2], m("quant.wall_s"), m("llama.wall_s"), m("llama.wall_s") / m("quant.wall_s"),
+        m("quant.cpu_s"), m("llama.cpu_s"), m("llama.cpu_s") / m("quant.cpu_s"),
         m("quant.anon_mib"), m("llama.anon_mib"), m("quant.file_mib"), m("llama.file_mib"),
         m("quant.hwm_mib"), m("llama.hwm_mib")))
 

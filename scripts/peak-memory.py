@@ -2,7 +2,10 @@
 """Runs a command and prints one line on stdout: its wall time and its peak memory, split by kind.
 
     scripts/peak-memory.py [--interval MS] [--out FILE] -- COMMAND ARGS...
-    -> "wall_s=1.23 anon_mib=140.2 file_mib=35.1 hwm_mib=170.4 maxrss_mib=184.1"
+    -> "wall_s=1.23 cpu_s=1.10 anon_mib=140.2 file_mib=35.1 hwm_mib=170.4 maxrss_mib=184.1"
+
+- cpu_s: user + system CPU time of the command (getrusage), which on a machine shared with other
+  work says more of the command's cost than its wall time.
 
 - anon_mib: the largest RssAnon seen in /proc/PID/status, sampled every --interval ms (default 5): the
   process's own memory (heap, stacks), what it cannot give back without freeing.
@@ -66,8 +69,8 @@ def main():
     proc.returncode = os.waitstatus_to_exitcode(status)
     mib = lambda kib: kib / 1024
     line = (
-        "wall_s=%.3f anon_mib=%.1f file_mib=%.1f hwm_mib=%.1f maxrss_mib=%.1f"
-        % (wall, mib(peak["RssAnon"]), mib(peak["RssFile"]), mib(peak["VmHWM"]), mib(usage.ru_maxrss))
+        "wall_s=%.3f cpu_s=%.3f anon_mib=%.1f file_mib=%.1f hwm_mib=%.1f maxrss_mib=%.1f"
+        % (wall, usage.ru_utime + usage.ru_stime, mib(peak["RssAnon"]), mib(peak["RssFile"]), mib(peak["VmHWM"]), mib(usage.ru_maxrss))
     )
     if out is None:
         print(line, flush=True)
