@@ -13,32 +13,13 @@
 # table on stdout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cache=${QUANT_CACHE:-$HOME/.cache/quant}
-chunks=${QUANT_CHUNKS:-40}
 types=${QUANT_TYPES:-"Q8_0 Q6_K Q5_1 Q5_0 Q4_1 Q4_K_M Q4_0"}
 threads=$(nproc)
+source scripts/model-common.sh
+model_setup
 
-say() { echo "== $*" >&2; }
-say "inputs (model, texts) and llama.cpp's tools"
-inputs=$(scripts/inputs.sh)
-bin=$(scripts/llama-cpp.sh)
-venv=$cache/venv-gguf
-if ! "$venv/bin/python" -c 'import gguf, numpy' 2>/dev/null; then
-    say "gguf-py: pip install gguf into $venv"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet gguf >&2
-fi
-say "building the model tool (cargo build --release -p quant-cli)"
-cargo build --release -p quant-cli >&2 2>/dev/null || cargo build --release -p quant-cli >&2
-quant=$PWD/target/release/quant
-
-model=$inputs/SmolLM2-135M-Instruct.Q4_1.gguf
-text=$inputs/texts/eval.txt
 out=target/model-job
 mkdir -p "$out"
-
-now() { date +%s.%N; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 
 # Bits per weight of the tensors (metadata and tokenizer left out), and whether two files hold the same
 # tensor bytes.
@@ -56,14 +37,6 @@ diff = [t.name for t in b.tensors if t.name not in ta or bytes(ta[t.name].data.t
 print("yes" if not diff and len(ta) == len(b.tensors) else "%d of %d differ" % (len(diff), len(b.tensors)))
 EOF
 }
-ppl_quant() {
-    "$quant" eval "$1" --text "$text" --ctx 512 --chunks "$chunks" | sed -n "s/.*Final estimate: PPL = \([0-9.]*\).*/\1/p"
-}
-ppl_llama() {
-    "$bin/llama-perplexity" -m "$1" -f "$text" -c 512 --chunks "$chunks" -t "$threads" 2>&1 |
-        sed -n "s/.*Final estimate: PPL = \([0-9.]*\).*/\1/p"
-}
-
 say "the f32 reference: the shipped Q4_1 file dequantized (quant quantize --type F32)"
 "$quant" quantize "$model" "$out/ref-f32.gguf" --type F32 -q
 say "perplexity of the reference ($chunks chunks of 512 tokens; quant eval, then llama-perplexity)"

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use half::{bf16, f16};
 use indicatif::{ProgressBar, ProgressStyle};
+use quant::kernels::check_finite;
 use quant::kernels::ggml::ggml_quantize;
+use quant::QuantError;
 
 use crate::model::gguf::Value;
 use crate::model::{dequantize, DType, Source};
@@ -82,14 +84,16 @@ pub fn encode(e: &Entry, x: &[f32], out: &mut Vec<u8>, threads: usize) -> Result
     if x.is_empty() {
         return Ok(());
     }
-    if let Some(i) = x.iter().position(|v| !v.is_finite()) {
-        bail!(
-            "tensor '{}': element {i} (row {}, column {}) is {}: cannot quantize a non-finite weight",
+    // The library's check: a SIMD absmax over the tensor, the exact index searched only on failure.
+    match check_finite(x, &e.name) {
+        Ok(()) => {}
+        Err(QuantError::NonFinite { index: i, value, .. }) => bail!(
+            "tensor '{}': element {i} (row {}, column {}) is {value}: cannot quantize a non-finite weight",
             e.name,
             i / cols,
             i % cols,
-            x[i]
-        );
+        ),
+        Err(other) => return Err(other.into()),
     }
     let row_bytes = out.len() / rows;
     let chunk = |o: &mut [u8], xs: &[f32]| -> Result<()> {
@@ -265,13 +269,20 @@ pub fn run(input: &Path, output: &Path, opts: &Options) -> Result<Report> {
             w.write_tensor(&raw).with_context(out_ctx)?;
             None
         } else {
-            src.read_f32(&e.name, &mut x)?;
-            encode(e, &x, &mut q, opts.threads)
+            // An f32 input is encoded from its mapped pages: no copy of the tensor in memory.
+            let xs = match src.f32_in_place(&e.name) {
+                Some(xs) => xs,
+                None => {
+                    src.read_f32(&e.name, &mut x)?;
+                    &x[..]
+                }
+            };
+            encode(e, xs, &mut q, opts.threads)
                 .with_context(|| format!("{}", src.path().display()))?;
             w.write_tensor(&q).with_context(out_ctx)?;
             report.quantized += 1;
             if opts.verbose {
-                relative_error(e.target, &q, &x, &mut scratch)
+                relative_error(e.target, &q, xs, &mut scratch)
             } else {
                 None
             }

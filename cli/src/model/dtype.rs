@@ -175,6 +175,19 @@ pub fn dequantize(dtype: DType, src: &[u8], out: &mut [f32]) -> Result<()> {
     Ok(())
 }
 
+/// `bytes` seen as the little-endian f32 values they hold, without a copy, when the machine is
+/// little-endian and `bytes` is 4-aligned and a whole number of values (a mapped GGUF file aligns its
+/// tensors to 32 bytes); `None` otherwise.
+pub fn f32_in_place(bytes: &[u8]) -> Option<&[f32]> {
+    if cfg!(target_endian = "big") {
+        return None;
+    }
+    // SAFETY: every bit pattern is a valid f32, and align_to puts only aligned, whole values in the
+    // middle part.
+    let (head, mid, tail) = unsafe { bytes.align_to::<f32>() };
+    (head.is_empty() && tail.is_empty()).then_some(mid)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,6 +204,22 @@ mod tests {
             assert_eq!(d.type_size(), Some(t.type_size()));
             assert!(d.name().unwrap().eq_ignore_ascii_case(t.name()));
         }
+    }
+
+    #[test]
+    fn f32_in_place_only_when_aligned_and_whole() {
+        let values = [1.5f32, -2.0, 3.25];
+        let mut bytes = vec![0u8; 4 * values.len() + 4];
+        // An offset of 0..4 from a 4-aligned start finds one position where the values are aligned.
+        let start = (4 - bytes.as_ptr() as usize % 4) % 4;
+        for (b, v) in bytes[start..].chunks_exact_mut(4).zip(values) {
+            b.copy_from_slice(&v.to_le_bytes());
+        }
+        let whole = &bytes[start..start + 12];
+        assert_eq!(f32_in_place(whole), Some(&values[..]));
+        assert_eq!(f32_in_place(&whole[..11]), None);
+        assert_eq!(f32_in_place(&bytes[start + 1..start + 9]), None);
+        assert_eq!(f32_in_place(&[]), Some(&[][..]));
     }
 
     #[test]

@@ -746,6 +746,14 @@ impl crate::model::Source for GgufFile {
         self.dequantize_into(t, out)
     }
 
+    fn f32_in_place(&self, name: &str) -> Option<&[f32]> {
+        let t = self.tensor(name)?;
+        if t.dtype != DType::F32 {
+            return None;
+        }
+        crate::model::f32_in_place(self.data(t))
+    }
+
     fn release(&self, name: &str) {
         if let Some(t) = self.tensor(name) {
             GgufFile::release(self, t);

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use anyhow::Result;
 
-pub use dtype::{dequantize, DType};
+pub use dtype::{dequantize, f32_in_place, DType};
 pub use gguf::{GgufFile, TensorInfo, Value, ValueType};
 
 /// A tensor of a model as the plan sees it: GGUF name, GGUF dims (`dims[0]` the row length), type.
@@ -41,6 +41,12 @@ pub trait Source {
     fn raw(&self, name: &str) -> Result<Cow<'_, [u8]>>;
     /// The tensor as f32 into `out` (resized to its element count).
     fn read_f32(&self, name: &str, out: &mut Vec<f32>) -> Result<()>;
+    /// The tensor's values where they lie, when it is stored as f32 in the reader's layout: no copy
+    /// and no memory of the process's own (the mapped pages belong to the file). `None` otherwise:
+    /// use [`read_f32`](Self::read_f32).
+    fn f32_in_place(&self, _name: &str) -> Option<&[f32]> {
+        None
+    }
     /// Done with this tensor: its mapped pages may go.
     fn release(&self, _name: &str) {}
 }

@@ -252,6 +252,15 @@ impl Source for SafetensorsDir {
         })
     }
 
+    fn f32_in_place(&self, name: &str) -> Option<&[f32]> {
+        let e = self.entry(name).ok()?;
+        // Permuted rows (q and k) are a new buffer, not the file's bytes.
+        if e.meta.dtype != DType::F32 || e.permute.is_some() {
+            return None;
+        }
+        crate::model::f32_in_place(&self.shards[e.shard].1[e.start..e.end])
+    }
+
     fn release(&self, name: &str) {
         #[cfg(unix)]
         if let Ok(e) = self.entry(name) {

@@ -372,8 +372,30 @@ fn quantize_q8_0(x: &[f32], y: &mut [u8]) {
     let d = amax / 127.0;
     let id = if d != 0.0 { 1.0 / d } else { 0.0 };
     y[0..2].copy_from_slice(&fp16(d).to_le_bytes());
-    for (q, &v) in y[2..34].iter_mut().zip(x) {
-        // roundf: ties away from zero (Rust's `round`).
+    if amax * id < 8_388_608.0 {
+        // Every |v * id| is at most amax * id (products round monotonically), below 2^23: there
+        // roundf is the truncation plus one step away from zero when the fraction is at least a half
+        // (the fraction is exact), and `(int8_t)` of it is a wrap to 8 bits. Branch-free, so the
+        // loop vectorizes: three times the speed of calling roundf.
+        let mut codes = [0i32; 32];
+        for (c, &v) in codes.iter_mut().zip(x) {
+            let r = v * id;
+            let t = r as i32;
+            let f = r - t as f32;
+            *c = t + i32::from(f >= 0.5) - i32::from(f <= -0.5);
+        }
+        for (q, c) in y[2..34].iter_mut().zip(codes) {
+            *q = c as i8 as u8;
+        }
+    } else {
+        quantize_q8_0_codes_ref(x, id, &mut y[2..34]);
+    }
+}
+
+/// The codes of a Q8_0 block as ggml's reference writes them: `(int8_t)roundf(v * id)` (Rust's
+/// `round` is roundf: ties away from zero).
+fn quantize_q8_0_codes_ref(x: &[f32], id: f32, q: &mut [u8]) {
+    for (q, &v) in q.iter_mut().zip(x) {
         *q = c_float_to_i8((v * id).round()) as u8;
     }
 }
@@ -563,6 +585,55 @@ pub fn ggml_dequantize(ty: GgmlType, src: &[u8], n: usize, dst: &mut [f32]) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn q8_0_codes_are_the_references() {
+        // Blocks whose products land on halves (ties), near them, on integers and at the extremes,
+        // at scales from subnormal to large, and random blocks.
+        let mut blocks: Vec<[f32; 32]> = Vec::new();
+        for scale in [1e-40f32, 1e-20, 1e-3, 1.0, 3.7, 1e10, 3e38] {
+            let mut b = [0f32; 32];
+            for (j, v) in b.iter_mut().enumerate() {
+                let k = j as f32 - 16.0;
+                *v = scale * (k * 4.0 + 0.5 * (j % 2) as f32) / 127.0;
+            }
+            b[31] = scale;
+            blocks.push(b);
+            for (j, v) in b.iter_mut().enumerate() {
+                *v = f32::from_bits(v.to_bits().wrapping_add(j as u32 % 3))
+                    * if j % 5 == 0 { -1.0 } else { 1.0 };
+            }
+            blocks.push(b);
+        }
+        let mut s = 0x2545_F491u32;
+        for _ in 0..20_000 {
+            let mut b = [0f32; 32];
+            for v in &mut b {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                *v = (s as f32 / u32::MAX as f32 - 0.5) * (1 + s % 1000) as f32;
+            }
+            blocks.push(b);
+        }
+        blocks.push([0.0; 32]);
+        for b in &blocks {
+            let mut fast = [0u8; 34];
+            quantize_q8_0(b, &mut fast);
+            let d = read_fp16(&fast);
+            let amax = b
+                .iter()
+                .fold(0f32, |m, v| if m > v.abs() { m } else { v.abs() });
+            let id = if amax / 127.0 != 0.0 {
+                1.0 / (amax / 127.0)
+            } else {
+                0.0
+            };
+            let mut want = [0u8; 32];
+            quantize_q8_0_codes_ref(b, id, &mut want);
+            assert_eq!(fast[2..], want, "block {b:?} (d {d})");
+        }
+    }
 
     #[test]
     fn sizes_are_ggmls() {
