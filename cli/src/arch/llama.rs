@@ -552,6 +552,34 @@ mod tests {
         }
     }
 
+    /// Block by block (with taps) gives the bits of the whole forward pass, and the taps see each
+    /// linear input once, at its width.
+    #[test]
+    fn block_by_block_is_the_forward_pass() {
+        let m = tiny(false);
+        let toks: Vec<u32> = (0..70u32).map(|i| (i * 5 + 1) % 11).collect();
+        let full = m.forward(&toks, 3).unwrap();
+        let mut x = m.embed(&toks).unwrap();
+        for l in 0..m.config().n_layer {
+            let mut seen = Vec::new();
+            m.block(l, &mut x, &mut |tap, data| seen.push((tap, data.len())))
+                .unwrap();
+            assert_eq!(
+                seen,
+                [
+                    (Tap::AttnIn, 70 * 16),
+                    (Tap::AttnOut, 70 * 16),
+                    (Tap::FfnIn, 70 * 16),
+                    (Tap::FfnAct, 70 * 24)
+                ]
+            );
+        }
+        let logits = m.logits(&x, 3);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&logits), bits(&full));
+        assert!(m.block(2, &mut x, &mut |_, _| {}).is_err());
+    }
+
     /// RoPE at position 0 is the identity, and it keeps each rotated pair's norm at any position.
     #[test]
     fn rope_rotates_pairs() {
