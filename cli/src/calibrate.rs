@@ -16,6 +16,7 @@
 //! encoding, and a summary per tensor: the relative output error `||X (W - Q)^T|| / ||X W^T||` on the
 //! calibration tokens, of GPTQ and of round-to-nearest (ggml's quantizer) on the same type, computed
 //! from the calibration's `X^T X`.
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -177,10 +178,9 @@ pub fn run(
         bar.set_message("collecting inputs");
         let mut calibs: HashMap<Tap, Calibration> = HashMap::new();
         for (which, _, _) in &gptq_layers {
-            let tap = which.input();
-            if !calibs.contains_key(&tap) {
-                let width = model.linear_mut(l, *which).len() / rows_of(&model, *which);
-                calibs.insert(tap, Calibration::new(width)?);
+            let width = model.linear_mut(l, *which).len() / rows_of(&model, *which);
+            if let Entry::Vacant(v) = calibs.entry(which.input()) {
+                v.insert(Calibration::new(width)?);
             }
         }
         if !calibs.is_empty() {

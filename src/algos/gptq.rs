@@ -308,6 +308,11 @@ pub fn quantize_ggml_calibrated(
     pack_ggml(ty, &r, rows, cols)
 }
 
+/// Whether [`quantize_ggml`] takes `ty`: the 32-value types Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0.
+pub fn ggml_supported(ty: GgmlType) -> bool {
+    grid::supports(ty)
+}
+
 /// `params` as the GGUF grid of `ty` runs them: groups of 32 in column order; `bits` only passes the
 /// generic checks (the grid ignores it).
 fn ggml_params(ty: GgmlType, cols: usize, params: &GptqParams) -> Result<GptqParams> {
