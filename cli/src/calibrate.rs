@@ -44,6 +44,8 @@ pub struct CalibOptions {
     /// Samples of `seq_len` tokens, taken one after the other from the start of the text.
     pub samples: usize,
     pub seq_len: usize,
+    /// Each block's `d` (and `m`) by a search over shrunk ranges, not the type's rule alone.
+    pub mse_search: bool,
 }
 
 /// One tensor's GPTQ, as the summary shows it.
@@ -139,6 +141,7 @@ pub fn run(
 
     let params = GptqParams {
         threads,
+        mse_search: opts.mse_search,
         ..GptqParams::new(4, 32, &QuantOptions::default())
     };
     let bar = if quiet {

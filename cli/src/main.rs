@@ -159,6 +159,10 @@ enum Command {
         /// Tokens per calibration sample.
         #[arg(long, default_value_t = 512)]
         seq_len: usize,
+        /// With --method gptq: each block's scale (and min) by a search over shrunk ranges
+        /// (GPTQ's MSE option) instead of the type's rule alone.
+        #[arg(long)]
+        mse_search: bool,
     },
     /// Perplexity of a GGUF model on a text, scored as llama.cpp's llama-perplexity scores it.
     Eval(eval::EvalArgs),
@@ -217,12 +221,14 @@ fn run(cmd: Command) -> Result<()> {
             calib,
             samples,
             seq_len,
+            mse_search,
         } => {
             let gptq = match (method.as_str(), calib) {
                 ("gptq", Some(text)) => Some(calibrate::CalibOptions {
                     text,
                     samples,
                     seq_len,
+                    mse_search,
                 }),
                 ("gptq", None) => anyhow::bail!("--method gptq needs --calib TEXT"),
                 (_, Some(_)) => anyhow::bail!("--calib is for --method gptq"),

@@ -242,8 +242,11 @@ pub struct GgmlGptqResult {
 
 /// GPTQ of `w` (row-major `rows x cols`, a linear layer's `[out, in]`) with the Hessian `h` (row-major
 /// `cols x cols`), rounded onto the grid of the 32-value GGUF type `ty` (Q4_0, Q4_1, Q5_0, Q5_1,
-/// Q8_0): see the module's documentation. From `params` only `damp_percent`, `block_size` and
-/// `threads` apply (the type fixes the bits, the groups and the parameters' rule).
+/// Q8_0): see the module's documentation. From `params` only `damp_percent`, `block_size`, `threads`
+/// and `mse_search` apply (the type fixes the bits and the groups). With `mse_search` a block's
+/// parameters are the best of the type's rule applied to shrunk copies of its weights (`p * w`,
+/// `p = 1, 0.99, ..., 0.21`, by `sum |q(w) - w|^2.4`, as the integer grid's search), otherwise the
+/// rule's.
 ///
 /// Errors: as [`quantize`]; besides, `InvalidArgument` for a K-quant type, `cols` not a multiple of 32,
 /// `act_order` or `static_groups` set (a GGUF block is 32 consecutive columns, fitted as GPTQ reaches
@@ -274,7 +277,10 @@ pub fn quantize_ggml(
         cols,
         HessianRef::Full(&h[..n2]),
         &p,
-        Grid::Ggml(ty),
+        Grid::Ggml {
+            ty,
+            mse: params.mse_search,
+        },
     )?;
     pack_ggml(ty, &r, rows, cols)
 }
@@ -303,7 +309,10 @@ pub fn quantize_ggml_calibrated(
         cols,
         HessianRef::LowerColMajor { xtx, factor },
         &p,
-        Grid::Ggml(ty),
+        Grid::Ggml {
+            ty,
+            mse: params.mse_search,
+        },
     )?;
     pack_ggml(ty, &r, rows, cols)
 }
@@ -339,7 +348,6 @@ fn ggml_params(ty: GgmlType, cols: usize, params: &GptqParams) -> Result<GptqPar
         bits: 8,
         group_size: grid::BLOCK,
         symmetric: false,
-        mse_search: false,
         ..params.clone()
     })
 }
@@ -510,7 +518,7 @@ fn quantize_with(
         buffers.lock().unwrap_or_else(|e| e.into_inner()).push(buf);
     });
     drop(buffers);
-    if let Grid::Ggml(ty) = grid {
+    if let Grid::Ggml { ty, .. } = grid {
         check_ggml_headers(ty, &scales, &zeros, ng)?;
     }
     check_finite(&scales, "GPTQ scales").map_err(|e| {
@@ -779,8 +787,9 @@ enum Grid {
         mse: bool,
     },
     /// A 32-value GGUF block's grid: `scale` holds the block's `d`, `zero` its `m` (0 for the types
-    /// without one); codes as the record stores them.
-    Ggml(GgmlType),
+    /// without one); codes as the record stores them. `mse`: the parameters by a search over shrunk
+    /// ranges instead of the type's rule alone.
+    Ggml { ty: GgmlType, mse: bool },
 }
 
 impl Grid {
@@ -802,7 +811,8 @@ impl Grid {
                 mse,
                 ..
             } => find_params(values, bits, symmetric, mse),
-            Self::Ggml(ty) => grid::fit(ty, values),
+            Self::Ggml { ty, mse: false } => grid::fit(ty, values),
+            Self::Ggml { ty, mse: true } => grid::fit_search(ty, values),
         }
     }
 
@@ -814,7 +824,7 @@ impl Grid {
                 let q = quantize_code(x, scale, zero, mq);
                 (q, (q as f32 - zero) * scale)
             }
-            Self::Ggml(ty) => grid::nearest(ty, x, scale, zero),
+            Self::Ggml { ty, .. } => grid::nearest(ty, x, scale, zero),
         }
     }
 }
