@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand};
 // The tool's modules live in the library crate (lib.rs) so that tests and fuzz targets reach them;
 // `crate::model` etc. resolve through these imports in modules declared here.
 #[allow(unused_imports)]
-use quant_cli::{eval, export, inspect, model, plan, quantize, write};
+use quant_cli::{calibrate, eval, export, inspect, model, plan, quantize, write};
 
 const RULES_HELP: &str = "\
 Plans: every tensor gets a target type before any work starts, and the whole plan is validated first.
@@ -166,6 +166,24 @@ enum Command {
         /// A line per tensor: types, bits per weight, relative error, time.
         #[arg(long, short)]
         verbose: bool,
+        /// rtn: each tensor rounded on its own (llama-quantize's bytes); gptq: the block linear
+        /// layers planned as Q4_0, Q4_1, Q5_0, Q5_1 or Q8_0 by GPTQ, calibrated through the model
+        /// block by block (GGUF Llama input; needs --calib).
+        #[arg(long, default_value = "rtn", value_parser = ["rtn", "gptq"])]
+        method: String,
+        /// The calibration text for --method gptq (UTF-8).
+        #[arg(long, value_name = "TEXT")]
+        calib: Option<PathBuf>,
+        /// Calibration samples (consecutive runs of --seq-len tokens from the text's start).
+        #[arg(long, default_value_t = 40)]
+        samples: usize,
+        /// Tokens per calibration sample.
+        #[arg(long, default_value_t = 512)]
+        seq_len: usize,
+        /// With --method gptq: each block's scale (and min) by a search over shrunk ranges
+        /// (GPTQ's MSE option) instead of the type's rule alone.
+        #[arg(long)]
+        mse_search: bool,
     },
     /// Perplexity of a GGUF model on a text, scored as llama.cpp's llama-perplexity scores it.
     Eval(eval::EvalArgs),
@@ -251,7 +269,23 @@ fn run(cmd: Command) -> Result<()> {
             threads,
             quiet,
             verbose,
+            method,
+            calib,
+            samples,
+            seq_len,
+            mse_search,
         } => {
+            let gptq = match (method.as_str(), calib) {
+                ("gptq", Some(text)) => Some(calibrate::CalibOptions {
+                    text,
+                    samples,
+                    seq_len,
+                    mse_search,
+                }),
+                ("gptq", None) => anyhow::bail!("--method gptq needs --calib TEXT"),
+                (_, Some(_)) => anyhow::bail!("--calib is for --method gptq"),
+                _ => None,
+            };
             let threads = threads
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
             let opts = quantize::Options {
@@ -260,6 +294,7 @@ fn run(cmd: Command) -> Result<()> {
                 threads,
                 quiet,
                 verbose,
+                gptq,
             };
             let r = quantize::run(&model, &out, &opts)?;
             if !quiet {

@@ -14,8 +14,9 @@ use quant::kernels::check_finite;
 use quant::kernels::ggml::ggml_quantize;
 use quant::QuantError;
 
+use crate::calibrate::{self, CalibOptions};
 use crate::model::gguf::Value;
-use crate::model::{dequantize, DType, Source};
+use crate::model::{dequantize, DType, GgufFile, Source};
 use crate::plan::{self, Entry, Mix, Plan};
 use crate::write::gguf::{GgufWriter, TensorSpec};
 
@@ -32,6 +33,8 @@ pub struct Options {
     pub quiet: bool,
     /// Print a line per tensor (type, bits per weight, relative error, time).
     pub verbose: bool,
+    /// GPTQ through the model on this calibration (a GGUF input only); None: round-to-nearest.
+    pub gptq: Option<CalibOptions>,
 }
 
 /// Opens a model: a GGUF file or a safetensors folder.
@@ -212,6 +215,23 @@ pub fn run(input: &Path, output: &Path, opts: &Options) -> Result<Report> {
     let src = open_source(input)?;
     let plan = make_plan(src.as_ref(), opts.mix, opts.rules.as_deref())?;
     let metadata = output_metadata(&src.metadata(), plan.file_type());
+    let mut gptq = match &opts.gptq {
+        None => Default::default(),
+        Some(c) => {
+            if src.path().is_dir() {
+                bail!(
+                    "{}: GPTQ through the model needs a GGUF file (its forward pass reads GGUF)",
+                    input.display()
+                );
+            }
+            let g = GgufFile::open(input)?;
+            let r = calibrate::run(&g, &plan, c, opts.threads, opts.quiet)?;
+            if !opts.quiet {
+                eprint!("{}", calibrate::summary_table(&r.summary));
+            }
+            r.data
+        }
+    };
     let specs: Vec<TensorSpec> = plan
         .entries
         .iter()
@@ -265,7 +285,16 @@ pub fn run(input: &Path, output: &Path, opts: &Options) -> Result<Report> {
         let t0 = Instant::now();
         let raw = src.raw(&e.name)?;
         report.bytes_in += raw.len() as u64;
-        let err = if e.is_copy() {
+        let err = if let Some(data) = gptq.remove(&e.name) {
+            w.write_tensor(&data).with_context(out_ctx)?;
+            report.quantized += 1;
+            if opts.verbose {
+                src.read_f32(&e.name, &mut x)?;
+                relative_error(e.target, &data, &x, &mut scratch)
+            } else {
+                None
+            }
+        } else if e.is_copy() {
             w.write_tensor(&raw).with_context(out_ctx)?;
             None
         } else {

@@ -23,6 +23,15 @@
 //! zero = (maxq + 1) / 2; the MSE option searches `p = 1 - i/100` for `i < 80`, shrinking the range to
 //! `p * [lo, hi]`, and keeps the candidate with the smallest `sum |q(x) - x|^2.4`.
 //!
+//! GGUF grids ([`quantize_ggml`]): the same algorithm with the group quantizer replaced by a 32-value
+//! GGUF block's (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0). A GGUF block is 32 consecutive input columns of one
+//! output row, i.e. a GPTQ group of 32 in the original column order (so no act-order). When the column
+//! loop reaches a block's first column, the block's `d` (and `m`) are fitted from its current
+//! (error-updated) weights by the type's own rule and rounded to f16 as the record stores them; each
+//! column is then rounded to the nearest point of that grid and its error fed forward. The result is
+//! the type's records, which decode (with [`crate::kernels::ggml::ggml_dequantize`]) to exactly the
+//! values whose error GPTQ propagated. The rounding rules are in `kernels/ggml/grid.rs`.
+//!
 //! Numerics: the Hessian, its damping, factorization and inversion are f64 (the factor is computed from
 //! `H / mean(diag H)`, which gives the same updates and keeps the f32 factor in range); the weight
 //! updates are f32 like the reference. `U` is obtained with one Cholesky factorization and one
@@ -50,6 +59,7 @@ use super::qparams::{fake_quant_segment, maxq, min_max, quantize_code, range_par
 use super::QuantOptions;
 use crate::calib::Calibration;
 use crate::error::{try_vec, QuantError, Result};
+use crate::kernels::ggml::{grid, GgmlType};
 use crate::kernels::simd::{run_compiled_for, simd_level, SimdLevel};
 use crate::kernels::{check_finite, check_len, Shape};
 
@@ -184,7 +194,14 @@ pub fn quantize(
             value: value as f32,
         });
     }
-    quantize_with(w, rows, cols, HessianRef::Full(&h[..n2]), params)
+    quantize_with(
+        w,
+        rows,
+        cols,
+        HessianRef::Full(&h[..n2]),
+        params,
+        Grid::int(params),
+    )
 }
 
 /// GPTQ of `w` with the Hessian of `calib`, read in place. `ShapeMismatch` when the calibration is for
@@ -209,7 +226,172 @@ pub fn quantize_calibrated(
         cols,
         HessianRef::LowerColMajor { xtx, factor },
         params,
+        Grid::int(params),
     )
+}
+
+/// The result of GPTQ onto a GGUF type's grid.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GgmlGptqResult {
+    /// The records of the type, rows back to back (`rows * ty.row_size(cols)` bytes): the tensor data
+    /// of a GGUF file.
+    pub data: Vec<u8>,
+    /// The damping fraction that factorized.
+    pub damp_used: f64,
+}
+
+/// GPTQ of `w` (row-major `rows x cols`, a linear layer's `[out, in]`) with the Hessian `h` (row-major
+/// `cols x cols`), rounded onto the grid of the 32-value GGUF type `ty` (Q4_0, Q4_1, Q5_0, Q5_1,
+/// Q8_0): see the module's documentation. From `params` only `damp_percent`, `block_size`, `threads`
+/// and `mse_search` apply (the type fixes the bits and the groups). With `mse_search` a block's
+/// parameters are the best of the type's rule applied to shrunk copies of its weights (`p * w`,
+/// `p = 1, 0.99, ..., 0.21`, by `sum |q(w) - w|^2.4`, as the integer grid's search), otherwise the
+/// rule's.
+///
+/// Errors: as [`quantize`]; besides, `InvalidArgument` for a K-quant type, `cols` not a multiple of 32,
+/// `act_order` or `static_groups` set (a GGUF block is 32 consecutive columns, fitted as GPTQ reaches
+/// it), or a block whose f16 `d` or `m` overflows (weights too large for the type).
+pub fn quantize_ggml(
+    w: &[f32],
+    rows: usize,
+    cols: usize,
+    h: &[f64],
+    ty: GgmlType,
+    params: &GptqParams,
+) -> Result<GgmlGptqResult> {
+    let n2 = cols
+        .checked_mul(cols)
+        .ok_or_else(|| QuantError::invalid("Hessian size overflows"))?;
+    check_len("hessian", h.len(), n2)?;
+    if let Some((index, &value)) = h[..n2].iter().enumerate().find(|(_, v)| !v.is_finite()) {
+        return Err(QuantError::NonFinite {
+            what: "hessian".into(),
+            index,
+            value: value as f32,
+        });
+    }
+    let p = ggml_params(ty, cols, params)?;
+    let r = quantize_with(
+        w,
+        rows,
+        cols,
+        HessianRef::Full(&h[..n2]),
+        &p,
+        Grid::Ggml {
+            ty,
+            mse: params.mse_search,
+        },
+    )?;
+    pack_ggml(ty, &r, rows, cols)
+}
+
+/// [`quantize_ggml`] with the Hessian of `calib`, read in place (errors as [`quantize_calibrated`]
+/// and [`quantize_ggml`]).
+pub fn quantize_ggml_calibrated(
+    w: &[f32],
+    rows: usize,
+    cols: usize,
+    calib: &Calibration,
+    ty: GgmlType,
+    params: &GptqParams,
+) -> Result<GgmlGptqResult> {
+    if calib.cols() != cols {
+        return Err(QuantError::ShapeMismatch(format!(
+            "the weight has {cols} columns but the calibration is for inputs of width {}",
+            calib.cols()
+        )));
+    }
+    let p = ggml_params(ty, cols, params)?;
+    let (xtx, factor) = calib.hessian_parts()?;
+    let r = quantize_with(
+        w,
+        rows,
+        cols,
+        HessianRef::LowerColMajor { xtx, factor },
+        &p,
+        Grid::Ggml {
+            ty,
+            mse: params.mse_search,
+        },
+    )?;
+    pack_ggml(ty, &r, rows, cols)
+}
+
+/// Whether [`quantize_ggml`] takes `ty`: the 32-value types Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0.
+pub fn ggml_supported(ty: GgmlType) -> bool {
+    grid::supports(ty)
+}
+
+/// `params` as the GGUF grid of `ty` runs them: groups of 32 in column order; `bits` only passes the
+/// generic checks (the grid ignores it).
+fn ggml_params(ty: GgmlType, cols: usize, params: &GptqParams) -> Result<GptqParams> {
+    if !grid::supports(ty) {
+        return Err(QuantError::invalid(format!(
+            "GPTQ onto GGUF grids takes Q4_0, Q4_1, Q5_0, Q5_1 or Q8_0, not {}",
+            ty.name()
+        )));
+    }
+    if cols % grid::BLOCK != 0 {
+        return Err(QuantError::invalid(format!(
+            "cols is {cols}: {} needs a multiple of {}",
+            ty.name(),
+            grid::BLOCK
+        )));
+    }
+    if params.act_order || params.static_groups {
+        return Err(QuantError::invalid(
+            "GPTQ onto a GGUF grid takes neither act_order nor static_groups: a GGUF block is 32 \
+             consecutive columns whose parameters are fitted when GPTQ reaches it",
+        ));
+    }
+    Ok(GptqParams {
+        bits: 8,
+        group_size: grid::BLOCK,
+        symmetric: false,
+        ..params.clone()
+    })
+}
+
+/// `InvalidArgument` naming the first block whose f16 `d` or `m` is not finite.
+fn check_ggml_headers(ty: GgmlType, scales: &[f32], zeros: &[f32], ng: usize) -> Result<()> {
+    match scales
+        .iter()
+        .zip(zeros)
+        .position(|(s, z)| !(s.is_finite() && z.is_finite()))
+    {
+        None => Ok(()),
+        Some(k) => Err(QuantError::invalid(format!(
+            "row {} block {} (columns {}..{}): its f16 scale or min overflows: {} cannot store \
+             values this large (an f16 holds at most 65504)",
+            k / ng,
+            k % ng,
+            k % ng * grid::BLOCK,
+            (k % ng + 1) * grid::BLOCK,
+            ty.name()
+        ))),
+    }
+}
+
+/// The records of `ty` from GPTQ's codes and block parameters.
+fn pack_ggml(ty: GgmlType, r: &GptqResult, rows: usize, cols: usize) -> Result<GgmlGptqResult> {
+    let row_size = ty.row_size(cols).expect("cols checked by ggml_params");
+    let mut data = try_vec(rows * row_size, 0u8, "GGUF records")?;
+    let ts = ty.type_size();
+    for (k, rec) in data.chunks_exact_mut(ts).enumerate() {
+        let (row, b) = (k / r.n_groups, k % r.n_groups);
+        let at = row * cols + b * grid::BLOCK;
+        grid::write(
+            ty,
+            r.scales[k],
+            r.zeros[k],
+            &r.codes[at..at + grid::BLOCK],
+            rec,
+        );
+    }
+    Ok(GgmlGptqResult {
+        data,
+        damp_used: r.damp_used,
+    })
 }
 
 pub(crate) fn check_params(params: &GptqParams) -> Result<()> {
@@ -232,12 +414,13 @@ pub(crate) fn check_params(params: &GptqParams) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn quantize_with(
+fn quantize_with(
     w: &[f32],
     rows: usize,
     cols: usize,
     h: HessianRef<'_>,
     params: &GptqParams,
+    grid: Grid,
 ) -> Result<GptqResult> {
     let shape = Shape::new(rows, cols, params.group_size)?;
     check_params(params)?;
@@ -248,7 +431,6 @@ pub(crate) fn quantize_with(
     let gl = shape.group_len();
     let ng = shape.groups_per_row();
     let bits = params.bits;
-    let mq = maxq(bits);
 
     // 1. Dead columns.
     let diag: Vec<f64> = (0..cols).map(|i| h.get(cols, i, i)).collect();
@@ -296,11 +478,8 @@ pub(crate) fn quantize_with(
         cols,
         gl,
         ng,
-        bits,
-        mq,
+        grid,
         block: params.block_size,
-        symmetric: params.symmetric,
-        mse: params.mse_search,
         static_groups,
         perm: &perm,
         u: u.as_f32(),
@@ -339,6 +518,9 @@ pub(crate) fn quantize_with(
         buffers.lock().unwrap_or_else(|e| e.into_inner()).push(buf);
     });
     drop(buffers);
+    if let Grid::Ggml { ty, .. } = grid {
+        check_ggml_headers(ty, &scales, &zeros, ng)?;
+    }
     check_finite(&scales, "GPTQ scales").map_err(|e| {
         QuantError::Numerical(format!(
             "GPTQ produced a non-finite scale (the weights' range overflows f32): {e}"
@@ -594,15 +776,65 @@ pub(crate) fn find_params(values: &[f32], bits: u32, symmetric: bool, mse: bool)
     (scale, zero)
 }
 
+/// The grid a group's values are rounded onto: the group's two parameters are kept as `(scale, zero)`.
+#[derive(Clone, Copy)]
+enum Grid {
+    /// The k-bit integer grid of the reference's quantizer: `(q - zero) * scale`.
+    Int {
+        bits: u32,
+        mq: u32,
+        symmetric: bool,
+        mse: bool,
+    },
+    /// A 32-value GGUF block's grid: `scale` holds the block's `d`, `zero` its `m` (0 for the types
+    /// without one); codes as the record stores them. `mse`: the parameters by a search over shrunk
+    /// ranges instead of the type's rule alone.
+    Ggml { ty: GgmlType, mse: bool },
+}
+
+impl Grid {
+    fn int(params: &GptqParams) -> Self {
+        Self::Int {
+            bits: params.bits,
+            mq: maxq(params.bits),
+            symmetric: params.symmetric,
+            mse: params.mse_search,
+        }
+    }
+
+    /// The parameters of a group holding `values` (its current weights).
+    fn fit(&self, values: &[f32]) -> (f32, f32) {
+        match *self {
+            Self::Int {
+                bits,
+                symmetric,
+                mse,
+                ..
+            } => find_params(values, bits, symmetric, mse),
+            Self::Ggml { ty, mse: false } => grid::fit(ty, values),
+            Self::Ggml { ty, mse: true } => grid::fit_search(ty, values),
+        }
+    }
+
+    /// The code of `x` in the group `(scale, zero)`, and the value it stands for.
+    #[inline(always)]
+    fn round(&self, x: f32, scale: f32, zero: f32) -> (u8, f32) {
+        match *self {
+            Self::Int { mq, .. } => {
+                let q = quantize_code(x, scale, zero, mq);
+                (q, (q as f32 - zero) * scale)
+            }
+            Self::Ggml { ty, .. } => grid::nearest(ty, x, scale, zero),
+        }
+    }
+}
+
 struct Ctx<'a> {
     cols: usize,
     gl: usize,
     ng: usize,
-    bits: u32,
-    mq: u32,
+    grid: Grid,
     block: usize,
-    symmetric: bool,
-    mse: bool,
     static_groups: bool,
     perm: &'a [usize],
     u: &'a [f32],
@@ -671,15 +903,14 @@ impl Ctx<'_> {
                             }
                             gvals.push(v);
                         }
-                        let (s, z) = find_params(&gvals, self.bits, self.symmetric, self.mse);
+                        let (s, z) = self.grid.fit(&gvals);
                         scales[k] = s;
                         zeros[k] = z;
                     }
                     let (s, z) = (scales[k], zeros[k]);
                     let x = row[i];
-                    let q = quantize_code(x, s, z, self.mq);
+                    let (q, deq) = self.grid.round(x, s, z);
                     codes[r * n + code_col] = q;
-                    let deq = (q as f32 - z) * s;
                     let e = (x - deq) / d;
                     erow[i - i1] = e;
                     for (wv, &uv) in row[i + 1..i2].iter_mut().zip(urow) {

@@ -61,6 +61,97 @@ impl Config {
     }
 }
 
+/// A linear layer of a block, by its role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Linear {
+    Q,
+    K,
+    V,
+    Output,
+    Gate,
+    Up,
+    Down,
+}
+
+impl Linear {
+    pub const ALL: [Linear; 7] = [
+        Self::Q,
+        Self::K,
+        Self::V,
+        Self::Output,
+        Self::Gate,
+        Self::Up,
+        Self::Down,
+    ];
+
+    /// The GGUF name of this layer's weight in block `l`.
+    pub fn gguf_name(self, l: usize) -> String {
+        let s = match self {
+            Self::Q => "attn_q",
+            Self::K => "attn_k",
+            Self::V => "attn_v",
+            Self::Output => "attn_output",
+            Self::Gate => "ffn_gate",
+            Self::Up => "ffn_up",
+            Self::Down => "ffn_down",
+        };
+        format!("blk.{l}.{s}.weight")
+    }
+
+    /// The input this layer reads.
+    pub fn input(self) -> Tap {
+        match self {
+            Self::Q | Self::K | Self::V => Tap::AttnIn,
+            Self::Output => Tap::AttnOut,
+            Self::Gate | Self::Up => Tap::FfnIn,
+            Self::Down => Tap::FfnAct,
+        }
+    }
+}
+
+/// The four inputs of a block's linear layers (`[tokens, width]` row-major when a block shows them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Tap {
+    /// The normed residual that q, k and v read.
+    AttnIn,
+    /// The heads' outputs, which attn_output reads.
+    AttnOut,
+    /// The normed residual that gate and up read.
+    FfnIn,
+    /// `silu(gate) * up`, which ffn_down reads.
+    FfnAct,
+}
+
+impl Tap {
+    pub const ALL: [Tap; 4] = [Self::AttnIn, Self::AttnOut, Self::FfnIn, Self::FfnAct];
+}
+
+/// The working buffers of one block run over `t` tokens.
+struct Buffers {
+    h: Vec<f32>,
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    att: Vec<f32>,
+    g: Vec<f32>,
+    u: Vec<f32>,
+}
+
+impl Buffers {
+    fn new(c: &Config, t: usize) -> Self {
+        let (d, kvd) = (c.n_embd, c.n_head_kv * c.head_dim());
+        Self {
+            h: vec![0f32; t * d],
+            q: vec![0f32; t * d],
+            k: vec![0f32; t * kvd],
+            v: vec![0f32; t * kvd],
+            att: vec![0f32; t * d],
+            g: vec![0f32; t * c.n_ff],
+            u: vec![0f32; t * c.n_ff],
+        }
+    }
+}
+
 struct Layer {
     attn_norm: Vec<f32>,
     wq: Vec<f32>,
@@ -140,16 +231,26 @@ impl Llama {
         &self.cfg
     }
 
-    /// Runs `tokens` (positions 0..) through the model and returns the logits of positions `from..`,
-    /// row-major `[tokens.len() - from, n_vocab]`.
-    pub fn forward(&self, tokens: &[u32], from: usize) -> Result<Vec<f32>> {
-        let c = &self.cfg;
-        let (t, d, hd) = (tokens.len(), c.n_embd, c.head_dim());
-        let kvd = c.n_head_kv * hd;
-        if from > t {
-            bail!("llama: logits asked from position {from} of a {t}-token sequence");
+    /// The weight of `which` in block `l` (`[out, in]` row-major), to be replaced in place (by its
+    /// quantized values, when a block is calibrated on the blocks already quantized).
+    pub fn linear_mut(&mut self, l: usize, which: Linear) -> &mut [f32] {
+        let b = &mut self.layers[l];
+        match which {
+            Linear::Q => &mut b.wq,
+            Linear::K => &mut b.wk,
+            Linear::V => &mut b.wv,
+            Linear::Output => &mut b.wo,
+            Linear::Gate => &mut b.gate,
+            Linear::Up => &mut b.up,
+            Linear::Down => &mut b.down,
         }
-        let mut x = vec![0f32; t * d];
+    }
+
+    /// The token embeddings of `tokens`, `[tokens.len(), n_embd]`: the first block's input.
+    pub fn embed(&self, tokens: &[u32]) -> Result<Vec<f32>> {
+        let c = &self.cfg;
+        let d = c.n_embd;
+        let mut x = vec![0f32; tokens.len() * d];
         for (row, &tok) in x.chunks_exact_mut(d).zip(tokens) {
             let tok = tok as usize;
             if tok >= c.n_vocab {
@@ -160,43 +261,94 @@ impl Llama {
             }
             row.copy_from_slice(&self.token_embd[tok * d..(tok + 1) * d]);
         }
-        let (cos, sin) = self.rope_tables(t);
-        let mut h = vec![0f32; t * d];
-        let mut q = vec![0f32; t * d];
-        let mut k = vec![0f32; t * kvd];
-        let mut v = vec![0f32; t * kvd];
-        let mut att = vec![0f32; t * d];
-        let mut g = vec![0f32; t * c.n_ff];
-        let mut u = vec![0f32; t * c.n_ff];
-        for l in &self.layers {
-            rms_norm(&x, &mut h, &l.attn_norm, c.rms_eps);
-            linear(&h, t, &l.wq, d, &mut q, Accum::Replace);
-            linear(&h, t, &l.wk, kvd, &mut k, Accum::Replace);
-            linear(&h, t, &l.wv, kvd, &mut v, Accum::Replace);
-            rope(&mut q, hd, c.rope_dims, &cos, &sin);
-            rope(&mut k, hd, c.rope_dims, &cos, &sin);
-            self.attention(&q, &k, &v, t, &mut att);
-            linear(&att, t, &l.wo, d, &mut x, Accum::Add);
+        Ok(x)
+    }
 
-            rms_norm(&x, &mut h, &l.ffn_norm, c.rms_eps);
-            linear(&h, t, &l.gate, c.n_ff, &mut g, Accum::Replace);
-            linear(&h, t, &l.up, c.n_ff, &mut u, Accum::Replace);
-            g.par_chunks_mut(c.n_ff)
-                .zip(u.par_chunks(c.n_ff))
-                .for_each(|(g, u)| {
-                    for (g, &u) in g.iter_mut().zip(u) {
-                        *g = *g / (1.0 + (-*g).exp()) * u;
-                    }
-                });
-            linear(&g, t, &l.down, d, &mut x, Accum::Add);
+    /// Runs block `l` on the residual stream `x` (`[t, n_embd]`, positions 0..t), updated in place;
+    /// `tap` sees each input of the block's linear layers as it is computed.
+    pub fn block(&self, l: usize, x: &mut [f32], tap: &mut dyn FnMut(Tap, &[f32])) -> Result<()> {
+        let t = x.len() / self.cfg.n_embd;
+        if l >= self.layers.len() || x.len() != t * self.cfg.n_embd {
+            bail!(
+                "llama: block {l} asked of a {}-block model, or a ragged input",
+                self.layers.len()
+            );
         }
-        let rows = t - from;
+        let (cos, sin) = self.rope_tables(t);
+        let mut b = Buffers::new(&self.cfg, t);
+        self.run_block(&self.layers[l], x, t, &cos, &sin, &mut b, tap);
+        Ok(())
+    }
+
+    /// One block: attention then feed-forward, each added to the residual `x`.
+    #[allow(clippy::too_many_arguments)]
+    fn run_block(
+        &self,
+        l: &Layer,
+        x: &mut [f32],
+        t: usize,
+        cos: &[f32],
+        sin: &[f32],
+        b: &mut Buffers,
+        tap: &mut dyn FnMut(Tap, &[f32]),
+    ) {
+        let c = &self.cfg;
+        let (d, hd) = (c.n_embd, c.head_dim());
+        let kvd = c.n_head_kv * hd;
+        rms_norm(x, &mut b.h, &l.attn_norm, c.rms_eps);
+        tap(Tap::AttnIn, &b.h);
+        linear(&b.h, t, &l.wq, d, &mut b.q, Accum::Replace);
+        linear(&b.h, t, &l.wk, kvd, &mut b.k, Accum::Replace);
+        linear(&b.h, t, &l.wv, kvd, &mut b.v, Accum::Replace);
+        rope(&mut b.q, hd, c.rope_dims, cos, sin);
+        rope(&mut b.k, hd, c.rope_dims, cos, sin);
+        self.attention(&b.q, &b.k, &b.v, t, &mut b.att);
+        tap(Tap::AttnOut, &b.att);
+        linear(&b.att, t, &l.wo, d, x, Accum::Add);
+
+        rms_norm(x, &mut b.h, &l.ffn_norm, c.rms_eps);
+        tap(Tap::FfnIn, &b.h);
+        linear(&b.h, t, &l.gate, c.n_ff, &mut b.g, Accum::Replace);
+        linear(&b.h, t, &l.up, c.n_ff, &mut b.u, Accum::Replace);
+        b.g.par_chunks_mut(c.n_ff)
+            .zip(b.u.par_chunks(c.n_ff))
+            .for_each(|(g, u)| {
+                for (g, &u) in g.iter_mut().zip(u) {
+                    *g = *g / (1.0 + (-*g).exp()) * u;
+                }
+            });
+        tap(Tap::FfnAct, &b.g);
+        linear(&b.g, t, &l.down, d, x, Accum::Add);
+    }
+
+    /// The logits of positions `from..` of the residual stream `x` after the last block,
+    /// `[t - from, n_vocab]`.
+    pub fn logits(&self, x: &[f32], from: usize) -> Vec<f32> {
+        let c = &self.cfg;
+        let d = c.n_embd;
+        let rows = x.len() / d - from;
         let mut hn = vec![0f32; rows * d];
         rms_norm(&x[from * d..], &mut hn, &self.output_norm, c.rms_eps);
         let mut logits = vec![0f32; rows * c.n_vocab];
         let w = self.output.as_deref().unwrap_or(&self.token_embd);
         linear(&hn, rows, w, c.n_vocab, &mut logits, Accum::Replace);
-        Ok(logits)
+        logits
+    }
+
+    /// Runs `tokens` (positions 0..) through the model and returns the logits of positions `from..`,
+    /// row-major `[tokens.len() - from, n_vocab]`.
+    pub fn forward(&self, tokens: &[u32], from: usize) -> Result<Vec<f32>> {
+        let t = tokens.len();
+        if from > t {
+            bail!("llama: logits asked from position {from} of a {t}-token sequence");
+        }
+        let mut x = self.embed(tokens)?;
+        let (cos, sin) = self.rope_tables(t);
+        let mut b = Buffers::new(&self.cfg, t);
+        for l in &self.layers {
+            self.run_block(l, &mut x, t, &cos, &sin, &mut b, &mut |_, _| {});
+        }
+        Ok(self.logits(&x, from))
     }
 
     /// Causal grouped-query attention: each query head attends to KV head `head / (n_head / n_head_kv)`,
@@ -398,6 +550,34 @@ mod tests {
                 assert!((a - b).abs() <= 1e-5 * (1.0 + a.abs()), "{a} vs {b}");
             }
         }
+    }
+
+    /// Block by block (with taps) gives the bits of the whole forward pass, and the taps see each
+    /// linear input once, at its width.
+    #[test]
+    fn block_by_block_is_the_forward_pass() {
+        let m = tiny(false);
+        let toks: Vec<u32> = (0..70u32).map(|i| (i * 5 + 1) % 11).collect();
+        let full = m.forward(&toks, 3).unwrap();
+        let mut x = m.embed(&toks).unwrap();
+        for l in 0..m.config().n_layer {
+            let mut seen = Vec::new();
+            m.block(l, &mut x, &mut |tap, data| seen.push((tap, data.len())))
+                .unwrap();
+            assert_eq!(
+                seen,
+                [
+                    (Tap::AttnIn, 70 * 16),
+                    (Tap::AttnOut, 70 * 16),
+                    (Tap::FfnIn, 70 * 16),
+                    (Tap::FfnAct, 70 * 24)
+                ]
+            );
+        }
+        let logits = m.logits(&x, 3);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&logits), bits(&full));
+        assert!(m.block(2, &mut x, &mut |_, _| {}).is_err());
     }
 
     /// RoPE at position 0 is the identity, and it keeps each rotated pair's norm at any position.

@@ -56,6 +56,7 @@ use super::elements::Src;
 use super::{check_bytes, check_len, Shape};
 use crate::error::{QuantError, Result};
 
+pub(crate) mod grid;
 pub mod k;
 
 /// GGML type id of Q4_0 (32 values in 18 bytes: f16 scale, 4-bit codes, `(q - 8) * d`).
@@ -313,7 +314,7 @@ fn quantize_sym_nibbles(x: &[f32], y: &mut [u8], half: f32, bias: f32, top: i32,
     let id = if d != 0.0 { 1.0 / d } else { 0.0 };
     y[0..2].copy_from_slice(&fp16(d).to_le_bytes());
     let code = |v: f32| c_float_to_i8(v * id + bias).min(top) as u8;
-    write_nibbles(x, y, five, code);
+    write_nibbles(y, five, |j| code(x[j]));
 }
 
 fn quantize_q4_1(x: &[f32], y: &mut [u8]) {
@@ -342,18 +343,18 @@ fn quantize_min_nibbles(x: &[f32], y: &mut [u8], levels: f32, top: i32, five: bo
     y[0..2].copy_from_slice(&fp16(d).to_le_bytes());
     y[2..4].copy_from_slice(&fp16(min).to_le_bytes());
     let code = |v: f32| c_float_to_i8((v - min) * id + 0.5).min(top) as u8;
-    write_nibbles(x, &mut y[2..], five, code);
+    write_nibbles(&mut y[2..], five, |j| code(x[j]));
 }
 
-/// Writes the codes of a 32-value block after its leading f16: for 4-bit types `qs` at offset 2; for
-/// 5-bit types `qh` (u32, bit `j` = fifth bit of element `j`) at offset 2 and `qs` at offset 6. Byte
-/// `qs[j]` holds element `j` (low nibble) and `j + 16` (high nibble).
-fn write_nibbles(x: &[f32], y: &mut [u8], five: bool, code: impl Fn(f32) -> u8) {
+/// Writes the codes of a 32-value block (`code(j)`, element `j`) after its leading f16: for 4-bit
+/// types `qs` at offset 2; for 5-bit types `qh` (u32, bit `j` = fifth bit of element `j`) at offset 2
+/// and `qs` at offset 6. Byte `qs[j]` holds element `j` (low nibble) and `j + 16` (high nibble).
+fn write_nibbles(y: &mut [u8], five: bool, code: impl Fn(usize) -> u8) {
     let qs_at = if five { 6 } else { 2 };
     let mut qh = 0u32;
     for j in 0..16 {
-        let q0 = code(x[j]);
-        let q1 = code(x[j + 16]);
+        let q0 = code(j);
+        let q1 = code(j + 16);
         y[qs_at + j] = (q0 & 0x0F) | ((q1 & 0x0F) << 4);
         qh |= u32::from((q0 & 0x10) >> 4) << j;
         qh |= u32::from((q1 & 0x10) >> 4) << (j + 16);
@@ -580,6 +581,12 @@ pub fn ggml_dequantize(ty: GgmlType, src: &[u8], n: usize, dst: &mut [f32]) -> R
         ty.dequantize_block(b, y);
     }
     Ok(())
+}
+
+/// One record's values, for the tests of the sibling modules.
+#[cfg(test)]
+pub(crate) fn dequantize_block_for_tests(ty: GgmlType, b: &[u8], y: &mut [f32]) {
+    ty.dequantize_block(b, y)
 }
 
 #[cfg(test)]

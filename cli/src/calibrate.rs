@@ -1,0 +1,318 @@
+//! GPTQ through the model, onto GGUF grids: calibration text -> tokens -> the Llama forward pass block
+//! by block, each block's linear layers quantized by GPTQ from the inputs that reach it through the
+//! blocks already quantized (GPTQModel's sequential mode).
+//!
+//! For each block:
+//! 1. the calibration samples run through the block with its original weights, and the four inputs of
+//!    its linear layers are accumulated, one `quant::calib::Calibration` per shared input (q/k/v share
+//!    the normed residual, gate/up the other normed residual; attn_output and ffn_down each their own);
+//! 2. each linear weight whose planned type has a GPTQ form (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) goes through
+//!    `quant::algos::gptq::quantize_ggml_calibrated`; one planned as another quantized type is rounded
+//!    the ordinary way; copies (the planned type is the stored one) stay as they are;
+//! 3. the block's weights are replaced by their quantized values and the samples run through it again:
+//!    what comes out is the next block's input.
+//!
+//! The result is the GGUF records of every GPTQ tensor, which the writer uses in place of its own
+//! encoding, and a summary per tensor: the relative output error `||X (W - Q)^T|| / ||X W^T||` on the
+//! calibration tokens, of GPTQ and of round-to-nearest (ggml's quantizer) on the same type, computed
+//! from the calibration's `X^T X`.
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use faer::linalg::matmul::matmul;
+use faer::{Accum, MatMut, MatRef, Par};
+use indicatif::{ProgressBar, ProgressStyle};
+use quant::algos::gptq::{self, GptqParams};
+use quant::algos::QuantOptions;
+use quant::calib::Calibration;
+use quant::kernels::ggml::ggml_quantize;
+
+use crate::arch::llama::{Linear, Llama, Tap};
+use crate::eval;
+use crate::model::{dequantize, GgufFile};
+use crate::plan::Plan;
+use crate::quantize::encode;
+
+/// What to calibrate on.
+#[derive(Clone, Debug)]
+pub struct CalibOptions {
+    /// The calibration text (UTF-8).
+    pub text: PathBuf,
+    /// Samples of `seq_len` tokens, taken one after the other from the start of the text.
+    pub samples: usize,
+    pub seq_len: usize,
+    /// Each block's `d` (and `m`) by a search over shrunk ranges, not the type's rule alone.
+    pub mse_search: bool,
+}
+
+/// One tensor's GPTQ, as the summary shows it.
+#[derive(Clone, Debug)]
+pub struct TensorSummary {
+    pub name: String,
+    pub target: String,
+    /// Relative output error on the calibration tokens: round-to-nearest, then GPTQ.
+    pub err_rtn: f64,
+    pub err_gptq: f64,
+    /// The damping fraction that factorized.
+    pub damp: f64,
+}
+
+/// The GPTQ tensors of a model.
+pub struct Calibrated {
+    /// GGUF tensor name -> the records of its planned type.
+    pub data: HashMap<String, Vec<u8>>,
+    pub summary: Vec<TensorSummary>,
+}
+
+/// The calibration samples: `samples` runs of `seq_len` tokens cut one after the other from the text's
+/// tokens, each starting with BOS when the model adds one (as llama-imatrix cuts its chunks).
+pub fn samples(tokens: &[u32], opts: &CalibOptions, bos: Option<u32>) -> Result<Vec<Vec<u32>>> {
+    if opts.samples == 0 || opts.seq_len < 2 {
+        bail!(
+            "calibration: {} samples of {} tokens: need at least one sample of at least 2 tokens",
+            opts.samples,
+            opts.seq_len
+        );
+    }
+    let need = opts.samples * opts.seq_len;
+    if tokens.len() < need {
+        bail!(
+            "calibration: {} is {} tokens; {} samples of {} need {need}",
+            opts.text.display(),
+            tokens.len(),
+            opts.samples,
+            opts.seq_len
+        );
+    }
+    Ok(tokens[..need]
+        .chunks_exact(opts.seq_len)
+        .map(|c| {
+            let mut c = c.to_vec();
+            if let Some(b) = bos {
+                c[0] = b;
+            }
+            c
+        })
+        .collect())
+}
+
+/// GPTQ of every block linear layer of `g` whose plan entry has a GPTQ form.
+pub fn run(
+    g: &GgufFile,
+    plan: &Plan,
+    opts: &CalibOptions,
+    threads: usize,
+    quiet: bool,
+) -> Result<Calibrated> {
+    let t0 = Instant::now();
+    let tokenizer = eval::tokenizer(g)?;
+    let text = std::fs::read_to_string(&opts.text)
+        .with_context(|| format!("reading the calibration text {}", opts.text.display()))?;
+    let tokens = tokenizer.encode(&text)?;
+    let bos = if tokenizer.adds_bos() {
+        tokenizer.bos()
+    } else {
+        None
+    };
+    let samples = samples(&tokens, opts, bos)?;
+    let mut model = eval::llama(g)?;
+    let n_layer = model.config().n_layer;
+    let entries: HashMap<&str, &crate::plan::Entry> =
+        plan.entries.iter().map(|e| (e.name.as_str(), e)).collect();
+    let note = |m: String| {
+        if !quiet {
+            eprintln!("{m}");
+        }
+    };
+    note(format!(
+        "gptq: {} samples of {} tokens from {}; weights read in {:.1} s",
+        samples.len(),
+        opts.seq_len,
+        opts.text.display(),
+        t0.elapsed().as_secs_f64()
+    ));
+    let mut xs: Vec<Vec<f32>> = samples
+        .iter()
+        .map(|s| model.embed(s))
+        .collect::<Result<_>>()?;
+
+    let params = GptqParams {
+        threads,
+        mse_search: opts.mse_search,
+        ..GptqParams::new(4, 32, &QuantOptions::default())
+    };
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(n_layer as u64)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("gptq {elapsed_precise} [{bar:30}] block {pos}/{len} {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    let mut out = Calibrated {
+        data: HashMap::new(),
+        summary: Vec::new(),
+    };
+    let (mut rtn, mut deq) = (Vec::new(), Vec::new());
+    for l in 0..n_layer {
+        // What each linear layer of the block becomes.
+        let mut gptq_layers = Vec::new();
+        let mut rtn_layers = Vec::new();
+        for which in Linear::ALL {
+            let name = which.gguf_name(l);
+            let Some(e) = entries.get(name.as_str()) else {
+                bail!("gptq: {name} is not in the plan");
+            };
+            if e.is_copy() {
+                continue;
+            }
+            match e.target.ggml() {
+                Some(ty) if gptq::ggml_supported(ty) => gptq_layers.push((which, *e, ty)),
+                Some(_) => rtn_layers.push((which, *e)),
+                None => {}
+            }
+        }
+        // 1. The inputs of the block's linear layers.
+        bar.set_message("collecting inputs");
+        let mut calibs: HashMap<Tap, Calibration> = HashMap::new();
+        for (which, _, _) in &gptq_layers {
+            let width = model.linear_mut(l, *which).len() / rows_of(&model, *which);
+            if let Entry::Vacant(v) = calibs.entry(which.input()) {
+                v.insert(Calibration::new(width)?);
+            }
+        }
+        if !calibs.is_empty() {
+            let mut failed = None;
+            for x in &xs {
+                let mut x = x.clone();
+                model.block(l, &mut x, &mut |tap, data| {
+                    if let Some(c) = calibs.get_mut(&tap) {
+                        let width = c.cols();
+                        if let Err(e) = c.add(data, data.len() / width, width) {
+                            failed.get_or_insert(e);
+                        }
+                    }
+                })?;
+            }
+            if let Some(e) = failed {
+                return Err(e).with_context(|| format!("gptq: block {l}: calibration"));
+            }
+        }
+        // 2. Quantize.
+        for (which, e, ty) in &gptq_layers {
+            bar.set_message(e.name.clone());
+            let rows = rows_of(&model, *which);
+            let w = model.linear_mut(l, *which).to_vec();
+            let cols = w.len() / rows;
+            let calib = &calibs[&which.input()];
+            let r = gptq::quantize_ggml_calibrated(&w, rows, cols, calib, *ty, &params)
+                .with_context(|| format!("gptq: tensor {} -> {}", e.name, e.target))?;
+            rtn.clear();
+            rtn.resize(r.data.len(), 0);
+            ggml_quantize(*ty, &w, rows, cols, &mut rtn)?;
+            let h = calib.hessian()?;
+            let w_hw = quadratic(&w, None, &h, rows, cols);
+            deq.clear();
+            deq.resize(w.len(), 0f32);
+            dequantize(e.target, &rtn, &mut deq)?;
+            let err_rtn = (quadratic(&w, Some(&deq), &h, rows, cols) / w_hw).sqrt();
+            dequantize(e.target, &r.data, &mut deq)?;
+            let err_gptq = (quadratic(&w, Some(&deq), &h, rows, cols) / w_hw).sqrt();
+            model.linear_mut(l, *which).copy_from_slice(&deq);
+            out.summary.push(TensorSummary {
+                name: e.name.clone(),
+                target: e.target.to_string(),
+                err_rtn,
+                err_gptq,
+                damp: r.damp_used,
+            });
+            out.data.insert(e.name.clone(), r.data);
+        }
+        for (which, e) in &rtn_layers {
+            let w = model.linear_mut(l, *which).to_vec();
+            encode(e, &w, &mut rtn, threads)?;
+            deq.clear();
+            deq.resize(w.len(), 0f32);
+            dequantize(e.target, &rtn, &mut deq)?;
+            model.linear_mut(l, *which).copy_from_slice(&deq);
+        }
+        drop(calibs);
+        // 3. The next block's inputs, through this block quantized.
+        bar.set_message("running the quantized block");
+        for x in &mut xs {
+            model.block(l, x, &mut |_, _| {})?;
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    note(format!(
+        "gptq: {} tensors in {:.1} s",
+        out.summary.len(),
+        t0.elapsed().as_secs_f64()
+    ));
+    Ok(out)
+}
+
+/// Output rows of `which` in the model.
+fn rows_of(model: &Llama, which: Linear) -> usize {
+    let c = model.config();
+    let kv = c.n_head_kv * c.head_dim();
+    match which {
+        Linear::Q | Linear::Output => c.n_embd,
+        Linear::K | Linear::V => kv,
+        Linear::Gate | Linear::Up => c.n_ff,
+        Linear::Down => c.n_embd,
+    }
+}
+
+/// `sum_r d_r^T H d_r` with `d = w - q` (or `w` alone), `H` the full `cols x cols` Hessian: the squared
+/// output error `||X d^T||^2` up to the Hessian's constant factor.
+fn quadratic(w: &[f32], q: Option<&[f32]>, h: &[f64], rows: usize, cols: usize) -> f64 {
+    let d: Vec<f64> = match q {
+        Some(q) => w
+            .iter()
+            .zip(q)
+            .map(|(&a, &b)| a as f64 - b as f64)
+            .collect(),
+        None => w.iter().map(|&a| a as f64).collect(),
+    };
+    let mut dh = vec![0f64; rows * cols];
+    matmul(
+        MatMut::from_row_major_slice_mut(&mut dh, rows, cols),
+        Accum::Replace,
+        MatRef::from_row_major_slice(&d, rows, cols),
+        MatRef::from_row_major_slice(h, cols, cols),
+        1.0f64,
+        Par::rayon(0),
+    );
+    dh.iter().zip(&d).map(|(a, b)| a * b).sum()
+}
+
+/// The summary table (one line per tensor) and the mean ratio GPTQ / RTN.
+pub fn summary_table(s: &[TensorSummary]) -> String {
+    let mut t = format!(
+        "{:<28} {:<6} {:>12} {:>12} {:>7} {:>6}\n",
+        "tensor", "type", "RTN rel.err", "GPTQ rel.err", "ratio", "damp"
+    );
+    for r in s {
+        t.push_str(&format!(
+            "{:<28} {:<6} {:>12.4e} {:>12.4e} {:>7.3} {:>6}\n",
+            r.name,
+            r.target,
+            r.err_rtn,
+            r.err_gptq,
+            r.err_gptq / r.err_rtn,
+            r.damp
+        ));
+    }
+    if !s.is_empty() {
+        let mean = s.iter().map(|r| r.err_gptq / r.err_rtn).sum::<f64>() / s.len() as f64;
+        t.push_str(&format!("mean ratio GPTQ / RTN: {mean:.3}\n"));
+    }
+    t
+}
