@@ -17,7 +17,7 @@ use ::half::f16;
 use super::{fp16, write_nibbles, GgmlType};
 
 /// Values per block of the types this module handles.
-pub const BLOCK: usize = 32;
+pub(crate) const BLOCK: usize = 32;
 
 /// Whether `ty` is one of the 32-value types this module handles (not a K-quant).
 pub fn supports(ty: GgmlType) -> bool {
