@@ -7,13 +7,17 @@
 #   scripts/model-job.sh                 every type below, 40 chunks of 512 tokens
 #   QUANT_CHUNKS=8 scripts/model-job.sh  a quicker, noisier run
 #   QUANT_TYPES="Q8_0 Q4_0" ...          a subset
+#   QUANT_GPTQ_TYPES="Q4_0 Q5_0" ...     the types also written by GPTQ calibrated through the model
+#                                        (quantize --method gptq, 40 x 512 tokens of Hamlet + Macbeth;
+#                                        default Q4_0; "" for none)
 #
 # Installs what it needs on a fresh machine (scripts/inputs.sh, scripts/llama-cpp.sh, gguf-py in a
 # virtualenv), builds the tool in release; outputs go to target/model-job/. Progress on stderr, the
 # table on stdout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-types=${QUANT_TYPES:-"Q8_0 Q6_K Q5_1 Q5_0 Q4_1 Q4_K_M Q4_0"}
+types=${QUANT_TYPES:-"Q8_0 Q6_K Q5_K_M Q5_1 Q5_0 Q4_1 Q4_K_M Q4_0 Q3_K_M Q2_K"}
+gptq_types=${QUANT_GPTQ_TYPES-Q4_0}
 threads=$(nproc)
 source scripts/model-common.sh
 model_setup
@@ -59,6 +63,18 @@ for t in $types; do
     pll=$(ppl_llama "$out/llama-$t.gguf")
     size=$(awk -v b="$(stat -c %s "$out/quant-$t.gguf")" 'BEGIN { printf "%.1f", b / 1048576 }')
     rows+=("| $t | $size | $(bpw "$out/quant-$t.gguf") | $(secs "$t0" "$t1") | $(secs "$t1" "$t2") | $pq | $pl | $pll | $(same_bytes "$out/quant-$t.gguf" "$out/llama-$t.gguf") |")
+done
+
+for t in $gptq_types; do
+    say "$t GPTQ: quant quantize --method gptq --calib (block by block through the model)"
+    t0=$(now)
+    "$quant" quantize "$out/ref-f32.gguf" "$out/gptq-$t.gguf" --type "$t" --method gptq --calib "$inputs/texts/calibration.txt" -q
+    t1=$(now)
+    say "$t GPTQ: perplexity (quant eval, llama-perplexity)"
+    pq=$(ppl_quant "$out/gptq-$t.gguf")
+    pl=$(ppl_llama "$out/gptq-$t.gguf")
+    size=$(awk -v b="$(stat -c %s "$out/gptq-$t.gguf")" 'BEGIN { printf "%.1f", b / 1048576 }')
+    rows+=("| $t, GPTQ | $size | $(bpw "$out/gptq-$t.gguf") | $(secs "$t0" "$t1") | | $pq | $pl | | no: codes chosen by GPTQ |")
 done
 
 size=$(awk -v b="$(stat -c %s "$out/ref-f32.gguf")" 'BEGIN { printf "%.1f", b / 1048576 }')
