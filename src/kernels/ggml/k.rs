@@ -66,8 +66,12 @@ fn nearest_int(fval: f32) -> i32 {
 /// ggml's `make_qkx2_quants`: asymmetric codes `L[i]` in `0..=nmax` for `x` with a least-squares
 /// refinement of scale and min over `nstep + 1` candidate scales; returns `(scale, the_min)` where the
 /// values are approximated by `scale * L - the_min`.
+///
+/// It is also ggml's `make_qkx3_quants` whenever that one is given weights (always, on the
+/// importance path): the two differ only in their degenerate test, `max == min` against
+/// `max <= min`, which agree because `max >= min` holds for any values here.
 #[allow(clippy::too_many_arguments)]
-fn make_qkx2_quants(
+pub(super) fn make_qkx2_quants(
     nmax: i32,
     x: &[f32],
     weights: &[f32],
@@ -152,11 +156,13 @@ fn make_qkx2_quants(
     (scale, -min)
 }
 
-/// ggml's `make_qx_quants` with `rmse_type = 1` and no importance weights (weights `x^2`): symmetric
-/// codes `L[i] = l + nmax`, `l` in `-nmax..nmax`, with a search over 18 perturbed scales; returns the
-/// scale.
-fn make_qx_quants_rmse1(nmax: i32, x: &[f32], l_out: &mut [i8]) -> f32 {
+/// ggml's `make_qx_quants` with `rmse_type = 1`: symmetric codes `L[i] = l + nmax`, `l` in
+/// `-nmax..nmax`, with a search over 18 perturbed scales that keeps the one maximizing
+/// `sumlx^2 / suml2`; returns the least-squares scale. The error weights are `qw` (the importance
+/// path) or, without them, `x^2` (the reference path).
+pub(super) fn make_qx_quants(nmax: i32, x: &[f32], qw: Option<&[f32]>, l_out: &mut [i8]) -> f32 {
     let n = x.len();
+    let weight = |i: usize| qw.map_or(x[i] * x[i], |q| q[i]);
     let mut max = 0.0f32;
     let mut amax = 0.0f32;
     for &v in x {
@@ -177,7 +183,7 @@ fn make_qx_quants_rmse1(nmax: i32, x: &[f32], l_out: &mut [i8]) -> f32 {
     for i in 0..n {
         let l = nearest_int(iscale * x[i]).clamp(-nmax, nmax - 1);
         l_out[i] = (l + nmax) as i8;
-        let w = x[i] * x[i];
+        let w = weight(i);
         let lf = l as f32;
         sumlx += w * x[i] * lf;
         suml2 += w * lf * lf;
@@ -191,9 +197,9 @@ fn make_qx_quants_rmse1(nmax: i32, x: &[f32], l_out: &mut [i8]) -> f32 {
         iscale = -(nmax_f + 0.1 * is as f32) / max;
         sumlx = 0.0;
         suml2 = 0.0;
-        for &v in x {
+        for (i, &v) in x.iter().enumerate() {
             let l = nearest_int(iscale * v).clamp(-nmax, nmax - 1);
-            let w = v * v;
+            let w = weight(i);
             let lf = l as f32;
             sumlx += w * v * lf;
             suml2 += w * lf * lf;
@@ -208,6 +214,93 @@ fn make_qx_quants_rmse1(nmax: i32, x: &[f32], l_out: &mut [i8]) -> f32 {
         }
     }
     scale
+}
+
+/// ggml's `make_qp_quants`: non-negative codes `L[i]` in `0..=nmax` for the non-negative values `x`
+/// (the sub-block scales or mins of a K-quant super-block) under the weights `qw`. The first scale
+/// `max / nmax` is compared with eight perturbed ones (`max / (nmax + 0.1 is)`, `is` in -4..=4) by
+/// weighted squared error; the best one's codes are then improved one value at a time (up to five
+/// passes) while that raises `sumlx^2 / suml2`. Returns the least-squares scale `sumlx / suml2`.
+///
+/// Like ggml, the codes are clamped only from above and stored as bytes: a negative `x` (which the
+/// K-quants never produce for finite inputs) wraps as it does in C rather than panicking.
+fn make_qp_quants(nmax: i32, x: &[f32], l_out: &mut [u8], qw: &[f32]) -> f32 {
+    let n = x.len();
+    // `MAX(max, x[i])` is `max > x[i] ? max : x[i]`.
+    let max = x.iter().fold(0.0f32, |m, &v| if m > v { m } else { v });
+    if max < GROUP_MAX_EPS {
+        l_out[..n].fill(0);
+        return 0.0;
+    }
+    let nmax_f = nmax as f32;
+    let mut iscale = nmax_f / max;
+    for i in 0..n {
+        l_out[i] = nearest_int(iscale * x[i]) as u8;
+    }
+    let scale = 1.0 / iscale;
+    let mut best_mse = 0.0f32;
+    for i in 0..n {
+        let diff = x[i] - scale * f32::from(l_out[i]);
+        best_mse += qw[i] * diff * diff;
+    }
+    for is in -4..=4 {
+        if is == 0 {
+            continue;
+        }
+        let iscale_is = (0.1 * is as f32 + nmax_f) / max;
+        let scale_is = 1.0 / iscale_is;
+        let mut mse = 0.0f32;
+        for i in 0..n {
+            let l = nearest_int(iscale_is * x[i]).min(nmax);
+            let diff = x[i] - scale_is * l as f32;
+            mse += qw[i] * diff * diff;
+        }
+        if mse < best_mse {
+            best_mse = mse;
+            iscale = iscale_is;
+        }
+    }
+    let mut sumlx = 0.0f32;
+    let mut suml2 = 0.0f32;
+    for i in 0..n {
+        let l = nearest_int(iscale * x[i]).min(nmax);
+        l_out[i] = l as u8;
+        let w = qw[i];
+        let lf = l as f32;
+        sumlx += w * x[i] * lf;
+        suml2 += w * lf * lf;
+    }
+    for _ in 0..5 {
+        let mut n_changed = 0;
+        for i in 0..n {
+            let w = qw[i];
+            let li = f32::from(l_out[i]);
+            let mut slx = sumlx - w * x[i] * li;
+            let mut sl2 = suml2 - w * li * li;
+            if slx > 0.0 && sl2 > 0.0 {
+                let new_l = nearest_int(x[i] * sl2 / slx).min(nmax);
+                if new_l != i32::from(l_out[i]) {
+                    let nl = new_l as f32;
+                    slx += w * x[i] * nl;
+                    sl2 += w * nl * nl;
+                    if slx * slx * suml2 > sumlx * sumlx * sl2 {
+                        l_out[i] = new_l as u8;
+                        sumlx = slx;
+                        suml2 = sl2;
+                        n_changed += 1;
+                    }
+                }
+            }
+        }
+        if n_changed == 0 {
+            break;
+        }
+    }
+    if suml2 > 0.0 {
+        sumlx / suml2
+    } else {
+        0.0
+    }
 }
 
 /// ggml's `get_scale_min_k4`: the 6-bit scale and min of sub-block `j` of a Q4_K `scales` array.
@@ -298,6 +391,14 @@ fn quantize_scale_min_k4(
     }
     head[0..2].copy_from_slice(&fp16(max_scale / 63.0).to_le_bytes());
     head[2..4].copy_from_slice(&fp16(max_min / 63.0).to_le_bytes());
+    requantize_scale_min_k4(x, head, l, nmax);
+}
+
+/// The last step of Q4_K and Q5_K (both paths): once `head` holds `d`, `dmin` and the packed 6-bit
+/// scales and mins, each sub-block whose stored scale is not zero is rounded again against the
+/// stored (f16, 6-bit) parameters: `L = clamp(nearest((x + dmin m) / (d sc)), 0, nmax)`. Sub-blocks
+/// with a zero scale keep the codes of their fit.
+fn requantize_scale_min_k4(x: &[f32], head: &[u8], l: &mut [u8; QK_K], nmax: i32) {
     let d_all = read_fp16(&head[0..2]);
     let dmin_all = read_fp16(&head[2..4]);
     for j in 0..8 {
@@ -314,10 +415,9 @@ fn quantize_scale_min_k4(
     }
 }
 
-/// ggml's `quantize_row_q4_K_ref` for one super-block of 256 values into a 144-byte record.
-pub(crate) fn quantize_q4_k(x: &[f32], y: &mut [u8]) {
-    let mut l = [0u8; QK_K];
-    quantize_scale_min_k4(x, &mut y[0..16], &mut l, 15, -1.0, 20);
+/// Packs the 4-bit codes of a Q4_K record: for each 64 values `c..c+64`, byte `qs[c/2 + i]` holds
+/// value `c + i` in its low nibble and `c + 32 + i` in its high nibble.
+fn pack_q4_k(l: &[u8; QK_K], y: &mut [u8]) {
     let qs = &mut y[16..144];
     for (c, chunk) in l.chunks_exact(64).enumerate() {
         for i in 0..32 {
@@ -326,10 +426,8 @@ pub(crate) fn quantize_q4_k(x: &[f32], y: &mut [u8]) {
     }
 }
 
-/// ggml's `quantize_row_q5_K_ref` for one super-block of 256 values into a 176-byte record.
-pub(crate) fn quantize_q5_k(x: &[f32], y: &mut [u8]) {
-    let mut l = [0u8; QK_K];
-    quantize_scale_min_k4(x, &mut y[0..16], &mut l, 31, -0.5, 15);
+/// Packs the 5-bit codes of a Q5_K record: the low nibbles as Q4_K's, the fifth bits in `qh`.
+fn pack_q5_k(l: &[u8; QK_K], y: &mut [u8]) {
     let (qh, qs) = y[16..176].split_at_mut(32);
     qh.fill(0);
     for (c, chunk) in l.chunks_exact(64).enumerate() {
@@ -339,6 +437,92 @@ pub(crate) fn quantize_q5_k(x: &[f32], y: &mut [u8]) {
             qs[32 * c + i] = (lo & 0xF) | ((hi & 0xF) << 4);
         }
     }
+}
+
+/// The header and codes shared by Q4_K and Q5_K on the importance path (`quantize_row_q4_K_impl` /
+/// `_q5_K_impl` differ only in `nmax` and in Q5_K's `MIN(63, ..)` on the 6-bit codes, `clamp63`): each
+/// 32-value sub-block is fitted by `make_qkx3_quants` under the weights `qw * sqrt(sigma2 + x^2)`
+/// (`sigma2` twice the super-block's mean square), then the eight scales and the eight mins are
+/// quantized to 6 bits by `make_qp_quants`, weighted by each sub-block's total weight, whose scales
+/// are the record's `d` and `dmin`.
+fn quantize_scale_min_k4_weighted(
+    x: &[f32],
+    qw: &[f32],
+    head: &mut [u8],
+    l: &mut [u8; QK_K],
+    nmax: i32,
+    clamp63: bool,
+) {
+    let mut laux = [0u8; 32];
+    let mut weights = [0.0f32; 32];
+    let mut mins = [0.0f32; 8];
+    let mut scales = [0.0f32; 8];
+    let mut sw = [0.0f32; 8];
+    let sigma2 = 2.0 * sum_x2(&x[..QK_K]) / QK_K as f32;
+    for j in 0..8 {
+        let xb = &x[32 * j..32 * j + 32];
+        sw[j] = impl_weights(xb, &qw[32 * j..32 * j + 32], sigma2, &mut weights);
+        let (scale, min) = make_qkx2_quants(
+            nmax,
+            xb,
+            &weights,
+            &mut l[32 * j..32 * j + 32],
+            &mut laux,
+            -0.9,
+            0.05,
+            36,
+            false,
+        );
+        scales[j] = scale;
+        mins[j] = min;
+    }
+    let mut ls = [0u8; 8];
+    let mut lm = [0u8; 8];
+    let d_block = make_qp_quants(63, &scales, &mut ls, &sw);
+    let m_block = make_qp_quants(63, &mins, &mut lm, &sw);
+    let sc = &mut head[4..16];
+    sc.fill(0);
+    for j in 0..8 {
+        let (s, m) = if clamp63 {
+            (ls[j].min(63), lm[j].min(63))
+        } else {
+            (ls[j], lm[j])
+        };
+        put_scale_min_k4(j, s, m, sc);
+    }
+    head[0..2].copy_from_slice(&fp16(d_block).to_le_bytes());
+    head[2..4].copy_from_slice(&fp16(m_block).to_le_bytes());
+    requantize_scale_min_k4(x, head, l, nmax);
+}
+
+/// ggml's `quantize_row_q4_K_impl` for one super-block of 256 values and its importance weights
+/// `qw` into a 144-byte record.
+pub(crate) fn quantize_q4_k_weighted(x: &[f32], qw: &[f32], y: &mut [u8]) {
+    let mut l = [0u8; QK_K];
+    quantize_scale_min_k4_weighted(x, qw, &mut y[0..16], &mut l, 15, false);
+    pack_q4_k(&l, y);
+}
+
+/// ggml's `quantize_row_q5_K_impl` for one super-block of 256 values and its importance weights
+/// `qw` into a 176-byte record.
+pub(crate) fn quantize_q5_k_weighted(x: &[f32], qw: &[f32], y: &mut [u8]) {
+    let mut l = [0u8; QK_K];
+    quantize_scale_min_k4_weighted(x, qw, &mut y[0..16], &mut l, 31, true);
+    pack_q5_k(&l, y);
+}
+
+/// ggml's `quantize_row_q4_K_ref` for one super-block of 256 values into a 144-byte record.
+pub(crate) fn quantize_q4_k(x: &[f32], y: &mut [u8]) {
+    let mut l = [0u8; QK_K];
+    quantize_scale_min_k4(x, &mut y[0..16], &mut l, 15, -1.0, 20);
+    pack_q4_k(&l, y);
+}
+
+/// ggml's `quantize_row_q5_K_ref` for one super-block of 256 values into a 176-byte record.
+pub(crate) fn quantize_q5_k(x: &[f32], y: &mut [u8]) {
+    let mut l = [0u8; QK_K];
+    quantize_scale_min_k4(x, &mut y[0..16], &mut l, 31, -0.5, 15);
+    pack_q5_k(&l, y);
 }
 
 /// ggml's `dequantize_row_q4_K` for one 144-byte record.
@@ -390,12 +574,29 @@ pub(crate) fn dequantize_q5_k(b: &[u8], y: &mut [f32]) {
 
 /// ggml's `quantize_row_q6_K_ref` for one super-block of 256 values into a 210-byte record.
 pub(crate) fn quantize_q6_k(x: &[f32], y: &mut [u8]) {
+    quantize_q6_k_with(x, None, y);
+}
+
+/// ggml's `quantize_row_q6_K_impl` with importance weights `qw` (256, one per value): the reference
+/// algorithm with the sub-block fits weighted by `qw` itself (ggml leaves its `sqrt(sigma2 + x^2)`
+/// factor commented out for this type).
+pub(crate) fn quantize_q6_k_weighted(x: &[f32], qw: &[f32], y: &mut [u8]) {
+    quantize_q6_k_with(x, Some(qw), y);
+}
+
+/// Q6_K on either path: `qw` weights the sub-block fits (`None`: ggml's default weights `x^2`).
+fn quantize_q6_k_with(x: &[f32], qw: Option<&[f32]>, y: &mut [u8]) {
     let mut l = [0i8; QK_K];
     let mut scales = [0.0f32; 16];
     let mut max_scale = 0.0f32;
     let mut max_abs_scale = 0.0f32;
     for ib in 0..16 {
-        let scale = make_qx_quants_rmse1(32, &x[16 * ib..16 * ib + 16], &mut l[16 * ib..]);
+        let scale = make_qx_quants(
+            32,
+            &x[16 * ib..16 * ib + 16],
+            qw.map(|q| &q[16 * ib..16 * ib + 16]),
+            &mut l[16 * ib..16 * ib + 16],
+        );
         scales[ib] = scale;
         let abs_scale = scale.abs();
         if abs_scale > max_abs_scale {
@@ -581,7 +782,7 @@ pub(crate) fn quantize_q2_k(x: &[f32], y: &mut [u8]) {
         }
     }
     let (sc, rest) = y.split_at_mut(16);
-    let (qs, head) = rest.split_at_mut(64);
+    let head = &mut rest[64..68];
     // `scales[j] = l` and `scales[j] |= l << 4` store the low byte of C's int.
     if max_scale > 0.0 {
         let iscale = Q4SCALE / max_scale;
@@ -602,6 +803,16 @@ pub(crate) fn quantize_q2_k(x: &[f32], y: &mut [u8]) {
     } else {
         head[2..4].copy_from_slice(&fp16(0.0).to_le_bytes());
     }
+    finish_q2_k(x, y, &mut l);
+}
+
+/// The last step of Q2_K (both paths): once the record holds its scales byte array, `d` and `dmin`,
+/// each sub-block whose stored scale is not zero is rounded again against the stored parameters
+/// (`L = clamp(nearest((x + dmin m) / (d sc)), 0, 3)`; the others keep the codes of their fit), and
+/// the codes are packed.
+fn finish_q2_k(x: &[f32], y: &mut [u8], l: &mut [u8; QK_K]) {
+    let (sc, rest) = y.split_at_mut(16);
+    let (qs, head) = rest.split_at_mut(64);
     let d_all = read_fp16(&head[0..2]);
     let dmin_all = read_fp16(&head[2..4]);
     for j in 0..16 {
@@ -615,7 +826,72 @@ pub(crate) fn quantize_q2_k(x: &[f32], y: &mut [u8]) {
             l[16 * j + ii] = q.clamp(0, 3) as u8;
         }
     }
-    pack_2bit(&l, qs);
+    pack_2bit(l, qs);
+}
+
+/// Sum of squares of a super-block, accumulated in order as ggml's `_impl` functions do before
+/// deriving their `sigma2`.
+fn sum_x2(x: &[f32]) -> f32 {
+    let mut s = 0.0f32;
+    for &v in x {
+        s += v * v;
+    }
+    s
+}
+
+/// The importance weights of one sub-block as ggml's `_impl` functions form them:
+/// `qw[l] * sqrt(sigma2 + x[l]^2)` (the imatrix entry scaled by the value's size relative to the
+/// super-block or row), and their sum in order.
+pub(super) fn impl_weights(x: &[f32], qw: &[f32], sigma2: f32, out: &mut [f32]) -> f32 {
+    let mut sumw = 0.0f32;
+    for ((o, &v), &q) in out.iter_mut().zip(x).zip(qw) {
+        *o = q * (sigma2 + v * v).sqrt();
+        sumw += *o;
+    }
+    sumw
+}
+
+/// ggml's `quantize_row_q2_K_impl` for one super-block of 256 values and its importance weights
+/// `qw` into an 84-byte record. Unlike the reference it fits each 16-value sub-block by weighted
+/// least squares (`make_qkx3_quants`, 37 candidate scales) and quantizes the sixteen scales and
+/// mins themselves with `make_qp_quants`, weighted by each sub-block's total weight.
+pub(crate) fn quantize_q2_k_weighted(x: &[f32], qw: &[f32], y: &mut [u8]) {
+    let mut l = [0u8; QK_K];
+    let mut laux = [0u8; 16];
+    let mut weights = [0.0f32; 16];
+    let mut mins = [0.0f32; 16];
+    let mut scales = [0.0f32; 16];
+    let mut sw = [0.0f32; 16];
+    // Q2_K's sigma2 is the mean square (the other K types double it).
+    let sigma2 = sum_x2(&x[..QK_K]) / QK_K as f32;
+    for j in 0..16 {
+        let xb = &x[16 * j..16 * j + 16];
+        sw[j] = impl_weights(xb, &qw[16 * j..16 * j + 16], sigma2, &mut weights);
+        let (scale, min) = make_qkx2_quants(
+            3,
+            xb,
+            &weights,
+            &mut l[16 * j..16 * j + 16],
+            &mut laux,
+            -0.9,
+            0.05,
+            36,
+            false,
+        );
+        scales[j] = scale;
+        mins[j] = min;
+    }
+    let mut ls = [0u8; 16];
+    let mut lm = [0u8; 16];
+    let dm = make_qp_quants(15, &scales, &mut ls, &sw);
+    let mm = make_qp_quants(15, &mins, &mut lm, &sw);
+    y[80..82].copy_from_slice(&fp16(dm).to_le_bytes());
+    y[82..84].copy_from_slice(&fp16(mm).to_le_bytes());
+    for j in 0..16 {
+        // `uint8_t = Ls | (Lm << 4)`: the low byte.
+        y[j] = ls[j] | (lm[j] << 4);
+    }
+    finish_q2_k(x, y, &mut l);
 }
 
 /// ggml's `dequantize_row_q2_K` for one 84-byte record.
@@ -672,9 +948,7 @@ pub(crate) fn quantize_q3_k(x: &[f32], y: &mut [u8]) {
         }
     }
     y[..Q3_K_BYTES].fill(0);
-    let (hmask, rest) = y.split_at_mut(32);
-    let (qs, rest) = rest.split_at_mut(64);
-    let (sc, head) = rest.split_at_mut(12);
+    let (sc, head) = y[96..110].split_at_mut(12);
     if max_scale != 0.0 {
         let iscale = -32.0 / max_scale;
         for (j, &scale) in scales.iter().enumerate() {
@@ -687,6 +961,43 @@ pub(crate) fn quantize_q3_k(x: &[f32], y: &mut [u8]) {
     } else {
         head.copy_from_slice(&fp16(0.0).to_le_bytes());
     }
+    finish_q3_k(x, y, &mut l);
+}
+
+/// ggml's `quantize_row_q3_K_impl` for one super-block of 256 values and its importance weights
+/// `qw` into a 110-byte record: each 16-value sub-block is fitted by `make_qx_quants` under the
+/// weights `qw * sqrt(sigma2 + x^2)` (`sigma2` twice the mean square), and the sixteen signed scales
+/// by `make_qx_quants` again (32 levels, weighted by each sub-block's total weight), whose scale is
+/// the record's `d`.
+pub(crate) fn quantize_q3_k_weighted(x: &[f32], qw: &[f32], y: &mut [u8]) {
+    let mut l = [0i8; QK_K];
+    let mut weights = [0.0f32; 16];
+    let mut scales = [0.0f32; 16];
+    let mut sw = [0.0f32; 16];
+    let sigma2 = 2.0 * sum_x2(&x[..QK_K]) / QK_K as f32;
+    for j in 0..16 {
+        let xb = &x[16 * j..16 * j + 16];
+        sw[j] = impl_weights(xb, &qw[16 * j..16 * j + 16], sigma2, &mut weights);
+        scales[j] = make_qx_quants(4, xb, Some(&weights), &mut l[16 * j..16 * j + 16]);
+    }
+    let mut ls = [0i8; 16];
+    let d_block = make_qx_quants(32, &scales, Some(&sw), &mut ls);
+    y[..Q3_K_BYTES].fill(0);
+    for (j, &q) in ls.iter().enumerate() {
+        put_q3_k_scale(j, q as u8, &mut y[96..108]);
+    }
+    y[108..110].copy_from_slice(&fp16(d_block).to_le_bytes());
+    finish_q3_k(x, y, &mut l);
+}
+
+/// The last step of Q3_K (both paths), on a record zeroed but for its scales and `d`: each sub-block
+/// whose stored scale is not zero is rounded again against the stored parameters
+/// (`L = clamp(nearest(x / (d sc)), -4, 3) + 4`; the others keep the codes of their fit), and the
+/// codes are split into `hmask` (third bit) and `qs` (low two bits).
+fn finish_q3_k(x: &[f32], y: &mut [u8], l: &mut [i8; QK_K]) {
+    let (hmask, rest) = y.split_at_mut(32);
+    let (qs, rest) = rest.split_at_mut(64);
+    let (sc, head) = rest.split_at_mut(12);
     let d_all = read_fp16(head);
     for j in 0..16 {
         let d = d_all * f32::from(q3_k_scale(sc, j));

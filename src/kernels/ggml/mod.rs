@@ -53,8 +53,8 @@
 use ::half::f16;
 
 use super::elements::Src;
-use super::{check_bytes, check_len, Shape};
-use crate::error::{QuantError, Result};
+use super::{check_bytes, check_finite, check_len, Shape};
+use crate::error::{try_vec, QuantError, Result};
 
 pub(crate) mod grid;
 pub mod k;
@@ -230,6 +230,34 @@ impl GgmlType {
         }
     }
 
+    /// Quantizes one block of `block_size()` values `x` with its importance weights `qw` (one per
+    /// value, the imatrix entries of the block's columns) into `type_size()` bytes, as ggml's
+    /// `quantize_row_*_impl` does for that block when `ggml_quantize_chunk` is given an imatrix.
+    ///
+    /// `row_sigma2` is the statistic of the whole row the 32-value types weigh with
+    /// ([`row_sigma2`] of the row); the K-quants ignore it and compute theirs per super-block, and
+    /// Q8_0 ignores the weights altogether (as ggml does).
+    pub(crate) fn quantize_block_weighted(
+        self,
+        x: &[f32],
+        qw: &[f32],
+        row_sigma2: f32,
+        y: &mut [u8],
+    ) {
+        match self {
+            Self::Q4_0 => quantize_sym_weighted(x, qw, row_sigma2, y, 8, false),
+            Self::Q5_0 => quantize_sym_weighted(x, qw, row_sigma2, y, 16, true),
+            Self::Q4_1 => quantize_min_weighted(x, qw, row_sigma2, y, 15, false),
+            Self::Q5_1 => quantize_min_weighted(x, qw, row_sigma2, y, 31, true),
+            Self::Q8_0 => quantize_q8_0(x, y),
+            Self::Q2_K => k::quantize_q2_k_weighted(x, qw, y),
+            Self::Q3_K => k::quantize_q3_k_weighted(x, qw, y),
+            Self::Q4_K => k::quantize_q4_k_weighted(x, qw, y),
+            Self::Q5_K => k::quantize_q5_k_weighted(x, qw, y),
+            Self::Q6_K => k::quantize_q6_k_weighted(x, qw, y),
+        }
+    }
+
     /// Dequantizes one record of `type_size()` bytes into `block_size()` values.
     fn dequantize_block(self, b: &[u8], y: &mut [f32]) {
         match self {
@@ -401,6 +429,44 @@ fn quantize_q8_0_codes_ref(x: &[f32], id: f32, q: &mut [u8]) {
     }
 }
 
+/// The row statistic of ggml's importance path for the 32-value types: the mean square of the row,
+/// `sum(x^2) / n` accumulated in order in f32 (`sigma2` in `quantize_row_q4_0_impl` and its siblings).
+pub(crate) fn row_sigma2(row: &[f32]) -> f32 {
+    let mut sum_x2 = 0.0f32;
+    for &v in row {
+        sum_x2 += v * v;
+    }
+    sum_x2 / row.len() as f32
+}
+
+/// Q4_0 (`nmax` 8) and Q5_0 (16) on the importance path (`quantize_row_q4_0_impl` /
+/// `_q5_0_impl`): instead of the reference's `d = max / -nmax`, the scale is fitted by
+/// `make_qx_quants` (19 candidate scales, least squares) under the weights
+/// `qw * sqrt(sigma2 + x^2)`, and the codes are that fit's (`l + nmax`, rounded to nearest).
+fn quantize_sym_weighted(x: &[f32], qw: &[f32], sigma2: f32, y: &mut [u8], nmax: i32, five: bool) {
+    let mut weight = [0f32; 32];
+    k::impl_weights(x, qw, sigma2, &mut weight);
+    let mut l = [0i8; 32];
+    let d = k::make_qx_quants(nmax, x, Some(&weight), &mut l);
+    y[0..2].copy_from_slice(&fp16(d).to_le_bytes());
+    write_nibbles(y, five, |j| l[j] as u8);
+}
+
+/// Q4_1 (`nmax` 15) and Q5_1 (31) on the importance path (`quantize_row_q4_1_impl` /
+/// `_q5_1_impl`): scale and min fitted by `make_qkx3_quants` (37 candidate scales, weighted least
+/// squares for scale and min) under the weights `qw * sqrt(sigma2 + x^2)`.
+fn quantize_min_weighted(x: &[f32], qw: &[f32], sigma2: f32, y: &mut [u8], nmax: i32, five: bool) {
+    let mut weight = [0f32; 32];
+    k::impl_weights(x, qw, sigma2, &mut weight);
+    let mut l = [0u8; 32];
+    let mut laux = [0u8; 32];
+    let (d, the_min) =
+        k::make_qkx2_quants(nmax, x, &weight, &mut l, &mut laux, -0.9, 0.05, 36, false);
+    y[0..2].copy_from_slice(&fp16(d).to_le_bytes());
+    y[2..4].copy_from_slice(&fp16(-the_min).to_le_bytes());
+    write_nibbles(&mut y[2..], five, |j| l[j]);
+}
+
 /// Code `j` (0..32) of a 4- or 5-bit record whose `qs` starts at `qs_at` (and `qh` at `qs_at - 4`).
 fn code_at(b: &[u8], qs_at: usize, five: bool, j: usize) -> u8 {
     let byte = b[qs_at + (j % 16)];
@@ -481,6 +547,96 @@ pub fn ggml_quantize_src(
     n_per_row: usize,
     dst: &mut [u8],
 ) -> Result<usize> {
+    let need = check_quantize_args(ty, src, nrows, n_per_row, dst.len())?;
+    src.check_finite("src")?;
+    check_headers(ty, src)?;
+    let (bs, ts) = (ty.block_size(), ty.type_size());
+    let mut block = [0f32; k::QK_K];
+    for (i, y) in dst[..need].chunks_exact_mut(ts).enumerate() {
+        match src {
+            Src::F32(s) => ty.quantize_block(&s[i * bs..(i + 1) * bs], y),
+            _ => {
+                src.convert(i * bs, &mut block[..bs]);
+                ty.quantize_block(&block[..bs], y);
+            }
+        }
+    }
+    Ok(need)
+}
+
+/// [`ggml_quantize_src`] with an importance matrix, as ggml's `ggml_quantize_chunk` with a non-NULL
+/// `imatrix` (what `llama-quantize --imatrix` runs): `quant_weights` holds one weight per column
+/// (`n_per_row` values, the same for every row). Byte-exact with ggml's `quantize_row_*_impl`
+/// functions; Q8_0 ignores the weights, as ggml does. `None` gives exactly the bytes of
+/// [`ggml_quantize_src`]. Returns the number of bytes written, `nrows * row_size`.
+///
+/// The 32-value types weigh each value by `qw[j] * sqrt(sigma2 + x[j]^2)` with `sigma2` the row's
+/// mean square; the K-quants by the same with `sigma2` taken per super-block (Q2_K its mean square,
+/// Q3_K, Q4_K and Q5_K twice that) and Q6_K by `qw[j]` alone. The searches behind them
+/// (`make_qx_quants`, `make_qkx3_quants`, `make_qp_quants`) are documented in [`k`].
+///
+/// Errors (nothing written): those of [`ggml_quantize_src`]; `quant_weights` not of length
+/// `n_per_row` (`ShapeMismatch`); a weight NaN or infinite (`NonFinite`, naming its index) or
+/// negative (`InvalidArgument`, naming its index). On the weighted path a block's f16 header can
+/// overflow for inputs of any size (a fit that extrapolates from a few heavily weighted values), so
+/// the records are built in a scratch buffer and copied to `dst` once every header is known to be
+/// finite; that buffer is the size of the output (`OutOfMemory` if it cannot be allocated).
+pub fn ggml_quantize_weighted(
+    ty: GgmlType,
+    src: Src,
+    nrows: usize,
+    n_per_row: usize,
+    quant_weights: Option<&[f32]>,
+    dst: &mut [u8],
+) -> Result<usize> {
+    let Some(qw) = quant_weights else {
+        return ggml_quantize_src(ty, src, nrows, n_per_row, dst);
+    };
+    let need = check_quantize_args(ty, src, nrows, n_per_row, dst.len())?;
+    if qw.len() != n_per_row {
+        return Err(QuantError::ShapeMismatch(format!(
+            "quant_weights holds {} values but rows of {n_per_row} need one per column",
+            qw.len()
+        )));
+    }
+    src.check_finite("src")?;
+    check_finite(qw, "quant_weights")?;
+    if let Some(i) = qw.iter().position(|&w| w < 0.0) {
+        return Err(QuantError::invalid(format!(
+            "quant_weights[{i}] is {}: importance weights must be at least 0",
+            qw[i]
+        )));
+    }
+    let (bs, ts) = (ty.block_size(), ty.type_size());
+    let row_size = need / nrows;
+    let mut out = try_vec(need, 0u8, "weighted GGML records")?;
+    let mut scratch = src.scratch(n_per_row)?;
+    for (r, out_row) in out.chunks_exact_mut(row_size).enumerate() {
+        let row = src.row(r, n_per_row, &mut scratch);
+        // Only the 32-value types use the row statistic; the K-quants take theirs per super-block.
+        let sigma2 = if bs == k::QK_K { 0.0 } else { row_sigma2(row) };
+        for (b, y) in out_row.chunks_exact_mut(ts).enumerate() {
+            let cols = b * bs..(b + 1) * bs;
+            ty.quantize_block_weighted(&row[cols.clone()], &qw[cols], sigma2, y);
+            if let Some((_, v)) = ty.bad_header(y) {
+                let i = r * (n_per_row / bs) + b;
+                return Err(header_overflow(ty, i, v));
+            }
+        }
+    }
+    dst[..need].copy_from_slice(&out);
+    Ok(need)
+}
+
+/// The checks [`ggml_quantize_src`] and [`ggml_quantize_weighted`] share: the shape, the block size,
+/// the source length and the room in `dst`. Returns the bytes of the output, `nrows * row_size`.
+fn check_quantize_args(
+    ty: GgmlType,
+    src: Src,
+    nrows: usize,
+    n_per_row: usize,
+    dst_len: usize,
+) -> Result<usize> {
     let shape = Shape::new(nrows, n_per_row, 0)?;
     let row_size = ty.row_size(n_per_row).ok_or_else(|| {
         QuantError::invalid(format!(
@@ -498,21 +654,20 @@ pub fn ggml_quantize_src(
     }
     // Cannot overflow: a row takes fewer bytes than its f32 values, and Shape bounds those.
     let need = nrows * row_size;
-    check_bytes("dst", dst.len(), need)?;
-    src.check_finite("src")?;
-    check_headers(ty, src)?;
-    let (bs, ts) = (ty.block_size(), ty.type_size());
-    let mut block = [0f32; k::QK_K];
-    for (i, y) in dst[..need].chunks_exact_mut(ts).enumerate() {
-        match src {
-            Src::F32(s) => ty.quantize_block(&s[i * bs..(i + 1) * bs], y),
-            _ => {
-                src.convert(i * bs, &mut block[..bs]);
-                ty.quantize_block(&block[..bs], y);
-            }
-        }
-    }
+    check_bytes("dst", dst_len, need)?;
     Ok(need)
+}
+
+/// The error of block `i` whose f16 scale or min overflows to `v`.
+fn header_overflow(ty: GgmlType, i: usize, v: f32) -> QuantError {
+    let bs = ty.block_size();
+    QuantError::invalid(format!(
+        "block {i} (values {}..{}): its f16 scale or min overflows to {v}: {} cannot store \
+         values this large (an f16 holds at most 65504)",
+        i * bs,
+        (i + 1) * bs,
+        ty.name()
+    ))
 }
 
 /// Checks that no block's f16 header overflows, by quantizing the blocks into a scratch record when
@@ -533,13 +688,7 @@ fn check_headers(ty: GgmlType, src: Src) -> Result<()> {
         src.convert(i * bs, &mut block[..bs]);
         ty.quantize_block(&block[..bs], record);
         if let Some((_, v)) = ty.bad_header(record) {
-            return Err(QuantError::invalid(format!(
-                "block {i} (values {}..{}): its f16 scale or min overflows to {v}: {} cannot store \
-                 values this large (an f16 holds at most 65504)",
-                i * bs,
-                (i + 1) * bs,
-                ty.name()
-            )));
+            return Err(header_overflow(ty, i, v));
         }
     }
     Ok(())
