@@ -767,6 +767,37 @@ quant_status quant_ggml_quantize(int32_t ggml_type,
                                  size_t dst_len);
 
 /**
+ * `quant_ggml_quantize` with an importance matrix: byte for byte what ggml's `ggml_quantize_chunk`
+ * writes when given `quant_weights` as its `imatrix` (ggml's `quantize_row_*_impl`, what
+ * `llama-quantize --imatrix` runs), for every type of `quant_ggml_quantize`. Q8_0 ignores the
+ * weights, as ggml does.
+ *
+ * - `quant_weights`: NULL, or `n_per_row` floats, one importance weight per column (the same for
+ *   every row; llama.cpp's imatrix holds the mean squared activation of each input column). NULL
+ *   gives exactly the bytes of `quant_ggml_quantize`. Every weight must be finite and at least 0.
+ * - The other parameters are those of `quant_ggml_quantize`.
+ *
+ * The weighted K-quants search many candidate scales per sub-block: expect them to be several times
+ * slower than the unweighted path. The library allocates a scratch copy of the output (nothing
+ * else): the records are copied to `dst` only once all of them are known to be valid.
+ * The caller owns every buffer; the library keeps no pointer after the call; thread-safe (calls on
+ * distinct `dst` buffers may run concurrently).
+ *
+ * Errors (nothing is written on any of them): those of `quant_ggml_quantize`, and
+ * - `QUANT_ERR_NON_FINITE`: a weight NaN or infinite (the detail names its index).
+ * - `QUANT_ERR_INVALID_ARGUMENT`: a negative weight (the detail names its index); a block whose f16
+ *   scale or min would overflow (a weighted fit can extrapolate far from small values).
+ * - `QUANT_ERR_OUT_OF_MEMORY`: the scratch output cannot be allocated.
+ */
+quant_status quant_ggml_quantize_weighted(int32_t ggml_type,
+                                          const float *src,
+                                          size_t nrows,
+                                          size_t n_per_row,
+                                          const float *quant_weights,
+                                          void *dst,
+                                          size_t dst_len);
+
+/**
  * `quant_ggml_quantize` of a source of element type `src_dtype`: `QUANT_DTYPE_F32` (float),
  * `QUANT_DTYPE_F16` or `QUANT_DTYPE_BF16` (raw bits in `uint16_t`, 2-byte aligned), as llama.cpp
  * quantizes f16/bf16 models. Each block is converted into a stack buffer (no allocation); the bytes

@@ -12,7 +12,9 @@ use crate::ffi::weight::quant_weight;
 use crate::ffi::{
     boundary, boundary_value, in_ref, into_handle, matrix_len, out_param, slice_in, slice_out,
 };
-use crate::kernels::ggml::{ggml_dequantize, ggml_quantize, ggml_quantize_src, GgmlType};
+use crate::kernels::ggml::{
+    ggml_dequantize, ggml_quantize, ggml_quantize_src, ggml_quantize_weighted, GgmlType,
+};
 use crate::kernels::source::{
     dtype_name, fp8_e4m3_quantize_src, int4_quantize_src, int8_quantize_src, quantize_src, Src,
     QUANT_DTYPE_BF16, QUANT_DTYPE_F16, QUANT_DTYPE_F32,
@@ -136,6 +138,51 @@ pub extern "C" fn quant_ggml_quantize(
         let src = unsafe { slice_in(src, n, "src") }?;
         let dst = unsafe { slice_out(dst.cast::<u8>(), dst_len, "dst") }?;
         ggml_quantize(ty, src, nrows, n_per_row, dst).map(|_| ())
+    })
+}
+
+/// `quant_ggml_quantize` with an importance matrix: byte for byte what ggml's `ggml_quantize_chunk`
+/// writes when given `quant_weights` as its `imatrix` (ggml's `quantize_row_*_impl`, what
+/// `llama-quantize --imatrix` runs), for every type of `quant_ggml_quantize`. Q8_0 ignores the
+/// weights, as ggml does.
+///
+/// - `quant_weights`: NULL, or `n_per_row` floats, one importance weight per column (the same for
+///   every row; llama.cpp's imatrix holds the mean squared activation of each input column). NULL
+///   gives exactly the bytes of `quant_ggml_quantize`. Every weight must be finite and at least 0.
+/// - The other parameters are those of `quant_ggml_quantize`.
+///
+/// The weighted K-quants search many candidate scales per sub-block: expect them to be several times
+/// slower than the unweighted path. The library allocates a scratch copy of the output (nothing
+/// else): the records are copied to `dst` only once all of them are known to be valid.
+/// The caller owns every buffer; the library keeps no pointer after the call; thread-safe (calls on
+/// distinct `dst` buffers may run concurrently).
+///
+/// Errors (nothing is written on any of them): those of `quant_ggml_quantize`, and
+/// - `QUANT_ERR_NON_FINITE`: a weight NaN or infinite (the detail names its index).
+/// - `QUANT_ERR_INVALID_ARGUMENT`: a negative weight (the detail names its index); a block whose f16
+///   scale or min would overflow (a weighted fit can extrapolate far from small values).
+/// - `QUANT_ERR_OUT_OF_MEMORY`: the scratch output cannot be allocated.
+#[no_mangle]
+pub extern "C" fn quant_ggml_quantize_weighted(
+    ggml_type: i32,
+    src: *const f32,
+    nrows: usize,
+    n_per_row: usize,
+    quant_weights: *const f32,
+    dst: *mut c_void,
+    dst_len: usize,
+) -> quant_status {
+    boundary(|| {
+        let ty = GgmlType::from_id_checked(ggml_type)?;
+        let n = matrix_len(nrows, n_per_row)?;
+        let src = unsafe { slice_in(src, n, "src") }?;
+        let qw = if quant_weights.is_null() {
+            None
+        } else {
+            Some(unsafe { slice_in(quant_weights, n_per_row, "quant_weights") }?)
+        };
+        let dst = unsafe { slice_out(dst.cast::<u8>(), dst_len, "dst") }?;
+        ggml_quantize_weighted(ty, Src::F32(src), nrows, n_per_row, qw, dst).map(|_| ())
     })
 }
 
