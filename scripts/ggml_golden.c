@@ -7,12 +7,23 @@
  *   <input>.<type>.bin      ggml_quantize_chunk(type, ..., imatrix = NULL): what llama-quantize writes
  *                           without an importance matrix (quantize_row_*_ref for every type here)
  *   <input>.<type>.deq.f32  ggml's own dequantizer (type traits' to_float) of those bytes
+ * and, with an importance matrix (one weight per column, <input>.imatrix.f32):
+ *   <input>.<type>.imatrix.bin      ggml_quantize_chunk(type, ..., imatrix): what llama-quantize
+ *                                   --imatrix writes (quantize_row_*_impl; Q8_0 ignores it)
+ *   <input>.<type>.imatrix.deq.f32  ggml's dequantizer of those bytes
+ *   random.<type>.ones.bin          random with an importance matrix of all ones
  * and manifest.json (input shapes, types, ggml's version and commit).
  *
  * Inputs:
  *   random  3 x 512: normal values at scales 1, 1e-3 and 40 (a fixed splitmix64 + Box-Muller stream)
  *   real    2 x 1536: rows 0 and 1 of MiniLM's encoder.layer.0.output.dense weight
  *   edge    1 x 2048: eight hand-made 256-value super-blocks (see edge_rows)
+ * Importance matrices:
+ *   random  512 weights 10^(-3u), u uniform in (0, 1], every 37th weight 0
+ *   real    the mean squared activation of each of the 1536 columns over MiniLM's 2048 calibration
+ *           tokens (x_calib.layer0.ffn_act, the input of that layer), as llama-imatrix computes it
+ *   edge    2048 weights: per super-block all zero but one, all equal, spread over six decades, ...
+ *           (see edge_weights)
  */
 #include <math.h>
 #include <stdint.h>
@@ -98,6 +109,65 @@ static void edge_rows(float *x) {
     for (int i = 0; i < 256; ++i) b[i] = roundf(4.0f * normal()) / 2.0f;
 }
 
+/* Importance weights of the edge input, one kind per super-block. */
+static void edge_weights(float *w) {
+    for (int b = 0; b < 8; ++b) {
+        float *v = w + 256 * b;
+        for (int i = 0; i < 256; ++i) {
+            switch (b) {
+            case 0: v[i] = 1.0f; break;                                        /* all equal */
+            case 1: v[i] = i % 16 == 3 ? 2.0f : 0.0f; break;                   /* mostly zero */
+            case 2: v[i] = (float)pow(10.0, -6.0 * uniform()); break;          /* six decades */
+            case 3: v[i] = 1e-30f * (float)uniform(); break;                   /* tiny */
+            case 4: v[i] = 1e20f * (float)uniform(); break;                    /* huge */
+            case 5: v[i] = i == 77 || i == 200 ? 100.0f : (float)uniform(); break; /* outliers weighed */
+            case 6: v[i] = i < 128 ? 0.0f : 1.0f; break;                        /* zero half */
+            default: v[i] = (float)(i % 7); break;                             /* integers, zeros */
+            }
+        }
+    }
+}
+
+/* The imatrix of a layer as llama-imatrix accumulates it: the mean of x^2 per column over the tokens. */
+static void mean_squares(const float *x, int64_t tokens, int64_t cols, float *out) {
+    for (int64_t c = 0; c < cols; ++c) {
+        double s = 0.0;
+        for (int64_t t = 0; t < tokens; ++t) s += (double)x[t * cols + c] * (double)x[t * cols + c];
+        out[c] = (float)(s / (double)tokens);
+    }
+}
+
+static void lower(char *s) {
+    for (char *c = s; *c; ++c)
+        if (*c >= 'A' && *c <= 'Z') *c = (char)(*c - 'A' + 'a');
+}
+
+/* Writes <input>.<type>.<suffix>.bin (ggml_quantize_chunk with the importance matrix w) and, when
+ * deq_too, <input>.<type>.<suffix>.deq.f32. */
+static void write_quantized(const char *out, const char *input, int64_t rows, int64_t cols,
+                            const float *x, const float *w, enum ggml_type type, const char *suffix,
+                            int deq_too) {
+    const int64_t n = rows * cols;
+    const size_t size = (size_t)rows * ggml_row_size(type, cols);
+    void *q = malloc(size);
+    float *deq = malloc((size_t)n * sizeof(float));
+    if (!q || !deq) die("out of memory for", input);
+    const size_t written = ggml_quantize_chunk(type, x, q, 0, rows, cols, w);
+    if (written != size) die("ggml_quantize_chunk wrote an unexpected size for", input);
+    char tname[32], name[256];
+    snprintf(tname, sizeof tname, "%s", ggml_type_name(type));
+    lower(tname);
+    snprintf(name, sizeof name, "%s.%s%s.bin", input, tname, suffix);
+    write_file(out, name, q, size);
+    if (deq_too) {
+        ggml_get_type_traits(type)->to_float(q, deq, n);
+        snprintf(name, sizeof name, "%s.%s%s.deq.f32", input, tname, suffix);
+        write_file(out, name, deq, (size_t)n * sizeof(float));
+    }
+    free(q);
+    free(deq);
+}
+
 struct input {
     const char *name;
     int64_t rows, cols;
@@ -124,31 +194,38 @@ int main(int argc, char **argv) {
     read_f32(path, inputs[1].x, 2 * 1536);
     edge_rows(inputs[2].x);
 
+    /* The importance matrices (drawn after the inputs, so that those keep their values). */
+    float *imatrix[3];
+    for (int k = 0; k < 3; ++k) {
+        imatrix[k] = malloc((size_t)inputs[k].cols * sizeof(float));
+        if (!imatrix[k]) die("out of memory for", inputs[k].name);
+    }
+    for (int i = 0; i < 512; ++i) imatrix[0][i] = i % 37 == 5 ? 0.0f : (float)pow(10.0, -3.0 * uniform());
+    {
+        const int64_t tokens = 2048;
+        float *act = malloc((size_t)(tokens * 1536) * sizeof(float));
+        if (!act) die("out of memory for", "activations");
+        snprintf(path, sizeof path, "%s/x_calib.layer0.ffn_act.f32", minilm);
+        read_f32(path, act, (size_t)(tokens * 1536));
+        mean_squares(act, tokens, 1536, imatrix[1]);
+        free(act);
+    }
+    edge_weights(imatrix[2]);
+    float ones[512];
+    for (int i = 0; i < 512; ++i) ones[i] = 1.0f;
+
     char name[256];
     for (int k = 0; k < 3; ++k) {
         const struct input *in = &inputs[k];
         const int64_t n = in->rows * in->cols;
         snprintf(name, sizeof name, "%s.f32", in->name);
         write_file(out, name, in->x, (size_t)n * sizeof(float));
+        snprintf(name, sizeof name, "%s.imatrix.f32", in->name);
+        write_file(out, name, imatrix[k], (size_t)in->cols * sizeof(float));
         for (size_t t = 0; t < NTYPES; ++t) {
-            const enum ggml_type type = TYPES[t];
-            const size_t size = (size_t)in->rows * ggml_row_size(type, in->cols);
-            void *q = malloc(size);
-            float *deq = malloc((size_t)n * sizeof(float));
-            if (!q || !deq) die("out of memory for", in->name);
-            const size_t written = ggml_quantize_chunk(type, in->x, q, 0, in->rows, in->cols, NULL);
-            if (written != size) die("ggml_quantize_chunk wrote an unexpected size for", in->name);
-            ggml_get_type_traits(type)->to_float(q, deq, n);
-            char tname[32];
-            snprintf(tname, sizeof tname, "%s", ggml_type_name(type));
-            for (char *c = tname; *c; ++c)
-                if (*c >= 'A' && *c <= 'Z') *c = (char)(*c - 'A' + 'a');
-            snprintf(name, sizeof name, "%s.%s.bin", in->name, tname);
-            write_file(out, name, q, size);
-            snprintf(name, sizeof name, "%s.%s.deq.f32", in->name, tname);
-            write_file(out, name, deq, (size_t)n * sizeof(float));
-            free(q);
-            free(deq);
+            write_quantized(out, in->name, in->rows, in->cols, in->x, NULL, TYPES[t], "", 1);
+            write_quantized(out, in->name, in->rows, in->cols, in->x, imatrix[k], TYPES[t], ".imatrix", 1);
+            if (k == 0) write_quantized(out, in->name, in->rows, in->cols, in->x, ones, TYPES[t], ".ones", 0);
         }
     }
 
@@ -157,6 +234,8 @@ int main(int argc, char **argv) {
                        "{\n \"generator\": \"scripts/ggml-golden.sh (scripts/ggml_golden.c)\",\n"
                        " \"llama_cpp_python_version\": \"%s\",\n \"ggml_version\": \"%s\",\n"
                        " \"ggml_commit\": \"%s\",\n \"quantizer\": \"ggml_quantize_chunk, imatrix NULL\",\n"
+                       " \"weighted\": \"ggml_quantize_chunk, imatrix <input>.imatrix.f32 (<input>.<type>.imatrix.bin) "
+                       "or all ones (random.<type>.ones.bin)\",\n"
                        " \"inputs\": {",
                        version, ggml_version(), ggml_commit());
     for (int k = 0; k < 3; ++k)
@@ -168,6 +247,9 @@ int main(int argc, char **argv) {
                         ggml_type_name(TYPES[t]));
     len += snprintf(manifest + len, sizeof manifest - (size_t)len, "]\n}\n");
     write_file(out, "manifest.json", manifest, (size_t)len);
-    for (int k = 0; k < 3; ++k) free(inputs[k].x);
+    for (int k = 0; k < 3; ++k) {
+        free(inputs[k].x);
+        free(imatrix[k]);
+    }
     return 0;
 }

@@ -1,12 +1,15 @@
 /* Compares the quant library with ggml itself on many random blocks of every type the library has
  * (scripts/ggml-golden.sh --verify N builds and runs it): quant_ggml_quantize against
- * ggml_quantize_chunk (no importance matrix) byte for byte, and quant_ggml_dequantize against ggml's
- * dequantizer bit for bit. Prints one line per type; exits 1 when anything differs.
+ * ggml_quantize_chunk (no importance matrix) byte for byte, quant_ggml_dequantize against ggml's
+ * dequantizer bit for bit, and quant_ggml_quantize_weighted against ggml_quantize_chunk with an
+ * importance matrix byte for byte. Prints two lines per type; exits 1 when anything differs.
  *
  *   ggml_verify <blocks of 256 values per type>
  *
  * The blocks mix normal values at scales from 1e-7 to 1e3, uniform, sparse (80% zeros), integer and
- * half-integer values, constant blocks and blocks with one outlier.
+ * half-integer values, constant blocks and blocks with one outlier. The weighted comparison cuts
+ * them into groups of WGROUP rows of one super-block, each group quantized with its own importance
+ * vector (see random_weights).
  */
 #include <math.h>
 #include <stdint.h>
@@ -58,6 +61,52 @@ static void random_block(float *b) {
     if (kind == 6) b[splitmix64() % 256] = scale * 40.0f * (uniform() < 0.5 ? -1.0f : 1.0f);
 }
 
+/* One importance vector of 256 weights of a randomly chosen kind: uniform in (0, 1], spread over six
+ * decades (like squared activations), all equal, sparse (60% zeros), or normal squares. */
+static void random_weights(float *w) {
+    const int kind = (int)(splitmix64() % 5);
+    const float scale = (float)pow(10.0, -3.0 + 6.0 * uniform());
+    for (int i = 0; i < 256; ++i) {
+        float v;
+        switch (kind) {
+        case 0: v = (float)uniform(); break;
+        case 1: v = (float)pow(10.0, -6.0 * uniform()); break;
+        case 2: v = 1.0f; break;
+        case 3: v = uniform() < 0.6 ? 0.0f : (float)uniform(); break;
+        default: { const float z = normal(); v = z * z; } break;
+        }
+        w[i] = scale * v;
+    }
+}
+
+#define WGROUP 16
+
+/* The weighted comparison of one type over the n blocks of x: returns the number of differing blocks
+ * and sets *first to the first of them (or -1) and *status to the first non-OK status. */
+static long compare_weighted(enum ggml_type type, const float *x, long n, uint8_t *want, uint8_t *got,
+                             long *first, quant_status *status) {
+    const size_t row = ggml_row_size(type, 256);
+    float w[256];
+    long bad = 0;
+    *first = -1;
+    *status = QUANT_OK;
+    for (long b0 = 0; b0 < n; b0 += WGROUP) {
+        const long rows = n - b0 < WGROUP ? n - b0 : WGROUP;
+        random_weights(w);
+        ggml_quantize_chunk(type, x + b0 * 256, want, 0, rows, 256, w);
+        memset(got, 0, (size_t)rows * row);
+        quant_status s = quant_ggml_quantize_weighted((int32_t)type, x + b0 * 256, (size_t)rows, 256, w,
+                                                      got, (size_t)rows * row);
+        if (s != QUANT_OK && *status == QUANT_OK) *status = s;
+        for (long b = 0; b < rows; ++b)
+            if (memcmp(got + (size_t)b * row, want + (size_t)b * row, row) != 0) {
+                if (*first < 0) *first = b0 + b;
+                ++bad;
+            }
+    }
+    return bad;
+}
+
 int main(int argc, char **argv) {
     const long n = argc > 1 ? atol(argv[1]) : 0;
     if (n <= 0) {
@@ -95,6 +144,12 @@ int main(int argc, char **argv) {
                "after dequantization\n",
                ggml_type_name(type), n, (int)s, (int)d, bad, first, bad_deq);
         failed |= s != QUANT_OK || d != QUANT_OK || bad != 0 || bad_deq != 0;
+        long wfirst;
+        quant_status ws;
+        const long wbad = compare_weighted(type, x, n, want, got, &wfirst, &ws);
+        printf("%s weighted: %ld blocks, status %d, %ld differ in bytes (first %ld)\n", ggml_type_name(type), n,
+               (int)ws, wbad, wfirst);
+        failed |= ws != QUANT_OK || wbad != 0;
     }
     free(x);
     free(want_deq);

@@ -19,6 +19,9 @@
 //!   gguf-py's values bit for bit;
 //! - the K-quants (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K): the library still writes the committed blocks, and
 //!   gguf-py's dequantizer decodes them to exactly the library's dequantization;
+//! - the importance-weighted path (`ggml_quantize_weighted`) against ggml's `ggml_quantize_chunk`
+//!   with an imatrix (golden `*.imatrix.bin`, `*.ones.bin`): bytes and decoded values, the `None`
+//!   path against the reference fixtures, and its errors;
 //! - on the real layers, more bits give less error (Q2_K > Q3_K > Q4_K, Q5_K <= Q5_1, Q4_K <= Q4_0,
 //!   Q6_K <= Q5_x and within 16x of Q8_0).
 mod common;
@@ -27,7 +30,8 @@ use std::path::PathBuf;
 
 use common::{OutputMeter, LAYERS};
 use quant::error::QuantError;
-use quant::kernels::ggml::{ggml_dequantize, ggml_quantize, GgmlType};
+use quant::kernels::ggml::{ggml_dequantize, ggml_quantize, ggml_quantize_weighted, GgmlType};
+use quant::kernels::source::Src;
 
 fn fixture(name: &str) -> Vec<u8> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -150,6 +154,161 @@ fn every_type_is_byte_exact_with_ggml_itself() {
             ggml_dequantize(ty, &want, rows * cols, &mut back).unwrap();
             assert_bits_eq(&back, &deq, &format!("{input} {} dequantized", ty.name()));
         }
+    }
+}
+
+/// The library's bytes of `input` quantized as `ty` with the importance weights `w`, checked against
+/// the ggml fixture `golden/<input>.<type><suffix>.bin`.
+fn assert_weighted_matches(
+    ty: GgmlType,
+    input: &str,
+    x: &[f32],
+    w: &[f32],
+    suffix: &str,
+) -> Vec<u8> {
+    let cols = w.len();
+    let rows = x.len() / cols;
+    let want = fixture(&format!("golden/{input}.{}{suffix}.bin", file_name(ty)));
+    let size = ty.row_size(cols).unwrap() * rows;
+    assert_eq!(want.len(), size, "{input} {} {suffix}", ty.name());
+    let mut got = vec![0u8; size];
+    let written = ggml_quantize_weighted(ty, Src::F32(x), rows, cols, Some(w), &mut got).unwrap();
+    assert_eq!(written, size);
+    if let Some(i) = first_difference(&got, &want) {
+        let ts = ty.type_size();
+        panic!(
+            "{input} {}{suffix}: byte {i} (block {}, byte {} of it) differs: {:?} vs ggml {:?}",
+            ty.name(),
+            i / ts,
+            i % ts,
+            &got[i / ts * ts..(i / ts + 1) * ts],
+            &want[i / ts * ts..(i / ts + 1) * ts]
+        );
+    }
+    got
+}
+
+#[test]
+fn weighted_path_is_byte_exact_with_ggml_itself() {
+    // ggml_quantize_chunk with an importance matrix: random weights over three decades with zeros,
+    // MiniLM's real imatrix (mean squared activations of the layer's input), and edge weights (all
+    // zero but one, tiny, huge, zero halves) on the edge super-blocks.
+    let manifest = String::from_utf8(fixture("golden/manifest.json")).unwrap();
+    assert!(
+        manifest.contains("imatrix.bin"),
+        "regenerate with scripts/ggml-golden.sh"
+    );
+    for (input, rows, cols) in GOLDEN {
+        let x = fixture_f32(&format!("golden/{input}.f32"));
+        let w = fixture_f32(&format!("golden/{input}.imatrix.f32"));
+        assert_eq!(w.len(), cols);
+        for ty in GgmlType::all() {
+            let got = assert_weighted_matches(ty, input, &x, &w, ".imatrix");
+            let deq = fixture_f32(&format!("golden/{input}.{}.imatrix.deq.f32", file_name(ty)));
+            let mut back = vec![0f32; rows * cols];
+            ggml_dequantize(ty, &got, rows * cols, &mut back).unwrap();
+            assert_bits_eq(
+                &back,
+                &deq,
+                &format!("{input} {} weighted, dequantized", ty.name()),
+            );
+            // An f16 source gives the bytes of its values given as f32 (the inputs rounded to f16
+            // are other values than the fixture's, so the comparison is with the f32 path).
+            let h: Vec<u16> = x
+                .iter()
+                .map(|&v| half::f16::from_f32(v).to_bits())
+                .collect();
+            let hx: Vec<f32> = h
+                .iter()
+                .map(|&b| half::f16::from_bits(b).to_f32())
+                .collect();
+            if hx.iter().all(|v| v.is_finite()) {
+                let mut a = vec![0u8; got.len()];
+                let mut b = vec![0u8; got.len()];
+                ggml_quantize_weighted(ty, Src::F16(&h), rows, cols, Some(&w), &mut a).unwrap();
+                ggml_quantize_weighted(ty, Src::F32(&hx), rows, cols, Some(&w), &mut b).unwrap();
+                assert_eq!(a, b, "{input} {} from f16", ty.name());
+            }
+        }
+    }
+}
+
+#[test]
+fn weighted_path_without_weights_is_the_reference_path() {
+    for (input, rows, cols) in GOLDEN {
+        let x = fixture_f32(&format!("golden/{input}.f32"));
+        for ty in GgmlType::all() {
+            let want = fixture(&format!("golden/{input}.{}.bin", file_name(ty)));
+            let mut got = vec![0u8; want.len()];
+            ggml_quantize_weighted(ty, Src::F32(&x), rows, cols, None, &mut got).unwrap();
+            assert_eq!(got, want, "{input} {}", ty.name());
+        }
+    }
+}
+
+#[test]
+fn equal_weights_are_not_the_reference_path_except_for_q8_0() {
+    // An importance matrix of all ones still runs ggml's weighted search (weights
+    // sqrt(sigma2 + x^2), or 1 for Q6_K, instead of the reference's), so every type but Q8_0 (which
+    // ignores the weights) writes other bytes than without one; the fixtures show both.
+    let x = fixture_f32("golden/random.f32");
+    let ones = vec![1.0f32; 512];
+    for ty in GgmlType::all() {
+        let got = assert_weighted_matches(ty, "random", &x, &ones, ".ones");
+        let reference = fixture(&format!("golden/random.{}.bin", file_name(ty)));
+        assert_eq!(got == reference, ty == GgmlType::Q8_0, "{}", ty.name());
+    }
+}
+
+#[test]
+fn weighted_errors_write_nothing() {
+    let x: Vec<f32> = (0..512)
+        .map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0)
+        .collect();
+    let w = vec![0.5f32; 256];
+    for ty in [GgmlType::Q4_0, GgmlType::Q4_K] {
+        let mut dst = vec![0xA5u8; 2 * ty.row_size(256).unwrap()];
+        let src = Src::F32(&x);
+        let mut call = |w: &[f32]| ggml_quantize_weighted(ty, src, 2, 256, Some(w), &mut dst);
+        assert!(matches!(call(&w[..255]), Err(QuantError::ShapeMismatch(_))));
+        assert!(matches!(
+            call(&vec![0.5f32; 512]),
+            Err(QuantError::ShapeMismatch(_))
+        ));
+        let mut bad = w.clone();
+        bad[9] = -1e-3;
+        let e = call(&bad).unwrap_err();
+        assert!(matches!(e, QuantError::InvalidArgument(_)), "{e}");
+        assert!(e.to_string().contains("quant_weights[9]"), "{e}");
+        bad[9] = f32::NAN;
+        assert!(matches!(
+            call(&bad),
+            Err(QuantError::NonFinite { index: 9, .. })
+        ));
+        bad[9] = f32::INFINITY;
+        assert!(matches!(
+            call(&bad),
+            Err(QuantError::NonFinite { index: 9, .. })
+        ));
+        // A negative zero is a zero weight.
+        bad[9] = -0.0;
+        let mut ok = vec![0u8; dst.len()];
+        ggml_quantize_weighted(ty, src, 2, 256, Some(&bad), &mut ok).unwrap();
+        // The checks of the unweighted path come first, with or without weights.
+        let mut nan_x = x.clone();
+        nan_x[300] = f32::NAN;
+        assert!(matches!(
+            ggml_quantize_weighted(ty, Src::F32(&nan_x), 2, 256, Some(&w), &mut dst),
+            Err(QuantError::NonFinite { index: 300, .. })
+        ));
+        let e = ggml_quantize_weighted(ty, src, 2, 200, Some(&w), &mut dst).unwrap_err();
+        assert!(matches!(e, QuantError::InvalidArgument(_)), "{e}");
+        let e = ggml_quantize_weighted(ty, src, 3, 256, Some(&w), &mut dst).unwrap_err();
+        assert!(matches!(e, QuantError::ShapeMismatch(_)), "{e}");
+        let short = dst.len() - 1;
+        let e = ggml_quantize_weighted(ty, src, 2, 256, Some(&w), &mut dst[..short]).unwrap_err();
+        assert!(matches!(e, QuantError::BufferTooSmall { .. }), "{e}");
+        assert!(dst.iter().all(|&b| b == 0xA5), "{}", ty.name());
     }
 }
 
