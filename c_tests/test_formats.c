@@ -158,6 +158,64 @@ static void test_ggml_golden_k_quants(void) {
     free(x);
 }
 
+/* The importance-weighted path through the ABI: ggml_quantize_chunk's bytes with MiniLM's imatrix
+ * (tests/data/ggml/golden/real.<type>.imatrix.bin) for a 32-value type and a K-quant, NULL weights
+ * as quant_ggml_quantize, and every error path (nothing written on any). */
+static void test_ggml_weighted(void) {
+    const int32_t types[2] = {QUANT_GGML_TYPE_Q4_1, QUANT_GGML_TYPE_Q4_K};
+    const char *files[2] = {"q4_1", "q4_k"};
+    enum { ROWS = 2, COLS = 1536, N = ROWS * COLS };
+    size_t xlen = 0, wlen = 0;
+    float *x = (float *)read_fixture("ggml/golden/real.f32", &xlen);
+    float *w = (float *)read_fixture("ggml/golden/real.imatrix.f32", &wlen);
+    CHECK(x && xlen == N * 4 && w && wlen == COLS * 4);
+    if (!(x && w)) return;
+    for (int t = 0; t < 2; t++) {
+        char name[128];
+        size_t qlen = 0, rlen = 0;
+        snprintf(name, sizeof name, "ggml/golden/real.%s.imatrix.bin", files[t]);
+        uint8_t *want = (uint8_t *)read_fixture(name, &qlen);
+        snprintf(name, sizeof name, "ggml/golden/real.%s.bin", files[t]);
+        uint8_t *plain = (uint8_t *)read_fixture(name, &rlen);
+        CHECK(want && plain);
+        if (!(want && plain)) continue;
+        const size_t size = ROWS * quant_ggml_row_size(types[t], COLS);
+        CHECK(size == qlen && size == rlen);
+        uint8_t *q = (uint8_t *)malloc(size + 1);
+        q[size] = 0x5A;
+        EXPECT_STATUS(quant_ggml_quantize_weighted(types[t], x, ROWS, COLS, w, q, size + 1), QUANT_OK);
+        CHECK(memcmp(q, want, size) == 0 && q[size] == 0x5A);
+        EXPECT_STATUS(quant_ggml_quantize_weighted(types[t], x, ROWS, COLS, NULL, q, size), QUANT_OK);
+        CHECK(memcmp(q, plain, size) == 0);
+
+        /* Errors: nothing written. */
+        FILL(q, size + 1);
+        float *bad = (float *)malloc(COLS * sizeof(float));
+        memcpy(bad, w, COLS * sizeof(float));
+        bad[700] = -1.0f;
+        EXPECT_STATUS(quant_ggml_quantize_weighted(types[t], x, ROWS, COLS, bad, q, size), QUANT_ERR_INVALID_ARGUMENT);
+        EXPECT_DETAIL_CONTAINS("quant_weights[700]");
+        bad[700] = NAN;
+        EXPECT_STATUS(quant_ggml_quantize_weighted(types[t], x, ROWS, COLS, bad, q, size), QUANT_ERR_NON_FINITE);
+        EXPECT_DETAIL_CONTAINS("700");
+        bad[700] = INFINITY;
+        EXPECT_STATUS(quant_ggml_quantize_weighted(types[t], x, ROWS, COLS, bad, q, size), QUANT_ERR_NON_FINITE);
+        EXPECT_STATUS(quant_ggml_quantize_weighted(types[t], x, ROWS, COLS, w, q, size - 1), QUANT_ERR_BUFFER_TOO_SMALL);
+        EXPECT_STATUS(quant_ggml_quantize_weighted(types[t], x, ROWS, 1000, w, q, size), QUANT_ERR_INVALID_ARGUMENT);
+        EXPECT_STATUS(quant_ggml_quantize_weighted(types[t], x, 0, COLS, w, q, size), QUANT_ERR_INVALID_ARGUMENT);
+        EXPECT_STATUS(quant_ggml_quantize_weighted(types[t], NULL, ROWS, COLS, w, q, size), QUANT_ERR_NULL_POINTER);
+        EXPECT_STATUS(quant_ggml_quantize_weighted(types[t], x, ROWS, COLS, w, NULL, size), QUANT_ERR_NULL_POINTER);
+        EXPECT_STATUS(quant_ggml_quantize_weighted(1, x, ROWS, COLS, w, q, size), QUANT_ERR_INVALID_ARGUMENT);
+        CHECK(UNTOUCHED(q, size + 1));
+        free(bad);
+        free(q);
+        free(want);
+        free(plain);
+    }
+    free(x);
+    free(w);
+}
+
 /* The error paths of the K-quants whose records put their f16 headers at the end (Q2_K: d and dmin
  * at 80 and 82, Q3_K: d at 108) or beside Q4_K's (Q5_K: 0 and 2). */
 static void test_ggml_k_quant_errors(void) {
@@ -776,6 +834,7 @@ int main(void) {
     test_ggml_golden_k_quants();
     test_ggml_errors();
     test_ggml_k_quant_errors();
+    test_ggml_weighted();
     test_gptq();
     test_awq();
     test_sources();
