@@ -647,6 +647,30 @@ inline std::vector<std::uint8_t> ggml_quantize(std::int32_t type, span<const flo
     ggml_quantize(type, src, nrows, n_per_row, dst);
     return dst;
 }
+/// ggml_quantize with an importance matrix (one weight per column, the imatrix of llama-quantize):
+/// byte for byte as ggml_quantize_chunk with it. An empty quant_weights means none (the bytes of
+/// ggml_quantize); otherwise it holds exactly n_per_row finite weights >= 0 (else
+/// QUANT_ERR_SHAPE_MISMATCH, QUANT_ERR_NON_FINITE or QUANT_ERR_INVALID_ARGUMENT).
+inline void ggml_quantize_weighted(std::int32_t type, span<const float> src, std::size_t nrows, std::size_t n_per_row,
+                                   span<const float> quant_weights, span<std::uint8_t> dst) {
+    const char *fn = "quant_ggml_quantize_weighted";
+    detail::need(src.size(), detail::product(nrows, n_per_row), "src", fn);
+    if (!quant_weights.empty() && quant_weights.size() != n_per_row) {
+        detail::fail(QUANT_ERR_SHAPE_MISMATCH, fn,
+                     "quant_weights holds " + std::to_string(quant_weights.size()) + " weights, n_per_row is " +
+                         std::to_string(n_per_row));
+    }
+    detail::check(quant_ggml_quantize_weighted(type, src.data(), nrows, n_per_row,
+                                               quant_weights.empty() ? nullptr : quant_weights.data(), dst.data(),
+                                               dst.size()),
+                  fn);
+}
+inline std::vector<std::uint8_t> ggml_quantize_weighted(std::int32_t type, span<const float> src, std::size_t nrows,
+                                                        std::size_t n_per_row, span<const float> quant_weights) {
+    std::vector<std::uint8_t> dst(detail::ggml_bytes(type, nrows, n_per_row));
+    ggml_quantize_weighted(type, src, nrows, n_per_row, quant_weights, dst);
+    return dst;
+}
 /// ggml_quantize of f16 or bf16 bits (as llama.cpp quantizes 16-bit models); the bytes equal those
 /// of the float overload on the same values.
 inline void ggml_quantize(std::int32_t type, dtype src_dtype, span<const std::uint16_t> src, std::size_t nrows,

@@ -129,6 +129,34 @@ func GGMLQuantizeInto(dst []byte, t GGMLType, src []float32, nrows, nPerRow int)
 	})
 }
 
+// GGMLQuantizeWeighted is GGMLQuantize with an importance matrix (one weight per column, the
+// imatrix of llama-quantize), byte for byte as ggml_quantize_chunk with it. nil weights means none
+// (the bytes of GGMLQuantize); otherwise weights holds exactly nPerRow finite values >= 0.
+func GGMLQuantizeWeighted(t GGMLType, src []float32, nrows, nPerRow int, weights []float32) ([]byte, error) {
+	dst := make([]byte, ggmlBytes(t, nrows, nPerRow))
+	if err := GGMLQuantizeWeightedInto(dst, t, src, nrows, nPerRow, weights); err != nil {
+		return nil, err
+	}
+	return dst, nil
+}
+
+// GGMLQuantizeWeightedInto is GGMLQuantizeWeighted into dst (see GGMLQuantizeInto). Nothing is
+// written on error.
+func GGMLQuantizeWeightedInto(dst []byte, t GGMLType, src []float32, nrows, nPerRow int, weights []float32) error {
+	const fn = "quant_ggml_quantize_weighted"
+	r, n, _, err := dims(fn, len(src), nrows, nPerRow, 0)
+	if err != nil {
+		return err
+	}
+	if weights != nil && len(weights) != nPerRow {
+		return fail(StatusShapeMismatch, fn, "weights holds %d values, nPerRow is %d", len(weights), nPerRow)
+	}
+	return call(fn, func() C.quant_status {
+		return C.quant_ggml_quantize_weighted(C.int32_t(t), (*C.float)(ptr(src)), r, n, (*C.float)(ptr(weights)),
+			ptr(dst), C.size_t(len(dst)))
+	})
+}
+
 // GGMLQuantize16 is GGMLQuantize of f16 or bf16 bits (dtype DTypeF16 or DTypeBF16), as llama.cpp
 // quantizes 16-bit models; the bytes equal those of GGMLQuantize on the same values.
 func GGMLQuantize16(t GGMLType, dtype DType, src []uint16, nrows, nPerRow int) ([]byte, error) {

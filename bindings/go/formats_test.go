@@ -98,6 +98,35 @@ func TestGGMLRoundTrip(t *testing.T) {
 		}
 	}
 
+	// The importance-weighted path: nil weights is GGMLQuantize; Q8_0 ignores them; a K-quant with
+	// weights writes other bytes; the weights are checked and nothing is written on error.
+	imp := make([]float32, 512)
+	for i := range imp {
+		imp[i] = 1 + float32(i%5)
+	}
+	for _, c := range []struct {
+		ty      GGMLType
+		weights []float32
+		same    bool
+	}{{GGMLQ4_K, nil, true}, {GGMLQ8_0, imp, true}, {GGMLQ4_K, imp, false}} {
+		got, err := GGMLQuantizeWeighted(c.ty, w[:512], 1, 512, c.weights)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := GGMLQuantize(c.ty, w[:512], 1, 512)
+		if bytes.Equal(got, want) != c.same {
+			t.Errorf("GGMLQuantizeWeighted(%v, weights %v): equal to GGMLQuantize is %v", c.ty, c.weights != nil, !c.same)
+		}
+	}
+	_, err = GGMLQuantizeWeighted(GGMLQ4_K, w[:512], 1, 512, imp[:511])
+	expectErr(t, err, ErrShapeMismatch)
+	imp[3] = -1
+	wdst := bytes.Repeat([]byte{0xAB}, 288)
+	expectErr(t, GGMLQuantizeWeightedInto(wdst, GGMLQ4_K, w[:512], 1, 512, imp), ErrInvalidArgument)
+	if !bytes.Equal(wdst, bytes.Repeat([]byte{0xAB}, 288)) {
+		t.Error("dst written on error")
+	}
+
 	nanW := append([]float32(nil), w[:64]...)
 	nanW[40] = float32(math.NaN())
 	_, err = GGMLQuantize(GGMLQ8_0, nanW, 2, 32)

@@ -462,6 +462,21 @@ static void test_ggml() {
     CHECK(ggml_quantize(ggml::q4_k, dtype::bf16, quant::span<const std::uint16_t>(bf.data(), 512), 1, 512) ==
           ggml_quantize(ggml::q4_k, bf16_to_f32(quant::span<const std::uint16_t>(bf.data(), 512)), 1, 512));
 
+    // The importance-weighted path: no weights is ggml_quantize; Q8_0 ignores them; a K-quant
+    // with weights writes other bytes; the weights are checked.
+    {
+        quant::span<const float> w512(w.data(), 512);
+        std::vector<float> imp(512);
+        for (std::size_t i = 0; i < 512; i++) imp[i] = 1.0f + (float)(i % 5);
+        CHECK(ggml_quantize_weighted(ggml::q4_k, w512, 1, 512, {}) == ggml_quantize(ggml::q4_k, w512, 1, 512));
+        CHECK(ggml_quantize_weighted(ggml::q8_0, w512, 1, 512, imp) == ggml_quantize(ggml::q8_0, w512, 1, 512));
+        CHECK(ggml_quantize_weighted(ggml::q4_k, w512, 1, 512, imp) != ggml_quantize(ggml::q4_k, w512, 1, 512));
+        EXPECT_ERROR(ggml_quantize_weighted(ggml::q4_k, w512, 1, 512, quant::span<const float>(imp.data(), 511)),
+                     QUANT_ERR_SHAPE_MISMATCH);
+        imp[3] = -1.0f;
+        EXPECT_ERROR(ggml_quantize_weighted(ggml::q4_k, w512, 1, 512, imp), QUANT_ERR_INVALID_ARGUMENT);
+    }
+
     std::vector<float> nan_w(w.begin(), w.begin() + 64);
     nan_w[40] = std::nanf("");
     EXPECT_ERROR(ggml_quantize(ggml::q8_0, nan_w, 2, 32), QUANT_ERR_NON_FINITE);

@@ -775,6 +775,18 @@ pub fn ggmlQuantize(t: GgmlType, src: []const f32, nrows: usize, n_per_row: usiz
     try srcCheck(src.len, nrows, n_per_row);
     try call(c.quant_ggml_quantize(@backingInt(t), src.ptr, nrows, n_per_row, dst.ptr, dst.len));
 }
+/// ggmlQuantize with an importance matrix (one weight per column, the imatrix of llama-quantize),
+/// byte for byte as ggml_quantize_chunk with it. null weights means none (the bytes of
+/// ggmlQuantize); otherwise weights holds exactly n_per_row finite values >= 0.
+pub fn ggmlQuantizeWeighted(t: GgmlType, src: []const f32, nrows: usize, n_per_row: usize, weights: ?[]const f32, dst: []u8) Error!void {
+    try srcCheck(src.len, nrows, n_per_row);
+    var wp: ?[*]const f32 = null;
+    if (weights) |w| {
+        if (w.len != n_per_row) return fail(error.ShapeMismatch, "weights holds {d} values, n_per_row is {d}", .{ w.len, n_per_row });
+        wp = w.ptr;
+    }
+    try call(c.quant_ggml_quantize_weighted(@backingInt(t), src.ptr, nrows, n_per_row, wp, dst.ptr, dst.len));
+}
 /// ggmlQuantize of f16 or bf16 bits (as llama.cpp quantizes 16-bit models); the bytes equal those
 /// of ggmlQuantize on the same values.
 pub fn ggmlQuantize16(t: GgmlType, dtype: DType, src: []const u16, nrows: usize, n_per_row: usize, dst: []u8) Error!void {

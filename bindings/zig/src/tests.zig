@@ -596,6 +596,30 @@ test "GGML blocks: Q8_0 round trip of a real row, 16-bit sources, errors" {
         try testing.expectEqualSlices(u8, &b, &a);
     }
 
+    // The importance-weighted path: null weights is ggmlQuantize; Q8_0 ignores them; a K-quant with
+    // weights writes other bytes; the weights are checked and nothing is written on error.
+    {
+        var imp: [512]f32 = undefined;
+        for (&imp, 0..) |*v, i| v.* = 1.0 + @as(f32, @floatFromInt(i % 5));
+        const q4k: quant.GgmlType = .q4_K;
+        // 512 values: 2 * 144 bytes as Q4_K, 16 * 34 as Q8_0.
+        var plain: [16 * 34]u8 = undefined;
+        var weighted: [16 * 34]u8 = undefined;
+        try quant.ggmlQuantize(q4k, w[0..512], 1, 512, plain[0..288]);
+        try quant.ggmlQuantizeWeighted(q4k, w[0..512], 1, 512, null, weighted[0..288]);
+        try testing.expectEqualSlices(u8, plain[0..288], weighted[0..288]);
+        try quant.ggmlQuantizeWeighted(q4k, w[0..512], 1, 512, &imp, weighted[0..288]);
+        try testing.expect(!std.mem.eql(u8, plain[0..288], weighted[0..288]));
+        try quant.ggmlQuantize(q8, w[0..512], 1, 512, plain[0..]);
+        try quant.ggmlQuantizeWeighted(q8, w[0..512], 1, 512, &imp, weighted[0..]);
+        try testing.expectEqualSlices(u8, &plain, &weighted);
+        try expectFail(error.ShapeMismatch, quant.ggmlQuantizeWeighted(q4k, w[0..512], 1, 512, imp[0..511], weighted[0..288]));
+        imp[3] = -1.0;
+        @memset(&weighted, 0xAB);
+        try expectFail(error.InvalidArgument, quant.ggmlQuantizeWeighted(q4k, w[0..512], 1, 512, &imp, weighted[0..288]));
+        try testing.expect(std.mem.allEqual(u8, &weighted, 0xAB));
+    }
+
     var nan_w: [64]f32 = w[0..64].*;
     nan_w[40] = std.math.nan(f32);
     var dst: [68]u8 = @splat(0xAB);
