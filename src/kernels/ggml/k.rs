@@ -4,6 +4,13 @@
 //! (with `make_qx_quants`), operation for operation in f32 (no fused multiply-add), and ggml's
 //! dequantizers. The entry points are those of [`super::ggml`] with `GgmlType::Q2_K` ... `Q6_K`.
 //!
+//! With importance weights (ggml's `quantize_row_q2_K_impl` ... `_q6_K_impl`) the sub-block fits are
+//! weighted by `qw * sqrt(sigma2 + x^2)` (Q6_K: `qw` alone) and searched harder
+//! (`make_qkx3_quants`, 37 candidate scales, for Q2_K, Q4_K and Q5_K; the weighted `make_qx_quants`
+//! for Q3_K and Q6_K), and the sub-block scales and mins of Q2_K, Q4_K and Q5_K are themselves
+//! quantized by `make_qp_quants` and Q3_K's by `make_qx_quants`, instead of by a plain
+//! `max / levels` rule. The layouts are the same; only the chosen numbers differ.
+//!
 //! # Q2_K (84 bytes per 256 values)
 //! `scales[16], qs[64], d: f16, dmin: f16`. Sixteen sub-blocks of 16 values; `scales[j]` holds the
 //! 4-bit scale of sub-block `j` in its low nibble and its 4-bit min in its high nibble. Codes: for each

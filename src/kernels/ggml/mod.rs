@@ -1,6 +1,8 @@
 //! GGML / GGUF block formats: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 and the K-quants Q2_K, Q3_K, Q4_K, Q5_K
 //! and Q6_K (in [`k`]), byte-exact with ggml's reference quantizers (`quantize_row_*_ref` in
-//! `ggml-quants.c`, what `ggml_quantize_chunk` runs without an importance matrix).
+//! `ggml-quants.c`, what `ggml_quantize_chunk` runs without an importance matrix) and, through
+//! [`ggml_quantize_weighted`], with its importance-weighted ones (`quantize_row_*_impl`, what it runs
+//! with an imatrix).
 //!
 //! # Layouts (little-endian; `f16` is IEEE binary16, rounded to nearest even from f32)
 //! A row of `n_per_row` values (a multiple of the block size) is cut into consecutive blocks, each
@@ -789,6 +791,37 @@ mod tests {
             quantize_q8_0_codes_ref(b, id, &mut want);
             assert_eq!(fast[2..], want, "block {b:?} (d {d})");
         }
+    }
+
+    #[test]
+    fn block_level_weighted_quantizer_composes_to_the_row_quantizer() {
+        // What GPTQ onto the grids will call: one block at a time, with the row's sigma2.
+        let (rows, cols) = (3, 512);
+        let x: Vec<f32> = (0..rows * cols)
+            .map(|i| ((i * 7919 % 1009) as f32 - 504.0) / 300.0 * (1 + i / cols) as f32)
+            .collect();
+        let w: Vec<f32> = (0..cols).map(|i| (i % 13) as f32 * 0.25).collect();
+        for ty in GgmlType::all() {
+            let (bs, ts) = (ty.block_size(), ty.type_size());
+            let mut want = vec![0u8; rows * ty.row_size(cols).unwrap()];
+            ggml_quantize_weighted(ty, Src::F32(&x), rows, cols, Some(&w), &mut want).unwrap();
+            let mut got = vec![0u8; want.len()];
+            for (r, row) in x.chunks_exact(cols).enumerate() {
+                let sigma2 = row_sigma2(row);
+                for b in 0..cols / bs {
+                    let at = (r * cols / bs + b) * ts;
+                    let cols = b * bs..(b + 1) * bs;
+                    ty.quantize_block_weighted(
+                        &row[cols.clone()],
+                        &w[cols],
+                        sigma2,
+                        &mut got[at..at + ts],
+                    );
+                }
+            }
+            assert_eq!(got, want, "{}", ty.name());
+        }
+        assert_eq!(row_sigma2(&[3.0, 4.0]), 12.5);
     }
 
     #[test]
