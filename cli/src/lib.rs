@@ -9,6 +9,7 @@ pub mod arch;
 pub mod calibrate;
 pub mod eval;
 pub mod export;
+pub mod imatrix;
 pub mod inspect;
 pub mod model;
 pub mod plan;

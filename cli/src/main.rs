@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand};
 // The tool's modules live in the library crate (lib.rs) so that tests and fuzz targets reach them;
 // `crate::model` etc. resolve through these imports in modules declared here.
 #[allow(unused_imports)]
-use quant_cli::{calibrate, eval, export, inspect, model, plan, quantize, write};
+use quant_cli::{calibrate, eval, export, imatrix, inspect, model, plan, quantize, write};
 
 const RULES_HELP: &str = "\
 Plans: every tensor gets a target type before any work starts, and the whole plan is validated first.
@@ -184,6 +184,33 @@ enum Command {
         /// (GPTQ's MSE option) instead of the type's rule alone.
         #[arg(long)]
         mse_search: bool,
+        /// An importance matrix (llama-imatrix's .gguf or legacy .dat, or `quant imatrix`'s): the
+        /// tensors it names are quantized with ggml's weighted quantizers, and the Q4_0/Q5_0 mixes
+        /// raise their first ffn_down layers, as llama-quantize --imatrix does.
+        #[arg(long, value_name = "FILE")]
+        imatrix: Option<PathBuf>,
+    },
+    /// Compute an importance matrix (llama-imatrix's GGUF format) with the model's own forward
+    /// pass: per column, the sum of the squared inputs of every block linear layer over the
+    /// calibration tokens.
+    Imatrix {
+        /// A GGUF file (Llama).
+        model: PathBuf,
+        /// The calibration text (UTF-8).
+        #[arg(long, value_name = "TEXT")]
+        calib: PathBuf,
+        /// The imatrix file to write.
+        #[arg(long, short, value_name = "FILE", default_value = "imatrix.gguf")]
+        output: PathBuf,
+        /// Calibration samples (consecutive runs of --seq-len tokens from the text's start).
+        #[arg(long, default_value_t = 40)]
+        samples: usize,
+        /// Tokens per calibration sample.
+        #[arg(long, default_value_t = 512)]
+        seq_len: usize,
+        /// No progress bar or summary.
+        #[arg(long, short)]
+        quiet: bool,
     },
     /// Perplexity of a GGUF model on a text, scored as llama.cpp's llama-perplexity scores it.
     Eval(eval::EvalArgs),
@@ -192,6 +219,28 @@ enum Command {
 fn run(cmd: Command) -> Result<()> {
     match cmd {
         Command::Inspect { model, plan } => inspect::run(&model, plan.mix, plan.rules.as_deref()),
+        Command::Imatrix {
+            model,
+            calib,
+            output,
+            samples,
+            seq_len,
+            quiet,
+        } => {
+            let g = model::GgufFile::open(&model)?;
+            let opts = calibrate::CalibOptions {
+                text: calib,
+                samples,
+                seq_len,
+                mse_search: false,
+            };
+            let m = imatrix::collect(&g, &opts, quiet)?;
+            m.write(&output)?;
+            if !quiet {
+                eprintln!("{}: {} entries", output.display(), m.entries.len());
+            }
+            Ok(())
+        }
         Command::Eval(args) => eval::run(&args),
         Command::ExportGptq {
             model,
@@ -274,7 +323,14 @@ fn run(cmd: Command) -> Result<()> {
             samples,
             seq_len,
             mse_search,
+            imatrix,
         } => {
+            if imatrix.is_some() && method == "gptq" {
+                anyhow::bail!(
+                    "--imatrix applies to round-to-nearest (--method rtn); GPTQ uses its own \
+                     calibration"
+                );
+            }
             let gptq = match (method.as_str(), calib) {
                 ("gptq", Some(text)) => Some(calibrate::CalibOptions {
                     text,
@@ -295,6 +351,7 @@ fn run(cmd: Command) -> Result<()> {
                 quiet,
                 verbose,
                 gptq,
+                imatrix,
             };
             let r = quantize::run(&model, &out, &opts)?;
             if !quiet {

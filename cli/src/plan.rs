@@ -486,6 +486,8 @@ struct MixState {
     i_attention_wv: i64,
     i_ffn_down: i64,
     tied: bool,
+    /// An importance matrix will be used (llama-quantize's `has_imatrix`).
+    imatrix: bool,
 }
 
 /// llama-quantize's choice for one quantizable tensor (`llama_tensor_get_type_impl`), before the
@@ -574,6 +576,9 @@ fn mix_type(mix: Mix, t: &Input, info: &ModelInfo, st: &mut MixState) -> DType {
             }
             Mix::Q4_K_M | Mix::Q5_K_M if more => new = DType::Q6_K,
             Mix::Q4_K_S if !falcon && i_layer < n_layer / 8 => new = DType::Q5_K,
+            // llama.cpp's guard for the first ffn_down layers of an imatrix Q4_0/Q5_0 file.
+            Mix::Q4_0 if st.imatrix && i_layer < n_layer / 8 => new = DType::Q4_1,
+            Mix::Q5_0 if st.imatrix && i_layer < n_layer / 8 => new = DType::Q5_1,
             _ => {}
         }
         st.i_ffn_down += 1;
@@ -611,6 +616,19 @@ impl Plan {
         mix: Option<Mix>,
         rules: &[Rule],
     ) -> Result<Plan> {
+        Self::build_for(inputs, info, mix, rules, false)
+    }
+
+    /// [`Plan::build`] for a run with an importance matrix (`imatrix`), whose mixes differ as
+    /// llama-quantize's do: Q4_0 and Q5_0 raise the first eighth of the ffn_down layers to Q4_1 and
+    /// Q5_1.
+    pub fn build_for(
+        inputs: &[Input],
+        info: &ModelInfo,
+        mix: Option<Mix>,
+        rules: &[Rule],
+        imatrix: bool,
+    ) -> Result<Plan> {
         if mix.is_none() && rules.is_empty() {
             bail!("nothing to do: give --type, --rules or both");
         }
@@ -629,6 +647,7 @@ impl Plan {
             i_attention_wv: 0,
             i_ffn_down: 0,
             tied: !order.iter().any(|t| t.name == "output.weight"),
+            imatrix,
         };
         let mut used = vec![false; rules.len()];
         let mut entries = Vec::with_capacity(order.len());
@@ -915,6 +934,31 @@ mod tests {
         assert_eq!(target(&p, "blk.40.attn_v.weight"), D::Q5_1);
         assert_eq!(Mix::parse("q3_k_m").unwrap(), Mix::Q3_K_M);
         assert_eq!(Mix::Q5_K_M.file_type(), 17);
+    }
+
+    #[test]
+    fn imatrix_raises_the_first_ffn_down_layers_of_q4_0_and_q5_0() {
+        use DType as D;
+        let t = smollm(30);
+        for (mix, body, raised) in [(Mix::Q4_0, D::Q4_0, D::Q4_1), (Mix::Q5_0, D::Q5_0, D::Q5_1)] {
+            let plain = Plan::build(&t, &info(), Some(mix), &[]).unwrap();
+            let with = Plan::build_for(&t, &info(), Some(mix), &[], true).unwrap();
+            for i in 0..30 {
+                let name = format!("blk.{i}.ffn_down.weight");
+                assert_eq!(target(&plain, &name), body, "{mix:?} {i}");
+                // 30 layers: n_layer / 8 = 3.
+                let want = if i < 3 { raised } else { body };
+                assert_eq!(target(&with, &name), want, "{mix:?} {i} with an imatrix");
+                let q = format!("blk.{i}.attn_q.weight");
+                assert_eq!(target(&with, &q), target(&plain, &q));
+            }
+        }
+        // The K mixes do not change.
+        let a = Plan::build(&t, &info(), Some(Mix::Q4_K_M), &[]).unwrap();
+        let b = Plan::build_for(&t, &info(), Some(Mix::Q4_K_M), &[], true).unwrap();
+        for (x, y) in a.entries.iter().zip(&b.entries) {
+            assert_eq!(x.target, y.target, "{}", x.name);
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! The output is written tensor by tensor (one f32 tensor and its encoding in memory at a time) into
 //! a temporary file beside the output, renamed over it only when complete; on any error the
 //! temporary file is removed.
+use std::collections::HashMap;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -11,10 +12,12 @@ use anyhow::{anyhow, bail, Context, Result};
 use half::{bf16, f16};
 use indicatif::{ProgressBar, ProgressStyle};
 use quant::kernels::check_finite;
-use quant::kernels::ggml::ggml_quantize;
+use quant::kernels::ggml::ggml_quantize_weighted;
+use quant::kernels::source::Src;
 use quant::QuantError;
 
 use crate::calibrate::{self, CalibOptions};
+use crate::imatrix::Imatrix;
 use crate::model::gguf::Value;
 use crate::model::{dequantize, DType, GgufFile, Source};
 use crate::plan::{self, Entry, Mix, Plan};
@@ -35,6 +38,9 @@ pub struct Options {
     pub verbose: bool,
     /// GPTQ through the model on this calibration (a GGUF input only); None: round-to-nearest.
     pub gptq: Option<CalibOptions>,
+    /// An importance matrix file (llama-imatrix's GGUF or legacy format, or `quant imatrix`'s):
+    /// each tensor it names is quantized with its weights, as llama-quantize --imatrix does.
+    pub imatrix: Option<PathBuf>,
 }
 
 /// Opens a model: a GGUF file or a safetensors folder.
@@ -44,12 +50,87 @@ pub fn open_source(path: &Path) -> Result<Box<dyn Source>> {
 
 /// The plan for `src` under `opts` (validated).
 pub fn make_plan(src: &dyn Source, mix: Option<Mix>, rules: Option<&Path>) -> Result<Plan> {
+    make_plan_for(src, mix, rules, false)
+}
+
+/// [`make_plan`] for a run with (`imatrix`) or without an importance matrix: the Q4_0 and Q5_0
+/// mixes differ as llama-quantize's do.
+pub fn make_plan_for(
+    src: &dyn Source,
+    mix: Option<Mix>,
+    rules: Option<&Path>,
+    imatrix: bool,
+) -> Result<Plan> {
     let rules = match rules {
         Some(p) => plan::read_rules(p)?,
         None => vec![],
     };
-    Plan::build(&src.tensors(), &src.info(), mix, &rules)
+    Plan::build_for(&src.tensors(), &src.info(), mix, &rules, imatrix)
         .with_context(|| format!("{}", src.path().display()))
+}
+
+/// llama-quantize's record of the importance matrix in the output's metadata, after
+/// `general.file_type`: the file as given and the first dataset (each cut to 127 bytes, its buffer
+/// size), the number of entries, and the chunk count when known.
+pub fn imatrix_metadata(path: &Path, m: &Imatrix) -> Vec<(String, Value)> {
+    fn cut(s: &str) -> Value {
+        let b = s.as_bytes();
+        Value::String(b[..b.len().min(127)].to_vec())
+    }
+    let mut kv = vec![(
+        "quantize.imatrix.file".to_string(),
+        cut(&path.to_string_lossy()),
+    )];
+    if let Some(d) = m.datasets.first() {
+        kv.push(("quantize.imatrix.dataset".to_string(), cut(d)));
+    }
+    kv.push((
+        "quantize.imatrix.entries_count".to_string(),
+        Value::U32(m.entries.len() as u32),
+    ));
+    if m.chunk_count > 0 {
+        kv.push((
+            "quantize.imatrix.chunks_count".to_string(),
+            Value::U32(m.chunk_count),
+        ));
+    }
+    kv
+}
+
+/// Each quantized tensor's importance weights (one per column), checked against the plan: an entry
+/// whose length is not the tensor's row length is an error naming both, as in llama-quantize.
+fn imatrix_weights(plan: &Plan, m: &Imatrix) -> Result<HashMap<String, Vec<f32>>> {
+    let mut out = HashMap::new();
+    for e in &plan.entries {
+        if e.is_copy() || e.target.ggml().is_none() {
+            continue;
+        }
+        let Some(w) = m.weights(&e.name) else {
+            continue;
+        };
+        let cols = e.dims.first().copied().unwrap_or(1);
+        let mats: u64 = e.dims.iter().skip(2).product();
+        if w.len() as u64 != cols * mats {
+            bail!(
+                "imatrix entry '{}' has {} values but the tensor's rows are {cols} long{}",
+                e.name,
+                w.len(),
+                if mats > 1 {
+                    format!(" ({mats} matrices)")
+                } else {
+                    String::new()
+                }
+            );
+        }
+        if mats > 1 {
+            bail!(
+                "tensor '{}': {mats} matrices with one imatrix row each are not supported",
+                e.name
+            );
+        }
+        out.insert(e.name.clone(), w);
+    }
+    Ok(out)
 }
 
 /// The output metadata: the input's, in order, then `general.quantization_version` and
@@ -80,6 +161,18 @@ pub fn output_metadata(src: &[(String, Value)], file_type: Option<u32>) -> Vec<(
 /// Encodes `x` (one tensor, `rows` rows of `dims[0]`) as `target` into `out`, on `threads` threads
 /// (rows split into contiguous ranges: the bytes do not depend on the split).
 pub fn encode(e: &Entry, x: &[f32], out: &mut Vec<u8>, threads: usize) -> Result<()> {
+    encode_weighted(e, x, None, out, threads)
+}
+
+/// [`encode`] with importance weights (one per column) for the GGUF block types: ggml's weighted
+/// quantizers, as llama-quantize runs them with an imatrix.
+pub fn encode_weighted(
+    e: &Entry,
+    x: &[f32],
+    weights: Option<&[f32]>,
+    out: &mut Vec<u8>,
+    threads: usize,
+) -> Result<()> {
     let cols = e.dims.first().copied().unwrap_or(1) as usize;
     let rows = x.len().checked_div(cols).unwrap_or(0);
     out.clear();
@@ -118,7 +211,7 @@ pub fn encode(e: &Entry, x: &[f32], out: &mut Vec<u8>, threads: usize) -> Result
             }
             t => {
                 let g = t.ggml().ok_or_else(|| anyhow!("{t} has no quantizer"))?;
-                ggml_quantize(g, xs, xs.len() / cols, cols, o)?;
+                ggml_quantize_weighted(g, Src::F32(xs), xs.len() / cols, cols, weights, o)?;
             }
         }
         Ok(())
@@ -213,8 +306,39 @@ pub fn run(input: &Path, output: &Path, opts: &Options) -> Result<Report> {
     let start = Instant::now();
     check_paths(input, output)?;
     let src = open_source(input)?;
-    let plan = make_plan(src.as_ref(), opts.mix, opts.rules.as_deref())?;
-    let metadata = output_metadata(&src.metadata(), plan.file_type());
+    let imatrix = match &opts.imatrix {
+        Some(p) => Some((p, Imatrix::read(p)?)),
+        None => None,
+    };
+    let plan = make_plan_for(
+        src.as_ref(),
+        opts.mix,
+        opts.rules.as_deref(),
+        imatrix.is_some(),
+    )?;
+    let mut metadata = output_metadata(&src.metadata(), plan.file_type());
+    let weights = match &imatrix {
+        Some((p, m)) => {
+            metadata.extend(imatrix_metadata(p, m));
+            let w = imatrix_weights(&plan, m).with_context(|| format!("{}", p.display()))?;
+            if !opts.quiet {
+                let quantized = plan
+                    .entries
+                    .iter()
+                    .filter(|e| !e.is_copy() && e.target.ggml().is_some())
+                    .count();
+                eprintln!(
+                    "imatrix: {} entries from {}; {} of {quantized} quantized tensors weighted \
+                     (the others have no entry)",
+                    m.entries.len(),
+                    p.display(),
+                    w.len()
+                );
+            }
+            w
+        }
+        None => HashMap::new(),
+    };
     let mut gptq = match &opts.gptq {
         None => Default::default(),
         Some(c) => {
@@ -306,7 +430,8 @@ pub fn run(input: &Path, output: &Path, opts: &Options) -> Result<Report> {
                     &x[..]
                 }
             };
-            encode(e, xs, &mut q, opts.threads)
+            let qw = weights.get(&e.name).map(Vec::as_slice);
+            encode_weighted(e, xs, qw, &mut q, opts.threads)
                 .with_context(|| format!("{}", src.path().display()))?;
             w.write_tensor(&q).with_context(out_ctx)?;
             report.quantized += 1;

@@ -8,7 +8,6 @@
 //! A test whose variable is unset is skipped with a note; one set to a missing path fails.
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
@@ -45,61 +44,6 @@ fn llama_quantize(bin: &Path, input: &Path, out: &Path, ty: &str) -> f64 {
         .unwrap();
     assert!(o.status.success(), "llama-quantize {ty}: {}", stderr(&o));
     t.elapsed().as_secs_f64()
-}
-
-/// Tensor-by-tensor differences between two GGUF files (empty when they hold the same tensors,
-/// types, shapes and bytes, and the same metadata).
-fn differences(ours: &Path, theirs: &Path) -> Vec<String> {
-    let (a, b) = (
-        GgufFile::open(ours).unwrap(),
-        GgufFile::open(theirs).unwrap(),
-    );
-    let mut diffs = vec![];
-    if a.metadata() != b.metadata() {
-        let ka: Vec<_> = a.metadata().iter().map(|(k, _)| k).collect();
-        let kb: Vec<_> = b.metadata().iter().map(|(k, _)| k).collect();
-        diffs.push(format!("metadata differs (keys {ka:?} vs {kb:?})"));
-    }
-    let names_a: BTreeMap<_, _> = a.tensors().iter().map(|t| (&t.name, t)).collect();
-    let names_b: BTreeMap<_, _> = b.tensors().iter().map(|t| (&t.name, t)).collect();
-    for (name, tb) in &names_b {
-        let Some(ta) = names_a.get(name) else {
-            diffs.push(format!("'{name}' missing from ours"));
-            continue;
-        };
-        if ta.dtype != tb.dtype || ta.dims != tb.dims {
-            diffs.push(format!(
-                "'{name}': ours {} {:?}, llama-quantize {} {:?}",
-                ta.dtype, ta.dims, tb.dtype, tb.dims
-            ));
-            continue;
-        }
-        let (da, db) = (a.data(ta), b.data(tb));
-        if da != db {
-            let bs = ta.dtype.type_size().unwrap();
-            let blocks = da
-                .chunks(bs)
-                .zip(db.chunks(bs))
-                .filter(|(x, y)| x != y)
-                .count();
-            let first = da
-                .chunks(bs)
-                .zip(db.chunks(bs))
-                .position(|(x, y)| x != y)
-                .unwrap();
-            diffs.push(format!(
-                "'{name}' ({}): {blocks} of {} blocks differ, first block {first}",
-                ta.dtype,
-                da.len() / bs
-            ));
-        }
-    }
-    for name in names_a.keys() {
-        if !names_b.contains_key(name) {
-            diffs.push(format!("'{name}' only in ours"));
-        }
-    }
-    diffs
 }
 
 #[test]
