@@ -222,3 +222,150 @@ fn bad_arguments_are_named() {
         Err(QuantError::NonFinite { index: 3, .. })
     ));
 }
+
+const K_TYPES: [GgmlType; 5] = [
+    GgmlType::Q2_K,
+    GgmlType::Q3_K,
+    GgmlType::Q4_K,
+    GgmlType::Q5_K,
+    GgmlType::Q6_K,
+];
+
+/// A layer: name, `rows`, `cols`, weight, calibration tokens, held-out tokens.
+type KLayer = (String, usize, usize, Vec<f32>, Vec<f32>, Vec<f32>);
+
+/// Real layers with a multiple of 256 input columns: L0 output (384 x 1536), and L5 value restricted
+/// to its first 256 inputs (the layer that reads only those features; 384 x 256).
+fn k_layers() -> Vec<KLayer> {
+    let mut out = Vec::new();
+    let d = LayerData::load(LAYERS[3]);
+    let (rows, cols) = (LAYERS[3].rows, LAYERS[3].cols);
+    out.push((
+        LAYERS[3].short.to_string(),
+        rows,
+        cols,
+        d.w.clone(),
+        d.calib().to_vec(),
+        d.test().to_vec(),
+    ));
+    let d = LayerData::load(LAYERS[5]);
+    let (rows, full, cols) = (LAYERS[5].rows, LAYERS[5].cols, 256);
+    let cut = |m: &[f32]| -> Vec<f32> {
+        m.chunks_exact(full)
+            .flat_map(|r| r[..cols].iter().copied())
+            .collect()
+    };
+    out.push((
+        format!("{} [:, :256]", LAYERS[5].short),
+        rows,
+        cols,
+        cut(&d.w),
+        cut(d.calib()),
+        cut(d.test()),
+    ));
+    out
+}
+
+#[test]
+fn k_quants_decode_and_beat_their_quantizer_on_held_out_tokens() {
+    let mut table = String::from(
+        "| layer | type | ggml reference | GPTQ on the grid | ratio |\n|---|---|---|---|---|\n",
+    );
+    let mut failures = Vec::new();
+    for (name, rows, cols, w, xc, xt) in k_layers() {
+        let mut calib = Calibration::new(cols).unwrap();
+        calib.add(&xc, CALIB, cols).unwrap();
+        let n = xt.len() / cols;
+        let err = |q: &[f32]| reference::rel_error(&xt, n, &w, q, rows, cols);
+        for ty in K_TYPES {
+            let mut rtn = vec![0u8; rows * ty.row_size(cols).unwrap()];
+            ggml_quantize(ty, &w, rows, cols, &mut rtn).unwrap();
+            let e_rtn = err(&decode(ty, &rtn, rows * cols));
+            let r = gptq::quantize_ggml_calibrated(&w, rows, cols, &calib, ty, &params()).unwrap();
+            assert_eq!(r.data.len(), rtn.len());
+            let e = err(&decode(ty, &r.data, rows * cols));
+            table.push_str(&format!(
+                "| {name} | {} | {e_rtn:.4e} | {e:.4e} | {:.3} |\n",
+                ty.name(),
+                e / e_rtn
+            ));
+            if e >= e_rtn {
+                failures.push(format!("{name} {ty:?}: GPTQ {e:.4e} >= ggml {e_rtn:.4e}"));
+            }
+        }
+    }
+    println!("{table}");
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[test]
+fn k_quants_without_feedback_keep_their_quantizers_scales() {
+    // A diagonal Hessian: no error reaches another column, so every super-block is fitted to the
+    // original weights: its header and sub-block scales are the quantizer's, byte for byte. The
+    // codes are the nearest points of those grids; ggml's `nearest_int((x + dmin m) / (d sc))` can
+    // pick the other neighbour near a midpoint (and keeps its search's codes where `d sc` is 0), so
+    // a code may differ, never for a worse value.
+    let (name, rows, cols, w, _, _) = k_layers().swap_remove(0);
+    let mut h = vec![0f64; cols * cols];
+    for i in 0..cols {
+        h[i * cols + i] = 1.0 + (i % 7) as f64;
+    }
+    for ty in K_TYPES {
+        let mut rtn = vec![0u8; rows * ty.row_size(cols).unwrap()];
+        ggml_quantize(ty, &w, rows, cols, &mut rtn).unwrap();
+        let r = gptq::quantize_ggml(&w, rows, cols, &h, ty, &params()).unwrap();
+        // The bytes that are not codes.
+        let head: &[(usize, usize)] = match ty {
+            GgmlType::Q2_K => &[(0, 16), (80, 84)],
+            GgmlType::Q3_K => &[(96, 110)],
+            GgmlType::Q4_K | GgmlType::Q5_K => &[(0, 16)],
+            _ => &[(192, 210)],
+        };
+        for (k, (a, b)) in r
+            .data
+            .chunks_exact(ty.type_size())
+            .zip(rtn.chunks_exact(ty.type_size()))
+            .enumerate()
+        {
+            for &(from, to) in head {
+                assert_eq!(a[from..to], b[from..to], "{name} {ty:?} record {k}");
+            }
+        }
+        let (got, want) = (
+            decode(ty, &r.data, rows * cols),
+            decode(ty, &rtn, rows * cols),
+        );
+        let mut differ = 0;
+        for ((&g, &q), &x) in got.iter().zip(&want).zip(&w) {
+            if g != q {
+                differ += 1;
+                assert!(
+                    (g - x).abs() <= (q - x).abs(),
+                    "{ty:?}: {x} -> {g}, ggml {q}"
+                );
+            }
+        }
+        println!(
+            "{name} {ty:?}: {differ} of {} values differ from ggml's",
+            w.len()
+        );
+        assert!(differ <= w.len() / 1000, "{ty:?}: {differ} values differ");
+    }
+}
+
+#[test]
+fn k_quants_need_a_multiple_of_256_columns() {
+    // L0 query: 384 input columns.
+    let layer = LAYERS[0];
+    let d = LayerData::load(layer);
+    let mut calib = Calibration::new(layer.cols).unwrap();
+    calib.add(d.calib(), CALIB, layer.cols).unwrap();
+    for ty in K_TYPES {
+        match gptq::quantize_ggml_calibrated(&d.w, layer.rows, layer.cols, &calib, ty, &params()) {
+            Err(QuantError::InvalidArgument(m)) => {
+                assert!(m.contains("384") && m.contains("256"), "{m}")
+            }
+            other => panic!("{ty:?}: {other:?}"),
+        }
+    }
+}

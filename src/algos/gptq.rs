@@ -23,14 +23,18 @@
 //! zero = (maxq + 1) / 2; the MSE option searches `p = 1 - i/100` for `i < 80`, shrinking the range to
 //! `p * [lo, hi]`, and keeps the candidate with the smallest `sum |q(x) - x|^2.4`.
 //!
-//! GGUF grids ([`quantize_ggml`]): the same algorithm with the group quantizer replaced by a 32-value
-//! GGUF block's (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0). A GGUF block is 32 consecutive input columns of one
-//! output row, i.e. a GPTQ group of 32 in the original column order (so no act-order). When the column
-//! loop reaches a block's first column, the block's `d` (and `m`) are fitted from its current
-//! (error-updated) weights by the type's own rule and rounded to f16 as the record stores them; each
-//! column is then rounded to the nearest point of that grid and its error fed forward. The result is
-//! the type's records, which decode (with [`crate::kernels::ggml::ggml_dequantize`]) to exactly the
-//! values whose error GPTQ propagated. The rounding rules are in `kernels/ggml/grid.rs`.
+//! GGUF grids ([`quantize_ggml`]): the same algorithm with the group quantizer replaced by a GGUF
+//! record's: a 32-value block (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) or a 256-value K-quant super-block (Q2_K,
+//! Q3_K, Q4_K, Q5_K, Q6_K). A record is consecutive input columns of one output row, i.e. a GPTQ group
+//! of 32 or 256 in the original column order (so no act-order). When the column loop reaches a
+//! record's first column, the record is fitted to its current (error-updated) weights by the type's
+//! own quantizer (ggml's reference), and the grid of each of its sub-blocks is read from it as the
+//! dequantizer computes it (one grid for the 32-value types; 16 sub-blocks of 16 values for Q2_K, Q3_K
+//! and Q6_K, 8 of 32 for Q4_K and Q5_K, each with its quantized scale, and min for Q2_K, Q4_K, Q5_K);
+//! each column is then rounded to the nearest point of its sub-block's grid (clamped to the code
+//! range) and its error fed forward. The result is the fitted records with GPTQ's codes, which decode
+//! (with [`crate::kernels::ggml::ggml_dequantize`]) to exactly the values whose error GPTQ propagated.
+//! The rounding rules are in `kernels/ggml/grid.rs`.
 //!
 //! Numerics: the Hessian, its damping, factorization and inversion are f64 (the factor is computed from
 //! `H / mean(diag H)`, which gives the same updates and keeps the f32 factor in range); the weight
@@ -170,6 +174,47 @@ impl HessianRef<'_> {
     }
 }
 
+/// Where a caller's Hessian comes from, before [`checked_hessian`] turns it into a [`HessianRef`].
+#[derive(Clone, Copy)]
+enum HessianIn<'a> {
+    /// Row-major `cols x cols`.
+    Full(&'a [f64]),
+    Calibrated(&'a Calibration),
+}
+
+/// The Hessian of a `cols`-column weight, checked: a full matrix must hold `cols^2` finite values
+/// (`InvalidArgument` when `cols^2` overflows, `BufferTooSmall`, `NonFinite`); a calibration must be
+/// for inputs of width `cols` (`ShapeMismatch`) and hold a Hessian with tokens (`InvalidArgument`).
+fn checked_hessian(h: HessianIn<'_>, cols: usize) -> Result<HessianRef<'_>> {
+    match h {
+        HessianIn::Full(h) => {
+            let n2 = cols
+                .checked_mul(cols)
+                .ok_or_else(|| QuantError::invalid("Hessian size overflows"))?;
+            check_len("hessian", h.len(), n2)?;
+            if let Some((index, &value)) = h[..n2].iter().enumerate().find(|(_, v)| !v.is_finite())
+            {
+                return Err(QuantError::NonFinite {
+                    what: "hessian".into(),
+                    index,
+                    value: value as f32,
+                });
+            }
+            Ok(HessianRef::Full(&h[..n2]))
+        }
+        HessianIn::Calibrated(calib) => {
+            if calib.cols() != cols {
+                return Err(QuantError::ShapeMismatch(format!(
+                    "the weight has {cols} columns but the calibration is for inputs of width {}",
+                    calib.cols()
+                )));
+            }
+            let (xtx, factor) = calib.hessian_parts()?;
+            Ok(HessianRef::LowerColMajor { xtx, factor })
+        }
+    }
+}
+
 /// GPTQ of `w` (row-major `rows x cols`) with the Hessian `h` (row-major `cols x cols`, symmetric;
 /// the lower triangle is read).
 ///
@@ -183,25 +228,8 @@ pub fn quantize(
     h: &[f64],
     params: &GptqParams,
 ) -> Result<GptqResult> {
-    let n2 = cols
-        .checked_mul(cols)
-        .ok_or_else(|| QuantError::invalid("Hessian size overflows"))?;
-    check_len("hessian", h.len(), n2)?;
-    if let Some((index, &value)) = h[..n2].iter().enumerate().find(|(_, v)| !v.is_finite()) {
-        return Err(QuantError::NonFinite {
-            what: "hessian".into(),
-            index,
-            value: value as f32,
-        });
-    }
-    quantize_with(
-        w,
-        rows,
-        cols,
-        HessianRef::Full(&h[..n2]),
-        params,
-        Grid::int(params),
-    )
+    let h = checked_hessian(HessianIn::Full(h), cols)?;
+    Ok(quantize_with(w, rows, cols, h, params, Grid::int(params))?.0)
 }
 
 /// GPTQ of `w` with the Hessian of `calib`, read in place. `ShapeMismatch` when the calibration is for
@@ -213,21 +241,8 @@ pub fn quantize_calibrated(
     calib: &Calibration,
     params: &GptqParams,
 ) -> Result<GptqResult> {
-    if calib.cols() != cols {
-        return Err(QuantError::ShapeMismatch(format!(
-            "the weight has {cols} columns but the calibration is for inputs of width {}",
-            calib.cols()
-        )));
-    }
-    let (xtx, factor) = calib.hessian_parts()?;
-    quantize_with(
-        w,
-        rows,
-        cols,
-        HessianRef::LowerColMajor { xtx, factor },
-        params,
-        Grid::int(params),
-    )
+    let h = checked_hessian(HessianIn::Calibrated(calib), cols)?;
+    Ok(quantize_with(w, rows, cols, h, params, Grid::int(params))?.0)
 }
 
 /// The result of GPTQ onto a GGUF type's grid.
@@ -241,16 +256,17 @@ pub struct GgmlGptqResult {
 }
 
 /// GPTQ of `w` (row-major `rows x cols`, a linear layer's `[out, in]`) with the Hessian `h` (row-major
-/// `cols x cols`), rounded onto the grid of the 32-value GGUF type `ty` (Q4_0, Q4_1, Q5_0, Q5_1,
-/// Q8_0): see the module's documentation. From `params` only `damp_percent`, `block_size`, `threads`
-/// and `mse_search` apply (the type fixes the bits and the groups). With `mse_search` a block's
-/// parameters are the best of the type's rule applied to shrunk copies of its weights (`p * w`,
-/// `p = 1, 0.99, ..., 0.21`, by `sum |q(w) - w|^2.4`, as the integer grid's search), otherwise the
-/// rule's.
+/// `cols x cols`), rounded onto the grid of the GGUF type `ty` (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, and the
+/// K-quants Q2_K, Q3_K, Q4_K, Q5_K, Q6_K): see the module's documentation. From `params` only
+/// `damp_percent`, `block_size`, `threads` and `mse_search` apply (the type fixes the bits and the
+/// groups). With `mse_search` a record's parameters are the best of the type's quantizer applied to
+/// shrunk copies of its weights (`p * w`, `p = 1, 0.99, ..., 0.21`, by `sum |q(w) - w|^2.4`, as the
+/// integer grid's search), otherwise the quantizer's.
 ///
-/// Errors: as [`quantize`]; besides, `InvalidArgument` for a K-quant type, `cols` not a multiple of 32,
-/// `act_order` or `static_groups` set (a GGUF block is 32 consecutive columns, fitted as GPTQ reaches
-/// it), or a block whose f16 `d` or `m` overflows (weights too large for the type).
+/// Errors: as [`quantize`]; besides, `InvalidArgument` for `cols` not a multiple of the type's block
+/// (32, or 256 for the K-quants), `act_order` or `static_groups` set (a GGUF record is consecutive
+/// columns, fitted as GPTQ reaches it), or a record whose f16 header overflows (weights too large for
+/// the type).
 pub fn quantize_ggml(
     w: &[f32],
     rows: usize,
@@ -259,30 +275,8 @@ pub fn quantize_ggml(
     ty: GgmlType,
     params: &GptqParams,
 ) -> Result<GgmlGptqResult> {
-    let n2 = cols
-        .checked_mul(cols)
-        .ok_or_else(|| QuantError::invalid("Hessian size overflows"))?;
-    check_len("hessian", h.len(), n2)?;
-    if let Some((index, &value)) = h[..n2].iter().enumerate().find(|(_, v)| !v.is_finite()) {
-        return Err(QuantError::NonFinite {
-            what: "hessian".into(),
-            index,
-            value: value as f32,
-        });
-    }
-    let p = ggml_params(ty, cols, params)?;
-    let r = quantize_with(
-        w,
-        rows,
-        cols,
-        HessianRef::Full(&h[..n2]),
-        &p,
-        Grid::Ggml {
-            ty,
-            mse: params.mse_search,
-        },
-    )?;
-    pack_ggml(ty, &r, rows, cols)
+    let h = checked_hessian(HessianIn::Full(h), cols)?;
+    quantize_ggml_with(w, rows, cols, h, ty, params)
 }
 
 /// [`quantize_ggml`] with the Hessian of `calib`, read in place (errors as [`quantize_calibrated`]
@@ -295,103 +289,105 @@ pub fn quantize_ggml_calibrated(
     ty: GgmlType,
     params: &GptqParams,
 ) -> Result<GgmlGptqResult> {
-    if calib.cols() != cols {
-        return Err(QuantError::ShapeMismatch(format!(
-            "the weight has {cols} columns but the calibration is for inputs of width {}",
-            calib.cols()
-        )));
-    }
-    let p = ggml_params(ty, cols, params)?;
-    let (xtx, factor) = calib.hessian_parts()?;
-    let r = quantize_with(
-        w,
-        rows,
-        cols,
-        HessianRef::LowerColMajor { xtx, factor },
-        &p,
-        Grid::Ggml {
-            ty,
-            mse: params.mse_search,
-        },
-    )?;
-    pack_ggml(ty, &r, rows, cols)
+    let h = checked_hessian(HessianIn::Calibrated(calib), cols)?;
+    quantize_ggml_with(w, rows, cols, h, ty, params)
 }
 
-/// Whether [`quantize_ggml`] takes `ty`: the 32-value types Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0.
+fn quantize_ggml_with(
+    w: &[f32],
+    rows: usize,
+    cols: usize,
+    h: HessianRef<'_>,
+    ty: GgmlType,
+    params: &GptqParams,
+) -> Result<GgmlGptqResult> {
+    let (spec, p) = ggml_params(ty, cols, params)?;
+    let grid = Grid::Ggml {
+        spec,
+        mse: params.mse_search,
+    };
+    let (r, records) = quantize_with(w, rows, cols, h, &p, grid)?;
+    Ok(pack_ggml(spec, r, records, rows, cols))
+}
+
+/// Whether [`quantize_ggml`] takes `ty` (every current type).
 pub fn ggml_supported(ty: GgmlType) -> bool {
-    grid::supports(ty)
+    grid::spec(ty).is_some()
 }
 
-/// `params` as the GGUF grid of `ty` runs them: groups of 32 in column order; `bits` only passes the
-/// generic checks (the grid ignores it).
-fn ggml_params(ty: GgmlType, cols: usize, params: &GptqParams) -> Result<GptqParams> {
-    if !grid::supports(ty) {
-        return Err(QuantError::invalid(format!(
-            "GPTQ onto GGUF grids takes Q4_0, Q4_1, Q5_0, Q5_1 or Q8_0, not {}",
-            ty.name()
-        )));
-    }
-    if cols % grid::BLOCK != 0 {
+/// The grid of `ty`, and `params` as it runs them: groups of one record in column order; `bits` only
+/// passes the generic checks (the grid ignores it).
+fn ggml_params(
+    ty: GgmlType,
+    cols: usize,
+    params: &GptqParams,
+) -> Result<(grid::GridSpec, GptqParams)> {
+    let spec = grid::spec(ty)
+        .ok_or_else(|| QuantError::invalid(format!("GPTQ cannot round onto {}", ty.name())))?;
+    if cols % spec.block != 0 {
         return Err(QuantError::invalid(format!(
             "cols is {cols}: {} needs a multiple of {}",
             ty.name(),
-            grid::BLOCK
+            spec.block
         )));
     }
     if params.act_order || params.static_groups {
         return Err(QuantError::invalid(
-            "GPTQ onto a GGUF grid takes neither act_order nor static_groups: a GGUF block is 32 \
-             consecutive columns whose parameters are fitted when GPTQ reaches it",
+            "GPTQ onto a GGUF grid takes neither act_order nor static_groups: a GGUF record is \
+             consecutive columns whose parameters are fitted when GPTQ reaches them",
         ));
     }
-    Ok(GptqParams {
+    let p = GptqParams {
         bits: 8,
-        group_size: grid::BLOCK,
+        group_size: spec.block,
         symmetric: false,
         ..params.clone()
-    })
+    };
+    Ok((spec, p))
 }
 
-/// `InvalidArgument` naming the first block whose f16 `d` or `m` is not finite.
-fn check_ggml_headers(ty: GgmlType, scales: &[f32], zeros: &[f32], ng: usize) -> Result<()> {
-    match scales
-        .iter()
-        .zip(zeros)
-        .position(|(s, z)| !(s.is_finite() && z.is_finite()))
+/// `InvalidArgument` naming the first record whose f16 header (scale or min) is not finite.
+fn check_ggml_headers(spec: grid::GridSpec, recs: &[u8], cols: usize) -> Result<()> {
+    let per_row = cols / spec.block;
+    let ts = spec.ty().type_size();
+    match recs
+        .chunks_exact(ts)
+        .enumerate()
+        .find_map(|(k, r)| spec.bad_header(r).map(|v| (k, v)))
     {
         None => Ok(()),
-        Some(k) => Err(QuantError::invalid(format!(
-            "row {} block {} (columns {}..{}): its f16 scale or min overflows: {} cannot store \
-             values this large (an f16 holds at most 65504)",
-            k / ng,
-            k % ng,
-            k % ng * grid::BLOCK,
-            (k % ng + 1) * grid::BLOCK,
-            ty.name()
+        Some((k, v)) => Err(QuantError::invalid(format!(
+            "row {} block {} (columns {}..{}): its f16 scale or min overflows to {v}: {} cannot \
+             store values this large (an f16 holds at most 65504)",
+            k / per_row,
+            k % per_row,
+            k % per_row * spec.block,
+            (k % per_row + 1) * spec.block,
+            spec.ty().name()
         ))),
     }
 }
 
-/// The records of `ty` from GPTQ's codes and block parameters.
-fn pack_ggml(ty: GgmlType, r: &GptqResult, rows: usize, cols: usize) -> Result<GgmlGptqResult> {
-    let row_size = ty.row_size(cols).expect("cols checked by ggml_params");
-    let mut data = try_vec(rows * row_size, 0u8, "GGUF records")?;
-    let ts = ty.type_size();
-    for (k, rec) in data.chunks_exact_mut(ts).enumerate() {
-        let (row, b) = (k / r.n_groups, k % r.n_groups);
-        let at = row * cols + b * grid::BLOCK;
-        grid::write(
-            ty,
-            r.scales[k],
-            r.zeros[k],
-            &r.codes[at..at + grid::BLOCK],
-            rec,
-        );
+/// The records of GPTQ's result: its fitted records with its codes written in.
+fn pack_ggml(
+    spec: grid::GridSpec,
+    r: GptqResult,
+    mut data: Vec<u8>,
+    rows: usize,
+    cols: usize,
+) -> GgmlGptqResult {
+    let ts = spec.ty().type_size();
+    debug_assert_eq!(data.len(), rows * cols / spec.block * ts);
+    for (rec, codes) in data
+        .chunks_exact_mut(ts)
+        .zip(r.codes.chunks_exact(spec.block))
+    {
+        spec.set_codes(codes, rec);
     }
-    Ok(GgmlGptqResult {
+    GgmlGptqResult {
         data,
         damp_used: r.damp_used,
-    })
+    }
 }
 
 pub(crate) fn check_params(params: &GptqParams) -> Result<()> {
@@ -414,6 +410,8 @@ pub(crate) fn check_params(params: &GptqParams) -> Result<()> {
     Ok(())
 }
 
+/// GPTQ with the grid `grid`; besides the result, the fitted records of a GGUF grid (rows back to
+/// back, codes not yet written; empty for the integer grid).
 fn quantize_with(
     w: &[f32],
     rows: usize,
@@ -421,7 +419,7 @@ fn quantize_with(
     h: HessianRef<'_>,
     params: &GptqParams,
     grid: Grid,
-) -> Result<GptqResult> {
+) -> Result<(GptqResult, Vec<u8>)> {
     let shape = Shape::new(rows, cols, params.group_size)?;
     check_params(params)?;
     check_len("w", w.len(), shape.len())?;
@@ -453,8 +451,16 @@ fn quantize_with(
     let (u, damp_used) =
         inverse_factor(h, cols, &perm, &dead, params.damp_percent, params.threads)?;
 
-    let mut scales = try_vec(rows * ng, 0.0f32, "GPTQ scales")?;
-    let mut zeros = try_vec(rows * ng, 0.0f32, "GPTQ zero points")?;
+    // A GGUF record holds `spb` sub-blocks of `sub` columns, each with its own grid; the integer
+    // grid has one per group.
+    let (sub, ts) = match grid {
+        Grid::Int { .. } => (gl, 0),
+        Grid::Ggml { spec, .. } => (spec.sub, spec.ty().type_size()),
+    };
+    let (spb, nsub) = (gl / sub, ng * (gl / sub));
+    let mut scales = try_vec(rows * nsub, 0.0f32, "GPTQ scales")?;
+    let mut zeros = try_vec(rows * nsub, 0.0f32, "GPTQ zero points")?;
+    let mut records = try_vec(rows * ng * ts, 0u8, "GGUF records")?;
     let mut codes = try_vec(shape.len(), 0u8, "GPTQ codes")?;
     // 2. Static groups: from the original order (dead columns zeroed), before any update.
     let static_groups = params.static_groups;
@@ -478,6 +484,10 @@ fn quantize_with(
         cols,
         gl,
         ng,
+        sub,
+        spb,
+        nsub,
+        ts,
         grid,
         block: params.block_size,
         static_groups,
@@ -488,13 +498,18 @@ fn quantize_with(
     // The working copy of the weights (in processing order, dead columns zeroed) is made a tile at a
     // time, in one buffer of `ROW_TILE` rows per worker: the whole layer is never copied at once.
     let tile_len = ROW_TILE * cols;
-    let tile_groups = ROW_TILE * ng;
+    let tile_groups = ROW_TILE * nsub;
+    let mut recs_left = &mut records[..];
     let jobs: Vec<_> = codes
         .chunks_mut(tile_len)
         .zip(scales.chunks_mut(tile_groups))
         .zip(zeros.chunks_mut(tile_groups))
         .enumerate()
-        .map(|(t, ((c, s), z))| (t * ROW_TILE, c, s, z))
+        .map(|(t, ((c, s), z))| {
+            let (rec, rest) = std::mem::take(&mut recs_left).split_at_mut(c.len() / cols * ng * ts);
+            recs_left = rest;
+            (t * ROW_TILE, c, s, z, rec)
+        })
         .collect();
     let workers = resolve_threads(params.threads).min(jobs.len());
     let buf_len = tile_len.min(shape.len());
@@ -504,7 +519,7 @@ fn quantize_with(
     }
     let buffers = Mutex::new(buffers);
     let take = || buffers.lock().unwrap_or_else(|e| e.into_inner()).pop();
-    for_each_job(jobs, params.threads, |(r0, c, s, z)| {
+    for_each_job(jobs, params.threads, |(r0, c, s, z, rec)| {
         // Every worker holds at most one buffer and there are as many as workers.
         let mut buf = take().unwrap_or_else(|| vec![0.0f32; buf_len]);
         let tile = &mut buf[..c.len()];
@@ -514,12 +529,12 @@ fn quantize_with(
                 dst[k] = if dead[j] { 0.0 } else { src[j] };
             }
         }
-        ctx.run_tile(tile, c, s, z);
+        ctx.run_tile(tile, c, s, z, rec);
         buffers.lock().unwrap_or_else(|e| e.into_inner()).push(buf);
     });
     drop(buffers);
-    if let Grid::Ggml { ty, .. } = grid {
-        check_ggml_headers(ty, &scales, &zeros, ng)?;
+    if let Grid::Ggml { spec, .. } = grid {
+        check_ggml_headers(spec, &records, cols)?;
     }
     check_finite(&scales, "GPTQ scales").map_err(|e| {
         QuantError::Numerical(format!(
@@ -536,7 +551,7 @@ fn quantize_with(
     } else {
         None
     };
-    Ok(GptqResult {
+    let r = GptqResult {
         codes,
         scales,
         zeros,
@@ -544,7 +559,8 @@ fn quantize_with(
         group_len: gl,
         n_groups: ng,
         damp_used,
-    })
+    };
+    Ok((r, records))
 }
 
 /// The damping fractions tried, in order.
@@ -786,10 +802,10 @@ enum Grid {
         symmetric: bool,
         mse: bool,
     },
-    /// A 32-value GGUF block's grid: `scale` holds the block's `d`, `zero` its `m` (0 for the types
-    /// without one); codes as the record stores them. `mse`: the parameters by a search over shrunk
-    /// ranges instead of the type's rule alone.
-    Ggml { ty: GgmlType, mse: bool },
+    /// A GGUF record's grids, one per sub-block: `scale` and `zero` as [`grid::GridSpec::nearest`]
+    /// takes them; codes as the record stores them. `mse`: the record by a search over shrunk ranges
+    /// instead of the type's quantizer alone.
+    Ggml { spec: grid::GridSpec, mse: bool },
 }
 
 impl Grid {
@@ -802,17 +818,18 @@ impl Grid {
         }
     }
 
-    /// The parameters of a group holding `values` (its current weights).
-    fn fit(&self, values: &[f32]) -> (f32, f32) {
+    /// The parameters of a group holding `values` (its current weights): its grids into `scales` and
+    /// `zeros` (one, or a GGUF record's sub-blocks), and a GGUF grid's fitted record into `rec`.
+    fn fit(&self, values: &[f32], rec: &mut [u8], scales: &mut [f32], zeros: &mut [f32]) {
         match *self {
             Self::Int {
                 bits,
                 symmetric,
                 mse,
                 ..
-            } => find_params(values, bits, symmetric, mse),
-            Self::Ggml { ty, mse: false } => grid::fit(ty, values),
-            Self::Ggml { ty, mse: true } => grid::fit_search(ty, values),
+            } => (scales[0], zeros[0]) = find_params(values, bits, symmetric, mse),
+            Self::Ggml { spec, mse: false } => spec.fit(values, None, rec, scales, zeros),
+            Self::Ggml { spec, mse: true } => spec.fit_search(values, rec, scales, zeros),
         }
     }
 
@@ -824,7 +841,7 @@ impl Grid {
                 let q = quantize_code(x, scale, zero, mq);
                 (q, (q as f32 - zero) * scale)
             }
-            Self::Ggml { ty, .. } => grid::nearest(ty, x, scale, zero),
+            Self::Ggml { spec, .. } => spec.nearest(x, scale, zero),
         }
     }
 }
@@ -833,6 +850,12 @@ struct Ctx<'a> {
     cols: usize,
     gl: usize,
     ng: usize,
+    /// Columns per grid (`gl`, or a GGUF sub-block's), grids per group and per row.
+    sub: usize,
+    spb: usize,
+    nsub: usize,
+    /// Bytes of a GGUF record (0 for the integer grid).
+    ts: usize,
     grid: Grid,
     block: usize,
     static_groups: bool,
@@ -847,11 +870,18 @@ impl Ctx<'_> {
     /// compiled for AVX2 where the level in force has it: the column updates go 8 lanes wide (4 in the
     /// baseline build) and rounding is an instruction instead of libm's `rintf`, with the same bits
     /// (`simd::run_compiled_for`; tested).
-    fn run_tile(&self, w: &mut [f32], codes: &mut [u8], scales: &mut [f32], zeros: &mut [f32]) {
+    fn run_tile(
+        &self,
+        w: &mut [f32],
+        codes: &mut [u8],
+        scales: &mut [f32],
+        zeros: &mut [f32],
+        recs: &mut [u8],
+    ) {
         run_compiled_for(
             self.level,
             #[inline(always)]
-            || self.run_tile_body(w, codes, scales, zeros),
+            || self.run_tile_body(w, codes, scales, zeros, recs),
         )
     }
 
@@ -862,6 +892,7 @@ impl Ctx<'_> {
         codes: &mut [u8],
         scales: &mut [f32],
         zeros: &mut [f32],
+        recs: &mut [u8],
     ) {
         let n = self.cols;
         let rows = w.len() / n;
@@ -884,13 +915,15 @@ impl Ctx<'_> {
                     i / self.gl
                 };
                 let starts_group = !self.static_groups && i % self.gl == 0;
+                // The grid of this column within its group.
+                let gs = g * self.spb + (i % self.gl) / self.sub;
                 let d = u[i * n + i];
                 let urow = &u[i * n + i + 1..i * n + i2];
                 let code_col = self.perm[i];
                 for r in 0..rows {
                     let row = &mut w[r * n..(r + 1) * n];
                     let erow = &mut err[r * bs..r * bs + count];
-                    let k = r * self.ng + g;
+                    let k = r * self.nsub + gs;
                     if starts_group {
                         let end = (i + self.gl).min(n);
                         gvals.clear();
@@ -903,9 +936,14 @@ impl Ctx<'_> {
                             }
                             gvals.push(v);
                         }
-                        let (s, z) = self.grid.fit(&gvals);
-                        scales[k] = s;
-                        zeros[k] = z;
+                        let kg = r * self.nsub + g * self.spb;
+                        let rec = (r * self.ng + g) * self.ts;
+                        self.grid.fit(
+                            &gvals,
+                            &mut recs[rec..rec + self.ts],
+                            &mut scales[kg..kg + self.spb],
+                            &mut zeros[kg..kg + self.spb],
+                        );
                     }
                     let (s, z) = (scales[k], zeros[k]);
                     let x = row[i];
@@ -1205,6 +1243,41 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.damp_used, 0.16);
+    }
+
+    #[test]
+    fn ggml_records_decode_to_the_grid_points_gptq_chose() {
+        // Every value a record decodes to is the point of its sub-block's grid (as GPTQ kept it) whose
+        // code GPTQ chose: the value whose error GPTQ fed forward.
+        use crate::kernels::ggml::ggml_dequantize;
+        let (rows, cols) = (5, 512);
+        let (w, h) = problem(rows, cols, 600);
+        for ty in GgmlType::all() {
+            for mse in [false, true] {
+                let params = GptqParams {
+                    mse_search: mse,
+                    ..GptqParams::new(4, 32, &QuantOptions::default())
+                };
+                let (spec, p) = ggml_params(ty, cols, &params).unwrap();
+                let grid = Grid::Ggml { spec, mse };
+                let (r, records) =
+                    quantize_with(&w, rows, cols, HessianRef::Full(&h), &p, grid).unwrap();
+                let (codes, scales, zeros) = (r.codes.clone(), r.scales.clone(), r.zeros.clone());
+                let data = pack_ggml(spec, r, records, rows, cols).data;
+                let mut got = vec![0f32; rows * cols];
+                ggml_dequantize(ty, &data, rows * cols, &mut got).unwrap();
+                let nsub = cols / spec.sub;
+                for (i, &v) in got.iter().enumerate() {
+                    let k = i / cols * nsub + i % cols / spec.sub;
+                    let point = spec.nearest(v, scales[k], zeros[k]);
+                    assert_eq!(point.1.to_bits(), v.to_bits(), "{ty:?} value {i}");
+                    // (A grid whose scale is 0 has one point for every code.)
+                    if scales[k] != 0.0 {
+                        assert_eq!(point.0, codes[i], "{ty:?} value {i}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

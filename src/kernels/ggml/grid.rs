@@ -1,120 +1,208 @@
-//! The grid of one 32-value GGUF block (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) once its parameters are fixed:
-//! what an algorithm that chooses its own codes (GPTQ) rounds onto, so that its result is an ordinary
-//! record of the type.
+//! The grid of one GGUF record once its parameters are fixed: what an algorithm that chooses its own
+//! codes (GPTQ) rounds onto, so that its result is an ordinary record of the type. Every type has one
+//! ([`spec`]): the 32-value types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) one grid per record, the K-quants one
+//! per sub-block (16 values for Q2_K, Q3_K, Q6_K; 32 for Q4_K, Q5_K) of their 256-value super-block.
 //!
-//! - [`fit`]: the block's `d` (and `m` for the `_1` types) by the type's own rule (that of ggml's
-//!   reference quantizer, see the parent module), rounded to f16 as the record stores them.
-//! - [`nearest`]: the code of the grid point nearest to a value (`round(x / d)`, ties to even, or
-//!   `round((x - m) / d)`), clamped to the type's code range, and that point's value computed exactly
-//!   as the dequantizer computes it. Unlike ggml's quantizer (which truncates `x * (1/d) + 8.5`, with the
-//!   f32 `d` before its rounding to f16), the code is chosen against the stored `d`.
-//! - [`write`]: the record from `d`, `m` and the 32 codes.
+//! - [`GridSpec::fit`]: the record fitted to a block's values by the type's own quantizer (ggml's
+//!   reference, see the parent module), and each sub-block's grid read from it: `(scale, zero)` with
+//!   code `q` standing for `scale * k (+ zero)`, `k` the code minus the type's offset, computed as the
+//!   dequantizer computes it.
+//! - [`GridSpec::fit_search`]: the same with a search over shrunk copies of the values.
+//! - [`GridSpec::nearest`]: the code of the grid point nearest to a value, clamped to the type's code
+//!   range, and that point's value. Unlike ggml's 32-value quantizers (which truncate
+//!   `x * (1/d) + 8.5`, with the f32 `d` before its rounding to f16), the code is chosen against the
+//!   stored grid.
+//! - [`GridSpec::set_codes`]: a fitted record's codes replaced by chosen ones (header and scales
+//!   kept).
 //!
-//! Codes are the stored ones: `0..=15` (Q4), `0..=31` (Q5), and for Q8_0 the bits of the `i8` code
-//! (`-128..=127`; ggml's quantizer itself only emits `-127..=127`, the format holds both).
-use ::half::f16;
+//! Codes are the stored ones: `0..=15` (Q4_0, Q4_1, Q4_K), `0..=31` (Q5_0, Q5_1, Q5_K), for Q8_0 the
+//! bits of the `i8` code (`-128..=127`; ggml's quantizer itself only emits `-127..=127`, the format
+//! holds both), `0..=3` (Q2_K), `0..=7` (Q3_K), `0..=63` (Q6_K).
+use super::{k, read_fp16, write_nibbles, GgmlType};
 
-use super::{fp16, write_nibbles, GgmlType};
+/// The grid of a GGUF type, as [`spec`] gives it.
+#[derive(Clone, Copy, Debug)]
+pub struct GridSpec {
+    ty: GgmlType,
+    /// Values per record (32, or 256 for the K-quants).
+    pub block: usize,
+    /// Values per sub-block, each with its own grid (`block` for the 32-value types).
+    pub sub: usize,
+    /// Range `lo..=hi` of `k`, the code minus `off`.
+    lo: i32,
+    hi: i32,
+    off: i32,
+    /// Whether a point is `scale * k + zero` (else `scale * k`, with no addition at all).
+    with_zero: bool,
+    /// The sub-block grids of a record.
+    grids: fn(&[u8], &mut [f32], &mut [f32]),
+    /// Writes a block's codes into a record, keeping the rest.
+    set_codes: fn(&[u8], &mut [u8]),
+}
 
-/// Values per block of the types this module handles.
-pub(crate) const BLOCK: usize = 32;
-
-/// Whether `ty` is one of the 32-value types this module handles (not a K-quant).
-pub fn supports(ty: GgmlType) -> bool {
-    matches!(
+/// The grid of `ty`, or `None` for a type GPTQ cannot round onto (none of the current types).
+pub fn spec(ty: GgmlType) -> Option<GridSpec> {
+    type Grids = fn(&[u8], &mut [f32], &mut [f32]);
+    type Codes = fn(&[u8], &mut [u8]);
+    let (block, sub, lo, hi, off, with_zero, grids, set_codes): (_, _, _, _, _, _, Grids, Codes) =
+        match ty {
+            GgmlType::Q4_0 => (32, 32, -8, 7, 8, false, d_grid, |c, y| {
+                write_nibbles(y, false, |j| c[j])
+            }),
+            GgmlType::Q5_0 => (32, 32, -16, 15, 16, false, d_grid, |c, y| {
+                write_nibbles(y, true, |j| c[j])
+            }),
+            GgmlType::Q4_1 => (32, 32, 0, 15, 0, true, dm_grid, |c, y| {
+                write_nibbles(&mut y[2..], false, |j| c[j])
+            }),
+            GgmlType::Q5_1 => (32, 32, 0, 31, 0, true, dm_grid, |c, y| {
+                write_nibbles(&mut y[2..], true, |j| c[j])
+            }),
+            GgmlType::Q8_0 => (32, 32, -128, 127, 0, false, d_grid, |c, y| {
+                y[2..34].copy_from_slice(&c[..32])
+            }),
+            GgmlType::Q2_K => (256, 16, 0, 3, 0, true, k::q2_k_grids, k::set_q2_k_codes),
+            GgmlType::Q3_K => (256, 16, -4, 3, 4, false, k::q3_k_grids, k::set_q3_k_codes),
+            GgmlType::Q4_K => (256, 32, 0, 15, 0, true, k::q4_k_grids, k::set_q4_k_codes),
+            GgmlType::Q5_K => (256, 32, 0, 31, 0, true, k::q4_k_grids, k::set_q5_k_codes),
+            GgmlType::Q6_K => (
+                256,
+                16,
+                -32,
+                31,
+                32,
+                false,
+                k::q6_k_grids,
+                k::set_q6_k_codes,
+            ),
+        };
+    Some(GridSpec {
         ty,
-        GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q5_1 | GgmlType::Q8_0
-    )
+        block,
+        sub,
+        lo,
+        hi,
+        off,
+        with_zero,
+        grids,
+        set_codes,
+    })
 }
 
-fn f16_round(x: f32) -> f32 {
-    f16::from_f32(x).to_f32()
+/// The grid of a record with one f16 `d` first (Q4_0, Q5_0, Q8_0).
+fn d_grid(b: &[u8], scale: &mut [f32], zero: &mut [f32]) {
+    scale[0] = read_fp16(b);
+    zero[0] = 0.0;
 }
 
-/// `(d, m)` of a block holding `x` (any length; 32 in a file), each as its f16 value (`m` is 0 for the
-/// types without one). May be infinite when the values are too large for an f16 header.
-pub fn fit(ty: GgmlType, x: &[f32]) -> (f32, f32) {
-    match ty {
-        GgmlType::Q4_0 | GgmlType::Q5_0 => {
-            // The first element of largest magnitude, with its sign (ggml's loop).
-            let (mut amax, mut max) = (0.0f32, 0.0f32);
-            for &v in x {
-                if amax < v.abs() {
-                    amax = v.abs();
-                    max = v;
-                }
+/// The grid of a record with f16 `d` and `m` first (Q4_1, Q5_1).
+fn dm_grid(b: &[u8], scale: &mut [f32], zero: &mut [f32]) {
+    scale[0] = read_fp16(b);
+    zero[0] = read_fp16(&b[2..]);
+}
+
+/// Importance weights of one block for [`GridSpec::fit`]: the block's weights and its row's `sigma2`.
+pub type Importance<'a> = Option<(&'a [f32], f32)>;
+
+impl GridSpec {
+    /// The type.
+    pub fn ty(&self) -> GgmlType {
+        self.ty
+    }
+
+    /// Sub-blocks (grids) per record.
+    pub fn sub_blocks(&self) -> usize {
+        self.block / self.sub
+    }
+
+    /// Fits the record `rec` (`ty.type_size()` bytes) to the block `x` (`block` values) with the type's
+    /// quantizer, and reads each sub-block's grid from it into `scale` and `zero` (`sub_blocks()`
+    /// each). A record's f16 header may overflow to infinity (see [`Self::bad_header`]).
+    ///
+    /// `importance`: the weighted fit (ggml's quantizers with an importance matrix). Not available
+    /// yet: the weights are ignored, and the block is fitted by the unweighted quantizer.
+    pub fn fit(
+        &self,
+        x: &[f32],
+        importance: Importance<'_>,
+        rec: &mut [u8],
+        scale: &mut [f32],
+        zero: &mut [f32],
+    ) {
+        match importance {
+            None => self.ty.quantize_block(x, rec),
+            // The one place where `GgmlType::quantize_block_weighted(x, qw, row_sigma2, rec)` is to
+            // be called once it exists.
+            Some((_qw, _row_sigma2)) => self.ty.quantize_block(x, rec),
+        }
+        (self.grids)(rec, scale, zero);
+    }
+
+    /// [`Self::fit`] (unweighted) with a search over shrunk ranges (GPTQ's MSE option carried over to
+    /// the type's grid): the records fitted to `p * x` for `p = 1 - i/100`, `i < 80`, keeping the one
+    /// whose grids give the smallest `sum |nearest(x) - x|^2.4` (the first one, `p = 1`, the type's
+    /// quantizer, on ties).
+    pub fn fit_search(&self, x: &[f32], rec: &mut [u8], scale: &mut [f32], zero: &mut [f32]) {
+        let n = x.len();
+        let nsub = self.sub_blocks();
+        let mut scaled = [0f32; k::QK_K];
+        let mut trial = [0u8; 256];
+        let trial = &mut trial[..rec.len()];
+        let (mut ts, mut tz) = ([0f32; 16], [0f32; 16]);
+        self.fit(x, None, rec, scale, zero);
+        let mut best = self.error(x, scale, zero);
+        for i in 0..80 {
+            let p = 1.0 - i as f32 / 100.0;
+            for (s, &v) in scaled[..n].iter_mut().zip(x) {
+                *s = v * p;
             }
-            let half = if ty == GgmlType::Q4_0 { 8.0 } else { 16.0 };
-            (f16_round(max / -half), 0.0)
-        }
-        GgmlType::Q4_1 | GgmlType::Q5_1 => {
-            let (mut min, mut max) = (f32::MAX, -f32::MAX);
-            for &v in x {
-                if v < min {
-                    min = v;
-                }
-                if v > max {
-                    max = v;
-                }
+            self.fit(&scaled[..n], None, trial, &mut ts[..nsub], &mut tz[..nsub]);
+            let err = self.error(x, &ts, &tz);
+            if err < best {
+                best = err;
+                rec.copy_from_slice(trial);
+                scale[..nsub].copy_from_slice(&ts[..nsub]);
+                zero[..nsub].copy_from_slice(&tz[..nsub]);
             }
-            let levels = if ty == GgmlType::Q4_1 { 15.0 } else { 31.0 };
-            (f16_round((max - min) / levels), f16_round(min))
-        }
-        GgmlType::Q8_0 => {
-            let amax = x.iter().fold(0.0f32, |a, v| a.max(v.abs()));
-            (f16_round(amax / 127.0), 0.0)
-        }
-        GgmlType::Q2_K | GgmlType::Q3_K | GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K => {
-            unreachable!("grid: {} is not a 32-value type", ty.name())
         }
     }
-}
 
-/// [`fit`] with a search over shrunk ranges (GPTQ's MSE option carried over to the block's grid): the
-/// parameters fitted to `p * x` for `p = 1 - i/100`, `i < 80`, keeping those whose grid gives the
-/// smallest `sum |nearest(x) - x|^2.4` (the first one, `p = 1`, the type's rule, on ties).
-pub fn fit_search(ty: GgmlType, x: &[f32]) -> (f32, f32) {
-    let mut scaled = [0f32; BLOCK];
-    let mut best = (f32::INFINITY, fit(ty, x));
-    for i in 0..80 {
-        let p = 1.0 - i as f32 / 100.0;
-        let n = x.len().min(BLOCK);
-        for (s, &v) in scaled[..n].iter_mut().zip(x) {
-            *s = v * p;
-        }
-        let (d, m) = fit(ty, &scaled[..n]);
-        let err: f32 = x
-            .iter()
-            .map(|&v| (nearest(ty, v, d, m).1 - v).abs().powf(2.4))
-            .sum();
-        if err < best.0 {
-            best = (err, (d, m));
-        }
+    /// `sum |nearest(x) - x|^2.4` over a block on the grids `scale`, `zero`.
+    fn error(&self, x: &[f32], scale: &[f32], zero: &[f32]) -> f32 {
+        x.iter()
+            .enumerate()
+            .map(|(j, &v)| {
+                let g = j / self.sub;
+                (self.nearest(v, scale[g], zero[g]).1 - v).abs().powf(2.4)
+            })
+            .sum()
     }
-    best.1
-}
 
-/// The code of the grid point of `(d, m)` nearest to `x`, and that point's value as the type's
-/// dequantizer computes it (`(q - 8) * d`, `q * d + m` in two roundings, `q * d`). Ties go to the
-/// even code.
-#[inline]
-pub fn nearest(ty: GgmlType, x: f32, d: f32, m: f32) -> (u8, f32) {
-    match ty {
-        GgmlType::Q4_0 => nearest_in(x, d, None, -8, 7, 8),
-        GgmlType::Q5_0 => nearest_in(x, d, None, -16, 15, 16),
-        GgmlType::Q4_1 => nearest_in(x, d, Some(m), 0, 15, 0),
-        GgmlType::Q5_1 => nearest_in(x, d, Some(m), 0, 31, 0),
-        GgmlType::Q8_0 => nearest_in(x, d, None, -128, 127, 0),
-        GgmlType::Q2_K | GgmlType::Q3_K | GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K => {
-            unreachable!("grid: {} is not a 32-value type", ty.name())
-        }
+    /// The code of the point of the grid `(scale, zero)` nearest to `x`, and that point's value as the
+    /// type's dequantizer computes it (`k * scale`, or `k * scale + zero` in two roundings). Ties go to
+    /// the even code.
+    #[inline(always)]
+    pub fn nearest(&self, x: f32, scale: f32, zero: f32) -> (u8, f32) {
+        let zero = if self.with_zero { Some(zero) } else { None };
+        nearest_in(x, scale, zero, self.lo, self.hi, self.off)
+    }
+
+    /// Writes `codes` (`block` of them, as [`Self::nearest`] gives them) into the fitted record `rec`.
+    pub fn set_codes(&self, codes: &[u8], rec: &mut [u8]) {
+        (self.set_codes)(codes, rec)
+    }
+
+    /// The value of the first f16 header field (scale or min) of `rec` that is infinite or NaN.
+    pub fn bad_header(&self, rec: &[u8]) -> Option<f32> {
+        self.ty.bad_header(rec).map(|(_, v)| v)
     }
 }
 
 /// Nearest point `k * d (+ m)` (two roundings; no addition at all without `m`, which keeps the sign
-/// of a zero product as the dequantizer does) for `k` in `lo..=hi`, returned as the stored code `k + off` (as `u8`: Q8_0's `i8` bits). The
-/// estimate `round((x - m) / d)` can land one step off the true nearest point when `x` is close to a
-/// midpoint (the subtraction and division round), so its two neighbours are compared too.
+/// of a zero product as the dequantizer does) for `k` in `lo..=hi`, returned as the stored code `k + off`
+/// (as `u8`: Q8_0's `i8` bits). The estimate `round((x - m) / d)` can land one step off the true
+/// nearest point when `x` is close to a midpoint (the subtraction and division round), so its two
+/// neighbours are compared too.
 #[inline(always)]
 fn nearest_in(x: f32, d: f32, m: Option<f32>, lo: i32, hi: i32, off: i32) -> (u8, f32) {
     let value = |k: i32| {
@@ -147,32 +235,14 @@ fn nearest_in(x: f32, d: f32, m: Option<f32>, lo: i32, hi: i32, off: i32) -> (u8
     ((best.0 + off) as u8, best.1)
 }
 
-/// Writes the record of type `ty` (`ty.type_size()` bytes of `y`) holding `d`, `m` and `codes` (32,
-/// as [`nearest`] gives them).
-pub fn write(ty: GgmlType, d: f32, m: f32, codes: &[u8], y: &mut [u8]) {
-    y[0..2].copy_from_slice(&fp16(d).to_le_bytes());
-    match ty {
-        GgmlType::Q4_0 => write_nibbles(y, false, |j| codes[j]),
-        GgmlType::Q5_0 => write_nibbles(y, true, |j| codes[j]),
-        GgmlType::Q4_1 | GgmlType::Q5_1 => {
-            y[2..4].copy_from_slice(&fp16(m).to_le_bytes());
-            write_nibbles(&mut y[2..], ty == GgmlType::Q5_1, |j| codes[j]);
-        }
-        GgmlType::Q8_0 => y[2..34].copy_from_slice(&codes[..BLOCK]),
-        GgmlType::Q2_K | GgmlType::Q3_K | GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K => {
-            unreachable!("grid: {} is not a 32-value type", ty.name())
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::{dequantize_block_for_tests as dequantize, GgmlType};
     use super::*;
 
-    fn values(seed: u64) -> Vec<f32> {
+    fn values(seed: u64, n: usize) -> Vec<f32> {
         let mut s = seed;
-        (0..BLOCK)
+        (0..n)
             .map(|_| {
                 s = s
                     .wrapping_mul(6364136223846793005)
@@ -182,79 +252,102 @@ mod tests {
             .collect()
     }
 
+    fn specs() -> Vec<GridSpec> {
+        GgmlType::all().into_iter().filter_map(spec).collect()
+    }
+
+    /// A fitted record of `g` for `x`, with its grids.
+    fn fitted(g: &GridSpec, x: &[f32]) -> (Vec<u8>, Vec<f32>, Vec<f32>) {
+        let mut rec = vec![0u8; g.ty.type_size()];
+        let (mut s, mut z) = (vec![0f32; g.sub_blocks()], vec![0f32; g.sub_blocks()]);
+        g.fit(x, None, &mut rec, &mut s, &mut z);
+        (rec, s, z)
+    }
+
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
+    #[test]
+    fn every_type_has_a_grid_of_its_block() {
+        for ty in GgmlType::all() {
+            let g = spec(ty).unwrap();
+            assert_eq!((g.ty(), g.block), (ty, ty.block_size()));
+            assert_eq!(g.block % g.sub, 0);
+        }
+    }
+
     #[test]
     fn records_decode_to_the_values_nearest_gives() {
-        for ty in GgmlType::all().into_iter().filter(|&t| supports(t)) {
+        for g in specs() {
             for seed in 1..50u64 {
-                let x = values(seed);
-                let (d, m) = fit(ty, &x);
-                let (mut codes, mut want) = (vec![0u8; BLOCK], vec![0f32; BLOCK]);
+                let x = values(seed, g.block);
+                let (mut rec, s, z) = fitted(&g, &x);
+                let (mut codes, mut want) = (vec![0u8; g.block], vec![0f32; g.block]);
                 // Values beyond the block's range too, so that the clamps are exercised.
-                for j in 0..BLOCK {
-                    let v = if j == 3 { x[j] * 2.5 } else { x[j] };
-                    (codes[j], want[j]) = nearest(ty, v, d, m);
+                for j in 0..g.block {
+                    let v = if j % 32 == 3 { x[j] * 2.5 } else { x[j] };
+                    (codes[j], want[j]) = g.nearest(v, s[j / g.sub], z[j / g.sub]);
                 }
-                let mut rec = vec![0u8; ty.type_size()];
-                write(ty, d, m, &codes, &mut rec);
-                let mut got = vec![0f32; BLOCK];
-                dequantize(ty, &rec, &mut got);
-                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-                assert_eq!(bits(&got), bits(&want), "{ty:?} seed {seed}");
+                g.set_codes(&codes, &mut rec);
+                let mut got = vec![0f32; g.block];
+                dequantize(g.ty, &rec, &mut got);
+                assert_eq!(bits(&got), bits(&want), "{:?} seed {seed}", g.ty);
             }
         }
     }
 
     #[test]
     fn the_search_never_loses_to_the_rule() {
-        for ty in GgmlType::all().into_iter().filter(|&t| supports(t)) {
+        for g in specs() {
             let mut better = 0;
-            for seed in 1..40u64 {
-                let x = values(seed);
-                let err = |(d, m): (f32, f32)| -> f32 {
-                    x.iter()
-                        .map(|&v| (nearest(ty, v, d, m).1 - v).abs().powf(2.4))
-                        .sum()
-                };
-                let (rule, searched) = (err(fit(ty, &x)), err(fit_search(ty, &x)));
-                assert!(searched <= rule, "{ty:?} seed {seed}");
+            let seeds = if g.block == 32 { 40 } else { 6 };
+            for seed in 1..seeds {
+                let x = values(seed, g.block);
+                let (_, s, z) = fitted(&g, &x);
+                let rule = g.error(&x, &s, &z);
+                let (mut rec, mut s, mut z) = fitted(&g, &x);
+                g.fit_search(&x, &mut rec, &mut s, &mut z);
+                let searched = g.error(&x, &s, &z);
+                assert!(searched <= rule, "{:?} seed {seed}", g.ty);
                 better += usize::from(searched < rule);
             }
-            // On these uniform values Q8_0's 255 levels leave nothing to gain by clipping.
+            // On these uniform values Q8_0's 255 levels leave nothing to gain by clipping, nor do
+            // the K-quants' sub-block scales (fitted by their own search).
             assert!(
-                better > 0 || ty == GgmlType::Q8_0,
-                "{ty:?}: the search never found better parameters"
+                better > 0 || g.ty == GgmlType::Q8_0 || g.block != 32,
+                "{:?}: the search never found better parameters",
+                g.ty
             );
         }
     }
 
     #[test]
     fn nearest_is_the_nearest_point_of_the_grid() {
-        for ty in GgmlType::all().into_iter().filter(|&t| supports(t)) {
-            let x = values(7);
-            let (d, m) = fit(ty, &x);
-            let codes: Vec<i32> = match ty {
-                GgmlType::Q8_0 => (-128..=127).collect(),
-                GgmlType::Q4_0 | GgmlType::Q4_1 => (0..=15).collect(),
-                _ => (0..=31).collect(),
-            };
-            for &v in &x {
-                let (_, got) = nearest(ty, v, d, m);
-                let best = codes
+        for g in specs() {
+            let x = values(7, g.block);
+            let (rec, s, z) = fitted(&g, &x);
+            // Every code in every position, decoded.
+            let decoded: Vec<Vec<f32>> = (g.lo..=g.hi)
+                .map(|k| {
+                    let mut r = rec.clone();
+                    g.set_codes(&vec![(k + g.off) as u8; g.block], &mut r);
+                    let mut y = vec![0f32; g.block];
+                    dequantize(g.ty, &r, &mut y);
+                    y
+                })
+                .collect();
+            for (j, &v) in x.iter().enumerate() {
+                let (_, got) = g.nearest(v, s[j / g.sub], z[j / g.sub]);
+                let best = decoded
                     .iter()
-                    .map(|&q| {
-                        let c = if ty == GgmlType::Q8_0 {
-                            q as i8 as u8
-                        } else {
-                            q as u8
-                        };
-                        let mut rec = vec![0u8; ty.type_size()];
-                        write(ty, d, m, &[c; BLOCK], &mut rec);
-                        let mut y = vec![0f32; BLOCK];
-                        dequantize(ty, &rec, &mut y);
-                        (y[0] - v).abs()
-                    })
+                    .map(|y| (y[j] - v).abs())
                     .fold(f32::INFINITY, f32::min);
-                assert!((got - v).abs() <= best * (1.0 + 1e-6), "{ty:?} {v}: {got}");
+                assert!(
+                    (got - v).abs() <= best * (1.0 + 1e-6),
+                    "{:?} {v}: {got}",
+                    g.ty
+                );
             }
         }
     }

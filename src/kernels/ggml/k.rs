@@ -1044,6 +1044,104 @@ pub(crate) fn dequantize_q3_k(b: &[u8], y: &mut [f32]) {
     }
 }
 
+// The grids and codes of fitted records, for an algorithm that chooses its own codes (GPTQ, in
+// `grid`): the grid of sub-block `j` is `(scale[j], zero[j])`, code `q` standing for
+// `scale[j] * k + zero[j]` computed as the dequantizer computes it, with `k = q` for Q2_K, Q4_K and
+// Q5_K (`scale = d * sc_j`, `zero = -(dmin * m_j)`: the dequantizer's `p - ml` is `p + (-ml)` bit for
+// bit), `k = q - 4` for Q3_K and `k = q - 32` for Q6_K (`scale = d * sc_j`, `zero = 0`). Codes are
+// the stored ones: `0..=3` (Q2_K), `0..=7` (Q3_K), `0..=15` (Q4_K), `0..=31` (Q5_K), `0..=63` (Q6_K).
+
+/// The sixteen sub-block grids of a Q2_K record.
+pub(crate) fn q2_k_grids(b: &[u8], scale: &mut [f32], zero: &mut [f32]) {
+    let (d, min) = (read_fp16(&b[80..82]), read_fp16(&b[82..84]));
+    for j in 0..16 {
+        scale[j] = d * f32::from(b[j] & 0xF);
+        zero[j] = -(min * f32::from(b[j] >> 4));
+    }
+}
+
+/// The eight sub-block grids of a Q4_K or Q5_K record (the same header).
+pub(crate) fn q4_k_grids(b: &[u8], scale: &mut [f32], zero: &mut [f32]) {
+    let (d, min) = (read_fp16(&b[0..2]), read_fp16(&b[2..4]));
+    for j in 0..8 {
+        let (s, m) = get_scale_min_k4(j, &b[4..16]);
+        scale[j] = d * f32::from(s);
+        zero[j] = -(min * f32::from(m));
+    }
+}
+
+/// The sixteen sub-block grids of a Q3_K record.
+pub(crate) fn q3_k_grids(b: &[u8], scale: &mut [f32], zero: &mut [f32]) {
+    let d = read_fp16(&b[108..110]);
+    for j in 0..16 {
+        scale[j] = d * f32::from(q3_k_scale(&b[96..108], j));
+        zero[j] = 0.0;
+    }
+}
+
+/// The sixteen sub-block grids of a Q6_K record.
+pub(crate) fn q6_k_grids(b: &[u8], scale: &mut [f32], zero: &mut [f32]) {
+    let d = read_fp16(&b[208..210]);
+    for j in 0..16 {
+        scale[j] = d * f32::from(b[192 + j] as i8);
+        zero[j] = 0.0;
+    }
+}
+
+/// Writes 256 codes into a Q2_K record, keeping its scales and header.
+pub(crate) fn set_q2_k_codes(codes: &[u8], y: &mut [u8]) {
+    pack_2bit(codes[..QK_K].try_into().expect("256 codes"), &mut y[16..80]);
+}
+
+/// Writes 256 codes (`q + 4`, 0..8) into a Q3_K record, keeping its scales and header.
+pub(crate) fn set_q3_k_codes(codes: &[u8], y: &mut [u8]) {
+    let (hmask, qs) = y[..96].split_at_mut(32);
+    hmask.fill(0);
+    let mut low = [0u8; QK_K];
+    for (o, (&q, lo)) in codes[..QK_K].iter().zip(low.iter_mut()).enumerate() {
+        hmask[o % 32] |= (q >> 2) << (o / 32);
+        *lo = q & 3;
+    }
+    pack_2bit(&low, qs);
+}
+
+/// Writes 256 codes into a Q4_K record, keeping its header and scales.
+pub(crate) fn set_q4_k_codes(codes: &[u8], y: &mut [u8]) {
+    for (c, chunk) in codes[..QK_K].chunks_exact(64).enumerate() {
+        for i in 0..32 {
+            y[16 + 32 * c + i] = chunk[i] | (chunk[i + 32] << 4);
+        }
+    }
+}
+
+/// Writes 256 codes into a Q5_K record, keeping its header and scales.
+pub(crate) fn set_q5_k_codes(codes: &[u8], y: &mut [u8]) {
+    let (qh, qs) = y[16..176].split_at_mut(32);
+    qh.fill(0);
+    for (c, chunk) in codes[..QK_K].chunks_exact(64).enumerate() {
+        for i in 0..32 {
+            let (lo, hi) = (chunk[i], chunk[i + 32]);
+            qh[i] |= ((lo >> 4) << (2 * c)) | ((hi >> 4) << (2 * c + 1));
+            qs[32 * c + i] = (lo & 0xF) | ((hi & 0xF) << 4);
+        }
+    }
+}
+
+/// Writes 256 codes (`q + 32`, 0..64) into a Q6_K record, keeping its scales and header.
+pub(crate) fn set_q6_k_codes(codes: &[u8], y: &mut [u8]) {
+    let (ql, qh) = y[..192].split_at_mut(128);
+    for h in 0..2 {
+        let lh = &codes[128 * h..128 * h + 128];
+        for i in 0..32 {
+            let q = |k: usize| lh[i + 32 * k];
+            ql[64 * h + i] = (q(0) & 0xF) | ((q(2) & 0xF) << 4);
+            ql[64 * h + 32 + i] = (q(1) & 0xF) | ((q(3) & 0xF) << 4);
+            qh[32 * h + i] =
+                (q(0) >> 4) | ((q(1) >> 4) << 2) | ((q(2) >> 4) << 4) | ((q(3) >> 4) << 6);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
