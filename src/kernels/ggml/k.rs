@@ -115,28 +115,40 @@ pub(super) fn make_qkx2_quants(
     let nmax_f = nmax as f32;
     let mut iscale = nmax_f / (max - min);
     let mut scale = 1.0 / iscale;
-    let mut best_error = 0.0f32;
-    for i in 0..n {
-        let l = nearest_int(iscale * (x[i] - min));
-        l_out[i] = l.clamp(0, nmax) as u8;
-        let mut diff = scale * f32::from(l_out[i]) + min - x[i];
-        diff = if use_mad { diff.abs() } else { diff * diff };
-        best_error += weights[i] * diff;
-    }
+    // Each candidate first rounds all values (independent, so the compiler vectorizes it), then
+    // accumulates its sums and its error in ggml's order (sequential f32 additions).
+    debug_assert!(
+        n <= 32,
+        "make_qkx2_quants fits sub-blocks of at most 32 values"
+    );
+    let (x, weights, l_out, laux) = (&x[..n], &weights[..n], &mut l_out[..n], &mut laux[..n]);
+    let round_all = |iscale: f32, min: f32, codes: &mut [u8]| {
+        for (q, &v) in codes.iter_mut().zip(x) {
+            *q = nearest_int(iscale * (v - min)).clamp(0, nmax) as u8;
+        }
+    };
+    let error = |scale: f32, min: f32, codes: &[u8]| {
+        let mut terms = [0.0f32; 32];
+        for ((t, (&q, &v)), &w) in terms.iter_mut().zip(codes.iter().zip(x)).zip(weights) {
+            let diff = scale * f32::from(q) + min - v;
+            *t = w * if use_mad { diff.abs() } else { diff * diff };
+        }
+        terms[..codes.len()].iter().fold(0.0f32, |acc, &t| acc + t)
+    };
+    round_all(iscale, min, l_out);
+    let mut best_error = error(scale, min, l_out);
     if nstep < 1 {
         return (scale, -min);
     }
     for is in 0..=nstep {
         iscale = (rmin + rdelta * is as f32 + nmax_f) / (max - min);
+        round_all(iscale, min, laux);
         let (mut sum_l, mut sum_l2, mut sum_xl) = (0.0f32, 0.0f32, 0.0f32);
-        for i in 0..n {
-            let l = nearest_int(iscale * (x[i] - min)).clamp(0, nmax);
-            laux[i] = l as u8;
-            let w = weights[i];
-            let lf = l as f32;
+        for ((&q, &w), &v) in laux.iter().zip(weights).zip(x) {
+            let lf = f32::from(q);
             sum_l += w * lf;
             sum_l2 += w * lf * lf;
-            sum_xl += w * lf * x[i];
+            sum_xl += w * lf * v;
         }
         let det = sum_w * sum_l2 - sum_l * sum_l;
         if det > 0.0 {
@@ -146,14 +158,9 @@ pub(super) fn make_qkx2_quants(
                 this_min = 0.0;
                 this_scale = sum_xl / sum_l2;
             }
-            let mut cur_error = 0.0f32;
-            for i in 0..n {
-                let mut diff = this_scale * f32::from(laux[i]) + this_min - x[i];
-                diff = if use_mad { diff.abs() } else { diff * diff };
-                cur_error += weights[i] * diff;
-            }
+            let cur_error = error(this_scale, this_min, laux);
             if cur_error < best_error {
-                l_out[..n].copy_from_slice(&laux[..n]);
+                l_out.copy_from_slice(laux);
                 best_error = cur_error;
                 scale = this_scale;
                 min = this_min;
@@ -169,7 +176,21 @@ pub(super) fn make_qkx2_quants(
 /// path) or, without them, `x^2` (the reference path).
 pub(super) fn make_qx_quants(nmax: i32, x: &[f32], qw: Option<&[f32]>, l_out: &mut [i8]) -> f32 {
     let n = x.len();
-    let weight = |i: usize| qw.map_or(x[i] * x[i], |q| q[i]);
+    debug_assert!(
+        n <= 32,
+        "make_qx_quants fits sub-blocks of at most 32 values"
+    );
+    let mut default_w = [0.0f32; 32];
+    let w: &[f32] = match qw {
+        Some(q) => &q[..n],
+        None => {
+            for (d, &v) in default_w.iter_mut().zip(x) {
+                *d = v * v;
+            }
+            &default_w[..n]
+        }
+    };
+    let l_out = &mut l_out[..n];
     let mut max = 0.0f32;
     let mut amax = 0.0f32;
     for &v in x {
@@ -180,42 +201,41 @@ pub(super) fn make_qx_quants(nmax: i32, x: &[f32], qw: Option<&[f32]>, l_out: &m
         }
     }
     if amax < GROUP_MAX_EPS {
-        l_out[..n].fill(0);
+        l_out.fill(0);
         return 0.0;
     }
     let nmax_f = nmax as f32;
-    let mut iscale = -nmax_f / max;
-    let mut sumlx = 0.0f32;
-    let mut suml2 = 0.0f32;
-    for i in 0..n {
-        let l = nearest_int(iscale * x[i]).clamp(-nmax, nmax - 1);
-        l_out[i] = (l + nmax) as i8;
-        let w = weight(i);
-        let lf = l as f32;
-        sumlx += w * x[i] * lf;
-        suml2 += w * lf * lf;
-    }
+    // The signed codes `l` of one candidate scale (independent, so the compiler vectorizes them),
+    // then its sums in ggml's order (sequential f32 additions).
+    let mut l = [0i32; 32];
+    let candidate = |iscale: f32, l: &mut [i32; 32]| {
+        for (c, &v) in l.iter_mut().zip(x) {
+            *c = nearest_int(iscale * v).clamp(-nmax, nmax - 1);
+        }
+        let (mut sumlx, mut suml2) = (0.0f32, 0.0f32);
+        for ((&c, &v), &wi) in l.iter().zip(x).zip(w) {
+            let lf = c as f32;
+            sumlx += wi * v * lf;
+            suml2 += wi * lf * lf;
+        }
+        (sumlx, suml2)
+    };
+    let store = |l: &[i32; 32], l_out: &mut [i8]| {
+        for (o, &c) in l_out.iter_mut().zip(l) {
+            *o = (c + nmax) as i8;
+        }
+    };
+    let (sumlx, suml2) = candidate(-nmax_f / max, &mut l);
+    store(&l, l_out);
     let mut scale = if suml2 != 0.0 { sumlx / suml2 } else { 0.0 };
     let mut best = scale * sumlx;
     for is in -9..=9 {
         if is == 0 {
             continue;
         }
-        iscale = -(nmax_f + 0.1 * is as f32) / max;
-        sumlx = 0.0;
-        suml2 = 0.0;
-        for (i, &v) in x.iter().enumerate() {
-            let l = nearest_int(iscale * v).clamp(-nmax, nmax - 1);
-            let w = weight(i);
-            let lf = l as f32;
-            sumlx += w * v * lf;
-            suml2 += w * lf * lf;
-        }
+        let (sumlx, suml2) = candidate(-(nmax_f + 0.1 * is as f32) / max, &mut l);
         if suml2 > 0.0 && sumlx * sumlx > best * suml2 {
-            for i in 0..n {
-                let l = nearest_int(iscale * x[i]).clamp(-nmax, nmax - 1);
-                l_out[i] = (l + nmax) as i8;
-            }
+            store(&l, l_out);
             scale = sumlx / suml2;
             best = scale * sumlx;
         }
