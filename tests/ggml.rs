@@ -296,6 +296,18 @@ fn weighted_errors_write_nothing() {
         let short = dst.len() - 1;
         let e = ggml_quantize_weighted(ty, src, 2, 256, Some(&w), &mut dst[..short]).unwrap_err();
         assert!(matches!(e, QuantError::BufferTooSmall { .. }), "{e}");
+        // A header that overflows f16, found in the second row: nothing of the first is written.
+        let mut huge = x.clone();
+        huge[256 + 40] = -5e6;
+        let e =
+            ggml_quantize_weighted(ty, Src::F32(&huge), 2, 256, Some(&w), &mut dst).unwrap_err();
+        assert!(matches!(e, QuantError::InvalidArgument(_)), "{e}");
+        let block = if ty == GgmlType::Q4_0 {
+            "block 9 "
+        } else {
+            "block 1 "
+        };
+        assert!(e.to_string().contains(block), "{e}");
         assert!(dst.iter().all(|&b| b == 0xA5), "{}", ty.name());
     }
 }
