@@ -112,6 +112,13 @@ static void test_ggml_fixture(void) {
     free(deq);
 }
 
+/* The golden fixture ggml/golden/real.<type><suffix> (type as in its file names, "q4_k"). */
+static void *read_golden_real(const char *type, const char *suffix, size_t *len) {
+    char name[128];
+    snprintf(name, sizeof name, "ggml/golden/real.%s%s", type, suffix);
+    return read_fixture(name, len);
+}
+
 /* Byte-exactness with ggml itself through the ABI: the new K-quants of the golden fixtures that
  * ggml_quantize_chunk wrote (tests/data/ggml/golden), quantized from float and from f16, and decoded. */
 static void test_ggml_golden_k_quants(void) {
@@ -123,12 +130,9 @@ static void test_ggml_golden_k_quants(void) {
     CHECK(x && xlen == N * 4);
     if (!x) return;
     for (int t = 0; t < 3; t++) {
-        char name[128];
         size_t qlen = 0, dlen = 0;
-        snprintf(name, sizeof name, "ggml/golden/real.%s.bin", files[t]);
-        uint8_t *want = (uint8_t *)read_fixture(name, &qlen);
-        snprintf(name, sizeof name, "ggml/golden/real.%s.deq.f32", files[t]);
-        float *deq = (float *)read_fixture(name, &dlen);
+        uint8_t *want = (uint8_t *)read_golden_real(files[t], ".bin", &qlen);
+        float *deq = (float *)read_golden_real(files[t], ".deq.f32", &dlen);
         CHECK(want && deq);
         if (!(want && deq)) continue;
         const size_t size = ROWS * quant_ggml_row_size(types[t], COLS);
@@ -171,12 +175,9 @@ static void test_ggml_weighted(void) {
     CHECK(x && xlen == N * 4 && w && wlen == COLS * 4);
     if (!(x && w)) return;
     for (int t = 0; t < 2; t++) {
-        char name[128];
         size_t qlen = 0, rlen = 0;
-        snprintf(name, sizeof name, "ggml/golden/real.%s.imatrix.bin", files[t]);
-        uint8_t *want = (uint8_t *)read_fixture(name, &qlen);
-        snprintf(name, sizeof name, "ggml/golden/real.%s.bin", files[t]);
-        uint8_t *plain = (uint8_t *)read_fixture(name, &rlen);
+        uint8_t *want = (uint8_t *)read_golden_real(files[t], ".imatrix.bin", &qlen);
+        uint8_t *plain = (uint8_t *)read_golden_real(files[t], ".bin", &rlen);
         CHECK(want && plain);
         if (!(want && plain)) continue;
         const size_t size = ROWS * quant_ggml_row_size(types[t], COLS);

@@ -82,6 +82,23 @@ fn first_difference(got: &[u8], want: &[u8]) -> Option<usize> {
     got.iter().zip(want).position(|(a, b)| a != b)
 }
 
+/// Fails naming the first differing record of `ty` (and the byte in it) between the library's
+/// bytes and `reference`'s.
+fn assert_records_eq(ty: GgmlType, got: &[u8], want: &[u8], what: &str, reference: &str) {
+    assert_eq!(got.len(), want.len(), "{what} {}: length", ty.name());
+    if let Some(i) = first_difference(got, want) {
+        let ts = ty.type_size();
+        panic!(
+            "{what} {}: byte {i} (block {}, byte {} of it) differs: {:?} vs {reference} {:?}",
+            ty.name(),
+            i / ts,
+            i % ts,
+            &got[i / ts * ts..(i / ts + 1) * ts],
+            &want[i / ts * ts..(i / ts + 1) * ts]
+        );
+    }
+}
+
 #[test]
 fn basic_types_are_byte_exact_with_gguf_py() {
     for (input, rows, cols) in INPUTS {
@@ -93,16 +110,7 @@ fn basic_types_are_byte_exact_with_gguf_py() {
             assert_eq!(want.len(), size, "{input} {}", ty.name());
             let mut got = vec![0u8; size];
             assert_eq!(ggml_quantize(ty, &x, rows, cols, &mut got).unwrap(), size);
-            if let Some(i) = first_difference(&got, &want) {
-                let ts = ty.type_size();
-                panic!(
-                    "{input} {}: byte {i} (block {}) differs: {:?} vs gguf-py {:?}",
-                    ty.name(),
-                    i / ts,
-                    &got[i / ts * ts..(i / ts + 1) * ts],
-                    &want[i / ts * ts..(i / ts + 1) * ts]
-                );
-            }
+            assert_records_eq(ty, &got, &want, input, "gguf-py");
             let deq = fixture_f32(&format!("{input}.{}.deq.f32", file_name(ty)));
             let mut back = vec![0f32; rows * cols];
             ggml_dequantize(ty, &want, rows * cols, &mut back).unwrap();
@@ -138,17 +146,7 @@ fn every_type_is_byte_exact_with_ggml_itself() {
             assert_eq!(want.len(), size, "{input} {}", ty.name());
             let mut got = vec![0u8; size];
             assert_eq!(ggml_quantize(ty, &x, rows, cols, &mut got).unwrap(), size);
-            if let Some(i) = first_difference(&got, &want) {
-                let ts = ty.type_size();
-                panic!(
-                    "{input} {}: byte {i} (block {}, byte {} of it) differs: {:?} vs ggml {:?}",
-                    ty.name(),
-                    i / ts,
-                    i % ts,
-                    &got[i / ts * ts..(i / ts + 1) * ts],
-                    &want[i / ts * ts..(i / ts + 1) * ts]
-                );
-            }
+            assert_records_eq(ty, &got, &want, input, "ggml");
             let deq = fixture_f32(&format!("golden/{input}.{}.deq.f32", file_name(ty)));
             let mut back = vec![0f32; rows * cols];
             ggml_dequantize(ty, &want, rows * cols, &mut back).unwrap();
@@ -174,17 +172,7 @@ fn assert_weighted_matches(
     let mut got = vec![0u8; size];
     let written = ggml_quantize_weighted(ty, Src::F32(x), rows, cols, Some(w), &mut got).unwrap();
     assert_eq!(written, size);
-    if let Some(i) = first_difference(&got, &want) {
-        let ts = ty.type_size();
-        panic!(
-            "{input} {}{suffix}: byte {i} (block {}, byte {} of it) differs: {:?} vs ggml {:?}",
-            ty.name(),
-            i / ts,
-            i % ts,
-            &got[i / ts * ts..(i / ts + 1) * ts],
-            &want[i / ts * ts..(i / ts + 1) * ts]
-        );
-    }
+    assert_records_eq(ty, &got, &want, &format!("{input}{suffix}"), "ggml");
     got
 }
 
@@ -308,6 +296,18 @@ fn weighted_errors_write_nothing() {
         let short = dst.len() - 1;
         let e = ggml_quantize_weighted(ty, src, 2, 256, Some(&w), &mut dst[..short]).unwrap_err();
         assert!(matches!(e, QuantError::BufferTooSmall { .. }), "{e}");
+        // A header that overflows f16, found in the second row: nothing of the first is written.
+        let mut huge = x.clone();
+        huge[256 + 40] = -5e6;
+        let e =
+            ggml_quantize_weighted(ty, Src::F32(&huge), 2, 256, Some(&w), &mut dst).unwrap_err();
+        assert!(matches!(e, QuantError::InvalidArgument(_)), "{e}");
+        let block = if ty == GgmlType::Q4_0 {
+            "block 9 "
+        } else {
+            "block 1 "
+        };
+        assert!(e.to_string().contains(block), "{e}");
         assert!(dst.iter().all(|&b| b == 0xA5), "{}", ty.name());
     }
 }

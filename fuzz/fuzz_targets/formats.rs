@@ -1,5 +1,5 @@
 //! External formats through the C ABI: GGML blocks (`quant_ggml_*`: sizes, names, quantize from f32,
-//! f16 and bf16, dequantize of arbitrary bytes), the GPTQ and AWQ checkpoint packers
+//! f16 and bf16, with and without importance weights, dequantize of arbitrary bytes), the GPTQ and AWQ checkpoint packers
 //! (`quant_weight_gptq_sizes` / `_pack_gptq` / `_awq_sizes` / `_pack_awq`) and the dtype variants of
 //! the round-to-nearest kernels (`quant_*_quantize_ex`).
 //! Invariants: known status, never INTERNAL, outputs untouched on error and only the documented prefix
@@ -71,6 +71,7 @@ fn ggml(inp: &mut Input) {
         0
     };
     let real = elems.is_some() && need <= 2048 * 2;
+    let quantized_need = need; // `need` is reused below for the arbitrary bytes
     let mut dst = Out::<u8>::new(if real { inp.len_for(need) } else { 8 }, inp.null());
     let src_p = if elems.is_none() && nrows.checked_mul(n_per_row).is_some_and(|e| e > 0) {
         std::ptr::null() // a valid size too large to back honestly
@@ -196,6 +197,95 @@ fn ggml(inp: &mut Input) {
             assert!(out.untouched());
         }
     }
+    ggml_weighted(inp, ty, &x, src_p, nrows, n_per_row, quantized_need, real);
+}
+
+/// `quant_ggml_quantize_weighted` on the source of [`ggml`]: with NULL weights, or as Q8_0 (which
+/// ignores them), it succeeds exactly with the unweighted bytes; success needs every weight finite and >= 0 and leaves
+/// only the prefix written, with records that decode to finite values; errors write nothing.
+#[allow(clippy::too_many_arguments)]
+fn ggml_weighted(
+    inp: &mut Input,
+    ty: i32,
+    x: &[f32],
+    src_p: *const f32,
+    nrows: usize,
+    n_per_row: usize,
+    need: usize,
+    real: bool,
+) {
+    let weights: Vec<f32> = (0..n_per_row.min(2048))
+        .map(|_| match inp.u8() {
+            0..=199 => inp.u16() as f32 / 4096.0,
+            200..=219 => 0.0,
+            _ => inp.f32(),
+        })
+        .collect();
+    let null_w = inp.u8() % 8 == 0;
+    let w_p = if null_w || weights.len() < n_per_row {
+        std::ptr::null()
+    } else {
+        weights.as_ptr()
+    };
+    let mut dst = Out::<u8>::new(if real { inp.len_for(need) } else { 8 }, inp.null());
+    let s = quant_ggml_quantize_weighted(
+        ty,
+        src_p,
+        nrows,
+        n_per_row,
+        w_p,
+        dst.ptr() as *mut _,
+        dst.len(),
+    );
+    // Checked before the unweighted call, which replaces the thread's error detail.
+    let ok = check_status("ggml_quantize_weighted", s);
+    let mut plain = vec![0u8; dst.len()];
+    let p = quant_ggml_quantize(
+        ty,
+        src_p,
+        nrows,
+        n_per_row,
+        if dst.ptr().is_null() {
+            std::ptr::null_mut()
+        } else {
+            plain.as_mut_ptr() as *mut _
+        },
+        dst.len(),
+    );
+    if !ok {
+        assert!(dst.untouched());
+        return;
+    }
+    assert!(dst.untouched_from(need));
+    if !w_p.is_null() {
+        assert!(weights.iter().all(|w| w.is_finite() && *w >= 0.0));
+    }
+    if w_p.is_null() || ty == 8 {
+        assert_eq!(
+            p, 0,
+            "type {ty}: weights NULL or ignored, the unweighted path fails with {p}"
+        );
+        assert_eq!(
+            dst.buf[..need],
+            plain[..need],
+            "type {ty}: weights NULL or ignored, bytes differ"
+        );
+    }
+    let mut y = vec![f32::NAN; x.len()];
+    assert!(check_status(
+        "ggml_dequantize (weighted)",
+        quant_ggml_dequantize(
+            ty,
+            dst.buf.as_ptr() as *const _,
+            need,
+            y.as_mut_ptr(),
+            y.len()
+        )
+    ));
+    assert!(
+        y.iter().all(|v| v.is_finite()),
+        "type {ty}: weighted records decode to non-finite values"
+    );
 }
 
 /// The dtype variants of the kernels equal the float kernels on the same values.

@@ -12,9 +12,7 @@ use crate::ffi::weight::quant_weight;
 use crate::ffi::{
     boundary, boundary_value, in_ref, into_handle, matrix_len, out_param, slice_in, slice_out,
 };
-use crate::kernels::ggml::{
-    ggml_dequantize, ggml_quantize, ggml_quantize_src, ggml_quantize_weighted, GgmlType,
-};
+use crate::kernels::ggml::{ggml_dequantize, ggml_quantize_src, ggml_quantize_weighted, GgmlType};
 use crate::kernels::source::{
     dtype_name, fp8_e4m3_quantize_src, int4_quantize_src, int8_quantize_src, quantize_src, Src,
     QUANT_DTYPE_BF16, QUANT_DTYPE_F16, QUANT_DTYPE_F32,
@@ -132,12 +130,16 @@ pub extern "C" fn quant_ggml_quantize(
     dst: *mut c_void,
     dst_len: usize,
 ) -> quant_status {
-    boundary(|| {
-        let ty = GgmlType::from_id_checked(ggml_type)?;
-        let n = matrix_len(nrows, n_per_row)?;
-        let src = unsafe { slice_in(src, n, "src") }?;
-        let dst = unsafe { slice_out(dst.cast::<u8>(), dst_len, "dst") }?;
-        ggml_quantize(ty, src, nrows, n_per_row, dst).map(|_| ())
+    boundary(|| unsafe {
+        ggml_quantize_in(
+            ggml_type,
+            src,
+            nrows,
+            n_per_row,
+            std::ptr::null(),
+            dst,
+            dst_len,
+        )
     })
 }
 
@@ -172,18 +174,43 @@ pub extern "C" fn quant_ggml_quantize_weighted(
     dst: *mut c_void,
     dst_len: usize,
 ) -> quant_status {
-    boundary(|| {
-        let ty = GgmlType::from_id_checked(ggml_type)?;
-        let n = matrix_len(nrows, n_per_row)?;
-        let src = unsafe { slice_in(src, n, "src") }?;
-        let qw = if quant_weights.is_null() {
-            None
-        } else {
-            Some(unsafe { slice_in(quant_weights, n_per_row, "quant_weights") }?)
-        };
-        let dst = unsafe { slice_out(dst.cast::<u8>(), dst_len, "dst") }?;
-        ggml_quantize_weighted(ty, Src::F32(src), nrows, n_per_row, qw, dst).map(|_| ())
+    boundary(|| unsafe {
+        ggml_quantize_in(
+            ggml_type,
+            src,
+            nrows,
+            n_per_row,
+            quant_weights,
+            dst,
+            dst_len,
+        )
     })
+}
+
+/// The body of `quant_ggml_quantize` (NULL `quant_weights`) and `quant_ggml_quantize_weighted`.
+///
+/// # Safety
+/// The pointers must be valid for the lengths the C functions document (`quant_weights`, when not
+/// NULL, for `n_per_row` floats).
+unsafe fn ggml_quantize_in(
+    ggml_type: i32,
+    src: *const f32,
+    nrows: usize,
+    n_per_row: usize,
+    quant_weights: *const f32,
+    dst: *mut c_void,
+    dst_len: usize,
+) -> Result<()> {
+    let ty = GgmlType::from_id_checked(ggml_type)?;
+    let n = matrix_len(nrows, n_per_row)?;
+    let src = slice_in(src, n, "src")?;
+    let qw = if quant_weights.is_null() {
+        None
+    } else {
+        Some(slice_in(quant_weights, n_per_row, "quant_weights")?)
+    };
+    let dst = slice_out(dst.cast::<u8>(), dst_len, "dst")?;
+    ggml_quantize_weighted(ty, Src::F32(src), nrows, n_per_row, qw, dst).map(|_| ())
 }
 
 /// `quant_ggml_quantize` of a source of element type `src_dtype`: `QUANT_DTYPE_F32` (float),

@@ -115,28 +115,40 @@ pub(super) fn make_qkx2_quants(
     let nmax_f = nmax as f32;
     let mut iscale = nmax_f / (max - min);
     let mut scale = 1.0 / iscale;
-    let mut best_error = 0.0f32;
-    for i in 0..n {
-        let l = nearest_int(iscale * (x[i] - min));
-        l_out[i] = l.clamp(0, nmax) as u8;
-        let mut diff = scale * f32::from(l_out[i]) + min - x[i];
-        diff = if use_mad { diff.abs() } else { diff * diff };
-        best_error += weights[i] * diff;
-    }
+    // Each candidate first rounds all values (independent, so the compiler vectorizes it), then
+    // accumulates its sums and its error in ggml's order (sequential f32 additions).
+    debug_assert!(
+        n <= 32,
+        "make_qkx2_quants fits sub-blocks of at most 32 values"
+    );
+    let (x, weights, l_out, laux) = (&x[..n], &weights[..n], &mut l_out[..n], &mut laux[..n]);
+    let round_all = |iscale: f32, min: f32, codes: &mut [u8]| {
+        for (q, &v) in codes.iter_mut().zip(x) {
+            *q = nearest_int(iscale * (v - min)).clamp(0, nmax) as u8;
+        }
+    };
+    let error = |scale: f32, min: f32, codes: &[u8]| {
+        let mut terms = [0.0f32; 32];
+        for ((t, (&q, &v)), &w) in terms.iter_mut().zip(codes.iter().zip(x)).zip(weights) {
+            let diff = scale * f32::from(q) + min - v;
+            *t = w * if use_mad { diff.abs() } else { diff * diff };
+        }
+        terms[..codes.len()].iter().fold(0.0f32, |acc, &t| acc + t)
+    };
+    round_all(iscale, min, l_out);
+    let mut best_error = error(scale, min, l_out);
     if nstep < 1 {
         return (scale, -min);
     }
     for is in 0..=nstep {
         iscale = (rmin + rdelta * is as f32 + nmax_f) / (max - min);
+        round_all(iscale, min, laux);
         let (mut sum_l, mut sum_l2, mut sum_xl) = (0.0f32, 0.0f32, 0.0f32);
-        for i in 0..n {
-            let l = nearest_int(iscale * (x[i] - min)).clamp(0, nmax);
-            laux[i] = l as u8;
-            let w = weights[i];
-            let lf = l as f32;
+        for ((&q, &w), &v) in laux.iter().zip(weights).zip(x) {
+            let lf = f32::from(q);
             sum_l += w * lf;
             sum_l2 += w * lf * lf;
-            sum_xl += w * lf * x[i];
+            sum_xl += w * lf * v;
         }
         let det = sum_w * sum_l2 - sum_l * sum_l;
         if det > 0.0 {
@@ -146,14 +158,9 @@ pub(super) fn make_qkx2_quants(
                 this_min = 0.0;
                 this_scale = sum_xl / sum_l2;
             }
-            let mut cur_error = 0.0f32;
-            for i in 0..n {
-                let mut diff = this_scale * f32::from(laux[i]) + this_min - x[i];
-                diff = if use_mad { diff.abs() } else { diff * diff };
-                cur_error += weights[i] * diff;
-            }
+            let cur_error = error(this_scale, this_min, laux);
             if cur_error < best_error {
-                l_out[..n].copy_from_slice(&laux[..n]);
+                l_out.copy_from_slice(laux);
                 best_error = cur_error;
                 scale = this_scale;
                 min = this_min;
@@ -169,7 +176,21 @@ pub(super) fn make_qkx2_quants(
 /// path) or, without them, `x^2` (the reference path).
 pub(super) fn make_qx_quants(nmax: i32, x: &[f32], qw: Option<&[f32]>, l_out: &mut [i8]) -> f32 {
     let n = x.len();
-    let weight = |i: usize| qw.map_or(x[i] * x[i], |q| q[i]);
+    debug_assert!(
+        n <= 32,
+        "make_qx_quants fits sub-blocks of at most 32 values"
+    );
+    let mut default_w = [0.0f32; 32];
+    let w: &[f32] = match qw {
+        Some(q) => &q[..n],
+        None => {
+            for (d, &v) in default_w.iter_mut().zip(x) {
+                *d = v * v;
+            }
+            &default_w[..n]
+        }
+    };
+    let l_out = &mut l_out[..n];
     let mut max = 0.0f32;
     let mut amax = 0.0f32;
     for &v in x {
@@ -180,42 +201,41 @@ pub(super) fn make_qx_quants(nmax: i32, x: &[f32], qw: Option<&[f32]>, l_out: &m
         }
     }
     if amax < GROUP_MAX_EPS {
-        l_out[..n].fill(0);
+        l_out.fill(0);
         return 0.0;
     }
     let nmax_f = nmax as f32;
-    let mut iscale = -nmax_f / max;
-    let mut sumlx = 0.0f32;
-    let mut suml2 = 0.0f32;
-    for i in 0..n {
-        let l = nearest_int(iscale * x[i]).clamp(-nmax, nmax - 1);
-        l_out[i] = (l + nmax) as i8;
-        let w = weight(i);
-        let lf = l as f32;
-        sumlx += w * x[i] * lf;
-        suml2 += w * lf * lf;
-    }
+    // The signed codes `l` of one candidate scale (independent, so the compiler vectorizes them),
+    // then its sums in ggml's order (sequential f32 additions).
+    let mut l = [0i32; 32];
+    let candidate = |iscale: f32, l: &mut [i32; 32]| {
+        for (c, &v) in l.iter_mut().zip(x) {
+            *c = nearest_int(iscale * v).clamp(-nmax, nmax - 1);
+        }
+        let (mut sumlx, mut suml2) = (0.0f32, 0.0f32);
+        for ((&c, &v), &wi) in l.iter().zip(x).zip(w) {
+            let lf = c as f32;
+            sumlx += wi * v * lf;
+            suml2 += wi * lf * lf;
+        }
+        (sumlx, suml2)
+    };
+    let store = |l: &[i32; 32], l_out: &mut [i8]| {
+        for (o, &c) in l_out.iter_mut().zip(l) {
+            *o = (c + nmax) as i8;
+        }
+    };
+    let (sumlx, suml2) = candidate(-nmax_f / max, &mut l);
+    store(&l, l_out);
     let mut scale = if suml2 != 0.0 { sumlx / suml2 } else { 0.0 };
     let mut best = scale * sumlx;
     for is in -9..=9 {
         if is == 0 {
             continue;
         }
-        iscale = -(nmax_f + 0.1 * is as f32) / max;
-        sumlx = 0.0;
-        suml2 = 0.0;
-        for (i, &v) in x.iter().enumerate() {
-            let l = nearest_int(iscale * v).clamp(-nmax, nmax - 1);
-            let w = weight(i);
-            let lf = l as f32;
-            sumlx += w * v * lf;
-            suml2 += w * lf * lf;
-        }
+        let (sumlx, suml2) = candidate(-(nmax_f + 0.1 * is as f32) / max, &mut l);
         if suml2 > 0.0 && sumlx * sumlx > best * suml2 {
-            for i in 0..n {
-                let l = nearest_int(iscale * x[i]).clamp(-nmax, nmax - 1);
-                l_out[i] = (l + nmax) as i8;
-            }
+            store(&l, l_out);
             scale = sumlx / suml2;
             best = scale * sumlx;
         }
@@ -277,32 +297,16 @@ fn make_qp_quants(nmax: i32, x: &[f32], l_out: &mut [u8], qw: &[f32]) -> f32 {
         sumlx += w * x[i] * lf;
         suml2 += w * lf * lf;
     }
-    for _ in 0..5 {
-        let mut n_changed = 0;
-        for i in 0..n {
-            let w = qw[i];
-            let li = f32::from(l_out[i]);
-            let mut slx = sumlx - w * x[i] * li;
-            let mut sl2 = suml2 - w * li * li;
-            if slx > 0.0 && sl2 > 0.0 {
-                let new_l = nearest_int(x[i] * sl2 / slx).min(nmax);
-                if new_l != i32::from(l_out[i]) {
-                    let nl = new_l as f32;
-                    slx += w * x[i] * nl;
-                    sl2 += w * nl * nl;
-                    if slx * slx * suml2 > sumlx * sumlx * sl2 {
-                        l_out[i] = new_l as u8;
-                        sumlx = slx;
-                        suml2 = sl2;
-                        n_changed += 1;
-                    }
-                }
-            }
-        }
-        if n_changed == 0 {
-            break;
-        }
-    }
+    let (sumlx, suml2) = refine_codes(
+        x,
+        |i| qw[i],
+        l_out,
+        (sumlx, suml2),
+        i32::from,
+        |v| v as u8,
+        |v| v.min(nmax),
+        true,
+    );
     if suml2 > 0.0 {
         sumlx / suml2
     } else {
@@ -460,33 +464,11 @@ fn quantize_scale_min_k4_weighted(
     nmax: i32,
     clamp63: bool,
 ) {
-    let mut laux = [0u8; 32];
-    let mut weights = [0.0f32; 32];
-    let mut mins = [0.0f32; 8];
-    let mut scales = [0.0f32; 8];
-    let mut sw = [0.0f32; 8];
     let sigma2 = 2.0 * sum_x2(&x[..QK_K]) / QK_K as f32;
-    for j in 0..8 {
-        let xb = &x[32 * j..32 * j + 32];
-        sw[j] = impl_weights(xb, &qw[32 * j..32 * j + 32], sigma2, &mut weights);
-        let (scale, min) = make_qkx2_quants(
-            nmax,
-            xb,
-            &weights,
-            &mut l[32 * j..32 * j + 32],
-            &mut laux,
-            -0.9,
-            0.05,
-            36,
-            false,
-        );
-        scales[j] = scale;
-        mins[j] = min;
-    }
     let mut ls = [0u8; 8];
     let mut lm = [0u8; 8];
-    let d_block = make_qp_quants(63, &scales, &mut ls, &sw);
-    let m_block = make_qp_quants(63, &mins, &mut lm, &sw);
+    let (d_block, m_block) =
+        fit_scales_and_mins_weighted(x, qw, sigma2, 32, nmax, 63, l, &mut ls, &mut lm);
     let sc = &mut head[4..16];
     sc.fill(0);
     for j in 0..8 {
@@ -500,6 +482,50 @@ fn quantize_scale_min_k4_weighted(
     head[0..2].copy_from_slice(&fp16(d_block).to_le_bytes());
     head[2..4].copy_from_slice(&fp16(m_block).to_le_bytes());
     requantize_scale_min_k4(x, head, l, nmax);
+}
+
+/// The fit shared by Q2_K, Q4_K and Q5_K on the importance path: each sub-block of `sub` values
+/// (16 or 32) is fitted by `make_qkx3_quants` (codes `0..=nmax` into `l`, 37 candidate scales from
+/// `(nmax - 0.9) / range` in steps of 0.05) under the weights `qw * sqrt(sigma2 + x^2)`; then the
+/// sub-block scales and mins are themselves quantized to `0..=levels` by `make_qp_quants` (codes into
+/// `ls` and `lm`, one per sub-block), weighted by each sub-block's total weight. Returns the
+/// super-block's `(d, dmin)` before their rounding to f16.
+#[allow(clippy::too_many_arguments)]
+fn fit_scales_and_mins_weighted(
+    x: &[f32],
+    qw: &[f32],
+    sigma2: f32,
+    sub: usize,
+    nmax: i32,
+    levels: i32,
+    l: &mut [u8; QK_K],
+    ls: &mut [u8],
+    lm: &mut [u8],
+) -> (f32, f32) {
+    let nsub = QK_K / sub;
+    let mut laux = [0u8; 32];
+    let mut weights = [0.0f32; 32];
+    let mut scales = [0.0f32; 16];
+    let mut mins = [0.0f32; 16];
+    let mut sw = [0.0f32; 16];
+    for j in 0..nsub {
+        let at = sub * j..sub * (j + 1);
+        sw[j] = impl_weights(&x[at.clone()], &qw[at.clone()], sigma2, &mut weights[..sub]);
+        (scales[j], mins[j]) = make_qkx2_quants(
+            nmax,
+            &x[at.clone()],
+            &weights[..sub],
+            &mut l[at],
+            &mut laux[..sub],
+            -0.9,
+            0.05,
+            36,
+            false,
+        );
+    }
+    let d = make_qp_quants(levels, &scales[..nsub], ls, &sw[..nsub]);
+    let dmin = make_qp_quants(levels, &mins[..nsub], lm, &sw[..nsub]);
+    (d, dmin)
 }
 
 /// ggml's `quantize_row_q4_K_impl` for one super-block of 256 values and its importance weights
@@ -671,6 +697,59 @@ pub(crate) fn dequantize_q6_k(b: &[u8], y: &mut [f32]) {
     }
 }
 
+/// The coordinate descent that ends ggml's `make_q3_quants` (with `do_rmse`) and `make_qp_quants`:
+/// up to five passes over the codes, each moving one code `l[i]` to `nearest(x[i] * sl2 / slx)` (the
+/// least-squares code of the value against the sums without it), clamped by `clamp`, when that raises
+/// `sumlx^2 / suml2` under the weights `w`; stops after a pass that changes nothing. Returns the final
+/// `(sumlx, suml2)`.
+///
+/// The two ggml loops differ in where they require a positive `sl2`: `make_qp_quants` on the sums
+/// without the value, before computing the new code (`sl2_first`), `make_q3_quants` on the sums with
+/// the new code, in the final test. Codes are read with `code` and stored with `make`, in the
+/// caller's storage type (ggml's `int8_t` or `uint8_t`, whose wrap this keeps).
+#[allow(clippy::too_many_arguments)]
+fn refine_codes<C: Copy>(
+    x: &[f32],
+    w: impl Fn(usize) -> f32,
+    l: &mut [C],
+    (mut sumlx, mut suml2): (f32, f32),
+    code: impl Fn(C) -> i32,
+    make: impl Fn(i32) -> C,
+    clamp: impl Fn(i32) -> i32,
+    sl2_first: bool,
+) -> (f32, f32) {
+    for _ in 0..5 {
+        let mut n_changed = 0;
+        for (i, &xi) in x.iter().enumerate() {
+            let wi = w(i);
+            let li = code(l[i]) as f32;
+            let mut slx = sumlx - wi * xi * li;
+            let mut sl2 = suml2 - wi * li * li;
+            let eligible = slx > 0.0 && (!sl2_first || sl2 > 0.0);
+            if !eligible {
+                continue;
+            }
+            let new_l = clamp(nearest_int(xi * sl2 / slx));
+            if new_l == code(l[i]) {
+                continue;
+            }
+            let nl = new_l as f32;
+            slx += wi * xi * nl;
+            sl2 += wi * nl * nl;
+            if (sl2_first || sl2 > 0.0) && slx * slx * suml2 > sumlx * sumlx * sl2 {
+                l[i] = make(new_l);
+                sumlx = slx;
+                suml2 = sl2;
+                n_changed += 1;
+            }
+        }
+        if n_changed == 0 {
+            break;
+        }
+    }
+    (sumlx, suml2)
+}
+
 /// ggml's `make_q3_quants` with `do_rmse`: symmetric codes `L[i] = l + nmax`, `l` in `-nmax..nmax`,
 /// first rounded at `iscale = -nmax / max`, then improved one value at a time (up to five passes) while
 /// that raises `sumlx^2 / suml2` under the weights `x^2`; returns the least-squares scale
@@ -701,32 +780,16 @@ fn make_q3_quants_rmse(nmax: i32, x: &[f32], l_out: &mut [i8]) -> f32 {
         sumlx += w * x[i] * lf;
         suml2 += w * lf * lf;
     }
-    for _ in 0..5 {
-        let mut n_changed = 0;
-        for i in 0..n {
-            let w = x[i] * x[i];
-            let li = f32::from(l_out[i]);
-            let mut slx = sumlx - w * x[i] * li;
-            if slx > 0.0 {
-                let mut sl2 = suml2 - w * li * li;
-                let new_l = nearest_int(x[i] * sl2 / slx).clamp(-nmax, nmax - 1);
-                if new_l != i32::from(l_out[i]) {
-                    let nl = new_l as f32;
-                    slx += w * x[i] * nl;
-                    sl2 += w * nl * nl;
-                    if sl2 > 0.0 && slx * slx * suml2 > sumlx * sumlx * sl2 {
-                        l_out[i] = new_l as i8;
-                        sumlx = slx;
-                        suml2 = sl2;
-                        n_changed += 1;
-                    }
-                }
-            }
-        }
-        if n_changed == 0 {
-            break;
-        }
-    }
+    let (sumlx, suml2) = refine_codes(
+        x,
+        |i| x[i] * x[i],
+        l_out,
+        (sumlx, suml2),
+        i32::from,
+        |v| v as i8,
+        |v| v.clamp(-nmax, nmax - 1),
+        false,
+    );
     for v in &mut l_out[..n] {
         *v += nmax as i8;
     }
@@ -864,34 +927,11 @@ pub(super) fn impl_weights(x: &[f32], qw: &[f32], sigma2: f32, out: &mut [f32]) 
 /// mins themselves with `make_qp_quants`, weighted by each sub-block's total weight.
 pub(crate) fn quantize_q2_k_weighted(x: &[f32], qw: &[f32], y: &mut [u8]) {
     let mut l = [0u8; QK_K];
-    let mut laux = [0u8; 16];
-    let mut weights = [0.0f32; 16];
-    let mut mins = [0.0f32; 16];
-    let mut scales = [0.0f32; 16];
-    let mut sw = [0.0f32; 16];
     // Q2_K's sigma2 is the mean square (the other K types double it).
     let sigma2 = sum_x2(&x[..QK_K]) / QK_K as f32;
-    for j in 0..16 {
-        let xb = &x[16 * j..16 * j + 16];
-        sw[j] = impl_weights(xb, &qw[16 * j..16 * j + 16], sigma2, &mut weights);
-        let (scale, min) = make_qkx2_quants(
-            3,
-            xb,
-            &weights,
-            &mut l[16 * j..16 * j + 16],
-            &mut laux,
-            -0.9,
-            0.05,
-            36,
-            false,
-        );
-        scales[j] = scale;
-        mins[j] = min;
-    }
     let mut ls = [0u8; 16];
     let mut lm = [0u8; 16];
-    let dm = make_qp_quants(15, &scales, &mut ls, &sw);
-    let mm = make_qp_quants(15, &mins, &mut lm, &sw);
+    let (dm, mm) = fit_scales_and_mins_weighted(x, qw, sigma2, 16, 3, 15, &mut l, &mut ls, &mut lm);
     y[80..82].copy_from_slice(&fp16(dm).to_le_bytes());
     y[82..84].copy_from_slice(&fp16(mm).to_le_bytes());
     for j in 0..16 {
