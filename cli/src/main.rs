@@ -184,6 +184,17 @@ enum Command {
         /// (GPTQ's MSE option) instead of the type's rule alone.
         #[arg(long)]
         mse_search: bool,
+        /// With --method gptq: fit each record by the type's own rule (llama-quantize's without an
+        /// imatrix) instead of ggml's weighted quantizer with the calibration's importance weights
+        /// (the default, which also plans the Q4_0/Q5_0 mixes as llama-quantize does with an
+        /// imatrix).
+        #[arg(long)]
+        unweighted: bool,
+        /// With --method gptq: GPTQ's Hessian from the activations as they are, instead of each
+        /// token's activations scaled to a root mean square of 1 (the default; a few tokens with
+        /// huge activations otherwise dominate the layer's output error).
+        #[arg(long)]
+        plain_hessian: bool,
         /// An importance matrix (llama-imatrix's .gguf or legacy .dat, or `quant imatrix`'s): the
         /// tensors it names are quantized with ggml's weighted quantizers, and the Q4_0/Q5_0 mixes
         /// raise their first ffn_down layers, as llama-quantize --imatrix does.
@@ -233,6 +244,8 @@ fn run(cmd: Command) -> Result<()> {
                 samples,
                 seq_len,
                 mse_search: false,
+                weighted: false,
+                token_normalized: false,
             };
             let m = imatrix::collect(&g, &opts, quiet)?;
             m.write(&output)?;
@@ -323,6 +336,8 @@ fn run(cmd: Command) -> Result<()> {
             samples,
             seq_len,
             mse_search,
+            unweighted,
+            plain_hessian,
             imatrix,
         } => {
             if imatrix.is_some() && method == "gptq" {
@@ -337,6 +352,8 @@ fn run(cmd: Command) -> Result<()> {
                     samples,
                     seq_len,
                     mse_search,
+                    weighted: !unweighted && !mse_search,
+                    token_normalized: !plain_hessian,
                 }),
                 ("gptq", None) => anyhow::bail!("--method gptq needs --calib TEXT"),
                 (_, Some(_)) => anyhow::bail!("--calib is for --method gptq"),

@@ -310,12 +310,10 @@ pub fn run(input: &Path, output: &Path, opts: &Options) -> Result<Report> {
         Some(p) => Some((p, Imatrix::read(p)?)),
         None => None,
     };
-    let plan = make_plan_for(
-        src.as_ref(),
-        opts.mix,
-        opts.rules.as_deref(),
-        imatrix.is_some(),
-    )?;
+    // Importance weights (a file, or GPTQ's weighted fit from its calibration) change the Q4_0 and
+    // Q5_0 mixes as llama-quantize's imatrix does, so that the files compare at the same size.
+    let weighted = imatrix.is_some() || opts.gptq.as_ref().is_some_and(|c| c.weighted);
+    let plan = make_plan_for(src.as_ref(), opts.mix, opts.rules.as_deref(), weighted)?;
     let mut metadata = output_metadata(&src.metadata(), plan.file_type());
     let weights = match &imatrix {
         Some((p, m)) => {

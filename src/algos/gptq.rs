@@ -63,7 +63,7 @@ use super::qparams::{fake_quant_segment, maxq, min_max, quantize_code, range_par
 use super::QuantOptions;
 use crate::calib::Calibration;
 use crate::error::{try_vec, QuantError, Result};
-use crate::kernels::ggml::{grid, GgmlType};
+use crate::kernels::ggml::{grid, row_sigma2, GgmlType};
 use crate::kernels::simd::{run_compiled_for, simd_level, SimdLevel};
 use crate::kernels::{check_finite, check_len, Shape};
 
@@ -276,7 +276,7 @@ pub fn quantize_ggml(
     params: &GptqParams,
 ) -> Result<GgmlGptqResult> {
     let h = checked_hessian(HessianIn::Full(h), cols)?;
-    quantize_ggml_with(w, rows, cols, h, ty, params)
+    quantize_ggml_with(w, rows, cols, h, ty, params, None)
 }
 
 /// [`quantize_ggml`] with the Hessian of `calib`, read in place (errors as [`quantize_calibrated`]
@@ -290,7 +290,45 @@ pub fn quantize_ggml_calibrated(
     params: &GptqParams,
 ) -> Result<GgmlGptqResult> {
     let h = checked_hessian(HessianIn::Calibrated(calib), cols)?;
-    quantize_ggml_with(w, rows, cols, h, ty, params)
+    quantize_ggml_with(w, rows, cols, h, ty, params, None)
+}
+
+/// [`quantize_ggml_calibrated`] whose records are fitted with importance weights: when GPTQ reaches
+/// a record, its scales (and mins) are chosen by ggml's weighted quantizer of the type (the
+/// importance-matrix path, `ggml_quantize_weighted`) on the record's current weights, with
+/// `importance[j]` the weight of column `j` (an imatrix entry: the mean square of the column's
+/// input) and, for the 32-value types, the row statistic of the row's original weights; the codes
+/// are then GPTQ's on those grids. `None` is [`quantize_ggml_calibrated`].
+///
+/// Errors: as [`quantize_ggml_calibrated`]; besides, `ShapeMismatch` when `importance` is not `cols`
+/// long, `NonFinite`/`InvalidArgument` for a non-finite or negative weight, `InvalidArgument` with
+/// `mse_search` (two different ways of choosing the scales).
+pub fn quantize_ggml_calibrated_weighted(
+    w: &[f32],
+    rows: usize,
+    cols: usize,
+    calib: &Calibration,
+    ty: GgmlType,
+    params: &GptqParams,
+    importance: Option<&[f32]>,
+) -> Result<GgmlGptqResult> {
+    if let Some(imp) = importance {
+        check_len("importance", imp.len(), cols)?;
+        check_finite(imp, "importance")?;
+        if let Some(j) = imp.iter().position(|&v| v < 0.0) {
+            return Err(QuantError::invalid(format!(
+                "importance[{j}] is {}: importance weights are >= 0",
+                imp[j]
+            )));
+        }
+        if params.mse_search {
+            return Err(QuantError::invalid(
+                "mse_search and importance weights both choose the scales: give one",
+            ));
+        }
+    }
+    let h = checked_hessian(HessianIn::Calibrated(calib), cols)?;
+    quantize_ggml_with(w, rows, cols, h, ty, params, importance)
 }
 
 fn quantize_ggml_with(
@@ -300,11 +338,13 @@ fn quantize_ggml_with(
     h: HessianRef<'_>,
     ty: GgmlType,
     params: &GptqParams,
+    importance: Option<&[f32]>,
 ) -> Result<GgmlGptqResult> {
     let (spec, p) = ggml_params(ty, cols, params)?;
     let grid = Grid::Ggml {
         spec,
         mse: params.mse_search,
+        importance,
     };
     let (r, records) = quantize_with(w, rows, cols, h, &p, grid)?;
     Ok(pack_ggml(spec, r, records, rows, cols))
@@ -418,7 +458,7 @@ fn quantize_with(
     cols: usize,
     h: HessianRef<'_>,
     params: &GptqParams,
-    grid: Grid,
+    grid: Grid<'_>,
 ) -> Result<(GptqResult, Vec<u8>)> {
     let shape = Shape::new(rows, cols, params.group_size)?;
     check_params(params)?;
@@ -794,7 +834,7 @@ pub(crate) fn find_params(values: &[f32], bits: u32, symmetric: bool, mse: bool)
 
 /// The grid a group's values are rounded onto: the group's two parameters are kept as `(scale, zero)`.
 #[derive(Clone, Copy)]
-enum Grid {
+enum Grid<'a> {
     /// The k-bit integer grid of the reference's quantizer: `(q - zero) * scale`.
     Int {
         bits: u32,
@@ -804,11 +844,16 @@ enum Grid {
     },
     /// A GGUF record's grids, one per sub-block: `scale` and `zero` as [`grid::GridSpec::nearest`]
     /// takes them; codes as the record stores them. `mse`: the record by a search over shrunk ranges
-    /// instead of the type's quantizer alone.
-    Ggml { spec: grid::GridSpec, mse: bool },
+    /// instead of the type's quantizer alone. `importance`: per-column weights, the record fitted by
+    /// the type's weighted quantizer.
+    Ggml {
+        spec: grid::GridSpec,
+        mse: bool,
+        importance: Option<&'a [f32]>,
+    },
 }
 
-impl Grid {
+impl Grid<'_> {
     fn int(params: &GptqParams) -> Self {
         Self::Int {
             bits: params.bits,
@@ -818,9 +863,18 @@ impl Grid {
         }
     }
 
-    /// The parameters of a group holding `values` (its current weights): its grids into `scales` and
-    /// `zeros` (one, or a GGUF record's sub-blocks), and a GGUF grid's fitted record into `rec`.
-    fn fit(&self, values: &[f32], rec: &mut [u8], scales: &mut [f32], zeros: &mut [f32]) {
+    /// The parameters of a group holding `values` (its current weights, from column `col0` on; its
+    /// row's original weights have the statistic `row_sigma2`): its grids into `scales` and `zeros`
+    /// (one, or a GGUF record's sub-blocks), and a GGUF grid's fitted record into `rec`.
+    fn fit(
+        &self,
+        values: &[f32],
+        col0: usize,
+        row_sigma2: f32,
+        rec: &mut [u8],
+        scales: &mut [f32],
+        zeros: &mut [f32],
+    ) {
         match *self {
             Self::Int {
                 bits,
@@ -828,9 +882,29 @@ impl Grid {
                 mse,
                 ..
             } => (scales[0], zeros[0]) = find_params(values, bits, symmetric, mse),
-            Self::Ggml { spec, mse: false } => spec.fit(values, None, rec, scales, zeros),
-            Self::Ggml { spec, mse: true } => spec.fit_search(values, rec, scales, zeros),
+            Self::Ggml {
+                spec,
+                mse: false,
+                importance,
+            } => {
+                let imp = importance.map(|w| (&w[col0..col0 + values.len()], row_sigma2));
+                spec.fit(values, imp, rec, scales, zeros)
+            }
+            Self::Ggml {
+                spec, mse: true, ..
+            } => spec.fit_search(values, rec, scales, zeros),
         }
+    }
+
+    /// Whether the fit needs each row's statistic (a weighted GGUF fit).
+    fn weighted(&self) -> bool {
+        matches!(
+            self,
+            Self::Ggml {
+                importance: Some(_),
+                ..
+            }
+        )
     }
 
     /// The code of `x` in the group `(scale, zero)`, and the value it stands for.
@@ -856,7 +930,7 @@ struct Ctx<'a> {
     nsub: usize,
     /// Bytes of a GGUF record (0 for the integer grid).
     ts: usize,
-    grid: Grid,
+    grid: Grid<'a>,
     block: usize,
     static_groups: bool,
     perm: &'a [usize],
@@ -900,6 +974,13 @@ impl Ctx<'_> {
         let bs = self.block.min(n);
         let mut err = vec![0.0f32; rows * bs];
         let mut gvals = Vec::with_capacity(self.gl);
+        // The rows' statistic for a weighted fit, from the weights before any update (ggml's, of the
+        // row it quantizes; the order is the original one, as a GGUF grid takes no act_order).
+        let sigma2: Vec<f32> = if self.grid.weighted() {
+            w.chunks_exact(n).map(row_sigma2).collect()
+        } else {
+            vec![0.0; rows]
+        };
         let mut i1 = 0;
         while i1 < n {
             let i2 = (i1 + bs).min(n);
@@ -940,6 +1021,8 @@ impl Ctx<'_> {
                         let rec = (r * self.ng + g) * self.ts;
                         self.grid.fit(
                             &gvals,
+                            i,
+                            sigma2[r],
                             &mut recs[rec..rec + self.ts],
                             &mut scales[kg..kg + self.spb],
                             &mut zeros[kg..kg + self.spb],
@@ -1259,7 +1342,11 @@ mod tests {
                     ..GptqParams::new(4, 32, &QuantOptions::default())
                 };
                 let (spec, p) = ggml_params(ty, cols, &params).unwrap();
-                let grid = Grid::Ggml { spec, mse };
+                let grid = Grid::Ggml {
+                    spec,
+                    mse,
+                    importance: None,
+                };
                 let (r, records) =
                     quantize_with(&w, rows, cols, HessianRef::Full(&h), &p, grid).unwrap();
                 let (codes, scales, zeros) = (r.codes.clone(), r.scales.clone(), r.zeros.clone());

@@ -119,8 +119,8 @@ impl GridSpec {
     /// quantizer, and reads each sub-block's grid from it into `scale` and `zero` (`sub_blocks()`
     /// each). A record's f16 header may overflow to infinity (see [`Self::bad_header`]).
     ///
-    /// `importance`: the weighted fit (ggml's quantizers with an importance matrix). Not available
-    /// yet: the weights are ignored, and the block is fitted by the unweighted quantizer.
+    /// `importance`: the block's weights and its row's statistic for the weighted fit (ggml's
+    /// quantizers with an importance matrix, [`GgmlType::quantize_block_weighted`]).
     pub fn fit(
         &self,
         x: &[f32],
@@ -131,9 +131,7 @@ impl GridSpec {
     ) {
         match importance {
             None => self.ty.quantize_block(x, rec),
-            // The one place where `GgmlType::quantize_block_weighted(x, qw, row_sigma2, rec)` is to
-            // be called once it exists.
-            Some((_qw, _row_sigma2)) => self.ty.quantize_block(x, rec),
+            Some((qw, row_sigma2)) => self.ty.quantize_block_weighted(x, qw, row_sigma2, rec),
         }
         (self.grids)(rec, scale, zero);
     }
