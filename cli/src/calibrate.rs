@@ -6,9 +6,10 @@
 //! 1. the calibration samples run through the block with its original weights, and the four inputs of
 //!    its linear layers are accumulated, one `quant::calib::Calibration` per shared input (q/k/v share
 //!    the normed residual, gate/up the other normed residual; attn_output and ffn_down each their own);
-//! 2. each linear weight whose planned type has a GPTQ form (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) goes through
-//!    `quant::algos::gptq::quantize_ggml_calibrated`; one planned as another quantized type is rounded
-//!    the ordinary way; copies (the planned type is the stored one) stay as they are;
+//! 2. each linear weight whose planned type has a GPTQ form (every GGUF block type: Q4_0, Q4_1, Q5_0,
+//!    Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K; in a mix, each tensor's own type) goes through
+//!    `quant::algos::gptq::quantize_ggml_calibrated`; one planned as another type (F16, BF16, F32)
+//!    is rounded the ordinary way; copies (the planned type is the stored one) stay as they are;
 //! 3. the block's weights are replaced by their quantized values and the samples run through it again:
 //!    what comes out is the next block's input.
 //!
@@ -44,7 +45,7 @@ pub struct CalibOptions {
     /// Samples of `seq_len` tokens, taken one after the other from the start of the text.
     pub samples: usize,
     pub seq_len: usize,
-    /// Each block's `d` (and `m`) by a search over shrunk ranges, not the type's rule alone.
+    /// Each record by a search over shrunk ranges, not the type's quantizer alone.
     pub mse_search: bool,
 }
 
