@@ -7,6 +7,12 @@
 #
 #   scripts/calibrated-job.sh                    Q4_0 and Q5_0, 40 chunks of 512 tokens
 #   QUANT_TYPES=Q4_0 QUANT_CHUNKS=10 scripts/calibrated-job.sh
+#   QUANT_TYPES="Q4_K_M Q3_K_M Q2_K" scripts/calibrated-job.sh
+#
+# QUANT_TYPES holds llama-quantize file types: single types (Q4_0, Q5_0, Q8_0, ...) or mixes (Q2_K,
+# Q3_K_S/M/L, Q4_K_S/M, Q5_K_S/M, Q6_K), which both tools name alike. In a mix, GPTQ goes onto each
+# block linear layer's own type (the mix's K-quant, or its fallback where the rows do not hold whole
+# 256-value super-blocks); the other tensors are the round-to-nearest file's.
 #
 # Installs what it needs like scripts/model-job.sh; outputs go to target/calibrated-job/. Progress on
 # stderr, the table on stdout. GPTQ takes minutes per type on two cores (two forward passes of the
@@ -21,6 +27,13 @@ calib=$inputs/texts/calibration.txt
 
 out=target/calibrated-job
 mkdir -p "$out"
+# Every name is checked before the slow steps: one quant does not plan, or llama-quantize does not
+# know, stops the job here.
+lq_types=$("$bin/llama-quantize" --help 2>&1 || true)
+for t in $types; do
+    "$quant" inspect "$model" --type "$t" >/dev/null || { say "QUANT_TYPES: quant has no type $t"; exit 2; }
+    grep -qE "^ *[0-9]+ +or +$t +:" <<<"$lq_types" || { say "QUANT_TYPES: llama-quantize has no type $t"; exit 2; }
+done
 mib() { awk -v b="$(stat -c %s "$1")" 'BEGIN { printf "%.1f", b / 1048576 }'; }
 
 say "llama-imatrix on the calibration text (40 chunks of 512 tokens)"

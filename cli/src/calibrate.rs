@@ -7,12 +7,13 @@
 //!    its linear layers are accumulated, one `quant::calib::Calibration` per shared input (q/k/v share
 //!    the normed residual, gate/up the other normed residual; attn_output and ffn_down each their own),
 //!    with each column's sum of squares beside it (the statistic llama-imatrix collects);
-//! 2. each linear weight planned as a GGUF block type goes through
+//! 2. each linear weight planned as a GGUF block type (every one the library has: Q4_0, Q4_1, Q5_0,
+//!    Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K; in a mix, each tensor's own type) goes through
 //!    `quant::algos::gptq::quantize_ggml_calibrated_weighted`: when GPTQ reaches a record, the
 //!    record's scales are fitted to its current weights by ggml's weighted quantizer of the type, with
 //!    the column sums of squares as importance weights (or by the type's rule alone, `weighted` off),
-//!    and the codes are GPTQ's on that grid; copies (the planned type is the stored one) stay as they
-//!    are;
+//!    and the codes are GPTQ's on that grid; one planned as F16, BF16 or F32 is rounded the ordinary
+//!    way; copies (the planned type is the stored one) stay as they are;
 //! 3. the block's weights are replaced by their quantized values and the samples run through it again:
 //!    what comes out is the next block's input.
 //!
@@ -58,7 +59,7 @@ pub struct CalibOptions {
     /// Samples of `seq_len` tokens, taken one after the other from the start of the text.
     pub samples: usize,
     pub seq_len: usize,
-    /// Each block's `d` (and `m`) by a search over shrunk ranges, not the type's rule alone.
+    /// Each record by a search over shrunk ranges, not the type's quantizer alone.
     pub mse_search: bool,
     /// Each record's scales fitted by the type's weighted quantizer (ggml's importance-matrix path)
     /// with the calibration's own importance weights (the mean square of each input column), not by

@@ -167,8 +167,9 @@ enum Command {
         #[arg(long, short)]
         verbose: bool,
         /// rtn: each tensor rounded on its own (llama-quantize's bytes); gptq: the block linear
-        /// layers planned as Q4_0, Q4_1, Q5_0, Q5_1 or Q8_0 by GPTQ, calibrated through the model
-        /// block by block (GGUF Llama input; needs --calib).
+        /// layers by GPTQ onto the GGUF type planned for each (any type of a mix: Q4_0 ... Q8_0,
+        /// Q2_K ... Q6_K), calibrated through the model block by block; the other tensors as rtn
+        /// writes them (GGUF Llama input; needs --calib).
         #[arg(long, default_value = "rtn", value_parser = ["rtn", "gptq"])]
         method: String,
         /// The calibration text for --method gptq (UTF-8).
@@ -180,8 +181,8 @@ enum Command {
         /// Tokens per calibration sample.
         #[arg(long, default_value_t = 512)]
         seq_len: usize,
-        /// With --method gptq: each block's scale (and min) by a search over shrunk ranges
-        /// (GPTQ's MSE option) instead of the type's rule alone.
+        /// With --method gptq: each record's scales (and mins) by a search over shrunk ranges
+        /// (GPTQ's MSE option) instead of the type's quantizer alone.
         #[arg(long)]
         mse_search: bool,
         /// With --method gptq: fit each record by the type's own rule (llama-quantize's without an

@@ -1,6 +1,7 @@
-//! `quant quantize --method gptq` on the real model, checked by llama.cpp: the GPTQ Q4_0 file loads in
-//! llama-perplexity, and its perplexity on a few chunks of the evaluation text is below that of the
-//! round-to-nearest Q4_0 file (the same plan, `--method rtn`).
+//! `quant quantize --method gptq` on the real model, checked by llama.cpp: the GPTQ Q4_0 file and the
+//! GPTQ Q4_K_M file (a mix: K-quants where a tensor's rows allow them, the mix's fallbacks elsewhere)
+//! load in llama-perplexity, and their perplexities on a few chunks of the evaluation text are below
+//! those of the round-to-nearest files (the same plan, `--method rtn`).
 //!
 //! Inputs (scripts/test-model.sh sets them; the test skips, saying why, when one is unset):
 //!   QUANT_MODEL       the reference GGUF (SmolLM2-135M-Instruct.Q4_1.gguf)
@@ -8,10 +9,11 @@
 //!   QUANT_TEXTS       the inputs folder: texts/calibration.txt, texts/eval.txt
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::env_path;
+use quant_cli::model::GgufFile;
 
 /// `Final estimate: PPL = X` in llama-perplexity's log.
 fn llama_ppl(bin: &Path, model: &Path, text: &Path, chunks: &str) -> f64 {
@@ -36,8 +38,31 @@ fn llama_ppl(bin: &Path, model: &Path, text: &Path, chunks: &str) -> f64 {
     line.split_whitespace().next().unwrap().parse().unwrap()
 }
 
-#[test]
-fn gptq_q4_0_loads_in_llama_cpp_and_beats_round_to_nearest() {
+/// `quant quantize MODEL DIR/NAME.gguf --type TY --method METHOD EXTRA..`: the file and the log.
+fn quantize(model: &Path, dir: &Path, ty: &str, method: &str, extra: &[&str]) -> (PathBuf, String) {
+    let out = dir.join(format!("{ty}-{method}.gguf"));
+    let o = common::bin()
+        .arg("quantize")
+        .arg(model)
+        .arg(&out)
+        .args(["--type", ty, "--method", method])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "quant quantize --type {ty} --method {method}: {}",
+        common::stderr(&o)
+    );
+    (out, common::stderr(&o))
+}
+
+/// The real model quantized to `ty` (a type or a mix) by round-to-nearest and by GPTQ (16 x 256
+/// calibration tokens, which keeps the test's forward passes affordable): GPTQ's summary lists every
+/// block linear layer, each below round-to-nearest on the calibration tokens; `check` sees the RTN
+/// file, the GPTQ file and the summary's rows; then both files load in llama-perplexity and GPTQ
+/// scores below RTN on 4 chunks of the evaluation text. Nothing when the inputs are not set.
+fn gptq_beats_rtn(ty: &str, check: impl Fn(&Path, &Path, &[&str])) {
     let (Some(model), Some(bin), Some(texts)) = (
         env_path("QUANT_MODEL", "the reference model"),
         env_path("QUANT_LLAMA_BIN", "llama.cpp's tools"),
@@ -50,31 +75,15 @@ fn gptq_q4_0_loads_in_llama_cpp_and_beats_round_to_nearest() {
         texts.join("texts/eval.txt"),
     );
     let dir = tempfile::tempdir().unwrap();
-    let quantize = |method: &str, extra: &[&str]| {
-        let out = dir.path().join(format!("{method}.gguf"));
-        let o = common::bin()
-            .arg("quantize")
-            .arg(&model)
-            .arg(&out)
-            .args(["--type", "Q4_0", "--method", method])
-            .args(extra)
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "quant quantize --method {method}: {}",
-            common::stderr(&o)
-        );
-        (out, common::stderr(&o))
-    };
-    let (rtn, _) = quantize("rtn", &[]);
-    // A short calibration (16 x 256 tokens) keeps the test's forward passes affordable.
+    let (rtn, _) = quantize(&model, dir.path(), ty, "rtn", &[]);
     let calib = calib.to_str().unwrap();
     let (gptq, log) = quantize(
+        &model,
+        dir.path(),
+        ty,
         "gptq",
         &["--calib", calib, "--samples", "16", "--seq-len", "256"],
     );
-    // The summary: every block linear layer, each below round-to-nearest on the calibration tokens.
     let rows: Vec<&str> = log.lines().filter(|l| l.starts_with("blk.")).collect();
     assert_eq!(rows.len(), 30 * 7, "{log}");
     for r in &rows {
@@ -82,10 +91,42 @@ fn gptq_q4_0_loads_in_llama_cpp_and_beats_round_to_nearest() {
         let (e_rtn, e_gptq): (f64, f64) = (f[2].parse().unwrap(), f[3].parse().unwrap());
         assert!(e_gptq < e_rtn, "{r}");
     }
+    check(&rtn, &gptq, &rows);
     let p_rtn = llama_ppl(&bin, &rtn, &eval, "4");
     let p_gptq = llama_ppl(&bin, &gptq, &eval, "4");
-    eprintln!("llama-perplexity, 4 chunks of 512: Q4_0 RTN {p_rtn:.4}, GPTQ {p_gptq:.4}");
+    eprintln!("llama-perplexity, 4 chunks of 512: {ty} RTN {p_rtn:.4}, GPTQ {p_gptq:.4}");
     assert!(p_gptq < p_rtn, "GPTQ {p_gptq} >= RTN {p_rtn}");
+}
+
+#[test]
+fn gptq_q4_0_loads_in_llama_cpp_and_beats_round_to_nearest() {
+    gptq_beats_rtn("Q4_0", |_, _, _| {});
+}
+
+#[test]
+fn gptq_q4_k_m_keeps_the_mix_loads_in_llama_cpp_and_beats_round_to_nearest() {
+    gptq_beats_rtn("Q4_K_M", |rtn, gptq, rows| {
+        // The mix's per-tensor types and sizes; every tensor GPTQ did not write is the RTN file's,
+        // byte for byte; K-quants among GPTQ's.
+        let (a, b) = (GgufFile::open(rtn).unwrap(), GgufFile::open(gptq).unwrap());
+        assert_eq!(a.tensors().len(), b.tensors().len());
+        let mut k_quants = 0;
+        for t in a.tensors() {
+            let u = b.tensor(&t.name).unwrap();
+            assert_eq!(
+                (t.dtype, &t.dims, t.n_bytes),
+                (u.dtype, &u.dims, u.n_bytes),
+                "{}",
+                t.name
+            );
+            let by_gptq = rows
+                .iter()
+                .any(|r| r.split_whitespace().next() == Some(&t.name));
+            assert_eq!(a.data(t) == b.data(u), !by_gptq, "{}", t.name);
+            k_quants += usize::from(by_gptq && t.dtype.to_string().ends_with("_K"));
+        }
+        assert!(k_quants > 0, "no K-quant tensor by GPTQ");
+    });
 }
 
 #[test]

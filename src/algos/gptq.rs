@@ -548,7 +548,13 @@ fn quantize_with(
         .map(|(t, ((c, s), z))| {
             let (rec, rest) = std::mem::take(&mut recs_left).split_at_mut(c.len() / cols * ng * ts);
             recs_left = rest;
-            (t * ROW_TILE, c, s, z, rec)
+            let out = TileOut {
+                codes: c,
+                scales: s,
+                zeros: z,
+                recs: rec,
+            };
+            (t * ROW_TILE, out)
         })
         .collect();
     let workers = resolve_threads(params.threads).min(jobs.len());
@@ -559,17 +565,17 @@ fn quantize_with(
     }
     let buffers = Mutex::new(buffers);
     let take = || buffers.lock().unwrap_or_else(|e| e.into_inner()).pop();
-    for_each_job(jobs, params.threads, |(r0, c, s, z, rec)| {
+    for_each_job(jobs, params.threads, |(r0, out)| {
         // Every worker holds at most one buffer and there are as many as workers.
         let mut buf = take().unwrap_or_else(|| vec![0.0f32; buf_len]);
-        let tile = &mut buf[..c.len()];
+        let tile = &mut buf[..out.codes.len()];
         for (r, dst) in tile.chunks_exact_mut(cols).enumerate() {
             let src = &w[(r0 + r) * cols..(r0 + r + 1) * cols];
             for (k, &j) in perm.iter().enumerate() {
                 dst[k] = if dead[j] { 0.0 } else { src[j] };
             }
         }
-        ctx.run_tile(tile, c, s, z, rec);
+        ctx.run_tile(tile, out);
         buffers.lock().unwrap_or_else(|e| e.into_inner()).push(buf);
     });
     drop(buffers);
@@ -920,6 +926,15 @@ impl Grid<'_> {
     }
 }
 
+/// What GPTQ writes for a tile of rows: codes (original column order), grids (`scale`, `zero`) and,
+/// for a GGUF grid, the fitted records.
+struct TileOut<'a> {
+    codes: &'a mut [u8],
+    scales: &'a mut [f32],
+    zeros: &'a mut [f32],
+    recs: &'a mut [u8],
+}
+
 struct Ctx<'a> {
     cols: usize,
     gl: usize,
@@ -944,30 +959,22 @@ impl Ctx<'_> {
     /// compiled for AVX2 where the level in force has it: the column updates go 8 lanes wide (4 in the
     /// baseline build) and rounding is an instruction instead of libm's `rintf`, with the same bits
     /// (`simd::run_compiled_for`; tested).
-    fn run_tile(
-        &self,
-        w: &mut [f32],
-        codes: &mut [u8],
-        scales: &mut [f32],
-        zeros: &mut [f32],
-        recs: &mut [u8],
-    ) {
+    fn run_tile(&self, w: &mut [f32], out: TileOut<'_>) {
         run_compiled_for(
             self.level,
             #[inline(always)]
-            || self.run_tile_body(w, codes, scales, zeros, recs),
+            || self.run_tile_body(w, out),
         )
     }
 
     #[inline(always)]
-    fn run_tile_body(
-        &self,
-        w: &mut [f32],
-        codes: &mut [u8],
-        scales: &mut [f32],
-        zeros: &mut [f32],
-        recs: &mut [u8],
-    ) {
+    fn run_tile_body(&self, w: &mut [f32], out: TileOut<'_>) {
+        let TileOut {
+            codes,
+            scales,
+            zeros,
+            recs,
+        } = out;
         let n = self.cols;
         let rows = w.len() / n;
         let u = self.u;
