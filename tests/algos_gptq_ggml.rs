@@ -9,7 +9,8 @@ use half::f16;
 use quant::algos::gptq::{self, GptqParams};
 use quant::algos::QuantOptions;
 use quant::calib::Calibration;
-use quant::kernels::ggml::{ggml_dequantize, ggml_quantize, GgmlType};
+use quant::kernels::ggml::{ggml_dequantize, ggml_quantize, ggml_quantize_weighted, GgmlType};
+use quant::kernels::source::Src;
 use quant::QuantError;
 use reference::{LayerData, CALIB, LAYERS};
 
@@ -368,4 +369,177 @@ fn k_quants_need_a_multiple_of_256_columns() {
             other => panic!("{ty:?}: {other:?}"),
         }
     }
+}
+
+/// Each column's mean square over `n` tokens of `x` (rows of `cols`): an imatrix entry.
+fn mean_squares(x: &[f32], cols: usize) -> Vec<f32> {
+    let n = x.len() / cols;
+    let mut s = vec![0f64; cols];
+    for row in x.chunks_exact(cols) {
+        for (a, &v) in s.iter_mut().zip(row) {
+            *a += f64::from(v) * f64::from(v);
+        }
+    }
+    s.iter().map(|&v| (v / n as f64) as f32).collect()
+}
+
+fn weighted_rtn(ty: GgmlType, w: &[f32], rows: usize, cols: usize, imp: &[f32]) -> Vec<u8> {
+    let mut out = vec![0u8; rows * ty.row_size(cols).unwrap()];
+    ggml_quantize_weighted(ty, Src::F32(w), rows, cols, Some(imp), &mut out).unwrap();
+    out
+}
+
+#[test]
+fn weighted_gptq_beats_ggmls_weighted_quantizer_on_held_out_tokens() {
+    let mut table = String::from(
+        "| layer | type | ggml with imatrix | weighted GPTQ | ratio |\n|---|---|---|---|---|\n",
+    );
+    let mut failures = Vec::new();
+    for (name, rows, cols, w, xc, xt) in k_layers() {
+        let mut calib = Calibration::new(cols).unwrap();
+        calib.add(&xc, CALIB, cols).unwrap();
+        let imp = mean_squares(&xc, cols);
+        let n = xt.len() / cols;
+        let err = |q: &[f32]| reference::rel_error(&xt, n, &w, q, rows, cols);
+        for ty in GgmlType::all() {
+            let rtn = weighted_rtn(ty, &w, rows, cols, &imp);
+            let e_rtn = err(&decode(ty, &rtn, rows * cols));
+            let r = gptq::quantize_ggml_calibrated_weighted(
+                &w,
+                rows,
+                cols,
+                &calib,
+                ty,
+                &params(),
+                Some(&imp),
+            )
+            .unwrap();
+            assert_eq!(r.data.len(), rtn.len());
+            let e = err(&decode(ty, &r.data, rows * cols));
+            table.push_str(&format!(
+                "| {name} | {} | {e_rtn:.4e} | {e:.4e} | {:.3} |\n",
+                ty.name(),
+                e / e_rtn
+            ));
+            if e >= e_rtn {
+                failures.push(format!("{name} {ty:?}: GPTQ {e:.4e} >= ggml {e_rtn:.4e}"));
+            }
+        }
+    }
+    println!("{table}");
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[test]
+fn weighted_gptq_without_feedback_rounds_onto_ggmls_weighted_records() {
+    // A diagonal Hessian feeds no error forward, so each record is fitted to the original weights:
+    // the same record ggml's weighted quantizer writes. GPTQ then takes the grid point nearest to
+    // each weight, which is never farther than ggml's choice on that grid (ggml picks its codes
+    // against the scale before its f16 rounding, and the K-quants' `nearest_int` can land on the
+    // farther neighbour).
+    let (name, rows, cols, w, xc, _) = k_layers().swap_remove(0);
+    let imp = mean_squares(&xc, cols);
+    let mut h = vec![0f64; cols * cols];
+    for i in 0..cols {
+        h[i * cols + i] = 1.0 + (i % 5) as f64;
+    }
+    let mut calib = Calibration::new(cols).unwrap();
+    calib.set_hessian(&h, cols, 10).unwrap();
+    for ty in GgmlType::all() {
+        let want = decode(ty, &weighted_rtn(ty, &w, rows, cols, &imp), rows * cols);
+        let r = gptq::quantize_ggml_calibrated_weighted(
+            &w,
+            rows,
+            cols,
+            &calib,
+            ty,
+            &params(),
+            Some(&imp),
+        )
+        .unwrap();
+        let got = decode(ty, &r.data, rows * cols);
+        let mut differ = 0;
+        for (i, ((&x, &g), &q)) in w.iter().zip(&got).zip(&want).enumerate() {
+            assert!(
+                (x - g).abs() <= (x - q).abs(),
+                "{name} {ty:?} value {i}: GPTQ {g} is farther from {x} than ggml's {q}"
+            );
+            differ += usize::from(g != q);
+        }
+        // The same grids: only values near a midpoint may go elsewhere (at most 0.7% measured, Q5_1 and Q8_0).
+        println!(
+            "{name} {ty:?}: {differ} of {} values differ from ggml's",
+            w.len()
+        );
+        assert!(
+            differ * 100 <= w.len(),
+            "{name} {ty:?}: {differ} of {} values differ from ggml's",
+            w.len()
+        );
+    }
+}
+
+#[test]
+fn importance_weights_are_checked() {
+    let (rows, cols) = (2, 64);
+    let w = values_for_errors(rows * cols);
+    let mut calib = Calibration::new(cols).unwrap();
+    calib.add(&values_for_errors(4 * cols), 4, cols).unwrap();
+    let run = |imp: &[f32], p: &GptqParams| {
+        gptq::quantize_ggml_calibrated_weighted(
+            &w,
+            rows,
+            cols,
+            &calib,
+            GgmlType::Q4_0,
+            p,
+            Some(imp),
+        )
+    };
+    let ok = vec![1f32; cols];
+    assert!(run(&ok, &params()).is_ok());
+    assert!(matches!(
+        run(&ok[..cols - 1], &params()),
+        Err(QuantError::ShapeMismatch(_))
+    ));
+    let mut bad = ok.clone();
+    bad[9] = -1.0;
+    match run(&bad, &params()) {
+        Err(QuantError::InvalidArgument(m)) => assert!(m.contains("importance[9]"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    bad[9] = f32::NAN;
+    assert!(matches!(
+        run(&bad, &params()),
+        Err(QuantError::NonFinite { index: 9, .. })
+    ));
+    let mse = GptqParams {
+        mse_search: true,
+        ..params()
+    };
+    match run(&ok, &mse) {
+        Err(QuantError::InvalidArgument(m)) => assert!(m.contains("mse_search"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    // None is the unweighted function.
+    let a = gptq::quantize_ggml_calibrated_weighted(
+        &w,
+        rows,
+        cols,
+        &calib,
+        GgmlType::Q4_0,
+        &params(),
+        None,
+    )
+    .unwrap();
+    let b =
+        gptq::quantize_ggml_calibrated(&w, rows, cols, &calib, GgmlType::Q4_0, &params()).unwrap();
+    assert_eq!(a, b);
+}
+
+/// Deterministic values in (-1, 1).
+fn values_for_errors(n: usize) -> Vec<f32> {
+    (0..n)
+        .map(|i| ((i * 7919 % 2003) as f32 / 1001.5) - 1.0)
+        .collect()
 }

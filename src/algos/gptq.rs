@@ -313,7 +313,12 @@ pub fn quantize_ggml_calibrated_weighted(
     importance: Option<&[f32]>,
 ) -> Result<GgmlGptqResult> {
     if let Some(imp) = importance {
-        check_len("importance", imp.len(), cols)?;
+        if imp.len() != cols {
+            return Err(QuantError::ShapeMismatch(format!(
+                "importance has {} weights for {cols} columns",
+                imp.len()
+            )));
+        }
         check_finite(imp, "importance")?;
         if let Some(j) = imp.iter().position(|&v| v < 0.0) {
             return Err(QuantError::invalid(format!(
