@@ -399,3 +399,29 @@ pub fn summary_table(s: &[TensorSummary]) -> String {
     }
     t
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_normalized_to_unit_rms_and_squares_are_summed() {
+        // Two tokens of width 4: one ordinary, one a thousand times larger, and a zero token.
+        let x = [
+            1.0f32, -2.0, 2.0, 1.0, 1000.0, 0.0, -3000.0, 1000.0, 0.0, 0.0, 0.0, 0.0,
+        ];
+        let mut out = Vec::new();
+        normalize_tokens(&x, 4, &mut out);
+        assert_eq!(out.len(), 12);
+        for (t, row) in out.chunks_exact(4).take(2).enumerate() {
+            let ms: f32 = row.iter().map(|v| v * v).sum::<f32>() / 4.0;
+            assert!((ms - 1.0).abs() < 1e-6, "token {t}: mean square {ms}");
+        }
+        // The direction is kept.
+        assert!((out[1] / out[0] + 2.0).abs() < 1e-6);
+        assert_eq!(&out[8..], &[0.0; 4]);
+        let mut sums = vec![0f64; 4];
+        add_squares(&mut sums, &x);
+        assert_eq!(sums, vec![1_000_001.0, 4.0, 9_000_004.0, 1_000_001.0]);
+    }
+}

@@ -168,8 +168,9 @@ enum Command {
         verbose: bool,
         /// rtn: each tensor rounded on its own (llama-quantize's bytes); gptq: the block linear
         /// layers by GPTQ onto the GGUF type planned for each (any type of a mix: Q4_0 ... Q8_0,
-        /// Q2_K ... Q6_K), calibrated through the model block by block; the other tensors as rtn
-        /// writes them (GGUF Llama input; needs --calib).
+        /// Q2_K ... Q6_K), calibrated through the model block by block, each record fitted with the
+        /// calibration's importance weights; the other tensors as rtn writes them (GGUF Llama input;
+        /// needs --calib).
         #[arg(long, default_value = "rtn", value_parser = ["rtn", "gptq"])]
         method: String,
         /// The calibration text for --method gptq (UTF-8).
