@@ -44,6 +44,7 @@ use quant::algos::QuantOptions;
 use quant::calib::Calibration;
 use quant::kernels::ggml::ggml_quantize_weighted;
 use quant::kernels::source::Src;
+use quant::QuantError;
 
 use crate::arch::llama::{Linear, Llama, Tap};
 use crate::eval;
@@ -78,8 +79,11 @@ pub struct TensorSummary {
     /// Relative output error on the calibration tokens: round-to-nearest, then GPTQ.
     pub err_rtn: f64,
     pub err_gptq: f64,
-    /// The damping fraction that factorized.
-    pub damp: f64,
+    /// The damping fraction that factorized; `None` when none did and the tensor was rounded by
+    /// ggml's quantizer instead.
+    pub damp: Option<f64>,
+    /// Seconds to quantize the tensor (both ways).
+    pub secs: f64,
 }
 
 /// The GPTQ tensors of a model.
@@ -251,18 +255,9 @@ pub fn run(
             let importance: Option<Vec<f32>> = opts
                 .weighted
                 .then(|| squares[&which.input()].iter().map(|&v| v as f32).collect());
-            let r = gptq::quantize_ggml_calibrated_weighted(
-                &w,
-                rows,
-                cols,
-                calib,
-                *ty,
-                &params,
-                importance.as_deref(),
-            )
-            .with_context(|| format!("gptq: tensor {} -> {}", e.name, e.target))?;
+            let t_tensor = Instant::now();
             rtn.clear();
-            rtn.resize(r.data.len(), 0);
+            rtn.resize(e.n_bytes() as usize, 0);
             ggml_quantize_weighted(
                 *ty,
                 Src::F32(&w),
@@ -271,12 +266,45 @@ pub fn run(
                 importance.as_deref(),
                 &mut rtn,
             )?;
+            let r = gptq::quantize_ggml_calibrated_weighted(
+                &w,
+                rows,
+                cols,
+                calib,
+                *ty,
+                &params,
+                importance.as_deref(),
+            );
+            // A Hessian that does not factorize even with the largest damping: this tensor is
+            // rounded by ggml's quantizer instead, and the run says so.
+            let (data, damp) = match r {
+                Ok(r) => (r.data, Some(r.damp_used)),
+                Err(QuantError::Numerical(why)) => {
+                    eprintln!(
+                        "warning: gptq: {} -> {}: {why}; this tensor is written by ggml's \
+                         quantizer{} instead",
+                        e.name,
+                        e.target,
+                        if opts.weighted {
+                            " with the importance weights"
+                        } else {
+                            ""
+                        }
+                    );
+                    (rtn.clone(), None)
+                }
+                Err(other) => {
+                    return Err(other)
+                        .with_context(|| format!("gptq: tensor {} -> {}", e.name, e.target))
+                }
+            };
+            let secs = t_tensor.elapsed().as_secs_f64();
             let w_hw = quadratic(&w, None, &h, rows, cols);
             deq.clear();
             deq.resize(w.len(), 0f32);
             dequantize(e.target, &rtn, &mut deq)?;
             let err_rtn = (quadratic(&w, Some(&deq), &h, rows, cols) / w_hw).sqrt();
-            dequantize(e.target, &r.data, &mut deq)?;
+            dequantize(e.target, &data, &mut deq)?;
             let err_gptq = (quadratic(&w, Some(&deq), &h, rows, cols) / w_hw).sqrt();
             model.linear_mut(l, *which).copy_from_slice(&deq);
             out.summary.push(TensorSummary {
@@ -284,9 +312,10 @@ pub fn run(
                 target: e.target.to_string(),
                 err_rtn,
                 err_gptq,
-                damp: r.damp_used,
+                damp,
+                secs,
             });
-            out.data.insert(e.name.clone(), r.data);
+            out.data.insert(e.name.clone(), data);
         }
         for (which, e) in &rtn_layers {
             let w = model.linear_mut(l, *which).to_vec();
@@ -379,18 +408,19 @@ fn quadratic(w: &[f32], q: Option<&[f32]>, h: &[f64], rows: usize, cols: usize) 
 /// The summary table (one line per tensor) and the mean ratio GPTQ / RTN.
 pub fn summary_table(s: &[TensorSummary]) -> String {
     let mut t = format!(
-        "{:<28} {:<6} {:>12} {:>12} {:>7} {:>6}\n",
-        "tensor", "type", "RTN rel.err", "GPTQ rel.err", "ratio", "damp"
+        "{:<28} {:<6} {:>12} {:>12} {:>7} {:>6} {:>7}\n",
+        "tensor", "type", "RTN rel.err", "GPTQ rel.err", "ratio", "damp", "s"
     );
     for r in s {
         t.push_str(&format!(
-            "{:<28} {:<6} {:>12.4e} {:>12.4e} {:>7.3} {:>6}\n",
+            "{:<28} {:<6} {:>12.4e} {:>12.4e} {:>7.3} {:>6} {:>7.2}\n",
             r.name,
             r.target,
             r.err_rtn,
             r.err_gptq,
             r.err_gptq / r.err_rtn,
-            r.damp
+            r.damp.map_or("RTN".to_string(), |d| d.to_string()),
+            r.secs
         ));
     }
     if !s.is_empty() {
