@@ -48,9 +48,11 @@ use quant::QuantError;
 
 use crate::arch::llama::{Linear, Llama, Tap};
 use crate::eval;
+use crate::imatrix::tap_width;
 use crate::model::{dequantize, GgufFile};
+use crate::plan::Method;
 use crate::plan::Plan;
-use crate::quantize::encode;
+use crate::quantize::encode_weighted;
 
 /// What to calibrate on.
 #[derive(Clone, Debug)]
@@ -66,6 +68,9 @@ pub struct CalibOptions {
     /// with the calibration's own importance weights (the mean square of each input column), not by
     /// the type's rule alone.
     pub weighted: bool,
+    /// Whether a block linear layer no rule gives a method goes through GPTQ (`--method gptq`); a
+    /// rule's `gptq` or `rtn` decides for its tensors.
+    pub default_gptq: bool,
     /// GPTQ's Hessian from the tokens' activations each scaled to a root mean square of 1, so that
     /// every token weighs alike in the layer's output error (see the module's documentation).
     pub token_normalized: bool,
@@ -197,10 +202,15 @@ pub fn run(
             if e.is_copy() {
                 continue;
             }
+            let by_gptq = match e.method {
+                Some(m) => m == Method::Gptq,
+                None => opts.default_gptq,
+            };
             match e.target.ggml() {
-                Some(ty) if gptq::ggml_supported(ty) => gptq_layers.push((which, *e, ty)),
-                Some(_) => rtn_layers.push((which, *e)),
-                None => {}
+                Some(ty) if by_gptq && gptq::ggml_supported(ty) => {
+                    gptq_layers.push((which, *e, ty))
+                }
+                _ => rtn_layers.push((which, *e)),
             }
         }
         // 1. The inputs of the block's linear layers.
@@ -216,15 +226,15 @@ pub fn run(
                 v.insert(Calibration::new(width)?);
             }
         }
-        if !calibs.is_empty() {
+        if !calibs.is_empty() || opts.weighted && !rtn_layers.is_empty() {
             let mut failed = None;
             for x in &xs {
                 let mut x = x.clone();
                 model.block(l, &mut x, &mut |tap, data| {
+                    let width = tap_width(&model, tap);
+                    let sums = squares.entry(tap).or_insert_with(|| vec![0f64; width]);
+                    add_squares(sums, data);
                     if let Some(c) = calibs.get_mut(&tap) {
-                        let width = c.cols();
-                        let sums = squares.entry(tap).or_insert_with(|| vec![0f64; width]);
-                        add_squares(sums, data);
                         let data = if opts.token_normalized {
                             normalize_tokens(data, width, &mut normed);
                             &normed[..]
@@ -317,13 +327,20 @@ pub fn run(
             });
             out.data.insert(e.name.clone(), data);
         }
+        // The others are rounded (with the importance weights in a weighted run) and written as
+        // rounded here, so the file holds what the next blocks were calibrated through.
         for (which, e) in &rtn_layers {
             let w = model.linear_mut(l, *which).to_vec();
-            encode(e, &w, &mut rtn, threads)?;
+            let importance: Option<Vec<f32>> = (opts.weighted && e.target.ggml().is_some())
+                .then(|| squares.get(&which.input()))
+                .flatten()
+                .map(|s| s.iter().map(|&v| v as f32).collect());
+            encode_weighted(e, &w, importance.as_deref(), &mut rtn, threads)?;
             deq.clear();
             deq.resize(w.len(), 0f32);
             dequantize(e.target, &rtn, &mut deq)?;
             model.linear_mut(l, *which).copy_from_slice(&deq);
+            out.data.insert(e.name.clone(), rtn.clone());
         }
         drop(calibs);
         // 3. The next block's inputs, through this block quantized.

@@ -434,7 +434,7 @@ pub fn collect(g: &GgufFile, opts: &CalibOptions, quiet: bool) -> Result<Imatrix
 }
 
 /// Columns of the input `tap`.
-fn tap_width(model: &crate::arch::llama::Llama, tap: Tap) -> usize {
+pub fn tap_width(model: &crate::arch::llama::Llama, tap: Tap) -> usize {
     let c = model.config();
     match tap {
         Tap::AttnIn | Tap::FfnIn => c.n_embd,

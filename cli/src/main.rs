@@ -247,6 +247,7 @@ fn run(cmd: Command) -> Result<()> {
                 seq_len,
                 mse_search: false,
                 weighted: false,
+                default_gptq: false,
                 token_normalized: false,
             };
             let m = imatrix::collect(&g, &opts, quiet)?;
@@ -342,23 +343,25 @@ fn run(cmd: Command) -> Result<()> {
             plain_hessian,
             imatrix,
         } => {
-            if imatrix.is_some() && method == "gptq" {
+            if imatrix.is_some() && (method == "gptq" || calib.is_some()) {
                 anyhow::bail!(
-                    "--imatrix applies to round-to-nearest (--method rtn); GPTQ uses its own \
-                     calibration"
+                    "--imatrix applies to round-to-nearest without --calib; a calibration (GPTQ) \
+                     computes its own importance weights"
                 );
             }
+            // --calib serves --method gptq and rules that end in `gptq`; quantize::run checks
+            // that something uses it.
             let gptq = match (method.as_str(), calib) {
-                ("gptq", Some(text)) => Some(calibrate::CalibOptions {
+                (m, Some(text)) => Some(calibrate::CalibOptions {
                     text,
                     samples,
                     seq_len,
                     mse_search,
                     weighted: !unweighted && !mse_search,
+                    default_gptq: m == "gptq",
                     token_normalized: !plain_hessian,
                 }),
                 ("gptq", None) => anyhow::bail!("--method gptq needs --calib TEXT"),
-                (_, Some(_)) => anyhow::bail!("--calib is for --method gptq"),
                 _ => None,
             };
             let threads = threads

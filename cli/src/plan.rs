@@ -5,7 +5,8 @@
 //!    GGUF tensor name (`*` any run of characters, `?` one character, `[0-9]` a class,
 //!    `{a,b,c}` alternatives, everything else literal). TYPE is a ggml type name (F32, F16, BF16,
 //!    Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K) or `keep` (copy the tensor as it
-//!    is). Blank lines and
+//!    is), optionally followed by the method for that tensor, `rtn` or `gptq` (`blk.*.attn_* = Q4_K
+//!    gptq`; without one the tensor follows `--method`). Blank lines and
 //!    `#` comments are ignored; patterns and types may be quoted (`"blk.*.ffn_down.weight" = "Q6_K"`).
 //!    A rule matching no tensor, an unknown type, or a tensor whose rows a type cannot take is an error.
 //! 2. The mix (`--type T`), llama-quantize's choice for its file type `T` (src/llama-quant.cpp,
@@ -275,10 +276,20 @@ pub enum Target {
     Keep,
 }
 
+/// How a tensor is quantized, when a rule says so (otherwise `--method` decides).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// Round-to-nearest by the type's quantizer.
+    Rtn,
+    /// GPTQ through the model (block linear layers of a GGUF Llama; needs a calibration text).
+    Gptq,
+}
+
 #[derive(Clone, Debug)]
 pub struct Rule {
     pub pattern: Glob,
     pub target: Target,
+    pub method: Option<Method>,
     /// Where the rule was written (file:line), for messages.
     pub origin: String,
 }
@@ -306,10 +317,22 @@ pub fn parse_rules(text: &str, origin: &str) -> Result<Vec<Rule>> {
         let (pat, ty) = line
             .rsplit_once('=')
             .ok_or_else(|| anyhow!("{at}: expected PATTERN = TYPE, got '{}'", line.trim()))?;
-        let (pat, ty) = (unquote(pat), unquote(ty));
+        let (pat, ty) = (unquote(pat), ty.trim());
         if pat.is_empty() {
             bail!("{at}: empty pattern");
         }
+        // `TYPE` or `TYPE METHOD` (the type possibly quoted).
+        let (ty, method) = match ty.rsplit_once(char::is_whitespace) {
+            Some((t, m)) if !t.trim().is_empty() => {
+                let method = match unquote(m).to_ascii_lowercase().as_str() {
+                    "rtn" => Method::Rtn,
+                    "gptq" => Method::Gptq,
+                    other => bail!("{at}: unknown method '{other}' (rtn or gptq)"),
+                };
+                (unquote(t), Some(method))
+            }
+            _ => (unquote(ty), None),
+        };
         let target = if ty.eq_ignore_ascii_case("keep") {
             Target::Keep
         } else {
@@ -322,9 +345,14 @@ pub fn parse_rules(text: &str, origin: &str) -> Result<Vec<Rule>> {
             }
             Target::Type(t)
         };
+        if method == Some(Method::Gptq) && !matches!(target, Target::Type(t) if t.ggml().is_some())
+        {
+            bail!("{at}: gptq needs a GGUF block type (Q4_0 ... Q6_K), not '{ty}'");
+        }
         rules.push(Rule {
             pattern: Glob::new(pat).with_context(|| at.clone())?,
             target,
+            method,
             origin: at,
         });
     }
@@ -346,6 +374,8 @@ pub struct Entry {
     pub target: DType,
     /// Why: "rule file:line", "mix Q4_K_M", "fallback from Q4_K", "kept (1-D)" ...
     pub why: String,
+    /// The method a rule asked for (`None`: `--method` decides).
+    pub method: Option<Method>,
 }
 
 impl Entry {
@@ -654,6 +684,7 @@ impl Plan {
         let mut errors = vec![];
         for t in &order {
             let rule = rules.iter().position(|r| r.pattern.matches(&t.name));
+            let method = rule.and_then(|i| rules[i].method);
             let (target, why) = if let Some(i) = rule {
                 used[i] = true;
                 let r = &rules[i];
@@ -694,6 +725,7 @@ impl Plan {
                 src: t.dtype,
                 target,
                 why,
+                method,
             };
             if let Err(err) = check_entry(&e) {
                 errors.push(format!("{err:#}"));
@@ -738,6 +770,17 @@ fn check_entry(e: &Entry) -> Result<()> {
             "tensor '{}' is {}, which cannot be decoded to requantize it to {}",
             e.name,
             e.src,
+            e.target
+        );
+    }
+    if e.dims.len() < 2 && e.target.ggml().is_some() {
+        // llama.cpp applies norms and biases element-wise, and its element-wise operations do not
+        // read block types: such a file would load and then abort.
+        bail!(
+            "tensor '{}' ({}) is 1-D (a norm or bias): it cannot take {}, a block type; give it \
+             F32, F16 or keep",
+            e.name,
+            e.why,
             e.target
         );
     }
@@ -980,6 +1023,40 @@ mod tests {
     }
 
     #[test]
+    fn rules_may_name_a_method() {
+        let t = smollm(2);
+        let i = ModelInfo {
+            n_layer: 2,
+            ..info()
+        };
+        let rules = parse_rules(
+            "blk.*.ffn_down.weight = Q4_K gptq\nblk.*.attn_v.weight = \"Q8_0\" RTN\n\
+             blk.0.attn_q.weight = Q4_0\n",
+            "r",
+        )
+        .unwrap();
+        let p = Plan::build(&t, &i, Some(Mix::Q4_K_M), &rules).unwrap();
+        let entry = |n: &str| p.entries.iter().find(|e| e.name == n).unwrap().clone();
+        assert_eq!(entry("blk.1.ffn_down.weight").target, DType::Q4_K);
+        assert_eq!(entry("blk.1.ffn_down.weight").method, Some(Method::Gptq));
+        assert_eq!(entry("blk.0.attn_v.weight").target, DType::Q8_0);
+        assert_eq!(entry("blk.0.attn_v.weight").method, Some(Method::Rtn));
+        assert_eq!(entry("blk.0.attn_q.weight").method, None);
+        assert_eq!(entry("blk.1.attn_q.weight").method, None);
+        let err = |text: &str| format!("{:#}", parse_rules(text, "r").unwrap_err());
+        assert!(err("x = Q4_0 awq").contains("r:1: unknown method 'awq'"));
+        assert!(err("x = keep gptq").contains("gptq needs a GGUF block type"));
+        assert!(err("x = F16 gptq").contains("gptq needs a GGUF block type"));
+        // A rule that would give a norm a block type is refused.
+        let rules = parse_rules("blk.*.attn_*.weight = Q4_0", "r").unwrap();
+        let e = format!("{:#}", Plan::build(&t, &i, None, &rules).unwrap_err());
+        assert!(
+            e.contains("'blk.0.attn_norm.weight' (rule r:1) is 1-D"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn rules_first_match_wins_and_are_validated() {
         let t = smollm(2);
         let i = ModelInfo {
@@ -987,7 +1064,7 @@ mod tests {
             ..info()
         };
         let rules = parse_rules(
-            "# comment\n\"blk.0.*\" = Q8_0  # trailing\nblk.*.ffn_down.weight = Q4_0\n*_norm.weight = keep\n",
+            "# comment\n*_norm.weight = keep\n\"blk.0.*\" = Q8_0  # trailing\nblk.*.ffn_down.weight = Q4_0\n",
             "r",
         )
         .unwrap();

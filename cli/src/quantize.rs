@@ -314,6 +314,21 @@ pub fn run(input: &Path, output: &Path, opts: &Options) -> Result<Report> {
     // Q5_0 mixes as llama-quantize's imatrix does, so that the files compare at the same size.
     let weighted = imatrix.is_some() || opts.gptq.as_ref().is_some_and(|c| c.weighted);
     let plan = make_plan_for(src.as_ref(), opts.mix, opts.rules.as_deref(), weighted)?;
+    let rule_gptq = plan
+        .entries
+        .iter()
+        .find(|e| e.method == Some(plan::Method::Gptq));
+    match (&opts.gptq, rule_gptq) {
+        (None, Some(e)) => bail!(
+            "tensor '{}' ({}) is to be quantized by GPTQ: give --calib TEXT",
+            e.name,
+            e.why
+        ),
+        (Some(c), None) if !c.default_gptq => {
+            bail!("--calib: nothing uses it (give --method gptq, or end a rule with `gptq`)")
+        }
+        _ => {}
+    }
     let mut metadata = output_metadata(&src.metadata(), plan.file_type());
     let weights = match &imatrix {
         Some((p, m)) => {

@@ -1,7 +1,9 @@
 //! `quant quantize --method gptq` on the real model, checked by llama.cpp: the GPTQ Q4_0 file and the
 //! GPTQ Q4_K_M file (a mix: K-quants where a tensor's rows allow them, the mix's fallbacks elsewhere)
 //! load in llama-perplexity, and their perplexities on a few chunks of the evaluation text are below
-//! those of the round-to-nearest files (the same plan, `--method rtn`).
+//! those of the round-to-nearest files (the same plan, `--method rtn`); a rules file that gives
+//! tensors their own type and method (GPTQ Q4_K, GPTQ Q4_0, RTN Q8_0, the rest by a mix) works end
+//! to end.
 //!
 //! Inputs (scripts/test-model.sh sets them; the test skips, saying why, when one is unset):
 //!   QUANT_MODEL       the reference GGUF (SmolLM2-135M-Instruct.Q4_1.gguf)
@@ -127,6 +129,89 @@ fn gptq_q4_k_m_keeps_the_mix_loads_in_llama_cpp_and_beats_round_to_nearest() {
         }
         assert!(k_quants > 0, "no K-quant tensor by GPTQ");
     });
+}
+
+#[test]
+fn rules_give_tensors_their_own_method_and_type() {
+    let (Some(model), Some(bin), Some(texts)) = (
+        env_path("QUANT_MODEL", "the reference model"),
+        env_path("QUANT_LLAMA_BIN", "llama.cpp's tools"),
+        env_path("QUANT_TEXTS", "the texts"),
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.txt");
+    std::fs::write(
+        &rules,
+        "blk.*.ffn_down.weight = Q4_K gptq\n\
+         blk.*.attn_v.weight   = Q8_0 rtn\n\
+         blk.*.attn_{q,k,output}.weight = Q4_0 gptq\n",
+    )
+    .unwrap();
+    let (calib, eval) = (
+        texts.join("texts/calibration.txt"),
+        texts.join("texts/eval.txt"),
+    );
+    let rules_arg = rules.to_str().unwrap();
+    let calib_arg = calib.to_str().unwrap();
+    let model_arg = model.to_str().unwrap();
+    // GPTQ asked for by a rule needs a calibration text, and a calibration text needs a user.
+    let o = common::run(&[
+        "quantize", model_arg, "x.gguf", "--type", "Q4_K_M", "--rules", rules_arg,
+    ]);
+    assert!(
+        common::stderr(&o).contains("blk.0.attn_k.weight")
+            && common::stderr(&o).contains("--calib"),
+        "{}",
+        common::stderr(&o)
+    );
+    let o = common::run(&[
+        "quantize", model_arg, "x.gguf", "--type", "Q4_K_M", "--calib", calib_arg,
+    ]);
+    assert!(
+        common::stderr(&o).contains("--calib: nothing uses it"),
+        "{}",
+        common::stderr(&o)
+    );
+    // The rest of the model by the Q4_K_M mix, round-to-nearest.
+    let (mixed, log) = quantize(
+        &model,
+        dir.path(),
+        "Q4_K_M",
+        "rtn",
+        &[
+            "--rules",
+            rules_arg,
+            "--calib",
+            calib_arg,
+            "--samples",
+            "16",
+            "--seq-len",
+            "256",
+        ],
+    );
+    let rows: Vec<&str> = log.lines().filter(|l| l.starts_with("blk.")).collect();
+    // GPTQ on ffn_down, attn_q, attn_k, attn_output: 4 of the 7 linear layers of each block.
+    assert_eq!(rows.len(), 30 * 4, "{log}");
+    assert!(!rows
+        .iter()
+        .any(|r| r.contains("attn_v") || r.contains("ffn_up")));
+    let g = GgufFile::open(&mixed).unwrap();
+    let ty = |n: &str| g.tensor(n).unwrap().dtype.to_string();
+    for l in [0, 17, 29] {
+        assert_eq!(ty(&format!("blk.{l}.ffn_down.weight")), "Q4_K");
+        assert_eq!(ty(&format!("blk.{l}.attn_v.weight")), "Q8_0");
+        assert_eq!(ty(&format!("blk.{l}.attn_q.weight")), "Q4_0");
+        // Q4_K_M's Q4_K, which 576-wide rows turn into Q5_0.
+        assert_eq!(ty(&format!("blk.{l}.ffn_up.weight")), "Q5_0");
+    }
+    // More bits than a Q4_0 file almost everywhere, and GPTQ where it is 4-bit: below RTN Q4_0.
+    let (q4_0, _) = quantize(&model, dir.path(), "Q4_0", "rtn", &[]);
+    let p_mixed = llama_ppl(&bin, &mixed, &eval, "4");
+    let p_q4_0 = llama_ppl(&bin, &q4_0, &eval, "4");
+    eprintln!("llama-perplexity, 4 chunks of 512: rules file {p_mixed:.4}, RTN Q4_0 {p_q4_0:.4}");
+    assert!(p_mixed < p_q4_0, "{p_mixed} >= {p_q4_0}");
 }
 
 #[test]
