@@ -27,11 +27,13 @@ Plans: every tensor gets a target type before any work starts, and the whole pla
                    # comment
                    token_embd.weight          = Q8_0
                    blk.{0,1,2}.attn_v.weight  = Q6_K
-                   blk.*.ffn_down.weight      = Q4_K
+                   blk.*.ffn_down.weight      = Q4_K gptq
                    *_norm.weight              = keep
                Patterns are globs over GGUF tensor names (* ? [0-9] {a,b}); types are F32, F16, BF16,
-               Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, or keep. A rule that
-               matches no tensor, an unknown type or a shape the type cannot take is an error.
+               Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, or keep; a type may be
+               followed by a method, rtn or gptq (GPTQ through the model: block linear layers, needs
+               --calib), else --method decides. A rule that matches no tensor, an unknown type or
+               method, a shape the type cannot take, or a block type for a 1-D tensor is an error.
                Without --type, tensors no rule names are kept.
 A tensor whose target is its current type is copied as it is (like llama-quantize).";
 
@@ -173,7 +175,7 @@ enum Command {
         /// needs --calib).
         #[arg(long, default_value = "rtn", value_parser = ["rtn", "gptq"])]
         method: String,
-        /// The calibration text for --method gptq (UTF-8).
+        /// The calibration text for --method gptq and rules ending in gptq (UTF-8).
         #[arg(long, value_name = "TEXT")]
         calib: Option<PathBuf>,
         /// Calibration samples (consecutive runs of --seq-len tokens from the text's start).
