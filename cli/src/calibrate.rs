@@ -130,15 +130,9 @@ pub fn samples(tokens: &[u32], opts: &CalibOptions, bos: Option<u32>) -> Result<
         .collect())
 }
 
-/// GPTQ of every block linear layer of `g` whose plan entry has a GPTQ form.
-pub fn run(
-    g: &GgufFile,
-    plan: &Plan,
-    opts: &CalibOptions,
-    threads: usize,
-    quiet: bool,
-) -> Result<Calibrated> {
-    let t0 = Instant::now();
+/// The calibration samples of `opts` for the model `g`: the text tokenized by the model's own
+/// tokenizer and cut by [`samples`] (BOS first when the model adds one).
+pub fn model_samples(g: &GgufFile, opts: &CalibOptions) -> Result<Vec<Vec<u32>>> {
     let tokenizer = eval::tokenizer(g)?;
     let text = std::fs::read_to_string(&opts.text)
         .with_context(|| format!("reading the calibration text {}", opts.text.display()))?;
@@ -148,7 +142,19 @@ pub fn run(
     } else {
         None
     };
-    let samples = samples(&tokens, opts, bos)?;
+    samples(&tokens, opts, bos)
+}
+
+/// GPTQ of every block linear layer of `g` whose plan entry has a GPTQ form.
+pub fn run(
+    g: &GgufFile,
+    plan: &Plan,
+    opts: &CalibOptions,
+    threads: usize,
+    quiet: bool,
+) -> Result<Calibrated> {
+    let t0 = Instant::now();
+    let samples = model_samples(g, opts)?;
     let mut model = eval::llama(g)?;
     let n_layer = model.config().n_layer;
     let entries: HashMap<&str, &crate::plan::Entry> =

@@ -354,16 +354,7 @@ impl Accumulator {
 /// own weights, and the inputs its seven linear layers read are squared and summed per column.
 pub fn collect(g: &GgufFile, opts: &CalibOptions, quiet: bool) -> Result<Imatrix> {
     let t0 = Instant::now();
-    let tokenizer = eval::tokenizer(g)?;
-    let text = std::fs::read_to_string(&opts.text)
-        .with_context(|| format!("reading the calibration text {}", opts.text.display()))?;
-    let tokens = tokenizer.encode(&text)?;
-    let bos = if tokenizer.adds_bos() {
-        tokenizer.bos()
-    } else {
-        None
-    };
-    let samples = calibrate::samples(&tokens, opts, bos)?;
+    let samples = calibrate::model_samples(g, opts)?;
     let model = eval::llama(g)?;
     let n_layer = model.config().n_layer;
     let mut xs: Vec<Vec<f32>> = samples

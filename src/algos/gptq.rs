@@ -289,8 +289,7 @@ pub fn quantize_ggml_calibrated(
     ty: GgmlType,
     params: &GptqParams,
 ) -> Result<GgmlGptqResult> {
-    let h = checked_hessian(HessianIn::Calibrated(calib), cols)?;
-    quantize_ggml_with(w, rows, cols, h, ty, params, None)
+    quantize_ggml_calibrated_weighted(w, rows, cols, calib, ty, params, None)
 }
 
 /// [`quantize_ggml_calibrated`] whose records are fitted with importance weights: when GPTQ reaches
