@@ -3,6 +3,7 @@
 
 gguf: small valid GGUF v3 files (metadata of each value type, tensors of F32, F16, BF16, Q8_0, Q4_0).
 safetensors: small valid shards of the fuzz target's one-layer Llama (f32, f16, bf16).
+imatrix: llama-imatrix's files, GGUF (in_sum2 / counts pairs, imatrix.* metadata) and legacy .dat.
 """
 import json
 import pathlib
@@ -16,16 +17,18 @@ def gguf_string(s):
     return struct.pack("<Q", len(b)) + b
 
 
-def gguf(tensors, align=32):
-    """tensors: (name, dims, ggml type id, data bytes)."""
-    kv = [
-        ("general.architecture", 8, gguf_string("llama")),
-        ("llama.block_count", 4, struct.pack("<I", 1)),
-        ("llama.rope.freq_base", 6, struct.pack("<f", 10000.0)),
-        ("general.flag", 7, struct.pack("<?", True)),
-        ("tokenizer.ggml.tokens", 9, struct.pack("<IQ", 8, 2) + gguf_string("a") + gguf_string("b")),
-        ("general.alignment", 4, struct.pack("<I", align)),
-    ]
+MODEL_KV = [
+    ("general.architecture", 8, gguf_string("llama")),
+    ("llama.block_count", 4, struct.pack("<I", 1)),
+    ("llama.rope.freq_base", 6, struct.pack("<f", 10000.0)),
+    ("general.flag", 7, struct.pack("<?", True)),
+    ("tokenizer.ggml.tokens", 9, struct.pack("<IQ", 8, 2) + gguf_string("a") + gguf_string("b")),
+]
+
+
+def gguf(tensors, align=32, kv=MODEL_KV):
+    """tensors: (name, dims, ggml type id, data bytes); kv: (key, value type, value bytes)."""
+    kv = kv + [("general.alignment", 4, struct.pack("<I", align))]
     out = b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(kv))
     for k, t, v in kv:
         out += gguf_string(k) + struct.pack("<I", t) + v
@@ -77,6 +80,25 @@ def main():
         h = json.dumps(header).encode()
         h += b" " * (-len(h) % 8)
         (OUT / "safetensors" / dtype.lower()).write_bytes(struct.pack("<Q", len(h)) + h + data)
+
+    (OUT / "imatrix").mkdir(parents=True, exist_ok=True)
+    kv = [
+        ("general.type", 8, gguf_string("imatrix")),
+        ("imatrix.datasets", 9, struct.pack("<IQ", 8, 1) + gguf_string("calib.txt")),
+        ("imatrix.chunk_count", 4, struct.pack("<I", 2)),
+        ("imatrix.chunk_size", 4, struct.pack("<I", 512)),
+    ]
+    tensors = []
+    for name, n, nmat in [("blk.0.attn_q.weight", 8, 1), ("blk.0.ffn_down.weight", 16, 2)]:
+        tensors.append((name + ".in_sum2", [n, nmat], 0, f32(n * nmat, 3)))
+        tensors.append((name + ".counts", [1, nmat], 0, struct.pack(f"<{nmat}f", *([1024.0] * nmat))))
+    (OUT / "imatrix" / "gguf").write_bytes(gguf(tensors, kv=kv))
+    dat = struct.pack("<i", 1)
+    name = b"blk.0.ffn_up.weight"
+    dat += struct.pack("<i", len(name)) + name + struct.pack("<ii", 4, 8)
+    dat += struct.pack("<8f", *[i + 0.5 for i in range(8)])
+    dat += struct.pack("<ii", 10, 3) + b"a.t"
+    (OUT / "imatrix" / "legacy.dat").write_bytes(dat)
 
 
 if __name__ == "__main__":
