@@ -121,6 +121,23 @@ static void *read_golden_real(const char *type, const char *suffix, size_t *len)
     return read_fixture(name, len);
 }
 
+enum { GOLDEN_ROWS = 2, GOLDEN_COLS = 1536 };
+
+/* The golden real rows (GOLDEN_ROWS x GOLDEN_COLS) and their imatrix (one weight per column); false
+ * (with a failed check, nothing left allocated) when a file is missing or of another size. */
+static int read_golden_real_inputs(float **x, float **w) {
+    size_t xlen = 0, wlen = 0;
+    *x = (float *)read_fixture("ggml/golden/real.f32", &xlen);
+    *w = (float *)read_fixture("ggml/golden/real.imatrix.f32", &wlen);
+    const int ok = *x && *w && xlen == GOLDEN_ROWS * GOLDEN_COLS * 4 && wlen == GOLDEN_COLS * 4;
+    CHECK(ok);
+    if (!ok) {
+        free(*x);
+        free(*w);
+    }
+    return ok;
+}
+
 /* Byte-exactness with ggml itself through the ABI: the new K-quants of the golden fixtures that
  * ggml_quantize_chunk wrote (tests/data/ggml/golden), quantized from float and from f16, and decoded. */
 static void test_ggml_golden_k_quants(void) {
@@ -170,12 +187,9 @@ static void test_ggml_golden_k_quants(void) {
 static void test_ggml_weighted(void) {
     const int32_t types[2] = {QUANT_GGML_TYPE_Q4_1, QUANT_GGML_TYPE_Q4_K};
     const char *files[2] = {"q4_1", "q4_k"};
-    enum { ROWS = 2, COLS = 1536, N = ROWS * COLS };
-    size_t xlen = 0, wlen = 0;
-    float *x = (float *)read_fixture("ggml/golden/real.f32", &xlen);
-    float *w = (float *)read_fixture("ggml/golden/real.imatrix.f32", &wlen);
-    CHECK(x && xlen == N * 4 && w && wlen == COLS * 4);
-    if (!(x && w)) return;
+    enum { ROWS = GOLDEN_ROWS, COLS = GOLDEN_COLS, N = ROWS * COLS };
+    float *x = NULL, *w = NULL;
+    if (!read_golden_real_inputs(&x, &w)) return;
     for (int t = 0; t < 2; t++) {
         size_t qlen = 0, rlen = 0;
         uint8_t *want = (uint8_t *)read_golden_real(files[t], ".imatrix.bin", &qlen);
@@ -225,12 +239,9 @@ static void test_ggml_weighted(void) {
 static void test_ggml_non_linear(void) {
     const int32_t types[2] = {QUANT_GGML_TYPE_IQ4_NL, QUANT_GGML_TYPE_MXFP4};
     const char *files[2] = {"iq4_nl", "mxfp4"};
-    enum { ROWS = 2, COLS = 1536, N = ROWS * COLS };
-    size_t xlen = 0, wlen = 0;
-    float *x = (float *)read_fixture("ggml/golden/real.f32", &xlen);
-    float *w = (float *)read_fixture("ggml/golden/real.imatrix.f32", &wlen);
-    CHECK(x && xlen == N * 4 && w && wlen == COLS * 4);
-    if (!(x && w)) return;
+    enum { ROWS = GOLDEN_ROWS, COLS = GOLDEN_COLS, N = ROWS * COLS };
+    float *x = NULL, *w = NULL;
+    if (!read_golden_real_inputs(&x, &w)) return;
     for (int t = 0; t < 2; t++) {
         size_t qlen = 0, dlen = 0, wqlen = 0;
         uint8_t *want = (uint8_t *)read_golden_real(files[t], ".bin", &qlen);

@@ -526,7 +526,7 @@ fn non_linear_types_refuse_what_would_overflow() {
     assert!(dst.iter().all(|&b| b == 0xA5));
     // MXFP4 takes any finite input: at f32::MAX the exponent byte is 253 (log2f rounds to 128) and,
     // as in ggml, the codes that would decode to infinity (8 and 12 times 2^125) are never chosen.
-    let big = vec![f32::MAX, -f32::MAX, 1.0, 0.0].repeat(8);
+    let big = [f32::MAX, -f32::MAX, 1.0, 0.0].repeat(8);
     let mut q = [0u8; 17];
     ggml_quantize(GgmlType::MXFP4, &big, 1, 32, &mut q).unwrap();
     assert_eq!(q[0], 253);

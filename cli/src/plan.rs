@@ -4,7 +4,7 @@
 //! 1. Rules (`--rules FILE`): `PATTERN = TYPE` lines, first match wins. A pattern is a glob over the
 //!    GGUF tensor name (`*` any run of characters, `?` one character, `[0-9]` a class,
 //!    `{a,b,c}` alternatives, everything else literal). TYPE is a ggml type name (F32, F16, BF16,
-//!    Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K) or `keep` (copy the tensor as it
+//!    Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, MXFP4) or `keep` (copy the tensor as it
 //!    is). Blank lines and
 //!    `#` comments are ignored; patterns and types may be quoted (`"blk.*.ffn_down.weight" = "Q6_K"`).
 //!    A rule matching no tensor, an unknown type, or a tensor whose rows a type cannot take is an error.
@@ -317,7 +317,7 @@ pub fn parse_rules(text: &str, origin: &str) -> Result<Vec<Rule>> {
             if !can_write(t) {
                 bail!(
                     "{at}: type {t} cannot be written (the quant library quantizes Q4_0, Q4_1, Q5_0, \
-                     Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K; F32, F16, BF16 are casts)"
+                     Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, MXFP4; F32, F16, BF16 are casts)"
                 );
             }
             Target::Type(t)
@@ -961,7 +961,7 @@ mod tests {
             }
         };
         assert!(e("x = Q9_9").contains("r:1: unknown type 'Q9_9'"));
-        assert!(e("x = IQ4_NL").contains("cannot be written"));
+        assert!(e("x = IQ4_XS").contains("cannot be written"));
         assert!(e("nothing.* = Q8_0").contains("'nothing.*' matches no tensor"));
         let s = e("blk.*.attn_q.weight = Q4_K");
         assert!(

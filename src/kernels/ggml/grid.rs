@@ -19,7 +19,8 @@ use super::{fp16, write_nibbles, GgmlType};
 /// Values per block of the types this module handles.
 pub(crate) const BLOCK: usize = 32;
 
-/// Whether `ty` is one of the 32-value types this module handles (not a K-quant).
+/// Whether `ty` is one of the types this module handles: the uniform 32-value types, not the
+/// K-quants and not IQ4_NL or MXFP4 (whose codes index a non-uniform table).
 pub fn supports(ty: GgmlType) -> bool {
     matches!(
         ty,
@@ -64,15 +65,7 @@ pub fn fit(ty: GgmlType, x: &[f32]) -> (f32, f32) {
             let amax = x.iter().fold(0.0f32, |a, v| a.max(v.abs()));
             (f16_round(amax / 127.0), 0.0)
         }
-        GgmlType::Q2_K
-        | GgmlType::Q3_K
-        | GgmlType::Q4_K
-        | GgmlType::Q5_K
-        | GgmlType::Q6_K
-        | GgmlType::IQ4_NL
-        | GgmlType::MXFP4 => {
-            unreachable!("grid: {} is not a 32-value type", ty.name())
-        }
+        _ => unreachable!("grid: {} has no grid here (see supports)", ty.name()),
     }
 }
 
@@ -111,15 +104,7 @@ pub fn nearest(ty: GgmlType, x: f32, d: f32, m: f32) -> (u8, f32) {
         GgmlType::Q4_1 => nearest_in(x, d, Some(m), 0, 15, 0),
         GgmlType::Q5_1 => nearest_in(x, d, Some(m), 0, 31, 0),
         GgmlType::Q8_0 => nearest_in(x, d, None, -128, 127, 0),
-        GgmlType::Q2_K
-        | GgmlType::Q3_K
-        | GgmlType::Q4_K
-        | GgmlType::Q5_K
-        | GgmlType::Q6_K
-        | GgmlType::IQ4_NL
-        | GgmlType::MXFP4 => {
-            unreachable!("grid: {} is not a 32-value type", ty.name())
-        }
+        _ => unreachable!("grid: {} has no grid here (see supports)", ty.name()),
     }
 }
 
@@ -171,15 +156,7 @@ pub fn write(ty: GgmlType, d: f32, m: f32, codes: &[u8], y: &mut [u8]) {
             write_nibbles(&mut y[2..], ty == GgmlType::Q5_1, |j| codes[j]);
         }
         GgmlType::Q8_0 => y[2..34].copy_from_slice(&codes[..BLOCK]),
-        GgmlType::Q2_K
-        | GgmlType::Q3_K
-        | GgmlType::Q4_K
-        | GgmlType::Q5_K
-        | GgmlType::Q6_K
-        | GgmlType::IQ4_NL
-        | GgmlType::MXFP4 => {
-            unreachable!("grid: {} is not a 32-value type", ty.name())
-        }
+        _ => unreachable!("grid: {} has no grid here (see supports)", ty.name()),
     }
 }
 

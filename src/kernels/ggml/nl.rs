@@ -55,7 +55,8 @@ use super::{fp16, read_fp16, write_nibbles};
 
 /// The doubled E2M1 values (`kvalues_mxfp4` in ggml-common.h): codes 8..15 are the negatives of
 /// codes 0..7 (8 is a negative zero, which decodes to +0 as an integer).
-pub(crate) const KVALUES_MXFP4: [i8; 16] = [0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12];
+pub(crate) const KVALUES_MXFP4: [i8; 16] =
+    [0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12];
 
 /// The 16 levels of IQ4_NL (`kvalues_iq4nl` in ggml-common.h), ascending.
 pub(crate) const KVALUES_IQ4NL: [i8; 16] = [
