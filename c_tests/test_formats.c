@@ -51,14 +51,15 @@ static size_t detail_len(void) { return quant_last_error(NULL, 0); }
 /* ------------------------------------------------------------------------------------------- */
 
 static void test_ggml_sizes(void) {
-    const int32_t types[10] = {QUANT_GGML_TYPE_Q4_0, QUANT_GGML_TYPE_Q4_1, QUANT_GGML_TYPE_Q5_0,
+    const int32_t types[12] = {QUANT_GGML_TYPE_Q4_0, QUANT_GGML_TYPE_Q4_1, QUANT_GGML_TYPE_Q5_0,
                                QUANT_GGML_TYPE_Q5_1, QUANT_GGML_TYPE_Q8_0, QUANT_GGML_TYPE_Q2_K,
                                QUANT_GGML_TYPE_Q3_K, QUANT_GGML_TYPE_Q4_K, QUANT_GGML_TYPE_Q5_K,
-                               QUANT_GGML_TYPE_Q6_K};
-    const size_t blocks[10] = {32, 32, 32, 32, 32, 256, 256, 256, 256, 256};
-    const size_t bytes[10] = {18, 20, 22, 24, 34, 84, 110, 144, 176, 210};
-    const char *names[10] = {"q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q2_K", "q3_K", "q4_K", "q5_K", "q6_K"};
-    for (int i = 0; i < 10; i++) {
+                               QUANT_GGML_TYPE_Q6_K, QUANT_GGML_TYPE_IQ4_NL, QUANT_GGML_TYPE_MXFP4};
+    const size_t blocks[12] = {32, 32, 32, 32, 32, 256, 256, 256, 256, 256, 32, 32};
+    const size_t bytes[12] = {18, 20, 22, 24, 34, 84, 110, 144, 176, 210, 18, 17};
+    const char *names[12] = {"q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q2_K",
+                             "q3_K", "q4_K", "q5_K", "q6_K", "iq4_nl", "mxfp4"};
+    for (int i = 0; i < 12; i++) {
         CHECK(quant_ggml_block_size(types[i]) == blocks[i]);
         CHECK(quant_ggml_type_size(types[i]) == bytes[i]);
         CHECK(quant_ggml_row_size(types[i], 4096) == 4096 / blocks[i] * bytes[i]);
@@ -68,6 +69,7 @@ static void test_ggml_sizes(void) {
     }
     CHECK(QUANT_GGML_TYPE_Q4_0 == 2 && QUANT_GGML_TYPE_Q8_0 == 8 && QUANT_GGML_TYPE_Q6_K == 14);
     CHECK(QUANT_GGML_TYPE_Q2_K == 10 && QUANT_GGML_TYPE_Q3_K == 11 && QUANT_GGML_TYPE_Q5_K == 13);
+    CHECK(QUANT_GGML_TYPE_IQ4_NL == 20 && QUANT_GGML_TYPE_MXFP4 == 39);
     /* Unknown types (F32 = 0, F16 = 1, Q8_1 = 9, negative) and rows that are not whole blocks. */
     const int32_t unknown[4] = {0, 1, 9, -1};
     for (int i = 0; i < 4; i++) {
@@ -119,6 +121,23 @@ static void *read_golden_real(const char *type, const char *suffix, size_t *len)
     return read_fixture(name, len);
 }
 
+enum { GOLDEN_ROWS = 2, GOLDEN_COLS = 1536 };
+
+/* The golden real rows (GOLDEN_ROWS x GOLDEN_COLS) and their imatrix (one weight per column); false
+ * (with a failed check, nothing left allocated) when a file is missing or of another size. */
+static int read_golden_real_inputs(float **x, float **w) {
+    size_t xlen = 0, wlen = 0;
+    *x = (float *)read_fixture("ggml/golden/real.f32", &xlen);
+    *w = (float *)read_fixture("ggml/golden/real.imatrix.f32", &wlen);
+    const int ok = *x && *w && xlen == GOLDEN_ROWS * GOLDEN_COLS * 4 && wlen == GOLDEN_COLS * 4;
+    CHECK(ok);
+    if (!ok) {
+        free(*x);
+        free(*w);
+    }
+    return ok;
+}
+
 /* Byte-exactness with ggml itself through the ABI: the new K-quants of the golden fixtures that
  * ggml_quantize_chunk wrote (tests/data/ggml/golden), quantized from float and from f16, and decoded. */
 static void test_ggml_golden_k_quants(void) {
@@ -168,12 +187,9 @@ static void test_ggml_golden_k_quants(void) {
 static void test_ggml_weighted(void) {
     const int32_t types[2] = {QUANT_GGML_TYPE_Q4_1, QUANT_GGML_TYPE_Q4_K};
     const char *files[2] = {"q4_1", "q4_k"};
-    enum { ROWS = 2, COLS = 1536, N = ROWS * COLS };
-    size_t xlen = 0, wlen = 0;
-    float *x = (float *)read_fixture("ggml/golden/real.f32", &xlen);
-    float *w = (float *)read_fixture("ggml/golden/real.imatrix.f32", &wlen);
-    CHECK(x && xlen == N * 4 && w && wlen == COLS * 4);
-    if (!(x && w)) return;
+    enum { ROWS = GOLDEN_ROWS, COLS = GOLDEN_COLS, N = ROWS * COLS };
+    float *x = NULL, *w = NULL;
+    if (!read_golden_real_inputs(&x, &w)) return;
     for (int t = 0; t < 2; t++) {
         size_t qlen = 0, rlen = 0;
         uint8_t *want = (uint8_t *)read_golden_real(files[t], ".imatrix.bin", &qlen);
@@ -215,6 +231,71 @@ static void test_ggml_weighted(void) {
     }
     free(x);
     free(w);
+}
+
+/* IQ4_NL and MXFP4 through the ABI: ggml_quantize_chunk's bytes of the real golden rows without and
+ * with MiniLM's imatrix (MXFP4 ignores it, as ggml does), ggml's decoded values, and the overflow
+ * errors (IQ4_NL's f16 scale; an MXFP4 exponent byte under which a code decodes to infinity). */
+static void test_ggml_non_linear(void) {
+    const int32_t types[2] = {QUANT_GGML_TYPE_IQ4_NL, QUANT_GGML_TYPE_MXFP4};
+    const char *files[2] = {"iq4_nl", "mxfp4"};
+    enum { ROWS = GOLDEN_ROWS, COLS = GOLDEN_COLS, N = ROWS * COLS };
+    float *x = NULL, *w = NULL;
+    if (!read_golden_real_inputs(&x, &w)) return;
+    for (int t = 0; t < 2; t++) {
+        size_t qlen = 0, dlen = 0, wqlen = 0;
+        uint8_t *want = (uint8_t *)read_golden_real(files[t], ".bin", &qlen);
+        float *deq = (float *)read_golden_real(files[t], ".deq.f32", &dlen);
+        uint8_t *wwant = (uint8_t *)read_golden_real(files[t], ".imatrix.bin", &wqlen);
+        CHECK(want && deq && wwant);
+        if (!(want && deq && wwant)) continue;
+        const size_t size = ROWS * quant_ggml_row_size(types[t], COLS);
+        CHECK(size == qlen && size == wqlen && dlen == N * 4);
+        uint8_t *q = (uint8_t *)malloc(size + 1);
+        q[size] = 0x5A;
+        EXPECT_STATUS(quant_ggml_quantize(types[t], x, ROWS, COLS, q, size + 1), QUANT_OK);
+        CHECK(memcmp(q, want, size) == 0 && q[size] == 0x5A);
+        float *back = (float *)malloc(N * sizeof(float));
+        EXPECT_STATUS(quant_ggml_dequantize(types[t], q, size, back, N), QUANT_OK);
+        CHECK(memcmp(back, deq, dlen) == 0);
+        EXPECT_STATUS(quant_ggml_quantize_weighted(types[t], x, ROWS, COLS, w, q, size), QUANT_OK);
+        CHECK(memcmp(q, wwant, size) == 0);
+        CHECK((memcmp(wwant, want, size) == 0) == (types[t] == QUANT_GGML_TYPE_MXFP4));
+        free(back);
+        free(q);
+        free(want);
+        free(deq);
+        free(wwant);
+    }
+    free(x);
+    free(w);
+
+    /* IQ4_NL: a value whose block's f16 scale overflows, in block 1; nothing written. */
+    float big[64];
+    fill_matrix(big, 64, 5);
+    big[40] = -1e10f;
+    uint8_t dst[2 * 18 + 4];
+    FILL(dst, sizeof dst);
+    EXPECT_STATUS(quant_ggml_quantize(QUANT_GGML_TYPE_IQ4_NL, big, 2, 32, dst, sizeof dst),
+                  QUANT_ERR_INVALID_ARGUMENT);
+    EXPECT_DETAIL_CONTAINS("block 1");
+    CHECK(UNTOUCHED(dst, sizeof dst));
+    /* MXFP4 takes the same values (a power-of-two scale has no f16 to overflow). */
+    EXPECT_STATUS(quant_ggml_quantize(QUANT_GGML_TYPE_MXFP4, big, 2, 32, dst, sizeof dst), QUANT_OK);
+    /* MXFP4 records: exponent 253 with codes of magnitude 6 decodes; with 12 (code 7) it would be
+     * infinite: refused, naming the block, nothing written. */
+    uint8_t rec[2 * 17];
+    memset(rec, 0x55, sizeof rec);
+    rec[0] = 253;
+    rec[17] = 253;
+    rec[17 + 5] = 0x07;
+    float out[64];
+    FILL(out, sizeof out);
+    EXPECT_STATUS(quant_ggml_dequantize(QUANT_GGML_TYPE_MXFP4, rec, sizeof rec, out, 64), QUANT_ERR_NON_FINITE);
+    EXPECT_DETAIL_CONTAINS("block 1");
+    CHECK(UNTOUCHED(out, sizeof out));
+    EXPECT_STATUS(quant_ggml_dequantize(QUANT_GGML_TYPE_MXFP4, rec, 17, out, 32), QUANT_OK);
+    CHECK(out[0] == ldexpf(6.0f, 125) && isfinite(out[31]));
 }
 
 /* The error paths of the K-quants whose records put their f16 headers at the end (Q2_K: d and dmin
@@ -835,6 +916,7 @@ int main(void) {
     test_ggml_golden_k_quants();
     test_ggml_errors();
     test_ggml_k_quant_errors();
+    test_ggml_non_linear();
     test_ggml_weighted();
     test_gptq();
     test_awq();

@@ -12,6 +12,10 @@
  *                                   --imatrix writes (quantize_row_*_impl; Q8_0 ignores it)
  *   <input>.<type>.imatrix.deq.f32  ggml's dequantizer of those bytes
  *   random.<type>.ones.bin          random with an importance matrix of all ones
+ * and, for the types gguf-py's fixtures (tests/data/ggml/records.*) do not cover, IQ4_NL and MXFP4:
+ *   records.<type>.bin      64 records of random bytes with a finite header (f16 scale not inf/NaN;
+ *                           E8M0 exponent at most 252, the largest ggml writes)
+ *   records.<type>.deq.f32  ggml's dequantizer of them
  * and manifest.json (input shapes, types, ggml's version and commit).
  *
  * Inputs:
@@ -36,6 +40,7 @@
 static const enum ggml_type TYPES[] = {
     GGML_TYPE_Q4_0, GGML_TYPE_Q4_1, GGML_TYPE_Q5_0, GGML_TYPE_Q5_1, GGML_TYPE_Q8_0,
     GGML_TYPE_Q2_K, GGML_TYPE_Q3_K, GGML_TYPE_Q4_K, GGML_TYPE_Q5_K, GGML_TYPE_Q6_K,
+    GGML_TYPE_IQ4_NL, GGML_TYPE_MXFP4,
 };
 #define NTYPES (sizeof TYPES / sizeof TYPES[0])
 
@@ -168,6 +173,33 @@ static void write_quantized(const char *out, const char *input, int64_t rows, in
     free(deq);
 }
 
+/* Writes records.<type>.bin and .deq.f32: 64 random records of `type` with finite headers. */
+static void write_records(const char *out, enum ggml_type type) {
+    const size_t ts = ggml_type_size(type), bs = (size_t)ggml_blck_size(type), n = 64;
+    uint8_t *q = malloc(n * ts);
+    float *deq = malloc(n * bs * sizeof(float));
+    if (!q || !deq) die("out of memory for", "records");
+    for (size_t i = 0; i < n * ts; ++i) q[i] = (uint8_t)splitmix64();
+    for (size_t r = 0; r < n; ++r) {
+        uint8_t *h = q + r * ts;
+        if (type == GGML_TYPE_MXFP4) {
+            h[0] = (uint8_t)(h[0] % 253);
+        } else if ((h[1] & 0x7C) == 0x7C) {
+            h[1] ^= 0x40; /* an f16 with all exponent bits set becomes a finite one */
+        }
+    }
+    ggml_get_type_traits(type)->to_float(q, deq, (int64_t)(n * bs));
+    char tname[32], name[256];
+    snprintf(tname, sizeof tname, "%s", ggml_type_name(type));
+    lower(tname);
+    snprintf(name, sizeof name, "records.%s.bin", tname);
+    write_file(out, name, q, n * ts);
+    snprintf(name, sizeof name, "records.%s.deq.f32", tname);
+    write_file(out, name, deq, n * bs * sizeof(float));
+    free(q);
+    free(deq);
+}
+
 struct input {
     const char *name;
     int64_t rows, cols;
@@ -228,6 +260,10 @@ int main(int argc, char **argv) {
             if (k == 0) write_quantized(out, in->name, in->rows, in->cols, in->x, ones, TYPES[t], ".ones", 0);
         }
     }
+
+    /* Drawn last, so that the inputs and importance matrices above keep their values. */
+    write_records(out, GGML_TYPE_IQ4_NL);
+    write_records(out, GGML_TYPE_MXFP4);
 
     char manifest[4096];
     int len = snprintf(manifest, sizeof manifest,

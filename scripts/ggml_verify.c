@@ -7,7 +7,8 @@
  *   ggml_verify <blocks of 256 values per type>
  *
  * The blocks mix normal values at scales from 1e-7 to 1e3, uniform, sparse (80% zeros), integer and
- * half-integer values, constant blocks and blocks with one outlier. The weighted comparison cuts
+ * half-integer values, constant blocks, blocks with one outlier, and blocks whose 32-value groups
+ * each peak a few ulps below a power of two (where MXFP4's exponent, floorf(log2f(amax)), turns). The weighted comparison cuts
  * them into groups of WGROUP rows of one super-block, each group quantized with its own importance
  * vector (see random_weights).
  */
@@ -23,6 +24,7 @@
 static const enum ggml_type TYPES[] = {
     GGML_TYPE_Q4_0, GGML_TYPE_Q4_1, GGML_TYPE_Q5_0, GGML_TYPE_Q5_1, GGML_TYPE_Q8_0,
     GGML_TYPE_Q2_K, GGML_TYPE_Q3_K, GGML_TYPE_Q4_K, GGML_TYPE_Q5_K, GGML_TYPE_Q6_K,
+    GGML_TYPE_IQ4_NL, GGML_TYPE_MXFP4,
 };
 #define NTYPES (sizeof TYPES / sizeof TYPES[0])
 
@@ -45,7 +47,7 @@ static float normal(void) {
 /* One super-block of 256 values of a randomly chosen kind. */
 static void random_block(float *b) {
     const float scale = (float)pow(10.0, -7.0 + 10.0 * uniform());
-    const int kind = (int)(splitmix64() % 7);
+    const int kind = (int)(splitmix64() % 8);
     for (int i = 0; i < 256; ++i) {
         float v = normal();
         switch (kind) {
@@ -59,6 +61,19 @@ static void random_block(float *b) {
         b[i] = scale * v;
     }
     if (kind == 6) b[splitmix64() % 256] = scale * 40.0f * (uniform() < 0.5 ? -1.0f : 1.0f);
+    if (kind == 7) {
+        const int e = (int)(splitmix64() % 40) - 24; /* 2^-24 .. 2^15: finite f16 headers (mins) */
+        for (int i = 0; i < 256; ++i) b[i] = ldexpf(normal(), e - 3);
+        for (int i = 0; i < 256; i += 32) {
+            uint32_t bits;
+            const float p = ldexpf(1.0f, e);
+            memcpy(&bits, &p, sizeof bits);
+            bits -= (uint32_t)(splitmix64() % 4);
+            float v;
+            memcpy(&v, &bits, sizeof v);
+            b[i + (int)(splitmix64() % 32)] = uniform() < 0.5 ? -v : v;
+        }
+    }
 }
 
 /* One importance vector of 256 weights of a randomly chosen kind: uniform in (0, 1], spread over six

@@ -22,6 +22,8 @@
 //! - the importance-weighted path (`ggml_quantize_weighted`) against ggml's `ggml_quantize_chunk`
 //!   with an imatrix (golden `*.imatrix.bin`, `*.ones.bin`): bytes and decoded values, the `None`
 //!   path against the reference fixtures, and its errors;
+//! - IQ4_NL and MXFP4, which gguf-py's fixtures do not cover, against ggml alone: the golden blocks
+//!   above on both paths, and ggml's dequantizer on random records (`golden/records.*`);
 //! - on the real layers, more bits give less error (Q2_K > Q3_K > Q4_K, Q5_K <= Q5_1, Q4_K <= Q4_0,
 //!   Q6_K <= Q5_x and within 16x of Q8_0).
 mod common;
@@ -66,6 +68,8 @@ const K_QUANTS: [GgmlType; 5] = [
     GgmlType::Q5_K,
     GgmlType::Q6_K,
 ];
+
+const NON_LINEAR: [GgmlType; 2] = [GgmlType::IQ4_NL, GgmlType::MXFP4];
 
 /// `(name, rows, cols)` of the inputs of the 32-value types (manifest.json).
 const INPUTS: [(&str, usize, usize); 3] =
@@ -235,16 +239,17 @@ fn weighted_path_without_weights_is_the_reference_path() {
 }
 
 #[test]
-fn equal_weights_are_not_the_reference_path_except_for_q8_0() {
+fn equal_weights_are_not_the_reference_path_except_for_q8_0_and_mxfp4() {
     // An importance matrix of all ones still runs ggml's weighted search (weights
-    // sqrt(sigma2 + x^2), or 1 for Q6_K, instead of the reference's), so every type but Q8_0 (which
-    // ignores the weights) writes other bytes than without one; the fixtures show both.
+    // sqrt(sigma2 + x^2), or 1 for Q6_K, instead of the reference's), so every type but Q8_0 and
+    // MXFP4 (which ignore the weights) writes other bytes than without one; the fixtures show both.
     let x = fixture_f32("golden/random.f32");
     let ones = vec![1.0f32; 512];
     for ty in GgmlType::all() {
         let got = assert_weighted_matches(ty, "random", &x, &ones, ".ones");
         let reference = fixture(&format!("golden/random.{}.bin", file_name(ty)));
-        assert_eq!(got == reference, ty == GgmlType::Q8_0, "{}", ty.name());
+        let ignores_weights = matches!(ty, GgmlType::Q8_0 | GgmlType::MXFP4);
+        assert_eq!(got == reference, ignores_weights, "{}", ty.name());
     }
 }
 
@@ -313,10 +318,16 @@ fn weighted_errors_write_nothing() {
 }
 
 #[test]
-fn dequantizers_match_gguf_py_on_random_records() {
+fn dequantizers_match_gguf_py_and_ggml_on_random_records() {
     for ty in GgmlType::all() {
-        let rec = fixture(&format!("records.{}.bin", file_name(ty)));
-        let want = fixture_f32(&format!("records.{}.deq.f32", file_name(ty)));
+        // gguf-py's fixtures for the types it was run on, ggml's own for IQ4_NL and MXFP4.
+        let dir = if NON_LINEAR.contains(&ty) {
+            "golden/"
+        } else {
+            ""
+        };
+        let rec = fixture(&format!("{dir}records.{}.bin", file_name(ty)));
+        let want = fixture_f32(&format!("{dir}records.{}.deq.f32", file_name(ty)));
         assert_eq!(rec.len(), 64 * ty.type_size());
         let n = 64 * ty.block_size();
         let mut got = vec![0f32; n];
@@ -499,6 +510,47 @@ fn errors_write_nothing() {
         Err(QuantError::NonFinite { index: 1, .. })
     ));
     assert!(out.iter().all(|&v| v == 7.0));
+}
+
+#[test]
+fn non_linear_types_refuse_what_would_overflow() {
+    // IQ4_NL's f16 scale overflows like Q4_0's (|d| is at most amax / 127 or so): nothing written.
+    let mut huge = vec![0.5f32; 64];
+    huge[40] = -1e10;
+    let mut dst = vec![0xA5u8; 36];
+    let e = ggml_quantize(GgmlType::IQ4_NL, &huge, 2, 32, &mut dst).unwrap_err();
+    assert!(
+        matches!(e, QuantError::InvalidArgument(_)) && e.to_string().contains("block 1"),
+        "{e}"
+    );
+    assert!(dst.iter().all(|&b| b == 0xA5));
+    // MXFP4 takes any finite input: at f32::MAX the exponent byte is 253 (log2f rounds to 128) and,
+    // as in ggml, the codes that would decode to infinity (8 and 12 times 2^125) are never chosen.
+    let big = [f32::MAX, -f32::MAX, 1.0, 0.0].repeat(8);
+    let mut q = [0u8; 17];
+    ggml_quantize(GgmlType::MXFP4, &big, 1, 32, &mut q).unwrap();
+    assert_eq!(q[0], 253);
+    let mut back = [0f32; 32];
+    ggml_dequantize(GgmlType::MXFP4, &q, 32, &mut back).unwrap();
+    assert_eq!(back[..2], [6.0 * 2f32.powi(125), -6.0 * 2f32.powi(125)]);
+    // A record whose code decodes to infinity under its exponent is refused, naming the block.
+    // (Block 0 under the same exponent holds only codes of 6, which stay finite.)
+    let mut rec = [0x77u8; 34];
+    rec[..17].copy_from_slice(&q);
+    rec[17] = 253;
+    let mut out = [7f32; 64];
+    assert!(matches!(
+        ggml_dequantize(GgmlType::MXFP4, &rec, 64, &mut out),
+        Err(QuantError::NonFinite { index: 1, .. })
+    ));
+    assert!(out.iter().all(|&v| v == 7.0));
+    // An infinite IQ4_NL scale likewise.
+    let mut rec = [0u8; 18];
+    rec[..2].copy_from_slice(&0xFC00u16.to_le_bytes());
+    assert!(matches!(
+        ggml_dequantize(GgmlType::IQ4_NL, &rec, 32, &mut out[..32]),
+        Err(QuantError::NonFinite { index: 0, .. })
+    ));
 }
 
 #[test]

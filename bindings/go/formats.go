@@ -27,6 +27,10 @@ const (
 	GGMLQ4_K GGMLType = C.QUANT_GGML_TYPE_Q4_K // 256 values in 144 bytes (super-block with 6-bit sub-scales)
 	GGMLQ5_K GGMLType = C.QUANT_GGML_TYPE_Q5_K // 256 values in 176 bytes (Q4_K's sub-scales, 5-bit codes)
 	GGMLQ6_K GGMLType = C.QUANT_GGML_TYPE_Q6_K // 256 values in 210 bytes (16 int8 sub-scales, 6-bit codes)
+	// 32 values in 18 bytes: f16 d, 4-bit codes into 16 non-linear levels, d * kvalues_iq4nl[q]
+	GGMLIQ4_NL GGMLType = C.QUANT_GGML_TYPE_IQ4_NL
+	// 32 values in 17 bytes: E8M0 exponent, 4-bit E2M1 codes (OCP MXFP4)
+	GGMLMXFP4 GGMLType = C.QUANT_GGML_TYPE_MXFP4
 )
 
 // DType is the element type of a 16-bit source (QUANT_DTYPE_*). The functions taking []float32 are
@@ -74,7 +78,8 @@ func (t GGMLType) RowSize(nPerRow int) (int, error) {
 	return sizeCall(fn, func() C.size_t { return C.quant_ggml_row_size(C.int32_t(t), n) })
 }
 
-// Name is GGML's name of the type ("q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q4_K", "q6_K"). An
+// Name is GGML's name of the type ("q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q4_K", "q6_K", "iq4_nl",
+// "mxfp4"). An
 // unknown type is ErrInvalidArgument.
 func (t GGMLType) Name() (string, error) {
 	runtime.LockOSThread()

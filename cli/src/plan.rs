@@ -4,9 +4,9 @@
 //! 1. Rules (`--rules FILE`): `PATTERN = TYPE` lines, first match wins. A pattern is a glob over the
 //!    GGUF tensor name (`*` any run of characters, `?` one character, `[0-9]` a class,
 //!    `{a,b,c}` alternatives, everything else literal). TYPE is a ggml type name (F32, F16, BF16,
-//!    Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K) or `keep` (copy the tensor as it
-//!    is), optionally followed by the method for that tensor, `rtn` or `gptq` (`blk.*.attn_* = Q4_K
-//!    gptq`; without one the tensor follows `--method`). Blank lines and
+//!    Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, MXFP4) or `keep` (copy the
+//!    tensor as it is), optionally followed by the method for that tensor, `rtn` or `gptq`
+//!    (`blk.*.ffn_down.weight = Q4_K gptq`; without one the tensor follows `--method`). Blank lines and
 //!    `#` comments are ignored; patterns and types may be quoted (`"blk.*.ffn_down.weight" = "Q6_K"`).
 //!    A rule matching no tensor, an unknown type, or a tensor whose rows a type cannot take is an error.
 //! 2. The mix (`--type T`), llama-quantize's choice for its file type `T` (src/llama-quant.cpp,
@@ -340,14 +340,18 @@ pub fn parse_rules(text: &str, origin: &str) -> Result<Vec<Rule>> {
             if !can_write(t) {
                 bail!(
                     "{at}: type {t} cannot be written (the quant library quantizes Q4_0, Q4_1, Q5_0, \
-                     Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K; F32, F16, BF16 are casts)"
+                     Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, MXFP4; F32, F16, BF16 are casts)"
                 );
             }
             Target::Type(t)
         };
-        if method == Some(Method::Gptq) && !matches!(target, Target::Type(t) if t.ggml().is_some())
-        {
-            bail!("{at}: gptq needs a GGUF block type (Q4_0 ... Q6_K), not '{ty}'");
+        let gptq_grid = matches!(target, Target::Type(t)
+            if t.ggml().is_some_and(quant::algos::gptq::ggml_supported));
+        if method == Some(Method::Gptq) && !gptq_grid {
+            bail!(
+                "{at}: gptq needs a GGUF block type with a grid (Q4_0 ... Q8_0, Q2_K ... Q6_K), \
+                 not '{ty}'"
+            );
         }
         rules.push(Rule {
             pattern: Glob::new(pat).with_context(|| at.clone())?,
@@ -1047,6 +1051,7 @@ mod tests {
         assert!(err("x = Q4_0 awq").contains("r:1: unknown method 'awq'"));
         assert!(err("x = keep gptq").contains("gptq needs a GGUF block type"));
         assert!(err("x = F16 gptq").contains("gptq needs a GGUF block type"));
+        assert!(err("x = MXFP4 gptq").contains("gptq needs a GGUF block type"));
         // A rule that would give a norm a block type is refused.
         let rules = parse_rules("blk.*.attn_*.weight = Q4_0", "r").unwrap();
         let e = format!("{:#}", Plan::build(&t, &i, None, &rules).unwrap_err());
@@ -1082,7 +1087,7 @@ mod tests {
             }
         };
         assert!(e("x = Q9_9").contains("r:1: unknown type 'Q9_9'"));
-        assert!(e("x = IQ4_NL").contains("cannot be written"));
+        assert!(e("x = IQ4_XS").contains("cannot be written"));
         assert!(e("nothing.* = Q8_0").contains("'nothing.*' matches no tensor"));
         let s = e("blk.*.attn_q.weight = Q4_K");
         assert!(

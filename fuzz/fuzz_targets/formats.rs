@@ -18,7 +18,8 @@ use quant::ffi::rtn::{quant_int4_quantize, quant_int8_quantize};
 use quant::ffi::weight::*;
 use quant::kernels::source::{QUANT_DTYPE_BF16, QUANT_DTYPE_F16, QUANT_DTYPE_F32};
 
-const TYPES: [i32; 10] = [2, 3, 6, 7, 8, 10, 11, 12, 13, 14];
+/// The GGML type ids the library supports: Q4_0 ... Q8_0, Q2_K ... Q6_K, IQ4_NL (20), MXFP4 (39).
+const TYPES: [i32; 12] = [2, 3, 6, 7, 8, 10, 11, 12, 13, 14, 20, 39];
 
 /// Loose bound of |x - x'| relative to a block's range (max - min, at least max |x|).
 fn tolerance(ty: i32) -> f64 {
@@ -30,6 +31,8 @@ fn tolerance(ty: i32) -> f64 {
         // range seen on 20000 random super-blocks).
         10 => 0.75,
         11 => 0.3,
+        // Q4_K, Q5_K, Q6_K and the non-linear 4-bit types: IQ4_NL's levels are at most 24/240 of
+        // its span apart; MXFP4 rounds to within 2^(e-128), at most a quarter of the block's amax.
         _ => 1.0 / 3.0,
     }
 }
@@ -200,8 +203,8 @@ fn ggml(inp: &mut Input) {
     ggml_weighted(inp, ty, &x, src_p, nrows, n_per_row, quantized_need, real);
 }
 
-/// `quant_ggml_quantize_weighted` on the source of [`ggml`]: with NULL weights, or as Q8_0 (which
-/// ignores them), it succeeds exactly with the unweighted bytes; success needs every weight finite and >= 0 and leaves
+/// `quant_ggml_quantize_weighted` on the source of [`ggml`]: with NULL weights, or as Q8_0 or MXFP4
+/// (which ignore them), it succeeds exactly with the unweighted bytes; success needs every weight finite and >= 0 and leaves
 /// only the prefix written, with records that decode to finite values; errors write nothing.
 #[allow(clippy::too_many_arguments)]
 fn ggml_weighted(
@@ -260,7 +263,7 @@ fn ggml_weighted(
     if !w_p.is_null() {
         assert!(weights.iter().all(|w| w.is_finite() && *w >= 0.0));
     }
-    if w_p.is_null() || ty == 8 {
+    if w_p.is_null() || ty == 8 || ty == 39 {
         assert_eq!(
             p, 0,
             "type {ty}: weights NULL or ignored, the unweighted path fails with {p}"

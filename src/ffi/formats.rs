@@ -24,7 +24,7 @@ use crate::pack;
 // GGML / GGUF blocks
 
 /// Values per block of the GGML type `ggml_type` (like ggml's `ggml_blck_size`): 32 for Q4_0, Q4_1,
-/// Q5_0, Q5_1 and Q8_0; 256 for the K-quants Q2_K, Q3_K, Q4_K, Q5_K and Q6_K. The type ids are GGML's own (`QUANT_GGML_TYPE_*`).
+/// Q5_0, Q5_1, Q8_0, IQ4_NL and MXFP4; 256 for the K-quants Q2_K, Q3_K, Q4_K, Q5_K and Q6_K. The type ids are GGML's own (`QUANT_GGML_TYPE_*`).
 ///
 /// Returns 0 for an unsupported type (and records a detail). Thread-safe; no allocation.
 #[no_mangle]
@@ -33,7 +33,7 @@ pub extern "C" fn quant_ggml_block_size(ggml_type: i32) -> usize {
 }
 
 /// Bytes per block of the GGML type `ggml_type` (like ggml's `ggml_type_size`): Q4_0 18, Q4_1 20,
-/// Q5_0 22, Q5_1 24, Q8_0 34, Q2_K 84, Q3_K 110, Q4_K 144, Q5_K 176, Q6_K 210.
+/// Q5_0 22, Q5_1 24, Q8_0 34, Q2_K 84, Q3_K 110, Q4_K 144, Q5_K 176, Q6_K 210, IQ4_NL 18, MXFP4 17.
 ///
 /// Returns 0 for an unsupported type (and records a detail). Thread-safe; no allocation.
 #[no_mangle]
@@ -66,7 +66,7 @@ pub extern "C" fn quant_ggml_row_size(ggml_type: i32, n_per_row: usize) -> usize
 }
 
 /// GGML's name of the type `ggml_type` ("q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q2_K", "q3_K",
-/// "q4_K", "q5_K", "q6_K", as ggml's `ggml_type_name`), a static NUL-terminated string owned by the library (do not free it).
+/// "q4_K", "q5_K", "q6_K", "iq4_nl", "mxfp4", as ggml's `ggml_type_name`), a static NUL-terminated string owned by the library (do not free it).
 ///
 /// Returns NULL for an unsupported type (and records a detail). Thread-safe.
 #[no_mangle]
@@ -105,6 +105,14 @@ pub extern "C" fn quant_ggml_type_name(ggml_type: i32) -> *const c_char {
 ///   `d * sc * q - dmin * m`.
 /// - `QUANT_GGML_TYPE_Q6_K` (14), 256 values, 210 bytes: `uint8 ql[128], qh[64]; int8 scales[16];
 ///   f16 d`: sixteen sub-blocks of 16; value `d * scale * (q - 32)` with 6-bit `q`.
+/// - `QUANT_GGML_TYPE_IQ4_NL` (20), 32 values, 18 bytes: `f16 d; uint8 qs[16]` (nibbles as Q4_0);
+///   value `d * kvalues_iq4nl[q]`, the 16 levels `-127, -104, -83, -65, -49, -35, -22, -10, 1, 13,
+///   25, 38, 53, 69, 89, 113`. Written as ggml's `quantize_iq4_nl` (what `ggml_quantize_chunk`
+///   runs, with weights `x^2` when there is no importance matrix), not `quantize_row_iq4_nl_ref`.
+/// - `QUANT_GGML_TYPE_MXFP4` (39), 32 values, 17 bytes: `uint8 e; uint8 qs[16]` (nibbles as Q4_0);
+///   value `kvalues_mxfp4[q] * 2^(e - 128)` with the doubled E2M1 values `0, 1, 2, 3, 4, 6, 8, 12`
+///   (codes 8..15 their negatives), i.e. OCP MXFP4 with an E8M0 scale `2^(e - 127)`. Never fails
+///   on finite input.
 ///
 /// The K-quants follow ggml's `quantize_row_q2_K_ref` ... `quantize_row_q6_K_ref` algorithms
 /// (`make_qkx2_quants`, `make_q3_quants`, `make_qx_quants`); `src/kernels/ggml/k.rs` documents
@@ -145,8 +153,8 @@ pub extern "C" fn quant_ggml_quantize(
 
 /// `quant_ggml_quantize` with an importance matrix: byte for byte what ggml's `ggml_quantize_chunk`
 /// writes when given `quant_weights` as its `imatrix` (ggml's `quantize_row_*_impl`, what
-/// `llama-quantize --imatrix` runs), for every type of `quant_ggml_quantize`. Q8_0 ignores the
-/// weights, as ggml does.
+/// `llama-quantize --imatrix` runs), for every type of `quant_ggml_quantize`. Q8_0 and MXFP4 ignore
+/// the weights, as ggml does.
 ///
 /// - `quant_weights`: NULL, or `n_per_row` floats, one importance weight per column (the same for
 ///   every row; llama.cpp's imatrix holds the mean squared activation of each input column). NULL
@@ -241,8 +249,9 @@ pub extern "C" fn quant_ggml_quantize_ex(
 }
 
 /// Dequantizes the first `n` values of GGML blocks of type `ggml_type` (`src`, the layout of
-/// `quant_ggml_quantize`) into `dst[0 .. n)`, as ggml's `dequantize_row_*` and gguf-py's
-/// `gguf.quants.dequantize` (bit for bit, every type).
+/// `quant_ggml_quantize`) into `dst[0 .. n)`, as ggml's `dequantize_row_*` (bit for bit, every
+/// type) and gguf-py's `gguf.quants.dequantize` (bit for bit; IQ4_NL and MXFP4 are checked against
+/// ggml only).
 ///
 /// - `src`: `src_len` bytes, of which the first `n / block_size * type_size` are read.
 /// - `dst`: `n` floats; `n` must be a positive multiple of the block size.
@@ -251,8 +260,9 @@ pub extern "C" fn quant_ggml_quantize_ex(
 /// - `QUANT_ERR_INVALID_ARGUMENT`: unsupported type; `n` 0 or not a multiple of the block size.
 /// - `QUANT_ERR_NULL_POINTER`: `src` or `dst` NULL.
 /// - `QUANT_ERR_BUFFER_TOO_SMALL`: `src_len` below `n / block_size * type_size`.
-/// - `QUANT_ERR_NON_FINITE`: a block whose f16 scale or min is infinite or NaN (the detail names the
-///   block).
+/// - `QUANT_ERR_NON_FINITE`: a block whose f16 scale or min is infinite or NaN, or an MXFP4 block
+///   whose exponent byte makes one of its codes decode to infinity (only for `e >= 253`; ggml's
+///   quantizer never writes such a block); the detail names the block.
 ///
 /// The caller owns every buffer; no allocation; thread-safe.
 #[no_mangle]

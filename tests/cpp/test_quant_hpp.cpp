@@ -424,6 +424,8 @@ static void test_ggml() {
     CHECK(ggml_type_name(ggml::q4_1) == "q4_1" && ggml_type_name(ggml::q6_k) == "q6_K");
     CHECK(ggml_type_size(ggml::q2_k) == 84 && ggml_type_size(ggml::q3_k) == 110 && ggml_type_size(ggml::q5_k) == 176);
     CHECK(ggml_type_name(ggml::q2_k) == "q2_K" && ggml_type_name(ggml::q3_k) == "q3_K" && ggml_type_name(ggml::q5_k) == "q5_K");
+    CHECK(ggml_type_size(ggml::iq4_nl) == 18 && ggml_type_size(ggml::mxfp4) == 17 && ggml_block_size(ggml::mxfp4) == 32);
+    CHECK(ggml_type_name(ggml::iq4_nl) == "iq4_nl" && ggml_type_name(ggml::mxfp4) == "mxfp4");
     EXPECT_ERROR(ggml_block_size(1), QUANT_ERR_INVALID_ARGUMENT);
     EXPECT_ERROR(ggml_type_size(99), QUANT_ERR_INVALID_ARGUMENT);
     EXPECT_ERROR(ggml_row_size(ggml::q8_0, 33), QUANT_ERR_INVALID_ARGUMENT);
@@ -444,9 +446,9 @@ static void test_ggml() {
     }
     CHECK(within);
     // Every other type decodes back within a few of its steps (a loose sanity check of the layouts;
-    // wider for 2 and 3 bits).
+    // wider for 2 and 3 bits and for MXFP4).
     for (std::int32_t t : {ggml::q4_0, ggml::q4_1, ggml::q5_0, ggml::q5_1, ggml::q2_k, ggml::q3_k, ggml::q4_k,
-                           ggml::q5_k, ggml::q6_k}) {
+                           ggml::q5_k, ggml::q6_k, ggml::iq4_nl, ggml::mxfp4}) {
         std::vector<float> wt = load("encoder.layer.0.attention.self.query.weight", 512);
         std::vector<float> d = ggml_dequantize(t, ggml_quantize(t, wt, 1, 512), 512);
         double num = 0, den = 0;
@@ -454,7 +456,7 @@ static void test_ggml() {
             num += (double)(d[i] - wt[i]) * (d[i] - wt[i]);
             den += (double)wt[i] * wt[i];
         }
-        CHECK(num / den < (t == ggml::q2_k ? 0.15 : t == ggml::q3_k ? 0.05 : 0.02));
+        CHECK(num / den < (t == ggml::q2_k ? 0.15 : t == ggml::q3_k || t == ggml::mxfp4 ? 0.05 : 0.02));
     }
     // f16 and bf16 sources give the bytes of the same values as float.
     std::vector<std::uint16_t> h = f32_to_f16(w), bf = f32_to_bf16(w);

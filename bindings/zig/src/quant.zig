@@ -719,6 +719,10 @@ pub const GgmlType = enum(i32) {
     q5_K = c.QUANT_GGML_TYPE_Q5_K,
     /// 256 values in 210 bytes (sixteen int8 sub-block scales, 6-bit codes).
     q6_K = c.QUANT_GGML_TYPE_Q6_K,
+    /// 32 values in 18 bytes: f16 d, 4-bit codes into 16 non-linear levels, d * kvalues_iq4nl[q].
+    iq4_nl = c.QUANT_GGML_TYPE_IQ4_NL,
+    /// 32 values in 17 bytes: E8M0 exponent, 4-bit E2M1 codes (OCP MXFP4).
+    mxfp4 = c.QUANT_GGML_TYPE_MXFP4,
     _,
 
     /// Values per block (32, or 256 for the K-quants); error.InvalidArgument for an unknown type.
@@ -727,7 +731,7 @@ pub const GgmlType = enum(i32) {
         const n = c.quant_ggml_block_size(@backingInt(t));
         return if (n == 0) error.InvalidArgument else n;
     }
-    /// Bytes per block (18, 20, 22, 24, 34, 84, 110, 144, 176, 210); error.InvalidArgument for an unknown type.
+    /// Bytes per block (18, 20, 22, 24, 34, 84, 110, 144, 176, 210, 18, 17); error.InvalidArgument for an unknown type.
     pub fn typeSize(t: GgmlType) Error!usize {
         binding_detail_len = 0;
         const n = c.quant_ggml_type_size(@backingInt(t));
@@ -740,7 +744,8 @@ pub const GgmlType = enum(i32) {
         const n = c.quant_ggml_row_size(@backingInt(t), n_per_row);
         return if (n == 0 and n_per_row != 0) error.InvalidArgument else n;
     }
-    /// GGML's name ("q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q2_K", "q3_K", "q4_K", "q5_K", "q6_K");
+    /// GGML's name ("q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q2_K", "q3_K", "q4_K", "q5_K", "q6_K",
+    /// "iq4_nl", "mxfp4");
     /// error.InvalidArgument for an unknown type.
     pub fn name(t: GgmlType) Error![:0]const u8 {
         binding_detail_len = 0;

@@ -65,6 +65,8 @@ impl DType {
     pub const Q4_K: DType = DType(12);
     pub const Q5_K: DType = DType(13);
     pub const Q6_K: DType = DType(14);
+    pub const IQ4_NL: DType = DType(20);
+    pub const MXFP4: DType = DType(39);
     pub const BF16: DType = DType(30);
 
     fn entry(self) -> Option<&'static (u32, &'static str, usize, usize)> {
@@ -108,7 +110,8 @@ impl DType {
         (n / bs).checked_mul(ts)
     }
 
-    /// The quant library's block type for this id (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K ... Q6_K).
+    /// The quant library's block type for this id (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K ... Q6_K,
+    /// IQ4_NL, MXFP4).
     pub fn ggml(self) -> Option<GgmlType> {
         GgmlType::from_id(self.0 as i32)
     }
@@ -169,7 +172,7 @@ pub fn dequantize(dtype: DType, src: &[u8], out: &mut [f32]) -> Result<()> {
         }
         _ => match dtype.ggml() {
             Some(t) => ggml_dequantize(t, src, out.len(), out)?,
-            None => bail!("{dtype} cannot be dequantized by this tool (it decodes F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K)"),
+            None => bail!("{dtype} cannot be dequantized by this tool (it decodes F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, MXFP4)"),
         },
     }
     Ok(())
@@ -196,6 +199,13 @@ mod tests {
     fn names_and_sizes() {
         assert_eq!(DType::from_name("q4_k"), Some(DType::Q4_K));
         assert_eq!(DType::Q6_K.type_size(), Some(210));
+        // The non-linear 4-bit types, under llama.cpp's names (ggml's type_name "iq4_nl", "mxfp4").
+        assert_eq!(DType::from_name("MXFP4"), Some(DType::MXFP4));
+        assert_eq!(DType::from_name("iq4_nl"), Some(DType::IQ4_NL));
+        assert_eq!(DType::MXFP4.ggml(), Some(GgmlType::MXFP4));
+        assert_eq!(DType::IQ4_NL.ggml(), Some(GgmlType::IQ4_NL));
+        assert_eq!(DType::MXFP4.bits_per_weight(), Some(4.25));
+        assert_eq!(DType::IQ4_NL.bits_per_weight(), Some(4.5));
         assert_eq!(DType(4).name(), None);
         assert_eq!(DType(4).to_string(), "ggml type 4");
         for t in GgmlType::all() {
@@ -230,7 +240,16 @@ mod tests {
         dequantize(DType::BF16, &[0x80, 0x3f, 0x00, 0x40], &mut out).unwrap();
         assert_eq!(out, [1.0, 2.0]);
         assert!(dequantize(DType::F32, &[0; 7], &mut out).is_err());
-        // IQ4_NL: known to ggml, not to the library.
-        assert!(dequantize(DType(20), &[0; 18], &mut [0f32; 32]).is_err());
+        // IQ4_NL and MXFP4 decode through the library: a zero scale gives zeros; 2^(127-128) * 6.
+        let mut out32 = [1f32; 32];
+        dequantize(DType::IQ4_NL, &[0; 18], &mut out32).unwrap();
+        assert!(out32.iter().all(|&v| v == 0.0));
+        let mut rec = [0u8; 17];
+        rec[0] = 127;
+        rec[1] = 0x05;
+        dequantize(DType::MXFP4, &rec, &mut out32).unwrap();
+        assert_eq!((out32[0], out32[16]), (3.0, 0.0));
+        // IQ4_XS: known to ggml, not to the library.
+        assert!(dequantize(DType(23), &[0; 136], &mut [0f32; 256]).is_err());
     }
 }

@@ -40,7 +40,8 @@ pub struct GridSpec {
     set_codes: fn(&[u8], &mut [u8]),
 }
 
-/// The grid of `ty`, or `None` for a type GPTQ cannot round onto (none of the current types).
+/// The grid of `ty`, or `None` for a type GPTQ cannot round onto (IQ4_NL and MXFP4, whose codes
+/// index a non-linear table).
 pub fn spec(ty: GgmlType) -> Option<GridSpec> {
     type Grids = fn(&[u8], &mut [f32], &mut [f32]);
     type Codes = fn(&[u8], &mut [u8]);
@@ -75,6 +76,8 @@ pub fn spec(ty: GgmlType) -> Option<GridSpec> {
                 k::q6_k_grids,
                 k::set_q6_k_codes,
             ),
+            // Non-linear code books: no grid of evenly spaced points to round onto.
+            GgmlType::IQ4_NL | GgmlType::MXFP4 => return None,
         };
     Some(GridSpec {
         ty,

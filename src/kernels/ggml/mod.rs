@@ -1,5 +1,5 @@
-//! GGML / GGUF block formats: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 and the K-quants Q2_K, Q3_K, Q4_K, Q5_K
-//! and Q6_K (in [`k`]), byte-exact with ggml's reference quantizers (`quantize_row_*_ref` in
+//! GGML / GGUF block formats: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, the K-quants Q2_K, Q3_K, Q4_K, Q5_K
+//! and Q6_K (in [`k`]) and the non-linear 4-bit types IQ4_NL and MXFP4 (in [`nl`]), byte-exact with ggml's reference quantizers (`quantize_row_*_ref` in
 //! `ggml-quants.c`, what `ggml_quantize_chunk` runs without an importance matrix) and, through
 //! [`ggml_quantize_weighted`], with its importance-weighted ones (`quantize_row_*_impl`, what it runs
 //! with an imatrix).
@@ -21,8 +21,10 @@
 //! | Q4_K | 12 | 256 | 144 | `d, dmin: f16, scales[12], qs[128]` | see [`k`] |
 //! | Q5_K | 13 | 256 | 176 | `d, dmin: f16, scales[12], qh[32], qs[128]` | see [`k`] |
 //! | Q6_K | 14 | 256 | 210 | `ql[128], qh[64], scales: i8[16], d: f16` | see [`k`] |
+//! | IQ4_NL | 20 | 32 | 18 | `d: f16, qs[16]` | `d * KVALUES_IQ4NL[q]`, see [`nl`] |
+//! | MXFP4 | 39 | 32 | 17 | `e: u8 (E8M0), qs[16]` | `KVALUES_MXFP4[q] * 2^(e - 128)`, see [`nl`] |
 //!
-//! In the 32-value types, byte `qs[j]` holds element `j` in its low nibble and element `j + 16` in its
+//! In the 32-value types (IQ4_NL and MXFP4 included), byte `qs[j]` holds element `j` in its low nibble and element `j + 16` in its
 //! high nibble; for Q5 the fifth bit of element `j` is bit `j` of `qh`.
 //!
 //! # Quantization (ggml's reference, operation for operation, in f32)
@@ -60,6 +62,7 @@ use crate::error::{try_vec, QuantError, Result};
 
 pub(crate) mod grid;
 pub mod k;
+pub mod nl;
 
 /// GGML type id of Q4_0 (32 values in 18 bytes: f16 scale, 4-bit codes, `(q - 8) * d`).
 pub const QUANT_GGML_TYPE_Q4_0: i32 = 2;
@@ -86,6 +89,11 @@ pub const QUANT_GGML_TYPE_Q5_K: i32 = 13;
 /// GGML type id of Q6_K (256 values in 210 bytes: sixteen int8 sub-block scales, f16 super-block
 /// scale, 6-bit codes).
 pub const QUANT_GGML_TYPE_Q6_K: i32 = 14;
+/// GGML type id of IQ4_NL (32 values in 18 bytes: f16 scale, 4-bit codes indexing 16 non-linear
+/// levels, `d * kvalues_iq4nl[q]`).
+pub const QUANT_GGML_TYPE_IQ4_NL: i32 = 20;
+/// GGML type id of MXFP4 (32 values in 17 bytes: E8M0 power-of-two scale, 4-bit E2M1 codes).
+pub const QUANT_GGML_TYPE_MXFP4: i32 = 39;
 
 /// The GGML block types this library reads and writes.
 #[allow(non_camel_case_types)]
@@ -101,11 +109,13 @@ pub enum GgmlType {
     Q4_K,
     Q5_K,
     Q6_K,
+    IQ4_NL,
+    MXFP4,
 }
 
 impl GgmlType {
     /// Every supported type, in the order of their ids.
-    pub fn all() -> [GgmlType; 10] {
+    pub fn all() -> [GgmlType; 12] {
         [
             Self::Q4_0,
             Self::Q4_1,
@@ -117,6 +127,8 @@ impl GgmlType {
             Self::Q4_K,
             Self::Q5_K,
             Self::Q6_K,
+            Self::IQ4_NL,
+            Self::MXFP4,
         ]
     }
 
@@ -130,7 +142,8 @@ impl GgmlType {
         Self::from_id(id).ok_or_else(|| {
             QuantError::invalid(format!(
                 "ggml type {id} is not supported: use Q4_0 (2), Q4_1 (3), Q5_0 (6), Q5_1 (7), \
-                 Q8_0 (8), Q2_K (10), Q3_K (11), Q4_K (12), Q5_K (13) or Q6_K (14)"
+                 Q8_0 (8), Q2_K (10), Q3_K (11), Q4_K (12), Q5_K (13), Q6_K (14), IQ4_NL (20) \
+                 or MXFP4 (39)"
             ))
         })
     }
@@ -148,10 +161,13 @@ impl GgmlType {
             Self::Q4_K => QUANT_GGML_TYPE_Q4_K,
             Self::Q5_K => QUANT_GGML_TYPE_Q5_K,
             Self::Q6_K => QUANT_GGML_TYPE_Q6_K,
+            Self::IQ4_NL => QUANT_GGML_TYPE_IQ4_NL,
+            Self::MXFP4 => QUANT_GGML_TYPE_MXFP4,
         }
     }
 
-    /// GGML's name of the type (`ggml_type_name`): "q4_0", ..., "q2_K", ..., "q6_K".
+    /// GGML's name of the type (`ggml_type_name`): "q4_0", ..., "q2_K", ..., "q6_K", "iq4_nl",
+    /// "mxfp4".
     pub fn name(self) -> &'static str {
         match self {
             Self::Q4_0 => "q4_0",
@@ -164,6 +180,8 @@ impl GgmlType {
             Self::Q4_K => "q4_K",
             Self::Q5_K => "q5_K",
             Self::Q6_K => "q6_K",
+            Self::IQ4_NL => "iq4_nl",
+            Self::MXFP4 => "mxfp4",
         }
     }
 
@@ -180,6 +198,8 @@ impl GgmlType {
             Self::Q4_K => c"q4_K",
             Self::Q5_K => c"q5_K",
             Self::Q6_K => c"q6_K",
+            Self::IQ4_NL => c"iq4_nl",
+            Self::MXFP4 => c"mxfp4",
         }
     }
 
@@ -204,6 +224,8 @@ impl GgmlType {
             Self::Q4_K => k::Q4_K_BYTES,
             Self::Q5_K => k::Q5_K_BYTES,
             Self::Q6_K => k::Q6_K_BYTES,
+            Self::IQ4_NL => 18,
+            Self::MXFP4 => 17,
         }
     }
 
@@ -229,6 +251,8 @@ impl GgmlType {
             Self::Q4_K => k::quantize_q4_k(x, y),
             Self::Q5_K => k::quantize_q5_k(x, y),
             Self::Q6_K => k::quantize_q6_k(x, y),
+            Self::IQ4_NL => nl::quantize_iq4_nl(x, None, y),
+            Self::MXFP4 => nl::quantize_mxfp4(x, y),
         }
     }
 
@@ -238,7 +262,8 @@ impl GgmlType {
     ///
     /// `row_sigma2` is the statistic of the whole row the 32-value types weigh with
     /// ([`row_sigma2`] of the row); the K-quants ignore it and compute theirs per super-block, and
-    /// Q8_0 ignores the weights altogether (as ggml does).
+    /// IQ4_NL weighs per block (its own `sigma2`), and Q8_0 and MXFP4 ignore the weights altogether
+    /// (as ggml does).
     pub(crate) fn quantize_block_weighted(
         self,
         x: &[f32],
@@ -257,6 +282,8 @@ impl GgmlType {
             Self::Q4_K => k::quantize_q4_k_weighted(x, qw, y),
             Self::Q5_K => k::quantize_q5_k_weighted(x, qw, y),
             Self::Q6_K => k::quantize_q6_k_weighted(x, qw, y),
+            Self::IQ4_NL => nl::quantize_iq4_nl(x, Some(qw), y),
+            Self::MXFP4 => nl::quantize_mxfp4(x, y),
         }
     }
 
@@ -273,13 +300,16 @@ impl GgmlType {
             Self::Q4_K => k::dequantize_q4_k(b, y),
             Self::Q5_K => k::dequantize_q5_k(b, y),
             Self::Q6_K => k::dequantize_q6_k(b, y),
+            Self::IQ4_NL => nl::dequantize_iq4_nl(b, y),
+            Self::MXFP4 => nl::dequantize_mxfp4(b, y),
         }
     }
 
     /// Byte offsets of the f16 header fields (scales and mins) of a record.
     fn header_offsets(self) -> &'static [usize] {
         match self {
-            Self::Q4_0 | Self::Q5_0 | Self::Q8_0 => &[0],
+            Self::Q4_0 | Self::Q5_0 | Self::Q8_0 | Self::IQ4_NL => &[0],
+            Self::MXFP4 => &[],
             Self::Q4_1 | Self::Q5_1 | Self::Q4_K | Self::Q5_K => &[0, 2],
             Self::Q2_K => &[80, 82],
             Self::Q3_K => &[108],
@@ -287,8 +317,13 @@ impl GgmlType {
         }
     }
 
-    /// The first f16 header field of a record that is infinite or NaN, as `(offset, value)`.
+    /// The first f16 header field of a record that is infinite or NaN, as `(offset, value)`; for
+    /// MXFP4 (no f16 header) the exponent byte at offset 0 when it makes a code of the record decode
+    /// to infinity, with that value.
     fn bad_header(self, record: &[u8]) -> Option<(usize, f32)> {
+        if self == Self::MXFP4 {
+            return nl::mxfp4_overflow(record).map(|v| (0, v));
+        }
         self.header_offsets().iter().find_map(|&o| {
             let h = u16::from_le_bytes([record[o], record[o + 1]]);
             (h & 0x7C00 == 0x7C00).then(|| (o, f16::from_bits(h).to_f32()))
@@ -615,8 +650,11 @@ pub fn ggml_quantize_weighted(
     let mut scratch = src.scratch(n_per_row)?;
     for (r, out_row) in out.chunks_exact_mut(row_size).enumerate() {
         let row = src.row(r, n_per_row, &mut scratch);
-        // Only the 32-value types use the row statistic; the K-quants take theirs per super-block.
-        let sigma2 = if bs == k::QK_K { 0.0 } else { row_sigma2(row) };
+        // Only Q4_0 to Q5_1 use the row statistic; the K-quants and IQ4_NL take theirs per block.
+        let sigma2 = match ty {
+            GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q5_1 => row_sigma2(row),
+            _ => 0.0,
+        };
         for (b, y) in out_row.chunks_exact_mut(ts).enumerate() {
             let cols = b * bs..(b + 1) * bs;
             ty.quantize_block_weighted(&row[cols.clone()], &qw[cols], sigma2, y);
@@ -842,7 +880,9 @@ mod tests {
                 (11, 256, 110),
                 (12, 256, 144),
                 (13, 256, 176),
-                (14, 256, 210)
+                (14, 256, 210),
+                (20, 32, 18),
+                (39, 32, 17)
             ]
         );
         assert_eq!(GgmlType::Q4_0.row_size(4096), Some(128 * 18));
