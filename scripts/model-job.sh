@@ -9,7 +9,7 @@
 #   QUANT_TYPES="Q8_0 Q4_0" ...          a subset
 #   QUANT_GPTQ_TYPES="Q4_0 Q5_0" ...     the types also written by GPTQ calibrated through the model
 #                                        (quantize --method gptq, 40 x 512 tokens of Hamlet + Macbeth;
-#                                        default Q4_0; "" for none)
+#                                        default Q4_0 Q4_K_M; "" for none)
 #
 # Installs what it needs on a fresh machine (scripts/inputs.sh, scripts/llama-cpp.sh, gguf-py in a
 # virtualenv), builds the tool in release; outputs go to target/model-job/. Progress on stderr, the
@@ -17,7 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 types=${QUANT_TYPES:-"Q8_0 Q6_K Q5_K_M Q5_1 Q5_0 Q4_1 Q4_K_M Q4_0 Q3_K_M Q2_K"}
-gptq_types=${QUANT_GPTQ_TYPES-Q4_0}
+gptq_types=${QUANT_GPTQ_TYPES-"Q4_0 Q4_K_M"}
 threads=$(nproc)
 source scripts/model-common.sh
 model_setup
