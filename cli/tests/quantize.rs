@@ -94,7 +94,7 @@ fn quantizes_a_tiny_model_by_mix_and_rules() {
     assert!(!out2.exists());
     std::fs::write(
         &rules,
-        "blk.0.ffn_down.weight = Q4_K\nblk.1.ffn_*.weight = Q4_0\n*_norm.weight = F16\n",
+        "*_norm.weight = F16\nblk.0.ffn_down.weight = Q4_K\nblk.1.ffn_*.weight = Q4_0\n",
     )
     .unwrap();
     let o = run(&[
@@ -116,6 +116,7 @@ fn quantizes_a_tiny_model_by_mix_and_rules() {
         g.tensor("blk.1.attn_norm.weight").unwrap().dtype,
         DType::F16
     );
+    assert_eq!(g.tensor("blk.1.ffn_norm.weight").unwrap().dtype, DType::F16);
     assert_eq!(g.tensor("blk.0.attn_q.weight").unwrap().dtype, DType::F32);
     // No --type: the input's file type stays.
     assert_eq!(g.get("general.file_type"), Some(&Value::U32(0)));
