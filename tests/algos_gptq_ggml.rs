@@ -120,14 +120,15 @@ fn gptq_on_the_grid_beats_ggmls_quantizer_on_every_layer() {
             let mut rtn = vec![0u8; rows * ty.row_size(cols).unwrap()];
             ggml_quantize(ty, &d.w, rows, cols, &mut rtn).unwrap();
             let e_rtn = d.err(&decode(ty, &rtn, rows * cols));
-            let r =
-                gptq::quantize_ggml_calibrated(&d.w, rows, cols, &calib, ty, &params()).unwrap();
+            let r = gptq::quantize_ggml_calibrated(&d.w, rows, cols, &calib, ty, &params(), None)
+                .unwrap();
             let e = d.err(&decode(ty, &r.data, rows * cols));
             let mse = GptqParams {
                 mse_search: true,
                 ..params()
             };
-            let r = gptq::quantize_ggml_calibrated(&d.w, rows, cols, &calib, ty, &mse).unwrap();
+            let r =
+                gptq::quantize_ggml_calibrated(&d.w, rows, cols, &calib, ty, &mse, None).unwrap();
             let e_mse = d.err(&decode(ty, &r.data, rows * cols));
             table.push_str(&format!(
                 "| {} | {} | {e_rtn:.4e} | {e:.4e} | {e_mse:.4e} |\n",
@@ -155,10 +156,11 @@ fn the_result_does_not_depend_on_threads_or_the_hessian_form() {
     calib.add(d.calib(), CALIB, cols).unwrap();
     let mut p = params();
     p.threads = 1;
-    let one = gptq::quantize_ggml_calibrated(&d.w, rows, cols, &calib, GgmlType::Q5_1, &p).unwrap();
+    let one =
+        gptq::quantize_ggml_calibrated(&d.w, rows, cols, &calib, GgmlType::Q5_1, &p, None).unwrap();
     p.threads = 3;
     let three =
-        gptq::quantize_ggml_calibrated(&d.w, rows, cols, &calib, GgmlType::Q5_1, &p).unwrap();
+        gptq::quantize_ggml_calibrated(&d.w, rows, cols, &calib, GgmlType::Q5_1, &p, None).unwrap();
     assert_eq!(one, three);
     // An explicit Hessian rounds differently in the last bits: a handful of codes may move.
     let h = calib.hessian().unwrap();
@@ -267,22 +269,35 @@ fn k_layers() -> Vec<KLayer> {
     out
 }
 
-#[test]
-fn k_quants_decode_and_beat_their_quantizer_on_held_out_tokens() {
-    let mut table = String::from(
-        "| layer | type | ggml reference | GPTQ on the grid | ratio |\n|---|---|---|---|---|\n",
+/// GPTQ onto the grids of `types` against ggml's quantizer of each type, by the relative output error
+/// on held-out tokens of the `k_layers`: both unweighted, or both with the calibration's importance
+/// weights (`weighted`). Prints the table and fails naming every case where GPTQ is not below.
+fn assert_gptq_beats_the_quantizer_on_held_out_tokens(types: &[GgmlType], weighted: bool) {
+    let mut table = format!(
+        "| layer | type | ggml{w} | GPTQ on the grid{w} | ratio |\n|---|---|---|---|---|\n",
+        w = if weighted { " with imatrix" } else { "" }
     );
     let mut failures = Vec::new();
     for (name, rows, cols, w, xc, xt) in k_layers() {
         let mut calib = Calibration::new(cols).unwrap();
         calib.add(&xc, CALIB, cols).unwrap();
+        let imp = weighted.then(|| mean_squares(&xc, cols));
         let n = xt.len() / cols;
         let err = |q: &[f32]| reference::rel_error(&xt, n, &w, q, rows, cols);
-        for ty in K_TYPES {
+        for &ty in types {
             let mut rtn = vec![0u8; rows * ty.row_size(cols).unwrap()];
-            ggml_quantize(ty, &w, rows, cols, &mut rtn).unwrap();
+            ggml_quantize_weighted(ty, Src::F32(&w), rows, cols, imp.as_deref(), &mut rtn).unwrap();
             let e_rtn = err(&decode(ty, &rtn, rows * cols));
-            let r = gptq::quantize_ggml_calibrated(&w, rows, cols, &calib, ty, &params()).unwrap();
+            let r = gptq::quantize_ggml_calibrated(
+                &w,
+                rows,
+                cols,
+                &calib,
+                ty,
+                &params(),
+                imp.as_deref(),
+            )
+            .unwrap();
             assert_eq!(r.data.len(), rtn.len());
             let e = err(&decode(ty, &r.data, rows * cols));
             table.push_str(&format!(
@@ -297,6 +312,11 @@ fn k_quants_decode_and_beat_their_quantizer_on_held_out_tokens() {
     }
     println!("{table}");
     assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[test]
+fn k_quants_decode_and_beat_their_quantizer_on_held_out_tokens() {
+    assert_gptq_beats_the_quantizer_on_held_out_tokens(&K_TYPES, false);
 }
 
 #[test]
@@ -362,7 +382,15 @@ fn k_quants_need_a_multiple_of_256_columns() {
     let mut calib = Calibration::new(layer.cols).unwrap();
     calib.add(d.calib(), CALIB, layer.cols).unwrap();
     for ty in K_TYPES {
-        match gptq::quantize_ggml_calibrated(&d.w, layer.rows, layer.cols, &calib, ty, &params()) {
+        match gptq::quantize_ggml_calibrated(
+            &d.w,
+            layer.rows,
+            layer.cols,
+            &calib,
+            ty,
+            &params(),
+            None,
+        ) {
             Err(QuantError::InvalidArgument(m)) => {
                 assert!(m.contains("384") && m.contains("256"), "{m}")
             }
@@ -391,46 +419,11 @@ fn weighted_rtn(ty: GgmlType, w: &[f32], rows: usize, cols: usize, imp: &[f32]) 
 
 #[test]
 fn weighted_gptq_beats_ggmls_weighted_quantizer_on_held_out_tokens() {
-    let mut table = String::from(
-        "| layer | type | ggml with imatrix | weighted GPTQ | ratio |\n|---|---|---|---|---|\n",
-    );
-    let mut failures = Vec::new();
-    for (name, rows, cols, w, xc, xt) in k_layers() {
-        let mut calib = Calibration::new(cols).unwrap();
-        calib.add(&xc, CALIB, cols).unwrap();
-        let imp = mean_squares(&xc, cols);
-        let n = xt.len() / cols;
-        let err = |q: &[f32]| reference::rel_error(&xt, n, &w, q, rows, cols);
-        for ty in GgmlType::all()
-            .into_iter()
-            .filter(|&t| gptq::ggml_supported(t))
-        {
-            let rtn = weighted_rtn(ty, &w, rows, cols, &imp);
-            let e_rtn = err(&decode(ty, &rtn, rows * cols));
-            let r = gptq::quantize_ggml_calibrated_weighted(
-                &w,
-                rows,
-                cols,
-                &calib,
-                ty,
-                &params(),
-                Some(&imp),
-            )
-            .unwrap();
-            assert_eq!(r.data.len(), rtn.len());
-            let e = err(&decode(ty, &r.data, rows * cols));
-            table.push_str(&format!(
-                "| {name} | {} | {e_rtn:.4e} | {e:.4e} | {:.3} |\n",
-                ty.name(),
-                e / e_rtn
-            ));
-            if e >= e_rtn {
-                failures.push(format!("{name} {ty:?}: GPTQ {e:.4e} >= ggml {e_rtn:.4e}"));
-            }
-        }
-    }
-    println!("{table}");
-    assert!(failures.is_empty(), "{failures:#?}");
+    let types: Vec<GgmlType> = GgmlType::all()
+        .into_iter()
+        .filter(|&t| gptq::ggml_supported(t))
+        .collect();
+    assert_gptq_beats_the_quantizer_on_held_out_tokens(&types, true);
 }
 
 #[test]
@@ -453,16 +446,8 @@ fn weighted_gptq_without_feedback_rounds_onto_ggmls_weighted_records() {
         .filter(|&t| gptq::ggml_supported(t))
     {
         let want = decode(ty, &weighted_rtn(ty, &w, rows, cols, &imp), rows * cols);
-        let r = gptq::quantize_ggml_calibrated_weighted(
-            &w,
-            rows,
-            cols,
-            &calib,
-            ty,
-            &params(),
-            Some(&imp),
-        )
-        .unwrap();
+        let r = gptq::quantize_ggml_calibrated(&w, rows, cols, &calib, ty, &params(), Some(&imp))
+            .unwrap();
         let got = decode(ty, &r.data, rows * cols);
         let mut differ = 0;
         for (i, ((&x, &g), &q)) in w.iter().zip(&got).zip(&want).enumerate() {
@@ -492,15 +477,7 @@ fn importance_weights_are_checked() {
     let mut calib = Calibration::new(cols).unwrap();
     calib.add(&values_for_errors(4 * cols), 4, cols).unwrap();
     let run = |imp: &[f32], p: &GptqParams| {
-        gptq::quantize_ggml_calibrated_weighted(
-            &w,
-            rows,
-            cols,
-            &calib,
-            GgmlType::Q4_0,
-            p,
-            Some(imp),
-        )
+        gptq::quantize_ggml_calibrated(&w, rows, cols, &calib, GgmlType::Q4_0, p, Some(imp))
     };
     let ok = vec![1f32; cols];
     assert!(run(&ok, &params()).is_ok());
@@ -528,18 +505,10 @@ fn importance_weights_are_checked() {
         other => panic!("{other:?}"),
     }
     // None is the unweighted function.
-    let a = gptq::quantize_ggml_calibrated_weighted(
-        &w,
-        rows,
-        cols,
-        &calib,
-        GgmlType::Q4_0,
-        &params(),
-        None,
-    )
-    .unwrap();
-    let b =
-        gptq::quantize_ggml_calibrated(&w, rows, cols, &calib, GgmlType::Q4_0, &params()).unwrap();
+    let a = gptq::quantize_ggml_calibrated(&w, rows, cols, &calib, GgmlType::Q4_0, &params(), None)
+        .unwrap();
+    let b = gptq::quantize_ggml_calibrated(&w, rows, cols, &calib, GgmlType::Q4_0, &params(), None)
+        .unwrap();
     assert_eq!(a, b);
 }
 

@@ -9,7 +9,7 @@
 //!    with each column's sum of squares beside it (the statistic llama-imatrix collects);
 //! 2. each linear weight planned as a GGUF block type (every one the library has: Q4_0, Q4_1, Q5_0,
 //!    Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K; in a mix, each tensor's own type) goes through
-//!    `quant::algos::gptq::quantize_ggml_calibrated_weighted`: when GPTQ reaches a record, the
+//!    `quant::algos::gptq::quantize_ggml_calibrated`: when GPTQ reaches a record, the
 //!    record's scales are fitted to its current weights by ggml's weighted quantizer of the type, with
 //!    the column sums of squares as importance weights (or by the type's rule alone, `weighted` off),
 //!    and the codes are GPTQ's on that grid; one planned as F16, BF16 or F32 is rounded the ordinary
@@ -52,7 +52,7 @@ use crate::imatrix::tap_width;
 use crate::model::{dequantize, GgufFile};
 use crate::plan::Method;
 use crate::plan::Plan;
-use crate::quantize::encode_weighted;
+use crate::quantize::encode;
 
 /// What to calibrate on.
 #[derive(Clone, Debug)]
@@ -181,16 +181,7 @@ pub fn run(
         mse_search: opts.mse_search,
         ..GptqParams::new(4, 32, &QuantOptions::default())
     };
-    let bar = if quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(n_layer as u64)
-    };
-    bar.set_style(
-        ProgressStyle::with_template("gptq {elapsed_precise} [{bar:30}] block {pos}/{len} {msg}")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
+    let bar = block_bar("gptq", n_layer, quiet);
     let mut out = Calibrated {
         data: HashMap::new(),
         summary: Vec::new(),
@@ -223,8 +214,8 @@ pub fn run(
         bar.set_message("collecting inputs");
         let mut calibs: HashMap<Tap, Calibration> = HashMap::new();
         // Per input column, the sum of its squares over the tokens (the imatrix statistic): the
-        // importance weights of a weighted fit.
-        let mut squares: HashMap<Tap, Vec<f64>> = HashMap::new();
+        // importance weights of a weighted fit, collected only for one.
+        let mut squares: HashMap<Tap, SquareSums> = HashMap::new();
         let mut normed = Vec::new();
         for (which, _, _) in &gptq_layers {
             let width = model.linear_mut(l, *which).len() / rows_of(&model, *which);
@@ -238,8 +229,12 @@ pub fn run(
                 let mut x = x.clone();
                 model.block(l, &mut x, &mut |tap, data| {
                     let width = tap_width(&model, tap);
-                    let sums = squares.entry(tap).or_insert_with(|| vec![0f64; width]);
-                    add_squares(sums, data);
+                    if opts.weighted {
+                        squares
+                            .entry(tap)
+                            .or_insert_with(|| SquareSums::new(width))
+                            .add(data);
+                    }
                     if let Some(c) = calibs.get_mut(&tap) {
                         let data = if opts.token_normalized {
                             normalize_tokens(data, width, &mut normed);
@@ -268,9 +263,8 @@ pub fn run(
             // The importance weights: each input column's sum of squares (the mean square up to a
             // common factor, which the weighted quantizers do not depend on), from the activations
             // as they are (not token-normalized), as llama-imatrix collects them.
-            let importance: Option<Vec<f32>> = opts
-                .weighted
-                .then(|| squares[&which.input()].iter().map(|&v| v as f32).collect());
+            let importance: Option<Vec<f32>> =
+                opts.weighted.then(|| squares[&which.input()].as_f32());
             let t_tensor = Instant::now();
             rtn.clear();
             rtn.resize(e.n_bytes() as usize, 0);
@@ -282,7 +276,7 @@ pub fn run(
                 importance.as_deref(),
                 &mut rtn,
             )?;
-            let r = gptq::quantize_ggml_calibrated_weighted(
+            let r = gptq::quantize_ggml_calibrated(
                 &w,
                 rows,
                 cols,
@@ -340,8 +334,8 @@ pub fn run(
             let importance: Option<Vec<f32>> = (opts.weighted && e.target.ggml().is_some())
                 .then(|| squares.get(&which.input()))
                 .flatten()
-                .map(|s| s.iter().map(|&v| v as f32).collect());
-            encode_weighted(e, &w, importance.as_deref(), &mut rtn, threads)?;
+                .map(SquareSums::as_f32);
+            encode(e, &w, importance.as_deref(), &mut rtn, threads)?;
             deq.clear();
             deq.resize(w.len(), 0f32);
             dequantize(e.target, &rtn, &mut deq)?;
@@ -365,13 +359,55 @@ pub fn run(
     Ok(out)
 }
 
-/// Adds the squares of each column of `x` (rows of `sums.len()` values) to `sums`.
-fn add_squares(sums: &mut [f64], x: &[f32]) {
-    for row in x.chunks_exact(sums.len()) {
-        for (a, &v) in sums.iter_mut().zip(row) {
-            *a += f64::from(v) * f64::from(v);
+/// Per-column sums of squares of one linear-layer input over the calibration tokens, in f64, and the
+/// number of tokens: the statistic llama-imatrix collects, and the importance weights of a weighted
+/// fit.
+pub struct SquareSums {
+    pub sums: Vec<f64>,
+    pub tokens: u64,
+}
+
+impl SquareSums {
+    pub fn new(width: usize) -> Self {
+        SquareSums {
+            sums: vec![0.0; width],
+            tokens: 0,
         }
     }
+
+    /// Adds the squares of each column of `x` (tokens of `sums.len()` values).
+    pub fn add(&mut self, x: &[f32]) {
+        let w = self.sums.len();
+        for row in x.chunks_exact(w) {
+            for (a, &v) in self.sums.iter_mut().zip(row) {
+                *a += f64::from(v) * f64::from(v);
+            }
+        }
+        self.tokens += (x.len() / w) as u64;
+    }
+
+    /// The sums as f32 (the precision of an imatrix file and of the quantizers' weights).
+    pub fn as_f32(&self) -> Vec<f32> {
+        self.sums.iter().map(|&v| v as f32).collect()
+    }
+}
+
+/// The progress bar of a pass over the model's `n_layer` blocks (hidden when `quiet`); its message
+/// says what the pass is doing in the block.
+pub fn block_bar(label: &str, n_layer: usize, quiet: bool) -> ProgressBar {
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(n_layer as u64)
+    };
+    bar.set_style(
+        ProgressStyle::with_template(&format!(
+            "{label} {{elapsed_precise}} [{{bar:30}}] block {{pos}}/{{len}} {{msg}}"
+        ))
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar
 }
 
 /// `x` (rows of `width`) with every row scaled to a root mean square of 1 (a zero row stays zero),
@@ -473,8 +509,13 @@ mod tests {
         // The direction is kept.
         assert!((out[1] / out[0] + 2.0).abs() < 1e-6);
         assert_eq!(&out[8..], &[0.0; 4]);
-        let mut sums = vec![0f64; 4];
-        add_squares(&mut sums, &x);
-        assert_eq!(sums, vec![1_000_001.0, 4.0, 9_000_004.0, 1_000_001.0]);
+        let mut sums = SquareSums::new(4);
+        sums.add(&x);
+        assert_eq!(sums.sums, vec![1_000_001.0, 4.0, 9_000_004.0, 1_000_001.0]);
+        assert_eq!(sums.tokens, 3);
+        assert_eq!(
+            sums.as_f32(),
+            vec![1_000_001.0, 4.0, 9_000_004.0, 1_000_001.0]
+        );
     }
 }

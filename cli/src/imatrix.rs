@@ -15,13 +15,13 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::arch::llama::{Linear, Tap};
-use crate::calibrate::{self, CalibOptions};
+use crate::calibrate::{self, CalibOptions, SquareSums};
 use crate::eval;
 use crate::model::gguf::{Value, ValueType};
 use crate::model::{DType, GgufFile};
+use crate::write;
 use crate::write::gguf::{GgufWriter, TensorSpec};
 
 /// Metadata keys of llama-imatrix's GGUF files.
@@ -162,18 +162,7 @@ impl Imatrix {
                 dtype: DType::F32,
             });
         }
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        let file_name = path
-            .file_name()
-            .ok_or_else(|| anyhow!("{}: not a file name", path.display()))?;
-        let tmp = tempfile::Builder::new()
-            .prefix(&format!(".{}.", file_name.to_string_lossy()))
-            .suffix(".tmp")
-            .tempfile_in(dir)
-            .with_context(|| format!("{}: cannot create a temporary file", dir.display()))?;
+        let tmp = write::file_beside(path)?;
         let ctx = || format!("{}", path.display());
         let mut w =
             GgufWriter::new(BufWriter::new(tmp.as_file()), &metadata, specs).with_context(ctx)?;
@@ -187,16 +176,7 @@ impl Imatrix {
                 .with_context(ctx)?;
         }
         w.finish().with_context(ctx)?.flush().with_context(ctx)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            tmp.as_file()
-                .set_permissions(std::fs::Permissions::from_mode(0o644))
-                .with_context(ctx)?;
-        }
-        tmp.persist(path)
-            .map_err(|e| anyhow!("{}: cannot rename into place: {}", path.display(), e.error))?;
-        Ok(())
+        write::finish_file(tmp, path)
     }
 }
 
@@ -331,24 +311,6 @@ fn parse_legacy(b: &[u8]) -> Result<Imatrix> {
     })
 }
 
-/// Per-column sums of squares of one linear-layer input, accumulated in f64 over the tokens.
-struct Accumulator {
-    sums: Vec<f64>,
-    rows: u64,
-}
-
-impl Accumulator {
-    fn add(&mut self, x: &[f32]) {
-        let w = self.sums.len();
-        for row in x.chunks_exact(w) {
-            for (s, &v) in self.sums.iter_mut().zip(row) {
-                *s += f64::from(v) * f64::from(v);
-            }
-        }
-        self.rows += (x.len() / w) as u64;
-    }
-}
-
 /// The importance matrix of the GGUF Llama model `g` on the calibration text of `opts` (samples cut
 /// as `quant quantize --method gptq` and llama-imatrix cut them): each block runs with the model's
 /// own weights, and the inputs its seven linear layers read are squared and summed per column.
@@ -361,27 +323,15 @@ pub fn collect(g: &GgufFile, opts: &CalibOptions, quiet: bool) -> Result<Imatrix
         .iter()
         .map(|s| model.embed(s))
         .collect::<Result<_>>()?;
-    let bar = if quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(n_layer as u64)
-    };
-    bar.set_style(
-        ProgressStyle::with_template("imatrix {elapsed_precise} [{bar:30}] block {pos}/{len}")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
+    let bar = calibrate::block_bar("imatrix", n_layer, quiet);
     let mut entries = BTreeMap::new();
     for l in 0..n_layer {
-        let mut acc: HashMap<Tap, Accumulator> = HashMap::new();
+        let mut acc: HashMap<Tap, SquareSums> = HashMap::new();
         for x in &mut xs {
             model.block(l, x, &mut |tap, data| {
                 let width = tap_width(&model, tap);
                 acc.entry(tap)
-                    .or_insert_with(|| Accumulator {
-                        sums: vec![0.0; width],
-                        rows: 0,
-                    })
+                    .or_insert_with(|| SquareSums::new(width))
                     .add(data);
             })?;
         }
@@ -398,8 +348,8 @@ pub fn collect(g: &GgufFile, opts: &CalibOptions, quiet: bool) -> Result<Imatrix
             entries.insert(
                 which.gguf_name(l),
                 Stat {
-                    sums: a.sums.iter().map(|&v| v as f32).collect(),
-                    counts: vec![a.rows],
+                    sums: a.as_f32(),
+                    counts: vec![a.tokens],
                 },
             );
         }

@@ -21,6 +21,7 @@ use crate::imatrix::Imatrix;
 use crate::model::gguf::Value;
 use crate::model::{dequantize, DType, GgufFile, Source};
 use crate::plan::{self, Entry, Mix, Plan};
+use crate::write;
 use crate::write::gguf::{GgufWriter, TensorSpec};
 
 /// Tensors with fewer values are encoded on one thread.
@@ -159,14 +160,10 @@ pub fn output_metadata(src: &[(String, Value)], file_type: Option<u32>) -> Vec<(
 }
 
 /// Encodes `x` (one tensor, `rows` rows of `dims[0]`) as `target` into `out`, on `threads` threads
-/// (rows split into contiguous ranges: the bytes do not depend on the split).
-pub fn encode(e: &Entry, x: &[f32], out: &mut Vec<u8>, threads: usize) -> Result<()> {
-    encode_weighted(e, x, None, out, threads)
-}
-
-/// [`encode`] with importance weights (one per column) for the GGUF block types: ggml's weighted
-/// quantizers, as llama-quantize runs them with an imatrix.
-pub fn encode_weighted(
+/// (rows split into contiguous ranges: the bytes do not depend on the split); with importance
+/// weights (one per column), the GGUF block types go through ggml's weighted quantizers, as
+/// llama-quantize runs them with an imatrix.
+pub fn encode(
     e: &Entry,
     x: &[f32],
     weights: Option<&[f32]>,
@@ -379,18 +376,7 @@ pub fn run(input: &Path, output: &Path, opts: &Options) -> Result<Report> {
         })
         .collect();
 
-    let dir = match output.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let file_name = output
-        .file_name()
-        .ok_or_else(|| anyhow!("{}: not a file name", output.display()))?;
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{}.", file_name.to_string_lossy()))
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .with_context(|| format!("{}: cannot create a temporary file", dir.display()))?;
+    let tmp = write::file_beside(output)?;
     let out_ctx = || format!("{}", output.display());
     let mut w = GgufWriter::new(
         BufWriter::with_capacity(1 << 20, tmp.as_file()),
@@ -444,7 +430,7 @@ pub fn run(input: &Path, output: &Path, opts: &Options) -> Result<Report> {
                 }
             };
             let qw = weights.get(&e.name).map(Vec::as_slice);
-            encode_weighted(e, xs, qw, &mut q, opts.threads)
+            encode(e, xs, qw, &mut q, opts.threads)
                 .with_context(|| format!("{}", src.path().display()))?;
             w.write_tensor(&q).with_context(out_ctx)?;
             report.quantized += 1;
@@ -476,24 +462,7 @@ pub fn run(input: &Path, output: &Path, opts: &Options) -> Result<Report> {
     bar.finish_and_clear();
     let buf = w.finish().with_context(out_ctx)?;
     drop(buf);
-    // tempfile creates 0600; a model file is as readable as any other output.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))
-            .with_context(|| format!("{}: cannot set permissions", output.display()))?;
-    }
-    tmp.as_file()
-        .sync_all()
-        .with_context(|| format!("{}: cannot sync", output.display()))?;
-    tmp.persist(output).map_err(|e| {
-        anyhow!(
-            "{}: cannot rename the finished file into place: {}",
-            output.display(),
-            e.error
-        )
-    })?;
+    write::finish_file(tmp, output)?;
     report.elapsed = start.elapsed();
     Ok(report)
 }

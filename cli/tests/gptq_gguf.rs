@@ -59,6 +59,16 @@ fn quantize(model: &Path, dir: &Path, ty: &str, method: &str, extra: &[&str]) ->
     (out, common::stderr(&o))
 }
 
+/// The reference model, llama.cpp's tools folder and the inputs folder, or `None` (the test does
+/// nothing) when one of them is not set.
+fn inputs() -> Option<(PathBuf, PathBuf, PathBuf)> {
+    Some((
+        env_path("QUANT_MODEL", "the reference model")?,
+        env_path("QUANT_LLAMA_BIN", "llama.cpp's tools")?,
+        env_path("QUANT_TEXTS", "the texts")?,
+    ))
+}
+
 /// The real model quantized to `ty` (a type or a mix) by round-to-nearest and by GPTQ (16 x 256
 /// calibration tokens, which keeps the test's forward passes affordable): GPTQ's summary lists the
 /// `gptq_tensors` block linear layers it requantizes, each below round-to-nearest on the calibration
@@ -66,11 +76,7 @@ fn quantize(model: &Path, dir: &Path, ty: &str, method: &str, extra: &[&str]) ->
 /// file, the GPTQ file and the summary's rows; then both files load in llama-perplexity and GPTQ
 /// scores below RTN on 4 chunks of the evaluation text. Nothing when the inputs are not set.
 fn gptq_beats_rtn(ty: &str, gptq_tensors: usize, check: impl Fn(&Path, &Path, &[&str])) {
-    let (Some(model), Some(bin), Some(texts)) = (
-        env_path("QUANT_MODEL", "the reference model"),
-        env_path("QUANT_LLAMA_BIN", "llama.cpp's tools"),
-        env_path("QUANT_TEXTS", "the texts"),
-    ) else {
+    let Some((model, bin, texts)) = inputs() else {
         return;
     };
     let (calib, eval) = (
@@ -136,11 +142,7 @@ fn gptq_q4_k_m_keeps_the_mix_loads_in_llama_cpp_and_beats_round_to_nearest() {
 
 #[test]
 fn rules_give_tensors_their_own_method_and_type() {
-    let (Some(model), Some(bin), Some(texts)) = (
-        env_path("QUANT_MODEL", "the reference model"),
-        env_path("QUANT_LLAMA_BIN", "llama.cpp's tools"),
-        env_path("QUANT_TEXTS", "the texts"),
-    ) else {
+    let Some((model, bin, texts)) = inputs() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

@@ -129,7 +129,7 @@ fuzz_target!(|data: &[u8]| {
         _ => {
             let m = inp.size(8);
             let n = inp.size(8);
-            let k = if inp.u8() % 32 == 0 {
+            let k = if inp.u8().is_multiple_of(32) {
                 131071 + (inp.u8() as usize % 3)
             } else {
                 inp.size(64)

@@ -132,7 +132,7 @@ impl<'a> Input<'a> {
 
     /// Whether to pass NULL for a pointer (rarely).
     pub fn null(&mut self) -> bool {
-        self.u8() % 16 == 0
+        self.u8().is_multiple_of(16)
     }
 }
 

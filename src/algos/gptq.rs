@@ -63,7 +63,7 @@ use super::qparams::{fake_quant_segment, maxq, min_max, quantize_code, range_par
 use super::QuantOptions;
 use crate::calib::Calibration;
 use crate::error::{try_vec, QuantError, Result};
-use crate::kernels::ggml::{grid, row_sigma2, GgmlType};
+use crate::kernels::ggml::{check_importance, grid, row_sigma2, GgmlType};
 use crate::kernels::simd::{run_compiled_for, simd_level, SimdLevel};
 use crate::kernels::{check_finite, check_len, Shape};
 
@@ -279,30 +279,18 @@ pub fn quantize_ggml(
     quantize_ggml_with(w, rows, cols, h, ty, params, None)
 }
 
-/// [`quantize_ggml`] with the Hessian of `calib`, read in place (errors as [`quantize_calibrated`]
-/// and [`quantize_ggml`]).
-pub fn quantize_ggml_calibrated(
-    w: &[f32],
-    rows: usize,
-    cols: usize,
-    calib: &Calibration,
-    ty: GgmlType,
-    params: &GptqParams,
-) -> Result<GgmlGptqResult> {
-    quantize_ggml_calibrated_weighted(w, rows, cols, calib, ty, params, None)
-}
-
-/// [`quantize_ggml_calibrated`] whose records are fitted with importance weights: when GPTQ reaches
-/// a record, its scales (and mins) are chosen by ggml's weighted quantizer of the type (the
-/// importance-matrix path, `ggml_quantize_weighted`) on the record's current weights, with
-/// `importance[j]` the weight of column `j` (an imatrix entry: the mean square of the column's
-/// input) and, for the 32-value types, the row statistic of the row's original weights; the codes
-/// are then GPTQ's on those grids. `None` is [`quantize_ggml_calibrated`].
+/// [`quantize_ggml`] with the Hessian of `calib`, read in place, and optionally importance weights:
+/// with `importance` (`importance[j]` the weight of column `j`, an imatrix entry: the mean square of
+/// the column's input), when GPTQ reaches a record its scales (and mins) are chosen by ggml's
+/// weighted quantizer of the type (the importance-matrix path, `ggml_quantize_weighted`) on the
+/// record's current weights, with, for the 32-value types, the row statistic of the row's original
+/// weights; the codes are then GPTQ's on those grids. `None` fits each record with the type's
+/// unweighted quantizer (or `mse_search`).
 ///
-/// Errors: as [`quantize_ggml_calibrated`]; besides, `ShapeMismatch` when `importance` is not `cols`
-/// long, `NonFinite`/`InvalidArgument` for a non-finite or negative weight, `InvalidArgument` with
-/// `mse_search` (two different ways of choosing the scales).
-pub fn quantize_ggml_calibrated_weighted(
+/// Errors: as [`quantize_calibrated`] and [`quantize_ggml`]; besides, `ShapeMismatch` when
+/// `importance` is not `cols` long, `NonFinite`/`InvalidArgument` for a non-finite or negative
+/// weight, `InvalidArgument` with `mse_search` (two different ways of choosing the scales).
+pub fn quantize_ggml_calibrated(
     w: &[f32],
     rows: usize,
     cols: usize,
@@ -312,19 +300,7 @@ pub fn quantize_ggml_calibrated_weighted(
     importance: Option<&[f32]>,
 ) -> Result<GgmlGptqResult> {
     if let Some(imp) = importance {
-        if imp.len() != cols {
-            return Err(QuantError::ShapeMismatch(format!(
-                "importance has {} weights for {cols} columns",
-                imp.len()
-            )));
-        }
-        check_finite(imp, "importance")?;
-        if let Some(j) = imp.iter().position(|&v| v < 0.0) {
-            return Err(QuantError::invalid(format!(
-                "importance[{j}] is {}: importance weights are >= 0",
-                imp[j]
-            )));
-        }
+        check_importance(imp, cols, "importance")?;
         if params.mse_search {
             return Err(QuantError::invalid(
                 "mse_search and importance weights both choose the scales: give one",

@@ -12,6 +12,47 @@ use std::path::Path;
 
 use anyhow::{anyhow, Context, Result};
 
+/// A temporary file beside `out`, named after it (`.NAME.XXXX.tmp`): on the same file system, so that
+/// [`finish_file`] can rename it into place in one step, and the output appears only when complete.
+/// Dropped without [`finish_file`] (an error on the way), it is removed.
+pub fn file_beside(out: &Path) -> Result<tempfile::NamedTempFile> {
+    let dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let file_name = out
+        .file_name()
+        .ok_or_else(|| anyhow!("{}: not a file name", out.display()))?;
+    tempfile::Builder::new()
+        .prefix(&format!(".{}.", file_name.to_string_lossy()))
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .with_context(|| format!("{}: cannot create a temporary file", dir.display()))
+}
+
+/// Makes a finished temporary file from [`file_beside`] readable by others (tempfile creates 0600; a
+/// model file is as readable as any other output), syncs it, and renames it to `out`.
+pub fn finish_file(tmp: tempfile::NamedTempFile, out: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .with_context(|| format!("{}: cannot set permissions", out.display()))?;
+    }
+    tmp.as_file()
+        .sync_all()
+        .with_context(|| format!("{}: cannot sync", out.display()))?;
+    tmp.persist(out).map_err(|e| {
+        anyhow!(
+            "{}: cannot rename the finished file into place: {}",
+            out.display(),
+            e.error
+        )
+    })?;
+    Ok(())
+}
+
 /// A temporary folder beside `out`, named after it: on the same file system, so that
 /// [`finish_folder`] can rename it into place in one step, and the output appears only when complete.
 pub fn folder_beside(out: &Path) -> Result<tempfile::TempDir> {

@@ -601,6 +601,25 @@ pub fn ggml_quantize_src(
     Ok(need)
 }
 
+/// Checks a per-column importance vector (`what` names it in errors): one weight per column
+/// (`ShapeMismatch`), finite (`NonFinite`) and at least 0 (`InvalidArgument`).
+pub(crate) fn check_importance(qw: &[f32], cols: usize, what: &str) -> Result<()> {
+    if qw.len() != cols {
+        return Err(QuantError::ShapeMismatch(format!(
+            "{what} holds {} values but rows of {cols} need one per column",
+            qw.len()
+        )));
+    }
+    check_finite(qw, what)?;
+    if let Some(i) = qw.iter().position(|&w| w < 0.0) {
+        return Err(QuantError::invalid(format!(
+            "{what}[{i}] is {}: importance weights must be at least 0",
+            qw[i]
+        )));
+    }
+    Ok(())
+}
+
 /// [`ggml_quantize_src`] with an importance matrix, as ggml's `ggml_quantize_chunk` with a non-NULL
 /// `imatrix` (what `llama-quantize --imatrix` runs): `quant_weights` holds one weight per column
 /// (`n_per_row` values, the same for every row). Byte-exact with ggml's `quantize_row_*_impl`
@@ -630,20 +649,8 @@ pub fn ggml_quantize_weighted(
         return ggml_quantize_src(ty, src, nrows, n_per_row, dst);
     };
     let need = check_quantize_args(ty, src, nrows, n_per_row, dst.len())?;
-    if qw.len() != n_per_row {
-        return Err(QuantError::ShapeMismatch(format!(
-            "quant_weights holds {} values but rows of {n_per_row} need one per column",
-            qw.len()
-        )));
-    }
+    check_importance(qw, n_per_row, "quant_weights")?;
     src.check_finite("src")?;
-    check_finite(qw, "quant_weights")?;
-    if let Some(i) = qw.iter().position(|&w| w < 0.0) {
-        return Err(QuantError::invalid(format!(
-            "quant_weights[{i}] is {}: importance weights must be at least 0",
-            qw[i]
-        )));
-    }
     let (bs, ts) = (ty.block_size(), ty.type_size());
     let row_size = need / nrows;
     let mut out = try_vec(need, 0u8, "weighted GGML records")?;
