@@ -26,10 +26,13 @@
 //! stay the plain sums of squares, as llama-imatrix's.
 //!
 //! The result is the GGUF records of every GPTQ tensor, which the writer uses in place of its own
-//! encoding, and a summary per tensor: the relative output error `||X (W - Q)^T|| / ||X W^T||` on the
-//! calibration tokens (with the Hessian GPTQ used: token-normalized by default), of GPTQ and of ggml's
-//! quantizer of the same type with the same importance weights, computed from the calibration's
-//! `X^T X`.
+//! encoding, and a summary per tensor: the relative output error `||X (W - Q)^T|| / ||X W^T||` on
+//! held-out tokens (the `held_out` samples cut from the text after the calibration samples, which
+//! flow through the quantized blocks as the calibration samples do but never enter a Hessian or an
+//! importance weight; each token weighed as GPTQ's objective weighs it: token-normalized by
+//! default), of GPTQ and of ggml's quantizer of the same type with the same importance weights,
+//! computed from the held-out tokens' `X^T X`. When the text has no tokens left for them, the
+//! errors are on the calibration tokens, and the run says so.
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -62,6 +65,9 @@ pub struct CalibOptions {
     /// Samples of `seq_len` tokens, taken one after the other from the start of the text.
     pub samples: usize,
     pub seq_len: usize,
+    /// Samples cut after the calibration samples, on which the summary's errors are measured (as
+    /// many as the text holds, up to this many).
+    pub held_out: usize,
     /// Each record by a search over shrunk ranges, not the type's quantizer alone.
     pub mse_search: bool,
     /// Each record's scales fitted by the type's weighted quantizer (ggml's importance-matrix path)
@@ -71,36 +77,53 @@ pub struct CalibOptions {
     /// Whether a block linear layer no rule gives a method goes through GPTQ (`--method gptq`); a
     /// rule's `gptq` or `rtn` decides for its tensors.
     pub default_gptq: bool,
+    /// AWQ instead of GPTQ for the block linear layers (`--method awq`; a rule's `rtn` keeps its
+    /// tensors, and their group, unscaled).
+    pub awq: bool,
     /// GPTQ's Hessian from the tokens' activations each scaled to a root mean square of 1, so that
     /// every token weighs alike in the layer's output error (see the module's documentation).
     pub token_normalized: bool,
 }
 
-/// One tensor's GPTQ, as the summary shows it.
+/// One tensor's calibrated quantization, as the summary shows it.
 #[derive(Clone, Debug)]
 pub struct TensorSummary {
     pub name: String,
     pub target: String,
-    /// Relative output error on the calibration tokens: round-to-nearest, then GPTQ.
+    /// Relative output error (on the held-out tokens, or the calibration tokens when there are none):
+    /// ggml's quantizer of the type (with the same importance weights), then the method's.
     pub err_rtn: f64,
-    pub err_gptq: f64,
-    /// The damping fraction that factorized; `None` when none did and the tensor was rounded by
-    /// ggml's quantizer instead.
-    pub damp: Option<f64>,
+    pub err: f64,
+    /// The method's choice for the tensor: GPTQ's damping fraction that factorized (`RTN` when none
+    /// did and the tensor was rounded by ggml's quantizer instead), AWQ's scale exponent `r`.
+    pub detail: String,
     /// Seconds to quantize the tensor (both ways).
     pub secs: f64,
 }
 
-/// The GPTQ tensors of a model.
+/// The tensors a calibrated method wrote.
 pub struct Calibrated {
     /// GGUF tensor name -> the records of its planned type.
     pub data: HashMap<String, Vec<u8>>,
     pub summary: Vec<TensorSummary>,
+    /// Tokens the summary's errors are measured on, and whether they are held out (otherwise the
+    /// calibration tokens).
+    pub error_tokens: usize,
+    pub errors_held_out: bool,
+    /// The method's name and the title of the summary's `detail` column.
+    pub method: &'static str,
+    pub detail: &'static str,
+}
+
+/// The samples of a calibration: those calibrated on, and those held out to measure the result.
+pub struct Samples {
+    pub calib: Vec<Vec<u32>>,
+    pub held_out: Vec<Vec<u32>>,
 }
 
 /// The calibration samples: `samples` runs of `seq_len` tokens cut one after the other from the text's
 /// tokens, each starting with BOS when the model adds one (as llama-imatrix cuts its chunks).
-pub fn samples(tokens: &[u32], opts: &CalibOptions, bos: Option<u32>) -> Result<Vec<Vec<u32>>> {
+pub fn samples(tokens: &[u32], opts: &CalibOptions, bos: Option<u32>) -> Result<Samples> {
     if opts.samples == 0 || opts.seq_len < 2 {
         bail!(
             "calibration: {} samples of {} tokens: need at least one sample of at least 2 tokens",
@@ -118,21 +141,30 @@ pub fn samples(tokens: &[u32], opts: &CalibOptions, bos: Option<u32>) -> Result<
             opts.seq_len
         );
     }
-    Ok(tokens[..need]
-        .chunks_exact(opts.seq_len)
-        .map(|c| {
-            let mut c = c.to_vec();
-            if let Some(b) = bos {
-                c[0] = b;
-            }
-            c
-        })
-        .collect())
+    let cut = |t: &[u32]| -> Vec<Vec<u32>> {
+        t.chunks_exact(opts.seq_len)
+            .map(|c| {
+                let mut c = c.to_vec();
+                if let Some(b) = bos {
+                    c[0] = b;
+                }
+                c
+            })
+            .collect()
+    };
+    let held_out_end = tokens
+        .len()
+        .min(need.saturating_add(opts.held_out.saturating_mul(opts.seq_len)));
+    let held_out = cut(&tokens[need..held_out_end]);
+    Ok(Samples {
+        calib: cut(&tokens[..need]),
+        held_out,
+    })
 }
 
 /// The calibration samples of `opts` for the model `g`: the text tokenized by the model's own
 /// tokenizer and cut by [`samples`] (BOS first when the model adds one).
-pub fn model_samples(g: &GgufFile, opts: &CalibOptions) -> Result<Vec<Vec<u32>>> {
+pub fn model_samples(g: &GgufFile, opts: &CalibOptions) -> Result<Samples> {
     let tokenizer = eval::tokenizer(g)?;
     let text = std::fs::read_to_string(&opts.text)
         .with_context(|| format!("reading the calibration text {}", opts.text.display()))?;
@@ -154,7 +186,10 @@ pub fn run(
     quiet: bool,
 ) -> Result<Calibrated> {
     let t0 = Instant::now();
-    let samples = model_samples(g, opts)?;
+    let Samples {
+        calib: samples,
+        held_out,
+    } = model_samples(g, opts)?;
     let mut model = eval::llama(g)?;
     let n_layer = model.config().n_layer;
     let entries: HashMap<&str, &crate::plan::Entry> =
@@ -165,16 +200,31 @@ pub fn run(
         }
     };
     note(format!(
-        "gptq: {} samples of {} tokens from {}; weights read in {:.1} s",
+        "gptq: {} samples of {} tokens from {} ({} held out); weights read in {:.1} s",
         samples.len(),
         opts.seq_len,
         opts.text.display(),
+        held_out.len(),
         t0.elapsed().as_secs_f64()
     ));
-    let mut xs: Vec<Vec<f32>> = samples
-        .iter()
-        .map(|s| model.embed(s))
-        .collect::<Result<_>>()?;
+    if held_out.len() < opts.held_out {
+        eprintln!(
+            "warning: gptq: {} holds {} of the {} held-out samples asked for after the calibration \
+             samples{}",
+            opts.text.display(),
+            held_out.len(),
+            opts.held_out,
+            if held_out.is_empty() {
+                ": the summary's errors are on the calibration tokens"
+            } else {
+                ""
+            }
+        );
+    }
+    let embed =
+        |s: &[Vec<u32>]| -> Result<Vec<Vec<f32>>> { s.iter().map(|s| model.embed(s)).collect() };
+    let mut xs = embed(&samples)?;
+    let mut held_xs = embed(&held_out)?;
 
     let params = GptqParams {
         threads,
@@ -182,9 +232,17 @@ pub fn run(
         ..GptqParams::new(4, 32, &QuantOptions::default())
     };
     let bar = block_bar("gptq", n_layer, quiet);
+    let errors_held_out = !held_out.is_empty();
     let mut out = Calibrated {
         data: HashMap::new(),
         summary: Vec::new(),
+        error_tokens: if errors_held_out { &held_out } else { &samples }
+            .iter()
+            .map(Vec::len)
+            .sum(),
+        errors_held_out,
+        method: "GPTQ",
+        detail: "damp",
     };
     let (mut rtn, mut deq) = (Vec::new(), Vec::new());
     for l in 0..n_layer {
@@ -252,6 +310,34 @@ pub fn run(
                 return Err(e).with_context(|| format!("gptq: block {l}: calibration"));
             }
         }
+        // The held-out tokens' `X^T X` for the same inputs, weighed as GPTQ's objective weighs them.
+        let mut held_calibs: HashMap<Tap, Calibration> = HashMap::new();
+        if !calibs.is_empty() && errors_held_out {
+            for tap in calibs.keys() {
+                held_calibs.insert(*tap, Calibration::new(tap_width(&model, *tap))?);
+            }
+            let mut failed = None;
+            for x in &held_xs {
+                let mut x = x.clone();
+                model.block(l, &mut x, &mut |tap, data| {
+                    if let Some(c) = held_calibs.get_mut(&tap) {
+                        let width = tap_width(&model, tap);
+                        let data = if opts.token_normalized {
+                            normalize_tokens(data, width, &mut normed);
+                            &normed[..]
+                        } else {
+                            data
+                        };
+                        if let Err(e) = c.add(data, data.len() / width, width) {
+                            failed.get_or_insert(e);
+                        }
+                    }
+                })?;
+            }
+            if let Some(e) = failed {
+                return Err(e).with_context(|| format!("gptq: block {l}: held-out tokens"));
+            }
+        }
         // 2. Quantize.
         for (which, e, ty) in &gptq_layers {
             bar.set_message(e.name.clone());
@@ -259,7 +345,11 @@ pub fn run(
             let w = model.linear_mut(l, *which).to_vec();
             let cols = w.len() / rows;
             let calib = &calibs[&which.input()];
-            let h = calib.hessian()?;
+            // The summary's errors: on the held-out tokens when there are some.
+            let h = match held_calibs.get(&which.input()) {
+                Some(c) => c.hessian()?,
+                None => calib.hessian()?,
+            };
             // The importance weights: each input column's sum of squares (the mean square up to a
             // common factor, which the weighted quantizers do not depend on), from the activations
             // as they are (not token-normalized), as llama-imatrix collects them.
@@ -321,8 +411,8 @@ pub fn run(
                 name: e.name.clone(),
                 target: e.target.to_string(),
                 err_rtn,
-                err_gptq,
-                damp,
+                err: err_gptq,
+                detail: damp.map_or("RTN".to_string(), |d| d.to_string()),
                 secs,
             });
             out.data.insert(e.name.clone(), data);
@@ -345,7 +435,7 @@ pub fn run(
         drop(calibs);
         // 3. The next block's inputs, through this block quantized.
         bar.set_message("running the quantized block");
-        for x in &mut xs {
+        for x in xs.iter_mut().chain(held_xs.iter_mut()) {
             model.block(l, x, &mut |_, _| {})?;
         }
         bar.inc(1);
@@ -412,7 +502,7 @@ pub fn block_bar(label: &str, n_layer: usize, quiet: bool) -> ProgressBar {
 
 /// `x` (rows of `width`) with every row scaled to a root mean square of 1 (a zero row stays zero),
 /// into `out`.
-fn normalize_tokens(x: &[f32], width: usize, out: &mut Vec<f32>) {
+pub(crate) fn normalize_tokens(x: &[f32], width: usize, out: &mut Vec<f32>) {
     out.clear();
     for row in x.chunks_exact(width) {
         let ms = row
@@ -430,7 +520,7 @@ fn normalize_tokens(x: &[f32], width: usize, out: &mut Vec<f32>) {
 }
 
 /// Output rows of `which` in the model.
-fn rows_of(model: &Llama, which: Linear) -> usize {
+pub(crate) fn rows_of(model: &Llama, which: Linear) -> usize {
     let c = model.config();
     let kv = c.n_head_kv * c.head_dim();
     match which {
@@ -443,7 +533,7 @@ fn rows_of(model: &Llama, which: Linear) -> usize {
 
 /// `sum_r d_r^T H d_r` with `d = w - q` (or `w` alone), `H` the full `cols x cols` Hessian: the squared
 /// output error `||X d^T||^2` up to the Hessian's constant factor.
-fn quadratic(w: &[f32], q: Option<&[f32]>, h: &[f64], rows: usize, cols: usize) -> f64 {
+pub(crate) fn quadratic(w: &[f32], q: Option<&[f32]>, h: &[f64], rows: usize, cols: usize) -> f64 {
     let d: Vec<f64> = match q {
         Some(q) => w
             .iter()
@@ -464,11 +554,28 @@ fn quadratic(w: &[f32], q: Option<&[f32]>, h: &[f64], rows: usize, cols: usize) 
     dh.iter().zip(&d).map(|(a, b)| a * b).sum()
 }
 
-/// The summary table (one line per tensor) and the mean ratio GPTQ / RTN.
-pub fn summary_table(s: &[TensorSummary]) -> String {
+/// The summary table (one line per tensor) and the mean ratio GPTQ / RTN, after a line saying which
+/// tokens the errors are measured on.
+pub fn summary_table(c: &Calibrated) -> String {
+    let s = &c.summary;
     let mut t = format!(
+        "relative output errors on {} {} tokens\n",
+        c.error_tokens,
+        if c.errors_held_out {
+            "held-out"
+        } else {
+            "calibration"
+        }
+    );
+    t += &format!(
         "{:<28} {:<6} {:>12} {:>12} {:>7} {:>6} {:>7}\n",
-        "tensor", "type", "RTN rel.err", "GPTQ rel.err", "ratio", "damp", "s"
+        "tensor",
+        "type",
+        "RTN rel.err",
+        format!("{} rel.err", c.method),
+        "ratio",
+        c.detail,
+        "s"
     );
     for r in s {
         t.push_str(&format!(
@@ -476,15 +583,15 @@ pub fn summary_table(s: &[TensorSummary]) -> String {
             r.name,
             r.target,
             r.err_rtn,
-            r.err_gptq,
-            r.err_gptq / r.err_rtn,
-            r.damp.map_or("RTN".to_string(), |d| d.to_string()),
+            r.err,
+            r.err / r.err_rtn,
+            r.detail,
             r.secs
         ));
     }
     if !s.is_empty() {
-        let mean = s.iter().map(|r| r.err_gptq / r.err_rtn).sum::<f64>() / s.len() as f64;
-        t.push_str(&format!("mean ratio GPTQ / RTN: {mean:.3}\n"));
+        let mean = s.iter().map(|r| r.err / r.err_rtn).sum::<f64>() / s.len() as f64;
+        t.push_str(&format!("mean ratio {} / RTN: {mean:.3}\n", c.method));
     }
     t
 }
@@ -492,6 +599,51 @@ pub fn summary_table(s: &[TensorSummary]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn opts(samples: usize, seq_len: usize, held_out: usize) -> CalibOptions {
+        CalibOptions {
+            text: PathBuf::from("t.txt"),
+            samples,
+            seq_len,
+            held_out,
+            mse_search: false,
+            weighted: true,
+            default_gptq: true,
+            awq: false,
+            token_normalized: true,
+        }
+    }
+
+    #[test]
+    fn held_out_samples_follow_the_calibration_samples_and_never_overlap_them() {
+        let tokens: Vec<u32> = (100..150).collect();
+        // 3 x 8 calibration tokens, then 2 held-out samples of 8: tokens 24..40.
+        let s = samples(&tokens, &opts(3, 8, 2), Some(1)).unwrap();
+        assert_eq!(s.calib.len(), 3);
+        assert_eq!(s.calib[1], [1, 109, 110, 111, 112, 113, 114, 115]);
+        assert_eq!(s.held_out.len(), 2);
+        assert_eq!(s.held_out[0], [1, 125, 126, 127, 128, 129, 130, 131]);
+        assert_eq!(s.held_out[1][1..], [133, 134, 135, 136, 137, 138, 139]);
+        // As many as the text holds (no partial sample): 50 - 24 = 26 tokens make 3 of 8.
+        let s = samples(&tokens, &opts(3, 8, 10), None).unwrap();
+        assert_eq!(s.held_out.len(), 3);
+        assert_eq!(s.held_out[2][0], 140);
+        // None left, and none asked for.
+        assert!(samples(&tokens, &opts(6, 8, 4), None)
+            .unwrap()
+            .held_out
+            .is_empty());
+        assert!(samples(&tokens, &opts(3, 8, 0), None)
+            .unwrap()
+            .held_out
+            .is_empty());
+        // Calibration samples the text cannot hold are an error naming the counts.
+        let e = samples(&tokens, &opts(7, 8, 0), None)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("50 tokens") && e.contains("need 56"), "{e}");
+    }
 
     #[test]
     fn tokens_are_normalized_to_unit_rms_and_squares_are_summed() {

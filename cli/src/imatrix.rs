@@ -316,7 +316,7 @@ fn parse_legacy(b: &[u8]) -> Result<Imatrix> {
 /// own weights, and the inputs its seven linear layers read are squared and summed per column.
 pub fn collect(g: &GgufFile, opts: &CalibOptions, quiet: bool) -> Result<Imatrix> {
     let t0 = Instant::now();
-    let samples = calibrate::model_samples(g, opts)?;
+    let samples = calibrate::model_samples(g, opts)?.calib;
     let model = eval::llama(g)?;
     let n_layer = model.config().n_layer;
     let mut xs: Vec<Vec<f32>> = samples

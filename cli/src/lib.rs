@@ -6,6 +6,7 @@
 //! work) -> quantize each tensor with the library -> `write` (GGUF, safetensors checkpoints);
 //! `arch` + `tokenizer` + `eval` run the model's own forward pass for perplexity.
 pub mod arch;
+pub mod awq;
 pub mod calibrate;
 pub mod eval;
 pub mod export;

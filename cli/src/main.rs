@@ -172,9 +172,11 @@ enum Command {
         /// rtn: each tensor rounded on its own (llama-quantize's bytes); gptq: the block linear
         /// layers by GPTQ onto the GGUF type planned for each (any type of a mix: Q4_0 ... Q8_0,
         /// Q2_K ... Q6_K), calibrated through the model block by block, each record fitted with the
-        /// calibration's importance weights; the other tensors as rtn writes them (GGUF Llama input;
-        /// needs --calib).
-        #[arg(long, default_value = "rtn", value_parser = ["rtn", "gptq"])]
+        /// calibration's importance weights; awq: per-input-channel scales searched on the
+        /// calibration (AWQ) and folded into the norms and ffn_up, then each block linear layer
+        /// rounded by its type's weighted quantizer; the other tensors as rtn writes them (GGUF
+        /// Llama input; gptq and awq need --calib).
+        #[arg(long, default_value = "rtn", value_parser = ["rtn", "gptq", "awq"])]
         method: String,
         /// The calibration text for --method gptq and rules ending in gptq (UTF-8).
         #[arg(long, value_name = "TEXT")]
@@ -185,6 +187,10 @@ enum Command {
         /// Tokens per calibration sample.
         #[arg(long, default_value_t = 512)]
         seq_len: usize,
+        /// With --calib: samples of --seq-len tokens cut after the calibration samples and never
+        /// calibrated on; the summary's errors are measured on them.
+        #[arg(long, default_value_t = 4)]
+        held_out: usize,
         /// With --method gptq: each record's scales (and mins) by a search over shrunk ranges
         /// (GPTQ's MSE option) instead of the type's quantizer alone.
         #[arg(long)]
@@ -248,9 +254,11 @@ fn run(cmd: Command) -> Result<()> {
                 text: calib,
                 samples,
                 seq_len,
+                held_out: 0,
                 mse_search: false,
                 weighted: false,
                 default_gptq: false,
+                awq: false,
                 token_normalized: false,
             };
             let m = imatrix::collect(&g, &opts, quiet)?;
@@ -341,6 +349,7 @@ fn run(cmd: Command) -> Result<()> {
             calib,
             samples,
             seq_len,
+            held_out,
             mse_search,
             unweighted,
             plain_hessian,
@@ -359,12 +368,14 @@ fn run(cmd: Command) -> Result<()> {
                     text,
                     samples,
                     seq_len,
+                    held_out,
                     mse_search,
                     weighted: !unweighted && !mse_search,
                     default_gptq: m == "gptq",
+                    awq: m == "awq",
                     token_normalized: !plain_hessian,
                 }),
-                ("gptq", None) => anyhow::bail!("--method gptq needs --calib TEXT"),
+                ("gptq" | "awq", None) => anyhow::bail!("--method {method} needs --calib TEXT"),
                 _ => None,
             };
             let threads = threads

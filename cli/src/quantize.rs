@@ -16,6 +16,7 @@ use quant::kernels::ggml::ggml_quantize_weighted;
 use quant::kernels::source::Src;
 use quant::QuantError;
 
+use crate::awq;
 use crate::calibrate::{self, CalibOptions};
 use crate::imatrix::Imatrix;
 use crate::model::gguf::Value;
@@ -321,8 +322,14 @@ pub fn run(input: &Path, output: &Path, opts: &Options) -> Result<Report> {
             e.name,
             e.why
         ),
-        (Some(c), None) if !c.default_gptq => {
-            bail!("--calib: nothing uses it (give --method gptq, or end a rule with `gptq`)")
+        (Some(c), Some(e)) if c.awq => bail!(
+            "tensor '{}' ({}) is to be quantized by GPTQ, and --method awq runs AWQ: give one \
+             calibrated method",
+            e.name,
+            e.why
+        ),
+        (Some(c), None) if !c.default_gptq && !c.awq => {
+            bail!("--calib: nothing uses it (give --method gptq or awq, or end a rule with `gptq`)")
         }
         _ => {}
     }
@@ -354,14 +361,18 @@ pub fn run(input: &Path, output: &Path, opts: &Options) -> Result<Report> {
         Some(c) => {
             if src.path().is_dir() {
                 bail!(
-                    "{}: GPTQ through the model needs a GGUF file (its forward pass reads GGUF)",
+                    "{}: calibration through the model needs a GGUF file (its forward pass reads GGUF)",
                     input.display()
                 );
             }
             let g = GgufFile::open(input)?;
-            let r = calibrate::run(&g, &plan, c, opts.threads, opts.quiet)?;
+            let r = if c.awq {
+                awq::run(&g, &plan, c, opts.threads, opts.quiet)?
+            } else {
+                calibrate::run(&g, &plan, c, opts.threads, opts.quiet)?
+            };
             if !opts.quiet {
-                eprint!("{}", calibrate::summary_table(&r.summary));
+                eprint!("{}", calibrate::summary_table(&r));
             }
             r.data
         }

@@ -71,7 +71,7 @@ fn inputs() -> Option<(PathBuf, PathBuf, PathBuf)> {
 
 /// The real model quantized to `ty` (a type or a mix) by round-to-nearest and by GPTQ (16 x 256
 /// calibration tokens, which keeps the test's forward passes affordable): GPTQ's summary lists the
-/// `gptq_tensors` block linear layers it requantizes, each below round-to-nearest on the calibration
+/// `gptq_tensors` block linear layers it requantizes, each below round-to-nearest on the held-out
 /// tokens; `check` sees the RTN
 /// file, the GPTQ file and the summary's rows; then both files load in llama-perplexity and GPTQ
 /// scores below RTN on 4 chunks of the evaluation text. Nothing when the inputs are not set.
@@ -92,6 +92,10 @@ fn gptq_beats_rtn(ty: &str, gptq_tensors: usize, check: impl Fn(&Path, &Path, &[
         ty,
         "gptq",
         &["--calib", calib, "--samples", "16", "--seq-len", "256"],
+    );
+    assert!(
+        log.contains("relative output errors on 1024 held-out tokens"),
+        "{log}"
     );
     let rows: Vec<&str> = log.lines().filter(|l| l.starts_with("blk.")).collect();
     assert_eq!(rows.len(), gptq_tensors, "{log}");
@@ -138,6 +142,65 @@ fn gptq_q4_k_m_keeps_the_mix_loads_in_llama_cpp_and_beats_round_to_nearest() {
         }
         assert!(k_quants > 0, "no K-quant tensor by GPTQ");
     });
+}
+
+#[test]
+fn awq_folds_its_scales_loads_in_llama_cpp_and_beats_round_to_nearest() {
+    let Some((model, bin, texts)) = inputs() else {
+        return;
+    };
+    let (calib, eval) = (
+        texts.join("texts/calibration.txt"),
+        texts.join("texts/eval.txt"),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (rtn, _) = quantize(&model, dir.path(), "Q4_0", "rtn", &[]);
+    let (awq, log) = quantize(
+        &model,
+        dir.path(),
+        "Q4_0",
+        "awq",
+        &[
+            "--calib",
+            calib.to_str().unwrap(),
+            "--samples",
+            "16",
+            "--seq-len",
+            "256",
+        ],
+    );
+    assert!(
+        log.contains("relative output errors on 1024 held-out tokens"),
+        "{log}"
+    );
+    // Every block linear layer but the three Q4_1 ffn_down copies of the weighted Q4_0 plan; on the
+    // held-out tokens AWQ's error is below the weighted quantizer's on average.
+    let rows: Vec<&str> = log.lines().filter(|l| l.starts_with("blk.")).collect();
+    assert_eq!(rows.len(), 30 * 7 - 3, "{log}");
+    let mean: f64 = log
+        .lines()
+        .find_map(|l| l.strip_prefix("mean ratio AWQ / RTN: "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(mean < 1.0, "{log}");
+    // The scales are folded into the norms: the file's norms are not the input's, and its
+    // tensors have the RTN file's types and sizes.
+    let (a, b) = (GgufFile::open(&rtn).unwrap(), GgufFile::open(&awq).unwrap());
+    let mut folded = 0;
+    for t in a.tensors() {
+        let u = b.tensor(&t.name).unwrap();
+        assert_eq!((t.dtype, &t.dims), (u.dtype, &u.dims), "{}", t.name);
+        if t.name.ends_with("_norm.weight") && t.name.starts_with("blk.") && a.data(t) != b.data(u)
+        {
+            folded += 1;
+        }
+    }
+    assert!(folded > 30, "{folded} norms folded");
+    let p_rtn = llama_ppl(&bin, &rtn, &eval, "4");
+    let p_awq = llama_ppl(&bin, &awq, &eval, "4");
+    eprintln!("llama-perplexity, 4 chunks of 512: Q4_0 RTN {p_rtn:.4}, AWQ {p_awq:.4}");
+    assert!(p_awq < p_rtn, "AWQ {p_awq} >= RTN {p_rtn}");
 }
 
 #[test]
@@ -195,6 +258,10 @@ fn rules_give_tensors_their_own_method_and_type() {
             "--seq-len",
             "256",
         ],
+    );
+    assert!(
+        log.contains("relative output errors on 1024 held-out tokens"),
+        "{log}"
     );
     let rows: Vec<&str> = log.lines().filter(|l| l.starts_with("blk.")).collect();
     // GPTQ on ffn_down, attn_q, attn_k, attn_output: 4 of the 7 linear layers of each block.

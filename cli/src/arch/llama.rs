@@ -246,6 +246,17 @@ impl Llama {
         }
     }
 
+    /// The weight of block `l`'s attention norm (`n_embd`), to be replaced in place (by a folded
+    /// scale).
+    pub fn attn_norm_mut(&mut self, l: usize) -> &mut [f32] {
+        &mut self.layers[l].attn_norm
+    }
+
+    /// The weight of block `l`'s feed-forward norm (`n_embd`), to be replaced in place.
+    pub fn ffn_norm_mut(&mut self, l: usize) -> &mut [f32] {
+        &mut self.layers[l].ffn_norm
+    }
+
     /// The token embeddings of `tokens`, `[tokens.len(), n_embd]`: the first block's input.
     pub fn embed(&self, tokens: &[u32]) -> Result<Vec<f32>> {
         let c = &self.cfg;
@@ -484,11 +495,11 @@ fn linear(x: &[f32], t: usize, w: &[f32], out: usize, y: &mut [f32], accum: Accu
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A small model with pseudo-random weights (a fixed LCG, so runs repeat).
-    fn tiny(tied: bool) -> Llama {
+    pub(crate) fn tiny(tied: bool) -> Llama {
         let cfg = Config {
             n_layer: 2,
             n_embd: 16,
