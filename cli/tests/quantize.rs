@@ -254,7 +254,7 @@ fn bad_inputs_are_clear_errors() {
         "Q8_0",
     ]);
     assert!(stderr(&o).contains("/nonexistent/m.gguf"));
-    // IQ4_XS needs an importance matrix, which this tool does not compute.
+    // IQ4_XS is a type rules may name, not a mix: llama.cpp's IQ4_XS mix is not reproduced.
     let o = run(&["quantize", "x", "y", "--type", "IQ4_XS"]);
     assert!(
         stderr(&o).contains("unknown --type IQ4_XS"),
