@@ -635,13 +635,14 @@ pub fn ggml_quantize_src(
 /// [`ggml_quantize_src`] with an importance matrix, as ggml's `ggml_quantize_chunk` with a non-NULL
 /// `imatrix` (what `llama-quantize --imatrix` runs): `quant_weights` holds one weight per column
 /// (`n_per_row` values, the same for every row). Byte-exact with ggml's `quantize_row_*_impl`
-/// functions; Q8_0 ignores the weights, as ggml does. `None` gives exactly the bytes of
-/// [`ggml_quantize_src`]. Returns the number of bytes written, `nrows * row_size`.
+/// functions; Q8_0, MXFP4 and NVFP4 ignore the weights, as ggml does. `None` gives exactly the bytes
+/// of [`ggml_quantize_src`]. Returns the number of bytes written, `nrows * row_size`.
 ///
-/// The 32-value types weigh each value by `qw[j] * sqrt(sigma2 + x[j]^2)` with `sigma2` the row's
-/// mean square; the K-quants by the same with `sigma2` taken per super-block (Q2_K its mean square,
-/// Q3_K, Q4_K and Q5_K twice that) and Q6_K by `qw[j]` alone. The searches behind them
-/// (`make_qx_quants`, `make_qkx3_quants`, `make_qp_quants`) are documented in [`k`].
+/// Q4_0 to Q5_1 weigh each value by `qw[j] * sqrt(sigma2 + x[j]^2)` with `sigma2` the row's mean
+/// square; the K-quants by the same with `sigma2` taken per super-block (Q2_K its mean square,
+/// Q3_K, Q4_K and Q5_K twice that) and Q6_K by `qw[j]` alone; IQ4_NL and IQ4_XS with `sigma2` twice
+/// the mean square of the block or super-block. The searches behind them (`make_qx_quants`,
+/// `make_qkx3_quants`, `make_qp_quants`) are documented in [`k`], IQ4's in [`nl`].
 ///
 /// Errors (nothing written): those of [`ggml_quantize_src`]; `quant_weights` not of length
 /// `n_per_row` (`ShapeMismatch`); a weight NaN or infinite (`NonFinite`, naming its index) or
