@@ -185,8 +185,10 @@ fn dequantize_table(qs: &[u8], table: &[i8; 16], value: impl Fn(i8) -> f32, y: &
     }
 }
 
-/// `best_index_int8(16, KVALUES_IQ4NL, x)`: the nearest level by bisection, the upper one unless the
-/// lower is strictly nearer (differences in f32, as C promotes the `int8_t` levels).
+/// `best_index_int8(16, KVALUES_IQ4NL, x)`, as ggml writes it: the nearest level by bisection, the
+/// upper one unless the lower is strictly nearer (differences in f32, as C promotes the `int8_t`
+/// levels). The reference the tests hold [`iq4nl_nearest`] to.
+#[cfg(test)]
 fn iq4nl_index(x: f32) -> u8 {
     let v = |i: usize| f32::from(KVALUES_IQ4NL[i]);
     if x <= v(0) {
@@ -211,16 +213,49 @@ fn iq4nl_index(x: f32) -> u8 {
     }
 }
 
-/// `(sum(w q x), sum(w q^2))` of the codes nearest to `x * id`, accumulated in order as ggml does
-/// (`w*q*x` is `(w*q)*x`); the codes go to `l` when given.
-fn iq4nl_fit(x: &[f32], w: &[f32], id: f32, mut l: Option<&mut [u8; 32]>) -> (f32, f32) {
-    let (mut sumqx, mut sumq2) = (0.0f32, 0.0f32);
-    for (j, (&xj, &wj)) in x.iter().zip(w).enumerate() {
-        let code = iq4nl_index(id * xj);
-        if let Some(l) = l.as_deref_mut() {
-            l[j] = code;
+/// [`KVALUES_IQ4NL`] as f32.
+const LEVELS_IQ4NL: [f32; 16] = {
+    let mut l = [0f32; 16];
+    let mut i = 0;
+    while i < 16 {
+        l[i] = KVALUES_IQ4NL[i] as f32;
+        i += 1;
+    }
+    l
+};
+
+/// [`iq4nl_index`] of `id * x[j]` for each of the 32 values, into `codes`, and its level, into
+/// `levels`, without branches, so that the loop vectorizes (the search is most of IQ4's time): the
+/// upper level is the first one above `a = id * x[j]` and the lower the one before it (count of the
+/// inner levels at or below `a`), then ggml's tie rule between them in f32. The same result as the
+/// bisection for every `a` but NaN (never reached: `id` and `x` are finite, so `a` is finite or
+/// infinite); the tests hold the two to each other.
+fn iq4nl_nearest(x: &[f32], id: f32, codes: &mut [u8; 32], levels: &mut [f32; 32]) {
+    for ((&xj, c), q) in x.iter().zip(codes.iter_mut()).zip(levels.iter_mut()) {
+        let a = id * xj;
+        let (mut lo, mut count) = (LEVELS_IQ4NL[0], 0u8);
+        for &v in &LEVELS_IQ4NL[1..15] {
+            let above = a >= v;
+            lo = if above { v } else { lo };
+            count += u8::from(above);
         }
-        let q = f32::from(KVALUES_IQ4NL[usize::from(code)]);
+        let mut hi = LEVELS_IQ4NL[15];
+        for &v in LEVELS_IQ4NL[1..15].iter().rev() {
+            hi = if a < v { v } else { hi };
+        }
+        let lower = a - lo < hi - a;
+        *c = count + 1 - u8::from(lower);
+        *q = if lower { lo } else { hi };
+    }
+}
+
+/// `(sum(w q x), sum(w q^2))` of the levels `q` nearest to `x * id`, accumulated in order as ggml
+/// does (`w*q*x` is `(w*q)*x`).
+fn iq4nl_fit(x: &[f32], w: &[f32], id: f32) -> (f32, f32) {
+    let (mut codes, mut levels) = ([0u8; 32], [0f32; 32]);
+    iq4nl_nearest(x, id, &mut codes, &mut levels);
+    let (mut sumqx, mut sumq2) = (0.0f32, 0.0f32);
+    for ((&xj, &wj), &q) in x.iter().zip(w).zip(&levels) {
         let wq = wj * q;
         sumqx += wq * xj;
         sumq2 += wq * q;
@@ -272,12 +307,12 @@ fn iq4_block_scale(x: &[f32], weight: &[f32]) -> f32 {
     }
     let v0 = f32::from(KVALUES_IQ4NL[0]);
     // ggml: d = -max / values[0] (ntry > 0), then the fit of the codes nearest to x / d.
-    let (sumqx, sumq2) = iq4nl_fit(x, weight, 1.0 / (-max / v0), None);
+    let (sumqx, sumq2) = iq4nl_fit(x, weight, 1.0 / (-max / v0));
     let mut d = if sumq2 > 0.0 { sumqx / sumq2 } else { 0.0 };
     let mut best = d * sumqx;
     for itry in -NTRY..=NTRY {
         let id = (itry as f32 + v0) / max;
-        let (sumqx, sumq2) = iq4nl_fit(x, weight, id, None);
+        let (sumqx, sumq2) = iq4nl_fit(x, weight, id);
         if sumq2 > 0.0 && sumqx * sumqx > best * sumq2 {
             d = sumqx / sumq2;
             best = d * sumqx;
@@ -294,10 +329,8 @@ pub(crate) fn quantize_iq4_nl(x: &[f32], qw: Option<&[f32]>, y: &mut [u8]) {
     let d = iq4_block_scale(x, &weight);
     y[0..2].copy_from_slice(&fp16(d).to_le_bytes());
     let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-    let mut l = [0u8; 32];
-    for (c, &v) in l.iter_mut().zip(x) {
-        *c = iq4nl_index(id * v);
-    }
+    let (mut l, mut levels) = ([0u8; 32], [0f32; 32]);
+    iq4nl_nearest(x, id, &mut l, &mut levels);
     write_nibbles(y, false, |j| l[j]);
 }
 
@@ -332,9 +365,10 @@ pub(crate) fn quantize_iq4_xs(x: &[f32], qw: Option<&[f32]>, y: &mut [u8]) {
         let l = super::k::nearest_int(id * s).clamp(-32, 31);
         let dl = d * l as f32;
         let idl = if dl != 0.0 { 1.0 / dl } else { 0.0 };
-        let code = |j: usize| iq4nl_index(idl * xb[j]);
+        let (mut codes, mut levels) = ([0u8; 32], [0f32; 32]);
+        iq4nl_nearest(xb, idl, &mut codes, &mut levels);
         for j in 0..16 {
-            qs[16 * ib + j] = code(j) | (code(j + 16) << 4);
+            qs[16 * ib + j] = codes[j] | (codes[j + 16] << 4);
         }
         let l = (l + 32) as u8;
         scales_l[ib / 2] |= (l & 0x0F) << (4 * (ib % 2));
@@ -575,6 +609,51 @@ mod tests {
                     .map(|&k| (f32::from(k) * d - v).abs())
                     .fold(f32::INFINITY, f32::min);
                 assert_eq!((b - v).abs(), best, "sub-block {s}: {v} -> {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn branch_free_search_is_ggmls_bisection() {
+        // Every level, the midpoints between neighbours and the floats around them, the ends,
+        // infinities, and random bit patterns of every magnitude (NaN excluded: never searched).
+        let mut xs: Vec<f32> = vec![
+            0.0,
+            -0.0,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::MAX,
+            -f32::MAX,
+        ];
+        for w in LEVELS_IQ4NL.windows(2) {
+            for c in [w[0], w[1], (w[0] + w[1]) / 2.0] {
+                for k in -3i32..=3 {
+                    xs.push(f32::from_bits(c.to_bits().wrapping_add_signed(k)));
+                }
+            }
+        }
+        let mut s = 0x9E37_79B9u32;
+        for _ in 0..200_000 {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            let v = f32::from_bits(s);
+            if !v.is_nan() {
+                xs.push(v);
+            }
+            xs.push((s % 60_000) as f32 / 200.0 - 150.0);
+        }
+        for chunk in xs.chunks(32) {
+            let mut x = [0f32; 32];
+            x[..chunk.len()].copy_from_slice(chunk);
+            for id in [1.0f32, -1.0, 0.37] {
+                let (mut codes, mut levels) = ([0u8; 32], [0f32; 32]);
+                iq4nl_nearest(&x, id, &mut codes, &mut levels);
+                for j in 0..32 {
+                    let want = iq4nl_index(id * x[j]);
+                    assert_eq!(codes[j], want, "x {} id {id}", x[j]);
+                    assert_eq!(levels[j], LEVELS_IQ4NL[usize::from(want)]);
+                }
             }
         }
     }
