@@ -51,15 +51,16 @@ static size_t detail_len(void) { return quant_last_error(NULL, 0); }
 /* ------------------------------------------------------------------------------------------- */
 
 static void test_ggml_sizes(void) {
-    const int32_t types[12] = {QUANT_GGML_TYPE_Q4_0, QUANT_GGML_TYPE_Q4_1, QUANT_GGML_TYPE_Q5_0,
+    const int32_t types[14] = {QUANT_GGML_TYPE_Q4_0, QUANT_GGML_TYPE_Q4_1, QUANT_GGML_TYPE_Q5_0,
                                QUANT_GGML_TYPE_Q5_1, QUANT_GGML_TYPE_Q8_0, QUANT_GGML_TYPE_Q2_K,
                                QUANT_GGML_TYPE_Q3_K, QUANT_GGML_TYPE_Q4_K, QUANT_GGML_TYPE_Q5_K,
-                               QUANT_GGML_TYPE_Q6_K, QUANT_GGML_TYPE_IQ4_NL, QUANT_GGML_TYPE_MXFP4};
-    const size_t blocks[12] = {32, 32, 32, 32, 32, 256, 256, 256, 256, 256, 32, 32};
-    const size_t bytes[12] = {18, 20, 22, 24, 34, 84, 110, 144, 176, 210, 18, 17};
-    const char *names[12] = {"q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q2_K",
-                             "q3_K", "q4_K", "q5_K", "q6_K", "iq4_nl", "mxfp4"};
-    for (int i = 0; i < 12; i++) {
+                               QUANT_GGML_TYPE_Q6_K, QUANT_GGML_TYPE_IQ4_NL, QUANT_GGML_TYPE_IQ4_XS,
+                               QUANT_GGML_TYPE_MXFP4, QUANT_GGML_TYPE_NVFP4};
+    const size_t blocks[14] = {32, 32, 32, 32, 32, 256, 256, 256, 256, 256, 32, 256, 32, 64};
+    const size_t bytes[14] = {18, 20, 22, 24, 34, 84, 110, 144, 176, 210, 18, 136, 17, 36};
+    const char *names[14] = {"q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q2_K", "q3_K",
+                             "q4_K", "q5_K", "q6_K", "iq4_nl", "iq4_xs", "mxfp4", "nvfp4"};
+    for (int i = 0; i < 14; i++) {
         CHECK(quant_ggml_block_size(types[i]) == blocks[i]);
         CHECK(quant_ggml_type_size(types[i]) == bytes[i]);
         CHECK(quant_ggml_row_size(types[i], 4096) == 4096 / blocks[i] * bytes[i]);
@@ -70,6 +71,7 @@ static void test_ggml_sizes(void) {
     CHECK(QUANT_GGML_TYPE_Q4_0 == 2 && QUANT_GGML_TYPE_Q8_0 == 8 && QUANT_GGML_TYPE_Q6_K == 14);
     CHECK(QUANT_GGML_TYPE_Q2_K == 10 && QUANT_GGML_TYPE_Q3_K == 11 && QUANT_GGML_TYPE_Q5_K == 13);
     CHECK(QUANT_GGML_TYPE_IQ4_NL == 20 && QUANT_GGML_TYPE_MXFP4 == 39);
+    CHECK(QUANT_GGML_TYPE_IQ4_XS == 23 && QUANT_GGML_TYPE_NVFP4 == 40);
     /* Unknown types (F32 = 0, F16 = 1, Q8_1 = 9, negative) and rows that are not whole blocks. */
     const int32_t unknown[4] = {0, 1, 9, -1};
     for (int i = 0; i < 4; i++) {
@@ -83,6 +85,10 @@ static void test_ggml_sizes(void) {
     CHECK(quant_ggml_row_size(QUANT_GGML_TYPE_Q4_K, 384) == 0);
     CHECK(quant_ggml_row_size(QUANT_GGML_TYPE_Q2_K, 384) == 0);
     EXPECT_DETAIL_CONTAINS("q2_K");
+    CHECK(quant_ggml_row_size(QUANT_GGML_TYPE_IQ4_XS, 384) == 0);
+    EXPECT_DETAIL_CONTAINS("iq4_xs");
+    CHECK(quant_ggml_row_size(QUANT_GGML_TYPE_NVFP4, 96) == 0);
+    EXPECT_DETAIL_CONTAINS("nvfp4");
     CHECK(quant_ggml_row_size(QUANT_GGML_TYPE_Q8_0, SIZE_MAX / 32 * 32) == 0);
     EXPECT_DETAIL_CONTAINS("overflows");
 }
@@ -233,16 +239,18 @@ static void test_ggml_weighted(void) {
     free(w);
 }
 
-/* IQ4_NL and MXFP4 through the ABI: ggml_quantize_chunk's bytes of the real golden rows without and
- * with MiniLM's imatrix (MXFP4 ignores it, as ggml does), ggml's decoded values, and the overflow
- * errors (IQ4_NL's f16 scale; an MXFP4 exponent byte under which a code decodes to infinity). */
+/* IQ4_NL, IQ4_XS, MXFP4 and NVFP4 through the ABI: ggml_quantize_chunk's bytes of the real golden
+ * rows without and with MiniLM's imatrix (MXFP4 and NVFP4 ignore it, as ggml does), ggml's decoded
+ * values, and the overflow errors (IQ4_NL's and IQ4_XS's f16 scale; an MXFP4 exponent byte under
+ * which a code decodes to infinity) or NVFP4's saturation. */
 static void test_ggml_non_linear(void) {
-    const int32_t types[2] = {QUANT_GGML_TYPE_IQ4_NL, QUANT_GGML_TYPE_MXFP4};
-    const char *files[2] = {"iq4_nl", "mxfp4"};
+    const int32_t types[4] = {QUANT_GGML_TYPE_IQ4_NL, QUANT_GGML_TYPE_IQ4_XS, QUANT_GGML_TYPE_MXFP4,
+                              QUANT_GGML_TYPE_NVFP4};
+    const char *files[4] = {"iq4_nl", "iq4_xs", "mxfp4", "nvfp4"};
     enum { ROWS = GOLDEN_ROWS, COLS = GOLDEN_COLS, N = ROWS * COLS };
     float *x = NULL, *w = NULL;
     if (!read_golden_real_inputs(&x, &w)) return;
-    for (int t = 0; t < 2; t++) {
+    for (int t = 0; t < 4; t++) {
         size_t qlen = 0, dlen = 0, wqlen = 0;
         uint8_t *want = (uint8_t *)read_golden_real(files[t], ".bin", &qlen);
         float *deq = (float *)read_golden_real(files[t], ".deq.f32", &dlen);
@@ -260,7 +268,8 @@ static void test_ggml_non_linear(void) {
         CHECK(memcmp(back, deq, dlen) == 0);
         EXPECT_STATUS(quant_ggml_quantize_weighted(types[t], x, ROWS, COLS, w, q, size), QUANT_OK);
         CHECK(memcmp(q, wwant, size) == 0);
-        CHECK((memcmp(wwant, want, size) == 0) == (types[t] == QUANT_GGML_TYPE_MXFP4));
+        CHECK((memcmp(wwant, want, size) == 0) ==
+              (types[t] == QUANT_GGML_TYPE_MXFP4 || types[t] == QUANT_GGML_TYPE_NVFP4));
         free(back);
         free(q);
         free(want);
@@ -296,6 +305,32 @@ static void test_ggml_non_linear(void) {
     CHECK(UNTOUCHED(out, sizeof out));
     EXPECT_STATUS(quant_ggml_dequantize(QUANT_GGML_TYPE_MXFP4, rec, 17, out, 32), QUANT_OK);
     CHECK(out[0] == ldexpf(6.0f, 125) && isfinite(out[31]));
+
+    /* IQ4_XS: a super-block scale (the largest block scale / 32) that overflows f16, in super-block
+     * 1; nothing written, with or without weights. */
+    float xs[512], ones[512];
+    fill_matrix(xs, 512, 6);
+    for (int i = 0; i < 512; i++) ones[i] = 1.0f;
+    xs[300] = -1e10f;
+    uint8_t xdst[2 * 136];
+    FILL(xdst, sizeof xdst);
+    EXPECT_STATUS(quant_ggml_quantize(QUANT_GGML_TYPE_IQ4_XS, xs, 1, 512, xdst, sizeof xdst),
+                  QUANT_ERR_INVALID_ARGUMENT);
+    EXPECT_DETAIL_CONTAINS("block 1");
+    EXPECT_STATUS(quant_ggml_quantize_weighted(QUANT_GGML_TYPE_IQ4_XS, xs, 1, 512, ones, xdst, sizeof xdst),
+                  QUANT_ERR_INVALID_ARGUMENT);
+    CHECK(UNTOUCHED(xdst, sizeof xdst));
+    /* NVFP4 takes the same values: its UE4M3 scales saturate at 448, so -1e10 is written as
+     * -6 * 448; and every record decodes (all 0xFF: scale 480, halved 240, times code 15's -12). */
+    uint8_t ndst[8 * 36];
+    EXPECT_STATUS(quant_ggml_quantize(QUANT_GGML_TYPE_NVFP4, xs, 1, 512, ndst, sizeof ndst), QUANT_OK);
+    CHECK(ndst[4 * 36 + 2] == 0x7E);
+    float nout[512];
+    EXPECT_STATUS(quant_ggml_dequantize(QUANT_GGML_TYPE_NVFP4, ndst, sizeof ndst, nout, 512), QUANT_OK);
+    CHECK(nout[300] == -2688.0f);
+    memset(ndst, 0xFF, 36);
+    EXPECT_STATUS(quant_ggml_dequantize(QUANT_GGML_TYPE_NVFP4, ndst, 36, nout, 64), QUANT_OK);
+    CHECK(nout[0] == -2880.0f && nout[63] == -2880.0f);
 }
 
 /* The error paths of the K-quants whose records put their f16 headers at the end (Q2_K: d and dmin

@@ -112,9 +112,21 @@
 #define QUANT_GGML_TYPE_IQ4_NL 20
 
 /**
+ * GGML type id of IQ4_XS (256 values in 136 bytes: f16 super-block scale, eight 6-bit scales of
+ * 32 values, 4-bit codes indexing IQ4_NL's 16 non-linear levels).
+ */
+#define QUANT_GGML_TYPE_IQ4_XS 23
+
+/**
  * GGML type id of MXFP4 (32 values in 17 bytes: E8M0 power-of-two scale, 4-bit E2M1 codes).
  */
 #define QUANT_GGML_TYPE_MXFP4 39
+
+/**
+ * GGML type id of NVFP4 (64 values in 36 bytes: four UE4M3 scales of 16 values, 4-bit E2M1 codes;
+ * no per-tensor scale).
+ */
+#define QUANT_GGML_TYPE_NVFP4 40
 
 /**
  * Largest thread count accepted anywhere (`quant_set_threads`, `quant_options_set_threads`).
@@ -691,7 +703,8 @@ quant_status quant_fp8_e4m3_dequantize(const uint8_t *src,
 
 /**
  * Values per block of the GGML type `ggml_type` (like ggml's `ggml_blck_size`): 32 for Q4_0, Q4_1,
- * Q5_0, Q5_1, Q8_0, IQ4_NL and MXFP4; 256 for the K-quants Q2_K, Q3_K, Q4_K, Q5_K and Q6_K. The type ids are GGML's own (`QUANT_GGML_TYPE_*`).
+ * Q5_0, Q5_1, Q8_0, IQ4_NL and MXFP4; 64 for NVFP4; 256 for the K-quants Q2_K, Q3_K, Q4_K, Q5_K
+ * and Q6_K and for IQ4_XS. The type ids are GGML's own (`QUANT_GGML_TYPE_*`).
  *
  * Returns 0 for an unsupported type (and records a detail). Thread-safe; no allocation.
  */
@@ -699,7 +712,8 @@ size_t quant_ggml_block_size(int32_t ggml_type);
 
 /**
  * Bytes per block of the GGML type `ggml_type` (like ggml's `ggml_type_size`): Q4_0 18, Q4_1 20,
- * Q5_0 22, Q5_1 24, Q8_0 34, Q2_K 84, Q3_K 110, Q4_K 144, Q5_K 176, Q6_K 210, IQ4_NL 18, MXFP4 17.
+ * Q5_0 22, Q5_1 24, Q8_0 34, Q2_K 84, Q3_K 110, Q4_K 144, Q5_K 176, Q6_K 210, IQ4_NL 18,
+ * IQ4_XS 136, MXFP4 17, NVFP4 36.
  *
  * Returns 0 for an unsupported type (and records a detail). Thread-safe; no allocation.
  */
@@ -761,6 +775,17 @@ const char *quant_ggml_type_name(int32_t ggml_type);
  *   value `kvalues_mxfp4[q] * 2^(e - 128)` with the doubled E2M1 values `0, 1, 2, 3, 4, 6, 8, 12`
  *   (codes 8..15 their negatives), i.e. OCP MXFP4 with an E8M0 scale `2^(e - 127)`. Never fails
  *   on finite input.
+ * - `QUANT_GGML_TYPE_IQ4_XS` (23), 256 values, 136 bytes: `f16 d; uint16 scales_h;
+ *   uint8 scales_l[4], qs[128]`: eight blocks of 32, block `ib` with the 6-bit scale `ls` (nibble
+ *   `ib % 2` of `scales_l[ib / 2]`, high bits `2 ib, 2 ib + 1` of `scales_h`) and its 16 bytes of
+ *   `qs` (nibbles as Q4_0); value `d * (ls - 32) * kvalues_iq4nl[q]`. Written as ggml's
+ *   `quantize_iq4_xs`.
+ * - `QUANT_GGML_TYPE_NVFP4` (40), 64 values, 36 bytes: `uint8 d[4]; uint8 qs[32]`: four sub-blocks
+ *   of 16, sub-block `s` with the UE4M3 scale `d[s]` and the bytes `qs[8 s .. 8 s + 8)`, byte
+ *   `qs[8 s + j]` holding value `16 s + j` (low nibble) and `16 s + j + 8` (high nibble); value
+ *   `kvalues_mxfp4[q] * ue4m3(d[s]) / 2`. No per-tensor scale (ggml has none): sub-block scales
+ *   saturate at 448, so values beyond 2688 in magnitude are clamped, as ggml writes them. Never
+ *   fails on finite input.
  *
  * The K-quants follow ggml's `quantize_row_q2_K_ref` ... `quantize_row_q6_K_ref` algorithms
  * (`make_qkx2_quants`, `make_q3_quants`, `make_qx_quants`); `src/kernels/ggml/k.rs` documents
@@ -788,8 +813,8 @@ quant_status quant_ggml_quantize(int32_t ggml_type,
 /**
  * `quant_ggml_quantize` with an importance matrix: byte for byte what ggml's `ggml_quantize_chunk`
  * writes when given `quant_weights` as its `imatrix` (ggml's `quantize_row_*_impl`, what
- * `llama-quantize --imatrix` runs), for every type of `quant_ggml_quantize`. Q8_0 and MXFP4 ignore
- * the weights, as ggml does.
+ * `llama-quantize --imatrix` runs), for every type of `quant_ggml_quantize`. Q8_0, MXFP4 and NVFP4
+ * ignore the weights, as ggml does.
  *
  * - `quant_weights`: NULL, or `n_per_row` floats, one importance weight per column (the same for
  *   every row; llama.cpp's imatrix holds the mean squared activation of each input column). NULL
@@ -837,8 +862,8 @@ quant_status quant_ggml_quantize_ex(int32_t ggml_type,
 /**
  * Dequantizes the first `n` values of GGML blocks of type `ggml_type` (`src`, the layout of
  * `quant_ggml_quantize`) into `dst[0 .. n)`, as ggml's `dequantize_row_*` (bit for bit, every
- * type) and gguf-py's `gguf.quants.dequantize` (bit for bit; IQ4_NL and MXFP4 are checked against
- * ggml only).
+ * type) and gguf-py's `gguf.quants.dequantize` (bit for bit; IQ4_NL, IQ4_XS, MXFP4 and NVFP4 are
+ * checked against ggml only).
  *
  * - `src`: `src_len` bytes, of which the first `n / block_size * type_size` are read.
  * - `dst`: `n` floats; `n` must be a positive multiple of the block size.

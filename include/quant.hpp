@@ -602,16 +602,18 @@ constexpr std::int32_t q5_k = QUANT_GGML_TYPE_Q5_K;
 constexpr std::int32_t q6_k = QUANT_GGML_TYPE_Q6_K;
 constexpr std::int32_t iq4_nl = QUANT_GGML_TYPE_IQ4_NL;
 constexpr std::int32_t mxfp4 = QUANT_GGML_TYPE_MXFP4;
+constexpr std::int32_t iq4_xs = QUANT_GGML_TYPE_IQ4_XS;
+constexpr std::int32_t nvfp4 = QUANT_GGML_TYPE_NVFP4;
 } // namespace ggml
 
 
-/// Values per block of a GGML type (32 or 256); throws QUANT_ERR_INVALID_ARGUMENT for an unknown type.
+/// Values per block of a GGML type (32, 64 for NVFP4, or 256); throws QUANT_ERR_INVALID_ARGUMENT for an unknown type.
 inline std::size_t ggml_block_size(std::int32_t type) {
     std::size_t n = quant_ggml_block_size(type);
     if (n == 0) detail::check(QUANT_ERR_INVALID_ARGUMENT, "quant_ggml_block_size");
     return n;
 }
-/// Bytes per block of a GGML type (18, 20, 22, 24, 34, 84, 110, 144, 176, 210, 18, 17); throws for an unknown type.
+/// Bytes per block of a GGML type (18, 20, 22, 24, 34, 84, 110, 144, 176, 210, 18, 17, 136, 36); throws for an unknown type.
 inline std::size_t ggml_type_size(std::int32_t type) {
     std::size_t n = quant_ggml_type_size(type);
     if (n == 0) detail::check(QUANT_ERR_INVALID_ARGUMENT, "quant_ggml_type_size");
@@ -624,7 +626,7 @@ inline std::size_t ggml_row_size(std::int32_t type, std::size_t n_per_row) {
     if (n == 0 && n_per_row != 0) detail::check(QUANT_ERR_INVALID_ARGUMENT, "quant_ggml_row_size");
     return n;
 }
-/// GGML's name of a type ("q4_0" ... "q6_K", "iq4_nl", "mxfp4"); throws QUANT_ERR_INVALID_ARGUMENT for an unknown type.
+/// GGML's name of a type ("q4_0" ... "q6_K", "iq4_nl", "mxfp4", "iq4_xs", "nvfp4"); throws QUANT_ERR_INVALID_ARGUMENT for an unknown type.
 inline std::string ggml_type_name(std::int32_t type) {
     const char *name = quant_ggml_type_name(type);
     if (name == nullptr) detail::check(QUANT_ERR_INVALID_ARGUMENT, "quant_ggml_type_name");

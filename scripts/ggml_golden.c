@@ -12,9 +12,11 @@
  *                                   --imatrix writes (quantize_row_*_impl; Q8_0 ignores it)
  *   <input>.<type>.imatrix.deq.f32  ggml's dequantizer of those bytes
  *   random.<type>.ones.bin          random with an importance matrix of all ones
- * and, for the types gguf-py's fixtures (tests/data/ggml/records.*) do not cover, IQ4_NL and MXFP4:
+ * and, for the types gguf-py's fixtures (tests/data/ggml/records.*) do not cover, IQ4_NL, MXFP4,
+ * IQ4_XS and NVFP4:
  *   records.<type>.bin      64 records of random bytes with a finite header (f16 scale not inf/NaN;
- *                           E8M0 exponent at most 252, the largest ggml writes)
+ *                           E8M0 exponent at most 252, the largest ggml writes; any NVFP4 bytes, as
+ *                           every UE4M3 scale byte is finite)
  *   records.<type>.deq.f32  ggml's dequantizer of them
  * and manifest.json (input shapes, types, ggml's version and commit).
  *
@@ -40,7 +42,7 @@
 static const enum ggml_type TYPES[] = {
     GGML_TYPE_Q4_0, GGML_TYPE_Q4_1, GGML_TYPE_Q5_0, GGML_TYPE_Q5_1, GGML_TYPE_Q8_0,
     GGML_TYPE_Q2_K, GGML_TYPE_Q3_K, GGML_TYPE_Q4_K, GGML_TYPE_Q5_K, GGML_TYPE_Q6_K,
-    GGML_TYPE_IQ4_NL, GGML_TYPE_MXFP4,
+    GGML_TYPE_IQ4_NL, GGML_TYPE_MXFP4, GGML_TYPE_IQ4_XS, GGML_TYPE_NVFP4,
 };
 #define NTYPES (sizeof TYPES / sizeof TYPES[0])
 
@@ -184,6 +186,8 @@ static void write_records(const char *out, enum ggml_type type) {
         uint8_t *h = q + r * ts;
         if (type == GGML_TYPE_MXFP4) {
             h[0] = (uint8_t)(h[0] % 253);
+        } else if (type == GGML_TYPE_NVFP4) {
+            /* no f16 header */
         } else if ((h[1] & 0x7C) == 0x7C) {
             h[1] ^= 0x40; /* an f16 with all exponent bits set becomes a finite one */
         }
@@ -264,6 +268,8 @@ int main(int argc, char **argv) {
     /* Drawn last, so that the inputs and importance matrices above keep their values. */
     write_records(out, GGML_TYPE_IQ4_NL);
     write_records(out, GGML_TYPE_MXFP4);
+    write_records(out, GGML_TYPE_IQ4_XS);
+    write_records(out, GGML_TYPE_NVFP4);
 
     char manifest[4096];
     int len = snprintf(manifest, sizeof manifest,

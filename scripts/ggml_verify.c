@@ -7,9 +7,10 @@
  *   ggml_verify <blocks of 256 values per type>
  *
  * The blocks mix normal values at scales from 1e-7 to 1e3, uniform, sparse (80% zeros), integer and
- * half-integer values, constant blocks, blocks with one outlier, and blocks whose 32-value groups
- * each peak a few ulps below a power of two (where MXFP4's exponent, floorf(log2f(amax)), turns). The weighted comparison cuts
- * them into groups of WGROUP rows of one super-block, each group quantized with its own importance
+ * half-integer values, constant blocks, blocks with one outlier, blocks whose 32-value groups
+ * each peak a few ulps below a power of two (where MXFP4's exponent, floorf(log2f(amax)), turns), and
+ * blocks whose 16-value groups peak around 6 times a rounding midpoint of NVFP4's UE4M3 scales. The
+ * weighted comparison cuts them into groups of WGROUP rows of one super-block, each group quantized with its own importance
  * vector (see random_weights).
  */
 #include <math.h>
@@ -24,7 +25,7 @@
 static const enum ggml_type TYPES[] = {
     GGML_TYPE_Q4_0, GGML_TYPE_Q4_1, GGML_TYPE_Q5_0, GGML_TYPE_Q5_1, GGML_TYPE_Q8_0,
     GGML_TYPE_Q2_K, GGML_TYPE_Q3_K, GGML_TYPE_Q4_K, GGML_TYPE_Q5_K, GGML_TYPE_Q6_K,
-    GGML_TYPE_IQ4_NL, GGML_TYPE_MXFP4,
+    GGML_TYPE_IQ4_NL, GGML_TYPE_MXFP4, GGML_TYPE_IQ4_XS, GGML_TYPE_NVFP4,
 };
 #define NTYPES (sizeof TYPES / sizeof TYPES[0])
 
@@ -47,7 +48,7 @@ static float normal(void) {
 /* One super-block of 256 values of a randomly chosen kind. */
 static void random_block(float *b) {
     const float scale = (float)pow(10.0, -7.0 + 10.0 * uniform());
-    const int kind = (int)(splitmix64() % 8);
+    const int kind = (int)(splitmix64() % 9);
     for (int i = 0; i < 256; ++i) {
         float v = normal();
         switch (kind) {
@@ -72,6 +73,26 @@ static void random_block(float *b) {
             float v;
             memcpy(&v, &bits, sizeof v);
             b[i + (int)(splitmix64() % 32)] = uniform() < 0.5 ? -v : v;
+        }
+    }
+    if (kind == 8) {
+        /* Each 16-value group peaks a few ulps around 6 times a UE4M3 rounding midpoint (NVFP4's scale
+         * is the UE4M3 of amax / 6): a normal one (1 + (2m + 1)/16) * 2^(e - 7), a subnormal one
+         * (m + 0.5) / 512, or one past the saturation at 448. */
+        for (int i = 0; i < 256; i += 16) {
+            const int m = (int)(splitmix64() % 8), e = (int)(splitmix64() % 18) - 1;
+            float mid;
+            if (e < 1) mid = ((float)m + 0.5f) / 512.0f;
+            else if (e > 15) mid = 448.0f * (1.0f + (float)m);
+            else mid = ldexpf(1.0f + (float)(2 * m + 1) / 16.0f, e - 7);
+            uint32_t bits;
+            const float p = 6.0f * mid;
+            memcpy(&bits, &p, sizeof bits);
+            bits += (uint32_t)(splitmix64() % 5) - 2u;
+            float v;
+            memcpy(&v, &bits, sizeof v);
+            for (int j = 0; j < 16; ++j) b[i + j] = v * (float)uniform() * (uniform() < 0.5 ? -1.0f : 1.0f);
+            b[i + (int)(splitmix64() % 16)] = uniform() < 0.5 ? -v : v;
         }
     }
 }

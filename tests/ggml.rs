@@ -22,8 +22,8 @@
 //! - the importance-weighted path (`ggml_quantize_weighted`) against ggml's `ggml_quantize_chunk`
 //!   with an imatrix (golden `*.imatrix.bin`, `*.ones.bin`): bytes and decoded values, the `None`
 //!   path against the reference fixtures, and its errors;
-//! - IQ4_NL and MXFP4, which gguf-py's fixtures do not cover, against ggml alone: the golden blocks
-//!   above on both paths, and ggml's dequantizer on random records (`golden/records.*`);
+//! - IQ4_NL, IQ4_XS, MXFP4 and NVFP4, which gguf-py's fixtures do not cover, against ggml alone: the
+//!   golden blocks above on both paths, and ggml's dequantizer on random records (`golden/records.*`);
 //! - on the real layers, more bits give less error (Q2_K > Q3_K > Q4_K, Q5_K <= Q5_1, Q4_K <= Q4_0,
 //!   Q6_K <= Q5_x and within 16x of Q8_0).
 mod common;
@@ -69,7 +69,12 @@ const K_QUANTS: [GgmlType; 5] = [
     GgmlType::Q6_K,
 ];
 
-const NON_LINEAR: [GgmlType; 2] = [GgmlType::IQ4_NL, GgmlType::MXFP4];
+const NON_LINEAR: [GgmlType; 4] = [
+    GgmlType::IQ4_NL,
+    GgmlType::IQ4_XS,
+    GgmlType::MXFP4,
+    GgmlType::NVFP4,
+];
 
 /// `(name, rows, cols)` of the inputs of the 32-value types (manifest.json).
 const INPUTS: [(&str, usize, usize); 3] =
@@ -239,16 +244,17 @@ fn weighted_path_without_weights_is_the_reference_path() {
 }
 
 #[test]
-fn equal_weights_are_not_the_reference_path_except_for_q8_0_and_mxfp4() {
+fn equal_weights_are_not_the_reference_path_except_for_the_types_that_ignore_them() {
     // An importance matrix of all ones still runs ggml's weighted search (weights
-    // sqrt(sigma2 + x^2), or 1 for Q6_K, instead of the reference's), so every type but Q8_0 and
-    // MXFP4 (which ignore the weights) writes other bytes than without one; the fixtures show both.
+    // sqrt(sigma2 + x^2), or 1 for Q6_K, instead of the reference's), so every type but Q8_0, MXFP4
+    // and NVFP4 (which ignore the weights) writes other bytes than without one; the fixtures show
+    // both.
     let x = fixture_f32("golden/random.f32");
     let ones = vec![1.0f32; 512];
     for ty in GgmlType::all() {
         let got = assert_weighted_matches(ty, "random", &x, &ones, ".ones");
         let reference = fixture(&format!("golden/random.{}.bin", file_name(ty)));
-        let ignores_weights = matches!(ty, GgmlType::Q8_0 | GgmlType::MXFP4);
+        let ignores_weights = matches!(ty, GgmlType::Q8_0 | GgmlType::MXFP4 | GgmlType::NVFP4);
         assert_eq!(got == reference, ignores_weights, "{}", ty.name());
     }
 }
@@ -320,7 +326,7 @@ fn weighted_errors_write_nothing() {
 #[test]
 fn dequantizers_match_gguf_py_and_ggml_on_random_records() {
     for ty in GgmlType::all() {
-        // gguf-py's fixtures for the types it was run on, ggml's own for IQ4_NL and MXFP4.
+        // gguf-py's fixtures for the types it was run on, ggml's own for the non-linear ones.
         let dir = if NON_LINEAR.contains(&ty) {
             "golden/"
         } else {
@@ -551,6 +557,38 @@ fn non_linear_types_refuse_what_would_overflow() {
         ggml_dequantize(GgmlType::IQ4_NL, &rec, 32, &mut out[..32]),
         Err(QuantError::NonFinite { index: 0, .. })
     ));
+    // IQ4_XS's f16 super-block scale (the largest block scale / 32) overflows too, here in the
+    // second super-block: nothing written.
+    let mut huge = vec![0.5f32; 512];
+    huge[300] = -1e10;
+    let mut dst = vec![0xA5u8; 272];
+    let e = ggml_quantize(GgmlType::IQ4_XS, &huge, 1, 512, &mut dst).unwrap_err();
+    assert!(
+        matches!(e, QuantError::InvalidArgument(_)) && e.to_string().contains("block 1"),
+        "{e}"
+    );
+    assert!(dst.iter().all(|&b| b == 0xA5));
+    let mut rec = vec![0u8; 272];
+    rec[136..138].copy_from_slice(&0x7E00u16.to_le_bytes()); // NaN
+    let mut out = vec![7f32; 512];
+    assert!(matches!(
+        ggml_dequantize(GgmlType::IQ4_XS, &rec, 512, &mut out),
+        Err(QuantError::NonFinite { index: 1, .. })
+    ));
+    assert!(out.iter().all(|&v| v == 7.0));
+    // NVFP4 saturates instead, as ggml does: its largest UE4M3 scale, 448 (byte 0x7E), holds at
+    // most 6 * 448 = 2688, and every scale byte decodes to a finite value.
+    // (At f32::MAX, f32 cannot tell the codes' distances apart: every code is equally far and the
+    // first, 0, is chosen, as in ggml.)
+    let big = [1e6, -3000.0, 2688.0, 1.0, f32::MAX].repeat(13);
+    let mut q = [0u8; 36];
+    ggml_quantize(GgmlType::NVFP4, &big[..64], 1, 64, &mut q).unwrap();
+    assert_eq!(q[..4], [0x7E; 4]);
+    let mut back = [0f32; 64];
+    ggml_dequantize(GgmlType::NVFP4, &q, 64, &mut back).unwrap();
+    assert_eq!(back[..5], [2688.0, -2688.0, 2688.0, 0.0, 0.0]);
+    ggml_dequantize(GgmlType::NVFP4, &[0xFF; 36], 64, &mut back).unwrap();
+    assert!(back.iter().all(|&v| v == -2880.0), "{back:?}");
 }
 
 #[test]

@@ -31,6 +31,10 @@ const (
 	GGMLIQ4_NL GGMLType = C.QUANT_GGML_TYPE_IQ4_NL
 	// 32 values in 17 bytes: E8M0 exponent, 4-bit E2M1 codes (OCP MXFP4)
 	GGMLMXFP4 GGMLType = C.QUANT_GGML_TYPE_MXFP4
+	// 256 values in 136 bytes: f16 d, eight 6-bit block scales, IQ4_NL's 4-bit codes
+	GGMLIQ4_XS GGMLType = C.QUANT_GGML_TYPE_IQ4_XS
+	// 64 values in 36 bytes: four UE4M3 scales of 16 values, 4-bit E2M1 codes (no per-tensor scale)
+	GGMLNVFP4 GGMLType = C.QUANT_GGML_TYPE_NVFP4
 )
 
 // DType is the element type of a 16-bit source (QUANT_DTYPE_*). The functions taking []float32 are
@@ -79,8 +83,7 @@ func (t GGMLType) RowSize(nPerRow int) (int, error) {
 }
 
 // Name is GGML's name of the type ("q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q4_K", "q6_K", "iq4_nl",
-// "mxfp4"). An
-// unknown type is ErrInvalidArgument.
+// "iq4_xs", "mxfp4", "nvfp4"). An unknown type is ErrInvalidArgument.
 func (t GGMLType) Name() (string, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()

@@ -15,7 +15,8 @@ func TestGGMLSizes(t *testing.T) {
 	}{{GGMLQ4_0, 32, 18, "q4_0"}, {GGMLQ4_1, 32, 20, "q4_1"}, {GGMLQ5_0, 32, 22, "q5_0"}, {GGMLQ5_1, 32, 24, "q5_1"},
 		{GGMLQ8_0, 32, 34, "q8_0"}, {GGMLQ2_K, 256, 84, "q2_K"}, {GGMLQ3_K, 256, 110, "q3_K"},
 		{GGMLQ4_K, 256, 144, "q4_K"}, {GGMLQ5_K, 256, 176, "q5_K"}, {GGMLQ6_K, 256, 210, "q6_K"},
-		{GGMLIQ4_NL, 32, 18, "iq4_nl"}, {GGMLMXFP4, 32, 17, "mxfp4"}} {
+		{GGMLIQ4_NL, 32, 18, "iq4_nl"}, {GGMLMXFP4, 32, 17, "mxfp4"}, {GGMLIQ4_XS, 256, 136, "iq4_xs"},
+		{GGMLNVFP4, 64, 36, "nvfp4"}} {
 		b, err := c.t.BlockSize()
 		must(t, err)
 		s, err := c.t.TypeSize()
@@ -70,7 +71,7 @@ func TestGGMLRoundTrip(t *testing.T) {
 	}
 	// The other types round-trip a real row within a loose bound (wider for 2 and 3 bits and for MXFP4).
 	for _, ty := range []GGMLType{GGMLQ4_0, GGMLQ4_1, GGMLQ5_0, GGMLQ5_1, GGMLQ2_K, GGMLQ3_K, GGMLQ4_K, GGMLQ5_K, GGMLQ6_K,
-		GGMLIQ4_NL, GGMLMXFP4} {
+		GGMLIQ4_NL, GGMLMXFP4, GGMLIQ4_XS, GGMLNVFP4} {
 		bound := map[GGMLType]float64{GGMLQ2_K: 0.15, GGMLQ3_K: 0.05, GGMLMXFP4: 0.05}[ty]
 		if bound == 0 {
 			bound = 0.02

@@ -4,8 +4,8 @@
 //! 1. Rules (`--rules FILE`): `PATTERN = TYPE` lines, first match wins. A pattern is a glob over the
 //!    GGUF tensor name (`*` any run of characters, `?` one character, `[0-9]` a class,
 //!    `{a,b,c}` alternatives, everything else literal). TYPE is a ggml type name (F32, F16, BF16,
-//!    Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, MXFP4) or `keep` (copy the
-//!    tensor as it is), optionally followed by the method for that tensor, `rtn` or `gptq`
+//!    Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS, MXFP4, NVFP4) or
+//!    `keep` (copy the tensor as it is), optionally followed by the method for that tensor, `rtn` or `gptq`
 //!    (`blk.*.ffn_down.weight = Q4_K gptq`; without one the tensor follows `--method`). Blank lines and
 //!    `#` comments are ignored; patterns and types may be quoted (`"blk.*.ffn_down.weight" = "Q6_K"`).
 //!    A rule matching no tensor, an unknown type, or a tensor whose rows a type cannot take is an error.
@@ -340,7 +340,8 @@ pub fn parse_rules(text: &str, origin: &str) -> Result<Vec<Rule>> {
             if !can_write(t) {
                 bail!(
                     "{at}: type {t} cannot be written (the quant library quantizes Q4_0, Q4_1, Q5_0, \
-                     Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, MXFP4; F32, F16, BF16 are casts)"
+                     Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS, MXFP4, NVFP4; F32, F16, BF16 \
+                     are casts)"
                 );
             }
             Target::Type(t)
@@ -1052,6 +1053,9 @@ mod tests {
         assert!(err("x = keep gptq").contains("gptq needs a GGUF block type"));
         assert!(err("x = F16 gptq").contains("gptq needs a GGUF block type"));
         assert!(err("x = MXFP4 gptq").contains("gptq needs a GGUF block type"));
+        assert!(err("x = IQ4_XS gptq").contains("gptq needs a GGUF block type"));
+        assert!(err("x = NVFP4 gptq").contains("gptq needs a GGUF block type"));
+        assert!(parse_rules("x = IQ4_XS\ny = NVFP4 rtn", "r").is_ok());
         // A rule that would give a norm a block type is refused.
         let rules = parse_rules("blk.*.attn_*.weight = Q4_0", "r").unwrap();
         let e = format!("{:#}", Plan::build(&t, &i, None, &rules).unwrap_err());
@@ -1087,7 +1091,7 @@ mod tests {
             }
         };
         assert!(e("x = Q9_9").contains("r:1: unknown type 'Q9_9'"));
-        assert!(e("x = IQ4_XS").contains("cannot be written"));
+        assert!(e("x = IQ3_S").contains("cannot be written"));
         assert!(e("nothing.* = Q8_0").contains("'nothing.*' matches no tensor"));
         let s = e("blk.*.attn_q.weight = Q4_K");
         assert!(

@@ -18,8 +18,9 @@ use quant::ffi::rtn::{quant_int4_quantize, quant_int8_quantize};
 use quant::ffi::weight::*;
 use quant::kernels::source::{QUANT_DTYPE_BF16, QUANT_DTYPE_F16, QUANT_DTYPE_F32};
 
-/// The GGML type ids the library supports: Q4_0 ... Q8_0, Q2_K ... Q6_K, IQ4_NL (20), MXFP4 (39).
-const TYPES: [i32; 12] = [2, 3, 6, 7, 8, 10, 11, 12, 13, 14, 20, 39];
+/// The GGML type ids the library supports: Q4_0 ... Q8_0, Q2_K ... Q6_K, IQ4_NL (20), IQ4_XS (23),
+/// MXFP4 (39), NVFP4 (40).
+const TYPES: [i32; 14] = [2, 3, 6, 7, 8, 10, 11, 12, 13, 14, 20, 23, 39, 40];
 
 /// Loose bound of |x - x'| relative to a block's range (max - min, at least max |x|).
 fn tolerance(ty: i32) -> f64 {
@@ -32,9 +33,27 @@ fn tolerance(ty: i32) -> f64 {
         10 => 0.75,
         11 => 0.3,
         // Q4_K, Q5_K, Q6_K and the non-linear 4-bit types: IQ4_NL's levels are at most 24/240 of
-        // its span apart; MXFP4 rounds to within 2^(e-128), at most a quarter of the block's amax.
+        // its span apart (IQ4_XS's under a 6-bit block scale); MXFP4 rounds to within 2^(e-128), at
+        // most a quarter of the block's amax; NVFP4 likewise under its UE4M3 scale, whose 3-bit
+        // subnormals clamp at most a third of the block away (see nvfp4_slack for the rest).
         _ => 1.0 / 3.0,
     }
+}
+
+/// What NVFP4 may lose beyond [`tolerance`], as ggml's quantizer does: its UE4M3 scales saturate at
+/// 448, so a value is clamped to 6 * 448 = 2688 in magnitude, and a block whose scale `amax / 6` is
+/// below 2^-10 gets the scale 0 and decodes to zeros.
+fn nvfp4_slack(ty: i32, x: f64, range: f64) -> f64 {
+    if ty != 40 {
+        return 0.0;
+    }
+    let clamped = (x.abs() - 2688.0).max(0.0);
+    let zeroed = if range < 6.0 * 2f64.powi(-10) * 1.01 {
+        range
+    } else {
+        0.0
+    };
+    clamped + zeroed
 }
 
 fn ggml(inp: &mut Input) {
@@ -161,7 +180,10 @@ fn ggml(inp: &mut Input) {
                 assert!(b.is_finite());
                 let err = (a as f64 - b as f64).abs();
                 assert!(
-                    err <= range * tolerance(ty) * 1.01 + 1e-6 + range * 2e-3,
+                    err <= range * tolerance(ty) * 1.01
+                        + 1e-6
+                        + range * 2e-3
+                        + nvfp4_slack(ty, a as f64, range),
                     "type {ty}: {a:e} -> {b:e}, block range {range:e}"
                 );
             }
@@ -203,8 +225,8 @@ fn ggml(inp: &mut Input) {
     ggml_weighted(inp, ty, &x, src_p, nrows, n_per_row, quantized_need, real);
 }
 
-/// `quant_ggml_quantize_weighted` on the source of [`ggml`]: with NULL weights, or as Q8_0 or MXFP4
-/// (which ignore them), it succeeds exactly with the unweighted bytes; success needs every weight finite and >= 0 and leaves
+/// `quant_ggml_quantize_weighted` on the source of [`ggml`]: with NULL weights, or as Q8_0, MXFP4 or
+/// NVFP4 (which ignore them), it succeeds exactly with the unweighted bytes; success needs every weight finite and >= 0 and leaves
 /// only the prefix written, with records that decode to finite values; errors write nothing.
 #[allow(clippy::too_many_arguments)]
 fn ggml_weighted(
@@ -263,7 +285,7 @@ fn ggml_weighted(
     if !w_p.is_null() {
         assert!(weights.iter().all(|w| w.is_finite() && *w >= 0.0));
     }
-    if w_p.is_null() || ty == 8 || ty == 39 {
+    if w_p.is_null() || ty == 8 || ty == 39 || ty == 40 {
         assert_eq!(
             p, 0,
             "type {ty}: weights NULL or ignored, the unweighted path fails with {p}"

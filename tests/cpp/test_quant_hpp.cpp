@@ -426,6 +426,9 @@ static void test_ggml() {
     CHECK(ggml_type_name(ggml::q2_k) == "q2_K" && ggml_type_name(ggml::q3_k) == "q3_K" && ggml_type_name(ggml::q5_k) == "q5_K");
     CHECK(ggml_type_size(ggml::iq4_nl) == 18 && ggml_type_size(ggml::mxfp4) == 17 && ggml_block_size(ggml::mxfp4) == 32);
     CHECK(ggml_type_name(ggml::iq4_nl) == "iq4_nl" && ggml_type_name(ggml::mxfp4) == "mxfp4");
+    CHECK(ggml_type_size(ggml::iq4_xs) == 136 && ggml_block_size(ggml::iq4_xs) == 256);
+    CHECK(ggml_type_size(ggml::nvfp4) == 36 && ggml_block_size(ggml::nvfp4) == 64);
+    CHECK(ggml_type_name(ggml::iq4_xs) == "iq4_xs" && ggml_type_name(ggml::nvfp4) == "nvfp4");
     EXPECT_ERROR(ggml_block_size(1), QUANT_ERR_INVALID_ARGUMENT);
     EXPECT_ERROR(ggml_type_size(99), QUANT_ERR_INVALID_ARGUMENT);
     EXPECT_ERROR(ggml_row_size(ggml::q8_0, 33), QUANT_ERR_INVALID_ARGUMENT);
@@ -448,7 +451,7 @@ static void test_ggml() {
     // Every other type decodes back within a few of its steps (a loose sanity check of the layouts;
     // wider for 2 and 3 bits and for MXFP4).
     for (std::int32_t t : {ggml::q4_0, ggml::q4_1, ggml::q5_0, ggml::q5_1, ggml::q2_k, ggml::q3_k, ggml::q4_k,
-                           ggml::q5_k, ggml::q6_k, ggml::iq4_nl, ggml::mxfp4}) {
+                           ggml::q5_k, ggml::q6_k, ggml::iq4_nl, ggml::mxfp4, ggml::iq4_xs, ggml::nvfp4}) {
         std::vector<float> wt = load("encoder.layer.0.attention.self.query.weight", 512);
         std::vector<float> d = ggml_dequantize(t, ggml_quantize(t, wt, 1, 512), 512);
         double num = 0, den = 0;

@@ -723,15 +723,21 @@ pub const GgmlType = enum(i32) {
     iq4_nl = c.QUANT_GGML_TYPE_IQ4_NL,
     /// 32 values in 17 bytes: E8M0 exponent, 4-bit E2M1 codes (OCP MXFP4).
     mxfp4 = c.QUANT_GGML_TYPE_MXFP4,
+    /// 256 values in 136 bytes: f16 d, eight 6-bit block scales, IQ4_NL's 4-bit codes.
+    iq4_xs = c.QUANT_GGML_TYPE_IQ4_XS,
+    /// 64 values in 36 bytes: four UE4M3 scales of 16 values, 4-bit E2M1 codes (no per-tensor scale).
+    nvfp4 = c.QUANT_GGML_TYPE_NVFP4,
     _,
 
-    /// Values per block (32, or 256 for the K-quants); error.InvalidArgument for an unknown type.
+    /// Values per block (32, 64 for NVFP4, 256 for the K-quants and IQ4_XS); error.InvalidArgument
+    /// for an unknown type.
     pub fn blockSize(t: GgmlType) Error!usize {
         binding_detail_len = 0;
         const n = c.quant_ggml_block_size(@backingInt(t));
         return if (n == 0) error.InvalidArgument else n;
     }
-    /// Bytes per block (18, 20, 22, 24, 34, 84, 110, 144, 176, 210, 18, 17); error.InvalidArgument for an unknown type.
+    /// Bytes per block (18, 20, 22, 24, 34, 84, 110, 144, 176, 210, 18, 17, 136, 36);
+    /// error.InvalidArgument for an unknown type.
     pub fn typeSize(t: GgmlType) Error!usize {
         binding_detail_len = 0;
         const n = c.quant_ggml_type_size(@backingInt(t));
@@ -745,8 +751,7 @@ pub const GgmlType = enum(i32) {
         return if (n == 0 and n_per_row != 0) error.InvalidArgument else n;
     }
     /// GGML's name ("q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q2_K", "q3_K", "q4_K", "q5_K", "q6_K",
-    /// "iq4_nl", "mxfp4");
-    /// error.InvalidArgument for an unknown type.
+    /// "iq4_nl", "mxfp4", "iq4_xs", "nvfp4"); error.InvalidArgument for an unknown type.
     pub fn name(t: GgmlType) Error![:0]const u8 {
         binding_detail_len = 0;
         const p = c.quant_ggml_type_name(@backingInt(t));

@@ -519,6 +519,8 @@ test "GGML sizes and names" {
         .{ .t = .q6_K, .block = 256, .size = 210, .name = "q6_K" },
         .{ .t = .iq4_nl, .block = 32, .size = 18, .name = "iq4_nl" },
         .{ .t = .mxfp4, .block = 32, .size = 17, .name = "mxfp4" },
+        .{ .t = .iq4_xs, .block = 256, .size = 136, .name = "iq4_xs" },
+        .{ .t = .nvfp4, .block = 64, .size = 36, .name = "nvfp4" },
     };
     for (cases) |k| {
         try testing.expectEqual(k.block, try k.t.blockSize());
@@ -566,7 +568,7 @@ test "GGML blocks: Q8_0 round trip of a real row, 16-bit sources, errors" {
         for (w[b * 32 ..][0..32], back[b * 32 ..][0..32]) |x, y| try testing.expect(@abs(x - y) <= 0.6 * amax / 127);
     }
     // The other types round-trip a real row within a loose bound (wider for 2 and 3 bits and for MXFP4).
-    for ([_]quant.GgmlType{ .q4_0, .q4_1, .q5_0, .q5_1, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .iq4_nl, .mxfp4 }) |t| {
+    for ([_]quant.GgmlType{ .q4_0, .q4_1, .q5_0, .q5_1, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .iq4_nl, .mxfp4, .iq4_xs, .nvfp4 }) |t| {
         var buf: [512]u8 = undefined;
         const n = try t.matrixSize(1, 512);
         try quant.ggmlQuantize(t, w[0..512], 1, 512, buf[0..n]);

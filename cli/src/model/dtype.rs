@@ -66,7 +66,9 @@ impl DType {
     pub const Q5_K: DType = DType(13);
     pub const Q6_K: DType = DType(14);
     pub const IQ4_NL: DType = DType(20);
+    pub const IQ4_XS: DType = DType(23);
     pub const MXFP4: DType = DType(39);
+    pub const NVFP4: DType = DType(40);
     pub const BF16: DType = DType(30);
 
     fn entry(self) -> Option<&'static (u32, &'static str, usize, usize)> {
@@ -111,7 +113,7 @@ impl DType {
     }
 
     /// The quant library's block type for this id (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K ... Q6_K,
-    /// IQ4_NL, MXFP4).
+    /// IQ4_NL, IQ4_XS, MXFP4, NVFP4).
     pub fn ggml(self) -> Option<GgmlType> {
         GgmlType::from_id(self.0 as i32)
     }
@@ -172,7 +174,7 @@ pub fn dequantize(dtype: DType, src: &[u8], out: &mut [f32]) -> Result<()> {
         }
         _ => match dtype.ggml() {
             Some(t) => ggml_dequantize(t, src, out.len(), out)?,
-            None => bail!("{dtype} cannot be dequantized by this tool (it decodes F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, MXFP4)"),
+            None => bail!("{dtype} cannot be dequantized by this tool (it decodes F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS, MXFP4, NVFP4)"),
         },
     }
     Ok(())
@@ -206,6 +208,12 @@ mod tests {
         assert_eq!(DType::IQ4_NL.ggml(), Some(GgmlType::IQ4_NL));
         assert_eq!(DType::MXFP4.bits_per_weight(), Some(4.25));
         assert_eq!(DType::IQ4_NL.bits_per_weight(), Some(4.5));
+        assert_eq!(DType::from_name("iq4_xs"), Some(DType::IQ4_XS));
+        assert_eq!(DType::from_name("NVFP4"), Some(DType::NVFP4));
+        assert_eq!(DType::IQ4_XS.ggml(), Some(GgmlType::IQ4_XS));
+        assert_eq!(DType::NVFP4.ggml(), Some(GgmlType::NVFP4));
+        assert_eq!(DType::IQ4_XS.bits_per_weight(), Some(4.25));
+        assert_eq!(DType::NVFP4.bits_per_weight(), Some(4.5));
         assert_eq!(DType(4).name(), None);
         assert_eq!(DType(4).to_string(), "ggml type 4");
         for t in GgmlType::all() {
@@ -249,7 +257,22 @@ mod tests {
         rec[1] = 0x05;
         dequantize(DType::MXFP4, &rec, &mut out32).unwrap();
         assert_eq!((out32[0], out32[16]), (3.0, 0.0));
-        // IQ4_XS: known to ggml, not to the library.
-        assert!(dequantize(DType(23), &[0; 136], &mut [0f32; 256]).is_err());
+        // IQ4_XS and NVFP4 too: scale d = 1 with 6-bit scale 33 (1) and code 9 (13); UE4M3 scale
+        // 0x38 (1, halved) and code 5 (6): 3.
+        let mut rec = [0u8; 136];
+        rec[..2].copy_from_slice(&0x3C00u16.to_le_bytes());
+        rec[2..4].copy_from_slice(&0xAAAAu16.to_le_bytes());
+        rec[4..8].fill(0x11);
+        rec[8..].fill(0x99);
+        let mut out256 = [0f32; 256];
+        dequantize(DType::IQ4_XS, &rec, &mut out256).unwrap();
+        assert!(out256.iter().all(|&v| v == 13.0));
+        let mut rec = [0x55u8; 36];
+        rec[..4].fill(0x38);
+        let mut out64 = [0f32; 64];
+        dequantize(DType::NVFP4, &rec, &mut out64).unwrap();
+        assert!(out64.iter().all(|&v| v == 3.0));
+        // IQ3_S: known to ggml, not to the library.
+        assert!(dequantize(DType(21), &[0; 110], &mut [0f32; 256]).is_err());
     }
 }

@@ -40,8 +40,8 @@ pub struct GridSpec {
     set_codes: fn(&[u8], &mut [u8]),
 }
 
-/// The grid of `ty`, or `None` for a type GPTQ cannot round onto (IQ4_NL and MXFP4, whose codes
-/// index a non-linear table).
+/// The grid of `ty`, or `None` for a type GPTQ cannot round onto (IQ4_NL, IQ4_XS, MXFP4 and NVFP4,
+/// whose codes index a non-linear table).
 pub fn spec(ty: GgmlType) -> Option<GridSpec> {
     type Grids = fn(&[u8], &mut [f32], &mut [f32]);
     type Codes = fn(&[u8], &mut [u8]);
@@ -77,7 +77,7 @@ pub fn spec(ty: GgmlType) -> Option<GridSpec> {
                 k::set_q6_k_codes,
             ),
             // Non-linear code books: no grid of evenly spaced points to round onto.
-            GgmlType::IQ4_NL | GgmlType::MXFP4 => return None,
+            GgmlType::IQ4_NL | GgmlType::IQ4_XS | GgmlType::MXFP4 | GgmlType::NVFP4 => return None,
         };
     Some(GridSpec {
         ty,
@@ -273,13 +273,19 @@ mod tests {
     fn every_linear_type_has_a_grid_of_its_block() {
         for ty in GgmlType::all() {
             let Some(g) = spec(ty) else {
-                assert!(matches!(ty, GgmlType::IQ4_NL | GgmlType::MXFP4), "{ty:?}");
+                assert!(
+                    matches!(
+                        ty,
+                        GgmlType::IQ4_NL | GgmlType::IQ4_XS | GgmlType::MXFP4 | GgmlType::NVFP4
+                    ),
+                    "{ty:?}"
+                );
                 continue;
             };
             assert_eq!((g.ty(), g.block), (ty, ty.block_size()));
             assert_eq!(g.block % g.sub, 0);
         }
-        assert_eq!(specs().len(), GgmlType::all().len() - 2);
+        assert_eq!(specs().len(), GgmlType::all().len() - 4);
     }
 
     #[test]

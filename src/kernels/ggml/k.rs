@@ -65,7 +65,7 @@ const GROUP_MAX_EPS: f32 = 1e-15;
 
 /// ggml's `nearest_int`: round to nearest, ties to even, through the magic-number addition (valid for
 /// `|fval| <= 4194303`; beyond that it gives what ggml's does, wrapped bits, never a panic).
-fn nearest_int(fval: f32) -> i32 {
+pub(crate) fn nearest_int(fval: f32) -> i32 {
     let val = fval + 12_582_912.0;
     (val.to_bits() as i32 & 0x007f_ffff) - 0x0040_0000
 }

@@ -1,5 +1,6 @@
 //! GGML / GGUF block formats: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, the K-quants Q2_K, Q3_K, Q4_K, Q5_K
-//! and Q6_K (in [`k`]) and the non-linear 4-bit types IQ4_NL and MXFP4 (in [`nl`]), byte-exact with ggml's reference quantizers (`quantize_row_*_ref` in
+//! and Q6_K (in [`k`]) and the non-linear 4-bit types IQ4_NL, IQ4_XS, MXFP4 and NVFP4 (in [`nl`]),
+//! byte-exact with ggml's reference quantizers (`quantize_row_*_ref` in
 //! `ggml-quants.c`, what `ggml_quantize_chunk` runs without an importance matrix) and, through
 //! [`ggml_quantize_weighted`], with its importance-weighted ones (`quantize_row_*_impl`, what it runs
 //! with an imatrix).
@@ -22,7 +23,9 @@
 //! | Q5_K | 13 | 256 | 176 | `d, dmin: f16, scales[12], qh[32], qs[128]` | see [`k`] |
 //! | Q6_K | 14 | 256 | 210 | `ql[128], qh[64], scales: i8[16], d: f16` | see [`k`] |
 //! | IQ4_NL | 20 | 32 | 18 | `d: f16, qs[16]` | `d * KVALUES_IQ4NL[q]`, see [`nl`] |
+//! | IQ4_XS | 23 | 256 | 136 | `d: f16, scales_h: u16, scales_l[4], qs[128]` | see [`nl`] |
 //! | MXFP4 | 39 | 32 | 17 | `e: u8 (E8M0), qs[16]` | `KVALUES_MXFP4[q] * 2^(e - 128)`, see [`nl`] |
+//! | NVFP4 | 40 | 64 | 36 | `d[4]: UE4M3, qs[32]` | see [`nl`] |
 //!
 //! In the 32-value types (IQ4_NL and MXFP4 included), byte `qs[j]` holds element `j` in its low nibble and element `j + 16` in its
 //! high nibble; for Q5 the fifth bit of element `j` is bit `j` of `qh`.
@@ -92,8 +95,14 @@ pub const QUANT_GGML_TYPE_Q6_K: i32 = 14;
 /// GGML type id of IQ4_NL (32 values in 18 bytes: f16 scale, 4-bit codes indexing 16 non-linear
 /// levels, `d * kvalues_iq4nl[q]`).
 pub const QUANT_GGML_TYPE_IQ4_NL: i32 = 20;
+/// GGML type id of IQ4_XS (256 values in 136 bytes: f16 super-block scale, eight 6-bit scales of
+/// 32 values, 4-bit codes indexing IQ4_NL's 16 non-linear levels).
+pub const QUANT_GGML_TYPE_IQ4_XS: i32 = 23;
 /// GGML type id of MXFP4 (32 values in 17 bytes: E8M0 power-of-two scale, 4-bit E2M1 codes).
 pub const QUANT_GGML_TYPE_MXFP4: i32 = 39;
+/// GGML type id of NVFP4 (64 values in 36 bytes: four UE4M3 scales of 16 values, 4-bit E2M1 codes;
+/// no per-tensor scale).
+pub const QUANT_GGML_TYPE_NVFP4: i32 = 40;
 
 /// The GGML block types this library reads and writes.
 #[allow(non_camel_case_types)]
@@ -110,12 +119,14 @@ pub enum GgmlType {
     Q5_K,
     Q6_K,
     IQ4_NL,
+    IQ4_XS,
     MXFP4,
+    NVFP4,
 }
 
 impl GgmlType {
     /// Every supported type, in the order of their ids.
-    pub fn all() -> [GgmlType; 12] {
+    pub fn all() -> [GgmlType; 14] {
         [
             Self::Q4_0,
             Self::Q4_1,
@@ -128,7 +139,9 @@ impl GgmlType {
             Self::Q5_K,
             Self::Q6_K,
             Self::IQ4_NL,
+            Self::IQ4_XS,
             Self::MXFP4,
+            Self::NVFP4,
         ]
     }
 
@@ -142,8 +155,8 @@ impl GgmlType {
         Self::from_id(id).ok_or_else(|| {
             QuantError::invalid(format!(
                 "ggml type {id} is not supported: use Q4_0 (2), Q4_1 (3), Q5_0 (6), Q5_1 (7), \
-                 Q8_0 (8), Q2_K (10), Q3_K (11), Q4_K (12), Q5_K (13), Q6_K (14), IQ4_NL (20) \
-                 or MXFP4 (39)"
+                 Q8_0 (8), Q2_K (10), Q3_K (11), Q4_K (12), Q5_K (13), Q6_K (14), IQ4_NL (20), \
+                 IQ4_XS (23), MXFP4 (39) or NVFP4 (40)"
             ))
         })
     }
@@ -162,12 +175,14 @@ impl GgmlType {
             Self::Q5_K => QUANT_GGML_TYPE_Q5_K,
             Self::Q6_K => QUANT_GGML_TYPE_Q6_K,
             Self::IQ4_NL => QUANT_GGML_TYPE_IQ4_NL,
+            Self::IQ4_XS => QUANT_GGML_TYPE_IQ4_XS,
             Self::MXFP4 => QUANT_GGML_TYPE_MXFP4,
+            Self::NVFP4 => QUANT_GGML_TYPE_NVFP4,
         }
     }
 
     /// GGML's name of the type (`ggml_type_name`): "q4_0", ..., "q2_K", ..., "q6_K", "iq4_nl",
-    /// "mxfp4".
+    /// "iq4_xs", "mxfp4", "nvfp4".
     pub fn name(self) -> &'static str {
         match self {
             Self::Q4_0 => "q4_0",
@@ -181,7 +196,9 @@ impl GgmlType {
             Self::Q5_K => "q5_K",
             Self::Q6_K => "q6_K",
             Self::IQ4_NL => "iq4_nl",
+            Self::IQ4_XS => "iq4_xs",
             Self::MXFP4 => "mxfp4",
+            Self::NVFP4 => "nvfp4",
         }
     }
 
@@ -199,14 +216,19 @@ impl GgmlType {
             Self::Q5_K => c"q5_K",
             Self::Q6_K => c"q6_K",
             Self::IQ4_NL => c"iq4_nl",
+            Self::IQ4_XS => c"iq4_xs",
             Self::MXFP4 => c"mxfp4",
+            Self::NVFP4 => c"nvfp4",
         }
     }
 
-    /// Values per block (`ggml_blck_size`): 32, or 256 for the K-quants.
+    /// Values per block (`ggml_blck_size`): 32, 256 for the K-quants and IQ4_XS, 64 for NVFP4.
     pub fn block_size(self) -> usize {
         match self {
-            Self::Q2_K | Self::Q3_K | Self::Q4_K | Self::Q5_K | Self::Q6_K => k::QK_K,
+            Self::Q2_K | Self::Q3_K | Self::Q4_K | Self::Q5_K | Self::Q6_K | Self::IQ4_XS => {
+                k::QK_K
+            }
+            Self::NVFP4 => nl::QK_NVFP4,
             _ => 32,
         }
     }
@@ -225,7 +247,9 @@ impl GgmlType {
             Self::Q5_K => k::Q5_K_BYTES,
             Self::Q6_K => k::Q6_K_BYTES,
             Self::IQ4_NL => 18,
+            Self::IQ4_XS => nl::IQ4_XS_BYTES,
             Self::MXFP4 => 17,
+            Self::NVFP4 => nl::NVFP4_BYTES,
         }
     }
 
@@ -252,7 +276,9 @@ impl GgmlType {
             Self::Q5_K => k::quantize_q5_k(x, y),
             Self::Q6_K => k::quantize_q6_k(x, y),
             Self::IQ4_NL => nl::quantize_iq4_nl(x, None, y),
+            Self::IQ4_XS => nl::quantize_iq4_xs(x, None, y),
             Self::MXFP4 => nl::quantize_mxfp4(x, y),
+            Self::NVFP4 => nl::quantize_nvfp4(x, y),
         }
     }
 
@@ -262,8 +288,8 @@ impl GgmlType {
     ///
     /// `row_sigma2` is the statistic of the whole row the 32-value types weigh with
     /// ([`row_sigma2`] of the row); the K-quants ignore it and compute theirs per super-block, and
-    /// IQ4_NL weighs per block (its own `sigma2`), and Q8_0 and MXFP4 ignore the weights altogether
-    /// (as ggml does).
+    /// IQ4_NL and IQ4_XS weigh per block or super-block (their own `sigma2`), and Q8_0, MXFP4 and
+    /// NVFP4 ignore the weights altogether (as ggml does).
     pub(crate) fn quantize_block_weighted(
         self,
         x: &[f32],
@@ -283,7 +309,9 @@ impl GgmlType {
             Self::Q5_K => k::quantize_q5_k_weighted(x, qw, y),
             Self::Q6_K => k::quantize_q6_k_weighted(x, qw, y),
             Self::IQ4_NL => nl::quantize_iq4_nl(x, Some(qw), y),
+            Self::IQ4_XS => nl::quantize_iq4_xs(x, Some(qw), y),
             Self::MXFP4 => nl::quantize_mxfp4(x, y),
+            Self::NVFP4 => nl::quantize_nvfp4(x, y),
         }
     }
 
@@ -301,15 +329,18 @@ impl GgmlType {
             Self::Q5_K => k::dequantize_q5_k(b, y),
             Self::Q6_K => k::dequantize_q6_k(b, y),
             Self::IQ4_NL => nl::dequantize_iq4_nl(b, y),
+            Self::IQ4_XS => nl::dequantize_iq4_xs(b, y),
             Self::MXFP4 => nl::dequantize_mxfp4(b, y),
+            Self::NVFP4 => nl::dequantize_nvfp4(b, y),
         }
     }
 
     /// Byte offsets of the f16 header fields (scales and mins) of a record.
     fn header_offsets(self) -> &'static [usize] {
         match self {
-            Self::Q4_0 | Self::Q5_0 | Self::Q8_0 | Self::IQ4_NL => &[0],
-            Self::MXFP4 => &[],
+            Self::Q4_0 | Self::Q5_0 | Self::Q8_0 | Self::IQ4_NL | Self::IQ4_XS => &[0],
+            // MXFP4's exponent is checked by bad_header; every NVFP4 scale byte is finite.
+            Self::MXFP4 | Self::NVFP4 => &[],
             Self::Q4_1 | Self::Q5_1 | Self::Q4_K | Self::Q5_K => &[0, 2],
             Self::Q2_K => &[80, 82],
             Self::Q3_K => &[108],
@@ -623,13 +654,14 @@ pub(crate) fn check_importance(qw: &[f32], cols: usize, what: &str) -> Result<()
 /// [`ggml_quantize_src`] with an importance matrix, as ggml's `ggml_quantize_chunk` with a non-NULL
 /// `imatrix` (what `llama-quantize --imatrix` runs): `quant_weights` holds one weight per column
 /// (`n_per_row` values, the same for every row). Byte-exact with ggml's `quantize_row_*_impl`
-/// functions; Q8_0 ignores the weights, as ggml does. `None` gives exactly the bytes of
-/// [`ggml_quantize_src`]. Returns the number of bytes written, `nrows * row_size`.
+/// functions; Q8_0, MXFP4 and NVFP4 ignore the weights, as ggml does. `None` gives exactly the bytes
+/// of [`ggml_quantize_src`]. Returns the number of bytes written, `nrows * row_size`.
 ///
-/// The 32-value types weigh each value by `qw[j] * sqrt(sigma2 + x[j]^2)` with `sigma2` the row's
-/// mean square; the K-quants by the same with `sigma2` taken per super-block (Q2_K its mean square,
-/// Q3_K, Q4_K and Q5_K twice that) and Q6_K by `qw[j]` alone. The searches behind them
-/// (`make_qx_quants`, `make_qkx3_quants`, `make_qp_quants`) are documented in [`k`].
+/// Q4_0 to Q5_1 weigh each value by `qw[j] * sqrt(sigma2 + x[j]^2)` with `sigma2` the row's mean
+/// square; the K-quants by the same with `sigma2` taken per super-block (Q2_K its mean square,
+/// Q3_K, Q4_K and Q5_K twice that) and Q6_K by `qw[j]` alone; IQ4_NL and IQ4_XS with `sigma2` twice
+/// the mean square of the block or super-block. The searches behind them (`make_qx_quants`,
+/// `make_qkx3_quants`, `make_qp_quants`) are documented in [`k`], IQ4's in [`nl`].
 ///
 /// Errors (nothing written): those of [`ggml_quantize_src`]; `quant_weights` not of length
 /// `n_per_row` (`ShapeMismatch`); a weight NaN or infinite (`NonFinite`, naming its index) or
@@ -657,7 +689,8 @@ pub fn ggml_quantize_weighted(
     let mut scratch = src.scratch(n_per_row)?;
     for (r, out_row) in out.chunks_exact_mut(row_size).enumerate() {
         let row = src.row(r, n_per_row, &mut scratch);
-        // Only Q4_0 to Q5_1 use the row statistic; the K-quants and IQ4_NL take theirs per block.
+        // Only Q4_0 to Q5_1 use the row statistic; the K-quants, IQ4_NL and IQ4_XS take theirs per
+        // block or super-block.
         let sigma2 = match ty {
             GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q5_1 => row_sigma2(row),
             _ => 0.0,
@@ -889,7 +922,9 @@ mod tests {
                 (13, 256, 176),
                 (14, 256, 210),
                 (20, 32, 18),
-                (39, 32, 17)
+                (23, 256, 136),
+                (39, 32, 17),
+                (40, 64, 36)
             ]
         );
         assert_eq!(GgmlType::Q4_0.row_size(4096), Some(128 * 18));
