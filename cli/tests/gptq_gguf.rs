@@ -184,19 +184,25 @@ fn awq_folds_its_scales_loads_in_llama_cpp_and_beats_round_to_nearest() {
         .parse()
         .unwrap();
     assert!(mean < 1.0, "{log}");
-    // The scales are folded into the norms: the file's norms are not the input's, and its
-    // tensors have the RTN file's types and sizes.
+    // The scales are folded into the norms: the file's norms are not the input's; its tensors
+    // have the RTN file's shapes and types but for the three ffn_down layers the weighted plan
+    // raises to Q4_1, as llama-quantize's imatrix plan does.
     let (a, b) = (GgufFile::open(&rtn).unwrap(), GgufFile::open(&awq).unwrap());
-    let mut folded = 0;
+    let (mut folded, mut raised) = (0, 0);
     for t in a.tensors() {
         let u = b.tensor(&t.name).unwrap();
-        assert_eq!((t.dtype, &t.dims), (u.dtype, &u.dims), "{}", t.name);
+        assert_eq!(t.dims, u.dims, "{}", t.name);
+        if t.dtype != u.dtype {
+            assert!(t.name.ends_with("ffn_down.weight"), "{}", t.name);
+            raised += 1;
+        }
         if t.name.ends_with("_norm.weight") && t.name.starts_with("blk.") && a.data(t) != b.data(u)
         {
             folded += 1;
         }
     }
     assert!(folded > 30, "{folded} norms folded");
+    assert_eq!(raised, 3);
     let p_rtn = llama_ppl(&bin, &rtn, &eval, "4");
     let p_awq = llama_ppl(&bin, &awq, &eval, "4");
     eprintln!("llama-perplexity, 4 chunks of 512: Q4_0 RTN {p_rtn:.4}, AWQ {p_awq:.4}");
