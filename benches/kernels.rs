@@ -18,14 +18,16 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use quant::kernels::fp8::{
-    f32_to_fp8_e4m3, f32_to_fp8_e4m3_ref, f32_to_fp8_e5m2, fp8_e4m3_dequantize, fp8_e4m3_quantize,
-    fp8_e4m3_quantize_ref, fp8_e4m3_to_f32, fp8_e5m2_to_f32,
+    f32_to_fp8_e4m3, f32_to_fp8_e4m3_ref, f32_to_fp8_e5m2, fp8_block_dequantize,
+    fp8_block_quantize, fp8_e4m3_dequantize, fp8_e4m3_quantize, fp8_e4m3_quantize_ref,
+    fp8_e4m3_to_f32, fp8_e5m2_to_f32, BlockShape,
 };
 use quant::kernels::half::{bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_f16, f32_to_f16_ref};
 use quant::kernels::int4::{int4_dequantize, int4_quantize, int4_quantize_ref};
 use quant::kernels::int8::{int8_dequantize, int8_quantize, int8_quantize_ref};
 use quant::kernels::par::with_threads;
 use quant::kernels::simd::simd_level;
+use quant::kernels::source::Src;
 use quant::kernels::{check_finite, Shape};
 
 const COLS: usize = 4096;
@@ -522,6 +524,29 @@ fn main() {
                 },
             );
         }
+
+        // Block FP8 (DeepSeek-V3's 128 x 128 blocks, one scale_inv each).
+        let bshape = BlockShape::deepseek(rows, COLS).unwrap();
+        let nb = bshape.n_blocks();
+        b.run(
+            "FP8 block 128x128 quantize",
+            size,
+            Class::FromF32,
+            n,
+            &mut || {
+                fp8_block_quantize(Src::F32(x), bshape, &mut u8s[..n], &mut scales[..nb]).unwrap();
+            },
+        );
+        fp8_block_quantize(Src::F32(x), bshape, &mut u8s[..n], &mut scales[..nb]).unwrap();
+        b.run(
+            "FP8 block 128x128 dequantize",
+            size,
+            Class::ToF32,
+            n,
+            &mut || {
+                fp8_block_dequantize(&u8s[..n], &scales[..nb], bshape, &mut f32s[..n]).unwrap();
+            },
+        );
 
         // Plain casts.
         b.run(

@@ -654,6 +654,42 @@ static void test_simd_threads() {
     CHECK(threads() == before);
 }
 
+static void test_fp8_block() {
+    const std::size_t rows = 130, cols = 140, b = QUANT_FP8_BLOCK_DEEPSEEK;
+    std::vector<float> w(rows * cols);
+    for (std::size_t i = 0; i < w.size(); i++) w[i] = std::sin((float)i) * (1.0f + (float)(i / cols));
+    CHECK(quant::fp8_block_scale_count(rows, cols, b, b) == 4);
+    quant::fp8_block_matrix q = quant::fp8_block_quantize(w, rows, cols, b, b);
+    CHECK(q.codes.size() == rows * cols && q.scale_inv.size() == 4);
+    std::vector<float> back = quant::fp8_block_dequantize(q, rows, cols, b, b);
+    bool within = true;
+    for (std::size_t i = 0; i < w.size(); i++) {
+        float s = q.scale_inv[(i / cols / b) * 2 + (i % cols) / b];
+        within = within && std::fabs(back[i] - w[i]) <= std::fmax(std::fabs(w[i]) / 16, s / 1024) * 1.0001f;
+    }
+    CHECK(within);
+    // Blocks of 1 x k are the grouped quantizer with groups of k (DeepSeek-V3's act_quant).
+    quant::fp8_block_matrix a = quant::fp8_block_quantize(w, rows, cols, 1, b);
+    quant::fp8_matrix g = quant::fp8_e4m3_quantize(w, rows, cols, b);
+    CHECK(a.codes == g.codes && a.scale_inv == g.scales);
+    std::vector<std::uint16_t> h = quant::f32_to_bf16(w);
+    std::vector<float> hw = quant::bf16_to_f32(h);
+    quant::fp8_block_matrix qh = quant::fp8_block_quantize(quant::dtype::bf16, h, rows, cols, b, b);
+    quant::fp8_block_matrix qf = quant::fp8_block_quantize(hw, rows, cols, b, b);
+    CHECK(qh.codes == qf.codes && qh.scale_inv == qf.scale_inv);
+    EXPECT_ERROR(quant::fp8_block_quantize(quant::dtype::f32, h, rows, cols, b, b), QUANT_ERR_INVALID_ARGUMENT);
+    EXPECT_ERROR(quant::fp8_block_quantize(w, rows, cols, 0, b), QUANT_ERR_INVALID_ARGUMENT);
+    std::vector<float> bad = w;
+    bad[9] = std::nanf("");
+    EXPECT_ERROR(quant::fp8_block_quantize(bad, rows, cols, b, b, q.codes, q.scale_inv), QUANT_ERR_NON_FINITE);
+    CHECK(q.scale_inv[0] == 0.0f && q.codes[0] == 0);
+    EXPECT_ERROR(quant::fp8_block_quantize(w, rows, cols, b, b, q.codes, quant::span<float>(q.scale_inv.data(), 3)),
+                 QUANT_ERR_BUFFER_TOO_SMALL);
+    EXPECT_ERROR(quant::fp8_block_dequantize(q.codes, quant::span<const float>(q.scale_inv.data(), 3), rows, cols, b,
+                                             b, back),
+                 QUANT_ERR_BUFFER_TOO_SMALL);
+}
+
 int main() {
     test_status_version();
     test_levels();
@@ -661,6 +697,7 @@ int main() {
     test_casts();
     test_kernels();
     test_fp8_scaled();
+    test_fp8_block();
     test_smooth_scales();
     test_weight_rtn();
     test_calibrated();
