@@ -19,6 +19,7 @@ use crate::error::{clear_last_error, quant_status, set_last_error, QuantError, R
 
 pub mod algos;
 pub mod blockfp8;
+pub mod bnb4;
 pub mod calib;
 pub mod casts;
 pub mod formats;
