@@ -25,6 +25,7 @@ use quant::kernels::fp8::{
 use quant::kernels::half::{bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_f16, f32_to_f16_ref};
 use quant::kernels::int4::{int4_dequantize, int4_quantize, int4_quantize_ref};
 use quant::kernels::int8::{int8_dequantize, int8_quantize, int8_quantize_ref};
+use quant::kernels::nf4::{bnb4_absmax_len, bnb4_dequantize, bnb4_quantize, Bnb4Type};
 use quant::kernels::par::with_threads;
 use quant::kernels::simd::simd_level;
 use quant::kernels::source::Src;
@@ -545,6 +546,50 @@ fn main() {
             n,
             &mut || {
                 fp8_block_dequantize(&u8s[..n], &scales[..nb], bshape, &mut f32s[..n]).unwrap();
+            },
+        );
+
+        // bitsandbytes NF4 (blocks of 64, its default; FP4 runs the same loop with other tables).
+        let na = bnb4_absmax_len(n, 64);
+        b.run(
+            "bnb NF4 quantize bs64",
+            size,
+            Class::FromF32,
+            n,
+            &mut || {
+                bnb4_quantize(
+                    Bnb4Type::Nf4,
+                    Src::F32(x),
+                    64,
+                    &mut u8s[..n / 2],
+                    &mut scales[..na],
+                )
+                .unwrap();
+            },
+        );
+        bnb4_quantize(
+            Bnb4Type::Nf4,
+            Src::F32(x),
+            64,
+            &mut u8s[..n / 2],
+            &mut scales[..na],
+        )
+        .unwrap();
+        b.run(
+            "bnb NF4 dequantize bs64",
+            size,
+            Class::ToF32,
+            n,
+            &mut || {
+                bnb4_dequantize(
+                    Bnb4Type::Nf4,
+                    &u8s[..n / 2],
+                    &scales[..na],
+                    n,
+                    64,
+                    &mut f32s[..n],
+                )
+                .unwrap();
             },
         );
 

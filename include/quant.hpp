@@ -659,6 +659,73 @@ inline std::vector<float> fp8_block_dequantize(const fp8_block_matrix &q, std::s
     return dst;
 }
 
+// ---- bitsandbytes NF4 / FP4 (quantize_4bit without double quantization) ----------------------------
+
+/// bitsandbytes' 4-bit code books, numbered as bitsandbytes numbers them.
+enum class bnb4_type : std::int32_t { fp4 = QUANT_BNB4_FP4, nf4 = QUANT_BNB4_NF4 };
+
+/// Packed codes (first value in the high nibble) and one absmax per block.
+struct bnb4_tensor {
+    std::vector<std::uint8_t> codes;
+    std::vector<float> absmax;
+};
+
+/// ceil(n / blocksize); 0 for n 0 or a block size bitsandbytes does not accept.
+inline std::size_t bnb4_absmax_count(std::size_t n, std::size_t blocksize) noexcept {
+    return quant_bnb4_absmax_count(n, blocksize);
+}
+/// Byte for byte bitsandbytes' quantize_4bit of src (flattened) into caller buffers. A NaN or
+/// infinity leaves the outputs zero-filled.
+inline void bnb4_quantize(bnb4_type type, span<const float> src, std::size_t blocksize, span<std::uint8_t> dst,
+                          span<float> absmax) {
+    detail::check(quant_bnb4_quantize(static_cast<std::int32_t>(type), src.data(), src.size(), blocksize, dst.data(),
+                                      dst.size(), absmax.data(), absmax.size()),
+                  "quant_bnb4_quantize");
+}
+inline bnb4_tensor bnb4_quantize(bnb4_type type, span<const float> src,
+                                 std::size_t blocksize = QUANT_BNB4_DEFAULT_BLOCKSIZE) {
+    bnb4_tensor out;
+    out.codes.resize(src.size() / 2 + src.size() % 2);
+    out.absmax.resize(bnb4_absmax_count(src.size(), blocksize));
+    bnb4_quantize(type, src, blocksize, out.codes, out.absmax);
+    return out;
+}
+/// bnb4_quantize of f16 or bf16 bits.
+inline void bnb4_quantize(bnb4_type type, dtype src_dtype, span<const std::uint16_t> src, std::size_t blocksize,
+                          span<std::uint8_t> dst, span<float> absmax) {
+    const char *fn = "quant_bnb4_quantize_ex";
+    detail::half_dtype(src_dtype, fn);
+    detail::check(quant_bnb4_quantize_ex(static_cast<std::int32_t>(type), static_cast<std::int32_t>(src_dtype),
+                                         src.data(), src.size(), blocksize, dst.data(), dst.size(), absmax.data(),
+                                         absmax.size()),
+                  fn);
+}
+inline bnb4_tensor bnb4_quantize(bnb4_type type, dtype src_dtype, span<const std::uint16_t> src,
+                                 std::size_t blocksize = QUANT_BNB4_DEFAULT_BLOCKSIZE) {
+    bnb4_tensor out;
+    out.codes.resize(src.size() / 2 + src.size() % 2);
+    out.absmax.resize(bnb4_absmax_count(src.size(), blocksize));
+    bnb4_quantize(type, src_dtype, src, blocksize, out.codes, out.absmax);
+    return out;
+}
+/// x' = code_book[code] * absmax of its block, n values (dequantize_4bit to float32).
+inline void bnb4_dequantize(bnb4_type type, span<const std::uint8_t> src, span<const float> absmax, std::size_t n,
+                            std::size_t blocksize, span<float> dst) {
+    const char *fn = "quant_bnb4_dequantize";
+    detail::need(src.size(), n / 2 + n % 2, "src", fn);
+    std::size_t na = bnb4_absmax_count(n, blocksize);
+    if (na != 0) detail::need(absmax.size(), na, "absmax", fn);
+    detail::check(quant_bnb4_dequantize(static_cast<std::int32_t>(type), src.data(), absmax.data(), n, blocksize,
+                                        dst.data(), dst.size()),
+                  fn);
+}
+inline std::vector<float> bnb4_dequantize(bnb4_type type, const bnb4_tensor &q, std::size_t n,
+                                          std::size_t blocksize = QUANT_BNB4_DEFAULT_BLOCKSIZE) {
+    std::vector<float> dst(n);
+    bnb4_dequantize(type, q.codes, q.absmax, n, blocksize, dst);
+    return dst;
+}
+
 // ---- GGUF blocks (GGML quant types) -----------------------------------------------------------------
 
 /// The GGML quant types (GGML's own type ids, QUANT_GGML_TYPE_*).

@@ -690,6 +690,37 @@ static void test_fp8_block() {
                  QUANT_ERR_BUFFER_TOO_SMALL);
 }
 
+static void test_bnb4() {
+    const std::size_t n = 301;
+    std::vector<float> w(n);
+    for (std::size_t i = 0; i < n; i++) w[i] = std::sin((float)i) * (1.0f + (float)(i / 40));
+    CHECK(quant::bnb4_absmax_count(n, 64) == 5 && quant::bnb4_absmax_count(n, 48) == 0);
+    for (quant::bnb4_type t : {quant::bnb4_type::nf4, quant::bnb4_type::fp4}) {
+        quant::bnb4_tensor q = quant::bnb4_quantize(t, w);
+        CHECK(q.codes.size() == 151 && q.absmax.size() == 5);
+        std::vector<float> back = quant::bnb4_dequantize(t, q, n);
+        bool within = true;
+        for (std::size_t i = 0; i < n; i++) within = within && std::fabs(back[i] - w[i]) <= q.absmax[i / 64] / 6 * 1.0001f;
+        CHECK(within);
+    }
+    std::vector<std::uint16_t> h = quant::f32_to_bf16(w);
+    std::vector<float> hw = quant::bf16_to_f32(h);
+    quant::bnb4_tensor qh = quant::bnb4_quantize(quant::bnb4_type::nf4, quant::dtype::bf16, h);
+    quant::bnb4_tensor qf = quant::bnb4_quantize(quant::bnb4_type::nf4, hw);
+    CHECK(qh.codes == qf.codes && qh.absmax == qf.absmax);
+    EXPECT_ERROR(quant::bnb4_quantize(quant::bnb4_type::nf4, quant::dtype::f32, h), QUANT_ERR_INVALID_ARGUMENT);
+    EXPECT_ERROR(quant::bnb4_quantize(static_cast<quant::bnb4_type>(0), w), QUANT_ERR_INVALID_ARGUMENT);
+    EXPECT_ERROR(quant::bnb4_quantize(quant::bnb4_type::nf4, w, 100), QUANT_ERR_INVALID_ARGUMENT);
+    std::vector<float> bad = w;
+    bad[9] = std::nanf("");
+    EXPECT_ERROR(quant::bnb4_quantize(quant::bnb4_type::fp4, bad, 64, qf.codes, qf.absmax), QUANT_ERR_NON_FINITE);
+    CHECK(qf.codes[0] == 0 && qf.absmax[0] == 0.0f);
+    std::vector<float> out(n);
+    EXPECT_ERROR(quant::bnb4_dequantize(quant::bnb4_type::nf4, qh.codes,
+                                        quant::span<const float>(qh.absmax.data(), 4), n, 64, out),
+                 QUANT_ERR_BUFFER_TOO_SMALL);
+}
+
 int main() {
     test_status_version();
     test_levels();
@@ -698,6 +729,7 @@ int main() {
     test_kernels();
     test_fp8_scaled();
     test_fp8_block();
+    test_bnb4();
     test_smooth_scales();
     test_weight_rtn();
     test_calibrated();

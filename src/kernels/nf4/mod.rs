@@ -173,22 +173,44 @@ fn bucket(bounds: &[u32; 15], v: f32) -> usize {
 }
 
 /// The codes of one block `x` (already f32, finite) into `q[i]` (one code a byte, unpacked), and
-/// its stored absmax. `last`: the partial last block (division, clamped absmax stored).
-fn block_codes(ty: Bnb4Type, x: &[f32], amax: f32, last: bool, q: &mut [u8]) -> f32 {
+/// its stored absmax. `last`: the partial last block (division, clamped absmax stored). The scaled
+/// values go to `scaled`, then each midpoint is compared with all of them in turn (a loop over the
+/// block per midpoint, which vectorizes; per value, the 15 comparisons did not: 0.09 G values/s).
+fn block_codes(
+    ty: Bnb4Type,
+    x: &[f32],
+    amax: f32,
+    last: bool,
+    scaled: &mut [f32],
+    q: &mut [u8],
+) -> f32 {
     let (bounds, order) = (ty.bounds(), ty.order());
     let am = amax.max(ABSMAX_FLOOR);
-    if last {
-        for (c, &v) in q.iter_mut().zip(x) {
-            *c = order[bucket(bounds, (v / am).clamp(-1.0, 1.0))];
+    let scaled = &mut scaled[..x.len()];
+    let q = &mut q[..x.len()];
+    let stored = if last {
+        for (s, &v) in scaled.iter_mut().zip(x) {
+            *s = (v / am).clamp(-1.0, 1.0);
         }
         am
     } else {
         let recip = 1.0 / am;
-        for (c, &v) in q.iter_mut().zip(x) {
-            *c = order[bucket(bounds, (v * recip).clamp(-1.0, 1.0))];
+        for (s, &v) in scaled.iter_mut().zip(x) {
+            *s = (v * recip).clamp(-1.0, 1.0);
         }
         amax
+    };
+    q.fill(0);
+    for &b in bounds {
+        let b = f32::from_bits(b);
+        for (c, &v) in q.iter_mut().zip(scaled.iter()) {
+            *c += u8::from(b < v);
+        }
     }
+    for c in q.iter_mut() {
+        *c = order[*c as usize];
+    }
+    stored
 }
 
 /// Quantizes the flat tensor `src` (`src.len()` values; f32, f16 or bf16, 16-bit values converted
@@ -225,6 +247,7 @@ pub fn bnb4_quantize(
     let ok = std::sync::atomic::AtomicBool::new(true);
     par::run(jobs, |(blocks, d, a)| {
         let mut x = [0f32; 4096];
+        let mut scaled = [0f32; 4096];
         let mut q = [0u8; 4096];
         for (j, b) in blocks.enumerate() {
             let start = b * blocksize;
@@ -242,7 +265,7 @@ pub fn bnb4_quantize(
                 return;
             }
             let last = len < blocksize;
-            a[j] = block_codes(ty, xs, f32::from_bits(bits), last, &mut q[..len]);
+            a[j] = block_codes(ty, xs, f32::from_bits(bits), last, &mut scaled, &mut q);
             if len % 2 == 1 {
                 q[len] = ty.order()[bucket(ty.bounds(), 0.0)];
             }
@@ -295,13 +318,26 @@ pub fn bnb4_dequantize(
     let book: [f32; 16] = ty.book().map(f32::from_bits);
     let exec = Exec::current();
     let t = exec.threads_for(n, bnb4_absmax_len(n, blocksize));
-    // Pieces of whole blocks, so that every piece starts on a byte.
+    // Pieces of a multiple of 64 values: each starts on a byte, and a byte's two values share a block.
     par::for_elements(t, n, dst, |r, out| {
-        debug_assert!(r.start % 2 == 0);
-        for (i, o) in r.clone().zip(out.iter_mut()) {
-            let byte = src[i / 2];
-            let code = if i % 2 == 0 { byte >> 4 } else { byte & 15 };
-            *o = book[code as usize] * absmax[i / blocksize];
+        let mut i = r.start;
+        let mut rest = out;
+        while !rest.is_empty() {
+            // Up to the end of the block of value i.
+            let len = (blocksize - i % blocksize).min(rest.len());
+            let (seg, tail) = std::mem::take(&mut rest).split_at_mut(len);
+            rest = tail;
+            let a = absmax[i / blocksize];
+            let bytes = &src[i / 2..(i + len).div_ceil(2)];
+            let mut pairs = seg.chunks_exact_mut(2);
+            for (o, &byte) in (&mut pairs).zip(bytes) {
+                o[0] = book[(byte >> 4) as usize] * a;
+                o[1] = book[(byte & 15) as usize] * a;
+            }
+            if let [o] = pairs.into_remainder() {
+                *o = book[(bytes[len / 2] >> 4) as usize] * a;
+            }
+            i += len;
         }
     });
     Ok(())
