@@ -670,6 +670,8 @@ struct bnb4_tensor {
     std::vector<float> absmax;
 };
 
+/// ceil(n / 2) bytes of packed codes; 0 for n 0.
+inline std::size_t bnb4_packed_size(std::size_t n) noexcept { return quant_bnb4_packed_size(n); }
 /// ceil(n / blocksize); 0 for n 0 or a block size bitsandbytes does not accept.
 inline std::size_t bnb4_absmax_count(std::size_t n, std::size_t blocksize) noexcept {
     return quant_bnb4_absmax_count(n, blocksize);
@@ -685,7 +687,7 @@ inline void bnb4_quantize(bnb4_type type, span<const float> src, std::size_t blo
 inline bnb4_tensor bnb4_quantize(bnb4_type type, span<const float> src,
                                  std::size_t blocksize = QUANT_BNB4_DEFAULT_BLOCKSIZE) {
     bnb4_tensor out;
-    out.codes.resize(src.size() / 2 + src.size() % 2);
+    out.codes.resize(bnb4_packed_size(src.size()));
     out.absmax.resize(bnb4_absmax_count(src.size(), blocksize));
     bnb4_quantize(type, src, blocksize, out.codes, out.absmax);
     return out;
@@ -703,7 +705,7 @@ inline void bnb4_quantize(bnb4_type type, dtype src_dtype, span<const std::uint1
 inline bnb4_tensor bnb4_quantize(bnb4_type type, dtype src_dtype, span<const std::uint16_t> src,
                                  std::size_t blocksize = QUANT_BNB4_DEFAULT_BLOCKSIZE) {
     bnb4_tensor out;
-    out.codes.resize(src.size() / 2 + src.size() % 2);
+    out.codes.resize(bnb4_packed_size(src.size()));
     out.absmax.resize(bnb4_absmax_count(src.size(), blocksize));
     bnb4_quantize(type, src_dtype, src, blocksize, out.codes, out.absmax);
     return out;

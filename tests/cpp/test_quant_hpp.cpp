@@ -695,6 +695,7 @@ static void test_bnb4() {
     std::vector<float> w(n);
     for (std::size_t i = 0; i < n; i++) w[i] = std::sin((float)i) * (1.0f + (float)(i / 40));
     CHECK(quant::bnb4_absmax_count(n, 64) == 5 && quant::bnb4_absmax_count(n, 48) == 0);
+    CHECK(quant::bnb4_packed_size(n) == 151 && quant::bnb4_packed_size(0) == 0);
     for (quant::bnb4_type t : {quant::bnb4_type::nf4, quant::bnb4_type::fp4}) {
         quant::bnb4_tensor q = quant::bnb4_quantize(t, w);
         CHECK(q.codes.size() == 151 && q.absmax.size() == 5);

@@ -64,7 +64,12 @@ func TestBNB4Errors(t *testing.T) {
 	for i := range w {
 		w[i] = float32(i%11) - 5
 	}
-	_, err := BNB4AbsmaxCount(300, 48)
+	if n, err := BNB4PackedSize(301); err != nil || n != 151 {
+		t.Fatalf("packed size %d %v", n, err)
+	}
+	_, err := BNB4PackedSize(0)
+	expectErr(t, err, ErrInvalidArgument)
+	_, err = BNB4AbsmaxCount(300, 48)
 	expectErr(t, err, ErrInvalidArgument)
 	_, _, err = BNB4Quantize(BNB4Type(0), w, 64)
 	expectErr(t, err, ErrInvalidArgument)

@@ -21,6 +21,16 @@ const (
 // BNB4DefaultBlockSize is bitsandbytes' default block size (64).
 const BNB4DefaultBlockSize = int(C.QUANT_BNB4_DEFAULT_BLOCKSIZE)
 
+// BNB4PackedSize is ceil(n / 2), the bytes of n packed codes; n 0 or negative is ErrInvalidArgument.
+func BNB4PackedSize(n int) (int, error) {
+	const fn = "quant_bnb4_packed_size"
+	nn, err := size(fn, "n", n)
+	if err != nil {
+		return 0, err
+	}
+	return sizeCall(fn, func() C.size_t { return C.quant_bnb4_packed_size(nn) })
+}
+
 // BNB4AbsmaxCount is ceil(n / blockSize); n 0 or a block size bitsandbytes does not accept (a power
 // of two from 32 to 4096) is ErrInvalidArgument.
 func BNB4AbsmaxCount(n, blockSize int) (int, error) {
@@ -44,7 +54,11 @@ func BNB4Quantize(t BNB4Type, src []float32, blockSize int) (codes []uint8, absm
 	if err != nil {
 		return nil, nil, err
 	}
-	codes = make([]uint8, (len(src)+1)/2)
+	nq, err := BNB4PackedSize(len(src))
+	if err != nil {
+		return nil, nil, err
+	}
+	codes = make([]uint8, nq)
 	absmax = make([]float32, na)
 	err = call(fn, func() C.quant_status {
 		return C.quant_bnb4_quantize(C.int32_t(t), (*C.float)(ptr(src)), C.size_t(len(src)), C.size_t(blockSize),
