@@ -18,14 +18,17 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use quant::kernels::fp8::{
-    f32_to_fp8_e4m3, f32_to_fp8_e4m3_ref, f32_to_fp8_e5m2, fp8_e4m3_dequantize, fp8_e4m3_quantize,
-    fp8_e4m3_quantize_ref, fp8_e4m3_to_f32, fp8_e5m2_to_f32,
+    f32_to_fp8_e4m3, f32_to_fp8_e4m3_ref, f32_to_fp8_e5m2, fp8_block_dequantize,
+    fp8_block_quantize, fp8_e4m3_dequantize, fp8_e4m3_quantize, fp8_e4m3_quantize_ref,
+    fp8_e4m3_to_f32, fp8_e5m2_to_f32, BlockShape,
 };
 use quant::kernels::half::{bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_f16, f32_to_f16_ref};
 use quant::kernels::int4::{int4_dequantize, int4_quantize, int4_quantize_ref};
 use quant::kernels::int8::{int8_dequantize, int8_quantize, int8_quantize_ref};
+use quant::kernels::nf4::{bnb4_absmax_len, bnb4_dequantize, bnb4_quantize, Bnb4Type};
 use quant::kernels::par::with_threads;
 use quant::kernels::simd::simd_level;
+use quant::kernels::source::Src;
 use quant::kernels::{check_finite, Shape};
 
 const COLS: usize = 4096;
@@ -522,6 +525,73 @@ fn main() {
                 },
             );
         }
+
+        // Block FP8 (DeepSeek-V3's 128 x 128 blocks, one scale_inv each).
+        let bshape = BlockShape::deepseek(rows, COLS).unwrap();
+        let nb = bshape.n_blocks();
+        b.run(
+            "FP8 block 128x128 quantize",
+            size,
+            Class::FromF32,
+            n,
+            &mut || {
+                fp8_block_quantize(Src::F32(x), bshape, &mut u8s[..n], &mut scales[..nb]).unwrap();
+            },
+        );
+        fp8_block_quantize(Src::F32(x), bshape, &mut u8s[..n], &mut scales[..nb]).unwrap();
+        b.run(
+            "FP8 block 128x128 dequantize",
+            size,
+            Class::ToF32,
+            n,
+            &mut || {
+                fp8_block_dequantize(&u8s[..n], &scales[..nb], bshape, &mut f32s[..n]).unwrap();
+            },
+        );
+
+        // bitsandbytes NF4 (blocks of 64, its default; FP4 runs the same loop with other tables).
+        let na = bnb4_absmax_len(n, 64);
+        b.run(
+            "bnb NF4 quantize bs64",
+            size,
+            Class::FromF32,
+            n,
+            &mut || {
+                bnb4_quantize(
+                    Bnb4Type::Nf4,
+                    Src::F32(x),
+                    64,
+                    &mut u8s[..n / 2],
+                    &mut scales[..na],
+                )
+                .unwrap();
+            },
+        );
+        bnb4_quantize(
+            Bnb4Type::Nf4,
+            Src::F32(x),
+            64,
+            &mut u8s[..n / 2],
+            &mut scales[..na],
+        )
+        .unwrap();
+        b.run(
+            "bnb NF4 dequantize bs64",
+            size,
+            Class::ToF32,
+            n,
+            &mut || {
+                bnb4_dequantize(
+                    Bnb4Type::Nf4,
+                    &u8s[..n / 2],
+                    &scales[..na],
+                    n,
+                    64,
+                    &mut f32s[..n],
+                )
+                .unwrap();
+            },
+        );
 
         // Plain casts.
         b.run(

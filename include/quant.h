@@ -51,6 +51,12 @@
 #define QUANT_CALIB_HESSIAN 1
 
 /**
+ * Block side of DeepSeek-V3's FP8 checkpoints (`weight_block_size = [128, 128]`) and of its
+ * per-token activation groups (`act_quant`, blocks of 1 x 128). The C name of the constant.
+ */
+#define QUANT_FP8_BLOCK_DEEPSEEK 128
+
+/**
  * GGML type id of Q4_0 (32 values in 18 bytes: f16 scale, 4-bit codes, `(q - 8) * d`).
  */
 #define QUANT_GGML_TYPE_Q4_0 2
@@ -127,6 +133,21 @@
  * no per-tensor scale).
  */
 #define QUANT_GGML_TYPE_NVFP4 40
+
+/**
+ * `quant_type = "fp4"`.
+ */
+#define QUANT_BNB4_FP4 1
+
+/**
+ * `quant_type = "nf4"`.
+ */
+#define QUANT_BNB4_NF4 2
+
+/**
+ * bitsandbytes' default block size.
+ */
+#define QUANT_BNB4_DEFAULT_BLOCKSIZE 64
 
 /**
  * Largest thread count accepted anywhere (`quant_set_threads`, `quant_options_set_threads`).
@@ -429,6 +450,200 @@ quant_status quant_int8_gemm(const int8_t *a,
                              size_t k,
                              float *out,
                              size_t out_len);
+
+/**
+ * Number of `scale_inv` values of a `rows x cols` matrix in blocks of `block_rows x block_cols`:
+ * `ceil(rows / block_rows) * ceil(cols / block_cols)` (the blocks at the right and bottom edges may
+ * be smaller and have a value of their own).
+ *
+ * Returns 0 when a dimension is 0 or the matrix size overflows; the thread's error detail then says
+ * why. Thread-safe; no allocation.
+ */
+size_t quant_fp8_block_scale_count(size_t rows, size_t cols, size_t block_rows, size_t block_cols);
+
+/**
+ * Block-scaled FP8 E4M3 quantization of the row-major float matrix `src` (`rows x cols`), as
+ * DeepSeek-V3 ships its weights (`weight` E4M3FN, `weight_scale_inv` f32; blocks of 128 x 128, i.e.
+ * `block_rows = block_cols = QUANT_FP8_BLOCK_DEEPSEEK`) and vLLM loads them (`weight_block_size`).
+ * Blocks of `1 x 128` give DeepSeek-V3's per-token activation quantization (`act_quant`), equal to
+ * `quant_fp8_e4m3_quantize` with `group_size` 128.
+ *
+ * Per block (the blocks at the right and bottom edges may be smaller; each has its own value):
+ * `scale_inv = amax(|x|) / 448` (float), `code = fp8_e4m3(x / scale_inv)`, round to nearest even,
+ * saturating (see `quant_f32_to_fp8_e4m3`). A block whose `scale_inv` is 0 (all zeros, or an amax
+ * so small that amax / 448 underflows) gets `scale_inv` 0 and codes 0x00. Dequantize with
+ * `quant_fp8_block_dequantize`: `x' = f32(code) * scale_inv`. Bit-exact with those formulas
+ * evaluated by torch (`torch.float8_e4m3fn`).
+ *
+ * - `src`: `rows * cols` floats, read only.
+ * - `dst`: receives the `rows * cols` codes, row-major; `dst_len` is its length in elements.
+ * - `scale_inv`: receives `quant_fp8_block_scale_count(rows, cols, block_rows, block_cols)` floats,
+ *   row-major over the grid of blocks (`scale_inv[(r / block_rows) * ceil(cols / block_cols) +
+ *   c / block_cols]`), the layout of DeepSeek-V3's `weight_scale_inv`; `scale_inv_len` is its length.
+ *
+ * Only the needed prefix of each output is written. The caller owns every buffer; the buffers must not
+ * overlap. No allocation; thread-safe.
+ *
+ * One pass over `src`: every argument is checked before anything is written, each block's values as
+ * it is quantized.
+ *
+ * Argument errors (nothing written): QUANT_ERR_INVALID_ARGUMENT when `rows`, `cols`, `block_rows` or
+ * `block_cols` is 0 or `rows * cols` overflows; QUANT_ERR_NULL_POINTER when a pointer is NULL
+ * (`dst`/`scale_inv` may be NULL only with a length of 0, which is then too small);
+ * QUANT_ERR_BUFFER_TOO_SMALL when `dst_len` or `scale_inv_len` is too small.
+ *
+ * Value error: QUANT_ERR_NON_FINITE when `src` holds a NaN or an infinity; the detail names the first
+ * bad index, and `dst[0 .. rows * cols)` and `scale_inv[0 .. scale count)` are zero-filled (nothing
+ * past them is touched).
+ */
+quant_status quant_fp8_block_quantize(const float *src,
+                                      size_t rows,
+                                      size_t cols,
+                                      size_t block_rows,
+                                      size_t block_cols,
+                                      uint8_t *dst,
+                                      size_t dst_len,
+                                      float *scale_inv,
+                                      size_t scale_inv_len);
+
+/**
+ * `quant_fp8_block_quantize` of a source of element type `src_dtype`: `QUANT_DTYPE_F32` (float),
+ * `QUANT_DTYPE_F16` or `QUANT_DTYPE_BF16` (raw bits in `uint16_t`, 2-byte aligned), as DeepSeek-V3's
+ * bf16 weights are quantized. The outputs equal bit for bit those of `quant_fp8_block_quantize` on
+ * the same values as float; 16-bit sources are converted one block at a time (the library allocates
+ * one block of floats per thread for them).
+ *
+ * Errors: those of `quant_fp8_block_quantize` (NaN or infinity as f16/bf16 bit patterns is
+ * `QUANT_ERR_NON_FINITE`, with the outputs zero-filled), and, before anything is written,
+ * `QUANT_ERR_INVALID_ARGUMENT` for an unknown `src_dtype` or a misaligned `src` and
+ * `QUANT_ERR_OUT_OF_MEMORY` if the conversion block cannot be allocated. Thread-safe.
+ */
+quant_status quant_fp8_block_quantize_ex(int32_t src_dtype,
+                                         const void *src,
+                                         size_t rows,
+                                         size_t cols,
+                                         size_t block_rows,
+                                         size_t block_cols,
+                                         uint8_t *dst,
+                                         size_t dst_len,
+                                         float *scale_inv,
+                                         size_t scale_inv_len);
+
+/**
+ * Dequantizes block-scaled FP8 E4M3 codes: `dst[i] = f32(src[i]) * scale_inv[block of i]`, the
+ * inverse of `quant_fp8_block_quantize` with the same geometry (DeepSeek-V3's `weight_dequant`).
+ * NaN codes (0x7F/0xFF) give NaN.
+ *
+ * - `src`: `rows * cols` codes; `scale_inv`: `quant_fp8_block_scale_count(rows, cols, block_rows,
+ *   block_cols)` floats (lengths implied by the geometry); `dst` receives `rows * cols` floats
+ *   (`dst_len` >= rows * cols).
+ *
+ * Errors (nothing written): QUANT_ERR_INVALID_ARGUMENT when a dimension is 0 or `rows * cols`
+ * overflows; QUANT_ERR_NULL_POINTER when a pointer is NULL; QUANT_ERR_BUFFER_TOO_SMALL when `dst_len`
+ * is too small; QUANT_ERR_NON_FINITE when a `scale_inv` value is NaN or infinite (the detail names its
+ * index). The caller owns every buffer; no allocation; thread-safe.
+ */
+quant_status quant_fp8_block_dequantize(const uint8_t *src,
+                                        const float *scale_inv,
+                                        size_t rows,
+                                        size_t cols,
+                                        size_t block_rows,
+                                        size_t block_cols,
+                                        float *dst,
+                                        size_t dst_len);
+
+/**
+ * Bytes of the packed codes of `n` values in bitsandbytes' 4-bit layout: `ceil(n / 2)`.
+ *
+ * Returns 0 for `n` 0 (and records a detail). Thread-safe; no allocation.
+ */
+size_t quant_bnb4_packed_size(size_t n);
+
+/**
+ * Number of absmax values of `n` values in blocks of `blocksize`: `ceil(n / blocksize)`.
+ *
+ * Returns 0 for `n` 0 or a block size bitsandbytes does not accept (a power of two from 32 to
+ * 4096); the detail says which. Thread-safe; no allocation.
+ */
+size_t quant_bnb4_absmax_count(size_t n, size_t blocksize);
+
+/**
+ * Quantizes `n` floats (`src`, a tensor flattened row-major) to bitsandbytes' 4-bit format
+ * `quant_type` (`QUANT_BNB4_NF4` or `QUANT_BNB4_FP4`), byte for byte as
+ * `bitsandbytes.functional.quantize_4bit(x, blocksize, quant_type, compress_statistics=False)` on
+ * the CPU (bitsandbytes 0.50.2), what transformers' `load_in_4bit` stores as `weight` and
+ * `weight.absmax`.
+ *
+ * Blocks of `blocksize` consecutive values (32, 64 (bitsandbytes' default), 128, ..., 4096), the
+ * last one possibly shorter. Per block `absmax = max |x|` (the last, partial block stores
+ * `max(absmax, 1e-38)`), each value scaled to [-1, 1] (`x * (1 / absmax)` in float for full blocks,
+ * `x / absmax` for the partial one, clamped) and coded as the code book entry whose bucket between
+ * the float midpoints of the sorted code book holds it (a value on a midpoint takes the lower entry).
+ * Two codes a byte, the first value in the high nibble; an odd `n` pads the last low nibble with the
+ * code of 0.0. Dequantize with `quant_bnb4_dequantize`. Double quantization of the absmax values
+ * (`compress_statistics=True`) is not provided.
+ *
+ * - `src`: `n` floats. `dst`: receives `quant_bnb4_packed_size(n)` bytes (`dst_len` in bytes).
+ *   `absmax`: receives `quant_bnb4_absmax_count(n, blocksize)` floats (`absmax_len` in elements).
+ *
+ * Only those prefixes are written. The caller owns every buffer; no allocation; thread-safe.
+ *
+ * Argument errors (nothing written): QUANT_ERR_INVALID_ARGUMENT for an unknown `quant_type`, `n` 0
+ * or too large, or a block size bitsandbytes does not accept; QUANT_ERR_NULL_POINTER for a NULL
+ * pointer (`dst`/`absmax` NULL only with a length of 0, which is then too small);
+ * QUANT_ERR_BUFFER_TOO_SMALL when `dst_len` or `absmax_len` is too small. Value error:
+ * QUANT_ERR_NON_FINITE for a NaN or an infinity in `src` (the detail names the first index); the two
+ * outputs' prefixes are then zero-filled.
+ */
+quant_status quant_bnb4_quantize(int32_t quant_type,
+                                 const float *src,
+                                 size_t n,
+                                 size_t blocksize,
+                                 uint8_t *dst,
+                                 size_t dst_len,
+                                 float *absmax,
+                                 size_t absmax_len);
+
+/**
+ * `quant_bnb4_quantize` of a source of element type `src_dtype` (`QUANT_DTYPE_F32`, `_F16` or
+ * `_BF16`; 16-bit values as raw bits in `uint16_t`, 2-byte aligned), as bitsandbytes quantizes f16
+ * and bf16 weights (their exact float values). The outputs equal bit for bit those of
+ * `quant_bnb4_quantize` on the same values as float.
+ *
+ * Errors: those of `quant_bnb4_quantize`, and QUANT_ERR_INVALID_ARGUMENT (nothing written) for an
+ * unknown `src_dtype` or a misaligned `src`. Thread-safe; no allocation.
+ */
+quant_status quant_bnb4_quantize_ex(int32_t quant_type,
+                                    int32_t src_dtype,
+                                    const void *src,
+                                    size_t n,
+                                    size_t blocksize,
+                                    uint8_t *dst,
+                                    size_t dst_len,
+                                    float *absmax,
+                                    size_t absmax_len);
+
+/**
+ * Dequantizes `n` values of bitsandbytes' 4-bit format `quant_type` (`src`: the packed codes of
+ * `quant_bnb4_quantize`, `absmax`: one float per block) into `dst[0 .. n)`:
+ * `dst[i] = code_book[code i] * absmax[i / blocksize]`, as bitsandbytes' `dequantize_4bit` to float32
+ * (FP4 code 8 decodes to -0.0, as its native CPU kernel).
+ *
+ * - `src`: `quant_bnb4_packed_size(n)` bytes; `absmax`: `quant_bnb4_absmax_count(n, blocksize)`
+ *   floats (lengths implied by `n`); `dst`: `dst_len` >= `n` floats.
+ *
+ * Errors (nothing written): QUANT_ERR_INVALID_ARGUMENT for an unknown `quant_type`, `n` 0 or an
+ * unaccepted block size; QUANT_ERR_NULL_POINTER for a NULL pointer; QUANT_ERR_BUFFER_TOO_SMALL when
+ * `dst_len` < `n`; QUANT_ERR_NON_FINITE for a NaN or infinite absmax (the detail names its index).
+ * The caller owns every buffer; no allocation; thread-safe.
+ */
+quant_status quant_bnb4_dequantize(int32_t quant_type,
+                                   const uint8_t *src,
+                                   const float *absmax,
+                                   size_t n,
+                                   size_t blocksize,
+                                   float *dst,
+                                   size_t dst_len);
 
 /**
  * Creates an empty calibration for a layer input of width `cols` that accumulates everything: the

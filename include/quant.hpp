@@ -586,6 +586,148 @@ inline fp8_matrix fp8_e4m3_quantize(dtype src_dtype, span<const std::uint16_t> s
     return out;
 }
 
+// ---- block-scaled FP8 E4M3 (DeepSeek-V3's weight + weight_scale_inv) --------------------------------
+
+/// E4M3 codes and one scale_inv per block, row-major over the grid of blocks.
+struct fp8_block_matrix {
+    std::vector<std::uint8_t> codes;
+    std::vector<float> scale_inv;
+};
+
+/// ceil(rows / block_rows) * ceil(cols / block_cols); 0 for an invalid geometry.
+inline std::size_t fp8_block_scale_count(std::size_t rows, std::size_t cols, std::size_t block_rows,
+                                         std::size_t block_cols) noexcept {
+    return quant_fp8_block_scale_count(rows, cols, block_rows, block_cols);
+}
+/// Per block (edge blocks smaller): scale_inv = amax / 448, code = fp8_e4m3(x / scale_inv)
+/// saturating, into caller buffers. One pass over src; a NaN or infinity leaves dst and scale_inv
+/// zero-filled. Blocks of QUANT_FP8_BLOCK_DEEPSEEK x QUANT_FP8_BLOCK_DEEPSEEK are DeepSeek-V3's.
+inline void fp8_block_quantize(span<const float> src, std::size_t rows, std::size_t cols, std::size_t block_rows,
+                               std::size_t block_cols, span<std::uint8_t> dst, span<float> scale_inv) {
+    const char *fn = "quant_fp8_block_quantize";
+    detail::need(src.size(), detail::product(rows, cols), "src", fn);
+    detail::check(quant_fp8_block_quantize(src.data(), rows, cols, block_rows, block_cols, dst.data(), dst.size(),
+                                           scale_inv.data(), scale_inv.size()),
+                  fn);
+}
+inline fp8_block_matrix fp8_block_quantize(span<const float> src, std::size_t rows, std::size_t cols,
+                                           std::size_t block_rows, std::size_t block_cols) {
+    fp8_block_matrix out;
+    if (detail::fits(rows, cols)) {
+        out.codes.resize(rows * cols);
+        out.scale_inv.resize(fp8_block_scale_count(rows, cols, block_rows, block_cols));
+    }
+    fp8_block_quantize(src, rows, cols, block_rows, block_cols, out.codes, out.scale_inv);
+    return out;
+}
+/// fp8_block_quantize of f16 or bf16 bits (the outputs equal those of the same values as float).
+inline void fp8_block_quantize(dtype src_dtype, span<const std::uint16_t> src, std::size_t rows, std::size_t cols,
+                               std::size_t block_rows, std::size_t block_cols, span<std::uint8_t> dst,
+                               span<float> scale_inv) {
+    const char *fn = "quant_fp8_block_quantize_ex";
+    detail::half_dtype(src_dtype, fn);
+    detail::need(src.size(), detail::product(rows, cols), "src", fn);
+    detail::check(quant_fp8_block_quantize_ex(static_cast<std::int32_t>(src_dtype), src.data(), rows, cols, block_rows,
+                                              block_cols, dst.data(), dst.size(), scale_inv.data(), scale_inv.size()),
+                  fn);
+}
+inline fp8_block_matrix fp8_block_quantize(dtype src_dtype, span<const std::uint16_t> src, std::size_t rows,
+                                           std::size_t cols, std::size_t block_rows, std::size_t block_cols) {
+    fp8_block_matrix out;
+    if (detail::fits(rows, cols)) {
+        out.codes.resize(rows * cols);
+        out.scale_inv.resize(fp8_block_scale_count(rows, cols, block_rows, block_cols));
+    }
+    fp8_block_quantize(src_dtype, src, rows, cols, block_rows, block_cols, out.codes, out.scale_inv);
+    return out;
+}
+/// x' = f32(code) * scale_inv of its block (DeepSeek-V3's weight_dequant).
+inline void fp8_block_dequantize(span<const std::uint8_t> src, span<const float> scale_inv, std::size_t rows,
+                                 std::size_t cols, std::size_t block_rows, std::size_t block_cols, span<float> dst) {
+    const char *fn = "quant_fp8_block_dequantize";
+    detail::need(src.size(), detail::product(rows, cols), "src", fn);
+    std::size_t nb = fp8_block_scale_count(rows, cols, block_rows, block_cols);
+    if (nb != 0) detail::need(scale_inv.size(), nb, "scale_inv", fn);
+    detail::check(quant_fp8_block_dequantize(src.data(), scale_inv.data(), rows, cols, block_rows, block_cols,
+                                             dst.data(), dst.size()),
+                  fn);
+}
+inline std::vector<float> fp8_block_dequantize(const fp8_block_matrix &q, std::size_t rows, std::size_t cols,
+                                               std::size_t block_rows, std::size_t block_cols) {
+    std::vector<float> dst(detail::product(rows, cols) <= q.codes.size() ? rows * cols : 0);
+    fp8_block_dequantize(q.codes, q.scale_inv, rows, cols, block_rows, block_cols, dst);
+    return dst;
+}
+
+// ---- bitsandbytes NF4 / FP4 (quantize_4bit without double quantization) ----------------------------
+
+/// bitsandbytes' 4-bit code books, numbered as bitsandbytes numbers them.
+enum class bnb4_type : std::int32_t { fp4 = QUANT_BNB4_FP4, nf4 = QUANT_BNB4_NF4 };
+
+/// Packed codes (first value in the high nibble) and one absmax per block.
+struct bnb4_tensor {
+    std::vector<std::uint8_t> codes;
+    std::vector<float> absmax;
+};
+
+/// ceil(n / 2) bytes of packed codes; 0 for n 0.
+inline std::size_t bnb4_packed_size(std::size_t n) noexcept { return quant_bnb4_packed_size(n); }
+/// ceil(n / blocksize); 0 for n 0 or a block size bitsandbytes does not accept.
+inline std::size_t bnb4_absmax_count(std::size_t n, std::size_t blocksize) noexcept {
+    return quant_bnb4_absmax_count(n, blocksize);
+}
+/// Byte for byte bitsandbytes' quantize_4bit of src (flattened) into caller buffers. A NaN or
+/// infinity leaves the outputs zero-filled.
+inline void bnb4_quantize(bnb4_type type, span<const float> src, std::size_t blocksize, span<std::uint8_t> dst,
+                          span<float> absmax) {
+    detail::check(quant_bnb4_quantize(static_cast<std::int32_t>(type), src.data(), src.size(), blocksize, dst.data(),
+                                      dst.size(), absmax.data(), absmax.size()),
+                  "quant_bnb4_quantize");
+}
+inline bnb4_tensor bnb4_quantize(bnb4_type type, span<const float> src,
+                                 std::size_t blocksize = QUANT_BNB4_DEFAULT_BLOCKSIZE) {
+    bnb4_tensor out;
+    out.codes.resize(bnb4_packed_size(src.size()));
+    out.absmax.resize(bnb4_absmax_count(src.size(), blocksize));
+    bnb4_quantize(type, src, blocksize, out.codes, out.absmax);
+    return out;
+}
+/// bnb4_quantize of f16 or bf16 bits.
+inline void bnb4_quantize(bnb4_type type, dtype src_dtype, span<const std::uint16_t> src, std::size_t blocksize,
+                          span<std::uint8_t> dst, span<float> absmax) {
+    const char *fn = "quant_bnb4_quantize_ex";
+    detail::half_dtype(src_dtype, fn);
+    detail::check(quant_bnb4_quantize_ex(static_cast<std::int32_t>(type), static_cast<std::int32_t>(src_dtype),
+                                         src.data(), src.size(), blocksize, dst.data(), dst.size(), absmax.data(),
+                                         absmax.size()),
+                  fn);
+}
+inline bnb4_tensor bnb4_quantize(bnb4_type type, dtype src_dtype, span<const std::uint16_t> src,
+                                 std::size_t blocksize = QUANT_BNB4_DEFAULT_BLOCKSIZE) {
+    bnb4_tensor out;
+    out.codes.resize(bnb4_packed_size(src.size()));
+    out.absmax.resize(bnb4_absmax_count(src.size(), blocksize));
+    bnb4_quantize(type, src_dtype, src, blocksize, out.codes, out.absmax);
+    return out;
+}
+/// x' = code_book[code] * absmax of its block, n values (dequantize_4bit to float32).
+inline void bnb4_dequantize(bnb4_type type, span<const std::uint8_t> src, span<const float> absmax, std::size_t n,
+                            std::size_t blocksize, span<float> dst) {
+    const char *fn = "quant_bnb4_dequantize";
+    detail::need(src.size(), n / 2 + n % 2, "src", fn);
+    std::size_t na = bnb4_absmax_count(n, blocksize);
+    if (na != 0) detail::need(absmax.size(), na, "absmax", fn);
+    detail::check(quant_bnb4_dequantize(static_cast<std::int32_t>(type), src.data(), absmax.data(), n, blocksize,
+                                        dst.data(), dst.size()),
+                  fn);
+}
+inline std::vector<float> bnb4_dequantize(bnb4_type type, const bnb4_tensor &q, std::size_t n,
+                                          std::size_t blocksize = QUANT_BNB4_DEFAULT_BLOCKSIZE) {
+    std::vector<float> dst(n);
+    bnb4_dequantize(type, q.codes, q.absmax, n, blocksize, dst);
+    return dst;
+}
+
 // ---- GGUF blocks (GGML quant types) -----------------------------------------------------------------
 
 /// The GGML quant types (GGML's own type ids, QUANT_GGML_TYPE_*).

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # A virtualenv holding compressed-tensors' real loader at pinned versions (torch, compressed-tensors,
 # and transformers, which compressed-tensors needs), for scripts/check_compressed.py: the tests of
-# `quant export-compressed` have it load the folders the tool writes.
+# `quant export-compressed` have it load the folders the tool writes. It also holds bitsandbytes, whose
+# CPU backend is the reference of the NF4/FP4 fixtures (scripts/gen_bnb_fixtures.py), and torch is
+# the reference of the block-FP8 ones (scripts/gen_blockfp8_fixtures.py).
 #
 #   scripts/venv-torch.sh         create if missing, then print the virtualenv's python
 #
@@ -11,7 +13,7 @@
 set -euo pipefail
 cache=${QUANT_CACHE:-$HOME/.cache/quant}
 venv=$cache/venv-torch
-pins=(torch==2.15.0 compressed-tensors==0.20.1 transformers==5.25.0)
+pins=(torch==2.15.0 compressed-tensors==0.20.1 transformers==5.25.0 bitsandbytes==0.50.2)
 
 # Every pinned package importable at its version; an interrupted install fails this and is redone.
 complete() {

@@ -18,6 +18,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use crate::error::{clear_last_error, quant_status, set_last_error, QuantError, Result, QUANT_OK};
 
 pub mod algos;
+pub mod blockfp8;
+pub mod bnb4;
 pub mod calib;
 pub mod casts;
 pub mod formats;

@@ -5,7 +5,8 @@
 //! - [`fp8`]: the FP8 E4M3/E5M2 casts and the scaled FP8 E4M3 quantizer;
 //! - [`kbit`]: asymmetric 1- to 8-bit codes, and INT4 ([`int4`], its 4-bit case, with SIMD bodies);
 //! - [`half`]: the f16 and bf16 casts;
-//! - [`ggml`]: ggml's block formats (Q4_0 to Q8_0, the K-quants Q2_K to Q6_K).
+//! - [`ggml`]: ggml's block formats (Q4_0 to Q8_0, the K-quants Q2_K to Q6_K);
+//! - [`nf4`]: bitsandbytes' 4-bit NF4 and FP4.
 //!
 //! What every format shares sits here, below them: this file (the matrix/group geometry, the input
 //! checks, the absmax pass and the dequantizers' thread driver), [`simd`] (the SIMD level), [`par`]
@@ -38,6 +39,7 @@ pub mod kbit;
 mod minifloat;
 #[cfg(target_arch = "aarch64")]
 mod neon;
+pub mod nf4;
 pub mod par;
 pub mod simd;
 pub mod source;

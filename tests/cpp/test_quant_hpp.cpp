@@ -657,6 +657,74 @@ static void test_simd_threads() {
     CHECK(threads() == before);
 }
 
+static void test_fp8_block() {
+    const std::size_t rows = 130, cols = 140, b = QUANT_FP8_BLOCK_DEEPSEEK;
+    std::vector<float> w(rows * cols);
+    for (std::size_t i = 0; i < w.size(); i++) w[i] = std::sin((float)i) * (1.0f + (float)(i / cols));
+    CHECK(quant::fp8_block_scale_count(rows, cols, b, b) == 4);
+    quant::fp8_block_matrix q = quant::fp8_block_quantize(w, rows, cols, b, b);
+    CHECK(q.codes.size() == rows * cols && q.scale_inv.size() == 4);
+    std::vector<float> back = quant::fp8_block_dequantize(q, rows, cols, b, b);
+    bool within = true;
+    for (std::size_t i = 0; i < w.size(); i++) {
+        float s = q.scale_inv[(i / cols / b) * 2 + (i % cols) / b];
+        within = within && std::fabs(back[i] - w[i]) <= std::fmax(std::fabs(w[i]) / 16, s / 1024) * 1.0001f;
+    }
+    CHECK(within);
+    // Blocks of 1 x k are the grouped quantizer with groups of k (DeepSeek-V3's act_quant).
+    quant::fp8_block_matrix a = quant::fp8_block_quantize(w, rows, cols, 1, b);
+    quant::fp8_matrix g = quant::fp8_e4m3_quantize(w, rows, cols, b);
+    CHECK(a.codes == g.codes && a.scale_inv == g.scales);
+    std::vector<std::uint16_t> h = quant::f32_to_bf16(w);
+    std::vector<float> hw = quant::bf16_to_f32(h);
+    quant::fp8_block_matrix qh = quant::fp8_block_quantize(quant::dtype::bf16, h, rows, cols, b, b);
+    quant::fp8_block_matrix qf = quant::fp8_block_quantize(hw, rows, cols, b, b);
+    CHECK(qh.codes == qf.codes && qh.scale_inv == qf.scale_inv);
+    EXPECT_ERROR(quant::fp8_block_quantize(quant::dtype::f32, h, rows, cols, b, b), QUANT_ERR_INVALID_ARGUMENT);
+    EXPECT_ERROR(quant::fp8_block_quantize(w, rows, cols, 0, b), QUANT_ERR_INVALID_ARGUMENT);
+    std::vector<float> bad = w;
+    bad[9] = std::nanf("");
+    EXPECT_ERROR(quant::fp8_block_quantize(bad, rows, cols, b, b, q.codes, q.scale_inv), QUANT_ERR_NON_FINITE);
+    CHECK(q.scale_inv[0] == 0.0f && q.codes[0] == 0);
+    EXPECT_ERROR(quant::fp8_block_quantize(w, rows, cols, b, b, q.codes, quant::span<float>(q.scale_inv.data(), 3)),
+                 QUANT_ERR_BUFFER_TOO_SMALL);
+    EXPECT_ERROR(quant::fp8_block_dequantize(q.codes, quant::span<const float>(q.scale_inv.data(), 3), rows, cols, b,
+                                             b, back),
+                 QUANT_ERR_BUFFER_TOO_SMALL);
+}
+
+static void test_bnb4() {
+    const std::size_t n = 301;
+    std::vector<float> w(n);
+    for (std::size_t i = 0; i < n; i++) w[i] = std::sin((float)i) * (1.0f + (float)(i / 40));
+    CHECK(quant::bnb4_absmax_count(n, 64) == 5 && quant::bnb4_absmax_count(n, 48) == 0);
+    CHECK(quant::bnb4_packed_size(n) == 151 && quant::bnb4_packed_size(0) == 0);
+    for (quant::bnb4_type t : {quant::bnb4_type::nf4, quant::bnb4_type::fp4}) {
+        quant::bnb4_tensor q = quant::bnb4_quantize(t, w);
+        CHECK(q.codes.size() == 151 && q.absmax.size() == 5);
+        std::vector<float> back = quant::bnb4_dequantize(t, q, n);
+        bool within = true;
+        for (std::size_t i = 0; i < n; i++) within = within && std::fabs(back[i] - w[i]) <= q.absmax[i / 64] / 6 * 1.0001f;
+        CHECK(within);
+    }
+    std::vector<std::uint16_t> h = quant::f32_to_bf16(w);
+    std::vector<float> hw = quant::bf16_to_f32(h);
+    quant::bnb4_tensor qh = quant::bnb4_quantize(quant::bnb4_type::nf4, quant::dtype::bf16, h);
+    quant::bnb4_tensor qf = quant::bnb4_quantize(quant::bnb4_type::nf4, hw);
+    CHECK(qh.codes == qf.codes && qh.absmax == qf.absmax);
+    EXPECT_ERROR(quant::bnb4_quantize(quant::bnb4_type::nf4, quant::dtype::f32, h), QUANT_ERR_INVALID_ARGUMENT);
+    EXPECT_ERROR(quant::bnb4_quantize(static_cast<quant::bnb4_type>(0), w), QUANT_ERR_INVALID_ARGUMENT);
+    EXPECT_ERROR(quant::bnb4_quantize(quant::bnb4_type::nf4, w, 100), QUANT_ERR_INVALID_ARGUMENT);
+    std::vector<float> bad = w;
+    bad[9] = std::nanf("");
+    EXPECT_ERROR(quant::bnb4_quantize(quant::bnb4_type::fp4, bad, 64, qf.codes, qf.absmax), QUANT_ERR_NON_FINITE);
+    CHECK(qf.codes[0] == 0 && qf.absmax[0] == 0.0f);
+    std::vector<float> out(n);
+    EXPECT_ERROR(quant::bnb4_dequantize(quant::bnb4_type::nf4, qh.codes,
+                                        quant::span<const float>(qh.absmax.data(), 4), n, 64, out),
+                 QUANT_ERR_BUFFER_TOO_SMALL);
+}
+
 int main() {
     test_status_version();
     test_levels();
@@ -664,6 +732,8 @@ int main() {
     test_casts();
     test_kernels();
     test_fp8_scaled();
+    test_fp8_block();
+    test_bnb4();
     test_smooth_scales();
     test_weight_rtn();
     test_calibrated();

@@ -830,6 +830,70 @@ pub fn fp8E4m3Quantize16(dtype: DType, src: []const u16, rows: usize, cols: usiz
     try call(c.quant_fp8_e4m3_quantize_ex(@backingInt(dtype), src.ptr, rows, cols, group_size, dst.ptr, dst.len, scales.ptr, scales.len));
 }
 
+// ---- block-scaled FP8 E4M3 (DeepSeek-V3's weight + weight_scale_inv) -------------------------------
+
+/// Block side of DeepSeek-V3's FP8 checkpoints (weight_block_size [128, 128]).
+pub const fp8_block_deepseek: usize = c.QUANT_FP8_BLOCK_DEEPSEEK;
+/// ceil(rows / block_rows) * ceil(cols / block_cols) scale_inv values; 0 for an invalid geometry.
+pub fn fp8BlockScaleCount(rows: usize, cols: usize, block_rows: usize, block_cols: usize) usize {
+    return c.quant_fp8_block_scale_count(rows, cols, block_rows, block_cols);
+}
+/// Per block_rows x block_cols block (edge blocks smaller): scale_inv = amax / 448, code =
+/// fp8_e4m3(x / scale_inv) saturating; scale_inv row-major over the grid of blocks. One pass over src;
+/// a NaN or infinity leaves dst and scale_inv zero-filled.
+pub fn fp8BlockQuantize(src: []const f32, rows: usize, cols: usize, block_rows: usize, block_cols: usize, dst: []u8, scale_inv: []f32) Error!void {
+    try srcCheck(src.len, rows, cols);
+    try call(c.quant_fp8_block_quantize(src.ptr, rows, cols, block_rows, block_cols, dst.ptr, dst.len, scale_inv.ptr, scale_inv.len));
+}
+/// fp8BlockQuantize of f16 or bf16 bits (the results equal those of the same values as f32).
+pub fn fp8BlockQuantize16(dtype: DType, src: []const u16, rows: usize, cols: usize, block_rows: usize, block_cols: usize, dst: []u8, scale_inv: []f32) Error!void {
+    try halfCheck(dtype, src.len, rows, cols);
+    try call(c.quant_fp8_block_quantize_ex(@backingInt(dtype), src.ptr, rows, cols, block_rows, block_cols, dst.ptr, dst.len, scale_inv.ptr, scale_inv.len));
+}
+/// x' = f32(code) * scale_inv of its block (DeepSeek-V3's weight_dequant).
+pub fn fp8BlockDequantize(src: []const u8, scale_inv: []const f32, rows: usize, cols: usize, block_rows: usize, block_cols: usize, dst: []f32) Error!void {
+    try srcCheck(src.len, rows, cols);
+    const nb = fp8BlockScaleCount(rows, cols, block_rows, block_cols);
+    if (nb != 0) try need(scale_inv.len, nb, "scale_inv");
+    try call(c.quant_fp8_block_dequantize(src.ptr, scale_inv.ptr, rows, cols, block_rows, block_cols, dst.ptr, dst.len));
+}
+
+// ---- bitsandbytes NF4 / FP4 (quantize_4bit without double quantization) ---------------------------
+
+/// bitsandbytes' 4-bit code books, numbered as bitsandbytes numbers them.
+pub const Bnb4Type = enum(i32) {
+    fp4 = c.QUANT_BNB4_FP4,
+    nf4 = c.QUANT_BNB4_NF4,
+    _,
+};
+/// bitsandbytes' default block size (64).
+pub const bnb4_default_blocksize: usize = c.QUANT_BNB4_DEFAULT_BLOCKSIZE;
+/// ceil(n / 2) bytes of packed codes; 0 for n 0.
+pub fn bnb4PackedSize(n: usize) usize {
+    return c.quant_bnb4_packed_size(n);
+}
+/// ceil(n / blocksize) absmax values; 0 for n 0 or a block size bitsandbytes does not accept.
+pub fn bnb4AbsmaxCount(n: usize, blocksize: usize) usize {
+    return c.quant_bnb4_absmax_count(n, blocksize);
+}
+/// Byte for byte bitsandbytes' quantize_4bit of src (flattened): packed codes, first value in the
+/// high nibble, and one absmax per block. A NaN or infinity leaves the outputs zero-filled.
+pub fn bnb4Quantize(ty: Bnb4Type, src: []const f32, blocksize: usize, dst: []u8, absmax: []f32) Error!void {
+    try call(c.quant_bnb4_quantize(@backingInt(ty), src.ptr, src.len, blocksize, dst.ptr, dst.len, absmax.ptr, absmax.len));
+}
+/// bnb4Quantize of f16 or bf16 bits.
+pub fn bnb4Quantize16(ty: Bnb4Type, dtype: DType, src: []const u16, blocksize: usize, dst: []u8, absmax: []f32) Error!void {
+    if (dtype == .f32) return fail(error.InvalidArgument, "DType.f32 with a u16 source (use bnb4Quantize)", .{});
+    try call(c.quant_bnb4_quantize_ex(@backingInt(ty), @backingInt(dtype), src.ptr, src.len, blocksize, dst.ptr, dst.len, absmax.ptr, absmax.len));
+}
+/// x' = code_book[code] * absmax of its block, n values into dst.
+pub fn bnb4Dequantize(ty: Bnb4Type, src: []const u8, absmax: []const f32, n: usize, blocksize: usize, dst: []f32) Error!void {
+    try need(src.len, n / 2 + n % 2, "src");
+    const na = bnb4AbsmaxCount(n, blocksize);
+    if (na != 0) try need(absmax.len, na, "absmax");
+    try call(c.quant_bnb4_dequantize(@backingInt(ty), src.ptr, absmax.ptr, n, blocksize, dst.ptr, dst.len));
+}
+
 // ---- GPTQ and AWQ checkpoint tensors (methods of Weight) -------------------------------------------
 
 /// Lengths, in elements, of the tensors of a GPTQ checkpoint (Weight.packGptq).

@@ -288,6 +288,79 @@ test "FP8 E4M3 with a scale per row" {
     try expectFail(error.BufferTooSmall, quant.fp8E4m3Dequantize(&f8, &s8, rows, cols, 0, back[0..3]));
 }
 
+test "block FP8 (DeepSeek-V3)" {
+    const rows = 130;
+    const cols = 140;
+    const w = testMatrix(rows, cols);
+    try testing.expectEqual(@as(usize, 128), quant.fp8_block_deepseek);
+    try testing.expectEqual(@as(usize, 4), quant.fp8BlockScaleCount(rows, cols, 128, 128));
+    try testing.expectEqual(@as(usize, 0), quant.fp8BlockScaleCount(rows, cols, 0, 128));
+    var q: [rows * cols]u8 = undefined;
+    var s: [4]f32 = undefined;
+    var back: [rows * cols]f32 = undefined;
+    try quant.fp8BlockQuantize(&w, rows, cols, 128, 128, &q, &s);
+    try quant.fp8BlockDequantize(&q, &s, rows, cols, 128, 128, &back);
+    for (w, back, 0..) |a, b, i| {
+        const si = s[(i / cols / 128) * 2 + (i % cols) / 128];
+        try testing.expect(@abs(a - b) <= @max(@abs(a) / 16, si / 1024) * 1.0001);
+    }
+    // Blocks of 1 x k are the grouped quantizer with groups of k (DeepSeek-V3's act_quant).
+    var q1: [rows * cols]u8 = undefined;
+    var q2: [rows * cols]u8 = undefined;
+    var s1: [rows * 2]f32 = undefined;
+    var s2: [rows * 2]f32 = undefined;
+    try quant.fp8BlockQuantize(&w, rows, cols, 1, 128, &q1, &s1);
+    try quant.fp8E4m3Quantize(&w, rows, cols, 128, &q2, &s2);
+    try testing.expectEqualSlices(u8, &q2, &q1);
+    try testing.expectEqualSlices(f32, &s2, &s1);
+    var h: [rows * cols]u16 = undefined;
+    for (&h, w) |*d, v| d.* = @as(u16, @truncate(@as(u32, @bitCast(v)) >> 16));
+    try quant.fp8BlockQuantize16(.bf16, &h, rows, cols, 128, 128, &q, &s);
+    try expectFail(error.InvalidArgument, quant.fp8BlockQuantize16(.f32, &h, rows, cols, 128, 128, &q, &s));
+    try expectFail(error.InvalidArgument, quant.fp8BlockQuantize(&w, rows, cols, 128, 0, &q, &s));
+    try expectFail(error.BufferTooSmall, quant.fp8BlockQuantize(&w, rows, cols, 128, 128, &q, s[0..3]));
+    var bad = w;
+    bad[5] = std.math.nan(f32);
+    try expectFail(error.NonFinite, quant.fp8BlockQuantize(&bad, rows, cols, 128, 128, &q, &s));
+    for (q) |v| try testing.expectEqual(@as(u8, 0), v);
+    for (s) |v| try testing.expectEqual(@as(f32, 0), v);
+    try expectFail(error.BufferTooSmall, quant.fp8BlockDequantize(&q, s[0..3], rows, cols, 128, 128, &back));
+    s[2] = std.math.inf(f32);
+    try expectFail(error.NonFinite, quant.fp8BlockDequantize(&q, &s, rows, cols, 128, 128, &back));
+}
+
+test "bitsandbytes NF4 / FP4" {
+    const n = 301;
+    const w = testMatrix(7, 43);
+    try testing.expectEqual(@as(usize, 64), quant.bnb4_default_blocksize);
+    try testing.expectEqual(@as(usize, 151), quant.bnb4PackedSize(n));
+    try testing.expectEqual(@as(usize, 5), quant.bnb4AbsmaxCount(n, 64));
+    try testing.expectEqual(@as(usize, 0), quant.bnb4AbsmaxCount(n, 48));
+    var q: [151]u8 = undefined;
+    var a: [5]f32 = undefined;
+    var back: [n]f32 = undefined;
+    for ([_]quant.Bnb4Type{ .nf4, .fp4 }) |ty| {
+        try quant.bnb4Quantize(ty, &w, 64, &q, &a);
+        try quant.bnb4Dequantize(ty, &q, &a, n, 64, &back);
+        // Within half the widest gap of either code book (1/6) times the block's absmax.
+        for (w, back, 0..) |x, y, i| try testing.expect(@abs(x - y) <= a[i / 64] / 6 * 1.0001);
+    }
+    var h: [n]u16 = undefined;
+    for (&h, w) |*d, v| d.* = @as(u16, @truncate(@as(u32, @bitCast(v)) >> 16));
+    try quant.bnb4Quantize16(.nf4, .bf16, &h, 64, &q, &a);
+    try expectFail(error.InvalidArgument, quant.bnb4Quantize16(.nf4, .f32, &h, 64, &q, &a));
+    try expectFail(error.InvalidArgument, quant.bnb4Quantize(@enumFromInt(0), &w, 64, &q, &a));
+    try expectFail(error.InvalidArgument, quant.bnb4Quantize(.nf4, &w, 100, &q, &a));
+    try expectFail(error.BufferTooSmall, quant.bnb4Quantize(.nf4, &w, 64, q[0..150], &a));
+    var bad = w;
+    bad[300] = std.math.inf(f32);
+    try expectFail(error.NonFinite, quant.bnb4Quantize(.fp4, &bad, 64, &q, &a));
+    for (q) |v| try testing.expectEqual(@as(u8, 0), v);
+    try expectFail(error.BufferTooSmall, quant.bnb4Dequantize(.nf4, &q, a[0..4], n, 64, &back));
+    a[1] = std.math.nan(f32);
+    try expectFail(error.NonFinite, quant.bnb4Dequantize(.nf4, &q, &a, n, 64, &back));
+}
+
 test "SmoothQuant scales" {
     var sm: [2]f32 = undefined;
     try quant.smoothScales(&.{ 1, 4 }, &.{ 4, 1 }, 0.5, &sm);

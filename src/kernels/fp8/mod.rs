@@ -1,4 +1,5 @@
-//! FP8 casts (OCP E4M3FN and E5M2) and the scaled FP8 E4M3 quantizer.
+//! FP8 casts (OCP E4M3FN and E5M2), the scaled FP8 E4M3 quantizer, and block-scaled FP8 E4M3 as
+//! DeepSeek-V3 ships it (`block.rs`).
 //!
 //! # Formats
 //! - **E4M3FN**: 1 sign, 4 exponent bits (bias 7), 3 significand bits. No infinities; the only NaN
@@ -41,10 +42,16 @@ use crate::kernels::par::{self, Exec};
 use crate::kernels::simd::SimdLevel;
 use crate::kernels::{absmax_bits, check_finite, check_len, finite_absmax, Shape};
 
+mod block;
 #[cfg(target_arch = "aarch64")]
 mod neon;
 #[cfg(target_arch = "x86_64")]
 mod x86;
+
+pub use block::{
+    fp8_block_dequantize, fp8_block_dequantize_ref, fp8_block_quantize, fp8_block_quantize_ref,
+    fp8_block_scale_count, BlockShape, QUANT_FP8_BLOCK_DEEPSEEK,
+};
 
 const E4M3_FORMAT: MiniFloat = MiniFloat {
     man_bits: 3,
