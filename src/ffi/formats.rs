@@ -450,7 +450,12 @@ pub extern "C" fn quant_weight_pack_awq(
 ///
 /// # Safety
 /// When non-NULL, `ptr` must point to `len` readable elements of the type `dtype` names.
-unsafe fn src_in<'a>(dtype: i32, ptr: *const c_void, len: usize, what: &str) -> Result<Src<'a>> {
+pub(crate) unsafe fn src_in<'a>(
+    dtype: i32,
+    ptr: *const c_void,
+    len: usize,
+    what: &str,
+) -> Result<Src<'a>> {
     let name = dtype_name(dtype)?;
     let align = if dtype == QUANT_DTYPE_F32 { 4 } else { 2 };
     if !ptr.is_null() && ptr as usize % align != 0 {

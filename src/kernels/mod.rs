@@ -5,7 +5,8 @@
 //! - [`fp8`]: the FP8 E4M3/E5M2 casts and the scaled FP8 E4M3 quantizer;
 //! - [`kbit`]: asymmetric 1- to 8-bit codes, and INT4 ([`int4`], its 4-bit case, with SIMD bodies);
 //! - [`half`]: the f16 and bf16 casts;
-//! - [`ggml`]: ggml's block formats (Q4_0 to Q8_0, the K-quants Q2_K to Q6_K).
+//! - [`ggml`]: ggml's block formats (Q4_0 to Q8_0, the K-quants Q2_K to Q6_K);
+//! - [`mx`]: the OCP Microscaling formats (MXFP8, MXFP6, MXFP4, MXINT8) and NVFP4.
 //!
 //! What every format shares sits here, below them: this file (the matrix/group geometry, the input
 //! checks, the absmax pass and the dequantizers' thread driver), [`simd`] (the SIMD level), [`par`]
@@ -19,7 +20,7 @@
 //! format folder (this file only declares them and re-exports `kbit::int4` as [`int4`]); a format
 //! folder uses the shared files and no other format (its `x86.rs` and `neon.rs` use their own
 //! `mod.rs` and the shared files); only [`source`] uses several formats. Checked with
-//! `grep -n "int8::\|fp8::\|kbit::\|half::\|ggml::\|source::" src/kernels/*.rs` (only
+//! `grep -n "int8::\|fp8::\|kbit::\|half::\|ggml::\|mx::\|source::" src/kernels/*.rs` (only
 //! `source.rs` and the module declarations match) and, for each format folder, the same grep without
 //! its own name (nothing matches).
 //!
@@ -36,6 +37,7 @@ pub mod half;
 pub mod int8;
 pub mod kbit;
 mod minifloat;
+pub mod mx;
 #[cfg(target_arch = "aarch64")]
 mod neon;
 pub mod par;
