@@ -16,6 +16,7 @@ use quant::kernels::mx::{
     mx_dequantize, mx_dequantize_ref, mx_packed_size, mx_quantize, mx_quantize_ref, mx_scale_count,
     MxElem,
 };
+use quant::kernels::simd::{available_levels, with_simd_level};
 use quant::kernels::source::{mx_quantize_src, nvfp4_quantize_src, Src};
 use quant::QuantError;
 
@@ -95,8 +96,19 @@ fn assert_bits(what: &str, got: &[f32], want: &[f32]) {
     }
 }
 
+/// Runs `f` at every SIMD level the CPU has (each fast path compiled for it).
+fn at_every_level(f: impl Fn()) {
+    for level in available_levels() {
+        with_simd_level(level, &f).unwrap();
+    }
+}
+
 #[test]
 fn mx_is_bit_exact_with_ml_dtypes() {
+    at_every_level(mx_fixtures);
+}
+
+fn mx_fixtures() {
     for m in ["a", "b", "c"] {
         let (rows, cols, x) = input(m);
         for elem in MxElem::all() {
@@ -128,6 +140,10 @@ fn mx_is_bit_exact_with_ml_dtypes() {
 
 #[test]
 fn nvfp4_is_bit_exact_with_compressed_tensors() {
+    at_every_level(nvfp4_fixtures);
+}
+
+fn nvfp4_fixtures() {
     for m in ["a", "b", "c"] {
         let (rows, cols, x) = input(m);
         let want = expected(&format!("nvfp4_{m}.bin"), true);
@@ -271,10 +287,12 @@ fn random_matrix(seed: u64, rows: usize, cols: usize) -> Vec<f32> {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
     #[test]
-    fn fast_paths_equal_the_references(seed in any::<u64>(), rows in 1usize..5, cols in 1usize..100, e in 0usize..6, threads in 1usize..4) {
+    fn fast_paths_equal_the_references(seed in any::<u64>(), rows in 1usize..5, cols in 1usize..100, e in 0usize..6, threads in 1usize..4, lvl in 0usize..4) {
         let elem = MxElem::all()[e];
         let x = random_matrix(seed, rows, cols);
         quant::kernels::par::set_threads(threads).unwrap();
+        let levels = available_levels();
+        quant::kernels::simd::set_simd_level(Some(levels[lvl % levels.len()])).unwrap();
         let n = (mx_packed_size(elem, rows, cols), mx_scale_count(rows, cols));
         let (mut c1, mut s1) = (vec![0u8; n.0], vec![0u8; n.1]);
         let (mut c2, mut s2) = (vec![0u8; n.0], vec![0u8; n.1]);
@@ -308,6 +326,7 @@ proptest! {
         nvfp4_dequantize_ref(&c1, &s1, g1, rows, cols, &mut y2).unwrap();
         prop_assert_eq!(y1.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), y2.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
         quant::kernels::par::set_threads(1).unwrap();
+        quant::kernels::simd::set_simd_level(None).unwrap();
     }
 }
 

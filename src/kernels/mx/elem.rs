@@ -197,9 +197,15 @@ pub(crate) fn encode_float(y: f32, f: FloatElem) -> u8 {
 /// clamped to +-127 (the symmetric range; -128 is never produced).
 #[inline(always)]
 pub(crate) fn encode_int8(y: f32) -> u8 {
-    let q = (y * 64.0).round_ties_even().clamp(-127.0, 127.0);
-    q as i32 as i8 as u8
+    // Adding 1.5 * 2^23 rounds a magnitude below 2^22 to an integer, ties to even, held in the low
+    // bits of the sum (`round_ties_even` compiles to a libm call without SSE4.1: 15x slower).
+    let q = (y * 64.0).clamp(-128.0, 128.0) + ROUND_MAGIC;
+    let q = (q.to_bits() as i32 - ROUND_MAGIC.to_bits() as i32).clamp(-127, 127);
+    q as i8 as u8
 }
+
+/// 1.5 * 2^23 (see [`encode_int8`]).
+const ROUND_MAGIC: f32 = 12_582_912.0;
 
 /// Reference encoder of one finite value: exact f64 rounding from the format's definition.
 pub(crate) fn encode_ref(y: f32, elem: MxElem) -> u8 {
@@ -259,6 +265,7 @@ pub(crate) fn decode_table(elem: MxElem) -> [f32; 256] {
 /// (`row_bytes(cols)` bytes): 8-bit types as they are; FP4 two a byte, the even column in the low
 /// nibble; FP6 four in three bytes, little-endian (`c0 | c1 << 6 | c2 << 12 | c3 << 18` as bytes
 /// 0, 1, 2). A row's missing last codes are zero.
+#[inline(always)]
 pub(crate) fn pack_row(bits: u32, codes: &[u8], out: &mut [u8]) {
     match bits {
         8 => out[..codes.len()].copy_from_slice(codes),

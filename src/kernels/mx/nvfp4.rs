@@ -27,6 +27,7 @@ use super::elem::{decode_table, encode_float, encode_ref, pack_row, unpack_code,
 use super::{Blocks, MxElem};
 use crate::error::{QuantError, Result};
 use crate::kernels::par::{self, Exec};
+use crate::kernels::simd::SimdLevel;
 use crate::kernels::{check_bytes, check_len, finite_absmax};
 
 /// Values per NVFP4 block (the last block of a row may be shorter).
@@ -66,7 +67,7 @@ pub fn nvfp4_global_scale(amax: f32) -> f32 {
 }
 
 /// The E4M3 block scale code of a block whose largest magnitude is `amax`, under `global`.
-#[inline]
+#[inline(always)]
 fn block_scale(amax: f32, global: f32) -> u8 {
     let s = ((amax / E2M1_MAX) * global).min(448.0);
     match encode_float(s, E4M3) {
@@ -139,24 +140,13 @@ pub fn nvfp4_quantize_with_global(
         (scales, b.per_row()),
         none(),
         |r, dst, scales, _| {
-            let mut codes = [0u8; QUANT_NVFP4_BLOCK];
             for (i, row) in r.enumerate() {
                 let x_row = &src[row * cols..(row + 1) * cols];
                 let out = &mut dst[i * b.row_bytes..(i + 1) * b.row_bytes];
-                for (k, x) in x_row.chunks(QUANT_NVFP4_BLOCK).enumerate() {
-                    let amax = x.iter().fold(0u32, |m, v| m.max(v.to_bits() & 0x7FFF_FFFF));
-                    if amax >= 0x7F80_0000 {
-                        bad.store(true, std::sync::atomic::Ordering::Relaxed);
-                        return;
-                    }
-                    let s = block_scale(f32::from_bits(amax), global);
-                    scales[i * b.per_row() + k] = s;
-                    let eff = E4M3_VALUES[s as usize] / global;
-                    let codes = &mut codes[..x.len()];
-                    for (c, &v) in codes.iter_mut().zip(x) {
-                        *c = encode_float(scaled(v, eff), E2M1);
-                    }
-                    pack_row(4, codes, &mut out[k * QUANT_NVFP4_BLOCK / 2..]);
+                let s_row = &mut scales[i * b.per_row()..(i + 1) * b.per_row()];
+                if !quantize_row(exec.level, x_row, global, out, s_row) {
+                    bad.store(true, std::sync::atomic::Ordering::Relaxed);
+                    return;
                 }
             }
         },
@@ -167,6 +157,49 @@ pub fn nvfp4_quantize_with_global(
         crate::kernels::check_finite(&src[..b.len()], "src")?;
     }
     Ok(())
+}
+
+/// Codes and block scales of one row under `global`; false when a block holds a NaN or an infinity.
+/// Compiled for AVX2 where the CPU has it (the same IEEE operations, vectorized by the compiler).
+fn quantize_row(
+    level: SimdLevel,
+    x: &[f32],
+    global: f32,
+    out: &mut [u8],
+    scales: &mut [u8],
+) -> bool {
+    match level {
+        // SAFETY: a `SimdLevel` other than `Scalar` is only ever in force when the CPU has it, and
+        // both x86 levels include AVX2.
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx2 | SimdLevel::Avx512 => unsafe { quantize_row_avx2(x, global, out, scales) },
+        _ => quantize_row_body(x, global, out, scales),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn quantize_row_avx2(x: &[f32], global: f32, out: &mut [u8], scales: &mut [u8]) -> bool {
+    quantize_row_body(x, global, out, scales)
+}
+
+#[inline(always)]
+fn quantize_row_body(x_row: &[f32], global: f32, out: &mut [u8], scales: &mut [u8]) -> bool {
+    let mut codes = [0u8; QUANT_NVFP4_BLOCK];
+    for (k, (x, s)) in x_row.chunks(QUANT_NVFP4_BLOCK).zip(scales).enumerate() {
+        let amax = x.iter().fold(0u32, |m, v| m.max(v.to_bits() & 0x7FFF_FFFF));
+        if amax >= 0x7F80_0000 {
+            return false;
+        }
+        *s = block_scale(f32::from_bits(amax), global);
+        let eff = E4M3_VALUES[*s as usize] / global;
+        let codes = &mut codes[..x.len()];
+        for (c, &v) in codes.iter_mut().zip(x) {
+            *c = encode_float(scaled(v, eff), E2M1);
+        }
+        pack_row(4, codes, &mut out[k * QUANT_NVFP4_BLOCK / 2..]);
+    }
+    true
 }
 
 /// `clamp(x / eff, -6, 6)` with a zero quotient made +0: compressed-tensors' `cast_to_fp4`
