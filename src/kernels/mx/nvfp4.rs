@@ -1,6 +1,6 @@
 //! NVFP4: blocks of 16 E2M1 values under an FP8 E4M3 block scale and one f32 scale for the whole
-//! tensor, as NVIDIA ModelOpt exports it and compressed-tensors (`nvfp4-pack-quantized`, the format
-//! vLLM loads) computes it.
+//! tensor (NVIDIA's format), as compressed-tensors (`nvfp4-pack-quantized`, the format vLLM loads)
+//! computes it.
 //!
 //! The convention is compressed-tensors' (`generate_gparam`, `calculate_qparams`, `_quantize`,
 //! `_dequantize` in 0.20.1), bit-exact with it (fixtures in `tests/data/mx`), with every step an f32
@@ -15,11 +15,11 @@
 //!   is code 0 (`torch.sign` of a zero is +0);
 //! - decoded `x' = value(code) * (f32(s) / global)`.
 //!
-//! ModelOpt writes the same three tensors and states the formula as `x * global / s`; the product
-//! and the quotient round differently, so the division by `s / global` is the one kept here, being
-//! what the loading side (compressed-tensors, vLLM's dequantization) computes. The stored global
-//! scale is `global` itself (compressed-tensors' `weight_global_scale`), the inverse of a
-//! dequantization factor.
+//! The codes are often written `e2m1(x * global / s)` (NVIDIA ModelOpt's form): the same in exact
+//! arithmetic, but the product and the quotient round differently in f32, so the division by
+//! `s / global` is the one kept here, being what compressed-tensors computes for these checkpoints.
+//! The stored global scale is `global` itself (compressed-tensors' `weight_global_scale`), the
+//! inverse of a dequantization factor.
 //!
 //! Packing: two codes a byte, the even column in the low nibble (compressed-tensors'
 //! `pack_fp4_to_uint8`), each row starting on a byte; scales one byte per block of 16, row-major.
