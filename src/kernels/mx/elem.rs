@@ -147,11 +147,16 @@ impl MxElem {
     /// Bytes of a packed row of `cols` elements (each row starts on a byte): `cols` for the 8-bit
     /// types, `ceil(cols / 2)` for FP4, `3 * ceil(cols / 4)` for FP6. `None` on overflow.
     pub fn row_bytes(self, cols: usize) -> Option<usize> {
-        match self.bits() {
-            8 => Some(cols),
-            4 => Some(cols.div_ceil(2)),
-            _ => cols.div_ceil(4).checked_mul(3),
-        }
+        packed_row_bytes(self.bits(), cols)
+    }
+}
+
+/// Bytes of a packed row of `cols` codes of `bits` (8, 6 or 4) bits: see [`MxElem::row_bytes`].
+pub(crate) fn packed_row_bytes(bits: u32, cols: usize) -> Option<usize> {
+    match bits {
+        8 => Some(cols),
+        4 => Some(cols.div_ceil(2)),
+        _ => cols.div_ceil(4).checked_mul(3),
     }
 }
 

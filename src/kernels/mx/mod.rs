@@ -90,12 +90,7 @@ pub(crate) struct Blocks {
 impl Blocks {
     pub(crate) fn new(rows: usize, cols: usize, block: usize, bits: u32) -> Result<Self> {
         let shape = crate::kernels::Shape::new(rows, cols, block)?;
-        let elem_row = match bits {
-            8 => Some(cols),
-            4 => Some(cols.div_ceil(2)),
-            _ => cols.div_ceil(4).checked_mul(3),
-        };
-        let row_bytes = elem_row
+        let row_bytes = elem::packed_row_bytes(bits, cols)
             .filter(|b| b.checked_mul(rows).is_some())
             .ok_or_else(|| QuantError::invalid("the packed size overflows size_t"))?;
         Ok(Self {
