@@ -14,7 +14,9 @@ nearest even); MXINT8 = clip(rint(x / 2^shared * 64), -127, 127). Decoded: eleme
 Part `nvfp4` (torch + compressed-tensors, the real package): generate_gparam for the global scale,
 calculate_qparams (FP8 E4M3 block scales, zeros replaced by 0.125), quantize and pack_fp4_to_uint8
 for the codes, dequantize for the decoded values. A row shorter than a multiple of 16 is padded with
-zeros for the package (zeros change no block's amax), and the padding is cut off again.
+zeros for the package (zeros change no block's amax), and the padding is cut off again. This part also
+has the package's own unpackers read the MXFP4 and MXFP6 (E2M3) bytes of part `mx`, and asserts that
+they give the same values (the packings are compressed-tensors').
 
 File layout (little-endian): input_<name>.bin = u32 rows, u32 cols, f32[rows*cols];
 <format>_<name>.bin = u32 codes_len, u32 scales_len, codes, scales, f32[rows*cols] decoded; NVFP4
@@ -193,6 +195,37 @@ def nvfp4_part():
         path = os.path.join(OUT, f"nvfp4_{name}.bin")
         write_format(path, codes, scales, decoded, global_scale=float(gs.item()))
         print(f"nvfp4_{name}: global scale {gs.item()!r}, {codes.size} code bytes")
+    check_mx_packing_with_compressed_tensors()
+
+
+def read_format(path):
+    with open(path, "rb") as f:
+        nc, ns = struct.unpack("<II", f.read(8))
+        codes = np.frombuffer(f.read(nc), np.uint8)
+        scales = np.frombuffer(f.read(ns), np.uint8)
+        decoded = np.frombuffer(f.read(), "<f4")
+    return codes, scales, decoded
+
+
+def check_mx_packing_with_compressed_tensors():
+    """The MXFP4 and MXFP6 (E2M3) bytes written above, unpacked by compressed-tensors' own
+    unpack_fp4_from_uint8 / unpack_fp6_from_uint8 and scaled by 2^(scale - 127), give the decoded
+    values of the fixtures: the packings are the package's (rows whose length it accepts: a, c)."""
+    import torch
+    from compressed_tensors.compressors.mxfp6.helpers import unpack_fp6_from_uint8
+    from compressed_tensors.compressors.nvfp4.helpers import unpack_fp4_from_uint8
+
+    for name in ("a", "c"):
+        rows, cols = read_input(name).shape
+        for fmt, unpack in (("mxfp4_e2m1", unpack_fp4_from_uint8), ("mxfp6_e2m3", unpack_fp6_from_uint8)):
+            codes, scales, decoded = read_format(os.path.join(OUT, f"{fmt}_{name}.bin"))
+            packed = torch.from_numpy(codes.reshape(rows, -1).copy())
+            values = unpack(packed, rows, cols, dtype=torch.float32).numpy()
+            scale = (2.0 ** (scales.astype(np.int32) - 127)).astype(np.float32).reshape(rows, -1)
+            got = values * np.repeat(scale, BLOCK, axis=1)[:, :cols]
+            want = decoded.reshape(rows, cols)
+            assert np.array_equal(got.view(np.uint32), want.view(np.uint32)), f"{fmt}_{name}"
+            print(f"{fmt}_{name}: compressed-tensors unpacks the same values")
 
 
 README = """# MX and NVFP4 reference fixtures
