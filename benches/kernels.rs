@@ -26,6 +26,10 @@ use quant::kernels::half::{bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_f16, f32
 use quant::kernels::int4::{int4_dequantize, int4_quantize, int4_quantize_ref};
 use quant::kernels::int8::{int8_dequantize, int8_quantize, int8_quantize_ref};
 use quant::kernels::nf4::{bnb4_absmax_len, bnb4_dequantize, bnb4_quantize, Bnb4Type};
+use quant::kernels::mx::nvfp4::{
+    nvfp4_dequantize, nvfp4_packed_size, nvfp4_quantize, nvfp4_scale_count,
+};
+use quant::kernels::mx::{mx_dequantize, mx_packed_size, mx_quantize, mx_scale_count, MxElem};
 use quant::kernels::par::with_threads;
 use quant::kernels::simd::simd_level;
 use quant::kernels::source::Src;
@@ -413,7 +417,7 @@ fn main() {
     let mut f32s = vec![0f32; max_n];
     let mut f32b = vec![0f32; max_n];
     let mut scales = vec![0f32; max_n / 32];
-    let mut zeros = vec![0u8; max_n / 32];
+    let mut zeros = vec![0u8; max_n / 16]; // INT4 zero points, MX and NVFP4 scales
 
     for (size, rows) in SIZES {
         let n = rows * COLS;
@@ -592,6 +596,40 @@ fn main() {
                 .unwrap();
             },
         );
+
+        // MX (one generic scalar path for the six element types) and NVFP4 (two passes).
+        for elem in MxElem::all() {
+            let (np, ns) = (mx_packed_size(elem, rows, COLS), mx_scale_count(rows, COLS));
+            let name = elem.name();
+            b.run(
+                &format!("{name} quantize"),
+                size,
+                Class::FromF32,
+                n,
+                &mut || {
+                    mx_quantize(elem, x, rows, COLS, &mut u8s[..np], &mut zeros[..ns]).unwrap();
+                },
+            );
+            mx_quantize(elem, x, rows, COLS, &mut u8s[..np], &mut zeros[..ns]).unwrap();
+            b.run(
+                &format!("{name} dequantize"),
+                size,
+                Class::ToF32,
+                n,
+                &mut || {
+                    mx_dequantize(elem, &u8s[..np], &zeros[..ns], rows, COLS, &mut f32s[..n])
+                        .unwrap();
+                },
+            );
+        }
+        let (np, ns) = (nvfp4_packed_size(rows, COLS), nvfp4_scale_count(rows, COLS));
+        b.run("NVFP4 quantize", size, Class::FromF32, n, &mut || {
+            nvfp4_quantize(x, rows, COLS, &mut u8s[..np], &mut zeros[..ns]).unwrap();
+        });
+        let global = nvfp4_quantize(x, rows, COLS, &mut u8s[..np], &mut zeros[..ns]).unwrap();
+        b.run("NVFP4 dequantize", size, Class::ToF32, n, &mut || {
+            nvfp4_dequantize(&u8s[..np], &zeros[..ns], global, rows, COLS, &mut f32s[..n]).unwrap();
+        });
 
         // Plain casts.
         b.run(

@@ -135,6 +135,47 @@
 #define QUANT_GGML_TYPE_NVFP4 40
 
 /**
+ * Values per MX block (the last block of a row may be shorter).
+ */
+#define QUANT_MX_BLOCK 32
+
+/**
+ * MXFP8 with E4M3 elements. The `QUANT_MX_*` codes name the element type of the `quant_mx_*`
+ * functions (their `elem` argument).
+ */
+#define QUANT_MX_FP8_E4M3 0
+
+/**
+ * MXFP8 with E5M2 elements.
+ */
+#define QUANT_MX_FP8_E5M2 1
+
+/**
+ * MXFP6 with E2M3 elements.
+ */
+#define QUANT_MX_FP6_E2M3 2
+
+/**
+ * MXFP6 with E3M2 elements.
+ */
+#define QUANT_MX_FP6_E3M2 3
+
+/**
+ * MXFP4 (E2M1 elements).
+ */
+#define QUANT_MX_FP4_E2M1 4
+
+/**
+ * MXINT8 (8-bit two's complement elements, value `q / 64`).
+ */
+#define QUANT_MX_INT8 5
+
+/**
+ * Values per NVFP4 block (the last block of a row may be shorter).
+ */
+#define QUANT_NVFP4_BLOCK 16
+
+/**
  * `quant_type = "fp4"`.
  */
 #define QUANT_BNB4_FP4 1
@@ -1441,6 +1482,202 @@ quant_status quant_config_validate(const struct quant_config *c);
  * be used afterwards, nor freed twice.
  */
 void quant_config_free(struct quant_config *c);
+
+/**
+ * Bytes of the packed codes of a `rows x cols` matrix of MX element type `elem` (`QUANT_MX_*`):
+ * `rows * cols` for MXFP8 (E4M3, E5M2) and MXINT8, `rows * ceil(cols / 2)` for MXFP4,
+ * `rows * 3 * ceil(cols / 4)` for MXFP6 (E2M3, E3M2). Each row starts on a byte.
+ *
+ * Returns 0 for an unknown `elem`, a zero side or a size that overflows (the thread's error detail
+ * says which). Thread-safe; no allocation.
+ */
+size_t quant_mx_packed_size(int32_t elem, size_t rows, size_t cols);
+
+/**
+ * Number of E8M0 scales (one byte each) of a `rows x cols` MX matrix: `rows * ceil(cols / 32)`.
+ *
+ * Returns 0 when `rows` or `cols` is 0 or the size overflows (the detail says why). Thread-safe; no
+ * allocation.
+ */
+size_t quant_mx_scale_count(size_t rows, size_t cols);
+
+/**
+ * OCP Microscaling (MX v1.0) quantization of a row-major `rows x cols` float matrix: each block of
+ * 32 consecutive values of a row (the last block of a row may be shorter) shares one E8M0 scale.
+ *
+ * - `elem`: the element type, `QUANT_MX_FP8_E4M3` (0), `QUANT_MX_FP8_E5M2` (1), `QUANT_MX_FP6_E2M3`
+ *   (2), `QUANT_MX_FP6_E3M2` (3), `QUANT_MX_FP4_E2M1` (4) or `QUANT_MX_INT8` (5).
+ * - The scale rule of the specification: `shared = floor(log2(amax)) - emax` (emax 8, 15, 2, 4, 2, 0
+ *   for the types above), clamped to -127..=127, `floor(log2)` exact; a block of zeros (or of f32
+ *   subnormals) gets -127. `scales[b] = shared + 127` (E8M0, bias 127).
+ * - Elements: `round_half_even(x / 2^shared)` in the element type, saturating to its largest normal
+ *   (448, 57344, 7.5, 28, 6); MXINT8 `clamp(round_half_even(x / 2^shared * 64), -127, 127)`, two's
+ *   complement, value `q / 64`. Bit-exact with numpy + ml_dtypes' element casts under this rule.
+ * - `dst`: `quant_mx_packed_size(elem, rows, cols)` bytes: 8-bit elements one a byte; FP4 two a
+ *   byte, the even column in the low nibble; FP6 four in three bytes, little-endian
+ *   (`c0 | c1 << 6 | c2 << 12 | c3 << 18`), as compressed-tensors packs them. Float codes are the OCP
+ *   layouts (sign in the element's top bit). `dst_len` in bytes.
+ * - `scales`: `quant_mx_scale_count(rows, cols)` bytes, row-major by block.
+ *
+ * Only the needed prefix of each output is written. The caller owns every buffer; the buffers must
+ * not overlap. Rows are split over the threads set by `quant_set_threads`. Thread-safe.
+ *
+ * Argument errors (nothing is written): `QUANT_ERR_INVALID_ARGUMENT` for an unknown `elem`, a zero
+ * side or an overflowing size, or a misaligned `src`; `QUANT_ERR_NULL_POINTER` for `src` NULL, or an
+ * output NULL with a non-zero length; `QUANT_ERR_BUFFER_TOO_SMALL` for `dst_len` or `scales_len`
+ * below the sizes above. Value error: `QUANT_ERR_NON_FINITE` for NaN or infinity in `src` (the detail
+ * names the first bad index), with `dst` and `scales` zero-filled.
+ */
+quant_status quant_mx_quantize(int32_t elem,
+                               const float *src,
+                               size_t rows,
+                               size_t cols,
+                               uint8_t *dst,
+                               size_t dst_len,
+                               uint8_t *scales,
+                               size_t scales_len);
+
+/**
+ * `quant_mx_quantize` of a source of element type `src_dtype` (`QUANT_DTYPE_F32`, `_F16` or `_BF16`,
+ * see `quant_int8_quantize_ex`; 16-bit sources are raw bits in `uint16_t`, 2-byte aligned). The
+ * outputs equal bit for bit those of `quant_mx_quantize` on the same values as float; one scratch
+ * row of `cols` floats is allocated for the 16-bit types.
+ *
+ * Errors: those of `quant_mx_quantize`, and, before anything is written,
+ * `QUANT_ERR_INVALID_ARGUMENT` for an unknown `src_dtype` and `QUANT_ERR_OUT_OF_MEMORY` if the
+ * scratch row cannot be allocated (NaN or infinity as f16/bf16 bit patterns is
+ * `QUANT_ERR_NON_FINITE`, outputs zero-filled). Thread-safe.
+ */
+quant_status quant_mx_quantize_ex(int32_t elem,
+                                  int32_t src_dtype,
+                                  const void *src,
+                                  size_t rows,
+                                  size_t cols,
+                                  uint8_t *dst,
+                                  size_t dst_len,
+                                  uint8_t *scales,
+                                  size_t scales_len);
+
+/**
+ * Inverse of `quant_mx_quantize`: `dst[i] = value(code i) * 2^(scales[block of i] - 127)` for the
+ * `rows * cols` elements (exact in float). A scale byte 0xFF (E8M0 NaN) decodes its block to NaN; so
+ * do the NaN codes of E4M3 (0x7F, 0xFF), and E5M2's infinity codes give infinities.
+ *
+ * - `src`: `src_len` bytes, at least `quant_mx_packed_size(elem, rows, cols)`.
+ * - `scales`: `scales_len` bytes, at least `quant_mx_scale_count(rows, cols)`.
+ * - `dst`: `dst_len` floats, at least `rows * cols`.
+ *
+ * Errors (nothing is written): `QUANT_ERR_INVALID_ARGUMENT` for an unknown `elem`, a zero side, an
+ * overflowing size or a misaligned `dst`; `QUANT_ERR_NULL_POINTER` for a NULL buffer with a non-zero
+ * length; `QUANT_ERR_BUFFER_TOO_SMALL` for a length below its size. Thread-safe.
+ */
+quant_status quant_mx_dequantize(int32_t elem,
+                                 const uint8_t *src,
+                                 size_t src_len,
+                                 const uint8_t *scales,
+                                 size_t scales_len,
+                                 size_t rows,
+                                 size_t cols,
+                                 float *dst,
+                                 size_t dst_len);
+
+/**
+ * Bytes of the packed NVFP4 codes of a `rows x cols` matrix: `rows * ceil(cols / 2)` (two E2M1 codes
+ * a byte, each row starting on a byte).
+ *
+ * Returns 0 when `rows` or `cols` is 0 or the size overflows (the detail says why). Thread-safe; no
+ * allocation.
+ */
+size_t quant_nvfp4_packed_size(size_t rows,
+                               size_t cols);
+
+/**
+ * Number of NVFP4 block scales (FP8 E4M3, one byte each) of a `rows x cols` matrix:
+ * `rows * ceil(cols / 16)`.
+ *
+ * Returns 0 when `rows` or `cols` is 0 or the size overflows (the detail says why). Thread-safe; no
+ * allocation.
+ */
+size_t quant_nvfp4_scale_count(size_t rows, size_t cols);
+
+/**
+ * NVFP4 quantization of a row-major `rows x cols` float matrix, as compressed-tensors computes it
+ * (`nvfp4-pack-quantized`, the checkpoints vLLM loads), bit for bit: blocks of 16 consecutive values
+ * of a row (the last block of a row may be shorter), every step a float operation rounded to nearest
+ * even:
+ * - `*global_scale = (1 / max(amax(src), FLT_MIN)) * 2688` (2688 = 448 * 6), or 1 if not finite;
+ * - `scales[b] = e4m3(min(amax(block) / 6 * global, 448))`, 0x20 (0.125) when that rounds to 0;
+ * - codes `e2m1(clamp(x / (e4m3_value(scale) / global), -6, 6))`, round half to even (a non-zero
+ *   negative value rounding to 0 is code 8, negative zero);
+ * - decoded `x' = e2m1_value(code) * (e4m3_value(scale) / global)` (`quant_nvfp4_dequantize`).
+ *
+ * - `dst`: `quant_nvfp4_packed_size(rows, cols)` bytes, two codes a byte, the even column in the low
+ *   nibble (`S.EE.M` codes). `dst_len` in bytes.
+ * - `scales`: `quant_nvfp4_scale_count(rows, cols)` bytes, row-major by block.
+ * - `global_scale`: receives the per-tensor scale (compressed-tensors' `weight_global_scale`).
+ *
+ * Two passes over `src` (the global scale needs the whole tensor's amax first). The caller owns
+ * every buffer; they must not overlap. Thread-safe.
+ *
+ * Argument errors (nothing is written): `QUANT_ERR_INVALID_ARGUMENT` for a zero side, an overflowing
+ * size or a misaligned pointer; `QUANT_ERR_NULL_POINTER` for `src` or `global_scale` NULL, or an
+ * output NULL with a non-zero length; `QUANT_ERR_BUFFER_TOO_SMALL` for `dst_len` or `scales_len`
+ * below the sizes above. Value error: `QUANT_ERR_NON_FINITE` for NaN or infinity in `src` (the detail
+ * names the first bad index), with `dst`, `scales` and `*global_scale` zero-filled.
+ */
+quant_status quant_nvfp4_quantize(const float *src,
+                                  size_t rows,
+                                  size_t cols,
+                                  uint8_t *dst,
+                                  size_t dst_len,
+                                  uint8_t *scales,
+                                  size_t scales_len,
+                                  float *global_scale);
+
+/**
+ * `quant_nvfp4_quantize` of a source of element type `src_dtype` (`QUANT_DTYPE_F32`, `_F16` or
+ * `_BF16`, see `quant_int8_quantize_ex`). The outputs equal bit for bit those of
+ * `quant_nvfp4_quantize` on the same values as float; one scratch row of `cols` floats is allocated
+ * for the 16-bit types.
+ *
+ * Errors: those of `quant_nvfp4_quantize`, and, before anything is written,
+ * `QUANT_ERR_INVALID_ARGUMENT` for an unknown `src_dtype` and `QUANT_ERR_OUT_OF_MEMORY` if the
+ * scratch row cannot be allocated. Thread-safe.
+ */
+quant_status quant_nvfp4_quantize_ex(int32_t src_dtype,
+                                     const void *src,
+                                     size_t rows,
+                                     size_t cols,
+                                     uint8_t *dst,
+                                     size_t dst_len,
+                                     uint8_t *scales,
+                                     size_t scales_len,
+                                     float *global_scale);
+
+/**
+ * Inverse of `quant_nvfp4_quantize`: `dst[i] = e2m1_value(code i) * (e4m3_value(scales[block of i])
+ * / global_scale)` for the `rows * cols` elements (E4M3's NaN scale codes 0x7F and 0xFF decode their
+ * block to NaN).
+ *
+ * - `src`: `src_len` bytes, at least `quant_nvfp4_packed_size(rows, cols)`.
+ * - `scales`: `scales_len` bytes, at least `quant_nvfp4_scale_count(rows, cols)`.
+ * - `global_scale`: the per-tensor scale the quantizer returned; finite and > 0.
+ * - `dst`: `dst_len` floats, at least `rows * cols`.
+ *
+ * Errors (nothing is written): `QUANT_ERR_INVALID_ARGUMENT` for a zero side, an overflowing size, a
+ * misaligned `dst` or a `global_scale` that is not finite and > 0; `QUANT_ERR_NULL_POINTER` for a
+ * NULL buffer with a non-zero length; `QUANT_ERR_BUFFER_TOO_SMALL` for a length below its size.
+ * Thread-safe.
+ */
+quant_status quant_nvfp4_dequantize(const uint8_t *src,
+                                    size_t src_len,
+                                    const uint8_t *scales,
+                                    size_t scales_len,
+                                    float global_scale,
+                                    size_t rows,
+                                    size_t cols,
+                                    float *dst,
+                                    size_t dst_len);
 
 /**
  * Creates options holding the published defaults; `*out` receives the handle (owned by the caller,

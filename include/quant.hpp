@@ -728,6 +728,129 @@ inline std::vector<float> bnb4_dequantize(bnb4_type type, const bnb4_tensor &q, 
     return dst;
 }
 
+// ---- OCP MX and NVFP4 ---------------------------------------------------------------------------------
+// See quant_mx_quantize and quant_nvfp4_quantize in quant.h for the rules and the byte layouts.
+
+/// The MX element types (QUANT_MX_*): 32 values of a row share one E8M0 scale byte.
+enum class mx_elem : std::int32_t {
+    fp8_e4m3 = QUANT_MX_FP8_E4M3,
+    fp8_e5m2 = QUANT_MX_FP8_E5M2,
+    fp6_e2m3 = QUANT_MX_FP6_E2M3,
+    fp6_e3m2 = QUANT_MX_FP6_E3M2,
+    fp4_e2m1 = QUANT_MX_FP4_E2M1,
+    int8 = QUANT_MX_INT8
+};
+
+/// Packed MX codes and their E8M0 scale bytes.
+struct mx_matrix {
+    std::vector<std::uint8_t> codes, scales;
+};
+
+/// Bytes of the packed codes of a rows x cols MX matrix (0 for an unknown type or shape).
+inline std::size_t mx_packed_size(mx_elem elem, std::size_t rows, std::size_t cols) noexcept {
+    return quant_mx_packed_size(static_cast<std::int32_t>(elem), rows, cols);
+}
+/// E8M0 scale bytes of a rows x cols MX matrix: rows * ceil(cols / 32) (0 for an invalid shape).
+inline std::size_t mx_scale_count(std::size_t rows, std::size_t cols) noexcept { return quant_mx_scale_count(rows, cols); }
+
+/// MX quantization into caller buffers (the OCP floor scale rule; elements rounded to nearest even,
+/// saturating). A NaN or infinity throws QUANT_ERR_NON_FINITE and leaves dst and scales zero-filled.
+inline void mx_quantize(mx_elem elem, span<const float> src, std::size_t rows, std::size_t cols,
+                        span<std::uint8_t> dst, span<std::uint8_t> scales) {
+    detail::need(src.size(), detail::product(rows, cols), "src", "quant_mx_quantize");
+    detail::check(quant_mx_quantize(static_cast<std::int32_t>(elem), src.data(), rows, cols, dst.data(), dst.size(),
+                                    scales.data(), scales.size()),
+                  "quant_mx_quantize");
+}
+inline mx_matrix mx_quantize(mx_elem elem, span<const float> src, std::size_t rows, std::size_t cols) {
+    mx_matrix out;
+    out.codes.resize(mx_packed_size(elem, rows, cols));
+    out.scales.resize(mx_scale_count(rows, cols));
+    mx_quantize(elem, src, rows, cols, out.codes, out.scales);
+    return out;
+}
+/// mx_quantize of a 16-bit source (dtype::f16 or dtype::bf16); the bytes equal those of its values.
+inline void mx_quantize(mx_elem elem, dtype src_dtype, span<const std::uint16_t> src, std::size_t rows,
+                        std::size_t cols, span<std::uint8_t> dst, span<std::uint8_t> scales) {
+    const char *fn = "quant_mx_quantize_ex";
+    detail::half_dtype(src_dtype, fn);
+    detail::need(src.size(), detail::product(rows, cols), "src", fn);
+    detail::check(quant_mx_quantize_ex(static_cast<std::int32_t>(elem), static_cast<std::int32_t>(src_dtype), src.data(),
+                                       rows, cols, dst.data(), dst.size(), scales.data(), scales.size()),
+                  fn);
+}
+inline mx_matrix mx_quantize(mx_elem elem, dtype src_dtype, span<const std::uint16_t> src, std::size_t rows,
+                             std::size_t cols) {
+    mx_matrix out;
+    out.codes.resize(mx_packed_size(elem, rows, cols));
+    out.scales.resize(mx_scale_count(rows, cols));
+    mx_quantize(elem, src_dtype, src, rows, cols, out.codes, out.scales);
+    return out;
+}
+/// MX dequantization: x' = value(code) * 2^(scale - 127).
+inline void mx_dequantize(mx_elem elem, span<const std::uint8_t> src, span<const std::uint8_t> scales,
+                          std::size_t rows, std::size_t cols, span<float> dst) {
+    detail::check(quant_mx_dequantize(static_cast<std::int32_t>(elem), src.data(), src.size(), scales.data(),
+                                      scales.size(), rows, cols, dst.data(), dst.size()),
+                  "quant_mx_dequantize");
+}
+inline std::vector<float> mx_dequantize(mx_elem elem, const mx_matrix &q, std::size_t rows, std::size_t cols) {
+    std::vector<float> dst(detail::fits(rows, cols) ? rows * cols : 0);
+    mx_dequantize(elem, q.codes, q.scales, rows, cols, dst);
+    return dst;
+}
+
+/// NVFP4: packed E2M1 codes, E4M3 block scales (one per 16 values) and the per-tensor global scale
+/// (compressed-tensors' weight_packed, weight_scale, weight_global_scale).
+struct nvfp4_matrix {
+    std::vector<std::uint8_t> codes, scales;
+    float global_scale = 0;
+};
+inline std::size_t nvfp4_packed_size(std::size_t rows, std::size_t cols) noexcept { return quant_nvfp4_packed_size(rows, cols); }
+inline std::size_t nvfp4_scale_count(std::size_t rows, std::size_t cols) noexcept { return quant_nvfp4_scale_count(rows, cols); }
+
+/// NVFP4 quantization as compressed-tensors computes it, into caller buffers; returns the global scale.
+inline float nvfp4_quantize(span<const float> src, std::size_t rows, std::size_t cols, span<std::uint8_t> dst,
+                            span<std::uint8_t> scales) {
+    detail::need(src.size(), detail::product(rows, cols), "src", "quant_nvfp4_quantize");
+    float g = 0;
+    detail::check(quant_nvfp4_quantize(src.data(), rows, cols, dst.data(), dst.size(), scales.data(), scales.size(), &g),
+                  "quant_nvfp4_quantize");
+    return g;
+}
+inline nvfp4_matrix nvfp4_quantize(span<const float> src, std::size_t rows, std::size_t cols) {
+    nvfp4_matrix out;
+    out.codes.resize(nvfp4_packed_size(rows, cols));
+    out.scales.resize(nvfp4_scale_count(rows, cols));
+    out.global_scale = nvfp4_quantize(src, rows, cols, out.codes, out.scales);
+    return out;
+}
+/// nvfp4_quantize of a 16-bit source.
+inline nvfp4_matrix nvfp4_quantize(dtype src_dtype, span<const std::uint16_t> src, std::size_t rows, std::size_t cols) {
+    const char *fn = "quant_nvfp4_quantize_ex";
+    detail::half_dtype(src_dtype, fn);
+    detail::need(src.size(), detail::product(rows, cols), "src", fn);
+    nvfp4_matrix out;
+    out.codes.resize(nvfp4_packed_size(rows, cols));
+    out.scales.resize(nvfp4_scale_count(rows, cols));
+    detail::check(quant_nvfp4_quantize_ex(static_cast<std::int32_t>(src_dtype), src.data(), rows, cols, out.codes.data(),
+                                          out.codes.size(), out.scales.data(), out.scales.size(), &out.global_scale),
+                  fn);
+    return out;
+}
+/// NVFP4 dequantization: x' = e2m1(code) * (e4m3(scale) / global_scale).
+inline void nvfp4_dequantize(span<const std::uint8_t> src, span<const std::uint8_t> scales, float global_scale,
+                             std::size_t rows, std::size_t cols, span<float> dst) {
+    detail::check(quant_nvfp4_dequantize(src.data(), src.size(), scales.data(), scales.size(), global_scale, rows, cols,
+                                         dst.data(), dst.size()),
+                  "quant_nvfp4_dequantize");
+}
+inline std::vector<float> nvfp4_dequantize(const nvfp4_matrix &q, std::size_t rows, std::size_t cols) {
+    std::vector<float> dst(detail::fits(rows, cols) ? rows * cols : 0);
+    nvfp4_dequantize(q.codes, q.scales, q.global_scale, rows, cols, dst);
+    return dst;
+}
+
 // ---- GGUF blocks (GGML quant types) -----------------------------------------------------------------
 
 /// The GGML quant types (GGML's own type ids, QUANT_GGML_TYPE_*).

@@ -1,7 +1,9 @@
 //! External formats through the C ABI: GGML blocks (`quant_ggml_*`: sizes, names, quantize from f32,
 //! f16 and bf16, with and without importance weights, dequantize of arbitrary bytes), the GPTQ and AWQ checkpoint packers
 //! (`quant_weight_gptq_sizes` / `_pack_gptq` / `_awq_sizes` / `_pack_awq`) and the dtype variants of
-//! the round-to-nearest kernels (`quant_*_quantize_ex`).
+//! the round-to-nearest kernels (`quant_*_quantize_ex`), and the MX and NVFP4 quantizers
+//! (`quant_mx_*`, `quant_nvfp4_*`: the same bytes as the scalar references on the float values,
+//! dequantizers total over any bytes).
 //! Invariants: known status, never INTERNAL, outputs untouched on error and only the documented prefix
 //! written on success; GGML round trips stay within a loose per-type bound and dequantizing any bytes
 //! gives finite values or NON_FINITE; the 16-bit sources give the same bytes as their float values; the
@@ -14,8 +16,11 @@ use quant::ffi::casts::{
 };
 use quant::ffi::formats::*;
 use quant::ffi::method::*;
+use quant::ffi::mx::*;
 use quant::ffi::rtn::{quant_int4_quantize, quant_int8_quantize};
 use quant::ffi::weight::*;
+use quant::kernels::mx::nvfp4::{nvfp4_dequantize_ref, nvfp4_quantize_ref};
+use quant::kernels::mx::{mx_dequantize_ref, mx_quantize_ref, MxElem};
 use quant::kernels::source::{QUANT_DTYPE_BF16, QUANT_DTYPE_F16, QUANT_DTYPE_F32};
 
 /// The GGML type ids the library supports: Q4_0 ... Q8_0, Q2_K ... Q6_K, IQ4_NL (20), IQ4_XS (23),
@@ -683,11 +688,166 @@ fn packers(inp: &mut Input) {
     quant_weight_free(q);
 }
 
+/// The MX and NVFP4 quantizers from a float, f16 or bf16 source against the scalar references on the
+/// same values as floats; argument errors write nothing, NaN and infinity zero-fill the outputs; the
+/// dequantizers of the result and of arbitrary bytes equal their references bit for bit.
+fn mx(inp: &mut Input) {
+    pick_simd_and_threads(inp);
+    let elem = inp.enum_i32(7); // 6 MX element types; 6 stands for NVFP4
+    let rows = if inp.u8() < 250 {
+        1 + inp.u8() as usize % 5
+    } else {
+        inp.size(8)
+    };
+    let cols = if inp.u8() < 250 {
+        1 + inp.u8() as usize % 90
+    } else {
+        inp.size(100)
+    };
+    let dtype = if inp.u8() < 240 {
+        (inp.u8() % 3) as i32
+    } else {
+        inp.enum_i32(3)
+    };
+    let n = rows
+        .checked_mul(cols)
+        .filter(|&n| n <= 1 << 12)
+        .unwrap_or(0);
+    let bits: Vec<u16> = (0..n).map(|_| inp.u16()).collect();
+    let floats: Vec<f32> = (0..n).map(|_| inp.f32()).collect();
+    let values: Vec<f32> = match dtype {
+        QUANT_DTYPE_F16 => bits
+            .iter()
+            .map(|&h| half::f16::from_bits(h).to_f32())
+            .collect(),
+        QUANT_DTYPE_BF16 => bits
+            .iter()
+            .map(|&h| half::bf16::from_bits(h).to_f32())
+            .collect(),
+        _ => floats.clone(),
+    };
+    let src: *const core::ffi::c_void = if dtype == QUANT_DTYPE_F16 || dtype == QUANT_DTYPE_BF16 {
+        bits.as_ptr().cast()
+    } else {
+        floats.as_ptr().cast()
+    };
+    let src = if inp.null() { std::ptr::null() } else { src };
+    let nvfp4 = elem == 6;
+    clear_detail();
+    let (np, ns) = if nvfp4 {
+        (
+            quant_nvfp4_packed_size(rows, cols),
+            quant_nvfp4_scale_count(rows, cols),
+        )
+    } else {
+        (
+            quant_mx_packed_size(elem, rows, cols),
+            quant_mx_scale_count(rows, cols),
+        )
+    };
+    let valid_elem = (0..=6).contains(&elem);
+    if !valid_elem || rows == 0 || cols == 0 || n == 0 {
+        // Unknown types, empty or huge shapes: still called, never more than a status.
+        if !valid_elem {
+            assert_eq!(np, 0);
+        }
+        if n == 0 {
+            return;
+        }
+    }
+    let (pl, sl) = (inp.len_for(np), inp.len_for(ns));
+    let mut p = Out::<u8>::new(pl, inp.null());
+    let mut s = Out::<u8>::new(sl, inp.null());
+    let mut g = Out::<f32>::new(1, inp.null());
+    let st = if nvfp4 {
+        quant_nvfp4_quantize_ex(dtype, src, rows, cols, p.ptr(), pl, s.ptr(), sl, g.ptr())
+    } else {
+        quant_mx_quantize_ex(elem, dtype, src, rows, cols, p.ptr(), pl, s.ptr(), sl)
+    };
+    let ok = check_status("mx quantize", st);
+    let finite = values.iter().all(|v| v.is_finite());
+    if !ok {
+        if st == quant::error::QUANT_ERR_NON_FINITE {
+            assert!(!finite);
+            assert!(p.zeroed_to(np) && s.zeroed_to(ns));
+        } else {
+            assert!(
+                p.untouched() && s.untouched() && g.untouched(),
+                "status {st}"
+            );
+        }
+        return;
+    }
+    assert!(finite && valid_elem && dtype >= 0 && dtype < 3);
+    assert!(p.untouched_from(np) && s.untouched_from(ns));
+    let (mut rp, mut rs) = (vec![0u8; np], vec![0u8; ns]);
+    let mut y = vec![0f32; n];
+    let mut ry = vec![0f32; n];
+    if nvfp4 {
+        let rg = nvfp4_quantize_ref(&values, rows, cols, &mut rp, &mut rs).unwrap();
+        assert_eq!(g.buf[0].to_bits(), rg.to_bits());
+        assert!(
+            p.buf[..np] == rp[..] && s.buf[..ns] == rs[..],
+            "nvfp4 bytes"
+        );
+        let st = quant_nvfp4_dequantize(
+            rp.as_ptr(),
+            np,
+            rs.as_ptr(),
+            ns,
+            rg,
+            rows,
+            cols,
+            y.as_mut_ptr(),
+            n,
+        );
+        assert!(check_status("nvfp4 dequantize", st));
+        nvfp4_dequantize_ref(&rp, &rs, rg, rows, cols, &mut ry).unwrap();
+    } else {
+        let e = MxElem::from_code(elem).unwrap();
+        mx_quantize_ref(e, &values, rows, cols, &mut rp, &mut rs).unwrap();
+        assert!(
+            p.buf[..np] == rp[..] && s.buf[..ns] == rs[..],
+            "{} bytes",
+            e.name()
+        );
+        // Arbitrary code and scale bytes decode as the reference decodes them.
+        for b in rp.iter_mut().chain(rs.iter_mut()) {
+            if inp.u8() < 16 {
+                *b = inp.u8();
+            }
+        }
+        let st = quant_mx_dequantize(
+            elem,
+            rp.as_ptr(),
+            np,
+            rs.as_ptr(),
+            ns,
+            rows,
+            cols,
+            y.as_mut_ptr(),
+            n,
+        );
+        assert!(check_status("mx dequantize", st));
+        mx_dequantize_ref(e, &rp, &rs, rows, cols, &mut ry).unwrap();
+    }
+    let same = y
+        .iter()
+        .zip(&ry)
+        .all(|(a, b)| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()));
+    assert!(same, "dequantized values differ from the reference");
+}
+
 fuzz_target!(|data: &[u8]| {
     let mut inp = Input::new(data);
-    match inp.u8() % 3 {
-        0 => ggml(&mut inp),
-        1 => kernels_ex(&mut inp),
-        _ => packers(&mut inp),
+    // The first byte picks the family; the top values go to MX/NVFP4, so that the seeds written for
+    // the other three keep driving the family they were found for.
+    match inp.u8() {
+        k @ 0..=231 => match k % 3 {
+            0 => ggml(&mut inp),
+            1 => kernels_ex(&mut inp),
+            _ => packers(&mut inp),
+        },
+        _ => mx(&mut inp),
     }
 });

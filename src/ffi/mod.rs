@@ -25,6 +25,7 @@ pub mod casts;
 pub mod formats;
 pub mod level;
 pub mod method;
+pub mod mx;
 pub mod options;
 pub mod rtn;
 pub mod simd;

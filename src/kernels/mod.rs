@@ -7,6 +7,7 @@
 //! - [`half`]: the f16 and bf16 casts;
 //! - [`ggml`]: ggml's block formats (Q4_0 to Q8_0, the K-quants Q2_K to Q6_K);
 //! - [`nf4`]: bitsandbytes' 4-bit NF4 and FP4.
+//! - [`mx`]: the OCP Microscaling formats (MXFP8, MXFP6, MXFP4, MXINT8) and NVFP4.
 //!
 //! What every format shares sits here, below them: this file (the matrix/group geometry, the input
 //! checks, the absmax pass and the dequantizers' thread driver), [`simd`] (the SIMD level), [`par`]
@@ -20,7 +21,7 @@
 //! format folder (this file only declares them and re-exports `kbit::int4` as [`int4`]); a format
 //! folder uses the shared files and no other format (its `x86.rs` and `neon.rs` use their own
 //! `mod.rs` and the shared files); only [`source`] uses several formats. Checked with
-//! `grep -n "int8::\|fp8::\|kbit::\|half::\|ggml::\|source::" src/kernels/*.rs` (only
+//! `grep -n "int8::\|fp8::\|kbit::\|half::\|ggml::\|mx::\|source::" src/kernels/*.rs` (only
 //! `source.rs` and the module declarations match) and, for each format folder, the same grep without
 //! its own name (nothing matches).
 //!
@@ -37,6 +38,7 @@ pub mod half;
 pub mod int8;
 pub mod kbit;
 mod minifloat;
+pub mod mx;
 #[cfg(target_arch = "aarch64")]
 mod neon;
 pub mod nf4;

@@ -13,6 +13,11 @@ pub use super::elements::Src;
 use super::fp8::fp8_e4m3_quantize;
 use super::int8::int8_quantize;
 use super::kbit::{kbit_quantize, packed_row_bytes};
+use super::mx::nvfp4::{
+    nvfp4_global_scale, nvfp4_packed_size, nvfp4_quantize, nvfp4_quantize_with_global,
+    nvfp4_scale_count, QUANT_NVFP4_BLOCK,
+};
+use super::mx::{mx_packed_size, mx_quantize, mx_scale_count, MxElem, QUANT_MX_BLOCK};
 use super::{check_bytes, check_len, Shape};
 use crate::algos::QuantOptions;
 use crate::calib::Calibration;
@@ -173,6 +178,97 @@ pub fn int4_quantize_src(
     zeros: &mut [u8],
 ) -> Result<()> {
     kbit_quantize_src(src, shape, 4, dst, scales, zeros)
+}
+
+/// [`mx_quantize`] of an f32, f16 or bf16 source of `rows x cols` elements; the results equal those
+/// of the same values as f32. Errors as [`mx_quantize`], plus `ShapeMismatch` (nothing written) when
+/// `src` does not hold exactly `rows * cols` elements; allocates one scratch row for 16-bit sources.
+pub fn mx_quantize_src(
+    elem: MxElem,
+    src: Src,
+    rows: usize,
+    cols: usize,
+    dst: &mut [u8],
+    scales: &mut [u8],
+) -> Result<()> {
+    if let Src::F32(s) = src {
+        return mx_quantize(elem, s, rows, cols, dst, scales);
+    }
+    let shape = Shape::new(rows, cols, QUANT_MX_BLOCK)?;
+    src.check_shape(shape)?;
+    let (bytes, n_scales) = (mx_packed_size(elem, rows, cols), mx_scale_count(rows, cols));
+    check_bytes("dst", dst.len(), bytes)?;
+    check_len("scales", scales.len(), n_scales)?;
+    let (row_bytes, per_row) = (bytes / rows, n_scales / rows);
+    let out = (&mut dst[..bytes], &mut scales[..n_scales]);
+    by_rows(
+        src,
+        shape,
+        out,
+        |row, _, r, (dst, scales)| {
+            let (codes, s) = (
+                r * row_bytes..(r + 1) * row_bytes,
+                r * per_row..(r + 1) * per_row,
+            );
+            mx_quantize(elem, row, 1, cols, &mut dst[codes], &mut scales[s])
+        },
+        |(dst, scales)| {
+            dst.fill(0);
+            scales.fill(0);
+        },
+    )
+}
+
+/// [`nvfp4_quantize`] of an f32, f16 or bf16 source of `rows x cols` elements; the results equal
+/// those of the same values as f32 (the global scale from the amax of the 16-bit values, read from
+/// their bits in a first pass that also checks them). Errors as [`nvfp4_quantize`], plus
+/// `ShapeMismatch` (nothing written) when `src` does not hold exactly `rows * cols` elements;
+/// allocates one scratch row for 16-bit sources.
+pub fn nvfp4_quantize_src(
+    src: Src,
+    rows: usize,
+    cols: usize,
+    dst: &mut [u8],
+    scales: &mut [u8],
+) -> Result<f32> {
+    let amax_bits = match src {
+        Src::F32(s) => return nvfp4_quantize(s, rows, cols, dst, scales),
+        Src::F16(s) | Src::Bf16(s) => s.iter().fold(0u16, |m, &h| m.max(h & 0x7FFF)),
+    };
+    let shape = Shape::new(rows, cols, QUANT_NVFP4_BLOCK)?;
+    src.check_shape(shape)?;
+    let (bytes, n_scales) = (nvfp4_packed_size(rows, cols), nvfp4_scale_count(rows, cols));
+    check_bytes("dst", dst.len(), bytes)?;
+    check_len("scales", scales.len(), n_scales)?;
+    if let Err(e) = src.check_finite("src") {
+        dst[..bytes].fill(0);
+        scales[..n_scales].fill(0);
+        return Err(e);
+    }
+    let amax = match src {
+        Src::F16(_) => ::half::f16::from_bits(amax_bits).to_f32(),
+        _ => f32::from_bits(u32::from(amax_bits) << 16),
+    };
+    let global = nvfp4_global_scale(amax);
+    let (row_bytes, per_row) = (bytes / rows, n_scales / rows);
+    let out = (&mut dst[..bytes], &mut scales[..n_scales]);
+    by_rows(
+        src,
+        shape,
+        out,
+        |row, _, r, (dst, scales)| {
+            let (codes, s) = (
+                r * row_bytes..(r + 1) * row_bytes,
+                r * per_row..(r + 1) * per_row,
+            );
+            nvfp4_quantize_with_global(row, 1, cols, global, &mut dst[codes], &mut scales[s])
+        },
+        |(dst, scales)| {
+            dst.fill(0);
+            scales.fill(0);
+        },
+    )?;
+    Ok(global)
 }
 
 /// The error of the whole input when row `r`'s one-row kernel call failed with `e`: a NaN or

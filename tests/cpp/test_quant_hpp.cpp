@@ -725,6 +725,65 @@ static void test_bnb4() {
                  QUANT_ERR_BUFFER_TOO_SMALL);
 }
 
+// MX and NVFP4: the reference fixture of tests/data/mx (3 x 37), the 16-bit sources, errors.
+static std::vector<unsigned char> read_mx(const std::string &name) {
+    std::ifstream in(std::string(QUANT_TEST_DATA_DIR) + "/mx/" + name, std::ios::binary);
+    return std::vector<unsigned char>(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+static std::uint32_t le32(const unsigned char *p) {
+    return (std::uint32_t)p[0] | (std::uint32_t)p[1] << 8 | (std::uint32_t)p[2] << 16 | (std::uint32_t)p[3] << 24;
+}
+
+static void test_mx_nvfp4() {
+    std::vector<unsigned char> in = read_mx("input_b.bin");
+    CHECK(in.size() == 8 + 3 * 37 * 4);
+    if (in.size() != 8 + 3 * 37 * 4) return;
+    const std::size_t rows = 3, cols = 37, n = rows * cols;
+    std::vector<float> x(n);
+    std::memcpy(x.data(), in.data() + 8, n * sizeof(float));
+    const char *names[6] = {"mxfp8_e4m3", "mxfp8_e5m2", "mxfp6_e2m3", "mxfp6_e3m2", "mxfp4_e2m1", "mxint8"};
+    for (int e = 0; e < 6; e++) {
+        auto elem = static_cast<quant::mx_elem>(e);
+        std::vector<unsigned char> want = read_mx(std::string(names[e]) + "_b.bin");
+        std::size_t nc = le32(want.data()), ns = le32(want.data() + 4);
+        quant::mx_matrix q = quant::mx_quantize(elem, x, rows, cols);
+        CHECK(q.codes.size() == nc && std::memcmp(q.codes.data(), want.data() + 8, nc) == 0);
+        CHECK(q.scales.size() == ns && std::memcmp(q.scales.data(), want.data() + 8 + nc, ns) == 0);
+        std::vector<float> y = quant::mx_dequantize(elem, q, rows, cols);
+        CHECK(std::memcmp(y.data(), want.data() + 8 + nc + ns, n * sizeof(float)) == 0);
+    }
+    std::vector<unsigned char> want = read_mx("nvfp4_b.bin");
+    std::size_t nc = le32(want.data()), ns = le32(want.data() + 4);
+    quant::nvfp4_matrix q = quant::nvfp4_quantize(x, rows, cols);
+    CHECK(std::memcmp(&q.global_scale, want.data() + 8, 4) == 0);
+    CHECK(q.codes.size() == nc && std::memcmp(q.codes.data(), want.data() + 12, nc) == 0);
+    CHECK(q.scales.size() == ns && std::memcmp(q.scales.data(), want.data() + 12 + nc, ns) == 0);
+    std::vector<float> y = quant::nvfp4_dequantize(q, rows, cols);
+    CHECK(std::memcmp(y.data(), want.data() + 12 + nc + ns, n * sizeof(float)) == 0);
+
+    std::vector<std::uint16_t> h = quant::f32_to_f16(x);
+    std::vector<float> xh = quant::f16_to_f32(h);
+    quant::mx_matrix a = quant::mx_quantize(quant::mx_elem::fp4_e2m1, quant::dtype::f16, h, rows, cols);
+    quant::mx_matrix b = quant::mx_quantize(quant::mx_elem::fp4_e2m1, xh, rows, cols);
+    CHECK(a.codes == b.codes && a.scales == b.scales);
+    quant::nvfp4_matrix qa = quant::nvfp4_quantize(quant::dtype::f16, h, rows, cols);
+    quant::nvfp4_matrix qb = quant::nvfp4_quantize(xh, rows, cols);
+    CHECK(qa.codes == qb.codes && qa.scales == qb.scales && qa.global_scale == qb.global_scale);
+
+    CHECK(quant::mx_packed_size(static_cast<quant::mx_elem>(6), rows, cols) == 0);
+    EXPECT_ERROR(quant::mx_quantize(static_cast<quant::mx_elem>(9), x, rows, cols), QUANT_ERR_INVALID_ARGUMENT);
+    EXPECT_ERROR(quant::mx_quantize(quant::mx_elem::int8, x, rows + 1, cols), QUANT_ERR_BUFFER_TOO_SMALL);
+    EXPECT_ERROR(quant::mx_quantize(quant::mx_elem::int8, quant::dtype::f32, h, rows, cols), QUANT_ERR_INVALID_ARGUMENT);
+    std::vector<float> bad = x;
+    bad[3] = std::numeric_limits<float>::quiet_NaN();
+    EXPECT_ERROR(quant::mx_quantize(quant::mx_elem::fp8_e5m2, bad, rows, cols), QUANT_ERR_NON_FINITE);
+    EXPECT_ERROR(quant::nvfp4_quantize(bad, rows, cols), QUANT_ERR_NON_FINITE);
+    a.codes.pop_back();
+    EXPECT_ERROR(quant::mx_dequantize(quant::mx_elem::fp4_e2m1, a, rows, cols), QUANT_ERR_BUFFER_TOO_SMALL);
+    q.global_scale = -1.0f;
+    EXPECT_ERROR(quant::nvfp4_dequantize(q, rows, cols), QUANT_ERR_INVALID_ARGUMENT);
+}
+
 int main() {
     test_status_version();
     test_levels();
@@ -741,6 +800,7 @@ int main() {
     test_half_sources();
     test_packing();
     test_simd_threads();
+    test_mx_nvfp4();
     std::printf("quant.hpp: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }

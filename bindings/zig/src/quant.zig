@@ -894,6 +894,70 @@ pub fn bnb4Dequantize(ty: Bnb4Type, src: []const u8, absmax: []const f32, n: usi
     try call(c.quant_bnb4_dequantize(@backingInt(ty), src.ptr, absmax.ptr, n, blocksize, dst.ptr, dst.len));
 }
 
+// ---- OCP MX and NVFP4 --------------------------------------------------------------------------------
+// See quant_mx_quantize and quant_nvfp4_quantize in quant.h for the rules and the byte layouts.
+
+/// Element type of an MX block (QUANT_MX_*): 32 values of a row share one E8M0 scale byte.
+pub const MxElem = enum(i32) {
+    fp8_e4m3 = c.QUANT_MX_FP8_E4M3,
+    fp8_e5m2 = c.QUANT_MX_FP8_E5M2,
+    fp6_e2m3 = c.QUANT_MX_FP6_E2M3,
+    fp6_e3m2 = c.QUANT_MX_FP6_E3M2,
+    fp4_e2m1 = c.QUANT_MX_FP4_E2M1,
+    int8 = c.QUANT_MX_INT8,
+    _,
+};
+
+/// Bytes of the packed codes of a rows x cols MX matrix (0 for an unknown type or shape).
+pub fn mxPackedSize(elem: MxElem, rows: usize, cols: usize) usize {
+    return c.quant_mx_packed_size(@backingInt(elem), rows, cols);
+}
+/// E8M0 scale bytes of a rows x cols MX matrix: rows * ceil(cols / 32) (0 for an invalid shape).
+pub fn mxScaleCount(rows: usize, cols: usize) usize {
+    return c.quant_mx_scale_count(rows, cols);
+}
+/// MX quantization (the OCP floor scale rule, elements rounded to nearest even, saturating); dst holds
+/// mxPackedSize() bytes, scales mxScaleCount(). A NaN or infinity leaves both zero-filled.
+pub fn mxQuantize(elem: MxElem, src: []const f32, rows: usize, cols: usize, dst: []u8, scales: []u8) Error!void {
+    try srcCheck(src.len, rows, cols);
+    try call(c.quant_mx_quantize(@backingInt(elem), src.ptr, rows, cols, dst.ptr, dst.len, scales.ptr, scales.len));
+}
+/// mxQuantize of f16 or bf16 bits; the bytes equal those of the same values as f32.
+pub fn mxQuantize16(elem: MxElem, dtype: DType, src: []const u16, rows: usize, cols: usize, dst: []u8, scales: []u8) Error!void {
+    try halfCheck(dtype, src.len, rows, cols);
+    try call(c.quant_mx_quantize_ex(@backingInt(elem), @backingInt(dtype), src.ptr, rows, cols, dst.ptr, dst.len, scales.ptr, scales.len));
+}
+/// x' = value(code) * 2^(scale - 127) into dst (rows * cols floats).
+pub fn mxDequantize(elem: MxElem, src: []const u8, scales: []const u8, rows: usize, cols: usize, dst: []f32) Error!void {
+    try call(c.quant_mx_dequantize(@backingInt(elem), src.ptr, src.len, scales.ptr, scales.len, rows, cols, dst.ptr, dst.len));
+}
+/// Bytes of the packed NVFP4 codes, rows * ceil(cols / 2) (0 for an invalid shape).
+pub fn nvfp4PackedSize(rows: usize, cols: usize) usize {
+    return c.quant_nvfp4_packed_size(rows, cols);
+}
+/// E4M3 block scales of a rows x cols NVFP4 matrix, rows * ceil(cols / 16) (0 for an invalid shape).
+pub fn nvfp4ScaleCount(rows: usize, cols: usize) usize {
+    return c.quant_nvfp4_scale_count(rows, cols);
+}
+/// NVFP4 quantization as compressed-tensors computes it; returns the per-tensor global scale.
+pub fn nvfp4Quantize(src: []const f32, rows: usize, cols: usize, dst: []u8, scales: []u8) Error!f32 {
+    try srcCheck(src.len, rows, cols);
+    var g: f32 = 0;
+    try call(c.quant_nvfp4_quantize(src.ptr, rows, cols, dst.ptr, dst.len, scales.ptr, scales.len, &g));
+    return g;
+}
+/// nvfp4Quantize of f16 or bf16 bits.
+pub fn nvfp4Quantize16(dtype: DType, src: []const u16, rows: usize, cols: usize, dst: []u8, scales: []u8) Error!f32 {
+    try halfCheck(dtype, src.len, rows, cols);
+    var g: f32 = 0;
+    try call(c.quant_nvfp4_quantize_ex(@backingInt(dtype), src.ptr, rows, cols, dst.ptr, dst.len, scales.ptr, scales.len, &g));
+    return g;
+}
+/// x' = e2m1(code) * (e4m3(scale) / global_scale) into dst (rows * cols floats).
+pub fn nvfp4Dequantize(src: []const u8, scales: []const u8, global_scale: f32, rows: usize, cols: usize, dst: []f32) Error!void {
+    try call(c.quant_nvfp4_dequantize(src.ptr, src.len, scales.ptr, scales.len, global_scale, rows, cols, dst.ptr, dst.len));
+}
+
 // ---- GPTQ and AWQ checkpoint tensors (methods of Weight) -------------------------------------------
 
 /// Lengths, in elements, of the tensors of a GPTQ checkpoint (Weight.packGptq).

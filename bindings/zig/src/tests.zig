@@ -790,6 +790,83 @@ fn f16Value(bits: u16) !f32 {
     return out[0];
 }
 
+test "MX and NVFP4: the reference fixtures, 16-bit sources, errors" {
+    const dir = build_options.data_dir orelse return error.SkipZigTest;
+    const rows = 3;
+    const cols = 37;
+    var x: [rows * cols]f32 = undefined;
+    {
+        const path = try std.fmt.allocPrint(testing.allocator, "{s}/mx/input_b.bin", .{dir});
+        defer testing.allocator.free(path);
+        var raw: [8 + rows * cols * 4]u8 = undefined;
+        const got = try std.Io.Dir.cwd().readFile(testing.io, path, &raw);
+        try testing.expectEqual(raw.len, got.len);
+        @memcpy(std.mem.sliceAsBytes(&x), raw[8..]);
+    }
+    const names = [_][]const u8{ "mxfp8_e4m3", "mxfp8_e5m2", "mxfp6_e2m3", "mxfp6_e3m2", "mxfp4_e2m1", "mxint8" };
+    var buf: [8 * 1024]u8 = undefined;
+    var y: [rows * cols]f32 = undefined;
+    for (names, 0..) |name, e| {
+        const elem: quant.MxElem = @fromBackingInt(@intCast(e));
+        const path = try std.fmt.allocPrint(testing.allocator, "{s}/mx/{s}_b.bin", .{ dir, name });
+        defer testing.allocator.free(path);
+        const want = try std.Io.Dir.cwd().readFile(testing.io, path, &buf);
+        const np = std.mem.readInt(u32, want[0..4], .little);
+        const ns = std.mem.readInt(u32, want[4..8], .little);
+        try testing.expectEqual(@as(usize, np), quant.mxPackedSize(elem, rows, cols));
+        try testing.expectEqual(@as(usize, ns), quant.mxScaleCount(rows, cols));
+        var codes: [rows * cols]u8 = undefined;
+        var scales: [rows * 2]u8 = undefined;
+        try quant.mxQuantize(elem, &x, rows, cols, codes[0..np], scales[0..ns]);
+        try testing.expectEqualSlices(u8, want[8..][0..np], codes[0..np]);
+        try testing.expectEqualSlices(u8, want[8 + np ..][0..ns], scales[0..ns]);
+        try quant.mxDequantize(elem, codes[0..np], scales[0..ns], rows, cols, &y);
+        try testing.expectEqualSlices(u8, want[8 + np + ns ..][0 .. rows * cols * 4], std.mem.sliceAsBytes(&y));
+    }
+    {
+        const path = try std.fmt.allocPrint(testing.allocator, "{s}/mx/nvfp4_b.bin", .{dir});
+        defer testing.allocator.free(path);
+        const want = try std.Io.Dir.cwd().readFile(testing.io, path, &buf);
+        const np = std.mem.readInt(u32, want[0..4], .little);
+        const ns = std.mem.readInt(u32, want[4..8], .little);
+        var codes: [rows * cols]u8 = undefined;
+        var scales: [rows * 3]u8 = undefined;
+        const g = try quant.nvfp4Quantize(&x, rows, cols, codes[0..np], scales[0..ns]);
+        try testing.expectEqualSlices(u8, want[8..12], std.mem.asBytes(&g));
+        try testing.expectEqualSlices(u8, want[12..][0..np], codes[0..np]);
+        try testing.expectEqualSlices(u8, want[12 + np ..][0..ns], scales[0..ns]);
+        try quant.nvfp4Dequantize(codes[0..np], scales[0..ns], g, rows, cols, &y);
+        try testing.expectEqualSlices(u8, want[12 + np + ns ..][0 .. rows * cols * 4], std.mem.sliceAsBytes(&y));
+    }
+    // 16-bit sources give the bytes of their values as f32; errors.
+    var h: [rows * cols]u16 = undefined;
+    var xh: [rows * cols]f32 = undefined;
+    try quant.f32ToBf16(&x, &h);
+    try quant.bf16ToF32(&h, &xh);
+    var c1: [rows * cols]u8 = undefined;
+    var c2: [rows * cols]u8 = undefined;
+    var s1: [rows * 3]u8 = undefined;
+    var s2: [rows * 3]u8 = undefined;
+    try quant.mxQuantize16(.fp6_e2m3, .bf16, &h, rows, cols, c1[0..90], s1[0..6]);
+    try quant.mxQuantize(.fp6_e2m3, &xh, rows, cols, c2[0..90], s2[0..6]);
+    try testing.expectEqualSlices(u8, c2[0..90], c1[0..90]);
+    try testing.expectEqualSlices(u8, s2[0..6], s1[0..6]);
+    const g1 = try quant.nvfp4Quantize16(.bf16, &h, rows, cols, c1[0..57], s1[0..9]);
+    const g2 = try quant.nvfp4Quantize(&xh, rows, cols, c2[0..57], s2[0..9]);
+    try testing.expectEqual(g2, g1);
+    try testing.expectEqualSlices(u8, c2[0..57], c1[0..57]);
+    try testing.expectEqual(@as(usize, 0), quant.mxPackedSize(@fromBackingInt(@intCast(6)), rows, cols));
+    try expectFail(error.InvalidArgument, quant.mxQuantize(@fromBackingInt(@intCast(9)), &x, rows, cols, &c1, &s1));
+    try expectFail(error.BufferTooSmall, quant.mxQuantize(.int8, &x, rows, cols, c1[0..110], &s1));
+    try expectFail(error.InvalidArgument, quant.mxQuantize16(.int8, .f32, &h, rows, cols, &c1, &s1));
+    var bad = x;
+    bad[4] = std.math.inf(f32);
+    try expectFail(error.NonFinite, quant.mxQuantize(.fp4_e2m1, &bad, rows, cols, c1[0..57], s1[0..6]));
+    try expectFail(error.NonFinite, quant.nvfp4Quantize(&bad, rows, cols, c1[0..57], s1[0..9]));
+    try expectFail(error.BufferTooSmall, quant.mxDequantize(.fp4_e2m1, c1[0..56], s1[0..6], rows, cols, &y));
+    try expectFail(error.InvalidArgument, quant.nvfp4Dequantize(c1[0..57], s1[0..9], 0, rows, cols, &y));
+}
+
 test "GPTQ and AWQ checkpoint packing of real weights" {
     const rows = 384;
     const cols = 384;
