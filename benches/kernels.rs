@@ -25,11 +25,11 @@ use quant::kernels::fp8::{
 use quant::kernels::half::{bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_f16, f32_to_f16_ref};
 use quant::kernels::int4::{int4_dequantize, int4_quantize, int4_quantize_ref};
 use quant::kernels::int8::{int8_dequantize, int8_quantize, int8_quantize_ref};
-use quant::kernels::nf4::{bnb4_absmax_len, bnb4_dequantize, bnb4_quantize, Bnb4Type};
 use quant::kernels::mx::nvfp4::{
     nvfp4_dequantize, nvfp4_packed_size, nvfp4_quantize, nvfp4_scale_count,
 };
 use quant::kernels::mx::{mx_dequantize, mx_packed_size, mx_quantize, mx_scale_count, MxElem};
+use quant::kernels::nf4::{bnb4_absmax_len, bnb4_dequantize, bnb4_quantize, Bnb4Type};
 use quant::kernels::par::with_threads;
 use quant::kernels::simd::simd_level;
 use quant::kernels::source::Src;

@@ -66,7 +66,7 @@ fn options(inp: &mut Input) -> *mut quant_options {
             2 => quant_options_set_block_size(o, inp.size(200)),
             3 => quant_options_set_symmetric(o, inp.bool()),
             4 => quant_options_set_static_groups(o, inp.bool()),
-            5 => quant_options_set_mse_search(o, inp.u8() % 4 == 0),
+            5 => quant_options_set_mse_search(o, inp.u8().is_multiple_of(4)),
             6 => quant_options_set_sample_tokens(o, inp.size(20)),
             _ => {
                 quant_options_set_threads(o, inp.size(5000).min(if inp.bool() { 3 } else { 5000 }))
@@ -172,7 +172,7 @@ fn check_weight(q: *const quant_weight, m: &quant_method, rows: usize, cols: usi
 
 fuzz_target!(|data: &[u8]| {
     let mut inp = Input::new(data);
-    let o = if inp.u8() % 4 == 0 {
+    let o = if inp.u8().is_multiple_of(4) {
         std::ptr::null_mut()
     } else {
         options(&mut inp)
@@ -192,7 +192,7 @@ fuzz_target!(|data: &[u8]| {
     // per-column statistics, which libFuzzer reports as out-of-memory (its malloc limit is the RSS
     // limit); that was a finding of this harness, not of the library (corpus/algos/oom-2pow32-width).
     let wants_hessian = flags & QUANT_CALIB_HESSIAN != 0;
-    let calib_cols = match if inp.u8() % 16 == 0 {
+    let calib_cols = match if inp.u8().is_multiple_of(16) {
         inp.size(MAX_COLS)
     } else {
         cols
@@ -209,7 +209,7 @@ fuzz_target!(|data: &[u8]| {
     } else {
         for _ in 0..(inp.u8() % 4) {
             let n = inp.size(MAX_TOKENS).min(MAX_TOKENS);
-            let width = if inp.u8() % 16 == 0 {
+            let width = if inp.u8().is_multiple_of(16) {
                 inp.size(MAX_COLS)
             } else {
                 calib_cols
@@ -232,7 +232,7 @@ fuzz_target!(|data: &[u8]| {
                 );
             }
         }
-        if inp.u8() % 8 == 0 && calib_cols <= MAX_COLS {
+        if inp.u8().is_multiple_of(8) && calib_cols <= MAX_COLS {
             let n = calib_cols * calib_cols;
             let h: Vec<f64> = (0..n)
                 .map(|_| match inp.u8() % 4 {
@@ -266,7 +266,7 @@ fuzz_target!(|data: &[u8]| {
         let first = check_weight(out, &m, rows, cols);
         quant_weight_free(out);
         // Same result with another thread count, and through quantize_ex with F32.
-        if inp.u8() % 4 == 0 {
+        if inp.u8().is_multiple_of(4) {
             let mut o2: *mut quant_options = std::ptr::null_mut();
             assert!(check_status("options_new", quant_options_new(&mut o2)));
             // Copy nothing else: only compare when the caller used the defaults.
@@ -312,7 +312,7 @@ fuzz_target!(|data: &[u8]| {
     }
 
     // A group of two matrices over the same input.
-    if inp.u8() % 4 == 0 {
+    if inp.u8().is_multiple_of(4) {
         let r2 = 1 + (inp.u8() as usize % MAX_ROWS);
         let w2: Vec<f32> = (0..r2 * cols)
             .map(|_| (inp.u16() as i16 as f32) / 8192.0)

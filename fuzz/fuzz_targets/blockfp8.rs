@@ -41,7 +41,7 @@ fuzz_target!(|data: &[u8]| {
     let mut dst = Out::<u8>::new(inp.len_for(n), inp.null());
     let mut sc = Out::<f32>::new(inp.len_for(nb.min(MAX_ELEMS)), inp.null());
     let src_null = inp.null() || (shape.is_some() && real == 0);
-    let misalign = inp.u8() % 32 == 0;
+    let misalign = inp.u8().is_multiple_of(32);
     let (ptr, as_f32): (*const std::ffi::c_void, Vec<f32>) = match dtype {
         1 => (
             in_ptr(&halves, src_null).cast(),

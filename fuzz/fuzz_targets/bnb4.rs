@@ -44,7 +44,7 @@ fuzz_target!(|data: &[u8]| {
     let mut absmax = Out::<f32>::new(inp.len_for(na), inp.null());
     // A valid-looking n larger than the buffers gets a NULL source (rejected before any read).
     let src_null = inp.null() || (!valid && n > 16);
-    let misalign = inp.u8() % 32 == 0;
+    let misalign = inp.u8().is_multiple_of(32);
     let (ptr, as_f32): (*const std::ffi::c_void, Vec<f32>) = match dtype {
         1 => (
             in_ptr(&halves, src_null).cast(),

@@ -26,7 +26,7 @@ fuzz_target!(|data: &[u8]| {
         (null_src, null_dst)
     };
     let len = if huge { 0 } else { n };
-    if !huge && n > 0 && inp.u8() % 16 == 0 {
+    if !huge && n > 0 && inp.u8().is_multiple_of(16) {
         // Misaligned pointers (into a byte buffer at an odd offset): INVALID_ARGUMENT, nothing written.
         let off = 1 + 2 * (inp.u8() % 2) as usize; // odd: misaligned for u16 and f32
         let mut src_bytes = vec![0x3fu8; n * 4 + 8];

@@ -75,7 +75,7 @@ fn ggml(inp: &mut Input) {
     assert_eq!(ts != 0, known);
     assert_eq!(!quant_ggml_type_name(ty).is_null(), known);
     let nblocks = inp.size(4);
-    let n_per_row = if inp.u8() % 8 == 0 {
+    let n_per_row = if inp.u8().is_multiple_of(8) {
         inp.size(600)
     } else {
         nblocks.saturating_mul(bs.max(32))
@@ -197,7 +197,7 @@ fn ggml(inp: &mut Input) {
         assert!(dst.untouched());
     }
     // Dequantize arbitrary bytes.
-    let n = if inp.u8() % 8 == 0 {
+    let n = if inp.u8().is_multiple_of(8) {
         inp.size(600)
     } else {
         bs * (1 + inp.u8() as usize % 3)
@@ -251,7 +251,7 @@ fn ggml_weighted(
             _ => inp.f32(),
         })
         .collect();
-    let null_w = inp.u8() % 8 == 0;
+    let null_w = inp.u8().is_multiple_of(8);
     let w_p = if null_w || weights.len() < n_per_row {
         std::ptr::null()
     } else {
@@ -478,7 +478,7 @@ fn packers(inp: &mut Input) {
     let rows = [8usize, 16, 32, 3, 24][inp.u8() as usize % 5];
     let cols = [32usize, 64, 96, 8, 40][inp.u8() as usize % 5];
     let group = [32u32, 16, 8, 0, 64][inp.u8() as usize % 5];
-    let gptq = inp.u8() % 2 == 0;
+    let gptq = inp.u8().is_multiple_of(2);
     let bits = [2u32, 3, 4, 8, 4][inp.u8() as usize % 5];
     let act_order = inp.bool();
     let w: Vec<f32> = (0..rows * cols)
@@ -594,8 +594,9 @@ fn packers(inp: &mut Input) {
             );
             let bit = |words: &[i32], stride: usize, col: usize, k: usize| -> u32 {
                 // bit k of column `col` of a [.. ][stride] int32 matrix whose columns are bit strings
-                ((words[(k / 32) * stride + col] as u32 >> (k % 32)) & 1) as u32
+                (words[(k / 32) * stride + col] as u32 >> (k % 32)) & 1
             };
+            #[allow(clippy::needless_range_loop)] // (r, j) name the element in the message
             for r in 0..rows {
                 for j in 0..cols {
                     let v: u32 = (0..b).map(|t| bit(&qw.buf, rows, r, j * b + t) << t).sum();
@@ -650,6 +651,7 @@ fn packers(inp: &mut Input) {
         if check_status("pack_awq", s) {
             assert!(gidx.is_none());
             const ORDER: [usize; 8] = [0, 2, 4, 6, 1, 3, 5, 7];
+            #[allow(clippy::needless_range_loop)] // j is a column of codes' rows
             for j in 0..cols {
                 for c in 0..rows / 8 {
                     let word = qw.buf[j * (rows / 8) + c] as u32;
@@ -778,7 +780,7 @@ fn mx(inp: &mut Input) {
         }
         return;
     }
-    assert!(finite && valid_elem && dtype >= 0 && dtype < 3);
+    assert!(finite && valid_elem && (0..3).contains(&dtype));
     assert!(p.untouched_from(np) && s.untouched_from(ns));
     let (mut rp, mut rs) = (vec![0u8; np], vec![0u8; ns]);
     let mut y = vec![0f32; n];

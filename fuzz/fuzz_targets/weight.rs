@@ -161,7 +161,7 @@ fuzz_target!(|data: &[u8]| {
     let m = method(&mut inp);
     let null_m = inp.null();
     let cols = inp.size(96);
-    let group = inp.u8() % 8 == 0;
+    let group = inp.u8().is_multiple_of(8);
     if !group {
         let rows = inp.size(48);
         let valid = Shape::new(rows, cols, 0).ok();
@@ -208,7 +208,7 @@ fuzz_target!(|data: &[u8]| {
             };
             mats.push((0..len).map(|_| inp.f32()).collect());
         }
-        let null_one = inp.u8() % 8 == 0;
+        let null_one = inp.u8().is_multiple_of(8);
         let ptrs: Vec<*const f32> = mats
             .iter()
             .enumerate()
