@@ -37,7 +37,7 @@ use quant::calib::Calibration;
 
 use crate::arch::llama::{Linear, Llama, Tap};
 use crate::calibrate::{
-    block_bar, model_samples, normalize_tokens, quadratic, rows_of, CalibOptions, Calibrated,
+    block_bar, collect_inputs, model_samples, quadratic, rows_of, CalibOptions, Calibrated,
     Samples, SquareSums, TensorSummary,
 };
 use crate::eval;
@@ -86,10 +86,9 @@ const GROUPS: [Group; 3] = [
     },
 ];
 
-/// Per input: the accumulated `X^T X` (as the search weighs tokens), the column sums of |x| over the
-/// same rows, and the plain column sums of squares.
+/// Per input, beside its `X^T X`: the column sums of |x| over the rows as the Hessian weighs them,
+/// and the plain column sums of squares.
 struct TapStats {
-    calib: Calibration,
     abs_sums: Vec<f64>,
     rows: u64,
     squares: SquareSums,
@@ -145,7 +144,7 @@ pub fn run(
         detail: "r",
     };
     let bar = block_bar("awq", n_layer, quiet);
-    let (mut q, mut deq, mut normed, mut dh) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut q, mut deq, mut dh) = (Vec::new(), Vec::new(), Vec::new());
     for l in 0..n_layer {
         // Whether a layer is requantized by this run (not a copy, not a rule's `rtn`, a block type).
         let requantized = |which: Linear| -> Result<bool> {
@@ -156,74 +155,54 @@ pub fn run(
         };
         // 1. The inputs.
         bar.set_message("collecting inputs");
+        let mut hessians: HashMap<Tap, Calibration> = HashMap::new();
         let mut stats: HashMap<Tap, TapStats> = HashMap::new();
         for tap in Tap::ALL {
             let width = tap_width(&model, tap);
+            hessians.insert(tap, Calibration::new(width)?);
             stats.insert(
                 tap,
                 TapStats {
-                    calib: Calibration::new(width)?,
                     abs_sums: vec![0.0; width],
                     rows: 0,
                     squares: SquareSums::new(width),
                 },
             );
         }
-        let mut failed = None;
-        for x in &xs {
-            let mut x = x.clone();
-            model.block(l, &mut x, &mut |tap, data| {
-                let width = tap_width(&model, tap);
+        collect_inputs(
+            &model,
+            l,
+            &xs,
+            opts.token_normalized,
+            &mut hessians,
+            |tap, raw, weighed| {
                 let s = stats.get_mut(&tap).expect("every tap has statistics");
-                s.squares.add(data);
-                let data = if opts.token_normalized {
-                    normalize_tokens(data, width, &mut normed);
-                    &normed[..]
-                } else {
-                    data
-                };
-                for row in data.chunks_exact(width) {
+                s.squares.add(raw);
+                let weighed = weighed.expect("every tap has a Hessian");
+                let width = s.abs_sums.len();
+                for row in weighed.chunks_exact(width) {
                     for (a, &v) in s.abs_sums.iter_mut().zip(row) {
                         *a += f64::from(v.abs());
                     }
                 }
-                s.rows += (data.len() / width) as u64;
-                if let Err(e) = s.calib.add(data, data.len() / width, width) {
-                    failed.get_or_insert(e);
-                }
-            })?;
-        }
-        if let Some(e) = failed {
-            return Err(e).with_context(|| format!("awq: block {l}: calibration"));
-        }
+                s.rows += (weighed.len() / width) as u64;
+            },
+        )
+        .with_context(|| format!("awq: block {l}: calibration"))?;
         let mut held: HashMap<Tap, Calibration> = HashMap::new();
         if errors_held_out {
             for tap in Tap::ALL {
                 held.insert(tap, Calibration::new(tap_width(&model, tap))?);
             }
-            let mut failed = None;
-            for x in &held_xs {
-                let mut x = x.clone();
-                model.block(l, &mut x, &mut |tap, data| {
-                    let width = tap_width(&model, tap);
-                    let data = if opts.token_normalized {
-                        normalize_tokens(data, width, &mut normed);
-                        &normed[..]
-                    } else {
-                        data
-                    };
-                    if let Err(e) =
-                        held.get_mut(&tap)
-                            .expect("every tap")
-                            .add(data, data.len() / width, width)
-                    {
-                        failed.get_or_insert(e);
-                    }
-                })?;
-            }
-            if let Some(e) = failed {
-                return Err(e).with_context(|| format!("awq: block {l}: held-out tokens"));
-            }
+            collect_inputs(
+                &model,
+                l,
+                &held_xs,
+                opts.token_normalized,
+                &mut held,
+                |_, _, _| {},
+            )
+            .with_context(|| format!("awq: block {l}: held-out tokens"))?;
         }
         let importance = |tap: Tap, s: Option<&[f32]>| -> Option<Vec<f32>> {
             opts.weighted.then(|| {
@@ -266,7 +245,11 @@ pub fn run(
                 .map(|&a| a / st.rows.max(1) as f64)
                 .collect();
             // The search ranks candidates: f32 products are exact enough for that, and twice as fast.
-            let h: Vec<f32> = st.calib.hessian()?.iter().map(|&v| v as f32).collect();
+            let h: Vec<f32> = hessians[&group.tap]
+                .hessian()?
+                .iter()
+                .map(|&v| v as f32)
+                .collect();
             let cols = tap_width(&model, group.tap);
             let mut best: Option<(f64, f64, Vec<f32>)> = None;
             for i in 0..SCALE_GRID {
@@ -348,7 +331,7 @@ pub fn run(
             let cols = w.len() / rows;
             let h = match held.get(&which.input()) {
                 Some(c) => c.hessian()?,
-                None => stats[&which.input()].calib.hessian()?,
+                None => hessians[&which.input()].hessian()?,
             };
             let w0 = weight(which);
             let mut effective = deq.clone();

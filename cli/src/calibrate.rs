@@ -274,7 +274,6 @@ pub fn run(
         // Per input column, the sum of its squares over the tokens (the imatrix statistic): the
         // importance weights of a weighted fit, collected only for one.
         let mut squares: HashMap<Tap, SquareSums> = HashMap::new();
-        let mut normed = Vec::new();
         for (which, _, _) in &gptq_layers {
             let width = model.linear_mut(l, *which).len() / rows_of(&model, *which);
             if let Entry::Vacant(v) = calibs.entry(which.input()) {
@@ -282,33 +281,22 @@ pub fn run(
             }
         }
         if !calibs.is_empty() || opts.weighted && !rtn_layers.is_empty() {
-            let mut failed = None;
-            for x in &xs {
-                let mut x = x.clone();
-                model.block(l, &mut x, &mut |tap, data| {
-                    let width = tap_width(&model, tap);
+            collect_inputs(
+                &model,
+                l,
+                &xs,
+                opts.token_normalized,
+                &mut calibs,
+                |tap, raw, _| {
                     if opts.weighted {
                         squares
                             .entry(tap)
-                            .or_insert_with(|| SquareSums::new(width))
-                            .add(data);
+                            .or_insert_with(|| SquareSums::new(tap_width(&model, tap)))
+                            .add(raw);
                     }
-                    if let Some(c) = calibs.get_mut(&tap) {
-                        let data = if opts.token_normalized {
-                            normalize_tokens(data, width, &mut normed);
-                            &normed[..]
-                        } else {
-                            data
-                        };
-                        if let Err(e) = c.add(data, data.len() / width, width) {
-                            failed.get_or_insert(e);
-                        }
-                    }
-                })?;
-            }
-            if let Some(e) = failed {
-                return Err(e).with_context(|| format!("gptq: block {l}: calibration"));
-            }
+                },
+            )
+            .with_context(|| format!("gptq: block {l}: calibration"))?;
         }
         // The held-out tokens' `X^T X` for the same inputs, weighed as GPTQ's objective weighs them.
         let mut held_calibs: HashMap<Tap, Calibration> = HashMap::new();
@@ -316,27 +304,15 @@ pub fn run(
             for tap in calibs.keys() {
                 held_calibs.insert(*tap, Calibration::new(tap_width(&model, *tap))?);
             }
-            let mut failed = None;
-            for x in &held_xs {
-                let mut x = x.clone();
-                model.block(l, &mut x, &mut |tap, data| {
-                    if let Some(c) = held_calibs.get_mut(&tap) {
-                        let width = tap_width(&model, tap);
-                        let data = if opts.token_normalized {
-                            normalize_tokens(data, width, &mut normed);
-                            &normed[..]
-                        } else {
-                            data
-                        };
-                        if let Err(e) = c.add(data, data.len() / width, width) {
-                            failed.get_or_insert(e);
-                        }
-                    }
-                })?;
-            }
-            if let Some(e) = failed {
-                return Err(e).with_context(|| format!("gptq: block {l}: held-out tokens"));
-            }
+            collect_inputs(
+                &model,
+                l,
+                &held_xs,
+                opts.token_normalized,
+                &mut held_calibs,
+                |_, _, _| {},
+            )
+            .with_context(|| format!("gptq: block {l}: held-out tokens"))?;
         }
         // 2. Quantize.
         for (which, e, ty) in &gptq_layers {
@@ -498,6 +474,46 @@ pub fn block_bar(label: &str, n_layer: usize, quiet: bool) -> ProgressBar {
         .progress_chars("=> "),
     );
     bar
+}
+
+/// Runs the samples `xs` through block `l` as the model holds it (the samples themselves unchanged)
+/// and accumulates `X^T X` of each input in `hessians`, every token's row scaled to a root mean
+/// square of 1 when `token_normalized`. `on_tap` sees every input as it is and, for the inputs in
+/// `hessians`, as the Hessian weighs it. The first calibration error is returned.
+pub(crate) fn collect_inputs(
+    model: &Llama,
+    l: usize,
+    xs: &[Vec<f32>],
+    token_normalized: bool,
+    hessians: &mut HashMap<Tap, Calibration>,
+    mut on_tap: impl FnMut(Tap, &[f32], Option<&[f32]>),
+) -> Result<()> {
+    let mut normed = Vec::new();
+    let mut failed = None;
+    for x in xs {
+        let mut x = x.clone();
+        model.block(l, &mut x, &mut |tap, data| {
+            let Some(c) = hessians.get_mut(&tap) else {
+                on_tap(tap, data, None);
+                return;
+            };
+            let width = tap_width(model, tap);
+            let weighed = if token_normalized {
+                normalize_tokens(data, width, &mut normed);
+                &normed[..]
+            } else {
+                data
+            };
+            on_tap(tap, data, Some(weighed));
+            if let Err(e) = c.add(weighed, weighed.len() / width, width) {
+                failed.get_or_insert(e);
+            }
+        })?;
+    }
+    match failed {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
 }
 
 /// `x` (rows of `width`) with every row scaled to a root mean square of 1 (a zero row stays zero),
