@@ -18,7 +18,10 @@ Both must give the reference rounded to f16 (the folder's dtype), bit for bit: t
 `(q - zp) * scale` or `fp8(q) * scale` in f16, where the codes (integers of at most 9 bits, E4M3
 values) are exact and the product is rounded once; the reference's f32 product of the same codes and
 the same f16 scale is exact (at most 9 + 11 significant bits), so rounding it to f16 is that same
-single rounding. Prints one line per loader; exits 1 naming the first difference.
+single rounding. NVFP4 (`nvfp4-pack-quantized`) is decompressed in bfloat16 whatever the folder's
+dtype: there the loaders' weights must be the reference (the f32 product of an E2M1 value and
+`scale / global_scale`, as the library computes it) rounded to bfloat16 and then converted to f16.
+Prints one line per loader; exits 1 naming the first difference.
 
 Needs torch, compressed-tensors and transformers (scripts/test-model.sh builds the virtualenv).
 """
@@ -29,7 +32,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-QPARAMS = ("weight_packed", "weight_scale", "weight_zero_point", "weight_shape", "weight_g_idx")
+QPARAMS = ("weight_packed", "weight_scale", "weight_zero_point", "weight_shape", "weight_g_idx",
+           "weight_global_scale")
 
 
 def fail(msg):
@@ -37,15 +41,23 @@ def fail(msg):
     sys.exit(1)
 
 
-def compare(who, name, got, ref):
-    """`got` (the loader's weight) must be `ref` (f32) rounded to f16, bit for bit."""
+# Formats that compressed-tensors decompresses in bfloat16 whatever the model's dtype
+# (`unpack_fp4_from_uint8` returns bfloat16 values, and `dequantize` rounds the f32 product of a code
+# and `scale / global_scale` to that dtype); the loaders then convert the weight to float16.
+BF16_FORMATS = ("nvfp4-pack-quantized",)
+
+
+def compare(who, name, got, ref, fmt):
+    """`got` (the loader's weight) must be `ref` (f32) rounded to f16, bit for bit (for the formats
+    of BF16_FORMATS, rounded to bfloat16 and then converted to f16)."""
     if got is None:
         fail(f"{who}: no weight '{name}'")
     if tuple(got.shape) != tuple(ref.shape):
         fail(f"{who}: '{name}' has shape {tuple(got.shape)}, the reference {tuple(ref.shape)}")
     if got.dtype != torch.float16:
         fail(f"{who}: '{name}' is {got.dtype}, not the folder's float16")
-    want = ref.to(torch.float16)
+    want = ref.to(torch.bfloat16) if fmt in BF16_FORMATS else ref
+    want = want.to(torch.float16)
     same = got.view(torch.int16) == want.view(torch.int16)
     if not bool(same.all()):
         i = int((~same).flatten().nonzero()[0])
@@ -82,7 +94,7 @@ def check_formats(folder):
     return qc.format
 
 
-def check_model_free(folder, tensors, reference):
+def check_model_free(folder, tensors, reference, fmt):
     from compressed_tensors.entrypoints.convert.converters.ct_dequantizer import (
         CompressedTensorsDequantizer,
     )
@@ -98,10 +110,10 @@ def check_model_free(folder, tensors, reference):
     dequantizer = CompressedTensorsDequantizer(folder, ignore=plain, dtype=torch.float16)
     out = dequantizer.validate(dict(tensors))
     for name, ref in reference.items():
-        compare("compressed-tensors", name, out.get(name), ref)
+        compare("compressed-tensors", name, out.get(name), ref, fmt)
 
 
-def check_transformers(folder, tensors, reference):
+def check_transformers(folder, tensors, reference, fmt):
     from transformers import AutoModelForCausalLM, CompressedTensorsConfig
 
     model, info = AutoModelForCausalLM.from_pretrained(
@@ -115,7 +127,7 @@ def check_transformers(folder, tensors, reference):
         fail(f"transformers: loading {folder}: {problems}")
     params = dict(model.named_parameters())
     for name, ref in reference.items():
-        compare("transformers", name, params.get(name), ref.detach())
+        compare("transformers", name, params.get(name), ref.detach(), fmt)
     # The tensors stored as they are (embeddings, norms) load unchanged.
     plain = 0
     for name, t in tensors.items():
@@ -139,9 +151,9 @@ def check(folder, reference):
              f"{sorted(quantized - set(reference))[:5]}, references without a layer: "
              f"{sorted(set(reference) - quantized)[:5]}")
     n = len(reference)
-    check_model_free(folder, tensors, reference)
+    check_model_free(folder, tensors, reference, fmt)
     print(f"{folder.name}: {fmt}: compressed-tensors decompressed {n} weights, equal to the reference")
-    plain = check_transformers(folder, tensors, reference)
+    plain = check_transformers(folder, tensors, reference, fmt)
     print(f"{folder.name}: {fmt}: transformers loaded {n} weights equal to the reference "
           f"and {plain} other tensors unchanged", flush=True)
 

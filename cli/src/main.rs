@@ -68,6 +68,9 @@ enum WeightType {
     Int,
     /// FP8 E4M3 codes (format float-quantized).
     Float,
+    /// NVFP4: E2M1 codes in blocks of 16 with E4M3 block scales and a per-tensor f32 scale (format
+    /// nvfp4-pack-quantized).
+    Nvfp4,
 }
 
 #[derive(Subcommand)]
@@ -115,7 +118,8 @@ enum Command {
         model: PathBuf,
         /// The folder to create (must not exist, or be empty).
         dir: PathBuf,
-        /// Weight codes: int (pack-quantized) or float (FP8 E4M3, float-quantized).
+        /// Weight codes: int (pack-quantized), float (FP8 E4M3, float-quantized) or nvfp4
+        /// (nvfp4-pack-quantized).
         #[arg(long = "type", value_name = "TYPE", value_enum, default_value = "int")]
         kind: WeightType,
         /// Bits per weight code [default: 4; 8 with --type float, the only width it takes].
@@ -330,6 +334,23 @@ fn run(cmd: Command) -> Result<()> {
                     &dir,
                     &write::compressed_fp8::Fp8Compressed { per_tensor: tensor },
                 )
+            }
+            WeightType::Nvfp4 => {
+                // NVFP4's layout is fixed: 4-bit codes, symmetric, blocks of 16.
+                for (given, flag) in [
+                    (bits.is_some(), "--bits"),
+                    (group_size.is_some(), "--group-size"),
+                    (channel, "--channel"),
+                    (tensor, "--tensor"),
+                    (symmetric, "--symmetric"),
+                ] {
+                    if given {
+                        anyhow::bail!(
+                            "{flag}: --type nvfp4 has a fixed layout (E2M1 codes in blocks of 16)"
+                        );
+                    }
+                }
+                write::compressed_nvfp4::run(&model, &dir)
             }
         },
         Command::ExportHf {

@@ -1,19 +1,23 @@
 //! `quant export-compressed`: compressed-tensors folders, pack-quantized (W4A16 asymmetric groups,
-//! W8A16 symmetric channels) and float-quantized (FP8 E4M3 per channel and per tensor).
+//! W8A16 symmetric channels), float-quantized (FP8 E4M3 per channel and per tensor) and
+//! nvfp4-pack-quantized (NVFP4A16).
 //!
 //! Each folder is decoded here as compressed-tensors' formulas say (pack-quantized:
 //! `unpack_from_int32`'s unsigned fields minus `2^(b-1)`, then `(q - zp) * scale`; float-quantized:
-//! the library's E4M3 dequantization times the scale) and the result compared with the source
+//! the library's E4M3 dequantization times the scale; NVFP4: the library's `nvfp4_dequantize`, its
+//! codes also checked byte for byte against `nvfp4_quantize`) and the result compared with the source
 //! weights within the codes' rounding. With `QUANT_TORCH_PYTHON` (a python with torch,
 //! compressed-tensors and transformers; scripts/test-model.sh builds it), that decoding of every
 //! quantized layer is also written to a safetensors file and scripts/check_compressed.py has
-//! compressed-tensors and transformers load the folder and compare their weights with it bit for bit.
+//! compressed-tensors and transformers load the folder and compare their weights with it bit for bit
+//! (for NVFP4, which compressed-tensors decompresses in bfloat16, with it rounded to bfloat16).
 mod common;
 
 use common::*;
 use std::path::{Path, PathBuf};
 
 use quant::kernels::fp8::fp8_e4m3_dequantize;
+use quant::kernels::mx::nvfp4::{nvfp4_dequantize, nvfp4_quantize};
 use quant::kernels::Shape;
 use quant_cli::model::GgufFile;
 use safetensors::{Dtype, SafeTensors};
@@ -25,6 +29,8 @@ enum Scheme {
     Int { bits: u32, sym: bool, group: usize },
     /// float-quantized FP8 E4M3: one scale per output row, or one for the whole weight.
     Fp8 { per_tensor: bool },
+    /// nvfp4-pack-quantized: E2M1 codes, E4M3 scales per 16 columns, an f32 global scale.
+    Nvfp4,
 }
 
 impl Scheme {
@@ -52,6 +58,7 @@ impl Scheme {
             } => vec!["--bits", "8", "--group-size", "16"],
             Scheme::Fp8 { per_tensor: false } => vec!["--type", "float"],
             Scheme::Fp8 { per_tensor: true } => vec!["--type", "float", "--tensor"],
+            Scheme::Nvfp4 => vec!["--type", "nvfp4"],
             s => panic!("no arguments for {s:?}"),
         };
         v.into_iter().map(String::from).collect()
@@ -63,6 +70,7 @@ impl Scheme {
             Scheme::Fp8 { per_tensor } => {
                 format!("fp8-{}", if per_tensor { "tensor" } else { "channel" })
             }
+            Scheme::Nvfp4 => "nvfp4".into(),
         }
     }
 }
@@ -184,10 +192,74 @@ fn decode_fp8(st: &SafeTensors, p: &str, per_tensor: bool) -> Decoded {
     }
 }
 
+/// Decodes layer `p` of an nvfp4-pack-quantized folder with the library's NVFP4 dequantization,
+/// checking every tensor's dtype and shape; each weight's scale is its block's `scale / global`.
+fn decode_nvfp4(st: &SafeTensors, p: &str) -> Decoded {
+    let codes = st.tensor(&format!("{p}.weight_packed")).unwrap();
+    assert_eq!(codes.dtype(), Dtype::U8);
+    assert_eq!(codes.shape().len(), 2);
+    let (rows, cols) = (codes.shape()[0], codes.shape()[1] * 2);
+    let scale = st.tensor(&format!("{p}.weight_scale")).unwrap();
+    assert_eq!(scale.dtype(), Dtype::F8_E4M3);
+    assert_eq!(scale.shape(), [rows, cols / 16]);
+    let global = st.tensor(&format!("{p}.weight_global_scale")).unwrap();
+    assert_eq!(global.dtype(), Dtype::F32);
+    assert_eq!(global.shape(), [1]);
+    let global = f32::from_le_bytes(global.data().try_into().unwrap());
+    for name in ["weight", "weight_zero_point", "weight_shape"] {
+        assert!(st.tensor(&format!("{p}.{name}")).is_err(), "{p}.{name}");
+    }
+    let mut w = vec![0f32; rows * cols];
+    nvfp4_dequantize(codes.data(), scale.data(), global, rows, cols, &mut w).unwrap();
+    // A block scale is its amax / 6 rounded to E4M3, so under a normal (not subnormal) scale the
+    // block's largest code is 6 (E2M1 0x7) or, rounded up by at most 2^-4, still at least 4 (0x6).
+    let mut s = vec![0f32; rows * cols];
+    for (b, &sc) in scale.data().iter().enumerate() {
+        let top = codes.data()[b * 8..(b + 1) * 8]
+            .iter()
+            .map(|&c| (c & 0x7).max((c >> 4) & 0x7))
+            .max()
+            .unwrap();
+        let normal = sc & 0x78 != 0;
+        assert!(!normal || top >= 6, "{p}: block {b}: largest code {top:#x}");
+        s[b * 16..(b + 1) * 16].fill(fp8_e4m3_to_f32(sc) / global);
+    }
+    Decoded {
+        rows,
+        cols,
+        w,
+        scale: s,
+    }
+}
+
+/// Layer `p` of an nvfp4-pack-quantized folder holds the library's NVFP4 quantization of `x` (HF
+/// row order), byte for byte.
+fn assert_library_nvfp4(st: &SafeTensors, p: &str, x: &[f32], rows: usize, cols: usize) {
+    let mut codes = vec![0u8; rows * cols / 2];
+    let mut scales = vec![0u8; rows * cols / 16];
+    let global = nvfp4_quantize(x, rows, cols, &mut codes, &mut scales).unwrap();
+    let t = |n: &str| st.tensor(&format!("{p}.{n}")).unwrap().data().to_vec();
+    assert!(t("weight_packed") == codes, "{p}: codes");
+    assert!(t("weight_scale") == scales, "{p}: block scales");
+    assert_eq!(
+        t("weight_global_scale"),
+        global.to_le_bytes(),
+        "{p}: global scale"
+    );
+}
+
+/// The value of an E4M3FN code.
+fn fp8_e4m3_to_f32(code: u8) -> f32 {
+    let mut v = [0f32];
+    fp8_e4m3_dequantize(&[code], &[1.0], Shape::new(1, 1, 0).unwrap(), &mut v).unwrap();
+    v[0]
+}
+
 fn decode(st: &SafeTensors, p: &str, s: Scheme) -> Decoded {
     match s {
         Scheme::Int { bits, sym, group } => decode_int(st, p, bits, sym, group),
         Scheme::Fp8 { per_tensor } => decode_fp8(st, p, per_tensor),
+        Scheme::Nvfp4 => decode_nvfp4(st, p),
     }
 }
 
@@ -200,6 +272,9 @@ fn assert_near(d: &Decoded, x: &[f32], s: Scheme, what: &str) {
         let code = match s {
             Scheme::Int { .. } => sc * 0.5,
             Scheme::Fp8 { .. } => (x.abs() / 16.0).max(sc / 1024.0),
+            // Half the widest E2M1 step (4 to 6); a value beyond 6 steps of a block scale rounded
+            // down clamps to 6 steps, at most 6 / (1 - 2^-4) - 6 = 0.4 step away.
+            Scheme::Nvfp4 => sc,
         };
         let tol = code + w.abs() / 2048.0 + x.abs() * 1e-6 + 1e-7;
         assert!(
@@ -258,6 +333,16 @@ fn export(input: &Path, dir: &Path, s: Scheme) -> PathBuf {
             assert_eq!(a["type"], "float");
             assert_eq!(a["strategy"], "token");
             assert_eq!(a["dynamic"], true);
+        }
+        Scheme::Nvfp4 => {
+            assert_eq!(qc["format"], "nvfp4-pack-quantized");
+            assert!(g0["input_activations"].is_null());
+            assert_eq!(w["num_bits"], 4);
+            assert_eq!(w["type"], "float");
+            assert_eq!(w["symmetric"], true);
+            assert_eq!(w["strategy"], "tensor_group");
+            assert_eq!(w["group_size"], 16);
+            assert_eq!(w["scale_dtype"], "torch.float8_e4m3fn");
         }
     }
     out
@@ -326,7 +411,7 @@ fn check_with_loaders(python: &Path, checks: &[(PathBuf, PathBuf)]) {
 }
 
 /// Every scheme the loaders are checked on.
-const SCHEMES: [Scheme; 4] = [
+const SCHEMES: [Scheme; 5] = [
     Scheme::Int {
         bits: 4,
         sym: false,
@@ -339,6 +424,7 @@ const SCHEMES: [Scheme; 4] = [
     },
     Scheme::Fp8 { per_tensor: false },
     Scheme::Fp8 { per_tensor: true },
+    Scheme::Nvfp4,
 ];
 
 #[test]
@@ -379,6 +465,9 @@ fn compressed_folder_decodes_to_the_weights() {
         let d = decode(&st, p, s);
         assert_eq!((d.rows, d.cols), (rows, cols));
         assert_near(&d, &hf, s, &format!("{} {p}", s.name()));
+        if let Scheme::Nvfp4 = s {
+            assert_library_nvfp4(&st, p, &hf, rows, cols);
+        }
         if python.is_some() {
             checks.push((out.clone(), write_reference(&out, s)));
         }
@@ -401,6 +490,10 @@ fn compressed_folder_decodes_to_the_weights() {
         (
             &["--type", "float", "--group-size", "32"][..],
             "--type float takes --channel",
+        ),
+        (
+            &["--type", "nvfp4", "--group-size", "32"][..],
+            "--type nvfp4 has a fixed layout",
         ),
     ] {
         let mut a = vec![
@@ -439,6 +532,7 @@ fn real_model_folders_decode_to_its_weights() {
         SCHEMES[1],
         SCHEMES[2],
         SCHEMES[3],
+        SCHEMES[4],
     ];
     let python = torch_python();
     let mut checks = vec![];
@@ -450,6 +544,9 @@ fn real_model_folders_decode_to_its_weights() {
         let d = decode(&st, p, s);
         assert_eq!((d.rows, d.cols), (w.shape[0], w.shape[1]));
         assert_near(&d, &w.data, s, &format!("{} {p}", s.name()));
+        if let Scheme::Nvfp4 = s {
+            assert_library_nvfp4(&st, p, &w.data, d.rows, d.cols);
+        }
         if python.is_some() {
             checks.push((out.clone(), write_reference(&out, s)));
         }
