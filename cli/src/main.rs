@@ -68,6 +68,8 @@ enum WeightType {
     Int,
     /// FP8 E4M3 codes (format float-quantized).
     Float,
+    /// FP8 E4M3 codes with a scale per 128 x 128 block (format float-quantized, strategy block).
+    Fp8Block,
     /// NVFP4: E2M1 codes in blocks of 16 with E4M3 block scales and a per-tensor f32 scale (format
     /// nvfp4-pack-quantized).
     Nvfp4,
@@ -118,8 +120,8 @@ enum Command {
         model: PathBuf,
         /// The folder to create (must not exist, or be empty).
         dir: PathBuf,
-        /// Weight codes: int (pack-quantized), float (FP8 E4M3, float-quantized) or nvfp4
-        /// (nvfp4-pack-quantized).
+        /// Weight codes: int (pack-quantized), float (FP8 E4M3, float-quantized), fp8-block (FP8
+        /// E4M3 in 128 x 128 blocks, float-quantized) or nvfp4 (nvfp4-pack-quantized).
         #[arg(long = "type", value_name = "TYPE", value_enum, default_value = "int")]
         kind: WeightType,
         /// Bits per weight code [default: 4; 8 with --type float, the only width it takes].
@@ -335,8 +337,8 @@ fn run(cmd: Command) -> Result<()> {
                     &write::compressed_fp8::Fp8Compressed { per_tensor: tensor },
                 )
             }
-            WeightType::Nvfp4 => {
-                // NVFP4's layout is fixed: 4-bit codes, symmetric, blocks of 16.
+            WeightType::Fp8Block | WeightType::Nvfp4 => {
+                // Both layouts are fixed: FP8 codes in 128 x 128 blocks, E2M1 codes in blocks of 16.
                 for (given, flag) in [
                     (bits.is_some(), "--bits"),
                     (group_size.is_some(), "--group-size"),
@@ -345,12 +347,19 @@ fn run(cmd: Command) -> Result<()> {
                     (symmetric, "--symmetric"),
                 ] {
                     if given {
-                        anyhow::bail!(
-                            "{flag}: --type nvfp4 has a fixed layout (E2M1 codes in blocks of 16)"
-                        );
+                        let (name, layout) = if kind == WeightType::Nvfp4 {
+                            ("nvfp4", "E2M1 codes in blocks of 16")
+                        } else {
+                            ("fp8-block", "E4M3 codes in 128 x 128 blocks")
+                        };
+                        anyhow::bail!("{flag}: --type {name} has a fixed layout ({layout})");
                     }
                 }
-                write::compressed_nvfp4::run(&model, &dir)
+                if kind == WeightType::Nvfp4 {
+                    write::compressed_nvfp4::run(&model, &dir)
+                } else {
+                    write::compressed_fp8_block::run(&model, &dir)
+                }
             }
         },
         Command::ExportHf {

@@ -1,12 +1,12 @@
 //! `quant export-compressed`: compressed-tensors folders, pack-quantized (W4A16 asymmetric groups,
-//! W8A16 symmetric channels), float-quantized (FP8 E4M3 per channel and per tensor) and
-//! nvfp4-pack-quantized (NVFP4A16).
+//! W8A16 symmetric channels), float-quantized (FP8 E4M3 per channel, per tensor and per 128 x 128
+//! block) and nvfp4-pack-quantized (NVFP4A16).
 //!
 //! Each folder is decoded here as compressed-tensors' formulas say (pack-quantized:
 //! `unpack_from_int32`'s unsigned fields minus `2^(b-1)`, then `(q - zp) * scale`; float-quantized:
-//! the library's E4M3 dequantization times the scale; NVFP4: the library's `nvfp4_dequantize`, its
-//! codes also checked byte for byte against `nvfp4_quantize`) and the result compared with the source
-//! weights within the codes' rounding. With `QUANT_TORCH_PYTHON` (a python with torch,
+//! the library's E4M3 or block-FP8 dequantization with the stored scales; NVFP4: the library's
+//! `nvfp4_dequantize`, its codes also checked byte for byte against `nvfp4_quantize`) and the result
+//! compared with the source weights within the codes' rounding. With `QUANT_TORCH_PYTHON` (a python with torch,
 //! compressed-tensors and transformers; scripts/test-model.sh builds it), that decoding of every
 //! quantized layer is also written to a safetensors file and scripts/check_compressed.py has
 //! compressed-tensors and transformers load the folder and compare their weights with it bit for bit
@@ -16,7 +16,7 @@ mod common;
 use common::*;
 use std::path::{Path, PathBuf};
 
-use quant::kernels::fp8::fp8_e4m3_dequantize;
+use quant::kernels::fp8::{fp8_block_dequantize, fp8_e4m3_dequantize, BlockShape};
 use quant::kernels::mx::nvfp4::{nvfp4_dequantize, nvfp4_quantize};
 use quant::kernels::Shape;
 use quant_cli::model::GgufFile;
@@ -29,6 +29,8 @@ enum Scheme {
     Int { bits: u32, sym: bool, group: usize },
     /// float-quantized FP8 E4M3: one scale per output row, or one for the whole weight.
     Fp8 { per_tensor: bool },
+    /// float-quantized FP8 E4M3 with a scale per 128 x 128 block.
+    Fp8Block,
     /// nvfp4-pack-quantized: E2M1 codes, E4M3 scales per 16 columns, an f32 global scale.
     Nvfp4,
 }
@@ -58,6 +60,7 @@ impl Scheme {
             } => vec!["--bits", "8", "--group-size", "16"],
             Scheme::Fp8 { per_tensor: false } => vec!["--type", "float"],
             Scheme::Fp8 { per_tensor: true } => vec!["--type", "float", "--tensor"],
+            Scheme::Fp8Block => vec!["--type", "fp8-block"],
             Scheme::Nvfp4 => vec!["--type", "nvfp4"],
             s => panic!("no arguments for {s:?}"),
         };
@@ -70,6 +73,7 @@ impl Scheme {
             Scheme::Fp8 { per_tensor } => {
                 format!("fp8-{}", if per_tensor { "tensor" } else { "channel" })
             }
+            Scheme::Fp8Block => "fp8-block".into(),
             Scheme::Nvfp4 => "nvfp4".into(),
         }
     }
@@ -192,6 +196,42 @@ fn decode_fp8(st: &SafeTensors, p: &str, per_tensor: bool) -> Decoded {
     }
 }
 
+/// Decodes layer `p` of a float-quantized folder with 128 x 128 blocks with the library's block-FP8
+/// dequantization, checking every tensor's dtype and shape, and that each block's largest code is
+/// +-448 (scale = absmax / 448).
+fn decode_fp8_block(st: &SafeTensors, p: &str) -> Decoded {
+    let codes = st.tensor(&format!("{p}.weight")).unwrap();
+    assert_eq!(codes.dtype(), Dtype::F8_E4M3);
+    assert_eq!(codes.shape().len(), 2);
+    let (rows, cols) = (codes.shape()[0], codes.shape()[1]);
+    let scale = st.tensor(&format!("{p}.weight_scale")).unwrap();
+    assert_eq!(scale.dtype(), Dtype::F16);
+    let (down, across) = (rows.div_ceil(128), cols.div_ceil(128));
+    assert_eq!(scale.shape(), [down, across]);
+    for name in ["weight_packed", "weight_zero_point", "weight_shape"] {
+        assert!(st.tensor(&format!("{p}.{name}")).is_err(), "{p}.{name}");
+    }
+    let sc = f16s(scale.data());
+    let shape = BlockShape::deepseek(rows, cols).unwrap();
+    let mut w = vec![0f32; rows * cols];
+    fp8_block_dequantize(codes.data(), &sc, shape, &mut w).unwrap();
+    let block = |i: usize| (i / cols / 128) * across + (i % cols) / 128;
+    let mut top = vec![0u8; down * across];
+    for (i, &c) in codes.data().iter().enumerate() {
+        top[block(i)] = top[block(i)].max(c & 0x7F);
+    }
+    for (b, (&t, &s)) in top.iter().zip(&sc).enumerate() {
+        assert!(s == 0.0 || t == 0x7E, "{p}: block {b}: largest code {t:#x}");
+    }
+    let s = (0..rows * cols).map(|i| sc[block(i)]).collect();
+    Decoded {
+        rows,
+        cols,
+        w,
+        scale: s,
+    }
+}
+
 /// Decodes layer `p` of an nvfp4-pack-quantized folder with the library's NVFP4 dequantization,
 /// checking every tensor's dtype and shape; each weight's scale is its block's `scale / global`.
 fn decode_nvfp4(st: &SafeTensors, p: &str) -> Decoded {
@@ -259,6 +299,7 @@ fn decode(st: &SafeTensors, p: &str, s: Scheme) -> Decoded {
     match s {
         Scheme::Int { bits, sym, group } => decode_int(st, p, bits, sym, group),
         Scheme::Fp8 { per_tensor } => decode_fp8(st, p, per_tensor),
+        Scheme::Fp8Block => decode_fp8_block(st, p),
         Scheme::Nvfp4 => decode_nvfp4(st, p),
     }
 }
@@ -271,7 +312,7 @@ fn assert_near(d: &Decoded, x: &[f32], s: Scheme, what: &str) {
     for (i, ((&w, &x), &sc)) in d.w.iter().zip(x).zip(&d.scale).enumerate() {
         let code = match s {
             Scheme::Int { .. } => sc * 0.5,
-            Scheme::Fp8 { .. } => (x.abs() / 16.0).max(sc / 1024.0),
+            Scheme::Fp8 { .. } | Scheme::Fp8Block => (x.abs() / 16.0).max(sc / 1024.0),
             // Half the widest E2M1 step (4 to 6); a value beyond 6 steps of a block scale rounded
             // down clamps to 6 steps, at most 6 / (1 - 2^-4) - 6 = 0.4 step away.
             Scheme::Nvfp4 => sc,
@@ -332,6 +373,20 @@ fn export(input: &Path, dir: &Path, s: Scheme) -> PathBuf {
             let a = &g0["input_activations"];
             assert_eq!(a["type"], "float");
             assert_eq!(a["strategy"], "token");
+            assert_eq!(a["dynamic"], true);
+        }
+        Scheme::Fp8Block => {
+            assert_eq!(qc["format"], "float-quantized");
+            assert_eq!(w["num_bits"], 8);
+            assert_eq!(w["type"], "float");
+            assert_eq!(w["symmetric"], true);
+            assert_eq!(w["strategy"], "block");
+            assert_eq!(w["block_structure"], serde_json::json!([128, 128]));
+            assert!(w["group_size"].is_null());
+            let a = &g0["input_activations"];
+            assert_eq!(a["type"], "float");
+            assert_eq!(a["strategy"], "group");
+            assert_eq!(a["group_size"], 128);
             assert_eq!(a["dynamic"], true);
         }
         Scheme::Nvfp4 => {
@@ -411,7 +466,7 @@ fn check_with_loaders(python: &Path, checks: &[(PathBuf, PathBuf)]) {
 }
 
 /// Every scheme the loaders are checked on.
-const SCHEMES: [Scheme; 5] = [
+const SCHEMES: [Scheme; 6] = [
     Scheme::Int {
         bits: 4,
         sym: false,
@@ -424,6 +479,7 @@ const SCHEMES: [Scheme; 5] = [
     },
     Scheme::Fp8 { per_tensor: false },
     Scheme::Fp8 { per_tensor: true },
+    Scheme::Fp8Block,
     Scheme::Nvfp4,
 ];
 
@@ -495,6 +551,10 @@ fn compressed_folder_decodes_to_the_weights() {
             &["--type", "nvfp4", "--group-size", "32"][..],
             "--type nvfp4 has a fixed layout",
         ),
+        (
+            &["--type", "fp8-block", "--channel"][..],
+            "--type fp8-block has a fixed layout",
+        ),
     ] {
         let mut a = vec![
             "export-compressed",
@@ -533,6 +593,7 @@ fn real_model_folders_decode_to_its_weights() {
         SCHEMES[2],
         SCHEMES[3],
         SCHEMES[4],
+        SCHEMES[5],
     ];
     let python = torch_python();
     let mut checks = vec![];

@@ -4,6 +4,7 @@ pub mod awq;
 pub mod checkpoint;
 pub mod compressed;
 pub mod compressed_fp8;
+pub mod compressed_fp8_block;
 pub mod compressed_nvfp4;
 pub mod gguf;
 pub mod gptq;
