@@ -70,6 +70,9 @@ enum WeightType {
     Float,
     /// FP8 E4M3 codes with a scale per 128 x 128 block (format float-quantized, strategy block).
     Fp8Block,
+    /// MXFP4: E2M1 codes in blocks of 32 with E8M0 (power of two) scales (format
+    /// mxfp4-pack-quantized).
+    Mxfp4,
     /// NVFP4: E2M1 codes in blocks of 16 with E4M3 block scales and a per-tensor f32 scale (format
     /// nvfp4-pack-quantized).
     Nvfp4,
@@ -113,15 +116,17 @@ enum Command {
     },
     /// Write a GGUF Llama model as a compressed-tensors Hugging Face folder: pack-quantized
     /// (weight_packed, weight_scale, weight_zero_point, weight_shape; W4A16 or W8A16 round-to-nearest
-    /// codes) or, with --type float, float-quantized (FP8 E4M3 weight and weight_scale, FP8_DYNAMIC);
-    /// quantization_config in config.json.
+    /// codes); with --type float, float-quantized (FP8 E4M3 weight and weight_scale, FP8_DYNAMIC); with
+    /// --type fp8-block, float-quantized in 128 x 128 blocks (FP8_BLOCK); with --type mxfp4 or nvfp4,
+    /// mxfp4- or nvfp4-pack-quantized (MXFP4A16, NVFP4A16); quantization_config in config.json.
     ExportCompressed {
         /// A GGUF file (Llama).
         model: PathBuf,
         /// The folder to create (must not exist, or be empty).
         dir: PathBuf,
         /// Weight codes: int (pack-quantized), float (FP8 E4M3, float-quantized), fp8-block (FP8
-        /// E4M3 in 128 x 128 blocks, float-quantized) or nvfp4 (nvfp4-pack-quantized).
+        /// E4M3 in 128 x 128 blocks, float-quantized), mxfp4 (mxfp4-pack-quantized) or nvfp4
+        /// (nvfp4-pack-quantized).
         #[arg(long = "type", value_name = "TYPE", value_enum, default_value = "int")]
         kind: WeightType,
         /// Bits per weight code [default: 4; 8 with --type float, the only width it takes].
@@ -337,8 +342,9 @@ fn run(cmd: Command) -> Result<()> {
                     &write::compressed_fp8::Fp8Compressed { per_tensor: tensor },
                 )
             }
-            WeightType::Fp8Block | WeightType::Nvfp4 => {
-                // Both layouts are fixed: FP8 codes in 128 x 128 blocks, E2M1 codes in blocks of 16.
+            WeightType::Fp8Block | WeightType::Mxfp4 | WeightType::Nvfp4 => {
+                // These layouts are fixed: FP8 codes in 128 x 128 blocks, E2M1 codes in blocks of 32
+                // or 16.
                 for (given, flag) in [
                     (bits.is_some(), "--bits"),
                     (group_size.is_some(), "--group-size"),
@@ -347,18 +353,18 @@ fn run(cmd: Command) -> Result<()> {
                     (symmetric, "--symmetric"),
                 ] {
                     if given {
-                        let (name, layout) = if kind == WeightType::Nvfp4 {
-                            ("nvfp4", "E2M1 codes in blocks of 16")
-                        } else {
-                            ("fp8-block", "E4M3 codes in 128 x 128 blocks")
+                        let (name, layout) = match kind {
+                            WeightType::Nvfp4 => ("nvfp4", "E2M1 codes in blocks of 16"),
+                            WeightType::Mxfp4 => ("mxfp4", "E2M1 codes in blocks of 32"),
+                            _ => ("fp8-block", "E4M3 codes in 128 x 128 blocks"),
                         };
                         anyhow::bail!("{flag}: --type {name} has a fixed layout ({layout})");
                     }
                 }
-                if kind == WeightType::Nvfp4 {
-                    write::compressed_nvfp4::run(&model, &dir)
-                } else {
-                    write::compressed_fp8_block::run(&model, &dir)
+                match kind {
+                    WeightType::Nvfp4 => write::compressed_nvfp4::run(&model, &dir),
+                    WeightType::Mxfp4 => write::compressed_mxfp4::run(&model, &dir),
+                    _ => write::compressed_fp8_block::run(&model, &dir),
                 }
             }
         },

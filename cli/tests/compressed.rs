@@ -1,16 +1,18 @@
 //! `quant export-compressed`: compressed-tensors folders, pack-quantized (W4A16 asymmetric groups,
 //! W8A16 symmetric channels), float-quantized (FP8 E4M3 per channel, per tensor and per 128 x 128
-//! block) and nvfp4-pack-quantized (NVFP4A16).
+//! block), mxfp4-pack-quantized (MXFP4A16) and nvfp4-pack-quantized (NVFP4A16).
 //!
 //! Each folder is decoded here as compressed-tensors' formulas say (pack-quantized:
 //! `unpack_from_int32`'s unsigned fields minus `2^(b-1)`, then `(q - zp) * scale`; float-quantized:
-//! the library's E4M3 or block-FP8 dequantization with the stored scales; NVFP4: the library's
-//! `nvfp4_dequantize`, its codes also checked byte for byte against `nvfp4_quantize`) and the result
-//! compared with the source weights within the codes' rounding. With `QUANT_TORCH_PYTHON` (a python with torch,
-//! compressed-tensors and transformers; scripts/test-model.sh builds it), that decoding of every
+//! the library's E4M3 or block-FP8 dequantization with the stored scales; MXFP4 and NVFP4: the
+//! library's `mx_dequantize` and `nvfp4_dequantize`, their codes also checked byte for byte against
+//! `mx_quantize` and `nvfp4_quantize`) and the result compared with the source weights within the
+//! codes' rounding. With `QUANT_TORCH_PYTHON` (a python with torch, compressed-tensors and
+//! transformers; scripts/test-model.sh builds it), that decoding of every
 //! quantized layer is also written to a safetensors file and scripts/check_compressed.py has
 //! compressed-tensors and transformers load the folder and compare their weights with it bit for bit
-//! (for NVFP4, which compressed-tensors decompresses in bfloat16, with it rounded to bfloat16).
+//! (for MXFP4 and NVFP4, which compressed-tensors decompresses in bfloat16, with it rounded to
+//! bfloat16).
 mod common;
 
 use common::*;
@@ -18,6 +20,7 @@ use std::path::{Path, PathBuf};
 
 use quant::kernels::fp8::{fp8_block_dequantize, fp8_e4m3_dequantize, BlockShape};
 use quant::kernels::mx::nvfp4::{nvfp4_dequantize, nvfp4_quantize};
+use quant::kernels::mx::{mx_dequantize, mx_quantize, MxElem};
 use quant::kernels::Shape;
 use quant_cli::model::GgufFile;
 use safetensors::{Dtype, SafeTensors};
@@ -31,6 +34,8 @@ enum Scheme {
     Fp8 { per_tensor: bool },
     /// float-quantized FP8 E4M3 with a scale per 128 x 128 block.
     Fp8Block,
+    /// mxfp4-pack-quantized: E2M1 codes, E8M0 scales per 32 columns.
+    Mxfp4,
     /// nvfp4-pack-quantized: E2M1 codes, E4M3 scales per 16 columns, an f32 global scale.
     Nvfp4,
 }
@@ -61,6 +66,7 @@ impl Scheme {
             Scheme::Fp8 { per_tensor: false } => vec!["--type", "float"],
             Scheme::Fp8 { per_tensor: true } => vec!["--type", "float", "--tensor"],
             Scheme::Fp8Block => vec!["--type", "fp8-block"],
+            Scheme::Mxfp4 => vec!["--type", "mxfp4"],
             Scheme::Nvfp4 => vec!["--type", "nvfp4"],
             s => panic!("no arguments for {s:?}"),
         };
@@ -74,6 +80,7 @@ impl Scheme {
                 format!("fp8-{}", if per_tensor { "tensor" } else { "channel" })
             }
             Scheme::Fp8Block => "fp8-block".into(),
+            Scheme::Mxfp4 => "mxfp4".into(),
             Scheme::Nvfp4 => "nvfp4".into(),
         }
     }
@@ -232,6 +239,54 @@ fn decode_fp8_block(st: &SafeTensors, p: &str) -> Decoded {
     }
 }
 
+/// Decodes layer `p` of an mxfp4-pack-quantized folder with the library's MX dequantization,
+/// checking every tensor's dtype and shape; each weight's scale is its block's `2^(byte - 127)`.
+fn decode_mxfp4(st: &SafeTensors, p: &str) -> Decoded {
+    let codes = st.tensor(&format!("{p}.weight_packed")).unwrap();
+    assert_eq!(codes.dtype(), Dtype::U8);
+    assert_eq!(codes.shape().len(), 2);
+    let (rows, cols) = (codes.shape()[0], codes.shape()[1] * 2);
+    let scale = st.tensor(&format!("{p}.weight_scale")).unwrap();
+    assert_eq!(scale.dtype(), Dtype::U8);
+    assert_eq!(scale.shape(), [rows, cols / 32]);
+    for name in [
+        "weight",
+        "weight_zero_point",
+        "weight_shape",
+        "weight_global_scale",
+    ] {
+        assert!(st.tensor(&format!("{p}.{name}")).is_err(), "{p}.{name}");
+    }
+    let mut w = vec![0f32; rows * cols];
+    mx_dequantize(
+        MxElem::Fp4E2m1,
+        codes.data(),
+        scale.data(),
+        rows,
+        cols,
+        &mut w,
+    )
+    .unwrap();
+    // The scale is 2^(floor(log2(amax)) - 2), so a non-zero block's largest magnitude is in
+    // [4, 8) scale steps: its largest code is 4 (E2M1 0x6) or 6 (0x7, also what 6..8 saturates to).
+    let mut s = vec![0f32; rows * cols];
+    for (b, &sc) in scale.data().iter().enumerate() {
+        let top = codes.data()[b * 16..(b + 1) * 16]
+            .iter()
+            .map(|&c| (c & 0x7).max((c >> 4) & 0x7))
+            .max()
+            .unwrap();
+        assert!(sc == 0 || top >= 6, "{p}: block {b}: largest code {top:#x}");
+        s[b * 32..(b + 1) * 32].fill(2f32.powi(i32::from(sc) - 127));
+    }
+    Decoded {
+        rows,
+        cols,
+        w,
+        scale: s,
+    }
+}
+
 /// Decodes layer `p` of an nvfp4-pack-quantized folder with the library's NVFP4 dequantization,
 /// checking every tensor's dtype and shape; each weight's scale is its block's `scale / global`.
 fn decode_nvfp4(st: &SafeTensors, p: &str) -> Decoded {
@@ -288,6 +343,17 @@ fn assert_library_nvfp4(st: &SafeTensors, p: &str, x: &[f32], rows: usize, cols:
     );
 }
 
+/// Layer `p` of an mxfp4-pack-quantized folder holds the library's MXFP4 quantization of `x` (HF
+/// row order), byte for byte.
+fn assert_library_mxfp4(st: &SafeTensors, p: &str, x: &[f32], rows: usize, cols: usize) {
+    let mut codes = vec![0u8; rows * cols / 2];
+    let mut scales = vec![0u8; rows * cols / 32];
+    mx_quantize(MxElem::Fp4E2m1, x, rows, cols, &mut codes, &mut scales).unwrap();
+    let t = |n: &str| st.tensor(&format!("{p}.{n}")).unwrap().data().to_vec();
+    assert!(t("weight_packed") == codes, "{p}: codes");
+    assert!(t("weight_scale") == scales, "{p}: block scales");
+}
+
 /// The value of an E4M3FN code.
 fn fp8_e4m3_to_f32(code: u8) -> f32 {
     let mut v = [0f32];
@@ -300,6 +366,7 @@ fn decode(st: &SafeTensors, p: &str, s: Scheme) -> Decoded {
         Scheme::Int { bits, sym, group } => decode_int(st, p, bits, sym, group),
         Scheme::Fp8 { per_tensor } => decode_fp8(st, p, per_tensor),
         Scheme::Fp8Block => decode_fp8_block(st, p),
+        Scheme::Mxfp4 => decode_mxfp4(st, p),
         Scheme::Nvfp4 => decode_nvfp4(st, p),
     }
 }
@@ -316,6 +383,8 @@ fn assert_near(d: &Decoded, x: &[f32], s: Scheme, what: &str) {
             // Half the widest E2M1 step (4 to 6); a value beyond 6 steps of a block scale rounded
             // down clamps to 6 steps, at most 6 / (1 - 2^-4) - 6 = 0.4 step away.
             Scheme::Nvfp4 => sc,
+            // Half the widest E2M1 step (4 to 6), or a value of 6 .. 8 steps saturated to 6.
+            Scheme::Mxfp4 => 2.0 * sc,
         };
         let tol = code + w.abs() / 2048.0 + x.abs() * 1e-6 + 1e-7;
         assert!(
@@ -388,6 +457,16 @@ fn export(input: &Path, dir: &Path, s: Scheme) -> PathBuf {
             assert_eq!(a["strategy"], "group");
             assert_eq!(a["group_size"], 128);
             assert_eq!(a["dynamic"], true);
+        }
+        Scheme::Mxfp4 => {
+            assert_eq!(qc["format"], "mxfp4-pack-quantized");
+            assert!(g0["input_activations"].is_null());
+            assert_eq!(w["num_bits"], 4);
+            assert_eq!(w["type"], "float");
+            assert_eq!(w["symmetric"], true);
+            assert_eq!(w["strategy"], "group");
+            assert_eq!(w["group_size"], 32);
+            assert_eq!(w["scale_dtype"], "torch.uint8");
         }
         Scheme::Nvfp4 => {
             assert_eq!(qc["format"], "nvfp4-pack-quantized");
@@ -466,7 +545,7 @@ fn check_with_loaders(python: &Path, checks: &[(PathBuf, PathBuf)]) {
 }
 
 /// Every scheme the loaders are checked on.
-const SCHEMES: [Scheme; 6] = [
+const SCHEMES: [Scheme; 7] = [
     Scheme::Int {
         bits: 4,
         sym: false,
@@ -481,6 +560,7 @@ const SCHEMES: [Scheme; 6] = [
     Scheme::Fp8 { per_tensor: true },
     Scheme::Fp8Block,
     Scheme::Nvfp4,
+    Scheme::Mxfp4,
 ];
 
 #[test]
@@ -521,8 +601,10 @@ fn compressed_folder_decodes_to_the_weights() {
         let d = decode(&st, p, s);
         assert_eq!((d.rows, d.cols), (rows, cols));
         assert_near(&d, &hf, s, &format!("{} {p}", s.name()));
-        if let Scheme::Nvfp4 = s {
-            assert_library_nvfp4(&st, p, &hf, rows, cols);
+        match s {
+            Scheme::Nvfp4 => assert_library_nvfp4(&st, p, &hf, rows, cols),
+            Scheme::Mxfp4 => assert_library_mxfp4(&st, p, &hf, rows, cols),
+            _ => {}
         }
         if python.is_some() {
             checks.push((out.clone(), write_reference(&out, s)));
@@ -554,6 +636,10 @@ fn compressed_folder_decodes_to_the_weights() {
         (
             &["--type", "fp8-block", "--channel"][..],
             "--type fp8-block has a fixed layout",
+        ),
+        (
+            &["--type", "mxfp4", "--bits", "4"][..],
+            "--type mxfp4 has a fixed layout",
         ),
     ] {
         let mut a = vec![
@@ -594,6 +680,7 @@ fn real_model_folders_decode_to_its_weights() {
         SCHEMES[3],
         SCHEMES[4],
         SCHEMES[5],
+        SCHEMES[6],
     ];
     let python = torch_python();
     let mut checks = vec![];
@@ -605,8 +692,10 @@ fn real_model_folders_decode_to_its_weights() {
         let d = decode(&st, p, s);
         assert_eq!((d.rows, d.cols), (w.shape[0], w.shape[1]));
         assert_near(&d, &w.data, s, &format!("{} {p}", s.name()));
-        if let Scheme::Nvfp4 = s {
-            assert_library_nvfp4(&st, p, &w.data, d.rows, d.cols);
+        match s {
+            Scheme::Nvfp4 => assert_library_nvfp4(&st, p, &w.data, d.rows, d.cols),
+            Scheme::Mxfp4 => assert_library_mxfp4(&st, p, &w.data, d.rows, d.cols),
+            _ => {}
         }
         if python.is_some() {
             checks.push((out.clone(), write_reference(&out, s)));

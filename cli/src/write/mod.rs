@@ -5,6 +5,7 @@ pub mod checkpoint;
 pub mod compressed;
 pub mod compressed_fp8;
 pub mod compressed_fp8_block;
+pub mod compressed_mxfp4;
 pub mod compressed_nvfp4;
 pub mod gguf;
 pub mod gptq;
