@@ -15,12 +15,12 @@
 //! Blocks at the bottom and right edges may be partial: compressed-tensors pads the weight to whole
 //! blocks (`maybe_pad_tensor_for_block_quant`) and only warns when the input width is not a multiple
 //! of 128, as these folders are written; vLLM's block-FP8 kernels need whole blocks across the input
-//! width (a multiple of 128), which models such as SmolLM2-135M (width 576) lack. The config declares FP8_BLOCK's input activations (FP8 per 128 channels of
-//! a token, dynamic: computed by the engine at run time, no calibration), as compressed-tensors
-//! writes the preset. Layout and fields followed: compressed-tensors 0.20.1
-//! (`compressors/naive_quantized/base.py`, `quantization/quant_scheme.py` `FP8_BLOCK`,
-//! `quantization/lifecycle/initialize.py` for the scale's shape, `lifecycle/forward_helpers.py`
-//! `_process_block`).
+//! width (a multiple of 128), which models such as SmolLM2-135M (width 576) lack. The config
+//! declares FP8_BLOCK's input activations (FP8 per 128 channels of a token, dynamic: computed by the
+//! engine at run time, no calibration), as compressed-tensors writes the preset. Layout and fields
+//! followed: compressed-tensors 0.20.1 (`compressors/naive_quantized/base.py`,
+//! `quantization/quant_scheme.py` `FP8_BLOCK`, `quantization/lifecycle/initialize.py` for the
+//! scale's shape, `quantization/lifecycle/forward_helpers.py` `_process_block`).
 use std::path::Path;
 
 use anyhow::{bail, Result};

@@ -4,7 +4,8 @@
 //! - `weight_scale` u8 `[out, in / 32]`: one E8M0 scale per 32 columns, the biased exponent
 //!   (`2^(byte - 127)`).
 //!
-//! Loaders compute `w = e2m1(code) * 2^(scale - 127)`. The codes and scales are the library's OCP MX
+//! Loaders compute `w = e2m1(code) * 2^(scale - 127)` (compressed-tensors in bfloat16, where the
+//! product is exact). The codes and scales are the library's OCP MX
 //! quantization (`quant::kernels::mx::mx_quantize` with E2M1 elements), laid out as
 //! compressed-tensors stores them, and stored as they are. Its scale rule is the specification's
 //! (`floor(log2(amax)) - 2`); compressed-tensors' own quantizer first rounds the block maximum to

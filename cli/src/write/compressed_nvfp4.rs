@@ -6,7 +6,8 @@
 //! - `weight_global_scale` f32 `[1]`: the global scale as compressed-tensors stores it, `2688 /
 //!   amax(weight)`, the inverse of a dequantization factor.
 //!
-//! Loaders compute `w = e2m1(code) * (f32(scale) / global_scale)`. The library's NVFP4
+//! Loaders compute `w = e2m1(code) * (f32(scale) / global_scale)` (compressed-tensors rounds that
+//! f32 product to bfloat16, whatever the model's dtype: `unpack_fp4_from_uint8`). The library's NVFP4
 //! (`quant::kernels::mx::nvfp4`) is compressed-tensors' quantizer bit for bit and lays its codes and
 //! scales out the same way, so its outputs are stored as they are. No zero point: NVFP4 is symmetric.
 //!
