@@ -705,3 +705,67 @@ fn real_model_folders_decode_to_its_weights() {
         check_with_loaders(&python, &checks);
     }
 }
+
+/// A layer whose input width is not a whole number of FP4 blocks is refused, naming it; block FP8
+/// takes it (compressed-tensors pads partial blocks).
+#[test]
+fn fp4_widths_must_be_whole_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut meta, mut ts) = tiny_llama();
+    // An MLP width of 264: ffn_down's input (GGUF's first dimension) is 16.5 blocks of 16.
+    for (k, v) in meta.iter_mut() {
+        if k == "llama.feed_forward_length" {
+            *v = quant_cli::model::Value::U32(264);
+        }
+    }
+    for (i, t) in ts.iter_mut().enumerate() {
+        if t.dims.contains(&256) {
+            t.dims = t
+                .dims
+                .iter()
+                .map(|&d| if d == 256 { 264 } else { d })
+                .collect();
+            t.data = values(t.dims.iter().product::<u64>() as usize, 100 + i as u32, 0.1);
+        }
+    }
+    let input = dir.path().join("wide.gguf");
+    write_gguf(&input, &meta, &ts);
+    for (kind, block) in [("nvfp4", 16), ("mxfp4", 32)] {
+        let out = dir.path().join(kind);
+        let o = run(&[
+            "export-compressed",
+            input.to_str().unwrap(),
+            out.to_str().unwrap(),
+            "--type",
+            kind,
+        ]);
+        let e = stderr(&o);
+        assert!(!o.status.success(), "{kind}: {e}");
+        assert!(
+            e.contains("tensor 'blk.0.ffn_down.weight' (64 x 264)")
+                && e.contains(&format!("multiple of {block}")),
+            "{kind}: {e}"
+        );
+        assert!(!e.contains("ffn_up"), "{kind}: {e}");
+        assert!(!out.exists());
+    }
+    let out = dir.path().join("fp8-block");
+    let o = run(&[
+        "export-compressed",
+        input.to_str().unwrap(),
+        out.to_str().unwrap(),
+        "--type",
+        "fp8-block",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let bytes = std::fs::read(out.join("model.safetensors")).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let d = decode(&st, "model.layers.0.mlp.down_proj", Scheme::Fp8Block);
+    assert_eq!((d.rows, d.cols), (64, 264));
+    let x = &ts
+        .iter()
+        .find(|t| t.name == "blk.0.ffn_down.weight")
+        .unwrap()
+        .data;
+    assert_near(&d, x, Scheme::Fp8Block, "fp8-block partial blocks");
+}
