@@ -355,7 +355,9 @@ mod tests {
         for bits in [4, 6, 8] {
             for cols in 1..13 {
                 let codes: Vec<u8> = (0..cols)
-                    .map(|i| (i as u8 * 37 + 5) & ((1u16 << bits) - 1) as u8)
+                    .map(|i| {
+                        (i as u8).wrapping_mul(37).wrapping_add(5) & ((1u16 << bits) - 1) as u8
+                    })
                     .collect();
                 let elem = match bits {
                     4 => MxElem::Fp4E2m1,
