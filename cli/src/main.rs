@@ -73,6 +73,12 @@ enum WeightType {
     /// MXFP4: E2M1 codes in blocks of 32 with E8M0 (power of two) scales (format
     /// mxfp4-pack-quantized).
     Mxfp4,
+    /// MXFP6: E2M3 codes (compressed-tensors' only FP6 element), four in three bytes, in blocks of
+    /// 32 with E8M0 scales (format mxfp6-pack-quantized).
+    Mxfp6,
+    /// MXFP8: E4M3 codes (compressed-tensors' only FP8 element) in blocks of 32 with E8M0 scales
+    /// (format mxfp8-quantized).
+    Mxfp8,
     /// NVFP4: E2M1 codes in blocks of 16 with E4M3 block scales and a per-tensor f32 scale (format
     /// nvfp4-pack-quantized).
     Nvfp4,
@@ -117,15 +123,18 @@ enum Command {
     /// Write a GGUF Llama model as a compressed-tensors Hugging Face folder: pack-quantized
     /// (weight_packed, weight_scale, weight_zero_point, weight_shape; W4A16 or W8A16 round-to-nearest
     /// codes); with --type float, float-quantized (FP8 E4M3 weight and weight_scale, FP8_DYNAMIC); with
-    /// --type fp8-block, float-quantized in 128 x 128 blocks (FP8_BLOCK); with --type mxfp4 or nvfp4,
-    /// mxfp4- or nvfp4-pack-quantized (MXFP4A16, NVFP4A16); quantization_config in config.json.
+    /// --type fp8-block, float-quantized in 128 x 128 blocks (FP8_BLOCK); with --type mxfp4, mxfp6 or
+    /// nvfp4, mxfp4-, mxfp6- or nvfp4-pack-quantized (MXFP4A16, MXFP6A16, NVFP4A16); with --type
+    /// mxfp8, mxfp8-quantized (MXFP8A16); quantization_config in config.json. MXINT8 has no
+    /// compressed-tensors format (none decodes integer codes under E8M0 scales), so it is not offered.
     ExportCompressed {
         /// A GGUF file (Llama).
         model: PathBuf,
         /// The folder to create (must not exist, or be empty).
         dir: PathBuf,
         /// Weight codes: int (pack-quantized), float (FP8 E4M3, float-quantized), fp8-block (FP8
-        /// E4M3 in 128 x 128 blocks, float-quantized), mxfp4 (mxfp4-pack-quantized) or nvfp4
+        /// E4M3 in 128 x 128 blocks, float-quantized), mxfp4 (mxfp4-pack-quantized), mxfp6
+        /// (E2M3, mxfp6-pack-quantized), mxfp8 (E4M3, mxfp8-quantized) or nvfp4
         /// (nvfp4-pack-quantized).
         #[arg(long = "type", value_name = "TYPE", value_enum, default_value = "int")]
         kind: WeightType,
@@ -342,9 +351,20 @@ fn run(cmd: Command) -> Result<()> {
                     &write::compressed_fp8::Fp8Compressed { per_tensor: tensor },
                 )
             }
-            WeightType::Fp8Block | WeightType::Mxfp4 | WeightType::Nvfp4 => {
-                // These layouts are fixed: FP8 codes in 128 x 128 blocks, E2M1 codes in blocks of 32
-                // or 16.
+            WeightType::Fp8Block
+            | WeightType::Mxfp4
+            | WeightType::Mxfp6
+            | WeightType::Mxfp8
+            | WeightType::Nvfp4 => {
+                // These layouts are fixed: FP8 codes in 128 x 128 blocks, microscaling codes in
+                // blocks of 32 or 16.
+                let mx = match kind {
+                    WeightType::Mxfp4 => Some(write::compressed_mx::MxCompressed::Mxfp4),
+                    WeightType::Mxfp6 => Some(write::compressed_mx::MxCompressed::Mxfp6),
+                    WeightType::Mxfp8 => Some(write::compressed_mx::MxCompressed::Mxfp8),
+                    WeightType::Nvfp4 => Some(write::compressed_mx::MxCompressed::Nvfp4),
+                    _ => None,
+                };
                 for (given, flag) in [
                     (bits.is_some(), "--bits"),
                     (group_size.is_some(), "--group-size"),
@@ -353,18 +373,19 @@ fn run(cmd: Command) -> Result<()> {
                     (symmetric, "--symmetric"),
                 ] {
                     if given {
-                        let (name, layout) = match kind {
-                            WeightType::Nvfp4 => ("nvfp4", "E2M1 codes in blocks of 16"),
-                            WeightType::Mxfp4 => ("mxfp4", "E2M1 codes in blocks of 32"),
-                            _ => ("fp8-block", "E4M3 codes in 128 x 128 blocks"),
+                        let name = clap::ValueEnum::to_possible_value(&kind)
+                            .map(|v| v.get_name().to_owned())
+                            .unwrap_or_default();
+                        let layout = match mx {
+                            Some(f) => f.layout(),
+                            None => "E4M3 codes in 128 x 128 blocks".into(),
                         };
                         anyhow::bail!("{flag}: --type {name} has a fixed layout ({layout})");
                     }
                 }
-                match kind {
-                    WeightType::Nvfp4 => write::compressed_nvfp4::run(&model, &dir),
-                    WeightType::Mxfp4 => write::compressed_mxfp4::run(&model, &dir),
-                    _ => write::compressed_fp8_block::run(&model, &dir),
+                match mx {
+                    Some(f) => write::compressed_mx::run(&model, &dir, f),
+                    None => write::compressed_fp8_block::run(&model, &dir),
                 }
             }
         },
