@@ -18,10 +18,11 @@ Both must give the reference rounded to f16 (the folder's dtype), bit for bit: t
 `(q - zp) * scale` or `fp8(q) * scale` in f16, where the codes (integers of at most 9 bits, E4M3
 values) are exact and the product is rounded once; the reference's f32 product of the same codes and
 the same f16 scale is exact (at most 9 + 11 significant bits), so rounding it to f16 is that same
-single rounding. NVFP4 and MXFP4 (`nvfp4-`, `mxfp4-pack-quantized`) are decompressed in bfloat16
-whatever the folder's dtype: there the loaders' weights must be the reference (NVFP4: the f32
-product of an E2M1 value and `scale / global_scale`, as the library computes it; MXFP4: an E2M1 value
-times a power of two, exact in bfloat16) rounded to bfloat16 and then converted to f16.
+single rounding. NVFP4, MXFP4, MXFP6 and MXFP8 (`nvfp4-`, `mxfp4-`, `mxfp6-pack-quantized`,
+`mxfp8-quantized`) are decompressed in bfloat16 whatever the folder's dtype: there the loaders'
+weights must be the reference (NVFP4: the f32 product of an E2M1 value and `scale / global_scale`, as
+the library computes it; MX: an E2M1, E2M3 or E4M3 value times a power of two, exact in bfloat16)
+rounded to bfloat16 and then converted to f16.
 Prints one line per loader; exits 1 naming the first difference.
 
 Needs torch, compressed-tensors and transformers (scripts/test-model.sh builds the virtualenv).
@@ -43,9 +44,11 @@ def fail(msg):
 
 
 # Formats that compressed-tensors decompresses in bfloat16 whatever the model's dtype
-# (`unpack_fp4_from_uint8` returns bfloat16 values, and `dequantize` rounds the f32 product of a code
-# and `scale / global_scale` to that dtype); the loaders then convert the weight to float16.
-BF16_FORMATS = ("nvfp4-pack-quantized", "mxfp4-pack-quantized")
+# (`unpack_fp4_from_uint8` and `unpack_fp6_from_uint8` return bfloat16 values, `decompress_mx_scale`
+# bfloat16 scales, and `dequantize` rounds the product of a code and the scale to that dtype); the
+# loaders then convert the weight to float16.
+BF16_FORMATS = ("nvfp4-pack-quantized", "mxfp4-pack-quantized", "mxfp6-pack-quantized",
+                "mxfp8-quantized")
 
 
 def compare(who, name, got, ref, fmt):

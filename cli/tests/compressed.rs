@@ -1,18 +1,19 @@
 //! `quant export-compressed`: compressed-tensors folders, pack-quantized (W4A16 asymmetric groups,
 //! W8A16 symmetric channels), float-quantized (FP8 E4M3 per channel, per tensor and per 128 x 128
-//! block), mxfp4-pack-quantized (MXFP4A16) and nvfp4-pack-quantized (NVFP4A16).
+//! block), mxfp4- and mxfp6-pack-quantized (MXFP4A16, MXFP6A16), mxfp8-quantized (MXFP8A16) and
+//! nvfp4-pack-quantized (NVFP4A16).
 //!
 //! Each folder is decoded here as compressed-tensors' formulas say (pack-quantized:
 //! `unpack_from_int32`'s unsigned fields minus `2^(b-1)`, then `(q - zp) * scale`; float-quantized:
-//! the library's E4M3 or block-FP8 dequantization with the stored scales; MXFP4 and NVFP4: the
-//! library's `mx_dequantize` and `nvfp4_dequantize`, their codes also checked byte for byte against
-//! `mx_quantize` and `nvfp4_quantize`) and the result compared with the source weights within the
-//! codes' rounding. With `QUANT_TORCH_PYTHON` (a python with torch, compressed-tensors and
+//! the library's E4M3 or block-FP8 dequantization with the stored scales; MXFP4, MXFP6, MXFP8 and
+//! NVFP4: the library's `mx_dequantize` and `nvfp4_dequantize`, their codes also checked byte for
+//! byte against `mx_quantize` and `nvfp4_quantize`) and the result compared with the source weights
+//! within the codes' rounding. With `QUANT_TORCH_PYTHON` (a python with torch, compressed-tensors and
 //! transformers; scripts/test-model.sh builds it), that decoding of every
 //! quantized layer is also written to a safetensors file and scripts/check_compressed.py has
 //! compressed-tensors and transformers load the folder and compare their weights with it bit for bit
-//! (for MXFP4 and NVFP4, which compressed-tensors decompresses in bfloat16, with it rounded to
-//! bfloat16).
+//! (for the MX formats and NVFP4, which compressed-tensors decompresses in bfloat16, with it rounded
+//! to bfloat16).
 mod common;
 
 use common::*;
@@ -36,6 +37,10 @@ enum Scheme {
     Fp8Block,
     /// mxfp4-pack-quantized: E2M1 codes, E8M0 scales per 32 columns.
     Mxfp4,
+    /// mxfp6-pack-quantized: E2M3 codes four in three bytes, E8M0 scales per 32 columns.
+    Mxfp6,
+    /// mxfp8-quantized: E4M3 codes (`weight`), E8M0 scales per 32 columns.
+    Mxfp8,
     /// nvfp4-pack-quantized: E2M1 codes, E4M3 scales per 16 columns, an f32 global scale.
     Nvfp4,
 }
@@ -67,6 +72,8 @@ impl Scheme {
             Scheme::Fp8 { per_tensor: true } => vec!["--type", "float", "--tensor"],
             Scheme::Fp8Block => vec!["--type", "fp8-block"],
             Scheme::Mxfp4 => vec!["--type", "mxfp4"],
+            Scheme::Mxfp6 => vec!["--type", "mxfp6"],
+            Scheme::Mxfp8 => vec!["--type", "mxfp8"],
             Scheme::Nvfp4 => vec!["--type", "nvfp4"],
             s => panic!("no arguments for {s:?}"),
         };
@@ -81,6 +88,8 @@ impl Scheme {
             }
             Scheme::Fp8Block => "fp8-block".into(),
             Scheme::Mxfp4 => "mxfp4".into(),
+            Scheme::Mxfp6 => "mxfp6".into(),
+            Scheme::Mxfp8 => "mxfp8".into(),
             Scheme::Nvfp4 => "nvfp4".into(),
         }
     }
@@ -239,45 +248,69 @@ fn decode_fp8_block(st: &SafeTensors, p: &str) -> Decoded {
     }
 }
 
-/// Decodes layer `p` of an mxfp4-pack-quantized folder with the library's MX dequantization,
-/// checking every tensor's dtype and shape; each weight's scale is its block's `2^(byte - 127)`.
-fn decode_mxfp4(st: &SafeTensors, p: &str) -> Decoded {
-    let codes = st.tensor(&format!("{p}.weight_packed")).unwrap();
-    assert_eq!(codes.dtype(), Dtype::U8);
+impl Scheme {
+    /// The MX element type of an MX scheme.
+    fn mx_elem(self) -> MxElem {
+        match self {
+            Scheme::Mxfp4 => MxElem::Fp4E2m1,
+            Scheme::Mxfp6 => MxElem::Fp6E2m3,
+            Scheme::Mxfp8 => MxElem::Fp8E4m3,
+            s => panic!("{s:?} is not MX"),
+        }
+    }
+
+    /// The codes of an MX scheme: their tensor, safetensors dtype and bytes per 32 columns.
+    fn mx_codes(self) -> (&'static str, Dtype, usize) {
+        match self {
+            Scheme::Mxfp4 => ("weight_packed", Dtype::U8, 16),
+            Scheme::Mxfp6 => ("weight_packed", Dtype::U8, 24),
+            Scheme::Mxfp8 => ("weight", Dtype::F8_E4M3, 32),
+            s => panic!("{s:?} is not MX"),
+        }
+    }
+}
+
+/// Decodes layer `p` of an mxfp4-, mxfp6-pack-quantized or mxfp8-quantized folder with the
+/// library's MX dequantization, checking every tensor's dtype and shape; each weight's scale is its
+/// block's `2^(byte - 127)`.
+fn decode_mx(st: &SafeTensors, p: &str, s: Scheme) -> Decoded {
+    let elem = s.mx_elem();
+    let (name, dtype, block_bytes) = s.mx_codes();
+    let codes = st.tensor(&format!("{p}.{name}")).unwrap();
+    assert_eq!(codes.dtype(), dtype);
     assert_eq!(codes.shape().len(), 2);
-    let (rows, cols) = (codes.shape()[0], codes.shape()[1] * 2);
+    let (rows, cols) = (codes.shape()[0], codes.shape()[1] * 32 / block_bytes);
+    assert_eq!(codes.shape()[1], cols / 32 * block_bytes);
     let scale = st.tensor(&format!("{p}.weight_scale")).unwrap();
     assert_eq!(scale.dtype(), Dtype::U8);
     assert_eq!(scale.shape(), [rows, cols / 32]);
-    for name in [
+    for other in [
         "weight",
+        "weight_packed",
         "weight_zero_point",
         "weight_shape",
         "weight_global_scale",
     ] {
-        assert!(st.tensor(&format!("{p}.{name}")).is_err(), "{p}.{name}");
+        if other != name {
+            assert!(st.tensor(&format!("{p}.{other}")).is_err(), "{p}.{other}");
+        }
     }
     let mut w = vec![0f32; rows * cols];
-    mx_dequantize(
-        MxElem::Fp4E2m1,
-        codes.data(),
-        scale.data(),
-        rows,
-        cols,
-        &mut w,
-    )
-    .unwrap();
-    // The scale is 2^(floor(log2(amax)) - 2), so a non-zero block's largest magnitude is in
-    // [4, 8) scale steps: its largest code is 4 (E2M1 0x6) or 6 (0x7, also what 6..8 saturates to).
+    mx_dequantize(elem, codes.data(), scale.data(), rows, cols, &mut w).unwrap();
+    // The scale is 2^(floor(log2(amax)) - emax), so a non-zero block's largest magnitude is in
+    // [2^emax, 2^(emax + 1)) scale steps: its largest decoded value is at least 2^emax steps (E2M1:
+    // 4, E2M3: 4, E4M3: 256; also what a saturated value decodes to).
     let mut s = vec![0f32; rows * cols];
     for (b, &sc) in scale.data().iter().enumerate() {
-        let top = codes.data()[b * 16..(b + 1) * 16]
+        let step = 2f32.powi(i32::from(sc) - 127);
+        let top = w[b * 32..(b + 1) * 32]
             .iter()
-            .map(|&c| (c & 0x7).max((c >> 4) & 0x7))
-            .max()
-            .unwrap();
-        assert!(sc == 0 || top >= 6, "{p}: block {b}: largest code {top:#x}");
-        s[b * 32..(b + 1) * 32].fill(2f32.powi(i32::from(sc) - 127));
+            .fold(0f32, |m, v| m.max(v.abs()));
+        assert!(
+            sc == 0 || top >= 2f32.powi(elem.emax()) * step,
+            "{p}: block {b}: largest value {top}, scale {step}"
+        );
+        s[b * 32..(b + 1) * 32].fill(step);
     }
     Decoded {
         rows,
@@ -343,14 +376,15 @@ fn assert_library_nvfp4(st: &SafeTensors, p: &str, x: &[f32], rows: usize, cols:
     );
 }
 
-/// Layer `p` of an mxfp4-pack-quantized folder holds the library's MXFP4 quantization of `x` (HF
-/// row order), byte for byte.
-fn assert_library_mxfp4(st: &SafeTensors, p: &str, x: &[f32], rows: usize, cols: usize) {
-    let mut codes = vec![0u8; rows * cols / 2];
+/// Layer `p` of an MX folder of scheme `s` holds the library's MX quantization of `x` (HF row
+/// order), byte for byte.
+fn assert_library_mx(st: &SafeTensors, p: &str, s: Scheme, x: &[f32], rows: usize, cols: usize) {
+    let (name, _, block_bytes) = s.mx_codes();
+    let mut codes = vec![0u8; rows * cols / 32 * block_bytes];
     let mut scales = vec![0u8; rows * cols / 32];
-    mx_quantize(MxElem::Fp4E2m1, x, rows, cols, &mut codes, &mut scales).unwrap();
+    mx_quantize(s.mx_elem(), x, rows, cols, &mut codes, &mut scales).unwrap();
     let t = |n: &str| st.tensor(&format!("{p}.{n}")).unwrap().data().to_vec();
-    assert!(t("weight_packed") == codes, "{p}: codes");
+    assert!(t(name) == codes, "{p}: codes");
     assert!(t("weight_scale") == scales, "{p}: block scales");
 }
 
@@ -366,7 +400,7 @@ fn decode(st: &SafeTensors, p: &str, s: Scheme) -> Decoded {
         Scheme::Int { bits, sym, group } => decode_int(st, p, bits, sym, group),
         Scheme::Fp8 { per_tensor } => decode_fp8(st, p, per_tensor),
         Scheme::Fp8Block => decode_fp8_block(st, p),
-        Scheme::Mxfp4 => decode_mxfp4(st, p),
+        Scheme::Mxfp4 | Scheme::Mxfp6 | Scheme::Mxfp8 => decode_mx(st, p, s),
         Scheme::Nvfp4 => decode_nvfp4(st, p),
     }
 }
@@ -385,6 +419,12 @@ fn assert_near(d: &Decoded, x: &[f32], s: Scheme, what: &str) {
             Scheme::Nvfp4 => sc,
             // Half the widest E2M1 step (4 to 6), or a value of 6 .. 8 steps saturated to 6.
             Scheme::Mxfp4 => 2.0 * sc,
+            // Half an E2M3 step (2^-4 of the value, 2^-4 of the scale among the subnormals), or a
+            // value of 7.5 .. 8 steps saturated to 7.5.
+            Scheme::Mxfp6 => (x.abs() / 16.0).max(sc / 16.0).max(x.abs() - 7.5 * sc),
+            // Half an E4M3 step (2^-4 of the value, 2^-10 of the scale among the subnormals), or a
+            // value of 448 .. 512 steps saturated to 448.
+            Scheme::Mxfp8 => (x.abs() / 16.0).max(sc / 1024.0).max(x.abs() - 448.0 * sc),
         };
         let tol = code + w.abs() / 2048.0 + x.abs() * 1e-6 + 1e-7;
         assert!(
@@ -458,10 +498,15 @@ fn export(input: &Path, dir: &Path, s: Scheme) -> PathBuf {
             assert_eq!(a["group_size"], 128);
             assert_eq!(a["dynamic"], true);
         }
-        Scheme::Mxfp4 => {
-            assert_eq!(qc["format"], "mxfp4-pack-quantized");
+        Scheme::Mxfp4 | Scheme::Mxfp6 | Scheme::Mxfp8 => {
+            let (format, bits) = match s {
+                Scheme::Mxfp4 => ("mxfp4-pack-quantized", 4),
+                Scheme::Mxfp6 => ("mxfp6-pack-quantized", 6),
+                _ => ("mxfp8-quantized", 8),
+            };
+            assert_eq!(qc["format"], format);
             assert!(g0["input_activations"].is_null());
-            assert_eq!(w["num_bits"], 4);
+            assert_eq!(w["num_bits"], bits);
             assert_eq!(w["type"], "float");
             assert_eq!(w["symmetric"], true);
             assert_eq!(w["strategy"], "group");
@@ -545,7 +590,7 @@ fn check_with_loaders(python: &Path, checks: &[(PathBuf, PathBuf)]) {
 }
 
 /// Every scheme the loaders are checked on.
-const SCHEMES: [Scheme; 7] = [
+const SCHEMES: [Scheme; 9] = [
     Scheme::Int {
         bits: 4,
         sym: false,
@@ -561,6 +606,8 @@ const SCHEMES: [Scheme; 7] = [
     Scheme::Fp8Block,
     Scheme::Nvfp4,
     Scheme::Mxfp4,
+    Scheme::Mxfp6,
+    Scheme::Mxfp8,
 ];
 
 #[test]
@@ -603,7 +650,9 @@ fn compressed_folder_decodes_to_the_weights() {
         assert_near(&d, &hf, s, &format!("{} {p}", s.name()));
         match s {
             Scheme::Nvfp4 => assert_library_nvfp4(&st, p, &hf, rows, cols),
-            Scheme::Mxfp4 => assert_library_mxfp4(&st, p, &hf, rows, cols),
+            Scheme::Mxfp4 | Scheme::Mxfp6 | Scheme::Mxfp8 => {
+                assert_library_mx(&st, p, s, &hf, rows, cols)
+            }
             _ => {}
         }
         if python.is_some() {
@@ -641,6 +690,15 @@ fn compressed_folder_decodes_to_the_weights() {
             &["--type", "mxfp4", "--bits", "4"][..],
             "--type mxfp4 has a fixed layout",
         ),
+        (
+            &["--type", "mxfp6", "--group-size", "32"][..],
+            "--type mxfp6 has a fixed layout (E2M3 codes in blocks of 32)",
+        ),
+        (
+            &["--type", "mxfp8", "--bits", "8"][..],
+            "--type mxfp8 has a fixed layout (E4M3 codes in blocks of 32)",
+        ),
+        (&["--type", "mxint8"][..], "invalid value 'mxint8'"),
     ] {
         let mut a = vec![
             "export-compressed",
@@ -681,6 +739,8 @@ fn real_model_folders_decode_to_its_weights() {
         SCHEMES[4],
         SCHEMES[5],
         SCHEMES[6],
+        SCHEMES[7],
+        SCHEMES[8],
     ];
     let python = torch_python();
     let mut checks = vec![];
@@ -694,7 +754,9 @@ fn real_model_folders_decode_to_its_weights() {
         assert_near(&d, &w.data, s, &format!("{} {p}", s.name()));
         match s {
             Scheme::Nvfp4 => assert_library_nvfp4(&st, p, &w.data, d.rows, d.cols),
-            Scheme::Mxfp4 => assert_library_mxfp4(&st, p, &w.data, d.rows, d.cols),
+            Scheme::Mxfp4 | Scheme::Mxfp6 | Scheme::Mxfp8 => {
+                assert_library_mx(&st, p, s, &w.data, d.rows, d.cols)
+            }
             _ => {}
         }
         if python.is_some() {
@@ -706,10 +768,10 @@ fn real_model_folders_decode_to_its_weights() {
     }
 }
 
-/// A layer whose input width is not a whole number of FP4 blocks is refused, naming it; block FP8
-/// takes it (compressed-tensors pads partial blocks).
+/// A layer whose input width is not a whole number of MX or NVFP4 blocks is refused, naming it;
+/// block FP8 takes it (compressed-tensors pads partial blocks).
 #[test]
-fn fp4_widths_must_be_whole_blocks() {
+fn microscaling_widths_must_be_whole_blocks() {
     let dir = tempfile::tempdir().unwrap();
     let (mut meta, mut ts) = tiny_llama();
     // An MLP width of 264: ffn_down's input (GGUF's first dimension) is 16.5 blocks of 16.
@@ -730,7 +792,7 @@ fn fp4_widths_must_be_whole_blocks() {
     }
     let input = dir.path().join("wide.gguf");
     write_gguf(&input, &meta, &ts);
-    for (kind, block) in [("nvfp4", 16), ("mxfp4", 32)] {
+    for (kind, block) in [("nvfp4", 16), ("mxfp4", 32), ("mxfp6", 32), ("mxfp8", 32)] {
         let out = dir.path().join(kind);
         let o = run(&[
             "export-compressed",
