@@ -1,6 +1,7 @@
 //! OCP Microscaling (MX) formats (MXFP8 E4M3/E5M2, MXFP6 E2M3/E3M2, MXFP4, MXINT8) and NVFP4
 //! ([`nvfp4`]): blocks of elements under a shared scale, as checkpoints (compressed-tensors'
-//! `mxfp4-pack-quantized`, `mxfp6-`, `mxfp8-` and `nvfp4-pack-quantized`) and accelerators store them.
+//! `mxfp4-` and `mxfp6-pack-quantized` (E2M3), `mxfp8-quantized` (E4M3) and `nvfp4-pack-quantized`)
+//! and accelerators store them.
 //!
 //! # MX (OCP Microscaling Formats v1.0)
 //! Each block of 32 consecutive values of a row (the last block of a row may be shorter) shares one
