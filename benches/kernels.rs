@@ -22,11 +22,13 @@ use quant::kernels::fp8::{
     fp8_block_quantize, fp8_e4m3_dequantize, fp8_e4m3_quantize, fp8_e4m3_quantize_ref,
     fp8_e4m3_to_f32, fp8_e5m2_to_f32, BlockShape,
 };
+use quant::kernels::ggml::{ggml_dequantize, ggml_quantize, GgmlType};
 use quant::kernels::half::{bf16_to_f32, f16_to_f32, f32_to_bf16, f32_to_f16, f32_to_f16_ref};
 use quant::kernels::int4::{int4_dequantize, int4_quantize, int4_quantize_ref};
 use quant::kernels::int8::{int8_dequantize, int8_quantize, int8_quantize_ref};
 use quant::kernels::mx::nvfp4::{
-    nvfp4_dequantize, nvfp4_packed_size, nvfp4_quantize, nvfp4_scale_count,
+    nvfp4_dequantize, nvfp4_packed_size, nvfp4_quantize, nvfp4_quantize_with_global,
+    nvfp4_scale_count,
 };
 use quant::kernels::mx::{mx_dequantize, mx_packed_size, mx_quantize, mx_scale_count, MxElem};
 use quant::kernels::nf4::{bnb4_absmax_len, bnb4_dequantize, bnb4_quantize, Bnb4Type};
@@ -418,6 +420,7 @@ fn main() {
     let mut f32b = vec![0f32; max_n];
     let mut scales = vec![0f32; max_n / 32];
     let mut zeros = vec![0u8; max_n / 16]; // INT4 zero points, MX and NVFP4 scales
+    let mut blocks = vec![0u8; max_n / 32 * 34]; // GGUF blocks (Q8_0's 8.5 bits per value at most)
 
     for (size, rows) in SIZES {
         let n = rows * COLS;
@@ -627,9 +630,44 @@ fn main() {
             nvfp4_quantize(x, rows, COLS, &mut u8s[..np], &mut zeros[..ns]).unwrap();
         });
         let global = nvfp4_quantize(x, rows, COLS, &mut u8s[..np], &mut zeros[..ns]).unwrap();
+        b.run(
+            "NVFP4 quantize, given global scale (one pass)",
+            size,
+            Class::FromF32,
+            n,
+            &mut || {
+                nvfp4_quantize_with_global(x, rows, COLS, global, &mut u8s[..np], &mut zeros[..ns])
+                    .unwrap();
+            },
+        );
         b.run("NVFP4 dequantize", size, Class::ToF32, n, &mut || {
             nvfp4_dequantize(&u8s[..np], &zeros[..ns], global, rows, COLS, &mut f32s[..n]).unwrap();
         });
+
+        // GGUF blocks: ggml's reference quantizers (no importance weights, what llama-quantize runs
+        // without an imatrix) and the dequantizers, every type.
+        for ty in GgmlType::all() {
+            let bytes = ty.row_size(COLS).unwrap() * rows;
+            let name = ty.name();
+            b.run(
+                &format!("GGUF {name} quantize"),
+                size,
+                Class::FromF32,
+                n,
+                &mut || {
+                    ggml_quantize(ty, x, rows, COLS, &mut blocks[..bytes]).unwrap();
+                },
+            );
+            b.run(
+                &format!("GGUF {name} dequantize"),
+                size,
+                Class::ToF32,
+                n,
+                &mut || {
+                    ggml_dequantize(ty, &blocks[..bytes], n, &mut f32s[..n]).unwrap();
+                },
+            );
+        }
 
         // Plain casts.
         b.run(

@@ -82,6 +82,25 @@ static void fixtures(void) {
         free(scales);
         free(want);
     }
+    /* Under a global scale given from outside (3x the tensor's own range, as a fused group's larger
+       member gives it): compressed-tensors' bytes. */
+    want = read_fixture("nvfp4_given3_b.bin", &len);
+    CHECK(want != NULL);
+    if (want) {
+        size_t nc = u32_at(want), ns = u32_at(want + 4);
+        float g;
+        memcpy(&g, want + 8, sizeof g);
+        unsigned char *codes = (unsigned char *)malloc(nc), *scales = (unsigned char *)malloc(ns);
+        EXPECT_STATUS(quant_nvfp4_quantize_with_global(QUANT_DTYPE_F32, x, rows, cols, g, codes, nc, scales, ns),
+                      QUANT_OK);
+        CHECK(memcmp(codes, want + 12, nc) == 0);
+        CHECK(memcmp(scales, want + 12 + nc, ns) == 0);
+        EXPECT_STATUS(quant_nvfp4_dequantize(codes, nc, scales, ns, g, rows, cols, y, n), QUANT_OK);
+        CHECK(memcmp(y, want + 12 + nc + ns, n * sizeof(float)) == 0);
+        free(codes);
+        free(scales);
+        free(want);
+    }
     free(x);
     free(y);
     free(in);
@@ -229,6 +248,41 @@ static void nvfp4_errors(void) {
     CHECK(ZEROED(p, np) && g == 0.0f);
 
     EXPECT_STATUS(quant_nvfp4_quantize(x, R, C, p, np, s, ns, &g), QUANT_OK);
+    /* The given-global-scale form: its own global scale gives quant_nvfp4_quantize's bytes. */
+    quant_f32_to_bf16(x, b, N);
+    float amax = 0;
+    for (int i = 0; i < N; i++) amax = fmaxf(amax, fabsf(x[i]));
+    CHECK(quant_nvfp4_global_scale(amax) == g);
+    CHECK(quant_nvfp4_global_scale(0.0f) > 0);
+    CHECK(quant_nvfp4_global_scale(NAN) == 0 && quant_nvfp4_global_scale(-1.0f) == 0);
+    CHECK(quant_nvfp4_global_scale(INFINITY) == 0);
+    EXPECT_DETAIL_CONTAINS("amax");
+    EXPECT_STATUS(quant_nvfp4_quantize_with_global(QUANT_DTYPE_BF16, b, R, C, g, p2, np, s2, ns), QUANT_OK);
+    CHECK(memcmp(p, p2, np) == 0 && memcmp(s, s2, ns) == 0);
+    FILL(p2, sizeof p2);
+    FILL(s2, sizeof s2);
+    EXPECT_STATUS(quant_nvfp4_quantize_with_global(QUANT_DTYPE_F32, x, R, C, 0.0f, p2, np, s2, ns),
+                  QUANT_ERR_INVALID_ARGUMENT);
+    EXPECT_DETAIL_CONTAINS("global");
+    EXPECT_STATUS(quant_nvfp4_quantize_with_global(QUANT_DTYPE_F32, x, R, C, NAN, p2, np, s2, ns),
+                  QUANT_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(quant_nvfp4_quantize_with_global(QUANT_DTYPE_F16, b, R, C, INFINITY, p2, np, s2, ns),
+                  QUANT_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(quant_nvfp4_quantize_with_global(QUANT_DTYPE_F32, NULL, R, C, g, p2, np, s2, ns),
+                  QUANT_ERR_NULL_POINTER);
+    EXPECT_STATUS(quant_nvfp4_quantize_with_global(9, x, R, C, g, p2, np, s2, ns), QUANT_ERR_INVALID_ARGUMENT);
+    EXPECT_STATUS(quant_nvfp4_quantize_with_global(QUANT_DTYPE_F32, x, R, C, g, p2, np - 1, s2, ns),
+                  QUANT_ERR_BUFFER_TOO_SMALL);
+    EXPECT_STATUS(quant_nvfp4_quantize_with_global(QUANT_DTYPE_F32, x, R, C, g, p2, np, s2, ns - 1),
+                  QUANT_ERR_BUFFER_TOO_SMALL);
+    EXPECT_STATUS(quant_nvfp4_quantize_with_global(QUANT_DTYPE_F32, x, R, C, g, NULL, np, s2, ns),
+                  QUANT_ERR_NULL_POINTER);
+    CHECK(UNTOUCHED(p2, sizeof p2) && UNTOUCHED(s2, sizeof s2));
+    EXPECT_STATUS(quant_nvfp4_quantize_with_global(QUANT_DTYPE_F32, bad, R, C, g, p2, np, s2, ns),
+                  QUANT_ERR_NON_FINITE);
+    EXPECT_DETAIL_CONTAINS("9");
+    CHECK(ZEROED(p2, np) && ZEROED(s2, ns));
+
     FILL(y, sizeof y);
     EXPECT_STATUS(quant_nvfp4_dequantize(p, np, s, ns, 0.0f, R, C, y, N), QUANT_ERR_INVALID_ARGUMENT);
     EXPECT_STATUS(quant_nvfp4_dequantize(p, np, s, ns, NAN, R, C, y, N), QUANT_ERR_INVALID_ARGUMENT);

@@ -1655,6 +1655,46 @@ quant_status quant_nvfp4_quantize_ex(int32_t src_dtype,
                                      float *global_scale);
 
 /**
+ * The global scale `quant_nvfp4_quantize` computes for a tensor whose largest magnitude is `amax`:
+ * `(1 / max(amax, FLT_MIN)) * 2688` in float, or 1 when that overflows. For layers an engine fuses
+ * into one matrix (q, k and v; gate and up), which must share one global scale: pass the largest
+ * `amax` of the group (the smallest of the members' own global scales, which is what llm-compressor
+ * gives fused layers) to `quant_nvfp4_quantize_with_global` for each member.
+ *
+ * Returns 0 for an `amax` that is NaN, infinite or negative (the thread's error detail says which).
+ * Thread-safe; no allocation.
+ */
+float quant_nvfp4_global_scale(float amax);
+
+/**
+ * `quant_nvfp4_quantize_ex` under a global scale the caller gives instead of the one computed from
+ * `src`: the block scales `e4m3(min(amax(block) / 6 * global_scale, 448))` and the codes as
+ * `quant_nvfp4_quantize` defines them. With `global_scale` equal to
+ * `quant_nvfp4_global_scale(amax(src))` the outputs equal `quant_nvfp4_quantize_ex`'s bit for bit.
+ * One pass over `src`. Blocks whose values exceed 6 * 448 / `global_scale` saturate (their codes
+ * clamp to +-6 under the largest block scale).
+ *
+ * - `src_dtype`, `src`: as `quant_nvfp4_quantize_ex`.
+ * - `global_scale`: finite and > 0 (for example `quant_nvfp4_global_scale` of a group's amax).
+ * - `dst`, `scales`: as `quant_nvfp4_quantize`. Decode with `quant_nvfp4_dequantize` and the same
+ *   `global_scale`.
+ *
+ * Argument errors (nothing is written): those of `quant_nvfp4_quantize_ex`, and
+ * `QUANT_ERR_INVALID_ARGUMENT` for a `global_scale` that is not finite and > 0. Value error:
+ * `QUANT_ERR_NON_FINITE` for NaN or infinity in `src` (the detail names the first bad index), with
+ * `dst` and `scales` zero-filled. The caller owns every buffer; they must not overlap. Thread-safe.
+ */
+quant_status quant_nvfp4_quantize_with_global(int32_t src_dtype,
+                                              const void *src,
+                                              size_t rows,
+                                              size_t cols,
+                                              float global_scale,
+                                              uint8_t *dst,
+                                              size_t dst_len,
+                                              uint8_t *scales,
+                                              size_t scales_len);
+
+/**
  * Inverse of `quant_nvfp4_quantize`: `dst[i] = e2m1_value(code i) * (e4m3_value(scales[block of i])
  * / global_scale)` for the `rows * cols` elements (E4M3's NaN scale codes 0x7F and 0xFF decode their
  * block to NaN).

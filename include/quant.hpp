@@ -838,6 +838,31 @@ inline nvfp4_matrix nvfp4_quantize(dtype src_dtype, span<const std::uint16_t> sr
                   fn);
     return out;
 }
+/// The global scale nvfp4_quantize computes for a tensor whose largest magnitude is amax; for fused
+/// layers (q/k/v, gate/up), the scale of the group's largest amax, shared by its members.
+inline float nvfp4_global_scale(float amax) {
+    float g = quant_nvfp4_global_scale(amax);
+    if (g == 0) detail::check(QUANT_ERR_INVALID_ARGUMENT, "quant_nvfp4_global_scale");
+    return g;
+}
+/// NVFP4 quantization under a given global scale (finite, > 0), into caller buffers.
+inline void nvfp4_quantize_with_global(span<const float> src, std::size_t rows, std::size_t cols, float global_scale,
+                                       span<std::uint8_t> dst, span<std::uint8_t> scales) {
+    const char *fn = "quant_nvfp4_quantize_with_global";
+    detail::need(src.size(), detail::product(rows, cols), "src", fn);
+    detail::check(quant_nvfp4_quantize_with_global(QUANT_DTYPE_F32, src.data(), rows, cols, global_scale, dst.data(),
+                                                   dst.size(), scales.data(), scales.size()),
+                  fn);
+}
+inline nvfp4_matrix nvfp4_quantize_with_global(span<const float> src, std::size_t rows, std::size_t cols,
+                                               float global_scale) {
+    nvfp4_matrix out;
+    out.codes.resize(nvfp4_packed_size(rows, cols));
+    out.scales.resize(nvfp4_scale_count(rows, cols));
+    nvfp4_quantize_with_global(src, rows, cols, global_scale, out.codes, out.scales);
+    out.global_scale = global_scale;
+    return out;
+}
 /// NVFP4 dequantization: x' = e2m1(code) * (e4m3(scale) / global_scale).
 inline void nvfp4_dequantize(span<const std::uint8_t> src, span<const std::uint8_t> scales, float global_scale,
                              std::size_t rows, std::size_t cols, span<float> dst) {

@@ -20,7 +20,8 @@ What it writes (raw little-endian files, shapes in manifest.json):
   headers, and records.<type>.deq.f32 = gguf-py's dequantize: the dequantizers on every bit pattern.
 - With --lib (gguf-py has no K-quant quantizer): kinput.f32 (random and real super-blocks,
   an all-zero one and one with an all-zero sub-block), kq.<type>.bin = this library's
-  quant_ggml_quantize (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K), kq.<type>.deq.f32 = gguf-py's dequantize of
+  quant_ggml_quantize (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS, MXFP4, NVFP4),
+  kq.<type>.deq.f32 = gguf-py's dequantize of
   those blocks. The test then checks that the library still writes the same blocks and decodes them
   exactly as gguf-py does. (ggml's own bytes for every type are in golden/, by scripts/ggml-golden.sh.)
 """
@@ -45,6 +46,9 @@ KQ = {"q2_k": T.Q2_K, "q3_k": T.Q3_K, "q4_k": T.Q4_K, "q5_k": T.Q5_K, "q6_k": T.
 HEADERS = {"q8_0": [0], "q4_0": [0], "q4_1": [0, 2], "q5_0": [0], "q5_1": [0, 2],
            "q2_k": [80, 82], "q3_k": [108], "q4_k": [0, 2], "q5_k": [0, 2], "q6_k": [208]}
 ALL = {**BASIC, **KQ}
+# Types gguf-py decodes but whose blocks come from the library only (their bytes are checked against
+# ggml itself in golden/): with --lib, kq.<type>.bin and gguf-py's decoding of it, as for KQ.
+NONLINEAR = {"iq4_nl": T.IQ4_NL, "iq4_xs": T.IQ4_XS, "mxfp4": T.MXFP4, "nvfp4": T.NVFP4}
 
 
 def special_blocks(rng):
@@ -129,9 +133,9 @@ def main():
         kin = np.concatenate([real.reshape(-1, 512), rand, special]).astype(np.float32)
         save(OUT / "kinput.f32", kin)
         manifest["inputs"]["kinput"] = list(kin.shape)
-        for tname, qtype in KQ.items():
-            _, type_size = gguf.GGML_QUANT_SIZES[qtype]
-            nbytes = kin.size // 256 * type_size
+        for tname, qtype in {**KQ, **NONLINEAR}.items():
+            block, type_size = gguf.GGML_QUANT_SIZES[qtype]
+            nbytes = kin.size // block * type_size
             dst = np.zeros(nbytes, dtype=np.uint8)
             status = lib.quant_ggml_quantize(int(qtype), kin.ctypes.data, kin.shape[0], kin.shape[1],
                                              dst.ctypes.data, nbytes)

@@ -174,14 +174,25 @@ def nvfp4_part():
 
     args: QuantizationArgs = NVFP4["weights"]
     g = args.group_size
-    for name in ("a", "b", "c"):
+    # (fixture, input, factor): the global scale from the tensor's own range times `factor`; 3 is a
+    # fused group whose largest member peaks at 3x this one, 1/8 makes the largest blocks saturate.
+    for out_name, name, factor in (
+        ("a", "a", None),
+        ("b", "b", None),
+        ("c", "c", None),
+        ("given3_b", "b", 3.0),
+        ("given8th_c", "c", 0.125),
+    ):
         x = read_input(name)
         rows, cols = x.shape
         padded = -(-cols // g) * g
         xp = np.zeros((rows, padded), np.float32)
         xp[:, :cols] = x
         t = torch.from_numpy(xp)
-        gs = generate_gparam(t.min(), t.max())
+        if factor is None:
+            gs = generate_gparam(t.min(), t.max())
+        else:
+            gs = generate_gparam(t.min() * factor, t.max() * factor)
         blocks = t.reshape(rows, padded // g, g)
         scale, _ = calculate_qparams(blocks.amin(-1), blocks.amax(-1), args, global_scale=gs)
         q = quantize(x=t, scale=scale, zero_point=None, args=args, global_scale=gs)
@@ -192,9 +203,9 @@ def nvfp4_part():
         codes = packed
         scales = scale.to(torch.float8_e4m3fn).view(torch.uint8).numpy()
         decoded = dec.to(torch.float32).numpy()[:, :cols]
-        path = os.path.join(OUT, f"nvfp4_{name}.bin")
+        path = os.path.join(OUT, f"nvfp4_{out_name}.bin")
         write_format(path, codes, scales, decoded, global_scale=float(gs.item()))
-        print(f"nvfp4_{name}: global scale {gs.item()!r}, {codes.size} code bytes")
+        print(f"nvfp4_{out_name}: global scale {gs.item()!r}, {codes.size} code bytes")
     check_mx_packing_with_compressed_tensors()
 
 
@@ -244,6 +255,9 @@ Little-endian throughout.
 - `nvfp4_<m>.bin`: u32 codes_len, u32 scales_len, f32 global scale, codes (two E2M1 a byte, even
   column in the low nibble), FP8 E4M3 block scales (one per 16-value block), rows*cols f32 decoded.
   Reference: compressed-tensors 0.20.1 (torch 2.15.0 on the CPU).
+- `nvfp4_given3_b.bin`, `nvfp4_given8th_c.bin`: the same layout for inputs `b` and `c` quantized under
+  a global scale given from outside (`generate_gparam` of 3x and 1/8 of the tensor's range: a fused
+  group's larger member; blocks that saturate).
 """
 
 

@@ -17,8 +17,9 @@
 //!   values bit for bit;
 //! - every type's dequantizer on random records (random bytes, random finite f16 headers) gives
 //!   gguf-py's values bit for bit;
-//! - the K-quants (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K): the library still writes the committed blocks, and
-//!   gguf-py's dequantizer decodes them to exactly the library's dequantization;
+//! - the K-quants (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K) and IQ4_NL, IQ4_XS, MXFP4, NVFP4: the library still
+//!   writes the committed blocks, and gguf-py's dequantizer decodes them to exactly the library's
+//!   dequantization;
 //! - the importance-weighted path (`ggml_quantize_weighted`) against ggml's `ggml_quantize_chunk`
 //!   with an imatrix (golden `*.imatrix.bin`, `*.ones.bin`): bytes and decoded values, the `None`
 //!   path against the reference fixtures, and its errors;
@@ -343,11 +344,11 @@ fn dequantizers_match_gguf_py_and_ggml_on_random_records() {
 }
 
 #[test]
-fn k_quants_write_the_committed_blocks_and_gguf_py_decodes_them_exactly() {
+fn k_and_nonlinear_quants_write_the_committed_blocks_and_gguf_py_decodes_them_exactly() {
     let x = fixture_f32("kinput.f32");
     let (rows, cols) = (29, 512);
     assert_eq!(x.len(), rows * cols);
-    for ty in K_QUANTS {
+    for ty in K_QUANTS.into_iter().chain(NON_LINEAR) {
         let want = fixture(&format!("kq.{}.bin", file_name(ty)));
         let mut got = vec![0u8; rows * ty.row_size(cols).unwrap()];
         ggml_quantize(ty, &x, rows, cols, &mut got).unwrap();
@@ -361,6 +362,9 @@ fn k_quants_write_the_committed_blocks_and_gguf_py_decodes_them_exactly() {
         let mut ours = vec![0f32; rows * cols];
         ggml_dequantize(ty, &got, rows * cols, &mut ours).unwrap();
         assert_bits_eq(&ours, &gguf_py, &format!("{} decoded", ty.name()));
+        if !K_QUANTS.contains(&ty) {
+            continue;
+        }
         // The all-zero super-block decodes to zeros; the partly zero one keeps its zero sub-blocks.
         let last = &ours[(rows - 1) * cols..];
         assert!(last[..256].iter().all(|&v| v == 0.0), "{}", ty.name());

@@ -9,15 +9,17 @@ use ::half::{bf16, f16};
 use common::{OutputMeter, LAYERS};
 use proptest::prelude::*;
 use quant::kernels::mx::nvfp4::{
-    nvfp4_dequantize, nvfp4_dequantize_ref, nvfp4_packed_size, nvfp4_quantize, nvfp4_quantize_ref,
-    nvfp4_scale_count,
+    nvfp4_dequantize, nvfp4_dequantize_ref, nvfp4_global_scale, nvfp4_packed_size, nvfp4_quantize,
+    nvfp4_quantize_ref, nvfp4_quantize_with_global, nvfp4_scale_count,
 };
 use quant::kernels::mx::{
     mx_dequantize, mx_dequantize_ref, mx_packed_size, mx_quantize, mx_quantize_ref, mx_scale_count,
     MxElem,
 };
 use quant::kernels::simd::{available_levels, with_simd_level};
-use quant::kernels::source::{mx_quantize_src, nvfp4_quantize_src, Src};
+use quant::kernels::source::{
+    mx_quantize_src, nvfp4_quantize_src, nvfp4_quantize_src_with_global, Src,
+};
 use quant::QuantError;
 
 type MxQuantize = fn(MxElem, &[f32], usize, usize, &mut [u8], &mut [u8]) -> quant::Result<()>;
@@ -173,6 +175,65 @@ fn nvfp4_fixtures() {
             f(&want.codes, &want.scales, g, rows, cols, &mut y).unwrap();
             assert_bits(&format!("nvfp4 {m} decoded ({name})"), &y, &want.decoded);
         }
+    }
+}
+
+#[test]
+fn nvfp4_under_a_given_global_scale_is_bit_exact_with_compressed_tensors() {
+    at_every_level(|| {
+        for (file, m) in [("nvfp4_given3_b.bin", "b"), ("nvfp4_given8th_c.bin", "c")] {
+            let (rows, cols, x) = input(m);
+            let want = expected(file, true);
+            let g = want.global.unwrap();
+            let (as_f16, h, b) = sixteen_bit(&x);
+            let mut codes = vec![0u8; want.codes.len()];
+            let mut scales = vec![0u8; want.scales.len()];
+            nvfp4_quantize_with_global(&x, rows, cols, g, &mut codes, &mut scales).unwrap();
+            assert_eq!(codes, want.codes, "{file} codes");
+            assert_eq!(scales, want.scales, "{file} scales");
+            let mut y = vec![0f32; rows * cols];
+            nvfp4_dequantize(&codes, &scales, g, rows, cols, &mut y).unwrap();
+            assert_bits(&format!("{file} decoded"), &y, &want.decoded);
+            // The source forms: f32 as it is, and a 16-bit source as its values in f32.
+            let (mut c2, mut s2) = (vec![0u8; codes.len()], vec![0u8; scales.len()]);
+            nvfp4_quantize_src_with_global(Src::F32(&x), rows, cols, g, &mut c2, &mut s2).unwrap();
+            assert_eq!((&c2, &s2), (&codes, &scales), "{file} f32 source");
+            if m == "b" {
+                let bf: Vec<f32> = b.iter().map(|&v| bf16::from_bits(v).to_f32()).collect();
+                for (src, as_f32) in [(Src::F16(&h), &as_f16), (Src::Bf16(&b), &bf)] {
+                    let (mut c1, mut s1) = (vec![0u8; codes.len()], vec![0u8; scales.len()]);
+                    nvfp4_quantize_with_global(as_f32, rows, cols, g, &mut c1, &mut s1).unwrap();
+                    nvfp4_quantize_src_with_global(src, rows, cols, g, &mut c2, &mut s2).unwrap();
+                    assert_eq!((&c2, &s2), (&c1, &s1), "{file} 16-bit source");
+                }
+            }
+        }
+    });
+}
+
+#[test]
+fn nvfp4_under_its_own_global_scale_equals_the_two_pass_quantizer() {
+    for m in ["a", "b", "c"] {
+        let (rows, cols, x) = input(m);
+        let n = (nvfp4_packed_size(rows, cols), nvfp4_scale_count(rows, cols));
+        let (mut c1, mut s1) = (vec![0u8; n.0], vec![0u8; n.1]);
+        let (mut c2, mut s2) = (vec![0u8; n.0], vec![0u8; n.1]);
+        let g = nvfp4_quantize(&x, rows, cols, &mut c1, &mut s1).unwrap();
+        let amax = x.iter().fold(0f32, |a, v| a.max(v.abs()));
+        assert_eq!(g.to_bits(), nvfp4_global_scale(amax).to_bits(), "{m}");
+        nvfp4_quantize_with_global(&x, rows, cols, g, &mut c2, &mut s2).unwrap();
+        assert_eq!((c1, s1), (c2, s2), "{m}");
+    }
+    // A global scale that is not finite and > 0 writes nothing, from any source.
+    let x = vec![1.0f32; 32];
+    let h = vec![0x3C00u16; 32];
+    for g in [0.0, -2.0, f32::NAN, f32::INFINITY] {
+        let (mut c, mut s) = (vec![7u8; 16], vec![7u8; 2]);
+        let e = nvfp4_quantize_with_global(&x, 1, 32, g, &mut c, &mut s).unwrap_err();
+        assert!(matches!(e, QuantError::InvalidArgument(_)), "{e:?}");
+        let e = nvfp4_quantize_src_with_global(Src::F16(&h), 1, 32, g, &mut c, &mut s).unwrap_err();
+        assert!(matches!(e, QuantError::InvalidArgument(_)), "{e:?}");
+        assert!(c.iter().chain(&s).all(|&v| v == 7));
     }
 }
 

@@ -203,6 +203,41 @@ func NVFP4Quantize16(dtype DType, src []uint16, rows, cols int) (*NVFP4, error) 
 	return q, nil
 }
 
+// NVFP4GlobalScale is the global scale NVFP4Quantize computes for a tensor whose largest magnitude
+// is amax; for layers an engine fuses (q/k/v, gate/up), the scale of the group's largest amax, which
+// its members share. amax must be finite and >= 0.
+func NVFP4GlobalScale(amax float32) (float32, error) {
+	const fn = "quant_nvfp4_global_scale"
+	g := float32(C.quant_nvfp4_global_scale(C.float(amax)))
+	if g == 0 {
+		return 0, fail(StatusInvalidArgument, fn, "amax is %v: it must be finite and >= 0", amax)
+	}
+	return g, nil
+}
+
+// NVFP4QuantizeWithGlobal is NVFP4Quantize under a given global scale (finite, > 0) instead of the
+// matrix's own.
+func NVFP4QuantizeWithGlobal(src []float32, rows, cols int, globalScale float32) (*NVFP4, error) {
+	const fn = "quant_nvfp4_quantize_with_global"
+	r, c, _, err := dims(fn, len(src), rows, cols, 0)
+	if err != nil {
+		return nil, err
+	}
+	np, ns, err := NVFP4Sizes(rows, cols)
+	if err != nil {
+		return nil, err
+	}
+	q := &NVFP4{Codes: make([]byte, np), Scales: make([]byte, ns), GlobalScale: globalScale}
+	err = call(fn, func() C.quant_status {
+		return C.quant_nvfp4_quantize_with_global(C.QUANT_DTYPE_F32, ptr(src), r, c, C.float(globalScale),
+			(*C.uint8_t)(ptr(q.Codes)), C.size_t(np), (*C.uint8_t)(ptr(q.Scales)), C.size_t(ns))
+	})
+	if err != nil {
+		return nil, err
+	}
+	return q, nil
+}
+
 // Dequantize returns e2m1(code) * (e4m3(scale) / GlobalScale) for the rows*cols elements.
 func (q *NVFP4) Dequantize(rows, cols int) ([]float32, error) {
 	const fn = "quant_nvfp4_dequantize"

@@ -83,6 +83,24 @@ func TestMXMatchesTheReferenceFixtures(t *testing.T) {
 	if !sameBits(y, wantY) {
 		t.Errorf("nvfp4: decoded values differ from the fixture")
 	}
+	// Under a given global scale (a fused group's larger member): compressed-tensors' bytes.
+	wantCodes, wantScales, g3, _ := mxFixture(t, "nvfp4_given3_b.bin", true)
+	q3, err := NVFP4QuantizeWithGlobal(x, rows, cols, g3)
+	must(t, err)
+	if !bytes.Equal(q3.Codes, wantCodes) || !bytes.Equal(q3.Scales, wantScales) || q3.GlobalScale != g3 {
+		t.Errorf("nvfp4 under a given global scale: differs from the fixture")
+	}
+	var amax float64
+	for _, v := range x {
+		amax = math.Max(amax, math.Abs(float64(v)))
+	}
+	if g, err := NVFP4GlobalScale(float32(amax)); err != nil || g != q.GlobalScale {
+		t.Errorf("NVFP4GlobalScale = %v, %v; want %v", g, err, q.GlobalScale)
+	}
+	_, err = NVFP4GlobalScale(-1)
+	expectErr(t, err, ErrInvalidArgument)
+	_, err = NVFP4QuantizeWithGlobal(x, rows, cols, 0)
+	expectErr(t, err, ErrInvalidArgument)
 }
 
 func TestMXSourcesAndErrors(t *testing.T) {

@@ -37,10 +37,9 @@ use quant::calib::Calibration;
 
 use crate::arch::llama::{Linear, Llama, Tap};
 use crate::calibrate::{
-    block_bar, collect_inputs, model_samples, quadratic, rows_of, CalibOptions, Calibrated,
-    Samples, SquareSums, TensorSummary,
+    block_bar, collect_inputs, quadratic, rows_of, CalibOptions, Calibrated, Pass, SquareSums,
+    TensorSummary,
 };
-use crate::eval;
 use crate::imatrix::tap_width;
 use crate::model::{dequantize, GgufFile};
 use crate::plan::{Entry, Method, Plan};
@@ -103,12 +102,14 @@ pub fn run(
     threads: usize,
     quiet: bool,
 ) -> Result<Calibrated> {
-    let t0 = Instant::now();
-    let Samples {
-        calib: samples,
-        held_out,
-    } = model_samples(g, opts)?;
-    let mut model = eval::llama(g)?;
+    let Pass {
+        t0,
+        mut model,
+        mut xs,
+        mut held_xs,
+        mut out,
+    } = Pass::start(g, opts, quiet, "awq", ("AWQ", "r"))?;
+    let errors_held_out = out.errors_held_out;
     let n_layer = model.config().n_layer;
     let entries: HashMap<&str, &Entry> =
         plan.entries.iter().map(|e| (e.name.as_str(), e)).collect();
@@ -117,31 +118,6 @@ pub fn run(
             .get(name)
             .copied()
             .with_context(|| format!("awq: {name} is not in the plan"))
-    };
-    if !quiet {
-        eprintln!(
-            "awq: {} samples of {} tokens from {} ({} held out)",
-            samples.len(),
-            opts.seq_len,
-            opts.text.display(),
-            held_out.len()
-        );
-    }
-    let embed =
-        |s: &[Vec<u32>]| -> Result<Vec<Vec<f32>>> { s.iter().map(|s| model.embed(s)).collect() };
-    let mut xs = embed(&samples)?;
-    let mut held_xs = embed(&held_out)?;
-    let errors_held_out = !held_out.is_empty();
-    let mut out = Calibrated {
-        data: HashMap::new(),
-        summary: Vec::new(),
-        error_tokens: if errors_held_out { &held_out } else { &samples }
-            .iter()
-            .map(Vec::len)
-            .sum(),
-        errors_held_out,
-        method: "AWQ",
-        detail: "r",
     };
     let bar = block_bar("awq", n_layer, quiet);
     let (mut q, mut deq, mut dh) = (Vec::new(), Vec::new(), Vec::new());

@@ -177,6 +177,91 @@ pub fn model_samples(g: &GgufFile, opts: &CalibOptions) -> Result<Samples> {
     samples(&tokens, opts, bos)
 }
 
+/// What GPTQ and AWQ through the model start from: the model, the embedded calibration and
+/// held-out samples, and the summary's frame.
+pub struct Pass {
+    pub t0: Instant,
+    pub model: Llama,
+    /// The calibration samples' and the held-out samples' hidden states, entering the next block.
+    pub xs: Vec<Vec<f32>>,
+    pub held_xs: Vec<Vec<f32>>,
+    pub out: Calibrated,
+}
+
+impl Pass {
+    /// Reads the samples and the model, says what it calibrates on (a warning when the text holds
+    /// fewer held-out samples than asked for), and embeds the samples. `tag` prefixes the messages
+    /// ("gptq", "awq"); `method` and `detail` title the summary.
+    pub fn start(
+        g: &GgufFile,
+        opts: &CalibOptions,
+        quiet: bool,
+        tag: &str,
+        (method, detail): (&'static str, &'static str),
+    ) -> Result<Pass> {
+        let t0 = Instant::now();
+        let Samples {
+            calib: samples,
+            held_out,
+        } = model_samples(g, opts)?;
+        let model = eval::llama(g)?;
+        if !quiet {
+            eprintln!(
+                "{tag}: {} samples of {} tokens from {} ({} held out); weights read in {:.1} s",
+                samples.len(),
+                opts.seq_len,
+                opts.text.display(),
+                held_out.len(),
+                t0.elapsed().as_secs_f64()
+            );
+        }
+        if let Some(w) = held_out_shortfall(tag, opts, held_out.len()) {
+            eprintln!("{w}");
+        }
+        let embed = |s: &[Vec<u32>]| -> Result<Vec<Vec<f32>>> {
+            s.iter().map(|s| model.embed(s)).collect()
+        };
+        let (xs, held_xs) = (embed(&samples)?, embed(&held_out)?);
+        let errors_held_out = !held_out.is_empty();
+        let out = Calibrated {
+            data: HashMap::new(),
+            summary: Vec::new(),
+            error_tokens: if errors_held_out { &held_out } else { &samples }
+                .iter()
+                .map(Vec::len)
+                .sum(),
+            errors_held_out,
+            method,
+            detail,
+        };
+        Ok(Pass {
+            t0,
+            model,
+            xs,
+            held_xs,
+            out,
+        })
+    }
+}
+
+/// The warning for a text that leaves `got` held-out samples of the `opts.held_out` asked for, if it
+/// leaves fewer.
+fn held_out_shortfall(tag: &str, opts: &CalibOptions, got: usize) -> Option<String> {
+    (got < opts.held_out).then(|| {
+        format!(
+            "warning: {tag}: {} holds {got} of the {} held-out samples asked for after the \
+             calibration samples{}",
+            opts.text.display(),
+            opts.held_out,
+            if got == 0 {
+                ": the summary's errors are on the calibration tokens"
+            } else {
+                ""
+            }
+        )
+    })
+}
+
 /// GPTQ of every block linear layer of `g` whose plan entry has a GPTQ form.
 pub fn run(
     g: &GgufFile,
@@ -185,12 +270,13 @@ pub fn run(
     threads: usize,
     quiet: bool,
 ) -> Result<Calibrated> {
-    let t0 = Instant::now();
-    let Samples {
-        calib: samples,
-        held_out,
-    } = model_samples(g, opts)?;
-    let mut model = eval::llama(g)?;
+    let Pass {
+        t0,
+        mut model,
+        mut xs,
+        mut held_xs,
+        mut out,
+    } = Pass::start(g, opts, quiet, "gptq", ("GPTQ", "damp"))?;
     let n_layer = model.config().n_layer;
     let entries: HashMap<&str, &crate::plan::Entry> =
         plan.entries.iter().map(|e| (e.name.as_str(), e)).collect();
@@ -199,32 +285,6 @@ pub fn run(
             eprintln!("{m}");
         }
     };
-    note(format!(
-        "gptq: {} samples of {} tokens from {} ({} held out); weights read in {:.1} s",
-        samples.len(),
-        opts.seq_len,
-        opts.text.display(),
-        held_out.len(),
-        t0.elapsed().as_secs_f64()
-    ));
-    if held_out.len() < opts.held_out {
-        eprintln!(
-            "warning: gptq: {} holds {} of the {} held-out samples asked for after the calibration \
-             samples{}",
-            opts.text.display(),
-            held_out.len(),
-            opts.held_out,
-            if held_out.is_empty() {
-                ": the summary's errors are on the calibration tokens"
-            } else {
-                ""
-            }
-        );
-    }
-    let embed =
-        |s: &[Vec<u32>]| -> Result<Vec<Vec<f32>>> { s.iter().map(|s| model.embed(s)).collect() };
-    let mut xs = embed(&samples)?;
-    let mut held_xs = embed(&held_out)?;
 
     let params = GptqParams {
         threads,
@@ -232,18 +292,7 @@ pub fn run(
         ..GptqParams::new(4, 32, &QuantOptions::default())
     };
     let bar = block_bar("gptq", n_layer, quiet);
-    let errors_held_out = !held_out.is_empty();
-    let mut out = Calibrated {
-        data: HashMap::new(),
-        summary: Vec::new(),
-        error_tokens: if errors_held_out { &held_out } else { &samples }
-            .iter()
-            .map(Vec::len)
-            .sum(),
-        errors_held_out,
-        method: "GPTQ",
-        detail: "damp",
-    };
+    let errors_held_out = out.errors_held_out;
     let (mut rtn, mut deq) = (Vec::new(), Vec::new());
     for l in 0..n_layer {
         // What each linear layer of the block becomes.
@@ -653,6 +702,18 @@ mod tests {
             .unwrap()
             .held_out
             .is_empty());
+        // Fewer than asked for is a warning naming the method, the text and the counts; none left
+        // says where the errors are measured instead.
+        let w = held_out_shortfall("awq", &opts(3, 8, 10), 3).unwrap();
+        assert!(
+            w.starts_with("warning: awq: t.txt holds 3 of the 10"),
+            "{w}"
+        );
+        assert!(!w.contains("calibration tokens"), "{w}");
+        let w = held_out_shortfall("gptq", &opts(6, 8, 4), 0).unwrap();
+        assert!(w.contains("errors are on the calibration tokens"), "{w}");
+        assert_eq!(held_out_shortfall("gptq", &opts(3, 8, 2), 2), None);
+        assert_eq!(held_out_shortfall("gptq", &opts(3, 8, 0), 0), None);
         // Calibration samples the text cannot hold are an error naming the counts.
         let e = samples(&tokens, &opts(7, 8, 0), None)
             .err()

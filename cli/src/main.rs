@@ -448,12 +448,17 @@ fn run(cmd: Command) -> Result<()> {
             };
             let r = quantize::run(&model, &out, &opts)?;
             if !quiet {
+                let rewritten = match r.rewritten {
+                    0 => String::new(),
+                    n => format!(", {n} rewritten with folded scales"),
+                };
                 eprintln!(
-                    "{}: {} tensors ({} quantized, {} copied), {:.2} MiB -> {:.2} MiB in {:.2} s",
+                    "{}: {} tensors ({} quantized{rewritten}, {} copied), {:.2} MiB -> {:.2} MiB \
+                     in {:.2} s",
                     out.display(),
                     r.tensors,
                     r.quantized,
-                    r.tensors - r.quantized,
+                    r.tensors - r.quantized - r.rewritten,
                     r.bytes_in as f64 / 1048576.0,
                     r.bytes_out as f64 / 1048576.0,
                     r.elapsed.as_secs_f64()

@@ -294,6 +294,8 @@ fn check_paths(input: &Path, output: &Path) -> Result<()> {
 pub struct Report {
     pub tensors: usize,
     pub quantized: usize,
+    /// Tensors written in their own type with new values (the norms AWQ folds its scales into).
+    pub rewritten: usize,
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub elapsed: Duration,
@@ -410,6 +412,7 @@ pub fn run(input: &Path, output: &Path, opts: &Options) -> Result<Report> {
     let mut report = Report {
         tensors: plan.entries.len(),
         quantized: 0,
+        rewritten: 0,
         bytes_in: 0,
         bytes_out: 0,
         elapsed: Duration::ZERO,
@@ -421,7 +424,11 @@ pub fn run(input: &Path, output: &Path, opts: &Options) -> Result<Report> {
         report.bytes_in += raw.len() as u64;
         let err = if let Some(data) = gptq.remove(&e.name) {
             w.write_tensor(&data).with_context(out_ctx)?;
-            report.quantized += 1;
+            if e.is_copy() {
+                report.rewritten += 1;
+            } else {
+                report.quantized += 1;
+            }
             if opts.verbose {
                 src.read_f32(&e.name, &mut x)?;
                 relative_error(e.target, &data, &x, &mut scratch)

@@ -173,6 +173,8 @@ fn awq_folds_its_scales_loads_in_llama_cpp_and_beats_round_to_nearest() {
         log.contains("relative output errors on 1024 held-out tokens"),
         "{log}"
     );
+    // The norms that took the scales are counted as rewritten, not quantized: two per block.
+    assert!(log.contains(", 60 rewritten with folded scales"), "{log}");
     // Every block linear layer but the three Q4_1 ffn_down copies of the weighted Q4_0 plan; on the
     // held-out tokens AWQ's error is below the weighted quantizer's on average.
     let rows: Vec<&str> = log.lines().filter(|l| l.starts_with("blk.")).collect();

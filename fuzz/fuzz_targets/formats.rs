@@ -2,7 +2,8 @@
 //! f16 and bf16, with and without importance weights, dequantize of arbitrary bytes), the GPTQ and AWQ checkpoint packers
 //! (`quant_weight_gptq_sizes` / `_pack_gptq` / `_awq_sizes` / `_pack_awq`) and the dtype variants of
 //! the round-to-nearest kernels (`quant_*_quantize_ex`), and the MX and NVFP4 quantizers
-//! (`quant_mx_*`, `quant_nvfp4_*`: the same bytes as the scalar references on the float values,
+//! (`quant_mx_*`, `quant_nvfp4_*`: the same bytes as the scalar references on the float values, the
+//! given-global-scale form the same bytes under the computed scale,
 //! dequantizers total over any bytes).
 //! Invariants: known status, never INTERNAL, outputs untouched on error and only the documented prefix
 //! written on success; GGML round trips stay within a loose per-type bound and dequantizing any bytes
@@ -792,6 +793,31 @@ fn mx(inp: &mut Input) {
             p.buf[..np] == rp[..] && s.buf[..ns] == rs[..],
             "nvfp4 bytes"
         );
+        // Under its own global scale the one-pass form writes the same bytes; under any other it
+        // accepts exactly the finite, positive scales and writes nothing for the rest.
+        for global in [rg, inp.f32()] {
+            let (mut gp, mut gs) = (vec![0xA5u8; np], vec![0xA5u8; ns]);
+            let st = quant_nvfp4_quantize_with_global(
+                dtype,
+                src,
+                rows,
+                cols,
+                global,
+                gp.as_mut_ptr(),
+                np,
+                gs.as_mut_ptr(),
+                ns,
+            );
+            if global.is_finite() && global > 0.0 {
+                assert!(check_status("nvfp4 quantize with global", st));
+            } else {
+                assert_eq!(st, quant::error::QUANT_ERR_INVALID_ARGUMENT);
+                assert!(gp.iter().chain(&gs).all(|&b| b == 0xA5));
+            }
+            if global.to_bits() == rg.to_bits() {
+                assert!(gp == rp && gs == rs, "nvfp4 bytes under the global scale");
+            }
+        }
         let st = quant_nvfp4_dequantize(
             rp.as_ptr(),
             np,

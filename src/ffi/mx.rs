@@ -4,9 +4,13 @@ use std::ffi::c_void;
 use crate::error::{quant_status, QuantError, Result};
 use crate::ffi::formats::src_in;
 use crate::ffi::{boundary, boundary_value, matrix_len, out_param, slice_in, slice_out};
-use crate::kernels::mx::nvfp4::{nvfp4_dequantize, nvfp4_packed_size, nvfp4_scale_count};
+use crate::kernels::mx::nvfp4::{
+    nvfp4_dequantize, nvfp4_global_scale, nvfp4_packed_size, nvfp4_scale_count,
+};
 use crate::kernels::mx::{mx_dequantize, mx_packed_size, mx_scale_count, MxElem};
-use crate::kernels::source::{mx_quantize_src, nvfp4_quantize_src, QUANT_DTYPE_F32};
+use crate::kernels::source::{
+    mx_quantize_src, nvfp4_quantize_src, nvfp4_quantize_src_with_global, QUANT_DTYPE_F32,
+};
 
 /// Bytes of the packed codes of a `rows x cols` matrix of MX element type `elem` (`QUANT_MX_*`):
 /// `rows * cols` for MXFP8 (E4M3, E5M2) and MXINT8, `rows * ceil(cols / 2)` for MXFP4,
@@ -268,6 +272,63 @@ pub extern "C" fn quant_nvfp4_quantize_ex(
             (scales, scales_len),
             global_scale,
         )
+    })
+}
+
+/// The global scale `quant_nvfp4_quantize` computes for a tensor whose largest magnitude is `amax`:
+/// `(1 / max(amax, FLT_MIN)) * 2688` in float, or 1 when that overflows. For layers an engine fuses
+/// into one matrix (q, k and v; gate and up), which must share one global scale: pass the largest
+/// `amax` of the group (the smallest of the members' own global scales, which is what llm-compressor
+/// gives fused layers) to `quant_nvfp4_quantize_with_global` for each member.
+///
+/// Returns 0 for an `amax` that is NaN, infinite or negative (the thread's error detail says which).
+/// Thread-safe; no allocation.
+#[no_mangle]
+pub extern "C" fn quant_nvfp4_global_scale(amax: f32) -> f32 {
+    boundary_value(0.0, || {
+        if !(amax.is_finite() && amax >= 0.0) {
+            return Err(QuantError::invalid(format!(
+                "amax is {amax}: it must be finite and >= 0"
+            )));
+        }
+        Ok(nvfp4_global_scale(amax))
+    })
+}
+
+/// `quant_nvfp4_quantize_ex` under a global scale the caller gives instead of the one computed from
+/// `src`: the block scales `e4m3(min(amax(block) / 6 * global_scale, 448))` and the codes as
+/// `quant_nvfp4_quantize` defines them. With `global_scale` equal to
+/// `quant_nvfp4_global_scale(amax(src))` the outputs equal `quant_nvfp4_quantize_ex`'s bit for bit.
+/// One pass over `src`. Blocks whose values exceed 6 * 448 / `global_scale` saturate (their codes
+/// clamp to +-6 under the largest block scale).
+///
+/// - `src_dtype`, `src`: as `quant_nvfp4_quantize_ex`.
+/// - `global_scale`: finite and > 0 (for example `quant_nvfp4_global_scale` of a group's amax).
+/// - `dst`, `scales`: as `quant_nvfp4_quantize`. Decode with `quant_nvfp4_dequantize` and the same
+///   `global_scale`.
+///
+/// Argument errors (nothing is written): those of `quant_nvfp4_quantize_ex`, and
+/// `QUANT_ERR_INVALID_ARGUMENT` for a `global_scale` that is not finite and > 0. Value error:
+/// `QUANT_ERR_NON_FINITE` for NaN or infinity in `src` (the detail names the first bad index), with
+/// `dst` and `scales` zero-filled. The caller owns every buffer; they must not overlap. Thread-safe.
+#[no_mangle]
+pub extern "C" fn quant_nvfp4_quantize_with_global(
+    src_dtype: i32,
+    src: *const c_void,
+    rows: usize,
+    cols: usize,
+    global_scale: f32,
+    dst: *mut u8,
+    dst_len: usize,
+    scales: *mut u8,
+    scales_len: usize,
+) -> quant_status {
+    boundary(|| unsafe {
+        let len = matrix_len(rows, cols)?;
+        let src = src_in(src_dtype, src, len, "src")?;
+        let dst = slice_out(dst, dst_len, "dst")?;
+        let scales = slice_out(scales, scales_len, "scales")?;
+        nvfp4_quantize_src_with_global(src, rows, cols, global_scale, dst, scales)
     })
 }
 

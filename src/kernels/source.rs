@@ -14,8 +14,8 @@ use super::fp8::fp8_e4m3_quantize;
 use super::int8::int8_quantize;
 use super::kbit::{kbit_quantize, packed_row_bytes};
 use super::mx::nvfp4::{
-    nvfp4_global_scale, nvfp4_packed_size, nvfp4_quantize, nvfp4_quantize_with_global,
-    nvfp4_scale_count, QUANT_NVFP4_BLOCK,
+    check_global, nvfp4_global_scale, nvfp4_packed_size, nvfp4_quantize,
+    nvfp4_quantize_with_global, nvfp4_scale_count, QUANT_NVFP4_BLOCK,
 };
 use super::mx::{mx_packed_size, mx_quantize, mx_scale_count, MxElem, QUANT_MX_BLOCK};
 use super::{check_bytes, check_len, Shape};
@@ -235,11 +235,7 @@ pub fn nvfp4_quantize_src(
         Src::F32(s) => return nvfp4_quantize(s, rows, cols, dst, scales),
         Src::F16(s) | Src::Bf16(s) => s.iter().fold(0u16, |m, &h| m.max(h & 0x7FFF)),
     };
-    let shape = Shape::new(rows, cols, QUANT_NVFP4_BLOCK)?;
-    src.check_shape(shape)?;
-    let (bytes, n_scales) = (nvfp4_packed_size(rows, cols), nvfp4_scale_count(rows, cols));
-    check_bytes("dst", dst.len(), bytes)?;
-    check_len("scales", scales.len(), n_scales)?;
+    let (bytes, n_scales) = check_nvfp4(src, rows, cols, dst, scales)?;
     if let Err(e) = src.check_finite("src") {
         dst[..bytes].fill(0);
         scales[..n_scales].fill(0);
@@ -250,6 +246,42 @@ pub fn nvfp4_quantize_src(
         _ => f32::from_bits(u32::from(amax_bits) << 16),
     };
     let global = nvfp4_global_scale(amax);
+    nvfp4_quantize_src_with_global(src, rows, cols, global, dst, scales)?;
+    Ok(global)
+}
+
+/// The shape and buffer checks of an NVFP4 quantizer: `(packed bytes, scale count)`.
+fn check_nvfp4(
+    src: Src,
+    rows: usize,
+    cols: usize,
+    dst: &[u8],
+    scales: &[u8],
+) -> Result<(usize, usize)> {
+    src.check_shape(Shape::new(rows, cols, QUANT_NVFP4_BLOCK)?)?;
+    let (bytes, n_scales) = (nvfp4_packed_size(rows, cols), nvfp4_scale_count(rows, cols));
+    check_bytes("dst", dst.len(), bytes)?;
+    check_len("scales", scales.len(), n_scales)?;
+    Ok((bytes, n_scales))
+}
+
+/// [`nvfp4_quantize_with_global`] of an f32, f16 or bf16 source: the codes and block scales under a
+/// global scale the caller chose (finite, > 0), equal to those of the same values as f32. Errors as
+/// [`nvfp4_quantize_src`], plus `InvalidArgument` for a bad `global` (nothing written).
+pub fn nvfp4_quantize_src_with_global(
+    src: Src,
+    rows: usize,
+    cols: usize,
+    global: f32,
+    dst: &mut [u8],
+    scales: &mut [u8],
+) -> Result<()> {
+    if let Src::F32(s) = src {
+        return nvfp4_quantize_with_global(s, rows, cols, global, dst, scales);
+    }
+    let (bytes, n_scales) = check_nvfp4(src, rows, cols, dst, scales)?;
+    let shape = Shape::new(rows, cols, QUANT_NVFP4_BLOCK)?;
+    check_global(global)?;
     let (row_bytes, per_row) = (bytes / rows, n_scales / rows);
     let out = (&mut dst[..bytes], &mut scales[..n_scales]);
     by_rows(
@@ -267,8 +299,7 @@ pub fn nvfp4_quantize_src(
             dst.fill(0);
             scales.fill(0);
         },
-    )?;
-    Ok(global)
+    )
 }
 
 /// The error of the whole input when row `r`'s one-row kernel call failed with `e`: a NaN or

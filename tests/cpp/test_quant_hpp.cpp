@@ -761,6 +761,19 @@ static void test_mx_nvfp4() {
     std::vector<float> y = quant::nvfp4_dequantize(q, rows, cols);
     CHECK(std::memcmp(y.data(), want.data() + 12 + nc + ns, n * sizeof(float)) == 0);
 
+    // Under a given global scale (a fused group's larger member): compressed-tensors' bytes.
+    std::vector<unsigned char> given = read_mx("nvfp4_given3_b.bin");
+    float g3;
+    std::memcpy(&g3, given.data() + 8, 4);
+    quant::nvfp4_matrix q3 = quant::nvfp4_quantize_with_global(x, rows, cols, g3);
+    CHECK(q3.global_scale == g3 && std::memcmp(q3.codes.data(), given.data() + 12, nc) == 0);
+    CHECK(std::memcmp(q3.scales.data(), given.data() + 12 + nc, ns) == 0);
+    float amax = 0;
+    for (float v : x) amax = std::max(amax, std::fabs(v));
+    CHECK(quant::nvfp4_global_scale(amax) == q.global_scale);
+    EXPECT_ERROR(quant::nvfp4_global_scale(-1.0f), QUANT_ERR_INVALID_ARGUMENT);
+    EXPECT_ERROR(quant::nvfp4_quantize_with_global(x, rows, cols, 0.0f), QUANT_ERR_INVALID_ARGUMENT);
+
     std::vector<std::uint16_t> h = quant::f32_to_f16(x);
     std::vector<float> xh = quant::f16_to_f32(h);
     quant::mx_matrix a = quant::mx_quantize(quant::mx_elem::fp4_e2m1, quant::dtype::f16, h, rows, cols);

@@ -953,6 +953,19 @@ pub fn nvfp4Quantize16(dtype: DType, src: []const u16, rows: usize, cols: usize,
     try call(c.quant_nvfp4_quantize_ex(@backingInt(dtype), src.ptr, rows, cols, dst.ptr, dst.len, scales.ptr, scales.len, &g));
     return g;
 }
+/// The global scale nvfp4Quantize computes for a tensor whose largest magnitude is amax; for fused
+/// layers (q/k/v, gate/up), the scale of the group's largest amax, shared by its members.
+/// error.InvalidArgument for an amax that is NaN, infinite or negative.
+pub fn nvfp4GlobalScale(amax: f32) Error!f32 {
+    binding_detail_len = 0;
+    const g = c.quant_nvfp4_global_scale(amax);
+    return if (g == 0) error.InvalidArgument else g;
+}
+/// nvfp4Quantize under a given global scale (finite, > 0) instead of the matrix's own.
+pub fn nvfp4QuantizeWithGlobal(src: []const f32, rows: usize, cols: usize, global_scale: f32, dst: []u8, scales: []u8) Error!void {
+    try srcCheck(src.len, rows, cols);
+    try call(c.quant_nvfp4_quantize_with_global(c.QUANT_DTYPE_F32, src.ptr, rows, cols, global_scale, dst.ptr, dst.len, scales.ptr, scales.len));
+}
 /// x' = e2m1(code) * (e4m3(scale) / global_scale) into dst (rows * cols floats).
 pub fn nvfp4Dequantize(src: []const u8, scales: []const u8, global_scale: f32, rows: usize, cols: usize, dst: []f32) Error!void {
     try call(c.quant_nvfp4_dequantize(src.ptr, src.len, scales.ptr, scales.len, global_scale, rows, cols, dst.ptr, dst.len));

@@ -837,6 +837,20 @@ test "MX and NVFP4: the reference fixtures, 16-bit sources, errors" {
         try testing.expectEqualSlices(u8, want[12 + np ..][0..ns], scales[0..ns]);
         try quant.nvfp4Dequantize(codes[0..np], scales[0..ns], g, rows, cols, &y);
         try testing.expectEqualSlices(u8, want[12 + np + ns ..][0 .. rows * cols * 4], std.mem.sliceAsBytes(&y));
+        var amax: f32 = 0;
+        for (x) |v| amax = @max(amax, @abs(v));
+        try testing.expectEqual(g, try quant.nvfp4GlobalScale(amax));
+        try testing.expectError(error.InvalidArgument, quant.nvfp4GlobalScale(-1));
+        // Under a given global scale (a fused group's larger member): compressed-tensors' bytes.
+        const path3 = try std.fmt.allocPrint(testing.allocator, "{s}/mx/nvfp4_given3_b.bin", .{dir});
+        defer testing.allocator.free(path3);
+        var buf3: [4096]u8 = undefined;
+        const given = try std.Io.Dir.cwd().readFile(testing.io, path3, &buf3);
+        const g3: f32 = @bitCast(std.mem.readInt(u32, given[8..12], .little));
+        try quant.nvfp4QuantizeWithGlobal(&x, rows, cols, g3, codes[0..np], scales[0..ns]);
+        try testing.expectEqualSlices(u8, given[12..][0..np], codes[0..np]);
+        try testing.expectEqualSlices(u8, given[12 + np ..][0..ns], scales[0..ns]);
+        try testing.expectError(error.InvalidArgument, quant.nvfp4QuantizeWithGlobal(&x, rows, cols, 0, codes[0..np], scales[0..ns]));
     }
     // 16-bit sources give the bytes of their values as f32; errors.
     var h: [rows * cols]u16 = undefined;

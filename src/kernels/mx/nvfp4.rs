@@ -211,7 +211,8 @@ fn scaled(x: f32, eff: f32) -> f32 {
     (x / eff).clamp(-E2M1_MAX, E2M1_MAX) + 0.0
 }
 
-fn check_global(global: f32) -> Result<()> {
+/// `InvalidArgument` unless `global` is a usable global scale: finite and > 0.
+pub(crate) fn check_global(global: f32) -> Result<()> {
     if !(global.is_finite() && global > 0.0) {
         return Err(QuantError::invalid(format!(
             "global scale is {global}: it must be finite and > 0"
