@@ -26,13 +26,19 @@
 //! decodes to -0.0, as bitsandbytes' native CPU dequantizer does (the sign bit); its Python table
 //! fallback, taken for an odd last dimension or (with AVX-512) block sizes from 2048, gives +0.0.
 //!
-//! Double quantization of the absmax values (`compress_statistics=True`) is not implemented: its mean
-//! offset is torch's f32 `mean`, whose summation order depends on torch's vectorization, so it cannot
-//! be reproduced bit for bit portably.
+//! Double quantization of the absmax values (`compress_statistics=True`) is in [`nested`]
+//! ([`bnb4_quantize_nested`]): byte-exact with bitsandbytes given its offset, whose default here is the
+//! correctly rounded mean (torch's f32 `mean` sums in a machine-dependent order).
 use crate::error::{QuantError, Result};
 use crate::kernels::elements::Src;
 use crate::kernels::par::{self, Exec};
 use crate::kernels::{absmax_bits, check_bytes, check_finite, check_len};
+
+pub mod nested;
+pub use nested::{
+    bnb4_absmax_mean, bnb4_dequantize_nested, bnb4_nested_absmax, bnb4_nested_len,
+    bnb4_quantize_nested, bnb_dynamic_quantize, dynamic_map, QUANT_BNB4_NESTED_BLOCKSIZE,
+};
 
 /// Which of bitsandbytes' 4-bit code books (`quant_type`). The values are bitsandbytes' own
 /// `DataType_t` numbers (`FP4 = 1`, `NF4 = 2`).
