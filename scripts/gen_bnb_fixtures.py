@@ -15,7 +15,7 @@ What it writes (raw little-endian, shapes in manifest.json), per case and quant 
   to float32).
 - Double quantization, per case and quant type: <case>.<t>.nested.qabsmax.u8 (the 8-bit codes of
   absmax - offset), .nested.absmax2.f32 (their absmax per 256), .nested.deq.f32 (dequantize_4bit of the
-  nested state, float32); the manifest's "offset_<t>" is the f32 bits of the offset bitsandbytes used
+  nested state, float32), .nested.offset.f32 (the offset, one f32); the manifest's "offset_<t>" is the f32 bits of the offset bitsandbytes used
   (torch's f32 `mean`, whose summation order is the machine's) and "mean_<t>" the bits of the correctly
   rounded mean of the absmax values (exact rational mean rounded to f32).
 - dynamic_map.f32: `create_dynamic_map(signed=True)`, the 256-entry 8-bit code book.
@@ -125,6 +125,7 @@ def main():
             sn.absmax.numpy().tofile(OUT / f"{name}.{ty}.nested.qabsmax.u8")
             sn.state2.absmax.numpy().astype("<f4").tofile(OUT / f"{name}.{ty}.nested.absmax2.f32")
             entry[f"offset_{ty}"] = f32_bits(sn.offset.item())
+            sn.offset.float().reshape(1).numpy().astype("<f4").tofile(OUT / f"{name}.{ty}.nested.offset.f32")
             entry[f"mean_{ty}"] = f32_bits(exact_mean(st.absmax.float().numpy()))
             sn.dtype = torch.float32
             dn = F.dequantize_4bit(qn, sn).reshape(-1)
