@@ -529,6 +529,57 @@ fn fast_paths_equal_the_reference() {
     }
 }
 
+/// Values on and next to every midpoint times the block's absmax (a power of two, so exact, and 3.0
+/// and 0.7, so rounded), in full blocks and partial last blocks of every length modulo 16: the SIMD
+/// bodies (the binary search of the midpoints, the multiplication and the division) equal the
+/// reference at every level.
+#[test]
+fn simd_bodies_equal_the_reference_on_midpoints() {
+    for ty in [Bnb4Type::Nf4, Bnb4Type::Fp4] {
+        let mut sorted: Vec<f32> = (0..16u8).map(|c| ty.value(c)).collect();
+        sorted.sort_by(f32::total_cmp);
+        let mids: Vec<f32> = sorted.windows(2).map(|w| (w[0] + w[1]) / 2.0).collect();
+        for scale in [1.0f32, 0.25, 3.0, 0.7] {
+            let mut vals = Vec::new();
+            for &m in &mids {
+                let v = m * scale;
+                vals.extend([v, f32::from_bits(v.to_bits().wrapping_add(1)), -v]);
+                if v != 0.0 {
+                    vals.push(f32::from_bits(v.to_bits().wrapping_sub(1)));
+                }
+            }
+            for bs in [32usize, 64] {
+                // Blocks led by their absmax, then the tails of every length modulo 16.
+                let mut x = Vec::new();
+                for chunk in vals.chunks(bs - 1) {
+                    x.push(scale);
+                    x.extend_from_slice(chunk);
+                    x.resize(x.len().div_ceil(bs) * bs, 0.5 * scale);
+                }
+                for tail in 0..17usize {
+                    let mut xt = x.clone();
+                    xt.push(-scale);
+                    xt.extend(vals.iter().take(tail));
+                    let n = xt.len();
+                    let (nq, na) = (bnb4_packed_len(n), bnb4_absmax_len(n, bs));
+                    let (mut q0, mut a0) = (vec![0u8; nq], vec![0f32; na]);
+                    bnb4_quantize_ref(ty, &xt, bs, &mut q0, &mut a0).unwrap();
+                    for level in available_levels() {
+                        let (mut q, mut a) = (vec![0u8; nq], vec![0f32; na]);
+                        with_simd_level(level, || {
+                            bnb4_quantize(ty, Src::F32(&xt), bs, &mut q, &mut a).unwrap()
+                        })
+                        .unwrap();
+                        let what = format!("{ty:?} scale {scale} bs {bs} tail {tail} {level:?}");
+                        assert_bytes(&what, &q, &q0);
+                        assert_bits(&what, &a, &a0);
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn errors_write_nothing_or_zero_fill() {
     let n = 1000;
