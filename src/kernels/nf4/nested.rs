@@ -88,12 +88,34 @@ fn midpoints() -> [f32; 255] {
     std::array::from_fn(|k| (c[k] + c[k + 1]) * 0.5)
 }
 
-/// The code of grid point `i` (0..65536): the number of midpoints strictly below
+/// The code of grid point `i` (0..65536) from its definition: the number of midpoints strictly below
 /// `(2 i) / 65535 - 1` in f32 (the midpoints are increasing).
+#[cfg(test)]
 fn grid_code(mids: &[f32; 255], i: usize) -> u8 {
     let f = i as f32;
     let val = (f + f) / (GRID - 1) as f32 - 1.0;
     mids.partition_point(|&m| m < val) as u8
+}
+
+/// The code of every grid point, built once as bitsandbytes builds its table (`build_quantize_lut`:
+/// one pass over the grid advancing along the midpoints while the next one is strictly below the grid
+/// point); the unit tests check it against [`grid_code`].
+fn grid_table() -> &'static [u8; GRID] {
+    static TABLE: std::sync::OnceLock<Box<[u8; GRID]>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mids = midpoints();
+        let mut t = Box::new([0u8; GRID]);
+        let mut k = 0usize;
+        for (i, c) in t.iter_mut().enumerate() {
+            let f = i as f32;
+            let val = (f + f) / (GRID - 1) as f32 - 1.0;
+            while k < mids.len() && mids[k] < val {
+                k += 1;
+            }
+            *c = k as u8;
+        }
+        t
+    })
 }
 
 /// The grid point of the scaled value `s` (already in `[-1, 1]`).
@@ -131,7 +153,7 @@ pub fn bnb_dynamic_quantize(v: &[f32], codes: &mut [u8], absmax2: &mut [f32]) ->
     check_bytes("qabsmax", codes.len(), v.len())?;
     check_len("absmax2", absmax2.len(), nb2)?;
     check_finite(v, "absmax - offset")?;
-    let mids = midpoints();
+    let table = grid_table();
     let blocks = v.chunks(QUANT_BNB4_NESTED_BLOCKSIZE);
     let out = codes.chunks_mut(QUANT_BNB4_NESTED_BLOCKSIZE);
     for ((block, q), a2) in blocks.zip(out).zip(absmax2.iter_mut()) {
@@ -143,7 +165,7 @@ pub fn bnb_dynamic_quantize(v: &[f32], codes: &mut [u8], absmax2: &mut [f32]) ->
         }
         let inv = 1.0 / a;
         for (c, &x) in q.iter_mut().zip(block) {
-            *c = grid_code(&mids, grid_index((x * inv).clamp(-1.0, 1.0)));
+            *c = table[grid_index((x * inv).clamp(-1.0, 1.0))];
         }
     }
     Ok(())
@@ -315,17 +337,19 @@ pub fn bnb4_dequantize_nested(
 mod tests {
     use super::*;
 
-    /// bitsandbytes' `build_quantize_lut`, loop for loop: the grid codes equal its table.
+    /// bitsandbytes' `build_quantize_lut`, loop for loop: the grid codes and the table equal its table.
     #[test]
     fn grid_codes_are_bitsandbytes_table() {
         let mids = midpoints();
+        let table = grid_table();
         let mut k = 0usize;
-        for i in 0..GRID {
+        for (i, &t) in table.iter().enumerate() {
             let val = (2.0 * i as f32) / 65535.0 - 1.0;
             while k < 255 && mids[k] < val {
                 k = k.wrapping_add(1);
             }
             assert_eq!(grid_code(&mids, i), k as u8, "grid point {i}");
+            assert_eq!(t, k as u8, "table entry {i}");
         }
         assert_eq!(grid_code(&mids, 0), 0);
         assert_eq!(grid_code(&mids, GRID - 1), 255);
