@@ -722,7 +722,8 @@ quant_status quant_bnb4_absmax_mean(const float *absmax, size_t count, float *me
  * `bitsandbytes.functional.quantize_4bit(x, blocksize, quant_type, compress_statistics=True)` on the
  * CPU (bitsandbytes 0.50.2) given its offset: what transformers' `bnb_4bit_use_double_quant=True`
  * stores as `weight`, `weight.absmax` (uint8), `weight.nested_absmax` and `weight.nested_quant_map`
- * (the dynamic map), with `offset` in its `quant_state`.
+ * (the dynamic map), with the offset as `nested_offset` (a float that round-trips exactly) in its
+ * quantization state.
  *
  * The 4-bit codes are those of `quant_bnb4_quantize_ex`. Its block absmax values, minus an offset,
  * are coded to 8 bits on bitsandbytes' signed dynamic map in blocks of 256 (`quantize_blockwise`):
