@@ -31,7 +31,10 @@ use quant::kernels::mx::nvfp4::{
     nvfp4_scale_count,
 };
 use quant::kernels::mx::{mx_dequantize, mx_packed_size, mx_quantize, mx_scale_count, MxElem};
-use quant::kernels::nf4::{bnb4_absmax_len, bnb4_dequantize, bnb4_quantize, Bnb4Type};
+use quant::kernels::nf4::{
+    bnb4_absmax_len, bnb4_dequantize, bnb4_dequantize_nested, bnb4_nested_len, bnb4_quantize,
+    bnb4_quantize_nested, Bnb4Type,
+};
 use quant::kernels::par::with_threads;
 use quant::kernels::simd::simd_level;
 use quant::kernels::source::Src;
@@ -592,6 +595,57 @@ fn main() {
                     Bnb4Type::Nf4,
                     &u8s[..n / 2],
                     &scales[..na],
+                    n,
+                    64,
+                    &mut f32s[..n],
+                )
+                .unwrap();
+            },
+        );
+
+        // Double quantization (compress_statistics=True): the same 4-bit pass, then the absmax values'
+        // mean and their 8-bit step (1/64 of the values), and its inverse.
+        let (mut qa, mut a2) = (vec![0u8; na], vec![0f32; bnb4_nested_len(n, 64)]);
+        b.run(
+            "bnb NF4 quantize bs64 nested",
+            size,
+            Class::FromF32,
+            n,
+            &mut || {
+                bnb4_quantize_nested(
+                    Bnb4Type::Nf4,
+                    Src::F32(x),
+                    64,
+                    None,
+                    &mut u8s[..n / 2],
+                    &mut qa,
+                    &mut a2,
+                )
+                .unwrap();
+            },
+        );
+        let off = bnb4_quantize_nested(
+            Bnb4Type::Nf4,
+            Src::F32(x),
+            64,
+            None,
+            &mut u8s[..n / 2],
+            &mut qa,
+            &mut a2,
+        )
+        .unwrap();
+        b.run(
+            "bnb NF4 dequantize bs64 nested",
+            size,
+            Class::ToF32,
+            n,
+            &mut || {
+                bnb4_dequantize_nested(
+                    Bnb4Type::Nf4,
+                    &u8s[..n / 2],
+                    &qa,
+                    &a2,
+                    off,
                     n,
                     64,
                     &mut f32s[..n],

@@ -191,6 +191,11 @@
 #define QUANT_BNB4_DEFAULT_BLOCKSIZE 64
 
 /**
+ * The block size of the 8-bit step (`quantize_blockwise(absmax - offset, blocksize=256)`).
+ */
+#define QUANT_BNB4_NESTED_BLOCKSIZE 256
+
+/**
  * Largest thread count accepted anywhere (`quant_set_threads`, `quant_options_set_threads`).
  */
 #define QUANT_MAX_THREADS 1024
@@ -622,7 +627,7 @@ size_t quant_bnb4_absmax_count(size_t n, size_t blocksize);
  * the float midpoints of the sorted code book holds it (a value on a midpoint takes the lower entry).
  * Two codes a byte, the first value in the high nibble; an odd `n` pads the last low nibble with the
  * code of 0.0. Dequantize with `quant_bnb4_dequantize`. Double quantization of the absmax values
- * (`compress_statistics=True`) is not provided.
+ * (`compress_statistics=True`) is `quant_bnb4_quantize_nested`.
  *
  * - `src`: `n` floats. `dst`: receives `quant_bnb4_packed_size(n)` bytes (`dst_len` in bytes).
  *   `absmax`: receives `quant_bnb4_absmax_count(n, blocksize)` floats (`absmax_len` in elements).
@@ -685,6 +690,129 @@ quant_status quant_bnb4_dequantize(int32_t quant_type,
                                    size_t blocksize,
                                    float *dst,
                                    size_t dst_len);
+
+/**
+ * Number of `absmax2` floats of bitsandbytes' double quantization (`compress_statistics=True`) of
+ * `n` values in blocks of `blocksize`: one per 256 absmax values, `ceil(ceil(n / blocksize) / 256)`.
+ * The 8-bit absmax codes (`qabsmax`) are `quant_bnb4_absmax_count(n, blocksize)` bytes.
+ *
+ * Returns 0 for `n` 0 or a block size bitsandbytes does not accept; the detail says which.
+ * Thread-safe; no allocation.
+ */
+size_t quant_bnb4_nested_count(size_t n,
+                               size_t blocksize);
+
+/**
+ * The library's offset rule of double quantization into `*mean`: the mean of the `count` floats
+ * `absmax` as their double-precision sum in index order divided by `count`, rounded once to float
+ * (the correctly rounded mean, barring a sum that loses a bit next to a float rounding boundary).
+ * bitsandbytes uses torch's float `mean`, whose summation order depends on the machine, so its last
+ * bits can differ; `quant_bnb4_quantize_nested` takes either.
+ *
+ * Errors (nothing written): QUANT_ERR_INVALID_ARGUMENT for `count` 0; QUANT_ERR_NULL_POINTER for a
+ * NULL pointer; QUANT_ERR_NON_FINITE for a NaN or an infinity in `absmax` (the detail names the
+ * first index). The caller owns every buffer; no allocation; thread-safe.
+ */
+quant_status quant_bnb4_absmax_mean(const float *absmax, size_t count, float *mean);
+
+/**
+ * Quantizes `n` values (`src`, of element type `src_dtype`: `QUANT_DTYPE_F32`, `_F16` or `_BF16`,
+ * 16-bit values as raw bits, 2-byte aligned) to bitsandbytes' 4-bit format `quant_type` with
+ * double-quantized statistics, byte for byte as
+ * `bitsandbytes.functional.quantize_4bit(x, blocksize, quant_type, compress_statistics=True)` on the
+ * CPU (bitsandbytes 0.50.2) given its offset: what transformers' `bnb_4bit_use_double_quant=True`
+ * stores as `weight`, `weight.absmax` (uint8), `weight.nested_absmax` and `weight.nested_quant_map`
+ * (the dynamic map), with the offset as `nested_offset` (a float that round-trips exactly) in its
+ * quantization state.
+ *
+ * The 4-bit codes are those of `quant_bnb4_quantize_ex`. Its block absmax values, minus an offset,
+ * are coded to 8 bits on bitsandbytes' signed dynamic map in blocks of 256 (`quantize_blockwise`):
+ * `qabsmax` one byte per 4-bit block, `absmax2` the largest magnitude of each block of 256. The offset
+ * is `*offset` when `offset` is not NULL (to reproduce a checkpoint whose offset is known), else the
+ * library's mean rule (`quant_bnb4_absmax_mean` of the block absmax values); bitsandbytes' own offset
+ * is torch's float `mean`, whose last bits depend on the machine. Everything after the offset is
+ * byte-exact. `*offset_out` receives the offset used. Dequantize with `quant_bnb4_dequantize_nested`.
+ *
+ * - `dst`: receives `quant_bnb4_packed_size(n)` bytes (`dst_len` in bytes). `qabsmax`: receives
+ *   `quant_bnb4_absmax_count(n, blocksize)` bytes (`qabsmax_len` in bytes). `absmax2`: receives
+ *   `quant_bnb4_nested_count(n, blocksize)` floats (`absmax2_len` in elements). `offset_out`: one
+ *   float, required.
+ *
+ * Only those prefixes are written. The caller owns every buffer; the call allocates
+ * `quant_bnb4_absmax_count(n, blocksize)` floats of working space; thread-safe.
+ *
+ * Argument errors (nothing written): QUANT_ERR_INVALID_ARGUMENT for an unknown `quant_type` or
+ * `src_dtype`, a misaligned `src`, `n` 0 or too large, a block size bitsandbytes does not accept, or a
+ * NaN or infinite `*offset`; QUANT_ERR_NULL_POINTER for a NULL pointer other than `offset`
+ * (`dst`/`qabsmax`/`absmax2` NULL only with a length of 0, which is then too small);
+ * QUANT_ERR_BUFFER_TOO_SMALL when `dst_len`, `qabsmax_len` or `absmax2_len` is too small;
+ * QUANT_ERR_OUT_OF_MEMORY when the working space cannot be allocated. Value errors:
+ * QUANT_ERR_NON_FINITE for a NaN or an infinity in `src` (the detail names the first index), or when
+ * an absmax minus `*offset` overflows float; `dst`, `qabsmax` and `absmax2`'s prefixes are then
+ * zero-filled and `*offset_out` is not written.
+ */
+quant_status quant_bnb4_quantize_nested(int32_t quant_type,
+                                        int32_t src_dtype,
+                                        const void *src,
+                                        size_t n,
+                                        size_t blocksize,
+                                        const float *offset,
+                                        uint8_t *dst,
+                                        size_t dst_len,
+                                        uint8_t *qabsmax,
+                                        size_t qabsmax_len,
+                                        float *absmax2,
+                                        size_t absmax2_len,
+                                        float *offset_out);
+
+/**
+ * The absmax values that double-quantized statistics decode to, into `dst[0 .. count)`:
+ * `dst[i] = dynamic_map[qabsmax[i]] * absmax2[i / 256] + offset` (a float product, then a float
+ * sum), as bitsandbytes' `dequantize_blockwise(qabsmax, state2) + offset`. With them
+ * `quant_bnb4_dequantize` decodes the 4-bit values as `quant_bnb4_dequantize_nested` does.
+ *
+ * - `qabsmax`: `count` bytes; `absmax2`: `ceil(count / 256)` floats (lengths implied by `count`);
+ *   `dst`: `dst_len` >= `count` floats. `count` is `quant_bnb4_absmax_count(n, blocksize)`.
+ *
+ * Errors (nothing written): QUANT_ERR_INVALID_ARGUMENT for `count` 0 or a NaN or infinite `offset`;
+ * QUANT_ERR_NULL_POINTER for a NULL pointer; QUANT_ERR_BUFFER_TOO_SMALL when `dst_len` < `count`;
+ * QUANT_ERR_NON_FINITE for a NaN or infinite `absmax2` value (the detail names its index). The caller
+ * owns every buffer; no allocation; thread-safe.
+ */
+quant_status quant_bnb4_nested_absmax(const uint8_t *qabsmax,
+                                      const float *absmax2,
+                                      float offset,
+                                      size_t count,
+                                      float *dst,
+                                      size_t dst_len);
+
+/**
+ * Dequantizes `n` values of bitsandbytes' 4-bit format `quant_type` with double-quantized statistics
+ * (`src`: the packed codes, `qabsmax`, `absmax2` and `offset` as `quant_bnb4_quantize_nested` wrote
+ * them) into `dst[0 .. n)`, as bitsandbytes' `dequantize_4bit` of a nested state to float32: the
+ * absmax values are recovered as `quant_bnb4_nested_absmax` does, then
+ * `dst[i] = code_book[code i] * absmax[i / blocksize]` (FP4 code 8 decodes to -0.0).
+ *
+ * - `src`: `quant_bnb4_packed_size(n)` bytes; `qabsmax`: `quant_bnb4_absmax_count(n, blocksize)`
+ *   bytes; `absmax2`: `quant_bnb4_nested_count(n, blocksize)` floats (lengths implied by `n`); `dst`:
+ *   `dst_len` >= `n` floats.
+ *
+ * Errors (nothing written): QUANT_ERR_INVALID_ARGUMENT for an unknown `quant_type`, `n` 0, an
+ * unaccepted block size or a NaN or infinite `offset`; QUANT_ERR_NULL_POINTER for a NULL pointer;
+ * QUANT_ERR_BUFFER_TOO_SMALL when `dst_len` < `n`; QUANT_ERR_NON_FINITE for a NaN or infinite
+ * `absmax2` value or a recovered absmax that overflows float; QUANT_ERR_OUT_OF_MEMORY when the
+ * working space cannot be allocated. The caller owns every buffer; the call allocates
+ * `quant_bnb4_absmax_count(n, blocksize)` floats of working space; thread-safe.
+ */
+quant_status quant_bnb4_dequantize_nested(int32_t quant_type,
+                                          const uint8_t *src,
+                                          const uint8_t *qabsmax,
+                                          const float *absmax2,
+                                          float offset,
+                                          size_t n,
+                                          size_t blocksize,
+                                          float *dst,
+                                          size_t dst_len);
 
 /**
  * Creates an empty calibration for a layer input of width `cols` that accumulates everything: the

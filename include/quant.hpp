@@ -30,6 +30,7 @@
 #include <string>
 #include <type_traits>
 #include <utility>
+#include <optional>
 #include <vector>
 
 #include "quant.h"
@@ -725,6 +726,116 @@ inline std::vector<float> bnb4_dequantize(bnb4_type type, const bnb4_tensor &q, 
                                           std::size_t blocksize = QUANT_BNB4_DEFAULT_BLOCKSIZE) {
     std::vector<float> dst(n);
     bnb4_dequantize(type, q.codes, q.absmax, n, blocksize, dst);
+    return dst;
+}
+
+// ---- bitsandbytes double quantization (quantize_4bit with compress_statistics=True) ----------------
+// See quant_bnb4_quantize_nested in quant.h: the block absmax values minus an offset, coded to 8 bits
+// on bitsandbytes' signed dynamic map in blocks of QUANT_BNB4_NESTED_BLOCKSIZE (256).
+
+/// Packed codes and double-quantized statistics: one 8-bit code per 4-bit block (bitsandbytes' uint8
+/// absmax), one float per 256 of them (state2's absmax), and the offset.
+struct bnb4_nested_tensor {
+    std::vector<std::uint8_t> codes;
+    std::vector<std::uint8_t> qabsmax;
+    std::vector<float> absmax2;
+    float offset = 0.0f;
+};
+
+/// ceil(ceil(n / blocksize) / 256); 0 for n 0 or a block size bitsandbytes does not accept.
+inline std::size_t bnb4_nested_count(std::size_t n, std::size_t blocksize) noexcept {
+    return quant_bnb4_nested_count(n, blocksize);
+}
+/// The library's offset rule: the mean of absmax as its double sum in index order over the count,
+/// rounded once to float.
+inline float bnb4_absmax_mean(span<const float> absmax) {
+    float mean = 0.0f;
+    detail::check(quant_bnb4_absmax_mean(absmax.data(), absmax.size(), &mean), "quant_bnb4_absmax_mean");
+    return mean;
+}
+/// Byte for byte bitsandbytes' quantize_4bit(compress_statistics=True) of src given the offset, into
+/// caller buffers; returns the offset used. No offset: the library's mean rule (bitsandbytes' own is
+/// torch's float mean, whose last bits depend on the machine). A NaN or infinity leaves the outputs
+/// zero-filled.
+inline float bnb4_quantize_nested(bnb4_type type, span<const float> src, std::size_t blocksize,
+                                  std::optional<float> offset, span<std::uint8_t> dst, span<std::uint8_t> qabsmax,
+                                  span<float> absmax2) {
+    float used = 0.0f;
+    detail::check(quant_bnb4_quantize_nested(static_cast<std::int32_t>(type), QUANT_DTYPE_F32, src.data(), src.size(),
+                                             blocksize, offset ? &*offset : nullptr, dst.data(), dst.size(),
+                                             qabsmax.data(), qabsmax.size(), absmax2.data(), absmax2.size(), &used),
+                  "quant_bnb4_quantize_nested");
+    return used;
+}
+inline bnb4_nested_tensor bnb4_quantize_nested(bnb4_type type, span<const float> src,
+                                               std::size_t blocksize = QUANT_BNB4_DEFAULT_BLOCKSIZE,
+                                               std::optional<float> offset = std::nullopt) {
+    bnb4_nested_tensor out;
+    out.codes.resize(bnb4_packed_size(src.size()));
+    out.qabsmax.resize(bnb4_absmax_count(src.size(), blocksize));
+    out.absmax2.resize(bnb4_nested_count(src.size(), blocksize));
+    out.offset = bnb4_quantize_nested(type, src, blocksize, offset, out.codes, out.qabsmax, out.absmax2);
+    return out;
+}
+/// bnb4_quantize_nested of f16 or bf16 bits.
+inline float bnb4_quantize_nested(bnb4_type type, dtype src_dtype, span<const std::uint16_t> src,
+                                  std::size_t blocksize, std::optional<float> offset, span<std::uint8_t> dst,
+                                  span<std::uint8_t> qabsmax, span<float> absmax2) {
+    const char *fn = "quant_bnb4_quantize_nested";
+    detail::half_dtype(src_dtype, fn);
+    float used = 0.0f;
+    detail::check(quant_bnb4_quantize_nested(static_cast<std::int32_t>(type), static_cast<std::int32_t>(src_dtype),
+                                             src.data(), src.size(), blocksize, offset ? &*offset : nullptr,
+                                             dst.data(), dst.size(), qabsmax.data(), qabsmax.size(), absmax2.data(),
+                                             absmax2.size(), &used),
+                  fn);
+    return used;
+}
+inline bnb4_nested_tensor bnb4_quantize_nested(bnb4_type type, dtype src_dtype, span<const std::uint16_t> src,
+                                               std::size_t blocksize = QUANT_BNB4_DEFAULT_BLOCKSIZE,
+                                               std::optional<float> offset = std::nullopt) {
+    bnb4_nested_tensor out;
+    out.codes.resize(bnb4_packed_size(src.size()));
+    out.qabsmax.resize(bnb4_absmax_count(src.size(), blocksize));
+    out.absmax2.resize(bnb4_nested_count(src.size(), blocksize));
+    out.offset = bnb4_quantize_nested(type, src_dtype, src, blocksize, offset, out.codes, out.qabsmax, out.absmax2);
+    return out;
+}
+/// The absmax values the statistics decode to (dequantize_blockwise + offset): qabsmax.size() floats,
+/// which bnb4_dequantize takes.
+inline void bnb4_nested_absmax(span<const std::uint8_t> qabsmax, span<const float> absmax2, float offset,
+                               span<float> dst) {
+    const char *fn = "quant_bnb4_nested_absmax";
+    const std::size_t bs = QUANT_BNB4_NESTED_BLOCKSIZE;
+    detail::need(absmax2.size(), qabsmax.size() / bs + (qabsmax.size() % bs != 0), "absmax2", fn);
+    detail::check(quant_bnb4_nested_absmax(qabsmax.data(), absmax2.data(), offset, qabsmax.size(), dst.data(),
+                                           dst.size()),
+                  fn);
+}
+inline std::vector<float> bnb4_nested_absmax(const bnb4_nested_tensor &q) {
+    std::vector<float> dst(q.qabsmax.size());
+    bnb4_nested_absmax(q.qabsmax, q.absmax2, q.offset, dst);
+    return dst;
+}
+/// n values of a tensor with double-quantized statistics (dequantize_4bit of a nested state to float32).
+inline void bnb4_dequantize_nested(bnb4_type type, span<const std::uint8_t> src, span<const std::uint8_t> qabsmax,
+                                   span<const float> absmax2, float offset, std::size_t n, std::size_t blocksize,
+                                   span<float> dst) {
+    const char *fn = "quant_bnb4_dequantize_nested";
+    detail::need(src.size(), n / 2 + n % 2, "src", fn);
+    std::size_t na = bnb4_absmax_count(n, blocksize);
+    if (na != 0) {
+        detail::need(qabsmax.size(), na, "qabsmax", fn);
+        detail::need(absmax2.size(), bnb4_nested_count(n, blocksize), "absmax2", fn);
+    }
+    detail::check(quant_bnb4_dequantize_nested(static_cast<std::int32_t>(type), src.data(), qabsmax.data(),
+                                               absmax2.data(), offset, n, blocksize, dst.data(), dst.size()),
+                  fn);
+}
+inline std::vector<float> bnb4_dequantize_nested(bnb4_type type, const bnb4_nested_tensor &q, std::size_t n,
+                                                 std::size_t blocksize = QUANT_BNB4_DEFAULT_BLOCKSIZE) {
+    std::vector<float> dst(n);
+    bnb4_dequantize_nested(type, q.codes, q.qabsmax, q.absmax2, q.offset, n, blocksize, dst);
     return dst;
 }
 

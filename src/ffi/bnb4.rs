@@ -3,9 +3,11 @@ use std::ffi::c_void;
 
 use crate::error::{quant_status, QuantError};
 use crate::ffi::formats::src_in;
-use crate::ffi::{boundary, boundary_value, slice_in, slice_out};
+use crate::ffi::{boundary, boundary_value, in_ref, out_param, slice_in, slice_out};
 use crate::kernels::nf4::{
-    bnb4_absmax_len, bnb4_dequantize, bnb4_packed_len, bnb4_quantize, check_blocksize, Bnb4Type,
+    bnb4_absmax_len, bnb4_absmax_mean, bnb4_dequantize, bnb4_dequantize_nested, bnb4_nested_absmax,
+    bnb4_nested_len, bnb4_packed_len, bnb4_quantize, bnb4_quantize_nested, check_blocksize,
+    Bnb4Type, QUANT_BNB4_NESTED_BLOCKSIZE,
 };
 use crate::kernels::source::QUANT_DTYPE_F32;
 
@@ -50,7 +52,7 @@ pub extern "C" fn quant_bnb4_absmax_count(n: usize, blocksize: usize) -> usize {
 /// the float midpoints of the sorted code book holds it (a value on a midpoint takes the lower entry).
 /// Two codes a byte, the first value in the high nibble; an odd `n` pads the last low nibble with the
 /// code of 0.0. Dequantize with `quant_bnb4_dequantize`. Double quantization of the absmax values
-/// (`compress_statistics=True`) is not provided.
+/// (`compress_statistics=True`) is `quant_bnb4_quantize_nested`.
 ///
 /// - `src`: `n` floats. `dst`: receives `quant_bnb4_packed_size(n)` bytes (`dst_len` in bytes).
 ///   `absmax`: receives `quant_bnb4_absmax_count(n, blocksize)` floats (`absmax_len` in elements).
@@ -151,4 +153,199 @@ pub extern "C" fn quant_bnb4_dequantize(
 /// `n` must be a positive number of floats that fits in memory (checked before any slice is built).
 fn check_n(n: usize) -> crate::error::Result<()> {
     crate::ffi::matrix_len(1, n).map(|_| ())
+}
+
+/// Number of `absmax2` floats of bitsandbytes' double quantization (`compress_statistics=True`) of
+/// `n` values in blocks of `blocksize`: one per 256 absmax values, `ceil(ceil(n / blocksize) / 256)`.
+/// The 8-bit absmax codes (`qabsmax`) are `quant_bnb4_absmax_count(n, blocksize)` bytes.
+///
+/// Returns 0 for `n` 0 or a block size bitsandbytes does not accept; the detail says which.
+/// Thread-safe; no allocation.
+#[no_mangle]
+pub extern "C" fn quant_bnb4_nested_count(n: usize, blocksize: usize) -> usize {
+    boundary_value(0, || {
+        check_blocksize(blocksize)?;
+        if n == 0 {
+            return Err(QuantError::invalid("n is 0: there are no blocks"));
+        }
+        Ok(bnb4_nested_len(n, blocksize))
+    })
+}
+
+/// The library's offset rule of double quantization into `*mean`: the mean of the `count` floats
+/// `absmax` as their double-precision sum in index order divided by `count`, rounded once to float
+/// (the correctly rounded mean, barring a sum that loses a bit next to a float rounding boundary).
+/// bitsandbytes uses torch's float `mean`, whose summation order depends on the machine, so its last
+/// bits can differ; `quant_bnb4_quantize_nested` takes either.
+///
+/// Errors (nothing written): QUANT_ERR_INVALID_ARGUMENT for `count` 0; QUANT_ERR_NULL_POINTER for a
+/// NULL pointer; QUANT_ERR_NON_FINITE for a NaN or an infinity in `absmax` (the detail names the
+/// first index). The caller owns every buffer; no allocation; thread-safe.
+#[no_mangle]
+pub extern "C" fn quant_bnb4_absmax_mean(
+    absmax: *const f32,
+    count: usize,
+    mean: *mut f32,
+) -> quant_status {
+    boundary(|| {
+        if count == 0 {
+            return Err(QuantError::invalid("count is 0: there is no mean"));
+        }
+        check_n(count)?;
+        let absmax = unsafe { slice_in(absmax, count, "absmax") }?;
+        let mean = unsafe { out_param(mean, "mean") }?;
+        *mean = bnb4_absmax_mean(absmax)?;
+        Ok(())
+    })
+}
+
+/// Quantizes `n` values (`src`, of element type `src_dtype`: `QUANT_DTYPE_F32`, `_F16` or `_BF16`,
+/// 16-bit values as raw bits, 2-byte aligned) to bitsandbytes' 4-bit format `quant_type` with
+/// double-quantized statistics, byte for byte as
+/// `bitsandbytes.functional.quantize_4bit(x, blocksize, quant_type, compress_statistics=True)` on the
+/// CPU (bitsandbytes 0.50.2) given its offset: what transformers' `bnb_4bit_use_double_quant=True`
+/// stores as `weight`, `weight.absmax` (uint8), `weight.nested_absmax` and `weight.nested_quant_map`
+/// (the dynamic map), with the offset as `nested_offset` (a float that round-trips exactly) in its
+/// quantization state.
+///
+/// The 4-bit codes are those of `quant_bnb4_quantize_ex`. Its block absmax values, minus an offset,
+/// are coded to 8 bits on bitsandbytes' signed dynamic map in blocks of 256 (`quantize_blockwise`):
+/// `qabsmax` one byte per 4-bit block, `absmax2` the largest magnitude of each block of 256. The offset
+/// is `*offset` when `offset` is not NULL (to reproduce a checkpoint whose offset is known), else the
+/// library's mean rule (`quant_bnb4_absmax_mean` of the block absmax values); bitsandbytes' own offset
+/// is torch's float `mean`, whose last bits depend on the machine. Everything after the offset is
+/// byte-exact. `*offset_out` receives the offset used. Dequantize with `quant_bnb4_dequantize_nested`.
+///
+/// - `dst`: receives `quant_bnb4_packed_size(n)` bytes (`dst_len` in bytes). `qabsmax`: receives
+///   `quant_bnb4_absmax_count(n, blocksize)` bytes (`qabsmax_len` in bytes). `absmax2`: receives
+///   `quant_bnb4_nested_count(n, blocksize)` floats (`absmax2_len` in elements). `offset_out`: one
+///   float, required.
+///
+/// Only those prefixes are written. The caller owns every buffer; the call allocates
+/// `quant_bnb4_absmax_count(n, blocksize)` floats of working space; thread-safe.
+///
+/// Argument errors (nothing written): QUANT_ERR_INVALID_ARGUMENT for an unknown `quant_type` or
+/// `src_dtype`, a misaligned `src`, `n` 0 or too large, a block size bitsandbytes does not accept, or a
+/// NaN or infinite `*offset`; QUANT_ERR_NULL_POINTER for a NULL pointer other than `offset`
+/// (`dst`/`qabsmax`/`absmax2` NULL only with a length of 0, which is then too small);
+/// QUANT_ERR_BUFFER_TOO_SMALL when `dst_len`, `qabsmax_len` or `absmax2_len` is too small;
+/// QUANT_ERR_OUT_OF_MEMORY when the working space cannot be allocated. Value errors:
+/// QUANT_ERR_NON_FINITE for a NaN or an infinity in `src` (the detail names the first index), or when
+/// an absmax minus `*offset` overflows float; `dst`, `qabsmax` and `absmax2`'s prefixes are then
+/// zero-filled and `*offset_out` is not written.
+#[allow(clippy::too_many_arguments)]
+#[no_mangle]
+pub extern "C" fn quant_bnb4_quantize_nested(
+    quant_type: i32,
+    src_dtype: i32,
+    src: *const c_void,
+    n: usize,
+    blocksize: usize,
+    offset: *const f32,
+    dst: *mut u8,
+    dst_len: usize,
+    qabsmax: *mut u8,
+    qabsmax_len: usize,
+    absmax2: *mut f32,
+    absmax2_len: usize,
+    offset_out: *mut f32,
+) -> quant_status {
+    boundary(|| {
+        let ty = Bnb4Type::from_code(quant_type)?;
+        check_n(n)?;
+        let src = unsafe { src_in(src_dtype, src, n, "src") }?;
+        let offset = if offset.is_null() {
+            None
+        } else {
+            Some(*unsafe { in_ref(offset, "offset") }?)
+        };
+        let dst = unsafe { slice_out(dst, dst_len, "dst") }?;
+        let qabsmax = unsafe { slice_out(qabsmax, qabsmax_len, "qabsmax") }?;
+        let absmax2 = unsafe { slice_out(absmax2, absmax2_len, "absmax2") }?;
+        let offset_out = unsafe { out_param(offset_out, "offset_out") }?;
+        *offset_out = bnb4_quantize_nested(ty, src, blocksize, offset, dst, qabsmax, absmax2)?;
+        Ok(())
+    })
+}
+
+/// The absmax values that double-quantized statistics decode to, into `dst[0 .. count)`:
+/// `dst[i] = dynamic_map[qabsmax[i]] * absmax2[i / 256] + offset` (a float product, then a float
+/// sum), as bitsandbytes' `dequantize_blockwise(qabsmax, state2) + offset`. With them
+/// `quant_bnb4_dequantize` decodes the 4-bit values as `quant_bnb4_dequantize_nested` does.
+///
+/// - `qabsmax`: `count` bytes; `absmax2`: `ceil(count / 256)` floats (lengths implied by `count`);
+///   `dst`: `dst_len` >= `count` floats. `count` is `quant_bnb4_absmax_count(n, blocksize)`.
+///
+/// Errors (nothing written): QUANT_ERR_INVALID_ARGUMENT for `count` 0 or a NaN or infinite `offset`;
+/// QUANT_ERR_NULL_POINTER for a NULL pointer; QUANT_ERR_BUFFER_TOO_SMALL when `dst_len` < `count`;
+/// QUANT_ERR_NON_FINITE for a NaN or infinite `absmax2` value (the detail names its index). The caller
+/// owns every buffer; no allocation; thread-safe.
+#[no_mangle]
+pub extern "C" fn quant_bnb4_nested_absmax(
+    qabsmax: *const u8,
+    absmax2: *const f32,
+    offset: f32,
+    count: usize,
+    dst: *mut f32,
+    dst_len: usize,
+) -> quant_status {
+    boundary(|| {
+        if count == 0 {
+            return Err(QuantError::invalid(
+                "count is 0: there are no absmax values",
+            ));
+        }
+        check_n(count)?;
+        let qabsmax = unsafe { slice_in(qabsmax, count, "qabsmax") }?;
+        let absmax2 = unsafe {
+            slice_in(
+                absmax2,
+                count.div_ceil(QUANT_BNB4_NESTED_BLOCKSIZE),
+                "absmax2",
+            )
+        }?;
+        let dst = unsafe { slice_out(dst, dst_len, "dst") }?;
+        bnb4_nested_absmax(qabsmax, absmax2, offset, count, dst)
+    })
+}
+
+/// Dequantizes `n` values of bitsandbytes' 4-bit format `quant_type` with double-quantized statistics
+/// (`src`: the packed codes, `qabsmax`, `absmax2` and `offset` as `quant_bnb4_quantize_nested` wrote
+/// them) into `dst[0 .. n)`, as bitsandbytes' `dequantize_4bit` of a nested state to float32: the
+/// absmax values are recovered as `quant_bnb4_nested_absmax` does, then
+/// `dst[i] = code_book[code i] * absmax[i / blocksize]` (FP4 code 8 decodes to -0.0).
+///
+/// - `src`: `quant_bnb4_packed_size(n)` bytes; `qabsmax`: `quant_bnb4_absmax_count(n, blocksize)`
+///   bytes; `absmax2`: `quant_bnb4_nested_count(n, blocksize)` floats (lengths implied by `n`); `dst`:
+///   `dst_len` >= `n` floats.
+///
+/// Errors (nothing written): QUANT_ERR_INVALID_ARGUMENT for an unknown `quant_type`, `n` 0, an
+/// unaccepted block size or a NaN or infinite `offset`; QUANT_ERR_NULL_POINTER for a NULL pointer;
+/// QUANT_ERR_BUFFER_TOO_SMALL when `dst_len` < `n`; QUANT_ERR_NON_FINITE for a NaN or infinite
+/// `absmax2` value or a recovered absmax that overflows float; QUANT_ERR_OUT_OF_MEMORY when the
+/// working space cannot be allocated. The caller owns every buffer; the call allocates
+/// `quant_bnb4_absmax_count(n, blocksize)` floats of working space; thread-safe.
+#[allow(clippy::too_many_arguments)]
+#[no_mangle]
+pub extern "C" fn quant_bnb4_dequantize_nested(
+    quant_type: i32,
+    src: *const u8,
+    qabsmax: *const u8,
+    absmax2: *const f32,
+    offset: f32,
+    n: usize,
+    blocksize: usize,
+    dst: *mut f32,
+    dst_len: usize,
+) -> quant_status {
+    boundary(|| {
+        let ty = Bnb4Type::from_code(quant_type)?;
+        check_n(n)?;
+        check_blocksize(blocksize)?;
+        let src = unsafe { slice_in(src, bnb4_packed_len(n), "src") }?;
+        let qabsmax = unsafe { slice_in(qabsmax, bnb4_absmax_len(n, blocksize), "qabsmax") }?;
+        let absmax2 = unsafe { slice_in(absmax2, bnb4_nested_len(n, blocksize), "absmax2") }?;
+        let dst = unsafe { slice_out(dst, dst_len, "dst") }?;
+        bnb4_dequantize_nested(ty, src, qabsmax, absmax2, offset, n, blocksize, dst)
+    })
 }

@@ -725,6 +725,78 @@ static void test_bnb4() {
                  QUANT_ERR_BUFFER_TOO_SMALL);
 }
 
+// bitsandbytes double quantization: the round trip, the offset rule, bitsandbytes' own bytes given its
+// offset (tests/data/bnb4/nested_3blocks), errors.
+static std::vector<unsigned char> read_bnb4(const std::string &name) {
+    std::ifstream in(std::string(QUANT_TEST_DATA_DIR) + "/bnb4/" + name, std::ios::binary);
+    return std::vector<unsigned char>(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+static void test_bnb4_nested() {
+    const std::size_t n = 64 * 300 + 5;
+    std::vector<float> w(n);
+    for (std::size_t i = 0; i < n; i++) w[i] = std::sin((float)i) * (1.0f + (float)(i % 13));
+    CHECK(QUANT_BNB4_NESTED_BLOCKSIZE == 256);
+    CHECK(quant::bnb4_nested_count(n, 64) == 2 && quant::bnb4_nested_count(n, 48) == 0);
+    for (quant::bnb4_type t : {quant::bnb4_type::nf4, quant::bnb4_type::fp4}) {
+        quant::bnb4_tensor plain = quant::bnb4_quantize(t, w);
+        quant::bnb4_nested_tensor q = quant::bnb4_quantize_nested(t, w);
+        CHECK(q.codes == plain.codes && q.qabsmax.size() == 301 && q.absmax2.size() == 2);
+        CHECK(q.offset == quant::bnb4_absmax_mean(plain.absmax));
+        std::vector<float> rec = quant::bnb4_nested_absmax(q);
+        bool within = true;
+        for (std::size_t i = 0; i < rec.size(); i++)
+            within = within && std::fabs(rec[i] - plain.absmax[i]) <= 0.0352f * q.absmax2[i / 256] + 1e-6f * q.offset;
+        CHECK(within);
+        quant::bnb4_tensor via{q.codes, rec};
+        CHECK(quant::bnb4_dequantize_nested(t, q, n) == quant::bnb4_dequantize(t, via, n));
+        CHECK(quant::bnb4_quantize_nested(t, w, 64, 0.5f).offset == 0.5f);
+    }
+    std::vector<std::uint16_t> h = quant::f32_to_bf16(w);
+    quant::bnb4_nested_tensor qh = quant::bnb4_quantize_nested(quant::bnb4_type::nf4, quant::dtype::bf16, h);
+    quant::bnb4_nested_tensor qf = quant::bnb4_quantize_nested(quant::bnb4_type::nf4, quant::bf16_to_f32(h));
+    CHECK(qh.codes == qf.codes && qh.qabsmax == qf.qabsmax && qh.absmax2 == qf.absmax2 && qh.offset == qf.offset);
+
+    // bitsandbytes' bytes given its offset.
+    std::vector<unsigned char> raw = read_bnb4("nested_3blocks.in.f32");
+    std::vector<float> x(raw.size() / 4);
+    std::memcpy(x.data(), raw.data(), raw.size());
+    CHECK(x.size() == 35141);
+    for (const char *t : {"nf4", "fp4"}) {
+        quant::bnb4_type ty = std::string(t) == "nf4" ? quant::bnb4_type::nf4 : quant::bnb4_type::fp4;
+        std::string pre = std::string("nested_3blocks.") + t;
+        std::vector<unsigned char> ob = read_bnb4(pre + ".nested.offset.f32");
+        float offset = 0.0f;
+        CHECK(ob.size() == 4);
+        if (ob.size() == 4) std::memcpy(&offset, ob.data(), 4);
+        quant::bnb4_nested_tensor q = quant::bnb4_quantize_nested(ty, x, 64, offset);
+        std::vector<unsigned char> a2(q.absmax2.size() * 4);
+        std::memcpy(a2.data(), q.absmax2.data(), a2.size());
+        CHECK(q.offset == offset && q.codes == read_bnb4(pre + ".codes.u8"));
+        CHECK(q.qabsmax == read_bnb4(pre + ".nested.qabsmax.u8") && a2 == read_bnb4(pre + ".nested.absmax2.f32"));
+    }
+
+    EXPECT_ERROR(quant::bnb4_quantize_nested(static_cast<quant::bnb4_type>(0), w), QUANT_ERR_INVALID_ARGUMENT);
+    EXPECT_ERROR(quant::bnb4_quantize_nested(quant::bnb4_type::nf4, w, 100), QUANT_ERR_INVALID_ARGUMENT);
+    EXPECT_ERROR(quant::bnb4_quantize_nested(quant::bnb4_type::nf4, w, 64, std::nanf("")), QUANT_ERR_INVALID_ARGUMENT);
+    EXPECT_ERROR(quant::bnb4_quantize_nested(quant::bnb4_type::nf4, quant::dtype::f32, h), QUANT_ERR_INVALID_ARGUMENT);
+    EXPECT_ERROR(quant::bnb4_absmax_mean(quant::span<const float>(w.data(), 0)), QUANT_ERR_INVALID_ARGUMENT);
+    std::vector<float> bad = w;
+    bad[9000] = std::nanf("");
+    EXPECT_ERROR(quant::bnb4_quantize_nested(quant::bnb4_type::fp4, bad, 64, std::nullopt, qf.codes, qf.qabsmax,
+                                             qf.absmax2),
+                 QUANT_ERR_NON_FINITE);
+    CHECK(qf.codes[0] == 0 && qf.qabsmax[0] == 0 && qf.absmax2[0] == 0.0f);
+    std::vector<float> out(n);
+    EXPECT_ERROR(quant::bnb4_dequantize_nested(quant::bnb4_type::nf4, qh.codes, qh.qabsmax,
+                                               quant::span<const float>(qh.absmax2.data(), 1), qh.offset, n, 64, out),
+                 QUANT_ERR_BUFFER_TOO_SMALL);
+    std::vector<float> rec(qh.qabsmax.size());
+    EXPECT_ERROR(quant::bnb4_nested_absmax(qh.qabsmax, qh.absmax2, INFINITY, rec), QUANT_ERR_INVALID_ARGUMENT);
+    qh.absmax2[1] = INFINITY;
+    EXPECT_ERROR(quant::bnb4_dequantize_nested(quant::bnb4_type::nf4, qh, n), QUANT_ERR_NON_FINITE);
+}
+
 // MX and NVFP4: the reference fixture of tests/data/mx (3 x 37), the 16-bit sources, errors.
 static std::vector<unsigned char> read_mx(const std::string &name) {
     std::ifstream in(std::string(QUANT_TEST_DATA_DIR) + "/mx/" + name, std::ios::binary);
@@ -806,6 +878,7 @@ int main() {
     test_fp8_scaled();
     test_fp8_block();
     test_bnb4();
+    test_bnb4_nested();
     test_smooth_scales();
     test_weight_rtn();
     test_calibrated();

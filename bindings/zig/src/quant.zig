@@ -486,7 +486,7 @@ pub const Calib = struct {
     /// SmoothQuant. Compare it with tokens().
     pub fn recommendedTokens(kind: MethodKind, cols: usize) Error!u64 {
         var t: u64 = 0;
-        try call(c.quant_calib_recommended_tokens(@intFromEnum(kind), cols, &t));
+        try call(c.quant_calib_recommended_tokens(@backingInt(kind), cols, &t));
         return t;
     }
 };
@@ -892,6 +892,61 @@ pub fn bnb4Dequantize(ty: Bnb4Type, src: []const u8, absmax: []const f32, n: usi
     const na = bnb4AbsmaxCount(n, blocksize);
     if (na != 0) try need(absmax.len, na, "absmax");
     try call(c.quant_bnb4_dequantize(@backingInt(ty), src.ptr, absmax.ptr, n, blocksize, dst.ptr, dst.len));
+}
+
+// ---- bitsandbytes double quantization (quantize_4bit with compress_statistics=True) ---------------
+// See quant_bnb4_quantize_nested in quant.h: the block absmax values minus an offset, coded to 8 bits
+// on bitsandbytes' signed dynamic map in blocks of 256.
+
+/// The block size of the 8-bit step over the absmax values (256).
+pub const bnb4_nested_blocksize: usize = c.QUANT_BNB4_NESTED_BLOCKSIZE;
+/// ceil(ceil(n / blocksize) / 256) absmax2 values; 0 for n 0 or a block size bitsandbytes does not
+/// accept.
+pub fn bnb4NestedCount(n: usize, blocksize: usize) usize {
+    return c.quant_bnb4_nested_count(n, blocksize);
+}
+/// The library's offset rule: the mean of absmax as its f64 sum in index order over the count,
+/// rounded once to f32.
+pub fn bnb4AbsmaxMean(absmax: []const f32) Error!f32 {
+    var mean: f32 = undefined;
+    try call(c.quant_bnb4_absmax_mean(absmax.ptr, absmax.len, &mean));
+    return mean;
+}
+/// Byte for byte bitsandbytes' quantize_4bit(compress_statistics=True) of src given the offset: the
+/// codes of bnb4Quantize into dst, the 8-bit codes of absmax - offset into qabsmax (bnb4AbsmaxCount
+/// bytes), their absmax per 256 into absmax2 (bnb4NestedCount). offset null: the library's mean rule
+/// (bitsandbytes' own is torch's f32 mean, whose last bits depend on the machine). Returns the offset
+/// used. A NaN or infinity leaves the outputs zero-filled.
+pub fn bnb4QuantizeNested(ty: Bnb4Type, src: []const f32, blocksize: usize, offset: ?f32, dst: []u8, qabsmax: []u8, absmax2: []f32) Error!f32 {
+    return bnb4QuantizeNestedRaw(ty, .f32, src.ptr, src.len, blocksize, offset, dst, qabsmax, absmax2);
+}
+/// bnb4QuantizeNested of f16 or bf16 bits.
+pub fn bnb4QuantizeNested16(ty: Bnb4Type, dtype: DType, src: []const u16, blocksize: usize, offset: ?f32, dst: []u8, qabsmax: []u8, absmax2: []f32) Error!f32 {
+    if (dtype == .f32) return fail(error.InvalidArgument, "DType.f32 with a u16 source (use bnb4QuantizeNested)", .{});
+    return bnb4QuantizeNestedRaw(ty, dtype, src.ptr, src.len, blocksize, offset, dst, qabsmax, absmax2);
+}
+fn bnb4QuantizeNestedRaw(ty: Bnb4Type, dtype: DType, src: *const anyopaque, n: usize, blocksize: usize, offset: ?f32, dst: []u8, qabsmax: []u8, absmax2: []f32) Error!f32 {
+    var used: f32 = undefined;
+    var given: f32 = offset orelse 0;
+    const offset_ptr: ?*const f32 = if (offset != null) &given else null;
+    try call(c.quant_bnb4_quantize_nested(@backingInt(ty), @backingInt(dtype), src, n, blocksize, offset_ptr, dst.ptr, dst.len, qabsmax.ptr, qabsmax.len, absmax2.ptr, absmax2.len, &used));
+    return used;
+}
+/// The absmax values the statistics decode to (dequantize_blockwise + offset), for bnb4Dequantize:
+/// qabsmax.len of them into dst.
+pub fn bnb4NestedAbsmax(qabsmax: []const u8, absmax2: []const f32, offset: f32, dst: []f32) Error!void {
+    try need(absmax2.len, (qabsmax.len + bnb4_nested_blocksize - 1) / bnb4_nested_blocksize, "absmax2");
+    try call(c.quant_bnb4_nested_absmax(qabsmax.ptr, absmax2.ptr, offset, qabsmax.len, dst.ptr, dst.len));
+}
+/// n values of a tensor with double-quantized statistics into dst (dequantize_4bit of a nested state).
+pub fn bnb4DequantizeNested(ty: Bnb4Type, src: []const u8, qabsmax: []const u8, absmax2: []const f32, offset: f32, n: usize, blocksize: usize, dst: []f32) Error!void {
+    try need(src.len, n / 2 + n % 2, "src");
+    const na = bnb4AbsmaxCount(n, blocksize);
+    if (na != 0) {
+        try need(qabsmax.len, na, "qabsmax");
+        try need(absmax2.len, bnb4NestedCount(n, blocksize), "absmax2");
+    }
+    try call(c.quant_bnb4_dequantize_nested(@backingInt(ty), src.ptr, qabsmax.ptr, absmax2.ptr, offset, n, blocksize, dst.ptr, dst.len));
 }
 
 // ---- OCP MX and NVFP4 --------------------------------------------------------------------------------

@@ -349,7 +349,7 @@ test "bitsandbytes NF4 / FP4" {
     for (&h, w) |*d, v| d.* = @as(u16, @truncate(@as(u32, @bitCast(v)) >> 16));
     try quant.bnb4Quantize16(.nf4, .bf16, &h, 64, &q, &a);
     try expectFail(error.InvalidArgument, quant.bnb4Quantize16(.nf4, .f32, &h, 64, &q, &a));
-    try expectFail(error.InvalidArgument, quant.bnb4Quantize(@enumFromInt(0), &w, 64, &q, &a));
+    try expectFail(error.InvalidArgument, quant.bnb4Quantize(@fromBackingInt(@intCast(0)), &w, 64, &q, &a));
     try expectFail(error.InvalidArgument, quant.bnb4Quantize(.nf4, &w, 100, &q, &a));
     try expectFail(error.BufferTooSmall, quant.bnb4Quantize(.nf4, &w, 64, q[0..150], &a));
     var bad = w;
@@ -359,6 +359,89 @@ test "bitsandbytes NF4 / FP4" {
     try expectFail(error.BufferTooSmall, quant.bnb4Dequantize(.nf4, &q, a[0..4], n, 64, &back));
     a[1] = std.math.nan(f32);
     try expectFail(error.NonFinite, quant.bnb4Dequantize(.nf4, &q, &a, n, 64, &back));
+}
+
+test "bitsandbytes double quantization" {
+    const n = 64 * 300 + 5;
+    var w: [n]f32 = undefined;
+    for (&w, 0..) |*v, i| v.* = @sin(@as(f32, @floatFromInt(i))) * @as(f32, @floatFromInt(1 + i % 13));
+    try testing.expectEqual(@as(usize, 256), quant.bnb4_nested_blocksize);
+    try testing.expectEqual(@as(usize, 2), quant.bnb4NestedCount(n, 64));
+    try testing.expectEqual(@as(usize, 0), quant.bnb4NestedCount(n, 48));
+    const na = 301;
+    var q: [n / 2 + 1]u8 = undefined;
+    var q0: [n / 2 + 1]u8 = undefined;
+    var a: [na]f32 = undefined;
+    var qa: [na]u8 = undefined;
+    var a2: [2]f32 = undefined;
+    var rec: [na]f32 = undefined;
+    var back: [n]f32 = undefined;
+    var back2: [n]f32 = undefined;
+    for ([_]quant.Bnb4Type{ .nf4, .fp4 }) |ty| {
+        try quant.bnb4Quantize(ty, &w, 64, &q0, &a);
+        const off = try quant.bnb4QuantizeNested(ty, &w, 64, null, &q, &qa, &a2);
+        try testing.expectEqual(try quant.bnb4AbsmaxMean(&a), off);
+        try testing.expectEqualSlices(u8, &q0, &q);
+        try quant.bnb4NestedAbsmax(&qa, &a2, off, &rec);
+        // Within half the widest step of the dynamic map (0.0703) times absmax2.
+        for (a, rec, 0..) |x, y, i| try testing.expect(@abs(x - y) <= 0.0352 * a2[i / 256] + 1e-6 * off);
+        try quant.bnb4DequantizeNested(ty, &q, &qa, &a2, off, n, 64, &back);
+        try quant.bnb4Dequantize(ty, &q, &rec, n, 64, &back2);
+        try testing.expectEqualSlices(u8, std.mem.sliceAsBytes(&back2), std.mem.sliceAsBytes(&back));
+        try testing.expectEqual(@as(f32, 0.5), try quant.bnb4QuantizeNested(ty, &w, 64, 0.5, &q, &qa, &a2));
+    }
+    var h: [n]u16 = undefined;
+    for (&h, w) |*d, v| d.* = @as(u16, @truncate(@as(u32, @bitCast(v)) >> 16));
+    _ = try quant.bnb4QuantizeNested16(.nf4, .bf16, &h, 64, null, &q, &qa, &a2);
+    try expectFail(error.InvalidArgument, quant.bnb4QuantizeNested16(.nf4, .f32, &h, 64, null, &q, &qa, &a2));
+    try expectFail(error.InvalidArgument, quant.bnb4QuantizeNested(@fromBackingInt(@intCast(0)), &w, 64, null, &q, &qa, &a2));
+    try expectFail(error.InvalidArgument, quant.bnb4QuantizeNested(.nf4, &w, 64, std.math.nan(f32), &q, &qa, &a2));
+    try expectFail(error.BufferTooSmall, quant.bnb4QuantizeNested(.nf4, &w, 64, null, &q, qa[0..300], &a2));
+    try expectFail(error.BufferTooSmall, quant.bnb4QuantizeNested(.nf4, &w, 64, null, &q, &qa, a2[0..1]));
+    try expectFail(error.InvalidArgument, quant.bnb4AbsmaxMean(a[0..0]));
+    var bad = w;
+    bad[9000] = -std.math.inf(f32);
+    try expectFail(error.NonFinite, quant.bnb4QuantizeNested(.fp4, &bad, 64, null, &q, &qa, &a2));
+    for (qa) |v| try testing.expectEqual(@as(u8, 0), v);
+    try expectFail(error.BufferTooSmall, quant.bnb4DequantizeNested(.nf4, &q, &qa, a2[0..1], 0, n, 64, &back));
+    try expectFail(error.BufferTooSmall, quant.bnb4NestedAbsmax(&qa, a2[0..1], 0, &rec));
+    try expectFail(error.InvalidArgument, quant.bnb4NestedAbsmax(&qa, &a2, std.math.inf(f32), &rec));
+    a2[0] = std.math.nan(f32);
+    try expectFail(error.NonFinite, quant.bnb4DequantizeNested(.nf4, &q, &qa, &a2, 0, n, 64, &back));
+}
+
+test "bitsandbytes double quantization: bitsandbytes' bytes" {
+    const dir = build_options.data_dir orelse return error.SkipZigTest;
+    const n = 35141;
+    const na = 550;
+    const x = try testing.allocator.alloc(f32, n);
+    defer testing.allocator.free(x);
+    var buf: [4096]u8 = undefined;
+    {
+        const path = try std.fmt.allocPrint(testing.allocator, "{s}/bnb4/nested_3blocks.in.f32", .{dir});
+        defer testing.allocator.free(path);
+        const got = try std.Io.Dir.cwd().readFile(testing.io, path, std.mem.sliceAsBytes(x));
+        try testing.expectEqual(n * 4, got.len);
+    }
+    const q = try testing.allocator.alloc(u8, (n + 1) / 2);
+    defer testing.allocator.free(q);
+    var qa: [na]u8 = undefined;
+    var a2: [3]f32 = undefined;
+    try testing.expectEqual(@as(usize, na), quant.bnb4AbsmaxCount(n, 64));
+    try testing.expectEqual(@as(usize, 3), quant.bnb4NestedCount(n, 64));
+    for ([_][]const u8{ "nf4", "fp4" }, [_]quant.Bnb4Type{ .nf4, .fp4 }) |t, ty| {
+        const opath = try std.fmt.allocPrint(testing.allocator, "{s}/bnb4/nested_3blocks.{s}.nested.offset.f32", .{ dir, t });
+        defer testing.allocator.free(opath);
+        const ob = try std.Io.Dir.cwd().readFile(testing.io, opath, &buf);
+        const offset: f32 = @bitCast(std.mem.readInt(u32, ob[0..4], .little));
+        try testing.expectEqual(offset, try quant.bnb4QuantizeNested(ty, x, 64, offset, q, &qa, &a2));
+        const qpath = try std.fmt.allocPrint(testing.allocator, "{s}/bnb4/nested_3blocks.{s}.nested.qabsmax.u8", .{ dir, t });
+        defer testing.allocator.free(qpath);
+        try testing.expectEqualSlices(u8, try std.Io.Dir.cwd().readFile(testing.io, qpath, &buf), &qa);
+        const apath = try std.fmt.allocPrint(testing.allocator, "{s}/bnb4/nested_3blocks.{s}.nested.absmax2.f32", .{ dir, t });
+        defer testing.allocator.free(apath);
+        try testing.expectEqualSlices(u8, try std.Io.Dir.cwd().readFile(testing.io, apath, &buf), std.mem.sliceAsBytes(&a2));
+    }
 }
 
 test "SmoothQuant scales" {

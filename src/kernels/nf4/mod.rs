@@ -26,13 +26,24 @@
 //! decodes to -0.0, as bitsandbytes' native CPU dequantizer does (the sign bit); its Python table
 //! fallback, taken for an odd last dimension or (with AVX-512) block sizes from 2048, gives +0.0.
 //!
-//! Double quantization of the absmax values (`compress_statistics=True`) is not implemented: its mean
-//! offset is torch's f32 `mean`, whose summation order depends on torch's vectorization, so it cannot
-//! be reproduced bit for bit portably.
+//! Double quantization of the absmax values (`compress_statistics=True`) is in [`nested`]
+//! ([`bnb4_quantize_nested`]): byte-exact with bitsandbytes given its offset, whose default here is the
+//! correctly rounded mean (torch's f32 `mean` sums in a machine-dependent order).
 use crate::error::{QuantError, Result};
 use crate::kernels::elements::Src;
 use crate::kernels::par::{self, Exec};
+#[cfg(target_arch = "x86_64")]
+use crate::kernels::simd::SimdLevel;
 use crate::kernels::{absmax_bits, check_bytes, check_finite, check_len};
+
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+pub mod nested;
+pub use nested::{
+    bnb4_absmax_mean, bnb4_dequantize_nested, bnb4_nested_absmax, bnb4_nested_len,
+    bnb4_quantize_nested, bnb_dynamic_quantize, dynamic_map, QUANT_BNB4_NESTED_BLOCKSIZE,
+};
 
 /// Which of bitsandbytes' 4-bit code books (`quant_type`). The values are bitsandbytes' own
 /// `DataType_t` numbers (`FP4 = 1`, `NF4 = 2`).
@@ -173,9 +184,10 @@ fn bucket(bounds: &[u32; 15], v: f32) -> usize {
 }
 
 /// The codes of one block `x` (already f32, finite) into `q[i]` (one code a byte, unpacked), and
-/// its stored absmax. `last`: the partial last block (division, clamped absmax stored). Portable code
-/// only: the same body compiled for AVX2 or AVX-512 (`#[target_feature]`) measured no faster on the
-/// shared AVX-512 machine (0.07 to 0.17 against 0.11 to 0.32 G values/s).
+/// its stored absmax (`amax` is the whole block's, also when `x` is its tail). `last`: the partial last
+/// block (division, clamped absmax stored). The portable body: the same body compiled for AVX2 or
+/// AVX-512 (`#[target_feature]`) measured no faster on the shared AVX-512 machine (0.07 to 0.17 against
+/// 0.11 to 0.32 G values/s); the AVX2 levels run `x86::avx2::codes` on the whole groups of 8 instead.
 fn block_codes(
     (ty, x, amax, last): (Bnb4Type, &[f32], f32, bool),
     q: &mut [u8],
@@ -261,6 +273,8 @@ pub fn bnb4_quantize(
         jobs.push((r, d0, a0));
     }
     let ok = std::sync::atomic::AtomicBool::new(true);
+    #[cfg(target_arch = "x86_64")]
+    let bounds: [f32; 15] = ty.bounds().map(f32::from_bits);
     par::run(jobs, |(blocks, d, a)| {
         let mut x = [0f32; MAX_BLOCK];
         let mut q = [0u8; MAX_BLOCK];
@@ -268,7 +282,25 @@ pub fn bnb4_quantize(
             scaled: [0f32; MAX_BLOCK],
             count: [0u32; MAX_BLOCK],
         };
-        for (j, b) in blocks.enumerate() {
+        // The full blocks of an f32 source at the AVX2 levels: one pass per block in one call.
+        #[cfg(target_arch = "x86_64")]
+        let skip = match src {
+            Src::F32(s) if matches!(exec.level, SimdLevel::Avx2 | SimdLevel::Avx512) => {
+                let full = blocks.len() - usize::from(blocks.end * blocksize > n);
+                let x = &s[blocks.start * blocksize..(blocks.start + full) * blocksize];
+                // SAFETY: these levels are only in force when the CPU has AVX2 (see `SimdLevel`).
+                let (order, a) = (ty.order(), &mut a[..full]);
+                if !unsafe { x86::avx2::full_blocks(x, blocksize, &bounds, order, d, a) } {
+                    ok.store(false, std::sync::atomic::Ordering::Relaxed);
+                    return;
+                }
+                full
+            }
+            _ => 0,
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let skip = 0;
+        for (j, b) in blocks.enumerate().skip(skip) {
             let start = b * blocksize;
             let len = blocksize.min(n - start);
             let xs: &[f32] = match src {
@@ -284,14 +316,43 @@ pub fn bnb4_quantize(
                 return;
             }
             let last = len < blocksize;
-            let args = (ty, xs, f32::from_bits(bits), last);
-            a[j] = block_codes(args, &mut q[..len], &mut scratch);
-            if len % 2 == 1 {
-                q[len] = ty.order()[bucket(ty.bounds(), 0.0)];
-            }
             let out = &mut d[j * blocksize / 2..];
-            for (o, pair) in out.iter_mut().zip(q[..len.div_ceil(2) * 2].chunks_exact(2)) {
-                *o = (pair[0] << 4) | pair[1];
+            // The AVX2 body codes the whole 8-value groups; the portable code the rest.
+            #[cfg(target_arch = "x86_64")]
+            let (done, stored) = if matches!(exec.level, SimdLevel::Avx2 | SimdLevel::Avx512) {
+                let m = len / 8 * 8;
+                let amax = f32::from_bits(bits);
+                let am = amax.max(ABSMAX_FLOOR);
+                // SAFETY: these levels are only in force when the CPU has AVX2 (see `SimdLevel`).
+                unsafe {
+                    if last {
+                        x86::avx2::codes::<true>(&xs[..m], am, &bounds, ty.order(), out);
+                    } else {
+                        x86::avx2::codes::<false>(&xs[..m], 1.0 / am, &bounds, ty.order(), out);
+                    }
+                }
+                (m, if last { am } else { amax })
+            } else {
+                (0, 0.0)
+            };
+            #[cfg(not(target_arch = "x86_64"))]
+            let (done, stored) = (0, 0.0);
+            a[j] = stored;
+            if done < len {
+                let args = (ty, &xs[done..], f32::from_bits(bits), last);
+                let rest = len - done;
+                // The same scale as the AVX2 body's: the block's absmax, passed in.
+                a[j] = block_codes(args, &mut q[..rest], &mut scratch);
+                if rest % 2 == 1 {
+                    q[rest] = ty.order()[bucket(ty.bounds(), 0.0)];
+                }
+                let out = &mut out[done / 2..];
+                for (o, pair) in out
+                    .iter_mut()
+                    .zip(q[..rest.div_ceil(2) * 2].chunks_exact(2))
+                {
+                    *o = (pair[0] << 4) | pair[1];
+                }
             }
         }
     });
