@@ -3,8 +3,8 @@
 # same run, on the same calibration tokens and thread count:
 # - llama.cpp: llama-imatrix, then llama-quantize --imatrix (Q4_0);
 # - quant: `quant quantize --method gptq` and `--method awq` (Q4_0 GGUF files), and
-#   `quant export-gptq --calib` (a GPTQ 4-bit g128 checkpoint) where the tool has it;
-# - the Python peer: llm-compressor's GPTQ (W4A16, g128) on CPU torch (scripts/peer_gptq.py), on the
+#   `quant export-gptq --calib` (a GPTQ 4-bit checkpoint, groups of 64) where the tool has it;
+# - the Python peer: llm-compressor's GPTQ (4-bit, groups of 64) on CPU torch (scripts/peer_gptq.py), on the
 #   f32 Hugging Face folder of the same weights (`quant export-hf`).
 # Prints a markdown table of the times (and, where the tool reads the output, its perplexity by
 # llama-perplexity or `quant eval` on $QUANT_CHUNKS chunks of the held-out text). A benchmark:
@@ -22,6 +22,9 @@ cd "$(dirname "$0")/.."
 export QUANT_CHUNKS=${QUANT_CHUNKS:-4}
 samples=${QUANT_SAMPLES:-16}
 seq_len=${QUANT_SEQ_LEN:-256}
+# Columns per group of the 4-bit checkpoints: 128, the usual choice, does not divide SmolLM2's width
+# of 576; 64 does (and its 1536).
+group=${QUANT_GROUP:-64}
 threads=$(nproc)
 source scripts/model-common.sh
 model_setup
@@ -63,21 +66,21 @@ for method in gptq awq; do
 done
 
 if "$quant" export-gptq --help | grep -q -- --calib; then
-    say "quant export-gptq --calib (4-bit, g128)"
-    s=$(timed "$out/quant-export-gptq.log" "$quant" export-gptq "$model" "$out/quant-gptq-g128" --calib "$calib" \
-        --samples "$samples" --seq-len "$seq_len")
-    ppl=$(ppl_quant "$out/quant-gptq-g128" 2>/dev/null || echo "n/a")
-    rows+=("| quant export-gptq --calib | GPTQ 4-bit g128 (asymmetric) | $s | $ppl (quant eval) |")
+    say "quant export-gptq --calib (4-bit, g$group)"
+    s=$(timed "$out/quant-export-gptq.log" "$quant" export-gptq "$model" "$out/quant-gptq-g$group" --calib "$calib" \
+        --samples "$samples" --seq-len "$seq_len" --group-size "$group")
+    ppl=$(ppl_quant "$out/quant-gptq-g$group" 2>/dev/null || echo "n/a")
+    rows+=("| quant export-gptq --calib | GPTQ 4-bit g$group (asymmetric) | $s | $ppl (quant eval) |")
 fi
 
 say "the f32 Hugging Face folder for the peer (quant export-hf)"
 "$quant" export-hf "$model" "$out/hf-f32" --dtype f32 >/dev/null 2>&1
-say "llm-compressor GPTQ W4A16 ($samples x $seq_len tokens, $threads threads)"
-"$peer/bin/python" scripts/peer_gptq.py "$out/hf-f32" "$calib" "$out/peer-w4a16" "$samples" "$seq_len" "$threads" \
+say "llm-compressor GPTQ, 4-bit g$group ($samples x $seq_len tokens, $threads threads)"
+"$peer/bin/python" scripts/peer_gptq.py "$out/hf-f32" "$calib" "$out/peer-w4a16" "$samples" "$seq_len" "$threads" "$group" \
     >"$out/peer.times" 2>"$out/peer.log" || { say "llm-compressor failed (see $out/peer.log)"; tail -5 "$out/peer.log" >&2; exit 1; }
 read -r load_s oneshot_s save_s <"$out/peer.times"
 ppl=$(ppl_quant "$out/peer-w4a16" 2>/dev/null || echo "n/a")
-rows+=("| llm-compressor 0.14.0.1 oneshot GPTQModifier W4A16 (torch 2.14.0, CPU) | compressed-tensors 4-bit g128 (symmetric) | $oneshot_s (+ load $load_s, save $save_s) | $ppl (quant eval) |")
+rows+=("| llm-compressor 0.14.0.1 oneshot GPTQModifier, W4A16 recipe at g$group (torch 2.14.0, CPU) | compressed-tensors 4-bit g$group (symmetric) | $oneshot_s (+ load $load_s, save $save_s) | $ppl (quant eval) |")
 
 echo "Calibration: $samples x $seq_len tokens of $(basename "$calib"); $threads threads; perplexity on $QUANT_CHUNKS chunks of 512 tokens of $(basename "$text")"
 echo

@@ -1,14 +1,15 @@
 """llm-compressor's GPTQ on the CPU, timed: the Python peer of `quant`'s calibrated quantization in
 scripts/peer-job.sh.
 
-    python peer_gptq.py HF_DIR CALIB_TEXT OUT_DIR SAMPLES SEQ_LEN THREADS
+    python peer_gptq.py HF_DIR CALIB_TEXT OUT_DIR SAMPLES SEQ_LEN THREADS GROUP
 
 HF_DIR is the model as `quant export-hf --dtype f32` writes it. The calibration samples are cut as
 `quant` cuts them (`SAMPLES` consecutive runs of `SEQ_LEN` tokens from the text's start, tokenized by
 the folder's tokenizer, BOS first when the tokenizer adds one). The recipe is llm-compressor's
-documented GPTQ example: `GPTQModifier(targets="Linear", scheme="W4A16", ignore=["lm_head"])` (4-bit
-symmetric codes, groups of 128, damping 0.01), run by `oneshot` with its sequential pipeline (each
-decoder layer calibrated on the outputs of the layers already quantized, as `quant` does). The
+documented GPTQ example, `GPTQModifier(targets="Linear", scheme="W4A16", ignore=["lm_head"])` (4-bit
+symmetric codes, damping 0.01), with groups of GROUP columns: W4A16's 128 does not divide SmolLM2's
+width of 576, which llm-compressor refuses. `oneshot` runs its sequential pipeline (each decoder
+layer calibrated on the outputs of the layers already quantized, as `quant` does). The
 quantized model is saved compressed (compressed-tensors pack-quantized) to OUT_DIR.
 
 Prints one line: `load_s oneshot_s save_s`.
@@ -25,7 +26,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 def main():
     hf, calib, out = sys.argv[1:4]
-    samples, seq_len, threads = (int(v) for v in sys.argv[4:7])
+    samples, seq_len, threads, group = (int(v) for v in sys.argv[4:8])
     torch.set_num_threads(threads)
     t0 = time.perf_counter()
     tok = AutoTokenizer.from_pretrained(hf)
@@ -42,7 +43,10 @@ def main():
     ds = Dataset.from_dict({"input_ids": chunks, "attention_mask": [[1] * seq_len] * samples})
     model = AutoModelForCausalLM.from_pretrained(hf, dtype=torch.float32)
     t1 = time.perf_counter()
-    recipe = GPTQModifier(targets="Linear", scheme="W4A16", ignore=["lm_head"])
+    weights = {"num_bits": 4, "type": "int", "symmetric": True, "strategy": "group", "group_size": group}
+    recipe = GPTQModifier(
+        config_groups={"group_0": {"targets": ["Linear"], "weights": weights}}, ignore=["lm_head"]
+    )
     oneshot(
         model=model,
         dataset=ds,
