@@ -23,6 +23,10 @@
 //!    the block's weights replaced by their quantized values, and the samples run through it again to
 //!    give the next block its inputs.
 //!
+//! SmoothQuant (`opts.smooth_alpha`) replaces step 2's search by its closed form, `s_j =
+//! max(max|x_j|^alpha / max|W_j|^(1 - alpha), 1e-5)` over the raw calibration inputs and the group's
+//! weights (`quant::algos::smoothquant::migration_scales`); steps 3 and 4 are the same.
+//!
 //! A group is left unscaled when one of its layers (or the producer to fold into) is not planned as
 //! a GGUF block type being requantized: a copy of the input's records (the Q4_1 ffn_down layers of a
 //! weighted Q4_0 plan), F16/F32, or a rule that says `rtn`.
@@ -33,6 +37,7 @@ use anyhow::{bail, Context, Result};
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 use quant::algos::awq::scales_for_ratio;
+use quant::algos::smoothquant::{migration_scales, weight_absmax};
 use quant::calib::Calibration;
 
 use crate::arch::llama::{Linear, Llama, Tap};
@@ -89,6 +94,8 @@ const GROUPS: [Group; 3] = [
 /// and the plain column sums of squares.
 struct TapStats {
     abs_sums: Vec<f64>,
+    /// Each column's max |x| over the raw rows (SmoothQuant's activation statistic).
+    abs_max: Vec<f32>,
     rows: u64,
     squares: SquareSums,
 }
@@ -102,13 +109,17 @@ pub fn run(
     threads: usize,
     quiet: bool,
 ) -> Result<Calibrated> {
+    let (tag, summary) = match opts.smooth_alpha {
+        Some(_) => ("smoothquant", ("SmoothQuant", "alpha")),
+        None => ("awq", ("AWQ", "r")),
+    };
     let Pass {
         t0,
         mut model,
         mut xs,
         mut held_xs,
         mut out,
-    } = Pass::start(g, opts, quiet, "awq", ("AWQ", "r"))?;
+    } = Pass::start(g, opts, quiet, tag, summary)?;
     let errors_held_out = out.errors_held_out;
     let n_layer = model.config().n_layer;
     let entries: HashMap<&str, &Entry> =
@@ -117,9 +128,9 @@ pub fn run(
         entries
             .get(name)
             .copied()
-            .with_context(|| format!("awq: {name} is not in the plan"))
+            .with_context(|| format!("{tag}: {name} is not in the plan"))
     };
-    let bar = block_bar("awq", n_layer, quiet);
+    let bar = block_bar(tag, n_layer, quiet);
     let (mut q, mut deq, mut dh) = (Vec::new(), Vec::new(), Vec::new());
     for l in 0..n_layer {
         // Whether a layer is requantized by this run (not a copy, not a rule's `rtn`, a block type).
@@ -140,6 +151,7 @@ pub fn run(
                 tap,
                 TapStats {
                     abs_sums: vec![0.0; width],
+                    abs_max: vec![0.0; width],
                     rows: 0,
                     squares: SquareSums::new(width),
                 },
@@ -154,6 +166,11 @@ pub fn run(
             |tap, raw, weighed| {
                 let s = stats.get_mut(&tap).expect("every tap has statistics");
                 s.squares.add(raw);
+                for row in raw.chunks_exact(s.abs_max.len()) {
+                    for (m, &v) in s.abs_max.iter_mut().zip(row) {
+                        *m = m.max(v.abs());
+                    }
+                }
                 let weighed = weighed.expect("every tap has a Hessian");
                 let width = s.abs_sums.len();
                 for row in weighed.chunks_exact(width) {
@@ -164,7 +181,7 @@ pub fn run(
                 s.rows += (weighed.len() / width) as u64;
             },
         )
-        .with_context(|| format!("awq: block {l}: calibration"))?;
+        .with_context(|| format!("{tag}: block {l}: calibration"))?;
         let mut held: HashMap<Tap, Calibration> = HashMap::new();
         if errors_held_out {
             for tap in Tap::ALL {
@@ -178,7 +195,7 @@ pub fn run(
                 &mut held,
                 |_, _, _| {},
             )
-            .with_context(|| format!("awq: block {l}: held-out tokens"))?;
+            .with_context(|| format!("{tag}: block {l}: held-out tokens"))?;
         }
         let importance = |tap: Tap, s: Option<&[f32]>| -> Option<Vec<f32>> {
             opts.weighted.then(|| {
@@ -213,8 +230,21 @@ pub fn run(
             if !eligible {
                 continue;
             }
-            bar.set_message(format!("searching the scales of {:?}", group.members));
             let st = &stats[&group.tap];
+            if let Some(alpha) = opts.smooth_alpha {
+                // SmoothQuant: the published closed form from the activation and weight maxima.
+                let ws: Vec<(&[f32], usize)> = group
+                    .members
+                    .iter()
+                    .map(|&m| (weight(m).as_slice(), rows_of(&model, m)))
+                    .collect();
+                let cols = tap_width(&model, group.tap);
+                let s = migration_scales(&st.abs_max, &weight_absmax(&ws, cols), alpha)
+                    .with_context(|| format!("smoothquant: block {l}: {:?}", group.members))?;
+                chosen.push((gi, alpha, s));
+                continue;
+            }
+            bar.set_message(format!("searching the scales of {:?}", group.members));
             let mean: Vec<f64> = st
                 .abs_sums
                 .iter()
@@ -272,7 +302,7 @@ pub fn run(
             let rel = fold_difference(&model, l, &x, &y)?;
             if rel.is_nan() || rel > FOLD_TOLERANCE {
                 bail!(
-                    "awq: block {l}: folding the scales changed the block's output by {rel:.3e} \
+                    "{tag}: block {l}: folding the scales changed the block's output by {rel:.3e} \
                      (relative to what the block adds; at most {FOLD_TOLERANCE:e} allowed): the \
                      file would not compute the model's function"
                 );
@@ -357,7 +387,7 @@ pub fn run(
     bar.finish_and_clear();
     if !quiet {
         eprintln!(
-            "awq: {} tensors in {:.1} s",
+            "{tag}: {} tensors in {:.1} s",
             out.summary.len(),
             t0.elapsed().as_secs_f64()
         );

@@ -77,9 +77,13 @@ pub struct CalibOptions {
     /// Whether a block linear layer no rule gives a method goes through GPTQ (`--method gptq`); a
     /// rule's `gptq` or `rtn` decides for its tensors.
     pub default_gptq: bool,
-    /// AWQ instead of GPTQ for the block linear layers (`--method awq`; a rule's `rtn` keeps its
-    /// tensors, and their group, unscaled).
+    /// Per-input-channel scales folded into the producers instead of GPTQ for the block linear
+    /// layers (`--method awq` or `smoothquant`; a rule's `rtn` keeps its tensors, and their group,
+    /// unscaled).
     pub awq: bool,
+    /// With `awq`: SmoothQuant's closed-form scales with this migration strength instead of AWQ's
+    /// search (`--method smoothquant --alpha A`).
+    pub smooth_alpha: Option<f64>,
     /// GPTQ's Hessian from the tokens' activations each scaled to a root mean square of 1, so that
     /// every token weighs alike in the layer's output error (see the module's documentation).
     pub token_normalized: bool,
@@ -675,6 +679,7 @@ mod tests {
             weighted: true,
             default_gptq: true,
             awq: false,
+            smooth_alpha: None,
             token_normalized: true,
         }
     }

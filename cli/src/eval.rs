@@ -38,6 +38,11 @@ pub struct EvalArgs {
     /// Read only the first B bytes of the text (cut back to a character boundary).
     #[arg(long)]
     pub max_bytes: Option<usize>,
+    /// Round every block linear layer's input to INT8 per token before its product (symmetric,
+    /// scale max|x| / 127): the perplexity of an engine that runs the file's weights with dynamic
+    /// per-token INT8 activations (W8A8), what SmoothQuant's smoothing is for.
+    #[arg(long)]
+    pub act_int8: bool,
     /// No progress bar and no timings on stderr.
     #[arg(long, short)]
     pub quiet: bool,
@@ -90,7 +95,8 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     // A text too short fails before the weights are read.
     chunk_count(tokens.len(), args.ctx, args.chunks)?;
     let t1 = Instant::now();
-    let model = llama(&g)?;
+    let mut model = llama(&g)?;
+    model.set_activation_int8(args.act_int8);
     note(format!(
         "eval: weights dequantized in {:.1} s",
         t1.elapsed().as_secs_f64()

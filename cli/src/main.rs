@@ -194,10 +194,16 @@ enum Command {
         /// Q2_K ... Q6_K), calibrated through the model block by block, each record fitted with the
         /// calibration's importance weights; awq: per-input-channel scales searched on the
         /// calibration (AWQ) and folded into the norms and ffn_up, then each block linear layer
-        /// rounded by its type's weighted quantizer; the other tensors as rtn writes them (GGUF
-        /// Llama input; gptq and awq need --calib).
-        #[arg(long, default_value = "rtn", value_parser = ["rtn", "gptq", "awq"])]
+        /// rounded by its type's weighted quantizer; smoothquant: SmoothQuant's scales (--alpha)
+        /// folded the same way, for engines that quantize activations to INT8 per token (`quant
+        /// eval --act-int8` measures that); the other tensors as rtn writes them (GGUF Llama input;
+        /// gptq, awq and smoothquant need --calib).
+        #[arg(long, default_value = "rtn", value_parser = ["rtn", "gptq", "awq", "smoothquant"])]
         method: String,
+        /// With --method smoothquant: the migration strength alpha of SmoothQuant's scales
+        /// `s_j = max|x_j|^alpha / max|W_j|^(1 - alpha)` (0 to 1).
+        #[arg(long, default_value_t = 0.5, value_parser = alpha_in_range)]
+        alpha: f64,
         /// The calibration text for --method gptq and rules ending in gptq (UTF-8).
         #[arg(long, value_name = "TEXT")]
         calib: Option<PathBuf>,
@@ -258,6 +264,14 @@ enum Command {
     Eval(eval::EvalArgs),
 }
 
+/// `--alpha`: a number from 0 to 1.
+fn alpha_in_range(v: &str) -> std::result::Result<f64, String> {
+    match v.parse::<f64>() {
+        Ok(a) if (0.0..=1.0).contains(&a) => Ok(a),
+        _ => Err(format!("{v} is not a number from 0 to 1")),
+    }
+}
+
 fn run(cmd: Command) -> Result<()> {
     match cmd {
         Command::Inspect { model, plan } => inspect::run(&model, plan.mix, plan.rules.as_deref()),
@@ -279,6 +293,7 @@ fn run(cmd: Command) -> Result<()> {
                 weighted: false,
                 default_gptq: false,
                 awq: false,
+                smooth_alpha: None,
                 token_normalized: false,
             };
             let m = imatrix::collect(&g, &opts, quiet)?;
@@ -403,6 +418,7 @@ fn run(cmd: Command) -> Result<()> {
             quiet,
             verbose,
             method,
+            alpha,
             calib,
             samples,
             seq_len,
@@ -429,10 +445,13 @@ fn run(cmd: Command) -> Result<()> {
                     mse_search,
                     weighted: !unweighted && !mse_search,
                     default_gptq: m == "gptq",
-                    awq: m == "awq",
+                    awq: m == "awq" || m == "smoothquant",
+                    smooth_alpha: (m == "smoothquant").then_some(alpha),
                     token_normalized: !plain_hessian,
                 }),
-                ("gptq" | "awq", None) => anyhow::bail!("--method {method} needs --calib TEXT"),
+                ("gptq" | "awq" | "smoothquant", None) => {
+                    anyhow::bail!("--method {method} needs --calib TEXT")
+                }
                 _ => None,
             };
             let threads = threads

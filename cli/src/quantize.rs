@@ -324,14 +324,20 @@ pub fn run(input: &Path, output: &Path, opts: &Options) -> Result<Report> {
             e.name,
             e.why
         ),
-        (Some(c), Some(e)) if c.awq => bail!(
-            "tensor '{}' ({}) is to be quantized by GPTQ, and --method awq runs AWQ: give one \
-             calibrated method",
+        (Some(c), Some(e)) if c.awq => {
+            bail!(
+            "tensor '{}' ({}) is to be quantized by GPTQ, and --method {} folds scales instead: \
+             give one calibrated method",
             e.name,
-            e.why
-        ),
+            e.why,
+            if c.smooth_alpha.is_some() { "smoothquant" } else { "awq" }
+        )
+        }
         (Some(c), None) if !c.default_gptq && !c.awq => {
-            bail!("--calib: nothing uses it (give --method gptq or awq, or end a rule with `gptq`)")
+            bail!(
+                "--calib: nothing uses it (give --method gptq, awq or smoothquant, or end a rule \
+                 with `gptq`)"
+            )
         }
         _ => {}
     }

@@ -3,7 +3,8 @@
 //! load in llama-perplexity, and their perplexities on a few chunks of the evaluation text are below
 //! those of the round-to-nearest files (the same plan, `--method rtn`); a rules file that gives
 //! tensors their own type and method (GPTQ Q4_K, GPTQ Q4_0, RTN Q8_0, the rest by a mix) works end
-//! to end.
+//! to end; SmoothQuant's Q8_0 file scores as the RTN file in llama-perplexity and below it with INT8
+//! per-token activations (`quant eval --act-int8`).
 //!
 //! Inputs (scripts/test-model.sh sets them; the test skips, saying why, when one is unset):
 //!   QUANT_MODEL       the reference GGUF (SmolLM2-135M-Instruct.Q4_1.gguf)
@@ -209,6 +210,82 @@ fn awq_folds_its_scales_loads_in_llama_cpp_and_beats_round_to_nearest() {
     let p_awq = llama_ppl(&bin, &awq, &eval, "4");
     eprintln!("llama-perplexity, 4 chunks of 512: Q4_0 RTN {p_rtn:.4}, AWQ {p_awq:.4}");
     assert!(p_awq < p_rtn, "AWQ {p_awq} >= RTN {p_rtn}");
+}
+
+/// `quant eval FILE --chunks 4 [--act-int8]`'s perplexity on the evaluation text.
+fn quant_ppl(model: &Path, text: &Path, act_int8: bool) -> f64 {
+    let mut args = vec![
+        "eval",
+        model.to_str().unwrap(),
+        "--text",
+        text.to_str().unwrap(),
+        "--chunks",
+        "4",
+        "--json",
+        "-q",
+    ];
+    if act_int8 {
+        args.push("--act-int8");
+    }
+    let o = common::run(&args);
+    assert!(o.status.success(), "quant eval: {}", common::stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    let ppl = out
+        .split("\"ppl\":")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{out}"));
+    ppl.split(',').next().unwrap().parse().unwrap()
+}
+
+/// SmoothQuant through the model: its scales are folded into the norms and ffn_up (the file is an
+/// ordinary Q8_0 GGUF computing the model's function: llama-perplexity scores it as the RTN file),
+/// and with INT8 per-token activations (a W8A8 engine, `quant eval --act-int8`) its perplexity is
+/// below the RTN file's.
+#[test]
+fn smoothquant_folds_its_scales_and_lowers_w8a8_perplexity() {
+    let Some((model, bin, texts)) = inputs() else {
+        return;
+    };
+    let (calib, eval) = (
+        texts.join("texts/calibration.txt"),
+        texts.join("texts/eval.txt"),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (rtn, _) = quantize(&model, dir.path(), "Q8_0", "rtn", &[]);
+    let (sq, log) = quantize(
+        &model,
+        dir.path(),
+        "Q8_0",
+        "smoothquant",
+        &[
+            "--calib",
+            calib.to_str().unwrap(),
+            "--samples",
+            "16",
+            "--seq-len",
+            "256",
+        ],
+    );
+    assert!(log.contains(", 60 rewritten with folded scales"), "{log}");
+    assert!(log.contains("mean ratio SmoothQuant / RTN: "), "{log}");
+    let (p_rtn, p_sq) = (
+        llama_ppl(&bin, &rtn, &eval, "4"),
+        llama_ppl(&bin, &sq, &eval, "4"),
+    );
+    let (w8a8_rtn, w8a8_sq) = (quant_ppl(&rtn, &eval, true), quant_ppl(&sq, &eval, true));
+    eprintln!(
+        "Q8_0, 4 chunks of 512: llama-perplexity RTN {p_rtn:.4}, SmoothQuant {p_sq:.4}; \
+         INT8 activations (quant eval --act-int8) RTN {w8a8_rtn:.4}, SmoothQuant {w8a8_sq:.4}"
+    );
+    assert!((p_sq / p_rtn - 1.0).abs() < 0.005, "{p_sq} vs {p_rtn}");
+    assert!(
+        w8a8_sq < w8a8_rtn,
+        "SmoothQuant {w8a8_sq} >= RTN {w8a8_rtn}"
+    );
+    assert!(
+        w8a8_rtn > p_rtn,
+        "INT8 activations cost nothing: {w8a8_rtn} vs {p_rtn}"
+    );
 }
 
 #[test]

@@ -7,6 +7,7 @@
 use anyhow::{bail, Context, Result};
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
+use quant::algos::smoothquant::quantize_activations;
 use rayon::prelude::*;
 
 use crate::model::Tensor;
@@ -173,6 +174,9 @@ pub struct Llama {
     output: Option<Vec<f32>>,
     /// (cos, sin) for position p and pair i at `p * rope_dims/2 + i`, filled up to the longest sequence.
     rope: std::sync::Mutex<(usize, Vec<f32>, Vec<f32>)>,
+    /// Every block linear layer's input rounded to INT8 per token before the product (W8A8 engines'
+    /// dynamic activation quantization); off by default.
+    act_int8: bool,
 }
 
 impl Llama {
@@ -224,7 +228,37 @@ impl Llama {
             output_norm,
             output,
             rope: Default::default(),
+            act_int8: false,
         })
+    }
+
+    /// With `on`, each block linear layer's input is quantized to INT8 per token (symmetric, scale
+    /// `max|x| / 127`, the library's `quantize_activations`) and dequantized before the product, as
+    /// an engine running W8A8 with dynamic per-token activations computes it. The taps still see the
+    /// unrounded inputs.
+    pub fn set_activation_int8(&mut self, on: bool) {
+        self.act_int8 = on;
+    }
+
+    /// `x` (`t` rows of `width`) rounded to INT8 per row and back, when activations are quantized.
+    fn round_activations(&self, x: &mut [f32], width: usize) {
+        if !self.act_int8 {
+            return;
+        }
+        let t = x.len() / width;
+        let (mut codes, mut scales) = (vec![0i8; x.len()], vec![0f32; t]);
+        // Finite inputs of a consistent shape cannot fail; a NaN leaves the values as they are.
+        if quantize_activations(x, t, width, None, &mut codes, &mut scales).is_ok() {
+            for ((row, q), &s) in x
+                .chunks_exact_mut(width)
+                .zip(codes.chunks_exact(width))
+                .zip(&scales)
+            {
+                for (v, &c) in row.iter_mut().zip(q) {
+                    *v = f32::from(c) * s;
+                }
+            }
+        }
     }
 
     pub fn config(&self) -> &Config {
@@ -308,6 +342,7 @@ impl Llama {
         let kvd = c.n_head_kv * hd;
         rms_norm(x, &mut b.h, &l.attn_norm, c.rms_eps);
         tap(Tap::AttnIn, &b.h);
+        self.round_activations(&mut b.h, d);
         linear(&b.h, t, &l.wq, d, &mut b.q, Accum::Replace);
         linear(&b.h, t, &l.wk, kvd, &mut b.k, Accum::Replace);
         linear(&b.h, t, &l.wv, kvd, &mut b.v, Accum::Replace);
@@ -315,10 +350,12 @@ impl Llama {
         rope(&mut b.k, hd, c.rope_dims, cos, sin);
         self.attention(&b.q, &b.k, &b.v, t, &mut b.att);
         tap(Tap::AttnOut, &b.att);
+        self.round_activations(&mut b.att, d);
         linear(&b.att, t, &l.wo, d, x, Accum::Add);
 
         rms_norm(x, &mut b.h, &l.ffn_norm, c.rms_eps);
         tap(Tap::FfnIn, &b.h);
+        self.round_activations(&mut b.h, d);
         linear(&b.h, t, &l.gate, c.n_ff, &mut b.g, Accum::Replace);
         linear(&b.h, t, &l.up, c.n_ff, &mut b.u, Accum::Replace);
         b.g.par_chunks_mut(c.n_ff)
@@ -329,6 +366,7 @@ impl Llama {
                 }
             });
         tap(Tap::FfnAct, &b.g);
+        self.round_activations(&mut b.g, c.n_ff);
         linear(&b.g, t, &l.down, d, x, Accum::Add);
     }
 
@@ -589,6 +627,41 @@ pub(crate) mod tests {
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&logits), bits(&full));
         assert!(m.block(2, &mut x, &mut |_, _| {}).is_err());
+    }
+
+    /// INT8 activations: every linear input the block multiplies is on its token's INT8 grid (the
+    /// taps still see the unrounded values), and the logits move by about INT8's rounding, not more.
+    #[test]
+    fn int8_activations_round_each_linear_input_per_token() {
+        let mut m = tiny(false);
+        let toks: Vec<u32> = (0..40u32).map(|i| (i * 7 + 2) % 11).collect();
+        let plain = m.forward(&toks, 0).unwrap();
+        m.set_activation_int8(true);
+        let rounded = m.forward(&toks, 0).unwrap();
+        let diff: f64 = plain
+            .iter()
+            .zip(&rounded)
+            .map(|(a, b)| f64::from(a - b).powi(2))
+            .sum();
+        let norm: f64 = plain.iter().map(|a| f64::from(*a).powi(2)).sum();
+        let rel = (diff / norm).sqrt();
+        assert!(
+            rel > 0.0 && rel < 0.05,
+            "relative change of the logits {rel}"
+        );
+        // The rounding itself: each row becomes multiples of its max / 127, the max kept.
+        let mut x = vec![0.3f32, -1.27, 0.001, 0.5, 2.0, 0.0, -0.7, 1.0];
+        m.round_activations(&mut x, 4);
+        let s0 = 1.27f32 / 127.0;
+        for v in &x[..4] {
+            assert!(((v / s0).round() * s0 - v).abs() <= 1e-6, "{x:?}");
+        }
+        assert_eq!(x[1], -1.27);
+        assert_eq!(x[4], 2.0);
+        m.set_activation_int8(false);
+        let mut y = vec![0.3f32, -1.27];
+        m.round_activations(&mut y, 2);
+        assert_eq!(y, [0.3, -1.27]);
     }
 
     /// RoPE at position 0 is the identity, and it keeps each rotated pair's norm at any position.

@@ -258,7 +258,9 @@ fn quantize_row(
         // SAFETY: a `SimdLevel` other than `Scalar` is only ever in force when the CPU has it, and
         // both x86 levels include AVX2.
         #[cfg(target_arch = "x86_64")]
-        SimdLevel::Avx2 | SimdLevel::Avx512 => unsafe { quantize_row_avx2(elem, x, out, scales) },
+        SimdLevel::Avx2 => unsafe { quantize_row_avx2(elem, x, out, scales) },
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx512 => unsafe { quantize_row_avx512(elem, x, out, scales) },
         _ => quantize_row_body(elem, x, out, scales),
     }
 }
@@ -266,6 +268,12 @@ fn quantize_row(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn quantize_row_avx2(elem: MxElem, x: &[f32], out: &mut [u8], scales: &mut [u8]) -> bool {
+    quantize_row_body(elem, x, out, scales)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn quantize_row_avx512(elem: MxElem, x: &[f32], out: &mut [u8], scales: &mut [u8]) -> bool {
     quantize_row_body(elem, x, out, scales)
 }
 

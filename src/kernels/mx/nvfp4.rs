@@ -160,7 +160,8 @@ pub fn nvfp4_quantize_with_global(
 }
 
 /// Codes and block scales of one row under `global`; false when a block holds a NaN or an infinity.
-/// Compiled for AVX2 where the CPU has it (the same IEEE operations, vectorized by the compiler).
+/// Compiled for AVX2 and AVX-512 where the CPU has them (the same IEEE operations, vectorized by the
+/// compiler).
 fn quantize_row(
     level: SimdLevel,
     x: &[f32],
@@ -172,7 +173,9 @@ fn quantize_row(
         // SAFETY: a `SimdLevel` other than `Scalar` is only ever in force when the CPU has it, and
         // both x86 levels include AVX2.
         #[cfg(target_arch = "x86_64")]
-        SimdLevel::Avx2 | SimdLevel::Avx512 => unsafe { quantize_row_avx2(x, global, out, scales) },
+        SimdLevel::Avx2 => unsafe { quantize_row_avx2(x, global, out, scales) },
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx512 => unsafe { quantize_row_avx512(x, global, out, scales) },
         _ => quantize_row_body(x, global, out, scales),
     }
 }
@@ -183,10 +186,51 @@ unsafe fn quantize_row_avx2(x: &[f32], global: f32, out: &mut [u8], scales: &mut
     quantize_row_body(x, global, out, scales)
 }
 
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn quantize_row_avx512(x: &[f32], global: f32, out: &mut [u8], scales: &mut [u8]) -> bool {
+    quantize_row_body(x, global, out, scales)
+}
+
 #[inline(always)]
 fn quantize_row_body(x_row: &[f32], global: f32, out: &mut [u8], scales: &mut [u8]) -> bool {
+    // Whole blocks as fixed-size arrays, which the compiler turns into vector code (one AVX-512
+    // register, two AVX2 ones); a short last block goes the general way below.
+    let full = x_row.len() / QUANT_NVFP4_BLOCK;
+    let (whole, tail) = x_row.split_at(full * QUANT_NVFP4_BLOCK);
+    let e4m3: &[f32; 256] = &E4M3_VALUES;
+    for ((x, s), o) in whole
+        .chunks_exact(QUANT_NVFP4_BLOCK)
+        .zip(scales.iter_mut())
+        .zip(out.chunks_exact_mut(QUANT_NVFP4_BLOCK / 2))
+    {
+        let x: &[f32; QUANT_NVFP4_BLOCK] = x.try_into().expect("a whole block");
+        let mut amax = 0u32;
+        for v in x {
+            amax = amax.max(v.to_bits() & 0x7FFF_FFFF);
+        }
+        if amax >= 0x7F80_0000 {
+            return false;
+        }
+        *s = block_scale(f32::from_bits(amax), global);
+        let eff = e4m3[*s as usize] / global;
+        let mut codes = [0u8; QUANT_NVFP4_BLOCK];
+        for (c, &v) in codes.iter_mut().zip(x) {
+            *c = encode_float(scaled(v, eff), E2M1);
+        }
+        for (b, pair) in o.iter_mut().zip(codes.chunks_exact(2)) {
+            *b = pair[0] | (pair[1] << 4);
+        }
+    }
+    if tail.is_empty() {
+        return true;
+    }
+    let (scales, out) = (
+        &mut scales[full..],
+        &mut out[full * QUANT_NVFP4_BLOCK / 2..],
+    );
     let mut codes = [0u8; QUANT_NVFP4_BLOCK];
-    for (k, (x, s)) in x_row.chunks(QUANT_NVFP4_BLOCK).zip(scales).enumerate() {
+    for (k, (x, s)) in tail.chunks(QUANT_NVFP4_BLOCK).zip(scales).enumerate() {
         let amax = x.iter().fold(0u32, |m, v| m.max(v.to_bits() & 0x7FFF_FFFF));
         if amax >= 0x7F80_0000 {
             return false;
