@@ -62,6 +62,22 @@ fn quantize(model: &Path, dir: &Path, ty: &str, method: &str, extra: &[&str]) ->
 
 /// The reference model, llama.cpp's tools folder and the inputs folder, or `None` (the test does
 /// nothing) when one of them is not set.
+/// The round-to-nearest file of type `ty` and the file of `method` calibrated on 16 samples of 256
+/// tokens of `calib`, in `dir`: `(rtn, calibrated, the calibrated run's log)`.
+fn rtn_and_calibrated(
+    model: &Path,
+    dir: &Path,
+    ty: &str,
+    method: &str,
+    calib: &Path,
+) -> (PathBuf, PathBuf, String) {
+    let (rtn, _) = quantize(model, dir, ty, "rtn", &[]);
+    let calib = calib.to_str().unwrap();
+    let args = ["--calib", calib, "--samples", "16", "--seq-len", "256"];
+    let (calibrated, log) = quantize(model, dir, ty, method, &args);
+    (rtn, calibrated, log)
+}
+
 fn inputs() -> Option<(PathBuf, PathBuf, PathBuf)> {
     Some((
         env_path("QUANT_MODEL", "the reference model")?,
@@ -85,15 +101,7 @@ fn gptq_beats_rtn(ty: &str, gptq_tensors: usize, check: impl Fn(&Path, &Path, &[
         texts.join("texts/eval.txt"),
     );
     let dir = tempfile::tempdir().unwrap();
-    let (rtn, _) = quantize(&model, dir.path(), ty, "rtn", &[]);
-    let calib = calib.to_str().unwrap();
-    let (gptq, log) = quantize(
-        &model,
-        dir.path(),
-        ty,
-        "gptq",
-        &["--calib", calib, "--samples", "16", "--seq-len", "256"],
-    );
+    let (rtn, gptq, log) = rtn_and_calibrated(&model, dir.path(), ty, "gptq", &calib);
     assert!(
         log.contains("relative output errors on 1024 held-out tokens"),
         "{log}"
@@ -155,21 +163,7 @@ fn awq_folds_its_scales_loads_in_llama_cpp_and_beats_round_to_nearest() {
         texts.join("texts/eval.txt"),
     );
     let dir = tempfile::tempdir().unwrap();
-    let (rtn, _) = quantize(&model, dir.path(), "Q4_0", "rtn", &[]);
-    let (awq, log) = quantize(
-        &model,
-        dir.path(),
-        "Q4_0",
-        "awq",
-        &[
-            "--calib",
-            calib.to_str().unwrap(),
-            "--samples",
-            "16",
-            "--seq-len",
-            "256",
-        ],
-    );
+    let (rtn, awq, log) = rtn_and_calibrated(&model, dir.path(), "Q4_0", "awq", &calib);
     assert!(
         log.contains("relative output errors on 1024 held-out tokens"),
         "{log}"
@@ -251,21 +245,7 @@ fn smoothquant_folds_its_scales_and_lowers_w8a8_perplexity() {
         texts.join("texts/eval.txt"),
     );
     let dir = tempfile::tempdir().unwrap();
-    let (rtn, _) = quantize(&model, dir.path(), "Q8_0", "rtn", &[]);
-    let (sq, log) = quantize(
-        &model,
-        dir.path(),
-        "Q8_0",
-        "smoothquant",
-        &[
-            "--calib",
-            calib.to_str().unwrap(),
-            "--samples",
-            "16",
-            "--seq-len",
-            "256",
-        ],
-    );
+    let (rtn, sq, log) = rtn_and_calibrated(&model, dir.path(), "Q8_0", "smoothquant", &calib);
     assert!(log.contains(", 60 rewritten with folded scales"), "{log}");
     assert!(log.contains("mean ratio SmoothQuant / RTN: "), "{log}");
     let (p_rtn, p_sq) = (
