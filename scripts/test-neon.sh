@@ -19,7 +19,7 @@
 # and tests/simd_paths.rs checks that `available_levels()` is [Scalar, Neon] and that
 # `quant_simd_level()` reports NEON):
 #   --lib                 the unit tests (src/kernels/*: level names and scoping, the fixed cases of
-#                         each kernel), without the four slow factorization tests (LIB_SLOW below;
+#                         each kernel), without the five slow factorization tests (LIB_SLOW below;
 #                         --full runs them)
 #   --test simd_paths     every level the CPU has (scalar and NEON here) against the scalar references,
 #                         bit for bit: absmax, INT8, INT4 min/max, quantize and dequantize, FP8 encode
@@ -86,9 +86,9 @@ cargo_aarch64() { # cargo SUBCOMMAND ARGS...: for the aarch64 target, in its own
 # The unit tests that hold the split Cholesky factorization and inverse (src/algos/factor.rs) and GPTQ's
 # in-place factor to faer's bits, on matrices up to 1500 x 1500: 552 of the 564 s the unit tests took
 # under qemu (measured one at a time). They reach no NEON body of quant (faer has its own kernels), and
-# on aarch64 the factorization is faer's own, whole (`factor::SPLITS` is x86-64 only), so the three
-# factor tests compare faer with itself here: only --full runs them; the host's `cargo test` runs all
-# four in CI.
+# on aarch64 the factorization is faer's own, whole (`factor::SPLITS` is x86-64 only), so the four
+# factor tests (three in f64, one in f32) compare faer with itself here: only --full runs them; the
+# host's `cargo test` runs all five in CI.
 LIB_SLOW=(algos::factor::tests:: algos::gptq::tests::the_in_place_factor_has_the_bits_of_the_two_buffer_one)
 LIB_SKIP=()
 for t in "${LIB_SLOW[@]}"; do LIB_SKIP+=(--skip "$t"); done

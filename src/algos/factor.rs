@@ -1,5 +1,5 @@
-//! GPTQ's f64 Cholesky factorization and triangular inverse on the caller's threads, with the bits of
-//! faer's sequential `cholesky_in_place` and `invert_lower_triangular`.
+//! GPTQ's Cholesky factorization and triangular inverse (f32 or f64) on the caller's threads, with the
+//! bits of faer's sequential `cholesky_in_place` and `invert_lower_triangular` for the same type.
 //!
 //! Why not faer's own parallelism: it needs faer's `rayon` feature, which switches on a per-thread
 //! packing buffer in private-gemm-x86 sized from the detected last-level cache (64 MiB a thread on a
@@ -29,6 +29,20 @@ use faer::{Accum, MatMut, MatRef, Par};
 
 use super::parallel::for_each_job;
 
+/// The two types the factorization runs in: f32 (GPTQ's fast path) and f64 (its fallback).
+pub(crate) trait Real: faer::traits::RealField + Copy + Send + Sync {
+    /// `-1`, the factor of the updates.
+    const NEG_ONE: Self;
+}
+
+impl Real for f32 {
+    const NEG_ONE: Self = -1.0;
+}
+
+impl Real for f64 {
+    const NEG_ONE: Self = -1.0;
+}
+
 /// Whether the work is split at all: on x86-64 only. The argument above needs faer's products to
 /// block the depth by the depth alone, which holds for private-gemm-x86 (faer's x86-64 kernels); on
 /// other targets faer multiplies with the `gemm` crate, whose depth blocking also depends on the
@@ -36,7 +50,8 @@ use super::parallel::for_each_job;
 /// n = 100 cut into 24-row panels). There both functions are faer's sequential ones, whole.
 const SPLITS: bool = cfg!(target_arch = "x86_64");
 
-/// faer's block size of the right-looking Cholesky for f64 (`LdltParams::auto().block_size`); the
+/// faer's block size of the right-looking Cholesky, the same for f32 and f64
+/// (`LdltParams::auto().block_size`); the
 /// diagonal blocks of `n > CHOLESKY_BLOCK` are `min(n.next_power_of_two() / 2, CHOLESKY_BLOCK)` wide.
 const CHOLESKY_BLOCK: usize = 128;
 
@@ -70,8 +85,8 @@ pub(crate) enum CholeskyError {
 
 /// Factors the symmetric positive definite `a` (lower triangle read; upper triangle untouched) in place
 /// into `L` with `a = L L^T`, on up to `threads` threads.
-pub(crate) fn cholesky_lower_in_place(
-    a: MatMut<'_, f64>,
+pub(crate) fn cholesky_lower_in_place<T: Real>(
+    a: MatMut<'_, T>,
     threads: usize,
     tiling: Tiling,
 ) -> Result<(), CholeskyError> {
@@ -82,7 +97,7 @@ pub(crate) fn cholesky_lower_in_place(
     } else {
         (n.next_power_of_two() / 2).min(CHOLESKY_BLOCK)
     };
-    let mut mem = faer::dyn_stack::MemBuffer::try_new(cholesky_in_place_scratch::<f64>(
+    let mut mem = faer::dyn_stack::MemBuffer::try_new(cholesky_in_place_scratch::<T>(
         block,
         Par::Seq,
         Default::default(),
@@ -104,7 +119,7 @@ pub(crate) fn cholesky_lower_in_place(
         let mut a10 = a10;
         let jobs = column_chunks(a10.rb_mut().transpose_mut(), tiling.panel);
         for_each_job(jobs, threads, |x| {
-            solve_lower_triangular_in_place(a00.conjugate(), x, Par::Seq)
+            solve_lower_triangular_in_place(a00, x, Par::Seq)
         });
         // A11 -= A10 A10^T (lower triangle), by row panels: panel rows r0..r1 are the triangle
         // [r0..r1, r0..r1] and the rectangle [r0..r1, 0..r0].
@@ -122,7 +137,7 @@ pub(crate) fn cholesky_lower_in_place(
                 BlockStructure::Rectangular,
                 rows.adjoint(),
                 BlockStructure::Rectangular,
-                -1.0,
+                T::NEG_ONE,
                 Par::Seq,
             );
             triangular_matmul(
@@ -133,7 +148,7 @@ pub(crate) fn cholesky_lower_in_place(
                 BlockStructure::Rectangular,
                 a10.subrows(0, r0).adjoint(),
                 BlockStructure::Rectangular,
-                -1.0,
+                T::NEG_ONE,
                 Par::Seq,
             );
         });
@@ -145,9 +160,9 @@ pub(crate) fn cholesky_lower_in_place(
 /// `dst := src^-1` for the lower triangular `src`: only `src`'s lower triangle is read and only
 /// `dst`'s lower triangle is written, as with faer's `invert_lower_triangular` (whose bits it gives),
 /// on up to `threads` threads.
-pub(crate) fn invert_lower_into(
-    dst: MatMut<'_, f64>,
-    src: MatRef<'_, f64>,
+pub(crate) fn invert_lower_into<T: Real>(
+    dst: MatMut<'_, T>,
+    src: MatRef<'_, T>,
     threads: usize,
     tiling: Tiling,
 ) {
@@ -181,7 +196,7 @@ pub(crate) fn invert_lower_into(
                 BlockStructure::Rectangular,
                 dst_tl,
                 BlockStructure::TriangularLower,
-                -1.0,
+                T::NEG_ONE,
                 Par::Seq,
             )
         },
@@ -194,7 +209,10 @@ pub(crate) fn invert_lower_into(
 
 /// faer's sequential Cholesky of the whole of `a`; `Err(column)` at a non-positive pivot. `stack` holds
 /// at least `cholesky_in_place_scratch(a.nrows())`.
-fn cholesky_whole(a: MatMut<'_, f64>, stack: &mut faer::dyn_stack::MemStack) -> Result<(), usize> {
+fn cholesky_whole<T: Real>(
+    a: MatMut<'_, T>,
+    stack: &mut faer::dyn_stack::MemStack,
+) -> Result<(), usize> {
     match cholesky_in_place(a, Default::default(), Par::Seq, stack, Default::default()) {
         Ok(_) => Ok(()),
         Err(faer::linalg::cholesky::llt::factor::LltError::NonPositivePivot { index }) => {
@@ -207,7 +225,7 @@ fn cholesky_whole(a: MatMut<'_, f64>, stack: &mut faer::dyn_stack::MemStack) -> 
 /// rows), each with its first row; the last rows first, so the heaviest jobs of a triangular update
 /// start first. No panel is thinner than `panel`: a thin product could take another of faer's kernels
 /// (its matrix-vector or small-product paths) than the whole product takes.
-fn row_panels(m: MatMut<'_, f64>, panel: usize) -> Vec<(usize, MatMut<'_, f64>)> {
+fn row_panels<T>(m: MatMut<'_, T>, panel: usize) -> Vec<(usize, MatMut<'_, T>)> {
     let rows = m.nrows();
     let count = (rows / panel).max(1);
     let mut panels = Vec::with_capacity(count);
@@ -228,8 +246,8 @@ fn row_panels(m: MatMut<'_, f64>, panel: usize) -> Vec<(usize, MatMut<'_, f64>)>
 /// right-hand side wider than 64 (at `k / 2`) when the triangle is at most 128: a chunk is a node of
 /// that same tree, so faer's work on a chunk is its work on that part of the whole. A chunk is halved
 /// while both halves keep at least `width` columns.
-fn column_chunks(m: MatMut<'_, f64>, width: usize) -> Vec<MatMut<'_, f64>> {
-    fn halve<'a>(m: MatMut<'a, f64>, width: usize, out: &mut Vec<MatMut<'a, f64>>) {
+fn column_chunks<T>(m: MatMut<'_, T>, width: usize) -> Vec<MatMut<'_, T>> {
+    fn halve<'a, T>(m: MatMut<'a, T>, width: usize, out: &mut Vec<MatMut<'a, T>>) {
         let k = m.ncols();
         if k > 64 && k / 2 >= width {
             let (left, right) = m.split_at_col_mut(k / 2);
@@ -374,6 +392,44 @@ mod tests {
                 let upper_kept = (0..n).all(|i| (i + 1..n).all(|j| got[(i, j)].is_nan()));
                 assert!(upper_kept, "n = {n}: the upper triangle was written");
                 assert!(got[(n - 1, 0)].is_finite());
+            }
+        }
+    }
+
+    #[test]
+    fn in_f32_the_split_cholesky_and_inverse_have_the_bits_of_faers() {
+        for (n, tiling) in cases() {
+            let a = spd(n, n as u64 + 1);
+            let a = Mat::<f32>::from_fn(n, n, |i, j| a[(i, j)] as f32);
+            let mut want = a.clone();
+            let mut mem = faer::dyn_stack::MemBuffer::new(cholesky_in_place_scratch::<f32>(
+                n,
+                Par::Seq,
+                Default::default(),
+            ));
+            let stack = faer::dyn_stack::MemStack::new(&mut mem);
+            assert_eq!(cholesky_whole(want.as_mut(), stack), Ok(()), "n = {n}");
+            let mut want_inv = Mat::<f32>::zeros(n, n);
+            invert_lower_triangular(want_inv.as_mut(), want.as_ref(), Par::Seq);
+            let lower_bits = |x: MatRef<'_, f32>, y: MatRef<'_, f32>| {
+                (0..n).all(|j| (j..n).all(|i| x[(i, j)].to_bits() == y[(i, j)].to_bits()))
+            };
+            for threads in [1, 2, 3] {
+                let mut got = a.clone();
+                assert_eq!(
+                    cholesky_lower_in_place(got.as_mut(), threads, tiling),
+                    Ok(())
+                );
+                assert!(
+                    lower_bits(got.as_ref(), want.as_ref()),
+                    "Cholesky, n = {n}, {threads} threads, {tiling:?}"
+                );
+                let mut inv = Mat::<f32>::zeros(n, n);
+                invert_lower_into(inv.as_mut(), want.as_ref(), threads, tiling);
+                assert!(
+                    lower_bits(inv.as_ref(), want_inv.as_ref()),
+                    "inverse, n = {n}, {threads} threads, {tiling:?}"
+                );
             }
         }
     }

@@ -36,9 +36,15 @@
 //! (with [`crate::kernels::ggml::ggml_dequantize`]) to exactly the values whose error GPTQ propagated.
 //! The rounding rules are in `kernels/ggml/grid.rs`.
 //!
-//! Numerics: the Hessian, its damping, factorization and inversion are f64 (the factor is computed from
-//! `H / mean(diag H)`, which gives the same updates and keeps the f32 factor in range); the weight
-//! updates are f32 like the reference. `U` is obtained with one Cholesky factorization and one
+//! Numerics: the Hessian is accumulated in f64 (a [`Calibration`]'s; an explicit Hessian is f64 too).
+//! Its damping, Cholesky factorization and triangular inverse run in f32, as the reference's do (the
+//! factor is computed from `H / mean(diag H)`, rounded to f32 from f64, which gives the same updates
+//! and keeps the factor in range); where the f32 factorization fails at a damping (a non-positive
+//! pivot, a factor that is not finite), the f64 one is tried at the same damping before the damping is
+//! raised, so the damping used and the errors are those of an f64 solve. On the bundled MiniLM layers
+//! the f32 factor changes the held-out error by less than 0.1% for the integer grid and 0.4% for the
+//! GGUF grids (`tests/algos_gptq.rs`, `tests/algos_gptq_ggml.rs`). The weight updates are f32 like the
+//! reference. `U` is obtained with one Cholesky factorization and one
 //! triangular inverse: with `J` the reversal permutation and `J H J = L L^T`, `U = J L^-1 J` is upper
 //! triangular with a positive diagonal and `U^T U = H^-1`, so it is the factor the reference computes
 //! with `cholesky(cholesky_inverse(cholesky(H)), upper=True)`.
@@ -46,18 +52,19 @@
 //! Rows are independent: they are processed in tiles of a fixed number of rows on up to `threads`
 //! threads, and the result does not depend on the thread count.
 //!
-//! Memory (`cols = n`), besides the weight and the Hessian: first one buffer of `n (n + 1)` f64, in
-//! which the factorization, the triangular inverse and the conversion to the f32 factor all happen in
-//! place (see `inverse_factor`), shrunk to the `n^2` f32 of `U`; then `U`, the codes (`rows x cols`
-//! bytes), the scales and zero points, and a working copy of one tile of rows per thread. The two phases
-//! never overlap: on a square layer the peak is the weight, the Hessian and `n^2` f64 (1.7 x (Hessian +
-//! weight) with the f64 Hessian of a [`Calibration`]; `cargo bench --bench algos` measures it).
+//! Memory (`cols = n`), besides the weight and the Hessian: first one buffer of `n (n + 1)` f32 (f64
+//! when the f32 factorization failed), in which the factorization, the triangular inverse and the
+//! conversion to the row-major factor all happen in place (see `factor_at`), shrunk to the `n^2` f32
+//! of `U`; then `U`, the codes (`rows x cols` bytes), the scales and zero points, and a working copy of
+//! one tile of rows per thread. The two phases never overlap: on a square layer the peak is the
+//! weight, the Hessian, `n^2` f32 and the codes (1.5 x (Hessian + weight) with the f64 Hessian of a
+//! [`Calibration`]; `cargo bench --bench algos` measures it).
 use std::sync::Mutex;
 
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 
-use super::factor::{cholesky_lower_in_place, invert_lower_into, CholeskyError, TILING};
+use super::factor::{cholesky_lower_in_place, invert_lower_into, CholeskyError, Real, TILING};
 use super::parallel::{for_each_job, resolve_threads};
 use super::qparams::{fake_quant_segment, maxq, min_max, quantize_code, range_params};
 use super::QuantOptions;
@@ -467,9 +474,9 @@ fn quantize_with(
     };
 
     // 4. Damping and the factor of the inverse, before the codes and the working buffers exist, so
-    // that they are never live together with its f64 buffer (see `inverse_factor`).
+    // that they are never live together with its factorization buffer (see `inverse_factor`).
     let (u, damp_used) =
-        inverse_factor(h, cols, &perm, &dead, params.damp_percent, params.threads)?;
+        fast_inverse_factor(h, cols, &perm, &dead, params.damp_percent, params.threads)?;
 
     // A GGUF record holds `spb` sub-blocks of `sub` columns, each with its own grid; the integer
     // grid has one per group.
@@ -601,15 +608,34 @@ pub(crate) fn damp_schedule(first: f64) -> Vec<f64> {
     v
 }
 
-/// `len` f32 values kept in the storage of a `Vec<f64>` (the buffer they were converted from in place).
-struct F32InF64 {
-    buf: Vec<f64>,
+/// `len` f32 values kept in the storage of a `Vec<T>` (the buffer they were converted from in place).
+struct F32In<T> {
+    buf: Vec<T>,
     len: usize,
 }
 
-impl F32InF64 {
+impl<T: bytemuck::Pod> F32In<T> {
     fn as_f32(&self) -> &[f32] {
-        &bytemuck::cast_slice::<f64, f32>(&self.buf)[..self.len]
+        &bytemuck::cast_slice::<T, f32>(&self.buf)[..self.len]
+    }
+}
+
+/// The factor `U` as [`inverse_factor`] computes it, in the buffer of its f64 factorization.
+type F32InF64 = F32In<f64>;
+
+/// The factor `U` as [`fast_inverse_factor`] computes it: factorized in f32, or (where that failed at
+/// a damping) in f64.
+enum Factor {
+    F32(F32In<f32>),
+    F64(F32InF64),
+}
+
+impl Factor {
+    fn as_f32(&self) -> &[f32] {
+        match self {
+            Self::F32(u) => u.as_f32(),
+            Self::F64(u) => u.as_f32(),
+        }
     }
 }
 
@@ -639,20 +665,10 @@ fn permuted_entry(
 }
 
 /// The upper Cholesky factor `U` (row-major f32, in processing order) of `(H_p + damp I)^-1`, scaled
-/// by `sqrt(mean diag)`, where `H_p` is `H` with dead columns fixed and permuted by `perm`.
-///
-/// Memory: one buffer of `n (n + 1)` f64 holds the Cholesky factor `L` and then its inverse, and is
-/// converted in place to the f32 factor (through a scratch of [`COPY_TILE`] rows) and shrunk to `n^2`
-/// f32; nothing else of size `n^2` is live meanwhile (the caller allocates its working buffers after
-/// this returns). The buffer `B` is column-major with `n + 1` columns of `n`: `L` is factorized in place in its first `n` columns (lower
-/// triangle), exactly as in a plain `n x n` matrix. The inverse `M = L^-1`, lower triangular, is
-/// written where `L` is not: column `j` of `M` (rows `j..n`) goes to rows `0..n-j` of `B`'s column
-/// `n - j`, i.e. `M(i, j)` at `B[(n - j) n + i - j]` (strides 1 and `-(n + 1)`): above `L`'s
-/// diagonal for `j > 0`, in the extra column for `j = 0`. faer's triangular inverse reads only the lower
-/// triangle of its source and writes only the lower triangle of its destination (its upper blocks are
-/// never touched), so the two views never touch the same element although their rectangles overlap; the
-/// arithmetic is that of the plain layout (the same faer calls on the same shapes, with unit row
-/// strides), and the factor is bit-identical to one computed with a separate `n x n` inverse (tested).
+/// by `sqrt(mean diag)`, where `H_p` is `H` with dead columns fixed and permuted by `perm`, computed
+/// in f64 at every damping (see [`factor_at`]): the tests' reference for the in-place layout and for
+/// the f32 factor that GPTQ uses ([`fast_inverse_factor`]).
+#[cfg(test)]
 fn inverse_factor(
     h: HessianRef<'_>,
     n: usize,
@@ -661,71 +677,172 @@ fn inverse_factor(
     damp_percent: f64,
     threads: usize,
 ) -> Result<(F32InF64, f64)> {
+    let base = factor_base(h, n, dead)?;
+    let mut rows = try_vec(COPY_TILE.min(n) * n, 0.0f32, "GPTQ factor rows")?;
+    let mut tried = Vec::new();
+    for frac in damp_schedule(damp_percent) {
+        match factor_at::<f64>(h, n, perm, dead, base, frac, threads, &mut rows)? {
+            Ok(u) => return Ok((u, frac)),
+            Err(why) => tried.push(why),
+        }
+    }
+    Err(not_factorizable(&tried))
+}
+
+/// [`inverse_factor`] computed in f32: at each damping the factorization runs in f32 (half the
+/// memory and twice the arithmetic rate of f64), and where it fails (a non-positive pivot, a factor
+/// that is not finite) the f64 factorization of [`inverse_factor`] is tried at the same damping; the
+/// damping is raised only when that fails too. So the damping used, and the errors, are those of the
+/// f64 solve; on the Hessians it factorizes, the f32 factor gives the same held-out error to well
+/// within 1% (`tests/algos_gptq.rs`).
+fn fast_inverse_factor(
+    h: HessianRef<'_>,
+    n: usize,
+    perm: &[usize],
+    dead: &[bool],
+    damp_percent: f64,
+    threads: usize,
+) -> Result<(Factor, f64)> {
+    let base = factor_base(h, n, dead)?;
+    let mut rows = try_vec(COPY_TILE.min(n) * n, 0.0f32, "GPTQ factor rows")?;
+    let mut tried = Vec::new();
+    for frac in damp_schedule(damp_percent) {
+        if let Ok(u) = factor_at::<f32>(h, n, perm, dead, base, frac, threads, &mut rows)? {
+            return Ok((Factor::F32(u), frac));
+        }
+        match factor_at::<f64>(h, n, perm, dead, base, frac, threads, &mut rows)? {
+            Ok(u) => return Ok((Factor::F64(u), frac)),
+            Err(why) => tried.push(why),
+        }
+    }
+    Err(not_factorizable(&tried))
+}
+
+/// The mean diagonal of `H` (dead columns counted as 1), by which the factor's input is divided;
+/// `Numerical` when it is not positive and finite.
+fn factor_base(h: HessianRef<'_>, n: usize, dead: &[bool]) -> Result<f64> {
     let mut diag_sum = 0.0f64;
     for (i, &d) in dead.iter().enumerate() {
         diag_sum += if d { 1.0 } else { h.get(n, i, i) };
     }
     let base = diag_sum / n as f64;
-    let mut tried = Vec::new();
     if !(base > 0.0 && base.is_finite()) {
         return Err(QuantError::Numerical(format!(
             "GPTQ: the Hessian's mean diagonal is {base}: it is not positive semi-definite"
         )));
     }
+    Ok(base)
+}
+
+fn not_factorizable(tried: &[String]) -> QuantError {
+    QuantError::Numerical(format!(
+        "GPTQ: the Hessian cannot be factorized even after damping; tried {}",
+        tried.join("; ")
+    ))
+}
+
+/// One damping of the factor of [`inverse_factor`] in `T` (f32 or f64): the factor, or why this
+/// damping failed. `rows` is the scratch of [`to_f32_factor`].
+///
+/// Memory: one buffer of `n (n + 1)` `T` holds the Cholesky factor `L` and then its inverse, and is
+/// converted in place to the f32 factor (through a scratch of [`COPY_TILE`] rows) and shrunk to `n^2`
+/// f32; nothing else of size `n^2` is live meanwhile (the caller allocates its working buffers after
+/// this returns). The buffer `B` is column-major with `n + 1` columns of `n`: `L` is factorized in
+/// place in its first `n` columns (lower triangle), exactly as in a plain `n x n` matrix. The inverse
+/// `M = L^-1`, lower triangular, is written where `L` is not: column `j` of `M` (rows `j..n`) goes to
+/// rows `0..n-j` of `B`'s column
+/// `n - j`, i.e. `M(i, j)` at `B[(n - j) n + i - j]` (strides 1 and `-(n + 1)`): above `L`'s
+/// diagonal for `j > 0`, in the extra column for `j = 0`. faer's triangular inverse reads only the lower
+/// triangle of its source and writes only the lower triangle of its destination (its upper blocks are
+/// never touched), so the two views never touch the same element although their rectangles overlap; the
+/// arithmetic is that of the plain layout (the same faer calls on the same shapes, with unit row
+/// strides), and the factor is bit-identical to one computed with a separate `n x n` inverse (tested
+/// in f64).
+#[allow(clippy::too_many_arguments)]
+fn factor_at<T: Real + bytemuck::Pod + AsF32>(
+    h: HessianRef<'_>,
+    n: usize,
+    perm: &[usize],
+    dead: &[bool],
+    base: f64,
+    frac: f64,
+    threads: usize,
+    rows: &mut [f32],
+) -> Result<std::result::Result<F32In<T>, String>> {
     let n2 = n * n;
     let len = n2
         .checked_add(n)
         .ok_or_else(|| QuantError::invalid("Hessian size overflows"))?;
-    let mut rows = try_vec(COPY_TILE.min(n) * n, 0.0f32, "GPTQ factor rows")?;
-    for frac in damp_schedule(damp_percent) {
-        let mut b = try_vec(len, 0.0f64, "GPTQ factor")?;
-        // R = J H_p J / base + frac I, column-major, lower triangle. Element (rr, c) reads H at
-        // (n-1-rr, n-1-c): walking a column of R walks a row of H's storage backwards with a stride
-        // of n, so the copy goes by square tiles that stay in cache (otherwise a cache and TLB miss
-        // per element; tiling this copy and `to_f32_factor`'s took the 4096^2 solve from 4.7-5.4 s
-        // to 3.4 s, docs/speed.md).
-        for c0 in (0..n).step_by(COPY_TILE) {
-            let c1 = (c0 + COPY_TILE).min(n);
-            for r0 in (c0..n).step_by(COPY_TILE) {
-                let r1 = (r0 + COPY_TILE).min(n);
-                for c in c0..c1 {
-                    for rr in r0.max(c)..r1 {
-                        b[c * n + rr] = permuted_entry(h, n, perm, dead, rr, c) / base
-                            + if rr == c { frac } else { 0.0 };
-                    }
+    let mut b = try_vec(len, T::from_f64(0.0), "GPTQ factor")?;
+    // R = J H_p J / base + frac I, column-major, lower triangle (rounded to `T` from f64). Element
+    // (rr, c) reads H at (n-1-rr, n-1-c): walking a column of R walks a row of H's storage backwards
+    // with a stride of n, so the copy goes by square tiles that stay in cache (otherwise a cache and
+    // TLB miss per element; tiling this copy and `to_f32_factor`'s took the 4096^2 solve from
+    // 4.7-5.4 s to 3.4 s, docs/speed.md).
+    for c0 in (0..n).step_by(COPY_TILE) {
+        let c1 = (c0 + COPY_TILE).min(n);
+        for r0 in (c0..n).step_by(COPY_TILE) {
+            let r1 = (r0 + COPY_TILE).min(n);
+            for c in c0..c1 {
+                for rr in r0.max(c)..r1 {
+                    b[c * n + rr] = T::from_f64(
+                        permuted_entry(h, n, perm, dead, rr, c) / base
+                            + if rr == c { frac } else { 0.0 },
+                    );
                 }
             }
         }
-        let rm = MatMut::from_column_major_slice_mut(&mut b[..n2], n, n);
-        match cholesky_lower_in_place(rm, threads, TILING) {
-            Ok(()) => {}
-            Err(CholeskyError::NonPositivePivot(index)) => {
-                tried.push(format!(
-                    "damp {frac}: Cholesky failed at column {}",
-                    perm[n - 1 - index]
-                ));
-                continue;
-            }
-            Err(CholeskyError::OutOfMemory) => {
-                return Err(QuantError::OutOfMemory("GPTQ Cholesky scratch".into()))
-            }
-        }
-        invert_factor_in_place(&mut b, n, threads);
-        // U[i][j] = M[n-1-i][n-1-j] for i <= j, which is at B[(j + 1) n + j - i].
-        if let Some(u) = to_f32_factor(b, n, &mut rows) {
-            return Ok((u, frac));
-        }
-        tried.push(format!("damp {frac}: the inverse factor is not finite"));
     }
-    Err(QuantError::Numerical(format!(
-        "GPTQ: the Hessian cannot be factorized even after damping; tried {}",
-        tried.join("; ")
-    )))
+    let rm = MatMut::from_column_major_slice_mut(&mut b[..n2], n, n);
+    match cholesky_lower_in_place(rm, threads, TILING) {
+        Ok(()) => {}
+        Err(CholeskyError::NonPositivePivot(index)) => {
+            return Ok(Err(format!(
+                "damp {frac}: Cholesky failed at column {}",
+                perm[n - 1 - index]
+            )));
+        }
+        Err(CholeskyError::OutOfMemory) => {
+            return Err(QuantError::OutOfMemory("GPTQ Cholesky scratch".into()))
+        }
+    }
+    invert_factor_in_place(&mut b, n, threads);
+    // U[i][j] = M[n-1-i][n-1-j] for i <= j, which is at B[(j + 1) n + j - i].
+    Ok(to_f32_factor(b, n, rows)
+        .ok_or_else(|| format!("damp {frac}: the inverse factor is not finite")))
+}
+
+/// The conversions between the factorization's type and f64 (the Hessian) and f32 (the factor).
+trait AsF32: Copy {
+    fn from_f64(v: f64) -> Self;
+    fn as_f32(self) -> f32;
+}
+
+impl AsF32 for f32 {
+    #[inline]
+    fn from_f64(v: f64) -> Self {
+        v as f32
+    }
+    #[inline]
+    fn as_f32(self) -> f32 {
+        self
+    }
+}
+
+impl AsF32 for f64 {
+    #[inline]
+    fn from_f64(v: f64) -> Self {
+        v
+    }
+    #[inline]
+    fn as_f32(self) -> f32 {
+        self as f32
+    }
 }
 
 /// `M = L^-1` into the buffer `b` of [`inverse_factor`] (`L` in the lower triangle of its first `n`
 /// columns; `M(i, j)` written at `b[(n - j) n + i - j]`).
-fn invert_factor_in_place(b: &mut [f64], n: usize, threads: usize) {
+fn invert_factor_in_place<T: Real>(b: &mut [T], n: usize, threads: usize) {
     assert!(b.len() >= n * n + n);
     if n == 0 {
         return;
@@ -752,10 +869,15 @@ fn invert_factor_in_place(b: &mut [f64], n: usize, threads: usize) {
 /// `U[i][j] = b[(j + 1) n + j - i]` (`j >= i`): a row of `U` walks `b` with a stride of `n + 1`, a
 /// column walks it contiguously. So `U` is built a tile of [`COPY_TILE`] rows at a time: the tile is
 /// gathered column by column into `rows`, then copied to its place. Rows `i0..i1` of `U` (f32 elements
-/// `i0 n .. i1 n`) lie in the f64 elements below `i1 n / 2`, and every entry a later row reads,
+/// `i0 n .. i1 n`) lie in the elements of `b` below `i1 n` (below `i1 n / 2` when `b` is f64), and every
+/// entry a later row reads,
 /// `b[(j + 1) n + j - i]` with `j >= i >= i1`, is at or above `(i1 + 1) n`: a tile never overwrites a
 /// value still to be read.
-fn to_f32_factor(mut b: Vec<f64>, n: usize, rows: &mut [f32]) -> Option<F32InF64> {
+fn to_f32_factor<T: bytemuck::Pod + AsF32>(
+    mut b: Vec<T>,
+    n: usize,
+    rows: &mut [f32],
+) -> Option<F32In<T>> {
     let n2 = n * n;
     assert!(b.len() >= n2 + n);
     assert!(rows.len() >= COPY_TILE.min(n) * n);
@@ -766,21 +888,21 @@ fn to_f32_factor(mut b: Vec<f64>, n: usize, rows: &mut [f32]) -> Option<F32InF64
         t.fill(0.0);
         for j in i0..n {
             for i in i0..i1.min(j + 1) {
-                t[(i - i0) * n + j] = b[(j + 1) * n + j - i] as f32;
+                t[(i - i0) * n + j] = b[(j + 1) * n + j - i].as_f32();
             }
         }
         for (k, row) in t.chunks_exact(n).enumerate() {
             let i = i0 + k;
             ok &= row[i..].iter().all(|v| v.is_finite()) && row[i] > 0.0;
         }
-        bytemuck::cast_slice_mut::<f64, f32>(&mut b)[i0 * n..i1 * n].copy_from_slice(t);
+        bytemuck::cast_slice_mut::<T, f32>(&mut b)[i0 * n..i1 * n].copy_from_slice(t);
     }
     if !ok {
         return None;
     }
-    b.truncate(n2.div_ceil(2));
+    b.truncate((n2 * 4).div_ceil(std::mem::size_of::<T>()));
     b.shrink_to_fit();
-    Some(F32InF64 { buf: b, len: n2 })
+    Some(F32In { buf: b, len: n2 })
 }
 
 /// Scale and zero point of one group (the reference `Quantizer.find_params`, per row).
@@ -1186,6 +1308,50 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_f32_factor_is_close_to_the_f64_one_and_threads_do_not_matter() {
+        for n in [9, 100, 300, 600] {
+            let (_, h) = problem(1, n, n + 40);
+            let perm: Vec<usize> = (0..n).collect();
+            let dead = vec![false; n];
+            let hr = HessianRef::Full(&h);
+            let (want, want_frac) = inverse_factor(hr, n, &perm, &dead, 0.01, 1).unwrap();
+            let want = want.as_f32();
+            let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let mut first: Option<Vec<u32>> = None;
+            for threads in [1, 2, 3] {
+                let (u, frac) = fast_inverse_factor(hr, n, &perm, &dead, 0.01, threads).unwrap();
+                assert!(matches!(u, Factor::F32(_)), "n = {n}: fell back to f64");
+                assert_eq!(frac, want_frac);
+                let got = u.as_f32();
+                let worst = got
+                    .iter()
+                    .zip(want)
+                    .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+                assert!(worst <= 1e-3 * scale, "n = {n}: {worst} of {scale}");
+                let bits: Vec<u32> = got.iter().map(|v| v.to_bits()).collect();
+                match &first {
+                    None => first = Some(bits),
+                    Some(b) => assert!(*b == bits, "n = {n}: {threads} threads differ"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn where_f32_cannot_factor_the_f64_factor_is_used_at_the_same_damping() {
+        // H = [[1, 1 - 1e-9], [1 - 1e-9, 1]]: with a damping of 1e-12 the second pivot is about
+        // 2e-9 in f64, but in f32 the matrix rounds to [[1, 1], [1, 1]] and the pivot is 0.
+        let h = vec![1.0, 1.0 - 1e-9, 1.0 - 1e-9, 1.0];
+        let (perm, dead) = ([0usize, 1], [false; 2]);
+        let hr = HessianRef::Full(&h);
+        let (u, frac) = fast_inverse_factor(hr, 2, &perm, &dead, 1e-12, 1).unwrap();
+        assert!(matches!(u, Factor::F64(_)));
+        assert_eq!(frac, 1e-12);
+        let (want, _) = inverse_factor(hr, 2, &perm, &dead, 1e-12, 1).unwrap();
+        assert_eq!(u.as_f32(), want.as_f32());
     }
 
     #[test]
