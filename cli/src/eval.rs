@@ -1,4 +1,5 @@
-//! `quant eval`: the perplexity of a model (GGUF, or a Hugging Face folder: plain, GPTQ, AWQ) on a text, scored the way llama.cpp's `llama-perplexity`
+//! `quant eval`: the perplexity of a model (GGUF, or a Hugging Face folder: plain, GPTQ, AWQ,
+//! compressed-tensors pack-quantized) on a text, scored the way llama.cpp's `llama-perplexity`
 //! scores it, so that the two figures can be compared directly:
 //! - the whole text is tokenized once (with BOS in front if the model asks for it);
 //! - it is cut into chunks of the context length (the tail that does not fill one is dropped);
@@ -26,8 +27,8 @@ use crate::tokenizer::{Tokenizer, TokenizerSpec};
 #[derive(Args, Debug)]
 pub struct EvalArgs {
     /// The model: a GGUF file (general.architecture = llama), or a Hugging Face Llama folder whose
-    /// linear layers are plain (f32, f16, bf16), GPTQ or AWQ GEMM 4-bit (dequantized as the
-    /// engines do).
+    /// linear layers are plain (f32, f16, bf16), GPTQ or AWQ GEMM 4-bit, or compressed-tensors
+    /// pack-quantized (dequantized as the engines do).
     pub model: PathBuf,
     /// A GGUF file whose tokenizer reads the text (default: the model's own: a GGUF file's
     /// metadata, a folder's tokenizer.json). A folder's tokenizer.json has no pre-tokenizer name,

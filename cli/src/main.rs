@@ -302,8 +302,8 @@ enum Command {
         #[arg(long, short)]
         quiet: bool,
     },
-    /// Perplexity of a model (GGUF, or a Hugging Face folder: plain, GPTQ or AWQ) on a text, scored
-    /// as llama.cpp's llama-perplexity scores it.
+    /// Perplexity of a model (GGUF, or a Hugging Face folder: plain, GPTQ, AWQ or
+    /// compressed-tensors pack-quantized) on a text, scored as llama.cpp's llama-perplexity scores it.
     Eval(eval::EvalArgs),
 }
 

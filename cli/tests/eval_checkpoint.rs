@@ -1,4 +1,4 @@
-//! `quant eval` on GPTQ and AWQ folders: the packed layers decode to the library's dequantization of
+//! `quant eval` on GPTQ, AWQ and compressed-tensors pack-quantized folders: the packed layers decode to the library's dequantization of
 //! the same codes (f16 scales) bit for bit, in GGUF row order; the folder scores exactly as a GGUF
 //! file holding those weights; a folder missing a packed tensor, or whose group size does not divide
 //! a layer, is an error naming it.
@@ -34,19 +34,29 @@ fn export(cmd: &str, input: &Path, out: &Path, extra: &[&str]) {
 
 /// The library's round-to-nearest INT4 of `w` with its scales rounded to f16, dequantized.
 fn library_dequant(w: &[f32], rows: usize, cols: usize, group: usize) -> (Vec<f32>, bool) {
-    let mut q = quant::weight::quantize(
+    library_dequant_with(
         &QuantMethod::Int4Asymmetric { group_size: group },
-        &QuantOptions::default(),
         w,
         rows,
         cols,
-        None,
     )
-    .unwrap();
+}
+
+fn library_dequant_with(
+    method: &QuantMethod,
+    w: &[f32],
+    rows: usize,
+    cols: usize,
+) -> (Vec<f32>, bool) {
+    let mut q =
+        quant::weight::quantize(method, &QuantOptions::default(), w, rows, cols, None).unwrap();
     for s in q.scales.iter_mut() {
         *s = half::f16::from_f32(*s).to_f32();
     }
-    let zero_free = q.zero_points.as_ref().unwrap().iter().all(|&z| z > 0.0);
+    let zero_free = q
+        .zero_points
+        .as_ref()
+        .is_none_or(|z| z.iter().all(|&z| z > 0.0));
     (q.dequantize_to_vec().unwrap(), zero_free)
 }
 
@@ -77,6 +87,19 @@ fn packed_folders_decode_as_the_library_and_score_as_the_same_gguf() {
         &[&g32[..], &["--format", "gptq_v2"]].concat(),
     );
     export("export-awq", &input, &awq, &g32);
+    let ct4 = dir.path().join("w4a16");
+    let ct8 = dir.path().join("w8a16");
+    export("export-compressed", &input, &ct4, &g32);
+    export(
+        "export-compressed",
+        &input,
+        &ct8,
+        &["--bits", "8", "--channel", "--symmetric"],
+    );
+    let compressed: Vec<HfFolder> = [&ct4, &ct8]
+        .iter()
+        .map(|p| HfFolder::open(p).unwrap())
+        .collect();
     let folders: Vec<HfFolder> = [&v1, &v2, &awq]
         .iter()
         .map(|p| HfFolder::open(p).unwrap())
@@ -89,6 +112,22 @@ fn packed_folders_decode_as_the_library_and_score_as_the_same_gguf() {
             t.dims.get(1).copied().unwrap_or(1) as usize,
         );
         if LINEAR.contains(&kind) {
+            for (f, method) in compressed.iter().zip([
+                QuantMethod::Int4Asymmetric { group_size: 32 },
+                QuantMethod::Int8Symmetric { group_size: 0 },
+            ]) {
+                let (want, _) = library_dequant_with(&method, &t.data, rows, cols);
+                let got = f.tensor(&t.name).unwrap().unwrap();
+                assert!(
+                    got.data
+                        .iter()
+                        .zip(&want)
+                        .all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "{method} {}: not the library's dequantization",
+                    t.name
+                );
+                checked += 1;
+            }
             let (want, zero_free) = library_dequant(&t.data, rows, cols, 32);
             for (f, name) in folders.iter().zip(["gptq", "gptq_v2", "awq"]) {
                 let got = f.tensor(&t.name).unwrap().unwrap();
@@ -112,7 +151,7 @@ fn packed_folders_decode_as_the_library_and_score_as_the_same_gguf() {
             }
         }
     }
-    assert!(checked >= 2 * 14, "only {checked} layers compared");
+    assert!(checked >= 4 * 14, "only {checked} layers compared");
     // Tied embeddings: no output.weight in the folder, none read.
     assert!(folders[0].tensor("output.weight").unwrap().is_none());
 

@@ -5,10 +5,14 @@
 //!   `[in / 8, out]`, `qzeros` int32 `[G, out / 8]` (v1 stores the zero minus one), f16 `scales`
 //!   `[G, out]`, `g_idx` int32 `[in]` (the group of each input);
 //! - AWQ GEMM (`quant_method "awq"`, `version "gemm"`): `qweight` int32 `[in, out / 8]` and `qzeros`
-//!   int32 `[G, out / 8]` in AutoAWQ's nibble order, f16 `scales` `[G, out]`.
+//!   int32 `[G, out / 8]` in AutoAWQ's nibble order, f16 `scales` `[G, out]`;
+//! - compressed-tensors `pack-quantized` (4 or 8-bit int, group or channel): `weight_packed` int32
+//!   `[out, in / pf]`, f16 `weight_scale` `[out, G]`, `weight_zero_point` int32 `[out / pf, G]`
+//!   (asymmetric), codes and zero points stored as their signed values plus `2^(b-1)`.
 //!
 //! Each packed weight is dequantized as the engines' reference paths compute it (AutoGPTQ's torch
-//! fallback, AutoAWQ's `dequantize_gemm`): `w[r][j] = scales[g][r] * (q - zero)`, in f32 with the
+//! fallback, AutoAWQ's `dequantize_gemm`, compressed-tensors' `unpack_from_int32` and
+//! dequantize): `w[r][j] = scales[g][r] * (q - zero)`, in f32 with the
 //! f16 scale widened, `g = g_idx[j]` (GPTQ) or `j / group_size` (AWQ). That is the library's
 //! [`quant::weight::QuantizedWeight::dequantize`] of the same codes with f16-rounded scales, bit for
 //! bit. Tensors come out with GGUF names and q/k rows in GGUF order, as the forward pass reads them.
@@ -36,6 +40,13 @@ pub enum Scheme {
     Gptq { version: u32, group_size: usize },
     /// AWQ GEMM.
     Awq { group_size: usize },
+    /// compressed-tensors `pack-quantized`: `bits` 4 or 8, `group_size` 0 for one scale per output
+    /// channel, zero points unless `symmetric`.
+    Compressed {
+        bits: u32,
+        group_size: usize,
+        symmetric: bool,
+    },
 }
 
 impl std::fmt::Display for Scheme {
@@ -51,6 +62,24 @@ impl std::fmt::Display for Scheme {
                 if *version == 1 { "gptq" } else { "gptq_v2" }
             ),
             Scheme::Awq { group_size } => write!(f, "AWQ GEMM 4-bit (group {group_size})"),
+            Scheme::Compressed {
+                bits,
+                group_size,
+                symmetric,
+            } => write!(
+                f,
+                "compressed-tensors pack-quantized {bits}-bit ({}, {})",
+                if *group_size == 0 {
+                    "per channel".to_string()
+                } else {
+                    format!("group {group_size}")
+                },
+                if *symmetric {
+                    "symmetric"
+                } else {
+                    "zero points"
+                }
+            ),
         }
     }
 }
@@ -153,8 +182,57 @@ fn scheme(cfg: &Json, file: &Path) -> Result<Scheme> {
             }
             Ok(Scheme::Awq { group_size: g })
         }
+        "compressed-tensors" => {
+            let format = q.get("format").and_then(Json::as_str).unwrap_or("");
+            if format != "pack-quantized" {
+                bail!(
+                    "{}: compressed-tensors format '{format}' is not read here (pack-quantized is)",
+                    file.display()
+                );
+            }
+            let groups = q
+                .get("config_groups")
+                .and_then(Json::as_object)
+                .filter(|g| g.len() == 1)
+                .with_context(|| {
+                    format!(
+                        "{}: quantization_config.config_groups: one group is read",
+                        file.display()
+                    )
+                })?;
+            let w = groups
+                .values()
+                .next()
+                .and_then(|g| g.get("weights"))
+                .with_context(|| format!("{}: config group without weights", file.display()))?;
+            let bits = w.get("num_bits").and_then(Json::as_u64);
+            if !matches!(bits, Some(4 | 8)) || w.get("type").and_then(Json::as_str) != Some("int") {
+                bail!(
+                    "{}: pack-quantized weights of {bits:?} bits, type {:?}: 4 or 8-bit int are read",
+                    file.display(),
+                    w.get("type")
+                );
+            }
+            let group_size = match w.get("strategy").and_then(Json::as_str) {
+                Some("channel") => 0,
+                Some("group") => match w.get("group_size").and_then(Json::as_u64) {
+                    Some(g) if g > 0 => g as usize,
+                    g => bail!("{}: weights.group_size is {g:?}", file.display()),
+                },
+                s => bail!(
+                    "{}: weights.strategy {s:?}: group and channel are read",
+                    file.display()
+                ),
+            };
+            Ok(Scheme::Compressed {
+                bits: bits.unwrap_or(4) as u32,
+                group_size,
+                symmetric: w.get("symmetric").and_then(Json::as_bool).unwrap_or(true),
+            })
+        }
         m => bail!(
-            "{}: quantization_config.quant_method '{m}' is not read here (gptq and awq are)",
+            "{}: quantization_config.quant_method '{m}' is not read here (gptq, awq and \
+             compressed-tensors pack-quantized are)",
             file.display()
         ),
     }
@@ -337,7 +415,7 @@ impl HfFolder {
     fn packed(&self, prefix: &str, rows: usize, cols: usize) -> Result<Vec<f32>> {
         if rows % 8 != 0 || cols % 8 != 0 {
             bail!(
-                "{}: {prefix} is {rows} x {cols}: 4-bit packing needs multiples of 8",
+                "{}: {prefix} is {rows} x {cols}: packed layers need multiples of 8",
                 self.path.display()
             );
         }
@@ -392,6 +470,43 @@ impl HfFolder {
                             let (q, z) = (nibble(word, i), nibble(zword, i));
                             w[r * cols + j] = (q as f32 - z as f32) * sc[g * rows + r];
                         }
+                    }
+                }
+            }
+            Scheme::Compressed {
+                bits,
+                group_size,
+                symmetric,
+            } => {
+                let glen = self.group_len(prefix, group_size, cols)?;
+                let groups = cols / glen;
+                let b = bits as usize;
+                let pf = 32 / b;
+                let mask = (1u32 << b) - 1;
+                let code = |word: i32, k: usize| (word as u32 >> (b * k)) & mask;
+                let qw = i32s(self.bytes(&t("weight_packed"), Dtype::I32, &[rows, cols / pf])?);
+                let sc = f16s(self.bytes(&t("weight_scale"), Dtype::F16, &[rows, groups])?);
+                let zp = if symmetric {
+                    None
+                } else {
+                    Some(i32s(self.bytes(
+                        &t("weight_zero_point"),
+                        Dtype::I32,
+                        &[rows / pf, groups],
+                    )?))
+                };
+                // Stored codes are the signed values plus 2^(b-1); the offsets cancel with zero
+                // points, and the symmetric codes are centred on it.
+                let half = 1u32 << (b - 1);
+                for r in 0..rows {
+                    for j in 0..cols {
+                        let g = j / glen;
+                        let q = code(qw[r * (cols / pf) + j / pf], j % pf);
+                        let z = match &zp {
+                            Some(zp) => code(zp[(r / pf) * groups + g], r % pf),
+                            None => half,
+                        };
+                        w[r * cols + j] = (q as f32 - z as f32) * sc[r * groups + g];
                     }
                 }
             }
