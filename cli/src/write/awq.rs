@@ -33,9 +33,12 @@ impl Packer for Awq {
 
     fn tensors(&self, prefix: &str, rows: usize, cols: usize) -> Result<Vec<StTensor>, String> {
         let group_size = self.group_size;
-        if rows % 8 != 0 || group_size == 0 || cols % group_size != 0 {
+        if rows % 8 != 0 {
+            return Err("AWQ needs rows a multiple of 8".into());
+        }
+        if group_size == 0 || cols % group_size != 0 {
             return Err(format!(
-                "AWQ needs rows a multiple of 8 and columns a multiple of the group size \
+                "AWQ needs the {cols} input columns to be a multiple of the group size \
                  {group_size}"
             ));
         }

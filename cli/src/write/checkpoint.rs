@@ -81,16 +81,36 @@ pub fn check(g: &GgufFile, input: &Path, out: &Path, packer: &dyn Packer) -> Res
     {
         bail!("{}: exists and is not an empty folder", out.display());
     }
-    let mut errors = vec![];
+    // Every layer that cannot be stored, one line per reason and shape (a model repeats its shapes in
+    // every block).
+    let mut errors: Vec<(String, Vec<&str>)> = vec![];
     for t in g.tensors() {
         if is_linear(&t.name) {
             let (rows, cols) = (t.rows(), t.cols());
             if let Err(e) = packer.tensors("", rows, cols) {
-                errors.push(format!("tensor '{}' ({rows} x {cols}): {e}", t.name));
+                let why = format!("({rows} x {cols})\0{e}");
+                match errors.iter_mut().find(|(w, _)| *w == why) {
+                    Some((_, names)) => names.push(&t.name),
+                    None => errors.push((why, vec![&t.name])),
+                }
             }
         }
     }
     if !errors.is_empty() {
+        let errors: Vec<String> = errors
+            .iter()
+            .map(|(why, names)| {
+                let (shape, e) = why.split_once('\0').unwrap_or((why, ""));
+                match names.len() {
+                    1 => format!("tensor '{}' {shape}: {e}", names[0]),
+                    n => format!(
+                        "tensor '{}' {shape} and {} more of that shape: {e}",
+                        names[0],
+                        n - 1
+                    ),
+                }
+            })
+            .collect();
         bail!(
             "{}: cannot be written as {name}:\n  {}",
             input.display(),
@@ -128,14 +148,12 @@ pub fn write(
     calibrated: Option<&Prepared>,
 ) -> Result<()> {
     let g = GgufFile::open(input)?;
-    let name = packer.name();
     check(&g, input, out, packer)?;
     let tied = g.tensor("output.weight").is_none();
     let cfg = LlamaConfig::from_gguf(g.metadata(), tied)?;
 
-    // The tensor list, with sizes, before any work: shapes the format cannot store are reported first.
+    // The tensor list, with sizes (the shapes were checked by `check`).
     let mut specs = vec![];
-    let mut errors = vec![];
     for t in g.tensors() {
         if t.name == "rope_freqs.weight" {
             continue;
@@ -149,10 +167,10 @@ pub fn write(
         })?;
         if is_linear(&t.name) {
             let (rows, cols) = (t.rows(), t.cols());
-            match packer.tensors(hf.trim_end_matches(".weight"), rows, cols) {
-                Ok(s) => specs.push((t, true, s)),
-                Err(e) => errors.push(format!("tensor '{}' ({rows} x {cols}): {e}", t.name)),
-            }
+            let s = packer
+                .tensors(hf.trim_end_matches(".weight"), rows, cols)
+                .map_err(|e| anyhow!("{}: tensor '{}': {e}", input.display(), t.name))?;
+            specs.push((t, true, s));
         } else {
             let n = t.n_elements() as usize;
             specs.push((
@@ -166,13 +184,6 @@ pub fn write(
                 }],
             ));
         }
-    }
-    if !errors.is_empty() {
-        bail!(
-            "{}: cannot be written as {name}:\n  {}",
-            input.display(),
-            errors.join("\n  ")
-        );
     }
 
     let tmp = super::folder_beside(out)?;

@@ -36,14 +36,13 @@ impl Packer for Gptq {
 
     fn tensors(&self, prefix: &str, rows: usize, cols: usize) -> Result<Vec<StTensor>, String> {
         let group_size = self.group_size;
-        if cols * BITS % 32 != 0
-            || rows * BITS % 32 != 0
-            || group_size == 0
-            || cols % group_size != 0
-        {
+        if cols * BITS % 32 != 0 || rows * BITS % 32 != 0 {
+            return Err("GPTQ needs rows and columns multiple of 8".into());
+        }
+        if group_size == 0 || cols % group_size != 0 {
             return Err(format!(
-                "GPTQ needs rows and columns multiple of 8 and columns a multiple of the group \
-                 size {group_size}"
+                "GPTQ needs the {cols} input columns to be a multiple of the group size \
+                 {group_size}"
             ));
         }
         let groups = cols / group_size;
