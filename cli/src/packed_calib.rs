@@ -5,9 +5,10 @@
 //!
 //! GPTQ: each block's four linear-layer inputs are accumulated into one `Calibration` each (q/k/v
 //! share the normed residual, gate/up the other; token-normalized as the GGUF path does unless
-//! `--plain-hessian`), and every linear layer goes through `quant::weight::quantize` with
-//! `QuantMethod::Gptq { bits: 4, group_size }` (GPTQ's own grid: each group's scale and zero point
-//! from its current weights, damping 0.01). A Hessian that does not factorize even with the largest
+//! `--plain-hessian`), and every linear layer goes through
+//! `quant::algos::gptq::quantize_calibrated` at 4 bits with groups of `group_size` (GPTQ's own grid:
+//! each group's scale and zero point from its current weights, damping 0.01, raised when the Hessian
+//! needs it; the summary shows the damping used). A Hessian that does not factorize even with the largest
 //! damping leaves that layer round-to-nearest, with a warning.
 //!
 //! AWQ (AutoAWQ's way): `quant::algos::awq::quantize_group` searches one per-input-channel scale
@@ -28,6 +29,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use quant::algos::awq::{self as awq_algo, AwqMatrix, AwqParams};
+use quant::algos::gptq::{self as gptq_algo, GptqParams};
 use quant::algos::QuantOptions;
 use quant::calib::Calibration;
 use quant::method::QuantMethod;
@@ -113,6 +115,8 @@ pub fn gptq(g: &GgufFile, opts: &CalibOptions, group_size: usize, quiet: bool) -
         threads: 0,
         ..QuantOptions::default()
     };
+    // No act-order: the groups are consecutive columns, so the codes need no g_idx.
+    let params = GptqParams::new(4, group_size, &options);
     let mut weights = HashMap::new();
     let bar = block_bar("gptq", n_layer, quiet);
     for l in 0..n_layer {
@@ -136,12 +140,12 @@ pub fn gptq(g: &GgufFile, opts: &CalibOptions, group_size: usize, quiet: bool) -
             let cols = w.len() / rows;
             let calib = &calibs[&which.input()];
             let base = rtn(&w, rows, cols, group_size).with_context(|| format!("gptq: {name}"))?;
-            let (q, detail) = match weight::quantize(&method, &options, &w, rows, cols, Some(calib))
-            {
-                Ok(mut q) => {
-                    round_scales_f16(&mut q);
-                    (q, format!("{}", options.damp_percent))
-                }
+            let (q, detail) = match gptq_algo::quantize_calibrated(&w, rows, cols, calib, &params) {
+                Ok(r) => (
+                    from_codes(&method, rows, cols, &r.codes, &r.scales, &r.zeros)
+                        .with_context(|| format!("gptq: {name}"))?,
+                    format!("{}", r.damp_used),
+                ),
                 Err(QuantError::Numerical(why)) => {
                     eprintln!(
                         "warning: gptq: {name}: {why}; this layer is written round-to-nearest \
@@ -196,22 +200,35 @@ struct TapStats {
     sample: Vec<f32>,
 }
 
-/// A library AWQ matrix (codes of `W diag(s)`) as a quantized weight, scales f16-exact.
-fn awq_weight(m: &AwqMatrix, cols: usize, group_size: usize) -> Result<QuantizedWeight> {
-    let method = QuantMethod::Int4Asymmetric { group_size };
-    let mut q = QuantizedWeight::alloc(&method, m.rows, cols)?;
+/// Unpacked 4-bit codes (`rows x cols`), scales and zero points as a quantized weight of `method`,
+/// scales f16-exact.
+fn from_codes(
+    method: &QuantMethod,
+    rows: usize,
+    cols: usize,
+    codes: &[u8],
+    scales: &[f32],
+    zeros: &[f32],
+) -> Result<QuantizedWeight> {
+    let mut q = QuantizedWeight::alloc(method, rows, cols)?;
     let rb = q.row_bytes();
-    for (row, codes) in q.data.chunks_exact_mut(rb).zip(m.codes.chunks_exact(cols)) {
+    for (row, codes) in q.data.chunks_exact_mut(rb).zip(codes.chunks_exact(cols)) {
         row.fill(0);
         for (j, &c) in codes.iter().enumerate() {
             row[j / 2] |= (c & 15) << (4 * (j % 2));
         }
     }
-    q.scales.copy_from_slice(&m.scales);
-    q.zero_points = Some(m.zeros.clone());
+    q.scales.copy_from_slice(scales);
+    q.zero_points = Some(zeros.to_vec());
     round_scales_f16(&mut q);
     q.check()?;
     Ok(q)
+}
+
+/// A library AWQ matrix (codes of `W diag(s)`) as a quantized weight, scales f16-exact.
+fn awq_weight(m: &AwqMatrix, cols: usize, group_size: usize) -> Result<QuantizedWeight> {
+    let method = QuantMethod::Int4Asymmetric { group_size };
+    from_codes(&method, m.rows, cols, &m.codes, &m.scales, &m.zeros)
 }
 
 fn scale_columns(w: &mut [f32], s: &[f32]) {
