@@ -177,6 +177,34 @@ fn calibrated_folders_load_and_beat_round_to_nearest_on_held_out_tokens() {
     assert!((errs[0] - errs[2]).abs() < 1e-6, "{errs:?}");
     assert!(errs[1] < errs[0], "GPTQ {} vs RTN {}", errs[1], errs[0]);
     assert!(errs[3] < errs[2], "AWQ {} vs RTN {}", errs[3], errs[2]);
+    // `quant eval` on a folder: its tokenizer.json reads the letters as the GGUF's tokenizer does.
+    let eval_ppl = |extra: &[&str]| -> f64 {
+        let mut args = vec![
+            "eval",
+            folders[1].to_str().unwrap(),
+            "--text",
+            calib.to_str().unwrap(),
+            "--ctx",
+            "32",
+            "--chunks",
+            "4",
+            "--json",
+            "-q",
+        ];
+        args.extend_from_slice(extra);
+        let o = run(&args);
+        assert!(o.status.success(), "eval: {}", stderr(&o));
+        let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(j["chunks"], 4);
+        j["ppl"].as_f64().unwrap()
+    };
+    let own = eval_ppl(&[]);
+    let given = eval_ppl(&["--tokenizer", input.to_str().unwrap()]);
+    assert!(
+        own.is_finite() && own > 1.0 && own == given,
+        "{own} vs {given}"
+    );
+
     // AWQ's norms are folded: not the source's.
     let awq = HfFolder::open(&folders[3]).unwrap();
     let norm = awq.tensor("blk.0.attn_norm.weight").unwrap().unwrap();
