@@ -420,7 +420,7 @@ fn fold(model: &mut Llama, l: usize, group: &Group, s: &[f32]) {
 /// `||y' - y|| / ||y - x||`: how far block `l`'s output on `x` (`y'`, run now) is from `y` (its
 /// output before folding), against what the block adds to the residual stream, which the stream's
 /// size would otherwise hide.
-fn fold_difference(model: &Llama, l: usize, x: &[f32], y: &[f32]) -> Result<f64> {
+pub(crate) fn fold_difference(model: &Llama, l: usize, x: &[f32], y: &[f32]) -> Result<f64> {
     let mut y_folded = x.to_vec();
     model.block(l, &mut y_folded, &mut |_, _| {})?;
     let (mut num, mut den) = (0f64, 0f64);

@@ -1,4 +1,5 @@
-//! `quant eval`: the perplexity of a GGUF model on a text, scored the way llama.cpp's `llama-perplexity`
+//! `quant eval`: the perplexity of a model (GGUF, or a Hugging Face folder: plain, GPTQ, AWQ,
+//! compressed-tensors pack-quantized) on a text, scored the way llama.cpp's `llama-perplexity`
 //! scores it, so that the two figures can be compared directly:
 //! - the whole text is tokenized once (with BOS in front if the model asks for it);
 //! - it is cut into chunks of the context length (the tail that does not fill one is dropped);
@@ -19,13 +20,21 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::arch::llama::{Config, Llama};
+use crate::model::packed::HfFolder;
 use crate::model::GgufFile;
 use crate::tokenizer::{Tokenizer, TokenizerSpec};
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {
-    /// The model (GGUF, general.architecture = llama).
+    /// The model: a GGUF file (general.architecture = llama), or a Hugging Face Llama folder whose
+    /// linear layers are plain (f32, f16, bf16), GPTQ or AWQ GEMM 4-bit, or compressed-tensors
+    /// pack-quantized (dequantized as the engines do).
     pub model: PathBuf,
+    /// A GGUF file whose tokenizer reads the text (default: the model's own: a GGUF file's
+    /// metadata, a folder's tokenizer.json). A folder's tokenizer.json has no pre-tokenizer name,
+    /// so digits are split as GPT-2 splits them; the source GGUF's tokenizer gives llama.cpp's ids.
+    #[arg(long, value_name = "GGUF")]
+    pub tokenizer: Option<PathBuf>,
     /// The text to score (UTF-8).
     #[arg(long)]
     pub text: PathBuf,
@@ -65,9 +74,93 @@ pub struct Perplexity {
     pub tokens_per_sec: f64,
 }
 
+/// The model to score: a GGUF file, or a Hugging Face folder.
+enum Model {
+    Gguf(GgufFile),
+    Folder(HfFolder),
+}
+
+impl Model {
+    fn open(path: &Path) -> Result<Model> {
+        Ok(if path.is_dir() {
+            Model::Folder(HfFolder::open(path)?)
+        } else {
+            Model::Gguf(GgufFile::open(path)?)
+        })
+    }
+
+    fn tokenizer(&self) -> Result<Tokenizer> {
+        match self {
+            Model::Gguf(g) => tokenizer(g),
+            Model::Folder(f) => {
+                let meta = f.tokenizer_metadata()?.with_context(|| {
+                    format!(
+                        "{}: no tokenizer.json; name a GGUF file whose tokenizer reads the text \
+                         with --tokenizer",
+                        f.path().display()
+                    )
+                })?;
+                tokenizer_from_metadata(&meta)
+                    .with_context(|| format!("{}: tokenizer.json", f.path().display()))
+            }
+        }
+    }
+
+    fn llama(&self) -> Result<Llama> {
+        match self {
+            Model::Gguf(g) => llama(g),
+            Model::Folder(f) => folder_llama(f),
+        }
+    }
+}
+
+/// The Llama forward pass over a Hugging Face folder's weights (packed layers dequantized).
+pub fn folder_llama(f: &HfFolder) -> Result<Llama> {
+    Llama::load(f.llama_config(), |t| f.tensor(t))
+        .with_context(|| format!("{}: weights", f.path().display()))
+}
+
+/// The tokenizer that GGUF-style `tokenizer.ggml.*` keys describe.
+fn tokenizer_from_metadata(meta: &[(String, crate::model::Value)]) -> Result<Tokenizer> {
+    let get = |k: &str| meta.iter().find(|(key, _)| key == k).map(|(_, v)| v);
+    let strings = |k: &str| -> Result<Vec<String>> {
+        get(k)
+            .and_then(|v| v.as_array())
+            .and_then(|a| {
+                a.iter()
+                    .map(|s| s.as_str().map(str::to_string))
+                    .collect::<Option<Vec<_>>>()
+            })
+            .with_context(|| format!("{k} is missing or not an array of strings"))
+    };
+    let (tokens, merges) = (
+        strings("tokenizer.ggml.tokens")?,
+        strings("tokenizer.ggml.merges")?,
+    );
+    Tokenizer::new(&TokenizerSpec {
+        model: get("tokenizer.ggml.model")
+            .and_then(|v| v.as_str())
+            .context("tokenizer.ggml.model is missing")?,
+        pre: get("tokenizer.ggml.pre")
+            .and_then(|v| v.as_str())
+            .unwrap_or("default"),
+        tokens: &tokens,
+        merges: &merges,
+        bos: get("tokenizer.ggml.bos_token_id")
+            .and_then(|v| v.as_u64())
+            .and_then(|b| u32::try_from(b).ok()),
+        add_bos: get("tokenizer.ggml.add_bos_token")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false),
+    })
+}
+
 pub fn run(args: &EvalArgs) -> Result<()> {
-    let g = GgufFile::open(&args.model)?;
-    let tokenizer = tokenizer(&g)?;
+    let m = Model::open(&args.model)?;
+    let tokenizer = match &args.tokenizer {
+        Some(p) => tokenizer(&GgufFile::open(p)?)?,
+        None => m.tokenizer()?,
+    };
     let mut bytes =
         std::fs::read(&args.text).with_context(|| format!("reading {}", args.text.display()))?;
     if let Some(max) = args.max_bytes {
@@ -95,7 +188,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     // A text too short fails before the weights are read.
     chunk_count(tokens.len(), args.ctx, args.chunks)?;
     let t1 = Instant::now();
-    let mut model = llama(&g)?;
+    let mut model = m.llama()?;
     model.set_activation_int8(args.act_int8);
     note(format!(
         "eval: weights dequantized in {:.1} s",

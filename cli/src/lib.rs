@@ -13,6 +13,7 @@ pub mod export;
 pub mod imatrix;
 pub mod inspect;
 pub mod model;
+pub mod packed_calib;
 pub mod plan;
 pub mod quantize;
 pub mod tokenizer;

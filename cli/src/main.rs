@@ -61,6 +61,49 @@ struct PlanArgs {
     rules: Option<PathBuf>,
 }
 
+/// The calibration of `export-gptq` and `export-awq`.
+#[derive(clap::Args)]
+struct PackedCalibArgs {
+    /// A calibration text (UTF-8): the codes are chosen by the method through the model, block by
+    /// block, instead of rounded to nearest.
+    #[arg(long, value_name = "TEXT")]
+    calib: Option<PathBuf>,
+    /// Calibration samples (consecutive runs of --seq-len tokens from the text's start).
+    #[arg(long, default_value_t = 40, requires = "calib")]
+    samples: usize,
+    /// Tokens per calibration sample.
+    #[arg(long, default_value_t = 512, requires = "calib")]
+    seq_len: usize,
+    /// Samples of --seq-len tokens cut after the calibration samples and never calibrated on; the
+    /// summary's errors are measured on them.
+    #[arg(long, default_value_t = 4, requires = "calib")]
+    held_out: usize,
+    /// The GPTQ Hessian and the summary's errors from the activations as they are, instead of each
+    /// token's activations scaled to a root mean square of 1.
+    #[arg(long, requires = "calib")]
+    plain_hessian: bool,
+    /// No progress bar or summary.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+impl PackedCalibArgs {
+    fn options(&self, awq: bool) -> Option<calibrate::CalibOptions> {
+        self.calib.as_ref().map(|text| calibrate::CalibOptions {
+            text: text.clone(),
+            samples: self.samples,
+            seq_len: self.seq_len,
+            held_out: self.held_out,
+            mse_search: false,
+            weighted: false,
+            default_gptq: !awq,
+            awq,
+            smooth_alpha: None,
+            token_normalized: !self.plain_hessian,
+        })
+    }
+}
+
 /// The code type of `export-compressed` (compressed-tensors' `weights.type`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 enum WeightType {
@@ -96,7 +139,8 @@ enum Command {
         plan: PlanArgs,
     },
     /// Write a GGUF Llama model as a 4-bit GPTQ Hugging Face folder (qweight, qzeros, scales, g_idx;
-    /// round-to-nearest codes with zero points; quantization_config in config.json).
+    /// codes with zero points: round-to-nearest, or with --calib GPTQ through the model block by
+    /// block; quantization_config in config.json).
     ExportGptq {
         /// A GGUF file (Llama).
         model: PathBuf,
@@ -108,9 +152,12 @@ enum Command {
         /// Input columns per group (must divide every layer's input width).
         #[arg(long, default_value_t = 128)]
         group_size: usize,
+        #[command(flatten)]
+        calib: PackedCalibArgs,
     },
     /// Write a GGUF Llama model as a 4-bit AWQ GEMM Hugging Face folder (qweight, qzeros, scales in
-    /// AutoAWQ's layout; round-to-nearest codes with zero points; quantization_config in config.json).
+    /// AutoAWQ's layout; codes with zero points: round-to-nearest, or with --calib AWQ through the
+    /// model, its scales folded into the norms and ffn_up; quantization_config in config.json).
     ExportAwq {
         /// A GGUF file (Llama).
         model: PathBuf,
@@ -119,6 +166,8 @@ enum Command {
         /// Input columns per group (must divide every layer's input width).
         #[arg(long, default_value_t = 128)]
         group_size: usize,
+        #[command(flatten)]
+        calib: PackedCalibArgs,
     },
     /// Write a GGUF Llama model as a compressed-tensors Hugging Face folder: pack-quantized
     /// (weight_packed, weight_scale, weight_zero_point, weight_shape; W4A16 or W8A16 round-to-nearest
@@ -260,7 +309,8 @@ enum Command {
         #[arg(long, short)]
         quiet: bool,
     },
-    /// Perplexity of a GGUF model on a text, scored as llama.cpp's llama-perplexity scores it.
+    /// Perplexity of a model (GGUF, or a Hugging Face folder: plain, GPTQ, AWQ or
+    /// compressed-tensors pack-quantized) on a text, scored as llama.cpp's llama-perplexity scores it.
     Eval(eval::EvalArgs),
 }
 
@@ -309,17 +359,27 @@ fn run(cmd: Command) -> Result<()> {
             dir,
             format,
             group_size,
+            calib,
         } => write::gptq::run(
             &model,
             &dir,
             if format == "gptq" { 1 } else { 2 },
             group_size,
+            calib.options(false).as_ref(),
+            calib.quiet,
         ),
         Command::ExportAwq {
             model,
             dir,
             group_size,
-        } => write::awq::run(&model, &dir, group_size),
+            calib,
+        } => write::awq::run(
+            &model,
+            &dir,
+            group_size,
+            calib.options(true).as_ref(),
+            calib.quiet,
+        ),
         Command::ExportCompressed {
             model,
             dir,

@@ -2,6 +2,7 @@
 pub mod dtype;
 pub mod gguf;
 pub mod hf;
+pub mod packed;
 pub mod safetensors;
 
 use std::borrow::Cow;

@@ -11,7 +11,9 @@ use half::f16;
 
 use crate::model::hf::{self, LlamaConfig};
 use crate::model::{GgufFile, Source};
+use crate::packed_calib::Prepared;
 use crate::write::safetensors::{SafetensorsWriter, StTensor};
+use quant::weight::QuantizedWeight;
 
 /// One checkpoint format's storage of a linear layer.
 pub trait Packer {
@@ -22,6 +24,14 @@ pub trait Packer {
     fn tensors(&self, prefix: &str, rows: usize, cols: usize) -> Result<Vec<StTensor>, String>;
     /// The bytes of each tensor of [`Packer::tensors`] for the weight `x` (row-major, HF row order).
     fn pack(&self, x: &[f32], rows: usize, cols: usize) -> Result<Vec<Vec<u8>>>;
+    /// The bytes of each tensor of [`Packer::tensors`] for codes already chosen (a calibrated run;
+    /// rows in HF order), when the format takes them.
+    fn pack_weight(&self, _q: &QuantizedWeight) -> Result<Vec<Vec<u8>>> {
+        bail!(
+            "{} folders are written from round-to-nearest codes only",
+            self.name()
+        )
+    }
     /// config.json's `quantization_config`.
     fn config(&self) -> serde_json::Value;
     /// Other JSON files the format's loaders read (name, content).
@@ -54,9 +64,9 @@ pub fn le_bytes_u16(v: &[u16]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
-/// Writes `input` (a GGUF Llama model) as a folder `out` in `packer`'s format.
-pub fn write(input: &Path, out: &Path, packer: &dyn Packer) -> Result<()> {
-    let g = GgufFile::open(input)?;
+/// Whether `input` can be written as `out` in `packer`'s format: a Llama model, `out` absent or an
+/// empty folder, every linear layer of a shape the format stores (all of them reported).
+pub fn check(g: &GgufFile, input: &Path, out: &Path, packer: &dyn Packer) -> Result<()> {
     let name = packer.name();
     if g.architecture() != Some("llama") {
         bail!(
@@ -71,12 +81,79 @@ pub fn write(input: &Path, out: &Path, packer: &dyn Packer) -> Result<()> {
     {
         bail!("{}: exists and is not an empty folder", out.display());
     }
+    // Every layer that cannot be stored, one line per reason and shape (a model repeats its shapes in
+    // every block).
+    let mut errors: Vec<(String, Vec<&str>)> = vec![];
+    for t in g.tensors() {
+        if is_linear(&t.name) {
+            let (rows, cols) = (t.rows(), t.cols());
+            if let Err(e) = packer.tensors("", rows, cols) {
+                let why = format!("({rows} x {cols})\0{e}");
+                match errors.iter_mut().find(|(w, _)| *w == why) {
+                    Some((_, names)) => names.push(&t.name),
+                    None => errors.push((why, vec![&t.name])),
+                }
+            }
+        }
+    }
+    if !errors.is_empty() {
+        let errors: Vec<String> = errors
+            .iter()
+            .map(|(why, names)| {
+                let (shape, e) = why.split_once('\0').unwrap_or((why, ""));
+                match names.len() {
+                    1 => format!("tensor '{}' {shape}: {e}", names[0]),
+                    n => format!(
+                        "tensor '{}' {shape} and {} more of that shape: {e}",
+                        names[0],
+                        n - 1
+                    ),
+                }
+            })
+            .collect();
+        bail!(
+            "{}: cannot be written as {name}:\n  {}",
+            input.display(),
+            errors.join("\n  ")
+        );
+    }
+    Ok(())
+}
+
+/// `q` with its rows (codes, scales, zero points) reordered from GGUF to HF order for `n_head`
+/// heads (the inverse of convert_hf_to_gguf's q/k permutation).
+pub fn rows_to_hf(q: &QuantizedWeight, n_head: usize) -> Result<QuantizedWeight> {
+    let mut p = q.clone();
+    p.data = hf::permute_rows(&q.data, q.row_bytes(), n_head, false)?;
+    let f32s = |v: &[f32]| -> Result<Vec<f32>> {
+        let b: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        Ok(hf::permute_rows(&b, b.len() / q.rows, n_head, false)?
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
+    };
+    p.scales = f32s(&q.scales)?;
+    if let Some(z) = &q.zero_points {
+        p.zero_points = Some(f32s(z)?);
+    }
+    Ok(p)
+}
+
+/// Writes `input` (a GGUF Llama model) as a folder `out` in `packer`'s format: every linear layer
+/// rounded to nearest, or, with `calibrated`, the codes it holds and the tensors it replaces.
+pub fn write(
+    input: &Path,
+    out: &Path,
+    packer: &dyn Packer,
+    calibrated: Option<&Prepared>,
+) -> Result<()> {
+    let g = GgufFile::open(input)?;
+    check(&g, input, out, packer)?;
     let tied = g.tensor("output.weight").is_none();
     let cfg = LlamaConfig::from_gguf(g.metadata(), tied)?;
 
-    // The tensor list, with sizes, before any work: shapes the format cannot store are reported first.
+    // The tensor list, with sizes (the shapes were checked by `check`).
     let mut specs = vec![];
-    let mut errors = vec![];
     for t in g.tensors() {
         if t.name == "rope_freqs.weight" {
             continue;
@@ -90,10 +167,10 @@ pub fn write(input: &Path, out: &Path, packer: &dyn Packer) -> Result<()> {
         })?;
         if is_linear(&t.name) {
             let (rows, cols) = (t.rows(), t.cols());
-            match packer.tensors(hf.trim_end_matches(".weight"), rows, cols) {
-                Ok(s) => specs.push((t, true, s)),
-                Err(e) => errors.push(format!("tensor '{}' ({rows} x {cols}): {e}", t.name)),
-            }
+            let s = packer
+                .tensors(hf.trim_end_matches(".weight"), rows, cols)
+                .map_err(|e| anyhow!("{}: tensor '{}': {e}", input.display(), t.name))?;
+            specs.push((t, true, s));
         } else {
             let n = t.n_elements() as usize;
             specs.push((
@@ -107,13 +184,6 @@ pub fn write(input: &Path, out: &Path, packer: &dyn Packer) -> Result<()> {
                 }],
             ));
         }
-    }
-    if !errors.is_empty() {
-        bail!(
-            "{}: cannot be written as {name}:\n  {}",
-            input.display(),
-            errors.join("\n  ")
-        );
     }
 
     let tmp = super::folder_beside(out)?;
@@ -133,9 +203,24 @@ pub fn write(input: &Path, out: &Path, packer: &dyn Packer) -> Result<()> {
     .with_context(ctx)?;
     let mut x = Vec::new();
     for (t, linear, _) in &specs {
-        g.read_f32(&t.name, &mut x)?;
         let (rows, cols) = (t.rows(), t.cols());
-        if let Some(h) = hf::permuted_heads(&t.name, cfg.n_head as usize, cfg.n_head_kv as usize) {
+        let what = || format!("{}: tensor '{}'", input.display(), t.name);
+        let heads = hf::permuted_heads(&t.name, cfg.n_head as usize, cfg.n_head_kv as usize);
+        if let Some(q) = calibrated.and_then(|c| c.weights.get(&t.name)) {
+            let q = match heads {
+                Some(h) => rows_to_hf(q, h).with_context(what)?,
+                None => q.clone(),
+            };
+            for b in packer.pack_weight(&q).with_context(what)? {
+                w.write_tensor(&b).with_context(ctx)?;
+            }
+            continue;
+        }
+        match calibrated.and_then(|c| c.replaced.get(&t.name)) {
+            Some(v) => x.clone_from(v),
+            None => g.read_f32(&t.name, &mut x)?,
+        }
+        if let Some(h) = heads {
             let bytes: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
             let p = hf::permute_rows(&bytes, cols * 4, h, false)?;
             x = p
@@ -143,7 +228,6 @@ pub fn write(input: &Path, out: &Path, packer: &dyn Packer) -> Result<()> {
                 .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
                 .collect();
         }
-        let what = || format!("{}: tensor '{}'", input.display(), t.name);
         if *linear {
             for b in packer.pack(&x, rows, cols).with_context(what)? {
                 w.write_tensor(&b).with_context(ctx)?;

@@ -235,5 +235,5 @@ pub fn run(input: &Path, out: &Path, c: &Compressed) -> Result<()> {
              (its 4-bit codes have zero points)"
         );
     }
-    checkpoint::write(input, out, c)
+    checkpoint::write(input, out, c, None)
 }

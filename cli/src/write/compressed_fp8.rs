@@ -126,5 +126,5 @@ impl Packer for Fp8Compressed {
 
 /// Writes `input` (a GGUF Llama model) as a compressed-tensors float-quantized folder `out`.
 pub fn run(input: &Path, out: &Path, c: &Fp8Compressed) -> Result<()> {
-    checkpoint::write(input, out, c)
+    checkpoint::write(input, out, c, None)
 }

@@ -110,7 +110,7 @@ impl Packer for Fp8BlockCompressed {
 /// Writes `input` (a GGUF Llama model) as a compressed-tensors float-quantized folder `out` with
 /// 128 x 128 block scales.
 pub fn run(input: &Path, out: &Path) -> Result<()> {
-    checkpoint::write(input, out, &Fp8BlockCompressed)
+    checkpoint::write(input, out, &Fp8BlockCompressed, None)
 }
 
 #[cfg(test)]

@@ -194,7 +194,7 @@ impl Packer for MxCompressed {
 
 /// Writes `input` (a GGUF Llama model) as a compressed-tensors folder `out` in `format`.
 pub fn run(input: &Path, out: &Path, format: MxCompressed) -> Result<()> {
-    checkpoint::write(input, out, &format)
+    checkpoint::write(input, out, &format, None)
 }
 
 #[cfg(test)]
