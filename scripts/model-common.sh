@@ -10,6 +10,8 @@
 #   ppl_llama FILE [THREADS]   llama-perplexity's, on the same text, context and chunks
 #   eval_quant FILE THREADS    "PPL TOKENS/S": quant eval, its own forward-pass rate (--json)
 #   eval_llama FILE THREADS    "PPL TOKENS/S": llama-perplexity, the rate of its first pass
+#   act_int8 FILE              quant eval's perplexity with INT8 per-token activations (--act-int8)
+#   ppl_folder DIR             quant eval's perplexity of a checkpoint folder (source GGUF's tokenizer)
 #
 # Thread counts default to all cores; quant eval's matmuls run on rayon, so RAYON_NUM_THREADS sets them.
 # The array `wrap`, when set, is a command the eval helpers run the tools under (scripts/bench-model.sh
@@ -52,4 +54,15 @@ eval_llama() {
         END { if (ppl == "" || secs == "" || n_seq == "") exit 1; printf "%s %.1f\n", ppl, 512 * n_seq / secs }'
 }
 ppl_quant() { eval_quant "$1" "${2:-}" | cut -d' ' -f1; }
+# act_int8 FILE: quant eval's perplexity with INT8 per-token activations (a W8A8 engine).
+act_int8() {
+    "$quant" eval "$1" --text "$text" --ctx 512 --chunks "$chunks" --act-int8 --json -q |
+        python3 -c 'import json, sys; print("%.4f" % json.load(sys.stdin)["ppl"])'
+}
+# ppl_folder DIR: quant eval's perplexity of a checkpoint folder, the source GGUF's tokenizer reading
+# the text (as llama.cpp tokenizes it).
+ppl_folder() {
+    "$quant" eval "$1" --tokenizer "$model" --text "$text" --ctx 512 --chunks "$chunks" --json -q |
+        python3 -c 'import json, sys; print("%.4f" % json.load(sys.stdin)["ppl"])'
+}
 ppl_llama() { eval_llama "$1" "${2:-}" | cut -d' ' -f1; }

@@ -10,6 +10,14 @@
 #   QUANT_GPTQ_TYPES="Q4_0 Q5_0" ...     the types also written by GPTQ calibrated through the model
 #                                        (quantize --method gptq, 40 x 512 tokens of Hamlet + Macbeth;
 #                                        default Q4_0 Q4_K_M; "" for none)
+#   QUANT_AWQ_TYPES="Q4_0" ...           likewise by AWQ (quantize --method awq; default Q4_0)
+#   QUANT_W8A8=0 ...                     skip the W8A8 rows: Q8_0 by round-to-nearest and by
+#                                        SmoothQuant (quantize --method smoothquant), scored with INT8
+#                                        per-token activations (quant eval --act-int8)
+#   QUANT_FOLDERS=0 ...                  skip the checkpoint rows: 4-bit GPTQ and AWQ folders (groups of
+#                                        64) by round-to-nearest and calibrated (export-gptq/export-awq
+#                                        --calib), scored by quant eval
+#   QUANT_SAMPLES=16 QUANT_SEQ_LEN=256   calibration samples and their length (default 40 x 512)
 #
 # Installs what it needs on a fresh machine (scripts/inputs.sh, scripts/llama-cpp.sh, gguf-py in a
 # virtualenv), builds the tool in release; outputs go to target/model-job/. Progress on stderr, the
@@ -18,6 +26,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 types=${QUANT_TYPES:-"Q8_0 Q6_K Q5_K_M Q5_1 Q5_0 Q4_1 Q4_K_M Q4_0 Q3_K_M Q2_K"}
 gptq_types=${QUANT_GPTQ_TYPES-"Q4_0 Q4_K_M"}
+awq_types=${QUANT_AWQ_TYPES-"Q4_0"}
 threads=$(nproc)
 source scripts/model-common.sh
 model_setup
@@ -65,17 +74,55 @@ for t in $types; do
     rows+=("| $t | $size | $(bpw "$out/quant-$t.gguf") | $(secs "$t0" "$t1") | $(secs "$t1" "$t2") | $pq | $pl | $pll | $(same_bytes "$out/quant-$t.gguf" "$out/llama-$t.gguf") |")
 done
 
-for t in $gptq_types; do
-    say "$t GPTQ: quant quantize --method gptq --calib (block by block through the model)"
+calib=$inputs/texts/calibration.txt
+cal=(--calib "$calib" --samples "${QUANT_SAMPLES:-40}" --seq-len "${QUANT_SEQ_LEN:-512}")
+mib() { awk -v b="$(stat -c %s "$1")" 'BEGIN { printf "%.1f", b / 1048576 }'; }
+# calibrated METHOD LABEL TYPE: a row for `quant quantize --method METHOD` of TYPE, calibrated through
+# the model on the calibration text.
+calibrated() {
+    local method=$1 label=$2 t=$3 f="$out/$1-$3.gguf" t0 t1
+    say "$t $label: quant quantize --method $method --calib (block by block through the model)"
     t0=$(now)
-    "$quant" quantize "$out/ref-f32.gguf" "$out/gptq-$t.gguf" --type "$t" --method gptq --calib "$inputs/texts/calibration.txt" -q
+    "$quant" quantize "$out/ref-f32.gguf" "$f" --type "$t" --method "$method" "${cal[@]}" -q
     t1=$(now)
-    say "$t GPTQ: perplexity (quant eval, llama-perplexity)"
-    pq=$(ppl_quant "$out/gptq-$t.gguf")
-    pl=$(ppl_llama "$out/gptq-$t.gguf")
-    size=$(awk -v b="$(stat -c %s "$out/gptq-$t.gguf")" 'BEGIN { printf "%.1f", b / 1048576 }')
-    rows+=("| $t, GPTQ | $size | $(bpw "$out/gptq-$t.gguf") | $(secs "$t0" "$t1") | | $pq | $pl | | no: codes chosen by GPTQ |")
-done
+    say "$t $label: perplexity (quant eval, llama-perplexity)"
+    rows+=("| $t, $label | $(mib "$f") | $(bpw "$f") | $(secs "$t0" "$t1") | | $(ppl_quant "$f") | $(ppl_llama "$f") | | no: calibrated |")
+}
+for t in $gptq_types; do calibrated gptq GPTQ "$t"; done
+for t in $awq_types; do calibrated awq AWQ "$t"; done
+
+# W8A8: Q8_0 weights with INT8 per-token activations, as quant eval --act-int8 runs them.
+w8a8=()
+if [ "${QUANT_W8A8:-1}" != 0 ]; then
+    [ -f "$out/quant-Q8_0.gguf" ] || "$quant" quantize "$out/ref-f32.gguf" "$out/quant-Q8_0.gguf" --type Q8_0 -q
+    say "Q8_0 SmoothQuant: quant quantize --method smoothquant --calib"
+    t0=$(now)
+    "$quant" quantize "$out/ref-f32.gguf" "$out/smoothquant-Q8_0.gguf" --type Q8_0 --method smoothquant "${cal[@]}" -q
+    t1=$(now)
+    say "W8A8 perplexities (quant eval --act-int8)"
+    w8a8+=("| Q8_0, round-to-nearest | $(ppl_quant "$out/quant-Q8_0.gguf") | $(act_int8 "$out/quant-Q8_0.gguf") | |")
+    w8a8+=("| Q8_0, SmoothQuant (alpha 0.5) | $(ppl_quant "$out/smoothquant-Q8_0.gguf") | $(act_int8 "$out/smoothquant-Q8_0.gguf") | $(secs "$t0" "$t1") |")
+fi
+
+# Checkpoint folders (groups of 64: 128 does not divide SmolLM2's width of 576), scored by quant eval
+# with the source's tokenizer.
+folders=()
+if [ "${QUANT_FOLDERS:-1}" != 0 ]; then
+    for kind in gptq awq; do
+        for how in rtn calibrated; do
+            dir="$out/$kind-g64-$how"
+            rm -rf "$dir"
+            extra=()
+            [ "$how" = calibrated ] && extra=("${cal[@]}" -q)
+            say "export-$kind --group-size 64 ($how)"
+            t0=$(now)
+            "$quant" "export-$kind" "$model" "$dir" --group-size 64 "${extra[@]}" >"$out/export-$kind-$how.log" 2>&1
+            t1=$(now)
+            mibs=$(du -sm --apparent-size "$dir" | cut -f1)
+            folders+=("| $kind, 4-bit g64, $how | $mibs | $(secs "$t0" "$t1") | $(ppl_folder "$dir") |")
+        done
+    done
+fi
 
 size=$(awk -v b="$(stat -c %s "$out/ref-f32.gguf")" 'BEGIN { printf "%.1f", b / 1048576 }')
 echo
@@ -88,3 +135,15 @@ echo "| F32 reference | $size | $(bpw "$out/ref-f32.gguf") | | | $ref_q | $ref_l
 printf '%s\n' "${rows[@]}"
 echo
 echo "$speed (whole commands)."
+if [ ${#w8a8[@]} -gt 0 ]; then
+    echo
+    echo "| W8A8 | PPL quant eval | PPL, INT8 per-token activations (quant eval --act-int8) | quant quantize (s) |"
+    echo "|---|---:|---:|---:|"
+    printf '%s\n' "${w8a8[@]}"
+fi
+if [ ${#folders[@]} -gt 0 ]; then
+    echo
+    echo "| checkpoint folder | MiB | export (s) | PPL quant eval |"
+    echo "|---|---:|---:|---:|"
+    printf '%s\n' "${folders[@]}"
+fi
