@@ -41,11 +41,6 @@ if ! "$peer/bin/python" -c 'import importlib.metadata as m; assert m.version("ll
 fi
 
 rows=()
-# quant eval's perplexity of a checkpoint folder, tokenized as llama.cpp tokenizes the source GGUF.
-ppl_folder() {
-    "$quant" eval "$1" --tokenizer "$model" --text "$text" --ctx 512 --chunks "$QUANT_CHUNKS" --json -q |
-        python3 -c 'import json, sys; print("%.4f" % json.load(sys.stdin)["ppl"])' || echo "n/a"
-}
 # timed LOG CMD...: runs CMD with its output in LOG, prints its wall-clock seconds.
 timed() {
     local log=$1 t0
@@ -73,12 +68,12 @@ if "$quant" export-gptq --help | grep -q -- --calib; then
     say "quant export-gptq --calib (4-bit, g$group)"
     s=$(timed "$out/quant-export-gptq.log" "$quant" export-gptq "$model" "$out/quant-gptq-g$group" --calib "$calib" \
         --samples "$samples" --seq-len "$seq_len" --group-size "$group")
-    ppl=$(ppl_folder "$out/quant-gptq-g$group")
+    ppl=$(ppl_folder "$out/quant-gptq-g$group" || echo n/a)
     rows+=("| quant export-gptq --calib | GPTQ 4-bit g$group (asymmetric) | $s | $ppl (quant eval) |")
     say "quant export-awq --calib (4-bit, g$group)"
     s=$(timed "$out/quant-export-awq.log" "$quant" export-awq "$model" "$out/quant-awq-g$group" --calib "$calib" \
         --samples "$samples" --seq-len "$seq_len" --group-size "$group")
-    rows+=("| quant export-awq --calib | AWQ GEMM 4-bit g$group (asymmetric) | $s | $(ppl_folder "$out/quant-awq-g$group") (quant eval) |")
+    rows+=("| quant export-awq --calib | AWQ GEMM 4-bit g$group (asymmetric) | $s | $(ppl_folder "$out/quant-awq-g$group" || echo n/a) (quant eval) |")
 fi
 
 say "the f32 Hugging Face folder for the peer (quant export-hf)"
@@ -88,8 +83,8 @@ say "llm-compressor GPTQ, 4-bit g$group ($samples x $seq_len tokens, $threads th
     >"$out/peer.times" 2>"$out/peer.log" || { say "llm-compressor failed (see $out/peer.log)"; tail -5 "$out/peer.log" >&2; exit 1; }
 # llm-compressor logs to stdout too: the times are the script's last line.
 read -r load_s oneshot_s save_s < <(tail -1 "$out/peer.times")
-ppl=$(ppl_folder "$out/peer-w4a16")
-rows+=("| llm-compressor 0.14.0.1 oneshot GPTQModifier, W4A16 recipe at g$group (torch 2.14.0, CPU) | compressed-tensors 4-bit g$group (symmetric) | $oneshot_s (+ load $load_s, save $save_s) | $ppl (quant eval) |")
+ppl=$(ppl_folder "$out/peer-w4a16" || echo n/a)
+rows+=("| llm-compressor 0.14.0.1 oneshot GPTQModifier, W4A16_ASYM recipe at g$group (torch 2.14.0, CPU) | compressed-tensors 4-bit g$group (asymmetric) | $oneshot_s (+ load $load_s, save $save_s) | $ppl (quant eval) |")
 
 echo "Calibration: $samples x $seq_len tokens of $(basename "$calib"); $threads threads; perplexity on $QUANT_CHUNKS chunks of 512 tokens of $(basename "$text")"
 echo

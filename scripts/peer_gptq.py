@@ -6,9 +6,9 @@ scripts/peer-job.sh.
 HF_DIR is the model as `quant export-hf --dtype f32` writes it. The calibration samples are cut as
 `quant` cuts them (`SAMPLES` consecutive runs of `SEQ_LEN` tokens from the text's start, tokenized by
 the folder's tokenizer, BOS first when the tokenizer adds one). The recipe is llm-compressor's
-documented GPTQ example, `GPTQModifier(targets="Linear", scheme="W4A16", ignore=["lm_head"])` (4-bit
-symmetric codes, damping 0.01), with groups of GROUP columns: W4A16's 128 does not divide SmolLM2's
-width of 576, which llm-compressor refuses. `oneshot` runs its sequential pipeline (each decoder
+documented GPTQ example, `GPTQModifier(targets="Linear", scheme="W4A16_ASYM", ignore=["lm_head"])`
+(4-bit codes with zero points, as `quant export-gptq` writes them; damping 0.01), with groups of GROUP
+columns: the preset's 128 does not divide SmolLM2's width of 576, which llm-compressor refuses. `oneshot` runs its sequential pipeline (each decoder
 layer calibrated on the outputs of the layers already quantized, as `quant` does). The
 quantized model is saved compressed (compressed-tensors pack-quantized) to OUT_DIR.
 
@@ -43,7 +43,7 @@ def main():
     ds = Dataset.from_dict({"input_ids": chunks, "attention_mask": [[1] * seq_len] * samples})
     model = AutoModelForCausalLM.from_pretrained(hf, dtype=torch.float32)
     t1 = time.perf_counter()
-    weights = {"num_bits": 4, "type": "int", "symmetric": True, "strategy": "group", "group_size": group}
+    weights = {"num_bits": 4, "type": "int", "symmetric": False, "strategy": "group", "group_size": group}
     recipe = GPTQModifier(
         config_groups={"group_0": {"targets": ["Linear"], "weights": weights}}, ignore=["lm_head"]
     )

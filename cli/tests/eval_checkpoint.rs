@@ -152,6 +152,28 @@ fn packed_folders_decode_as_the_library_and_score_as_the_same_gguf() {
         }
     }
     assert!(checked >= 4 * 14, "only {checked} layers compared");
+    // compressed-tensors stores scales in the checkpoint's dtype (llm-compressor's f32 models: f32):
+    // the same folder with f32 scales decodes to the same weights.
+    let ct4_f32 = dir.path().join("w4a16-f32-scales");
+    scales_as_f32(&ct4, &ct4_f32);
+    let f32_scales = HfFolder::open(&ct4_f32).unwrap();
+    for t in ts
+        .iter()
+        .filter(|t| LINEAR.contains(&t.name.split('.').nth(2).unwrap_or("")))
+    {
+        let (a, b) = (
+            compressed[0].tensor(&t.name).unwrap().unwrap(),
+            f32_scales.tensor(&t.name).unwrap().unwrap(),
+        );
+        assert!(
+            a.data
+                .iter()
+                .zip(&b.data)
+                .all(|(x, y)| x.to_bits() == y.to_bits()),
+            "{}: f32 scales decode differently",
+            t.name
+        );
+    }
     // Tied embeddings: no output.weight in the folder, none read.
     assert!(folders[0].tensor("output.weight").unwrap().is_none());
 
@@ -176,6 +198,45 @@ fn packed_folders_decode_as_the_library_and_score_as_the_same_gguf() {
     let source = eval::llama(&GgufFile::open(&input).unwrap()).unwrap();
     let c = eval::perplexity(&source, &tokens, 16, None, Some(0), true).unwrap();
     assert_ne!(a.ppl, c.ppl);
+}
+
+/// The folder `from` copied to `to` with every `*.weight_scale` tensor stored as f32.
+fn scales_as_f32(from: &Path, to: &Path) {
+    std::fs::create_dir(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, to.join(p.file_name().unwrap())).unwrap();
+    }
+    let bytes = std::fs::read(from.join("model.safetensors")).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let mut widened: Vec<(String, Vec<u8>, Vec<usize>)> = Vec::new();
+    let mut kept: Vec<(String, TensorView)> = Vec::new();
+    for (n, v) in st.tensors() {
+        if n.ends_with(".weight_scale") {
+            assert_eq!(v.dtype(), safetensors::Dtype::F16, "{n}");
+            let data = v
+                .data()
+                .chunks_exact(2)
+                .flat_map(|h| {
+                    half::f16::from_le_bytes([h[0], h[1]])
+                        .to_f32()
+                        .to_le_bytes()
+                })
+                .collect();
+            widened.push((n, data, v.shape().to_vec()));
+        } else {
+            kept.push((n, v));
+        }
+    }
+    assert!(!widened.is_empty());
+    for (n, data, shape) in &widened {
+        kept.push((
+            n.clone(),
+            TensorView::new(safetensors::Dtype::F32, shape.clone(), data).unwrap(),
+        ));
+    }
+    let out = safetensors::serialize(kept, None).unwrap();
+    std::fs::write(to.join("model.safetensors"), out).unwrap();
 }
 
 /// The folder `from` copied to `to` with `drop` left out of model.safetensors and config.json's

@@ -7,7 +7,7 @@
 //! - AWQ GEMM (`quant_method "awq"`, `version "gemm"`): `qweight` int32 `[in, out / 8]` and `qzeros`
 //!   int32 `[G, out / 8]` in AutoAWQ's nibble order, f16 `scales` `[G, out]`;
 //! - compressed-tensors `pack-quantized` (4 or 8-bit int, group or channel): `weight_packed` int32
-//!   `[out, in / pf]`, f16 `weight_scale` `[out, G]`, `weight_zero_point` int32 `[out / pf, G]`
+//!   `[out, in / pf]`, `weight_scale` `[out, G]` (f16, bf16 or f32), `weight_zero_point` int32 `[out / pf, G]`
 //!   (asymmetric), codes and zero points stored as their signed values plus `2^(b-1)`.
 //!
 //! Each packed weight is dequantized as the engines' reference paths compute it (AutoGPTQ's torch
@@ -362,6 +362,24 @@ impl HfFolder {
         Ok(&self.shards[e.shard].1[e.start..e.end])
     }
 
+    /// A float tensor of `shape` (f32, f16 or bf16: compressed-tensors stores scales in the
+    /// checkpoint's own dtype, llm-compressor's f32 models in f32) as f32.
+    fn float_tensor(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        match self.plain(name)? {
+            Some((s, v)) if s == shape => Ok(v),
+            Some((s, _)) => bail!(
+                "{}: tensor '{name}' is {s:?}; a {} folder stores it as {shape:?}",
+                self.path.display(),
+                self.scheme
+            ),
+            None => bail!(
+                "{}: tensor '{name}' is missing ({} folders store it)",
+                self.path.display(),
+                self.scheme
+            ),
+        }
+    }
+
     /// A plain tensor (f32, f16, bf16) as f32, with its shape.
     fn plain(&self, name: &str) -> Result<Option<(Vec<usize>, Vec<f32>)>> {
         let Some(e) = self.entries.get(name) else {
@@ -485,7 +503,7 @@ impl HfFolder {
                 let mask = (1u32 << b) - 1;
                 let code = |word: i32, k: usize| (word as u32 >> (b * k)) & mask;
                 let qw = i32s(self.bytes(&t("weight_packed"), Dtype::I32, &[rows, cols / pf])?);
-                let sc = f16s(self.bytes(&t("weight_scale"), Dtype::F16, &[rows, groups])?);
+                let sc = self.float_tensor(&t("weight_scale"), &[rows, groups])?;
                 let zp = if symmetric {
                     None
                 } else {
