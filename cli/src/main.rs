@@ -253,7 +253,8 @@ enum Command {
         /// `s_j = max|x_j|^alpha / max|W_j|^(1 - alpha)` (0 to 1).
         #[arg(long, default_value_t = 0.5, value_parser = alpha_in_range)]
         alpha: f64,
-        /// The calibration text for --method gptq and rules ending in gptq (UTF-8).
+        /// The calibration text for --method gptq, awq and smoothquant and rules ending in gptq
+        /// (UTF-8).
         #[arg(long, value_name = "TEXT")]
         calib: Option<PathBuf>,
         /// Calibration samples (consecutive runs of --seq-len tokens from the text's start).
