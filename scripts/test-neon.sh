@@ -68,6 +68,10 @@ fi
 echo "== $(rustc --version); $(qemu-aarch64 --version | head -n 1); $(aarch64-linux-gnu-gcc --version | head -n 1)"
 
 export CARGO_TERM_COLOR=never
+# Line tables only, no incremental state: the lane's target directory is about a quarter of what full
+# debug information makes it (several GB: every test program and C harness program carries the
+# library), and backtraces keep their file and line.
+export CARGO_PROFILE_DEV_DEBUG=line-tables-only CARGO_INCREMENTAL=0
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
 # Code compiled only for aarch64 gets no clippy run in CI: at least its warnings fail the lane.
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-D warnings"
@@ -103,7 +107,8 @@ fi
 declare -a SUMMARY=()
 FAILED=0
 JOBS=$(mktemp -d)
-trap 'rm -rf "$JOBS"' EXIT
+# NEON_DROP_TARGET=1 (CI, whose disk is limited): the lane's target directory goes when it ends.
+trap 'rm -rf "$JOBS"; [ "${NEON_DROP_TARGET:-0}" != 1 ] || rm -rf "$TARGET_DIR"' EXIT
 declare -a LABELS=()
 # job LABEL COMMAND...: starts COMMAND in the background, two at a time (a test program under qemu keeps
 # about one core busy), with its output and status going to $JOBS; `finish` waits for all of them and
@@ -209,7 +214,7 @@ for src in "${srcs[@]}"; do
     name=$(basename "$src" .c)
     if aarch64-linux-gnu-gcc -std=c99 -O1 -Wall -Wextra -Wpedantic -Werror -Iinclude \
         -DQUANT_TEST_DATA_DIR="\"$PWD/tests/data\"" "$src" "$lib" -lpthread -ldl -lm -lrt -lgcc_s \
-        -o "$out/$name"; then
+        -Wl,--compress-debug-sections=zlib -o "$out/$name"; then
         job "c_tests/$name.c under qemu" qemu-aarch64 "$out/$name"
     else
         SUMMARY+=("FAIL  c_tests/$name.c: does not compile for aarch64")
