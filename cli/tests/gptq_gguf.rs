@@ -223,12 +223,11 @@ fn quant_ppl(model: &Path, text: &Path, act_int8: bool) -> f64 {
     }
     let o = common::run(&args);
     assert!(o.status.success(), "quant eval: {}", common::stderr(&o));
-    let out = String::from_utf8_lossy(&o.stdout).to_string();
-    let ppl = out
-        .split("\"ppl\":")
-        .nth(1)
-        .unwrap_or_else(|| panic!("{out}"));
-    ppl.split(',').next().unwrap().parse().unwrap()
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stdout)));
+    j["ppl"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no number \"ppl\" in {j}"))
 }
 
 /// SmoothQuant through the model: its scales are folded into the norms and ffn_up (the file is an

@@ -136,10 +136,12 @@ struct Buffers {
     att: Vec<f32>,
     g: Vec<f32>,
     u: Vec<f32>,
+    int8: Int8Buffers,
 }
 
 impl Buffers {
-    fn new(c: &Config, t: usize) -> Self {
+    /// With `act_int8`, room to round the widest linear input of `t` tokens.
+    fn new(c: &Config, t: usize, act_int8: bool) -> Self {
         let (d, kvd) = (c.n_embd, c.n_head_kv * c.head_dim());
         Self {
             h: vec![0f32; t * d],
@@ -149,6 +151,29 @@ impl Buffers {
             att: vec![0f32; t * d],
             g: vec![0f32; t * c.n_ff],
             u: vec![0f32; t * c.n_ff],
+            int8: if act_int8 {
+                Int8Buffers::new(t, d.max(c.n_ff))
+            } else {
+                Int8Buffers::default()
+            },
+        }
+    }
+}
+
+/// The INT8 codes and per-token scales of a linear input being rounded (empty when activations are
+/// not quantized).
+#[derive(Default)]
+struct Int8Buffers {
+    codes: Vec<i8>,
+    scales: Vec<f32>,
+}
+
+impl Int8Buffers {
+    /// Room for `t` tokens of up to `width` values.
+    fn new(t: usize, width: usize) -> Self {
+        Self {
+            codes: vec![0i8; t * width],
+            scales: vec![0f32; t],
         }
     }
 }
@@ -241,18 +266,19 @@ impl Llama {
     }
 
     /// `x` (`t` rows of `width`) rounded to INT8 per row and back, when activations are quantized.
-    fn round_activations(&self, x: &mut [f32], width: usize) {
+    /// `buf` holds at least `x.len()` codes and `t` scales.
+    fn round_activations(&self, x: &mut [f32], width: usize, buf: &mut Int8Buffers) {
         if !self.act_int8 {
             return;
         }
         let t = x.len() / width;
-        let (mut codes, mut scales) = (vec![0i8; x.len()], vec![0f32; t]);
+        let (codes, scales) = (&mut buf.codes[..x.len()], &mut buf.scales[..t]);
         // Finite inputs of a consistent shape cannot fail; a NaN leaves the values as they are.
-        if quantize_activations(x, t, width, None, &mut codes, &mut scales).is_ok() {
+        if quantize_activations(x, t, width, None, codes, scales).is_ok() {
             for ((row, q), &s) in x
                 .chunks_exact_mut(width)
                 .zip(codes.chunks_exact(width))
-                .zip(&scales)
+                .zip(scales.iter())
             {
                 for (v, &c) in row.iter_mut().zip(q) {
                     *v = f32::from(c) * s;
@@ -320,7 +346,7 @@ impl Llama {
             );
         }
         let (cos, sin) = self.rope_tables(t);
-        let mut b = Buffers::new(&self.cfg, t);
+        let mut b = Buffers::new(&self.cfg, t, self.act_int8);
         self.run_block(&self.layers[l], x, t, &cos, &sin, &mut b, tap);
         Ok(())
     }
@@ -342,7 +368,7 @@ impl Llama {
         let kvd = c.n_head_kv * hd;
         rms_norm(x, &mut b.h, &l.attn_norm, c.rms_eps);
         tap(Tap::AttnIn, &b.h);
-        self.round_activations(&mut b.h, d);
+        self.round_activations(&mut b.h, d, &mut b.int8);
         linear(&b.h, t, &l.wq, d, &mut b.q, Accum::Replace);
         linear(&b.h, t, &l.wk, kvd, &mut b.k, Accum::Replace);
         linear(&b.h, t, &l.wv, kvd, &mut b.v, Accum::Replace);
@@ -350,12 +376,12 @@ impl Llama {
         rope(&mut b.k, hd, c.rope_dims, cos, sin);
         self.attention(&b.q, &b.k, &b.v, t, &mut b.att);
         tap(Tap::AttnOut, &b.att);
-        self.round_activations(&mut b.att, d);
+        self.round_activations(&mut b.att, d, &mut b.int8);
         linear(&b.att, t, &l.wo, d, x, Accum::Add);
 
         rms_norm(x, &mut b.h, &l.ffn_norm, c.rms_eps);
         tap(Tap::FfnIn, &b.h);
-        self.round_activations(&mut b.h, d);
+        self.round_activations(&mut b.h, d, &mut b.int8);
         linear(&b.h, t, &l.gate, c.n_ff, &mut b.g, Accum::Replace);
         linear(&b.h, t, &l.up, c.n_ff, &mut b.u, Accum::Replace);
         b.g.par_chunks_mut(c.n_ff)
@@ -366,7 +392,7 @@ impl Llama {
                 }
             });
         tap(Tap::FfnAct, &b.g);
-        self.round_activations(&mut b.g, c.n_ff);
+        self.round_activations(&mut b.g, c.n_ff, &mut b.int8);
         linear(&b.g, t, &l.down, d, x, Accum::Add);
     }
 
@@ -393,7 +419,7 @@ impl Llama {
         }
         let mut x = self.embed(tokens)?;
         let (cos, sin) = self.rope_tables(t);
-        let mut b = Buffers::new(&self.cfg, t);
+        let mut b = Buffers::new(&self.cfg, t, self.act_int8);
         for l in &self.layers {
             self.run_block(l, &mut x, t, &cos, &sin, &mut b, &mut |_, _| {});
         }
@@ -651,7 +677,8 @@ pub(crate) mod tests {
         );
         // The rounding itself: each row becomes multiples of its max / 127, the max kept.
         let mut x = vec![0.3f32, -1.27, 0.001, 0.5, 2.0, 0.0, -0.7, 1.0];
-        m.round_activations(&mut x, 4);
+        let mut buf = Int8Buffers::new(2, 4);
+        m.round_activations(&mut x, 4, &mut buf);
         let s0 = 1.27f32 / 127.0;
         for v in &x[..4] {
             assert!(((v / s0).round() * s0 - v).abs() <= 1e-6, "{x:?}");
@@ -660,7 +687,7 @@ pub(crate) mod tests {
         assert_eq!(x[4], 2.0);
         m.set_activation_int8(false);
         let mut y = vec![0.3f32, -1.27];
-        m.round_activations(&mut y, 2);
+        m.round_activations(&mut y, 2, &mut buf);
         assert_eq!(y, [0.3, -1.27]);
     }
 

@@ -18,15 +18,15 @@
 //! bit. Tensors come out with GGUF names and q/k rows in GGUF order, as the forward pass reads them.
 //! Every error names the folder (or file) and the tensor.
 use std::collections::HashMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use memmap2::Mmap;
-use safetensors::{Dtype, SafeTensors};
+use safetensors::Dtype;
 use serde_json::Value as Json;
 
 use super::hf::{self, LlamaConfig};
+use super::safetensors::{map_shard, read_json, shard_files};
 use super::{dequantize, DType, Tensor};
 use crate::arch::llama::Config;
 
@@ -102,12 +102,6 @@ pub struct HfFolder {
     pub scheme: Scheme,
     shards: Vec<(PathBuf, Mmap)>,
     entries: HashMap<String, Entry>,
-}
-
-fn read_json(p: &Path) -> Result<Json> {
-    let text =
-        std::fs::read_to_string(p).with_context(|| format!("{}: cannot read", p.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{}: invalid JSON", p.display()))
 }
 
 /// The scheme that config.json's `quantization_config` names.
@@ -262,41 +256,11 @@ impl HfFolder {
         let config =
             LlamaConfig::from_json(&cfg).with_context(|| format!("{}", cfg_path.display()))?;
         let scheme = scheme(&cfg, &cfg_path)?;
-        let index = dir.join("model.safetensors.index.json");
-        let files: Vec<PathBuf> = if index.exists() {
-            let j = read_json(&index)?;
-            let map = j
-                .get("weight_map")
-                .and_then(Json::as_object)
-                .ok_or_else(|| anyhow!("{}: no weight_map", index.display()))?;
-            let mut f: Vec<String> = map
-                .values()
-                .filter_map(|v| v.as_str().map(String::from))
-                .collect();
-            f.sort();
-            f.dedup();
-            f.into_iter().map(|n| dir.join(n)).collect()
-        } else {
-            let mut f: Vec<PathBuf> = std::fs::read_dir(dir)
-                .with_context(|| format!("{}: cannot list", dir.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
-                .collect();
-            f.sort();
-            f
-        };
-        if files.is_empty() {
-            bail!("{}: no .safetensors file", dir.display());
-        }
+        let files = shard_files(dir)?;
         let mut shards = vec![];
         let mut entries = HashMap::new();
         for (si, f) in files.iter().enumerate() {
-            let file = File::open(f).with_context(|| format!("{}: cannot open", f.display()))?;
-            // SAFETY: read-only map of an input this program never writes (see GgufFile::open).
-            let map = unsafe { Mmap::map(&file) }
-                .with_context(|| format!("{}: cannot map", f.display()))?;
-            let (n, meta) = SafeTensors::read_metadata(&map)
-                .map_err(|e| anyhow!("{}: not a valid safetensors file: {e}", f.display()))?;
+            let (map, n, meta) = map_shard(f)?;
             for (name, info) in meta.tensors() {
                 let e = Entry {
                     shard: si,

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use memmap2::Mmap;
+use safetensors::tensor::Metadata;
 use safetensors::{Dtype, SafeTensors};
 use serde_json::Value as Json;
 
@@ -35,10 +36,55 @@ pub struct SafetensorsDir {
     metadata: Vec<(String, Value)>,
 }
 
-fn read_json(p: &Path) -> Result<Json> {
+/// The JSON document in file `p`; errors name the file.
+pub(super) fn read_json(p: &Path) -> Result<Json> {
     let text =
         std::fs::read_to_string(p).with_context(|| format!("{}: cannot read", p.display()))?;
     serde_json::from_str(&text).with_context(|| format!("{}: invalid JSON", p.display()))
+}
+
+/// The safetensors files of a Hugging Face folder, sorted: those that
+/// `model.safetensors.index.json`'s `weight_map` names when the folder has one, else every
+/// `*.safetensors` file in it. At least one.
+pub(super) fn shard_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let index = dir.join("model.safetensors.index.json");
+    let files: Vec<PathBuf> = if index.exists() {
+        let j = read_json(&index)?;
+        let map = j
+            .get("weight_map")
+            .and_then(Json::as_object)
+            .ok_or_else(|| anyhow!("{}: no weight_map", index.display()))?;
+        let mut f: Vec<String> = map
+            .values()
+            .filter_map(|v| v.as_str().map(String::from))
+            .collect();
+        f.sort();
+        f.dedup();
+        f.into_iter().map(|n| dir.join(n)).collect()
+    } else {
+        let mut f: Vec<PathBuf> = std::fs::read_dir(dir)
+            .with_context(|| format!("{}: cannot list", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
+            .collect();
+        f.sort();
+        f
+    };
+    if files.is_empty() {
+        bail!("{}: no .safetensors file", dir.display());
+    }
+    Ok(files)
+}
+
+/// Shard `f` mapped read-only, with the length of its JSON header and the header's tensor table.
+pub(super) fn map_shard(f: &Path) -> Result<(Mmap, usize, Metadata)> {
+    let file = File::open(f).with_context(|| format!("{}: cannot open", f.display()))?;
+    // SAFETY: read-only map of an input this program never writes (see GgufFile::open).
+    let map =
+        unsafe { Mmap::map(&file) }.with_context(|| format!("{}: cannot map", f.display()))?;
+    let (n, meta) = SafeTensors::read_metadata(&map)
+        .map_err(|e| anyhow!("{}: not a valid safetensors file: {e}", f.display()))?;
+    Ok((map, n, meta))
 }
 
 /// HF names that carry nothing a GGUF Llama needs.
@@ -50,41 +96,11 @@ impl SafetensorsDir {
     pub fn open(dir: &Path) -> Result<SafetensorsDir> {
         let config = LlamaConfig::from_json(&read_json(&dir.join("config.json"))?)
             .with_context(|| format!("{}", dir.join("config.json").display()))?;
-        let index = dir.join("model.safetensors.index.json");
-        let files: Vec<PathBuf> = if index.exists() {
-            let j = read_json(&index)?;
-            let map = j
-                .get("weight_map")
-                .and_then(Json::as_object)
-                .ok_or_else(|| anyhow!("{}: no weight_map", index.display()))?;
-            let mut f: Vec<String> = map
-                .values()
-                .filter_map(|v| v.as_str().map(String::from))
-                .collect();
-            f.sort();
-            f.dedup();
-            f.into_iter().map(|n| dir.join(n)).collect()
-        } else {
-            let mut f: Vec<PathBuf> = std::fs::read_dir(dir)
-                .with_context(|| format!("{}: cannot list", dir.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
-                .collect();
-            f.sort();
-            f
-        };
-        if files.is_empty() {
-            bail!("{}: no .safetensors file", dir.display());
-        }
+        let files = shard_files(dir)?;
         let mut shards = vec![];
         let mut entries = vec![];
         for (si, f) in files.iter().enumerate() {
-            let file = File::open(f).with_context(|| format!("{}: cannot open", f.display()))?;
-            // SAFETY: read-only map of an input this program never writes (see GgufFile::open).
-            let map = unsafe { Mmap::map(&file) }
-                .with_context(|| format!("{}: cannot map", f.display()))?;
-            let (n, meta) = SafeTensors::read_metadata(&map)
-                .map_err(|e| anyhow!("{}: not a valid safetensors file: {e}", f.display()))?;
+            let (map, n, meta) = map_shard(f)?;
             let mut names: Vec<(String, safetensors::tensor::TensorInfo)> = meta
                 .tensors()
                 .into_iter()
