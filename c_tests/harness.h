@@ -1,8 +1,8 @@
 /* A tiny test harness shared by the c_tests/test_<area>.c programs.
  *
  * CHECK(cond) counts a failure and goes on; EXPECT_STATUS(call, status) checks a call's status and,
- * for errors, that quant_last_error() gives a non-empty detail; END() prints
- * "<file>: N passed, N failed" and returns the process exit code. */
+ * for errors, that quant_last_error() gives a non-empty detail; read_fixture(name, &len) reads a file
+ * of tests/data; END() prints "<file>: N passed, N failed" and returns the process exit code. */
 #ifndef QUANT_TEST_HARNESS_H
 #define QUANT_TEST_HARNESS_H
 
@@ -54,6 +54,30 @@ static int harness_failed = 0;
             fprintf(stderr, "%s:%d: detail '%s' lacks '%s'\n", __FILE__, __LINE__, d_, (needle)); \
         }                                                                                \
     } while (0)
+
+/* Reads the whole fixture file tests/data/<name> (QUANT_TEST_DATA_DIR, set by CMakeLists.txt) into a
+ * malloc'ed buffer that the caller frees; *len receives its byte count. NULL, with a message, when the
+ * file cannot be read. */
+static inline void *read_fixture(const char *name, size_t *len) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", QUANT_TEST_DATA_DIR, name);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "cannot open %s\n", path);
+        return NULL;
+    }
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    void *buf = malloc((size_t)n);
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    *len = (size_t)n;
+    return buf;
+}
 
 /* Every byte of buf[0..len) still equals the sentinel byte `b`: nothing was written. */
 static inline int harness_untouched(const void *buf, size_t len, unsigned char b) {

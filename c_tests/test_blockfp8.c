@@ -4,40 +4,19 @@
 
 #include "harness.h"
 
-static void *read_fixture(const char *name, size_t *len) {
-    char path[512];
-    snprintf(path, sizeof path, "%s/blockfp8/%s", QUANT_TEST_DATA_DIR, name);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "cannot open %s\n", path);
-        return NULL;
-    }
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    void *buf = malloc((size_t)n);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
-}
-
 /* One fixture case: quantizes its input (of type dtype, file suffix ext) and compares every code,
  * scale_inv and decoded value with torch's. */
 static void check_case(const char *name, int32_t dtype, const char *ext, size_t rows, size_t cols,
                        size_t br, size_t bc) {
     char fn[256];
     size_t in_len, c_len, s_len, d_len;
-    snprintf(fn, sizeof fn, "%s.in.%s", name, ext);
+    snprintf(fn, sizeof fn, "blockfp8/%s.in.%s", name, ext);
     void *in = read_fixture(fn, &in_len);
-    snprintf(fn, sizeof fn, "%s.codes.u8", name);
+    snprintf(fn, sizeof fn, "blockfp8/%s.codes.u8", name);
     uint8_t *codes = (uint8_t *)read_fixture(fn, &c_len);
-    snprintf(fn, sizeof fn, "%s.scale_inv.f32", name);
+    snprintf(fn, sizeof fn, "blockfp8/%s.scale_inv.f32", name);
     float *scale = (float *)read_fixture(fn, &s_len);
-    snprintf(fn, sizeof fn, "%s.deq.f32", name);
+    snprintf(fn, sizeof fn, "blockfp8/%s.deq.f32", name);
     float *deq = (float *)read_fixture(fn, &d_len);
     CHECK(in && codes && scale && deq);
     if (!(in && codes && scale && deq)) {

@@ -6,25 +6,12 @@
 
 #include "harness.h"
 
-static void *read_fixture(const char *name, size_t *len) {
-    char path[512];
-    snprintf(path, sizeof path, "%s/bnb4/%s", QUANT_TEST_DATA_DIR, name);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "cannot open %s\n", path);
-        return NULL;
-    }
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    void *buf = malloc((size_t)n);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
+/* Reads the bitsandbytes fixture tests/data/bnb4/<name>.<part>.<suffix>: the input
+ * (part "in", suffix its element type) or one of a code book's results (part "nf4" or "fp4"). */
+static void *read_bnb4(const char *name, const char *part, const char *suffix, size_t *len) {
+    char path[256];
+    snprintf(path, sizeof path, "bnb4/%s.%s.%s", name, part, suffix);
+    return read_fixture(path, len);
 }
 
 /* Decoded values equal bitsandbytes' bit for bit, except that FP4 code 8 is -0.0 here and either
@@ -43,16 +30,11 @@ static int same_decoded(const float *got, const float *want, const uint8_t *code
 
 static void check_case(const char *name, int32_t dtype, const char *ext, size_t n, size_t bs, int32_t ty) {
     const char *t = ty == QUANT_BNB4_NF4 ? "nf4" : "fp4";
-    char fn[256];
     size_t in_len, c_len, a_len, d_len;
-    snprintf(fn, sizeof fn, "%s.in.%s", name, ext);
-    void *in = read_fixture(fn, &in_len);
-    snprintf(fn, sizeof fn, "%s.%s.codes.u8", name, t);
-    uint8_t *codes = (uint8_t *)read_fixture(fn, &c_len);
-    snprintf(fn, sizeof fn, "%s.%s.absmax.f32", name, t);
-    float *absmax = (float *)read_fixture(fn, &a_len);
-    snprintf(fn, sizeof fn, "%s.%s.deq.f32", name, t);
-    float *deq = (float *)read_fixture(fn, &d_len);
+    void *in = read_bnb4(name, "in", ext, &in_len);
+    uint8_t *codes = (uint8_t *)read_bnb4(name, t, "codes.u8", &c_len);
+    float *absmax = (float *)read_bnb4(name, t, "absmax.f32", &a_len);
+    float *deq = (float *)read_bnb4(name, t, "deq.f32", &d_len);
     CHECK(in && codes && absmax && deq);
     if (!(in && codes && absmax && deq)) {
         free(in), free(codes), free(absmax), free(deq);
@@ -86,22 +68,14 @@ static void check_case(const char *name, int32_t dtype, const char *ext, size_t 
  * quant_bnb4_absmax_mean of the plain absmax values. */
 static void check_nested(const char *name, int32_t dtype, const char *ext, size_t n, size_t bs, int32_t ty) {
     const char *t = ty == QUANT_BNB4_NF4 ? "nf4" : "fp4";
-    char fn[256];
     size_t in_len, c_len, a_len, qa_len, a2_len, d_len, o_len;
-    snprintf(fn, sizeof fn, "%s.in.%s", name, ext);
-    void *in = read_fixture(fn, &in_len);
-    snprintf(fn, sizeof fn, "%s.%s.codes.u8", name, t);
-    uint8_t *codes = (uint8_t *)read_fixture(fn, &c_len);
-    snprintf(fn, sizeof fn, "%s.%s.absmax.f32", name, t);
-    float *absmax = (float *)read_fixture(fn, &a_len);
-    snprintf(fn, sizeof fn, "%s.%s.nested.qabsmax.u8", name, t);
-    uint8_t *qabsmax = (uint8_t *)read_fixture(fn, &qa_len);
-    snprintf(fn, sizeof fn, "%s.%s.nested.absmax2.f32", name, t);
-    float *absmax2 = (float *)read_fixture(fn, &a2_len);
-    snprintf(fn, sizeof fn, "%s.%s.nested.deq.f32", name, t);
-    float *deq = (float *)read_fixture(fn, &d_len);
-    snprintf(fn, sizeof fn, "%s.%s.nested.offset.f32", name, t);
-    float *offset = (float *)read_fixture(fn, &o_len);
+    void *in = read_bnb4(name, "in", ext, &in_len);
+    uint8_t *codes = (uint8_t *)read_bnb4(name, t, "codes.u8", &c_len);
+    float *absmax = (float *)read_bnb4(name, t, "absmax.f32", &a_len);
+    uint8_t *qabsmax = (uint8_t *)read_bnb4(name, t, "nested.qabsmax.u8", &qa_len);
+    float *absmax2 = (float *)read_bnb4(name, t, "nested.absmax2.f32", &a2_len);
+    float *deq = (float *)read_bnb4(name, t, "nested.deq.f32", &d_len);
+    float *offset = (float *)read_bnb4(name, t, "nested.offset.f32", &o_len);
     int ok = in && codes && absmax && qabsmax && absmax2 && deq && offset;
     CHECK(ok);
     size_t nq = quant_bnb4_packed_size(n), na = quant_bnb4_absmax_count(n, bs), n2 = quant_bnb4_nested_count(n, bs);

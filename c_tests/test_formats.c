@@ -24,28 +24,6 @@ static void fill_matrix(float *w, size_t n, unsigned seed) {
     }
 }
 
-/* Reads a whole fixture file of tests/data into a malloc'ed buffer; *len receives its byte count. */
-static void *read_fixture(const char *name, size_t *len) {
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", QUANT_TEST_DATA_DIR, name);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "cannot open %s\n", path);
-        return NULL;
-    }
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    void *buf = malloc((size_t)n);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
-}
-
 static size_t detail_len(void) { return quant_last_error(NULL, 0); }
 
 /* ------------------------------------------------------------------------------------------- */

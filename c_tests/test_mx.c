@@ -6,25 +6,6 @@
 
 #include "harness.h"
 
-/* Reads tests/data/mx/<name> into a malloc'd buffer; *len receives its size (NULL on failure). */
-static unsigned char *read_fixture(const char *name, size_t *len) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/mx/%s", QUANT_TEST_DATA_DIR, name);
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *buf = (unsigned char *)malloc((size_t)n);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
-}
-
 static uint32_t u32_at(const unsigned char *b) {
     return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
 }
@@ -34,7 +15,7 @@ static const char *const MX_FIXTURES[6] = {"mxfp8_e4m3", "mxfp8_e5m2", "mxfp6_e2
 
 static void fixtures(void) {
     size_t in_len = 0;
-    unsigned char *in = read_fixture("input_b.bin", &in_len);
+    unsigned char *in = read_fixture("mx/input_b.bin", &in_len);
     CHECK(in != NULL);
     if (!in) return;
     size_t rows = u32_at(in), cols = u32_at(in + 4), n = rows * cols;
@@ -43,7 +24,7 @@ static void fixtures(void) {
     memcpy(x, in + 8, n * sizeof(float));
     for (int e = 0; e < 6; e++) {
         char name[64];
-        snprintf(name, sizeof name, "%s_b.bin", MX_FIXTURES[e]);
+        snprintf(name, sizeof name, "mx/%s_b.bin", MX_FIXTURES[e]);
         size_t len = 0;
         unsigned char *want = read_fixture(name, &len);
         CHECK(want != NULL);
@@ -62,7 +43,7 @@ static void fixtures(void) {
         free(want);
     }
     size_t len = 0;
-    unsigned char *want = read_fixture("nvfp4_b.bin", &len);
+    unsigned char *want = read_fixture("mx/nvfp4_b.bin", &len);
     CHECK(want != NULL);
     if (want) {
         size_t nc = u32_at(want), ns = u32_at(want + 4);
@@ -84,7 +65,7 @@ static void fixtures(void) {
     }
     /* Under a global scale given from outside (3x the tensor's own range, as a fused group's larger
        member gives it): compressed-tensors' bytes. */
-    want = read_fixture("nvfp4_given3_b.bin", &len);
+    want = read_fixture("mx/nvfp4_given3_b.bin", &len);
     CHECK(want != NULL);
     if (want) {
         size_t nc = u32_at(want), ns = u32_at(want + 4);

@@ -10,10 +10,6 @@ use libfuzzer_sys::fuzz_target;
 use quant::ffi::blockfp8::*;
 use quant::kernels::fp8::{fp8_block_dequantize_ref, fp8_block_quantize_ref, BlockShape};
 
-fn bits_eq(a: &[f32], b: &[f32]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
-}
-
 fuzz_target!(|data: &[u8]| {
     let mut inp = Input::new(data);
     let rows = inp.size(200);
@@ -34,36 +30,12 @@ fuzz_target!(|data: &[u8]| {
         Some(_) => 0,
         None => 16,
     };
-    let values: Vec<f32> = (0..real).map(|_| inp.f32()).collect();
-    let halves: Vec<u16> = (0..real).map(|_| inp.u16()).collect();
+    let source = Source::read(&mut inp, real);
     let (n, nb) = shape.map_or((16, 4), |s| (s.len(), s.n_blocks()));
     let n = n.min(MAX_ELEMS);
     let mut dst = Out::<u8>::new(inp.len_for(n), inp.null());
     let mut sc = Out::<f32>::new(inp.len_for(nb.min(MAX_ELEMS)), inp.null());
-    let src_null = inp.null() || (shape.is_some() && real == 0);
-    let misalign = inp.u8().is_multiple_of(32);
-    let (ptr, as_f32): (*const std::ffi::c_void, Vec<f32>) = match dtype {
-        1 => (
-            in_ptr(&halves, src_null).cast(),
-            halves
-                .iter()
-                .map(|&h| half::f16::from_bits(h).to_f32())
-                .collect(),
-        ),
-        2 => (
-            in_ptr(&halves, src_null).cast(),
-            halves
-                .iter()
-                .map(|&h| f32::from_bits(u32::from(h) << 16))
-                .collect(),
-        ),
-        _ => (in_ptr(&values, src_null).cast(), values.clone()),
-    };
-    let ptr = if misalign && !ptr.is_null() {
-        ptr.cast::<u8>().wrapping_add(1).cast()
-    } else {
-        ptr
-    };
+    let (ptr, as_f32) = source.arg(&mut inp, dtype, shape.is_some() && real == 0);
     let status = if dtype == 0 && inp.bool() {
         quant_fp8_block_quantize(
             ptr.cast(),
@@ -114,12 +86,9 @@ fuzz_target!(|data: &[u8]| {
     let mut d = Out::<f32>::new(inp.len_for(shape.len()), inp.null());
     let status =
         quant_fp8_block_dequantize(q.as_ptr(), s.as_ptr(), rows, cols, br, bc, d.ptr(), d.len());
-    if check_status("quant_fp8_block_dequantize", status) {
+    check_decoded("quant_fp8_block_dequantize", status, &d, || {
         let mut want = vec![0f32; shape.len()];
         fp8_block_dequantize_ref(&q, &s, shape, &mut want).unwrap();
-        assert!(bits_eq(&d.buf[..shape.len()], &want), "dequantized");
-        assert!(d.untouched_from(shape.len()));
-    } else {
-        assert!(d.untouched(), "dequantize error wrote");
-    }
+        want
+    });
 });

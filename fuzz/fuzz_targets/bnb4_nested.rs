@@ -8,42 +8,22 @@
 //! outputs equal the scalar reference's 4-bit step followed by the offset rule and the 8-bit step, and
 //! the decoded statistics and values equal the references'.
 #![no_main]
+use fuzz_common::bnb4::Bnb4Args;
 use fuzz_common::*;
 use libfuzzer_sys::fuzz_target;
 use quant::ffi::bnb4::*;
 use quant::kernels::nf4::{
-    bnb4_absmax_mean, bnb4_dequantize_ref, bnb4_quantize_ref, bnb_dynamic_quantize,
-    check_blocksize, dynamic_map, Bnb4Type,
+    bnb4_absmax_mean, bnb4_dequantize_ref, bnb4_quantize_ref, bnb_dynamic_quantize, dynamic_map,
 };
-
-fn bits_eq(a: &[f32], b: &[f32]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
-}
 
 fuzz_target!(|data: &[u8]| {
     let mut inp = Input::new(data);
     pick_simd_and_threads(&mut inp);
-    let code = inp.enum_i32(3);
-    let n = inp.size(6000);
-    let blocksize = match inp.u8() % 10 {
-        0 => inp.size(5000),
-        k => 16usize << k,
-    };
-    let dtype = inp.enum_i32(3);
-    let ty = Bnb4Type::from_code(code).ok();
-    let valid = n > 0 && n <= MAX_ELEMS * 4 && check_blocksize(blocksize).is_ok();
-    clear_detail();
-    let count2 = quant_bnb4_nested_count(n, blocksize);
-    if check_blocksize(blocksize).is_ok() && n > 0 {
-        assert_eq!(count2, n.div_ceil(blocksize).div_ceil(256));
-    } else {
-        assert!(count2 == 0 && !detail().is_empty());
-    }
-    let real = if valid { n } else { 16 };
-    let values: Vec<f32> = (0..real).map(|_| inp.f32()).collect();
-    let halves: Vec<u16> = (0..real).map(|_| inp.u16()).collect();
-    let (nq, na, n2) = if valid {
-        (n.div_ceil(2), n.div_ceil(blocksize), count2)
+    let args = Bnb4Args::read(&mut inp, 6000);
+    let count2 = args.query_count(quant_bnb4_nested_count, |blocks| blocks.div_ceil(256));
+    let source = args.read_source(&mut inp);
+    let (nq, na, n2) = if args.valid {
+        (args.n.div_ceil(2), args.n.div_ceil(args.blocksize), count2)
     } else {
         (8, 1, 1)
     };
@@ -56,37 +36,14 @@ fuzz_target!(|data: &[u8]| {
     let mut qabsmax = Out::<u8>::new(inp.len_for(na), inp.null());
     let mut absmax2 = Out::<f32>::new(inp.len_for(n2), inp.null());
     let mut offset_out = Out::<f32>::new(1, inp.null());
-    let src_null = inp.null() || (!valid && n > 16);
-    let misalign = inp.u8().is_multiple_of(32);
-    let (ptr, as_f32): (*const std::ffi::c_void, Vec<f32>) = match dtype {
-        1 => (
-            in_ptr(&halves, src_null).cast(),
-            halves
-                .iter()
-                .map(|&h| half::f16::from_bits(h).to_f32())
-                .collect(),
-        ),
-        2 => (
-            in_ptr(&halves, src_null).cast(),
-            halves
-                .iter()
-                .map(|&h| f32::from_bits(u32::from(h) << 16))
-                .collect(),
-        ),
-        _ => (in_ptr(&values, src_null).cast(), values.clone()),
-    };
-    let ptr = if misalign && !ptr.is_null() {
-        ptr.cast::<u8>().wrapping_add(1).cast()
-    } else {
-        ptr
-    };
+    let (ptr, as_f32) = source.arg(&mut inp, args.dtype, !args.valid && args.n > 16);
     let offset_ptr = given.as_ref().map_or(std::ptr::null(), |o| o as *const f32);
     let status = quant_bnb4_quantize_nested(
-        code,
-        dtype,
+        args.code,
+        args.dtype,
         ptr,
-        n,
-        blocksize,
+        args.n,
+        args.blocksize,
         offset_ptr,
         dst.ptr(),
         dst.len(),
@@ -97,8 +54,8 @@ fuzz_target!(|data: &[u8]| {
         offset_out.ptr(),
     );
     let ok = check_status("quant_bnb4_quantize_nested", status);
-    let ty = match ty {
-        Some(t) if valid && (ok || status == quant::error::QUANT_ERR_NON_FINITE) => t,
+    let ty = match args.ty {
+        Some(t) if args.valid && (ok || status == quant::error::QUANT_ERR_NON_FINITE) => t,
         _ => {
             assert!(!ok);
             assert!(
@@ -113,7 +70,7 @@ fuzz_target!(|data: &[u8]| {
     };
     // The reference: the 4-bit step, the offset, the 8-bit step on absmax - offset.
     let (mut q, mut a) = (vec![0u8; nq], vec![0f32; na]);
-    let want = bnb4_quantize_ref(ty, &as_f32, blocksize, &mut q, &mut a).and_then(|()| {
+    let want = bnb4_quantize_ref(ty, &as_f32, args.blocksize, &mut q, &mut a).and_then(|()| {
         let off = match given {
             Some(o) => o,
             None => bnb4_absmax_mean(&a)?,
@@ -150,32 +107,29 @@ fuzz_target!(|data: &[u8]| {
         .collect();
     let mut r = Out::<f32>::new(inp.len_for(na), inp.null());
     let s = quant_bnb4_nested_absmax(qa.as_ptr(), a2.as_ptr(), off, na, r.ptr(), r.len());
-    if check_status("quant_bnb4_nested_absmax", s) {
-        assert!(bits_eq(&r.buf[..na], &rec), "recovered absmax");
-        assert!(r.untouched_from(na));
-    } else {
-        assert!(r.untouched(), "nested_absmax error wrote");
-    }
-    let mut d = Out::<f32>::new(inp.len_for(n), inp.null());
+    check_decoded("quant_bnb4_nested_absmax", s, &r, || rec.clone());
+    let mut d = Out::<f32>::new(inp.len_for(args.n), inp.null());
     let s = quant_bnb4_dequantize_nested(
-        code,
+        args.code,
         q.as_ptr(),
         qa.as_ptr(),
         a2.as_ptr(),
         off,
-        n,
-        blocksize,
+        args.n,
+        args.blocksize,
         d.ptr(),
         d.len(),
     );
-    if check_status("quant_bnb4_dequantize_nested", s) {
-        let mut want = vec![0f32; n];
-        bnb4_dequantize_ref(ty, &q, &rec, n, blocksize, &mut want).unwrap();
-        assert!(bits_eq(&d.buf[..n], &want), "dequantized");
-        assert!(d.untouched_from(n));
-    } else {
-        assert!(d.untouched(), "dequantize error wrote");
+    let decoded = check_decoded("quant_bnb4_dequantize_nested", s, &d, || {
+        let mut want = vec![0f32; args.n];
+        bnb4_dequantize_ref(ty, &q, &rec, args.n, args.blocksize, &mut want).unwrap();
+        want
+    });
+    if !decoded {
         let bad = rec.iter().any(|v| !v.is_finite());
-        assert!(bad || d.null || d.len() < n, "dequantize failed on finite statistics");
+        assert!(
+            bad || d.null || d.len() < args.n,
+            "dequantize failed on finite statistics"
+        );
     }
 });

@@ -64,10 +64,6 @@ fn geometry(inp: &mut Input) -> Geometry {
 /// The scalar reference's result and output for a dequantization.
 type RefResult = (quant::Result<()>, Vec<f32>);
 
-fn bits_eq(a: &[f32], b: &[f32]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
-}
-
 fn status_of(r: quant::Result<()>) -> i32 {
     match r {
         Ok(()) => 0,

@@ -1,10 +1,14 @@
 //! Helpers shared by the fuzz targets: a byte reader that picks sizes, lengths, NULLs, enum values and
-//! floats (with many NaN, infinity, subnormal and extreme values), and the ABI invariants every target
-//! checks (a known status, never INTERNAL; a recorded detail on error; outputs untouched on error).
-use std::ffi::c_char;
+//! floats (with many NaN, infinity, subnormal and extreme values), the typed sources of the `_ex`
+//! quantizers, and the ABI invariants every target checks (a known status, never INTERNAL; a recorded
+//! detail on error; outputs untouched on error).
+use std::ffi::{c_char, c_void};
 
 use quant::error::{QUANT_ERR_INTERNAL, QUANT_OK};
 use quant::ffi::status::quant_last_error;
+use quant::kernels::source::{QUANT_DTYPE_BF16, QUANT_DTYPE_F16};
+
+pub mod bnb4;
 
 /// Largest element count a target builds (keeps each execution fast).
 pub const MAX_ELEMS: usize = 4096;
@@ -205,6 +209,59 @@ pub fn in_ptr<T>(buf: &[T], null: bool) -> *const T {
     }
 }
 
+/// The source of an `_ex` quantizer: the same count of elements read as floats and as 16-bit values,
+/// so that it can be passed as whichever element type the input picks.
+pub struct Source {
+    values: Vec<f32>,
+    halves: Vec<u16>,
+}
+
+impl Source {
+    /// Reads `len` floats, then `len` 16-bit values.
+    pub fn read(inp: &mut Input, len: usize) -> Self {
+        let values = (0..len).map(|_| inp.f32()).collect();
+        let halves = (0..len).map(|_| inp.u16()).collect();
+        Self { values, halves }
+    }
+
+    /// The `src` argument for the element type `dtype` (f16 and bf16 pass the 16-bit values; f32 and
+    /// unknown types the floats), and the values the library must see in it, as f32. The input picks
+    /// a NULL pointer (always NULL when `null`: for a length the buffers do not hold, which the call
+    /// must reject before reading) and, rarely, a pointer one byte past the start (misaligned).
+    pub fn arg(&self, inp: &mut Input, dtype: i32, null: bool) -> (*const c_void, Vec<f32>) {
+        let null = inp.null() || null;
+        let misalign = inp.u8().is_multiple_of(32);
+        let (ptr, as_f32): (*const c_void, Vec<f32>) = match dtype {
+            QUANT_DTYPE_F16 => (
+                in_ptr(&self.halves, null).cast(),
+                self.halves
+                    .iter()
+                    .map(|&h| half::f16::from_bits(h).to_f32())
+                    .collect(),
+            ),
+            QUANT_DTYPE_BF16 => (
+                in_ptr(&self.halves, null).cast(),
+                self.halves
+                    .iter()
+                    .map(|&h| f32::from_bits(u32::from(h) << 16))
+                    .collect(),
+            ),
+            _ => (in_ptr(&self.values, null).cast(), self.values.clone()),
+        };
+        let ptr = if misalign && !ptr.is_null() {
+            ptr.cast::<u8>().wrapping_add(1).cast()
+        } else {
+            ptr
+        };
+        (ptr, as_f32)
+    }
+}
+
+/// Whether two float slices are equal bit for bit (NaN payloads and signed zeros included).
+pub fn bits_eq(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+}
+
 /// The calling thread's error detail.
 pub fn detail() -> String {
     let need = quant_last_error(std::ptr::null_mut(), 0);
@@ -229,6 +286,32 @@ pub fn check_status(what: &str, status: i32) -> bool {
         true
     } else {
         assert!(!d.is_empty(), "{what}: error {status} without a detail");
+        false
+    }
+}
+
+/// The invariants of a decoding call `what` that returned `status` into `out`: on success its first
+/// values equal `reference()` bit for bit and nothing past them was written; on error nothing was
+/// written. Returns whether the call succeeded.
+pub fn check_decoded(
+    what: &str,
+    status: i32,
+    out: &Out<f32>,
+    reference: impl FnOnce() -> Vec<f32>,
+) -> bool {
+    if check_status(what, status) {
+        let want = reference();
+        assert!(
+            bits_eq(&out.buf[..want.len()], &want),
+            "{what}: values differ from the reference"
+        );
+        assert!(
+            out.untouched_from(want.len()),
+            "{what}: wrote past its values"
+        );
+        true
+    } else {
+        assert!(out.untouched(), "{what}: error wrote");
         false
     }
 }

@@ -1,7 +1,7 @@
 //! C exports of bitsandbytes' 4-bit formats NF4 and FP4 (`quant_bnb4_*`).
 use std::ffi::c_void;
 
-use crate::error::{quant_status, QuantError};
+use crate::error::{quant_status, QuantError, Result};
 use crate::ffi::formats::src_in;
 use crate::ffi::{boundary, boundary_value, in_ref, out_param, slice_in, slice_out};
 use crate::kernels::nf4::{
@@ -9,7 +9,7 @@ use crate::kernels::nf4::{
     bnb4_nested_len, bnb4_packed_len, bnb4_quantize, bnb4_quantize_nested, check_blocksize,
     Bnb4Type, QUANT_BNB4_NESTED_BLOCKSIZE,
 };
-use crate::kernels::source::QUANT_DTYPE_F32;
+use crate::kernels::source::{Src, QUANT_DTYPE_F32};
 
 /// Bytes of the packed codes of `n` values in bitsandbytes' 4-bit layout: `ceil(n / 2)`.
 ///
@@ -31,10 +31,7 @@ pub extern "C" fn quant_bnb4_packed_size(n: usize) -> usize {
 #[no_mangle]
 pub extern "C" fn quant_bnb4_absmax_count(n: usize, blocksize: usize) -> usize {
     boundary_value(0, || {
-        check_blocksize(blocksize)?;
-        if n == 0 {
-            return Err(QuantError::invalid("n is 0: there are no blocks"));
-        }
+        check_blocks(n, blocksize)?;
         Ok(bnb4_absmax_len(n, blocksize))
     })
 }
@@ -77,13 +74,14 @@ pub extern "C" fn quant_bnb4_quantize(
     absmax: *mut f32,
     absmax_len: usize,
 ) -> quant_status {
-    boundary(|| {
-        let ty = Bnb4Type::from_code(quant_type)?;
-        check_n(n)?;
-        let src = unsafe { src_in(QUANT_DTYPE_F32, src.cast::<c_void>(), n, "src") }?;
-        let dst = unsafe { slice_out(dst, dst_len, "dst") }?;
-        let absmax = unsafe { slice_out(absmax, absmax_len, "absmax") }?;
-        bnb4_quantize(ty, src, blocksize, dst, absmax)
+    boundary(|| unsafe {
+        quantize(
+            (quant_type, QUANT_DTYPE_F32, src.cast::<c_void>()),
+            n,
+            blocksize,
+            (dst, dst_len),
+            (absmax, absmax_len),
+        )
     })
 }
 
@@ -107,13 +105,14 @@ pub extern "C" fn quant_bnb4_quantize_ex(
     absmax: *mut f32,
     absmax_len: usize,
 ) -> quant_status {
-    boundary(|| {
-        let ty = Bnb4Type::from_code(quant_type)?;
-        check_n(n)?;
-        let src = unsafe { src_in(src_dtype, src, n, "src") }?;
-        let dst = unsafe { slice_out(dst, dst_len, "dst") }?;
-        let absmax = unsafe { slice_out(absmax, absmax_len, "absmax") }?;
-        bnb4_quantize(ty, src, blocksize, dst, absmax)
+    boundary(|| unsafe {
+        quantize(
+            (quant_type, src_dtype, src),
+            n,
+            blocksize,
+            (dst, dst_len),
+            (absmax, absmax_len),
+        )
     })
 }
 
@@ -140,10 +139,7 @@ pub extern "C" fn quant_bnb4_dequantize(
     dst_len: usize,
 ) -> quant_status {
     boundary(|| {
-        let ty = Bnb4Type::from_code(quant_type)?;
-        check_n(n)?;
-        check_blocksize(blocksize)?;
-        let src = unsafe { slice_in(src, bnb4_packed_len(n), "src") }?;
+        let (ty, src) = unsafe { codes_in(quant_type, src, n, blocksize) }?;
         let absmax = unsafe { slice_in(absmax, bnb4_absmax_len(n, blocksize), "absmax") }?;
         let dst = unsafe { slice_out(dst, dst_len, "dst") }?;
         bnb4_dequantize(ty, src, absmax, n, blocksize, dst)
@@ -151,8 +147,76 @@ pub extern "C" fn quant_bnb4_dequantize(
 }
 
 /// `n` must be a positive number of floats that fits in memory (checked before any slice is built).
-fn check_n(n: usize) -> crate::error::Result<()> {
+fn check_n(n: usize) -> Result<()> {
     crate::ffi::matrix_len(1, n).map(|_| ())
+}
+
+/// The size queries' checks: an accepted block size, then `n` not 0.
+fn check_blocks(n: usize, blocksize: usize) -> Result<()> {
+    check_blocksize(blocksize)?;
+    if n == 0 {
+        return Err(QuantError::invalid("n is 0: there are no blocks"));
+    }
+    Ok(())
+}
+
+/// A `count` of absmax values: not 0 (the detail then reads "count is 0: " and `why`), then one
+/// that fits in memory.
+fn check_count(count: usize, why: &str) -> Result<()> {
+    if count == 0 {
+        return Err(QuantError::invalid(format!("count is 0: {why}")));
+    }
+    check_n(count)
+}
+
+/// The quantizers' first checks, in their order: the code book, `n`, then the source of `n` elements
+/// of type `src_dtype`.
+///
+/// # Safety
+/// As [`src_in`].
+unsafe fn source_in<'a>(
+    quant_type: i32,
+    src_dtype: i32,
+    src: *const c_void,
+    n: usize,
+) -> Result<(Bnb4Type, Src<'a>)> {
+    let ty = Bnb4Type::from_code(quant_type)?;
+    check_n(n)?;
+    Ok((ty, src_in(src_dtype, src, n, "src")?))
+}
+
+/// The dequantizers' first checks, in their order: the code book, `n`, the block size, then the
+/// packed codes of `n` values.
+///
+/// # Safety
+/// As [`slice_in`].
+unsafe fn codes_in<'a>(
+    quant_type: i32,
+    src: *const u8,
+    n: usize,
+    blocksize: usize,
+) -> Result<(Bnb4Type, &'a [u8])> {
+    let ty = Bnb4Type::from_code(quant_type)?;
+    check_n(n)?;
+    check_blocksize(blocksize)?;
+    Ok((ty, slice_in(src, bnb4_packed_len(n), "src")?))
+}
+
+/// The body of `quant_bnb4_quantize_ex`, and of `quant_bnb4_quantize` (whose source is f32).
+///
+/// # Safety
+/// As [`src_in`] and [`slice_out`] for each pointer.
+unsafe fn quantize(
+    (quant_type, src_dtype, src): (i32, i32, *const c_void),
+    n: usize,
+    blocksize: usize,
+    (dst, dst_len): (*mut u8, usize),
+    (absmax, absmax_len): (*mut f32, usize),
+) -> Result<()> {
+    let (ty, src) = source_in(quant_type, src_dtype, src, n)?;
+    let dst = slice_out(dst, dst_len, "dst")?;
+    let absmax = slice_out(absmax, absmax_len, "absmax")?;
+    bnb4_quantize(ty, src, blocksize, dst, absmax)
 }
 
 /// Number of `absmax2` floats of bitsandbytes' double quantization (`compress_statistics=True`) of
@@ -164,10 +228,7 @@ fn check_n(n: usize) -> crate::error::Result<()> {
 #[no_mangle]
 pub extern "C" fn quant_bnb4_nested_count(n: usize, blocksize: usize) -> usize {
     boundary_value(0, || {
-        check_blocksize(blocksize)?;
-        if n == 0 {
-            return Err(QuantError::invalid("n is 0: there are no blocks"));
-        }
+        check_blocks(n, blocksize)?;
         Ok(bnb4_nested_len(n, blocksize))
     })
 }
@@ -188,10 +249,7 @@ pub extern "C" fn quant_bnb4_absmax_mean(
     mean: *mut f32,
 ) -> quant_status {
     boundary(|| {
-        if count == 0 {
-            return Err(QuantError::invalid("count is 0: there is no mean"));
-        }
-        check_n(count)?;
+        check_count(count, "there is no mean")?;
         let absmax = unsafe { slice_in(absmax, count, "absmax") }?;
         let mean = unsafe { out_param(mean, "mean") }?;
         *mean = bnb4_absmax_mean(absmax)?;
@@ -251,9 +309,7 @@ pub extern "C" fn quant_bnb4_quantize_nested(
     offset_out: *mut f32,
 ) -> quant_status {
     boundary(|| {
-        let ty = Bnb4Type::from_code(quant_type)?;
-        check_n(n)?;
-        let src = unsafe { src_in(src_dtype, src, n, "src") }?;
+        let (ty, src) = unsafe { source_in(quant_type, src_dtype, src, n) }?;
         let offset = if offset.is_null() {
             None
         } else {
@@ -290,12 +346,7 @@ pub extern "C" fn quant_bnb4_nested_absmax(
     dst_len: usize,
 ) -> quant_status {
     boundary(|| {
-        if count == 0 {
-            return Err(QuantError::invalid(
-                "count is 0: there are no absmax values",
-            ));
-        }
-        check_n(count)?;
+        check_count(count, "there are no absmax values")?;
         let qabsmax = unsafe { slice_in(qabsmax, count, "qabsmax") }?;
         let absmax2 = unsafe {
             slice_in(
@@ -339,10 +390,7 @@ pub extern "C" fn quant_bnb4_dequantize_nested(
     dst_len: usize,
 ) -> quant_status {
     boundary(|| {
-        let ty = Bnb4Type::from_code(quant_type)?;
-        check_n(n)?;
-        check_blocksize(blocksize)?;
-        let src = unsafe { slice_in(src, bnb4_packed_len(n), "src") }?;
+        let (ty, src) = unsafe { codes_in(quant_type, src, n, blocksize) }?;
         let qabsmax = unsafe { slice_in(qabsmax, bnb4_absmax_len(n, blocksize), "qabsmax") }?;
         let absmax2 = unsafe { slice_in(absmax2, bnb4_nested_len(n, blocksize), "absmax2") }?;
         let dst = unsafe { slice_out(dst, dst_len, "dst") }?;
