@@ -42,8 +42,7 @@ use quant::calib::Calibration;
 
 use crate::arch::llama::{Linear, Llama, Tap};
 use crate::calibrate::{
-    block_bar, collect_inputs, quadratic, rows_of, CalibOptions, Calibrated, Pass, SquareSums,
-    TensorSummary,
+    collect_inputs, quadratic, rows_of, CalibOptions, Calibrated, Pass, SquareSums, TensorSummary,
 };
 use crate::imatrix::tap_width;
 use crate::model::{dequantize, GgufFile};
@@ -58,7 +57,7 @@ const SCALE_GRID: usize = 20;
 pub const FOLD_TOLERANCE: f64 = 1e-4;
 
 /// A group of linear layers that read one input, and where its scales fold.
-struct Group {
+pub(crate) struct Group {
     tap: Tap,
     members: &'static [Linear],
     /// Divided by `s`: a norm (its weight) or a linear layer (its rows).
@@ -113,15 +112,9 @@ pub fn run(
         Some(_) => ("smoothquant", ("SmoothQuant", "alpha")),
         None => ("awq", ("AWQ", "r")),
     };
-    let Pass {
-        t0,
-        mut model,
-        mut xs,
-        mut held_xs,
-        mut out,
-    } = Pass::start(g, opts, quiet, tag, summary)?;
-    let errors_held_out = out.errors_held_out;
-    let n_layer = model.config().n_layer;
+    let mut pass = Pass::start(g, opts, quiet, tag, summary)?;
+    let errors_held_out = pass.out.errors_held_out;
+    let n_layer = pass.model.config().n_layer;
     let entries: HashMap<&str, &Entry> =
         plan.entries.iter().map(|e| (e.name.as_str(), e)).collect();
     let entry = |name: &str| -> Result<&Entry> {
@@ -130,7 +123,6 @@ pub fn run(
             .copied()
             .with_context(|| format!("{tag}: {name} is not in the plan"))
     };
-    let bar = block_bar(tag, n_layer, quiet);
     let (mut q, mut deq, mut dh) = (Vec::new(), Vec::new(), Vec::new());
     for l in 0..n_layer {
         // Whether a layer is requantized by this run (not a copy, not a rule's `rtn`, a block type).
@@ -141,11 +133,11 @@ pub fn run(
                 && e.method.is_none_or(|m| m != Method::Rtn))
         };
         // 1. The inputs.
-        bar.set_message("collecting inputs");
+        pass.bar.set_message("collecting inputs");
         let mut hessians: HashMap<Tap, Calibration> = HashMap::new();
         let mut stats: HashMap<Tap, TapStats> = HashMap::new();
         for tap in Tap::ALL {
-            let width = tap_width(&model, tap);
+            let width = tap_width(&pass.model, tap);
             hessians.insert(tap, Calibration::new(width)?);
             stats.insert(
                 tap,
@@ -158,9 +150,9 @@ pub fn run(
             );
         }
         collect_inputs(
-            &model,
+            &pass.model,
             l,
-            &xs,
+            &pass.xs,
             opts.token_normalized,
             &mut hessians,
             |tap, raw, weighed| {
@@ -185,12 +177,12 @@ pub fn run(
         let mut held: HashMap<Tap, Calibration> = HashMap::new();
         if errors_held_out {
             for tap in Tap::ALL {
-                held.insert(tap, Calibration::new(tap_width(&model, tap))?);
+                held.insert(tap, Calibration::new(tap_width(&pass.model, tap))?);
             }
             collect_inputs(
-                &model,
+                &pass.model,
                 l,
-                &held_xs,
+                &pass.held_xs,
                 opts.token_normalized,
                 &mut held,
                 |_, _, _| {},
@@ -214,7 +206,7 @@ pub fn run(
         // 2. The scale search, group by group, on the block's weights as they are.
         let original: Vec<Vec<f32>> = Linear::ALL
             .iter()
-            .map(|&w| model.linear_mut(l, w).to_vec())
+            .map(|&w| pass.model.linear_mut(l, w).to_vec())
             .collect();
         let weight =
             |which: Linear| &original[Linear::ALL.iter().position(|&w| w == which).unwrap()];
@@ -236,15 +228,16 @@ pub fn run(
                 let ws: Vec<(&[f32], usize)> = group
                     .members
                     .iter()
-                    .map(|&m| (weight(m).as_slice(), rows_of(&model, m)))
+                    .map(|&m| (weight(m).as_slice(), rows_of(&pass.model, m)))
                     .collect();
-                let cols = tap_width(&model, group.tap);
+                let cols = tap_width(&pass.model, group.tap);
                 let s = migration_scales(&st.abs_max, &weight_absmax(&ws, cols), alpha)
                     .with_context(|| format!("smoothquant: block {l}: {:?}", group.members))?;
                 chosen.push((gi, alpha, s));
                 continue;
             }
-            bar.set_message(format!("searching the scales of {:?}", group.members));
+            pass.bar
+                .set_message(format!("searching the scales of {:?}", group.members));
             let mean: Vec<f64> = st
                 .abs_sums
                 .iter()
@@ -256,7 +249,7 @@ pub fn run(
                 .iter()
                 .map(|&v| v as f32)
                 .collect();
-            let cols = tap_width(&model, group.tap);
+            let cols = tap_width(&pass.model, group.tap);
             let mut best: Option<(f64, f64, Vec<f32>)> = None;
             for i in 0..SCALE_GRID {
                 let r = i as f64 / SCALE_GRID as f64;
@@ -275,7 +268,7 @@ pub fn run(
                     for (d, &v) in deq.iter_mut().zip(w) {
                         *d = v - *d;
                     }
-                    loss += quadratic_f32(&deq, &h, rows_of(&model, m), cols, &mut dh);
+                    loss += quadratic_f32(&deq, &h, rows_of(&pass.model, m), cols, &mut dh);
                 }
                 if best.as_ref().is_none_or(|b| loss < b.0) {
                     best = Some((loss, r, s));
@@ -286,20 +279,20 @@ pub fn run(
         }
 
         // 3. Fold, and check that the block still computes the same function.
-        let probe = xs.first().cloned();
+        let probe = pass.xs.first().cloned();
         let before = match &probe {
             Some(x) => {
                 let mut y = x.clone();
-                model.block(l, &mut y, &mut |_, _| {})?;
+                pass.model.block(l, &mut y, &mut |_, _| {})?;
                 Some(y)
             }
             None => None,
         };
         for (gi, _, s) in &chosen {
-            fold(&mut model, l, &GROUPS[*gi], s);
+            fold(&mut pass.model, l, &GROUPS[*gi], s);
         }
         if let (Some(x), Some(y)) = (probe, before) {
-            let rel = fold_difference(&model, l, &x, &y)?;
+            let rel = fold_difference(&pass.model, l, &x, &y)?;
             if rel.is_nan() || rel > FOLD_TOLERANCE {
                 bail!(
                     "{tag}: block {l}: folding the scales changed the block's output by {rel:.3e} \
@@ -320,20 +313,20 @@ pub fn run(
             if !requantized(which)? {
                 continue;
             }
-            bar.set_message(which.gguf_name(l));
+            pass.bar.set_message(which.gguf_name(l));
             let t = Instant::now();
             let e = entry(&which.gguf_name(l))?;
             let s = scales_of(which.input());
             let imp = importance(which.input(), s.map(|(_, s)| s));
-            let w = model.linear_mut(l, which).to_vec();
+            let w = pass.model.linear_mut(l, which).to_vec();
             encode(e, &w, imp.as_deref(), &mut q, threads)?;
             deq.clear();
             deq.resize(w.len(), 0.0);
             dequantize(e.target, &q, &mut deq)?;
-            model.linear_mut(l, which).copy_from_slice(&deq);
-            out.data.insert(e.name.clone(), q.clone());
+            pass.model.linear_mut(l, which).copy_from_slice(&deq);
+            pass.out.data.insert(e.name.clone(), q.clone());
             // The summary: both results in the original input basis, on the error tokens.
-            let rows = rows_of(&model, which);
+            let rows = rows_of(&pass.model, which);
             let cols = w.len() / rows;
             let h = match held.get(&which.input()) {
                 Some(c) => c.hessian()?,
@@ -358,7 +351,7 @@ pub fn run(
             encode(e, w0, imp0.as_deref(), &mut rtn, threads)?;
             let mut rtn_deq = vec![0f32; w0.len()];
             dequantize(e.target, &rtn, &mut rtn_deq)?;
-            out.summary.push(TensorSummary {
+            pass.out.summary.push(TensorSummary {
                 name: e.name.clone(),
                 target: e.target.to_string(),
                 err_rtn: (quadratic(w0, Some(&rtn_deq), &h, rows, cols) / w_hw).sqrt(),
@@ -368,37 +361,38 @@ pub fn run(
             });
         }
         for (tap, name, norm) in [
-            (Tap::AttnIn, "attn_norm", model.attn_norm_mut(l).to_vec()),
-            (Tap::FfnIn, "ffn_norm", model.ffn_norm_mut(l).to_vec()),
+            (
+                Tap::AttnIn,
+                "attn_norm",
+                pass.model.attn_norm_mut(l).to_vec(),
+            ),
+            (Tap::FfnIn, "ffn_norm", pass.model.ffn_norm_mut(l).to_vec()),
         ] {
             if scales_of(tap).is_some() {
                 let e = entry(&format!("blk.{l}.{name}.weight"))?;
                 encode(e, &norm, None, &mut q, threads)?;
-                out.data.insert(e.name.clone(), q.clone());
+                pass.out.data.insert(e.name.clone(), q.clone());
             }
         }
         // 5. The next block's inputs, through this block quantized.
-        bar.set_message("running the quantized block");
-        for x in xs.iter_mut().chain(held_xs.iter_mut()) {
-            model.block(l, x, &mut |_, _| {})?;
-        }
-        bar.inc(1);
+        pass.advance(l)?;
     }
-    bar.finish_and_clear();
-    if !quiet {
-        eprintln!(
-            "{tag}: {} tensors in {:.1} s",
-            out.summary.len(),
-            t0.elapsed().as_secs_f64()
-        );
-    }
-    Ok(out)
+    Ok(pass.finish("tensors"))
+}
+
+/// The group of layers that read `tap`; attn_output's input has none (its scales would fold
+/// nowhere: see the module's documentation).
+pub(crate) fn group(tap: Tap) -> &'static Group {
+    GROUPS
+        .iter()
+        .find(|g| g.tap == tap)
+        .expect("attn_output's input is not scaled")
 }
 
 /// Folds the scales `s` of `group` into block `l`: the group's columns multiplied by `s`, its
 /// producer (a norm's weight, or ffn_up's rows) divided by it. Unquantized, the block then computes
 /// the same function up to f32 rounding.
-fn fold(model: &mut Llama, l: usize, group: &Group, s: &[f32]) {
+pub(crate) fn fold(model: &mut Llama, l: usize, group: &Group, s: &[f32]) {
     for &m in group.members {
         let w = model.linear_mut(l, m);
         let folded = scale_columns(w, s);

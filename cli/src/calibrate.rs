@@ -181,8 +181,9 @@ pub fn model_samples(g: &GgufFile, opts: &CalibOptions) -> Result<Samples> {
     samples(&tokens, opts, bos)
 }
 
-/// What GPTQ and AWQ through the model start from: the model, the embedded calibration and
-/// held-out samples, and the summary's frame.
+/// A calibrated method's walk through the model, block by block: the model (each block replaced by
+/// its quantized values once the method is done with it), the calibration and held-out samples'
+/// hidden states entering the next block, the summary being filled, and the progress bar.
 pub struct Pass {
     pub t0: Instant,
     pub model: Llama,
@@ -190,6 +191,11 @@ pub struct Pass {
     pub xs: Vec<Vec<f32>>,
     pub held_xs: Vec<Vec<f32>>,
     pub out: Calibrated,
+    /// One step per block; its message says what the method is doing in the block.
+    pub bar: ProgressBar,
+    /// Prefixes the messages ("gptq", "awq").
+    tag: &'static str,
+    quiet: bool,
 }
 
 impl Pass {
@@ -200,7 +206,7 @@ impl Pass {
         g: &GgufFile,
         opts: &CalibOptions,
         quiet: bool,
-        tag: &str,
+        tag: &'static str,
         (method, detail): (&'static str, &'static str),
     ) -> Result<Pass> {
         let t0 = Instant::now();
@@ -238,13 +244,43 @@ impl Pass {
             method,
             detail,
         };
+        let bar = block_bar(tag, model.config().n_layer, quiet);
         Ok(Pass {
             t0,
             model,
             xs,
             held_xs,
             out,
+            bar,
+            tag,
+            quiet,
         })
+    }
+
+    /// Runs the calibration and held-out samples through block `l` as the model now holds it
+    /// (quantized), so that the next block is calibrated on what the quantized model gives it.
+    pub fn advance(&mut self, l: usize) -> Result<()> {
+        self.bar.set_message("running the quantized block");
+        for x in self.xs.iter_mut().chain(self.held_xs.iter_mut()) {
+            self.model.block(l, x, &mut |_, _| {})?;
+        }
+        self.bar.inc(1);
+        Ok(())
+    }
+
+    /// Ends the walk: clears the bar, says how many of the summary's `unit`s ("tensors",
+    /// "layers") took how long, and gives the summary.
+    pub fn finish(self, unit: &str) -> Calibrated {
+        self.bar.finish_and_clear();
+        if !self.quiet {
+            eprintln!(
+                "{}: {} {unit} in {:.1} s",
+                self.tag,
+                self.out.summary.len(),
+                self.t0.elapsed().as_secs_f64()
+            );
+        }
+        self.out
     }
 }
 
@@ -274,29 +310,17 @@ pub fn run(
     threads: usize,
     quiet: bool,
 ) -> Result<Calibrated> {
-    let Pass {
-        t0,
-        mut model,
-        mut xs,
-        mut held_xs,
-        mut out,
-    } = Pass::start(g, opts, quiet, "gptq", ("GPTQ", "damp"))?;
-    let n_layer = model.config().n_layer;
+    let mut pass = Pass::start(g, opts, quiet, "gptq", ("GPTQ", "damp"))?;
+    let n_layer = pass.model.config().n_layer;
     let entries: HashMap<&str, &crate::plan::Entry> =
         plan.entries.iter().map(|e| (e.name.as_str(), e)).collect();
-    let note = |m: String| {
-        if !quiet {
-            eprintln!("{m}");
-        }
-    };
 
     let params = GptqParams {
         threads,
         mse_search: opts.mse_search,
         ..GptqParams::new(4, 32, &QuantOptions::default())
     };
-    let bar = block_bar("gptq", n_layer, quiet);
-    let errors_held_out = out.errors_held_out;
+    let errors_held_out = pass.out.errors_held_out;
     let (mut rtn, mut deq) = (Vec::new(), Vec::new());
     for l in 0..n_layer {
         // What each linear layer of the block becomes.
@@ -322,29 +346,29 @@ pub fn run(
             }
         }
         // 1. The inputs of the block's linear layers.
-        bar.set_message("collecting inputs");
+        pass.bar.set_message("collecting inputs");
         let mut calibs: HashMap<Tap, Calibration> = HashMap::new();
         // Per input column, the sum of its squares over the tokens (the imatrix statistic): the
         // importance weights of a weighted fit, collected only for one.
         let mut squares: HashMap<Tap, SquareSums> = HashMap::new();
         for (which, _, _) in &gptq_layers {
-            let width = model.linear_mut(l, *which).len() / rows_of(&model, *which);
+            let width = pass.model.linear_mut(l, *which).len() / rows_of(&pass.model, *which);
             if let Entry::Vacant(v) = calibs.entry(which.input()) {
                 v.insert(Calibration::new(width)?);
             }
         }
         if !calibs.is_empty() || opts.weighted && !rtn_layers.is_empty() {
             collect_inputs(
-                &model,
+                &pass.model,
                 l,
-                &xs,
+                &pass.xs,
                 opts.token_normalized,
                 &mut calibs,
                 |tap, raw, _| {
                     if opts.weighted {
                         squares
                             .entry(tap)
-                            .or_insert_with(|| SquareSums::new(tap_width(&model, tap)))
+                            .or_insert_with(|| SquareSums::new(tap_width(&pass.model, tap)))
                             .add(raw);
                     }
                 },
@@ -355,12 +379,12 @@ pub fn run(
         let mut held_calibs: HashMap<Tap, Calibration> = HashMap::new();
         if !calibs.is_empty() && errors_held_out {
             for tap in calibs.keys() {
-                held_calibs.insert(*tap, Calibration::new(tap_width(&model, *tap))?);
+                held_calibs.insert(*tap, Calibration::new(tap_width(&pass.model, *tap))?);
             }
             collect_inputs(
-                &model,
+                &pass.model,
                 l,
-                &held_xs,
+                &pass.held_xs,
                 opts.token_normalized,
                 &mut held_calibs,
                 |_, _, _| {},
@@ -369,9 +393,9 @@ pub fn run(
         }
         // 2. Quantize.
         for (which, e, ty) in &gptq_layers {
-            bar.set_message(e.name.clone());
-            let rows = rows_of(&model, *which);
-            let w = model.linear_mut(l, *which).to_vec();
+            pass.bar.set_message(e.name.clone());
+            let rows = rows_of(&pass.model, *which);
+            let w = pass.model.linear_mut(l, *which).to_vec();
             let cols = w.len() / rows;
             let calib = &calibs[&which.input()];
             // The summary's errors: on the held-out tokens when there are some.
@@ -435,8 +459,8 @@ pub fn run(
             let err_rtn = (quadratic(&w, Some(&deq), &h, rows, cols) / w_hw).sqrt();
             dequantize(e.target, &data, &mut deq)?;
             let err_gptq = (quadratic(&w, Some(&deq), &h, rows, cols) / w_hw).sqrt();
-            model.linear_mut(l, *which).copy_from_slice(&deq);
-            out.summary.push(TensorSummary {
+            pass.model.linear_mut(l, *which).copy_from_slice(&deq);
+            pass.out.summary.push(TensorSummary {
                 name: e.name.clone(),
                 target: e.target.to_string(),
                 err_rtn,
@@ -444,12 +468,12 @@ pub fn run(
                 detail: damp.map_or("RTN".to_string(), |d| d.to_string()),
                 secs,
             });
-            out.data.insert(e.name.clone(), data);
+            pass.out.data.insert(e.name.clone(), data);
         }
         // The others are rounded (with the importance weights in a weighted run) and written as
         // rounded here, so the file holds what the next blocks were calibrated through.
         for (which, e) in &rtn_layers {
-            let w = model.linear_mut(l, *which).to_vec();
+            let w = pass.model.linear_mut(l, *which).to_vec();
             let importance: Option<Vec<f32>> = (opts.weighted && e.target.ggml().is_some())
                 .then(|| squares.get(&which.input()))
                 .flatten()
@@ -458,24 +482,14 @@ pub fn run(
             deq.clear();
             deq.resize(w.len(), 0f32);
             dequantize(e.target, &rtn, &mut deq)?;
-            model.linear_mut(l, *which).copy_from_slice(&deq);
-            out.data.insert(e.name.clone(), rtn.clone());
+            pass.model.linear_mut(l, *which).copy_from_slice(&deq);
+            pass.out.data.insert(e.name.clone(), rtn.clone());
         }
         drop(calibs);
         // 3. The next block's inputs, through this block quantized.
-        bar.set_message("running the quantized block");
-        for x in xs.iter_mut().chain(held_xs.iter_mut()) {
-            model.block(l, x, &mut |_, _| {})?;
-        }
-        bar.inc(1);
+        pass.advance(l)?;
     }
-    bar.finish_and_clear();
-    note(format!(
-        "gptq: {} tensors in {:.1} s",
-        out.summary.len(),
-        t0.elapsed().as_secs_f64()
-    ));
-    Ok(out)
+    Ok(pass.finish("tensors"))
 }
 
 /// Per-column sums of squares of one linear-layer input over the calibration tokens, in f64, and the

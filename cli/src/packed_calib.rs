@@ -37,9 +37,9 @@ use quant::weight::{self, QuantizedWeight};
 use quant::QuantError;
 
 use crate::arch::llama::{Linear, Llama, Tap};
-use crate::awq::{fold_difference, FOLD_TOLERANCE};
+use crate::awq::{fold, fold_difference, group, FOLD_TOLERANCE};
 use crate::calibrate::{
-    block_bar, collect_inputs, quadratic, rows_of, CalibOptions, Calibrated, Pass, TensorSummary,
+    collect_inputs, quadratic, rows_of, CalibOptions, Calibrated, Pass, TensorSummary,
 };
 use crate::imatrix::tap_width;
 use crate::model::GgufFile;
@@ -99,14 +99,8 @@ fn relative_error(w: &[f32], q: &[f32], h: &[f64], rows: usize, cols: usize) -> 
 
 /// GPTQ 4-bit with groups of `group_size` of every block linear layer of `g`.
 pub fn gptq(g: &GgufFile, opts: &CalibOptions, group_size: usize, quiet: bool) -> Result<Prepared> {
-    let Pass {
-        t0,
-        mut model,
-        mut xs,
-        mut held_xs,
-        mut out,
-    } = Pass::start(g, opts, quiet, "gptq", ("GPTQ", "damp"))?;
-    let n_layer = model.config().n_layer;
+    let mut pass = Pass::start(g, opts, quiet, "gptq", ("GPTQ", "damp"))?;
+    let n_layer = pass.model.config().n_layer;
     let method = QuantMethod::Gptq {
         group_size,
         bits: 4,
@@ -118,14 +112,13 @@ pub fn gptq(g: &GgufFile, opts: &CalibOptions, group_size: usize, quiet: bool) -
     // No act-order: the groups are consecutive columns, so the codes need no g_idx.
     let params = GptqParams::new(4, group_size, &options);
     let mut weights = HashMap::new();
-    let bar = block_bar("gptq", n_layer, quiet);
     for l in 0..n_layer {
-        bar.set_message("collecting inputs");
-        let calibs = hessians(&model, l, &xs, opts.token_normalized)
+        pass.bar.set_message("collecting inputs");
+        let calibs = hessians(&pass.model, l, &pass.xs, opts.token_normalized)
             .with_context(|| format!("gptq: block {l}: calibration"))?;
-        let held = if out.errors_held_out {
+        let held = if pass.out.errors_held_out {
             Some(
-                hessians(&model, l, &held_xs, opts.token_normalized)
+                hessians(&pass.model, l, &pass.held_xs, opts.token_normalized)
                     .with_context(|| format!("gptq: block {l}: held-out tokens"))?,
             )
         } else {
@@ -133,10 +126,10 @@ pub fn gptq(g: &GgufFile, opts: &CalibOptions, group_size: usize, quiet: bool) -
         };
         for which in Linear::ALL {
             let name = which.gguf_name(l);
-            bar.set_message(name.clone());
+            pass.bar.set_message(name.clone());
             let t = Instant::now();
-            let rows = rows_of(&model, which);
-            let w = model.linear_mut(l, which).to_vec();
+            let rows = rows_of(&pass.model, which);
+            let w = pass.model.linear_mut(l, which).to_vec();
             let cols = w.len() / rows;
             let calib = &calibs[&which.input()];
             let base = rtn(&w, rows, cols, group_size).with_context(|| format!("gptq: {name}"))?;
@@ -161,7 +154,7 @@ pub fn gptq(g: &GgufFile, opts: &CalibOptions, group_size: usize, quiet: bool) -
                 Some(c) => c[&which.input()].hessian()?,
                 None => calib.hessian()?,
             };
-            out.summary.push(TensorSummary {
+            pass.out.summary.push(TensorSummary {
                 name: name.clone(),
                 target: format!("INT4 g{group_size}"),
                 err_rtn: relative_error(&w, &base.dequantize_to_vec()?, &h, rows, cols),
@@ -169,27 +162,15 @@ pub fn gptq(g: &GgufFile, opts: &CalibOptions, group_size: usize, quiet: bool) -
                 detail,
                 secs,
             });
-            model.linear_mut(l, which).copy_from_slice(&deq);
+            pass.model.linear_mut(l, which).copy_from_slice(&deq);
             weights.insert(name, q);
         }
-        bar.set_message("running the quantized block");
-        for x in xs.iter_mut().chain(held_xs.iter_mut()) {
-            model.block(l, x, &mut |_, _| {})?;
-        }
-        bar.inc(1);
-    }
-    bar.finish_and_clear();
-    if !quiet {
-        eprintln!(
-            "gptq: {} layers in {:.1} s",
-            out.summary.len(),
-            t0.elapsed().as_secs_f64()
-        );
+        pass.advance(l)?;
     }
     Ok(Prepared {
         weights,
         replaced: HashMap::new(),
-        summary: out,
+        summary: pass.finish("layers"),
     })
 }
 
@@ -231,25 +212,11 @@ fn awq_weight(m: &AwqMatrix, cols: usize, group_size: usize) -> Result<Quantized
     from_codes(&method, m.rows, cols, &m.codes, &m.scales, &m.zeros)
 }
 
-fn scale_columns(w: &mut [f32], s: &[f32]) {
-    for row in w.chunks_exact_mut(s.len()) {
-        for (v, &sj) in row.iter_mut().zip(s) {
-            *v *= sj;
-        }
-    }
-}
-
 /// AWQ 4-bit with groups of `group_size` of every block linear layer of `g`, the scales folded
 /// into the norms and ffn_up (see the module's documentation).
 pub fn awq(g: &GgufFile, opts: &CalibOptions, group_size: usize, quiet: bool) -> Result<Prepared> {
-    let Pass {
-        t0,
-        mut model,
-        mut xs,
-        mut held_xs,
-        mut out,
-    } = Pass::start(g, opts, quiet, "awq", ("AWQ", "r"))?;
-    let n_layer = model.config().n_layer;
+    let mut pass = Pass::start(g, opts, quiet, "awq", ("AWQ", "r"))?;
+    let n_layer = pass.model.config().n_layer;
     let params = AwqParams {
         bits: 4,
         group_size,
@@ -257,16 +224,15 @@ pub fn awq(g: &GgufFile, opts: &CalibOptions, group_size: usize, quiet: bool) ->
         clip: true,
         threads: 0,
     };
-    let total: usize = xs.iter().map(|x| x.len()).sum::<usize>() / model.config().n_embd;
+    let total: usize = pass.xs.iter().map(|x| x.len()).sum::<usize>() / pass.model.config().n_embd;
     let stride = total.div_ceil(AWQ_SAMPLE_TOKENS).max(1);
     let (mut weights, mut replaced) = (HashMap::new(), HashMap::new());
-    let bar = block_bar("awq", n_layer, quiet);
     for l in 0..n_layer {
-        bar.set_message("collecting inputs");
+        pass.bar.set_message("collecting inputs");
         let mut stats: HashMap<Tap, TapStats> = Tap::ALL
             .iter()
             .map(|&t| {
-                let w = tap_width(&model, t);
+                let w = tap_width(&pass.model, t);
                 (
                     t,
                     TapStats {
@@ -278,7 +244,7 @@ pub fn awq(g: &GgufFile, opts: &CalibOptions, group_size: usize, quiet: bool) ->
             })
             .collect();
         let mut none: HashMap<Tap, Calibration> = HashMap::new();
-        collect_inputs(&model, l, &xs, false, &mut none, |tap, raw, _| {
+        collect_inputs(&pass.model, l, &pass.xs, false, &mut none, |tap, raw, _| {
             let s = stats.get_mut(&tap).expect("every tap has statistics");
             let width = s.abs_sums.len();
             for row in raw.chunks_exact(width) {
@@ -293,22 +259,26 @@ pub fn awq(g: &GgufFile, opts: &CalibOptions, group_size: usize, quiet: bool) ->
         })
         .with_context(|| format!("awq: block {l}: calibration"))?;
         let h_err = hessians(
-            &model,
+            &pass.model,
             l,
-            if out.errors_held_out { &held_xs } else { &xs },
+            if pass.out.errors_held_out {
+                &pass.held_xs
+            } else {
+                &pass.xs
+            },
             opts.token_normalized,
         )
         .with_context(|| format!("awq: block {l}: error tokens"))?;
         let original: Vec<Vec<f32>> = Linear::ALL
             .iter()
-            .map(|&w| model.linear_mut(l, w).to_vec())
+            .map(|&w| pass.model.linear_mut(l, w).to_vec())
             .collect();
         let orig = |which: Linear| &original[Linear::ALL.iter().position(|&w| w == which).unwrap()];
-        let probe = xs.first().cloned();
+        let probe = pass.xs.first().cloned();
         let before = match &probe {
             Some(x) => {
                 let mut y = x.clone();
-                model.block(l, &mut y, &mut |_, _| {})?;
+                pass.model.block(l, &mut y, &mut |_, _| {})?;
                 Some(y)
             }
             None => None,
@@ -327,17 +297,15 @@ pub fn awq(g: &GgufFile, opts: &CalibOptions, group_size: usize, quiet: bool) ->
             awq_algo::quantize_group(ws, cols, &mean, &st.sample, st.sample.len() / cols, &params)
                 .with_context(|| format!("awq: block {l}: {tap:?}"))
         };
-        let c = model.config().clone();
+        let c = pass.model.config().clone();
         let kv = c.n_head_kv * c.head_dim();
-        bar.set_message("searching ffn_down");
+        pass.bar.set_message("searching ffn_down");
         let down = search(Tap::FfnAct, &[(orig(Linear::Down), c.n_embd)])?;
-        let mut up = orig(Linear::Up).clone();
-        for (row, &sj) in up.chunks_exact_mut(c.n_embd).zip(&down.s) {
-            row.iter_mut().for_each(|v| *v /= sj);
-        }
-        bar.set_message("searching ffn_gate, ffn_up");
+        fold(&mut pass.model, l, group(Tap::FfnAct), &down.s);
+        let up = pass.model.linear_mut(l, Linear::Up).to_vec();
+        pass.bar.set_message("searching ffn_gate, ffn_up");
         let ffn = search(Tap::FfnIn, &[(orig(Linear::Gate), c.n_ff), (&up, c.n_ff)])?;
-        bar.set_message("searching attn_q, attn_k, attn_v");
+        pass.bar.set_message("searching attn_q, attn_k, attn_v");
         let attn = search(
             Tap::AttnIn,
             &[
@@ -347,32 +315,12 @@ pub fn awq(g: &GgufFile, opts: &CalibOptions, group_size: usize, quiet: bool) ->
             ],
         )?;
 
-        // Fold in f32 and check the block's function before any rounding.
-        let mut attn_norm = model.attn_norm_mut(l).to_vec();
-        let mut ffn_norm = model.ffn_norm_mut(l).to_vec();
-        attn_norm.iter_mut().zip(&attn.s).for_each(|(v, s)| *v /= s);
-        ffn_norm.iter_mut().zip(&ffn.s).for_each(|(v, s)| *v /= s);
-        let folded = |which: Linear| -> Vec<f32> {
-            let (mut w, s) = match which {
-                Linear::Q | Linear::K | Linear::V => (orig(which).clone(), Some(&attn.s)),
-                Linear::Gate => (orig(which).clone(), Some(&ffn.s)),
-                Linear::Up => (up.clone(), Some(&ffn.s)),
-                Linear::Down => (orig(which).clone(), Some(&down.s)),
-                Linear::Output => (orig(which).clone(), None),
-            };
-            if let Some(s) = s {
-                scale_columns(&mut w, s);
-            }
-            w
-        };
-        for which in Linear::ALL {
-            let f = folded(which);
-            model.linear_mut(l, which).copy_from_slice(&f);
-        }
-        model.attn_norm_mut(l).copy_from_slice(&attn_norm);
-        model.ffn_norm_mut(l).copy_from_slice(&ffn_norm);
+        // Fold the other scales in f32 (ffn_down's already are) and check the block's function
+        // before any rounding.
+        fold(&mut pass.model, l, group(Tap::FfnIn), &ffn.s);
+        fold(&mut pass.model, l, group(Tap::AttnIn), &attn.s);
         if let (Some(x), Some(y)) = (probe, before) {
-            let rel = fold_difference(&model, l, &x, &y)?;
+            let rel = fold_difference(&pass.model, l, &x, &y)?;
             if rel.is_nan() || rel > FOLD_TOLERANCE {
                 bail!(
                     "awq: block {l}: folding the scales changed the block's output by {rel:.3e} \
@@ -394,7 +342,7 @@ pub fn awq(g: &GgufFile, opts: &CalibOptions, group_size: usize, quiet: bool) ->
         for which in Linear::ALL {
             let name = which.gguf_name(l);
             let t = Instant::now();
-            let rows = rows_of(&model, which);
+            let rows = rows_of(&pass.model, which);
             let w0 = orig(which);
             let cols = w0.len() / rows;
             let found = results.iter().find(|r| r.0 == which);
@@ -425,7 +373,7 @@ pub fn awq(g: &GgufFile, opts: &CalibOptions, group_size: usize, quiet: bool) ->
             }
             let h = h_err[&which.input()].hessian()?;
             let base = rtn(w0, rows, cols, group_size)?.dequantize_to_vec()?;
-            out.summary.push(TensorSummary {
+            pass.out.summary.push(TensorSummary {
                 name: name.clone(),
                 target: format!("INT4 g{group_size}"),
                 err_rtn: relative_error(w0, &base, &h, rows, cols),
@@ -433,28 +381,22 @@ pub fn awq(g: &GgufFile, opts: &CalibOptions, group_size: usize, quiet: bool) ->
                 detail,
                 secs: t.elapsed().as_secs_f64(),
             });
-            model.linear_mut(l, which).copy_from_slice(&deq);
+            pass.model.linear_mut(l, which).copy_from_slice(&deq);
             weights.insert(name, q);
         }
-        replaced.insert(format!("blk.{l}.attn_norm.weight"), attn_norm);
-        replaced.insert(format!("blk.{l}.ffn_norm.weight"), ffn_norm);
-        bar.set_message("running the quantized block");
-        for x in xs.iter_mut().chain(held_xs.iter_mut()) {
-            model.block(l, x, &mut |_, _| {})?;
-        }
-        bar.inc(1);
-    }
-    bar.finish_and_clear();
-    if !quiet {
-        eprintln!(
-            "awq: {} layers in {:.1} s",
-            out.summary.len(),
-            t0.elapsed().as_secs_f64()
+        replaced.insert(
+            format!("blk.{l}.attn_norm.weight"),
+            pass.model.attn_norm_mut(l).to_vec(),
         );
+        replaced.insert(
+            format!("blk.{l}.ffn_norm.weight"),
+            pass.model.ffn_norm_mut(l).to_vec(),
+        );
+        pass.advance(l)?;
     }
     Ok(Prepared {
         weights,
         replaced,
-        summary: out,
+        summary: pass.finish("layers"),
     })
 }
