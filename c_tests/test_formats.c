@@ -29,16 +29,17 @@ static size_t detail_len(void) { return quant_last_error(NULL, 0); }
 /* ------------------------------------------------------------------------------------------- */
 
 static void test_ggml_sizes(void) {
-    const int32_t types[14] = {QUANT_GGML_TYPE_Q4_0, QUANT_GGML_TYPE_Q4_1, QUANT_GGML_TYPE_Q5_0,
+    const int32_t types[16] = {QUANT_GGML_TYPE_Q4_0, QUANT_GGML_TYPE_Q4_1, QUANT_GGML_TYPE_Q5_0,
                                QUANT_GGML_TYPE_Q5_1, QUANT_GGML_TYPE_Q8_0, QUANT_GGML_TYPE_Q2_K,
                                QUANT_GGML_TYPE_Q3_K, QUANT_GGML_TYPE_Q4_K, QUANT_GGML_TYPE_Q5_K,
                                QUANT_GGML_TYPE_Q6_K, QUANT_GGML_TYPE_IQ4_NL, QUANT_GGML_TYPE_IQ4_XS,
+                               QUANT_GGML_TYPE_TQ1_0, QUANT_GGML_TYPE_TQ2_0,
                                QUANT_GGML_TYPE_MXFP4, QUANT_GGML_TYPE_NVFP4};
-    const size_t blocks[14] = {32, 32, 32, 32, 32, 256, 256, 256, 256, 256, 32, 256, 32, 64};
-    const size_t bytes[14] = {18, 20, 22, 24, 34, 84, 110, 144, 176, 210, 18, 136, 17, 36};
-    const char *names[14] = {"q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q2_K", "q3_K",
-                             "q4_K", "q5_K", "q6_K", "iq4_nl", "iq4_xs", "mxfp4", "nvfp4"};
-    for (int i = 0; i < 14; i++) {
+    const size_t blocks[16] = {32, 32, 32, 32, 32, 256, 256, 256, 256, 256, 32, 256, 256, 256, 32, 64};
+    const size_t bytes[16] = {18, 20, 22, 24, 34, 84, 110, 144, 176, 210, 18, 136, 54, 66, 17, 36};
+    const char *names[16] = {"q4_0", "q4_1", "q5_0",  "q5_1",  "q8_0",  "q2_K",  "q3_K",  "q4_K",
+                             "q5_K", "q6_K", "iq4_nl", "iq4_xs", "tq1_0", "tq2_0", "mxfp4", "nvfp4"};
+    for (int i = 0; i < 16; i++) {
         CHECK(quant_ggml_block_size(types[i]) == blocks[i]);
         CHECK(quant_ggml_type_size(types[i]) == bytes[i]);
         CHECK(quant_ggml_row_size(types[i], 4096) == 4096 / blocks[i] * bytes[i]);
@@ -50,6 +51,7 @@ static void test_ggml_sizes(void) {
     CHECK(QUANT_GGML_TYPE_Q2_K == 10 && QUANT_GGML_TYPE_Q3_K == 11 && QUANT_GGML_TYPE_Q5_K == 13);
     CHECK(QUANT_GGML_TYPE_IQ4_NL == 20 && QUANT_GGML_TYPE_MXFP4 == 39);
     CHECK(QUANT_GGML_TYPE_IQ4_XS == 23 && QUANT_GGML_TYPE_NVFP4 == 40);
+    CHECK(QUANT_GGML_TYPE_TQ1_0 == 34 && QUANT_GGML_TYPE_TQ2_0 == 35);
     /* Unknown types (F32 = 0, F16 = 1, Q8_1 = 9, negative) and rows that are not whole blocks. */
     const int32_t unknown[4] = {0, 1, 9, -1};
     for (int i = 0; i < 4; i++) {
@@ -67,6 +69,8 @@ static void test_ggml_sizes(void) {
     EXPECT_DETAIL_CONTAINS("iq4_xs");
     CHECK(quant_ggml_row_size(QUANT_GGML_TYPE_NVFP4, 96) == 0);
     EXPECT_DETAIL_CONTAINS("nvfp4");
+    CHECK(quant_ggml_row_size(QUANT_GGML_TYPE_TQ1_0, 384) == 0);
+    EXPECT_DETAIL_CONTAINS("tq1_0");
     CHECK(quant_ggml_row_size(QUANT_GGML_TYPE_Q8_0, SIZE_MAX / 32 * 32) == 0);
     EXPECT_DETAIL_CONTAINS("overflows");
 }
@@ -313,6 +317,71 @@ static void test_ggml_non_linear(void) {
 
 /* The error paths of the K-quants whose records put their f16 headers at the end (Q2_K: d and dmin
  * at 80 and 82, Q3_K: d at 108) or beside Q4_K's (Q5_K: 0 and 2). */
+/* TQ1_0 and TQ2_0 through the ABI: ggml_quantize_chunk's bytes of the real golden rows, the same
+ * with MiniLM's imatrix (ggml ignores it for these types), ggml's decoded values; a ternary row comes
+ * back exactly; the errors of a scale that overflows f16 (quantizing) or is NaN (decoding). */
+static void test_ggml_ternary(void) {
+    const int32_t types[2] = {QUANT_GGML_TYPE_TQ1_0, QUANT_GGML_TYPE_TQ2_0};
+    const char *files[2] = {"tq1_0", "tq2_0"};
+    const size_t scale_at[2] = {52, 64};
+    enum { ROWS = GOLDEN_ROWS, COLS = GOLDEN_COLS, N = ROWS * COLS };
+    float *x = NULL, *w = NULL;
+    if (!read_golden_real_inputs(&x, &w)) return;
+    for (int t = 0; t < 2; t++) {
+        size_t qlen = 0, dlen = 0, wqlen = 0;
+        uint8_t *want = (uint8_t *)read_golden_real(files[t], ".bin", &qlen);
+        float *deq = (float *)read_golden_real(files[t], ".deq.f32", &dlen);
+        uint8_t *wwant = (uint8_t *)read_golden_real(files[t], ".imatrix.bin", &wqlen);
+        CHECK(want && deq && wwant);
+        if (!(want && deq && wwant)) continue;
+        const size_t size = ROWS * quant_ggml_row_size(types[t], COLS);
+        CHECK(size == qlen && size == wqlen && dlen == N * 4);
+        CHECK(memcmp(wwant, want, size) == 0);
+        uint8_t *q = (uint8_t *)malloc(size + 1);
+        q[size] = 0x5A;
+        EXPECT_STATUS(quant_ggml_quantize(types[t], x, ROWS, COLS, q, size + 1), QUANT_OK);
+        CHECK(memcmp(q, want, size) == 0 && q[size] == 0x5A);
+        float *back = (float *)malloc(N * sizeof(float));
+        EXPECT_STATUS(quant_ggml_dequantize(types[t], q, size, back, N), QUANT_OK);
+        CHECK(memcmp(back, deq, dlen) == 0);
+        memset(q, 0, size);
+        EXPECT_STATUS(quant_ggml_quantize_weighted(types[t], x, ROWS, COLS, w, q, size), QUANT_OK);
+        CHECK(memcmp(q, want, size) == 0);
+        free(back);
+        free(q);
+        free(want);
+        free(deq);
+        free(wwant);
+
+        /* Values -0.5, 0 and 0.5 (scale 0.5, exact in f16) decode to themselves. */
+        float tern[512], out[512];
+        for (int i = 0; i < 512; i++) tern[i] = 0.5f * (float)((i * 7 + i / 3) % 3 - 1);
+        uint8_t rec[2 * 66 + 1];
+        EXPECT_STATUS(quant_ggml_quantize(types[t], tern, 2, 256, rec, sizeof rec), QUANT_OK);
+        EXPECT_STATUS(quant_ggml_dequantize(types[t], rec, sizeof rec, out, 512), QUANT_OK);
+        CHECK(memcmp(out, tern, sizeof tern) == 0);
+        /* A NaN f16 scale in record 1: refused, naming the block, nothing written. */
+        const size_t ts = quant_ggml_type_size(types[t]);
+        rec[ts + scale_at[t]] = 0x01;
+        rec[ts + scale_at[t] + 1] = 0x7E;
+        FILL(out, sizeof out);
+        EXPECT_STATUS(quant_ggml_dequantize(types[t], rec, 2 * ts, out, 512), QUANT_ERR_NON_FINITE);
+        EXPECT_DETAIL_CONTAINS("block 1");
+        CHECK(UNTOUCHED(out, sizeof out));
+        /* A largest magnitude beyond f16 in the second block: refused, nothing written. */
+        tern[300] = 1e6f;
+        FILL(rec, sizeof rec);
+        EXPECT_STATUS(quant_ggml_quantize(types[t], tern, 1, 512, rec, sizeof rec), QUANT_ERR_INVALID_ARGUMENT);
+        EXPECT_DETAIL_CONTAINS("block 1");
+        CHECK(UNTOUCHED(rec, sizeof rec));
+        /* Rows that are not whole blocks, and a short destination. */
+        EXPECT_STATUS(quant_ggml_quantize(types[t], tern, 2, 128, rec, sizeof rec), QUANT_ERR_INVALID_ARGUMENT);
+        EXPECT_STATUS(quant_ggml_quantize(types[t], tern, 2, 256, rec, 2 * ts - 1), QUANT_ERR_BUFFER_TOO_SMALL);
+    }
+    free(x);
+    free(w);
+}
+
 static void test_ggml_k_quant_errors(void) {
     const int32_t types[3] = {QUANT_GGML_TYPE_Q2_K, QUANT_GGML_TYPE_Q3_K, QUANT_GGML_TYPE_Q5_K};
     const size_t inf_at[3] = {82, 108, 2};
@@ -930,6 +999,7 @@ int main(void) {
     test_ggml_errors();
     test_ggml_k_quant_errors();
     test_ggml_non_linear();
+    test_ggml_ternary();
     test_ggml_weighted();
     test_gptq();
     test_awq();

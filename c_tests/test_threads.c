@@ -297,13 +297,14 @@ static uint64_t one_round(struct job *j, int id) {
 
     /* GGML blocks and the GPTQ / AWQ packers (on the shared weights). */
     {
-        static const int32_t types[14] = {QUANT_GGML_TYPE_Q4_0, QUANT_GGML_TYPE_Q4_1, QUANT_GGML_TYPE_Q5_0,
+        static const int32_t types[16] = {QUANT_GGML_TYPE_Q4_0, QUANT_GGML_TYPE_Q4_1, QUANT_GGML_TYPE_Q5_0,
                                           QUANT_GGML_TYPE_Q5_1, QUANT_GGML_TYPE_Q8_0, QUANT_GGML_TYPE_Q2_K,
                                           QUANT_GGML_TYPE_Q3_K, QUANT_GGML_TYPE_Q4_K, QUANT_GGML_TYPE_Q5_K,
                                           QUANT_GGML_TYPE_Q6_K, QUANT_GGML_TYPE_IQ4_NL, QUANT_GGML_TYPE_IQ4_XS,
+                                          QUANT_GGML_TYPE_TQ1_0, QUANT_GGML_TYPE_TQ2_0,
                                           QUANT_GGML_TYPE_MXFP4, QUANT_GGML_TYPE_NVFP4};
         uint8_t *blocks = (uint8_t *)malloc(N * 2);
-        for (int t = 0; t < 14; t++) {
+        for (int t = 0; t < 16; t++) {
             size_t rs = quant_ggml_row_size(types[t], 256);
             T_CHECK(j, rs > 0 && quant_ggml_quantize(types[t], g_w, 7, 256, blocks, N * 2) == QUANT_OK);
             h = hash(h, blocks, 7 * rs);

@@ -1005,6 +1005,8 @@ constexpr std::int32_t iq4_nl = QUANT_GGML_TYPE_IQ4_NL;
 constexpr std::int32_t mxfp4 = QUANT_GGML_TYPE_MXFP4;
 constexpr std::int32_t iq4_xs = QUANT_GGML_TYPE_IQ4_XS;
 constexpr std::int32_t nvfp4 = QUANT_GGML_TYPE_NVFP4;
+constexpr std::int32_t tq1_0 = QUANT_GGML_TYPE_TQ1_0;
+constexpr std::int32_t tq2_0 = QUANT_GGML_TYPE_TQ2_0;
 } // namespace ggml
 
 

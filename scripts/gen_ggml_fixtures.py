@@ -20,7 +20,7 @@ What it writes (raw little-endian files, shapes in manifest.json):
   headers, and records.<type>.deq.f32 = gguf-py's dequantize: the dequantizers on every bit pattern.
 - With --lib (gguf-py has no K-quant quantizer): kinput.f32 (random and real super-blocks,
   an all-zero one and one with an all-zero sub-block), kq.<type>.bin = this library's
-  quant_ggml_quantize (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS, MXFP4, NVFP4),
+  quant_ggml_quantize (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS, MXFP4, NVFP4, TQ1_0, TQ2_0),
   kq.<type>.deq.f32 = gguf-py's dequantize of
   those blocks. The test then checks that the library still writes the same blocks and decodes them
   exactly as gguf-py does. (ggml's own bytes for every type are in golden/, by scripts/ggml-golden.sh.)
@@ -49,6 +49,8 @@ ALL = {**BASIC, **KQ}
 # Types gguf-py decodes but whose blocks come from the library only (their bytes are checked against
 # ggml itself in golden/): with --lib, kq.<type>.bin and gguf-py's decoding of it, as for KQ.
 NONLINEAR = {"iq4_nl": T.IQ4_NL, "iq4_xs": T.IQ4_XS, "mxfp4": T.MXFP4, "nvfp4": T.NVFP4}
+# The ternary types, likewise.
+TERNARY = {"tq1_0": T.TQ1_0, "tq2_0": T.TQ2_0}
 
 
 def special_blocks(rng):
@@ -133,7 +135,7 @@ def main():
         kin = np.concatenate([real.reshape(-1, 512), rand, special]).astype(np.float32)
         save(OUT / "kinput.f32", kin)
         manifest["inputs"]["kinput"] = list(kin.shape)
-        for tname, qtype in {**KQ, **NONLINEAR}.items():
+        for tname, qtype in {**KQ, **NONLINEAR, **TERNARY}.items():
             block, type_size = gguf.GGML_QUANT_SIZES[qtype]
             nbytes = kin.size // block * type_size
             dst = np.zeros(nbytes, dtype=np.uint8)

@@ -9,14 +9,16 @@
  *   <input>.<type>.deq.f32  ggml's own dequantizer (type traits' to_float) of those bytes
  * and, with an importance matrix (one weight per column, <input>.imatrix.f32):
  *   <input>.<type>.imatrix.bin      ggml_quantize_chunk(type, ..., imatrix): what llama-quantize
- *                                   --imatrix writes (quantize_row_*_impl; Q8_0 ignores it)
+ *                                   --imatrix writes (quantize_row_*_impl; Q8_0, MXFP4, NVFP4,
+ *                                   TQ1_0 and TQ2_0 ignore it)
  *   <input>.<type>.imatrix.deq.f32  ggml's dequantizer of those bytes
  *   random.<type>.ones.bin          random with an importance matrix of all ones
  * and, for the types gguf-py's fixtures (tests/data/ggml/records.*) do not cover, IQ4_NL, MXFP4,
- * IQ4_XS and NVFP4:
+ * IQ4_XS, NVFP4, TQ1_0 and TQ2_0:
  *   records.<type>.bin      64 records of random bytes with a finite header (f16 scale not inf/NaN;
  *                           E8M0 exponent at most 252, the largest ggml writes; any NVFP4 bytes, as
- *                           every UE4M3 scale byte is finite)
+ *                           every UE4M3 scale byte is finite; the ternary types' f16 scale is their
+ *                           last two bytes)
  *   records.<type>.deq.f32  ggml's dequantizer of them
  * and manifest.json (input shapes, types, ggml's version and commit).
  *
@@ -43,6 +45,7 @@ static const enum ggml_type TYPES[] = {
     GGML_TYPE_Q4_0, GGML_TYPE_Q4_1, GGML_TYPE_Q5_0, GGML_TYPE_Q5_1, GGML_TYPE_Q8_0,
     GGML_TYPE_Q2_K, GGML_TYPE_Q3_K, GGML_TYPE_Q4_K, GGML_TYPE_Q5_K, GGML_TYPE_Q6_K,
     GGML_TYPE_IQ4_NL, GGML_TYPE_MXFP4, GGML_TYPE_IQ4_XS, GGML_TYPE_NVFP4,
+    GGML_TYPE_TQ1_0, GGML_TYPE_TQ2_0,
 };
 #define NTYPES (sizeof TYPES / sizeof TYPES[0])
 
@@ -188,8 +191,10 @@ static void write_records(const char *out, enum ggml_type type) {
             h[0] = (uint8_t)(h[0] % 253);
         } else if (type == GGML_TYPE_NVFP4) {
             /* no f16 header */
-        } else if ((h[1] & 0x7C) == 0x7C) {
-            h[1] ^= 0x40; /* an f16 with all exponent bits set becomes a finite one */
+        } else {
+            /* The f16 scale leads every other record but the ternary ones, which end with it. */
+            uint8_t *d = h + (type == GGML_TYPE_TQ1_0 || type == GGML_TYPE_TQ2_0 ? ts - 2 : 0);
+            if ((d[1] & 0x7C) == 0x7C) d[1] ^= 0x40; /* all exponent bits set: made finite */
         }
     }
     ggml_get_type_traits(type)->to_float(q, deq, (int64_t)(n * bs));
@@ -270,6 +275,8 @@ int main(int argc, char **argv) {
     write_records(out, GGML_TYPE_MXFP4);
     write_records(out, GGML_TYPE_IQ4_XS);
     write_records(out, GGML_TYPE_NVFP4);
+    write_records(out, GGML_TYPE_TQ1_0);
+    write_records(out, GGML_TYPE_TQ2_0);
 
     char manifest[4096];
     int len = snprintf(manifest, sizeof manifest,

@@ -17,14 +17,15 @@
 //!   values bit for bit;
 //! - every type's dequantizer on random records (random bytes, random finite f16 headers) gives
 //!   gguf-py's values bit for bit;
-//! - the K-quants (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K) and IQ4_NL, IQ4_XS, MXFP4, NVFP4: the library still
-//!   writes the committed blocks, and gguf-py's dequantizer decodes them to exactly the library's
-//!   dequantization;
+//! - the K-quants (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K), IQ4_NL, IQ4_XS, MXFP4, NVFP4, TQ1_0 and TQ2_0:
+//!   the library still writes the committed blocks, and gguf-py's dequantizer decodes them to
+//!   exactly the library's dequantization;
 //! - the importance-weighted path (`ggml_quantize_weighted`) against ggml's `ggml_quantize_chunk`
 //!   with an imatrix (golden `*.imatrix.bin`, `*.ones.bin`): bytes and decoded values, the `None`
 //!   path against the reference fixtures, and its errors;
-//! - IQ4_NL, IQ4_XS, MXFP4 and NVFP4, which gguf-py's fixtures do not cover, against ggml alone: the
-//!   golden blocks above on both paths, and ggml's dequantizer on random records (`golden/records.*`);
+//! - IQ4_NL, IQ4_XS, MXFP4, NVFP4, TQ1_0 and TQ2_0, which gguf-py's fixtures do not cover, against
+//!   ggml alone: the golden blocks above on both paths, and ggml's dequantizer on random records
+//!   (`golden/records.*`);
 //! - on the real layers, more bits give less error (Q2_K > Q3_K > Q4_K, Q5_K <= Q5_1, Q4_K <= Q4_0,
 //!   Q6_K <= Q5_x and within 16x of Q8_0).
 mod common;
@@ -76,6 +77,8 @@ const NON_LINEAR: [GgmlType; 4] = [
     GgmlType::MXFP4,
     GgmlType::NVFP4,
 ];
+
+const TERNARY: [GgmlType; 2] = [GgmlType::TQ1_0, GgmlType::TQ2_0];
 
 /// `(name, rows, cols)` of the inputs of the 32-value types (manifest.json).
 const INPUTS: [(&str, usize, usize); 3] =
@@ -247,15 +250,18 @@ fn weighted_path_without_weights_is_the_reference_path() {
 #[test]
 fn equal_weights_are_not_the_reference_path_except_for_the_types_that_ignore_them() {
     // An importance matrix of all ones still runs ggml's weighted search (weights
-    // sqrt(sigma2 + x^2), or 1 for Q6_K, instead of the reference's), so every type but Q8_0, MXFP4
-    // and NVFP4 (which ignore the weights) writes other bytes than without one; the fixtures show
-    // both.
+    // sqrt(sigma2 + x^2), or 1 for Q6_K, instead of the reference's), so every type but Q8_0, MXFP4,
+    // NVFP4, TQ1_0 and TQ2_0 (which ignore the weights) writes other bytes than without one; the
+    // fixtures show both.
     let x = fixture_f32("golden/random.f32");
     let ones = vec![1.0f32; 512];
     for ty in GgmlType::all() {
         let got = assert_weighted_matches(ty, "random", &x, &ones, ".ones");
         let reference = fixture(&format!("golden/random.{}.bin", file_name(ty)));
-        let ignores_weights = matches!(ty, GgmlType::Q8_0 | GgmlType::MXFP4 | GgmlType::NVFP4);
+        let ignores_weights = matches!(
+            ty,
+            GgmlType::Q8_0 | GgmlType::MXFP4 | GgmlType::NVFP4 | GgmlType::TQ1_0 | GgmlType::TQ2_0
+        );
         assert_eq!(got == reference, ignores_weights, "{}", ty.name());
     }
 }
@@ -327,8 +333,9 @@ fn weighted_errors_write_nothing() {
 #[test]
 fn dequantizers_match_gguf_py_and_ggml_on_random_records() {
     for ty in GgmlType::all() {
-        // gguf-py's fixtures for the types it was run on, ggml's own for the non-linear ones.
-        let dir = if NON_LINEAR.contains(&ty) {
+        // gguf-py's fixtures for the types it was run on, ggml's own for the non-linear and
+        // ternary ones.
+        let dir = if NON_LINEAR.contains(&ty) || TERNARY.contains(&ty) {
             "golden/"
         } else {
             ""
@@ -348,7 +355,7 @@ fn k_and_nonlinear_quants_write_the_committed_blocks_and_gguf_py_decodes_them_ex
     let x = fixture_f32("kinput.f32");
     let (rows, cols) = (29, 512);
     assert_eq!(x.len(), rows * cols);
-    for ty in K_QUANTS.into_iter().chain(NON_LINEAR) {
+    for ty in K_QUANTS.into_iter().chain(NON_LINEAR).chain(TERNARY) {
         let want = fixture(&format!("kq.{}.bin", file_name(ty)));
         let mut got = vec![0u8; rows * ty.row_size(cols).unwrap()];
         ggml_quantize(ty, &x, rows, cols, &mut got).unwrap();

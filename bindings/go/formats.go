@@ -35,6 +35,10 @@ const (
 	GGMLIQ4_XS GGMLType = C.QUANT_GGML_TYPE_IQ4_XS
 	// 64 values in 36 bytes: four UE4M3 scales of 16 values, 4-bit E2M1 codes (no per-tensor scale)
 	GGMLNVFP4 GGMLType = C.QUANT_GGML_TYPE_NVFP4
+	// 256 values in 54 bytes: f16 d (the largest magnitude), ternary codes five to a byte, (t - 1) * d
+	GGMLTQ1_0 GGMLType = C.QUANT_GGML_TYPE_TQ1_0
+	// 256 values in 66 bytes: f16 d (the largest magnitude), ternary codes in 2 bits, (q - 1) * d
+	GGMLTQ2_0 GGMLType = C.QUANT_GGML_TYPE_TQ2_0
 )
 
 // DType is the element type of a 16-bit source (QUANT_DTYPE_*). The functions taking []float32 are
@@ -83,7 +87,7 @@ func (t GGMLType) RowSize(nPerRow int) (int, error) {
 }
 
 // Name is GGML's name of the type ("q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q4_K", "q6_K", "iq4_nl",
-// "iq4_xs", "mxfp4", "nvfp4"). An unknown type is ErrInvalidArgument.
+// "iq4_xs", "tq1_0", "tq2_0", "mxfp4", "nvfp4"). An unknown type is ErrInvalidArgument.
 func (t GGMLType) Name() (string, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()

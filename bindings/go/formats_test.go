@@ -16,7 +16,7 @@ func TestGGMLSizes(t *testing.T) {
 		{GGMLQ8_0, 32, 34, "q8_0"}, {GGMLQ2_K, 256, 84, "q2_K"}, {GGMLQ3_K, 256, 110, "q3_K"},
 		{GGMLQ4_K, 256, 144, "q4_K"}, {GGMLQ5_K, 256, 176, "q5_K"}, {GGMLQ6_K, 256, 210, "q6_K"},
 		{GGMLIQ4_NL, 32, 18, "iq4_nl"}, {GGMLMXFP4, 32, 17, "mxfp4"}, {GGMLIQ4_XS, 256, 136, "iq4_xs"},
-		{GGMLNVFP4, 64, 36, "nvfp4"}} {
+		{GGMLNVFP4, 64, 36, "nvfp4"}, {GGMLTQ1_0, 256, 54, "tq1_0"}, {GGMLTQ2_0, 256, 66, "tq2_0"}} {
 		b, err := c.t.BlockSize()
 		must(t, err)
 		s, err := c.t.TypeSize()

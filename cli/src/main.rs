@@ -31,7 +31,7 @@ Plans: every tensor gets a target type before any work starts, and the whole pla
                    *_norm.weight              = keep
                Patterns are globs over GGUF tensor names (* ? [0-9] {a,b}); types are F32, F16, BF16,
                Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS, MXFP4,
-               NVFP4, or keep; a type may be followed by a method, rtn or gptq (GPTQ through the
+               NVFP4, TQ1_0, TQ2_0, or keep; a type may be followed by a method, rtn or gptq (GPTQ through the
                model: block linear layers of the types Q4_0 ... Q6_K, needs --calib), else --method
                decides. A rule that matches no tensor, an unknown type or method, a shape the type
                cannot take, or a block type for a 1-D tensor is an error.

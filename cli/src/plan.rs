@@ -4,8 +4,8 @@
 //! 1. Rules (`--rules FILE`): `PATTERN = TYPE` lines, first match wins. A pattern is a glob over the
 //!    GGUF tensor name (`*` any run of characters, `?` one character, `[0-9]` a class,
 //!    `{a,b,c}` alternatives, everything else literal). TYPE is a ggml type name (F32, F16, BF16,
-//!    Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS, MXFP4, NVFP4) or
-//!    `keep` (copy the tensor as it is), optionally followed by the method for that tensor, `rtn` or `gptq`
+//!    Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS, MXFP4, NVFP4, TQ1_0,
+//!    TQ2_0) or `keep` (copy the tensor as it is), optionally followed by the method for that tensor, `rtn` or `gptq`
 //!    (`blk.*.ffn_down.weight = Q4_K gptq`; without one the tensor follows `--method`). Blank lines and
 //!    `#` comments are ignored; patterns and types may be quoted (`"blk.*.ffn_down.weight" = "Q6_K"`).
 //!    A rule matching no tensor, an unknown type, or a tensor whose rows a type cannot take is an error.
@@ -340,8 +340,8 @@ pub fn parse_rules(text: &str, origin: &str) -> Result<Vec<Rule>> {
             if !can_write(t) {
                 bail!(
                     "{at}: type {t} cannot be written (the quant library quantizes Q4_0, Q4_1, Q5_0, \
-                     Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS, MXFP4, NVFP4; F32, F16, BF16 \
-                     are casts)"
+                     Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS, MXFP4, NVFP4, TQ1_0, \
+                     TQ2_0; F32, F16, BF16 are casts)"
                 );
             }
             Target::Type(t)

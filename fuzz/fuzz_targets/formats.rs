@@ -25,8 +25,8 @@ use quant::kernels::mx::{mx_dequantize_ref, mx_quantize_ref, MxElem};
 use quant::kernels::source::{QUANT_DTYPE_BF16, QUANT_DTYPE_F16, QUANT_DTYPE_F32};
 
 /// The GGML type ids the library supports: Q4_0 ... Q8_0, Q2_K ... Q6_K, IQ4_NL (20), IQ4_XS (23),
-/// MXFP4 (39), NVFP4 (40).
-const TYPES: [i32; 14] = [2, 3, 6, 7, 8, 10, 11, 12, 13, 14, 20, 23, 39, 40];
+/// TQ1_0 (34), TQ2_0 (35), MXFP4 (39), NVFP4 (40).
+const TYPES: [i32; 16] = [2, 3, 6, 7, 8, 10, 11, 12, 13, 14, 20, 23, 34, 35, 39, 40];
 
 /// Loose bound of |x - x'| relative to a block's range (max - min, at least max |x|).
 fn tolerance(ty: i32) -> f64 {
@@ -38,6 +38,8 @@ fn tolerance(ty: i32) -> f64 {
         // range seen on 20000 random super-blocks).
         10 => 0.75,
         11 => 0.3,
+        // TQ1_0 and TQ2_0: the codes -d, 0, d with d the block's largest magnitude.
+        34 | 35 => 0.5,
         // Q4_K, Q5_K, Q6_K and the non-linear 4-bit types: IQ4_NL's levels are at most 24/240 of
         // its span apart (IQ4_XS's under a 6-bit block scale); MXFP4 rounds to within 2^(e-128), at
         // most a quarter of the block's amax; NVFP4 likewise under its UE4M3 scale, whose 3-bit

@@ -25,7 +25,7 @@ use crate::pack;
 
 /// Values per block of the GGML type `ggml_type` (like ggml's `ggml_blck_size`): 32 for Q4_0, Q4_1,
 /// Q5_0, Q5_1, Q8_0, IQ4_NL and MXFP4; 64 for NVFP4; 256 for the K-quants Q2_K, Q3_K, Q4_K, Q5_K
-/// and Q6_K and for IQ4_XS. The type ids are GGML's own (`QUANT_GGML_TYPE_*`).
+/// and Q6_K and for IQ4_XS, TQ1_0 and TQ2_0. The type ids are GGML's own (`QUANT_GGML_TYPE_*`).
 ///
 /// Returns 0 for an unsupported type (and records a detail). Thread-safe; no allocation.
 #[no_mangle]
@@ -35,7 +35,7 @@ pub extern "C" fn quant_ggml_block_size(ggml_type: i32) -> usize {
 
 /// Bytes per block of the GGML type `ggml_type` (like ggml's `ggml_type_size`): Q4_0 18, Q4_1 20,
 /// Q5_0 22, Q5_1 24, Q8_0 34, Q2_K 84, Q3_K 110, Q4_K 144, Q5_K 176, Q6_K 210, IQ4_NL 18,
-/// IQ4_XS 136, MXFP4 17, NVFP4 36.
+/// IQ4_XS 136, TQ1_0 54, TQ2_0 66, MXFP4 17, NVFP4 36.
 ///
 /// Returns 0 for an unsupported type (and records a detail). Thread-safe; no allocation.
 #[no_mangle]
@@ -68,7 +68,8 @@ pub extern "C" fn quant_ggml_row_size(ggml_type: i32, n_per_row: usize) -> usize
 }
 
 /// GGML's name of the type `ggml_type` ("q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q2_K", "q3_K",
-/// "q4_K", "q5_K", "q6_K", "iq4_nl", "mxfp4", as ggml's `ggml_type_name`), a static NUL-terminated string owned by the library (do not free it).
+/// "q4_K", "q5_K", "q6_K", "iq4_nl", "iq4_xs", "tq1_0", "tq2_0", "mxfp4", "nvfp4", as ggml's
+/// `ggml_type_name`), a static NUL-terminated string owned by the library (do not free it).
 ///
 /// Returns NULL for an unsupported type (and records a detail). Thread-safe.
 #[no_mangle]
@@ -120,6 +121,17 @@ pub extern "C" fn quant_ggml_type_name(ggml_type: i32) -> *const c_char {
 ///   `ib % 2` of `scales_l[ib / 2]`, high bits `2 ib, 2 ib + 1` of `scales_h`) and its 16 bytes of
 ///   `qs` (nibbles as Q4_0); value `d * (ls - 32) * kvalues_iq4nl[q]`. Written as ggml's
 ///   `quantize_iq4_xs`.
+/// - `QUANT_GGML_TYPE_TQ1_0` (34), 256 values, 54 bytes: `uint8 qs[48], qh[4]; f16 d`: ternary
+///   codes `t` in `0..=2`, value `(t - 1) * d`, with `d` the block's largest magnitude and
+///   `t = round(x / d) + 1` (half away from zero). Five codes `t0..t4` form
+///   `n = 81 t0 + 27 t1 + 9 t2 + 3 t3 + t4`, stored as the byte `ceil(n * 256 / 243)`; code `k` of a
+///   byte `b` is `((b * 3^k) mod 256) * 3 >> 8`. `qs[m]` (`m < 32`) holds values `m + 32 k`
+///   (`k < 5`), `qs[32 + m]` (`m < 16`) values `160 + m + 16 k`, `qh[j]` values `240 + j + 4 k`
+///   (`k < 4`, fifth code 0).
+/// - `QUANT_GGML_TYPE_TQ2_0` (35), 256 values, 66 bytes: `uint8 qs[64]; f16 d`: the same codes and
+///   scale as TQ1_0, two bits each: `qs[32 c + m]` holds values `128 c + m + 32 k` at bits
+///   `2 k .. 2 k + 2` (`c < 2`, `m < 32`, `k < 4`); value `(q - 1) * d` (a code 3, never written,
+///   decodes to `2 d`).
 /// - `QUANT_GGML_TYPE_NVFP4` (40), 64 values, 36 bytes: `uint8 d[4]; uint8 qs[32]`: four sub-blocks
 ///   of 16, sub-block `s` with the UE4M3 scale `d[s]` and the bytes `qs[8 s .. 8 s + 8)`, byte
 ///   `qs[8 s + j]` holding value `16 s + j` (low nibble) and `16 s + j + 8` (high nibble); value
@@ -166,8 +178,9 @@ pub extern "C" fn quant_ggml_quantize(
 
 /// `quant_ggml_quantize` with an importance matrix: byte for byte what ggml's `ggml_quantize_chunk`
 /// writes when given `quant_weights` as its `imatrix` (ggml's `quantize_row_*_impl`, what
-/// `llama-quantize --imatrix` runs), for every type of `quant_ggml_quantize`. Q8_0, MXFP4 and NVFP4
-/// ignore the weights, as ggml does.
+/// `llama-quantize --imatrix` runs), for every type of `quant_ggml_quantize`. Q8_0, TQ1_0, TQ2_0,
+/// MXFP4 and NVFP4 ignore the weights (the bytes are those of `quant_ggml_quantize`, the weights are
+/// still checked), as ggml does.
 ///
 /// - `quant_weights`: NULL, or `n_per_row` floats, one importance weight per column (the same for
 ///   every row; llama.cpp's imatrix holds the mean squared activation of each input column). NULL
@@ -263,8 +276,8 @@ pub extern "C" fn quant_ggml_quantize_ex(
 
 /// Dequantizes the first `n` values of GGML blocks of type `ggml_type` (`src`, the layout of
 /// `quant_ggml_quantize`) into `dst[0 .. n)`, as ggml's `dequantize_row_*` (bit for bit, every
-/// type) and gguf-py's `gguf.quants.dequantize` (bit for bit; IQ4_NL, IQ4_XS, MXFP4 and NVFP4 are
-/// checked against ggml only).
+/// type) and gguf-py's `gguf.quants.dequantize` (bit for bit; on random records IQ4_NL, IQ4_XS,
+/// MXFP4, NVFP4, TQ1_0 and TQ2_0 are checked against ggml only).
 ///
 /// - `src`: `src_len` bytes, of which the first `n / block_size * type_size` are read.
 /// - `dst`: `n` floats; `n` must be a positive multiple of the block size.

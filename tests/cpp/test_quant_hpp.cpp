@@ -429,6 +429,15 @@ static void test_ggml() {
     CHECK(ggml_type_size(ggml::iq4_xs) == 136 && ggml_block_size(ggml::iq4_xs) == 256);
     CHECK(ggml_type_size(ggml::nvfp4) == 36 && ggml_block_size(ggml::nvfp4) == 64);
     CHECK(ggml_type_name(ggml::iq4_xs) == "iq4_xs" && ggml_type_name(ggml::nvfp4) == "nvfp4");
+    CHECK(ggml_type_size(ggml::tq1_0) == 54 && ggml_type_size(ggml::tq2_0) == 66 && ggml_block_size(ggml::tq1_0) == 256);
+    CHECK(ggml_type_name(ggml::tq1_0) == "tq1_0" && ggml_type_name(ggml::tq2_0) == "tq2_0");
+    // The ternary types give back a row of -0.25, 0 and 0.25 exactly (their scale is the largest magnitude).
+    for (std::int32_t t : {ggml::tq1_0, ggml::tq2_0}) {
+        std::vector<float> tern(512);
+        for (std::size_t i = 0; i < tern.size(); i++) tern[i] = 0.25f * (float)((i * 5 + i / 7) % 3) - 0.25f;
+        CHECK(ggml_dequantize(t, ggml_quantize(t, tern, 2, 256), 512) == tern);
+        EXPECT_ERROR(ggml_row_size(t, 128), QUANT_ERR_INVALID_ARGUMENT);
+    }
     EXPECT_ERROR(ggml_block_size(1), QUANT_ERR_INVALID_ARGUMENT);
     EXPECT_ERROR(ggml_type_size(99), QUANT_ERR_INVALID_ARGUMENT);
     EXPECT_ERROR(ggml_row_size(ggml::q8_0, 33), QUANT_ERR_INVALID_ARGUMENT);

@@ -727,16 +727,20 @@ pub const GgmlType = enum(i32) {
     iq4_xs = c.QUANT_GGML_TYPE_IQ4_XS,
     /// 64 values in 36 bytes: four UE4M3 scales of 16 values, 4-bit E2M1 codes (no per-tensor scale).
     nvfp4 = c.QUANT_GGML_TYPE_NVFP4,
+    /// 256 values in 54 bytes: f16 d (the largest magnitude), ternary codes five to a byte, (t - 1) * d.
+    tq1_0 = c.QUANT_GGML_TYPE_TQ1_0,
+    /// 256 values in 66 bytes: f16 d (the largest magnitude), ternary codes in 2 bits, (q - 1) * d.
+    tq2_0 = c.QUANT_GGML_TYPE_TQ2_0,
     _,
 
-    /// Values per block (32, 64 for NVFP4, 256 for the K-quants and IQ4_XS); error.InvalidArgument
+    /// Values per block (32, 64 for NVFP4, 256 for the K-quants, IQ4_XS, TQ1_0 and TQ2_0); error.InvalidArgument
     /// for an unknown type.
     pub fn blockSize(t: GgmlType) Error!usize {
         binding_detail_len = 0;
         const n = c.quant_ggml_block_size(@backingInt(t));
         return if (n == 0) error.InvalidArgument else n;
     }
-    /// Bytes per block (18, 20, 22, 24, 34, 84, 110, 144, 176, 210, 18, 17, 136, 36);
+    /// Bytes per block (18, 20, 22, 24, 34, 84, 110, 144, 176, 210, 18, 17, 136, 36, 54, 66);
     /// error.InvalidArgument for an unknown type.
     pub fn typeSize(t: GgmlType) Error!usize {
         binding_detail_len = 0;
@@ -751,7 +755,7 @@ pub const GgmlType = enum(i32) {
         return if (n == 0 and n_per_row != 0) error.InvalidArgument else n;
     }
     /// GGML's name ("q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q2_K", "q3_K", "q4_K", "q5_K", "q6_K",
-    /// "iq4_nl", "mxfp4", "iq4_xs", "nvfp4"); error.InvalidArgument for an unknown type.
+    /// "iq4_nl", "mxfp4", "iq4_xs", "nvfp4", "tq1_0", "tq2_0"); error.InvalidArgument for an unknown type.
     pub fn name(t: GgmlType) Error![:0]const u8 {
         binding_detail_len = 0;
         const p = c.quant_ggml_type_name(@backingInt(t));

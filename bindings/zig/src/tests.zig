@@ -677,6 +677,8 @@ test "GGML sizes and names" {
         .{ .t = .mxfp4, .block = 32, .size = 17, .name = "mxfp4" },
         .{ .t = .iq4_xs, .block = 256, .size = 136, .name = "iq4_xs" },
         .{ .t = .nvfp4, .block = 64, .size = 36, .name = "nvfp4" },
+        .{ .t = .tq1_0, .block = 256, .size = 54, .name = "tq1_0" },
+        .{ .t = .tq2_0, .block = 256, .size = 66, .name = "tq2_0" },
     };
     for (cases) |k| {
         try testing.expectEqual(k.block, try k.t.blockSize());

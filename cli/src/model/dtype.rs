@@ -113,7 +113,7 @@ impl DType {
     }
 
     /// The quant library's block type for this id (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K ... Q6_K,
-    /// IQ4_NL, IQ4_XS, MXFP4, NVFP4).
+    /// IQ4_NL, IQ4_XS, MXFP4, NVFP4, TQ1_0, TQ2_0).
     pub fn ggml(self) -> Option<GgmlType> {
         GgmlType::from_id(self.0 as i32)
     }
@@ -174,7 +174,7 @@ pub fn dequantize(dtype: DType, src: &[u8], out: &mut [f32]) -> Result<()> {
         }
         _ => match dtype.ggml() {
             Some(t) => ggml_dequantize(t, src, out.len(), out)?,
-            None => bail!("{dtype} cannot be dequantized by this tool (it decodes F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS, MXFP4, NVFP4)"),
+            None => bail!("{dtype} cannot be dequantized by this tool (it decodes F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS, MXFP4, NVFP4, TQ1_0, TQ2_0)"),
         },
     }
     Ok(())

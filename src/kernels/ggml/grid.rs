@@ -41,7 +41,8 @@ pub struct GridSpec {
 }
 
 /// The grid of `ty`, or `None` for a type GPTQ cannot round onto (IQ4_NL, IQ4_XS, MXFP4 and NVFP4,
-/// whose codes index a non-linear table).
+/// whose codes index a non-linear table) or that this module does not cover (the ternary TQ1_0 and
+/// TQ2_0).
 pub fn spec(ty: GgmlType) -> Option<GridSpec> {
     type Grids = fn(&[u8], &mut [f32], &mut [f32]);
     type Codes = fn(&[u8], &mut [u8]);
@@ -78,6 +79,7 @@ pub fn spec(ty: GgmlType) -> Option<GridSpec> {
             ),
             // Non-linear code books: no grid of evenly spaced points to round onto.
             GgmlType::IQ4_NL | GgmlType::IQ4_XS | GgmlType::MXFP4 | GgmlType::NVFP4 => return None,
+            GgmlType::TQ1_0 | GgmlType::TQ2_0 => return None,
         };
     Some(GridSpec {
         ty,
@@ -276,7 +278,12 @@ mod tests {
                 assert!(
                     matches!(
                         ty,
-                        GgmlType::IQ4_NL | GgmlType::IQ4_XS | GgmlType::MXFP4 | GgmlType::NVFP4
+                        GgmlType::IQ4_NL
+                            | GgmlType::IQ4_XS
+                            | GgmlType::MXFP4
+                            | GgmlType::NVFP4
+                            | GgmlType::TQ1_0
+                            | GgmlType::TQ2_0
                     ),
                     "{ty:?}"
                 );
@@ -285,7 +292,7 @@ mod tests {
             assert_eq!((g.ty(), g.block), (ty, ty.block_size()));
             assert_eq!(g.block % g.sub, 0);
         }
-        assert_eq!(specs().len(), GgmlType::all().len() - 4);
+        assert_eq!(specs().len(), GgmlType::all().len() - 6);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! GGML / GGUF block formats: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, the K-quants Q2_K, Q3_K, Q4_K, Q5_K
-//! and Q6_K (in [`k`]) and the non-linear 4-bit types IQ4_NL, IQ4_XS, MXFP4 and NVFP4 (in [`nl`]),
+//! and Q6_K (in [`k`]), the non-linear 4-bit types IQ4_NL, IQ4_XS, MXFP4 and NVFP4 (in [`nl`]) and
+//! the ternary TQ1_0 and TQ2_0 (in [`tq`]),
 //! byte-exact with ggml's reference quantizers (`quantize_row_*_ref` in
 //! `ggml-quants.c`, what `ggml_quantize_chunk` runs without an importance matrix) and, through
 //! [`ggml_quantize_weighted`], with its importance-weighted ones (`quantize_row_*_impl`, what it runs
@@ -23,6 +24,8 @@
 //! | Q5_K | 13 | 256 | 176 | `d, dmin: f16, scales[12], qh[32], qs[128]` | see [`k`] |
 //! | Q6_K | 14 | 256 | 210 | `ql[128], qh[64], scales: i8[16], d: f16` | see [`k`] |
 //! | IQ4_NL | 20 | 32 | 18 | `d: f16, qs[16]` | `d * KVALUES_IQ4NL[q]`, see [`nl`] |
+//! | TQ1_0 | 34 | 256 | 54 | `qs[48], qh[4], d: f16` | `(t - 1) * d`, trits, see [`tq`] |
+//! | TQ2_0 | 35 | 256 | 66 | `qs[64], d: f16` | `(q - 1) * d`, see [`tq`] |
 //! | IQ4_XS | 23 | 256 | 136 | `d: f16, scales_h: u16, scales_l[4], qs[128]` | see [`nl`] |
 //! | MXFP4 | 39 | 32 | 17 | `e: u8 (E8M0), qs[16]` | `KVALUES_MXFP4[q] * 2^(e - 128)`, see [`nl`] |
 //! | NVFP4 | 40 | 64 | 36 | `d[4]: UE4M3, qs[32]` | see [`nl`] |
@@ -66,6 +69,7 @@ use crate::error::{try_vec, QuantError, Result};
 pub(crate) mod grid;
 pub mod k;
 pub mod nl;
+pub mod tq;
 
 /// GGML type id of Q4_0 (32 values in 18 bytes: f16 scale, 4-bit codes, `(q - 8) * d`).
 pub const QUANT_GGML_TYPE_Q4_0: i32 = 2;
@@ -98,6 +102,12 @@ pub const QUANT_GGML_TYPE_IQ4_NL: i32 = 20;
 /// GGML type id of IQ4_XS (256 values in 136 bytes: f16 super-block scale, eight 6-bit scales of
 /// 32 values, 4-bit codes indexing IQ4_NL's 16 non-linear levels).
 pub const QUANT_GGML_TYPE_IQ4_XS: i32 = 23;
+/// GGML type id of TQ1_0 (256 values in 54 bytes: f16 scale, ternary codes `-1, 0, 1` packed five
+/// to a byte, `(t - 1) * d`).
+pub const QUANT_GGML_TYPE_TQ1_0: i32 = 34;
+/// GGML type id of TQ2_0 (256 values in 66 bytes: f16 scale, ternary codes in 2 bits,
+/// `(q - 1) * d`).
+pub const QUANT_GGML_TYPE_TQ2_0: i32 = 35;
 /// GGML type id of MXFP4 (32 values in 17 bytes: E8M0 power-of-two scale, 4-bit E2M1 codes).
 pub const QUANT_GGML_TYPE_MXFP4: i32 = 39;
 /// GGML type id of NVFP4 (64 values in 36 bytes: four UE4M3 scales of 16 values, 4-bit E2M1 codes;
@@ -120,13 +130,15 @@ pub enum GgmlType {
     Q6_K,
     IQ4_NL,
     IQ4_XS,
+    TQ1_0,
+    TQ2_0,
     MXFP4,
     NVFP4,
 }
 
 impl GgmlType {
     /// Every supported type, in the order of their ids.
-    pub fn all() -> [GgmlType; 14] {
+    pub fn all() -> [GgmlType; 16] {
         [
             Self::Q4_0,
             Self::Q4_1,
@@ -140,6 +152,8 @@ impl GgmlType {
             Self::Q6_K,
             Self::IQ4_NL,
             Self::IQ4_XS,
+            Self::TQ1_0,
+            Self::TQ2_0,
             Self::MXFP4,
             Self::NVFP4,
         ]
@@ -156,7 +170,7 @@ impl GgmlType {
             QuantError::invalid(format!(
                 "ggml type {id} is not supported: use Q4_0 (2), Q4_1 (3), Q5_0 (6), Q5_1 (7), \
                  Q8_0 (8), Q2_K (10), Q3_K (11), Q4_K (12), Q5_K (13), Q6_K (14), IQ4_NL (20), \
-                 IQ4_XS (23), MXFP4 (39) or NVFP4 (40)"
+                 IQ4_XS (23), TQ1_0 (34), TQ2_0 (35), MXFP4 (39) or NVFP4 (40)"
             ))
         })
     }
@@ -176,13 +190,15 @@ impl GgmlType {
             Self::Q6_K => QUANT_GGML_TYPE_Q6_K,
             Self::IQ4_NL => QUANT_GGML_TYPE_IQ4_NL,
             Self::IQ4_XS => QUANT_GGML_TYPE_IQ4_XS,
+            Self::TQ1_0 => QUANT_GGML_TYPE_TQ1_0,
+            Self::TQ2_0 => QUANT_GGML_TYPE_TQ2_0,
             Self::MXFP4 => QUANT_GGML_TYPE_MXFP4,
             Self::NVFP4 => QUANT_GGML_TYPE_NVFP4,
         }
     }
 
     /// GGML's name of the type (`ggml_type_name`): "q4_0", ..., "q2_K", ..., "q6_K", "iq4_nl",
-    /// "iq4_xs", "mxfp4", "nvfp4".
+    /// "iq4_xs", "tq1_0", "tq2_0", "mxfp4", "nvfp4".
     pub fn name(self) -> &'static str {
         match self {
             Self::Q4_0 => "q4_0",
@@ -197,6 +213,8 @@ impl GgmlType {
             Self::Q6_K => "q6_K",
             Self::IQ4_NL => "iq4_nl",
             Self::IQ4_XS => "iq4_xs",
+            Self::TQ1_0 => "tq1_0",
+            Self::TQ2_0 => "tq2_0",
             Self::MXFP4 => "mxfp4",
             Self::NVFP4 => "nvfp4",
         }
@@ -217,17 +235,25 @@ impl GgmlType {
             Self::Q6_K => c"q6_K",
             Self::IQ4_NL => c"iq4_nl",
             Self::IQ4_XS => c"iq4_xs",
+            Self::TQ1_0 => c"tq1_0",
+            Self::TQ2_0 => c"tq2_0",
             Self::MXFP4 => c"mxfp4",
             Self::NVFP4 => c"nvfp4",
         }
     }
 
-    /// Values per block (`ggml_blck_size`): 32, 256 for the K-quants and IQ4_XS, 64 for NVFP4.
+    /// Values per block (`ggml_blck_size`): 32, 256 for the K-quants, IQ4_XS, TQ1_0 and TQ2_0, 64
+    /// for NVFP4.
     pub fn block_size(self) -> usize {
         match self {
-            Self::Q2_K | Self::Q3_K | Self::Q4_K | Self::Q5_K | Self::Q6_K | Self::IQ4_XS => {
-                k::QK_K
-            }
+            Self::Q2_K
+            | Self::Q3_K
+            | Self::Q4_K
+            | Self::Q5_K
+            | Self::Q6_K
+            | Self::IQ4_XS
+            | Self::TQ1_0
+            | Self::TQ2_0 => k::QK_K,
             Self::NVFP4 => nl::QK_NVFP4,
             _ => 32,
         }
@@ -248,6 +274,8 @@ impl GgmlType {
             Self::Q6_K => k::Q6_K_BYTES,
             Self::IQ4_NL => 18,
             Self::IQ4_XS => nl::IQ4_XS_BYTES,
+            Self::TQ1_0 => tq::TQ1_0_BYTES,
+            Self::TQ2_0 => tq::TQ2_0_BYTES,
             Self::MXFP4 => 17,
             Self::NVFP4 => nl::NVFP4_BYTES,
         }
@@ -277,6 +305,8 @@ impl GgmlType {
             Self::Q6_K => k::quantize_q6_k(x, y),
             Self::IQ4_NL => nl::quantize_iq4_nl(x, None, y),
             Self::IQ4_XS => nl::quantize_iq4_xs(x, None, y),
+            Self::TQ1_0 => tq::quantize_tq1_0(x, y),
+            Self::TQ2_0 => tq::quantize_tq2_0(x, y),
             Self::MXFP4 => nl::quantize_mxfp4(x, y),
             Self::NVFP4 => nl::quantize_nvfp4(x, y),
         }
@@ -288,8 +318,8 @@ impl GgmlType {
     ///
     /// `row_sigma2` is the statistic of the whole row the 32-value types weigh with
     /// ([`row_sigma2`] of the row); the K-quants ignore it and compute theirs per super-block, and
-    /// IQ4_NL and IQ4_XS weigh per block or super-block (their own `sigma2`), and Q8_0, MXFP4 and
-    /// NVFP4 ignore the weights altogether (as ggml does).
+    /// IQ4_NL and IQ4_XS weigh per block or super-block (their own `sigma2`), and Q8_0, TQ1_0,
+    /// TQ2_0, MXFP4 and NVFP4 ignore the weights altogether (as ggml does).
     pub(crate) fn quantize_block_weighted(
         self,
         x: &[f32],
@@ -310,6 +340,8 @@ impl GgmlType {
             Self::Q6_K => k::quantize_q6_k_weighted(x, qw, y),
             Self::IQ4_NL => nl::quantize_iq4_nl(x, Some(qw), y),
             Self::IQ4_XS => nl::quantize_iq4_xs(x, Some(qw), y),
+            Self::TQ1_0 => tq::quantize_tq1_0(x, y),
+            Self::TQ2_0 => tq::quantize_tq2_0(x, y),
             Self::MXFP4 => nl::quantize_mxfp4(x, y),
             Self::NVFP4 => nl::quantize_nvfp4(x, y),
         }
@@ -330,6 +362,8 @@ impl GgmlType {
             Self::Q6_K => k::dequantize_q6_k(b, y),
             Self::IQ4_NL => nl::dequantize_iq4_nl(b, y),
             Self::IQ4_XS => nl::dequantize_iq4_xs(b, y),
+            Self::TQ1_0 => tq::dequantize_tq1_0(b, y),
+            Self::TQ2_0 => tq::dequantize_tq2_0(b, y),
             Self::MXFP4 => nl::dequantize_mxfp4(b, y),
             Self::NVFP4 => nl::dequantize_nvfp4(b, y),
         }
@@ -345,6 +379,8 @@ impl GgmlType {
             Self::Q2_K => &[80, 82],
             Self::Q3_K => &[108],
             Self::Q6_K => &[208],
+            Self::TQ1_0 => &[tq::TQ1_0_D],
+            Self::TQ2_0 => &[tq::TQ2_0_D],
         }
     }
 
@@ -654,7 +690,8 @@ pub(crate) fn check_importance(qw: &[f32], cols: usize, what: &str) -> Result<()
 /// [`ggml_quantize_src`] with an importance matrix, as ggml's `ggml_quantize_chunk` with a non-NULL
 /// `imatrix` (what `llama-quantize --imatrix` runs): `quant_weights` holds one weight per column
 /// (`n_per_row` values, the same for every row). Byte-exact with ggml's `quantize_row_*_impl`
-/// functions; Q8_0, MXFP4 and NVFP4 ignore the weights, as ggml does. `None` gives exactly the bytes
+/// functions; Q8_0, TQ1_0, TQ2_0, MXFP4 and NVFP4 ignore the weights, as ggml does (its
+/// `quantize_tq1_0` and `quantize_tq2_0` never read them). `None` gives exactly the bytes
 /// of [`ggml_quantize_src`]. Returns the number of bytes written, `nrows * row_size`.
 ///
 /// Q4_0 to Q5_1 weigh each value by `qw[j] * sqrt(sigma2 + x[j]^2)` with `sigma2` the row's mean
@@ -923,6 +960,8 @@ mod tests {
                 (14, 256, 210),
                 (20, 32, 18),
                 (23, 256, 136),
+                (34, 256, 54),
+                (35, 256, 66),
                 (39, 32, 17),
                 (40, 64, 36)
             ]
