@@ -126,6 +126,38 @@ static int read_golden_real_inputs(float **x, float **w) {
     return ok;
 }
 
+/* One type against its golden fixtures on the golden rows x (imatrix w): ggml_quantize_chunk's bytes
+ * (written without touching the byte after them), its decoded values, and its bytes under the
+ * imatrix, which equal the plain ones exactly when the type ignores importance weights. */
+static void check_golden_real(int32_t type, const char *file, const float *x, const float *w,
+                              int ignores_weights) {
+    enum { ROWS = GOLDEN_ROWS, COLS = GOLDEN_COLS, N = ROWS * COLS };
+    size_t qlen = 0, dlen = 0, wqlen = 0;
+    uint8_t *want = (uint8_t *)read_golden_real(file, ".bin", &qlen);
+    float *deq = (float *)read_golden_real(file, ".deq.f32", &dlen);
+    uint8_t *wwant = (uint8_t *)read_golden_real(file, ".imatrix.bin", &wqlen);
+    const size_t size = ROWS * quant_ggml_row_size(type, COLS);
+    CHECK(want && deq && wwant && size == qlen && size == wqlen && dlen == N * 4);
+    if (want && deq && wwant && size == qlen && size == wqlen && dlen == N * 4) {
+        uint8_t *q = (uint8_t *)malloc(size + 1);
+        float *back = (float *)malloc(N * sizeof(float));
+        q[size] = 0x5A;
+        EXPECT_STATUS(quant_ggml_quantize(type, x, ROWS, COLS, q, size + 1), QUANT_OK);
+        CHECK(memcmp(q, want, size) == 0 && q[size] == 0x5A);
+        EXPECT_STATUS(quant_ggml_dequantize(type, q, size, back, N), QUANT_OK);
+        CHECK(memcmp(back, deq, dlen) == 0);
+        memset(q, 0, size);
+        EXPECT_STATUS(quant_ggml_quantize_weighted(type, x, ROWS, COLS, w, q, size), QUANT_OK);
+        CHECK(memcmp(q, wwant, size) == 0);
+        CHECK((memcmp(wwant, want, size) == 0) == ignores_weights);
+        free(back);
+        free(q);
+    }
+    free(want);
+    free(deq);
+    free(wwant);
+}
+
 /* Byte-exactness with ggml itself through the ABI: the new K-quants of the golden fixtures that
  * ggml_quantize_chunk wrote (tests/data/ggml/golden), quantized from float and from f16, and decoded. */
 static void test_ggml_golden_k_quants(void) {
@@ -229,35 +261,11 @@ static void test_ggml_non_linear(void) {
     const int32_t types[4] = {QUANT_GGML_TYPE_IQ4_NL, QUANT_GGML_TYPE_IQ4_XS, QUANT_GGML_TYPE_MXFP4,
                               QUANT_GGML_TYPE_NVFP4};
     const char *files[4] = {"iq4_nl", "iq4_xs", "mxfp4", "nvfp4"};
-    enum { ROWS = GOLDEN_ROWS, COLS = GOLDEN_COLS, N = ROWS * COLS };
     float *x = NULL, *w = NULL;
     if (!read_golden_real_inputs(&x, &w)) return;
-    for (int t = 0; t < 4; t++) {
-        size_t qlen = 0, dlen = 0, wqlen = 0;
-        uint8_t *want = (uint8_t *)read_golden_real(files[t], ".bin", &qlen);
-        float *deq = (float *)read_golden_real(files[t], ".deq.f32", &dlen);
-        uint8_t *wwant = (uint8_t *)read_golden_real(files[t], ".imatrix.bin", &wqlen);
-        CHECK(want && deq && wwant);
-        if (!(want && deq && wwant)) continue;
-        const size_t size = ROWS * quant_ggml_row_size(types[t], COLS);
-        CHECK(size == qlen && size == wqlen && dlen == N * 4);
-        uint8_t *q = (uint8_t *)malloc(size + 1);
-        q[size] = 0x5A;
-        EXPECT_STATUS(quant_ggml_quantize(types[t], x, ROWS, COLS, q, size + 1), QUANT_OK);
-        CHECK(memcmp(q, want, size) == 0 && q[size] == 0x5A);
-        float *back = (float *)malloc(N * sizeof(float));
-        EXPECT_STATUS(quant_ggml_dequantize(types[t], q, size, back, N), QUANT_OK);
-        CHECK(memcmp(back, deq, dlen) == 0);
-        EXPECT_STATUS(quant_ggml_quantize_weighted(types[t], x, ROWS, COLS, w, q, size), QUANT_OK);
-        CHECK(memcmp(q, wwant, size) == 0);
-        CHECK((memcmp(wwant, want, size) == 0) ==
-              (types[t] == QUANT_GGML_TYPE_MXFP4 || types[t] == QUANT_GGML_TYPE_NVFP4));
-        free(back);
-        free(q);
-        free(want);
-        free(deq);
-        free(wwant);
-    }
+    for (int t = 0; t < 4; t++)
+        check_golden_real(types[t], files[t], x, w,
+                          types[t] == QUANT_GGML_TYPE_MXFP4 || types[t] == QUANT_GGML_TYPE_NVFP4);
     free(x);
     free(w);
 
@@ -315,8 +323,6 @@ static void test_ggml_non_linear(void) {
     CHECK(nout[0] == -2880.0f && nout[63] == -2880.0f);
 }
 
-/* The error paths of the K-quants whose records put their f16 headers at the end (Q2_K: d and dmin
- * at 80 and 82, Q3_K: d at 108) or beside Q4_K's (Q5_K: 0 and 2). */
 /* TQ1_0 and TQ2_0 through the ABI: ggml_quantize_chunk's bytes of the real golden rows, the same
  * with MiniLM's imatrix (ggml ignores it for these types), ggml's decoded values; a ternary row comes
  * back exactly; the errors of a scale that overflows f16 (quantizing) or is NaN (decoding). */
@@ -324,34 +330,10 @@ static void test_ggml_ternary(void) {
     const int32_t types[2] = {QUANT_GGML_TYPE_TQ1_0, QUANT_GGML_TYPE_TQ2_0};
     const char *files[2] = {"tq1_0", "tq2_0"};
     const size_t scale_at[2] = {52, 64};
-    enum { ROWS = GOLDEN_ROWS, COLS = GOLDEN_COLS, N = ROWS * COLS };
     float *x = NULL, *w = NULL;
     if (!read_golden_real_inputs(&x, &w)) return;
     for (int t = 0; t < 2; t++) {
-        size_t qlen = 0, dlen = 0, wqlen = 0;
-        uint8_t *want = (uint8_t *)read_golden_real(files[t], ".bin", &qlen);
-        float *deq = (float *)read_golden_real(files[t], ".deq.f32", &dlen);
-        uint8_t *wwant = (uint8_t *)read_golden_real(files[t], ".imatrix.bin", &wqlen);
-        CHECK(want && deq && wwant);
-        if (!(want && deq && wwant)) continue;
-        const size_t size = ROWS * quant_ggml_row_size(types[t], COLS);
-        CHECK(size == qlen && size == wqlen && dlen == N * 4);
-        CHECK(memcmp(wwant, want, size) == 0);
-        uint8_t *q = (uint8_t *)malloc(size + 1);
-        q[size] = 0x5A;
-        EXPECT_STATUS(quant_ggml_quantize(types[t], x, ROWS, COLS, q, size + 1), QUANT_OK);
-        CHECK(memcmp(q, want, size) == 0 && q[size] == 0x5A);
-        float *back = (float *)malloc(N * sizeof(float));
-        EXPECT_STATUS(quant_ggml_dequantize(types[t], q, size, back, N), QUANT_OK);
-        CHECK(memcmp(back, deq, dlen) == 0);
-        memset(q, 0, size);
-        EXPECT_STATUS(quant_ggml_quantize_weighted(types[t], x, ROWS, COLS, w, q, size), QUANT_OK);
-        CHECK(memcmp(q, want, size) == 0);
-        free(back);
-        free(q);
-        free(want);
-        free(deq);
-        free(wwant);
+        check_golden_real(types[t], files[t], x, w, 1);
 
         /* Values -0.5, 0 and 0.5 (scale 0.5, exact in f16) decode to themselves. */
         float tern[512], out[512];
@@ -382,6 +364,8 @@ static void test_ggml_ternary(void) {
     free(w);
 }
 
+/* The error paths of the K-quants whose records put their f16 headers at the end (Q2_K: d and dmin
+ * at 80 and 82, Q3_K: d at 108) or beside Q4_K's (Q5_K: 0 and 2). */
 static void test_ggml_k_quant_errors(void) {
     const int32_t types[3] = {QUANT_GGML_TYPE_Q2_K, QUANT_GGML_TYPE_Q3_K, QUANT_GGML_TYPE_Q5_K};
     const size_t inf_at[3] = {82, 108, 2};
